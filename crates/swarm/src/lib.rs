@@ -1,1 +1,25 @@
-//! shoal-swarm
+//! Sans-IO swarm logic: everything Shoal decides about a torrent, with no sockets, no disk and
+//! no clock. The engine feeds it decoded peer messages, verification results and the current
+//! time, and carries out the [`Action`]s it returns. Because time is a parameter, the
+//! [`sim`] module runs whole swarms of peers in virtual time, with exact, repeatable results.
+
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+pub mod bitfield;
+pub mod choker;
+mod peer;
+mod picker;
+pub mod rate;
+pub mod rng;
+pub mod sim;
+mod swarm;
+
+pub use bitfield::Bitfield;
+pub use peer::PeerView;
+pub use rate::Rate;
+pub use swarm::{Action, Config, PeerError, Stats, Swarm};
+
+/// Identifies one peer connection within a torrent. Chosen by the driver; never reused while
+/// the connection is known to the swarm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerKey(pub u64);

@@ -1,0 +1,127 @@
+//! What one torrent knows about one connected peer: both sides' choke and interest flags, the
+//! peer's pieces, the blocks we asked of it, and its transfer rates.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use shoal_proto::{BlockRange, PieceIndex};
+
+use crate::{Bitfield, Rate};
+
+/// Per-peer protocol state (BEP 3 flags plus BEP 6 fast-extension sets).
+#[derive(Debug)]
+pub(crate) struct Peer {
+    /// We refuse to serve the peer (initially true).
+    pub(crate) am_choking: bool,
+    /// We told the peer we want its data.
+    pub(crate) am_interested: bool,
+    /// The peer refuses to serve us (initially true).
+    pub(crate) peer_choking: bool,
+    /// The peer wants our data.
+    pub(crate) peer_interested: bool,
+    /// The peer negotiated the fast extension (BEP 6).
+    pub(crate) fast: bool,
+    /// Pieces the peer has.
+    pub(crate) has: Bitfield,
+    /// Number of pieces the peer has that we still want; we are interested while above zero.
+    pub(crate) interesting: u32,
+    /// Pieces the peer lets us fetch while choked (BEP 6 allowed-fast).
+    pub(crate) allowed_fast: HashSet<PieceIndex>,
+    /// Blocks requested from the peer and not yet received, rejected or cancelled.
+    pub(crate) pending: HashSet<BlockRange>,
+    /// Blocks we cancelled or that the choke voided; late copies are accepted silently.
+    pub(crate) cancelled: HashSet<BlockRange>,
+    /// Most requests the peer accepts at once (BEP 10 `reqq`), if it said.
+    pub(crate) reqq: Option<usize>,
+    /// Payload received from the peer.
+    pub(crate) down: Rate,
+    /// Payload sent to the peer.
+    pub(crate) up: Rate,
+    /// Last time the peer sent us a block we asked for (or when it was connected).
+    pub(crate) last_block: Instant,
+    /// No block arrived for a long time while requests were outstanding.
+    pub(crate) snubbed: bool,
+    /// The peer rejected a request since the last tick; wait before asking again.
+    pub(crate) backoff: bool,
+    /// Verification failures of pieces this peer alone sent.
+    pub(crate) strikes: u32,
+}
+
+/// Most cancelled blocks remembered per peer before the memory is reset.
+pub(crate) const MAX_CANCELLED: usize = 4096;
+
+impl Peer {
+    pub(crate) fn new(now: Instant, pieces: u32, fast: bool) -> Self {
+        Self {
+            am_choking: true,
+            am_interested: false,
+            peer_choking: true,
+            peer_interested: false,
+            fast,
+            has: Bitfield::new(pieces),
+            interesting: 0,
+            allowed_fast: HashSet::new(),
+            pending: HashSet::new(),
+            cancelled: HashSet::new(),
+            reqq: None,
+            down: Rate::new(now),
+            up: Rate::new(now),
+            last_block: now,
+            snubbed: false,
+            backoff: false,
+            strikes: 0,
+        }
+    }
+
+    pub(crate) fn remember_cancelled(&mut self, block: BlockRange) {
+        if self.cancelled.len() >= MAX_CANCELLED {
+            self.cancelled.clear();
+        }
+        self.cancelled.insert(block);
+    }
+}
+
+/// A read-only view of a peer for front ends.
+#[derive(Clone, Debug)]
+pub struct PeerView {
+    /// We are choking the peer.
+    pub am_choking: bool,
+    /// We are interested in the peer.
+    pub am_interested: bool,
+    /// The peer is choking us.
+    pub peer_choking: bool,
+    /// The peer is interested in us.
+    pub peer_interested: bool,
+    /// Pieces the peer has.
+    pub pieces: u32,
+    /// Download rate from the peer, bytes per second.
+    pub down_rate: f64,
+    /// Upload rate to the peer, bytes per second.
+    pub up_rate: f64,
+    /// Bytes received from the peer.
+    pub downloaded: u64,
+    /// Bytes sent to the peer.
+    pub uploaded: u64,
+    /// Requests outstanding to the peer.
+    pub pending: usize,
+    /// The peer is snubbing us.
+    pub snubbed: bool,
+}
+
+impl From<&Peer> for PeerView {
+    fn from(p: &Peer) -> Self {
+        Self {
+            am_choking: p.am_choking,
+            am_interested: p.am_interested,
+            peer_choking: p.peer_choking,
+            peer_interested: p.peer_interested,
+            pieces: p.has.count(),
+            down_rate: p.down.bytes_per_sec(),
+            up_rate: p.up.bytes_per_sec(),
+            downloaded: p.down.total(),
+            uploaded: p.up.total(),
+            pending: p.pending.len(),
+            snubbed: p.snubbed,
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! Piece and block selection: which blocks to request from which peer.
+//!
+//! Policy, in order of precedence for each request slot a peer has free:
+//! 1. blocks of pieces already in progress (so partial pieces finish and can be verified and
+//!    shared quickly);
+//! 2. a new piece the peer has: the rarest one among peers we know, ties broken at random;
+//!    while we hold fewer than [`RANDOM_FIRST`] pieces, a random one instead, so a new peer
+//!    quickly has something to trade;
+//! 3. endgame: once no piece is left unstarted, blocks already requested from other peers, each
+//!    block from at most [`ENDGAME_DUPLICATES`] peers at once (the first copy to arrive wins and
+//!    the others are cancelled).
+//!
+//! A piece that failed verification becomes *suspect*: the next attempt is fetched from one
+//! peer only, so a second failure names the peer that sent bad data.
+
+use std::collections::BTreeMap;
+
+use shoal_proto::{BlockRange, Layout, PieceIndex};
+
+use crate::PeerKey;
+use crate::rng::Rng;
+
+/// While we hold fewer verified pieces than this, new pieces are picked at random.
+pub const RANDOM_FIRST: u32 = 4;
+/// In endgame, the most peers one block is requested from at once.
+pub const ENDGAME_DUPLICATES: u8 = 2;
+
+/// Where a piece stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PieceState {
+    /// Nothing requested yet.
+    Missing,
+    /// Some blocks requested or received; details in [`Picker::partials`].
+    Partial,
+    /// Every block received and handed to storage; waiting for the hash check.
+    Verifying,
+    /// Verified.
+    Have,
+    /// Not wanted by the user (file skipped).
+    Skipped,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Open,
+    Requested(u8),
+    Received,
+}
+
+/// A piece in progress. Invariant: `open` counts `Slot::Open` entries and `received` counts
+/// `Slot::Received` entries of `blocks`.
+#[derive(Debug)]
+pub(crate) struct Partial {
+    blocks: Vec<Slot>,
+    open: u32,
+    received: u32,
+    /// Peers that sent at least one accepted block of this piece.
+    pub(crate) contributors: Vec<PeerKey>,
+    /// For a suspect piece, the one peer allowed to fetch it.
+    exclusive: Option<PeerKey>,
+}
+
+/// Outcome of accepting a block.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Accepted {
+    /// We already had this block (an endgame duplicate); drop the data.
+    Duplicate,
+    /// New block; `complete` when it was the piece's last one.
+    New { complete: bool },
+}
+
+/// Per-torrent piece selection state.
+#[derive(Debug)]
+pub(crate) struct Picker {
+    layout: Layout,
+    /// Number of connected peers (seeds included) having each piece.
+    availability: Vec<u32>,
+    state: Vec<PieceState>,
+    /// Pieces that failed verification at least once.
+    suspect: Vec<bool>,
+    partials: BTreeMap<PieceIndex, Partial>,
+    /// Number of pieces in `PieceState::Missing`.
+    missing: u32,
+}
+
+impl Picker {
+    pub(crate) fn new(layout: Layout, have: &crate::Bitfield) -> Self {
+        let n = layout.piece_count() as usize;
+        let state: Vec<PieceState> = layout
+            .pieces()
+            .map(|p| if have.get(p) { PieceState::Have } else { PieceState::Missing })
+            .collect();
+        let missing = state.iter().filter(|s| **s == PieceState::Missing).count() as u32;
+        Self { layout, availability: vec![0; n], state, suspect: vec![false; n], partials: BTreeMap::new(), missing }
+    }
+
+    pub(crate) fn state(&self, piece: PieceIndex) -> PieceState {
+        self.state[piece.idx()]
+    }
+
+    pub(crate) fn peer_has(&mut self, piece: PieceIndex) {
+        self.availability[piece.idx()] += 1;
+    }
+
+    pub(crate) fn peer_lost(&mut self, piece: PieceIndex) {
+        let a = &mut self.availability[piece.idx()];
+        *a = a.saturating_sub(1);
+    }
+
+    /// Marks a piece wanted or not (file priorities). Only pieces not yet started change.
+    pub(crate) fn set_wanted(&mut self, piece: PieceIndex, wanted: bool) {
+        let s = &mut self.state[piece.idx()];
+        match (*s, wanted) {
+            (PieceState::Missing, false) => {
+                *s = PieceState::Skipped;
+                self.missing -= 1;
+            }
+            (PieceState::Skipped, true) => {
+                *s = PieceState::Missing;
+                self.missing += 1;
+            }
+            _ => {}
+        }
+    }
+
+    /// True when no piece remains unstarted, so duplicate requests are worth sending.
+    pub(crate) fn in_endgame(&self) -> bool {
+        self.missing == 0
+    }
+
+    /// Chooses up to `want` blocks for `peer`. `has` says which pieces the peer has (and, for a
+    /// choked peer, which it allows us to fetch); `pending` says which blocks are already
+    /// requested from this peer. Picked blocks are marked requested.
+    pub(crate) fn pick(
+        &mut self,
+        peer: PeerKey,
+        want: usize,
+        have_count: u32,
+        has: impl Fn(PieceIndex) -> bool,
+        pending: impl Fn(&BlockRange) -> bool,
+        rng: &mut Rng,
+        out: &mut Vec<BlockRange>,
+    ) {
+        let start = out.len();
+        let done = |out: &Vec<BlockRange>| out.len() - start >= want;
+        // 1. Pieces in progress.
+        for (&piece, partial) in self.partials.iter_mut() {
+            if done(out) {
+                return;
+            }
+            if partial.open == 0 || partial.exclusive.is_some_and(|p| p != peer) || !has(piece) {
+                continue;
+            }
+            take_open(&self.layout, piece, partial, want - (out.len() - start), out);
+        }
+        // 2. New pieces.
+        while !done(out) && self.missing > 0 {
+            let Some(piece) = self.choose_new(have_count, &has, rng) else { break };
+            let blocks = self.layout.block_count(piece) as usize;
+            let mut partial = Partial {
+                blocks: vec![Slot::Open; blocks],
+                open: blocks as u32,
+                received: 0,
+                contributors: Vec::new(),
+                exclusive: self.suspect[piece.idx()].then_some(peer),
+            };
+            take_open(&self.layout, piece, &mut partial, want - (out.len() - start), out);
+            self.state[piece.idx()] = PieceState::Partial;
+            self.missing -= 1;
+            self.partials.insert(piece, partial);
+        }
+        // 3. Endgame.
+        if done(out) || !self.in_endgame() {
+            return;
+        }
+        for (&piece, partial) in self.partials.iter_mut() {
+            if partial.exclusive.is_some() || !has(piece) {
+                continue;
+            }
+            for (n, slot) in partial.blocks.iter_mut().enumerate() {
+                if done(out) {
+                    return;
+                }
+                let Slot::Requested(count) = *slot else { continue };
+                if count >= ENDGAME_DUPLICATES {
+                    continue;
+                }
+                let Some(block) = self.layout.block(piece, n as u32) else { continue };
+                if pending(&block) || out[start..].contains(&block) {
+                    continue;
+                }
+                *slot = Slot::Requested(count + 1);
+                out.push(block);
+            }
+        }
+    }
+
+    /// Rarest (or, early on, random) unstarted piece the peer has.
+    fn choose_new(&self, have_count: u32, has: &impl Fn(PieceIndex) -> bool, rng: &mut Rng) -> Option<PieceIndex> {
+        let random_first = have_count < RANDOM_FIRST;
+        let n = self.layout.piece_count();
+        let offset = rng.below(n as u64) as u32;
+        let mut best: Option<PieceIndex> = None;
+        let mut best_avail = u32::MAX;
+        let mut ties = 0u64;
+        for i in 0..n {
+            let piece = PieceIndex::new_unchecked((i + offset) % n);
+            if self.state[piece.idx()] != PieceState::Missing || !has(piece) {
+                continue;
+            }
+            let avail = if random_first { 0 } else { self.availability[piece.idx()] };
+            if avail < best_avail {
+                best_avail = avail;
+                best = Some(piece);
+                ties = 1;
+            } else if avail == best_avail {
+                ties += 1;
+                if rng.below(ties) == 0 {
+                    best = Some(piece);
+                }
+            }
+        }
+        best
+    }
+
+    /// A requested block will not come from one of the peers it was asked of (rejected,
+    /// cancelled, timed out or the peer left).
+    pub(crate) fn release(&mut self, block: &BlockRange) {
+        let Some(partial) = self.partials.get_mut(&block.piece) else { return };
+        let Some(slot) = partial.blocks.get_mut((block.begin / shoal_proto::BLOCK_SIZE) as usize) else { return };
+        if let Slot::Requested(count) = *slot {
+            if count <= 1 {
+                *slot = Slot::Open;
+                partial.open += 1;
+            } else {
+                *slot = Slot::Requested(count - 1);
+            }
+        }
+    }
+
+    /// The peer that had exclusive rights on suspect pieces is gone or choked us.
+    pub(crate) fn drop_exclusive(&mut self, peer: PeerKey) {
+        for partial in self.partials.values_mut() {
+            if partial.exclusive == Some(peer) {
+                partial.exclusive = None;
+            }
+        }
+    }
+
+    /// Records a received block from `peer`.
+    pub(crate) fn accept(&mut self, peer: PeerKey, block: &BlockRange) -> Accepted {
+        let Some(partial) = self.partials.get_mut(&block.piece) else { return Accepted::Duplicate };
+        let Some(slot) = partial.blocks.get_mut((block.begin / shoal_proto::BLOCK_SIZE) as usize) else {
+            return Accepted::Duplicate;
+        };
+        match *slot {
+            Slot::Received => return Accepted::Duplicate,
+            Slot::Open => partial.open -= 1,
+            Slot::Requested(_) => {}
+        }
+        *slot = Slot::Received;
+        partial.received += 1;
+        if !partial.contributors.contains(&peer) {
+            partial.contributors.push(peer);
+        }
+        let complete = partial.received as usize == partial.blocks.len();
+        if complete {
+            self.state[block.piece.idx()] = PieceState::Verifying;
+        }
+        Accepted::New { complete }
+    }
+
+    /// The hash check of a piece ended. Returns the peers that contributed to it.
+    pub(crate) fn verified(&mut self, piece: PieceIndex, ok: bool) -> Vec<PeerKey> {
+        let contributors = self.partials.remove(&piece).map(|p| p.contributors).unwrap_or_default();
+        let state = &mut self.state[piece.idx()];
+        if ok {
+            *state = PieceState::Have;
+        } else if *state != PieceState::Have {
+            *state = PieceState::Missing;
+            self.missing += 1;
+            self.suspect[piece.idx()] = true;
+        }
+        contributors
+    }
+}
+
+/// Marks up to `want` open blocks of `partial` requested and appends them to `out`.
+fn take_open(layout: &Layout, piece: PieceIndex, partial: &mut Partial, want: usize, out: &mut Vec<BlockRange>) {
+    let mut taken = 0;
+    for (n, slot) in partial.blocks.iter_mut().enumerate() {
+        if taken == want || partial.open == 0 {
+            break;
+        }
+        if *slot != Slot::Open {
+            continue;
+        }
+        let Some(block) = layout.block(piece, n as u32) else { continue };
+        *slot = Slot::Requested(1);
+        partial.open -= 1;
+        taken += 1;
+        out.push(block);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Bitfield;
+
+    fn picker(pieces: u32, piece_len: u32) -> Picker {
+        let layout = Layout::new(pieces as u64 * piece_len as u64, piece_len).expect("layout");
+        Picker::new(layout, &Bitfield::new(pieces))
+    }
+
+    #[test]
+    fn rarest_piece_is_picked_first() {
+        let mut p = picker(8, 16384);
+        for i in 0..8 {
+            let piece = PieceIndex::new_unchecked(i);
+            for _ in 0..(if i == 5 { 1 } else { 3 }) {
+                p.peer_has(piece);
+            }
+        }
+        let mut rng = Rng::new(7);
+        let mut out = Vec::new();
+        p.pick(PeerKey(1), 1, RANDOM_FIRST, |_| true, |_| false, &mut rng, &mut out);
+        assert_eq!(out[0].piece.get(), 5);
+    }
+
+    #[test]
+    fn partial_pieces_are_finished_before_new_ones() {
+        let mut p = picker(4, 4 * 16384);
+        let mut rng = Rng::new(1);
+        let mut out = Vec::new();
+        p.pick(PeerKey(1), 2, 10, |_| true, |_| false, &mut rng, &mut out);
+        let first = out[0].piece;
+        assert_eq!(out[1].piece, first);
+        let mut out2 = Vec::new();
+        p.pick(PeerKey(2), 2, 10, |_| true, |_| false, &mut rng, &mut out2);
+        assert!(out2.iter().all(|b| b.piece == first), "second peer continues the partial piece");
+    }
+
+    #[test]
+    fn endgame_duplicates_requests_up_to_limit() {
+        let mut p = picker(1, 2 * 16384);
+        let mut rng = Rng::new(1);
+        let mut a = Vec::new();
+        p.pick(PeerKey(1), 10, 10, |_| true, |_| false, &mut rng, &mut a);
+        assert_eq!(a.len(), 2);
+        assert!(p.in_endgame());
+        let mut b = Vec::new();
+        p.pick(PeerKey(2), 10, 10, |_| true, |_| false, &mut rng, &mut b);
+        assert_eq!(b.len(), 2, "endgame hands the same blocks to a second peer");
+        let mut c = Vec::new();
+        p.pick(PeerKey(3), 10, 10, |_| true, |_| false, &mut rng, &mut c);
+        assert!(c.is_empty(), "no block is requested from more than {ENDGAME_DUPLICATES} peers");
+        assert_eq!(p.accept(PeerKey(1), &a[0]), Accepted::New { complete: false });
+        assert_eq!(p.accept(PeerKey(2), &b[0]), Accepted::Duplicate);
+        assert_eq!(p.accept(PeerKey(2), &b[1]), Accepted::New { complete: true });
+        assert_eq!(p.state(a[0].piece), PieceState::Verifying);
+    }
+
+    #[test]
+    fn failed_piece_is_refetched_from_one_peer() {
+        let mut p = picker(1, 2 * 16384);
+        let mut rng = Rng::new(1);
+        let mut a = Vec::new();
+        p.pick(PeerKey(1), 1, 10, |_| true, |_| false, &mut rng, &mut a);
+        let mut b = Vec::new();
+        p.pick(PeerKey(2), 1, 10, |_| true, |_| false, &mut rng, &mut b);
+        p.accept(PeerKey(1), &a[0]);
+        p.accept(PeerKey(2), &b[0]);
+        let piece = a[0].piece;
+        let mut contributors = p.verified(piece, false);
+        contributors.sort();
+        assert_eq!(contributors, vec![PeerKey(1), PeerKey(2)]);
+        assert_eq!(p.state(piece), PieceState::Missing);
+        let mut c = Vec::new();
+        p.pick(PeerKey(3), 1, 10, |_| true, |_| false, &mut rng, &mut c);
+        let mut d = Vec::new();
+        p.pick(PeerKey(4), 5, 10, |_| true, |_| false, &mut rng, &mut d);
+        assert!(d.is_empty(), "a suspect piece belongs to the one peer fetching it");
+    }
+
+    #[test]
+    fn released_blocks_are_requested_again() {
+        let mut p = picker(1, 16384);
+        let mut rng = Rng::new(1);
+        let mut a = Vec::new();
+        p.pick(PeerKey(1), 1, 10, |_| true, |_| false, &mut rng, &mut a);
+        p.release(&a[0]);
+        let mut b = Vec::new();
+        p.pick(PeerKey(2), 1, 10, |_| true, |_| false, &mut rng, &mut b);
+        assert_eq!(a, b);
+    }
+}

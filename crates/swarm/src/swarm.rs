@@ -1,0 +1,784 @@
+//! The per-torrent state machine: it decides, for one torrent, every message we send, every
+//! block we request, write, serve and verify, and every peer we drop.
+//!
+//! Call protocol (sans-IO, in the manner of quinn-proto's `Connection`):
+//! - the driver performs handshakes itself and then calls [`Swarm::add_peer`]; the first action
+//!   queued for the peer is its bitfield (or BEP 6 have-all / have-none), which must be the first
+//!   message after the handshake, so the driver drains actions before sending anything else;
+//! - every decoded message goes to [`Swarm::handle_message`]; an `Err` means the peer broke the
+//!   protocol: the driver closes the connection and calls [`Swarm::remove_peer`];
+//! - [`Action::Write`] blocks must reach storage before the driver hashes the piece named by a
+//!   later [`Action::Verify`]; the result comes back through [`Swarm::handle_verified`];
+//! - [`Action::Serve`] asks the driver to read a block and send it as a `piece` message;
+//! - [`Swarm::tick`] runs rechoking, snub detection and rate sampling; call it about once per
+//!   second with the current time;
+//! - after any call, drain [`Swarm::poll_action`] until it returns `None`.
+//!
+//! Time is always a parameter, so a whole swarm can run in virtual time (see [`crate::sim`]).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use shoal_proto::{BLOCK_SIZE, BlockRange, Layout, Message, PieceIndex};
+
+use crate::choker::{self, Candidate};
+use crate::peer::{Peer, PeerView};
+use crate::picker::{Accepted, PieceState, Picker};
+use crate::rng::Rng;
+use crate::{Bitfield, PeerKey, Rate};
+
+/// Tunables of the swarm logic. The defaults suit real networks and loopback alike.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Peers unchoked at once, the optimistic one included.
+    pub unchoke_slots: usize,
+    /// How often the regular unchoke set is recomputed.
+    pub rechoke_interval: Duration,
+    /// How often the optimistic unchoke moves to another peer.
+    pub optimistic_interval: Duration,
+    /// A peer with requests outstanding that sends nothing for this long is snubbed.
+    pub snub_timeout: Duration,
+    /// Fewest requests kept outstanding per unchoking peer.
+    pub min_queue: usize,
+    /// Most requests kept outstanding per peer.
+    pub max_queue: usize,
+    /// Requests outstanding per peer aim to cover this much transfer time at its current rate
+    /// (the bandwidth-delay product with a margin).
+    pub queue_time: Duration,
+    /// Sole-source verification failures after which a peer is banned.
+    pub ban_strikes: u32,
+    /// Seed of the random choices (piece ties, optimistic unchokes).
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            unchoke_slots: 4,
+            rechoke_interval: Duration::from_secs(10),
+            optimistic_interval: Duration::from_secs(30),
+            snub_timeout: Duration::from_secs(30),
+            min_queue: 32,
+            max_queue: 1000,
+            queue_time: Duration::from_millis(1000),
+            ban_strikes: 2,
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// Something the driver must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send a message to a peer.
+    Send {
+        /// Destination.
+        peer: PeerKey,
+        /// The message.
+        msg: Message,
+    },
+    /// Read a block from storage and send it to the peer as a `piece` message.
+    Serve {
+        /// Destination.
+        peer: PeerKey,
+        /// The block to read.
+        block: BlockRange,
+    },
+    /// Write a received block to storage.
+    Write {
+        /// Where the data goes.
+        block: BlockRange,
+        /// The data (`block.length` bytes).
+        data: Bytes,
+    },
+    /// Every block of the piece has been written: check its hash and report back.
+    Verify {
+        /// The piece to check.
+        piece: PieceIndex,
+    },
+    /// Close the connection to the peer; it has already been removed from the swarm.
+    Disconnect {
+        /// The peer.
+        peer: PeerKey,
+        /// Refuse further connections from this peer's address for this torrent.
+        ban: bool,
+        /// Why, for the log.
+        reason: &'static str,
+    },
+}
+
+/// A protocol violation by a peer; the connection should be closed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PeerError {
+    /// The peer is not (or no longer) part of this swarm.
+    #[error("unknown peer")]
+    UnknownPeer,
+    /// A `have` or `allowed fast` message named a piece past the end of the torrent.
+    #[error("piece index {0} is out of range")]
+    PieceOutOfRange(u32),
+    /// A `bitfield` message did not fit the torrent.
+    #[error(transparent)]
+    Bitfield(#[from] crate::bitfield::BitfieldError),
+    /// A `request`, `piece`, `cancel` or `reject` named a block outside its piece or too large.
+    #[error("invalid block: piece {index}, offset {begin}, length {length}")]
+    InvalidBlock {
+        /// Piece index as sent.
+        index: u32,
+        /// Offset as sent.
+        begin: u32,
+        /// Length as sent.
+        length: u32,
+    },
+    /// The peer sent a block we never requested.
+    #[error("unrequested block: piece {index}, offset {begin}")]
+    UnrequestedBlock {
+        /// Piece index as sent.
+        index: u32,
+        /// Offset as sent.
+        begin: u32,
+    },
+}
+
+/// Totals for front ends.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Verified pieces.
+    pub pieces_have: u32,
+    /// Pieces in the torrent.
+    pub pieces_total: u32,
+    /// Bytes of verified data.
+    pub bytes_have: u64,
+    /// Payload bytes received (including discarded duplicates).
+    pub downloaded: u64,
+    /// Payload bytes sent.
+    pub uploaded: u64,
+    /// Current download rate, bytes per second.
+    pub down_rate: f64,
+    /// Current upload rate, bytes per second.
+    pub up_rate: f64,
+    /// Connected peers.
+    pub peers: usize,
+    /// Connected peers that have every piece.
+    pub seeds: usize,
+    /// Pieces that failed their hash check.
+    pub hash_failures: u32,
+}
+
+/// Swarm logic for one torrent. See the module documentation for the call protocol.
+#[derive(Debug)]
+pub struct Swarm {
+    config: Config,
+    layout: Layout,
+    have: Bitfield,
+    bytes_have: u64,
+    picker: Picker,
+    peers: std::collections::BTreeMap<PeerKey, Peer>,
+    actions: VecDeque<Action>,
+    rng: Rng,
+    next_rechoke: Instant,
+    next_optimistic: Instant,
+    optimistic: Option<PeerKey>,
+    down: Rate,
+    up: Rate,
+    hash_failures: u32,
+    /// Scratch buffer for picked blocks, kept to avoid an allocation per refill.
+    scratch: Vec<BlockRange>,
+}
+
+impl Swarm {
+    /// Swarm logic for a torrent of the given geometry, holding the verified pieces `have`.
+    pub fn new(layout: Layout, have: Bitfield, config: Config, now: Instant) -> Self {
+        let bytes_have = have.ones().map(|p| layout.piece_size(p) as u64).sum();
+        let picker = Picker::new(layout, &have);
+        Self {
+            rng: Rng::new(config.seed),
+            next_rechoke: now + config.rechoke_interval,
+            next_optimistic: now,
+            config,
+            layout,
+            have,
+            bytes_have,
+            picker,
+            peers: Default::default(),
+            actions: VecDeque::new(),
+            optimistic: None,
+            down: Rate::new(now),
+            up: Rate::new(now),
+            hash_failures: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The torrent's geometry.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Verified pieces.
+    pub fn have(&self) -> &Bitfield {
+        &self.have
+    }
+
+    /// True when every wanted piece is verified.
+    pub fn is_complete(&self) -> bool {
+        self.layout.pieces().all(|p| matches!(self.picker.state(p), PieceState::Have | PieceState::Skipped))
+    }
+
+    /// Marks a piece wanted or not (from file priorities). Pieces already started finish.
+    pub fn set_piece_wanted(&mut self, piece: PieceIndex, wanted: bool) {
+        self.picker.set_wanted(piece, wanted);
+    }
+
+    /// The next thing the driver must do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Totals and rates.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            pieces_have: self.have.count(),
+            pieces_total: self.layout.piece_count(),
+            bytes_have: self.bytes_have,
+            downloaded: self.down.total(),
+            uploaded: self.up.total(),
+            down_rate: self.down.bytes_per_sec(),
+            up_rate: self.up.bytes_per_sec(),
+            peers: self.peers.len(),
+            seeds: self.peers.values().filter(|p| p.has.is_full()).count(),
+            hash_failures: self.hash_failures,
+        }
+    }
+
+    /// Connected peers and their state.
+    pub fn peers(&self) -> impl Iterator<Item = (PeerKey, PeerView)> + '_ {
+        self.peers.iter().map(|(k, p)| (*k, PeerView::from(p)))
+    }
+
+    /// A peer finished its handshake. `fast` is true when both sides set the BEP 6 bit.
+    pub fn add_peer(&mut self, now: Instant, peer: PeerKey, fast: bool) {
+        let state = Peer::new(now, self.layout.piece_count(), fast);
+        self.peers.insert(peer, state);
+        let msg = if fast && self.have.is_full() {
+            Some(Message::HaveAll)
+        } else if fast && self.have.count() == 0 {
+            Some(Message::HaveNone)
+        } else if self.have.count() > 0 {
+            Some(Message::Bitfield(self.have.to_wire()))
+        } else {
+            None
+        };
+        if let Some(msg) = msg {
+            self.actions.push_back(Action::Send { peer, msg });
+        }
+    }
+
+    /// The peer told us (BEP 10 `reqq`) how many requests it accepts at once.
+    pub fn set_peer_reqq(&mut self, peer: PeerKey, reqq: u32) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.reqq = Some(reqq.max(1) as usize);
+        }
+    }
+
+    /// The connection to the peer is gone (or being closed by the driver).
+    pub fn remove_peer(&mut self, peer: PeerKey) {
+        let Some(p) = self.peers.remove(&peer) else { return };
+        for piece in p.has.ones() {
+            self.picker.peer_lost(piece);
+        }
+        for block in &p.pending {
+            self.picker.release(block);
+        }
+        self.picker.drop_exclusive(peer);
+        if self.optimistic == Some(peer) {
+            self.optimistic = None;
+        }
+        if !p.am_choking {
+            self.fill_unchoke_slots();
+        }
+        if !p.pending.is_empty() {
+            self.refill_all();
+        }
+    }
+
+    /// Handles one message from a peer.
+    pub fn handle_message(&mut self, now: Instant, peer: PeerKey, msg: Message) -> Result<(), PeerError> {
+        if !self.peers.contains_key(&peer) {
+            return Err(PeerError::UnknownPeer);
+        }
+        match msg {
+            Message::KeepAlive
+            | Message::Port(_)
+            | Message::SuggestPiece(_)
+            | Message::Extended { .. }
+            | Message::Unknown { .. } => {}
+            Message::Choke => self.on_choke(peer),
+            Message::Unchoke => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.peer_choking = false;
+                    p.last_block = now;
+                }
+                self.refill(peer);
+            }
+            Message::Interested => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.peer_interested = true;
+                }
+                self.fill_unchoke_slots();
+            }
+            Message::NotInterested => {
+                let was_unchoked = self.peers.get_mut(&peer).is_some_and(|p| {
+                    p.peer_interested = false;
+                    !p.am_choking
+                });
+                if was_unchoked {
+                    self.fill_unchoke_slots();
+                }
+            }
+            Message::Have(index) => {
+                let piece = self.layout.piece(index).ok_or(PeerError::PieceOutOfRange(index))?;
+                self.on_have(peer, piece);
+                self.refill(peer);
+            }
+            Message::Bitfield(bits) => {
+                let field = Bitfield::from_wire(&bits, self.layout.piece_count())?;
+                self.on_bitfield(peer, field);
+                self.refill(peer);
+            }
+            Message::HaveAll => {
+                self.on_bitfield(peer, Bitfield::full(self.layout.piece_count()));
+                self.refill(peer);
+            }
+            Message::HaveNone => self.on_bitfield(peer, Bitfield::new(self.layout.piece_count())),
+            Message::Request { index, begin, length } => {
+                let block = self.check_block(index, begin, length)?;
+                self.on_request(peer, block);
+            }
+            Message::Cancel { index, begin, length } => {
+                // Blocks are handed to the driver as soon as they are requested, so there is
+                // nothing left to withdraw; the block is simply sent.
+                self.check_block(index, begin, length)?;
+            }
+            Message::Piece { index, begin, data } => {
+                let length = u32::try_from(data.len()).unwrap_or(u32::MAX);
+                let block = self.check_block(index, begin, length)?;
+                self.on_block(now, peer, block, data)?;
+            }
+            Message::RejectRequest { index, begin, length } => {
+                let block = self.check_block(index, begin, length)?;
+                if let Some(p) = self.peers.get_mut(&peer)
+                    && p.pending.remove(&block)
+                {
+                    p.backoff = true;
+                    self.picker.release(&block);
+                }
+            }
+            Message::AllowedFast(index) => {
+                let piece = self.layout.piece(index).ok_or(PeerError::PieceOutOfRange(index))?;
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.allowed_fast.insert(piece);
+                }
+                self.refill(peer);
+            }
+        }
+        Ok(())
+    }
+
+    fn check_block(&self, index: u32, begin: u32, length: u32) -> Result<BlockRange, PeerError> {
+        self.layout.check_block(index, begin, length).ok_or(PeerError::InvalidBlock { index, begin, length })
+    }
+
+    fn on_choke(&mut self, peer: PeerKey) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        p.peer_choking = true;
+        if !p.fast {
+            // Without the fast extension a choke discards every outstanding request (BEP 3).
+            let voided: Vec<BlockRange> = p.pending.drain().collect();
+            for block in voided {
+                p.remember_cancelled(block);
+                self.picker.release(&block);
+            }
+            self.refill_all();
+        }
+        self.picker.drop_exclusive(peer);
+    }
+
+    fn on_have(&mut self, peer: PeerKey, piece: PieceIndex) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        if !p.has.set(piece) {
+            return;
+        }
+        self.picker.peer_has(piece);
+        if !self.have.get(piece) && self.picker.state(piece) != PieceState::Skipped {
+            p.interesting += 1;
+            if p.interesting == 1 {
+                self.set_interest(peer, true);
+            }
+        }
+        self.disconnect_if_both_seeds(peer);
+    }
+
+    fn on_bitfield(&mut self, peer: PeerKey, field: Bitfield) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        for piece in p.has.ones() {
+            self.picker.peer_lost(piece);
+        }
+        let mut interesting = 0;
+        for piece in field.ones() {
+            self.picker.peer_has(piece);
+            if !self.have.get(piece) && self.picker.state(piece) != PieceState::Skipped {
+                interesting += 1;
+            }
+        }
+        p.has = field;
+        p.interesting = interesting;
+        self.set_interest(peer, interesting > 0);
+        self.disconnect_if_both_seeds(peer);
+    }
+
+    fn disconnect_if_both_seeds(&mut self, peer: PeerKey) {
+        let both = self.have.is_full() && self.peers.get(&peer).is_some_and(|p| p.has.is_full());
+        if both {
+            self.drop_peer(peer, false, "both sides are seeds");
+        }
+    }
+
+    fn set_interest(&mut self, peer: PeerKey, interested: bool) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        if p.am_interested == interested {
+            return;
+        }
+        p.am_interested = interested;
+        let msg = if interested { Message::Interested } else { Message::NotInterested };
+        self.actions.push_back(Action::Send { peer, msg });
+    }
+
+    fn on_request(&mut self, peer: PeerKey, block: BlockRange) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        let allowed = !p.am_choking && self.have.get(block.piece);
+        if allowed {
+            p.up.add(block.length as u64);
+            self.up.add(block.length as u64);
+            self.actions.push_back(Action::Serve { peer, block });
+        } else if p.fast {
+            let msg = Message::RejectRequest { index: block.piece.get(), begin: block.begin, length: block.length };
+            self.actions.push_back(Action::Send { peer, msg });
+        }
+    }
+
+    fn on_block(&mut self, now: Instant, peer: PeerKey, block: BlockRange, data: Bytes) -> Result<(), PeerError> {
+        let Some(p) = self.peers.get_mut(&peer) else { return Err(PeerError::UnknownPeer) };
+        if !p.pending.remove(&block) {
+            if p.cancelled.remove(&block) {
+                return Ok(());
+            }
+            return Err(PeerError::UnrequestedBlock { index: block.piece.get(), begin: block.begin });
+        }
+        p.down.add(block.length as u64);
+        p.last_block = now;
+        p.snubbed = false;
+        self.down.add(block.length as u64);
+        match self.picker.accept(peer, &block) {
+            Accepted::Duplicate => {}
+            Accepted::New { complete } => {
+                self.actions.push_back(Action::Write { block, data });
+                if self.picker.in_endgame() {
+                    self.cancel_duplicates(peer, &block);
+                }
+                if complete {
+                    self.actions.push_back(Action::Verify { piece: block.piece });
+                }
+            }
+        }
+        self.refill(peer);
+        Ok(())
+    }
+
+    /// In endgame, withdraws the block from every other peer it was requested from.
+    fn cancel_duplicates(&mut self, from: PeerKey, block: &BlockRange) {
+        for (&key, p) in self.peers.iter_mut() {
+            if key != from && p.pending.remove(block) {
+                p.remember_cancelled(*block);
+                let msg = Message::Cancel { index: block.piece.get(), begin: block.begin, length: block.length };
+                self.actions.push_back(Action::Send { peer: key, msg });
+            }
+        }
+    }
+
+    /// The driver finished checking a piece's hash.
+    pub fn handle_verified(&mut self, _now: Instant, piece: PieceIndex, ok: bool) {
+        let contributors = self.picker.verified(piece, ok);
+        if ok {
+            if !self.have.set(piece) {
+                return;
+            }
+            self.bytes_have += self.layout.piece_size(piece) as u64;
+            let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+            for key in keys {
+                let Some(p) = self.peers.get_mut(&key) else { continue };
+                self.actions.push_back(Action::Send { peer: key, msg: Message::Have(piece.get()) });
+                if p.has.get(piece) {
+                    p.interesting = p.interesting.saturating_sub(1);
+                    if p.interesting == 0 {
+                        self.set_interest(key, false);
+                    }
+                }
+                self.disconnect_if_both_seeds(key);
+            }
+            return;
+        }
+        self.hash_failures += 1;
+        if let [only] = contributors[..] {
+            let banned = self.peers.get_mut(&only).is_some_and(|p| {
+                p.strikes += 1;
+                p.strikes >= self.config.ban_strikes
+            });
+            if banned {
+                self.drop_peer(only, true, "sent data that failed verification repeatedly");
+            }
+        }
+        self.refill_all();
+    }
+
+    /// Removes a peer and asks the driver to close its connection.
+    fn drop_peer(&mut self, peer: PeerKey, ban: bool, reason: &'static str) {
+        if self.peers.contains_key(&peer) {
+            self.remove_peer(peer);
+            self.actions.push_back(Action::Disconnect { peer, ban, reason });
+        }
+    }
+
+    /// Periodic work: rate sampling, snub detection, rechoking. Call about once per second.
+    pub fn tick(&mut self, now: Instant) {
+        self.down.update(now);
+        self.up.update(now);
+        let mut snubbed = Vec::new();
+        for (&key, p) in self.peers.iter_mut() {
+            p.down.update(now);
+            p.up.update(now);
+            p.backoff = false;
+            if !p.pending.is_empty() && now.saturating_duration_since(p.last_block) >= self.config.snub_timeout {
+                snubbed.push(key);
+            }
+        }
+        for key in snubbed {
+            self.snub(now, key);
+        }
+        if now >= self.next_rechoke {
+            let rotate = now >= self.next_optimistic;
+            self.rechoke(rotate);
+            self.next_rechoke = now + self.config.rechoke_interval;
+            if rotate {
+                self.next_optimistic = now + self.config.optimistic_interval;
+            }
+        }
+        self.refill_all();
+    }
+
+    /// The peer sat on our requests: give its blocks to others and ask it for one at a time.
+    fn snub(&mut self, now: Instant, peer: PeerKey) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        p.snubbed = true;
+        p.last_block = now;
+        let blocks: Vec<BlockRange> = p.pending.drain().collect();
+        for block in blocks {
+            p.remember_cancelled(block);
+            self.picker.release(&block);
+            let msg = Message::Cancel { index: block.piece.get(), begin: block.begin, length: block.length };
+            self.actions.push_back(Action::Send { peer, msg });
+        }
+        self.picker.drop_exclusive(peer);
+    }
+
+    fn rechoke(&mut self, rotate: bool) {
+        let seeding = self.is_complete();
+        let candidates: Vec<Candidate> = self
+            .peers
+            .iter()
+            .map(|(&peer, p)| Candidate {
+                peer,
+                rate: if seeding { p.up.bytes_per_sec() } else { p.down.bytes_per_sec() },
+                interested: p.peer_interested,
+                snubbed: p.snubbed,
+            })
+            .collect();
+        let (unchoked, optimistic) =
+            choker::choose(&candidates, self.config.unchoke_slots, self.optimistic, rotate, seeding, &mut self.rng);
+        self.optimistic = optimistic;
+        for (&peer, p) in self.peers.iter_mut() {
+            let choke = !unchoked.contains(&peer);
+            if choke != p.am_choking {
+                p.am_choking = choke;
+                let msg = if choke { Message::Choke } else { Message::Unchoke };
+                self.actions.push_back(Action::Send { peer, msg });
+            }
+        }
+    }
+
+    /// Unchokes interested peers right away while slots are free, instead of waiting for the
+    /// next rechoke.
+    fn fill_unchoke_slots(&mut self) {
+        let busy = self.peers.values().filter(|p| !p.am_choking && p.peer_interested).count();
+        let mut free = self.config.unchoke_slots.saturating_sub(busy);
+        for (&peer, p) in self.peers.iter_mut() {
+            if free == 0 {
+                break;
+            }
+            if p.am_choking && p.peer_interested {
+                p.am_choking = false;
+                free -= 1;
+                self.actions.push_back(Action::Send { peer, msg: Message::Unchoke });
+            }
+        }
+    }
+
+    fn refill_all(&mut self) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.refill(key);
+        }
+    }
+
+    /// Tops up the requests outstanding to a peer.
+    fn refill(&mut self, peer: PeerKey) {
+        let Some(p) = self.peers.get(&peer) else { return };
+        if !p.am_interested || p.backoff || (p.peer_choking && p.allowed_fast.is_empty()) {
+            return;
+        }
+        let target = if p.snubbed {
+            1
+        } else {
+            let by_rate = p.down.bytes_per_sec() * self.config.queue_time.as_secs_f64() / BLOCK_SIZE as f64;
+            let cap = p.reqq.unwrap_or(usize::MAX).min(self.config.max_queue);
+            (by_rate as usize).clamp(self.config.min_queue.min(cap), cap)
+        };
+        if p.pending.len() >= target {
+            return;
+        }
+        let want = target - p.pending.len();
+        let choked = p.peer_choking;
+        let mut picked = std::mem::take(&mut self.scratch);
+        picked.clear();
+        self.picker.pick(
+            peer,
+            want,
+            self.have.count(),
+            |piece| p.has.get(piece) && (!choked || p.allowed_fast.contains(&piece)),
+            |block| p.pending.contains(block),
+            &mut self.rng,
+            &mut picked,
+        );
+        if let Some(p) = self.peers.get_mut(&peer) {
+            for block in &picked {
+                p.pending.insert(*block);
+                let msg = Message::Request { index: block.piece.get(), begin: block.begin, length: block.length };
+                self.actions.push_back(Action::Send { peer, msg });
+            }
+        }
+        self.scratch = picked;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(s: &mut Swarm) -> Vec<Action> {
+        std::iter::from_fn(|| s.poll_action()).collect()
+    }
+
+    fn leecher(now: Instant) -> Swarm {
+        let layout = Layout::new(4 * 32_768, 32_768).expect("layout");
+        Swarm::new(layout, Bitfield::new(4), Config::default(), now)
+    }
+
+    #[test]
+    fn first_message_is_have_none_or_bitfield() {
+        let now = Instant::now();
+        let mut s = leecher(now);
+        s.add_peer(now, PeerKey(1), true);
+        assert_eq!(drain(&mut s), vec![Action::Send { peer: PeerKey(1), msg: Message::HaveNone }]);
+        s.add_peer(now, PeerKey(2), false);
+        assert!(drain(&mut s).is_empty(), "nothing to announce to a peer without the fast extension");
+    }
+
+    #[test]
+    fn r_unrequested_block_is_refused() {
+        let now = Instant::now();
+        let mut s = leecher(now);
+        s.add_peer(now, PeerKey(1), true);
+        let data = Bytes::from_static(&[0u8; 16]);
+        let err = s.handle_message(now, PeerKey(1), Message::Piece { index: 0, begin: 0, data });
+        assert_eq!(err, Err(PeerError::UnrequestedBlock { index: 0, begin: 0 }));
+    }
+
+    #[test]
+    fn r_out_of_range_indices_are_refused() {
+        let now = Instant::now();
+        let mut s = leecher(now);
+        s.add_peer(now, PeerKey(1), true);
+        assert_eq!(s.handle_message(now, PeerKey(1), Message::Have(4)), Err(PeerError::PieceOutOfRange(4)));
+        let req = Message::Request { index: 0, begin: 32_000, length: 16_384 };
+        assert!(matches!(s.handle_message(now, PeerKey(1), req), Err(PeerError::InvalidBlock { .. })));
+        let bits = Message::Bitfield(Bytes::from_static(&[0xff]));
+        assert!(matches!(s.handle_message(now, PeerKey(1), bits), Err(PeerError::Bitfield(_))));
+    }
+
+    #[test]
+    fn download_flow_requests_writes_and_verifies() {
+        let now = Instant::now();
+        let mut s = leecher(now);
+        s.add_peer(now, PeerKey(1), true);
+        drain(&mut s);
+        s.handle_message(now, PeerKey(1), Message::HaveAll).expect("have all");
+        assert!(drain(&mut s).contains(&Action::Send { peer: PeerKey(1), msg: Message::Interested }));
+        s.handle_message(now, PeerKey(1), Message::Unchoke).expect("unchoke");
+        let requests: Vec<(u32, u32, u32)> = drain(&mut s)
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Send { msg: Message::Request { index, begin, length }, .. } => Some((index, begin, length)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(requests.len(), 8, "every block of the torrent is requested");
+        let mut verified = Vec::new();
+        for (index, begin, length) in requests {
+            let data = Bytes::from(vec![1u8; length as usize]);
+            s.handle_message(now, PeerKey(1), Message::Piece { index, begin, data }).expect("piece");
+            for a in drain(&mut s) {
+                if let Action::Verify { piece } = a {
+                    verified.push(piece);
+                }
+            }
+        }
+        assert_eq!(verified.len(), 4);
+        for piece in verified {
+            s.handle_verified(now, piece, true);
+        }
+        assert!(s.is_complete());
+        let actions = drain(&mut s);
+        assert!(actions.contains(&Action::Send { peer: PeerKey(1), msg: Message::NotInterested }));
+        assert!(
+            actions.iter().any(|a| matches!(a, Action::Disconnect { peer: PeerKey(1), ban: false, .. })),
+            "two seeds have nothing to exchange"
+        );
+    }
+
+    #[test]
+    fn seed_serves_only_unchoked_peers() {
+        let now = Instant::now();
+        let layout = Layout::new(32_768, 32_768).expect("layout");
+        let mut s = Swarm::new(layout, Bitfield::full(1), Config::default(), now);
+        s.add_peer(now, PeerKey(1), true);
+        assert_eq!(drain(&mut s), vec![Action::Send { peer: PeerKey(1), msg: Message::HaveAll }]);
+        let req = Message::Request { index: 0, begin: 0, length: 16_384 };
+        s.handle_message(now, PeerKey(1), req.clone()).expect("request");
+        assert!(matches!(drain(&mut s)[..], [Action::Send { msg: Message::RejectRequest { .. }, .. }]));
+        s.handle_message(now, PeerKey(1), Message::Interested).expect("interested");
+        assert_eq!(drain(&mut s), vec![Action::Send { peer: PeerKey(1), msg: Message::Unchoke }]);
+        s.handle_message(now, PeerKey(1), req).expect("request");
+        let block = layout.block(PieceIndex::new_unchecked(0), 0).expect("block");
+        assert_eq!(drain(&mut s), vec![Action::Serve { peer: PeerKey(1), block }]);
+    }
+}
