@@ -1,1 +1,118 @@
-fn main() {}
+//! The `shoal` binary: parses the command line, sets up logging and the runtime, runs one
+//! subcommand, and turns its outcome into an exit code (0 success, 1 runtime failure, 2 bad
+//! usage or bad input) with a plain one-line message on stderr.
+
+mod args;
+mod create;
+mod demo;
+mod get;
+mod progress;
+mod share;
+mod tracker;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+/// How a subcommand failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The user's input was wrong (exit code 2).
+    Input(anyhow::Error),
+    /// Something went wrong while running (exit code 1).
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+/// Marks an error as caused by bad input.
+pub(crate) trait BadInput<T> {
+    fn bad_input(self) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<anyhow::Error>> BadInput<T> for Result<T, E> {
+    fn bad_input(self) -> Result<T, Failure> {
+        self.map_err(|e| Failure::Input(e.into()))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("shoal: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let quiet = cli.quiet;
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Demo(a) => demo::run(a, quiet).await,
+            Command::Create(a) => create::run(a, quiet).await,
+            Command::Share(a) => share::run(a, quiet).await,
+            Command::Get(a) => get::run(a, quiet).await,
+            Command::Tracker(a) => tracker::run(a).await,
+        }
+    });
+    // Background tasks (peer connections, trackers) must not hold the exit up.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(e)) => {
+            eprintln!("shoal: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("shoal: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub(crate) async fn interrupted() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Resolves `HOST:PORT` strings given with `--peer`.
+pub(crate) async fn resolve_peers(peers: &[String]) -> Result<Vec<std::net::SocketAddr>, Failure> {
+    let mut out = Vec::new();
+    for p in peers {
+        let addrs = tokio::net::lookup_host(p.as_str())
+            .await
+            .map_err(|e| Failure::Input(anyhow::anyhow!("--peer {p:?} is not a reachable HOST:PORT: {e}")))?;
+        out.extend(addrs.take(1));
+    }
+    Ok(out)
+}

@@ -1,1 +1,92 @@
-//! shoal-engine
+//! Shoal's async engine (tokio): owns the sockets, the disk and the clocks, and drives the pure
+//! [`shoal_swarm::Swarm`] logic of every torrent.
+//!
+//! Parts, each an actor or a task with one job:
+//! - [`Session`]: the node. It listens for peers, routes each incoming handshake to its torrent,
+//!   and adds and removes torrents. Front ends (CLI, RPC) only talk to a `Session` and the
+//!   [`Torrent`] handles it returns.
+//! - `torrent`: one actor per torrent (swarm logic, peer connections, resume data).
+//! - `peer`: one reader and one writer task per connection.
+//! - `disk`: OS threads that write blocks and hash pieces.
+//! - [`tracker`]: HTTP tracker announces (BEP 3, 23, 12) and the built-in tracker server.
+
+mod disk;
+mod peer;
+mod session;
+mod torrent;
+pub mod tracker;
+
+use std::time::Duration;
+
+pub use session::{AddTorrent, Session, SessionConfig, Torrent};
+pub use shoal_swarm::Stats;
+
+/// Where a torrent stands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TorrentState {
+    /// Checking data already on disk: `done` of `total` pieces checked.
+    Checking {
+        /// Pieces checked so far.
+        done: u32,
+        /// Pieces to check.
+        total: u32,
+    },
+    /// Fetching pieces.
+    Downloading,
+    /// Every wanted piece is verified; serving others.
+    Seeding,
+    /// Stopped by the user or at shutdown.
+    Stopped,
+    /// A disk error stopped the torrent.
+    Error(String),
+}
+
+/// A snapshot of one torrent, published about twice a second.
+#[derive(Clone, Debug)]
+pub struct TorrentStatus {
+    /// Torrent name.
+    pub name: String,
+    /// Total content length.
+    pub total_length: u64,
+    /// Current state.
+    pub state: TorrentState,
+    /// Transfer totals and rates.
+    pub stats: Stats,
+    /// Last tracker error, if the last announce failed.
+    pub tracker_error: Option<String>,
+}
+
+impl TorrentStatus {
+    /// Fraction of the content verified, 0.0 to 1.0.
+    pub fn progress(&self) -> f64 {
+        if self.total_length == 0 { 1.0 } else { self.stats.bytes_have as f64 / self.total_length as f64 }
+    }
+
+    /// Estimated time to completion at the current download rate.
+    pub fn eta(&self) -> Option<Duration> {
+        let left = self.total_length.saturating_sub(self.stats.bytes_have);
+        (self.stats.down_rate > 1.0).then(|| Duration::from_secs_f64(left as f64 / self.stats.down_rate))
+    }
+}
+
+/// Why an engine operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The torrent's files could not be opened or checked.
+    #[error(transparent)]
+    Storage(#[from] shoal_storage::StorageError),
+    /// The torrent is already in the session.
+    #[error("torrent {0} is already added")]
+    Duplicate(shoal_proto::InfoHash),
+    /// The session is shutting down.
+    #[error("the session has stopped")]
+    Stopped,
+}

@@ -1,0 +1,131 @@
+//! Command-line syntax of `shoal` (clap derive). Parsing only; the subcommand modules do the
+//! work.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Shoal: a peer-to-peer sharing node that speaks BitTorrent.
+#[derive(Debug, Parser)]
+#[command(name = "shoal", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    /// Log more (-v: info, -vv: debug, -vvv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// Print only errors and the final result.
+    #[arg(short, long, global = true)]
+    pub(crate) quiet: bool,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a local swarm on this machine: make data, seed it, download it through several peers.
+    Demo(DemoArgs),
+    /// Make a .torrent file from a file or folder.
+    Create(CreateArgs),
+    /// Make a torrent for each PATH, print its magnet link, and seed until Ctrl-C.
+    Share(ShareArgs),
+    /// Download a torrent; exits 0 once every piece is verified.
+    Get(GetArgs),
+    /// Run the built-in HTTP tracker.
+    Tracker(TrackerArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CreateArgs {
+    /// File or folder to describe.
+    pub(crate) path: PathBuf,
+    /// Where to write the .torrent file.
+    #[arg(short, long)]
+    pub(crate) output: PathBuf,
+    #[command(flatten)]
+    pub(crate) torrent: TorrentOptions,
+}
+
+/// Options shared by `create` and `share`.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct TorrentOptions {
+    /// Tracker announce URL (repeat for more; each becomes its own tier).
+    #[arg(long = "tracker", value_name = "URL")]
+    pub(crate) trackers: Vec<String>,
+    /// Piece size in bytes: a power of two from 16 KiB to 64 MiB (default: chosen from the size).
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) piece_size: Option<u32>,
+    /// Mark the torrent private (BEP 27): peers come only from its trackers.
+    #[arg(long)]
+    pub(crate) private: bool,
+    /// A comment stored in the torrent.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) comment: Option<String>,
+}
+
+/// Options of a node that joins swarms.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct NodeOptions {
+    /// Address to accept peers on (port 0 = any free port).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:6881")]
+    pub(crate) listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShareArgs {
+    /// Files or folders to share.
+    #[arg(required = true)]
+    pub(crate) paths: Vec<PathBuf>,
+    /// Where to write the .torrent file (only with a single PATH; default: next to the data).
+    #[arg(short, long)]
+    pub(crate) output: Option<PathBuf>,
+    /// Also connect to these peers (a seed dialing leechers that cannot dial it).
+    #[arg(long = "peer", value_name = "HOST:PORT")]
+    pub(crate) peers: Vec<String>,
+    #[command(flatten)]
+    pub(crate) torrent: TorrentOptions,
+    #[command(flatten)]
+    pub(crate) node: NodeOptions,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    /// A .torrent file.
+    pub(crate) source: String,
+    /// Folder to download into (default: the current folder).
+    #[arg(short, long, default_value = ".")]
+    pub(crate) output: PathBuf,
+    /// Connect to this peer directly (repeatable).
+    #[arg(long = "peer", value_name = "HOST:PORT")]
+    pub(crate) peers: Vec<String>,
+    /// Keep seeding after the download completes, until Ctrl-C.
+    #[arg(long)]
+    pub(crate) seed: bool,
+    /// Do not announce to the torrent's trackers.
+    #[arg(long)]
+    pub(crate) no_trackers: bool,
+    #[command(flatten)]
+    pub(crate) node: NodeOptions,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TrackerArgs {
+    /// Address to serve HTTP announces on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:6969")]
+    pub(crate) listen: SocketAddr,
+    /// Announce interval told to clients, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub(crate) interval: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Size of the generated data in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 128)]
+    pub(crate) size: u64,
+    /// Number of downloading peers.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) peers: usize,
+    /// Keep the generated files in this folder (default: a temporary folder, removed at the end).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
+}

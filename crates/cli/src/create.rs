@@ -1,0 +1,72 @@
+//! `shoal create`: scan a file or folder, hash it with a progress bar, write a v1 .torrent.
+
+use std::path::Path;
+
+use anyhow::{Context, anyhow};
+use indicatif::HumanBytes;
+use shoal_proto::Metainfo;
+use shoal_proto::metainfo::{CreateSpec, build_torrent, default_piece_length};
+
+use crate::args::{CreateArgs, TorrentOptions};
+use crate::{BadInput, Failure, progress};
+
+/// Smallest and largest piece sizes accepted with `--piece-size`.
+const PIECE_SIZES: std::ops::RangeInclusive<u32> = (16 * 1024)..=(64 * 1024 * 1024);
+
+pub(crate) async fn run(a: CreateArgs, quiet: bool) -> Result<(), Failure> {
+    let (bytes, meta) = make_torrent(&a.path, &a.torrent, quiet).await?;
+    std::fs::write(&a.output, &bytes).with_context(|| format!("cannot write {}", a.output.display()))?;
+    if !quiet {
+        println!(
+            "created {}: {} in {} pieces of {}, info-hash {}",
+            a.output.display(),
+            HumanBytes(meta.info.layout.total_length()),
+            meta.info.layout.piece_count(),
+            HumanBytes(meta.info.piece_length as u64),
+            meta.info_hash
+        );
+    }
+    Ok(())
+}
+
+/// Builds a torrent for `path`; returns the bencoded file and its parsed form.
+pub(crate) async fn make_torrent(path: &Path, opts: &TorrentOptions, quiet: bool) -> Result<(Vec<u8>, Metainfo), Failure> {
+    if let Some(size) = opts.piece_size
+        && (!size.is_power_of_two() || !PIECE_SIZES.contains(&size))
+    {
+        return Err(Failure::Input(anyhow!("--piece-size {size} must be a power of two from 16384 to 67108864")));
+    }
+    for url in &opts.trackers {
+        if !["http://", "https://", "udp://"].iter().any(|s| url.starts_with(s)) {
+            return Err(Failure::Input(anyhow!("--tracker {url:?} is not an http://, https:// or udp:// URL")));
+        }
+    }
+    let scanned = shoal_storage::scan_path(path).bad_input()?;
+    let total: u64 = scanned.files.iter().map(|f| f.length).sum();
+    let piece_length = opts.piece_size.unwrap_or_else(|| default_piece_length(total));
+    let bar = progress::hashing_bar(total, quiet);
+    let (bar2, path2, scanned2) = (bar.clone(), path.to_path_buf(), scanned.clone());
+    let hashes = tokio::task::spawn_blocking(move || {
+        shoal_storage::hash_pieces(&path2, &scanned2, piece_length, |n| bar2.inc(n))
+    })
+    .await
+    .map_err(|e| anyhow!("hashing stopped: {e}"))?
+    .with_context(|| format!("cannot hash {}", path.display()))?;
+    bar.finish_and_clear();
+    let spec = CreateSpec {
+        name: scanned.name.clone(),
+        files: scanned.files.iter().map(|f| (f.path.clone(), f.length)).collect(),
+        single_file: !scanned.is_dir,
+        piece_length,
+        trackers: opts.trackers.clone(),
+        private: opts.private,
+        comment: opts.comment.clone(),
+        creation_date: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .ok(),
+    };
+    let bytes = build_torrent(&spec, &hashes);
+    let meta = Metainfo::from_bytes(&bytes).map_err(|e| anyhow!("the torrent just built does not parse: {e}"))?;
+    Ok((bytes, meta))
+}

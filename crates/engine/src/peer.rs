@@ -1,0 +1,203 @@
+//! One TCP connection to a peer (BEP 3 wire protocol): the handshake, then a reader task that
+//! decodes messages into the torrent's inbox and a writer task that encodes outgoing messages,
+//! reading `piece` payloads straight from storage into the send buffer.
+//!
+//! Memory per connection is bounded: the receive buffer holds at most one message (the length
+//! limit is checked before the payload is buffered) and the outgoing queue is a bounded channel;
+//! when it is full, requests to serve are dropped (the peer will ask again or time out) and
+//! control messages close the connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use shoal_proto::wire::{WireError, decode_message};
+use shoal_proto::{BlockRange, Handshake, InfoHash, Message, PeerId};
+use shoal_storage::Storage;
+use shoal_swarm::PeerKey;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+
+use crate::torrent::Inbox;
+
+/// Longest time to wait for a TCP connect or a handshake.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection silent for this long is closed (peers send keep-alives every two minutes).
+const READ_TIMEOUT: Duration = Duration::from_secs(180);
+/// We send a keep-alive after this much silence.
+const KEEPALIVE: Duration = Duration::from_secs(90);
+/// Messages queued for one peer before back-pressure applies.
+pub(crate) const OUT_QUEUE: usize = 4096;
+/// Bytes gathered before the writer flushes to the socket.
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// Shoal's reserved bits: extension protocol (BEP 10) and fast extension (BEP 6).
+pub(crate) fn our_reserved() -> [u8; 8] {
+    let mut r = [0u8; 8];
+    r[5] |= 0x10;
+    r[7] |= 0x04;
+    r
+}
+
+/// Why a handshake failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HandshakeError {
+    /// Socket error or timeout.
+    #[error("connection failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer spoke something else.
+    #[error("bad handshake: {0}")]
+    Wire(#[from] WireError),
+    /// The peer is serving another torrent.
+    #[error("peer answered for another torrent")]
+    WrongTorrent,
+    /// We connected to ourselves.
+    #[error("connected to ourselves")]
+    SelfConnection,
+    /// Took too long.
+    #[error("handshake timed out")]
+    Timeout,
+}
+
+/// Reads the 68-byte handshake.
+pub(crate) async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, HandshakeError> {
+    let mut buf = [0u8; 68];
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut buf)).await.map_err(|_| HandshakeError::Timeout)??;
+    Ok(Handshake::decode(&buf)?)
+}
+
+/// Sends our handshake for `info_hash`.
+pub(crate) async fn write_handshake(stream: &mut TcpStream, info_hash: InfoHash, peer_id: PeerId) -> Result<(), HandshakeError> {
+    let hs = Handshake { reserved: our_reserved(), info_hash, peer_id };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.write_all(&hs.encode())).await.map_err(|_| HandshakeError::Timeout)??;
+    Ok(())
+}
+
+/// Dials a peer and exchanges handshakes.
+pub(crate) async fn connect(addr: SocketAddr, info_hash: InfoHash, peer_id: PeerId) -> Result<(TcpStream, Handshake), HandshakeError> {
+    let mut stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr)).await.map_err(|_| HandshakeError::Timeout)??;
+    stream.set_nodelay(true)?;
+    write_handshake(&mut stream, info_hash, peer_id).await?;
+    let theirs = read_handshake(&mut stream).await?;
+    if theirs.info_hash != info_hash {
+        return Err(HandshakeError::WrongTorrent);
+    }
+    if theirs.peer_id == peer_id {
+        return Err(HandshakeError::SelfConnection);
+    }
+    Ok((stream, theirs))
+}
+
+/// Something to send to a peer.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// A message as is.
+    Msg(Message),
+    /// Read this block from storage and send it as a `piece` message.
+    Block(BlockRange),
+}
+
+/// The torrent's handle on a live connection. Dropping it ends the writer, which closes the
+/// socket; the reader then ends too.
+#[derive(Debug)]
+pub(crate) struct PeerLink {
+    pub(crate) addr: SocketAddr,
+    pub(crate) tx: mpsc::Sender<Outgoing>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PeerLink {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// Starts the reader and writer tasks of an established connection.
+pub(crate) fn spawn(
+    key: PeerKey,
+    addr: SocketAddr,
+    stream: TcpStream,
+    inbox: Inbox,
+    storage: Arc<Storage>,
+    max_message: u32,
+) -> PeerLink {
+    let (read, write) = stream.into_split();
+    let (tx, rx) = mpsc::channel(OUT_QUEUE);
+    let reader_inbox = inbox.clone();
+    let reader = tokio::spawn(async move {
+        let reason = read_loop(key, read, &reader_inbox, max_message).await;
+        reader_inbox.peer_closed(key, reason).await;
+    });
+    tokio::spawn(async move {
+        if let Err(e) = write_loop(write, rx, &storage).await {
+            inbox.peer_closed(key, format!("send failed: {e}")).await;
+        }
+    });
+    PeerLink { addr, tx, reader }
+}
+
+async fn read_loop(key: PeerKey, mut read: OwnedReadHalf, inbox: &Inbox, max_message: u32) -> String {
+    let mut buf = BytesMut::with_capacity(128 * 1024);
+    loop {
+        loop {
+            match decode_message(&mut buf, max_message) {
+                Ok(Some(msg)) => {
+                    if !inbox.peer_message(key, msg).await {
+                        return "torrent stopped".into();
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return format!("protocol error: {e}"),
+            }
+        }
+        if buf.capacity() - buf.len() < 32 * 1024 {
+            buf.reserve(128 * 1024);
+        }
+        match tokio::time::timeout(READ_TIMEOUT, read.read_buf(&mut buf)).await {
+            Err(_) => return "no message for three minutes".into(),
+            Ok(Err(e)) => return format!("receive failed: {e}"),
+            Ok(Ok(0)) => return "closed by peer".into(),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+async fn write_loop(mut write: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, storage: &Storage) -> std::io::Result<()> {
+    let mut buf = BytesMut::with_capacity(WRITE_BATCH + 32 * 1024);
+    loop {
+        let first = match tokio::time::timeout(KEEPALIVE, rx.recv()).await {
+            Err(_) => Outgoing::Msg(Message::KeepAlive),
+            Ok(None) => return Ok(()),
+            Ok(Some(out)) => out,
+        };
+        encode(&mut buf, first, storage)?;
+        while buf.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(out) => encode(&mut buf, out, storage)?,
+                Err(_) => break,
+            }
+        }
+        write.write_all(&buf).await?;
+        buf.clear();
+    }
+}
+
+/// Appends one outgoing item to the send buffer; a block is read from disk directly into it.
+fn encode(buf: &mut BytesMut, out: Outgoing, storage: &Storage) -> std::io::Result<()> {
+    match out {
+        Outgoing::Msg(msg) => msg.encode(buf),
+        Outgoing::Block(block) => {
+            buf.put_u32(9 + block.length);
+            buf.put_u8(7);
+            buf.put_u32(block.piece.get());
+            buf.put_u32(block.begin);
+            let start = buf.len();
+            buf.resize(start + block.length as usize, 0);
+            storage.read_into(block, &mut buf[start..]).map_err(std::io::Error::other)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,481 @@
+//! The torrent actor: one task per torrent that owns its [`Swarm`], its peer connections, its
+//! disk workers and its resume data, and carries out the swarm's actions.
+//!
+//! Message flow: peer reader tasks -> bounded peer inbox (back-pressure reaches the sockets);
+//! listener, connect tasks, trackers and the handle -> unbounded control inbox; disk workers ->
+//! unbounded disk inbox. The loop is `select! { biased; control, disk, peers, tick }`, and after
+//! every event it drains the swarm's actions. Status is published on a `watch` channel once per
+//! tick and on every state change.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shoal_proto::extension::ExtHandshake;
+use shoal_proto::{Handshake, InfoHash, Message, PeerId};
+use shoal_storage::{ResumeStore, Storage};
+use shoal_swarm::{Action, PeerKey, Swarm};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::disk::{Disk, DiskEvent};
+use crate::peer::{self, Outgoing, PeerLink};
+use crate::{TorrentState, TorrentStatus};
+
+/// Peer messages queued per torrent before readers wait.
+const PEER_INBOX: usize = 4096;
+/// How often the swarm ticks and status is published.
+const TICK: Duration = Duration::from_millis(500);
+/// Resume data is saved at most this often while pieces are being verified.
+const RESUME_EVERY: Duration = Duration::from_secs(2);
+/// Requests we accept in flight from one peer (sent as BEP 10 `reqq`).
+const OUR_REQQ: u32 = 2000;
+
+/// An event from a peer connection.
+#[derive(Debug)]
+pub(crate) enum PeerEvent {
+    Message(PeerKey, Message),
+    Closed(PeerKey, String),
+}
+
+/// A request to the torrent from outside its peer connections.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// A connection whose handshakes are done (incoming or outgoing).
+    Connected { stream: TcpStream, addr: SocketAddr, handshake: Handshake, outgoing: bool },
+    /// An outgoing attempt failed.
+    ConnectFailed { addr: SocketAddr },
+    /// Addresses to try (tracker reply, `--peer`).
+    Peers { addrs: Vec<SocketAddr>, manual: bool },
+    /// Stop: close connections, save resume data, then answer.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Cheap cloneable sender side of a torrent's inboxes.
+#[derive(Clone, Debug)]
+pub(crate) struct Inbox {
+    peers: mpsc::Sender<PeerEvent>,
+    pub(crate) control: mpsc::UnboundedSender<Control>,
+}
+
+impl Inbox {
+    /// Forwards a message; false when the torrent is gone.
+    pub(crate) async fn peer_message(&self, key: PeerKey, msg: Message) -> bool {
+        self.peers.send(PeerEvent::Message(key, msg)).await.is_ok()
+    }
+
+    pub(crate) async fn peer_closed(&self, key: PeerKey, reason: String) {
+        let _ = self.peers.send(PeerEvent::Closed(key, reason)).await;
+    }
+}
+
+/// What the actor needs to start.
+pub(crate) struct Setup {
+    pub(crate) info_hash: InfoHash,
+    pub(crate) peer_id: PeerId,
+    pub(crate) listen_port: u16,
+    pub(crate) swarm: Swarm,
+    pub(crate) storage: Arc<Storage>,
+    pub(crate) resume_path: PathBuf,
+    pub(crate) status: watch::Sender<TorrentStatus>,
+    pub(crate) max_peers: usize,
+    pub(crate) disk_threads: usize,
+}
+
+/// Where one candidate address stands.
+#[derive(Debug)]
+struct Candidate {
+    next_try: Instant,
+    failures: u32,
+    busy: bool,
+    manual: bool,
+}
+
+struct Actor {
+    info_hash: InfoHash,
+    peer_id: PeerId,
+    listen_port: u16,
+    swarm: Swarm,
+    storage: Arc<Storage>,
+    disk: Disk,
+    links: HashMap<PeerKey, PeerLink>,
+    ids: HashMap<PeerKey, PeerId>,
+    next_key: u64,
+    candidates: HashMap<SocketAddr, Candidate>,
+    connecting: usize,
+    banned_ips: HashSet<IpAddr>,
+    banned_ids: HashSet<PeerId>,
+    resume_path: PathBuf,
+    resume_dirty: bool,
+    last_resume: Instant,
+    status: watch::Sender<TorrentStatus>,
+    max_peers: usize,
+    inbox: Inbox,
+    error: Option<String>,
+    max_message: u32,
+    disk_backlog: std::collections::VecDeque<DiskJob>,
+}
+
+/// Starts the actor; returns its inbox.
+pub(crate) fn spawn(setup: Setup) -> Inbox {
+    let (peer_tx, peer_rx) = mpsc::channel(PEER_INBOX);
+    let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+    let (disk_tx, disk_rx) = mpsc::unbounded_channel();
+    let inbox = Inbox { peers: peer_tx, control: ctl_tx };
+    let pieces = setup.swarm.layout().piece_count();
+    let actor = Actor {
+        info_hash: setup.info_hash,
+        peer_id: setup.peer_id,
+        listen_port: setup.listen_port,
+        disk: Disk::start(setup.storage.clone(), setup.disk_threads, disk_tx),
+        swarm: setup.swarm,
+        storage: setup.storage,
+        links: HashMap::new(),
+        ids: HashMap::new(),
+        next_key: 1,
+        candidates: HashMap::new(),
+        connecting: 0,
+        banned_ips: HashSet::new(),
+        banned_ids: HashSet::new(),
+        resume_path: setup.resume_path,
+        resume_dirty: false,
+        last_resume: Instant::now(),
+        status: setup.status,
+        max_peers: setup.max_peers,
+        inbox: inbox.clone(),
+        error: None,
+        // A bitfield, or a block with its header, whichever is larger, plus room for
+        // extension messages.
+        disk_backlog: Default::default(),
+        max_message: (pieces / 8 + 1).max(shoal_proto::BLOCK_SIZE + 13).max(1 << 20),
+    };
+    tokio::spawn(actor.run(peer_rx, ctl_rx, disk_rx));
+    inbox
+}
+
+impl Actor {
+    async fn run(
+        mut self,
+        mut peer_rx: mpsc::Receiver<PeerEvent>,
+        mut ctl_rx: mpsc::UnboundedReceiver<Control>,
+        mut disk_rx: mpsc::UnboundedReceiver<DiskEvent>,
+    ) {
+        let span = tracing::info_span!("torrent", hash = %self.info_hash);
+        let _enter = span.enter();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                ctl = ctl_rx.recv() => match ctl {
+                    Some(Control::Shutdown(done)) => {
+                        self.shutdown().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(ctl) => self.on_control(ctl),
+                    None => {
+                        self.shutdown().await;
+                        return;
+                    }
+                },
+                Some(event) = disk_rx.recv() => self.on_disk(event),
+                Some(event) = peer_rx.recv() => self.on_peer(event),
+                _ = tick.tick() => self.on_tick(),
+            }
+            self.drain().await;
+        }
+    }
+
+    fn on_control(&mut self, ctl: Control) {
+        match ctl {
+            Control::Connected { stream, addr, handshake, outgoing } => {
+                if outgoing {
+                    self.connecting = self.connecting.saturating_sub(1);
+                    if let Some(c) = self.candidates.get_mut(&addr) {
+                        c.failures = 0;
+                    }
+                }
+                self.on_connected(stream, addr, handshake, outgoing);
+            }
+            Control::ConnectFailed { addr } => {
+                self.connecting = self.connecting.saturating_sub(1);
+                if let Some(c) = self.candidates.get_mut(&addr) {
+                    c.busy = false;
+                    c.failures += 1;
+                    let backoff = Duration::from_secs(1u64 << c.failures.min(5));
+                    c.next_try = Instant::now() + backoff;
+                }
+            }
+            Control::Peers { addrs, manual } => {
+                let now = Instant::now();
+                for addr in addrs {
+                    if addr.port() == 0 || self.is_self(addr) {
+                        continue;
+                    }
+                    let c = self.candidates.entry(addr).or_insert(Candidate { next_try: now, failures: 0, busy: false, manual });
+                    c.manual |= manual;
+                }
+                self.connect_more();
+            }
+            Control::Shutdown(_) => {}
+        }
+    }
+
+    /// True for our own listening address (trackers list us among the peers).
+    fn is_self(&self, addr: SocketAddr) -> bool {
+        addr.port() == self.listen_port && (addr.ip().is_loopback() || addr.ip().is_unspecified())
+    }
+
+    fn on_connected(&mut self, stream: TcpStream, addr: SocketAddr, handshake: Handshake, outgoing: bool) {
+        let banned = self.banned_ids.contains(&handshake.peer_id)
+            || (!addr.ip().is_loopback() && self.banned_ips.contains(&addr.ip()));
+        let duplicate = self.ids.values().any(|id| *id == handshake.peer_id);
+        if banned || duplicate || self.links.len() >= self.max_peers || self.error.is_some() {
+            tracing::debug!(%addr, banned, duplicate, "refusing connection");
+            if let Some(c) = self.candidates.get_mut(&addr) {
+                c.busy = duplicate;
+            }
+            return;
+        }
+        let key = PeerKey(self.next_key);
+        self.next_key += 1;
+        tracing::debug!(%addr, outgoing, "peer connected");
+        let link = peer::spawn(key, addr, stream, self.inbox.clone(), self.storage.clone(), self.max_message);
+        let fast = handshake.reserved[7] & 0x04 != 0;
+        let extensions = handshake.reserved[5] & 0x10 != 0;
+        self.links.insert(key, link);
+        self.ids.insert(key, handshake.peer_id);
+        self.swarm.add_peer(Instant::now(), key, fast);
+        // The bitfield queued by add_peer must be the first message (BEP 6), so dispatch it
+        // before the extension handshake.
+        self.dispatch();
+        if extensions {
+            let ext = ExtHandshake {
+                v: Some(concat!("Shoal ", env!("CARGO_PKG_VERSION")).to_string()),
+                p: Some(self.listen_port),
+                reqq: Some(OUR_REQQ),
+                ..Default::default()
+            };
+            self.send(key, Message::Extended { id: 0, payload: ext.encode().into() });
+        }
+    }
+
+    fn on_peer(&mut self, event: PeerEvent) {
+        match event {
+            PeerEvent::Message(key, Message::Extended { id: 0, payload }) => {
+                if let Ok(ext) = ExtHandshake::decode(&payload)
+                    && let Some(reqq) = ext.reqq
+                {
+                    self.swarm.set_peer_reqq(key, reqq);
+                }
+            }
+            PeerEvent::Message(key, msg) => {
+                if !self.links.contains_key(&key) {
+                    return;
+                }
+                if let Err(e) = self.swarm.handle_message(Instant::now(), key, msg) {
+                    let addr = self.links.get(&key).map(|l| l.addr);
+                    tracing::info!(?addr, "dropping peer: {e}");
+                    self.close(key);
+                }
+            }
+            PeerEvent::Closed(key, reason) => {
+                if self.links.contains_key(&key) {
+                    tracing::debug!(addr = ?self.links.get(&key).map(|l| l.addr), "peer closed: {reason}");
+                    self.close(key);
+                }
+            }
+        }
+    }
+
+    fn on_disk(&mut self, event: DiskEvent) {
+        match event {
+            DiskEvent::Verified { piece, ok } => {
+                if !ok {
+                    tracing::warn!(piece = piece.get(), "piece failed its hash check; fetching it again");
+                }
+                let was_complete = self.swarm.is_complete();
+                self.swarm.handle_verified(Instant::now(), piece, ok);
+                if ok {
+                    self.resume_dirty = true;
+                }
+                if !was_complete && self.swarm.is_complete() {
+                    self.save_resume();
+                    self.publish();
+                }
+            }
+            DiskEvent::Failed(e) => {
+                tracing::error!("disk error: {e}");
+                self.error = Some(e);
+                let keys: Vec<PeerKey> = self.links.keys().copied().collect();
+                for key in keys {
+                    self.close(key);
+                }
+                self.publish();
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        self.swarm.tick(now);
+        self.connect_more();
+        if self.resume_dirty && now.duration_since(self.last_resume) >= RESUME_EVERY {
+            self.save_resume();
+        }
+        self.publish();
+    }
+
+    /// Starts outgoing connections while below the peer limit.
+    fn connect_more(&mut self) {
+        if self.error.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        let connected: HashSet<SocketAddr> = self.links.values().map(|l| l.addr).collect();
+        let mut ready: Vec<SocketAddr> = self
+            .candidates
+            .iter()
+            .filter(|(addr, c)| !c.busy && c.next_try <= now && !connected.contains(addr) && !self.banned_ips.contains(&addr.ip()))
+            .map(|(addr, _)| *addr)
+            .collect();
+        ready.sort_by_key(|a| self.candidates.get(a).map(|c| (!c.manual, c.failures)));
+        for addr in ready {
+            if self.links.len() + self.connecting >= self.max_peers {
+                break;
+            }
+            let Some(c) = self.candidates.get_mut(&addr) else { continue };
+            if c.failures >= 8 && !c.manual {
+                continue;
+            }
+            c.busy = true;
+            self.connecting += 1;
+            let (info_hash, peer_id, control) = (self.info_hash, self.peer_id, self.inbox.control.clone());
+            tokio::spawn(async move {
+                let msg = match peer::connect(addr, info_hash, peer_id).await {
+                    Ok((stream, handshake)) => Control::Connected { stream, addr, handshake, outgoing: true },
+                    Err(e) => {
+                        tracing::debug!(%addr, "connect failed: {e}");
+                        Control::ConnectFailed { addr }
+                    }
+                };
+                let _ = control.send(msg);
+            });
+        }
+    }
+
+    fn send(&mut self, key: PeerKey, msg: Message) {
+        let Some(link) = self.links.get(&key) else { return };
+        if link.tx.try_send(Outgoing::Msg(msg)).is_err() {
+            tracing::debug!(addr = %link.addr, "send queue full; closing");
+            self.close(key);
+        }
+    }
+
+    /// Closes a connection and forgets the peer.
+    fn close(&mut self, key: PeerKey) {
+        self.swarm.remove_peer(key);
+        self.ids.remove(&key);
+        if let Some(link) = self.links.remove(&key)
+            && let Some(c) = self.candidates.get_mut(&link.addr)
+        {
+            c.busy = false;
+            c.next_try = Instant::now() + Duration::from_secs(5);
+        }
+    }
+
+    /// Carries out the swarm's actions that need no waiting; disk work is queued.
+    fn dispatch(&mut self) {
+        while let Some(action) = self.swarm.poll_action() {
+            match action {
+                Action::Send { peer, msg } => self.send(peer, msg),
+                Action::Serve { peer, block } => {
+                    if let Some(link) = self.links.get(&peer) {
+                        // A full queue drops the request; the peer times out and asks again.
+                        let _ = link.tx.try_send(Outgoing::Block(block));
+                    }
+                }
+                Action::Write { block, data } => self.disk_backlog.push_back(DiskJob::Write(block, data)),
+                Action::Verify { piece } => self.disk_backlog.push_back(DiskJob::Verify(piece)),
+                Action::Disconnect { peer, ban, reason } => {
+                    if let Some(link) = self.links.remove(&peer) {
+                        tracing::info!(addr = %link.addr, ban, "disconnecting: {reason}");
+                        if ban {
+                            if !link.addr.ip().is_loopback() {
+                                self.banned_ips.insert(link.addr.ip());
+                            }
+                            if let Some(id) = self.ids.get(&peer) {
+                                self.banned_ids.insert(*id);
+                            }
+                        }
+                        if let Some(c) = self.candidates.get_mut(&link.addr) {
+                            c.busy = false;
+                            c.next_try = Instant::now() + Duration::from_secs(30);
+                        }
+                    }
+                    self.ids.remove(&peer);
+                }
+            }
+        }
+    }
+
+    /// Dispatches actions and hands queued disk work to the workers (waiting if they are busy).
+    async fn drain(&mut self) {
+        self.dispatch();
+        while let Some(job) = self.disk_backlog.pop_front() {
+            match job {
+                DiskJob::Write(block, data) => self.disk.write(block, data).await,
+                DiskJob::Verify(piece) => self.disk.verify(piece).await,
+            }
+        }
+    }
+
+    fn save_resume(&mut self) {
+        self.resume_dirty = false;
+        self.last_resume = Instant::now();
+        let storage = self.storage.clone();
+        let path = self.resume_path.clone();
+        let have = self.swarm.have().to_bools();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = ResumeStore::save(&path, &storage, &have) {
+                tracing::warn!("cannot save resume data to {}: {e}", path.display());
+            }
+        });
+    }
+
+    fn publish(&self) {
+        let stats = self.swarm.stats();
+        let state = if let Some(e) = &self.error {
+            TorrentState::Error(e.clone())
+        } else if self.swarm.is_complete() {
+            TorrentState::Seeding
+        } else {
+            TorrentState::Downloading
+        };
+        self.status.send_modify(|s| {
+            s.state = state;
+            s.stats = stats;
+        });
+    }
+
+    async fn shutdown(&mut self) {
+        self.links.clear();
+        self.drain().await;
+        let storage = self.storage.clone();
+        let path = self.resume_path.clone();
+        let have = self.swarm.have().to_bools();
+        // Wait for queued writes and hashes to land before the final save.
+        let _ = tokio::task::spawn_blocking(move || ResumeStore::save(&path, &storage, &have)).await;
+        self.status.send_modify(|s| s.state = TorrentState::Stopped);
+    }
+}
+
+/// Disk work waiting to be handed to a worker.
+#[derive(Debug)]
+enum DiskJob {
+    Write(shoal_proto::BlockRange, bytes::Bytes),
+    Verify(shoal_proto::PieceIndex),
+}
