@@ -42,12 +42,15 @@ pub(crate) async fn make_torrent(path: &Path, opts: &TorrentOptions, quiet: bool
         }
     }
     let scanned = shoal_storage::scan_path(path).bad_input()?;
-    let total: u64 = scanned.files.iter().map(|f| f.length).sum();
+    for skipped in &scanned.skipped {
+        eprintln!("shoal: skipping {} (a link or special file)", skipped.display());
+    }
+    let total = scanned.total_length();
     let piece_length = opts.piece_size.unwrap_or_else(|| default_piece_length(total));
     let bar = progress::hashing_bar(total, quiet);
-    let (bar2, path2, scanned2) = (bar.clone(), path.to_path_buf(), scanned.clone());
+    let (bar2, scanned2) = (bar.clone(), scanned.clone());
     let hashes = tokio::task::spawn_blocking(move || {
-        shoal_storage::hash_pieces(&path2, &scanned2, piece_length, |n| bar2.inc(n))
+        shoal_storage::hash_pieces(&scanned2.parent, &scanned2, piece_length, |n| bar2.inc(n))
     })
     .await
     .map_err(|e| anyhow!("hashing stopped: {e}"))?

@@ -196,7 +196,7 @@ fn encode(buf: &mut BytesMut, out: Outgoing, storage: &Storage) -> std::io::Resu
             buf.put_u32(block.begin);
             let start = buf.len();
             buf.resize(start + block.length as usize, 0);
-            storage.read_into(block, &mut buf[start..]).map_err(std::io::Error::other)?;
+            storage.read_into(block.piece, block.begin, &mut buf[start..]).map_err(std::io::Error::other)?;
         }
     }
     Ok(())

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use shoal_proto::{InfoHash, Metainfo, PeerId};
-use shoal_storage::{FileSpec, ResumeStore, Storage, StorageLayout};
+use shoal_storage::{FileSpec, OpenMode, ResumeStore, Storage, StorageLayout};
 use shoal_swarm::{Bitfield, Swarm};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
@@ -120,15 +120,23 @@ impl Session {
             .map(|f| FileSpec { path: meta.info.file_path_components(f), length: f.length })
             .collect();
         let storage_layout = StorageLayout::new(add.download_dir.clone(), files, meta.info.piece_length, meta.info.pieces.clone())?;
-        let resume_path = ResumeStore::default_path(&add.download_dir, &info_hash.to_hex());
+        let resume = Arc::new(ResumeStore::new(ResumeStore::default_path(&add.download_dir, &info_hash.to_hex())?));
         let check_status = status.clone();
-        let rp = resume_path.clone();
+        let resume2 = resume.clone();
         let (storage, have) = tokio::task::spawn_blocking(move || -> Result<_, EngineError> {
-            let storage = Storage::open(storage_layout)?;
+            let storage = Storage::open(storage_layout, OpenMode::ReadWrite)?;
             let total = layout.piece_count();
             let progress = |done: u32| check_status.send_modify(|s| s.state = TorrentState::Checking { done, total });
-            let have = match ResumeStore::load(&rp, &storage) {
-                Some(recorded) => storage.check_unrecorded(&recorded, progress)?,
+            let have = match resume2.load(storage.layout()) {
+                // Pieces recorded as verified are trusted; the rest may have been written
+                // after the last save, so they are checked.
+                Some(mut recorded) => {
+                    let unrecorded: Vec<_> = layout.pieces().filter(|p| !recorded[p.idx()]).collect();
+                    for piece in storage.check_pieces(unrecorded, progress)? {
+                        recorded[piece.idx()] = true;
+                    }
+                    recorded
+                }
                 None => storage.check_existing(progress)?,
             };
             Ok((storage, have))
@@ -148,7 +156,7 @@ impl Session {
             listen_port: self.inner.listen_addr.port(),
             swarm,
             storage: Arc::new(storage),
-            resume_path,
+            resume,
             status: status.clone(),
             max_peers: self.inner.config.max_peers,
             disk_threads: self.inner.config.disk_threads,

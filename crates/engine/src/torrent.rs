@@ -9,7 +9,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,7 +77,7 @@ pub(crate) struct Setup {
     pub(crate) listen_port: u16,
     pub(crate) swarm: Swarm,
     pub(crate) storage: Arc<Storage>,
-    pub(crate) resume_path: PathBuf,
+    pub(crate) resume: Arc<ResumeStore>,
     pub(crate) status: watch::Sender<TorrentStatus>,
     pub(crate) max_peers: usize,
     pub(crate) disk_threads: usize,
@@ -107,7 +106,7 @@ struct Actor {
     connecting: usize,
     banned_ips: HashSet<IpAddr>,
     banned_ids: HashSet<PeerId>,
-    resume_path: PathBuf,
+    resume: Arc<ResumeStore>,
     resume_dirty: bool,
     last_resume: Instant,
     status: watch::Sender<TorrentStatus>,
@@ -139,7 +138,7 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
         connecting: 0,
         banned_ips: HashSet::new(),
         banned_ids: HashSet::new(),
-        resume_path: setup.resume_path,
+        resume: setup.resume,
         resume_dirty: false,
         last_resume: Instant::now(),
         status: setup.status,
@@ -437,11 +436,11 @@ impl Actor {
         self.resume_dirty = false;
         self.last_resume = Instant::now();
         let storage = self.storage.clone();
-        let path = self.resume_path.clone();
+        let resume = self.resume.clone();
         let have = self.swarm.have().to_bools();
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = ResumeStore::save(&path, &storage, &have) {
-                tracing::warn!("cannot save resume data to {}: {e}", path.display());
+            if let Err(e) = resume.save(&storage, &have) {
+                tracing::warn!("cannot save resume data to {}: {e}", resume.path().display());
             }
         });
     }
@@ -465,10 +464,9 @@ impl Actor {
         self.links.clear();
         self.drain().await;
         let storage = self.storage.clone();
-        let path = self.resume_path.clone();
+        let resume = self.resume.clone();
         let have = self.swarm.have().to_bools();
-        // Wait for queued writes and hashes to land before the final save.
-        let _ = tokio::task::spawn_blocking(move || ResumeStore::save(&path, &storage, &have)).await;
+        let _ = tokio::task::spawn_blocking(move || resume.save(&storage, &have)).await;
         self.status.send_modify(|s| s.state = TorrentState::Stopped);
     }
 }
