@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context, anyhow};
 use indicatif::HumanBytes;
 use shoal_proto::Metainfo;
-use shoal_proto::metainfo::{CreateSpec, build_torrent, default_piece_length};
+use shoal_proto::metainfo::{CreateContent, CreateFile, CreateSpec, build_torrent, default_piece_length};
 
 use crate::args::{CreateArgs, TorrentOptions};
 use crate::{BadInput, Failure, progress};
@@ -58,8 +58,11 @@ pub(crate) async fn make_torrent(path: &Path, opts: &TorrentOptions, quiet: bool
     bar.finish_and_clear();
     let spec = CreateSpec {
         name: scanned.name.clone(),
-        files: scanned.files.iter().map(|f| (f.path.clone(), f.length)).collect(),
-        single_file: !scanned.is_dir,
+        content: if scanned.is_dir {
+            CreateContent::MultiFile(scanned.files.iter().map(|f| CreateFile { path: f.path.clone(), length: f.length }).collect())
+        } else {
+            CreateContent::SingleFile { length: total }
+        },
         piece_length,
         trackers: opts.trackers.clone(),
         private: opts.private,

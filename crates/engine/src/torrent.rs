@@ -78,7 +78,7 @@ pub(crate) struct Setup {
     pub(crate) swarm: Swarm,
     pub(crate) storage: Arc<Storage>,
     pub(crate) resume: Arc<ResumeStore>,
-    pub(crate) status: watch::Sender<TorrentStatus>,
+    pub(crate) status: Arc<watch::Sender<TorrentStatus>>,
     pub(crate) max_peers: usize,
     pub(crate) disk_threads: usize,
 }
@@ -109,7 +109,7 @@ struct Actor {
     resume: Arc<ResumeStore>,
     resume_dirty: bool,
     last_resume: Instant,
-    status: watch::Sender<TorrentStatus>,
+    status: Arc<watch::Sender<TorrentStatus>>,
     max_peers: usize,
     inbox: Inbox,
     error: Option<String>,

@@ -21,9 +21,9 @@ use crate::PeerKey;
 use crate::rng::Rng;
 
 /// While we hold fewer verified pieces than this, new pieces are picked at random.
-pub const RANDOM_FIRST: u32 = 4;
+pub(crate) const RANDOM_FIRST: u32 = 4;
 /// In endgame, the most peers one block is requested from at once.
-pub const ENDGAME_DUPLICATES: u8 = 2;
+pub(crate) const ENDGAME_DUPLICATES: u8 = 2;
 
 /// Where a piece stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

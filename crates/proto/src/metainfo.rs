@@ -1,0 +1,426 @@
+//! Metainfo (`.torrent`) files, BEP 3 v1 format, with multiple trackers (BEP 12), the private
+//! flag (BEP 27) and padding files (BEP 47).
+//!
+//! [`Metainfo::from_bytes`] is the one validating entry point for untrusted `.torrent` bytes;
+//! [`Metainfo::from_info_bytes`] does the same for an info dictionary fetched from peers
+//! (BEP 9). A [`Metainfo`] that exists has been checked for:
+//! * required fields with the right types (`info`, `name`, `piece length`, `pieces`, and
+//!   exactly one of `length` / `files`);
+//! * sane sizes: piece length 1 byte..=256 MiB, total length 1 byte..=2^50 bytes, at most
+//!   [`MAX_FILES`] files, one 20-byte hash per piece;
+//! * safe names: the torrent name and every path component is a single, non-empty file name
+//!   that cannot leave the download directory (`.`, `..`, separators, NUL and drive letters are
+//!   refused), and no two files share a path or use a file as a directory.
+//!
+//! The info-hash is SHA-1 over the `info` dictionary exactly as it appears in the input,
+//! whatever its key order, and those bytes are kept in [`Metainfo::info_bytes`] to serve them
+//! to peers (BEP 9). Text fields prefer their `.utf-8` variants when present and valid;
+//! otherwise invalid UTF-8 is replaced with U+FFFD, which is deterministic.
+//!
+//! File layout: in a multi-file torrent ([`Info::multi_file`]) the files live under a
+//! directory named [`Info::name`] and [`FileEntry::path`] is relative to it; in a single-file
+//! torrent the one file is named [`Info::name`] and its `path` is `[name]`.
+//! [`Info::file_path`] gives the path relative to the download directory in both cases.
+
+mod create;
+mod files;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use sha1::{Digest, Sha1};
+use shoal_bencode::{DecodeError, Dict, Value, decode, decode_with_spans};
+
+use crate::layout::Layout;
+use crate::magnet::Magnet;
+use crate::types::{InfoHash, PieceIndex};
+
+pub use create::{
+    CREATED_BY, CreateContent, CreateFile, CreateSpec, build_torrent, default_piece_length,
+};
+
+/// Largest accepted `piece length`: 256 MiB.
+pub const MAX_PIECE_LENGTH: u32 = 256 * 1024 * 1024;
+/// Largest accepted total content length: 2^50 bytes (1 PiB).
+pub const MAX_TOTAL_LENGTH: u64 = 1 << 50;
+/// Largest accepted number of files in a multi-file torrent.
+pub const MAX_FILES: usize = 1_000_000;
+
+/// Why bytes are not an acceptable torrent. Field names in messages are the bencode keys,
+/// with list positions for files (`files[3].path`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MetainfoError {
+    /// The input is not valid bencode (truncated, malformed, trailing bytes, ...).
+    #[error("not a valid torrent file: {0}")]
+    Bencode(#[from] DecodeError),
+    /// The input is bencode but not a dictionary.
+    #[error("not a valid torrent file: the top level is a {0}, not a dictionary")]
+    NotADict(&'static str),
+    /// A required field is absent.
+    #[error("missing field `{0}`")]
+    MissingField(String),
+    /// A field has the wrong bencode type.
+    #[error("field `{field}` is a {found}, expected {expected}")]
+    WrongType {
+        /// The field.
+        field: String,
+        /// What BEP 3 requires.
+        expected: &'static str,
+        /// What the torrent has.
+        found: &'static str,
+    },
+    /// Both `length` and `files` are present, so the layout is ambiguous.
+    #[error("the info dictionary has both `length` and `files`")]
+    LengthAndFiles,
+    /// A multi-file torrent with an empty `files` list.
+    #[error("field `files` is an empty list")]
+    NoFiles,
+    /// More files than [`MAX_FILES`].
+    #[error("field `files` lists {0} files, more than the limit of {MAX_FILES}")]
+    TooManyFiles(usize),
+    /// A file length below zero.
+    #[error("field `{field}` is negative ({value})")]
+    NegativeLength {
+        /// The field.
+        field: String,
+        /// Its value.
+        value: i64,
+    },
+    /// `piece length` is zero, negative or above [`MAX_PIECE_LENGTH`].
+    #[error("field `piece length` is {0}, expected 1 byte to 256 MiB")]
+    BadPieceLength(i64),
+    /// The files add up to zero bytes.
+    #[error("the torrent's total length is 0 bytes")]
+    EmptyContent,
+    /// The files add up to more than [`MAX_TOTAL_LENGTH`].
+    #[error("the torrent's total length is more than 2^50 bytes")]
+    TooLarge,
+    /// `pieces` is not a whole number of 20-byte SHA-1 hashes.
+    #[error("field `pieces` is {0} bytes long, not a multiple of 20")]
+    PiecesNotMultipleOf20(usize),
+    /// `pieces` has a different number of hashes than the content needs.
+    #[error(
+        "field `pieces` holds {found} hashes, but {total_length} bytes in pieces of \
+         {piece_length} bytes need {expected}"
+    )]
+    PieceCountMismatch {
+        /// Hashes in `pieces`.
+        found: usize,
+        /// Pieces the content needs.
+        expected: u64,
+        /// Total content length.
+        total_length: u64,
+        /// `piece length`.
+        piece_length: u32,
+    },
+    /// The torrent name is not a safe single file name.
+    #[error("field `name` (\"{name}\") is not a safe file name: {reason}")]
+    BadName {
+        /// The name, after UTF-8 decoding.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A file path is empty or has a component that is not a safe single file name.
+    #[error("field `{field}` has an unsafe component \"{component}\": {reason}")]
+    BadPath {
+        /// The field (`files[3].path`).
+        field: String,
+        /// The offending component.
+        component: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Two files have the same path.
+    #[error("file path \"{0}\" appears more than once")]
+    DuplicatePath(String),
+    /// A file's path is also used as a directory by another file.
+    #[error("file path \"{0}\" is used both as a file and as a directory")]
+    PathConflict(String),
+}
+
+/// A validated `.torrent` file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metainfo {
+    /// SHA-1 of [`Metainfo::info_bytes`].
+    pub info_hash: InfoHash,
+    /// The validated info dictionary.
+    pub info: Info,
+    /// The `announce` tracker URL, if any.
+    pub announce: Option<String>,
+    /// Tracker tiers (BEP 12), each a list of URLs tried in order. When the torrent has no
+    /// usable `announce-list` but an `announce`, this is one tier holding that URL.
+    pub announce_list: Vec<Vec<String>>,
+    /// Free-form comment.
+    pub comment: Option<String>,
+    /// Name of the program that made the torrent.
+    pub created_by: Option<String>,
+    /// Creation time in seconds since the Unix epoch.
+    pub creation_date: Option<i64>,
+    /// The info dictionary exactly as received (what the info-hash covers).
+    pub info_bytes: Bytes,
+}
+
+/// The validated info dictionary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Info {
+    /// Torrent name: the file name (single-file) or directory name (multi-file). A safe single
+    /// path component.
+    pub name: String,
+    /// Nominal piece length, 1 byte..=[`MAX_PIECE_LENGTH`].
+    pub piece_length: u32,
+    /// SHA-1 of each piece; exactly `layout.piece_count()` entries.
+    pub pieces: Vec<[u8; 20]>,
+    /// Files in content order; their lengths add up to `layout.total_length()`.
+    pub files: Vec<FileEntry>,
+    /// BEP 27 private torrent: peers only from the torrent's trackers (no DHT, PEX, LSD).
+    pub private: bool,
+    /// `true` when the torrent has a `files` list: files live under a directory named `name`.
+    pub multi_file: bool,
+    /// Piece geometry derived from the total length and piece length.
+    pub layout: Layout,
+}
+
+/// One file of a torrent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Path components, each a safe file name. In a multi-file torrent this is relative to the
+    /// torrent's directory `name`; in a single-file torrent it is `[name]`.
+    pub path: Vec<String>,
+    /// Length in bytes (may be 0).
+    pub length: u64,
+    /// Offset of the file's first byte in the torrent's content.
+    pub offset: u64,
+    /// BEP 47 padding file (attribute `p`): takes space in the pieces, holds zeros, and is
+    /// not written to disk by clients that know about padding.
+    pub padding: bool,
+}
+
+impl Metainfo {
+    /// Parses and validates a `.torrent` file.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, MetainfoError> {
+        let (root, spans) = decode_with_spans(bytes)?;
+        let dict = root.as_dict().ok_or(MetainfoError::NotADict(root.kind()))?;
+        let info_value = dict.get(&b"info"[..]).ok_or_else(|| missing("info"))?;
+        let info = Info::from_dict(expect_dict(info_value, "info")?)?;
+        let span = spans
+            .into_iter()
+            .find_map(|(key, span)| (key == b"info").then_some(span))
+            .ok_or_else(|| missing("info"))?;
+        let info_bytes = Bytes::copy_from_slice(&bytes[span]);
+
+        let announce = dict.get(&b"announce"[..]).and_then(tracker_url);
+        let mut announce_list = dict
+            .get(&b"announce-list"[..])
+            .and_then(Value::as_list)
+            .map(|tiers| parse_tiers(tiers))
+            .unwrap_or_default();
+        if announce_list.is_empty() {
+            if let Some(url) = &announce {
+                announce_list.push(vec![url.clone()]);
+            }
+        }
+        Ok(Self {
+            info_hash: sha1_hash(&info_bytes),
+            info,
+            announce,
+            announce_list,
+            comment: text(dict, "comment"),
+            created_by: text(dict, "created by"),
+            creation_date: dict.get(&b"creation date"[..]).and_then(Value::as_int),
+            info_bytes,
+        })
+    }
+
+    /// Builds a metainfo from a bare info dictionary, as fetched from peers for a magnet link
+    /// (BEP 9). Trackers and other top-level fields are empty; the caller adds the magnet's.
+    pub fn from_info_bytes(info_bytes: &[u8]) -> Result<Self, MetainfoError> {
+        let value = decode(info_bytes)?;
+        let info = Info::from_dict(expect_dict(&value, "info")?)?;
+        Ok(Self {
+            info_hash: sha1_hash(info_bytes),
+            info,
+            announce: None,
+            announce_list: Vec::new(),
+            comment: None,
+            created_by: None,
+            creation_date: None,
+            info_bytes: Bytes::copy_from_slice(info_bytes),
+        })
+    }
+
+    /// Every tracker URL of every tier, in tier order, without duplicates.
+    pub fn trackers(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for url in self.announce_list.iter().flatten() {
+            if !out.contains(&url.as_str()) {
+                out.push(url);
+            }
+        }
+        out
+    }
+
+    /// A magnet link for this torrent: info-hash, name and trackers.
+    pub fn magnet(&self) -> Magnet {
+        Magnet {
+            info_hash: self.info_hash,
+            display_name: Some(self.info.name.clone()),
+            trackers: self.trackers().into_iter().map(str::to_owned).collect(),
+            peers: Vec::new(),
+            select_only: None,
+        }
+    }
+}
+
+impl Info {
+    /// Parses and validates a bare bencoded info dictionary.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, MetainfoError> {
+        let value = decode(bytes)?;
+        Self::from_dict(expect_dict(&value, "info")?)
+    }
+
+    fn from_dict(info: &Dict<'_>) -> Result<Self, MetainfoError> {
+        let name = files::name(info)?;
+        let piece_length = int(info, "piece length")?;
+        let piece_length = u32::try_from(piece_length)
+            .ok()
+            .filter(|&l| l > 0 && l <= MAX_PIECE_LENGTH)
+            .ok_or(MetainfoError::BadPieceLength(piece_length))?;
+        let pieces_raw = bytes(info, "pieces")?;
+        if pieces_raw.len() % 20 != 0 {
+            return Err(MetainfoError::PiecesNotMultipleOf20(pieces_raw.len()));
+        }
+        let (files, multi_file) = match (info.get(&b"files"[..]), info.get(&b"length"[..])) {
+            (Some(_), Some(_)) => return Err(MetainfoError::LengthAndFiles),
+            (Some(list), None) => (files::multi(list)?, true),
+            (None, Some(length)) => (files::single(&name, length)?, false),
+            (None, None) => return Err(missing("length` or `files")),
+        };
+        let total_length = files.last().map_or(0, |f| f.offset + f.length);
+        if total_length == 0 {
+            return Err(MetainfoError::EmptyContent);
+        }
+        let found = pieces_raw.len() / 20;
+        let expected = total_length.div_ceil(u64::from(piece_length));
+        let layout = Layout::new(total_length, piece_length)
+            .filter(|l| l.piece_count() as usize == found)
+            .ok_or(MetainfoError::PieceCountMismatch {
+                found,
+                expected,
+                total_length,
+                piece_length,
+            })?;
+        let pieces = pieces_raw
+            .chunks_exact(20)
+            .map(|c| {
+                let mut h = [0u8; 20];
+                h.copy_from_slice(c);
+                h
+            })
+            .collect();
+        let private = info.get(&b"private"[..]).and_then(Value::as_int) == Some(1);
+        Ok(Self {
+            name,
+            piece_length,
+            pieces,
+            files,
+            private,
+            multi_file,
+            layout,
+        })
+    }
+
+    /// `true` when the files live under a directory named [`Info::name`].
+    pub fn is_multi_file(&self) -> bool {
+        self.multi_file
+    }
+
+    /// Total content length in bytes.
+    pub fn total_length(&self) -> u64 {
+        self.layout.total_length()
+    }
+
+    /// Where a file goes, relative to the download directory: `name/<path...>` in a
+    /// multi-file torrent, `name` in a single-file one.
+    pub fn file_path(&self, file: &FileEntry) -> PathBuf {
+        let mut path = PathBuf::new();
+        if self.multi_file {
+            path.push(&self.name);
+        }
+        path.extend(&file.path);
+        path
+    }
+
+    /// The expected SHA-1 of a piece; `None` if the index belongs to another torrent.
+    pub fn piece_hash(&self, piece: PieceIndex) -> Option<&[u8; 20]> {
+        self.pieces.get(piece.idx())
+    }
+}
+
+fn sha1_hash(bytes: &[u8]) -> InfoHash {
+    InfoHash(Sha1::digest(bytes).into())
+}
+
+fn missing(field: &str) -> MetainfoError {
+    MetainfoError::MissingField(field.to_owned())
+}
+
+fn wrong_type(field: &str, expected: &'static str, found: &Value<'_>) -> MetainfoError {
+    MetainfoError::WrongType {
+        field: field.to_owned(),
+        expected,
+        found: found.kind(),
+    }
+}
+
+fn expect_dict<'v, 'a>(value: &'v Value<'a>, field: &str) -> Result<&'v Dict<'a>, MetainfoError> {
+    value
+        .as_dict()
+        .ok_or_else(|| wrong_type(field, "a dictionary", value))
+}
+
+fn int(dict: &Dict<'_>, key: &str) -> Result<i64, MetainfoError> {
+    let value = dict.get(key.as_bytes()).ok_or_else(|| missing(key))?;
+    value
+        .as_int()
+        .ok_or_else(|| wrong_type(key, "an integer", value))
+}
+
+fn bytes<'a>(dict: &Dict<'a>, key: &str) -> Result<&'a [u8], MetainfoError> {
+    let value = dict.get(key.as_bytes()).ok_or_else(|| missing(key))?;
+    value
+        .as_bytes()
+        .ok_or_else(|| wrong_type(key, "a byte string", value))
+}
+
+/// An optional text field, preferring `<key>.utf-8` when it is valid UTF-8.
+fn text(dict: &Dict<'_>, key: &str) -> Option<String> {
+    let utf8_key = format!("{key}.utf-8");
+    if let Some(s) = dict.get(utf8_key.as_bytes()).and_then(Value::as_str) {
+        return Some(s.to_owned());
+    }
+    dict.get(key.as_bytes())
+        .and_then(Value::as_bytes)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+/// A tracker URL: a non-empty byte string, trimmed. Anything else is ignored.
+fn tracker_url(value: &Value<'_>) -> Option<String> {
+    let url = String::from_utf8_lossy(value.as_bytes()?).trim().to_owned();
+    (!url.is_empty()).then_some(url)
+}
+
+/// BEP 12 tiers, tolerating the mess found in real torrents: non-list tiers holding a single
+/// URL, non-string entries and empty tiers are skipped or repaired rather than refused.
+fn parse_tiers(tiers: &[Value<'_>]) -> Vec<Vec<String>> {
+    tiers
+        .iter()
+        .map(|tier| match tier {
+            Value::List(urls) => urls.iter().filter_map(tracker_url).collect(),
+            other => tracker_url(other).into_iter().collect(),
+        })
+        .filter(|tier: &Vec<String>| !tier.is_empty())
+        .collect()
+}
