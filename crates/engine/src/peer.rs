@@ -65,20 +65,38 @@ pub(crate) enum HandshakeError {
 /// Reads the 68-byte handshake.
 pub(crate) async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, HandshakeError> {
     let mut buf = [0u8; 68];
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut buf)).await.map_err(|_| HandshakeError::Timeout)??;
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut buf))
+        .await
+        .map_err(|_| HandshakeError::Timeout)??;
     Ok(Handshake::decode(&buf)?)
 }
 
 /// Sends our handshake for `info_hash`.
-pub(crate) async fn write_handshake(stream: &mut TcpStream, info_hash: InfoHash, peer_id: PeerId) -> Result<(), HandshakeError> {
-    let hs = Handshake { reserved: our_reserved(), info_hash, peer_id };
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.write_all(&hs.encode())).await.map_err(|_| HandshakeError::Timeout)??;
+pub(crate) async fn write_handshake(
+    stream: &mut TcpStream,
+    info_hash: InfoHash,
+    peer_id: PeerId,
+) -> Result<(), HandshakeError> {
+    let hs = Handshake {
+        reserved: our_reserved(),
+        info_hash,
+        peer_id,
+    };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.write_all(&hs.encode()))
+        .await
+        .map_err(|_| HandshakeError::Timeout)??;
     Ok(())
 }
 
 /// Dials a peer and exchanges handshakes.
-pub(crate) async fn connect(addr: SocketAddr, info_hash: InfoHash, peer_id: PeerId) -> Result<(TcpStream, Handshake), HandshakeError> {
-    let mut stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr)).await.map_err(|_| HandshakeError::Timeout)??;
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    info_hash: InfoHash,
+    peer_id: PeerId,
+) -> Result<(TcpStream, Handshake), HandshakeError> {
+    let mut stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| HandshakeError::Timeout)??;
     stream.set_nodelay(true)?;
     write_handshake(&mut stream, info_hash, peer_id).await?;
     let theirs = read_handshake(&mut stream).await?;
@@ -139,7 +157,12 @@ pub(crate) fn spawn(
     PeerLink { addr, tx, reader }
 }
 
-async fn read_loop(key: PeerKey, mut read: OwnedReadHalf, inbox: &Inbox, max_message: u32) -> String {
+async fn read_loop(
+    key: PeerKey,
+    mut read: OwnedReadHalf,
+    inbox: &Inbox,
+    max_message: u32,
+) -> String {
     let mut buf = BytesMut::with_capacity(128 * 1024);
     loop {
         loop {
@@ -165,7 +188,11 @@ async fn read_loop(key: PeerKey, mut read: OwnedReadHalf, inbox: &Inbox, max_mes
     }
 }
 
-async fn write_loop(mut write: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, storage: &Storage) -> std::io::Result<()> {
+async fn write_loop(
+    mut write: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outgoing>,
+    storage: &Storage,
+) -> std::io::Result<()> {
     let mut buf = BytesMut::with_capacity(WRITE_BATCH + 32 * 1024);
     loop {
         let first = match tokio::time::timeout(KEEPALIVE, rx.recv()).await {
@@ -196,7 +223,9 @@ fn encode(buf: &mut BytesMut, out: Outgoing, storage: &Storage) -> std::io::Resu
             buf.put_u32(block.begin);
             let start = buf.len();
             buf.resize(start + block.length as usize, 0);
-            storage.read_into(block.piece, block.begin, &mut buf[start..]).map_err(std::io::Error::other)?;
+            storage
+                .read_into(block.piece, block.begin, &mut buf[start..])
+                .map_err(std::io::Error::other)?;
         }
     }
     Ok(())

@@ -43,11 +43,19 @@ pub(crate) enum PeerEvent {
 #[derive(Debug)]
 pub(crate) enum Control {
     /// A connection whose handshakes are done (incoming or outgoing).
-    Connected { stream: TcpStream, addr: SocketAddr, handshake: Handshake, outgoing: bool },
+    Connected {
+        stream: TcpStream,
+        addr: SocketAddr,
+        handshake: Handshake,
+        outgoing: bool,
+    },
     /// An outgoing attempt failed.
     ConnectFailed { addr: SocketAddr },
     /// Addresses to try (tracker reply, `--peer`).
-    Peers { addrs: Vec<SocketAddr>, manual: bool },
+    Peers {
+        addrs: Vec<SocketAddr>,
+        manual: bool,
+    },
     /// Stop: close connections, save resume data, then answer.
     Shutdown(oneshot::Sender<()>),
 }
@@ -122,7 +130,10 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
     let (peer_tx, peer_rx) = mpsc::channel(PEER_INBOX);
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
     let (disk_tx, disk_rx) = mpsc::unbounded_channel();
-    let inbox = Inbox { peers: peer_tx, control: ctl_tx };
+    let inbox = Inbox {
+        peers: peer_tx,
+        control: ctl_tx,
+    };
     let pieces = setup.swarm.layout().piece_count();
     let actor = Actor {
         info_hash: setup.info_hash,
@@ -148,7 +159,9 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
         // A bitfield, or a block with its header, whichever is larger, plus room for
         // extension messages.
         disk_backlog: Default::default(),
-        max_message: (pieces / 8 + 1).max(shoal_proto::BLOCK_SIZE + 13).max(1 << 20),
+        max_message: (pieces / 8 + 1)
+            .max(shoal_proto::BLOCK_SIZE + 13)
+            .max(1 << 20),
     };
     tokio::spawn(actor.run(peer_rx, ctl_rx, disk_rx));
     inbox
@@ -190,7 +203,12 @@ impl Actor {
 
     fn on_control(&mut self, ctl: Control) {
         match ctl {
-            Control::Connected { stream, addr, handshake, outgoing } => {
+            Control::Connected {
+                stream,
+                addr,
+                handshake,
+                outgoing,
+            } => {
                 if outgoing {
                     self.connecting = self.connecting.saturating_sub(1);
                     if let Some(c) = self.candidates.get_mut(&addr) {
@@ -214,7 +232,12 @@ impl Actor {
                     if addr.port() == 0 || self.is_self(addr) {
                         continue;
                     }
-                    let c = self.candidates.entry(addr).or_insert(Candidate { next_try: now, failures: 0, busy: false, manual });
+                    let c = self.candidates.entry(addr).or_insert(Candidate {
+                        next_try: now,
+                        failures: 0,
+                        busy: false,
+                        manual,
+                    });
                     c.manual |= manual;
                 }
                 self.connect_more();
@@ -228,7 +251,13 @@ impl Actor {
         addr.port() == self.listen_port && (addr.ip().is_loopback() || addr.ip().is_unspecified())
     }
 
-    fn on_connected(&mut self, stream: TcpStream, addr: SocketAddr, handshake: Handshake, outgoing: bool) {
+    fn on_connected(
+        &mut self,
+        stream: TcpStream,
+        addr: SocketAddr,
+        handshake: Handshake,
+        outgoing: bool,
+    ) {
         let banned = self.banned_ids.contains(&handshake.peer_id)
             || (!addr.ip().is_loopback() && self.banned_ips.contains(&addr.ip()));
         let duplicate = self.ids.values().any(|id| *id == handshake.peer_id);
@@ -242,7 +271,14 @@ impl Actor {
         let key = PeerKey(self.next_key);
         self.next_key += 1;
         tracing::debug!(%addr, outgoing, "peer connected");
-        let link = peer::spawn(key, addr, stream, self.inbox.clone(), self.storage.clone(), self.max_message);
+        let link = peer::spawn(
+            key,
+            addr,
+            stream,
+            self.inbox.clone(),
+            self.storage.clone(),
+            self.max_message,
+        );
         let fast = handshake.reserved[7] & 0x04 != 0;
         let extensions = handshake.reserved[5] & 0x10 != 0;
         self.links.insert(key, link);
@@ -258,7 +294,13 @@ impl Actor {
                 reqq: Some(OUR_REQQ),
                 ..Default::default()
             };
-            self.send(key, Message::Extended { id: 0, payload: ext.encode().into() });
+            self.send(
+                key,
+                Message::Extended {
+                    id: 0,
+                    payload: ext.encode().into(),
+                },
+            );
         }
     }
 
@@ -294,7 +336,10 @@ impl Actor {
         match event {
             DiskEvent::Verified { piece, ok } => {
                 if !ok {
-                    tracing::warn!(piece = piece.get(), "piece failed its hash check; fetching it again");
+                    tracing::warn!(
+                        piece = piece.get(),
+                        "piece failed its hash check; fetching it again"
+                    );
                 }
                 let was_complete = self.swarm.is_complete();
                 self.swarm.handle_verified(Instant::now(), piece, ok);
@@ -338,7 +383,12 @@ impl Actor {
         let mut ready: Vec<SocketAddr> = self
             .candidates
             .iter()
-            .filter(|(addr, c)| !c.busy && c.next_try <= now && !connected.contains(addr) && !self.banned_ips.contains(&addr.ip()))
+            .filter(|(addr, c)| {
+                !c.busy
+                    && c.next_try <= now
+                    && !connected.contains(addr)
+                    && !self.banned_ips.contains(&addr.ip())
+            })
             .map(|(addr, _)| *addr)
             .collect();
         ready.sort_by_key(|a| self.candidates.get(a).map(|c| (!c.manual, c.failures)));
@@ -346,16 +396,24 @@ impl Actor {
             if self.links.len() + self.connecting >= self.max_peers {
                 break;
             }
-            let Some(c) = self.candidates.get_mut(&addr) else { continue };
+            let Some(c) = self.candidates.get_mut(&addr) else {
+                continue;
+            };
             if c.failures >= 8 && !c.manual {
                 continue;
             }
             c.busy = true;
             self.connecting += 1;
-            let (info_hash, peer_id, control) = (self.info_hash, self.peer_id, self.inbox.control.clone());
+            let (info_hash, peer_id, control) =
+                (self.info_hash, self.peer_id, self.inbox.control.clone());
             tokio::spawn(async move {
                 let msg = match peer::connect(addr, info_hash, peer_id).await {
-                    Ok((stream, handshake)) => Control::Connected { stream, addr, handshake, outgoing: true },
+                    Ok((stream, handshake)) => Control::Connected {
+                        stream,
+                        addr,
+                        handshake,
+                        outgoing: true,
+                    },
                     Err(e) => {
                         tracing::debug!(%addr, "connect failed: {e}");
                         Control::ConnectFailed { addr }
@@ -367,7 +425,9 @@ impl Actor {
     }
 
     fn send(&mut self, key: PeerKey, msg: Message) {
-        let Some(link) = self.links.get(&key) else { return };
+        let Some(link) = self.links.get(&key) else {
+            return;
+        };
         if link.tx.try_send(Outgoing::Msg(msg)).is_err() {
             tracing::debug!(addr = %link.addr, "send queue full; closing");
             self.close(key);
@@ -397,7 +457,9 @@ impl Actor {
                         let _ = link.tx.try_send(Outgoing::Block(block));
                     }
                 }
-                Action::Write { block, data } => self.disk_backlog.push_back(DiskJob::Write(block, data)),
+                Action::Write { block, data } => {
+                    self.disk_backlog.push_back(DiskJob::Write(block, data))
+                }
                 Action::Verify { piece } => self.disk_backlog.push_back(DiskJob::Verify(piece)),
                 Action::Disconnect { peer, ban, reason } => {
                     if let Some(link) = self.links.remove(&peer) {
@@ -440,7 +502,10 @@ impl Actor {
         let have = self.swarm.have().to_bools();
         tokio::task::spawn_blocking(move || {
             if let Err(e) = resume.save(&storage, &have) {
-                tracing::warn!("cannot save resume data to {}: {e}", resume.path().display());
+                tracing::warn!(
+                    "cannot save resume data to {}: {e}",
+                    resume.path().display()
+                );
             }
         });
     }

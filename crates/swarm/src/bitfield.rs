@@ -37,7 +37,11 @@ pub enum BitfieldError {
 impl Bitfield {
     /// An empty set for `len` pieces.
     pub fn new(len: u32) -> Self {
-        Self { bits: vec![0; len.div_ceil(8) as usize], len, count: 0 }
+        Self {
+            bits: vec![0; len.div_ceil(8) as usize],
+            len,
+            count: 0,
+        }
     }
 
     /// A full set for `len` pieces.
@@ -67,14 +71,22 @@ impl Bitfield {
     pub fn from_wire(payload: &[u8], len: u32) -> Result<Self, BitfieldError> {
         let expected = len.div_ceil(8) as usize;
         if payload.len() != expected {
-            return Err(BitfieldError::WrongLength { got: payload.len(), expected, pieces: len });
+            return Err(BitfieldError::WrongLength {
+                got: payload.len(),
+                expected,
+                pieces: len,
+            });
         }
         let spare = expected as u32 * 8 - len;
         if spare > 0 && payload[expected - 1] & ((1u8 << spare) - 1) != 0 {
             return Err(BitfieldError::SpareBitsSet { pieces: len });
         }
         let count = payload.iter().map(|b| b.count_ones()).sum();
-        Ok(Self { bits: payload.to_vec(), len, count })
+        Ok(Self {
+            bits: payload.to_vec(),
+            len,
+            count,
+        })
     }
 
     /// The payload of a `bitfield` message.
@@ -108,7 +120,9 @@ impl Bitfield {
             return false;
         }
         let i = piece.idx();
-        self.bits.get(i / 8).is_some_and(|b| b & (0x80 >> (i % 8)) != 0)
+        self.bits
+            .get(i / 8)
+            .is_some_and(|b| b & (0x80 >> (i % 8)) != 0)
     }
 
     /// Marks the piece present; returns true if it was absent.
@@ -117,7 +131,9 @@ impl Bitfield {
             return false;
         }
         let i = piece.idx();
-        let Some(byte) = self.bits.get_mut(i / 8) else { return false };
+        let Some(byte) = self.bits.get_mut(i / 8) else {
+            return false;
+        };
         let mask = 0x80 >> (i % 8);
         if *byte & mask != 0 {
             return false;
@@ -133,7 +149,9 @@ impl Bitfield {
             return false;
         }
         let i = piece.idx();
-        let Some(byte) = self.bits.get_mut(i / 8) else { return false };
+        let Some(byte) = self.bits.get_mut(i / 8) else {
+            return false;
+        };
         let mask = 0x80 >> (i % 8);
         if *byte & mask == 0 {
             return false;
@@ -145,16 +163,22 @@ impl Bitfield {
 
     /// Iterates over the present pieces in order.
     pub fn ones(&self) -> impl Iterator<Item = PieceIndex> + '_ {
-        self.bits.iter().enumerate().flat_map(move |(byte_i, &byte)| {
-            (0..8u32).filter_map(move |bit| {
-                (byte & (0x80 >> bit) != 0).then(|| PieceIndex::new_unchecked(byte_i as u32 * 8 + bit))
+        self.bits
+            .iter()
+            .enumerate()
+            .flat_map(move |(byte_i, &byte)| {
+                (0..8u32).filter_map(move |bit| {
+                    (byte & (0x80 >> bit) != 0)
+                        .then(|| PieceIndex::new_unchecked(byte_i as u32 * 8 + bit))
+                })
             })
-        })
     }
 
     /// One flag per piece.
     pub fn to_bools(&self) -> Vec<bool> {
-        (0..self.len).map(|i| self.get(PieceIndex::new_unchecked(i))).collect()
+        (0..self.len)
+            .map(|i| self.get(PieceIndex::new_unchecked(i)))
+            .collect()
     }
 }
 
@@ -173,7 +197,10 @@ mod tests {
             Bitfield::from_wire(&[0x80, 0x41], 10),
             Err(BitfieldError::SpareBitsSet { pieces: 10 })
         );
-        assert!(matches!(Bitfield::from_wire(&[0x80], 10), Err(BitfieldError::WrongLength { .. })));
+        assert!(matches!(
+            Bitfield::from_wire(&[0x80], 10),
+            Err(BitfieldError::WrongLength { .. })
+        ));
         assert_eq!(b.ones().map(|p| p.get()).collect::<Vec<_>>(), vec![0, 9]);
     }
 

@@ -33,8 +33,10 @@ pub fn choose(
     seeding: bool,
     rng: &mut Rng,
 ) -> (Vec<PeerKey>, Option<PeerKey>) {
-    let mut ranked: Vec<&Candidate> =
-        candidates.iter().filter(|c| c.interested && (seeding || !c.snubbed)).collect();
+    let mut ranked: Vec<&Candidate> = candidates
+        .iter()
+        .filter(|c| c.interested && (seeding || !c.snubbed))
+        .collect();
     // Highest rate first; equal rates keep a stable order by key so results repeat.
     ranked.sort_by(|a, b| b.rate.total_cmp(&a.rate).then(a.peer.cmp(&b.peer)));
     let regular = slots.saturating_sub(1).max(1).min(ranked.len());
@@ -69,7 +71,12 @@ mod tests {
     use super::*;
 
     fn cand(peer: u64, rate: f64) -> Candidate {
-        Candidate { peer: PeerKey(peer), rate, interested: true, snubbed: false }
+        Candidate {
+            peer: PeerKey(peer),
+            rate,
+            interested: true,
+            snubbed: false,
+        }
     }
 
     #[test]

@@ -88,10 +88,23 @@ impl Picker {
         let n = layout.piece_count() as usize;
         let state: Vec<PieceState> = layout
             .pieces()
-            .map(|p| if have.get(p) { PieceState::Have } else { PieceState::Missing })
+            .map(|p| {
+                if have.get(p) {
+                    PieceState::Have
+                } else {
+                    PieceState::Missing
+                }
+            })
             .collect();
         let missing = state.iter().filter(|s| **s == PieceState::Missing).count() as u32;
-        Self { layout, availability: vec![0; n], state, suspect: vec![false; n], partials: BTreeMap::new(), missing }
+        Self {
+            layout,
+            availability: vec![0; n],
+            state,
+            suspect: vec![false; n],
+            partials: BTreeMap::new(),
+            missing,
+        }
     }
 
     pub(crate) fn state(&self, piece: PieceIndex) -> PieceState {
@@ -151,11 +164,19 @@ impl Picker {
             if partial.open == 0 || partial.exclusive.is_some_and(|p| p != peer) || !has(piece) {
                 continue;
             }
-            take_open(&self.layout, piece, partial, want - (out.len() - start), out);
+            take_open(
+                &self.layout,
+                piece,
+                partial,
+                want - (out.len() - start),
+                out,
+            );
         }
         // 2. New pieces.
         while !done(out) && self.missing > 0 {
-            let Some(piece) = self.choose_new(have_count, &has, rng) else { break };
+            let Some(piece) = self.choose_new(have_count, &has, rng) else {
+                break;
+            };
             let blocks = self.layout.block_count(piece) as usize;
             let mut partial = Partial {
                 blocks: vec![Slot::Open; blocks],
@@ -164,7 +185,13 @@ impl Picker {
                 contributors: Vec::new(),
                 exclusive: self.suspect[piece.idx()].then_some(peer),
             };
-            take_open(&self.layout, piece, &mut partial, want - (out.len() - start), out);
+            take_open(
+                &self.layout,
+                piece,
+                &mut partial,
+                want - (out.len() - start),
+                out,
+            );
             self.state[piece.idx()] = PieceState::Partial;
             self.missing -= 1;
             self.partials.insert(piece, partial);
@@ -181,11 +208,15 @@ impl Picker {
                 if done(out) {
                     return;
                 }
-                let Slot::Requested(count) = *slot else { continue };
+                let Slot::Requested(count) = *slot else {
+                    continue;
+                };
                 if count >= ENDGAME_DUPLICATES {
                     continue;
                 }
-                let Some(block) = self.layout.block(piece, n as u32) else { continue };
+                let Some(block) = self.layout.block(piece, n as u32) else {
+                    continue;
+                };
                 if pending(&block) || out[start..].contains(&block) {
                     continue;
                 }
@@ -196,7 +227,12 @@ impl Picker {
     }
 
     /// Rarest (or, early on, random) unstarted piece the peer has.
-    fn choose_new(&self, have_count: u32, has: &impl Fn(PieceIndex) -> bool, rng: &mut Rng) -> Option<PieceIndex> {
+    fn choose_new(
+        &self,
+        have_count: u32,
+        has: &impl Fn(PieceIndex) -> bool,
+        rng: &mut Rng,
+    ) -> Option<PieceIndex> {
         let random_first = have_count < RANDOM_FIRST;
         let n = self.layout.piece_count();
         let offset = rng.below(n as u64) as u32;
@@ -208,7 +244,11 @@ impl Picker {
             if self.state[piece.idx()] != PieceState::Missing || !has(piece) {
                 continue;
             }
-            let avail = if random_first { 0 } else { self.availability[piece.idx()] };
+            let avail = if random_first {
+                0
+            } else {
+                self.availability[piece.idx()]
+            };
             if avail < best_avail {
                 best_avail = avail;
                 best = Some(piece);
@@ -226,8 +266,15 @@ impl Picker {
     /// A requested block will not come from one of the peers it was asked of (rejected,
     /// cancelled, timed out or the peer left).
     pub(crate) fn release(&mut self, block: &BlockRange) {
-        let Some(partial) = self.partials.get_mut(&block.piece) else { return };
-        let Some(slot) = partial.blocks.get_mut((block.begin / shoal_proto::BLOCK_SIZE) as usize) else { return };
+        let Some(partial) = self.partials.get_mut(&block.piece) else {
+            return;
+        };
+        let Some(slot) = partial
+            .blocks
+            .get_mut((block.begin / shoal_proto::BLOCK_SIZE) as usize)
+        else {
+            return;
+        };
         if let Slot::Requested(count) = *slot {
             if count <= 1 {
                 *slot = Slot::Open;
@@ -249,8 +296,13 @@ impl Picker {
 
     /// Records a received block from `peer`.
     pub(crate) fn accept(&mut self, peer: PeerKey, block: &BlockRange) -> Accepted {
-        let Some(partial) = self.partials.get_mut(&block.piece) else { return Accepted::Duplicate };
-        let Some(slot) = partial.blocks.get_mut((block.begin / shoal_proto::BLOCK_SIZE) as usize) else {
+        let Some(partial) = self.partials.get_mut(&block.piece) else {
+            return Accepted::Duplicate;
+        };
+        let Some(slot) = partial
+            .blocks
+            .get_mut((block.begin / shoal_proto::BLOCK_SIZE) as usize)
+        else {
             return Accepted::Duplicate;
         };
         match *slot {
@@ -272,7 +324,11 @@ impl Picker {
 
     /// The hash check of a piece ended. Returns the peers that contributed to it.
     pub(crate) fn verified(&mut self, piece: PieceIndex, ok: bool) -> Vec<PeerKey> {
-        let contributors = self.partials.remove(&piece).map(|p| p.contributors).unwrap_or_default();
+        let contributors = self
+            .partials
+            .remove(&piece)
+            .map(|p| p.contributors)
+            .unwrap_or_default();
         let state = &mut self.state[piece.idx()];
         if ok {
             *state = PieceState::Have;
@@ -286,7 +342,13 @@ impl Picker {
 }
 
 /// Marks up to `want` open blocks of `partial` requested and appends them to `out`.
-fn take_open(layout: &Layout, piece: PieceIndex, partial: &mut Partial, want: usize, out: &mut Vec<BlockRange>) {
+fn take_open(
+    layout: &Layout,
+    piece: PieceIndex,
+    partial: &mut Partial,
+    want: usize,
+    out: &mut Vec<BlockRange>,
+) {
     let mut taken = 0;
     for (n, slot) in partial.blocks.iter_mut().enumerate() {
         if taken == want || partial.open == 0 {
@@ -295,7 +357,9 @@ fn take_open(layout: &Layout, piece: PieceIndex, partial: &mut Partial, want: us
         if *slot != Slot::Open {
             continue;
         }
-        let Some(block) = layout.block(piece, n as u32) else { continue };
+        let Some(block) = layout.block(piece, n as u32) else {
+            continue;
+        };
         *slot = Slot::Requested(1);
         partial.open -= 1;
         taken += 1;
@@ -324,7 +388,15 @@ mod tests {
         }
         let mut rng = Rng::new(7);
         let mut out = Vec::new();
-        p.pick(PeerKey(1), 1, RANDOM_FIRST, |_| true, |_| false, &mut rng, &mut out);
+        p.pick(
+            PeerKey(1),
+            1,
+            RANDOM_FIRST,
+            |_| true,
+            |_| false,
+            &mut rng,
+            &mut out,
+        );
         assert_eq!(out[0].piece.get(), 5);
     }
 
@@ -338,7 +410,10 @@ mod tests {
         assert_eq!(out[1].piece, first);
         let mut out2 = Vec::new();
         p.pick(PeerKey(2), 2, 10, |_| true, |_| false, &mut rng, &mut out2);
-        assert!(out2.iter().all(|b| b.piece == first), "second peer continues the partial piece");
+        assert!(
+            out2.iter().all(|b| b.piece == first),
+            "second peer continues the partial piece"
+        );
     }
 
     #[test]
@@ -354,10 +429,19 @@ mod tests {
         assert_eq!(b.len(), 2, "endgame hands the same blocks to a second peer");
         let mut c = Vec::new();
         p.pick(PeerKey(3), 10, 10, |_| true, |_| false, &mut rng, &mut c);
-        assert!(c.is_empty(), "no block is requested from more than {ENDGAME_DUPLICATES} peers");
-        assert_eq!(p.accept(PeerKey(1), &a[0]), Accepted::New { complete: false });
+        assert!(
+            c.is_empty(),
+            "no block is requested from more than {ENDGAME_DUPLICATES} peers"
+        );
+        assert_eq!(
+            p.accept(PeerKey(1), &a[0]),
+            Accepted::New { complete: false }
+        );
         assert_eq!(p.accept(PeerKey(2), &b[0]), Accepted::Duplicate);
-        assert_eq!(p.accept(PeerKey(2), &b[1]), Accepted::New { complete: true });
+        assert_eq!(
+            p.accept(PeerKey(2), &b[1]),
+            Accepted::New { complete: true }
+        );
         assert_eq!(p.state(a[0].piece), PieceState::Verifying);
     }
 
@@ -380,7 +464,10 @@ mod tests {
         p.pick(PeerKey(3), 1, 10, |_| true, |_| false, &mut rng, &mut c);
         let mut d = Vec::new();
         p.pick(PeerKey(4), 5, 10, |_| true, |_| false, &mut rng, &mut d);
-        assert!(d.is_empty(), "a suspect piece belongs to the one peer fetching it");
+        assert!(
+            d.is_empty(),
+            "a suspect piece belongs to the one peer fetching it"
+        );
     }
 
     #[test]

@@ -30,7 +30,11 @@ pub(crate) struct Announcer {
 
 /// Announces until told to stop, then sends `stopped`.
 pub(crate) async fn announce_loop(mut a: Announcer) {
-    let client = match reqwest::Client::builder().timeout(TIMEOUT).user_agent(concat!("Shoal/", env!("CARGO_PKG_VERSION"))).build() {
+    let client = match reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .user_agent(concat!("Shoal/", env!("CARGO_PKG_VERSION")))
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!("cannot start the tracker client: {e}");
@@ -47,8 +51,13 @@ pub(crate) async fn announce_loop(mut a: Announcer) {
                 failures = 0;
                 event = None;
                 a.status.send_modify(|s| s.tracker_error = None);
-                let _ = a.control.send(Control::Peers { addrs: reply.peers.clone(), manual: false });
-                Duration::from_secs(reply.interval.max(reply.min_interval.unwrap_or(1)).max(1) as u64)
+                let _ = a.control.send(Control::Peers {
+                    addrs: reply.peers.clone(),
+                    manual: false,
+                });
+                Duration::from_secs(
+                    reply.interval.max(reply.min_interval.unwrap_or(1)).max(1) as u64
+                )
             }
             Err(e) => {
                 failures += 1;
@@ -83,10 +92,18 @@ pub(crate) async fn announce_loop(mut a: Announcer) {
 }
 
 /// Announces to the first tracker that answers, tier by tier.
-async fn announce(client: &reqwest::Client, a: &mut Announcer, event: Option<Event>) -> Result<AnnounceResponse, String> {
+async fn announce(
+    client: &reqwest::Client,
+    a: &mut Announcer,
+    event: Option<Event>,
+) -> Result<AnnounceResponse, String> {
     let (uploaded, downloaded, left) = {
         let s = a.status.borrow();
-        (s.stats.uploaded, s.stats.downloaded, s.total_length.saturating_sub(s.stats.bytes_have))
+        (
+            s.stats.uploaded,
+            s.stats.downloaded,
+            s.total_length.saturating_sub(s.stats.bytes_have),
+        )
     };
     let request = AnnounceRequest {
         info_hash: a.info_hash,
@@ -108,9 +125,10 @@ async fn announce(client: &reqwest::Client, a: &mut Announcer, event: Option<Eve
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 continue;
             }
-            match fetch(client, &request.announce_url(url)).await.and_then(|body| {
-                AnnounceResponse::parse(&body).map_err(|e| e.to_string())
-            }) {
+            match fetch(client, &request.announce_url(url))
+                .await
+                .and_then(|body| AnnounceResponse::parse(&body).map_err(|e| e.to_string()))
+            {
                 Ok(reply) => {
                     tracing::debug!(tracker = %url, peers = reply.peers.len(), "announced");
                     let good = tier.remove(i);
@@ -125,12 +143,20 @@ async fn announce(client: &reqwest::Client, a: &mut Announcer, event: Option<Eve
 }
 
 async fn fetch(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
-    let mut response = client.get(url).send().await.map_err(|e| e.without_url().to_string())?;
+    let mut response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
     if !response.status().is_success() {
         return Err(format!("HTTP status {}", response.status()));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| e.without_url().to_string())? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| e.without_url().to_string())?
+    {
         body.extend_from_slice(&chunk);
         if body.len() > MAX_REPLY {
             return Err(format!("reply larger than {MAX_REPLY} bytes"));
@@ -138,4 +164,3 @@ async fn fetch(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
     }
     Ok(body)
 }
-
