@@ -66,9 +66,7 @@ pub enum DecodeError {
         reason: &'static str,
     },
     /// A byte string whose declared length goes past the end of the input.
-    #[error(
-        "byte string of {len} bytes at byte {at} runs past the end of input ({remaining} bytes left)"
-    )]
+    #[error("byte string of {len} bytes at byte {at} runs past the end of input ({remaining} bytes left)")]
     StringPastEnd {
         /// The declared length.
         len: u64,
@@ -144,11 +142,7 @@ pub type Spans<'a> = Vec<(&'a [u8], Range<usize>)>;
 pub fn decode_with_spans(input: &[u8]) -> Result<(Value<'_>, Spans<'_>), DecodeError> {
     let mut d = Decoder { input, pos: 0 };
     let mut spans = Vec::new();
-    let value = if d.peek()? == b'd' {
-        Value::Dict(d.dict(0, Some(&mut spans))?)
-    } else {
-        d.value(0)?
-    };
+    let value = if d.peek()? == b'd' { Value::Dict(d.dict(0, Some(&mut spans))?) } else { d.value(0)? };
     d.finish()?;
     Ok((value, spans))
 }
@@ -161,10 +155,7 @@ pub fn decode_with_spans(input: &[u8]) -> Result<(Value<'_>, Spans<'_>), DecodeE
 /// when it is not canonically encoded.
 pub fn dict_value_span(input: &[u8], key: &[u8]) -> Result<Option<Range<usize>>, DecodeError> {
     let (_, spans) = decode_with_spans(input)?;
-    Ok(spans
-        .into_iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, span)| span))
+    Ok(spans.into_iter().find(|(k, _)| *k == key).map(|(_, span)| span))
 }
 
 /// Cursor over the input. `pos` only moves forward and never exceeds `input.len()`.
@@ -175,20 +166,14 @@ struct Decoder<'a> {
 
 impl<'a> Decoder<'a> {
     fn peek(&self) -> Result<u8, DecodeError> {
-        self.input
-            .get(self.pos)
-            .copied()
-            .ok_or(DecodeError::UnexpectedEnd { at: self.pos })
+        self.input.get(self.pos).copied().ok_or(DecodeError::UnexpectedEnd { at: self.pos })
     }
 
     fn finish(&self) -> Result<(), DecodeError> {
         if self.pos == self.input.len() {
             Ok(())
         } else {
-            Err(DecodeError::TrailingData {
-                at: self.pos,
-                count: self.input.len() - self.pos,
-            })
+            Err(DecodeError::TrailingData { at: self.pos, count: self.input.len() - self.pos })
         }
     }
 
@@ -229,13 +214,7 @@ impl<'a> Decoder<'a> {
                     // Accumulate towards the sign so that i64::MIN is representable.
                     n = n
                         .checked_mul(10)
-                        .and_then(|n| {
-                            if negative {
-                                n.checked_sub(d)
-                            } else {
-                                n.checked_add(d)
-                            }
-                        })
+                        .and_then(|n| if negative { n.checked_sub(d) } else { n.checked_add(d) })
                         .ok_or(DecodeError::IntegerOverflow { at })?;
                     self.pos += 1;
                 }
@@ -244,23 +223,14 @@ impl<'a> Decoder<'a> {
         }
         let digits = &self.input[digits_start..self.pos];
         if digits.is_empty() {
-            return Err(DecodeError::BadInteger {
-                at,
-                reason: "no digits",
-            });
+            return Err(DecodeError::BadInteger { at, reason: "no digits" });
         }
         if digits[0] == b'0' {
             if negative {
-                return Err(DecodeError::BadInteger {
-                    at,
-                    reason: "negative zero",
-                });
+                return Err(DecodeError::BadInteger { at, reason: "negative zero" });
             }
             if digits.len() > 1 {
-                return Err(DecodeError::BadInteger {
-                    at,
-                    reason: "leading zero",
-                });
+                return Err(DecodeError::BadInteger { at, reason: "leading zero" });
             }
         }
         self.pos += 1; // 'e'
@@ -275,10 +245,7 @@ impl<'a> Decoder<'a> {
                 b':' => break,
                 c @ b'0'..=b'9' => {
                     if self.pos - at >= 19 {
-                        return Err(DecodeError::BadLength {
-                            at,
-                            reason: "too many digits",
-                        });
+                        return Err(DecodeError::BadLength { at, reason: "too many digits" });
                     }
                     len = len * 10 + u64::from(c - b'0');
                     self.pos += 1;
@@ -287,10 +254,7 @@ impl<'a> Decoder<'a> {
             }
         }
         if self.input[at] == b'0' && self.pos - at > 1 {
-            return Err(DecodeError::BadLength {
-                at,
-                reason: "leading zero",
-            });
+            return Err(DecodeError::BadLength { at, reason: "leading zero" });
         }
         self.pos += 1; // ':'
         let remaining = self.input.len() - self.pos;
@@ -365,10 +329,7 @@ mod tests {
         assert_eq!(decode(b"i0e"), Ok(Value::Int(0)));
         assert_eq!(decode(b"4:spam"), Ok(Value::Bytes(b"spam")));
         assert_eq!(decode(b"0:"), Ok(Value::Bytes(b"")));
-        assert_eq!(
-            decode(b"l4:spami1ee"),
-            Ok(Value::List(vec![Value::Bytes(b"spam"), Value::Int(1)]))
-        );
+        assert_eq!(decode(b"l4:spami1ee"), Ok(Value::List(vec![Value::Bytes(b"spam"), Value::Int(1)])));
         let d = decode(b"d3:cow3:moo4:spam4:eggse").expect("valid");
         assert_eq!(d.get(b"cow").and_then(Value::as_str), Some("moo"));
         assert_eq!(d.get(b"spam").and_then(Value::as_str), Some("eggs"));
@@ -378,103 +339,39 @@ mod tests {
     fn integer_extremes() {
         assert_eq!(decode(b"i9223372036854775807e"), Ok(Value::Int(i64::MAX)));
         assert_eq!(decode(b"i-9223372036854775808e"), Ok(Value::Int(i64::MIN)));
-        assert_eq!(
-            err(b"i9223372036854775808e"),
-            DecodeError::IntegerOverflow { at: 0 }
-        );
-        assert_eq!(
-            err(b"i-9223372036854775809e"),
-            DecodeError::IntegerOverflow { at: 0 }
-        );
+        assert_eq!(err(b"i9223372036854775808e"), DecodeError::IntegerOverflow { at: 0 });
+        assert_eq!(err(b"i-9223372036854775809e"), DecodeError::IntegerOverflow { at: 0 });
     }
 
     #[test]
     fn rejects_non_canonical_integers() {
-        assert_eq!(
-            err(b"i03e"),
-            DecodeError::BadInteger {
-                at: 0,
-                reason: "leading zero"
-            }
-        );
-        assert_eq!(
-            err(b"i-0e"),
-            DecodeError::BadInteger {
-                at: 0,
-                reason: "negative zero"
-            }
-        );
-        assert_eq!(
-            err(b"ie"),
-            DecodeError::BadInteger {
-                at: 0,
-                reason: "no digits"
-            }
-        );
-        assert_eq!(
-            err(b"i-e"),
-            DecodeError::BadInteger {
-                at: 0,
-                reason: "no digits"
-            }
-        );
-        assert_eq!(
-            err(b"i1-2e"),
-            DecodeError::UnexpectedByte { byte: b'-', at: 2 }
-        );
+        assert_eq!(err(b"i03e"), DecodeError::BadInteger { at: 0, reason: "leading zero" });
+        assert_eq!(err(b"i-0e"), DecodeError::BadInteger { at: 0, reason: "negative zero" });
+        assert_eq!(err(b"ie"), DecodeError::BadInteger { at: 0, reason: "no digits" });
+        assert_eq!(err(b"i-e"), DecodeError::BadInteger { at: 0, reason: "no digits" });
+        assert_eq!(err(b"i1-2e"), DecodeError::UnexpectedByte { byte: b'-', at: 2 });
         assert_eq!(err(b"i12"), DecodeError::UnexpectedEnd { at: 3 });
     }
 
     #[test]
     fn rejects_bad_strings() {
-        assert_eq!(
-            err(b"5:abc"),
-            DecodeError::StringPastEnd {
-                len: 5,
-                remaining: 3,
-                at: 0
-            }
-        );
-        assert_eq!(
-            err(b"03:abc"),
-            DecodeError::BadLength {
-                at: 0,
-                reason: "leading zero"
-            }
-        );
-        assert_eq!(
-            err(b"99999999999999999999:x"),
-            DecodeError::BadLength {
-                at: 0,
-                reason: "too many digits"
-            }
-        );
+        assert_eq!(err(b"5:abc"), DecodeError::StringPastEnd { len: 5, remaining: 3, at: 0 });
+        assert_eq!(err(b"03:abc"), DecodeError::BadLength { at: 0, reason: "leading zero" });
+        assert_eq!(err(b"99999999999999999999:x"), DecodeError::BadLength { at: 0, reason: "too many digits" });
         assert_eq!(err(b"3"), DecodeError::UnexpectedEnd { at: 1 });
-        assert_eq!(
-            err(b"3x"),
-            DecodeError::UnexpectedByte { byte: b'x', at: 1 }
-        );
+        assert_eq!(err(b"3x"), DecodeError::UnexpectedByte { byte: b'x', at: 1 });
     }
 
     #[test]
     fn huge_length_is_rejected_before_allocation() {
         let e = err(b"999999999999999999:");
-        assert!(matches!(
-            e,
-            DecodeError::StringPastEnd {
-                len: 999_999_999_999_999_999,
-                ..
-            }
-        ));
+        assert!(matches!(e, DecodeError::StringPastEnd { len: 999_999_999_999_999_999, .. }));
     }
 
     #[test]
     fn rejects_trailing_and_empty() {
         assert_eq!(err(b""), DecodeError::UnexpectedEnd { at: 0 });
-        assert_eq!(
-            err(b"i1ei2e"),
-            DecodeError::TrailingData { at: 3, count: 3 }
-        );
+        assert_eq!(err(b"i1ei2e"), DecodeError::TrailingData { at: 3, count: 3 });
         assert_eq!(err(b"x"), DecodeError::UnexpectedByte { byte: b'x', at: 0 });
         assert_eq!(err(b"l"), DecodeError::UnexpectedEnd { at: 1 });
     }
@@ -484,18 +381,9 @@ mod tests {
         // Unsorted keys are accepted.
         let d = decode(b"d1:bi1e1:ai2ee").expect("unsorted is fine");
         assert_eq!(d.get(b"a").and_then(Value::as_int), Some(2));
-        assert_eq!(
-            err(b"d4:infoi1e1:xi0e4:infoi2ee"),
-            DecodeError::DuplicateKey {
-                key: "info".into(),
-                at: 16
-            }
-        );
+        assert_eq!(err(b"d4:infoi1e1:xi0e4:infoi2ee"), DecodeError::DuplicateKey { key: "info".into(), at: 16 });
         assert_eq!(err(b"di1ei2ee"), DecodeError::KeyNotString { at: 1 });
-        assert_eq!(
-            err(b"d1:ae"),
-            DecodeError::UnexpectedByte { byte: b'e', at: 4 }
-        );
+        assert_eq!(err(b"d1:ae"), DecodeError::UnexpectedByte { byte: b'e', at: 4 });
     }
 
     #[test]
@@ -505,26 +393,14 @@ mod tests {
         let deep = [b"l".repeat(MAX_DEPTH + 1), b"e".repeat(MAX_DEPTH + 1)].concat();
         assert_eq!(decode(&deep), Err(DecodeError::TooDeep { at: MAX_DEPTH }));
         // Deep input that is also truncated still fails fast on depth.
-        assert_eq!(
-            decode(&b"d1:a".repeat(10_000)),
-            Err(DecodeError::TooDeep { at: 256 })
-        );
+        assert_eq!(decode(&b"d1:a".repeat(10_000)), Err(DecodeError::TooDeep { at: 256 }));
     }
 
     #[test]
     fn error_messages_name_the_offset() {
-        assert_eq!(
-            err(b"d4:info").to_string(),
-            "unexpected end of input at byte 7"
-        );
-        assert_eq!(
-            err(&[b"l".repeat(70), b"e".repeat(70)].concat()).to_string(),
-            "nesting deeper than 64 at byte 64"
-        );
-        assert_eq!(
-            err(b"d4:infoi1e4:infoi2ee").to_string(),
-            "duplicate key \"info\" at byte 10"
-        );
+        assert_eq!(err(b"d4:info").to_string(), "unexpected end of input at byte 7");
+        assert_eq!(err(&[b"l".repeat(70), b"e".repeat(70)].concat()).to_string(), "nesting deeper than 64 at byte 64");
+        assert_eq!(err(b"d4:infoi1e4:infoi2ee").to_string(), "duplicate key \"info\" at byte 10");
         assert_eq!(err(b"i1ex").offset(), 3);
     }
 
@@ -541,9 +417,7 @@ mod tests {
     fn value_span_is_exact() {
         // Non-canonical (unsorted) info dictionary: the span must be the raw bytes.
         let input = b"d8:announce3:url4:infod4:name1:x6:lengthi1eee";
-        let span = dict_value_span(input, b"info")
-            .expect("valid")
-            .expect("present");
+        let span = dict_value_span(input, b"info").expect("valid").expect("present");
         assert_eq!(&input[span], b"d4:name1:x6:lengthi1ee");
         assert_eq!(dict_value_span(input, b"nope"), Ok(None));
         assert_eq!(dict_value_span(b"li1ee", b"info"), Ok(None));

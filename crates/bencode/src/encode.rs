@@ -78,10 +78,7 @@ mod tests {
             ("alpha", Value::List(vec![Value::Int(0), Value::from("x")])),
             ("mid", Value::Int(i64::MIN)),
         ]);
-        assert_eq!(
-            encode(&v),
-            b"d5:alphali0e1:xe3:midi-9223372036854775808e4:zetai-12ee"
-        );
+        assert_eq!(encode(&v), b"d5:alphali0e1:xe3:midi-9223372036854775808e4:zetai-12ee");
     }
 
     #[test]
@@ -105,9 +102,7 @@ mod tests {
                 Tree::Int(n) => Value::Int(*n),
                 Tree::Bytes(b) => Value::Bytes(b),
                 Tree::List(items) => Value::List(items.iter().map(Tree::value).collect()),
-                Tree::Dict(d) => {
-                    Value::Dict(d.iter().map(|(k, v)| (k.as_slice(), v.value())).collect())
-                }
+                Tree::Dict(d) => Value::Dict(d.iter().map(|(k, v)| (k.as_slice(), v.value())).collect()),
             }
         }
     }
@@ -120,12 +115,8 @@ mod tests {
         leaf.prop_recursive(6, 64, 6, |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..6).prop_map(Tree::List),
-                proptest::collection::btree_map(
-                    proptest::collection::vec(any::<u8>(), 0..6),
-                    inner,
-                    0..6
-                )
-                .prop_map(Tree::Dict),
+                proptest::collection::btree_map(proptest::collection::vec(any::<u8>(), 0..6), inner, 0..6)
+                    .prop_map(Tree::Dict),
             ]
         })
     }

@@ -33,8 +33,6 @@ mod decode;
 mod encode;
 mod value;
 
-pub use decode::{
-    DecodeError, MAX_DEPTH, Spans, decode, decode_prefix, decode_with_spans, dict_value_span,
-};
+pub use decode::{DecodeError, MAX_DEPTH, Spans, decode, decode_prefix, decode_with_spans, dict_value_span};
 pub use encode::{encode, encode_into};
 pub use value::{Dict, Value};

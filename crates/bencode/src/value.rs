@@ -137,10 +137,7 @@ impl fmt::Debug for Value<'_> {
             Value::Int(n) => write!(f, "{n}"),
             Value::Bytes(b) => write!(f, "\"{}\"", b.escape_ascii()),
             Value::List(items) => f.debug_list().entries(items).finish(),
-            Value::Dict(d) => f
-                .debug_map()
-                .entries(d.iter().map(|(k, v)| (EscapedKey(k), v)))
-                .finish(),
+            Value::Dict(d) => f.debug_map().entries(d.iter().map(|(k, v)| (EscapedKey(k), v))).finish(),
         }
     }
 }
@@ -159,18 +156,11 @@ mod tests {
 
     #[test]
     fn accessors_match_variants() {
-        let v = Value::dict([
-            ("a", Value::Int(1)),
-            ("b", Value::from("text")),
-            ("c", Value::List(vec![])),
-        ]);
+        let v = Value::dict([("a", Value::Int(1)), ("b", Value::from("text")), ("c", Value::List(vec![]))]);
         assert_eq!(v.get(b"a").and_then(Value::as_int), Some(1));
         assert_eq!(v.get(b"b").and_then(Value::as_str), Some("text"));
         assert_eq!(v.get(b"b").and_then(Value::as_int), None);
-        assert_eq!(
-            v.get(b"c").and_then(Value::as_list).map(<[_]>::len),
-            Some(0)
-        );
+        assert_eq!(v.get(b"c").and_then(Value::as_list).map(<[_]>::len), Some(0));
         assert!(v.get(b"zz").is_none());
         assert!(Value::Int(3).get(b"a").is_none());
         assert_eq!(Value::Bytes(&[0xff]).as_str(), None);

@@ -68,6 +68,41 @@ pub(crate) struct NodeOptions {
     /// Address to accept peers on (port 0 = any free port).
     #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:6881")]
     pub(crate) listen: SocketAddr,
+    /// Upload cap in bytes per second (suffixes k, M, G allowed; default unlimited).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub(crate) upload_limit: Option<u64>,
+    /// Download cap in bytes per second (suffixes k, M, G allowed; default unlimited).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub(crate) download_limit: Option<u64>,
+}
+
+impl NodeOptions {
+    /// The engine settings these options describe.
+    pub(crate) fn session_config(&self) -> shoal_engine::SessionConfig {
+        shoal_engine::SessionConfig {
+            listen: self.listen,
+            upload_limit: self.upload_limit,
+            download_limit: self.download_limit,
+            ..Default::default()
+        }
+    }
+}
+
+/// Parses `1500`, `64k`, `5M` or `1G` (powers of 1024) as bytes per second.
+fn parse_rate(s: &str) -> Result<u64, String> {
+    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, ""),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a rate like 500k or 5M"))?;
+    let mult = match unit.to_ascii_lowercase().as_str() {
+        "" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("{s:?} has an unknown unit; use k, M or G")),
+    };
+    n.checked_mul(mult).filter(|r| *r > 0).ok_or_else(|| format!("{s:?} is not a positive rate"))
 }
 
 #[derive(Debug, Args)]

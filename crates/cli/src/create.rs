@@ -5,9 +5,7 @@ use std::path::Path;
 use anyhow::{Context, anyhow};
 use indicatif::HumanBytes;
 use shoal_proto::Metainfo;
-use shoal_proto::metainfo::{
-    CreateContent, CreateFile, CreateSpec, build_torrent, default_piece_length,
-};
+use shoal_proto::metainfo::{CreateContent, CreateFile, CreateSpec, build_torrent, default_piece_length};
 
 use crate::args::{CreateArgs, TorrentOptions};
 use crate::{BadInput, Failure, progress};
@@ -17,8 +15,7 @@ const PIECE_SIZES: std::ops::RangeInclusive<u32> = (16 * 1024)..=(64 * 1024 * 10
 
 pub(crate) async fn run(a: CreateArgs, quiet: bool) -> Result<(), Failure> {
     let (bytes, meta) = make_torrent(&a.path, &a.torrent, quiet).await?;
-    std::fs::write(&a.output, &bytes)
-        .with_context(|| format!("cannot write {}", a.output.display()))?;
+    std::fs::write(&a.output, &bytes).with_context(|| format!("cannot write {}", a.output.display()))?;
     if !quiet {
         println!(
             "created {}: {} in {} pieces of {}, info-hash {}",
@@ -41,31 +38,19 @@ pub(crate) async fn make_torrent(
     if let Some(size) = opts.piece_size
         && (!size.is_power_of_two() || !PIECE_SIZES.contains(&size))
     {
-        return Err(Failure::Input(anyhow!(
-            "--piece-size {size} must be a power of two from 16384 to 67108864"
-        )));
+        return Err(Failure::Input(anyhow!("--piece-size {size} must be a power of two from 16384 to 67108864")));
     }
     for url in &opts.trackers {
-        if !["http://", "https://", "udp://"]
-            .iter()
-            .any(|s| url.starts_with(s))
-        {
-            return Err(Failure::Input(anyhow!(
-                "--tracker {url:?} is not an http://, https:// or udp:// URL"
-            )));
+        if !["http://", "https://", "udp://"].iter().any(|s| url.starts_with(s)) {
+            return Err(Failure::Input(anyhow!("--tracker {url:?} is not an http://, https:// or udp:// URL")));
         }
     }
     let scanned = shoal_storage::scan_path(path).bad_input()?;
     for skipped in &scanned.skipped {
-        eprintln!(
-            "shoal: skipping {} (a link or special file)",
-            skipped.display()
-        );
+        eprintln!("shoal: skipping {} (a link or special file)", skipped.display());
     }
     let total = scanned.total_length();
-    let piece_length = opts
-        .piece_size
-        .unwrap_or_else(|| default_piece_length(total));
+    let piece_length = opts.piece_size.unwrap_or_else(|| default_piece_length(total));
     let bar = progress::hashing_bar(total, quiet);
     let (bar2, scanned2) = (bar.clone(), scanned.clone());
     let hashes = tokio::task::spawn_blocking(move || {
@@ -79,14 +64,7 @@ pub(crate) async fn make_torrent(
         name: scanned.name.clone(),
         content: if scanned.is_dir {
             CreateContent::MultiFile(
-                scanned
-                    .files
-                    .iter()
-                    .map(|f| CreateFile {
-                        path: f.path.clone(),
-                        length: f.length,
-                    })
-                    .collect(),
+                scanned.files.iter().map(|f| CreateFile { path: f.path.clone(), length: f.length }).collect(),
             )
         } else {
             CreateContent::SingleFile { length: total }
@@ -101,7 +79,6 @@ pub(crate) async fn make_torrent(
             .ok(),
     };
     let bytes = build_torrent(&spec, &hashes);
-    let meta = Metainfo::from_bytes(&bytes)
-        .map_err(|e| anyhow!("the torrent just built does not parse: {e}"))?;
+    let meta = Metainfo::from_bytes(&bytes).map_err(|e| anyhow!("the torrent just built does not parse: {e}"))?;
     Ok((bytes, meta))
 }

@@ -21,9 +21,7 @@ const FILE_NAME: &str = "shoal-demo.bin";
 
 pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
     if a.size == 0 || a.peers == 0 {
-        return Err(Failure::Input(anyhow!(
-            "--size and --peers must be at least 1"
-        )));
+        return Err(Failure::Input(anyhow!("--size and --peers must be at least 1")));
     }
     let temp;
     let root: PathBuf = match &a.dir {
@@ -42,8 +40,7 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
     );
 
     let seed_dir = root.join("seed");
-    std::fs::create_dir_all(&seed_dir)
-        .with_context(|| format!("cannot create {}", seed_dir.display()))?;
+    std::fs::create_dir_all(&seed_dir).with_context(|| format!("cannot create {}", seed_dir.display()))?;
     let data = seed_dir.join(FILE_NAME);
     let original = tokio::task::spawn_blocking({
         let data = data.clone();
@@ -52,25 +49,14 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
     .await
     .map_err(|e| anyhow!("data generation stopped: {e}"))??;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("cannot start the tracker")?;
-    let tracker = TrackerServer::start(
-        listener,
-        TrackerConfig {
-            interval: Duration::from_secs(2),
-            ..Default::default()
-        },
-    )
-    .context("cannot start the tracker")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("cannot start the tracker")?;
+    let tracker =
+        TrackerServer::start(listener, TrackerConfig { interval: Duration::from_secs(2), ..Default::default() })
+            .context("cannot start the tracker")?;
     println!("tracker:  {}", tracker.announce_url());
 
-    let opts = TorrentOptions {
-        trackers: vec![tracker.announce_url()],
-        piece_size: None,
-        private: false,
-        comment: None,
-    };
+    let opts =
+        TorrentOptions { trackers: vec![tracker.announce_url()], piece_size: None, private: false, comment: None };
     let (_, meta) = make_torrent(&data, &opts, quiet).await?;
     println!(
         "torrent:  {} ({} pieces of {})",
@@ -79,28 +65,15 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
         HumanBytes(meta.info.piece_length as u64)
     );
 
-    let local = SessionConfig {
-        listen: "127.0.0.1:0".parse().map_err(|e| anyhow!("{e}"))?,
-        ..Default::default()
-    };
-    let seed = Session::start(local.clone())
-        .await
-        .map_err(anyhow::Error::from)?;
+    let local = SessionConfig { listen: "127.0.0.1:0".parse().map_err(|e| anyhow!("{e}"))?, ..Default::default() };
+    let seed = Session::start(local.clone()).await.map_err(anyhow::Error::from)?;
     let seed_torrent = seed
-        .add(AddTorrent {
-            meta: meta.clone(),
-            download_dir: seed_dir.clone(),
-            peers: vec![],
-            use_trackers: true,
-        })
+        .add(AddTorrent { meta: meta.clone(), download_dir: seed_dir.clone(), peers: vec![], use_trackers: true })
         .await
         .map_err(anyhow::Error::from)?;
     let seeded = progress::follow(&seed_torrent, &indicatif::ProgressBar::hidden()).await;
     if seeded.state != TorrentState::Seeding {
-        return Err(Failure::Runtime(anyhow!(
-            "the seed could not verify its own data: {:?}",
-            seeded.state
-        )));
+        return Err(Failure::Runtime(anyhow!("the seed could not verify its own data: {:?}", seeded.state)));
     }
     println!("seed:     listening on {}", seed.listen_addr());
 
@@ -112,18 +85,10 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
     let mut peers = Vec::new();
     for i in 1..=a.peers {
         let dir = root.join(format!("peer{i}"));
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let session = Session::start(local.clone())
-            .await
-            .map_err(anyhow::Error::from)?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let session = Session::start(local.clone()).await.map_err(anyhow::Error::from)?;
         let torrent = session
-            .add(AddTorrent {
-                meta: meta.clone(),
-                download_dir: dir.clone(),
-                peers: vec![],
-                use_trackers: true,
-            })
+            .add(AddTorrent { meta: meta.clone(), download_dir: dir.clone(), peers: vec![], use_trackers: true })
             .await
             .map_err(anyhow::Error::from)?;
         let bar = progress::transfer_bar(Some(&multi), size, &format!("peer {i}"), quiet);
@@ -138,10 +103,7 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
         .collect();
     let mut results = Vec::new();
     for f in followers {
-        results.push(
-            f.await
-                .map_err(|e| anyhow!("progress display stopped: {e}"))?,
-        );
+        results.push(f.await.map_err(|e| anyhow!("progress display stopped: {e}"))?);
     }
     let elapsed = start.elapsed();
     for (_, _, bar, _) in &peers {
@@ -149,11 +111,7 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
     }
     for (i, status) in results.iter().enumerate() {
         if status.state != TorrentState::Seeding {
-            return Err(Failure::Runtime(anyhow!(
-                "peer {} did not complete: {:?}",
-                i + 1,
-                status.state
-            )));
+            return Err(Failure::Runtime(anyhow!("peer {} did not complete: {:?}", i + 1, status.state)));
         }
     }
     let seed_up = seed_torrent.status().stats.uploaded;
@@ -169,20 +127,14 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
     let mut all_match = true;
     for (i, (_, _, _, dir)) in peers.iter().enumerate() {
         let path = dir.join(FILE_NAME);
-        let digest = tokio::task::spawn_blocking(move || sha1_file(&path))
-            .await
-            .map_err(|e| anyhow!("{e}"))??;
+        let digest = tokio::task::spawn_blocking(move || sha1_file(&path)).await.map_err(|e| anyhow!("{e}"))??;
         let ok = digest == original;
         all_match &= ok;
         println!(
             "peer {}: {} {}",
             i + 1,
             hex(&digest),
-            if ok {
-                "matches the original"
-            } else {
-                "DIFFERS from the original"
-            }
+            if ok { "matches the original" } else { "DIFFERS from the original" }
         );
     }
     for (_, torrent, _, _) in peers {
@@ -190,9 +142,7 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
     }
     seed_torrent.stop().await;
     if !all_match {
-        return Err(Failure::Runtime(anyhow!(
-            "some copies differ from the original"
-        )));
+        return Err(Failure::Runtime(anyhow!("some copies differ from the original")));
     }
     println!("every copy matched the original ({}).", hex(&original));
     Ok(())
@@ -200,8 +150,7 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
 
 /// Writes `size` bytes of deterministic pseudo-random data; returns their SHA-1.
 fn generate(path: &Path, size: u64) -> Result<[u8; 20], Failure> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let mut hasher = Sha1::new();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ size;
@@ -216,23 +165,19 @@ fn generate(path: &Path, size: u64) -> Result<[u8; 20], Failure> {
         }
         let n = left.min(chunk.len() as u64) as usize;
         hasher.update(&chunk[..n]);
-        out.write_all(&chunk[..n])
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        out.write_all(&chunk[..n]).with_context(|| format!("cannot write {}", path.display()))?;
         left -= n as u64;
     }
-    out.flush()
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    out.flush().with_context(|| format!("cannot write {}", path.display()))?;
     Ok(hasher.finalize().into())
 }
 
 fn sha1_file(path: &Path) -> Result<[u8; 20], Failure> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut hasher = Sha1::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = std::io::Read::read(&mut file, &mut buf)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let n = std::io::Read::read(&mut file, &mut buf).with_context(|| format!("cannot read {}", path.display()))?;
         if n == 0 {
             break;
         }

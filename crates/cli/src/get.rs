@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow};
 use indicatif::{HumanBytes, HumanDuration};
-use shoal_engine::{AddTorrent, Session, SessionConfig, TorrentState};
+use shoal_engine::{AddTorrent, Session, TorrentState};
 use shoal_proto::Metainfo;
 
 use crate::args::GetArgs;
@@ -18,35 +18,24 @@ const MAX_TORRENT_FILE: u64 = 64 * 1024 * 1024;
 pub(crate) async fn run(a: GetArgs, quiet: bool) -> Result<(), Failure> {
     let meta = load_source(&a.source)?;
     let peers = resolve_peers(&a.peers).await?;
-    std::fs::create_dir_all(&a.output)
-        .with_context(|| format!("cannot create {}", a.output.display()))?;
-    let session = Session::start(SessionConfig {
-        listen: a.node.listen,
-        ..Default::default()
-    })
-    .await
-    .map_err(anyhow::Error::from)?;
+    std::fs::create_dir_all(&a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
+    let session = Session::start(a.node.session_config()).await.map_err(anyhow::Error::from)?;
     let name = meta.info.name.clone();
     let hash = meta.info_hash;
     let torrent = session
-        .add(AddTorrent {
-            meta,
-            download_dir: a.output.clone(),
-            peers,
-            use_trackers: !a.no_trackers,
-        })
+        .add(AddTorrent { meta, download_dir: a.output.clone(), peers, use_trackers: !a.no_trackers })
         .await
         .map_err(anyhow::Error::from)?;
     if !quiet {
-        println!(
-            "downloading {name} ({hash}) into {}; listening on {}",
-            a.output.display(),
-            session.listen_addr()
-        );
+        println!("downloading {name} ({hash}) into {}; listening on {}", a.output.display(), session.listen_addr());
     }
-    let bar = progress::transfer_bar(None, torrent.status().total_length, "get", quiet);
+    let initial = torrent.status();
+    if !quiet && initial.stats.pieces_have > 0 {
+        println!("resuming: {} of {} pieces already verified", initial.stats.pieces_have, initial.stats.pieces_total);
+    }
+    let bar = progress::transfer_bar(None, initial.total_length, "get", quiet);
     let start = Instant::now();
-    let before = torrent.status().stats.bytes_have;
+    let before = initial.stats.bytes_have;
     let status = tokio::select! {
         s = progress::follow(&torrent, &bar) => s,
         _ = interrupted() => {
@@ -101,28 +90,16 @@ pub(crate) fn load_source(source: &str) -> Result<Metainfo, Failure> {
         )));
     }
     if source.starts_with("http://") || source.starts_with("https://") {
-        return Err(Failure::Input(anyhow!(
-            "cannot fetch {source}: download the .torrent file and pass its path"
-        )));
+        return Err(Failure::Input(anyhow!("cannot fetch {source}: download the .torrent file and pass its path")));
     }
     load_torrent_file(Path::new(source))
 }
 
 fn load_torrent_file(path: &Path) -> Result<Metainfo, Failure> {
-    let len = std::fs::metadata(path)
-        .with_context(|| format!("cannot read {}", path.display()))
-        .bad_input()?
-        .len();
+    let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display())).bad_input()?.len();
     if len > MAX_TORRENT_FILE {
-        return Err(Failure::Input(anyhow!(
-            "{} is {len} bytes, too large for a .torrent file",
-            path.display()
-        )));
+        return Err(Failure::Input(anyhow!("{} is {len} bytes, too large for a .torrent file", path.display())));
     }
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read {}", path.display()))
-        .bad_input()?;
-    Metainfo::from_bytes(&bytes)
-        .with_context(|| format!("{} is not a valid torrent", path.display()))
-        .bad_input()
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display())).bad_input()?;
+    Metainfo::from_bytes(&bytes).with_context(|| format!("{} is not a valid torrent", path.display())).bad_input()
 }

@@ -45,10 +45,7 @@ impl<T, E: Into<anyhow::Error>> BadInput<T> for Result<T, E> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("shoal: cannot start the async runtime: {e}");
@@ -90,20 +87,14 @@ fn init_logging(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }
 
 /// Waits for Ctrl-C or SIGTERM.
 pub(crate) async fn interrupted() {
     #[cfg(unix)]
     {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
@@ -118,11 +109,9 @@ pub(crate) async fn interrupted() {
 pub(crate) async fn resolve_peers(peers: &[String]) -> Result<Vec<std::net::SocketAddr>, Failure> {
     let mut out = Vec::new();
     for p in peers {
-        let addrs = tokio::net::lookup_host(p.as_str()).await.map_err(|e| {
-            Failure::Input(anyhow::anyhow!(
-                "--peer {p:?} is not a reachable HOST:PORT: {e}"
-            ))
-        })?;
+        let addrs = tokio::net::lookup_host(p.as_str())
+            .await
+            .map_err(|e| Failure::Input(anyhow::anyhow!("--peer {p:?} is not a reachable HOST:PORT: {e}")))?;
         out.extend(addrs.take(1));
     }
     Ok(out)

@@ -3,19 +3,12 @@
 
 use std::time::Duration;
 
-use indicatif::{
-    HumanBytes, HumanDuration, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle,
-};
+use indicatif::{HumanBytes, HumanDuration, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shoal_engine::{Torrent, TorrentState, TorrentStatus};
 use tokio::sync::watch;
 
 /// A bar for transferring `total` bytes, labelled `prefix`.
-pub(crate) fn transfer_bar(
-    multi: Option<&MultiProgress>,
-    total: u64,
-    prefix: &str,
-    quiet: bool,
-) -> ProgressBar {
+pub(crate) fn transfer_bar(multi: Option<&MultiProgress>, total: u64, prefix: &str, quiet: bool) -> ProgressBar {
     let bar = ProgressBar::new(total);
     if quiet {
         bar.set_draw_target(ProgressDrawTarget::hidden());
@@ -24,11 +17,10 @@ pub(crate) fn transfer_bar(
         Some(m) => m.add(bar),
         None => bar,
     };
-    let style = ProgressStyle::with_template(
-        "{prefix:>10.bold} [{bar:30.cyan/blue}] {bytes:>10}/{total_bytes:<10} {msg}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("{prefix:>10.bold} [{bar:30.cyan/blue}] {bytes:>10}/{total_bytes:<10} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
     bar.set_style(style);
     bar.set_prefix(prefix.to_string());
     bar
@@ -52,15 +44,8 @@ pub(crate) fn show(bar: &ProgressBar, s: &TorrentStatus) {
         _ => {
             bar.set_length(s.total_length);
             bar.set_position(s.stats.bytes_have);
-            let eta = s
-                .eta()
-                .map(|d| format!(" ETA {}", HumanDuration(d)))
-                .unwrap_or_default();
-            let tracker = s
-                .tracker_error
-                .as_deref()
-                .map(|e| format!("  ({e})"))
-                .unwrap_or_default();
+            let eta = s.eta().map(|d| format!(" ETA {}", HumanDuration(d))).unwrap_or_default();
+            let tracker = s.tracker_error.as_deref().map(|e| format!("  ({e})")).unwrap_or_default();
             bar.set_message(format!(
                 "{}/s down {}/s up  {} peers{eta}{tracker}",
                 HumanBytes(s.stats.down_rate as u64),
@@ -77,17 +62,11 @@ pub(crate) async fn follow(torrent: &Torrent, bar: &ProgressBar) -> TorrentStatu
 }
 
 /// [`follow`] on a status channel, for use from spawned tasks.
-pub(crate) async fn follow_status(
-    mut rx: watch::Receiver<TorrentStatus>,
-    bar: &ProgressBar,
-) -> TorrentStatus {
+pub(crate) async fn follow_status(mut rx: watch::Receiver<TorrentStatus>, bar: &ProgressBar) -> TorrentStatus {
     loop {
         let status = rx.borrow_and_update().clone();
         show(bar, &status);
-        if matches!(
-            status.state,
-            TorrentState::Seeding | TorrentState::Error(_) | TorrentState::Stopped
-        ) {
+        if matches!(status.state, TorrentState::Seeding | TorrentState::Error(_) | TorrentState::Stopped) {
             return status;
         }
         if rx.changed().await.is_err() {

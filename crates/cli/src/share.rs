@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow};
-use shoal_engine::{AddTorrent, Session, SessionConfig, TorrentState};
+use shoal_engine::{AddTorrent, Session, TorrentState};
 
 use crate::args::ShareArgs;
 use crate::create::make_torrent;
@@ -12,27 +12,15 @@ use crate::{BadInput, Failure, interrupted, progress, resolve_peers};
 
 pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
     if a.output.is_some() && a.paths.len() > 1 {
-        return Err(Failure::Input(anyhow!(
-            "-o names one .torrent file, but {} paths were given",
-            a.paths.len()
-        )));
+        return Err(Failure::Input(anyhow!("-o names one .torrent file, but {} paths were given", a.paths.len())));
     }
     let paths: Vec<PathBuf> = a
         .paths
         .iter()
-        .map(|p| {
-            std::fs::canonicalize(p)
-                .with_context(|| format!("cannot share {}", p.display()))
-                .bad_input()
-        })
+        .map(|p| std::fs::canonicalize(p).with_context(|| format!("cannot share {}", p.display())).bad_input())
         .collect::<Result<_, _>>()?;
     let peers = resolve_peers(&a.peers).await?;
-    let session = Session::start(SessionConfig {
-        listen: a.node.listen,
-        ..Default::default()
-    })
-    .await
-    .map_err(anyhow::Error::from)?;
+    let session = Session::start(a.node.session_config()).await.map_err(anyhow::Error::from)?;
     let mut torrents = Vec::new();
     for path in &paths {
         let (bytes, meta) = make_torrent(path, &a.torrent, quiet).await?;
@@ -44,17 +32,9 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
         std::fs::write(&out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
         let magnet = meta.magnet().to_string();
         let name = meta.info.name.clone();
-        let dir = path
-            .parent()
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/"));
+        let dir = path.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
         let torrent = session
-            .add(AddTorrent {
-                meta,
-                download_dir: dir,
-                peers: peers.clone(),
-                use_trackers: true,
-            })
+            .add(AddTorrent { meta, download_dir: dir, peers: peers.clone(), use_trackers: true })
             .await
             .map_err(anyhow::Error::from)?;
         let bar = progress::transfer_bar(None, torrent.status().total_length, "check", quiet);
@@ -73,11 +53,7 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
         }
         torrents.push(torrent);
     }
-    println!(
-        "ready: seeding {} torrent(s) on {}; press Ctrl-C to stop",
-        torrents.len(),
-        session.listen_addr()
-    );
+    println!("ready: seeding {} torrent(s) on {}; press Ctrl-C to stop", torrents.len(), session.listen_addr());
     interrupted().await;
     for t in torrents {
         t.stop().await;

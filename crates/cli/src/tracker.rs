@@ -9,13 +9,9 @@ use crate::args::TrackerArgs;
 use crate::{Failure, interrupted};
 
 pub(crate) async fn run(a: TrackerArgs) -> Result<(), Failure> {
-    let listener = tokio::net::TcpListener::bind(a.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", a.listen))?;
-    let config = TrackerConfig {
-        interval: Duration::from_secs(a.interval.max(1)),
-        ..Default::default()
-    };
+    let listener =
+        tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
+    let config = TrackerConfig { interval: Duration::from_secs(a.interval.max(1)), ..Default::default() };
     let server = TrackerServer::start(listener, config).context("cannot start the tracker")?;
     println!("tracker listening on {}", server.announce_url());
     interrupted().await;

@@ -36,37 +36,29 @@ pub(crate) struct Disk {
 }
 
 impl Disk {
-    pub(crate) fn start(
-        storage: Arc<Storage>,
-        threads: usize,
-        events: mpsc::UnboundedSender<DiskEvent>,
-    ) -> Self {
+    pub(crate) fn start(storage: Arc<Storage>, threads: usize, events: mpsc::UnboundedSender<DiskEvent>) -> Self {
         let workers = (0..threads.max(1))
             .map(|i| {
                 let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
                 let storage = storage.clone();
                 let events = events.clone();
-                let spawned = std::thread::Builder::new()
-                    .name(format!("shoal-disk-{i}"))
-                    .spawn(move || {
-                        while let Some(job) = rx.blocking_recv() {
-                            let event = match job {
-                                Job::Write { block, data } => {
-                                    match storage.write_block(block, &data) {
-                                        Ok(()) => continue,
-                                        Err(e) => DiskEvent::Failed(e.to_string()),
-                                    }
-                                }
-                                Job::Verify { piece } => match storage.verify_piece(piece) {
-                                    Ok(ok) => DiskEvent::Verified { piece, ok },
-                                    Err(e) => DiskEvent::Failed(e.to_string()),
-                                },
-                            };
-                            if events.send(event).is_err() {
-                                return;
-                            }
+                let spawned = std::thread::Builder::new().name(format!("shoal-disk-{i}")).spawn(move || {
+                    while let Some(job) = rx.blocking_recv() {
+                        let event = match job {
+                            Job::Write { block, data } => match storage.write_block(block, &data) {
+                                Ok(()) => continue,
+                                Err(e) => DiskEvent::Failed(e.to_string()),
+                            },
+                            Job::Verify { piece } => match storage.verify_piece(piece) {
+                                Ok(ok) => DiskEvent::Verified { piece, ok },
+                                Err(e) => DiskEvent::Failed(e.to_string()),
+                            },
+                        };
+                        if events.send(event).is_err() {
+                            return;
                         }
-                    });
+                    }
+                });
                 if let Err(e) = spawned {
                     tracing::error!("cannot start disk thread: {e}");
                 }
@@ -81,10 +73,7 @@ impl Disk {
     }
 
     pub(crate) async fn write(&self, block: BlockRange, data: Bytes) {
-        let _ = self
-            .worker(block.piece)
-            .send(Job::Write { block, data })
-            .await;
+        let _ = self.worker(block.piece).send(Job::Write { block, data }).await;
     }
 
     pub(crate) async fn verify(&self, piece: PieceIndex) {

@@ -12,6 +12,7 @@
 
 mod disk;
 mod peer;
+pub mod rate_limit;
 mod session;
 mod torrent;
 pub mod tracker;
@@ -59,18 +60,13 @@ pub struct TorrentStatus {
 impl TorrentStatus {
     /// Fraction of the content verified, 0.0 to 1.0.
     pub fn progress(&self) -> f64 {
-        if self.total_length == 0 {
-            1.0
-        } else {
-            self.stats.bytes_have as f64 / self.total_length as f64
-        }
+        if self.total_length == 0 { 1.0 } else { self.stats.bytes_have as f64 / self.total_length as f64 }
     }
 
     /// Estimated time to completion at the current download rate.
     pub fn eta(&self) -> Option<Duration> {
         let left = self.total_length.saturating_sub(self.stats.bytes_have);
-        (self.stats.down_rate > 1.0)
-            .then(|| Duration::from_secs_f64(left as f64 / self.stats.down_rate))
+        (self.stats.down_rate > 1.0).then(|| Duration::from_secs_f64(left as f64 / self.stats.down_rate))
     }
 }
 

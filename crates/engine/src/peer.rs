@@ -21,7 +21,15 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
+use crate::rate_limit::RateLimiter;
 use crate::torrent::Inbox;
+
+/// The session-wide rate limiters a connection obeys.
+#[derive(Clone, Debug)]
+pub(crate) struct Limits {
+    pub(crate) upload: Arc<RateLimiter>,
+    pub(crate) download: Arc<RateLimiter>,
+}
 
 /// Longest time to wait for a TCP connect or a handshake.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -77,11 +85,7 @@ pub(crate) async fn write_handshake(
     info_hash: InfoHash,
     peer_id: PeerId,
 ) -> Result<(), HandshakeError> {
-    let hs = Handshake {
-        reserved: our_reserved(),
-        info_hash,
-        peer_id,
-    };
+    let hs = Handshake { reserved: our_reserved(), info_hash, peer_id };
     tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.write_all(&hs.encode()))
         .await
         .map_err(|_| HandshakeError::Timeout)??;
@@ -141,16 +145,18 @@ pub(crate) fn spawn(
     inbox: Inbox,
     storage: Arc<Storage>,
     max_message: u32,
+    limits: Limits,
 ) -> PeerLink {
     let (read, write) = stream.into_split();
     let (tx, rx) = mpsc::channel(OUT_QUEUE);
     let reader_inbox = inbox.clone();
+    let Limits { upload, download } = limits;
     let reader = tokio::spawn(async move {
-        let reason = read_loop(key, read, &reader_inbox, max_message).await;
+        let reason = read_loop(key, read, &reader_inbox, max_message, &download).await;
         reader_inbox.peer_closed(key, reason).await;
     });
     tokio::spawn(async move {
-        if let Err(e) = write_loop(write, rx, &storage).await {
+        if let Err(e) = write_loop(write, rx, &storage, &upload).await {
             inbox.peer_closed(key, format!("send failed: {e}")).await;
         }
     });
@@ -162,6 +168,7 @@ async fn read_loop(
     mut read: OwnedReadHalf,
     inbox: &Inbox,
     max_message: u32,
+    limit: &RateLimiter,
 ) -> String {
     let mut buf = BytesMut::with_capacity(128 * 1024);
     loop {
@@ -183,7 +190,7 @@ async fn read_loop(
             Err(_) => return "no message for three minutes".into(),
             Ok(Err(e)) => return format!("receive failed: {e}"),
             Ok(Ok(0)) => return "closed by peer".into(),
-            Ok(Ok(_)) => {}
+            Ok(Ok(n)) => limit.acquire(n as u64).await,
         }
     }
 }
@@ -192,6 +199,7 @@ async fn write_loop(
     mut write: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Outgoing>,
     storage: &Storage,
+    limit: &RateLimiter,
 ) -> std::io::Result<()> {
     let mut buf = BytesMut::with_capacity(WRITE_BATCH + 32 * 1024);
     loop {
@@ -200,10 +208,12 @@ async fn write_loop(
             Ok(None) => return Ok(()),
             Ok(Some(out)) => out,
         };
-        encode(&mut buf, first, storage)?;
-        while buf.len() < WRITE_BATCH {
+        encode(&mut buf, first, storage, limit).await?;
+        // Batch what is already queued, but send at once when the upload is capped so the
+        // limiter paces individual blocks.
+        while buf.len() < WRITE_BATCH && limit.rate().is_none() {
             match rx.try_recv() {
-                Ok(out) => encode(&mut buf, out, storage)?,
+                Ok(out) => encode(&mut buf, out, storage, limit).await?,
                 Err(_) => break,
             }
         }
@@ -213,19 +223,18 @@ async fn write_loop(
 }
 
 /// Appends one outgoing item to the send buffer; a block is read from disk directly into it.
-fn encode(buf: &mut BytesMut, out: Outgoing, storage: &Storage) -> std::io::Result<()> {
+async fn encode(buf: &mut BytesMut, out: Outgoing, storage: &Storage, limit: &RateLimiter) -> std::io::Result<()> {
     match out {
         Outgoing::Msg(msg) => msg.encode(buf),
         Outgoing::Block(block) => {
+            limit.acquire(block.length as u64).await;
             buf.put_u32(9 + block.length);
             buf.put_u8(7);
             buf.put_u32(block.piece.get());
             buf.put_u32(block.begin);
             let start = buf.len();
             buf.resize(start + block.length as usize, 0);
-            storage
-                .read_into(block.piece, block.begin, &mut buf[start..])
-                .map_err(std::io::Error::other)?;
+            storage.read_into(block.piece, block.begin, &mut buf[start..]).map_err(std::io::Error::other)?;
         }
     }
     Ok(())

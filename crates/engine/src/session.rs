@@ -13,6 +13,8 @@ use shoal_swarm::{Bitfield, Swarm};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 
+use crate::peer::Limits;
+use crate::rate_limit::RateLimiter;
 use crate::torrent::{self, Control, Inbox, Setup};
 use crate::{EngineError, TorrentState, TorrentStatus, peer, tracker};
 
@@ -27,6 +29,10 @@ pub struct SessionConfig {
     pub disk_threads: usize,
     /// Swarm logic tunables.
     pub swarm: shoal_swarm::Config,
+    /// Global upload cap in bytes per second (`None`: unlimited).
+    pub upload_limit: Option<u64>,
+    /// Global download cap in bytes per second (`None`: unlimited).
+    pub download_limit: Option<u64>,
 }
 
 impl Default for SessionConfig {
@@ -36,6 +42,8 @@ impl Default for SessionConfig {
             max_peers: 80,
             disk_threads: 2,
             swarm: shoal_swarm::Config::default(),
+            upload_limit: None,
+            download_limit: None,
         }
     }
 }
@@ -59,6 +67,7 @@ struct Inner {
     listen_addr: SocketAddr,
     config: SessionConfig,
     torrents: Mutex<HashMap<InfoHash, Inbox>>,
+    limits: Limits,
 }
 
 /// A running node. Cheap to clone.
@@ -76,40 +85,39 @@ impl Session {
             // The default port is taken (another client?): any free port will do.
             Err(_) if config.listen.port() == 6881 => {
                 let any = SocketAddr::new(config.listen.ip(), 0);
-                TcpListener::bind(any)
-                    .await
-                    .map_err(|source| EngineError::Listen { addr: any, source })?
+                TcpListener::bind(any).await.map_err(|source| EngineError::Listen { addr: any, source })?
             }
             Err(source) => {
-                return Err(EngineError::Listen {
-                    addr: config.listen,
-                    source,
-                });
+                return Err(EngineError::Listen { addr: config.listen, source });
             }
         };
-        let listen_addr = listener
-            .local_addr()
-            .map_err(|source| EngineError::Listen {
-                addr: config.listen,
-                source,
-            })?;
+        let listen_addr =
+            listener.local_addr().map_err(|source| EngineError::Listen { addr: config.listen, source })?;
         let peer_id = PeerId::generate(rand::random());
+        let (config_upload, config_download) = (config.upload_limit, config.download_limit);
         let inner = Arc::new(Inner {
             peer_id,
             listen_addr,
             config,
             torrents: Mutex::new(HashMap::new()),
+            limits: Limits {
+                upload: Arc::new(RateLimiter::new(config_upload)),
+                download: Arc::new(RateLimiter::new(config_download)),
+            },
         });
         let accept = tokio::spawn(accept_loop(listener, inner.clone()));
-        Ok(Self {
-            inner,
-            accept: Arc::new(accept),
-        })
+        Ok(Self { inner, accept: Arc::new(accept) })
     }
 
     /// The address peers can reach us on.
     pub fn listen_addr(&self) -> SocketAddr {
         self.inner.listen_addr
+    }
+
+    /// Changes the global upload and download caps (bytes per second; `None`: unlimited).
+    pub fn set_limits(&self, upload: Option<u64>, download: Option<u64>) {
+        self.inner.limits.upload.set_rate(upload);
+        self.inner.limits.download.set_rate(download);
     }
 
     /// Our peer id.
@@ -129,14 +137,8 @@ impl Session {
         let status = Arc::new(watch::Sender::new(TorrentStatus {
             name: meta.info.name.clone(),
             total_length: layout.total_length(),
-            state: TorrentState::Checking {
-                done: 0,
-                total: layout.piece_count(),
-            },
-            stats: shoal_swarm::Stats {
-                pieces_total: layout.piece_count(),
-                ..Default::default()
-            },
+            state: TorrentState::Checking { done: 0, total: layout.piece_count() },
+            stats: shoal_swarm::Stats { pieces_total: layout.piece_count(), ..Default::default() },
             tracker_error: None,
         }));
         let files: Vec<FileSpec> = meta
@@ -149,36 +151,23 @@ impl Session {
                     path.push(meta.info.name.clone());
                 }
                 path.extend(f.path.iter().cloned());
-                FileSpec {
-                    path,
-                    length: f.length,
-                }
+                FileSpec { path, length: f.length }
             })
             .collect();
-        let storage_layout = StorageLayout::new(
-            add.download_dir.clone(),
-            files,
-            meta.info.piece_length,
-            meta.info.pieces.clone(),
-        )?;
-        let resume = Arc::new(ResumeStore::new(ResumeStore::default_path(
-            &add.download_dir,
-            &info_hash.to_hex(),
-        )?));
+        let storage_layout =
+            StorageLayout::new(add.download_dir.clone(), files, meta.info.piece_length, meta.info.pieces.clone())?;
+        let resume = Arc::new(ResumeStore::new(ResumeStore::default_path(&add.download_dir, &info_hash.to_hex())?));
         let check_status = status.clone();
         let resume2 = resume.clone();
         let (storage, have) = tokio::task::spawn_blocking(move || -> Result<_, EngineError> {
             let storage = Storage::open(storage_layout, OpenMode::ReadWrite)?;
             let total = layout.piece_count();
-            let progress = |done: u32| {
-                check_status.send_modify(|s| s.state = TorrentState::Checking { done, total })
-            };
+            let progress = |done: u32| check_status.send_modify(|s| s.state = TorrentState::Checking { done, total });
             let have = match resume2.load(storage.layout()) {
                 // Pieces recorded as verified are trusted; the rest may have been written
                 // after the last save, so they are checked.
                 Some(mut recorded) => {
-                    let unrecorded: Vec<_> =
-                        layout.pieces().filter(|p| !recorded[p.idx()]).collect();
+                    let unrecorded: Vec<_> = layout.pieces().filter(|p| !recorded[p.idx()]).collect();
                     for piece in storage.check_pieces(unrecorded, progress)? {
                         recorded[piece.idx()] = true;
                     }
@@ -191,20 +180,11 @@ impl Session {
         .await
         .map_err(|_| EngineError::Stopped)??;
         let have = Bitfield::from_bools(&have);
-        let swarm = Swarm::new(
-            layout,
-            have,
-            self.inner.config.swarm.clone(),
-            Instant::now(),
-        );
+        let swarm = Swarm::new(layout, have, self.inner.config.swarm.clone(), Instant::now());
         let complete = swarm.is_complete();
         status.send_modify(|s| {
             s.stats = swarm.stats();
-            s.state = if complete {
-                TorrentState::Seeding
-            } else {
-                TorrentState::Downloading
-            };
+            s.state = if complete { TorrentState::Seeding } else { TorrentState::Downloading };
         });
         let inbox = torrent::spawn(Setup {
             info_hash,
@@ -216,12 +196,10 @@ impl Session {
             status: status.clone(),
             max_peers: self.inner.config.max_peers,
             disk_threads: self.inner.config.disk_threads,
+            limits: self.inner.limits.clone(),
         });
         if !add.peers.is_empty() {
-            let _ = inbox.control.send(Control::Peers {
-                addrs: add.peers,
-                manual: true,
-            });
+            let _ = inbox.control.send(Control::Peers { addrs: add.peers, manual: true });
         }
         let announcer = (add.use_trackers && !meta.announce_list.is_empty()).then(|| {
             let (stop_tx, stop_rx) = oneshot::channel();
@@ -237,20 +215,11 @@ impl Session {
             (stop_tx, task)
         });
         self.torrents().insert(info_hash, inbox.clone());
-        Ok(Torrent {
-            info_hash,
-            status,
-            control: inbox.control,
-            announcer,
-            session: self.clone(),
-        })
+        Ok(Torrent { info_hash, status, control: inbox.control, announcer, session: self.clone() })
     }
 
     fn torrents(&self) -> std::sync::MutexGuard<'_, HashMap<InfoHash, Inbox>> {
-        self.inner
-            .torrents
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.inner.torrents.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -281,19 +250,10 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
     }
 }
 
-async fn incoming(
-    mut stream: TcpStream,
-    addr: SocketAddr,
-    inner: &Inner,
-) -> Result<(), peer::HandshakeError> {
+async fn incoming(mut stream: TcpStream, addr: SocketAddr, inner: &Inner) -> Result<(), peer::HandshakeError> {
     stream.set_nodelay(true)?;
     let theirs = peer::read_handshake(&mut stream).await?;
-    let inbox = inner
-        .torrents
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&theirs.info_hash)
-        .cloned();
+    let inbox = inner.torrents.lock().unwrap_or_else(|e| e.into_inner()).get(&theirs.info_hash).cloned();
     let Some(inbox) = inbox else {
         return Err(peer::HandshakeError::WrongTorrent);
     };
@@ -301,12 +261,7 @@ async fn incoming(
         return Err(peer::HandshakeError::SelfConnection);
     }
     peer::write_handshake(&mut stream, theirs.info_hash, inner.peer_id).await?;
-    let _ = inbox.control.send(Control::Connected {
-        stream,
-        addr,
-        handshake: theirs,
-        outgoing: false,
-    });
+    let _ = inbox.control.send(Control::Connected { stream, addr, handshake: theirs, outgoing: false });
     Ok(())
 }
 
@@ -338,10 +293,7 @@ impl Torrent {
 
     /// Adds peers to connect to.
     pub fn add_peers(&self, addrs: Vec<SocketAddr>) {
-        let _ = self.control.send(Control::Peers {
-            addrs,
-            manual: true,
-        });
+        let _ = self.control.send(Control::Peers { addrs, manual: true });
     }
 
     /// Stops the torrent: tells the trackers, closes connections, saves resume data.

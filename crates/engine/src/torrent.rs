@@ -43,19 +43,11 @@ pub(crate) enum PeerEvent {
 #[derive(Debug)]
 pub(crate) enum Control {
     /// A connection whose handshakes are done (incoming or outgoing).
-    Connected {
-        stream: TcpStream,
-        addr: SocketAddr,
-        handshake: Handshake,
-        outgoing: bool,
-    },
+    Connected { stream: TcpStream, addr: SocketAddr, handshake: Handshake, outgoing: bool },
     /// An outgoing attempt failed.
     ConnectFailed { addr: SocketAddr },
     /// Addresses to try (tracker reply, `--peer`).
-    Peers {
-        addrs: Vec<SocketAddr>,
-        manual: bool,
-    },
+    Peers { addrs: Vec<SocketAddr>, manual: bool },
     /// Stop: close connections, save resume data, then answer.
     Shutdown(oneshot::Sender<()>),
 }
@@ -89,6 +81,7 @@ pub(crate) struct Setup {
     pub(crate) status: Arc<watch::Sender<TorrentStatus>>,
     pub(crate) max_peers: usize,
     pub(crate) disk_threads: usize,
+    pub(crate) limits: peer::Limits,
 }
 
 /// Where one candidate address stands.
@@ -123,6 +116,7 @@ struct Actor {
     error: Option<String>,
     max_message: u32,
     disk_backlog: std::collections::VecDeque<DiskJob>,
+    limits: peer::Limits,
 }
 
 /// Starts the actor; returns its inbox.
@@ -130,10 +124,7 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
     let (peer_tx, peer_rx) = mpsc::channel(PEER_INBOX);
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
     let (disk_tx, disk_rx) = mpsc::unbounded_channel();
-    let inbox = Inbox {
-        peers: peer_tx,
-        control: ctl_tx,
-    };
+    let inbox = Inbox { peers: peer_tx, control: ctl_tx };
     let pieces = setup.swarm.layout().piece_count();
     let actor = Actor {
         info_hash: setup.info_hash,
@@ -159,9 +150,8 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
         // A bitfield, or a block with its header, whichever is larger, plus room for
         // extension messages.
         disk_backlog: Default::default(),
-        max_message: (pieces / 8 + 1)
-            .max(shoal_proto::BLOCK_SIZE + 13)
-            .max(1 << 20),
+        limits: setup.limits,
+        max_message: (pieces / 8 + 1).max(shoal_proto::BLOCK_SIZE + 13).max(1 << 20),
     };
     tokio::spawn(actor.run(peer_rx, ctl_rx, disk_rx));
     inbox
@@ -203,12 +193,7 @@ impl Actor {
 
     fn on_control(&mut self, ctl: Control) {
         match ctl {
-            Control::Connected {
-                stream,
-                addr,
-                handshake,
-                outgoing,
-            } => {
+            Control::Connected { stream, addr, handshake, outgoing } => {
                 if outgoing {
                     self.connecting = self.connecting.saturating_sub(1);
                     if let Some(c) = self.candidates.get_mut(&addr) {
@@ -251,13 +236,7 @@ impl Actor {
         addr.port() == self.listen_port && (addr.ip().is_loopback() || addr.ip().is_unspecified())
     }
 
-    fn on_connected(
-        &mut self,
-        stream: TcpStream,
-        addr: SocketAddr,
-        handshake: Handshake,
-        outgoing: bool,
-    ) {
+    fn on_connected(&mut self, stream: TcpStream, addr: SocketAddr, handshake: Handshake, outgoing: bool) {
         let banned = self.banned_ids.contains(&handshake.peer_id)
             || (!addr.ip().is_loopback() && self.banned_ips.contains(&addr.ip()));
         let duplicate = self.ids.values().any(|id| *id == handshake.peer_id);
@@ -278,6 +257,7 @@ impl Actor {
             self.inbox.clone(),
             self.storage.clone(),
             self.max_message,
+            self.limits.clone(),
         );
         let fast = handshake.reserved[7] & 0x04 != 0;
         let extensions = handshake.reserved[5] & 0x10 != 0;
@@ -294,13 +274,7 @@ impl Actor {
                 reqq: Some(OUR_REQQ),
                 ..Default::default()
             };
-            self.send(
-                key,
-                Message::Extended {
-                    id: 0,
-                    payload: ext.encode().into(),
-                },
-            );
+            self.send(key, Message::Extended { id: 0, payload: ext.encode().into() });
         }
     }
 
@@ -336,10 +310,7 @@ impl Actor {
         match event {
             DiskEvent::Verified { piece, ok } => {
                 if !ok {
-                    tracing::warn!(
-                        piece = piece.get(),
-                        "piece failed its hash check; fetching it again"
-                    );
+                    tracing::warn!(piece = piece.get(), "piece failed its hash check; fetching it again");
                 }
                 let was_complete = self.swarm.is_complete();
                 self.swarm.handle_verified(Instant::now(), piece, ok);
@@ -384,10 +355,7 @@ impl Actor {
             .candidates
             .iter()
             .filter(|(addr, c)| {
-                !c.busy
-                    && c.next_try <= now
-                    && !connected.contains(addr)
-                    && !self.banned_ips.contains(&addr.ip())
+                !c.busy && c.next_try <= now && !connected.contains(addr) && !self.banned_ips.contains(&addr.ip())
             })
             .map(|(addr, _)| *addr)
             .collect();
@@ -404,16 +372,10 @@ impl Actor {
             }
             c.busy = true;
             self.connecting += 1;
-            let (info_hash, peer_id, control) =
-                (self.info_hash, self.peer_id, self.inbox.control.clone());
+            let (info_hash, peer_id, control) = (self.info_hash, self.peer_id, self.inbox.control.clone());
             tokio::spawn(async move {
                 let msg = match peer::connect(addr, info_hash, peer_id).await {
-                    Ok((stream, handshake)) => Control::Connected {
-                        stream,
-                        addr,
-                        handshake,
-                        outgoing: true,
-                    },
+                    Ok((stream, handshake)) => Control::Connected { stream, addr, handshake, outgoing: true },
                     Err(e) => {
                         tracing::debug!(%addr, "connect failed: {e}");
                         Control::ConnectFailed { addr }
@@ -457,9 +419,7 @@ impl Actor {
                         let _ = link.tx.try_send(Outgoing::Block(block));
                     }
                 }
-                Action::Write { block, data } => {
-                    self.disk_backlog.push_back(DiskJob::Write(block, data))
-                }
+                Action::Write { block, data } => self.disk_backlog.push_back(DiskJob::Write(block, data)),
                 Action::Verify { piece } => self.disk_backlog.push_back(DiskJob::Verify(piece)),
                 Action::Disconnect { peer, ban, reason } => {
                     if let Some(link) = self.links.remove(&peer) {
@@ -502,10 +462,7 @@ impl Actor {
         let have = self.swarm.have().to_bools();
         tokio::task::spawn_blocking(move || {
             if let Err(e) = resume.save(&storage, &have) {
-                tracing::warn!(
-                    "cannot save resume data to {}: {e}",
-                    resume.path().display()
-                );
+                tracing::warn!("cannot save resume data to {}: {e}", resume.path().display());
             }
         });
     }

@@ -62,9 +62,7 @@ impl ExtHandshake {
     /// bytes after the dictionary are ignored.
     pub fn decode(payload: &[u8]) -> Result<Self, ExtensionError> {
         let (value, _) = decode_prefix(payload)?;
-        let dict = value
-            .as_dict()
-            .ok_or(ExtensionError::NotADict(value.kind()))?;
+        let dict = value.as_dict().ok_or(ExtensionError::NotADict(value.kind()))?;
         let int = |key: &[u8]| dict.get(key).and_then(Value::as_int);
         let mut m = BTreeMap::new();
         if let Some(entries) = dict.get(&b"m"[..]).and_then(Value::as_dict) {
@@ -77,30 +75,17 @@ impl ExtHandshake {
         }
         Ok(Self {
             m,
-            v: dict
-                .get(&b"v"[..])
-                .and_then(Value::as_bytes)
-                .map(|v| String::from_utf8_lossy(v).into_owned()),
-            p: int(b"p")
-                .and_then(|p| u16::try_from(p).ok())
-                .filter(|&p| p != 0),
+            v: dict.get(&b"v"[..]).and_then(Value::as_bytes).map(|v| String::from_utf8_lossy(v).into_owned()),
+            p: int(b"p").and_then(|p| u16::try_from(p).ok()).filter(|&p| p != 0),
             reqq: int(b"reqq").and_then(|n| u32::try_from(n).ok()),
             metadata_size: int(b"metadata_size").and_then(|n| u32::try_from(n).ok()),
-            yourip: dict
-                .get(&b"yourip"[..])
-                .and_then(Value::as_bytes)
-                .and_then(compact_ip),
+            yourip: dict.get(&b"yourip"[..]).and_then(Value::as_bytes).and_then(compact_ip),
         })
     }
 
     /// Encodes the handshake payload (canonical bencode; absent fields are left out).
     pub fn encode(&self) -> Vec<u8> {
-        let m = Value::Dict(
-            self.m
-                .iter()
-                .map(|(k, &id)| (k.as_bytes(), Value::from(u32::from(id))))
-                .collect(),
-        );
+        let m = Value::Dict(self.m.iter().map(|(k, &id)| (k.as_bytes(), Value::from(u32::from(id)))).collect());
         let yourip = self.yourip.map(|ip| match ip {
             IpAddr::V4(v4) => v4.octets().to_vec(),
             IpAddr::V6(v6) => v6.octets().to_vec(),
@@ -176,30 +161,21 @@ impl MetadataMessage {
     /// Parses a `ut_metadata` payload (the bytes after the extended id).
     pub fn decode(payload: &Bytes) -> Result<Self, ExtensionError> {
         let (value, used) = decode_prefix(payload)?;
-        let dict = value
-            .as_dict()
-            .ok_or(ExtensionError::NotADict(value.kind()))?;
+        let dict = value.as_dict().ok_or(ExtensionError::NotADict(value.kind()))?;
         let int = |key: &'static str| {
-            dict.get(key.as_bytes())
-                .and_then(Value::as_int)
-                .ok_or(ExtensionError::MissingField(key))
+            dict.get(key.as_bytes()).and_then(Value::as_int).ok_or(ExtensionError::MissingField(key))
         };
-        let u32_field = |key: &'static str| {
-            int(key).and_then(|n| u32::try_from(n).map_err(|_| ExtensionError::MissingField(key)))
-        };
+        let u32_field =
+            |key: &'static str| int(key).and_then(|n| u32::try_from(n).map_err(|_| ExtensionError::MissingField(key)));
         let msg_type = int("msg_type")?;
         Ok(match msg_type {
-            0 => MetadataMessage::Request {
-                piece: u32_field("piece")?,
-            },
+            0 => MetadataMessage::Request { piece: u32_field("piece")? },
             1 => MetadataMessage::Data {
                 piece: u32_field("piece")?,
                 total_size: u32_field("total_size")?,
                 data: payload.slice(used..),
             },
-            2 => MetadataMessage::Reject {
-                piece: u32_field("piece")?,
-            },
+            2 => MetadataMessage::Reject { piece: u32_field("piece")? },
             other => MetadataMessage::Unknown { msg_type: other },
         })
     }
@@ -208,11 +184,7 @@ impl MetadataMessage {
     pub fn encode(&self) -> Vec<u8> {
         let (msg_type, piece, total_size, data) = match self {
             MetadataMessage::Request { piece } => (0, *piece, None, None),
-            MetadataMessage::Data {
-                piece,
-                total_size,
-                data,
-            } => (1, *piece, Some(*total_size), Some(data)),
+            MetadataMessage::Data { piece, total_size, data } => (1, *piece, Some(*total_size), Some(data)),
             MetadataMessage::Reject { piece } => (2, *piece, None, None),
             MetadataMessage::Unknown { msg_type } => {
                 return encode(&Value::dict([("msg_type", Value::Int(*msg_type))]));
@@ -263,22 +235,14 @@ mod tests {
         assert!(h.m.is_empty());
         assert_eq!(h, ExtHandshake::default());
         assert_eq!(ExtHandshake::decode(b"de"), Ok(ExtHandshake::default()));
-        assert!(matches!(
-            ExtHandshake::decode(b"li1ee"),
-            Err(ExtensionError::NotADict("list"))
-        ));
-        assert!(matches!(
-            ExtHandshake::decode(b"d1:m"),
-            Err(ExtensionError::Bencode(_))
-        ));
+        assert!(matches!(ExtHandshake::decode(b"li1ee"), Err(ExtensionError::NotADict("list"))));
+        assert!(matches!(ExtHandshake::decode(b"d1:m"), Err(ExtensionError::Bencode(_))));
     }
 
     #[test]
     fn handshake_roundtrip() {
         let h = ExtHandshake {
-            m: [(UT_METADATA.to_owned(), 2), (UT_PEX.to_owned(), 1)]
-                .into_iter()
-                .collect(),
+            m: [(UT_METADATA.to_owned(), 2), (UT_PEX.to_owned(), 1)].into_iter().collect(),
             v: Some("Shoal 0.1.0".into()),
             p: Some(51413),
             reqq: Some(500),
@@ -293,20 +257,12 @@ mod tests {
     #[test]
     fn metadata_messages() {
         let req = Bytes::from_static(b"d8:msg_typei0e5:piecei0ee");
-        assert_eq!(
-            MetadataMessage::decode(&req),
-            Ok(MetadataMessage::Request { piece: 0 })
-        );
+        assert_eq!(MetadataMessage::decode(&req), Ok(MetadataMessage::Request { piece: 0 }));
         assert_eq!(MetadataMessage::Request { piece: 0 }.encode(), &req[..]);
 
         let data = Bytes::from_static(b"d8:msg_typei1e5:piecei1e10:total_sizei16390eeXXXXXX");
         let msg = MetadataMessage::decode(&data).expect("valid");
-        let MetadataMessage::Data {
-            piece: 1,
-            total_size: 16390,
-            data: ref raw,
-        } = msg
-        else {
+        let MetadataMessage::Data { piece: 1, total_size: 16390, data: ref raw } = msg else {
             panic!("unexpected {msg:?}");
         };
         assert_eq!(&raw[..], b"XXXXXX");
@@ -314,25 +270,13 @@ mod tests {
         assert_eq!(msg.encode(), &data[..]);
 
         let reject = Bytes::from_static(b"d8:msg_typei2e5:piecei4ee");
-        assert_eq!(
-            MetadataMessage::decode(&reject),
-            Ok(MetadataMessage::Reject { piece: 4 })
-        );
+        assert_eq!(MetadataMessage::decode(&reject), Ok(MetadataMessage::Reject { piece: 4 }));
         let other = Bytes::from_static(b"d8:msg_typei7ee");
-        assert_eq!(
-            MetadataMessage::decode(&other),
-            Ok(MetadataMessage::Unknown { msg_type: 7 })
-        );
+        assert_eq!(MetadataMessage::decode(&other), Ok(MetadataMessage::Unknown { msg_type: 7 }));
         let missing = Bytes::from_static(b"d8:msg_typei1e5:piecei0ee");
-        assert_eq!(
-            MetadataMessage::decode(&missing),
-            Err(ExtensionError::MissingField("total_size"))
-        );
+        assert_eq!(MetadataMessage::decode(&missing), Err(ExtensionError::MissingField("total_size")));
         let negative = Bytes::from_static(b"d8:msg_typei0e5:piecei-1ee");
-        assert_eq!(
-            MetadataMessage::decode(&negative),
-            Err(ExtensionError::MissingField("piece"))
-        );
+        assert_eq!(MetadataMessage::decode(&negative), Err(ExtensionError::MissingField("piece")));
     }
 
     proptest! {

@@ -21,11 +21,7 @@ impl Layout {
         }
         let count = total_length.div_ceil(piece_length as u64);
         let piece_count = u32::try_from(count).ok()?;
-        Some(Self {
-            total_length,
-            piece_length,
-            piece_count,
-        })
+        Some(Self { total_length, piece_length, piece_count })
     }
 
     /// Total content length in bytes.
@@ -76,11 +72,7 @@ impl Layout {
         if begin >= size {
             return None;
         }
-        Some(BlockRange {
-            piece,
-            begin,
-            length: (size - begin).min(BLOCK_SIZE),
-        })
+        Some(BlockRange { piece, begin, length: (size - begin).min(BLOCK_SIZE) })
     }
 
     /// Validates a block named by a peer (`request`, `piece`, `cancel`, `reject`): the piece
@@ -95,11 +87,7 @@ impl Layout {
         if end > self.piece_size(piece) {
             return None;
         }
-        Some(BlockRange {
-            piece,
-            begin,
-            length,
-        })
+        Some(BlockRange { piece, begin, length })
     }
 }
 

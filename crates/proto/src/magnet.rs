@@ -55,22 +55,12 @@ pub struct Magnet {
 }
 
 /// Characters left as they are in printed values: RFC 3986 "unreserved".
-const VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+const VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 impl Magnet {
     /// A magnet link with only an info-hash.
     pub fn new(info_hash: InfoHash) -> Self {
-        Self {
-            info_hash,
-            display_name: None,
-            trackers: Vec::new(),
-            peers: Vec::new(),
-            select_only: None,
-        }
+        Self { info_hash, display_name: None, trackers: Vec::new(), peers: Vec::new(), select_only: None }
     }
 
     /// Parses a magnet link.
@@ -128,9 +118,7 @@ impl Magnet {
 
     /// Whether file `index` is selected: always when there is no `so` parameter.
     pub fn is_selected(&self, index: u32) -> bool {
-        self.select_only
-            .as_ref()
-            .is_none_or(|ranges| ranges.iter().any(|r| r.contains(&index)))
+        self.select_only.as_ref().is_none_or(|ranges| ranges.iter().any(|r| r.contains(&index)))
     }
 }
 
@@ -181,9 +169,7 @@ fn push_new(list: &mut Vec<String>, value: String) {
 fn base_key(key: &str) -> String {
     let key = key.to_ascii_lowercase();
     match key.split_once('.') {
-        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
-            base.to_owned()
-        }
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base.to_owned(),
         _ => key,
     }
 }
@@ -236,10 +222,7 @@ mod tests {
         let m = Magnet::parse(&link).expect("valid");
         assert_eq!(m.info_hash.to_hex(), HEX);
         assert_eq!(m.display_name.as_deref(), Some("Some Name é"));
-        assert_eq!(
-            m.trackers,
-            ["udp://tracker.example:6969", "http://t.example/announce"]
-        );
+        assert_eq!(m.trackers, ["udp://tracker.example:6969", "http://t.example/announce"]);
         assert_eq!(m.peers.len(), 3);
         let addrs = m.peer_addrs();
         assert_eq!(addrs.len(), 2);
@@ -251,11 +234,8 @@ mod tests {
     #[test]
     fn base32_and_numbered_keys() {
         let b32 = data_encoding::BASE32_NOPAD.encode(&InfoHash::from_hex(HEX).expect("hex").0);
-        let m = Magnet::parse(&format!(
-            "MAGNET:?xt.1=urn:btih:{}&tr.1=a&tr.2=b&tr.3=a",
-            b32.to_lowercase()
-        ))
-        .expect("valid");
+        let m = Magnet::parse(&format!("MAGNET:?xt.1=urn:btih:{}&tr.1=a&tr.2=b&tr.3=a", b32.to_lowercase()))
+            .expect("valid");
         assert_eq!(m.info_hash.to_hex(), HEX);
         assert_eq!(m.trackers, ["a", "b"]);
         assert!(m.is_selected(1000));
@@ -264,33 +244,18 @@ mod tests {
     #[test]
     fn clear_errors() {
         let err = |s: &str| Magnet::parse(s).expect_err("invalid").to_string();
-        assert_eq!(
-            err("http://example.com"),
-            "not a magnet link (it should start with \"magnet:?\")"
-        );
-        assert_eq!(
-            err("magnet:?dn=x"),
-            "missing xt=urn:btih: parameter (the torrent's info-hash)"
-        );
+        assert_eq!(err("http://example.com"), "not a magnet link (it should start with \"magnet:?\")");
+        assert_eq!(err("magnet:?dn=x"), "missing xt=urn:btih: parameter (the torrent's info-hash)");
         assert_eq!(
             err("magnet:?xt=urn:btih:abc"),
             "malformed info-hash \"abc\": expected 40 hex or 32 base32 characters"
         );
-        assert!(
-            err(&format!("magnet:?xt=urn:btih:{}", "g".repeat(40)))
-                .starts_with("malformed info-hash")
-        );
+        assert!(err(&format!("magnet:?xt=urn:btih:{}", "g".repeat(40))).starts_with("malformed info-hash"));
         assert_eq!(
-            Magnet::parse(&format!(
-                "magnet:?xt=urn:btih:{HEX}&xt=urn:btih:{}",
-                "0".repeat(40)
-            )),
+            Magnet::parse(&format!("magnet:?xt=urn:btih:{HEX}&xt=urn:btih:{}", "0".repeat(40))),
             Err(MagnetError::ConflictingInfoHashes)
         );
-        assert_eq!(
-            Magnet::parse("magnet:?xt=urn:btmh:1220abcd"),
-            Err(MagnetError::V2Only)
-        );
+        assert_eq!(Magnet::parse("magnet:?xt=urn:btmh:1220abcd"), Err(MagnetError::V2Only));
         for so in ["", "1,", "a", "5-2", "1-2-3", "-1"] {
             assert!(
                 matches!(

@@ -37,9 +37,7 @@ use crate::layout::Layout;
 use crate::magnet::Magnet;
 use crate::types::{InfoHash, PieceIndex};
 
-pub use create::{
-    CREATED_BY, CreateContent, CreateFile, CreateSpec, build_torrent, default_piece_length,
-};
+pub use create::{CREATED_BY, CreateContent, CreateFile, CreateSpec, build_torrent, default_piece_length};
 
 /// Largest accepted `piece length`: 256 MiB.
 pub const MAX_PIECE_LENGTH: u32 = 256 * 1024 * 1024;
@@ -306,12 +304,7 @@ impl Info {
         let expected = total_length.div_ceil(u64::from(piece_length));
         let layout = Layout::new(total_length, piece_length)
             .filter(|l| l.piece_count() as usize == found)
-            .ok_or(MetainfoError::PieceCountMismatch {
-                found,
-                expected,
-                total_length,
-                piece_length,
-            })?;
+            .ok_or(MetainfoError::PieceCountMismatch { found, expected, total_length, piece_length })?;
         let pieces = pieces_raw
             .chunks_exact(20)
             .map(|c| {
@@ -321,15 +314,7 @@ impl Info {
             })
             .collect();
         let private = info.get(&b"private"[..]).and_then(Value::as_int) == Some(1);
-        Ok(Self {
-            name,
-            piece_length,
-            pieces,
-            files,
-            private,
-            multi_file,
-            layout,
-        })
+        Ok(Self { name, piece_length, pieces, files, private, multi_file, layout })
     }
 
     /// `true` when the files live under a directory named [`Info::name`].
@@ -368,31 +353,21 @@ fn missing(field: &str) -> MetainfoError {
 }
 
 fn wrong_type(field: &str, expected: &'static str, found: &Value<'_>) -> MetainfoError {
-    MetainfoError::WrongType {
-        field: field.to_owned(),
-        expected,
-        found: found.kind(),
-    }
+    MetainfoError::WrongType { field: field.to_owned(), expected, found: found.kind() }
 }
 
 fn expect_dict<'v, 'a>(value: &'v Value<'a>, field: &str) -> Result<&'v Dict<'a>, MetainfoError> {
-    value
-        .as_dict()
-        .ok_or_else(|| wrong_type(field, "a dictionary", value))
+    value.as_dict().ok_or_else(|| wrong_type(field, "a dictionary", value))
 }
 
 fn int(dict: &Dict<'_>, key: &str) -> Result<i64, MetainfoError> {
     let value = dict.get(key.as_bytes()).ok_or_else(|| missing(key))?;
-    value
-        .as_int()
-        .ok_or_else(|| wrong_type(key, "an integer", value))
+    value.as_int().ok_or_else(|| wrong_type(key, "an integer", value))
 }
 
 fn bytes<'a>(dict: &Dict<'a>, key: &str) -> Result<&'a [u8], MetainfoError> {
     let value = dict.get(key.as_bytes()).ok_or_else(|| missing(key))?;
-    value
-        .as_bytes()
-        .ok_or_else(|| wrong_type(key, "a byte string", value))
+    value.as_bytes().ok_or_else(|| wrong_type(key, "a byte string", value))
 }
 
 /// An optional text field, preferring `<key>.utf-8` when it is valid UTF-8.
@@ -401,9 +376,7 @@ fn text(dict: &Dict<'_>, key: &str) -> Option<String> {
     if let Some(s) = dict.get(utf8_key.as_bytes()).and_then(Value::as_str) {
         return Some(s.to_owned());
     }
-    dict.get(key.as_bytes())
-        .and_then(Value::as_bytes)
-        .map(|b| String::from_utf8_lossy(b).into_owned())
+    dict.get(key.as_bytes()).and_then(Value::as_bytes).map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
 /// A tracker URL: a non-empty byte string, trimmed. Anything else is ignored.

@@ -23,11 +23,7 @@ use crate::types::{InfoHash, PeerId};
 pub const DEFAULT_INTERVAL: u32 = 1800;
 
 /// Bytes written as they are in query strings: RFC 3986 "unreserved".
-const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// Why a tracker exchange failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -158,18 +154,10 @@ impl AnnounceRequest {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             params.push((form_decode(k), form_decode(v)));
         }
-        let get = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k == name.as_bytes())
-                .map(|(_, v)| v.as_slice())
-        };
+        let get = |name: &str| params.iter().find(|(k, _)| k == name.as_bytes()).map(|(_, v)| v.as_slice());
         let id20 = |name: &'static str| -> Result<[u8; 20], TrackerError> {
             let raw = get(name).ok_or(TrackerError::MissingParam(name))?;
-            <[u8; 20]>::try_from(raw).map_err(|_| TrackerError::BadParam {
-                name,
-                reason: "expected 20 bytes",
-            })
+            <[u8; 20]>::try_from(raw).map_err(|_| TrackerError::BadParam { name, reason: "expected 20 bytes" })
         };
         let number = |name: &'static str| -> Result<Option<u64>, TrackerError> {
             get(name)
@@ -177,10 +165,7 @@ impl AnnounceRequest {
                     std::str::from_utf8(raw)
                         .ok()
                         .and_then(|s| s.parse::<u64>().ok())
-                        .ok_or(TrackerError::BadParam {
-                            name,
-                            reason: "expected a non-negative integer",
-                        })
+                        .ok_or(TrackerError::BadParam { name, reason: "expected a non-negative integer" })
                 })
                 .transpose()
         };
@@ -192,10 +177,7 @@ impl AnnounceRequest {
         let port = u16::try_from(port)
             .ok()
             .filter(|&p| p != 0)
-            .ok_or(TrackerError::BadParam {
-                name: "port",
-                reason: "expected 1 to 65535",
-            })?;
+            .ok_or(TrackerError::BadParam { name: "port", reason: "expected 1 to 65535" })?;
         let event = match text("event").as_deref() {
             Some("started") => Some(Event::Started),
             Some("completed") => Some(Event::Completed),
@@ -246,9 +228,7 @@ impl AnnounceResponse {
     /// Parses a tracker reply; a `failure reason` becomes [`TrackerError::Failure`].
     pub fn parse(bytes: &[u8]) -> Result<Self, TrackerError> {
         let (value, _) = decode_prefix(bytes)?;
-        let dict = value
-            .as_dict()
-            .ok_or(TrackerError::NotADict(value.kind()))?;
+        let dict = value.as_dict().ok_or(TrackerError::NotADict(value.kind()))?;
         if let Some(reason) = text(dict, "failure reason") {
             return Err(TrackerError::Failure(reason));
         }

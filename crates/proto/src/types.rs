@@ -20,9 +20,7 @@ impl InfoHash {
 
     /// Parses 40 hex digits (either case).
     pub fn from_hex(s: &str) -> Option<Self> {
-        let bytes = data_encoding::HEXLOWER_PERMISSIVE
-            .decode(s.as_bytes())
-            .ok()?;
+        let bytes = data_encoding::HEXLOWER_PERMISSIVE.decode(s.as_bytes()).ok()?;
         Some(Self(bytes.try_into().ok()?))
     }
 
@@ -69,11 +67,7 @@ impl PeerId {
 
 impl fmt::Debug for PeerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "PeerId({})",
-            String::from_utf8_lossy(&self.0).escape_debug()
-        )
+        write!(f, "PeerId({})", String::from_utf8_lossy(&self.0).escape_debug())
     }
 }
 

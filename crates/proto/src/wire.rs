@@ -150,11 +150,7 @@ impl Handshake {
 
     /// A handshake with Shoal's reserved bits ([`Handshake::SHOAL_RESERVED`]).
     pub fn new(info_hash: InfoHash, peer_id: PeerId) -> Self {
-        Self {
-            reserved: Self::SHOAL_RESERVED,
-            info_hash,
-            peer_id,
-        }
+        Self { reserved: Self::SHOAL_RESERVED, info_hash, peer_id }
     }
 
     /// Sets or clears the DHT bit (BEP 5: the sender answers DHT queries and sends `port`).
@@ -207,11 +203,7 @@ impl Handshake {
         info_hash.copy_from_slice(&bytes[28..48]);
         let mut peer_id = [0u8; 20];
         peer_id.copy_from_slice(&bytes[48..68]);
-        Ok(Self {
-            reserved,
-            info_hash: InfoHash(info_hash),
-            peer_id: PeerId(peer_id),
-        })
+        Ok(Self { reserved, info_hash: InfoHash(info_hash), peer_id: PeerId(peer_id) })
     }
 }
 
@@ -249,10 +241,7 @@ mod tests {
         let h = h.with_dht(true);
         assert!(h.supports_dht() && h.supports_fast());
         assert!(!h.with_dht(false).supports_dht());
-        let plain = Handshake {
-            reserved: [0; 8],
-            ..sample()
-        };
+        let plain = Handshake { reserved: [0; 8], ..sample() };
         assert!(!plain.supports_fast() && !plain.supports_extensions());
     }
 
@@ -267,14 +256,8 @@ mod tests {
         );
         let mut bytes = sample().encode();
         bytes[0] = 255;
-        assert!(matches!(
-            Handshake::decode(&bytes),
-            Err(WireError::BadProtocol(_))
-        ));
+        assert!(matches!(Handshake::decode(&bytes), Err(WireError::BadProtocol(_))));
         bytes[0] = 0;
-        assert_eq!(
-            Handshake::decode(&bytes),
-            Err(WireError::BadProtocol(String::new()))
-        );
+        assert_eq!(Handshake::decode(&bytes), Err(WireError::BadProtocol(String::new())));
     }
 }

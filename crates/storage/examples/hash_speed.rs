@@ -42,8 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scanned = shoal_storage::scan_path(&path)?;
     for run in 1..=3 {
         let start = Instant::now();
-        let hashes =
-            shoal_storage::hash_pieces(&scanned.parent, &scanned, piece_kib * 1024, |_| {})?;
+        let hashes = shoal_storage::hash_pieces(&scanned.parent, &scanned, piece_kib * 1024, |_| {})?;
         let secs = start.elapsed().as_secs_f64();
         let rate = scanned.total_length() as f64 / secs / 1e6;
         println!(

@@ -70,10 +70,7 @@ impl Scanned {
         }
         let prefixed = |f: &FileSpec| {
             let path = std::iter::once(self.name.clone()).chain(f.path.iter().cloned());
-            FileSpec {
-                path: path.collect(),
-                length: f.length,
-            }
+            FileSpec { path: path.collect(), length: f.length }
         };
         self.files.iter().map(prefixed).collect()
     }
@@ -82,9 +79,7 @@ impl Scanned {
 /// Finds the files to share at `path`. See the module doc for the rules.
 pub fn scan_path(path: &Path) -> Result<Scanned, StorageError> {
     let full = std::fs::canonicalize(path).map_err(|e| StorageError::io(IoOp::Open, path, e))?;
-    let nothing = || StorageError::NothingToShare {
-        path: path.to_owned(),
-    };
+    let nothing = || StorageError::NothingToShare { path: path.to_owned() };
     let (Some(name), Some(parent)) = (full.file_name(), full.parent()) else {
         return Err(nothing());
     };
@@ -98,17 +93,11 @@ pub fn scan_path(path: &Path) -> Result<Scanned, StorageError> {
         skipped: Vec::new(),
     };
     if meta.is_file() {
-        scanned.files.push(FileSpec {
-            path: vec![name],
-            length: meta.len(),
-        });
+        scanned.files.push(FileSpec { path: vec![name], length: meta.len() });
     } else if meta.is_dir() {
         walk(&full, &mut Vec::new(), &mut scanned)?;
     } else {
-        return Err(StorageError::WrongKind {
-            path: full,
-            expected: "regular file",
-        });
+        return Err(StorageError::WrongKind { path: full, expected: "regular file" });
     }
     if scanned.total_length() == 0 {
         return Err(nothing());
@@ -117,46 +106,31 @@ pub fn scan_path(path: &Path) -> Result<Scanned, StorageError> {
 }
 
 fn utf8_name(name: &std::ffi::OsStr, full: &Path) -> Result<String, StorageError> {
-    name.to_str()
-        .map(str::to_owned)
-        .ok_or_else(|| StorageError::NonUtf8Name { path: full.into() })
+    name.to_str().map(str::to_owned).ok_or_else(|| StorageError::NonUtf8Name { path: full.into() })
 }
 
 /// Appends the files below `dir` (whose path relative to the scanned folder is `prefix`).
 fn walk(dir: &Path, prefix: &mut Vec<String>, out: &mut Scanned) -> Result<(), StorageError> {
     let list_err = |e| StorageError::io(IoOp::List, dir, e);
-    let mut entries = std::fs::read_dir(dir)
-        .map_err(list_err)?
-        .collect::<io::Result<Vec<_>>>()
-        .map_err(list_err)?;
+    let mut entries = std::fs::read_dir(dir).map_err(list_err)?.collect::<io::Result<Vec<_>>>().map_err(list_err)?;
     entries.sort_by(|a, b| a.file_name().as_bytes().cmp(b.file_name().as_bytes()));
     for entry in entries {
         let path = entry.path();
-        let kind = entry
-            .file_type()
-            .map_err(|e| StorageError::io(IoOp::Stat, &path, e))?;
+        let kind = entry.file_type().map_err(|e| StorageError::io(IoOp::Stat, &path, e))?;
         if kind.is_symlink() || !(kind.is_dir() || kind.is_file()) {
             out.skipped.push(path);
             continue;
         }
         let name = utf8_name(&entry.file_name(), &path)?;
         if !component_is_safe(&name) {
-            return Err(StorageError::UnsafeComponent {
-                file: out.files.len(),
-                component: name,
-            });
+            return Err(StorageError::UnsafeComponent { file: out.files.len(), component: name });
         }
         prefix.push(name);
         if kind.is_dir() {
             walk(&path, prefix, out)?;
         } else {
-            let meta = entry
-                .metadata()
-                .map_err(|e| StorageError::io(IoOp::Stat, &path, e))?;
-            out.files.push(FileSpec {
-                path: prefix.clone(),
-                length: meta.len(),
-            });
+            let meta = entry.metadata().map_err(|e| StorageError::io(IoOp::Stat, &path, e))?;
+            out.files.push(FileSpec { path: prefix.clone(), length: meta.len() });
         }
         prefix.pop();
     }
@@ -174,10 +148,7 @@ pub fn hash_pieces(
 ) -> Result<Vec<[u8; 20]>, StorageError> {
     let files = scanned.storage_files();
     let total = scanned.total_length();
-    let bad = || StorageError::BadGeometry {
-        total_length: total,
-        piece_length,
-    };
+    let bad = || StorageError::BadGeometry { total_length: total, piece_length };
     let map = FileMap::new(files.iter().map(|f| f.length)).ok_or_else(bad)?;
     let geometry = Layout::new(total, piece_length).ok_or_else(bad)?;
     let paths: Vec<PathBuf> = files
@@ -188,11 +159,7 @@ pub fn hash_pieces(
             path
         })
         .collect();
-    let content = Content {
-        paths: &paths,
-        specs: &files,
-        map: &map,
-    };
+    let content = Content { paths: &paths, specs: &files, map: &map };
 
     let per_batch = BATCH_BYTES.div_ceil(piece_length as u64).max(1) as u32;
     let batches = geometry.piece_count().div_ceil(per_batch) as usize;
@@ -201,10 +168,7 @@ pub fn hash_pieces(
     let done = AtomicU64::new(0);
     let error = FirstError::new();
     let work = |tick: &mut dyn FnMut()| {
-        let mut reader = Reader {
-            content,
-            open: None,
-        };
+        let mut reader = Reader { content, open: None };
         let mut buf = vec![0u8; CHUNK_BYTES.min(total) as usize];
         let mut out = Vec::with_capacity(per_batch as usize);
         while !error.failed() {
@@ -215,17 +179,10 @@ pub fn hash_pieces(
             let first = batch as u32 * per_batch;
             let end = (first + per_batch).min(geometry.piece_count());
             out.clear();
-            let hashed = hash_batch(
-                &geometry,
-                first..end,
-                &mut reader,
-                &mut buf,
-                &mut out,
-                |n| {
-                    done.fetch_add(n, Ordering::Relaxed);
-                    tick();
-                },
-            );
+            let hashed = hash_batch(&geometry, first..end, &mut reader, &mut buf, &mut out, |n| {
+                done.fetch_add(n, Ordering::Relaxed);
+                tick();
+            });
             match hashed {
                 Ok(()) => {
                     let mut all = hashes.lock().unwrap_or_else(PoisonError::into_inner);
@@ -235,9 +192,7 @@ pub fn hash_pieces(
             }
         }
     };
-    pool::run(pool::thread_count(batches), work, || {
-        progress(done.load(Ordering::Relaxed))
-    });
+    pool::run(pool::thread_count(batches), work, || progress(done.load(Ordering::Relaxed)));
     error.into_result()?;
     progress(total);
     Ok(hashes.into_inner().unwrap_or_else(PoisonError::into_inner))
@@ -266,36 +221,24 @@ impl Reader<'_> {
             let file = match &self.open {
                 Some((index, file)) if *index == seg.file => file,
                 _ => {
-                    let file =
-                        File::open(path).map_err(|e| StorageError::io(IoOp::Open, path, e))?;
-                    let len = file
-                        .metadata()
-                        .map_err(|e| StorageError::io(IoOp::Stat, path, e))?
-                        .len();
+                    let file = File::open(path).map_err(|e| StorageError::io(IoOp::Open, path, e))?;
+                    let len = file.metadata().map_err(|e| StorageError::io(IoOp::Stat, path, e))?.len();
                     let expected = self.content.specs[seg.file].length;
                     if len > expected {
                         let path = path.clone();
-                        return Err(StorageError::FileTooLong {
-                            path,
-                            actual: len,
-                            expected,
-                        });
+                        return Err(StorageError::FileTooLong { path, actual: len, expected });
                     }
                     &self.open.insert((seg.file, file)).1
                 }
             };
             let len = seg.length as usize;
-            file.read_exact_at(&mut buf[at..at + len], seg.offset)
-                .map_err(|e| {
-                    if e.kind() == io::ErrorKind::UnexpectedEof {
-                        StorageError::Truncated {
-                            path: path.clone(),
-                            offset: seg.offset + seg.length,
-                        }
-                    } else {
-                        StorageError::io(IoOp::Read, path, e)
-                    }
-                })?;
+            file.read_exact_at(&mut buf[at..at + len], seg.offset).map_err(|e| {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    StorageError::Truncated { path: path.clone(), offset: seg.offset + seg.length }
+                } else {
+                    StorageError::io(IoOp::Read, path, e)
+                }
+            })?;
             at += len;
         }
         Ok(())

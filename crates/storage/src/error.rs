@@ -191,10 +191,6 @@ pub enum StorageError {
 impl StorageError {
     /// Wraps an I/O error with the operation and path.
     pub(crate) fn io(op: IoOp, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        StorageError::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        StorageError::Io { op, path: path.into(), source }
     }
 }

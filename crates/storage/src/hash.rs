@@ -33,8 +33,7 @@ fn feed_zeros(hasher: &mut Sha1, mut len: u64) {
 /// `true` when every byte is zero. Works in 4 KiB strides whose OR-fold the compiler
 /// vectorises, and stops at the first stride holding data.
 pub(crate) fn is_zero(buf: &[u8]) -> bool {
-    buf.chunks(4096)
-        .all(|c| c.iter().fold(0u8, |acc, &b| acc | b) == 0)
+    buf.chunks(4096).all(|c| c.iter().fold(0u8, |acc, &b| acc | b) == 0)
 }
 
 /// Incremental piece hasher that defers hashing while everything seen so far is zero.
@@ -47,11 +46,7 @@ pub(crate) struct PieceHasher {
 
 impl PieceHasher {
     pub(crate) fn new() -> Self {
-        Self {
-            hasher: Sha1::new(),
-            pending_zeros: 0,
-            all_zero: true,
-        }
+        Self { hasher: Sha1::new(), pending_zeros: 0, all_zero: true }
     }
 
     /// Feeds the next bytes of the piece.
@@ -71,11 +66,7 @@ impl PieceHasher {
     /// The piece's hash; `zero` supplies the hash of an all-zero piece of this size, called
     /// only when every byte was zero.
     pub(crate) fn finish(self, zero: impl FnOnce() -> [u8; 20]) -> [u8; 20] {
-        if self.all_zero {
-            zero()
-        } else {
-            self.hasher.finalize().into()
-        }
+        if self.all_zero { zero() } else { self.hasher.finalize().into() }
     }
 }
 

@@ -73,12 +73,7 @@ impl FileMap {
     /// keeps the range inside the content.
     pub(crate) fn segments(&self, offset: u64, len: u64) -> Segments<'_> {
         let file = self.ends.partition_point(|&end| end <= offset);
-        Segments {
-            map: self,
-            file,
-            offset,
-            remaining: len,
-        }
+        Segments { map: self, file, offset, remaining: len }
     }
 
     /// Indices of the files holding any of the bytes in `offset..offset + len` (possibly with
@@ -115,11 +110,7 @@ impl Iterator for Segments<'_> {
         }
         let end = self.map.ends[self.file];
         let length = self.remaining.min(end - self.offset);
-        let segment = Segment {
-            file: self.file,
-            offset: self.offset - self.map.starts[self.file],
-            length,
-        };
+        let segment = Segment { file: self.file, offset: self.offset - self.map.starts[self.file], length };
         self.offset += length;
         self.remaining -= length;
         Some(segment)
@@ -147,25 +138,13 @@ impl StorageLayout {
         hashes: Vec<[u8; 20]>,
     ) -> Result<Self, StorageError> {
         check_paths(&files)?;
-        let bad = |total_length| StorageError::BadGeometry {
-            total_length,
-            piece_length,
-        };
+        let bad = |total_length| StorageError::BadGeometry { total_length, piece_length };
         let map = FileMap::new(files.iter().map(|f| f.length)).ok_or(bad(u64::MAX))?;
         let geometry = Layout::new(map.total(), piece_length).ok_or(bad(map.total()))?;
         if hashes.len() != geometry.piece_count() as usize {
-            return Err(StorageError::HashCount {
-                pieces: geometry.piece_count(),
-                hashes: hashes.len(),
-            });
+            return Err(StorageError::HashCount { pieces: geometry.piece_count(), hashes: hashes.len() });
         }
-        Ok(Self {
-            root,
-            files,
-            map,
-            geometry,
-            hashes,
-        })
+        Ok(Self { root, files, map, geometry, hashes })
     }
 
     /// The download folder every file path is relative to.
@@ -212,12 +191,7 @@ impl StorageLayout {
 
     /// The per-file segments holding `len` bytes at `begin` inside `piece`; errors when the
     /// range does not lie inside the piece. Zero-length files never appear.
-    pub fn segments(
-        &self,
-        piece: PieceIndex,
-        begin: u32,
-        len: u64,
-    ) -> Result<Segments<'_>, StorageError> {
+    pub fn segments(&self, piece: PieceIndex, begin: u32, len: u64) -> Result<Segments<'_>, StorageError> {
         let offset = self.range_offset(piece, begin, len)?;
         Ok(self.map.segments(offset, len))
     }
@@ -229,22 +203,12 @@ impl StorageLayout {
             return 0..0;
         }
         let offset = self.geometry.piece_offset(piece);
-        self.map
-            .files_in(offset, self.geometry.piece_size(piece) as u64)
+        self.map.files_in(offset, self.geometry.piece_size(piece) as u64)
     }
 
     /// Content offset of `begin` inside `piece`, after checking the range fits in the piece.
-    pub(crate) fn range_offset(
-        &self,
-        piece: PieceIndex,
-        begin: u32,
-        len: u64,
-    ) -> Result<u64, StorageError> {
-        let out = || StorageError::OutOfRange {
-            piece: piece.get(),
-            begin,
-            length: len,
-        };
+    pub(crate) fn range_offset(&self, piece: PieceIndex, begin: u32, len: u64) -> Result<u64, StorageError> {
+        let out = || StorageError::OutOfRange { piece: piece.get(), begin, length: len };
         if piece.get() >= self.piece_count() {
             return Err(out());
         }
@@ -280,30 +244,20 @@ impl StorageLayout {
 
 /// `true` for a component that is safe to join under a folder.
 pub(crate) fn component_is_safe(component: &str) -> bool {
-    !(component.is_empty()
-        || component == "."
-        || component == ".."
-        || component.contains(['/', '\\', '\0']))
+    !(component.is_empty() || component == "." || component == ".." || component.contains(['/', '\\', '\0']))
 }
 
 /// Refuses unsafe components, empty paths, duplicate paths and a file used as a directory.
 fn check_paths(files: &[FileSpec]) -> Result<(), StorageError> {
     let mut file_at: HashMap<&[String], usize> = HashMap::new();
     let mut dir_of: HashMap<&[String], usize> = HashMap::new();
-    let clash = |file, other, path: &[String]| StorageError::PathClash {
-        file,
-        other,
-        path: path.iter().collect(),
-    };
+    let clash = |file, other, path: &[String]| StorageError::PathClash { file, other, path: path.iter().collect() };
     for (index, file) in files.iter().enumerate() {
         if file.path.is_empty() {
             return Err(StorageError::EmptyPath { file: index });
         }
         if let Some(bad) = file.path.iter().find(|c| !component_is_safe(c)) {
-            return Err(StorageError::UnsafeComponent {
-                file: index,
-                component: bad.clone(),
-            });
+            return Err(StorageError::UnsafeComponent { file: index, component: bad.clone() });
         }
         let path = file.path.as_slice();
         if let Some(&other) = file_at.get(path).or_else(|| dir_of.get(path)) {
@@ -326,34 +280,19 @@ mod tests {
     use super::*;
 
     fn spec(path: &[&str], length: u64) -> FileSpec {
-        FileSpec {
-            path: path.iter().map(|s| s.to_string()).collect(),
-            length,
-        }
+        FileSpec { path: path.iter().map(|s| s.to_string()).collect(), length }
     }
 
     fn layout(lengths: &[u64], piece_length: u32) -> StorageLayout {
-        let files = lengths
-            .iter()
-            .enumerate()
-            .map(|(i, &l)| spec(&[&format!("f{i}")], l));
+        let files = lengths.iter().enumerate().map(|(i, &l)| spec(&[&format!("f{i}")], l));
         let total: u64 = lengths.iter().sum();
         let count = total.div_ceil(piece_length as u64) as usize;
-        StorageLayout::new(
-            "/r".into(),
-            files.collect(),
-            piece_length,
-            vec![[0; 20]; count],
-        )
-        .expect("valid layout")
+        StorageLayout::new("/r".into(), files.collect(), piece_length, vec![[0; 20]; count]).expect("valid layout")
     }
 
     fn segs(l: &StorageLayout, piece: u32, begin: u32, len: u64) -> Vec<(usize, u64, u64)> {
         let piece = l.piece(piece).expect("piece");
-        l.segments(piece, begin, len)
-            .expect("in range")
-            .map(|s| (s.file, s.offset, s.length))
-            .collect()
+        l.segments(piece, begin, len).expect("in range").map(|s| (s.file, s.offset, s.length)).collect()
     }
 
     #[test]
@@ -391,11 +330,7 @@ mod tests {
                 other => panic!("{bad:?} accepted: {other:?}"),
             }
         }
-        let msg = StorageError::UnsafeComponent {
-            file: 3,
-            component: "..".into(),
-        }
-        .to_string();
+        let msg = StorageError::UnsafeComponent { file: 3, component: "..".into() }.to_string();
         assert_eq!(msg, "unsafe path component \"..\" in file 3");
     }
 
@@ -404,37 +339,24 @@ mod tests {
         let dup = vec![spec(&["a", "b"], 1), spec(&["a", "b"], 1)];
         assert!(matches!(
             StorageLayout::new("/r".into(), dup, 4, vec![[0; 20]]),
-            Err(StorageError::PathClash {
-                file: 1,
-                other: 0,
-                ..
-            })
+            Err(StorageError::PathClash { file: 1, other: 0, .. })
         ));
         let file_then_dir = vec![spec(&["a"], 1), spec(&["a", "b"], 1)];
         assert!(StorageLayout::new("/r".into(), file_then_dir, 4, vec![[0; 20]]).is_err());
         let dir_then_file = vec![spec(&["a", "b"], 1), spec(&["a"], 1)];
         assert!(StorageLayout::new("/r".into(), dir_then_file, 4, vec![[0; 20]]).is_err());
-        let empty = vec![FileSpec {
-            path: vec![],
-            length: 1,
-        }];
+        let empty = vec![FileSpec { path: vec![], length: 1 }];
         assert!(StorageLayout::new("/r".into(), empty, 4, vec![[0; 20]]).is_err());
     }
 
     #[test]
     fn geometry_and_hash_count_checked() {
         let files = vec![spec(&["a"], 0)];
-        assert!(matches!(
-            StorageLayout::new("/r".into(), files, 4, vec![]),
-            Err(StorageError::BadGeometry { .. })
-        ));
+        assert!(matches!(StorageLayout::new("/r".into(), files, 4, vec![]), Err(StorageError::BadGeometry { .. })));
         let files = vec![spec(&["a"], 9)];
         assert!(matches!(
             StorageLayout::new("/r".into(), files, 4, vec![[0; 20]; 2]),
-            Err(StorageError::HashCount {
-                pieces: 3,
-                hashes: 2
-            })
+            Err(StorageError::HashCount { pieces: 3, hashes: 2 })
         ));
     }
 

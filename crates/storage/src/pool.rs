@@ -14,10 +14,7 @@ const MAX_THREADS: usize = 4;
 
 /// How many threads to use for `items` independent work items.
 pub(crate) fn thread_count(items: usize) -> usize {
-    thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, MAX_THREADS)
-        .min(items.max(1))
+    thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_THREADS).min(items.max(1))
 }
 
 /// Runs `work` on `threads` threads, one of them the caller's. `work` gets a tick function
@@ -29,9 +26,7 @@ where
     W: Fn(&mut dyn FnMut()) + Sync,
 {
     thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads.max(1))
-            .map(|_| scope.spawn(|| work(&mut || {})))
-            .collect();
+        let helpers: Vec<_> = (1..threads.max(1)).map(|_| scope.spawn(|| work(&mut || {}))).collect();
         work(&mut tick);
         while !helpers.iter().all(|h| h.is_finished()) {
             tick();
@@ -53,10 +48,7 @@ pub(crate) struct FirstError<E> {
 
 impl<E> FirstError<E> {
     pub(crate) fn new() -> Self {
-        Self {
-            failed: AtomicBool::new(false),
-            error: Mutex::new(None),
-        }
+        Self { failed: AtomicBool::new(false), error: Mutex::new(None) }
     }
 
     /// `true` once any thread has failed.
@@ -67,19 +59,12 @@ impl<E> FirstError<E> {
     /// Records `error` unless an earlier one is already kept.
     pub(crate) fn set(&self, error: E) {
         self.failed.store(true, Ordering::Relaxed);
-        self.error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_or_insert(error);
+        self.error.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(error);
     }
 
     /// The kept error, if any.
     pub(crate) fn into_result(self) -> Result<(), E> {
-        match self
-            .error
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner)
-        {
+        match self.error.into_inner().unwrap_or_else(PoisonError::into_inner) {
             Some(e) => Err(e),
             None => Ok(()),
         }

@@ -113,10 +113,7 @@ impl ResumeStore {
     /// A store for the resume file at `path` (the caller chooses; see
     /// [`ResumeStore::default_path`]).
     pub fn new(path: PathBuf) -> Self {
-        Self {
-            path,
-            save_lock: Mutex::new(()),
-        }
+        Self { path, save_lock: Mutex::new(()) }
     }
 
     /// `<root>/.shoal/<id>.resume`, where `id` is the torrent's info-hash as 40 (v1) or 64
@@ -127,9 +124,7 @@ impl ResumeStore {
         if !ok_len || !id_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(StorageError::BadId(id_hex.to_owned()));
         }
-        Ok(root
-            .join(".shoal")
-            .join(format!("{}.resume", id_hex.to_ascii_lowercase())))
+        Ok(root.join(".shoal").join(format!("{}.resume", id_hex.to_ascii_lowercase())))
     }
 
     /// The resume file's path.
@@ -162,10 +157,7 @@ impl ResumeStore {
                 verified[piece] = false;
             }
         }
-        Ok(ResumeData {
-            verified,
-            changed_files,
-        })
+        Ok(ResumeData { verified, changed_files })
     }
 
     /// Makes `verified` durable: flushes the storage's files, then atomically replaces the
@@ -174,15 +166,9 @@ impl ResumeStore {
     pub fn save(&self, storage: &Storage, verified: &[bool]) -> Result<(), StorageError> {
         let layout = storage.layout();
         if verified.len() != layout.piece_count() as usize {
-            return Err(StorageError::ResumeLength {
-                expected: layout.piece_count(),
-                actual: verified.len(),
-            });
+            return Err(StorageError::ResumeLength { expected: layout.piece_count(), actual: verified.len() });
         }
-        let _guard = self
-            .save_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let _guard = self.save_lock.lock().unwrap_or_else(PoisonError::into_inner);
         storage.flush()?;
         let stamps = (0..layout.files().len())
             .map(|i| {
@@ -197,9 +183,7 @@ impl ResumeStore {
     /// Deletes the resume file (after removing a torrent, or to force a full check).
     pub fn remove(&self) -> Result<(), StorageError> {
         match std::fs::remove_file(&self.path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                Err(StorageError::io(IoOp::Write, &self.path, e))
-            }
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StorageError::io(IoOp::Write, &self.path, e)),
             _ => Ok(()),
         }
     }
@@ -266,9 +250,7 @@ fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8], ResumeRejected> 
 }
 
 fn take_array<const N: usize>(bytes: &mut &[u8]) -> Result<[u8; N], ResumeRejected> {
-    take(bytes, N)?
-        .try_into()
-        .map_err(|_| ResumeRejected::Corrupt)
+    take(bytes, N)?.try_into().map_err(|_| ResumeRejected::Corrupt)
 }
 
 fn decode(bytes: &[u8], layout: &StorageLayout) -> Result<(Vec<Stamp>, Vec<bool>), ResumeRejected> {
@@ -312,9 +294,7 @@ fn decode(bytes: &[u8], layout: &StorageLayout) -> Result<(Vec<Stamp>, Vec<bool>
         stamps.push(stamp);
     }
     let bits = take(&mut rest, (piece_count as usize).div_ceil(8))?;
-    let verified: Vec<bool> = (0..piece_count as usize)
-        .map(|i| bits[i / 8] & (0x80 >> (i % 8)) != 0)
-        .collect();
+    let verified: Vec<bool> = (0..piece_count as usize).map(|i| bits[i / 8] & (0x80 >> (i % 8)) != 0).collect();
     // Spare bits past the last piece must be clear in a file Shoal wrote.
     let spare = (piece_count % 8) as usize;
     if spare != 0 && bits.last().is_some_and(|&b| b & (0xff >> spare) != 0) {
@@ -334,15 +314,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
     let mut file = File::create(&tmp).map_err(|e| StorageError::io(IoOp::Create, &tmp, e))?;
-    file.write_all(bytes)
-        .map_err(|e| StorageError::io(IoOp::Write, &tmp, e))?;
-    file.sync_all()
-        .map_err(|e| StorageError::io(IoOp::Sync, &tmp, e))?;
+    file.write_all(bytes).map_err(|e| StorageError::io(IoOp::Write, &tmp, e))?;
+    file.sync_all().map_err(|e| StorageError::io(IoOp::Sync, &tmp, e))?;
     drop(file);
     std::fs::rename(&tmp, path).map_err(|e| StorageError::io(IoOp::Rename, path, e))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StorageError::io(IoOp::Sync, dir, e))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StorageError::io(IoOp::Sync, dir, e))
 }
 
 #[cfg(test)]
@@ -352,30 +328,15 @@ mod tests {
 
     fn layout(hash_seed: u8) -> StorageLayout {
         let files = vec![
-            FileSpec {
-                path: vec!["a".into()],
-                length: 10,
-            },
-            FileSpec {
-                path: vec!["b".into()],
-                length: 0,
-            },
-            FileSpec {
-                path: vec!["c".into()],
-                length: 7,
-            },
+            FileSpec { path: vec!["a".into()], length: 10 },
+            FileSpec { path: vec!["b".into()], length: 0 },
+            FileSpec { path: vec!["c".into()], length: 7 },
         ];
         StorageLayout::new("/nowhere".into(), files, 4, vec![[hash_seed; 20]; 5]).expect("layout")
     }
 
     fn stamps() -> Vec<Stamp> {
-        [10, 0, 7]
-            .map(|length| Stamp {
-                length,
-                mtime_secs: 5,
-                mtime_nanos: 6,
-            })
-            .to_vec()
+        [10, 0, 7].map(|length| Stamp { length, mtime_secs: 5, mtime_nanos: 6 }).to_vec()
     }
 
     #[test]
@@ -387,10 +348,7 @@ mod tests {
         let (s, v) = decode(&bytes, &l).expect("decode");
         assert_eq!((s, v), (stamps(), verified));
 
-        assert!(matches!(
-            decode(&bytes, &layout(2)),
-            Err(ResumeRejected::Foreign)
-        ));
+        assert!(matches!(decode(&bytes, &layout(2)), Err(ResumeRejected::Foreign)));
         for cut in [0, 10, bytes.len() - 1] {
             assert!(decode(&bytes[..cut], &l).is_err(), "cut at {cut}");
         }
@@ -411,10 +369,7 @@ mod tests {
     fn default_path_checks_the_id() {
         let id = "AB".repeat(20);
         let path = ResumeStore::default_path(Path::new("/dl"), &id).expect("valid id");
-        assert_eq!(
-            path,
-            Path::new("/dl/.shoal").join(format!("{}.resume", "ab".repeat(20)))
-        );
+        assert_eq!(path, Path::new("/dl/.shoal").join(format!("{}.resume", "ab".repeat(20))));
         assert!(ResumeStore::default_path(Path::new("/dl"), "../etc").is_err());
         assert!(ResumeStore::default_path(Path::new("/dl"), &"g".repeat(40)).is_err());
     }

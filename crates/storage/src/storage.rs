@@ -100,11 +100,7 @@ impl Storage {
     }
 
     /// Like [`Storage::open`], with an explicit bound on open file handles (at least 1).
-    pub fn open_with_limit(
-        layout: StorageLayout,
-        mode: OpenMode,
-        max_open_files: usize,
-    ) -> Result<Self, StorageError> {
+    pub fn open_with_limit(layout: StorageLayout, mode: OpenMode, max_open_files: usize) -> Result<Self, StorageError> {
         let writable = mode == OpenMode::ReadWrite;
         let found = inspect(&layout, mode)?;
         let file_count = layout.files().len();
@@ -168,18 +164,13 @@ impl Storage {
 
     /// `true` when this open created file `index` and nothing has been written to it since.
     pub fn is_untouched_new_file(&self, index: usize) -> bool {
-        self.fresh
-            .get(index)
-            .is_some_and(|f| f.load(Ordering::Relaxed))
+        self.fresh.get(index).is_some_and(|f| f.load(Ordering::Relaxed))
     }
 
     /// Writes one block (which may span files). `data` must be exactly the block's length.
     pub fn write_block(&self, block: BlockRange, data: &[u8]) -> Result<(), StorageError> {
         if data.len() != block.length as usize {
-            return Err(StorageError::DataLength {
-                expected: block.length,
-                actual: data.len(),
-            });
+            return Err(StorageError::DataLength { expected: block.length, actual: data.len() });
         }
         self.write_at(block.piece, block.begin, data)
     }
@@ -195,8 +186,7 @@ impl Storage {
             let path = self.layout.file_path(seg.file);
             self.fresh[seg.file].store(false, Ordering::Relaxed);
             let file = self.handles.get(seg.file, &path)?;
-            file.write_all_at(&data[at..at + len], seg.offset)
-                .map_err(|e| StorageError::io(IoOp::Write, &path, e))?;
+            file.write_all_at(&data[at..at + len], seg.offset).map_err(|e| StorageError::io(IoOp::Write, &path, e))?;
             // After the write: see "Durability bookkeeping" in the module doc.
             self.dirty[seg.file].store(true, Ordering::Release);
             at += len;
@@ -213,28 +203,19 @@ impl Storage {
 
     /// Fills `buf` with the bytes at offset `begin` inside `piece`, without allocating; the
     /// range must lie inside the piece.
-    pub fn read_into(
-        &self,
-        piece: PieceIndex,
-        begin: u32,
-        buf: &mut [u8],
-    ) -> Result<(), StorageError> {
+    pub fn read_into(&self, piece: PieceIndex, begin: u32, buf: &mut [u8]) -> Result<(), StorageError> {
         let mut at = 0usize;
         for seg in self.layout.segments(piece, begin, buf.len() as u64)? {
             let len = seg.length as usize;
             let path = self.layout.file_path(seg.file);
             let file = self.handles.get(seg.file, &path)?;
-            file.read_exact_at(&mut buf[at..at + len], seg.offset)
-                .map_err(|e| {
-                    if e.kind() == io::ErrorKind::UnexpectedEof {
-                        StorageError::Truncated {
-                            path: path.clone(),
-                            offset: seg.offset + seg.length,
-                        }
-                    } else {
-                        StorageError::io(IoOp::Read, &path, e)
-                    }
-                })?;
+            file.read_exact_at(&mut buf[at..at + len], seg.offset).map_err(|e| {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    StorageError::Truncated { path: path.clone(), offset: seg.offset + seg.length }
+                } else {
+                    StorageError::io(IoOp::Read, &path, e)
+                }
+            })?;
             at += len;
         }
         Ok(())
@@ -243,14 +224,11 @@ impl Storage {
     /// Reads `piece` back from disk and compares its SHA-1 with the expected hash.
     pub fn verify_piece(&self, piece: PieceIndex) -> Result<bool, StorageError> {
         let geometry = self.layout.geometry();
-        let expected = self
-            .layout
-            .piece_hash(piece)
-            .ok_or(StorageError::OutOfRange {
-                piece: piece.get(),
-                begin: 0,
-                length: 0,
-            })?;
+        let expected = self.layout.piece_hash(piece).ok_or(StorageError::OutOfRange {
+            piece: piece.get(),
+            begin: 0,
+            length: 0,
+        })?;
         let size = geometry.piece_size(piece);
         let mut buf = self.take_buffer();
         let mut hasher = PieceHasher::new();
@@ -285,10 +263,10 @@ impl Storage {
                 continue;
             }
             let path = self.layout.file_path(index);
-            let synced = self.handles.get(index, &path).and_then(|f| {
-                f.sync_all()
-                    .map_err(|e| StorageError::io(IoOp::Sync, &path, e))
-            });
+            let synced = self
+                .handles
+                .get(index, &path)
+                .and_then(|f| f.sync_all().map_err(|e| StorageError::io(IoOp::Sync, &path, e)));
             if let Err(e) = synced {
                 dirty.store(true, Ordering::Release);
                 return Err(e);
@@ -298,14 +276,8 @@ impl Storage {
     }
 
     fn take_buffer(&self) -> Vec<u8> {
-        let pooled = self
-            .buffers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        pooled.unwrap_or_else(|| {
-            vec![0u8; self.layout.geometry().piece_length().min(VERIFY_CHUNK) as usize]
-        })
+        let pooled = self.buffers.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        pooled.unwrap_or_else(|| vec![0u8; self.layout.geometry().piece_length().min(VERIFY_CHUNK) as usize])
     }
 
     fn put_buffer(&self, buf: Vec<u8>) {
@@ -324,10 +296,7 @@ fn inspect(layout: &StorageLayout, mode: OpenMode) -> Result<Vec<Found>, Storage
     let mut found = Vec::with_capacity(layout.files().len());
     for (index, spec) in layout.files().iter().enumerate() {
         let path = layout.file_path(index);
-        let missing = || StorageError::FileMissing {
-            path: path.clone(),
-            expected: spec.length,
-        };
+        let missing = || StorageError::FileMissing { path: path.clone(), expected: spec.length };
         let mut dir = layout.root().to_path_buf();
         let mut parents_exist = true;
         for component in &spec.path[..spec.path.len() - 1] {
@@ -344,10 +313,7 @@ fn inspect(layout: &StorageLayout, mode: OpenMode) -> Result<Vec<Found>, Storage
                     return Err(StorageError::Symlink { path: dir });
                 }
                 Some(meta) if !meta.is_dir() => {
-                    return Err(StorageError::WrongKind {
-                        path: dir,
-                        expected: "directory",
-                    });
+                    return Err(StorageError::WrongKind { path: dir, expected: "directory" });
                 }
                 Some(_) => {
                     seen_dirs.insert(dir.clone());
@@ -362,17 +328,10 @@ fn inspect(layout: &StorageLayout, mode: OpenMode) -> Result<Vec<Found>, Storage
                 return Err(StorageError::Symlink { path });
             }
             Some(meta) if !meta.is_file() => {
-                return Err(StorageError::WrongKind {
-                    path,
-                    expected: "regular file",
-                });
+                return Err(StorageError::WrongKind { path, expected: "regular file" });
             }
             Some(meta) if meta.len() > spec.length => {
-                return Err(StorageError::FileTooLong {
-                    path,
-                    actual: meta.len(),
-                    expected: spec.length,
-                });
+                return Err(StorageError::FileTooLong { path, actual: meta.len(), expected: spec.length });
             }
             Some(meta) if meta.len() < spec.length && mode == OpenMode::ReadOnly => {
                 return Err(missing());
@@ -394,11 +353,7 @@ fn stat(path: &Path) -> Result<Option<std::fs::Metadata>, StorageError> {
 }
 
 /// Creates the directories leading to a file, one component at a time, refusing links.
-fn create_parents(
-    root: &Path,
-    components: &[String],
-    made: &mut HashSet<PathBuf>,
-) -> Result<(), StorageError> {
+fn create_parents(root: &Path, components: &[String], made: &mut HashSet<PathBuf>) -> Result<(), StorageError> {
     let mut dir = root.to_path_buf();
     for component in &components[..components.len().saturating_sub(1)] {
         dir.push(component);
@@ -413,10 +368,7 @@ fn create_parents(
                     return Err(StorageError::Symlink { path: dir });
                 }
                 if !meta.is_some_and(|m| m.is_dir()) {
-                    return Err(StorageError::WrongKind {
-                        path: dir,
-                        expected: "directory",
-                    });
+                    return Err(StorageError::WrongKind { path: dir, expected: "directory" });
                 }
             }
             Err(e) => return Err(StorageError::io(IoOp::Create, &dir, e)),
@@ -427,8 +379,7 @@ fn create_parents(
 }
 
 fn set_len(file: &File, path: &Path, len: u64) -> Result<(), StorageError> {
-    file.set_len(len)
-        .map_err(|e| StorageError::io(IoOp::Resize, path, e))
+    file.set_len(len).map_err(|e| StorageError::io(IoOp::Resize, path, e))
 }
 
 #[cfg(test)]

@@ -51,11 +51,7 @@ fn directory_scan_order_skips_links_and_hashes_across_files() {
     let paths: Vec<String> = scanned.files.iter().map(|f| f.path.join("/")).collect();
     assert_eq!(paths, ["B/inner.bin", "a.bin", "empty", "z.txt"]);
     assert_eq!(scanned.skipped, vec![top.join("link")]);
-    let stored: Vec<String> = scanned
-        .storage_files()
-        .iter()
-        .map(|f| f.path.join("/"))
-        .collect();
+    let stored: Vec<String> = scanned.storage_files().iter().map(|f| f.path.join("/")).collect();
     assert_eq!(stored[0], "album/B/inner.bin");
 
     let mut all = b.clone();
@@ -63,30 +59,14 @@ fn directory_scan_order_skips_links_and_hashes_across_files() {
     all.extend(&c);
     for piece_length in [16_384u32, 1 << 20, 16 << 20] {
         let hashes = hash_pieces(&scanned.parent, &scanned, piece_length, |_| {}).expect("hash");
-        assert_eq!(
-            hashes,
-            piece_hashes(&all, piece_length),
-            "piece length {piece_length}"
-        );
+        assert_eq!(hashes, piece_hashes(&all, piece_length), "piece length {piece_length}");
     }
 
     // The result seeds straight from the same folder.
     let hashes = hash_pieces(&scanned.parent, &scanned, 65_536, |_| {}).expect("hash");
-    let layout = StorageLayout::new(
-        scanned.parent.clone(),
-        scanned.storage_files(),
-        65_536,
-        hashes,
-    )
-    .expect("layout");
+    let layout = StorageLayout::new(scanned.parent.clone(), scanned.storage_files(), 65_536, hashes).expect("layout");
     let storage = Storage::open(layout, OpenMode::ReadOnly).expect("open");
-    assert!(
-        storage
-            .check_existing(|_| {})
-            .expect("check")
-            .iter()
-            .all(|&ok| ok)
-    );
+    assert!(storage.check_existing(|_| {}).expect("check").iter().all(|&ok| ok));
 }
 
 #[test]
@@ -98,14 +78,8 @@ fn nothing_to_share() {
     assert!(matches!(err, StorageError::NothingToShare { .. }));
     assert!(err.to_string().starts_with("nothing to share in "), "{err}");
     write(&top.join("sub/zero"), b"");
-    assert!(matches!(
-        scan_path(&top),
-        Err(StorageError::NothingToShare { .. })
-    ));
-    assert!(matches!(
-        scan_path(&dir.path().join("absent")),
-        Err(StorageError::Io { .. })
-    ));
+    assert!(matches!(scan_path(&top), Err(StorageError::NothingToShare { .. })));
+    assert!(matches!(scan_path(&dir.path().join("absent")), Err(StorageError::Io { .. })));
 }
 
 #[test]
@@ -115,8 +89,5 @@ fn file_changed_since_scan_is_an_error() {
     write(&path, &content(50_000, 5));
     let scanned = scan_path(&path).expect("scan");
     write(&path, &content(40_000, 5));
-    assert!(matches!(
-        hash_pieces(&scanned.parent, &scanned, 16_384, |_| {}),
-        Err(StorageError::Truncated { .. })
-    ));
+    assert!(matches!(hash_pieces(&scanned.parent, &scanned, 16_384, |_| {}), Err(StorageError::Truncated { .. })));
 }

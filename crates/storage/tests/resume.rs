@@ -16,11 +16,7 @@ const PIECE: u32 = 16_384;
 
 fn files() -> Vec<FileSpec> {
     // Pieces 0..=3 lie in `a`, piece 4 spans `a` and `b`, pieces 5.. lie in `b`.
-    vec![
-        spec("r/a", 4 * PIECE as u64 + 1_000),
-        spec("r/empty", 0),
-        spec("r/b", 5 * PIECE as u64 - 1_000),
-    ]
+    vec![spec("r/a", 4 * PIECE as u64 + 1_000), spec("r/empty", 0), spec("r/b", 5 * PIECE as u64 - 1_000)]
 }
 
 fn open(root: &Path, data: &[u8]) -> Storage {
@@ -31,9 +27,7 @@ fn write_piece(storage: &Storage, data: &[u8], p: u32) {
     let piece = PieceIndex::new_unchecked(p);
     let at = p as usize * PIECE as usize;
     let size = storage.layout().geometry().piece_size(piece) as usize;
-    storage
-        .write_at(piece, 0, &data[at..at + size])
-        .expect("write");
+    storage.write_at(piece, 0, &data[at..at + size]).expect("write");
     assert!(storage.verify_piece(piece).expect("verify"));
 }
 
@@ -44,8 +38,7 @@ fn total() -> usize {
 /// Pushes a file's modification time well away from now, whatever the timestamp granularity.
 fn touch_later(path: &Path) {
     let file = File::options().write(true).open(path).expect("open");
-    file.set_modified(SystemTime::now() + Duration::from_secs(3_600))
-        .expect("set mtime");
+    file.set_modified(SystemTime::now() + Duration::from_secs(3_600)).expect("set mtime");
 }
 
 #[test]
@@ -55,22 +48,14 @@ fn save_load_roundtrip() {
     let storage = open(dir.path(), &data);
     let id = "0123456789abcdef0123456789ABCDEF01234567";
     let store = ResumeStore::new(ResumeStore::default_path(dir.path(), id).expect("path"));
-    assert!(matches!(
-        store.load_explained(storage.layout()),
-        Err(ResumeRejected::Missing)
-    ));
+    assert!(matches!(store.load_explained(storage.layout()), Err(ResumeRejected::Missing)));
     let mut verified = vec![false; storage.layout().piece_count() as usize];
     for p in [0, 4, 8] {
         write_piece(&storage, &data, p);
         verified[p as usize] = true;
     }
     store.save(&storage, &verified).expect("save");
-    assert!(
-        dir.path()
-            .join(".shoal")
-            .join(format!("{}.resume", id.to_lowercase()))
-            .is_file()
-    );
+    assert!(dir.path().join(".shoal").join(format!("{}.resume", id.to_lowercase())).is_file());
     drop(storage);
 
     let storage = open(dir.path(), &data);
@@ -78,13 +63,7 @@ fn save_load_roundtrip() {
     // Saving again with nothing new written is idempotent.
     store.save(&storage, &verified).expect("save");
     assert_eq!(store.load(storage.layout()), Some(verified));
-    assert!(matches!(
-        store.save(&storage, &[true]),
-        Err(StorageError::ResumeLength {
-            expected: 9,
-            actual: 1
-        })
-    ));
+    assert!(matches!(store.save(&storage, &[true]), Err(StorageError::ResumeLength { expected: 9, actual: 1 })));
 }
 
 #[test]
@@ -116,10 +95,7 @@ fn torn_corrupt_or_foreign_resume_files_are_ignored() {
     // Intact, but for different content (other piece hashes).
     std::fs::write(&path, &good).expect("restore");
     let other = layout_for(dir.path(), &files(), &content(total(), 99), PIECE);
-    assert!(matches!(
-        store.load_explained(&other),
-        Err(ResumeRejected::Foreign)
-    ));
+    assert!(matches!(store.load_explained(&other), Err(ResumeRejected::Foreign)));
     assert_eq!(store.load(storage.layout()), Some(verified));
     store.remove().expect("remove");
     assert_eq!(store.load(storage.layout()), None);
@@ -146,18 +122,13 @@ fn resume_invalidated_when_a_file_is_modified_behind_our_back() {
     touch_later(&b);
 
     let storage = open(dir.path(), &data);
-    let loaded = store
-        .load_explained(storage.layout())
-        .expect("still intact");
+    let loaded = store.load_explained(storage.layout()).expect("still intact");
     assert_eq!(loaded.changed_files, vec![2]);
     // Pieces 0..=3 lie wholly in `a` and stay trusted; 4 (spanning into `b`) and 5.. do not.
-    let trusted: Vec<usize> = (0..loaded.verified.len())
-        .filter(|&p| loaded.verified[p])
-        .collect();
+    let trusted: Vec<usize> = (0..loaded.verified.len()).filter(|&p| loaded.verified[p]).collect();
     assert_eq!(trusted, vec![0, 1, 2, 3]);
-    let unrecorded = (0..storage.layout().piece_count())
-        .filter(|&p| !loaded.verified[p as usize])
-        .map(PieceIndex::new_unchecked);
+    let unrecorded =
+        (0..storage.layout().piece_count()).filter(|&p| !loaded.verified[p as usize]).map(PieceIndex::new_unchecked);
     let rechecked = storage.check_pieces(unrecorded, |_| {}).expect("check");
     // Piece 4 holds bytes 65536..81920; the edit at b[100] is in piece 4 (b starts at 66536).
     assert_eq!(rechecked, [5, 6, 7, 8].map(PieceIndex::new_unchecked));
@@ -186,13 +157,9 @@ fn crash_mid_download_resumes_without_refetching_and_ends_identical() {
     let verified = store.load(storage.layout()).expect("resume accepted");
     // `a` was untouched since the save, so its pieces are trusted without reading them.
     assert!(verified[0] && verified[1] && verified[2]);
-    let unrecorded: Vec<PieceIndex> = (0..pieces)
-        .filter(|&p| !verified[p as usize])
-        .map(PieceIndex::new_unchecked)
-        .collect();
-    let found = storage
-        .check_pieces(unrecorded.iter().copied(), |_| {})
-        .expect("check");
+    let unrecorded: Vec<PieceIndex> =
+        (0..pieces).filter(|&p| !verified[p as usize]).map(PieceIndex::new_unchecked).collect();
+    let found = storage.check_pieces(unrecorded.iter().copied(), |_| {}).expect("check");
     assert_eq!(found, [5, 6].map(PieceIndex::new_unchecked));
     let mut have = verified;
     for p in found {
@@ -204,9 +171,7 @@ fn crash_mid_download_resumes_without_refetching_and_ends_identical() {
     for p in missing {
         write_piece(&storage, &data, p);
     }
-    store
-        .save(&storage, &vec![true; pieces as usize])
-        .expect("save");
+    store.save(&storage, &vec![true; pieces as usize]).expect("save");
     let mut on_disk = std::fs::read(dir.path().join("r/a")).expect("a");
     on_disk.extend(std::fs::read(dir.path().join("r/b")).expect("b"));
     assert!(on_disk == data, "content differs after resume");

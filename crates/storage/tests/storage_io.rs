@@ -17,9 +17,7 @@ fn write_all(storage: &Storage, data: &[u8]) {
         for n in 0..geometry.block_count(piece) {
             let block = geometry.block(piece, n).expect("block");
             let at = (geometry.piece_offset(piece) + block.begin as u64) as usize;
-            storage
-                .write_block(block, &data[at..at + block.length as usize])
-                .expect("write");
+            storage.write_block(block, &data[at..at + block.length as usize]).expect("write");
         }
     }
 }
@@ -51,58 +49,33 @@ fn multi_file_write_read_verify_across_boundaries() {
     }
     write_all(&storage, &data);
     for piece in storage.layout().geometry().pieces() {
-        assert!(
-            storage.verify_piece(piece).expect("verify"),
-            "piece {piece}"
-        );
+        assert!(storage.verify_piece(piece).expect("verify"), "piece {piece}");
     }
     // Bytes landed in the right files.
-    assert_eq!(
-        std::fs::read(dir.path().join("t/a.bin")).expect("a"),
-        &data[..40_000]
-    );
-    assert_eq!(
-        std::fs::read(dir.path().join("t/sub/b.bin")).expect("b"),
-        &data[40_000..40_005]
-    );
-    assert_eq!(
-        std::fs::read(dir.path().join("t/sub/deeper/c.bin")).expect("c"),
-        &data[40_005..]
-    );
+    assert_eq!(std::fs::read(dir.path().join("t/a.bin")).expect("a"), &data[..40_000]);
+    assert_eq!(std::fs::read(dir.path().join("t/sub/b.bin")).expect("b"), &data[40_000..40_005]);
+    assert_eq!(std::fs::read(dir.path().join("t/sub/deeper/c.bin")).expect("c"), &data[40_005..]);
     // A read spanning a.bin, b.bin and c.bin.
     let piece = PieceIndex::new_unchecked(1);
     let mut buf = vec![0u8; 20_000];
     storage.read_into(piece, 1_000, &mut buf).expect("read");
     assert_eq!(buf, &data[33_768..53_768]);
     let block = storage.layout().geometry().block(piece, 0).expect("block");
-    assert_eq!(
-        storage.read_block(block).expect("read"),
-        &data[32_768..32_768 + 16_384]
-    );
+    assert_eq!(storage.read_block(block).expect("read"), &data[32_768..32_768 + 16_384]);
 }
 
 #[test]
 fn out_of_range_and_wrong_length_writes_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (files, data) = multi_file_setup();
-    let storage = Storage::open(
-        layout_for(dir.path(), &files, &data, 32 * 1024),
-        OpenMode::ReadWrite,
-    )
-    .expect("open");
+    let storage = Storage::open(layout_for(dir.path(), &files, &data, 32 * 1024), OpenMode::ReadWrite).expect("open");
     let last = PieceIndex::new_unchecked(storage.layout().piece_count() - 1);
     let size = storage.layout().geometry().piece_size(last);
-    assert!(matches!(
-        storage.write_at(last, size - 1, &[1, 2]),
-        Err(StorageError::OutOfRange { .. })
-    ));
+    assert!(matches!(storage.write_at(last, size - 1, &[1, 2]), Err(StorageError::OutOfRange { .. })));
     let beyond = PieceIndex::new_unchecked(storage.layout().piece_count());
     assert!(storage.verify_piece(beyond).is_err());
     let block = storage.layout().geometry().block(last, 0).expect("block");
-    assert!(matches!(
-        storage.write_block(block, &[0; 3]),
-        Err(StorageError::DataLength { .. })
-    ));
+    assert!(matches!(storage.write_block(block, &[0; 3]), Err(StorageError::DataLength { .. })));
 }
 
 #[test]
@@ -110,42 +83,27 @@ fn preallocation_is_sparse() {
     let dir = tempfile::tempdir().expect("tempdir");
     let len = 100 << 20;
     let files = vec![spec("big.bin", len)];
-    let layout =
-        StorageLayout::new(dir.path().into(), files, 1 << 20, vec![[0; 20]; 100]).expect("layout");
+    let layout = StorageLayout::new(dir.path().into(), files, 1 << 20, vec![[0; 20]; 100]).expect("layout");
     let storage = Storage::open(layout, OpenMode::ReadWrite).expect("open");
     let meta = std::fs::metadata(storage.layout().file_path(0)).expect("stat");
     assert_eq!(meta.len(), len);
     // st_blocks counts 512-byte units; a written 100 MiB file would have ~204800.
     assert!(meta.blocks() < 64, "{} blocks allocated", meta.blocks());
     // Holes read back as zeros and fail verification without error.
-    assert!(
-        !storage
-            .verify_piece(PieceIndex::new_unchecked(3))
-            .expect("verify")
-    );
+    assert!(!storage.verify_piece(PieceIndex::new_unchecked(3)).expect("verify"));
 }
 
 #[test]
 fn corrupted_piece_fails_verification() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (files, data) = multi_file_setup();
-    let storage = Storage::open(
-        layout_for(dir.path(), &files, &data, 32 * 1024),
-        OpenMode::ReadWrite,
-    )
-    .expect("open");
+    let storage = Storage::open(layout_for(dir.path(), &files, &data, 32 * 1024), OpenMode::ReadWrite).expect("open");
     write_all(&storage, &data);
     let piece = PieceIndex::new_unchecked(1);
     assert!(storage.verify_piece(piece).expect("verify"));
-    storage
-        .write_at(piece, 7_000, &[data[32_768 + 7_000] ^ 0xff])
-        .expect("corrupt");
+    storage.write_at(piece, 7_000, &[data[32_768 + 7_000] ^ 0xff]).expect("corrupt");
     assert!(!storage.verify_piece(piece).expect("verify"));
-    assert!(
-        storage
-            .verify_piece(PieceIndex::new_unchecked(0))
-            .expect("verify")
-    );
+    assert!(storage.verify_piece(PieceIndex::new_unchecked(0)).expect("verify"));
 }
 
 #[test]
@@ -154,11 +112,8 @@ fn check_existing_finds_exactly_the_pieces_present() {
     let (files, data) = multi_file_setup();
     let piece_length = BLOCK_SIZE;
     {
-        let storage = Storage::open(
-            layout_for(dir.path(), &files, &data, piece_length),
-            OpenMode::ReadWrite,
-        )
-        .expect("open");
+        let storage =
+            Storage::open(layout_for(dir.path(), &files, &data, piece_length), OpenMode::ReadWrite).expect("open");
         // A fresh storage is all holes: nothing to read, nothing present.
         let mut calls = Vec::new();
         let have = storage.check_existing(|n| calls.push(n)).expect("check");
@@ -168,35 +123,22 @@ fn check_existing_finds_exactly_the_pieces_present() {
             let piece = PieceIndex::new_unchecked(p);
             let at = p as usize * piece_length as usize;
             let size = storage.layout().geometry().piece_size(piece) as usize;
-            storage
-                .write_at(piece, 0, &data[at..at + size])
-                .expect("write");
+            storage.write_at(piece, 0, &data[at..at + size]).expect("write");
         }
         // Half of piece 4: present bytes, but not the whole piece.
         let at = 4 * piece_length as usize;
-        storage
-            .write_at(PieceIndex::new_unchecked(4), 0, &data[at..at + 100])
-            .expect("write");
+        storage.write_at(PieceIndex::new_unchecked(4), 0, &data[at..at + 100]).expect("write");
         let have = storage.check_existing(|_| {}).expect("check");
-        let present: Vec<u32> = (0..have.len() as u32)
-            .filter(|&p| have[p as usize])
-            .collect();
+        let present: Vec<u32> = (0..have.len() as u32).filter(|&p| have[p as usize]).collect();
         assert_eq!(present, vec![0, 2, 3, 6]);
     }
     // Reopened: files exist, so everything is read; same answer.
-    let storage = Storage::open(
-        layout_for(dir.path(), &files, &data, piece_length),
-        OpenMode::ReadWrite,
-    )
-    .expect("reopen");
+    let storage =
+        Storage::open(layout_for(dir.path(), &files, &data, piece_length), OpenMode::ReadWrite).expect("reopen");
     let have = storage.check_existing(|_| {}).expect("check");
-    let present: Vec<u32> = (0..have.len() as u32)
-        .filter(|&p| have[p as usize])
-        .collect();
+    let present: Vec<u32> = (0..have.len() as u32).filter(|&p| have[p as usize]).collect();
     assert_eq!(present, vec![0, 2, 3, 6]);
-    let some = storage
-        .check_pieces([1, 2, 6].map(PieceIndex::new_unchecked), |_| {})
-        .expect("check");
+    let some = storage.check_pieces([1, 2, 6].map(PieceIndex::new_unchecked), |_| {}).expect("check");
     assert_eq!(some, [2, 6].map(PieceIndex::new_unchecked));
 }
 
@@ -207,50 +149,17 @@ fn existing_data_is_kept_short_files_grow_long_files_are_refused() {
     let files = vec![spec("d/one", 30_000), spec("d/two", 20_000)];
     std::fs::create_dir(dir.path().join("d")).expect("mkdir");
     std::fs::write(dir.path().join("d/one"), &data[..16_384]).expect("seed");
-    let storage = Storage::open(
-        layout_for(dir.path(), &files, &data, 16_384),
-        OpenMode::ReadWrite,
-    )
-    .expect("open");
-    assert_eq!(
-        std::fs::metadata(dir.path().join("d/one"))
-            .expect("stat")
-            .len(),
-        30_000
-    );
-    assert!(
-        storage
-            .verify_piece(PieceIndex::new_unchecked(0))
-            .expect("verify")
-    );
+    let storage = Storage::open(layout_for(dir.path(), &files, &data, 16_384), OpenMode::ReadWrite).expect("open");
+    assert_eq!(std::fs::metadata(dir.path().join("d/one")).expect("stat").len(), 30_000);
+    assert!(storage.verify_piece(PieceIndex::new_unchecked(0)).expect("verify"));
     drop(storage);
 
     std::fs::write(dir.path().join("d/two"), vec![1u8; 20_001]).expect("grow");
-    let err = Storage::open(
-        layout_for(dir.path(), &files, &data, 16_384),
-        OpenMode::ReadWrite,
-    )
-    .expect_err("too long");
-    assert!(matches!(
-        err,
-        StorageError::FileTooLong {
-            actual: 20_001,
-            expected: 20_000,
-            ..
-        }
-    ));
-    assert!(
-        err.to_string()
-            .contains("is 20001 bytes but the torrent says 20000"),
-        "{err}"
-    );
+    let err = Storage::open(layout_for(dir.path(), &files, &data, 16_384), OpenMode::ReadWrite).expect_err("too long");
+    assert!(matches!(err, StorageError::FileTooLong { actual: 20_001, expected: 20_000, .. }));
+    assert!(err.to_string().contains("is 20001 bytes but the torrent says 20000"), "{err}");
     // The refused open changed nothing.
-    assert_eq!(
-        std::fs::metadata(dir.path().join("d/two"))
-            .expect("stat")
-            .len(),
-        20_001
-    );
+    assert_eq!(std::fs::metadata(dir.path().join("d/two")).expect("stat").len(), 20_001);
 }
 
 #[test]
@@ -258,31 +167,14 @@ fn read_only_requires_complete_files_and_refuses_writes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = content(20_000, 4);
     let files = vec![spec("ro/f", 20_000)];
-    let err = Storage::open(
-        layout_for(dir.path(), &files, &data, 16_384),
-        OpenMode::ReadOnly,
-    )
-    .expect_err("missing");
+    let err = Storage::open(layout_for(dir.path(), &files, &data, 16_384), OpenMode::ReadOnly).expect_err("missing");
     assert!(matches!(err, StorageError::FileMissing { .. }));
-    assert!(
-        !dir.path().join("ro").exists(),
-        "read-only open created something"
-    );
+    assert!(!dir.path().join("ro").exists(), "read-only open created something");
     std::fs::create_dir(dir.path().join("ro")).expect("mkdir");
     std::fs::write(dir.path().join("ro/f"), &data).expect("write");
-    let storage = Storage::open(
-        layout_for(dir.path(), &files, &data, 16_384),
-        OpenMode::ReadOnly,
-    )
-    .expect("open");
-    assert_eq!(
-        storage.check_existing(|_| {}).expect("check"),
-        vec![true, true]
-    );
-    assert!(matches!(
-        storage.write_at(PieceIndex::new_unchecked(0), 0, &[0]),
-        Err(StorageError::ReadOnly)
-    ));
+    let storage = Storage::open(layout_for(dir.path(), &files, &data, 16_384), OpenMode::ReadOnly).expect("open");
+    assert_eq!(storage.check_existing(|_| {}).expect("check"), vec![true, true]);
+    assert!(matches!(storage.write_at(PieceIndex::new_unchecked(0), 0, &[0]), Err(StorageError::ReadOnly)));
 }
 
 #[test]
@@ -294,11 +186,7 @@ fn symlinks_below_the_root_are_refused() {
     std::os::unix::fs::symlink(outside.path(), root.join("t")).expect("link dir");
     let data = content(10, 5);
     let files = vec![spec("t/f", 10)];
-    let err = Storage::open(
-        layout_for(&root, &files, &data, 16_384),
-        OpenMode::ReadWrite,
-    )
-    .expect_err("link followed");
+    let err = Storage::open(layout_for(&root, &files, &data, 16_384), OpenMode::ReadWrite).expect_err("link followed");
     assert!(matches!(err, StorageError::Symlink { .. }), "{err}");
     assert_eq!(std::fs::read_dir(outside.path()).expect("ls").count(), 0);
 
@@ -307,11 +195,7 @@ fn symlinks_below_the_root_are_refused() {
     std::fs::write(&target, b"keep").expect("victim");
     std::os::unix::fs::symlink(&target, root.join("f")).expect("link file");
     let files = vec![spec("f", 10)];
-    let err = Storage::open(
-        layout_for(&root, &files, &data, 16_384),
-        OpenMode::ReadWrite,
-    )
-    .expect_err("link followed");
+    let err = Storage::open(layout_for(&root, &files, &data, 16_384), OpenMode::ReadWrite).expect_err("link followed");
     assert!(matches!(err, StorageError::Symlink { .. }), "{err}");
     assert_eq!(std::fs::read(&target).expect("victim"), b"keep");
 }
@@ -319,9 +203,7 @@ fn symlinks_below_the_root_are_refused() {
 #[test]
 fn concurrent_writers_and_a_small_handle_limit() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let files: Vec<FileSpec> = (0..40)
-        .map(|i| spec(&format!("many/f{i:02}"), 3_000))
-        .collect();
+    let files: Vec<FileSpec> = (0..40).map(|i| spec(&format!("many/f{i:02}"), 3_000)).collect();
     let data = content(120_000, 9);
     let layout = layout_for(dir.path(), &files, &data, 8_192);
     let storage = Arc::new(Storage::open_with_limit(layout, OpenMode::ReadWrite, 3).expect("open"));
@@ -335,18 +217,10 @@ fn concurrent_writers_and_a_small_handle_limit() {
                     let piece = PieceIndex::new_unchecked(p);
                     let at = p as usize * 8_192;
                     let size = storage.layout().geometry().piece_size(piece) as usize;
-                    storage
-                        .write_at(piece, 0, &data[at..at + size])
-                        .expect("write");
+                    storage.write_at(piece, 0, &data[at..at + size]).expect("write");
                 }
             });
         }
     });
-    assert!(
-        storage
-            .check_existing(|_| {})
-            .expect("check")
-            .iter()
-            .all(|&ok| ok)
-    );
+    assert!(storage.check_existing(|_| {}).expect("check").iter().all(|&ok| ok));
 }

@@ -37,11 +37,7 @@ pub enum BitfieldError {
 impl Bitfield {
     /// An empty set for `len` pieces.
     pub fn new(len: u32) -> Self {
-        Self {
-            bits: vec![0; len.div_ceil(8) as usize],
-            len,
-            count: 0,
-        }
+        Self { bits: vec![0; len.div_ceil(8) as usize], len, count: 0 }
     }
 
     /// A full set for `len` pieces.
@@ -71,22 +67,14 @@ impl Bitfield {
     pub fn from_wire(payload: &[u8], len: u32) -> Result<Self, BitfieldError> {
         let expected = len.div_ceil(8) as usize;
         if payload.len() != expected {
-            return Err(BitfieldError::WrongLength {
-                got: payload.len(),
-                expected,
-                pieces: len,
-            });
+            return Err(BitfieldError::WrongLength { got: payload.len(), expected, pieces: len });
         }
         let spare = expected as u32 * 8 - len;
         if spare > 0 && payload[expected - 1] & ((1u8 << spare) - 1) != 0 {
             return Err(BitfieldError::SpareBitsSet { pieces: len });
         }
         let count = payload.iter().map(|b| b.count_ones()).sum();
-        Ok(Self {
-            bits: payload.to_vec(),
-            len,
-            count,
-        })
+        Ok(Self { bits: payload.to_vec(), len, count })
     }
 
     /// The payload of a `bitfield` message.
@@ -120,9 +108,7 @@ impl Bitfield {
             return false;
         }
         let i = piece.idx();
-        self.bits
-            .get(i / 8)
-            .is_some_and(|b| b & (0x80 >> (i % 8)) != 0)
+        self.bits.get(i / 8).is_some_and(|b| b & (0x80 >> (i % 8)) != 0)
     }
 
     /// Marks the piece present; returns true if it was absent.
@@ -163,22 +149,16 @@ impl Bitfield {
 
     /// Iterates over the present pieces in order.
     pub fn ones(&self) -> impl Iterator<Item = PieceIndex> + '_ {
-        self.bits
-            .iter()
-            .enumerate()
-            .flat_map(move |(byte_i, &byte)| {
-                (0..8u32).filter_map(move |bit| {
-                    (byte & (0x80 >> bit) != 0)
-                        .then(|| PieceIndex::new_unchecked(byte_i as u32 * 8 + bit))
-                })
+        self.bits.iter().enumerate().flat_map(move |(byte_i, &byte)| {
+            (0..8u32).filter_map(move |bit| {
+                (byte & (0x80 >> bit) != 0).then(|| PieceIndex::new_unchecked(byte_i as u32 * 8 + bit))
             })
+        })
     }
 
     /// One flag per piece.
     pub fn to_bools(&self) -> Vec<bool> {
-        (0..self.len)
-            .map(|i| self.get(PieceIndex::new_unchecked(i)))
-            .collect()
+        (0..self.len).map(|i| self.get(PieceIndex::new_unchecked(i))).collect()
     }
 }
 
@@ -193,14 +173,8 @@ mod tests {
         b.set(PieceIndex::new_unchecked(9));
         assert_eq!(b.to_wire().as_ref(), &[0x80, 0x40]);
         assert_eq!(Bitfield::from_wire(&[0x80, 0x40], 10), Ok(b.clone()));
-        assert_eq!(
-            Bitfield::from_wire(&[0x80, 0x41], 10),
-            Err(BitfieldError::SpareBitsSet { pieces: 10 })
-        );
-        assert!(matches!(
-            Bitfield::from_wire(&[0x80], 10),
-            Err(BitfieldError::WrongLength { .. })
-        ));
+        assert_eq!(Bitfield::from_wire(&[0x80, 0x41], 10), Err(BitfieldError::SpareBitsSet { pieces: 10 }));
+        assert!(matches!(Bitfield::from_wire(&[0x80], 10), Err(BitfieldError::WrongLength { .. })));
         assert_eq!(b.ones().map(|p| p.get()).collect::<Vec<_>>(), vec![0, 9]);
     }
 

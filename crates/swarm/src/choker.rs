@@ -33,24 +33,16 @@ pub fn choose(
     seeding: bool,
     rng: &mut Rng,
 ) -> (Vec<PeerKey>, Option<PeerKey>) {
-    let mut ranked: Vec<&Candidate> = candidates
-        .iter()
-        .filter(|c| c.interested && (seeding || !c.snubbed))
-        .collect();
+    let mut ranked: Vec<&Candidate> = candidates.iter().filter(|c| c.interested && (seeding || !c.snubbed)).collect();
     // Highest rate first; equal rates keep a stable order by key so results repeat.
     ranked.sort_by(|a, b| b.rate.total_cmp(&a.rate).then(a.peer.cmp(&b.peer)));
     let regular = slots.saturating_sub(1).max(1).min(ranked.len());
     let mut unchoked: Vec<PeerKey> = ranked[..regular].iter().map(|c| c.peer).collect();
 
-    let eligible: Vec<PeerKey> = candidates
-        .iter()
-        .filter(|c| c.interested && !unchoked.contains(&c.peer))
-        .map(|c| c.peer)
-        .collect();
+    let eligible: Vec<PeerKey> =
+        candidates.iter().filter(|c| c.interested && !unchoked.contains(&c.peer)).map(|c| c.peer).collect();
     let keep = optimistic.filter(|p| !rotate && eligible.contains(p));
-    let chosen = keep.or_else(|| {
-        (!eligible.is_empty()).then(|| eligible[rng.below(eligible.len() as u64) as usize])
-    });
+    let chosen = keep.or_else(|| (!eligible.is_empty()).then(|| eligible[rng.below(eligible.len() as u64) as usize]));
     if let Some(p) = chosen {
         unchoked.push(p);
     }
@@ -71,12 +63,7 @@ mod tests {
     use super::*;
 
     fn cand(peer: u64, rate: f64) -> Candidate {
-        Candidate {
-            peer: PeerKey(peer),
-            rate,
-            interested: true,
-            snubbed: false,
-        }
+        Candidate { peer: PeerKey(peer), rate, interested: true, snubbed: false }
     }
 
     #[test]

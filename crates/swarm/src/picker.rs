@@ -86,25 +86,10 @@ pub(crate) struct Picker {
 impl Picker {
     pub(crate) fn new(layout: Layout, have: &crate::Bitfield) -> Self {
         let n = layout.piece_count() as usize;
-        let state: Vec<PieceState> = layout
-            .pieces()
-            .map(|p| {
-                if have.get(p) {
-                    PieceState::Have
-                } else {
-                    PieceState::Missing
-                }
-            })
-            .collect();
+        let state: Vec<PieceState> =
+            layout.pieces().map(|p| if have.get(p) { PieceState::Have } else { PieceState::Missing }).collect();
         let missing = state.iter().filter(|s| **s == PieceState::Missing).count() as u32;
-        Self {
-            layout,
-            availability: vec![0; n],
-            state,
-            suspect: vec![false; n],
-            partials: BTreeMap::new(),
-            missing,
-        }
+        Self { layout, availability: vec![0; n], state, suspect: vec![false; n], partials: BTreeMap::new(), missing }
     }
 
     pub(crate) fn state(&self, piece: PieceIndex) -> PieceState {
@@ -164,13 +149,7 @@ impl Picker {
             if partial.open == 0 || partial.exclusive.is_some_and(|p| p != peer) || !has(piece) {
                 continue;
             }
-            take_open(
-                &self.layout,
-                piece,
-                partial,
-                want - (out.len() - start),
-                out,
-            );
+            take_open(&self.layout, piece, partial, want - (out.len() - start), out);
         }
         // 2. New pieces.
         while !done(out) && self.missing > 0 {
@@ -185,13 +164,7 @@ impl Picker {
                 contributors: Vec::new(),
                 exclusive: self.suspect[piece.idx()].then_some(peer),
             };
-            take_open(
-                &self.layout,
-                piece,
-                &mut partial,
-                want - (out.len() - start),
-                out,
-            );
+            take_open(&self.layout, piece, &mut partial, want - (out.len() - start), out);
             self.state[piece.idx()] = PieceState::Partial;
             self.missing -= 1;
             self.partials.insert(piece, partial);
@@ -227,12 +200,7 @@ impl Picker {
     }
 
     /// Rarest (or, early on, random) unstarted piece the peer has.
-    fn choose_new(
-        &self,
-        have_count: u32,
-        has: &impl Fn(PieceIndex) -> bool,
-        rng: &mut Rng,
-    ) -> Option<PieceIndex> {
+    fn choose_new(&self, have_count: u32, has: &impl Fn(PieceIndex) -> bool, rng: &mut Rng) -> Option<PieceIndex> {
         let random_first = have_count < RANDOM_FIRST;
         let n = self.layout.piece_count();
         let offset = rng.below(n as u64) as u32;
@@ -244,11 +212,7 @@ impl Picker {
             if self.state[piece.idx()] != PieceState::Missing || !has(piece) {
                 continue;
             }
-            let avail = if random_first {
-                0
-            } else {
-                self.availability[piece.idx()]
-            };
+            let avail = if random_first { 0 } else { self.availability[piece.idx()] };
             if avail < best_avail {
                 best_avail = avail;
                 best = Some(piece);
@@ -269,10 +233,7 @@ impl Picker {
         let Some(partial) = self.partials.get_mut(&block.piece) else {
             return;
         };
-        let Some(slot) = partial
-            .blocks
-            .get_mut((block.begin / shoal_proto::BLOCK_SIZE) as usize)
-        else {
+        let Some(slot) = partial.blocks.get_mut((block.begin / shoal_proto::BLOCK_SIZE) as usize) else {
             return;
         };
         if let Slot::Requested(count) = *slot {
@@ -299,10 +260,7 @@ impl Picker {
         let Some(partial) = self.partials.get_mut(&block.piece) else {
             return Accepted::Duplicate;
         };
-        let Some(slot) = partial
-            .blocks
-            .get_mut((block.begin / shoal_proto::BLOCK_SIZE) as usize)
-        else {
+        let Some(slot) = partial.blocks.get_mut((block.begin / shoal_proto::BLOCK_SIZE) as usize) else {
             return Accepted::Duplicate;
         };
         match *slot {
@@ -324,11 +282,7 @@ impl Picker {
 
     /// The hash check of a piece ended. Returns the peers that contributed to it.
     pub(crate) fn verified(&mut self, piece: PieceIndex, ok: bool) -> Vec<PeerKey> {
-        let contributors = self
-            .partials
-            .remove(&piece)
-            .map(|p| p.contributors)
-            .unwrap_or_default();
+        let contributors = self.partials.remove(&piece).map(|p| p.contributors).unwrap_or_default();
         let state = &mut self.state[piece.idx()];
         if ok {
             *state = PieceState::Have;
@@ -342,13 +296,7 @@ impl Picker {
 }
 
 /// Marks up to `want` open blocks of `partial` requested and appends them to `out`.
-fn take_open(
-    layout: &Layout,
-    piece: PieceIndex,
-    partial: &mut Partial,
-    want: usize,
-    out: &mut Vec<BlockRange>,
-) {
+fn take_open(layout: &Layout, piece: PieceIndex, partial: &mut Partial, want: usize, out: &mut Vec<BlockRange>) {
     let mut taken = 0;
     for (n, slot) in partial.blocks.iter_mut().enumerate() {
         if taken == want || partial.open == 0 {
@@ -388,15 +336,7 @@ mod tests {
         }
         let mut rng = Rng::new(7);
         let mut out = Vec::new();
-        p.pick(
-            PeerKey(1),
-            1,
-            RANDOM_FIRST,
-            |_| true,
-            |_| false,
-            &mut rng,
-            &mut out,
-        );
+        p.pick(PeerKey(1), 1, RANDOM_FIRST, |_| true, |_| false, &mut rng, &mut out);
         assert_eq!(out[0].piece.get(), 5);
     }
 
@@ -410,10 +350,7 @@ mod tests {
         assert_eq!(out[1].piece, first);
         let mut out2 = Vec::new();
         p.pick(PeerKey(2), 2, 10, |_| true, |_| false, &mut rng, &mut out2);
-        assert!(
-            out2.iter().all(|b| b.piece == first),
-            "second peer continues the partial piece"
-        );
+        assert!(out2.iter().all(|b| b.piece == first), "second peer continues the partial piece");
     }
 
     #[test]
@@ -429,19 +366,10 @@ mod tests {
         assert_eq!(b.len(), 2, "endgame hands the same blocks to a second peer");
         let mut c = Vec::new();
         p.pick(PeerKey(3), 10, 10, |_| true, |_| false, &mut rng, &mut c);
-        assert!(
-            c.is_empty(),
-            "no block is requested from more than {ENDGAME_DUPLICATES} peers"
-        );
-        assert_eq!(
-            p.accept(PeerKey(1), &a[0]),
-            Accepted::New { complete: false }
-        );
+        assert!(c.is_empty(), "no block is requested from more than {ENDGAME_DUPLICATES} peers");
+        assert_eq!(p.accept(PeerKey(1), &a[0]), Accepted::New { complete: false });
         assert_eq!(p.accept(PeerKey(2), &b[0]), Accepted::Duplicate);
-        assert_eq!(
-            p.accept(PeerKey(2), &b[1]),
-            Accepted::New { complete: true }
-        );
+        assert_eq!(p.accept(PeerKey(2), &b[1]), Accepted::New { complete: true });
         assert_eq!(p.state(a[0].piece), PieceState::Verifying);
     }
 
@@ -464,10 +392,7 @@ mod tests {
         p.pick(PeerKey(3), 1, 10, |_| true, |_| false, &mut rng, &mut c);
         let mut d = Vec::new();
         p.pick(PeerKey(4), 5, 10, |_| true, |_| false, &mut rng, &mut d);
-        assert!(
-            d.is_empty(),
-            "a suspect piece belongs to the one peer fetching it"
-        );
+        assert!(d.is_empty(), "a suspect piece belongs to the one peer fetching it");
     }
 
     #[test]

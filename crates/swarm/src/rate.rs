@@ -20,12 +20,7 @@ impl Rate {
 
     /// A zero rate starting at `now`.
     pub fn new(now: Instant) -> Self {
-        Self {
-            window_bytes: 0,
-            window_start: now,
-            rate: 0.0,
-            total: 0,
-        }
+        Self { window_bytes: 0, window_start: now, rate: 0.0, total: 0 }
     }
 
     /// Counts `bytes` moved.
@@ -41,11 +36,7 @@ impl Rate {
             return;
         }
         let sample = self.window_bytes as f64 / elapsed.as_secs_f64();
-        self.rate = if self.rate == 0.0 {
-            sample
-        } else {
-            Self::ALPHA * sample + (1.0 - Self::ALPHA) * self.rate
-        };
+        self.rate = if self.rate == 0.0 { sample } else { Self::ALPHA * sample + (1.0 - Self::ALPHA) * self.rate };
         self.window_bytes = 0;
         self.window_start = now;
     }

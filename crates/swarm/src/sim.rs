@@ -79,8 +79,7 @@ pub struct SimReport {
 impl SimReport {
     /// Efficiency: t_min / T (1.0 is the theoretical optimum).
     pub fn eta(&self) -> Option<f64> {
-        self.all_done
-            .map(|t| self.t_min.as_secs_f64() / t.as_secs_f64())
+        self.all_done.map(|t| self.t_min.as_secs_f64() / t.as_secs_f64())
     }
 }
 
@@ -113,30 +112,17 @@ struct InFlight {
 /// Runs a simulated swarm to completion (or the time limit) and reports the timings.
 pub fn run(cfg: &SimConfig) -> SimReport {
     let layout = Layout::new(cfg.file_size, cfg.piece_length).expect("simulation layout is valid");
-    let content: Bytes = (0..cfg.file_size)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
-        .collect();
+    let content: Bytes = (0..cfg.file_size).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8).collect();
     let start = Instant::now();
     let n = cfg.leechers + 1;
     let mut rng = crate::rng::Rng::new(cfg.swarm.seed ^ 0xabcdef);
     let mut nodes: Vec<Node> = (0..n)
         .map(|i| {
-            let have = if i == 0 {
-                Bitfield::full(layout.piece_count())
-            } else {
-                Bitfield::new(layout.piece_count())
-            };
-            let config = Config {
-                seed: cfg.swarm.seed.wrapping_add(i as u64 * 7919),
-                ..cfg.swarm.clone()
-            };
+            let have = if i == 0 { Bitfield::full(layout.piece_count()) } else { Bitfield::new(layout.piece_count()) };
+            let config = Config { seed: cfg.swarm.seed.wrapping_add(i as u64 * 7919), ..cfg.swarm.clone() };
             Node {
                 swarm: Swarm::new(layout, have, config, start),
-                upload: if i == 0 {
-                    cfg.seed_upload
-                } else {
-                    cfg.leecher_upload
-                },
+                upload: if i == 0 { cfg.seed_upload } else { cfg.leecher_upload },
                 credit: 0.0,
                 links: Vec::new(),
                 rr: 0,
@@ -154,24 +140,13 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         while nodes[i].links.len() < cfg.max_connections.min(n - 1) && tries < 20 * n {
             tries += 1;
             let j = rng.below(n as u64) as usize;
-            if j == i
-                || linked[i][j]
-                || nodes[j].links.len() >= cfg.max_connections + cfg.max_connections / 2
-            {
+            if j == i || linked[i][j] || nodes[j].links.len() >= cfg.max_connections + cfg.max_connections / 2 {
                 continue;
             }
             linked[i][j] = true;
             linked[j][i] = true;
-            nodes[i].links.push(Link {
-                to: j,
-                queue: VecDeque::new(),
-                open: true,
-            });
-            nodes[j].links.push(Link {
-                to: i,
-                queue: VecDeque::new(),
-                open: true,
-            });
+            nodes[i].links.push(Link { to: j, queue: VecDeque::new(), open: true });
+            nodes[j].links.push(Link { to: i, queue: VecDeque::new(), open: true });
         }
     }
     for node in nodes.iter_mut() {
@@ -191,12 +166,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         while wire.front().is_some_and(|m| m.at <= now) {
             let Some(m) = wire.pop_front() else { break };
             let open = nodes[m.to].links.iter().any(|l| l.to == m.from && l.open);
-            if open
-                && nodes[m.to]
-                    .swarm
-                    .handle_message(now, PeerKey(m.from as u64), m.msg)
-                    .is_err()
-            {
+            if open && nodes[m.to].swarm.handle_message(now, PeerKey(m.from as u64), m.msg).is_err() {
                 close(&mut nodes, m.to, m.from);
             }
         }
@@ -211,12 +181,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
             while let Some(action) = nodes[i].swarm.poll_action() {
                 match action {
                     Action::Send { peer, msg } => {
-                        wire.push_back(InFlight {
-                            at: now + cfg.latency,
-                            from: i,
-                            to: peer.0 as usize,
-                            msg,
-                        });
+                        wire.push_back(InFlight { at: now + cfg.latency, from: i, to: peer.0 as usize, msg });
                     }
                     Action::Serve { peer, block } => {
                         let off = layout.piece_offset(block.piece) as usize + block.begin as usize;
@@ -224,15 +189,9 @@ pub fn run(cfg: &SimConfig) -> SimReport {
                         if nodes[i].liar {
                             data = Bytes::from(vec![0xEE; block.length as usize]);
                         }
-                        let msg = Message::Piece {
-                            index: block.piece.get(),
-                            begin: block.begin,
-                            data,
-                        };
+                        let msg = Message::Piece { index: block.piece.get(), begin: block.begin, data };
                         let bytes = block.length as u64 + 13;
-                        if let Some(link) =
-                            nodes[i].links.iter_mut().find(|l| l.to == peer.0 as usize)
-                        {
+                        if let Some(link) = nodes[i].links.iter_mut().find(|l| l.to == peer.0 as usize) {
                             link.queue.push_back((msg, bytes));
                         }
                     }
@@ -282,12 +241,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
                     && let Some((msg, _)) = link.queue.pop_front()
                     && link.open
                 {
-                    wire.push_back(InFlight {
-                        at: arrive,
-                        from: i,
-                        to: link.to,
-                        msg,
-                    });
+                    wire.push_back(InFlight { at: arrive, from: i, to: link.to, msg });
                 }
             }
             if node.links.iter().all(|l| l.queue.is_empty()) {
@@ -301,23 +255,9 @@ pub fn run(cfg: &SimConfig) -> SimReport {
     let honest = (1..n).filter(|i| !cfg.liars.contains(i)).count() as f64;
     let sum_u = cfg.seed_upload + honest * cfg.leecher_upload;
     let t_min = (f / cfg.seed_upload).max(honest * f / sum_u);
-    let completion: Vec<Option<Duration>> = nodes[1..]
-        .iter()
-        .filter(|n| !n.liar)
-        .map(|n| n.done)
-        .collect();
-    let all_done = completion
-        .iter()
-        .copied()
-        .collect::<Option<Vec<_>>>()
-        .and_then(|v| v.into_iter().max());
-    SimReport {
-        completion,
-        all_done,
-        t_min: Duration::from_secs_f64(t_min),
-        hash_failures,
-        bans,
-    }
+    let completion: Vec<Option<Duration>> = nodes[1..].iter().filter(|n| !n.liar).map(|n| n.done).collect();
+    let all_done = completion.iter().copied().collect::<Option<Vec<_>>>().and_then(|v| v.into_iter().max());
+    SimReport { completion, all_done, t_min: Duration::from_secs_f64(t_min), hash_failures, bans }
 }
 
 /// Closes the connection between two nodes on both sides.
@@ -338,38 +278,19 @@ mod tests {
     #[test]
     fn one_seed_and_twenty_peers_all_complete() {
         let report = run(&SimConfig::default());
-        assert!(
-            report.all_done.is_some(),
-            "every peer completes: {:?}",
-            report.completion
-        );
+        assert!(report.all_done.is_some(), "every peer completes: {:?}", report.completion);
         assert_eq!(report.completion.len(), 20);
         assert_eq!(report.hash_failures, 0);
         let eta = report.eta().expect("done");
-        println!(
-            "20 peers: T = {:?}, T_min = {:?}, eta = {eta:.3}",
-            report.all_done, report.t_min
-        );
-        assert!(
-            eta > 0.5,
-            "distribution is reasonably efficient: eta = {eta:.3}"
-        );
+        println!("20 peers: T = {:?}, T_min = {:?}, eta = {eta:.3}", report.all_done, report.t_min);
+        assert!(eta > 0.5, "distribution is reasonably efficient: eta = {eta:.3}");
     }
 
     #[test]
     fn liar_is_banned_and_honest_peers_complete() {
-        let cfg = SimConfig {
-            leechers: 6,
-            file_size: 4 * 1024 * 1024,
-            liars: vec![3],
-            ..Default::default()
-        };
+        let cfg = SimConfig { leechers: 6, file_size: 4 * 1024 * 1024, liars: vec![3], ..Default::default() };
         let report = run(&cfg);
-        assert!(
-            report.all_done.is_some(),
-            "honest peers complete: {:?}",
-            report.completion
-        );
+        assert!(report.all_done.is_some(), "honest peers complete: {:?}", report.completion);
         assert!(report.hash_failures > 0);
         assert!(report.bans > 0, "the lying peer is banned");
     }

@@ -222,9 +222,7 @@ impl Swarm {
 
     /// True when every wanted piece is verified.
     pub fn is_complete(&self) -> bool {
-        self.layout
-            .pieces()
-            .all(|p| matches!(self.picker.state(p), PieceState::Have | PieceState::Skipped))
+        self.layout.pieces().all(|p| matches!(self.picker.state(p), PieceState::Have | PieceState::Skipped))
     }
 
     /// Marks a piece wanted or not (from file priorities). Pieces already started finish.
@@ -307,12 +305,7 @@ impl Swarm {
     }
 
     /// Handles one message from a peer.
-    pub fn handle_message(
-        &mut self,
-        now: Instant,
-        peer: PeerKey,
-        msg: Message,
-    ) -> Result<(), PeerError> {
+    pub fn handle_message(&mut self, now: Instant, peer: PeerKey, msg: Message) -> Result<(), PeerError> {
         if !self.peers.contains_key(&peer) {
             return Err(PeerError::UnknownPeer);
         }
@@ -346,10 +339,7 @@ impl Swarm {
                 }
             }
             Message::Have(index) => {
-                let piece = self
-                    .layout
-                    .piece(index)
-                    .ok_or(PeerError::PieceOutOfRange(index))?;
+                let piece = self.layout.piece(index).ok_or(PeerError::PieceOutOfRange(index))?;
                 self.on_have(peer, piece);
                 self.refill(peer);
             }
@@ -363,19 +353,11 @@ impl Swarm {
                 self.refill(peer);
             }
             Message::HaveNone => self.on_bitfield(peer, Bitfield::new(self.layout.piece_count())),
-            Message::Request {
-                index,
-                begin,
-                length,
-            } => {
+            Message::Request { index, begin, length } => {
                 let block = self.check_block(index, begin, length)?;
                 self.on_request(peer, block);
             }
-            Message::Cancel {
-                index,
-                begin,
-                length,
-            } => {
+            Message::Cancel { index, begin, length } => {
                 // Blocks are handed to the driver as soon as they are requested, so there is
                 // nothing left to withdraw; the block is simply sent.
                 self.check_block(index, begin, length)?;
@@ -385,11 +367,7 @@ impl Swarm {
                 let block = self.check_block(index, begin, length)?;
                 self.on_block(now, peer, block, data)?;
             }
-            Message::RejectRequest {
-                index,
-                begin,
-                length,
-            } => {
+            Message::RejectRequest { index, begin, length } => {
                 let block = self.check_block(index, begin, length)?;
                 if let Some(p) = self.peers.get_mut(&peer)
                     && p.pending.remove(&block)
@@ -399,10 +377,7 @@ impl Swarm {
                 }
             }
             Message::AllowedFast(index) => {
-                let piece = self
-                    .layout
-                    .piece(index)
-                    .ok_or(PeerError::PieceOutOfRange(index))?;
+                let piece = self.layout.piece(index).ok_or(PeerError::PieceOutOfRange(index))?;
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.allowed_fast.insert(piece);
                 }
@@ -413,13 +388,7 @@ impl Swarm {
     }
 
     fn check_block(&self, index: u32, begin: u32, length: u32) -> Result<BlockRange, PeerError> {
-        self.layout
-            .check_block(index, begin, length)
-            .ok_or(PeerError::InvalidBlock {
-                index,
-                begin,
-                length,
-            })
+        self.layout.check_block(index, begin, length).ok_or(PeerError::InvalidBlock { index, begin, length })
     }
 
     fn on_choke(&mut self, peer: PeerKey) {
@@ -491,11 +460,7 @@ impl Swarm {
             return;
         }
         p.am_interested = interested;
-        let msg = if interested {
-            Message::Interested
-        } else {
-            Message::NotInterested
-        };
+        let msg = if interested { Message::Interested } else { Message::NotInterested };
         self.actions.push_back(Action::Send { peer, msg });
     }
 
@@ -509,22 +474,12 @@ impl Swarm {
             self.up.add(block.length as u64);
             self.actions.push_back(Action::Serve { peer, block });
         } else if p.fast {
-            let msg = Message::RejectRequest {
-                index: block.piece.get(),
-                begin: block.begin,
-                length: block.length,
-            };
+            let msg = Message::RejectRequest { index: block.piece.get(), begin: block.begin, length: block.length };
             self.actions.push_back(Action::Send { peer, msg });
         }
     }
 
-    fn on_block(
-        &mut self,
-        now: Instant,
-        peer: PeerKey,
-        block: BlockRange,
-        data: Bytes,
-    ) -> Result<(), PeerError> {
+    fn on_block(&mut self, now: Instant, peer: PeerKey, block: BlockRange, data: Bytes) -> Result<(), PeerError> {
         let Some(p) = self.peers.get_mut(&peer) else {
             return Err(PeerError::UnknownPeer);
         };
@@ -532,10 +487,7 @@ impl Swarm {
             if p.cancelled.remove(&block) {
                 return Ok(());
             }
-            return Err(PeerError::UnrequestedBlock {
-                index: block.piece.get(),
-                begin: block.begin,
-            });
+            return Err(PeerError::UnrequestedBlock { index: block.piece.get(), begin: block.begin });
         }
         p.down.add(block.length as u64);
         p.last_block = now;
@@ -549,8 +501,7 @@ impl Swarm {
                     self.cancel_duplicates(peer, &block);
                 }
                 if complete {
-                    self.actions
-                        .push_back(Action::Verify { piece: block.piece });
+                    self.actions.push_back(Action::Verify { piece: block.piece });
                 }
             }
         }
@@ -563,11 +514,7 @@ impl Swarm {
         for (&key, p) in self.peers.iter_mut() {
             if key != from && p.pending.remove(block) {
                 p.remember_cancelled(*block);
-                let msg = Message::Cancel {
-                    index: block.piece.get(),
-                    begin: block.begin,
-                    length: block.length,
-                };
+                let msg = Message::Cancel { index: block.piece.get(), begin: block.begin, length: block.length };
                 self.actions.push_back(Action::Send { peer: key, msg });
             }
         }
@@ -586,10 +533,7 @@ impl Swarm {
                 let Some(p) = self.peers.get_mut(&key) else {
                     continue;
                 };
-                self.actions.push_back(Action::Send {
-                    peer: key,
-                    msg: Message::Have(piece.get()),
-                });
+                self.actions.push_back(Action::Send { peer: key, msg: Message::Have(piece.get()) });
                 if p.has.get(piece) {
                     p.interesting = p.interesting.saturating_sub(1);
                     if p.interesting == 0 {
@@ -617,8 +561,7 @@ impl Swarm {
     fn drop_peer(&mut self, peer: PeerKey, ban: bool, reason: &'static str) {
         if self.peers.contains_key(&peer) {
             self.remove_peer(peer);
-            self.actions
-                .push_back(Action::Disconnect { peer, ban, reason });
+            self.actions.push_back(Action::Disconnect { peer, ban, reason });
         }
     }
 
@@ -631,9 +574,7 @@ impl Swarm {
             p.down.update(now);
             p.up.update(now);
             p.backoff = false;
-            if !p.pending.is_empty()
-                && now.saturating_duration_since(p.last_block) >= self.config.snub_timeout
-            {
+            if !p.pending.is_empty() && now.saturating_duration_since(p.last_block) >= self.config.snub_timeout {
                 snubbed.push(key);
             }
         }
@@ -662,11 +603,7 @@ impl Swarm {
         for block in blocks {
             p.remember_cancelled(block);
             self.picker.release(&block);
-            let msg = Message::Cancel {
-                index: block.piece.get(),
-                begin: block.begin,
-                length: block.length,
-            };
+            let msg = Message::Cancel { index: block.piece.get(), begin: block.begin, length: block.length };
             self.actions.push_back(Action::Send { peer, msg });
         }
         self.picker.drop_exclusive(peer);
@@ -679,33 +616,19 @@ impl Swarm {
             .iter()
             .map(|(&peer, p)| Candidate {
                 peer,
-                rate: if seeding {
-                    p.up.bytes_per_sec()
-                } else {
-                    p.down.bytes_per_sec()
-                },
+                rate: if seeding { p.up.bytes_per_sec() } else { p.down.bytes_per_sec() },
                 interested: p.peer_interested,
                 snubbed: p.snubbed,
             })
             .collect();
-        let (unchoked, optimistic) = choker::choose(
-            &candidates,
-            self.config.unchoke_slots,
-            self.optimistic,
-            rotate,
-            seeding,
-            &mut self.rng,
-        );
+        let (unchoked, optimistic) =
+            choker::choose(&candidates, self.config.unchoke_slots, self.optimistic, rotate, seeding, &mut self.rng);
         self.optimistic = optimistic;
         for (&peer, p) in self.peers.iter_mut() {
             let choke = !unchoked.contains(&peer);
             if choke != p.am_choking {
                 p.am_choking = choke;
-                let msg = if choke {
-                    Message::Choke
-                } else {
-                    Message::Unchoke
-                };
+                let msg = if choke { Message::Choke } else { Message::Unchoke };
                 self.actions.push_back(Action::Send { peer, msg });
             }
         }
@@ -714,11 +637,7 @@ impl Swarm {
     /// Unchokes interested peers right away while slots are free, instead of waiting for the
     /// next rechoke.
     fn fill_unchoke_slots(&mut self) {
-        let busy = self
-            .peers
-            .values()
-            .filter(|p| !p.am_choking && p.peer_interested)
-            .count();
+        let busy = self.peers.values().filter(|p| !p.am_choking && p.peer_interested).count();
         let mut free = self.config.unchoke_slots.saturating_sub(busy);
         for (&peer, p) in self.peers.iter_mut() {
             if free == 0 {
@@ -727,10 +646,7 @@ impl Swarm {
             if p.am_choking && p.peer_interested {
                 p.am_choking = false;
                 free -= 1;
-                self.actions.push_back(Action::Send {
-                    peer,
-                    msg: Message::Unchoke,
-                });
+                self.actions.push_back(Action::Send { peer, msg: Message::Unchoke });
             }
         }
     }
@@ -753,8 +669,7 @@ impl Swarm {
         let target = if p.snubbed {
             1
         } else {
-            let by_rate =
-                p.down.bytes_per_sec() * self.config.queue_time.as_secs_f64() / BLOCK_SIZE as f64;
+            let by_rate = p.down.bytes_per_sec() * self.config.queue_time.as_secs_f64() / BLOCK_SIZE as f64;
             let cap = p.reqq.unwrap_or(usize::MAX).min(self.config.max_queue);
             (by_rate as usize).clamp(self.config.min_queue.min(cap), cap)
         };
@@ -777,11 +692,7 @@ impl Swarm {
         if let Some(p) = self.peers.get_mut(&peer) {
             for block in &picked {
                 p.pending.insert(*block);
-                let msg = Message::Request {
-                    index: block.piece.get(),
-                    begin: block.begin,
-                    length: block.length,
-                };
+                let msg = Message::Request { index: block.piece.get(), begin: block.begin, length: block.length };
                 self.actions.push_back(Action::Send { peer, msg });
             }
         }
@@ -807,18 +718,9 @@ mod tests {
         let now = Instant::now();
         let mut s = leecher(now);
         s.add_peer(now, PeerKey(1), true);
-        assert_eq!(
-            drain(&mut s),
-            vec![Action::Send {
-                peer: PeerKey(1),
-                msg: Message::HaveNone
-            }]
-        );
+        assert_eq!(drain(&mut s), vec![Action::Send { peer: PeerKey(1), msg: Message::HaveNone }]);
         s.add_peer(now, PeerKey(2), false);
-        assert!(
-            drain(&mut s).is_empty(),
-            "nothing to announce to a peer without the fast extension"
-        );
+        assert!(drain(&mut s).is_empty(), "nothing to announce to a peer without the fast extension");
     }
 
     #[test]
@@ -827,15 +729,7 @@ mod tests {
         let mut s = leecher(now);
         s.add_peer(now, PeerKey(1), true);
         let data = Bytes::from_static(&[0u8; 16]);
-        let err = s.handle_message(
-            now,
-            PeerKey(1),
-            Message::Piece {
-                index: 0,
-                begin: 0,
-                data,
-            },
-        );
+        let err = s.handle_message(now, PeerKey(1), Message::Piece { index: 0, begin: 0, data });
         assert_eq!(err, Err(PeerError::UnrequestedBlock { index: 0, begin: 0 }));
     }
 
@@ -844,24 +738,11 @@ mod tests {
         let now = Instant::now();
         let mut s = leecher(now);
         s.add_peer(now, PeerKey(1), true);
-        assert_eq!(
-            s.handle_message(now, PeerKey(1), Message::Have(4)),
-            Err(PeerError::PieceOutOfRange(4))
-        );
-        let req = Message::Request {
-            index: 0,
-            begin: 32_000,
-            length: 16_384,
-        };
-        assert!(matches!(
-            s.handle_message(now, PeerKey(1), req),
-            Err(PeerError::InvalidBlock { .. })
-        ));
+        assert_eq!(s.handle_message(now, PeerKey(1), Message::Have(4)), Err(PeerError::PieceOutOfRange(4)));
+        let req = Message::Request { index: 0, begin: 32_000, length: 16_384 };
+        assert!(matches!(s.handle_message(now, PeerKey(1), req), Err(PeerError::InvalidBlock { .. })));
         let bits = Message::Bitfield(Bytes::from_static(&[0xff]));
-        assert!(matches!(
-            s.handle_message(now, PeerKey(1), bits),
-            Err(PeerError::Bitfield(_))
-        ));
+        assert!(matches!(s.handle_message(now, PeerKey(1), bits), Err(PeerError::Bitfield(_))));
     }
 
     #[test]
@@ -870,26 +751,13 @@ mod tests {
         let mut s = leecher(now);
         s.add_peer(now, PeerKey(1), true);
         drain(&mut s);
-        s.handle_message(now, PeerKey(1), Message::HaveAll)
-            .expect("have all");
-        assert!(drain(&mut s).contains(&Action::Send {
-            peer: PeerKey(1),
-            msg: Message::Interested
-        }));
-        s.handle_message(now, PeerKey(1), Message::Unchoke)
-            .expect("unchoke");
+        s.handle_message(now, PeerKey(1), Message::HaveAll).expect("have all");
+        assert!(drain(&mut s).contains(&Action::Send { peer: PeerKey(1), msg: Message::Interested }));
+        s.handle_message(now, PeerKey(1), Message::Unchoke).expect("unchoke");
         let requests: Vec<(u32, u32, u32)> = drain(&mut s)
             .into_iter()
             .filter_map(|a| match a {
-                Action::Send {
-                    msg:
-                        Message::Request {
-                            index,
-                            begin,
-                            length,
-                        },
-                    ..
-                } => Some((index, begin, length)),
+                Action::Send { msg: Message::Request { index, begin, length }, .. } => Some((index, begin, length)),
                 _ => None,
             })
             .collect();
@@ -897,8 +765,7 @@ mod tests {
         let mut verified = Vec::new();
         for (index, begin, length) in requests {
             let data = Bytes::from(vec![1u8; length as usize]);
-            s.handle_message(now, PeerKey(1), Message::Piece { index, begin, data })
-                .expect("piece");
+            s.handle_message(now, PeerKey(1), Message::Piece { index, begin, data }).expect("piece");
             for a in drain(&mut s) {
                 if let Action::Verify { piece } = a {
                     verified.push(piece);
@@ -911,19 +778,9 @@ mod tests {
         }
         assert!(s.is_complete());
         let actions = drain(&mut s);
-        assert!(actions.contains(&Action::Send {
-            peer: PeerKey(1),
-            msg: Message::NotInterested
-        }));
+        assert!(actions.contains(&Action::Send { peer: PeerKey(1), msg: Message::NotInterested }));
         assert!(
-            actions.iter().any(|a| matches!(
-                a,
-                Action::Disconnect {
-                    peer: PeerKey(1),
-                    ban: false,
-                    ..
-                }
-            )),
+            actions.iter().any(|a| matches!(a, Action::Disconnect { peer: PeerKey(1), ban: false, .. })),
             "two seeds have nothing to exchange"
         );
     }
@@ -934,46 +791,14 @@ mod tests {
         let layout = Layout::new(32_768, 32_768).expect("layout");
         let mut s = Swarm::new(layout, Bitfield::full(1), Config::default(), now);
         s.add_peer(now, PeerKey(1), true);
-        assert_eq!(
-            drain(&mut s),
-            vec![Action::Send {
-                peer: PeerKey(1),
-                msg: Message::HaveAll
-            }]
-        );
-        let req = Message::Request {
-            index: 0,
-            begin: 0,
-            length: 16_384,
-        };
-        s.handle_message(now, PeerKey(1), req.clone())
-            .expect("request");
-        assert!(matches!(
-            drain(&mut s)[..],
-            [Action::Send {
-                msg: Message::RejectRequest { .. },
-                ..
-            }]
-        ));
-        s.handle_message(now, PeerKey(1), Message::Interested)
-            .expect("interested");
-        assert_eq!(
-            drain(&mut s),
-            vec![Action::Send {
-                peer: PeerKey(1),
-                msg: Message::Unchoke
-            }]
-        );
+        assert_eq!(drain(&mut s), vec![Action::Send { peer: PeerKey(1), msg: Message::HaveAll }]);
+        let req = Message::Request { index: 0, begin: 0, length: 16_384 };
+        s.handle_message(now, PeerKey(1), req.clone()).expect("request");
+        assert!(matches!(drain(&mut s)[..], [Action::Send { msg: Message::RejectRequest { .. }, .. }]));
+        s.handle_message(now, PeerKey(1), Message::Interested).expect("interested");
+        assert_eq!(drain(&mut s), vec![Action::Send { peer: PeerKey(1), msg: Message::Unchoke }]);
         s.handle_message(now, PeerKey(1), req).expect("request");
-        let block = layout
-            .block(PieceIndex::new_unchecked(0), 0)
-            .expect("block");
-        assert_eq!(
-            drain(&mut s),
-            vec![Action::Serve {
-                peer: PeerKey(1),
-                block
-            }]
-        );
+        let block = layout.block(PieceIndex::new_unchecked(0), 0).expect("block");
+        assert_eq!(drain(&mut s), vec![Action::Serve { peer: PeerKey(1), block }]);
     }
 }

@@ -24,9 +24,7 @@ impl Xorshift {
         let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        Xorshift {
-            state: (z ^ (z >> 31)) | 1,
-        }
+        Xorshift { state: (z ^ (z >> 31)) | 1 }
     }
 
     fn next(&mut self) -> u64 {
@@ -108,26 +106,17 @@ pub fn compare_files(a: impl AsRef<Path>, b: impl AsRef<Path>) -> Result<(), Str
     let (a, b) = (a.as_ref(), b.as_ref());
     let open = |p: &Path| File::open(p).map_err(|e| format!("cannot open {}: {e}", p.display()));
     let (mut fa, mut fb) = (open(a)?, open(b)?);
-    let len = |f: &File, p: &Path| {
-        f.metadata()
-            .map(|m| m.len())
-            .map_err(|e| format!("cannot stat {}: {e}", p.display()))
-    };
+    let len =
+        |f: &File, p: &Path| f.metadata().map(|m| m.len()).map_err(|e| format!("cannot stat {}: {e}", p.display()));
     let (la, lb) = (len(&fa, a)?, len(&fb, b)?);
     if la != lb {
-        return Err(format!(
-            "{} is {la} bytes but {} is {lb} bytes",
-            a.display(),
-            b.display()
-        ));
+        return Err(format!("{} is {la} bytes but {} is {lb} bytes", a.display(), b.display()));
     }
     let (mut ba, mut bb) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
     let mut offset = 0u64;
     loop {
-        let na =
-            read_full(&mut fa, &mut ba).map_err(|e| format!("reading {}: {e}", a.display()))?;
-        let nb =
-            read_full(&mut fb, &mut bb).map_err(|e| format!("reading {}: {e}", b.display()))?;
+        let na = read_full(&mut fa, &mut ba).map_err(|e| format!("reading {}: {e}", a.display()))?;
+        let nb = read_full(&mut fb, &mut bb).map_err(|e| format!("reading {}: {e}", b.display()))?;
         if na != nb {
             return Err(format!(
                 "{} and {} changed size while being compared (at offset {offset})",
@@ -162,13 +151,10 @@ fn tree_files(root: &Path) -> Result<Vec<PathBuf>, String> {
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let dir = root.join(&rel);
-        let entries =
-            fs::read_dir(&dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+        let entries = fs::read_dir(&dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
         for entry in entries {
             let entry = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
-            let kind = entry
-                .file_type()
-                .map_err(|e| format!("cannot stat {}: {e}", entry.path().display()))?;
+            let kind = entry.file_type().map_err(|e| format!("cannot stat {}: {e}", entry.path().display()))?;
             let child = rel.join(entry.file_name());
             if kind.is_dir() {
                 stack.push(child);
@@ -202,9 +188,7 @@ fn same_tree(a: &Path, b: &Path) -> Result<(), String> {
     let missing: Vec<_> = fa.iter().filter(|p| !fb.contains(p)).collect();
     let extra: Vec<_> = fb.iter().filter(|p| !fa.contains(p)).collect();
     if !missing.is_empty() || !extra.is_empty() {
-        return Err(format!(
-            "missing from the second: {missing:?}; only in the second: {extra:?}"
-        ));
+        return Err(format!("missing from the second: {missing:?}; only in the second: {extra:?}"));
     }
     for rel in &fa {
         compare_files(a.join(rel), b.join(rel))?;
@@ -219,11 +203,7 @@ mod tests {
     #[test]
     fn test_data_is_deterministic_and_prefix_stable() {
         let dir = TempDir::new().expect("temp dir");
-        let (p1, p2, p3) = (
-            dir.path().join("a"),
-            dir.path().join("b"),
-            dir.path().join("c"),
-        );
+        let (p1, p2, p3) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
         let size = 3 * CHUNK as u64 + 12_345; // spans chunks and ends inside a word
         make_test_file(&p1, size, 7);
         make_test_file(&p2, size, 7);
@@ -257,10 +237,7 @@ mod tests {
         data[CHUNK + 5] ^= 1;
         fs::write(&b, &data).expect("write");
         let err = compare_files(&a, &b).expect_err("they differ");
-        assert!(
-            err.contains(&format!("differ at byte {}", CHUNK + 5)),
-            "{err}"
-        );
+        assert!(err.contains(&format!("differ at byte {}", CHUNK + 5)), "{err}");
         fs::write(&b, &data[..10]).expect("write");
         let err = compare_files(&a, &b).expect_err("sizes differ");
         assert!(err.contains("bytes but"), "{err}");

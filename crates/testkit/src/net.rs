@@ -19,13 +19,8 @@ pub fn free_port() -> u16 {
     for _ in 0..100 {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .unwrap_or_else(|e| panic!("cannot bind a TCP port on 127.0.0.1: {e}"));
-        let port = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("cannot read the bound address: {e}"))
-            .port();
-        let mut given = given
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let port = listener.local_addr().unwrap_or_else(|e| panic!("cannot read the bound address: {e}")).port();
+        let mut given = given.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if given.insert(port) {
             return port;
         }

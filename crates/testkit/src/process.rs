@@ -42,9 +42,7 @@ impl ChildGuard {
 
     /// Spawns `cmd` and guards the child; the error names the command.
     pub fn spawn(cmd: &mut Command) -> Result<Self, String> {
-        cmd.spawn()
-            .map(Self::new)
-            .map_err(|e| format!("cannot start {cmd:?}: {e}"))
+        cmd.spawn().map(Self::new).map_err(|e| format!("cannot start {cmd:?}: {e}"))
     }
 }
 
@@ -91,25 +89,17 @@ struct OutputState {
 
 impl Output {
     fn lock(&self) -> MutexGuard<'_, OutputState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Waits on the condition variable until `deadline`; false once the deadline has passed.
-    fn wait<'a>(
-        &self,
-        guard: MutexGuard<'a, OutputState>,
-        deadline: Instant,
-    ) -> Option<MutexGuard<'a, OutputState>> {
+    fn wait<'a>(&self, guard: MutexGuard<'a, OutputState>, deadline: Instant) -> Option<MutexGuard<'a, OutputState>> {
         let now = Instant::now();
         if now >= deadline {
             return None;
         }
-        let (guard, _) = self
-            .changed
-            .wait_timeout(guard, deadline - now)
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (guard, _) =
+            self.changed.wait_timeout(guard, deadline - now).unwrap_or_else(|poisoned| poisoned.into_inner());
         Some(guard)
     }
 }
@@ -151,39 +141,23 @@ impl Proc {
     /// Starts `cmd` with piped stdin, stdout and stderr. `name` labels its output and errors.
     pub fn spawn(name: impl Into<String>, mut cmd: Command) -> Result<Proc, String> {
         let name = name.into();
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = ChildGuard::spawn(&mut cmd).map_err(|e| format!("{name}: {e}"))?;
-        let output = Arc::new(Output {
-            state: Mutex::new(OutputState {
-                lines: Vec::new(),
-                open: 2,
-            }),
-            changed: Condvar::new(),
-        });
+        let output =
+            Arc::new(Output { state: Mutex::new(OutputState { lines: Vec::new(), open: 2 }), changed: Condvar::new() });
         let stdin = child.stdin.take();
         let (stdout, stderr) = match (child.stdout.take(), child.stderr.take()) {
             (Some(o), Some(e)) => (o, e),
             _ => return Err(format!("{name}: output pipes missing after spawn")),
         };
-        for (stream, is_err) in [
-            (Box::new(stdout) as Box<dyn Read + Send>, false),
-            (Box::new(stderr), true),
-        ] {
+        for (stream, is_err) in [(Box::new(stdout) as Box<dyn Read + Send>, false), (Box::new(stderr), true)] {
             let (n, out) = (name.clone(), Arc::clone(&output));
             thread::Builder::new()
                 .name(format!("drain-{name}"))
                 .spawn(move || drain(n, stream, is_err, out))
                 .map_err(|e| format!("{name}: cannot start an output thread: {e}"))?;
         }
-        Ok(Proc {
-            name,
-            stdin,
-            child,
-            out: output,
-            status: None,
-        })
+        Ok(Proc { name, stdin, child, out: output, status: None })
     }
 
     /// The label given at spawn.
@@ -203,25 +177,17 @@ impl Proc {
         let deadline = Instant::now() + timeout;
         let mut state = self.out.lock();
         loop {
-            if let Some(line) = state
-                .lines
-                .iter()
-                .find(|l| !l.stderr && l.text.starts_with(prefix))
-            {
+            if let Some(line) = state.lines.iter().find(|l| !l.stderr && l.text.starts_with(prefix)) {
                 return Ok(line.text.clone());
             }
             if state.open == 0 {
                 drop(state);
-                return Err(self.explain(&format!(
-                    "exited before printing a line starting with {prefix:?}"
-                )));
+                return Err(self.explain(&format!("exited before printing a line starting with {prefix:?}")));
             }
             match self.out.wait(state, deadline) {
                 Some(s) => state = s,
                 None => {
-                    return Err(self.explain(&format!(
-                        "printed no line starting with {prefix:?} within {timeout:?}"
-                    )));
+                    return Err(self.explain(&format!("printed no line starting with {prefix:?} within {timeout:?}")));
                 }
             }
         }
@@ -229,13 +195,7 @@ impl Proc {
 
     /// Every stdout line printed so far.
     pub fn stdout_lines(&self) -> Vec<String> {
-        self.out
-            .lock()
-            .lines
-            .iter()
-            .filter(|l| !l.stderr)
-            .map(|l| l.text.clone())
-            .collect()
+        self.out.lock().lines.iter().filter(|l| !l.stderr).map(|l| l.text.clone()).collect()
     }
 
     /// Everything printed so far, stdout and stderr interleaved as received; stderr lines
@@ -263,10 +223,7 @@ impl Proc {
     /// The exit status if the child has exited, without waiting.
     pub fn try_status(&mut self) -> Result<Option<ExitStatus>, String> {
         if self.status.is_none() {
-            self.status = self
-                .child
-                .try_wait()
-                .map_err(|e| format!("{}: cannot poll: {e}", self.name))?;
+            self.status = self.child.try_wait().map_err(|e| format!("{}: cannot poll: {e}", self.name))?;
         }
         Ok(self.status)
     }
@@ -303,11 +260,7 @@ impl Proc {
     /// Waits up to `timeout` for the child to exit and fails unless it exited with status 0.
     pub fn wait_success(&mut self, timeout: Duration) -> Result<(), String> {
         let status = self.wait_exit(timeout)?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(self.explain("failed"))
-        }
+        if status.success() { Ok(()) } else { Err(self.explain("failed")) }
     }
 
     /// Closes the child's stdin (programs that watch stdin then stop).
@@ -401,27 +354,16 @@ pub fn run_captured(cmd: Command, timeout: Duration) -> Result<Captured, String>
     let command = format!("{cmd:?}");
     let mut proc = Proc::spawn(label(&cmd), cmd)?;
     proc.close_stdin();
-    let status = proc
-        .wait_exit(timeout)
-        .map_err(|e| format!("{command}: {e}"))?;
+    let status = proc.wait_exit(timeout).map_err(|e| format!("{command}: {e}"))?;
     let state = proc.out.lock();
     let pick = |stderr: bool| {
-        state
-            .lines
-            .iter()
-            .filter(|l| l.stderr == stderr)
-            .fold(String::new(), |mut s, l| {
-                s.push_str(&l.text);
-                s.push('\n');
-                s
-            })
+        state.lines.iter().filter(|l| l.stderr == stderr).fold(String::new(), |mut s, l| {
+            s.push_str(&l.text);
+            s.push('\n');
+            s
+        })
     };
-    Ok(Captured {
-        status,
-        stdout: pick(false),
-        stderr: pick(true),
-        command,
-    })
+    Ok(Captured { status, stdout: pick(false), stderr: pick(true), command })
 }
 
 #[cfg(test)]
@@ -436,26 +378,13 @@ mod tests {
 
     #[test]
     fn waits_for_a_line_and_keeps_earlier_ones() {
-        let mut p = Proc::spawn("t", sh("echo one; echo err >&2; echo 'READY 42'; exec cat"))
-            .expect("spawn");
-        assert_eq!(
-            p.wait_for_line("READY ", Duration::from_secs(10))
-                .expect("ready"),
-            "READY 42"
-        );
-        assert_eq!(
-            p.wait_for_line("one", Duration::from_secs(1))
-                .expect("earlier"),
-            "one"
-        );
+        let mut p = Proc::spawn("t", sh("echo one; echo err >&2; echo 'READY 42'; exec cat")).expect("spawn");
+        assert_eq!(p.wait_for_line("READY ", Duration::from_secs(10)).expect("ready"), "READY 42");
+        assert_eq!(p.wait_for_line("one", Duration::from_secs(1)).expect("earlier"), "one");
         assert_eq!(p.stdout_lines(), vec!["one", "READY 42"]);
         // `cat` exits when its stdin closes.
         p.close_stdin();
-        assert!(
-            p.wait_exit(Duration::from_secs(10))
-                .expect("exits")
-                .success()
-        );
+        assert!(p.wait_exit(Duration::from_secs(10)).expect("exits").success());
         assert!(p.output().contains("stderr: err"));
     }
 
@@ -463,17 +392,13 @@ mod tests {
     fn missing_line_times_out_or_reports_exit() {
         let p = Proc::spawn("sleeper", sh("echo hello; exec sleep 30")).expect("spawn");
         let start = Instant::now();
-        let err = p
-            .wait_for_line("READY", Duration::from_millis(200))
-            .expect_err("no line");
+        let err = p.wait_for_line("READY", Duration::from_millis(200)).expect_err("no line");
         assert!(start.elapsed() < Duration::from_secs(5));
         assert!(err.contains("within") && err.contains("hello"), "{err}");
         drop(p); // kills the sleep
 
         let p = Proc::spawn("quitter", sh("echo bye; exit 3")).expect("spawn");
-        let err = p
-            .wait_for_line("READY", Duration::from_secs(10))
-            .expect_err("exited");
+        let err = p.wait_for_line("READY", Duration::from_secs(10)).expect_err("exited");
         assert!(err.contains("exited before"), "{err}");
     }
 
@@ -481,30 +406,20 @@ mod tests {
     fn terminate_and_exit_status() {
         let mut p = Proc::spawn("sleeper", sh("exec sleep 30")).expect("spawn");
         let start = Instant::now();
-        let status = p
-            .terminate(Duration::from_secs(10))
-            .expect("stops on SIGTERM");
+        let status = p.terminate(Duration::from_secs(10)).expect("stops on SIGTERM");
         assert!(!status.success());
         assert!(start.elapsed() < Duration::from_secs(5));
 
         let mut p = Proc::spawn("failer", sh("echo oops >&2; exit 2")).expect("spawn");
         let err = p.wait_success(Duration::from_secs(10)).expect_err("fails");
-        assert!(
-            err.contains("oops") && err.contains("exit status: 2"),
-            "{err}"
-        );
+        assert!(err.contains("oops") && err.contains("exit status: 2"), "{err}");
     }
 
     #[test]
     fn run_captured_collects_output_and_bounds_time() {
-        let out = run_captured(sh("echo out; echo err >&2"), Duration::from_secs(10))
-            .expect("runs")
-            .ok()
-            .expect("succeeds");
-        assert_eq!(
-            (out.stdout.as_str(), out.stderr.as_str()),
-            ("out\n", "err\n")
-        );
+        let out =
+            run_captured(sh("echo out; echo err >&2"), Duration::from_secs(10)).expect("runs").ok().expect("succeeds");
+        assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("out\n", "err\n"));
         let failed = run_captured(sh("exit 5"), Duration::from_secs(10)).expect("runs");
         assert_eq!(failed.status.code(), Some(5));
         assert!(failed.ok().is_err());
@@ -519,9 +434,6 @@ mod tests {
         let pid = guard.id();
         drop(guard);
         let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
-        assert!(
-            !alive,
-            "process {pid} still exists after the guard was dropped"
-        );
+        assert!(!alive, "process {pid} still exists after the guard was dropped");
     }
 }

@@ -65,9 +65,7 @@ pub fn ensure_tools() {
         lt.args(["-c", "import libtorrent; print(libtorrent.__version__)"]);
         match run_captured(lt, SCRIPT_TIMEOUT).and_then(|c| c.ok()) {
             Ok(_) => {}
-            Err(e) => missing.push(format!(
-                "libtorrent's Python module (install: pip install libtorrent==2.1.1): {e}"
-            )),
+            Err(e) => missing.push(format!("libtorrent's Python module (install: pip install libtorrent==2.1.1): {e}")),
         }
         let mut td = Command::new("transmission-daemon");
         td.arg("--version");
@@ -77,11 +75,7 @@ pub fn ensure_tools() {
                  transmission-cli): {e}"
             ));
         }
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(missing.join("\n"))
-        }
+        if missing.is_empty() { Ok(()) } else { Err(missing.join("\n")) }
     });
     if let Err(e) = checked {
         panic!(
@@ -95,11 +89,7 @@ pub fn ensure_tools() {
 /// operating system picks, stopping when this process dies) and waits until it has verified
 /// its data. `extra` is appended to the `seed` arguments (for example `--upload-limit N` or
 /// `--peer 127.0.0.1:PORT`). Returns the running seed and its port.
-pub fn spawn_lt_seed(
-    torrent: &Path,
-    save_dir: &Path,
-    extra: &[&str],
-) -> Result<(Proc, u16), String> {
+pub fn spawn_lt_seed(torrent: &Path, save_dir: &Path, extra: &[&str]) -> Result<(Proc, u16), String> {
     let mut cmd = python_lt(["seed", "--listen", "0", "--watch-stdin", "--torrent"]);
     cmd.arg(torrent).arg("--save").arg(save_dir).args(extra);
     let seed = Proc::spawn("lt-seed", cmd)?;
@@ -139,13 +129,7 @@ mod tests {
             assert!(path.is_file(), "{} is missing", path.display());
         }
         let cmd = python_lt(["info"]);
-        let args: Vec<_> = cmd
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        assert!(
-            args[0].ends_with("testkit/lt_client.py") && args[1] == "info",
-            "{args:?}"
-        );
+        let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert!(args[0].ends_with("testkit/lt_client.py") && args[1] == "info", "{args:?}");
     }
 }

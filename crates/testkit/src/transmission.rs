@@ -56,19 +56,10 @@ impl Transmission {
             .map_err(|e| format!("cannot create a temporary folder: {e}"))?;
         let (rpc_port, peer_port) = (free_port(), free_port());
         let mut cmd = python_transmission(["daemon", "--watch-stdin", "--home"]);
-        cmd.arg(home.path())
-            .args(["--rpc-port", &rpc_port.to_string()])
-            .args(["--peer-port", &peer_port.to_string()]);
+        cmd.arg(home.path()).args(["--rpc-port", &rpc_port.to_string()]).args(["--peer-port", &peer_port.to_string()]);
         let daemon = Proc::spawn("transmission", cmd)?;
-        let t = Transmission {
-            daemon,
-            home,
-            rpc_port,
-            peer_port,
-        };
-        t.daemon
-            .wait_for_line("READY ", START_TIMEOUT)
-            .map_err(|e| t.with_log(e))?;
+        let t = Transmission { daemon, home, rpc_port, peer_port };
+        t.daemon.wait_for_line("READY ", START_TIMEOUT).map_err(|e| t.with_log(e))?;
         Ok(t)
     }
 
@@ -109,17 +100,10 @@ impl Transmission {
         format!("{error}\n--- transmission-daemon log (last lines) ---\n{tail}\n--- end ---")
     }
 
-    fn rpc<S: AsRef<OsStr>>(
-        &self,
-        sub: &str,
-        args: &[S],
-        timeout: Duration,
-    ) -> Result<Captured, String> {
+    fn rpc<S: AsRef<OsStr>>(&self, sub: &str, args: &[S], timeout: Duration) -> Result<Captured, String> {
         let mut cmd = python_transmission([sub, "--rpc", &self.rpc_port.to_string()]);
         cmd.args(args);
-        run_captured(cmd, timeout)
-            .and_then(Captured::ok)
-            .map_err(|e| self.with_log(e))
+        run_captured(cmd, timeout).and_then(Captured::ok).map_err(|e| self.with_log(e))
     }
 
     /// Adds `torrent` with its data in (or going to) `download_dir` and starts it. Adding data
@@ -127,31 +111,17 @@ impl Transmission {
     pub fn add(&self, torrent: &Path, download_dir: &Path) -> Result<Added, String> {
         let out = self.rpc(
             "add",
-            &[
-                OsStr::new("--torrent"),
-                torrent.as_os_str(),
-                OsStr::new("--download-dir"),
-                download_dir.as_os_str(),
-            ],
+            &[OsStr::new("--torrent"), torrent.as_os_str(), OsStr::new("--download-dir"), download_dir.as_os_str()],
             RPC_TIMEOUT,
         )?;
         // "ID <id> HASH <hex>"
-        let line = out
-            .stdout
-            .lines()
-            .find(|l| l.starts_with("ID "))
-            .unwrap_or("");
+        let line = out.stdout.lines().find(|l| l.starts_with("ID ")).unwrap_or("");
         match line.split_whitespace().collect::<Vec<_>>()[..] {
             ["ID", id, "HASH", hash] => Ok(Added {
-                id: id
-                    .parse()
-                    .map_err(|_| format!("bad torrent id in {line:?}"))?,
+                id: id.parse().map_err(|_| format!("bad torrent id in {line:?}"))?,
                 info_hash: hash.to_owned(),
             }),
-            _ => Err(format!(
-                "transmission.py add printed no ID line:\n{}",
-                out.stdout
-            )),
+            _ => Err(format!("transmission.py add printed no ID line:\n{}", out.stdout)),
         }
     }
 
@@ -159,21 +129,12 @@ impl Transmission {
     /// leech that has downloaded everything). The error includes its progress lines, its state
     /// and the daemon's log.
     pub fn wait_done(&self, id: u32, timeout: Duration) -> Result<(), String> {
-        let args = [
-            "--id".to_owned(),
-            id.to_string(),
-            "--timeout".to_owned(),
-            format!("{}", timeout.as_secs_f64()),
-        ];
+        let args = ["--id".to_owned(), id.to_string(), "--timeout".to_owned(), format!("{}", timeout.as_secs_f64())];
         match self.rpc("wait", &args, timeout + RPC_TIMEOUT) {
             Ok(_) => Ok(()),
             Err(e) => {
-                let status = self
-                    .status(id)
-                    .unwrap_or_else(|e| format!("(no status: {e})"));
-                Err(format!(
-                    "Transmission torrent {id} did not complete: {e}\n--- status ---\n{status}"
-                ))
+                let status = self.status(id).unwrap_or_else(|e| format!("(no status: {e})"));
+                Err(format!("Transmission torrent {id} did not complete: {e}\n--- status ---\n{status}"))
             }
         }
     }

@@ -12,15 +12,8 @@ use std::time::{Duration, Instant};
 ///
 /// # Panics
 /// When `poll_interval` is zero (the number of polls would be unbounded).
-pub fn wait_until(
-    timeout: Duration,
-    poll_interval: Duration,
-    mut cond: impl FnMut() -> bool,
-) -> Result<(), String> {
-    assert!(
-        !poll_interval.is_zero(),
-        "wait_until needs a non-zero poll interval"
-    );
+pub fn wait_until(timeout: Duration, poll_interval: Duration, mut cond: impl FnMut() -> bool) -> Result<(), String> {
+    assert!(!poll_interval.is_zero(), "wait_until needs a non-zero poll interval");
     let start = Instant::now();
     let deadline = start + timeout;
     let max_polls = timeout.as_nanos() / poll_interval.as_nanos() + 2;
@@ -63,14 +56,10 @@ mod tests {
     fn times_out_within_bounds() {
         let mut n = 0u32;
         let start = Instant::now();
-        let err = wait_until(
-            Duration::from_millis(100),
-            Duration::from_millis(10),
-            || {
-                n += 1;
-                false
-            },
-        )
+        let err = wait_until(Duration::from_millis(100), Duration::from_millis(10), || {
+            n += 1;
+            false
+        })
         .expect_err("never true");
         let took = start.elapsed();
         assert!(took >= Duration::from_millis(100), "{took:?}");

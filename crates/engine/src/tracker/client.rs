@@ -51,13 +51,8 @@ pub(crate) async fn announce_loop(mut a: Announcer) {
                 failures = 0;
                 event = None;
                 a.status.send_modify(|s| s.tracker_error = None);
-                let _ = a.control.send(Control::Peers {
-                    addrs: reply.peers.clone(),
-                    manual: false,
-                });
-                Duration::from_secs(
-                    reply.interval.max(reply.min_interval.unwrap_or(1)).max(1) as u64
-                )
+                let _ = a.control.send(Control::Peers { addrs: reply.peers.clone(), manual: false });
+                Duration::from_secs(reply.interval.max(reply.min_interval.unwrap_or(1)).max(1) as u64)
             }
             Err(e) => {
                 failures += 1;
@@ -99,11 +94,7 @@ async fn announce(
 ) -> Result<AnnounceResponse, String> {
     let (uploaded, downloaded, left) = {
         let s = a.status.borrow();
-        (
-            s.stats.uploaded,
-            s.stats.downloaded,
-            s.total_length.saturating_sub(s.stats.bytes_have),
-        )
+        (s.stats.uploaded, s.stats.downloaded, s.total_length.saturating_sub(s.stats.bytes_have))
     };
     let request = AnnounceRequest {
         info_hash: a.info_hash,
@@ -143,20 +134,12 @@ async fn announce(
 }
 
 async fn fetch(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
-    let mut response = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| e.without_url().to_string())?;
+    let mut response = client.get(url).send().await.map_err(|e| e.without_url().to_string())?;
     if !response.status().is_success() {
         return Err(format!("HTTP status {}", response.status()));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| e.without_url().to_string())?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.without_url().to_string())? {
         body.extend_from_slice(&chunk);
         if body.len() > MAX_REPLY {
             return Err(format!("reply larger than {MAX_REPLY} bytes"));

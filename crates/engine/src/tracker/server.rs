@@ -31,11 +31,7 @@ pub struct TrackerConfig {
 
 impl Default for TrackerConfig {
     fn default() -> Self {
-        Self {
-            interval: Duration::from_secs(60),
-            max_torrents: 100_000,
-            max_peers: 10_000,
-        }
+        Self { interval: Duration::from_secs(60), max_torrents: 100_000, max_peers: 10_000 }
     }
 }
 
@@ -68,13 +64,8 @@ impl TrackerServer {
     /// Starts serving on an already bound listener.
     pub fn start(listener: TcpListener, config: TrackerConfig) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
-            config,
-            swarms: Mutex::new(Swarms::default()),
-        });
-        let app = Router::new()
-            .route("/announce", get(announce))
-            .with_state(shared);
+        let shared = Arc::new(Shared { config, swarms: Mutex::new(Swarms::default()) });
+        let app = Router::new().route("/announce", get(announce)).with_state(shared);
         let task = tokio::spawn(async move {
             let service = app.into_make_service_with_connect_info::<SocketAddr>();
             if let Err(e) = axum::serve(listener, service).await {
@@ -124,11 +115,7 @@ async fn announce(
 }
 
 impl Shared {
-    fn record(
-        &self,
-        request: &AnnounceRequest,
-        addr: SocketAddr,
-    ) -> Result<AnnounceResponse, &'static str> {
+    fn record(&self, request: &AnnounceRequest, addr: SocketAddr) -> Result<AnnounceResponse, &'static str> {
         let now = Instant::now();
         let ttl = self.config.interval * 2 + Duration::from_secs(30);
         let mut swarms = self.swarms.lock().unwrap_or_else(|e| e.into_inner());
@@ -141,23 +128,13 @@ impl Shared {
         if request.event == Some(Event::Stopped) {
             peers.remove(&request.peer_id);
         } else if peers.len() < self.config.max_peers || peers.contains_key(&request.peer_id) {
-            peers.insert(
-                request.peer_id,
-                Entry {
-                    addr,
-                    seed: request.left == 0,
-                    seen: now,
-                },
-            );
+            peers.insert(request.peer_id, Entry { addr, seed: request.left == 0, seen: now });
         }
         let complete = peers.values().filter(|e| e.seed).count() as u32;
         let incomplete = peers.len() as u32 - complete;
         let want = request.numwant.unwrap_or(50).min(200) as usize;
-        let mut others: Vec<SocketAddr> = peers
-            .iter()
-            .filter(|(id, _)| **id != request.peer_id)
-            .map(|(_, e)| e.addr)
-            .collect();
+        let mut others: Vec<SocketAddr> =
+            peers.iter().filter(|(id, _)| **id != request.peer_id).map(|(_, e)| e.addr).collect();
         others.shuffle(&mut rand::rng());
         others.truncate(want);
         Ok(AnnounceResponse {

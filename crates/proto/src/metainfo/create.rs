@@ -68,10 +68,7 @@ pub fn default_piece_length(total: u64) -> u32 {
     const MOST_PIECES: u64 = 2000;
     let wanted = total.div_ceil(MOST_PIECES).max(1);
     // `clamp` keeps the value at most 16 MiB, so the cast cannot truncate.
-    wanted
-        .checked_next_power_of_two()
-        .unwrap_or(MAX)
-        .clamp(MIN, MAX) as u32
+    wanted.checked_next_power_of_two().unwrap_or(MAX).clamp(MIN, MAX) as u32
 }
 
 /// Encodes a torrent in canonical bencode. `piece_hashes` are the SHA-1s of the content's
@@ -110,11 +107,7 @@ pub fn build_torrent(spec: &CreateSpec, piece_hashes: &[[u8; 20]]) -> Vec<u8> {
         root.insert(&b"announce"[..], Value::from(first.as_str()));
     }
     if spec.trackers.len() > 1 {
-        let tiers = spec
-            .trackers
-            .iter()
-            .map(|url| Value::List(vec![Value::from(url.as_str())]))
-            .collect();
+        let tiers = spec.trackers.iter().map(|url| Value::List(vec![Value::from(url.as_str())])).collect();
         root.insert(&b"announce-list"[..], Value::List(tiers));
     }
     if let Some(comment) = &spec.comment {

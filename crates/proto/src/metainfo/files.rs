@@ -39,9 +39,7 @@ pub(super) fn name(info: &Dict<'_>) -> Result<String, MetainfoError> {
         Some(s) => s.to_owned(),
         None => {
             let value = info.get(&b"name"[..]).ok_or_else(|| missing("name"))?;
-            let raw = value
-                .as_bytes()
-                .ok_or_else(|| wrong_type("name", "a byte string", value))?;
+            let raw = value.as_bytes().ok_or_else(|| wrong_type("name", "a byte string", value))?;
             String::from_utf8_lossy(raw).into_owned()
         }
     };
@@ -54,20 +52,13 @@ pub(super) fn name(info: &Dict<'_>) -> Result<String, MetainfoError> {
 /// The single file of a `length` torrent.
 pub(super) fn single(name: &str, length: &Value<'_>) -> Result<Vec<FileEntry>, MetainfoError> {
     let length = file_length(length, "length")?;
-    let files = vec![FileEntry {
-        path: vec![name.to_owned()],
-        length,
-        offset: 0,
-        padding: false,
-    }];
+    let files = vec![FileEntry { path: vec![name.to_owned()], length, offset: 0, padding: false }];
     Ok(files)
 }
 
 /// The `files` list of a multi-file torrent, with offsets assigned and paths checked.
 pub(super) fn multi(list: &Value<'_>) -> Result<Vec<FileEntry>, MetainfoError> {
-    let entries = list
-        .as_list()
-        .ok_or_else(|| wrong_type("files", "a list", list))?;
+    let entries = list.as_list().ok_or_else(|| wrong_type("files", "a list", list))?;
     if entries.is_empty() {
         return Err(MetainfoError::NoFiles);
     }
@@ -79,10 +70,7 @@ pub(super) fn multi(list: &Value<'_>) -> Result<Vec<FileEntry>, MetainfoError> {
     for (i, entry) in entries.iter().enumerate() {
         let field = format!("files[{i}]");
         let dict = expect_dict(entry, &field)?;
-        let attr = dict
-            .get(&b"attr"[..])
-            .and_then(Value::as_bytes)
-            .unwrap_or_default();
+        let attr = dict.get(&b"attr"[..]).and_then(Value::as_bytes).unwrap_or_default();
         let padding = attr.contains(&b'p');
         let length = match dict.get(&b"length"[..]) {
             Some(v) => file_length(v, &format!("{field}.length"))?,
@@ -91,29 +79,17 @@ pub(super) fn multi(list: &Value<'_>) -> Result<Vec<FileEntry>, MetainfoError> {
             None => return Err(missing(&format!("{field}.length"))),
         };
         let path = path(dict, &field)?;
-        files.push(FileEntry {
-            path,
-            length,
-            offset,
-            padding,
-        });
-        offset = offset
-            .checked_add(length)
-            .filter(|&total| total <= MAX_TOTAL_LENGTH)
-            .ok_or(MetainfoError::TooLarge)?;
+        files.push(FileEntry { path, length, offset, padding });
+        offset =
+            offset.checked_add(length).filter(|&total| total <= MAX_TOTAL_LENGTH).ok_or(MetainfoError::TooLarge)?;
     }
     check_unique(&files)?;
     Ok(files)
 }
 
 fn file_length(value: &Value<'_>, field: &str) -> Result<u64, MetainfoError> {
-    let n = value
-        .as_int()
-        .ok_or_else(|| wrong_type(field, "an integer", value))?;
-    let n = u64::try_from(n).map_err(|_| MetainfoError::NegativeLength {
-        field: field.to_owned(),
-        value: n,
-    })?;
+    let n = value.as_int().ok_or_else(|| wrong_type(field, "an integer", value))?;
+    let n = u64::try_from(n).map_err(|_| MetainfoError::NegativeLength { field: field.to_owned(), value: n })?;
     if n > MAX_TOTAL_LENGTH {
         return Err(MetainfoError::TooLarge);
     }
@@ -125,25 +101,16 @@ fn path(dict: &Dict<'_>, field: &str) -> Result<Vec<String>, MetainfoError> {
     let utf8: Option<Vec<String>> = dict
         .get(&b"path.utf-8"[..])
         .and_then(Value::as_list)
-        .and_then(|parts| {
-            parts
-                .iter()
-                .map(|p| p.as_str().map(str::to_owned))
-                .collect()
-        });
+        .and_then(|parts| parts.iter().map(|p| p.as_str().map(str::to_owned)).collect());
     let key = format!("{field}.path");
     let parts = match utf8 {
         Some(parts) => parts,
         None => {
             let value = dict.get(&b"path"[..]).ok_or_else(|| missing(&key))?;
-            let list = value
-                .as_list()
-                .ok_or_else(|| wrong_type(&key, "a list", value))?;
+            let list = value.as_list().ok_or_else(|| wrong_type(&key, "a list", value))?;
             let mut parts = Vec::with_capacity(list.len());
             for part in list {
-                let raw = part
-                    .as_bytes()
-                    .ok_or_else(|| wrong_type(&key, "a list of byte strings", part))?;
+                let raw = part.as_bytes().ok_or_else(|| wrong_type(&key, "a list of byte strings", part))?;
                 parts.push(String::from_utf8_lossy(raw).into_owned());
             }
             parts
@@ -151,19 +118,11 @@ fn path(dict: &Dict<'_>, field: &str) -> Result<Vec<String>, MetainfoError> {
     };
     if parts.is_empty() {
         let reason = "the path has no components";
-        return Err(MetainfoError::BadPath {
-            field: key,
-            component: String::new(),
-            reason,
-        });
+        return Err(MetainfoError::BadPath { field: key, component: String::new(), reason });
     }
     for part in &parts {
         if let Some(reason) = unsafe_reason(part) {
-            return Err(MetainfoError::BadPath {
-                field: key,
-                component: part.clone(),
-                reason,
-            });
+            return Err(MetainfoError::BadPath { field: key, component: part.clone(), reason });
         }
     }
     Ok(parts)
@@ -197,14 +156,10 @@ mod tests {
 
     #[test]
     fn safe_names() {
-        for ok in [
-            "a", "file.txt", "..a", "a..", "...", "é", "ab:c", "C", " spaced ",
-        ] {
+        for ok in ["a", "file.txt", "..a", "a..", "...", "é", "ab:c", "C", " spaced "] {
             assert_eq!(unsafe_reason(ok), None, "{ok}");
         }
-        for bad in [
-            "", ".", "..", "a/b", "/etc", "a\\b", "\\", "a\0", "C:", "c:evil", "Z:\\x",
-        ] {
+        for bad in ["", ".", "..", "a/b", "/etc", "a\\b", "\\", "a\0", "C:", "c:evil", "Z:\\x"] {
             assert!(unsafe_reason(bad).is_some(), "{bad:?}");
         }
     }

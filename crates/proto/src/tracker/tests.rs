@@ -36,28 +36,16 @@ fn query_encodes_binary_bytes() {
 #[test]
 fn announce_url_appends_to_existing_query() {
     let r = request();
-    assert!(
-        r.announce_url("http://t.example/announce")
-            .starts_with("http://t.example/announce?info_hash=")
-    );
-    assert!(
-        r.announce_url("http://t.example/a?passkey=x")
-            .starts_with("http://t.example/a?passkey=x&info_hash=")
-    );
-    assert!(
-        r.announce_url("http://t.example/a?")
-            .starts_with("http://t.example/a?info_hash=")
-    );
+    assert!(r.announce_url("http://t.example/announce").starts_with("http://t.example/announce?info_hash="));
+    assert!(r.announce_url("http://t.example/a?passkey=x").starts_with("http://t.example/a?passkey=x&info_hash="));
+    assert!(r.announce_url("http://t.example/a?").starts_with("http://t.example/a?info_hash="));
 }
 
 #[test]
 fn from_query_parses_what_clients_send() {
     let r = request();
     assert_eq!(AnnounceRequest::from_query(&r.to_query()), Ok(r.clone()));
-    assert_eq!(
-        AnnounceRequest::from_query(&format!("?{}", r.to_query())),
-        Ok(r)
-    );
+    assert_eq!(AnnounceRequest::from_query(&format!("?{}", r.to_query())), Ok(r));
 
     // Form encoding: `+` is a space.
     let q = "info_hash=%00%7Fa+%2B%FF%00%00%00%00%00%00%00%00%00%00%00%00%00%00\
@@ -65,10 +53,7 @@ fn from_query_parses_what_clients_send() {
     let parsed = AnnounceRequest::from_query(q).expect("valid");
     assert_eq!(parsed.info_hash, request().info_hash);
     assert_eq!((parsed.uploaded, parsed.downloaded, parsed.left), (0, 0, 0));
-    assert_eq!(
-        (parsed.event, parsed.numwant, parsed.key),
-        (None, None, None)
-    );
+    assert_eq!((parsed.event, parsed.numwant, parsed.key), (None, None, None));
     assert!(!parsed.compact);
     assert_eq!(parsed.ip.as_deref(), Some("1.2.3.4"));
 }
@@ -76,25 +61,11 @@ fn from_query_parses_what_clients_send() {
 #[test]
 fn from_query_errors_name_the_parameter() {
     let base = request().to_query();
-    let without = |name: &str| {
-        base.split('&')
-            .filter(|p| !p.starts_with(&format!("{name}=")))
-            .collect::<Vec<_>>()
-            .join("&")
-    };
-    let err = |q: &str| {
-        AnnounceRequest::from_query(q)
-            .expect_err("invalid")
-            .to_string()
-    };
-    assert_eq!(
-        err(&without("info_hash")),
-        "announce request is missing `info_hash`"
-    );
-    assert_eq!(
-        err(&without("peer_id")),
-        "announce request is missing `peer_id`"
-    );
+    let without =
+        |name: &str| base.split('&').filter(|p| !p.starts_with(&format!("{name}="))).collect::<Vec<_>>().join("&");
+    let err = |q: &str| AnnounceRequest::from_query(q).expect_err("invalid").to_string();
+    assert_eq!(err(&without("info_hash")), "announce request is missing `info_hash`");
+    assert_eq!(err(&without("peer_id")), "announce request is missing `peer_id`");
     assert_eq!(err(&without("port")), "announce request is missing `port`");
     assert_eq!(
         err(&format!("{}&info_hash=abc", without("info_hash"))),
@@ -123,10 +94,8 @@ fn parses_compact_reply() {
     assert_eq!(r.interval, 900);
     assert_eq!(r.min_interval, Some(60));
     assert_eq!((r.complete, r.incomplete), (Some(5), Some(3)));
-    let expected: Vec<SocketAddr> = ["10.0.0.1:6881", "127.0.0.1:80", "[2001:db8::1]:6882"]
-        .iter()
-        .map(|s| s.parse().expect("addr"))
-        .collect();
+    let expected: Vec<SocketAddr> =
+        ["10.0.0.1:6881", "127.0.0.1:80", "[2001:db8::1]:6882"].iter().map(|s| s.parse().expect("addr")).collect();
     assert_eq!(r.peers, expected);
     assert_eq!(r.warning, None);
 }
@@ -135,10 +104,7 @@ fn parses_compact_reply() {
 fn parses_dictionary_peer_list() {
     let reply = b"d8:intervali1800e5:peersld2:ip8:10.0.0.27:peer id20:aaaaaaaaaaaaaaaaaaaa4:porti51413eed2:ip11:example.com4:porti1eed2:ip3:::14:porti2eed2:ip7:1.2.3.44:porti0eeee";
     let r = AnnounceResponse::parse(reply).expect("valid");
-    let expected: Vec<SocketAddr> = vec![
-        "10.0.0.2:51413".parse().expect("addr"),
-        "[::1]:2".parse().expect("addr"),
-    ];
+    let expected: Vec<SocketAddr> = vec!["10.0.0.2:51413".parse().expect("addr"), "[::1]:2".parse().expect("addr")];
     assert_eq!(r.peers, expected);
 }
 
@@ -157,27 +123,17 @@ fn failure_and_warning() {
 #[test]
 fn lenient_where_trackers_differ() {
     // Negative interval, trailing partial compact entry, newline after the dictionary.
-    let r = AnnounceResponse::parse(b"d8:intervali-5e5:peers8:\x01\x02\x03\x04\x00\x01\xff\xffe\n")
-        .expect("tolerated");
+    let r = AnnounceResponse::parse(b"d8:intervali-5e5:peers8:\x01\x02\x03\x04\x00\x01\xff\xffe\n").expect("tolerated");
     assert_eq!(r.interval, DEFAULT_INTERVAL);
-    assert_eq!(
-        r.peers,
-        vec!["1.2.3.4:1".parse::<SocketAddr>().expect("addr")]
-    );
+    assert_eq!(r.peers, vec!["1.2.3.4:1".parse::<SocketAddr>().expect("addr")]);
     let r = AnnounceResponse::parse(b"d8:intervali99999999999ee").expect("tolerated");
     assert_eq!(r.interval, u32::MAX);
 }
 
 #[test]
 fn reply_errors() {
-    assert!(matches!(
-        AnnounceResponse::parse(b"<html>"),
-        Err(TrackerError::Bencode(_))
-    ));
-    assert_eq!(
-        AnnounceResponse::parse(b"le"),
-        Err(TrackerError::NotADict("list"))
-    );
+    assert!(matches!(AnnounceResponse::parse(b"<html>"), Err(TrackerError::Bencode(_))));
+    assert_eq!(AnnounceResponse::parse(b"le"), Err(TrackerError::NotADict("list")));
     assert_eq!(
         AnnounceResponse::parse(b"").expect_err("empty").to_string(),
         "tracker reply is not valid bencode: unexpected end of input at byte 0"
@@ -203,10 +159,7 @@ fn encode_compact_layout() {
         b"d8:completei1e10:incompletei0e8:intervali1800e5:peers12:\x01\x02\x03\x04\x01\x02\x05\x06\x07\x08\x00\x016:peers618:"
     ));
     let back = AnnounceResponse::parse(&bytes).expect("valid");
-    assert_eq!(
-        back.peers[1],
-        "5.6.7.8:1".parse::<SocketAddr>().expect("addr")
-    );
+    assert_eq!(back.peers[1], "5.6.7.8:1".parse::<SocketAddr>().expect("addr"));
     assert_eq!(back.peers[2], r.peers[2]);
 }
 
@@ -214,9 +167,7 @@ fn addr() -> impl Strategy<Value = SocketAddr> {
     prop_oneof![
         (any::<[u8; 4]>(), 1u16..).prop_map(|(ip, port)| SocketAddr::from((ip, port))),
         (any::<[u8; 16]>(), 1u16..)
-            .prop_filter("not v4-mapped", |(ip, _)| Ipv6Addr::from(*ip)
-                .to_ipv4_mapped()
-                .is_none())
+            .prop_filter("not v4-mapped", |(ip, _)| Ipv6Addr::from(*ip).to_ipv4_mapped().is_none())
             .prop_map(|(ip, port)| SocketAddr::from((ip, port))),
     ]
 }

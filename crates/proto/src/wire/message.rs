@@ -85,15 +85,7 @@ fn check_payload_len(id: u8, len: usize) -> Result<(), WireError> {
         EXTENDED => (len >= 1, "at least 1"),
         _ => (true, ""),
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(WireError::BadPayloadLength {
-            message: name(id),
-            len,
-            expected,
-        })
-    }
+    if ok { Ok(()) } else { Err(WireError::BadPayloadLength { message: name(id), len, expected }) }
 }
 
 /// Builds the message from a payload whose length [`check_payload_len`] accepted.
@@ -105,35 +97,16 @@ fn parse(id: u8, mut p: Bytes) -> Message {
         NOT_INTERESTED => Message::NotInterested,
         HAVE => Message::Have(p.get_u32()),
         BITFIELD => Message::Bitfield(p),
-        REQUEST => Message::Request {
-            index: p.get_u32(),
-            begin: p.get_u32(),
-            length: p.get_u32(),
-        },
-        PIECE => Message::Piece {
-            index: p.get_u32(),
-            begin: p.get_u32(),
-            data: p,
-        },
-        CANCEL => Message::Cancel {
-            index: p.get_u32(),
-            begin: p.get_u32(),
-            length: p.get_u32(),
-        },
+        REQUEST => Message::Request { index: p.get_u32(), begin: p.get_u32(), length: p.get_u32() },
+        PIECE => Message::Piece { index: p.get_u32(), begin: p.get_u32(), data: p },
+        CANCEL => Message::Cancel { index: p.get_u32(), begin: p.get_u32(), length: p.get_u32() },
         PORT => Message::Port(p.get_u16()),
         SUGGEST_PIECE => Message::SuggestPiece(p.get_u32()),
         HAVE_ALL => Message::HaveAll,
         HAVE_NONE => Message::HaveNone,
-        REJECT_REQUEST => Message::RejectRequest {
-            index: p.get_u32(),
-            begin: p.get_u32(),
-            length: p.get_u32(),
-        },
+        REJECT_REQUEST => Message::RejectRequest { index: p.get_u32(), begin: p.get_u32(), length: p.get_u32() },
         ALLOWED_FAST => Message::AllowedFast(p.get_u32()),
-        EXTENDED => Message::Extended {
-            id: p.get_u8(),
-            payload: p,
-        },
+        EXTENDED => Message::Extended { id: p.get_u8(), payload: p },
         _ => Message::Unknown { id, payload: p },
     }
 }
@@ -244,24 +217,10 @@ impl Message {
         let Some(id) = self.id() else { return };
         out.put_u8(id);
         match self {
-            Message::Have(n) | Message::SuggestPiece(n) | Message::AllowedFast(n) => {
-                out.put_u32(*n)
-            }
-            Message::Request {
-                index,
-                begin,
-                length,
-            }
-            | Message::Cancel {
-                index,
-                begin,
-                length,
-            }
-            | Message::RejectRequest {
-                index,
-                begin,
-                length,
-            } => {
+            Message::Have(n) | Message::SuggestPiece(n) | Message::AllowedFast(n) => out.put_u32(*n),
+            Message::Request { index, begin, length }
+            | Message::Cancel { index, begin, length }
+            | Message::RejectRequest { index, begin, length } => {
                 out.put_u32(*index);
                 out.put_u32(*begin);
                 out.put_u32(*length);
@@ -300,43 +259,20 @@ mod tests {
             (Message::Choke, &[0, 0, 0, 1, 0]),
             (Message::Interested, &[0, 0, 0, 1, 2]),
             (Message::Have(0x0102_0304), &[0, 0, 0, 5, 4, 1, 2, 3, 4]),
+            (Message::Bitfield(Bytes::from_static(&[0xf0])), &[0, 0, 0, 2, 5, 0xf0]),
             (
-                Message::Bitfield(Bytes::from_static(&[0xf0])),
-                &[0, 0, 0, 2, 5, 0xf0],
-            ),
-            (
-                Message::Request {
-                    index: 1,
-                    begin: 16384,
-                    length: 16384,
-                },
+                Message::Request { index: 1, begin: 16384, length: 16384 },
                 &[0, 0, 0, 13, 6, 0, 0, 0, 1, 0, 0, 0x40, 0, 0, 0, 0x40, 0],
             ),
             (
-                Message::Piece {
-                    index: 2,
-                    begin: 0,
-                    data: Bytes::from_static(b"ab"),
-                },
+                Message::Piece { index: 2, begin: 0, data: Bytes::from_static(b"ab") },
                 &[0, 0, 0, 11, 7, 0, 0, 0, 2, 0, 0, 0, 0, b'a', b'b'],
             ),
             (Message::Port(6881), &[0, 0, 0, 3, 9, 0x1a, 0xe1]),
             (Message::HaveAll, &[0, 0, 0, 1, 14]),
             (Message::AllowedFast(9), &[0, 0, 0, 5, 17, 0, 0, 0, 9]),
-            (
-                Message::Extended {
-                    id: 0,
-                    payload: Bytes::from_static(b"de"),
-                },
-                &[0, 0, 0, 4, 20, 0, b'd', b'e'],
-            ),
-            (
-                Message::Unknown {
-                    id: 99,
-                    payload: Bytes::new(),
-                },
-                &[0, 0, 0, 1, 99],
-            ),
+            (Message::Extended { id: 0, payload: Bytes::from_static(b"de") }, &[0, 0, 0, 4, 20, 0, b'd', b'e']),
+            (Message::Unknown { id: 99, payload: Bytes::new() }, &[0, 0, 0, 1, 99]),
         ];
         for (msg, bytes) in cases {
             let mut out = BytesMut::new();
@@ -350,12 +286,7 @@ mod tests {
     #[test]
     fn partial_frames_wait_for_more() {
         let mut whole = BytesMut::new();
-        Message::Piece {
-            index: 0,
-            begin: 0,
-            data: Bytes::from(vec![7u8; 100]),
-        }
-        .encode(&mut whole);
+        Message::Piece { index: 0, begin: 0, data: Bytes::from(vec![7u8; 100]) }.encode(&mut whole);
         Message::Have(3).encode(&mut whole);
         let mut buf = BytesMut::new();
         let mut got = Vec::new();
@@ -373,16 +304,9 @@ mod tests {
     #[test]
     fn piece_data_is_not_copied() {
         let mut buf = BytesMut::new();
-        Message::Piece {
-            index: 0,
-            begin: 0,
-            data: Bytes::from(vec![1u8; 16384]),
-        }
-        .encode(&mut buf);
+        Message::Piece { index: 0, begin: 0, data: Bytes::from(vec![1u8; 16384]) }.encode(&mut buf);
         let frame_start = buf.as_ptr() as usize;
-        let Some(Message::Piece { data, .. }) =
-            decode_message(&mut buf, MAX_MESSAGE_LEN).expect("valid")
-        else {
+        let Some(Message::Piece { data, .. }) = decode_message(&mut buf, MAX_MESSAGE_LEN).expect("valid") else {
             panic!("expected a piece");
         };
         assert_eq!(data.as_ptr() as usize, frame_start + 13);
@@ -393,26 +317,16 @@ mod tests {
     fn limits_and_sizes_are_enforced() {
         let mut buf = BytesMut::from(&[0, 0x10, 1, 0, 7][..]);
         let err = decode_message(&mut buf, MAX_MESSAGE_LEN).expect_err("too long");
-        assert_eq!(
-            err.to_string(),
-            "message of 1048832 bytes exceeds the 1048589-byte limit"
-        );
+        assert_eq!(err.to_string(), "message of 1048832 bytes exceeds the 1048589-byte limit");
         assert!(matches!(
             decode_message(&mut BytesMut::from(&[0, 0, 0, 14, 7][..]), 13),
             Err(WireError::TooLong { len: 14, max: 13 })
         ));
         let mut buf = BytesMut::from(&[0, 0, 0, 4, 4, 0, 0, 1][..]);
         let err = decode_message(&mut buf, MAX_MESSAGE_LEN).expect_err("short have");
-        assert_eq!(
-            err.to_string(),
-            "`have` message with a 3-byte payload (expected 4)"
-        );
+        assert_eq!(err.to_string(), "`have` message with a 3-byte payload (expected 4)");
         assert_eq!(buf.len(), 8, "buffer untouched on error");
-        for bad in [
-            &[0, 0, 0, 2, 0, 0][..],
-            &[0, 0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0],
-            &[0, 0, 0, 1, 20],
-        ] {
+        for bad in [&[0, 0, 0, 2, 0, 0][..], &[0, 0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0], &[0, 0, 0, 1, 20]] {
             assert!(matches!(
                 decode_message(&mut BytesMut::from(bad), MAX_MESSAGE_LEN),
                 Err(WireError::BadPayloadLength { .. })
@@ -435,11 +349,7 @@ mod tests {
 
     #[test]
     fn head_plus_payload_equals_encode() {
-        let m = Message::Piece {
-            index: 5,
-            begin: 32,
-            data: Bytes::from_static(b"xyz"),
-        };
+        let m = Message::Piece { index: 5, begin: 32, data: Bytes::from_static(b"xyz") };
         let mut a = BytesMut::new();
         m.encode(&mut a);
         let mut b = BytesMut::new();
@@ -464,36 +374,22 @@ mod tests {
             Just(Message::NotInterested),
             any::<u32>().prop_map(Message::Have),
             bytes_strategy().prop_map(Message::Bitfield),
-            any::<(u32, u32, u32)>().prop_map(|(index, begin, length)| Message::Request {
+            any::<(u32, u32, u32)>().prop_map(|(index, begin, length)| Message::Request { index, begin, length }),
+            (any::<u32>(), any::<u32>(), bytes_strategy()).prop_map(|(index, begin, data)| Message::Piece {
                 index,
                 begin,
-                length
+                data
             }),
-            (any::<u32>(), any::<u32>(), bytes_strategy())
-                .prop_map(|(index, begin, data)| Message::Piece { index, begin, data }),
-            any::<(u32, u32, u32)>().prop_map(|(index, begin, length)| Message::Cancel {
-                index,
-                begin,
-                length
-            }),
+            any::<(u32, u32, u32)>().prop_map(|(index, begin, length)| Message::Cancel { index, begin, length }),
             any::<u16>().prop_map(Message::Port),
             any::<u32>().prop_map(Message::SuggestPiece),
             Just(Message::HaveAll),
             Just(Message::HaveNone),
-            any::<(u32, u32, u32)>().prop_map(|(index, begin, length)| {
-                Message::RejectRequest {
-                    index,
-                    begin,
-                    length,
-                }
-            }),
+            any::<(u32, u32, u32)>()
+                .prop_map(|(index, begin, length)| { Message::RejectRequest { index, begin, length } }),
             any::<u32>().prop_map(Message::AllowedFast),
-            (any::<u8>(), bytes_strategy())
-                .prop_map(|(id, payload)| Message::Extended { id, payload }),
-            (
-                any::<u8>().prop_filter("unknown id", move |id| !known.contains(id)),
-                bytes_strategy()
-            )
+            (any::<u8>(), bytes_strategy()).prop_map(|(id, payload)| Message::Extended { id, payload }),
+            (any::<u8>().prop_filter("unknown id", move |id| !known.contains(id)), bytes_strategy())
                 .prop_map(|(id, payload)| Message::Unknown { id, payload }),
         ]
     }

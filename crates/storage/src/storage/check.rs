@@ -32,12 +32,7 @@ impl Storage {
     ) -> Result<Vec<PieceIndex>, StorageError> {
         let list: Vec<PieceIndex> = pieces.into_iter().collect();
         let results = self.check_list(&list, progress)?;
-        Ok(list
-            .into_iter()
-            .zip(results)
-            .filter(|&(_, ok)| ok)
-            .map(|(p, _)| p)
-            .collect())
+        Ok(list.into_iter().zip(results).filter(|&(_, ok)| ok).map(|(p, _)| p).collect())
     }
 
     /// `true` when every byte of `piece` lies in files created by this open and not written
@@ -45,18 +40,12 @@ impl Storage {
     fn piece_is_hole(&self, piece: PieceIndex) -> bool {
         let files = self.layout.piece_files(piece);
         !files.is_empty()
-            && files.into_iter().all(|i| {
-                self.layout.files()[i].length == 0 || self.fresh[i].load(Ordering::Relaxed)
-            })
+            && files.into_iter().all(|i| self.layout.files()[i].length == 0 || self.fresh[i].load(Ordering::Relaxed))
     }
 
     fn check_one(&self, piece: PieceIndex) -> Result<bool, StorageError> {
         if piece.get() >= self.layout.piece_count() {
-            return Err(StorageError::OutOfRange {
-                piece: piece.get(),
-                begin: 0,
-                length: 0,
-            });
+            return Err(StorageError::OutOfRange { piece: piece.get(), begin: 0, length: 0 });
         }
         if self.piece_is_hole(piece) {
             return Ok(false);
@@ -65,11 +54,7 @@ impl Storage {
     }
 
     /// Checks `list` in parallel; result `i` belongs to `list[i]`.
-    fn check_list(
-        &self,
-        list: &[PieceIndex],
-        mut progress: impl FnMut(u32),
-    ) -> Result<Vec<bool>, StorageError> {
+    fn check_list(&self, list: &[PieceIndex], mut progress: impl FnMut(u32)) -> Result<Vec<bool>, StorageError> {
         let results: Vec<AtomicBool> = list.iter().map(|_| AtomicBool::new(false)).collect();
         let next = AtomicUsize::new(0);
         let done = AtomicU32::new(0);
@@ -89,9 +74,7 @@ impl Storage {
                 tick();
             }
         };
-        pool::run(pool::thread_count(list.len()), work, || {
-            progress(done.load(Ordering::Relaxed))
-        });
+        pool::run(pool::thread_count(list.len()), work, || progress(done.load(Ordering::Relaxed)));
         error.into_result()?;
         progress(list.len() as u32);
         Ok(results.into_iter().map(AtomicBool::into_inner).collect())

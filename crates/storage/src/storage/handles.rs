@@ -33,16 +33,8 @@ struct Inner {
 impl HandleCache {
     /// An empty cache for `file_count` files keeping at most `capacity` (at least 1) open.
     pub(crate) fn new(file_count: usize, capacity: usize, writable: bool) -> Self {
-        let inner = Inner {
-            slots: vec![None; file_count],
-            open: Vec::new(),
-            tick: 0,
-        };
-        Self {
-            inner: Mutex::new(inner),
-            capacity: capacity.max(1),
-            writable,
-        }
+        let inner = Inner { slots: vec![None; file_count], open: Vec::new(), tick: 0 };
+        Self { inner: Mutex::new(inner), capacity: capacity.max(1), writable }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -60,12 +52,9 @@ impl HandleCache {
             return Ok(file);
         }
         // Open outside the lock so other files' I/O is not held up by a slow open.
-        let meta =
-            std::fs::symlink_metadata(path).map_err(|e| StorageError::io(IoOp::Stat, path, e))?;
+        let meta = std::fs::symlink_metadata(path).map_err(|e| StorageError::io(IoOp::Stat, path, e))?;
         if meta.file_type().is_symlink() {
-            return Err(StorageError::Symlink {
-                path: path.to_owned(),
-            });
+            return Err(StorageError::Symlink { path: path.to_owned() });
         }
         let file = File::options()
             .read(true)

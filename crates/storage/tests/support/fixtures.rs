@@ -22,31 +22,16 @@ pub fn content(len: usize, seed: u64) -> Vec<u8> {
 
 /// A file spec with `/`-separated components.
 pub fn spec(path: &str, length: u64) -> FileSpec {
-    FileSpec {
-        path: path.split('/').map(str::to_owned).collect(),
-        length,
-    }
+    FileSpec { path: path.split('/').map(str::to_owned).collect(), length }
 }
 
 /// Piece hashes of `data` cut into `piece_length` pieces.
 pub fn piece_hashes(data: &[u8], piece_length: u32) -> Vec<[u8; 20]> {
-    data.chunks(piece_length as usize)
-        .map(hash_piece_data)
-        .collect()
+    data.chunks(piece_length as usize).map(hash_piece_data).collect()
 }
 
 /// A layout under `root` for `files` whose concatenated content is `data`.
-pub fn layout_for(
-    root: &Path,
-    files: &[FileSpec],
-    data: &[u8],
-    piece_length: u32,
-) -> StorageLayout {
-    StorageLayout::new(
-        root.to_owned(),
-        files.to_vec(),
-        piece_length,
-        piece_hashes(data, piece_length),
-    )
-    .expect("valid layout")
+pub fn layout_for(root: &Path, files: &[FileSpec], data: &[u8], piece_length: u32) -> StorageLayout {
+    StorageLayout::new(root.to_owned(), files.to_vec(), piece_length, piece_hashes(data, piece_length))
+        .expect("valid layout")
 }
