@@ -150,9 +150,9 @@ impl Bitfield {
     /// Iterates over the present pieces in order.
     pub fn ones(&self) -> impl Iterator<Item = PieceIndex> + '_ {
         self.bits.iter().enumerate().flat_map(move |(byte_i, &byte)| {
-            (0..8u32).filter_map(move |bit| {
-                (byte & (0x80 >> bit) != 0).then(|| PieceIndex::new_unchecked(byte_i as u32 * 8 + bit))
-            })
+            (0..8u32)
+                .filter(move |bit| byte & (0x80 >> bit) != 0)
+                .map(move |bit| PieceIndex::new_unchecked(byte_i as u32 * 8 + bit))
         })
     }
 

@@ -81,15 +81,25 @@ pub(crate) struct Picker {
     partials: BTreeMap<PieceIndex, Partial>,
     /// Number of pieces in `PieceState::Missing`.
     missing: u32,
+    /// Breaks ties between equally rare pieces.
+    rng: Rng,
 }
 
 impl Picker {
-    pub(crate) fn new(layout: Layout, have: &crate::Bitfield) -> Self {
+    pub(crate) fn new(layout: Layout, have: &crate::Bitfield, seed: u64) -> Self {
         let n = layout.piece_count() as usize;
         let state: Vec<PieceState> =
             layout.pieces().map(|p| if have.get(p) { PieceState::Have } else { PieceState::Missing }).collect();
         let missing = state.iter().filter(|s| **s == PieceState::Missing).count() as u32;
-        Self { layout, availability: vec![0; n], state, suspect: vec![false; n], partials: BTreeMap::new(), missing }
+        Self {
+            layout,
+            availability: vec![0; n],
+            state,
+            suspect: vec![false; n],
+            partials: BTreeMap::new(),
+            missing,
+            rng: Rng::new(seed),
+        }
     }
 
     pub(crate) fn state(&self, piece: PieceIndex) -> PieceState {
@@ -136,7 +146,6 @@ impl Picker {
         have_count: u32,
         has: impl Fn(PieceIndex) -> bool,
         pending: impl Fn(&BlockRange) -> bool,
-        rng: &mut Rng,
         out: &mut Vec<BlockRange>,
     ) {
         let start = out.len();
@@ -153,7 +162,7 @@ impl Picker {
         }
         // 2. New pieces.
         while !done(out) && self.missing > 0 {
-            let Some(piece) = self.choose_new(have_count, &has, rng) else {
+            let Some(piece) = self.choose_new(have_count, &has) else {
                 break;
             };
             let blocks = self.layout.block_count(piece) as usize;
@@ -200,10 +209,10 @@ impl Picker {
     }
 
     /// Rarest (or, early on, random) unstarted piece the peer has.
-    fn choose_new(&self, have_count: u32, has: &impl Fn(PieceIndex) -> bool, rng: &mut Rng) -> Option<PieceIndex> {
+    fn choose_new(&mut self, have_count: u32, has: &impl Fn(PieceIndex) -> bool) -> Option<PieceIndex> {
         let random_first = have_count < RANDOM_FIRST;
         let n = self.layout.piece_count();
-        let offset = rng.below(n as u64) as u32;
+        let offset = self.rng.below(n as u64) as u32;
         let mut best: Option<PieceIndex> = None;
         let mut best_avail = u32::MAX;
         let mut ties = 0u64;
@@ -219,7 +228,7 @@ impl Picker {
                 ties = 1;
             } else if avail == best_avail {
                 ties += 1;
-                if rng.below(ties) == 0 {
+                if self.rng.below(ties) == 0 {
                     best = Some(piece);
                 }
             }
@@ -322,7 +331,7 @@ mod tests {
 
     fn picker(pieces: u32, piece_len: u32) -> Picker {
         let layout = Layout::new(pieces as u64 * piece_len as u64, piece_len).expect("layout");
-        Picker::new(layout, &Bitfield::new(pieces))
+        Picker::new(layout, &Bitfield::new(pieces), 7)
     }
 
     #[test]
@@ -334,38 +343,35 @@ mod tests {
                 p.peer_has(piece);
             }
         }
-        let mut rng = Rng::new(7);
         let mut out = Vec::new();
-        p.pick(PeerKey(1), 1, RANDOM_FIRST, |_| true, |_| false, &mut rng, &mut out);
+        p.pick(PeerKey(1), 1, RANDOM_FIRST, |_| true, |_| false, &mut out);
         assert_eq!(out[0].piece.get(), 5);
     }
 
     #[test]
     fn partial_pieces_are_finished_before_new_ones() {
         let mut p = picker(4, 4 * 16384);
-        let mut rng = Rng::new(1);
         let mut out = Vec::new();
-        p.pick(PeerKey(1), 2, 10, |_| true, |_| false, &mut rng, &mut out);
+        p.pick(PeerKey(1), 2, 10, |_| true, |_| false, &mut out);
         let first = out[0].piece;
         assert_eq!(out[1].piece, first);
         let mut out2 = Vec::new();
-        p.pick(PeerKey(2), 2, 10, |_| true, |_| false, &mut rng, &mut out2);
+        p.pick(PeerKey(2), 2, 10, |_| true, |_| false, &mut out2);
         assert!(out2.iter().all(|b| b.piece == first), "second peer continues the partial piece");
     }
 
     #[test]
     fn endgame_duplicates_requests_up_to_limit() {
         let mut p = picker(1, 2 * 16384);
-        let mut rng = Rng::new(1);
         let mut a = Vec::new();
-        p.pick(PeerKey(1), 10, 10, |_| true, |_| false, &mut rng, &mut a);
+        p.pick(PeerKey(1), 10, 10, |_| true, |_| false, &mut a);
         assert_eq!(a.len(), 2);
         assert!(p.in_endgame());
         let mut b = Vec::new();
-        p.pick(PeerKey(2), 10, 10, |_| true, |_| false, &mut rng, &mut b);
+        p.pick(PeerKey(2), 10, 10, |_| true, |_| false, &mut b);
         assert_eq!(b.len(), 2, "endgame hands the same blocks to a second peer");
         let mut c = Vec::new();
-        p.pick(PeerKey(3), 10, 10, |_| true, |_| false, &mut rng, &mut c);
+        p.pick(PeerKey(3), 10, 10, |_| true, |_| false, &mut c);
         assert!(c.is_empty(), "no block is requested from more than {ENDGAME_DUPLICATES} peers");
         assert_eq!(p.accept(PeerKey(1), &a[0]), Accepted::New { complete: false });
         assert_eq!(p.accept(PeerKey(2), &b[0]), Accepted::Duplicate);
@@ -376,11 +382,10 @@ mod tests {
     #[test]
     fn failed_piece_is_refetched_from_one_peer() {
         let mut p = picker(1, 2 * 16384);
-        let mut rng = Rng::new(1);
         let mut a = Vec::new();
-        p.pick(PeerKey(1), 1, 10, |_| true, |_| false, &mut rng, &mut a);
+        p.pick(PeerKey(1), 1, 10, |_| true, |_| false, &mut a);
         let mut b = Vec::new();
-        p.pick(PeerKey(2), 1, 10, |_| true, |_| false, &mut rng, &mut b);
+        p.pick(PeerKey(2), 1, 10, |_| true, |_| false, &mut b);
         p.accept(PeerKey(1), &a[0]);
         p.accept(PeerKey(2), &b[0]);
         let piece = a[0].piece;
@@ -389,21 +394,20 @@ mod tests {
         assert_eq!(contributors, vec![PeerKey(1), PeerKey(2)]);
         assert_eq!(p.state(piece), PieceState::Missing);
         let mut c = Vec::new();
-        p.pick(PeerKey(3), 1, 10, |_| true, |_| false, &mut rng, &mut c);
+        p.pick(PeerKey(3), 1, 10, |_| true, |_| false, &mut c);
         let mut d = Vec::new();
-        p.pick(PeerKey(4), 5, 10, |_| true, |_| false, &mut rng, &mut d);
+        p.pick(PeerKey(4), 5, 10, |_| true, |_| false, &mut d);
         assert!(d.is_empty(), "a suspect piece belongs to the one peer fetching it");
     }
 
     #[test]
     fn released_blocks_are_requested_again() {
         let mut p = picker(1, 16384);
-        let mut rng = Rng::new(1);
         let mut a = Vec::new();
-        p.pick(PeerKey(1), 1, 10, |_| true, |_| false, &mut rng, &mut a);
+        p.pick(PeerKey(1), 1, 10, |_| true, |_| false, &mut a);
         p.release(&a[0]);
         let mut b = Vec::new();
-        p.pick(PeerKey(2), 1, 10, |_| true, |_| false, &mut rng, &mut b);
+        p.pick(PeerKey(2), 1, 10, |_| true, |_| false, &mut b);
         assert_eq!(a, b);
     }
 }

@@ -190,7 +190,7 @@ impl Swarm {
     /// Swarm logic for a torrent of the given geometry, holding the verified pieces `have`.
     pub fn new(layout: Layout, have: Bitfield, config: Config, now: Instant) -> Self {
         let bytes_have = have.ones().map(|p| layout.piece_size(p) as u64).sum();
-        let picker = Picker::new(layout, &have);
+        let picker = Picker::new(layout, &have, config.seed.rotate_left(17));
         Self {
             rng: Rng::new(config.seed),
             next_rechoke: now + config.rechoke_interval,
@@ -686,7 +686,6 @@ impl Swarm {
             self.have.count(),
             |piece| p.has.get(piece) && (!choked || p.allowed_fast.contains(&piece)),
             |block| p.pending.contains(block),
-            &mut self.rng,
             &mut picked,
         );
         if let Some(p) = self.peers.get_mut(&peer) {
