@@ -78,6 +78,16 @@ impl<'a> Value<'a> {
     /// A short name of the value's type for error messages: "integer", "byte string", "list"
     /// or "dictionary".
     pub fn kind(&self) -> &'static str {
+        self.kind_name()
+    }
+
+    /// The kind with its article, for messages ("an integer", "a list").
+    pub fn kind_with_article(kind: &str) -> String {
+        let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+        format!("{article} {kind}")
+    }
+
+    fn kind_name(&self) -> &'static str {
         match self {
             Value::Int(_) => "integer",
             Value::Bytes(_) => "byte string",

@@ -18,8 +18,8 @@ const MAX_TORRENT_FILE: u64 = 64 * 1024 * 1024;
 pub(crate) async fn run(a: GetArgs, quiet: bool) -> Result<(), Failure> {
     let meta = load_source(&a.source)?;
     let peers = resolve_peers(&a.peers).await?;
-    std::fs::create_dir_all(&a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
     let session = Session::start(a.node.session_config()).await.map_err(anyhow::Error::from)?;
+    std::fs::create_dir_all(&a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
     let name = meta.info.name.clone();
     let hash = meta.info_hash;
     let torrent = session

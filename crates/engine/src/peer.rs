@@ -113,6 +113,15 @@ pub(crate) async fn connect(
     Ok((stream, theirs))
 }
 
+/// Why a connection's reader stopped.
+#[derive(Debug)]
+pub(crate) enum Ended {
+    /// The peer broke the protocol (the connection is dropped on our side).
+    Violation(String),
+    /// The connection ended for an ordinary reason.
+    Closed(String),
+}
+
 /// Something to send to a peer.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
@@ -152,12 +161,12 @@ pub(crate) fn spawn(
     let reader_inbox = inbox.clone();
     let Limits { upload, download } = limits;
     let reader = tokio::spawn(async move {
-        let reason = read_loop(key, read, &reader_inbox, max_message, &download).await;
-        reader_inbox.peer_closed(key, reason).await;
+        let ended = read_loop(key, read, &reader_inbox, max_message, &download).await;
+        reader_inbox.peer_closed(key, ended).await;
     });
     tokio::spawn(async move {
         if let Err(e) = write_loop(write, rx, &storage, &upload).await {
-            inbox.peer_closed(key, format!("send failed: {e}")).await;
+            inbox.peer_closed(key, Ended::Closed(format!("send failed: {e}"))).await;
         }
     });
     PeerLink { addr, tx, reader }
@@ -169,27 +178,27 @@ async fn read_loop(
     inbox: &Inbox,
     max_message: u32,
     limit: &RateLimiter,
-) -> String {
+) -> Ended {
     let mut buf = BytesMut::with_capacity(128 * 1024);
     loop {
         loop {
             match decode_message(&mut buf, max_message) {
                 Ok(Some(msg)) => {
                     if !inbox.peer_message(key, msg).await {
-                        return "torrent stopped".into();
+                        return Ended::Closed("torrent stopped".into());
                     }
                 }
                 Ok(None) => break,
-                Err(e) => return format!("protocol error: {e}"),
+                Err(e) => return Ended::Violation(format!("protocol error: {e}")),
             }
         }
         if buf.capacity() - buf.len() < 32 * 1024 {
             buf.reserve(128 * 1024);
         }
         match tokio::time::timeout(READ_TIMEOUT, read.read_buf(&mut buf)).await {
-            Err(_) => return "no message for three minutes".into(),
-            Ok(Err(e)) => return format!("receive failed: {e}"),
-            Ok(Ok(0)) => return "closed by peer".into(),
+            Err(_) => return Ended::Closed("no message for three minutes".into()),
+            Ok(Err(e)) => return Ended::Closed(format!("receive failed: {e}")),
+            Ok(Ok(0)) => return Ended::Closed("closed by peer".into()),
             Ok(Ok(n)) => limit.acquire(n as u64).await,
         }
     }

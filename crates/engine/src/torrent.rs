@@ -36,7 +36,7 @@ const OUR_REQQ: u32 = 2000;
 #[derive(Debug)]
 pub(crate) enum PeerEvent {
     Message(PeerKey, Message),
-    Closed(PeerKey, String),
+    Closed(PeerKey, peer::Ended),
 }
 
 /// A request to the torrent from outside its peer connections.
@@ -65,7 +65,7 @@ impl Inbox {
         self.peers.send(PeerEvent::Message(key, msg)).await.is_ok()
     }
 
-    pub(crate) async fn peer_closed(&self, key: PeerKey, reason: String) {
+    pub(crate) async fn peer_closed(&self, key: PeerKey, reason: peer::Ended) {
         let _ = self.peers.send(PeerEvent::Closed(key, reason)).await;
     }
 }
@@ -153,7 +153,8 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
         limits: setup.limits,
         max_message: (pieces / 8 + 1).max(shoal_proto::BLOCK_SIZE + 13).max(1 << 20),
     };
-    tokio::spawn(actor.run(peer_rx, ctl_rx, disk_rx));
+    let span = tracing::info_span!("torrent", hash = %actor.info_hash);
+    tokio::spawn(tracing::Instrument::instrument(actor.run(peer_rx, ctl_rx, disk_rx), span));
     inbox
 }
 
@@ -164,8 +165,6 @@ impl Actor {
         mut ctl_rx: mpsc::UnboundedReceiver<Control>,
         mut disk_rx: mpsc::UnboundedReceiver<DiskEvent>,
     ) {
-        let span = tracing::info_span!("torrent", hash = %self.info_hash);
-        let _enter = span.enter();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -292,17 +291,24 @@ impl Actor {
                     return;
                 }
                 if let Err(e) = self.swarm.handle_message(Instant::now(), key, msg) {
-                    let addr = self.links.get(&key).map(|l| l.addr);
-                    tracing::info!(?addr, "dropping peer: {e}");
+                    self.drop_violator(key, &e.to_string());
+                }
+            }
+            PeerEvent::Closed(key, peer::Ended::Violation(reason)) => self.drop_violator(key, &reason),
+            PeerEvent::Closed(key, peer::Ended::Closed(reason)) => {
+                if let Some(link) = self.links.get(&key) {
+                    tracing::debug!(addr = %link.addr, "peer closed: {reason}");
                     self.close(key);
                 }
             }
-            PeerEvent::Closed(key, reason) => {
-                if self.links.contains_key(&key) {
-                    tracing::debug!(addr = ?self.links.get(&key).map(|l| l.addr), "peer closed: {reason}");
-                    self.close(key);
-                }
-            }
+        }
+    }
+
+    /// Closes the connection of a peer that broke the protocol.
+    fn drop_violator(&mut self, key: PeerKey, reason: &str) {
+        if let Some(link) = self.links.get(&key) {
+            tracing::info!(addr = %link.addr, "dropping peer: {reason}");
+            self.close(key);
         }
     }
 

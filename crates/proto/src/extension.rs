@@ -31,7 +31,7 @@ pub enum ExtensionError {
     #[error("extension message is not valid bencode: {0}")]
     Bencode(#[from] DecodeError),
     /// The payload is bencode but not a dictionary.
-    #[error("extension message is a {0}, not a dictionary")]
+    #[error("extension message is {}, not a dictionary", shoal_bencode::Value::kind_with_article(.0))]
     NotADict(&'static str),
     /// A `ut_metadata` message without a required integer key.
     #[error("ut_metadata message has no valid `{0}`")]

@@ -51,16 +51,16 @@ pub const MAX_FILES: usize = 1_000_000;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum MetainfoError {
     /// The input is not valid bencode (truncated, malformed, trailing bytes, ...).
-    #[error("not a valid torrent file: {0}")]
+    #[error("not bencode: {0}")]
     Bencode(#[from] DecodeError),
     /// The input is bencode but not a dictionary.
-    #[error("not a valid torrent file: the top level is a {0}, not a dictionary")]
+    #[error("the top level is {}, not a dictionary", shoal_bencode::Value::kind_with_article(.0))]
     NotADict(&'static str),
     /// A required field is absent.
     #[error("missing field `{0}`")]
     MissingField(String),
     /// A field has the wrong bencode type.
-    #[error("field `{field}` is a {found}, expected {expected}")]
+    #[error("field `{field}` is {}, expected {expected}", shoal_bencode::Value::kind_with_article(.found))]
     WrongType {
         /// The field.
         field: String,

@@ -35,7 +35,7 @@ pub enum TrackerError {
     #[error("tracker reply is not valid bencode: {0}")]
     Bencode(#[from] DecodeError),
     /// The reply is bencode but not a dictionary.
-    #[error("tracker reply is a {0}, not a dictionary")]
+    #[error("tracker reply is {}, not a dictionary", shoal_bencode::Value::kind_with_article(.0))]
     NotADict(&'static str),
     /// An announce query without a required parameter.
     #[error("announce request is missing `{0}`")]

@@ -354,9 +354,9 @@ fn r_duplicate_and_conflicting_paths() {
 fn missing_and_wrong_typed_fields() {
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (d(&[("announce", s("x"))]), "missing field `info`"),
-        (d(&[("info", i(1))]), "field `info` is a integer, expected a dictionary"),
+        (d(&[("info", i(1))]), "field `info` is an integer, expected a dictionary"),
         (torrent_with_info(d(&[("length", i(1))])), "missing field `name`"),
-        (torrent_with_info(d(&[("name", i(1))])), "field `name` is a integer, expected a byte string"),
+        (torrent_with_info(d(&[("name", i(1))])), "field `name` is an integer, expected a byte string"),
         (torrent_with_info(d(&[("name", s("n"))])), "missing field `piece length`"),
         (
             torrent_with_info(d(&[("name", s("n")), ("piece length", s("big"))])),
@@ -396,10 +396,10 @@ fn missing_and_wrong_typed_fields() {
                 ("piece length", i(16)),
                 ("pieces", s("")),
             ])),
-            "field `files[0].path` is a integer, expected a list of byte strings",
+            "field `files[0].path` is an integer, expected a list of byte strings",
         ),
-        (b"li1ee".to_vec(), "not a valid torrent file: the top level is a list, not a dictionary"),
-        (b"d4:info".to_vec(), "not a valid torrent file: unexpected end of input at byte 7"),
+        (b"li1ee".to_vec(), "the top level is a list, not a dictionary"),
+        (b"d4:info".to_vec(), "not bencode: unexpected end of input at byte 7"),
     ];
     for (bytes, expected) in cases {
         let e = Metainfo::from_bytes(&bytes).expect_err("invalid").to_string();
