@@ -181,16 +181,21 @@ async fn read_loop(
 ) -> Ended {
     let mut buf = BytesMut::with_capacity(128 * 1024);
     loop {
-        loop {
+        // Everything decoded from one read goes to the torrent as one event: one channel
+        // operation and at most one wake-up per read instead of per message.
+        let mut batch = Vec::new();
+        let violation = loop {
             match decode_message(&mut buf, max_message) {
-                Ok(Some(msg)) => {
-                    if !inbox.peer_message(key, msg).await {
-                        return Ended::Closed("torrent stopped".into());
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => return Ended::Violation(format!("protocol error: {e}")),
+                Ok(Some(msg)) => batch.push(msg),
+                Ok(None) => break None,
+                Err(e) => break Some(format!("protocol error: {e}")),
             }
+        };
+        if !batch.is_empty() && !inbox.peer_messages(key, batch).await {
+            return Ended::Closed("torrent stopped".into());
+        }
+        if let Some(reason) = violation {
+            return Ended::Violation(reason);
         }
         if buf.capacity() - buf.len() < 32 * 1024 {
             buf.reserve(128 * 1024);

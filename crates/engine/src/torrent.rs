@@ -35,7 +35,7 @@ const OUR_REQQ: u32 = 2000;
 /// An event from a peer connection.
 #[derive(Debug)]
 pub(crate) enum PeerEvent {
-    Message(PeerKey, Message),
+    Messages(PeerKey, Vec<Message>),
     Closed(PeerKey, peer::Ended),
 }
 
@@ -61,8 +61,8 @@ pub(crate) struct Inbox {
 
 impl Inbox {
     /// Forwards a message; false when the torrent is gone.
-    pub(crate) async fn peer_message(&self, key: PeerKey, msg: Message) -> bool {
-        self.peers.send(PeerEvent::Message(key, msg)).await.is_ok()
+    pub(crate) async fn peer_messages(&self, key: PeerKey, msgs: Vec<Message>) -> bool {
+        self.peers.send(PeerEvent::Messages(key, msgs)).await.is_ok()
     }
 
     pub(crate) async fn peer_closed(&self, key: PeerKey, reason: peer::Ended) {
@@ -279,19 +279,12 @@ impl Actor {
 
     fn on_peer(&mut self, event: PeerEvent) {
         match event {
-            PeerEvent::Message(key, Message::Extended { id: 0, payload }) => {
-                if let Ok(ext) = ExtHandshake::decode(&payload)
-                    && let Some(reqq) = ext.reqq
-                {
-                    self.swarm.set_peer_reqq(key, reqq);
-                }
-            }
-            PeerEvent::Message(key, msg) => {
-                if !self.links.contains_key(&key) {
-                    return;
-                }
-                if let Err(e) = self.swarm.handle_message(Instant::now(), key, msg) {
-                    self.drop_violator(key, &e.to_string());
+            PeerEvent::Messages(key, msgs) => {
+                for msg in msgs {
+                    if !self.links.contains_key(&key) {
+                        return;
+                    }
+                    self.on_message(key, msg);
                 }
             }
             PeerEvent::Closed(key, peer::Ended::Violation(reason)) => self.drop_violator(key, &reason),
@@ -299,6 +292,23 @@ impl Actor {
                 if let Some(link) = self.links.get(&key) {
                     tracing::debug!(addr = %link.addr, "peer closed: {reason}");
                     self.close(key);
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, key: PeerKey, msg: Message) {
+        match msg {
+            Message::Extended { id: 0, payload } => {
+                if let Ok(ext) = ExtHandshake::decode(&payload)
+                    && let Some(reqq) = ext.reqq
+                {
+                    self.swarm.set_peer_reqq(key, reqq);
+                }
+            }
+            msg => {
+                if let Err(e) = self.swarm.handle_message(Instant::now(), key, msg) {
+                    self.drop_violator(key, &e.to_string());
                 }
             }
         }
