@@ -74,6 +74,10 @@ pub struct SimReport {
     pub hash_failures: u32,
     /// Peers banned, summed over all nodes.
     pub bans: usize,
+    /// Mean fraction of its upload capacity each leecher used until the last one completed.
+    pub leecher_utilization: f64,
+    /// Bytes the seed uploaded, as a multiple of the file size (1.0: every byte sent once).
+    pub seed_copies: f64,
 }
 
 impl SimReport {
@@ -100,6 +104,8 @@ struct Node {
     corrupt: Vec<bool>,
     done: Option<Duration>,
     liar: bool,
+    /// Bytes uploaded.
+    sent: f64,
 }
 
 struct InFlight {
@@ -129,6 +135,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
                 corrupt: vec![false; layout.piece_count() as usize],
                 done: (i == 0).then_some(Duration::ZERO),
                 liar: cfg.liars.contains(&i),
+                sent: 0.0,
             }
         })
         .collect();
@@ -236,6 +243,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
                 idle = 0;
                 let sent = (*left as f64).min(node.credit.min(16_397.0));
                 node.credit -= sent;
+                node.sent += sent;
                 *left -= sent as u64;
                 if *left == 0
                     && let Some((msg, _)) = link.queue.pop_front()
@@ -257,7 +265,19 @@ pub fn run(cfg: &SimConfig) -> SimReport {
     let t_min = (f / cfg.seed_upload).max(honest * f / sum_u);
     let completion: Vec<Option<Duration>> = nodes[1..].iter().filter(|n| !n.liar).map(|n| n.done).collect();
     let all_done = completion.iter().copied().collect::<Option<Vec<_>>>().and_then(|v| v.into_iter().max());
-    SimReport { completion, all_done, t_min: Duration::from_secs_f64(t_min), hash_failures, bans }
+    let elapsed = now.duration_since(start).as_secs_f64().max(1e-9);
+    let honest_nodes: Vec<&Node> = nodes[1..].iter().filter(|n| !n.liar).collect();
+    let leecher_utilization =
+        honest_nodes.iter().map(|n| n.sent / (n.upload * elapsed)).sum::<f64>() / honest_nodes.len().max(1) as f64;
+    SimReport {
+        completion,
+        all_done,
+        t_min: Duration::from_secs_f64(t_min),
+        hash_failures,
+        bans,
+        leecher_utilization,
+        seed_copies: nodes[0].sent / cfg.file_size as f64,
+    }
 }
 
 /// Closes the connection between two nodes on both sides.
