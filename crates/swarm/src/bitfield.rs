@@ -102,49 +102,44 @@ impl Bitfield {
         self.count == self.len
     }
 
+    /// Byte index and bit mask of a piece; `None` past the end.
+    fn position(&self, piece: PieceIndex) -> Option<(usize, u8)> {
+        let i = piece.idx();
+        (piece.get() < self.len).then_some((i / 8, 0x80 >> (i % 8)))
+    }
+
     /// Whether the piece is present.
     pub fn get(&self, piece: PieceIndex) -> bool {
-        if piece.get() >= self.len {
+        self.position(piece).is_some_and(|(byte, mask)| self.bits[byte] & mask != 0)
+    }
+
+    /// Marks the piece present or absent; returns true if that changed anything.
+    fn assign(&mut self, piece: PieceIndex, present: bool) -> bool {
+        let Some((byte, mask)) = self.position(piece) else {
+            return false;
+        };
+        let bits = &mut self.bits[byte];
+        if (*bits & mask != 0) == present {
             return false;
         }
-        let i = piece.idx();
-        self.bits.get(i / 8).is_some_and(|b| b & (0x80 >> (i % 8)) != 0)
+        if present {
+            *bits |= mask;
+            self.count += 1;
+        } else {
+            *bits &= !mask;
+            self.count -= 1;
+        }
+        true
     }
 
     /// Marks the piece present; returns true if it was absent.
     pub fn set(&mut self, piece: PieceIndex) -> bool {
-        if piece.get() >= self.len {
-            return false;
-        }
-        let i = piece.idx();
-        let Some(byte) = self.bits.get_mut(i / 8) else {
-            return false;
-        };
-        let mask = 0x80 >> (i % 8);
-        if *byte & mask != 0 {
-            return false;
-        }
-        *byte |= mask;
-        self.count += 1;
-        true
+        self.assign(piece, true)
     }
 
     /// Marks the piece absent; returns true if it was present.
     pub fn clear(&mut self, piece: PieceIndex) -> bool {
-        if piece.get() >= self.len {
-            return false;
-        }
-        let i = piece.idx();
-        let Some(byte) = self.bits.get_mut(i / 8) else {
-            return false;
-        };
-        let mask = 0x80 >> (i % 8);
-        if *byte & mask == 0 {
-            return false;
-        }
-        *byte &= !mask;
-        self.count -= 1;
-        true
+        self.assign(piece, false)
     }
 
     /// Iterates over the present pieces in order.
