@@ -147,11 +147,9 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
         max_peers: setup.max_peers,
         inbox: inbox.clone(),
         error: None,
-        // A bitfield, or a block with its header, whichever is larger, plus room for
-        // extension messages.
         disk_backlog: Default::default(),
         limits: setup.limits,
-        max_message: (pieces / 8 + 1).max(shoal_proto::BLOCK_SIZE + 13).max(1 << 20),
+        max_message: shoal_proto::max_message_len(pieces),
     };
     let span = tracing::info_span!("torrent", hash = %actor.info_hash);
     tokio::spawn(tracing::Instrument::instrument(actor.run(peer_rx, ctl_rx, disk_rx), span));
@@ -242,7 +240,8 @@ impl Actor {
         if banned || duplicate || self.links.len() >= self.max_peers || self.error.is_some() {
             tracing::debug!(%addr, banned, duplicate, "refusing connection");
             if let Some(c) = self.candidates.get_mut(&addr) {
-                c.busy = duplicate;
+                c.busy = false;
+                c.next_try = Instant::now() + Duration::from_secs(30);
             }
             return;
         }
@@ -415,13 +414,19 @@ impl Actor {
     /// Closes a connection and forgets the peer.
     fn close(&mut self, key: PeerKey) {
         self.swarm.remove_peer(key);
-        self.ids.remove(&key);
-        if let Some(link) = self.links.remove(&key)
-            && let Some(c) = self.candidates.get_mut(&link.addr)
-        {
+        self.unlink(key, Duration::from_secs(5));
+    }
+
+    /// Drops our side of a connection (the writer closes the socket when its link goes); the
+    /// address may be dialled again after `retry`. Returns the peer's address and id.
+    fn unlink(&mut self, key: PeerKey, retry: Duration) -> Option<(SocketAddr, Option<PeerId>)> {
+        let id = self.ids.remove(&key);
+        let link = self.links.remove(&key)?;
+        if let Some(c) = self.candidates.get_mut(&link.addr) {
             c.busy = false;
-            c.next_try = Instant::now() + Duration::from_secs(5);
+            c.next_try = Instant::now() + retry;
         }
+        Some((link.addr, id))
     }
 
     /// Carries out the swarm's actions that need no waiting; disk work is queued.
@@ -438,22 +443,15 @@ impl Actor {
                 Action::Write { block, data } => self.disk_backlog.push_back(DiskJob::Write(block, data)),
                 Action::Verify { piece } => self.disk_backlog.push_back(DiskJob::Verify(piece)),
                 Action::Disconnect { peer, ban, reason } => {
-                    if let Some(link) = self.links.remove(&peer) {
-                        tracing::info!(addr = %link.addr, ban, "disconnecting: {reason}");
-                        if ban {
-                            if !link.addr.ip().is_loopback() {
-                                self.banned_ips.insert(link.addr.ip());
-                            }
-                            if let Some(id) = self.ids.get(&peer) {
-                                self.banned_ids.insert(*id);
-                            }
+                    let Some((addr, id)) = self.unlink(peer, Duration::from_secs(30)) else { continue };
+                    tracing::info!(%addr, ban, "disconnecting: {reason}");
+                    if ban {
+                        // Every test peer shares 127.0.0.1, so on loopback only the id is banned.
+                        if !addr.ip().is_loopback() {
+                            self.banned_ips.insert(addr.ip());
                         }
-                        if let Some(c) = self.candidates.get_mut(&link.addr) {
-                            c.busy = false;
-                            c.next_try = Instant::now() + Duration::from_secs(30);
-                        }
+                        self.banned_ids.extend(id);
                     }
-                    self.ids.remove(&peer);
                 }
             }
         }
