@@ -137,7 +137,39 @@ pub(crate) enum Outgoing {
 pub(crate) struct PeerLink {
     pub(crate) addr: SocketAddr,
     pub(crate) tx: mpsc::Sender<Outgoing>,
+    /// Blocks the peer cancelled while they may still sit in the send queue.
+    withdrawn: Arc<Withdrawn>,
     reader: tokio::task::JoinHandle<()>,
+}
+
+impl PeerLink {
+    /// The peer cancelled this block: the writer skips it if it has not been sent yet.
+    pub(crate) fn withdraw(&self, block: BlockRange) {
+        self.withdrawn.insert(block);
+    }
+}
+
+/// Cancelled blocks shared between the torrent and a connection's writer. Bounded: a cancel
+/// for a block already sent is never claimed, so the set is reset when it grows large.
+#[derive(Debug, Default)]
+struct Withdrawn(std::sync::Mutex<std::collections::HashSet<BlockRange>>);
+
+impl Withdrawn {
+    const MAX: usize = 4096;
+
+    fn insert(&self, block: BlockRange) {
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if set.len() >= Self::MAX {
+            set.clear();
+        }
+        set.insert(block);
+    }
+
+    /// True (and forgotten) when the block was cancelled.
+    fn claim(&self, block: &BlockRange) -> bool {
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        !set.is_empty() && set.remove(block)
+    }
 }
 
 impl Drop for PeerLink {
@@ -160,16 +192,18 @@ pub(crate) fn spawn(
     let (tx, rx) = mpsc::channel(OUT_QUEUE);
     let reader_inbox = inbox.clone();
     let Limits { upload, download } = limits;
+    let withdrawn = Arc::new(Withdrawn::default());
+    let writer_withdrawn = withdrawn.clone();
     let reader = tokio::spawn(async move {
         let ended = read_loop(key, read, &reader_inbox, max_message, &download).await;
         reader_inbox.peer_closed(key, ended).await;
     });
     tokio::spawn(async move {
-        if let Err(e) = write_loop(write, rx, &storage, &upload).await {
+        if let Err(e) = write_loop(write, rx, &storage, &upload, &writer_withdrawn).await {
             inbox.peer_closed(key, Ended::Closed(format!("send failed: {e}"))).await;
         }
     });
-    PeerLink { addr, tx, reader }
+    PeerLink { addr, tx, withdrawn, reader }
 }
 
 async fn read_loop(
@@ -214,6 +248,7 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Outgoing>,
     storage: &Storage,
     limit: &RateLimiter,
+    withdrawn: &Withdrawn,
 ) -> std::io::Result<()> {
     let mut buf = BytesMut::with_capacity(WRITE_BATCH + 32 * 1024);
     loop {
@@ -222,12 +257,12 @@ async fn write_loop(
             Ok(None) => return Ok(()),
             Ok(Some(out)) => out,
         };
-        encode(&mut buf, first, storage, limit).await?;
+        encode(&mut buf, first, storage, limit, withdrawn).await?;
         // Batch what is already queued, but send at once when the upload is capped so the
         // limiter paces individual blocks.
         while buf.len() < WRITE_BATCH && limit.rate().is_none() {
             match rx.try_recv() {
-                Ok(out) => encode(&mut buf, out, storage, limit).await?,
+                Ok(out) => encode(&mut buf, out, storage, limit, withdrawn).await?,
                 Err(_) => break,
             }
         }
@@ -237,9 +272,16 @@ async fn write_loop(
 }
 
 /// Appends one outgoing item to the send buffer; a block is read from disk directly into it.
-async fn encode(buf: &mut BytesMut, out: Outgoing, storage: &Storage, limit: &RateLimiter) -> std::io::Result<()> {
+async fn encode(
+    buf: &mut BytesMut,
+    out: Outgoing,
+    storage: &Storage,
+    limit: &RateLimiter,
+    withdrawn: &Withdrawn,
+) -> std::io::Result<()> {
     match out {
         Outgoing::Msg(msg) => msg.encode(buf),
+        Outgoing::Block(block) if withdrawn.claim(&block) => {}
         Outgoing::Block(block) => {
             limit.acquire(block.length as u64).await;
             buf.put_u32(9 + block.length);

@@ -440,6 +440,11 @@ impl Actor {
                         let _ = link.tx.try_send(Outgoing::Block(block));
                     }
                 }
+                Action::Withdraw { peer, block } => {
+                    if let Some(link) = self.links.get(&peer) {
+                        link.withdraw(block);
+                    }
+                }
                 Action::Write { block, data } => self.disk_backlog.push_back(DiskJob::Write(block, data)),
                 Action::Verify { piece } => self.disk_backlog.push_back(DiskJob::Verify(piece)),
                 Action::Disconnect { peer, ban, reason } => {

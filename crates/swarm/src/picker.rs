@@ -22,8 +22,11 @@ use crate::rng::Rng;
 
 /// While we hold fewer verified pieces than this, new pieces are picked at random.
 pub(crate) const RANDOM_FIRST: u32 = 4;
-/// In endgame, the most peers one block is requested from at once.
+/// The most peers one block is requested from at once.
 pub(crate) const ENDGAME_DUPLICATES: u8 = 2;
+/// Outside endgame, the most already-requested blocks handed at once to a peer that has
+/// nothing new for us.
+pub(crate) const BUSY_PICKS: usize = 4;
 
 /// Where a piece stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,10 +181,17 @@ impl Picker {
             self.missing -= 1;
             self.partials.insert(piece, partial);
         }
-        // 3. Endgame.
-        if done(out) || !self.in_endgame() {
+        // 3. Blocks already requested from others: freely in endgame (duplicates, the first
+        // copy wins); otherwise a few, and only when this peer has nothing new for us — the
+        // caller then moves them here by cancelling them where they were queued.
+        let limit = if self.in_endgame() {
+            want
+        } else if out.len() == start {
+            want.min(BUSY_PICKS)
+        } else {
             return;
-        }
+        };
+        let done = |out: &Vec<BlockRange>| out.len() - start >= limit;
         for (&piece, partial) in self.partials.iter_mut() {
             if partial.exclusive.is_some() || !has(piece) {
                 continue;

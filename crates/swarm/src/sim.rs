@@ -361,6 +361,15 @@ impl Sim<'_> {
                     self.hash_failures += u32::from(!ok);
                     nodes[i].swarm.handle_verified(now, piece, ok);
                 }
+                Action::Withdraw { peer, block } => {
+                    let node = &mut nodes[i];
+                    if let Some(&l) = node.link_of.get(&(peer.0 as usize)) {
+                        node.links[l].queue.retain(|m| {
+                            !matches!(m, Message::Piece { index, begin, .. }
+                                if *index == block.piece.get() && *begin == block.begin)
+                        });
+                    }
+                }
                 Action::Disconnect { peer, ban, .. } => {
                     self.bans += usize::from(ban);
                     close(nodes, i, peer.0 as usize);

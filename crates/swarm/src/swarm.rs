@@ -97,6 +97,13 @@ pub enum Action {
         /// The piece to check.
         piece: PieceIndex,
     },
+    /// The peer cancelled a request it made: if the block was not sent yet, drop it.
+    Withdraw {
+        /// The peer.
+        peer: PeerKey,
+        /// The cancelled block.
+        block: BlockRange,
+    },
     /// Close the connection to the peer; it has already been removed from the swarm.
     Disconnect {
         /// The peer.
@@ -358,9 +365,8 @@ impl Swarm {
                 self.on_request(peer, block);
             }
             Message::Cancel { index, begin, length } => {
-                // Blocks are handed to the driver as soon as they are requested, so there is
-                // nothing left to withdraw; the block is simply sent.
-                self.check_block(index, begin, length)?;
+                let block = self.check_block(index, begin, length)?;
+                self.actions.push_back(Action::Withdraw { peer, block });
             }
             Message::Piece { index, begin, data } => {
                 let length = u32::try_from(data.len()).unwrap_or(u32::MAX);
@@ -507,6 +513,19 @@ impl Swarm {
         }
         self.refill(peer);
         Ok(())
+    }
+
+    /// Outside endgame a block picked for `peer` that is also pending elsewhere moves here:
+    /// it is cancelled where it was queued.
+    fn take_over(&mut self, peer: PeerKey, block: &BlockRange) {
+        for (&key, p) in self.peers.iter_mut() {
+            if key != peer && p.pending.remove(block) {
+                p.remember_cancelled(*block);
+                self.picker.release(block);
+                let msg = Message::Cancel { index: block.piece.get(), begin: block.begin, length: block.length };
+                self.actions.push_back(Action::Send { peer: key, msg });
+            }
+        }
     }
 
     /// In endgame, withdraws the block from every other peer it was requested from.
@@ -688,6 +707,11 @@ impl Swarm {
             |block| p.pending.contains(block),
             &mut picked,
         );
+        if !self.picker.in_endgame() {
+            for block in &picked {
+                self.take_over(peer, block);
+            }
+        }
         if let Some(p) = self.peers.get_mut(&peer) {
             for block in &picked {
                 p.pending.insert(*block);
@@ -799,5 +823,64 @@ mod tests {
         s.handle_message(now, PeerKey(1), req).expect("request");
         let block = layout.block(PieceIndex::new_unchecked(0), 0).expect("block");
         assert_eq!(drain(&mut s), vec![Action::Serve { peer: PeerKey(1), block }]);
+    }
+
+    #[test]
+    fn cancel_withdraws_a_queued_block() {
+        let now = Instant::now();
+        let layout = Layout::new(32_768, 32_768).expect("layout");
+        let mut s = Swarm::new(layout, Bitfield::full(1), Config::default(), now);
+        s.add_peer(now, PeerKey(1), true);
+        drain(&mut s);
+        let cancel = Message::Cancel { index: 0, begin: 16_384, length: 16_384 };
+        s.handle_message(now, PeerKey(1), cancel).expect("cancel");
+        let block = layout.block(PieceIndex::new_unchecked(0), 1).expect("block");
+        assert_eq!(drain(&mut s), vec![Action::Withdraw { peer: PeerKey(1), block }]);
+    }
+
+    #[test]
+    fn a_peer_with_nothing_new_takes_over_blocks_queued_elsewhere() {
+        let now = Instant::now();
+        // Three pieces of two blocks; requests are kept four deep, so one piece stays
+        // unstarted and the swarm is not in endgame.
+        let layout = Layout::new(3 * 32_768, 32_768).expect("layout");
+        let mut s =
+            Swarm::new(layout, Bitfield::new(3), Config { min_queue: 4, max_queue: 4, ..Config::default() }, now);
+        for peer in [PeerKey(1), PeerKey(2)] {
+            s.add_peer(now, peer, true);
+        }
+        s.handle_message(now, PeerKey(1), Message::HaveAll).expect("have all");
+        drain(&mut s);
+        s.handle_message(now, PeerKey(1), Message::Unchoke).expect("unchoke");
+        let at_peer_1: Vec<u32> = drain(&mut s)
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Send { msg: Message::Request { index, .. }, .. } => Some(index),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(at_peer_1.len(), 4);
+        // Peer 2 has only a piece whose blocks are all queued at peer 1.
+        let piece = at_peer_1[0];
+        s.handle_message(now, PeerKey(2), Message::Have(piece)).expect("have");
+        s.handle_message(now, PeerKey(2), Message::Unchoke).expect("unchoke");
+        let actions = drain(&mut s);
+        let moved: Vec<_> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { peer: PeerKey(1), msg: Message::Cancel { index, begin, .. } } => Some((*index, *begin)),
+                _ => None,
+            })
+            .collect();
+        let asked: Vec<_> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { peer: PeerKey(2), msg: Message::Request { index, begin, .. } } => Some((*index, *begin)),
+                _ => None,
+            })
+            .collect();
+        assert!(!asked.is_empty(), "peer 2 gets something to send: {actions:?}");
+        assert_eq!(moved, asked, "each block asked of peer 2 is cancelled at peer 1");
+        assert!(asked.iter().all(|(index, _)| *index == piece));
     }
 }
