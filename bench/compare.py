@@ -16,12 +16,16 @@ page cache are shared by both clients, so neither pays a cold-disk read the othe
 Usage: bench/compare.py [--size-mib 1024] [--runs 3] [--rss-sizes 1024,4096] [--work DIR]
 """
 import argparse
+import collections
 import os
+import queue
 import re
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,19 +51,37 @@ def generate(path, size):
             written += n
 
 
-def start_and_wait(cmd, pattern, timeout=120):
-    """Starts a server process and waits for a stdout line matching pattern; returns (proc, match)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if not line:
+def start_and_wait(cmd, pattern, timeout=120, merge_stderr=False):
+    """Starts a server process and waits for an output line matching pattern; returns (proc, match).
+
+    Reads stdout (and stderr with merge_stderr) on a thread that keeps draining it afterwards, so
+    the wait is bounded even if the process goes quiet and a chatty server never blocks on a
+    full pipe."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, errors="replace",
+                            stderr=subprocess.STDOUT if merge_stderr else subprocess.DEVNULL)
+    lines = queue.Queue()
+
+    def drain():
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=drain, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    tail = []
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
             break
+        if line is None:
+            break
+        tail = (tail + [line.rstrip()])[-5:]
         m = re.search(pattern, line)
         if m:
             return proc, m
-    proc.kill()
-    raise RuntimeError(f"{cmd[0]} did not print {pattern!r} within {timeout}s")
+    stop(proc)
+    raise RuntimeError(f"{cmd[0]} did not print {pattern!r} within {timeout}s; last lines: {tail}")
 
 
 def stop(proc):
@@ -73,42 +95,87 @@ def stop(proc):
 
 def timed(cmd, timeout=600):
     """Runs cmd; returns (seconds, peak RSS in MiB, cpu seconds)."""
-    start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = start + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"{cmd[0]} timed out")
-        time.sleep(0.005)
-    elapsed = time.monotonic() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {code}: {proc.stderr.read().decode(errors='replace')[-500:]}")
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: a chatty client cannot block on it
+        start = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        deadline = start + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                raise RuntimeError(f"{cmd[0]} timed out after {timeout}s")
+            time.sleep(0.005)
+        elapsed = time.monotonic() - start
+        proc.returncode = code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            err.seek(0)
+            raise RuntimeError(f"{' '.join(cmd)} exited {code}: {err.read().decode(errors='replace')[-500:]}")
     return elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
-def shoal_run(data_dir, torrent, out):
+# Seeds start a server and return (process, "host:port" to dial); leech commands build the
+# argv of a download that exits 0 once complete and verified. bench/table.py combines them.
+
+def shoal_seed(data_dir, torrent):
     seed, m = start_and_wait([SHOAL, "share", os.path.join(data_dir, "data.bin"), "-o", torrent + ".seed",
                               "--listen", "127.0.0.1:0"], r"ready: .* on 127\.0\.0\.1:(\d+)")
+    return seed, f"127.0.0.1:{m.group(1)}"
+
+
+def shoal_leech_cmd(torrent, out, peer):
+    return [SHOAL, "get", torrent, "-o", out, "--peer", peer, "--no-trackers", "--listen", "127.0.0.1:0", "-q"]
+
+
+def lt_seed(data_dir, torrent):
+    seed, m = start_and_wait([sys.executable, LT, "seed", "--torrent", torrent, "--save", data_dir, "--listen", "0"],
+                             r"READY (\d+)")
+    return seed, f"127.0.0.1:{m.group(1)}"
+
+
+def lt_leech_cmd(torrent, out, peer):
+    return [sys.executable, LT, "leech", "--torrent", torrent, "--save", out, "--listen", "0", "--peer", peer]
+
+
+def proc_cpu(pid):
+    """CPU seconds (user + system) process pid has used so far, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()  # the command name may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def proc_peak_rss(pid):
+    """Peak RSS of process pid in MiB (VmHWM in /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+# One transfer: leecher wall time, peak RSS and CPU (from wait4), and the seed's CPU during the
+# transfer and its peak RSS (from /proc, since the seed is still running).
+Sample = collections.namedtuple("Sample", "wall rss cpu seed_cpu seed_rss")
+
+
+def run_pair(seed_fn, leech_cmd, data_dir, torrent, out):
+    seed, peer = seed_fn(data_dir, torrent)
     try:
-        return timed([SHOAL, "get", torrent, "-o", out, "--peer", f"127.0.0.1:{m.group(1)}", "--no-trackers",
-                      "--listen", "127.0.0.1:0", "-q"])
+        seed_cpu = proc_cpu(seed.pid)
+        wall, rss, cpu = timed(leech_cmd(torrent, out, peer))
+        return Sample(wall, rss, cpu, proc_cpu(seed.pid) - seed_cpu, proc_peak_rss(seed.pid))
     finally:
         stop(seed)
+
+
+def shoal_run(data_dir, torrent, out):
+    return run_pair(shoal_seed, shoal_leech_cmd, data_dir, torrent, out)
 
 
 def lt_run(data_dir, torrent, out):
-    seed, m = start_and_wait([sys.executable, LT, "seed", "--torrent", torrent, "--save", data_dir, "--listen", "0"],
-                             r"READY (\d+)")
-    try:
-        return timed([sys.executable, LT, "leech", "--torrent", torrent, "--save", out, "--listen", "0",
-                      "--peer", f"127.0.0.1:{m.group(1)}"])
-    finally:
-        stop(seed)
+    return run_pair(lt_seed, lt_leech_cmd, data_dir, torrent, out)
 
 
 def prepare(work, size_mib):
@@ -138,7 +205,7 @@ def main():
         for name, fn in (("shoal", shoal_run), ("libtorrent", lt_run)):
             shutil.rmtree(out, ignore_errors=True)
             os.makedirs(out)
-            t, rss, cpu = fn(data_dir, torrent, out)
+            t, rss, cpu = fn(data_dir, torrent, out)[:3]
             results[name].append((t, rss, cpu))
             mbps = (args.size_mib << 20) / t / 1e6
             log(f"run {r + 1} {name:>10}: {t:6.2f} s  {mbps:7.0f} MB/s  leecher CPU {cpu:5.2f} s  peak RSS {rss:6.1f} MiB")
@@ -161,7 +228,7 @@ def main():
             d, t_file = prepare(args.work, mib)
             shutil.rmtree(out, ignore_errors=True)
             os.makedirs(out)
-            t, rss, cpu = shoal_run(d, t_file, out)
+            t, rss, cpu = shoal_run(d, t_file, out)[:3]
             shutil.rmtree(out, ignore_errors=True)
             rss_by[mib] = rss
             log(f"{mib:>6} MiB: peak RSS {rss:6.1f} MiB ({t:.2f} s)")

@@ -98,7 +98,7 @@ class Rpc:
 
 def settings_for(args, download_dir):
     return {
-        "bind-address-ipv4": "127.0.0.1",
+        "bind-address-ipv4": args.bind,
         "bind-address-ipv6": "::1",
         "rpc-bind-address": "127.0.0.1",
         "rpc-port": args.rpc_port,
@@ -166,7 +166,7 @@ def cmd_daemon(args):
            "--port", str(args.rpc_port), "--peerport", str(args.peer_port),
            "--download-dir", download_dir, "-a", "127.0.0.1", "-T",
            "--no-dht", "--no-lpd", "--no-portmap", "--no-utp",
-           "--bind-address-ipv4", "127.0.0.1", "--rpc-bind-address", "127.0.0.1",
+           "--bind-address-ipv4", args.bind, "--rpc-bind-address", "127.0.0.1",
            "--logfile", logfile, "--log-info"]
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
@@ -192,7 +192,7 @@ def cmd_daemon(args):
             if STOP.is_set():
                 return 0
         log(f"transmission-daemon {version} pid {proc.pid}: rpc 127.0.0.1:{args.rpc_port}, "
-            f"peers 127.0.0.1:{args.peer_port}, downloads {download_dir}, log {logfile}")
+            f"peers {args.bind}:{args.peer_port}, downloads {download_dir}, log {logfile}")
         log(f"READY {args.rpc_port} {args.peer_port}")
         while not STOP.is_set():
             if proc.poll() is not None:
@@ -275,6 +275,11 @@ def build_parser():
     d.add_argument("--rpc-port", type=int, default=0, help="RPC port (0 = pick a free one)")
     d.add_argument("--peer-port", type=int, default=0, help="peer port (0 = pick a free one)")
     d.add_argument("--download-dir", help="default download folder (default HOME/downloads)")
+    d.add_argument("--bind", default="127.0.0.1", metavar="ADDR",
+                   help="IPv4 address for peer connections (default 127.0.0.1; the RPC stays "
+                        "on 127.0.0.1). Transmission only dials peers outside 127.0.0.0/8, so "
+                        "two daemons that must find each other need other addresses, e.g. "
+                        "10.x addresses on the loopback device of a private network namespace")
     d.add_argument("--encryption", choices=["tolerated", "preferred", "required"],
                    default="preferred",
                    help="peer encryption (Transmission's default: preferred; plaintext "
