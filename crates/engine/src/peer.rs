@@ -143,38 +143,83 @@ pub(crate) struct PeerLink {
 }
 
 impl PeerLink {
-    /// The peer cancelled this block: the writer skips it if it has not been sent yet.
-    pub(crate) fn withdraw(&self, block: BlockRange) {
-        self.withdrawn.insert(block);
-    }
-}
-
-/// Cancelled blocks shared between the torrent and a connection's writer. Bounded: a cancel
-/// for a block already sent is never claimed, so the set is reset when it grows large.
-#[derive(Debug, Default)]
-struct Withdrawn(std::sync::Mutex<std::collections::HashSet<BlockRange>>);
-
-impl Withdrawn {
-    const MAX: usize = 4096;
-
-    fn insert(&self, block: BlockRange) {
-        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if set.len() >= Self::MAX {
-            set.clear();
+    /// Queues a block to be read from disk and sent; false when the queue is full (the
+    /// request is dropped and the peer will time out and ask again).
+    pub(crate) fn serve(&self, block: BlockRange) -> bool {
+        self.withdrawn.enqueued(block);
+        let sent = self.tx.try_send(Outgoing::Block(block)).is_ok();
+        if !sent {
+            self.withdrawn.take(&block);
         }
-        set.insert(block);
+        sent
     }
 
-    /// True (and forgotten) when the block was cancelled.
-    fn claim(&self, block: &BlockRange) -> bool {
-        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        !set.is_empty() && set.remove(block)
+    /// The peer cancelled this block: one queued copy not yet sent is skipped by the writer.
+    /// A cancel for a block already sent changes nothing.
+    pub(crate) fn withdraw(&self, block: BlockRange) {
+        self.withdrawn.withdraw(block);
     }
 }
 
 impl Drop for PeerLink {
     fn drop(&mut self) {
         self.reader.abort();
+    }
+}
+
+/// Blocks waiting in a connection's send queue and how many of them the peer cancelled,
+/// shared by the torrent (which queues and withdraws) and the writer (which takes). Entries
+/// exist only for queued blocks, so the size is bounded by the queue.
+#[derive(Debug, Default)]
+struct Withdrawn(std::sync::Mutex<ServeCounts>);
+
+#[derive(Debug, Default)]
+struct ServeCounts {
+    /// Copies of each block in the send queue.
+    queued: std::collections::HashMap<BlockRange, u32>,
+    /// Of those, how many the peer cancelled (never more than `queued`).
+    withdrawn: std::collections::HashMap<BlockRange, u32>,
+}
+
+impl Withdrawn {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ServeCounts> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn enqueued(&self, block: BlockRange) {
+        *self.lock().queued.entry(block).or_insert(0) += 1;
+    }
+
+    fn withdraw(&self, block: BlockRange) {
+        let mut c = self.lock();
+        let queued = c.queued.get(&block).copied().unwrap_or(0);
+        let withdrawn = c.withdrawn.entry(block).or_insert(0);
+        if *withdrawn < queued {
+            *withdrawn += 1;
+        } else if *withdrawn == 0 {
+            c.withdrawn.remove(&block);
+        }
+    }
+
+    /// The writer takes a block off the queue; true when it should be sent.
+    fn take(&self, block: &BlockRange) -> bool {
+        let mut c = self.lock();
+        if let Some(n) = c.queued.get_mut(block) {
+            *n -= 1;
+            if *n == 0 {
+                c.queued.remove(block);
+            }
+        }
+        match c.withdrawn.get_mut(block) {
+            Some(n) => {
+                *n -= 1;
+                if *n == 0 {
+                    c.withdrawn.remove(block);
+                }
+                false
+            }
+            None => true,
+        }
     }
 }
 
@@ -281,7 +326,7 @@ async fn encode(
 ) -> std::io::Result<()> {
     match out {
         Outgoing::Msg(msg) => msg.encode(buf),
-        Outgoing::Block(block) if withdrawn.claim(&block) => {}
+        Outgoing::Block(block) if !withdrawn.take(&block) => {}
         Outgoing::Block(block) => {
             limit.acquire(block.length as u64).await;
             buf.put_u32(9 + block.length);
@@ -294,4 +339,37 @@ async fn encode(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_proto::PieceIndex;
+
+    fn block(n: u32) -> BlockRange {
+        BlockRange { piece: PieceIndex::new_unchecked(0), begin: n * shoal_proto::BLOCK_SIZE, length: 16_384 }
+    }
+
+    #[test]
+    fn a_cancel_skips_one_queued_copy() {
+        let w = Withdrawn::default();
+        w.enqueued(block(0));
+        w.withdraw(block(0));
+        assert!(!w.take(&block(0)), "cancelled while queued: not sent");
+        w.enqueued(block(0));
+        assert!(w.take(&block(0)), "a later request is served");
+    }
+
+    #[test]
+    fn r_cancel_after_send_does_not_swallow_a_later_request() {
+        let w = Withdrawn::default();
+        w.enqueued(block(1));
+        assert!(w.take(&block(1)));
+        // The cancel arrives after the block went out, then the peer asks again.
+        w.withdraw(block(1));
+        w.withdraw(block(2));
+        w.enqueued(block(1));
+        assert!(w.take(&block(1)), "the new request must not be skipped");
+        assert!(w.lock().queued.is_empty() && w.lock().withdrawn.is_empty(), "nothing left behind");
+    }
 }

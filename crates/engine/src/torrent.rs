@@ -437,7 +437,7 @@ impl Actor {
                 Action::Serve { peer, block } => {
                     if let Some(link) = self.links.get(&peer) {
                         // A full queue drops the request; the peer times out and asks again.
-                        let _ = link.tx.try_send(Outgoing::Block(block));
+                        link.serve(block);
                     }
                 }
                 Action::Withdraw { peer, block } => {

@@ -1,7 +1,7 @@
 //! What one torrent knows about one connected peer: both sides' choke and interest flags, the
 //! peer's pieces, the blocks we asked of it, and its transfer rates.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
 
 use shoal_proto::{BlockRange, PieceIndex};
@@ -31,6 +31,8 @@ pub(crate) struct Peer {
     pub(crate) pending: HashSet<BlockRange>,
     /// Blocks we cancelled or that the choke voided; late copies are accepted silently.
     pub(crate) cancelled: HashSet<BlockRange>,
+    /// `cancelled` in insertion order, so the oldest entries are forgotten first.
+    cancelled_order: VecDeque<BlockRange>,
     /// Most requests the peer accepts at once (BEP 10 `reqq`), if it said.
     pub(crate) reqq: Option<usize>,
     /// Payload received from the peer.
@@ -47,7 +49,7 @@ pub(crate) struct Peer {
     pub(crate) strikes: u32,
 }
 
-/// Most cancelled blocks remembered per peer before the memory is reset.
+/// Most cancelled blocks remembered per peer.
 pub(crate) const MAX_CANCELLED: usize = 4096;
 
 impl Peer {
@@ -63,6 +65,7 @@ impl Peer {
             allowed_fast: HashSet::new(),
             pending: HashSet::new(),
             cancelled: HashSet::new(),
+            cancelled_order: VecDeque::new(),
             reqq: None,
             down: Rate::new(now),
             up: Rate::new(now),
@@ -73,11 +76,19 @@ impl Peer {
         }
     }
 
+    /// Remembers a block whose late copy must not count as unrequested data. Only the
+    /// [`MAX_CANCELLED`] most recent are kept: a late copy arrives long before that many more
+    /// cancels have been sent.
     pub(crate) fn remember_cancelled(&mut self, block: BlockRange) {
-        if self.cancelled.len() >= MAX_CANCELLED {
-            self.cancelled.clear();
+        if !self.cancelled.insert(block) {
+            return;
         }
-        self.cancelled.insert(block);
+        self.cancelled_order.push_back(block);
+        if self.cancelled_order.len() > MAX_CANCELLED
+            && let Some(old) = self.cancelled_order.pop_front()
+        {
+            self.cancelled.remove(&old);
+        }
     }
 }
 
