@@ -18,7 +18,9 @@ use shoal_proto::{BlockRange, PieceIndex};
 use shoal_storage::Storage;
 use tokio::sync::mpsc;
 
-/// Jobs queued for the writer before the torrent waits (which in turn slows its peers down).
+/// Jobs queued for the writer, and for each hasher, before the stage feeding it waits (which
+/// in the end slows the peers down): memory per torrent stays bounded whatever the disk or CPU
+/// speed.
 const QUEUE: usize = 1024;
 
 /// Work for the writer thread.
@@ -45,9 +47,9 @@ pub(crate) struct Disk {
 
 impl Disk {
     pub(crate) fn start(storage: Arc<Storage>, hashers: usize, events: mpsc::UnboundedSender<DiskEvent>) -> Self {
-        let hashers: Vec<std::sync::mpsc::Sender<Job>> = (0..hashers.max(1))
+        let hashers: Vec<std::sync::mpsc::SyncSender<Job>> = (0..hashers.max(1))
             .map(|i| {
-                let (tx, rx) = std::sync::mpsc::channel::<Job>();
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
                 let (storage, events) = (storage.clone(), events.clone());
                 spawn(format!("shoal-hash-{i}"), move || hash_loop(&storage, rx, &events));
                 tx
@@ -76,7 +78,7 @@ fn spawn(name: String, f: impl FnOnce() + Send + 'static) {
 fn write_loop(
     storage: &Storage,
     mut rx: mpsc::Receiver<Job>,
-    hashers: &[std::sync::mpsc::Sender<Job>],
+    hashers: &[std::sync::mpsc::SyncSender<Job>],
     events: &mpsc::UnboundedSender<DiskEvent>,
 ) {
     while let Some(job) = rx.blocking_recv() {
