@@ -141,19 +141,8 @@ impl Session {
             stats: shoal_swarm::Stats { pieces_total: layout.piece_count(), ..Default::default() },
             tracker_error: None,
         }));
-        let files: Vec<FileSpec> = meta
-            .info
-            .files
-            .iter()
-            .map(|f| {
-                let mut path = Vec::with_capacity(f.path.len() + 1);
-                if meta.info.multi_file {
-                    path.push(meta.info.name.clone());
-                }
-                path.extend(f.path.iter().cloned());
-                FileSpec { path, length: f.length }
-            })
-            .collect();
+        let files: Vec<FileSpec> =
+            meta.info.files.iter().map(|f| FileSpec { path: meta.info.file_components(f), length: f.length }).collect();
         let storage_layout =
             StorageLayout::new(add.download_dir.clone(), files, meta.info.piece_length, meta.info.pieces.clone())?;
         let resume = Arc::new(ResumeStore::new(ResumeStore::default_path(&add.download_dir, &info_hash.to_hex())?));

@@ -330,12 +330,13 @@ impl Info {
     /// Where a file goes, relative to the download directory: `name/<path...>` in a
     /// multi-file torrent, `name` in a single-file one.
     pub fn file_path(&self, file: &FileEntry) -> PathBuf {
-        let mut path = PathBuf::new();
-        if self.multi_file {
-            path.push(&self.name);
-        }
-        path.extend(&file.path);
-        path
+        self.file_components(file).iter().collect()
+    }
+
+    /// [`Info::file_path`] as path components, each a validated file name.
+    pub fn file_components(&self, file: &FileEntry) -> Vec<String> {
+        let prefix = self.multi_file.then(|| self.name.clone());
+        prefix.into_iter().chain(file.path.iter().cloned()).collect()
     }
 
     /// The expected SHA-1 of a piece; `None` if the index belongs to another torrent.
