@@ -12,6 +12,7 @@ mod picker;
 pub mod rate;
 pub mod rng;
 pub mod sim;
+mod superseed;
 mod swarm;
 
 pub use bitfield::Bitfield;

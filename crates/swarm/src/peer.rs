@@ -1,7 +1,7 @@
 //! What one torrent knows about one connected peer: both sides' choke and interest flags, the
 //! peer's pieces, the blocks we asked of it, and its transfer rates.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use shoal_proto::{BlockRange, PieceIndex};
@@ -29,8 +29,10 @@ pub(crate) struct Peer {
     pub(crate) allowed_fast: HashSet<PieceIndex>,
     /// Blocks requested from the peer and not yet received, rejected or cancelled.
     pub(crate) pending: HashSet<BlockRange>,
-    /// Blocks we cancelled or that the choke voided; late copies are accepted silently.
-    pub(crate) cancelled: HashSet<BlockRange>,
+    /// Blocks we cancelled or that the choke voided, with how many copies may still come (a
+    /// block requested, cancelled and requested again can be sent twice); late copies are not
+    /// a protocol violation.
+    cancelled: HashMap<BlockRange, u32>,
     /// `cancelled` in insertion order, so the oldest entries are forgotten first.
     cancelled_order: VecDeque<BlockRange>,
     /// Most requests the peer accepts at once (BEP 10 `reqq`), if it said.
@@ -47,6 +49,10 @@ pub(crate) struct Peer {
     pub(crate) backoff: bool,
     /// Verification failures of pieces this peer alone sent.
     pub(crate) strikes: u32,
+    /// While we seed initially (BEP 16): the pieces we showed the peer we have.
+    pub(crate) revealed: Option<Bitfield>,
+    /// Revealed pieces the peer has not announced yet.
+    pub(crate) reveals_open: u32,
 }
 
 /// Most cancelled blocks remembered per peer.
@@ -64,7 +70,7 @@ impl Peer {
             interesting: 0,
             allowed_fast: HashSet::new(),
             pending: HashSet::new(),
-            cancelled: HashSet::new(),
+            cancelled: HashMap::new(),
             cancelled_order: VecDeque::new(),
             reqq: None,
             down: Rate::new(now),
@@ -73,6 +79,8 @@ impl Peer {
             snubbed: false,
             backoff: false,
             strikes: 0,
+            revealed: None,
+            reveals_open: 0,
         }
     }
 
@@ -80,15 +88,25 @@ impl Peer {
     /// [`MAX_CANCELLED`] most recent are kept: a late copy arrives long before that many more
     /// cancels have been sent.
     pub(crate) fn remember_cancelled(&mut self, block: BlockRange) {
-        if !self.cancelled.insert(block) {
-            return;
-        }
+        *self.cancelled.entry(block).or_default() += 1;
         self.cancelled_order.push_back(block);
         if self.cancelled_order.len() > MAX_CANCELLED
             && let Some(old) = self.cancelled_order.pop_front()
         {
-            self.cancelled.remove(&old);
+            self.forget_cancelled(&old);
         }
+    }
+
+    /// A copy of a cancelled block arrived: true if one was expected.
+    pub(crate) fn forget_cancelled(&mut self, block: &BlockRange) -> bool {
+        let Some(count) = self.cancelled.get_mut(block) else {
+            return false;
+        };
+        *count -= 1;
+        if *count == 0 {
+            self.cancelled.remove(block);
+        }
+        true
     }
 }
 

@@ -46,7 +46,12 @@ pub(crate) enum PieceState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Slot {
     Open,
-    Requested(u8),
+    /// Requested from `count` peers; `moved` once it was taken over from a busy peer, which
+    /// happens at most once per request so a block cannot bounce between idle peers.
+    Requested {
+        count: u8,
+        moved: bool,
+    },
     Received,
 }
 
@@ -105,8 +110,18 @@ impl Picker {
         }
     }
 
+    /// The piece failed verification before (its blocks come from one peer only).
+    pub(crate) fn is_suspect(&self, piece: PieceIndex) -> bool {
+        self.suspect[piece.idx()]
+    }
+
     pub(crate) fn state(&self, piece: PieceIndex) -> PieceState {
         self.state[piece.idx()]
+    }
+
+    /// Connected peers having each piece.
+    pub(crate) fn availability(&self) -> &[u32] {
+        &self.availability
     }
 
     pub(crate) fn peer_has(&mut self, piece: PieceIndex) {
@@ -184,7 +199,8 @@ impl Picker {
         // 3. Blocks already requested from others: freely in endgame (duplicates, the first
         // copy wins); otherwise a few, and only when this peer has nothing new for us — the
         // caller then moves them here by cancelling them where they were queued.
-        let limit = if self.in_endgame() {
+        let endgame = self.in_endgame();
+        let limit = if endgame {
             want
         } else if out.len() == start {
             want.min(BUSY_PICKS)
@@ -200,10 +216,10 @@ impl Picker {
                 if done(out) {
                     return;
                 }
-                let Slot::Requested(count) = *slot else {
+                let Slot::Requested { count, moved } = *slot else {
                     continue;
                 };
-                if count >= ENDGAME_DUPLICATES {
+                if count >= ENDGAME_DUPLICATES || (moved && !endgame) {
                     continue;
                 }
                 let Some(block) = self.layout.block(piece, n as u32) else {
@@ -212,7 +228,7 @@ impl Picker {
                 if pending(&block) || out[start..].contains(&block) {
                     continue;
                 }
-                *slot = Slot::Requested(count + 1);
+                *slot = Slot::Requested { count: count + 1, moved: moved || !endgame };
                 out.push(block);
             }
         }
@@ -255,12 +271,12 @@ impl Picker {
         let Some(slot) = partial.blocks.get_mut((block.begin / shoal_proto::BLOCK_SIZE) as usize) else {
             return;
         };
-        if let Slot::Requested(count) = *slot {
+        if let Slot::Requested { count, moved } = *slot {
             if count <= 1 {
                 *slot = Slot::Open;
                 partial.open += 1;
             } else {
-                *slot = Slot::Requested(count - 1);
+                *slot = Slot::Requested { count: count - 1, moved };
             }
         }
     }
@@ -285,7 +301,7 @@ impl Picker {
         match *slot {
             Slot::Received => return Accepted::Duplicate,
             Slot::Open => partial.open -= 1,
-            Slot::Requested(_) => {}
+            Slot::Requested { .. } => {}
         }
         *slot = Slot::Received;
         partial.received += 1;
@@ -327,7 +343,7 @@ fn take_open(layout: &Layout, piece: PieceIndex, partial: &mut Partial, want: us
         let Some(block) = layout.block(piece, n as u32) else {
             continue;
         };
-        *slot = Slot::Requested(1);
+        *slot = Slot::Requested { count: 1, moved: false };
         partial.open -= 1;
         taken += 1;
         out.push(block);

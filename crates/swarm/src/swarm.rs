@@ -26,6 +26,7 @@ use crate::choker::{self, Candidate};
 use crate::peer::{Peer, PeerView};
 use crate::picker::{Accepted, Picker, PieceState};
 use crate::rng::Rng;
+use crate::superseed::{self, SuperSeed};
 use crate::{Bitfield, PeerKey, Rate};
 
 /// Tunables of the swarm logic. The defaults suit real networks and loopback alike.
@@ -50,6 +51,9 @@ pub struct Config {
     pub ban_strikes: u32,
     /// Seed of the random choices (piece ties, optimistic unchokes).
     pub seed: u64,
+    /// A swarm that starts out complete seeds initially (BEP 16): it reveals its pieces to
+    /// each peer a few at a time, rarest first, so it sends each piece once before any twice.
+    pub initial_seeding: bool,
 }
 
 impl Default for Config {
@@ -59,11 +63,12 @@ impl Default for Config {
             rechoke_interval: Duration::from_secs(10),
             optimistic_interval: Duration::from_secs(30),
             snub_timeout: Duration::from_secs(30),
-            min_queue: 32,
+            min_queue: 4,
             max_queue: 1000,
             queue_time: Duration::from_millis(1000),
             ban_strikes: 2,
             seed: 0x5eed,
+            initial_seeding: true,
         }
     }
 }
@@ -191,6 +196,8 @@ pub struct Swarm {
     hash_failures: u32,
     /// Scratch buffer for picked blocks, kept to avoid an allocation per refill.
     scratch: Vec<BlockRange>,
+    /// Initial seeding state, while it lasts.
+    superseed: Option<SuperSeed>,
 }
 
 impl Swarm {
@@ -198,7 +205,10 @@ impl Swarm {
     pub fn new(layout: Layout, have: Bitfield, config: Config, now: Instant) -> Self {
         let bytes_have = have.ones().map(|p| layout.piece_size(p) as u64).sum();
         let picker = Picker::new(layout, &have, config.seed.rotate_left(17));
+        let superseed = (config.initial_seeding && have.is_full() && layout.piece_count() > 1)
+            .then(|| SuperSeed::new(layout.piece_count(), config.seed.rotate_left(31)));
         Self {
+            superseed,
             rng: Rng::new(config.seed),
             next_rechoke: now + config.rechoke_interval,
             next_optimistic: now,
@@ -265,9 +275,14 @@ impl Swarm {
 
     /// A peer finished its handshake. `fast` is true when both sides set the BEP 6 bit.
     pub fn add_peer(&mut self, now: Instant, peer: PeerKey, fast: bool) {
-        let state = Peer::new(now, self.layout.piece_count(), fast);
+        let mut state = Peer::new(now, self.layout.piece_count(), fast);
+        if self.superseed.is_some() {
+            state.revealed = Some(Bitfield::new(self.layout.piece_count()));
+        }
         self.peers.insert(peer, state);
-        let msg = if fast && self.have.is_full() {
+        let msg = if self.superseed.is_some() {
+            fast.then_some(Message::HaveNone)
+        } else if fast && self.have.is_full() {
             Some(Message::HaveAll)
         } else if fast && self.have.count() == 0 {
             Some(Message::HaveNone)
@@ -278,6 +293,48 @@ impl Swarm {
         };
         if let Some(msg) = msg {
             self.actions.push_back(Action::Send { peer, msg });
+        }
+        self.reveal(peer);
+    }
+
+    /// While seeding initially, shows the peer more pieces until it has its target of revealed
+    /// pieces outstanding.
+    fn reveal(&mut self, peer: PeerKey) {
+        let (Some(ss), Some(p)) = (self.superseed.as_mut(), self.peers.get_mut(&peer)) else {
+            return;
+        };
+        let Some(revealed) = p.revealed.as_mut() else {
+            return;
+        };
+        let target = superseed::reveal_target(p.am_choking, p.up.bytes_per_sec(), self.layout.piece_length());
+        while (p.reveals_open as usize) < target {
+            let Some(piece) = ss.choose(self.picker.availability(), &p.has, revealed) else {
+                break;
+            };
+            revealed.set(piece);
+            p.reveals_open += 1;
+            self.actions.push_back(Action::Send { peer, msg: Message::Have(piece.get()) });
+        }
+    }
+
+    fn reveal_all(&mut self) {
+        if self.superseed.is_none() {
+            return;
+        }
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.reveal(key);
+        }
+    }
+
+    /// The peer announced a piece (or left): a reveal of it is no longer outstanding.
+    fn settle_reveal(&mut self, peer: PeerKey, piece: PieceIndex) {
+        let (Some(ss), Some(p)) = (self.superseed.as_mut(), self.peers.get_mut(&peer)) else {
+            return;
+        };
+        if p.revealed.as_ref().is_some_and(|r| r.get(piece)) && p.reveals_open > 0 {
+            p.reveals_open -= 1;
+            ss.settle(piece);
         }
     }
 
@@ -295,6 +352,11 @@ impl Swarm {
         };
         for piece in p.has.ones() {
             self.picker.peer_lost(piece);
+        }
+        if let (Some(ss), Some(revealed)) = (self.superseed.as_mut(), p.revealed.as_ref()) {
+            for piece in revealed.ones().filter(|&piece| !p.has.get(piece)) {
+                ss.settle(piece);
+            }
         }
         for block in &p.pending {
             self.picker.release(block);
@@ -422,6 +484,13 @@ impl Swarm {
             return;
         }
         self.picker.peer_has(piece);
+        if self.superseed.is_some() {
+            self.settle_reveal(peer, piece);
+            self.reveal(peer);
+        }
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
         if !self.have.get(piece) && self.picker.state(piece) != PieceState::Skipped {
             p.interesting += 1;
             if p.interesting == 1 {
@@ -445,9 +514,17 @@ impl Swarm {
                 interesting += 1;
             }
         }
+        let newly: Vec<PieceIndex> = match &p.revealed {
+            Some(revealed) => revealed.ones().filter(|&piece| field.get(piece) && !p.has.get(piece)).collect(),
+            None => Vec::new(),
+        };
         p.has = field;
         p.interesting = interesting;
         self.set_interest(peer, interesting > 0);
+        for piece in newly {
+            self.settle_reveal(peer, piece);
+        }
+        self.reveal(peer);
         self.disconnect_if_both_seeds(peer);
     }
 
@@ -489,11 +566,13 @@ impl Swarm {
         let Some(p) = self.peers.get_mut(&peer) else {
             return Err(PeerError::UnknownPeer);
         };
-        if !p.pending.remove(&block) {
-            if p.cancelled.remove(&block) {
-                return Ok(());
-            }
+        let late = !p.pending.remove(&block);
+        if late && !p.forget_cancelled(&block) {
             return Err(PeerError::UnrequestedBlock { index: block.piece.get(), begin: block.begin });
+        }
+        if late && self.picker.is_suspect(block.piece) {
+            // A piece that failed verification takes data from its one chosen peer only.
+            return Ok(());
         }
         p.down.add(block.length as u64);
         p.last_block = now;
@@ -503,7 +582,9 @@ impl Swarm {
             Accepted::Duplicate => {}
             Accepted::New { complete } => {
                 self.actions.push_back(Action::Write { block, data });
-                if self.picker.in_endgame() {
+                // A late copy of a cancelled block still counts when we lack the block; the
+                // requests that replaced it are then withdrawn, as in endgame.
+                if late || self.picker.in_endgame() {
                     self.cancel_duplicates(peer, &block);
                 }
                 if complete {
@@ -608,6 +689,7 @@ impl Swarm {
                 self.next_optimistic = now + self.config.optimistic_interval;
             }
         }
+        self.reveal_all();
         self.refill_all();
     }
 
@@ -635,7 +717,15 @@ impl Swarm {
             .iter()
             .map(|(&peer, p)| Candidate {
                 peer,
-                rate: if seeding { p.up.bytes_per_sec() } else { p.down.bytes_per_sec() },
+                // While seeding initially, the peers that have least go first: the pieces
+                // revealed to them are new to the swarm, which makes them worth trading with.
+                rate: if self.superseed.is_some() {
+                    -f64::from(p.has.count())
+                } else if seeding {
+                    p.up.bytes_per_sec()
+                } else {
+                    p.down.bytes_per_sec()
+                },
                 interested: p.peer_interested,
                 snubbed: p.snubbed,
             })
@@ -668,6 +758,7 @@ impl Swarm {
                 self.actions.push_back(Action::Send { peer, msg: Message::Unchoke });
             }
         }
+        self.reveal_all();
     }
 
     fn refill_all(&mut self) {
@@ -688,9 +779,16 @@ impl Swarm {
         let target = if p.snubbed {
             1
         } else {
-            let by_rate = p.down.bytes_per_sec() * self.config.queue_time.as_secs_f64() / BLOCK_SIZE as f64;
+            let rate = p.down.bytes_per_sec();
+            // Until the first rate sample, the queue grows by one per block received (a slow
+            // start), so a fast peer is not held to the minimum for a whole second.
+            let by_rate = if rate > 0.0 {
+                (rate * self.config.queue_time.as_secs_f64() / BLOCK_SIZE as f64) as usize
+            } else {
+                self.config.min_queue + (p.down.total() / BLOCK_SIZE as u64) as usize
+            };
             let cap = p.reqq.unwrap_or(usize::MAX).min(self.config.max_queue);
-            (by_rate as usize).clamp(self.config.min_queue.min(cap), cap)
+            by_rate.clamp(self.config.min_queue.min(cap), cap)
         };
         if p.pending.len() >= target {
             return;
@@ -733,7 +831,29 @@ mod tests {
 
     fn leecher(now: Instant) -> Swarm {
         let layout = Layout::new(4 * 32_768, 32_768).expect("layout");
-        Swarm::new(layout, Bitfield::new(4), Config::default(), now)
+        Swarm::new(layout, Bitfield::new(4), Config { min_queue: 8, ..Config::default() }, now)
+    }
+
+    fn requests(actions: &[Action], to: PeerKey) -> Vec<BlockRange> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { peer, msg: Message::Request { index, begin, length } } if *peer == to => {
+                    Layout::new(4 * 32_768, 32_768)?.check_block(*index, *begin, *length)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn revealed(actions: &[Action], to: PeerKey) -> Vec<u32> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { peer, msg: Message::Have(index) } if *peer == to => Some(*index),
+                _ => None,
+            })
+            .collect()
     }
 
     #[test]
@@ -882,5 +1002,73 @@ mod tests {
         assert!(!asked.is_empty(), "peer 2 gets something to send: {actions:?}");
         assert_eq!(moved, asked, "each block asked of peer 2 is cancelled at peer 1");
         assert!(asked.iter().all(|(index, _)| *index == piece));
+    }
+
+    #[test]
+    fn every_late_copy_of_a_block_cancelled_twice_is_accepted() {
+        let now = Instant::now();
+        let mut s = leecher(now);
+        s.add_peer(now, PeerKey(1), true);
+        s.handle_message(now, PeerKey(1), Message::HaveAll).expect("have all");
+        s.handle_message(now, PeerKey(1), Message::Unchoke).expect("unchoke");
+        let block = *requests(&drain(&mut s), PeerKey(1)).iter().min().expect("requests");
+        // Two snubs: each cancels the block and asks for it again (a snubbed peer is asked for
+        // the first open block), so the peer may send it three times.
+        for secs in [31, 62] {
+            s.tick(now + Duration::from_secs(secs));
+            assert!(requests(&drain(&mut s), PeerKey(1)).contains(&block));
+        }
+        let data = Bytes::from(vec![7u8; block.length as usize]);
+        for copy in 0..3 {
+            let msg = Message::Piece { index: block.piece.get(), begin: block.begin, data: data.clone() };
+            s.handle_message(now, PeerKey(1), msg).unwrap_or_else(|e| panic!("copy {copy}: {e}"));
+        }
+        let msg = Message::Piece { index: block.piece.get(), begin: block.begin, data };
+        assert!(s.handle_message(now, PeerKey(1), msg).is_err(), "a fourth copy was never asked for");
+    }
+
+    #[test]
+    fn a_late_copy_of_a_block_still_missing_is_written() {
+        let now = Instant::now();
+        let mut s = leecher(now);
+        // Without the fast extension a choke voids every request.
+        s.add_peer(now, PeerKey(1), false);
+        s.handle_message(now, PeerKey(1), Message::HaveAll).expect("have all");
+        s.handle_message(now, PeerKey(1), Message::Unchoke).expect("unchoke");
+        let block = requests(&drain(&mut s), PeerKey(1))[0];
+        s.handle_message(now, PeerKey(1), Message::Choke).expect("choke");
+        drain(&mut s);
+        let data = Bytes::from(vec![7u8; block.length as usize]);
+        let msg = Message::Piece { index: block.piece.get(), begin: block.begin, data };
+        s.handle_message(now, PeerKey(1), msg).expect("late copy");
+        assert!(
+            drain(&mut s).iter().any(|a| matches!(a, Action::Write { block: b, .. } if *b == block)),
+            "the block is written rather than fetched again"
+        );
+    }
+
+    #[test]
+    fn initial_seed_reveals_distinct_rare_pieces() {
+        let now = Instant::now();
+        let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
+        let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
+        s.add_peer(now, PeerKey(1), true);
+        s.add_peer(now, PeerKey(2), true);
+        let actions = drain(&mut s);
+        assert_eq!(actions[0], Action::Send { peer: PeerKey(1), msg: Message::HaveNone }, "the seed hides its pieces");
+        let (a, b) = (revealed(&actions, PeerKey(1)), revealed(&actions, PeerKey(2)));
+        assert_eq!((a.len(), b.len()), (1, 1), "a choked peer sees one piece: {actions:?}");
+        assert_ne!(a, b, "two peers are shown different pieces");
+        // Once unchoked, a peer sees enough pieces to keep a request queue full.
+        s.handle_message(now, PeerKey(1), Message::Interested).expect("interested");
+        let more = revealed(&drain(&mut s), PeerKey(1));
+        assert!(more.len() >= 2, "an unchoked peer is shown more: {more:?}");
+        let shown: std::collections::BTreeSet<u32> = a.iter().chain(&b).chain(&more).copied().collect();
+        assert_eq!(shown.len(), a.len() + b.len() + more.len(), "no piece is shown twice while others are unshown");
+        // A peer that announces a shown piece is shown another.
+        s.handle_message(now, PeerKey(1), Message::Have(a[0])).expect("have");
+        let next = revealed(&drain(&mut s), PeerKey(1));
+        assert_eq!(next.len(), 1);
+        assert!(!shown.contains(&next[0]));
     }
 }

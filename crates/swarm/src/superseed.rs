@@ -1,0 +1,115 @@
+//! Initial seeding (BEP 16, "super-seeding"): a node that starts out as the only seed hides what
+//! it has and reveals pieces to each peer a few at a time, always the pieces with the fewest
+//! copies in the swarm, counting pieces already revealed to peers that have not announced them
+//! yet. Each piece then leaves the seed once before any leaves it twice, and the peers spread
+//! it among themselves: the seed's upload, the scarcest resource in a new swarm, is not spent
+//! on duplicates.
+//!
+//! How many pieces a peer sees at once follows how fast we upload to it, so a lone fast peer
+//! is never starved: [`reveal_target`]. A choked peer is shown one piece, which keeps it
+//! interested so the choker can pick it.
+
+use shoal_proto::PieceIndex;
+
+use crate::Bitfield;
+use crate::rng::Rng;
+
+/// Outstanding reveals of an unchoked peer cover at least this many bytes of pieces.
+const MIN_REVEALED_BYTES: f64 = 1024.0 * 1024.0;
+/// ...and at least this long of uploading to it at its current rate.
+const REVEALED_SECONDS: f64 = 2.0;
+/// Fewest outstanding reveals of an unchoked peer.
+const MIN_REVEALED_PIECES: usize = 2;
+
+/// How many revealed pieces a peer should have outstanding (revealed, not yet announced).
+pub(crate) fn reveal_target(choked: bool, up_rate: f64, piece_length: u32) -> usize {
+    if choked {
+        return 1;
+    }
+    let bytes = (up_rate * REVEALED_SECONDS).max(MIN_REVEALED_BYTES);
+    ((bytes / piece_length as f64).ceil() as usize).max(MIN_REVEALED_PIECES)
+}
+
+/// Swarm-wide state of initial seeding.
+#[derive(Debug)]
+pub(crate) struct SuperSeed {
+    /// Per piece: peers it was revealed to that have not announced it yet.
+    in_flight: Vec<u32>,
+    rng: Rng,
+}
+
+impl SuperSeed {
+    pub(crate) fn new(pieces: u32, seed: u64) -> Self {
+        Self { in_flight: vec![0; pieces as usize], rng: Rng::new(seed) }
+    }
+
+    /// The piece to reveal next to a peer that has `has` and was shown `revealed`: the one with
+    /// the fewest copies (`availability` among peers plus reveals in flight), ties at random.
+    /// The piece is counted as in flight.
+    pub(crate) fn choose(&mut self, availability: &[u32], has: &Bitfield, revealed: &Bitfield) -> Option<PieceIndex> {
+        let n = self.in_flight.len() as u32;
+        let offset = self.rng.below(n as u64) as u32;
+        let mut best: Option<(u32, PieceIndex)> = None;
+        for i in 0..n {
+            let piece = PieceIndex::new_unchecked((i + offset) % n);
+            if has.get(piece) || revealed.get(piece) {
+                continue;
+            }
+            let copies = availability[piece.idx()] + self.in_flight[piece.idx()];
+            if best.is_none_or(|(c, _)| copies < c) {
+                best = Some((copies, piece));
+                if copies == 0 {
+                    break;
+                }
+            }
+        }
+        let (_, piece) = best?;
+        self.in_flight[piece.idx()] += 1;
+        Some(piece)
+    }
+
+    /// A revealed piece was announced by its peer, or the peer left.
+    pub(crate) fn settle(&mut self, piece: PieceIndex) {
+        let f = &mut self.in_flight[piece.idx()];
+        *f = f.saturating_sub(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rarest_unrevealed_piece_is_chosen_and_counted() {
+        let mut s = SuperSeed::new(4, 1);
+        let avail = [2, 0, 1, 0];
+        let none = Bitfield::new(4);
+        let a = s.choose(&avail, &none, &none).expect("a piece");
+        let b = s.choose(&avail, &none, &none).expect("a piece");
+        let mut zero = vec![a.get(), b.get()];
+        zero.sort();
+        assert_eq!(zero, vec![1, 3], "both pieces nobody has go out before any other");
+        let c = s.choose(&avail, &none, &none).expect("a piece");
+        assert!(c.get() == 2 || c.get() == 1 || c.get() == 3);
+        s.settle(a);
+        s.settle(b);
+    }
+
+    #[test]
+    fn pieces_the_peer_has_or_saw_are_skipped() {
+        let mut s = SuperSeed::new(3, 1);
+        let has = Bitfield::from_bools(&[true, false, false]);
+        let revealed = Bitfield::from_bools(&[false, true, false]);
+        assert_eq!(s.choose(&[0, 0, 5], &has, &revealed).map(|p| p.get()), Some(2));
+        let all = Bitfield::full(3);
+        assert_eq!(s.choose(&[0, 0, 0], &all, &revealed), None);
+    }
+
+    #[test]
+    fn target_follows_rate_and_choking() {
+        assert_eq!(reveal_target(true, 1e9, 16384), 1);
+        assert_eq!(reveal_target(false, 0.0, 16384), 64, "a megabyte of small pieces");
+        assert_eq!(reveal_target(false, 0.0, 4 << 20), 2);
+        assert_eq!(reveal_target(false, 100.0 * 1048576.0, 1 << 20), 200, "two seconds at the current rate");
+    }
+}
