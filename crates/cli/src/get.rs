@@ -56,8 +56,11 @@ pub(crate) async fn run(a: GetArgs, quiet: bool) -> Result<(), Failure> {
     let elapsed = start.elapsed();
     let fetched = status.stats.bytes_have - before;
     if !quiet {
+        // Blocks that arrived twice (endgame, late copies) or failed verification.
+        let wasted = status.stats.downloaded.saturating_sub(fetched);
+        let wasted = if wasted > 0 { format!("; {} wasted", HumanBytes(wasted)) } else { String::new() };
         println!(
-            "complete: {name}, {} verified ({} fetched in {}, {})",
+            "complete: {name}, {} verified ({} fetched in {}, {}{wasted})",
             HumanBytes(status.total_length),
             HumanBytes(fetched),
             HumanDuration(elapsed),

@@ -201,6 +201,11 @@ impl Withdrawn {
         }
     }
 
+    /// The next queued copy of the block was cancelled.
+    fn is_withdrawn(&self, block: &BlockRange) -> bool {
+        self.lock().withdrawn.contains_key(block)
+    }
+
     /// The writer takes a block off the queue; true when it should be sent.
     fn take(&self, block: &BlockRange) -> bool {
         let mut c = self.lock();
@@ -326,9 +331,17 @@ async fn encode(
 ) -> std::io::Result<()> {
     match out {
         Outgoing::Msg(msg) => msg.encode(buf),
-        Outgoing::Block(block) if !withdrawn.take(&block) => {}
+        Outgoing::Block(block) if withdrawn.is_withdrawn(&block) => {
+            withdrawn.take(&block);
+        }
         Outgoing::Block(block) => {
+            // A capped upload can wait here a while: a cancel that arrives meanwhile still
+            // counts, and the allowance goes back to the bucket.
             limit.acquire(block.length as u64).await;
+            if !withdrawn.take(&block) {
+                limit.refund(block.length as u64);
+                return Ok(());
+            }
             buf.put_u32(9 + block.length);
             buf.put_u8(7);
             buf.put_u32(block.piece.get());

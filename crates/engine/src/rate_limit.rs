@@ -51,6 +51,16 @@ impl RateLimiter {
         tokio::time::sleep(wait).await;
     }
 
+    /// Gives back `bytes` taken by [`RateLimiter::acquire`] that were not moved after all.
+    pub fn refund(&self, bytes: u64) {
+        let rate = self.rate.load(Ordering::Relaxed) as f64;
+        if rate == 0.0 {
+            return;
+        }
+        let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        b.tokens = (b.tokens + bytes as f64).min(Self::burst(rate));
+    }
+
     /// Takes `bytes` at time `now`; returns how long the caller must wait, if at all.
     fn take(&self, bytes: u64, now: Instant) -> Option<Duration> {
         let rate = self.rate.load(Ordering::Relaxed) as f64;
@@ -92,5 +102,17 @@ mod tests {
     fn unlimited_never_waits() {
         let limiter = RateLimiter::new(None);
         assert_eq!(limiter.take(u64::MAX / 2, Instant::now()), None);
+    }
+
+    #[test]
+    fn refunded_bytes_shorten_the_next_wait() {
+        let limiter = RateLimiter::new(Some(100_000));
+        let now = Instant::now();
+        let without = limiter.take(50_000, now).expect("debt");
+        limiter.refund(50_000);
+        let with = limiter.take(50_000, now).expect("debt");
+        assert!(with <= without, "refund repaid the debt: {with:?} vs {without:?}");
+        limiter.refund(10_000_000);
+        assert!(limiter.take(10_000, now).is_none(), "the bucket holds at most a burst, which covers this");
     }
 }
