@@ -51,8 +51,9 @@ pub(crate) struct Peer {
     pub(crate) strikes: u32,
     /// While we seed initially (BEP 16): the pieces we showed the peer we have.
     pub(crate) revealed: Option<Bitfield>,
-    /// Revealed pieces the peer has not announced yet.
-    pub(crate) reveals_open: u32,
+    /// Rare pieces revealed while the peer was unchoked and not announced yet, each counted as
+    /// a copy on its way into the swarm, with whether the peer asked for a block of it.
+    pub(crate) reveals_open: Vec<(PieceIndex, bool)>,
 }
 
 /// Most cancelled blocks remembered per peer.
@@ -80,7 +81,7 @@ impl Peer {
             backoff: false,
             strikes: 0,
             revealed: None,
-            reveals_open: 0,
+            reveals_open: Vec::new(),
         }
     }
 

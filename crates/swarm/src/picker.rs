@@ -46,11 +46,11 @@ pub(crate) enum PieceState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Slot {
     Open,
-    /// Requested from `count` peers; `moved` once it was taken over from a busy peer, which
-    /// happens at most once per request so a block cannot bounce between idle peers.
+    /// Requested from `count` peers, most recently from `from` (outside endgame the count is
+    /// one once a refill is over, so `from` is where the block is queued).
     Requested {
         count: u8,
-        moved: bool,
+        from: PeerKey,
     },
     Received,
 }
@@ -156,7 +156,8 @@ impl Picker {
 
     /// Chooses up to `want` blocks for `peer`. `has` says which pieces the peer has (and, for a
     /// choked peer, which it allows us to fetch); `pending` says which blocks are already
-    /// requested from this peer. Picked blocks are marked requested.
+    /// requested from this peer; `movable` says whether a block queued at another peer may be
+    /// taken from it (outside endgame). Picked blocks are marked requested.
     pub(crate) fn pick(
         &mut self,
         peer: PeerKey,
@@ -164,6 +165,7 @@ impl Picker {
         have_count: u32,
         has: impl Fn(PieceIndex) -> bool,
         pending: impl Fn(&BlockRange) -> bool,
+        movable: impl Fn(PeerKey) -> bool,
         out: &mut Vec<BlockRange>,
     ) {
         let start = out.len();
@@ -176,7 +178,7 @@ impl Picker {
             if partial.open == 0 || partial.exclusive.is_some_and(|p| p != peer) || !has(piece) {
                 continue;
             }
-            take_open(&self.layout, piece, partial, want - (out.len() - start), out);
+            take_open(&self.layout, peer, piece, partial, want - (out.len() - start), out);
         }
         // 2. New pieces.
         while !done(out) && self.missing > 0 {
@@ -191,7 +193,7 @@ impl Picker {
                 contributors: Vec::new(),
                 exclusive: self.suspect[piece.idx()].then_some(peer),
             };
-            take_open(&self.layout, piece, &mut partial, want - (out.len() - start), out);
+            take_open(&self.layout, peer, piece, &mut partial, want - (out.len() - start), out);
             self.state[piece.idx()] = PieceState::Partial;
             self.missing -= 1;
             self.partials.insert(piece, partial);
@@ -216,10 +218,10 @@ impl Picker {
                 if done(out) {
                     return;
                 }
-                let Slot::Requested { count, moved } = *slot else {
+                let Slot::Requested { count, from } = *slot else {
                     continue;
                 };
-                if count >= ENDGAME_DUPLICATES || (moved && !endgame) {
+                if count >= ENDGAME_DUPLICATES || (!endgame && !movable(from)) {
                     continue;
                 }
                 let Some(block) = self.layout.block(piece, n as u32) else {
@@ -228,7 +230,7 @@ impl Picker {
                 if pending(&block) || out[start..].contains(&block) {
                     continue;
                 }
-                *slot = Slot::Requested { count: count + 1, moved: moved || !endgame };
+                *slot = Slot::Requested { count: count + 1, from: peer };
                 out.push(block);
             }
         }
@@ -271,12 +273,12 @@ impl Picker {
         let Some(slot) = partial.blocks.get_mut((block.begin / shoal_proto::BLOCK_SIZE) as usize) else {
             return;
         };
-        if let Slot::Requested { count, moved } = *slot {
+        if let Slot::Requested { count, from } = *slot {
             if count <= 1 {
                 *slot = Slot::Open;
                 partial.open += 1;
             } else {
-                *slot = Slot::Requested { count: count - 1, moved };
+                *slot = Slot::Requested { count: count - 1, from };
             }
         }
     }
@@ -331,7 +333,14 @@ impl Picker {
 }
 
 /// Marks up to `want` open blocks of `partial` requested and appends them to `out`.
-fn take_open(layout: &Layout, piece: PieceIndex, partial: &mut Partial, want: usize, out: &mut Vec<BlockRange>) {
+fn take_open(
+    layout: &Layout,
+    peer: PeerKey,
+    piece: PieceIndex,
+    partial: &mut Partial,
+    want: usize,
+    out: &mut Vec<BlockRange>,
+) {
     let mut taken = 0;
     for (n, slot) in partial.blocks.iter_mut().enumerate() {
         if taken == want || partial.open == 0 {
@@ -343,7 +352,7 @@ fn take_open(layout: &Layout, piece: PieceIndex, partial: &mut Partial, want: us
         let Some(block) = layout.block(piece, n as u32) else {
             continue;
         };
-        *slot = Slot::Requested { count: 1, moved: false };
+        *slot = Slot::Requested { count: 1, from: peer };
         partial.open -= 1;
         taken += 1;
         out.push(block);
@@ -370,7 +379,7 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        p.pick(PeerKey(1), 1, RANDOM_FIRST, |_| true, |_| false, &mut out);
+        p.pick(PeerKey(1), 1, RANDOM_FIRST, |_| true, |_| false, |_| true, &mut out);
         assert_eq!(out[0].piece.get(), 5);
     }
 
@@ -378,11 +387,11 @@ mod tests {
     fn partial_pieces_are_finished_before_new_ones() {
         let mut p = picker(4, 4 * 16384);
         let mut out = Vec::new();
-        p.pick(PeerKey(1), 2, 10, |_| true, |_| false, &mut out);
+        p.pick(PeerKey(1), 2, 10, |_| true, |_| false, |_| true, &mut out);
         let first = out[0].piece;
         assert_eq!(out[1].piece, first);
         let mut out2 = Vec::new();
-        p.pick(PeerKey(2), 2, 10, |_| true, |_| false, &mut out2);
+        p.pick(PeerKey(2), 2, 10, |_| true, |_| false, |_| true, &mut out2);
         assert!(out2.iter().all(|b| b.piece == first), "second peer continues the partial piece");
     }
 
@@ -390,14 +399,14 @@ mod tests {
     fn endgame_duplicates_requests_up_to_limit() {
         let mut p = picker(1, 2 * 16384);
         let mut a = Vec::new();
-        p.pick(PeerKey(1), 10, 10, |_| true, |_| false, &mut a);
+        p.pick(PeerKey(1), 10, 10, |_| true, |_| false, |_| true, &mut a);
         assert_eq!(a.len(), 2);
         assert!(p.in_endgame());
         let mut b = Vec::new();
-        p.pick(PeerKey(2), 10, 10, |_| true, |_| false, &mut b);
+        p.pick(PeerKey(2), 10, 10, |_| true, |_| false, |_| true, &mut b);
         assert_eq!(b.len(), 2, "endgame hands the same blocks to a second peer");
         let mut c = Vec::new();
-        p.pick(PeerKey(3), 10, 10, |_| true, |_| false, &mut c);
+        p.pick(PeerKey(3), 10, 10, |_| true, |_| false, |_| true, &mut c);
         assert!(c.is_empty(), "no block is requested from more than {ENDGAME_DUPLICATES} peers");
         assert_eq!(p.accept(PeerKey(1), &a[0]), Accepted::New { complete: false });
         assert_eq!(p.accept(PeerKey(2), &b[0]), Accepted::Duplicate);
@@ -409,9 +418,9 @@ mod tests {
     fn failed_piece_is_refetched_from_one_peer() {
         let mut p = picker(1, 2 * 16384);
         let mut a = Vec::new();
-        p.pick(PeerKey(1), 1, 10, |_| true, |_| false, &mut a);
+        p.pick(PeerKey(1), 1, 10, |_| true, |_| false, |_| true, &mut a);
         let mut b = Vec::new();
-        p.pick(PeerKey(2), 1, 10, |_| true, |_| false, &mut b);
+        p.pick(PeerKey(2), 1, 10, |_| true, |_| false, |_| true, &mut b);
         p.accept(PeerKey(1), &a[0]);
         p.accept(PeerKey(2), &b[0]);
         let piece = a[0].piece;
@@ -420,9 +429,9 @@ mod tests {
         assert_eq!(contributors, vec![PeerKey(1), PeerKey(2)]);
         assert_eq!(p.state(piece), PieceState::Missing);
         let mut c = Vec::new();
-        p.pick(PeerKey(3), 1, 10, |_| true, |_| false, &mut c);
+        p.pick(PeerKey(3), 1, 10, |_| true, |_| false, |_| true, &mut c);
         let mut d = Vec::new();
-        p.pick(PeerKey(4), 5, 10, |_| true, |_| false, &mut d);
+        p.pick(PeerKey(4), 5, 10, |_| true, |_| false, |_| true, &mut d);
         assert!(d.is_empty(), "a suspect piece belongs to the one peer fetching it");
     }
 
@@ -430,10 +439,10 @@ mod tests {
     fn released_blocks_are_requested_again() {
         let mut p = picker(1, 16384);
         let mut a = Vec::new();
-        p.pick(PeerKey(1), 1, 10, |_| true, |_| false, &mut a);
+        p.pick(PeerKey(1), 1, 10, |_| true, |_| false, |_| true, &mut a);
         p.release(&a[0]);
         let mut b = Vec::new();
-        p.pick(PeerKey(2), 1, 10, |_| true, |_| false, &mut b);
+        p.pick(PeerKey(2), 1, 10, |_| true, |_| false, |_| true, &mut b);
         assert_eq!(a, b);
     }
 }

@@ -6,8 +6,8 @@
 //! on duplicates.
 //!
 //! How many pieces a peer sees at once follows how fast we upload to it, so a lone fast peer
-//! is never starved: [`reveal_target`]. A choked peer is shown one piece, which keeps it
-//! interested so the choker can pick it.
+//! is never starved: [`reveal_target`]. A choked peer is shown nothing; the choker counts
+//! every peer that lacks pieces as interested, so it is unchoked in its turn.
 
 use shoal_proto::PieceIndex;
 
@@ -15,17 +15,15 @@ use crate::Bitfield;
 use crate::rng::Rng;
 
 /// Outstanding reveals of an unchoked peer cover at least this many bytes of pieces.
-const MIN_REVEALED_BYTES: f64 = 1024.0 * 1024.0;
+const MIN_REVEALED_BYTES: f64 = 256.0 * 1024.0;
 /// ...and at least this long of uploading to it at its current rate.
-const REVEALED_SECONDS: f64 = 2.0;
+const REVEALED_SECONDS: f64 = 1.0;
 /// Fewest outstanding reveals of an unchoked peer.
 const MIN_REVEALED_PIECES: usize = 2;
 
-/// How many revealed pieces a peer should have outstanding (revealed, not yet announced).
-pub(crate) fn reveal_target(choked: bool, up_rate: f64, piece_length: u32) -> usize {
-    if choked {
-        return 1;
-    }
+/// How many rare revealed pieces an unchoked peer should have outstanding (revealed, not yet
+/// announced).
+pub(crate) fn reveal_target(up_rate: f64, piece_length: u32) -> usize {
     let bytes = (up_rate * REVEALED_SECONDS).max(MIN_REVEALED_BYTES);
     ((bytes / piece_length as f64).ceil() as usize).max(MIN_REVEALED_PIECES)
 }
@@ -106,10 +104,9 @@ mod tests {
     }
 
     #[test]
-    fn target_follows_rate_and_choking() {
-        assert_eq!(reveal_target(true, 1e9, 16384), 1);
-        assert_eq!(reveal_target(false, 0.0, 16384), 64, "a megabyte of small pieces");
-        assert_eq!(reveal_target(false, 0.0, 4 << 20), 2);
-        assert_eq!(reveal_target(false, 100.0 * 1048576.0, 1 << 20), 200, "two seconds at the current rate");
+    fn target_follows_rate() {
+        assert_eq!(reveal_target(0.0, 16384), 16, "a quarter megabyte of small pieces");
+        assert_eq!(reveal_target(0.0, 4 << 20), 2);
+        assert_eq!(reveal_target(100.0 * 1048576.0, 1 << 20), 100, "a second at the current rate");
     }
 }

@@ -29,6 +29,24 @@ use crate::rng::Rng;
 use crate::superseed::{self, SuperSeed};
 use crate::{Bitfield, PeerKey, Rate};
 
+/// Why reveals stop counting as copies on their way (see [`Swarm::settle_reveals`]).
+#[derive(Clone, Copy)]
+enum Settle {
+    Announced(PieceIndex),
+    Left,
+    Choked,
+}
+
+/// The peer wants data from us: it said so, or, while we seed initially and hide our pieces,
+/// it lacks any.
+fn wants_us(p: &Peer, superseed: bool) -> bool {
+    p.peer_interested || (superseed && !p.has.is_full())
+}
+
+/// A block queued at another peer is taken over only when that peer has at least this many
+/// more requests outstanding than the one taking it.
+const TAKE_OVER_MARGIN: usize = 4;
+
 /// Tunables of the swarm logic. The defaults suit real networks and loopback alike.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -294,11 +312,15 @@ impl Swarm {
         if let Some(msg) = msg {
             self.actions.push_back(Action::Send { peer, msg });
         }
-        self.reveal(peer);
+        if self.superseed.is_some() {
+            // The peer sees nothing to be interested in until we unchoke it and reveal pieces.
+            self.fill_unchoke_slots();
+        }
     }
 
-    /// While seeding initially, shows the peer more pieces until it has its target of revealed
-    /// pieces outstanding.
+    /// While seeding initially, shows an unchoked peer the rarest pieces, up to its target.
+    /// Choked peers are shown nothing (rare pieces are not tied up with a peer that cannot
+    /// fetch them); the choker considers them interested all the same.
     fn reveal(&mut self, peer: PeerKey) {
         let (Some(ss), Some(p)) = (self.superseed.as_mut(), self.peers.get_mut(&peer)) else {
             return;
@@ -306,13 +328,17 @@ impl Swarm {
         let Some(revealed) = p.revealed.as_mut() else {
             return;
         };
-        let target = superseed::reveal_target(p.am_choking, p.up.bytes_per_sec(), self.layout.piece_length());
-        while (p.reveals_open as usize) < target {
-            let Some(piece) = ss.choose(self.picker.availability(), &p.has, revealed) else {
+        if p.am_choking {
+            return;
+        }
+        let availability = self.picker.availability();
+        let target = superseed::reveal_target(p.up.bytes_per_sec(), self.layout.piece_length());
+        while p.reveals_open.len() < target {
+            let Some(piece) = ss.choose(availability, &p.has, revealed) else {
                 break;
             };
             revealed.set(piece);
-            p.reveals_open += 1;
+            p.reveals_open.push((piece, false));
             self.actions.push_back(Action::Send { peer, msg: Message::Have(piece.get()) });
         }
     }
@@ -327,15 +353,23 @@ impl Swarm {
         }
     }
 
-    /// The peer announced a piece (or left): a reveal of it is no longer outstanding.
-    fn settle_reveal(&mut self, peer: PeerKey, piece: PieceIndex) {
+    /// Reveals to the peer no longer count as copies on their way: it announced the piece,
+    /// left, or was choked before asking for it.
+    fn settle_reveals(&mut self, peer: PeerKey, which: Settle) {
         let (Some(ss), Some(p)) = (self.superseed.as_mut(), self.peers.get_mut(&peer)) else {
             return;
         };
-        if p.revealed.as_ref().is_some_and(|r| r.get(piece)) && p.reveals_open > 0 {
-            p.reveals_open -= 1;
-            ss.settle(piece);
-        }
+        p.reveals_open.retain(|&(open, requested)| {
+            let settled = match which {
+                Settle::Announced(piece) => piece == open,
+                Settle::Left => true,
+                Settle::Choked => !requested,
+            };
+            if settled {
+                ss.settle(open);
+            }
+            !settled
+        });
     }
 
     /// The peer told us (BEP 10 `reqq`) how many requests it accepts at once.
@@ -347,16 +381,12 @@ impl Swarm {
 
     /// The connection to the peer is gone (or being closed by the driver).
     pub fn remove_peer(&mut self, peer: PeerKey) {
+        self.settle_reveals(peer, Settle::Left);
         let Some(p) = self.peers.remove(&peer) else {
             return;
         };
         for piece in p.has.ones() {
             self.picker.peer_lost(piece);
-        }
-        if let (Some(ss), Some(revealed)) = (self.superseed.as_mut(), p.revealed.as_ref()) {
-            for piece in revealed.ones().filter(|&piece| !p.has.get(piece)) {
-                ss.settle(piece);
-            }
         }
         for block in &p.pending {
             self.picker.release(block);
@@ -485,7 +515,7 @@ impl Swarm {
         }
         self.picker.peer_has(piece);
         if self.superseed.is_some() {
-            self.settle_reveal(peer, piece);
+            self.settle_reveals(peer, Settle::Announced(piece));
             self.reveal(peer);
         }
         let Some(p) = self.peers.get_mut(&peer) else {
@@ -514,15 +544,13 @@ impl Swarm {
                 interesting += 1;
             }
         }
-        let newly: Vec<PieceIndex> = match &p.revealed {
-            Some(revealed) => revealed.ones().filter(|&piece| field.get(piece) && !p.has.get(piece)).collect(),
-            None => Vec::new(),
-        };
+        let newly: Vec<PieceIndex> =
+            p.reveals_open.iter().map(|&(piece, _)| piece).filter(|&piece| field.get(piece)).collect();
         p.has = field;
         p.interesting = interesting;
         self.set_interest(peer, interesting > 0);
         for piece in newly {
-            self.settle_reveal(peer, piece);
+            self.settle_reveals(peer, Settle::Announced(piece));
         }
         self.reveal(peer);
         self.disconnect_if_both_seeds(peer);
@@ -553,6 +581,9 @@ impl Swarm {
         };
         let allowed = !p.am_choking && self.have.get(block.piece);
         if allowed {
+            if let Some(open) = p.reveals_open.iter_mut().find(|(piece, _)| *piece == block.piece) {
+                open.1 = true;
+            }
             p.up.add(block.length as u64);
             self.up.add(block.length as u64);
             self.actions.push_back(Action::Serve { peer, block });
@@ -726,10 +757,11 @@ impl Swarm {
                 } else {
                     p.down.bytes_per_sec()
                 },
-                interested: p.peer_interested,
+                interested: wants_us(p, self.superseed.is_some()),
                 snubbed: p.snubbed,
             })
             .collect();
+        let mut newly_choked = Vec::new();
         let (unchoked, optimistic) =
             choker::choose(&candidates, self.config.unchoke_slots, self.optimistic, rotate, seeding, &mut self.rng);
         self.optimistic = optimistic;
@@ -739,20 +771,28 @@ impl Swarm {
                 p.am_choking = choke;
                 let msg = if choke { Message::Choke } else { Message::Unchoke };
                 self.actions.push_back(Action::Send { peer, msg });
+                if choke {
+                    newly_choked.push(peer);
+                }
             }
+        }
+        // Pieces a choked peer had not asked for yet go to other peers.
+        for peer in newly_choked {
+            self.settle_reveals(peer, Settle::Choked);
         }
     }
 
     /// Unchokes interested peers right away while slots are free, instead of waiting for the
     /// next rechoke.
     fn fill_unchoke_slots(&mut self) {
-        let busy = self.peers.values().filter(|p| !p.am_choking && p.peer_interested).count();
+        let superseed = self.superseed.is_some();
+        let busy = self.peers.values().filter(|p| !p.am_choking && wants_us(p, superseed)).count();
         let mut free = self.config.unchoke_slots.saturating_sub(busy);
         for (&peer, p) in self.peers.iter_mut() {
             if free == 0 {
                 break;
             }
-            if p.am_choking && p.peer_interested {
+            if p.am_choking && wants_us(p, superseed) {
                 p.am_choking = false;
                 free -= 1;
                 self.actions.push_back(Action::Send { peer, msg: Message::Unchoke });
@@ -803,6 +843,9 @@ impl Swarm {
             self.have.count(),
             |piece| p.has.get(piece) && (!choked || p.allowed_fast.contains(&piece)),
             |block| p.pending.contains(block),
+            // A block moves here only from a peer with a clearly longer queue, so blocks do
+            // not bounce between peers that are both nearly idle.
+            |from| self.peers.get(&from).is_some_and(|q| q.pending.len() > p.pending.len() + TAKE_OVER_MARGIN),
             &mut picked,
         );
         if !self.picker.in_endgame() {
@@ -961,11 +1004,11 @@ mod tests {
     #[test]
     fn a_peer_with_nothing_new_takes_over_blocks_queued_elsewhere() {
         let now = Instant::now();
-        // Three pieces of two blocks; requests are kept four deep, so one piece stays
+        // Five pieces of two blocks; requests are kept eight deep, so one piece stays
         // unstarted and the swarm is not in endgame.
-        let layout = Layout::new(3 * 32_768, 32_768).expect("layout");
+        let layout = Layout::new(5 * 32_768, 32_768).expect("layout");
         let mut s =
-            Swarm::new(layout, Bitfield::new(3), Config { min_queue: 4, max_queue: 4, ..Config::default() }, now);
+            Swarm::new(layout, Bitfield::new(5), Config { min_queue: 8, max_queue: 8, ..Config::default() }, now);
         for peer in [PeerKey(1), PeerKey(2)] {
             s.add_peer(now, peer, true);
         }
@@ -979,7 +1022,7 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(at_peer_1.len(), 4);
+        assert_eq!(at_peer_1.len(), 8);
         // Peer 2 has only a piece whose blocks are all queued at peer 1.
         let piece = at_peer_1[0];
         s.handle_message(now, PeerKey(2), Message::Have(piece)).expect("have");
@@ -1052,23 +1095,24 @@ mod tests {
         let now = Instant::now();
         let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
         let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
-        s.add_peer(now, PeerKey(1), true);
-        s.add_peer(now, PeerKey(2), true);
+        for key in 1..=5 {
+            s.add_peer(now, PeerKey(key), true);
+        }
         let actions = drain(&mut s);
         assert_eq!(actions[0], Action::Send { peer: PeerKey(1), msg: Message::HaveNone }, "the seed hides its pieces");
-        let (a, b) = (revealed(&actions, PeerKey(1)), revealed(&actions, PeerKey(2)));
-        assert_eq!((a.len(), b.len()), (1, 1), "a choked peer sees one piece: {actions:?}");
-        assert_ne!(a, b, "two peers are shown different pieces");
-        // Once unchoked, a peer sees enough pieces to keep a request queue full.
-        s.handle_message(now, PeerKey(1), Message::Interested).expect("interested");
-        let more = revealed(&drain(&mut s), PeerKey(1));
-        assert!(more.len() >= 2, "an unchoked peer is shown more: {more:?}");
-        let shown: std::collections::BTreeSet<u32> = a.iter().chain(&b).chain(&more).copied().collect();
-        assert_eq!(shown.len(), a.len() + b.len() + more.len(), "no piece is shown twice while others are unshown");
-        // A peer that announces a shown piece is shown another.
-        s.handle_message(now, PeerKey(1), Message::Have(a[0])).expect("have");
+        let shown: Vec<Vec<u32>> = (1..=5).map(|key| revealed(&actions, PeerKey(key))).collect();
+        // Four unchoke slots: the first four peers are unchoked at once and each is shown a
+        // quarter megabyte of pieces; the fifth is shown nothing until its turn.
+        for (n, pieces) in shown.iter().take(4).enumerate() {
+            assert_eq!(pieces.len(), 8, "peer {}: {actions:?}", n + 1);
+        }
+        assert!(shown[4].is_empty(), "a choked peer is shown nothing");
+        let all: std::collections::BTreeSet<u32> = shown.iter().flatten().copied().collect();
+        assert_eq!(all.len(), 32, "no piece is shown to two peers while others are unshown");
+        // A peer that announces a piece it was shown is shown another, new one.
+        s.handle_message(now, PeerKey(1), Message::Have(shown[0][0])).expect("have");
         let next = revealed(&drain(&mut s), PeerKey(1));
         assert_eq!(next.len(), 1);
-        assert!(!shown.contains(&next[0]));
+        assert!(!all.contains(&next[0]));
     }
 }
