@@ -77,6 +77,16 @@ pub(crate) enum Accepted {
     New { complete: bool },
 }
 
+/// What the picker needs to know about the peer it picks for.
+pub(crate) struct Source<H, P, M> {
+    /// Which pieces the peer has (and, if it chokes us, allows us to fetch).
+    pub(crate) has: H,
+    /// Which blocks are already requested from this peer.
+    pub(crate) pending: P,
+    /// Whether a block queued at the given other peer may be taken from it (outside endgame).
+    pub(crate) movable: M,
+}
+
 /// Per-torrent piece selection state.
 #[derive(Debug)]
 pub(crate) struct Picker {
@@ -154,20 +164,21 @@ impl Picker {
         self.missing == 0
     }
 
-    /// Chooses up to `want` blocks for `peer`. `has` says which pieces the peer has (and, for a
-    /// choked peer, which it allows us to fetch); `pending` says which blocks are already
-    /// requested from this peer; `movable` says whether a block queued at another peer may be
-    /// taken from it (outside endgame). Picked blocks are marked requested.
-    pub(crate) fn pick(
+    /// Chooses up to `want` blocks for `peer` (see [`Source`]). Picked blocks are marked
+    /// requested.
+    pub(crate) fn pick<H, P, M>(
         &mut self,
         peer: PeerKey,
         want: usize,
         have_count: u32,
-        has: impl Fn(PieceIndex) -> bool,
-        pending: impl Fn(&BlockRange) -> bool,
-        movable: impl Fn(PeerKey) -> bool,
+        source: Source<H, P, M>,
         out: &mut Vec<BlockRange>,
-    ) {
+    ) where
+        H: Fn(PieceIndex) -> bool,
+        P: Fn(&BlockRange) -> bool,
+        M: Fn(PeerKey) -> bool,
+    {
+        let Source { has, pending, movable } = source;
         let start = out.len();
         let done = |out: &Vec<BlockRange>| out.len() - start >= want;
         // 1. Pieces in progress.
@@ -364,6 +375,11 @@ mod tests {
     use super::*;
     use crate::Bitfield;
 
+    /// A peer that has everything and nothing pending; blocks may move from anywhere.
+    fn any() -> Source<impl Fn(PieceIndex) -> bool, impl Fn(&BlockRange) -> bool, impl Fn(PeerKey) -> bool> {
+        Source { has: |_| true, pending: |_: &BlockRange| false, movable: |_| true }
+    }
+
     fn picker(pieces: u32, piece_len: u32) -> Picker {
         let layout = Layout::new(pieces as u64 * piece_len as u64, piece_len).expect("layout");
         Picker::new(layout, &Bitfield::new(pieces), 7)
@@ -379,7 +395,7 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        p.pick(PeerKey(1), 1, RANDOM_FIRST, |_| true, |_| false, |_| true, &mut out);
+        p.pick(PeerKey(1), 1, RANDOM_FIRST, any(), &mut out);
         assert_eq!(out[0].piece.get(), 5);
     }
 
@@ -387,11 +403,11 @@ mod tests {
     fn partial_pieces_are_finished_before_new_ones() {
         let mut p = picker(4, 4 * 16384);
         let mut out = Vec::new();
-        p.pick(PeerKey(1), 2, 10, |_| true, |_| false, |_| true, &mut out);
+        p.pick(PeerKey(1), 2, 10, any(), &mut out);
         let first = out[0].piece;
         assert_eq!(out[1].piece, first);
         let mut out2 = Vec::new();
-        p.pick(PeerKey(2), 2, 10, |_| true, |_| false, |_| true, &mut out2);
+        p.pick(PeerKey(2), 2, 10, any(), &mut out2);
         assert!(out2.iter().all(|b| b.piece == first), "second peer continues the partial piece");
     }
 
@@ -399,14 +415,14 @@ mod tests {
     fn endgame_duplicates_requests_up_to_limit() {
         let mut p = picker(1, 2 * 16384);
         let mut a = Vec::new();
-        p.pick(PeerKey(1), 10, 10, |_| true, |_| false, |_| true, &mut a);
+        p.pick(PeerKey(1), 10, 10, any(), &mut a);
         assert_eq!(a.len(), 2);
         assert!(p.in_endgame());
         let mut b = Vec::new();
-        p.pick(PeerKey(2), 10, 10, |_| true, |_| false, |_| true, &mut b);
+        p.pick(PeerKey(2), 10, 10, any(), &mut b);
         assert_eq!(b.len(), 2, "endgame hands the same blocks to a second peer");
         let mut c = Vec::new();
-        p.pick(PeerKey(3), 10, 10, |_| true, |_| false, |_| true, &mut c);
+        p.pick(PeerKey(3), 10, 10, any(), &mut c);
         assert!(c.is_empty(), "no block is requested from more than {ENDGAME_DUPLICATES} peers");
         assert_eq!(p.accept(PeerKey(1), &a[0]), Accepted::New { complete: false });
         assert_eq!(p.accept(PeerKey(2), &b[0]), Accepted::Duplicate);
@@ -418,9 +434,9 @@ mod tests {
     fn failed_piece_is_refetched_from_one_peer() {
         let mut p = picker(1, 2 * 16384);
         let mut a = Vec::new();
-        p.pick(PeerKey(1), 1, 10, |_| true, |_| false, |_| true, &mut a);
+        p.pick(PeerKey(1), 1, 10, any(), &mut a);
         let mut b = Vec::new();
-        p.pick(PeerKey(2), 1, 10, |_| true, |_| false, |_| true, &mut b);
+        p.pick(PeerKey(2), 1, 10, any(), &mut b);
         p.accept(PeerKey(1), &a[0]);
         p.accept(PeerKey(2), &b[0]);
         let piece = a[0].piece;
@@ -429,9 +445,9 @@ mod tests {
         assert_eq!(contributors, vec![PeerKey(1), PeerKey(2)]);
         assert_eq!(p.state(piece), PieceState::Missing);
         let mut c = Vec::new();
-        p.pick(PeerKey(3), 1, 10, |_| true, |_| false, |_| true, &mut c);
+        p.pick(PeerKey(3), 1, 10, any(), &mut c);
         let mut d = Vec::new();
-        p.pick(PeerKey(4), 5, 10, |_| true, |_| false, |_| true, &mut d);
+        p.pick(PeerKey(4), 5, 10, any(), &mut d);
         assert!(d.is_empty(), "a suspect piece belongs to the one peer fetching it");
     }
 
@@ -439,10 +455,10 @@ mod tests {
     fn released_blocks_are_requested_again() {
         let mut p = picker(1, 16384);
         let mut a = Vec::new();
-        p.pick(PeerKey(1), 1, 10, |_| true, |_| false, |_| true, &mut a);
+        p.pick(PeerKey(1), 1, 10, any(), &mut a);
         p.release(&a[0]);
         let mut b = Vec::new();
-        p.pick(PeerKey(2), 1, 10, |_| true, |_| false, |_| true, &mut b);
+        p.pick(PeerKey(2), 1, 10, any(), &mut b);
         assert_eq!(a, b);
     }
 }

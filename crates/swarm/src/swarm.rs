@@ -24,7 +24,7 @@ use shoal_proto::{BLOCK_SIZE, BlockRange, Layout, Message, PieceIndex};
 
 use crate::choker::{self, Candidate};
 use crate::peer::{Peer, PeerView};
-use crate::picker::{Accepted, Picker, PieceState};
+use crate::picker::{Accepted, Picker, PieceState, Source};
 use crate::rng::Rng;
 use crate::superseed::{self, SuperSeed};
 use crate::{Bitfield, PeerKey, Rate};
@@ -841,11 +841,15 @@ impl Swarm {
             peer,
             want,
             self.have.count(),
-            |piece| p.has.get(piece) && (!choked || p.allowed_fast.contains(&piece)),
-            |block| p.pending.contains(block),
-            // A block moves here only from a peer with a clearly longer queue, so blocks do
-            // not bounce between peers that are both nearly idle.
-            |from| self.peers.get(&from).is_some_and(|q| q.pending.len() > p.pending.len() + TAKE_OVER_MARGIN),
+            Source {
+                has: |piece| p.has.get(piece) && (!choked || p.allowed_fast.contains(&piece)),
+                pending: |block: &BlockRange| p.pending.contains(block),
+                // A block moves here only from a peer with a clearly longer queue, so blocks
+                // do not bounce between peers that are both nearly idle.
+                movable: |from| {
+                    self.peers.get(&from).is_some_and(|q| q.pending.len() > p.pending.len() + TAKE_OVER_MARGIN)
+                },
+            },
             &mut picked,
         );
         if !self.picker.in_endgame() {
