@@ -1,4 +1,4 @@
-//! `shoal tracker`: runs the built-in HTTP tracker until Ctrl-C.
+//! `shoal tracker`: runs the built-in tracker, HTTP and UDP on the same port, until Ctrl-C.
 
 use std::time::Duration;
 
@@ -9,11 +9,12 @@ use crate::args::TrackerArgs;
 use crate::{Failure, interrupted};
 
 pub(crate) async fn run(a: TrackerArgs) -> Result<(), Failure> {
-    let listener =
-        tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
     let config = TrackerConfig { interval: Duration::from_secs(a.interval.max(1)), ..Default::default() };
-    let server = TrackerServer::start(listener, config).context("cannot start the tracker")?;
+    let server = TrackerServer::bind(a.listen, config).await.context("cannot start the tracker")?;
     println!("tracker listening on {}", server.announce_url());
+    if let Some(udp) = server.udp_addr() {
+        println!("tracker listening on udp://{udp}");
+    }
     interrupted().await;
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! The announce loop of one torrent (see the parent module for the policy).
+//! The announce loop of one torrent (see the parent module for the policy). HTTP(S) trackers
+//! are asked with `reqwest`, UDP trackers through [`UdpTrackers`]; both kinds share the tiers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,13 +8,16 @@ use shoal_proto::tracker::{AnnounceRequest, AnnounceResponse, Event};
 use shoal_proto::{InfoHash, PeerId};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::udp::{Schedule, UdpTrackers};
 use crate::torrent::Control;
 use crate::{TorrentState, TorrentStatus};
 
-/// Longest wait for one tracker's answer.
+/// Longest wait for one HTTP tracker's answer (UDP trackers follow [`Schedule::BEP15`]).
 const TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest tracker reply read.
 const MAX_REPLY: usize = 2 * 1024 * 1024;
+/// Longest time spent telling the trackers about a stop.
+const STOPPED_TIMEOUT: Duration = Duration::from_secs(5);
 /// Wait after every tracker failed, doubled on each further failure up to the interval.
 const RETRY: Duration = Duration::from_secs(10);
 
@@ -28,13 +32,10 @@ pub(crate) struct Announcer {
     pub(crate) stop: oneshot::Receiver<()>,
 }
 
-/// Announces until told to stop, then sends `stopped`.
+/// Announces until told to stop, then sends `stopped`. A stop also cuts short an announce in
+/// progress (a dead UDP tracker may take [`Schedule::total`] to give up).
 pub(crate) async fn announce_loop(mut a: Announcer) {
-    let client = match reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .user_agent(concat!("Shoal/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
+    let mut clients = match Clients::new(Schedule::BEP15) {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!("cannot start the tracker client: {e}");
@@ -46,7 +47,13 @@ pub(crate) async fn announce_loop(mut a: Announcer) {
     let mut event = Some(Event::Started);
     let mut failures = 0u32;
     loop {
-        let wait = match announce(&client, &mut a, event).await {
+        let request = a.request(event);
+        let result = tokio::select! {
+            biased;
+            _ = &mut a.stop => break,
+            result = clients.announce(&mut a.tiers, &request) => result,
+        };
+        let wait = match result {
             Ok(reply) => {
                 failures = 0;
                 event = None;
@@ -63,13 +70,10 @@ pub(crate) async fn announce_loop(mut a: Announcer) {
         };
         let sleep = tokio::time::sleep(wait);
         tokio::pin!(sleep);
-        loop {
+        let stop = loop {
             tokio::select! {
-                _ = &mut a.stop => {
-                    let _ = tokio::time::timeout(Duration::from_secs(5), announce(&client, &mut a, Some(Event::Stopped))).await;
-                    return;
-                }
-                _ = &mut sleep => break,
+                _ = &mut a.stop => break true,
+                _ = &mut sleep => break false,
                 changed = status_rx.changed() => {
                     if changed.is_err() {
                         return;
@@ -78,59 +82,89 @@ pub(crate) async fn announce_loop(mut a: Announcer) {
                     if now_complete && !complete {
                         complete = true;
                         event = Some(Event::Completed);
-                        break;
+                        break false;
                     }
                 }
             }
+        };
+        if stop {
+            break;
+        }
+    }
+    let request = a.request(Some(Event::Stopped));
+    let _ = tokio::time::timeout(STOPPED_TIMEOUT, clients.announce(&mut a.tiers, &request)).await;
+}
+
+impl Announcer {
+    /// The announce of `event` with the current counters.
+    fn request(&self, event: Option<Event>) -> AnnounceRequest {
+        let s = self.status.borrow();
+        AnnounceRequest {
+            info_hash: self.info_hash,
+            peer_id: self.peer_id,
+            port: self.port,
+            uploaded: s.stats.uploaded,
+            downloaded: s.stats.downloaded,
+            left: s.total_length.saturating_sub(s.stats.bytes_have),
+            event,
+            compact: true,
+            numwant: Some(80),
+            key: None,
+            ip: None,
         }
     }
 }
 
-/// Announces to the first tracker that answers, tier by tier.
-async fn announce(
-    client: &reqwest::Client,
-    a: &mut Announcer,
-    event: Option<Event>,
-) -> Result<AnnounceResponse, String> {
-    let (uploaded, downloaded, left) = {
-        let s = a.status.borrow();
-        (s.stats.uploaded, s.stats.downloaded, s.total_length.saturating_sub(s.stats.bytes_have))
-    };
-    let request = AnnounceRequest {
-        info_hash: a.info_hash,
-        peer_id: a.peer_id,
-        port: a.port,
-        uploaded,
-        downloaded,
-        left,
-        event,
-        compact: true,
-        numwant: Some(80),
-        key: None,
-        ip: None,
-    };
-    let mut last_error = "the torrent lists no HTTP tracker".to_string();
-    for tier in a.tiers.iter_mut() {
-        for i in 0..tier.len() {
-            let url = &tier[i];
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                continue;
-            }
-            match fetch(client, &request.announce_url(url))
-                .await
-                .and_then(|body| AnnounceResponse::parse(&body).map_err(|e| e.to_string()))
-            {
-                Ok(reply) => {
-                    tracing::debug!(tracker = %url, peers = reply.peers.len(), "announced");
-                    let good = tier.remove(i);
-                    tier.insert(0, good);
-                    return Ok(reply);
+/// The clients of both tracker kinds, owned by one announce loop.
+pub(super) struct Clients {
+    http: reqwest::Client,
+    udp: UdpTrackers,
+}
+
+impl Clients {
+    /// An HTTP client with Shoal's user agent and timeout, and UDP trackers following `schedule`.
+    pub(super) fn new(schedule: Schedule) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .user_agent(concat!("Shoal/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { http, udp: UdpTrackers::new(schedule) })
+    }
+
+    /// Announces to the first tracker that answers, tier by tier (BEP 12), HTTP and UDP
+    /// alike; the tracker that answered moves to the front of its tier. URLs of other schemes
+    /// are skipped. The error is that of the last tracker tried.
+    pub(super) async fn announce(
+        &mut self,
+        tiers: &mut [Vec<String>],
+        request: &AnnounceRequest,
+    ) -> Result<AnnounceResponse, String> {
+        let mut last_error = "the torrent lists no HTTP or UDP tracker".to_string();
+        for tier in tiers.iter_mut() {
+            for i in 0..tier.len() {
+                let url = &tier[i];
+                let result = if url.starts_with("http://") || url.starts_with("https://") {
+                    fetch(&self.http, &request.announce_url(url))
+                        .await
+                        .and_then(|body| AnnounceResponse::parse(&body).map_err(|e| e.to_string()))
+                } else if url.starts_with("udp://") {
+                    self.udp.announce(url, request).await.map_err(|e| e.to_string())
+                } else {
+                    continue;
+                };
+                match result {
+                    Ok(reply) => {
+                        tracing::debug!(tracker = %url, peers = reply.peers.len(), "announced");
+                        let good = tier.remove(i);
+                        tier.insert(0, good);
+                        return Ok(reply);
+                    }
+                    Err(e) => last_error = format!("tracker {url}: {e}"),
                 }
-                Err(e) => last_error = format!("tracker {url}: {e}"),
             }
         }
+        Err(last_error)
     }
-    Err(last_error)
 }
 
 async fn fetch(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
@@ -147,3 +181,6 @@ async fn fetch(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
     }
     Ok(body)
 }
+
+#[cfg(test)]
+mod tests;

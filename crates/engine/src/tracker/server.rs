@@ -1,7 +1,11 @@
-//! The built-in HTTP tracker (`shoal tracker`): answers BEP 3 announces with compact peer lists
-//! (BEP 23; IPv6 peers in `peers6`), for any info-hash. Peers are kept in memory and forgotten
-//! when they send `stopped` or stay silent for two intervals. Each reply lists up to `numwant`
-//! (default 50, at most 200) other peers of the same torrent, chosen at random.
+//! The built-in tracker (`shoal tracker`): answers BEP 3 announces over HTTP with compact peer
+//! lists (BEP 23; IPv6 peers in `peers6`) and, when given a UDP socket, BEP 15 announces and
+//! scrapes over UDP (see the `udp` submodule), for any info-hash. Both protocols share one set
+//! of swarms, so an HTTP client and a UDP client of the same torrent see each other.
+//!
+//! Peers are kept in memory and forgotten when they send `stopped` or stay silent for two
+//! intervals. Each reply lists up to `numwant` (default 50, at most 200) other peers of the same
+//! torrent, chosen at random (over UDP, only peers of the requester's address family).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -15,8 +19,15 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use rand::seq::SliceRandom;
 use shoal_proto::tracker::{AnnounceRequest, AnnounceResponse, Event, encode_failure};
+use shoal_proto::udp_tracker::{AddressFamily, ScrapeStats};
 use shoal_proto::{InfoHash, PeerId};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
+
+mod udp;
+
+/// Tries at binding a TCP and a UDP socket on one free port, when port 0 was asked for and the
+/// port the TCP listener got is taken for UDP.
+const BIND_ATTEMPTS: usize = 16;
 
 /// Settings of the tracker server.
 #[derive(Clone, Debug)]
@@ -42,9 +53,17 @@ struct Entry {
     seen: Instant,
 }
 
+/// One torrent's peers.
+#[derive(Debug, Default)]
+struct Swarm {
+    peers: HashMap<PeerId, Entry>,
+    /// `completed` events received (the scrape's "downloaded" count).
+    completed: u32,
+}
+
 #[derive(Debug, Default)]
 struct Swarms {
-    torrents: HashMap<InfoHash, HashMap<PeerId, Entry>>,
+    torrents: HashMap<InfoHash, Swarm>,
 }
 
 #[derive(Debug)]
@@ -53,18 +72,76 @@ struct Shared {
     swarms: Mutex<Swarms>,
 }
 
-/// A running tracker.
+/// Why [`TrackerServer::bind`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackerBindError {
+    /// The TCP listener for HTTP could not be bound.
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    Http {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The UDP socket could not be bound on the HTTP listener's port (or, for port 0, no free
+    /// port was found for both in 16 tries).
+    #[error("cannot listen for UDP on {addr}: {source}")]
+    Udp {
+        /// The address tried last.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A running tracker. Dropping it stops it.
 #[derive(Debug)]
 pub struct TrackerServer {
     addr: SocketAddr,
+    udp_addr: Option<SocketAddr>,
     task: tokio::task::JoinHandle<()>,
+    udp_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TrackerServer {
-    /// Starts serving on an already bound listener.
+    /// Starts serving HTTP only, on an already bound listener.
     pub fn start(listener: TcpListener, config: TrackerConfig) -> std::io::Result<Self> {
+        Self::start_inner(listener, None, config)
+    }
+
+    /// Starts serving HTTP on an already bound listener and UDP on an already bound socket
+    /// (normally on the same port number), with shared swarms.
+    pub fn start_with_udp(listener: TcpListener, udp: UdpSocket, config: TrackerConfig) -> std::io::Result<Self> {
+        Self::start_inner(listener, Some(udp), config)
+    }
+
+    /// Binds HTTP (TCP) on `addr` and UDP on the same address and port, and starts serving
+    /// both. With port 0, a port free for both is looked for.
+    pub async fn bind(addr: SocketAddr, config: TrackerConfig) -> Result<Self, TrackerBindError> {
+        let mut last = None;
+        for _ in 0..BIND_ATTEMPTS {
+            let listener = TcpListener::bind(addr).await.map_err(|source| TrackerBindError::Http { addr, source })?;
+            let local = listener.local_addr().map_err(|source| TrackerBindError::Http { addr, source })?;
+            match UdpSocket::bind(local).await {
+                Ok(udp) => {
+                    return Self::start_with_udp(listener, udp, config)
+                        .map_err(|source| TrackerBindError::Udp { addr: local, source });
+                }
+                Err(source) if addr.port() == 0 && source.kind() == std::io::ErrorKind::AddrInUse => {
+                    last = Some((local, source));
+                }
+                Err(source) => return Err(TrackerBindError::Udp { addr: local, source }),
+            }
+        }
+        let (addr, source) = last.unwrap_or_else(|| (addr, std::io::ErrorKind::AddrInUse.into()));
+        Err(TrackerBindError::Udp { addr, source })
+    }
+
+    fn start_inner(listener: TcpListener, udp: Option<UdpSocket>, config: TrackerConfig) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
+        let udp_addr = udp.as_ref().map(UdpSocket::local_addr).transpose()?;
         let shared = Arc::new(Shared { config, swarms: Mutex::new(Swarms::default()) });
+        let udp_task = udp.map(|socket| tokio::spawn(udp::serve(socket, shared.clone())));
         let app = Router::new().route("/announce", get(announce)).with_state(shared);
         let task = tokio::spawn(async move {
             let service = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -72,23 +149,36 @@ impl TrackerServer {
                 tracing::error!("tracker stopped: {e}");
             }
         });
-        Ok(Self { addr, task })
+        Ok(Self { addr, udp_addr, task, udp_task })
     }
 
-    /// The address the tracker listens on.
+    /// The address the tracker listens on for HTTP.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// The announce URL clients should use.
+    /// The HTTP announce URL clients should use.
     pub fn announce_url(&self) -> String {
         format!("http://{}/announce", self.addr)
+    }
+
+    /// The address the tracker answers UDP on, if it was started with UDP.
+    pub fn udp_addr(&self) -> Option<SocketAddr> {
+        self.udp_addr
+    }
+
+    /// The UDP announce URL, `udp://ADDR/announce`, if the tracker was started with UDP.
+    pub fn udp_announce_url(&self) -> Option<String> {
+        self.udp_addr.map(|addr| format!("udp://{addr}/announce"))
     }
 }
 
 impl Drop for TrackerServer {
     fn drop(&mut self) {
         self.task.abort();
+        if let Some(task) = &self.udp_task {
+            task.abort();
+        }
     }
 }
 
@@ -101,29 +191,44 @@ async fn announce(
         Ok(r) => r,
         Err(e) => return (StatusCode::OK, encode_failure(&e.to_string())),
     };
-    // The address the request came from; a client on the same machine may name another of
-    // its own addresses with `ip`, nobody else may.
-    let ip: IpAddr = match request.ip.as_deref().and_then(|s| s.parse().ok()) {
-        Some(ip) if remote.ip().is_loopback() => ip,
-        _ => remote.ip(),
-    };
-    let addr = SocketAddr::new(ip, request.port);
-    match shared.record(&request, addr) {
+    match shared.record(&request, peer_addr(remote, &request), None) {
         Ok(reply) => (StatusCode::OK, reply.encode_compact()),
         Err(reason) => (StatusCode::OK, encode_failure(reason)),
     }
 }
 
+/// The address to list a peer under: that of the request's source with the announced port. A
+/// client on the same machine may name another of its own addresses with `ip`, nobody else may.
+fn peer_addr(remote: SocketAddr, request: &AnnounceRequest) -> SocketAddr {
+    let remote = remote.ip().to_canonical();
+    let ip: IpAddr = match request.ip.as_deref().and_then(|s| s.parse().ok()) {
+        Some(ip) if remote.is_loopback() => ip,
+        _ => remote,
+    };
+    SocketAddr::new(ip, request.port)
+}
+
 impl Shared {
-    fn record(&self, request: &AnnounceRequest, addr: SocketAddr) -> Result<AnnounceResponse, &'static str> {
+    /// Records an announce from `addr` and returns the reply: other peers of the torrent, only
+    /// of `family` when given.
+    fn record(
+        &self,
+        request: &AnnounceRequest,
+        addr: SocketAddr,
+        family: Option<AddressFamily>,
+    ) -> Result<AnnounceResponse, &'static str> {
         let now = Instant::now();
-        let ttl = self.config.interval * 2 + Duration::from_secs(30);
+        let ttl = self.ttl();
         let mut swarms = self.swarms.lock().unwrap_or_else(|e| e.into_inner());
         let full = swarms.torrents.len() >= self.config.max_torrents;
         if full && !swarms.torrents.contains_key(&request.info_hash) {
             return Err("the tracker is full");
         }
-        let peers = swarms.torrents.entry(request.info_hash).or_default();
+        let swarm = swarms.torrents.entry(request.info_hash).or_default();
+        if request.event == Some(Event::Completed) {
+            swarm.completed = swarm.completed.saturating_add(1);
+        }
+        let peers = &mut swarm.peers;
         peers.retain(|_, e| now.duration_since(e.seen) < ttl);
         if request.event == Some(Event::Stopped) {
             peers.remove(&request.peer_id);
@@ -133,8 +238,11 @@ impl Shared {
         let complete = peers.values().filter(|e| e.seed).count() as u32;
         let incomplete = peers.len() as u32 - complete;
         let want = request.numwant.unwrap_or(50).min(200) as usize;
-        let mut others: Vec<SocketAddr> =
-            peers.iter().filter(|(id, _)| **id != request.peer_id).map(|(_, e)| e.addr).collect();
+        let mut others: Vec<SocketAddr> = peers
+            .iter()
+            .filter(|(id, e)| **id != request.peer_id && family.is_none_or(|f| AddressFamily::of(&e.addr) == f))
+            .map(|(_, e)| e.addr)
+            .collect();
         others.shuffle(&mut rand::rng());
         others.truncate(want);
         Ok(AnnounceResponse {
@@ -145,5 +253,33 @@ impl Shared {
             peers: others,
             warning: None,
         })
+    }
+
+    /// Counts of each torrent for a scrape, in order; zeros for unknown torrents.
+    fn scrape(&self, info_hashes: &[InfoHash]) -> Vec<ScrapeStats> {
+        let ttl = self.ttl();
+        let now = Instant::now();
+        let swarms = self.swarms.lock().unwrap_or_else(|e| e.into_inner());
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        info_hashes
+            .iter()
+            .map(|hash| match swarms.torrents.get(hash) {
+                Some(swarm) => {
+                    let live = || swarm.peers.values().filter(|e| now.duration_since(e.seen) < ttl);
+                    let seeders = live().filter(|e| e.seed).count();
+                    ScrapeStats {
+                        seeders: count(seeders),
+                        completed: swarm.completed,
+                        leechers: count(live().count() - seeders),
+                    }
+                }
+                None => ScrapeStats::default(),
+            })
+            .collect()
+    }
+
+    /// How long a silent peer stays listed: two intervals and some slack.
+    fn ttl(&self) -> Duration {
+        self.config.interval * 2 + Duration::from_secs(30)
     }
 }
