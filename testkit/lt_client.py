@@ -7,16 +7,26 @@ given with --bind), speaks TCP only (uTP off), and has DHT, local service discov
 NAT-PMP switched off, so it only ever talks to the peers it is told about (--peer) and to the
 trackers named in the torrent.
 
+With --dht-bootstrap HOST:PORT (seed and leech), the session also runs a DHT node bootstrapped
+only from that node, with libtorrent's checks that make no sense on one machine switched off
+(dht_restrict_routing_ips, dht_restrict_search_ips, dht_enforce_node_id,
+dht_ignore_dark_internet), and announces its torrent there. DHT alerts are printed as
+"alert dht_...: ..." lines.
+
 Subcommands:
   seed    check the data in --save, print "READY <port>" once seeding, serve until killed
   leech   download into --save, print progress, exit 0 once complete and verified
   create  write a .torrent for a file or folder (v1 by default)
   info    print the info-hash of a .torrent as libtorrent computes it
+  dht-get-peers  look an info-hash up in a DHT reached through --dht-bootstrap; exit 0 once
+          --want is among the peers found
 
 Machine-readable lines on stdout (everything else is for people):
   READY <port>          seed: listening on <bind>:<port> with every piece verified
   LISTEN <port>         leech: listening on <bind>:<port>
   DONE <seconds> <bytes> leech: all pieces downloaded and verified
+  PEERS <addr>...       dht-get-peers: one lookup's answer (HOST:PORT each)
+  FOUND <addr>          dht-get-peers: the --want peer was found
   ERROR <message>       something failed; the exit code is 1
 
 Exit codes: 0 success, 1 runtime failure (timeout, bad data, libtorrent error),
@@ -45,6 +55,8 @@ REPORT_EVERY = 1.0
 REDIAL_EVERY = 1.0
 # How long a seed may spend checking its data before giving up (seconds).
 CHECK_TIMEOUT = 600.0
+# How often dht-get-peers starts a new lookup while the peer is not found (seconds).
+LOOKUP_EVERY = 1.0
 
 STOP = threading.Event()
 
@@ -94,8 +106,15 @@ def parse_peer(text):
     return (host.strip("[]"), int(port))
 
 
-def make_session(bind, listen_port, encryption):
-    """A session on loopback address `bind` that finds no peers on its own and speaks TCP only."""
+def dht_node(text):
+    host, port = parse_peer(text)
+    return f"{host}:{port}"
+
+
+def make_session(bind, listen_port, encryption, dht_bootstrap=None):
+    """A session on loopback address `bind` that speaks TCP only and finds no peers on its own,
+    unless `dht_bootstrap` ("HOST:PORT") is given: then it runs a DHT node bootstrapped only
+    from that node."""
     policy = {
         "enabled": lt.enc_policy.enabled,
         "disabled": lt.enc_policy.disabled,
@@ -123,6 +142,17 @@ def make_session(bind, listen_port, encryption):
         | lt.alert.category_t.tracker_notification,
         "user_agent": "shoal-testkit/libtorrent " + lt.__version__,
     }
+    if dht_bootstrap:
+        settings.update({
+            "enable_dht": True,
+            "dht_bootstrap_nodes": dht_bootstrap,
+            # Every node of a one-machine DHT shares 127.0.0.1 and has an id unrelated to it.
+            "dht_restrict_routing_ips": False,
+            "dht_restrict_search_ips": False,
+            "dht_enforce_node_id": False,
+            "dht_ignore_dark_internet": False,
+        })
+        settings["alert_mask"] |= lt.alert.category_t.dht_notification
     return lt.session(settings)
 
 
@@ -159,7 +189,9 @@ class Alerts:
                 log(f"alert {a.what()}: {a.message()}")
                 self.fatal = self.fatal or a.message()
             elif (a.category() & lt.alert.category_t.error_notification
-                  or isinstance(a, (lt.tracker_reply_alert, lt.tracker_error_alert))):
+                  or isinstance(a, (lt.tracker_reply_alert, lt.tracker_error_alert,
+                                    lt.dht_bootstrap_alert, lt.dht_reply_alert,
+                                    lt.dht_announce_alert))):
                 log(f"alert {a.what()}: {a.message()}")
         return self.fatal
 
@@ -206,7 +238,7 @@ def wait_listening(ses, alerts, timeout=10.0):
 
 
 def cmd_seed(args):
-    ses = make_session(args.bind, args.listen, args.encryption)
+    ses = make_session(args.bind, args.listen, args.encryption, args.dht_bootstrap)
     handle, info = add_torrent(ses, args.torrent, args.save)
     if args.upload_limit:
         handle.set_upload_limit(args.upload_limit)
@@ -249,7 +281,7 @@ def cmd_seed(args):
 
 
 def cmd_leech(args):
-    ses = make_session(args.bind, args.listen, args.encryption)
+    ses = make_session(args.bind, args.listen, args.encryption, args.dht_bootstrap)
     handle, info = add_torrent(ses, args.torrent, args.save)
     if args.download_limit:
         handle.set_download_limit(args.download_limit)
@@ -287,6 +319,40 @@ def cmd_leech(args):
             if elapsed > args.timeout:
                 return fail(f"download not complete after {args.timeout:.0f}s "
                             f"({st.progress * 100:.2f}%, {st.num_peers} peers)")
+        ses.wait_for_alert(int(TICK * 1000))
+    return 0
+
+
+def cmd_dht_get_peers(args):
+    ses = make_session(args.bind, args.listen, "enabled", args.dht_bootstrap)
+    mask = ses.get_settings()["alert_mask"] | lt.alert.category_t.dht_operation_notification
+    ses.apply_settings({"alert_mask": mask})
+    try:
+        target = lt.sha1_hash(bytes.fromhex(args.info_hash))
+    except ValueError:
+        return fail(f"not a hex info-hash: {args.info_hash!r}")
+    want = f"{args.want[0]}:{args.want[1]}"
+    started = time.monotonic()
+    last_lookup = None
+    while not STOP.is_set():
+        now = time.monotonic()
+        if now - started > args.timeout:
+            return fail(f"{want} not found for {args.info_hash} within {args.timeout:.0f}s")
+        # A lookup started before the DHT has bootstrapped finds nothing: start one every
+        # LOOKUP_EVERY seconds until the peer turns up.
+        if last_lookup is None or now - last_lookup >= LOOKUP_EVERY:
+            last_lookup = now
+            ses.dht_get_peers(target)
+        for a in ses.pop_alerts():
+            if isinstance(a, lt.dht_get_peers_reply_alert):
+                peers = [f"{ip}:{port}" for ip, port in a.peers()]
+                log(f"PEERS {' '.join(peers)}")
+                if want in peers:
+                    log(f"FOUND {want}")
+                    return 0
+            elif (a.category() & lt.alert.category_t.error_notification
+                  or isinstance(a, lt.dht_bootstrap_alert)):
+                log(f"alert {a.what()}: {a.message()}")
         ses.wait_for_alert(int(TICK * 1000))
     return 0
 
@@ -352,7 +418,8 @@ def cmd_info(args):
 
 def build_parser():
     p = argparse.ArgumentParser(
-        description="Run libtorrent on loopback (TCP only; no DHT, LSD, UPnP or NAT-PMP) "
+        description="Run libtorrent on loopback (TCP only; no LSD, UPnP or NAT-PMP; no DHT "
+                    "unless --dht-bootstrap) "
                     "as a seeder or leecher, or create and inspect .torrent files.",
         epilog="Exit codes: 0 success, 1 runtime failure, 2 bad usage.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -371,6 +438,9 @@ def build_parser():
                              "(repeatable)")
         sp.add_argument("--upload-limit", type=int, default=0, metavar="BPS",
                         help="upload limit for this torrent in bytes per second (0 = none)")
+        sp.add_argument("--dht-bootstrap", type=dht_node, default=None, metavar="HOST:PORT",
+                        help="run a DHT node bootstrapped only from this node and announce the "
+                             "torrent there (default: no DHT)")
         sp.add_argument("--encryption", choices=["enabled", "disabled", "forced"],
                         default="enabled",
                         help="peer connection encryption policy, in and out "
@@ -411,6 +481,22 @@ def build_parser():
     i.add_argument("-v", "--verbose", action="store_true",
                    help="print name, both hashes, sizes and trackers as key: value lines")
     i.set_defaults(func=cmd_info)
+
+    d = sub.add_parser("dht-get-peers",
+                       help="look an info-hash up in the DHT; exits 0 once --want is found")
+    d.add_argument("--info-hash", required=True, metavar="HEX", help="40 hex digits")
+    d.add_argument("--dht-bootstrap", type=dht_node, required=True, metavar="HOST:PORT",
+                   help="the only node the DHT is bootstrapped from")
+    d.add_argument("--want", type=parse_peer, required=True, metavar="HOST:PORT",
+                   help="the peer to find")
+    d.add_argument("--bind", type=loopback, default="127.0.0.1", metavar="ADDR",
+                   help="loopback address to use (default 127.0.0.1)")
+    d.add_argument("--listen", type=int, default=0, help="port to listen on (0 = any)")
+    d.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="give up (exit 1) after this many seconds (default 60)")
+    d.add_argument("--watch-stdin", action="store_true",
+                   help="stop when stdin is closed")
+    d.set_defaults(func=cmd_dht_get_peers)
     return p
 
 

@@ -74,6 +74,15 @@ pub(crate) struct NodeOptions {
     /// Download cap in bytes per second (suffixes k, M, G allowed; default unlimited).
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub(crate) download_limit: Option<u64>,
+    /// Do not run a DHT node (peers then come from trackers, peer exchange and --peer).
+    #[arg(long)]
+    pub(crate) no_dht: bool,
+    /// UDP port of the DHT node (if the default is taken, any free port is used).
+    #[arg(long, value_name = "PORT", default_value_t = 6881)]
+    pub(crate) dht_port: u16,
+    /// Bootstrap the DHT from this node instead of the public routers (repeatable).
+    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT", value_parser = parse_host_port)]
+    pub(crate) dht_bootstrap: Vec<String>,
 }
 
 impl NodeOptions {
@@ -83,9 +92,46 @@ impl NodeOptions {
             listen: self.listen,
             upload_limit: self.upload_limit,
             download_limit: self.download_limit,
+            dht: (!self.no_dht).then(|| self.dht_config()),
             ..Default::default()
         }
     }
+
+    /// The DHT node's settings: on the IPv4 address peers are accepted on (any address when
+    /// that is IPv6), the routing table kept in the data folder.
+    fn dht_config(&self) -> shoal_engine::DhtConfig {
+        let ip = match self.listen.ip() {
+            std::net::IpAddr::V4(v4) => v4,
+            std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
+        };
+        let mut config = shoal_engine::DhtConfig {
+            listen: SocketAddr::from((ip, self.dht_port)),
+            state_file: data_dir().map(|d| d.join("dht.state")),
+            ..Default::default()
+        };
+        if !self.dht_bootstrap.is_empty() {
+            config.bootstrap = self.dht_bootstrap.clone();
+        }
+        config
+    }
+}
+
+/// Shoal's data folder: `$XDG_DATA_HOME/shoal`, or `~/.local/share/shoal`.
+pub(crate) fn data_dir() -> Option<std::path::PathBuf> {
+    let base = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::path::PathBuf::from(std::env::var_os("HOME")?).join(".local/share"),
+    };
+    Some(base.join("shoal"))
+}
+
+/// Checks `host:port` (the host is resolved later).
+fn parse_host_port(s: &str) -> Result<String, String> {
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| format!("{s:?} is not HOST:PORT"))?;
+    if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(format!("{s:?} is not HOST:PORT"));
+    }
+    Ok(s.to_owned())
 }
 
 /// Parses `1500`, `64k`, `5M` or `1G` (powers of 1024) as bytes per second.
@@ -124,7 +170,7 @@ pub(crate) struct ShareArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
-    /// A .torrent file.
+    /// A .torrent file, an http(s) URL of one, or a magnet link.
     pub(crate) source: String,
     /// Folder to download into (default: the current folder).
     #[arg(short, long, default_value = ".")]

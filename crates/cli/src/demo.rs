@@ -68,7 +68,13 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
     let local = SessionConfig { listen: "127.0.0.1:0".parse().map_err(|e| anyhow!("{e}"))?, ..Default::default() };
     let seed = Session::start(local.clone()).await.map_err(anyhow::Error::from)?;
     let seed_torrent = seed
-        .add(AddTorrent { meta: meta.clone(), download_dir: seed_dir.clone(), peers: vec![], use_trackers: true })
+        .add(AddTorrent {
+            meta: meta.clone(),
+            download_dir: seed_dir.clone(),
+            peers: vec![],
+            use_trackers: true,
+            only_files: None,
+        })
         .await
         .map_err(anyhow::Error::from)?;
     let seeded = progress::follow(&seed_torrent, &indicatif::ProgressBar::hidden()).await;
@@ -88,7 +94,13 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let session = Session::start(local.clone()).await.map_err(anyhow::Error::from)?;
         let torrent = session
-            .add(AddTorrent { meta: meta.clone(), download_dir: dir.clone(), peers: vec![], use_trackers: true })
+            .add(AddTorrent {
+                meta: meta.clone(),
+                download_dir: dir.clone(),
+                peers: vec![],
+                use_trackers: true,
+                only_files: None,
+            })
             .await
             .map_err(anyhow::Error::from)?;
         let bar = progress::transfer_bar(Some(&multi), size, &format!("peer {i}"), quiet);

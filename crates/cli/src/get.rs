@@ -1,29 +1,43 @@
-//! `shoal get`: download a torrent with a progress bar; exit 0 once every piece is verified,
-//! then optionally keep seeding.
+//! `shoal get`: download a torrent (a .torrent file, an http(s) URL of one, or a magnet link)
+//! with a progress bar; exit 0 once every piece is verified, then optionally keep seeding.
 
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
 use indicatif::{HumanBytes, HumanDuration};
-use shoal_engine::{AddTorrent, Session, TorrentState};
+use shoal_engine::{AddTorrent, MetadataProgress, Session, TorrentState};
 use shoal_proto::Metainfo;
+use shoal_proto::magnet::Magnet;
 
 use crate::args::GetArgs;
 use crate::{BadInput, Failure, interrupted, progress, resolve_peers};
 
 /// Largest .torrent file read.
 const MAX_TORRENT_FILE: u64 = 64 * 1024 * 1024;
+/// Longest wait for a .torrent file over HTTP.
+const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub(crate) async fn run(a: GetArgs, quiet: bool) -> Result<(), Failure> {
-    let meta = load_source(&a.source)?;
-    let peers = resolve_peers(&a.peers).await?;
+    let source = load_source(&a.source).await?;
+    let mut peers = resolve_peers(&a.peers).await?;
     let session = Session::start(a.node.session_config()).await.map_err(anyhow::Error::from)?;
+    let (meta, only_files) = match source {
+        Source::Torrent(meta) => (meta, None),
+        Source::Magnet(magnet) => {
+            let (meta, found) = fetch_metadata(&session, &magnet, peers.clone(), !a.no_trackers, quiet).await?;
+            peers.extend(found);
+            let only = magnet.select_only.as_ref().map(|_| {
+                (0..meta.info.files.len()).filter(|&i| u32::try_from(i).is_ok_and(|i| magnet.is_selected(i))).collect()
+            });
+            (meta, only)
+        }
+    };
     std::fs::create_dir_all(&a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
     let name = meta.info.name.clone();
     let hash = meta.info_hash;
     let torrent = session
-        .add(AddTorrent { meta, download_dir: a.output.clone(), peers, use_trackers: !a.no_trackers })
+        .add(AddTorrent { meta, download_dir: a.output.clone(), peers, use_trackers: !a.no_trackers, only_files })
         .await
         .map_err(anyhow::Error::from)?;
     if !quiet {
@@ -83,19 +97,101 @@ pub(crate) async fn run(a: GetArgs, quiet: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Reads and parses SOURCE; every problem with it is bad input (exit code 2).
-pub(crate) fn load_source(source: &str) -> Result<Metainfo, Failure> {
+/// What `shoal get` was asked to fetch.
+pub(crate) enum Source {
+    /// A torrent whose metadata we have.
+    Torrent(Metainfo),
+    /// A magnet link: the metadata comes from peers first.
+    Magnet(Magnet),
+}
+
+/// Reads and parses SOURCE: a magnet link, an http(s) URL of a .torrent file, or a path. A
+/// malformed source is bad input (exit code 2); a URL that cannot be fetched is a runtime
+/// failure.
+pub(crate) async fn load_source(source: &str) -> Result<Source, Failure> {
     if source.starts_with("magnet:") {
-        let magnet = shoal_proto::magnet::Magnet::parse(source).bad_input()?;
-        return Err(Failure::Input(anyhow!(
-            "cannot download {} from a magnet link yet: metadata exchange is not available in this version; use its .torrent file",
-            magnet.info_hash
-        )));
+        return Ok(Source::Magnet(Magnet::parse(source).bad_input()?));
     }
     if source.starts_with("http://") || source.starts_with("https://") {
-        return Err(Failure::Input(anyhow!("cannot fetch {source}: download the .torrent file and pass its path")));
+        let bytes = fetch_torrent(source).await?;
+        let meta =
+            Metainfo::from_bytes(&bytes).with_context(|| format!("{source} is not a valid torrent")).bad_input()?;
+        return Ok(Source::Torrent(meta));
     }
-    load_torrent_file(Path::new(source))
+    load_torrent_file(Path::new(source)).map(Source::Torrent)
+}
+
+/// Downloads a .torrent file, refusing anything larger than [`MAX_TORRENT_FILE`].
+async fn fetch_torrent(url: &str) -> Result<Vec<u8>, Failure> {
+    let client = reqwest::Client::builder()
+        .timeout(FETCH_TIMEOUT)
+        .user_agent(concat!("Shoal/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot start the HTTP client")?;
+    let failed = |e: reqwest::Error| anyhow!("cannot fetch {url}: {}", e.without_url());
+    let mut response = client.get(url).send().await.map_err(failed)?;
+    if !response.status().is_success() {
+        return Err(Failure::Runtime(anyhow!("cannot fetch {url}: HTTP status {}", response.status())));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(failed)? {
+        body.extend_from_slice(&chunk);
+        if body.len() as u64 > MAX_TORRENT_FILE {
+            return Err(Failure::Input(anyhow!(
+                "{url} is larger than {MAX_TORRENT_FILE} bytes, too large for a .torrent file"
+            )));
+        }
+    }
+    Ok(body)
+}
+
+/// Fetches a magnet link's metadata from peers, showing how the search goes.
+async fn fetch_metadata(
+    session: &Session,
+    magnet: &Magnet,
+    peers: Vec<std::net::SocketAddr>,
+    use_trackers: bool,
+    quiet: bool,
+) -> Result<(Metainfo, Vec<std::net::SocketAddr>), Failure> {
+    let name = magnet.display_name.as_deref().unwrap_or("the torrent");
+    if !quiet {
+        println!("fetching metadata of {name} ({}); listening on {}", magnet.info_hash, session.listen_addr());
+    }
+    let spinner = progress::spinner(quiet);
+    let (tx, mut rx) = tokio::sync::watch::channel(MetadataProgress::default());
+    let fetch = session.fetch_metadata(magnet, peers, use_trackers, tx);
+    tokio::pin!(fetch);
+    let start = Instant::now();
+    let result = loop {
+        tokio::select! {
+            r = &mut fetch => break r,
+            _ = interrupted() => {
+                spinner.abandon();
+                return Err(Failure::Runtime(anyhow!("interrupted while fetching the metadata of {}", magnet.info_hash)));
+            }
+            changed = rx.changed() => {
+                if changed.is_ok() {
+                    let p = rx.borrow_and_update().clone();
+                    spinner.set_message(format!(
+                        "fetching metadata: {} peers known, asking {}, {} failed",
+                        p.peers_known, p.asking, p.failed
+                    ));
+                }
+            }
+        }
+    };
+    spinner.finish_and_clear();
+    let (meta, found) = result.map_err(anyhow::Error::from)?;
+    if !quiet {
+        println!(
+            "metadata: {} ({}, {} files) in {}",
+            meta.info.name,
+            HumanBytes(meta.info.total_length()),
+            meta.info.files.len(),
+            HumanDuration(start.elapsed())
+        );
+    }
+    Ok((meta, found))
 }
 
 fn load_torrent_file(path: &Path) -> Result<Metainfo, Failure> {

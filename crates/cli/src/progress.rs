@@ -27,6 +27,16 @@ pub(crate) fn transfer_bar(multi: Option<&MultiProgress>, total: u64, prefix: &s
 }
 
 /// A bar counting hashed bytes.
+/// A spinner with a message, for work of unknown length (hidden when quiet).
+pub(crate) fn spinner(quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
 pub(crate) fn hashing_bar(total: u64, quiet: bool) -> ProgressBar {
     let bar = transfer_bar(None, total, "hashing", quiet);
     bar.set_message("");

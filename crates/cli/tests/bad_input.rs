@@ -369,18 +369,40 @@ fn error_messages_do_not_repeat_their_cause() {
 }
 
 #[test]
-fn magnet_links_and_urls_are_refused_plainly() {
+fn malformed_magnet_links_name_what_is_wrong() {
     let dir = TempDir::new().expect("temp dir");
     let out_dir = dir.path().join("out");
-    let magnet = "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&dn=x";
     for (source, mention) in [
-        (magnet, "0123456789abcdef0123456789abcdef01234567"),
-        ("http://127.0.0.1:1/x.torrent", "http://127.0.0.1:1/x.torrent"),
+        ("magnet:?xt=urn:btih:0123456789abcdef", "hash"),
+        ("magnet:?dn=no-hash", "xt"),
+        ("magnet:?xt=urn:btih:zz23456789abcdef0123456789abcdef01234567", "hash"),
     ] {
         let mut cmd = shoal(["get", source, "-o"]);
         cmd.arg(&out_dir).args(["--listen", "127.0.0.1:0"]);
         let out = run(cmd, QUICK);
         assert_input_error(&out, &[mention]);
+        assert!(!out_dir.exists(), "the -o folder was created");
+    }
+}
+
+#[test]
+fn unreachable_sources_fail_plainly_and_create_nothing() {
+    let dir = TempDir::new().expect("temp dir");
+    let out_dir = dir.path().join("out");
+    // A URL nobody answers, and a magnet link whose only peer refuses connections.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let url = format!("http://127.0.0.1:{port}/x.torrent");
+    let hash = "0123456789abcdef0123456789abcdef01234567";
+    let magnet = format!("magnet:?xt=urn:btih:{hash}&x.pe=127.0.0.1:{port}");
+    for (source, mention) in [(url.as_str(), url.as_str()), (magnet.as_str(), hash)] {
+        let mut cmd = shoal(["get", source, "-o"]);
+        cmd.arg(&out_dir).args(["--listen", "127.0.0.1:0"]);
+        let out = run(cmd, QUICK);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert!(lines.len() == 1 && lines[0].starts_with("shoal: ") && lines[0].contains(mention), "{out:?}");
         assert!(!out_dir.exists(), "the -o folder was created");
     }
 }

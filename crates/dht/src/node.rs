@@ -299,6 +299,14 @@ impl Node {
         self.out.pop_front()
     }
 
+    /// Pings `addr` (a node we heard of outside the DHT, e.g. from a peer's BEP 5 `port`
+    /// message); if it answers, it enters the routing table like any node that responds.
+    pub fn ping(&mut self, addr: SocketAddr, now: Instant) {
+        if addr.is_ipv4() && addr.port() != 0 {
+            self.send_query(addr, Query::Ping { id: self.id }, Purpose::Ping, now);
+        }
+    }
+
     /// When [`Node::tick`] should be called next (it may be called more often).
     pub fn poll_timeout(&self) -> Instant {
         self.outstanding.values().map(|p| p.deadline).fold(self.next_maintenance, Instant::min)

@@ -9,8 +9,11 @@
 //! - `peer`: one reader and one writer task per connection.
 //! - `disk`: OS threads that write blocks and hash pieces.
 //! - [`tracker`]: HTTP tracker announces (BEP 3, 23, 12) and the built-in tracker server.
+//! - [`Dht`]: the Mainline DHT node (BEP 5), a task driving the sans-IO [`shoal_dht::Node`].
 
+mod dht;
 mod disk;
+mod metadata;
 mod peer;
 pub mod rate_limit;
 mod session;
@@ -19,6 +22,8 @@ pub mod tracker;
 
 use std::time::Duration;
 
+pub use dht::{ANNOUNCE_EVERY, AnnounceLoop, DEFAULT_BOOTSTRAP, Dht, DhtConfig, DhtError, DhtStats, SAVE_EVERY};
+pub use metadata::{MetadataProgress, fetch_metadata};
 pub use session::{AddTorrent, Session, SessionConfig, Torrent};
 pub use shoal_swarm::Stats;
 
@@ -87,6 +92,17 @@ pub enum EngineError {
     /// The torrent is already in the session.
     #[error("torrent {0} is already added")]
     Duplicate(shoal_proto::InfoHash),
+    /// The DHT node could not start.
+    #[error(transparent)]
+    Dht(#[from] DhtError),
+    /// The metadata of a magnet link could not be fetched.
+    #[error("cannot fetch the metadata of {info_hash}: {reason}")]
+    Metadata {
+        /// The torrent asked for.
+        info_hash: shoal_proto::InfoHash,
+        /// What went wrong.
+        reason: String,
+    },
     /// The session is shutting down.
     #[error("the session has stopped")]
     Stopped,

@@ -7,12 +7,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use shoal_proto::magnet::Magnet;
 use shoal_proto::{InfoHash, Metainfo, PeerId};
 use shoal_storage::{FileSpec, OpenMode, ResumeStore, Storage, StorageLayout};
 use shoal_swarm::{Bitfield, Swarm};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 
+use crate::dht::{AnnounceLoop, Dht, DhtConfig};
+use crate::metadata::{self, MetadataProgress};
 use crate::peer::Limits;
 use crate::rate_limit::RateLimiter;
 use crate::torrent::{self, Control, Inbox, Setup};
@@ -33,6 +36,9 @@ pub struct SessionConfig {
     pub upload_limit: Option<u64>,
     /// Global download cap in bytes per second (`None`: unlimited).
     pub download_limit: Option<u64>,
+    /// Run a Mainline DHT node (BEP 5) with these settings (`None`: no DHT). If its UDP port
+    /// is taken and it is the default 6881, any free port is used instead.
+    pub dht: Option<DhtConfig>,
 }
 
 impl Default for SessionConfig {
@@ -44,6 +50,7 @@ impl Default for SessionConfig {
             swarm: shoal_swarm::Config::default(),
             upload_limit: None,
             download_limit: None,
+            dht: None,
         }
     }
 }
@@ -59,6 +66,9 @@ pub struct AddTorrent {
     pub peers: Vec<SocketAddr>,
     /// Announce to the torrent's trackers.
     pub use_trackers: bool,
+    /// Download only these files (indices into the torrent's file list; `None`: all). Pieces
+    /// shared with a selected file are fetched whole.
+    pub only_files: Option<Vec<usize>>,
 }
 
 #[derive(Debug)]
@@ -68,6 +78,7 @@ struct Inner {
     config: SessionConfig,
     torrents: Mutex<HashMap<InfoHash, Inbox>>,
     limits: Limits,
+    dht: Option<Dht>,
 }
 
 /// A running node. Cheap to clone.
@@ -95,6 +106,10 @@ impl Session {
             listener.local_addr().map_err(|source| EngineError::Listen { addr: config.listen, source })?;
         let peer_id = PeerId::generate(rand::random());
         let (config_upload, config_download) = (config.upload_limit, config.download_limit);
+        let dht = match &config.dht {
+            Some(dht) => Some(start_dht(dht.clone()).await?),
+            None => None,
+        };
         let inner = Arc::new(Inner {
             peer_id,
             listen_addr,
@@ -104,6 +119,7 @@ impl Session {
                 upload: Arc::new(RateLimiter::new(config_upload)),
                 download: Arc::new(RateLimiter::new(config_download)),
             },
+            dht,
         });
         let accept = tokio::spawn(accept_loop(listener, inner.clone()));
         Ok(Self { inner, accept: Arc::new(accept) })
@@ -123,6 +139,11 @@ impl Session {
     /// Our peer id.
     pub fn peer_id(&self) -> PeerId {
         self.inner.peer_id
+    }
+
+    /// The DHT node, if the session runs one.
+    pub fn dht(&self) -> Option<&Dht> {
+        self.inner.dht.as_ref()
     }
 
     /// Adds a torrent: opens (and preallocates) its files, reuses verified data found on disk,
@@ -169,7 +190,20 @@ impl Session {
         .await
         .map_err(|_| EngineError::Stopped)??;
         let have = Bitfield::from_bools(&have);
-        let swarm = Swarm::new(layout, have, self.inner.config.swarm.clone(), Instant::now());
+        let mut swarm = Swarm::new(layout, have, self.inner.config.swarm.clone(), Instant::now());
+        if let Some(only) = &add.only_files {
+            for piece in layout.pieces() {
+                let start = layout.piece_offset(piece);
+                let end = start + layout.piece_size(piece) as u64;
+                let wanted =
+                    meta.info.files.iter().enumerate().any(|(i, f)| {
+                        only.contains(&i) && f.length > 0 && f.offset < end && f.offset + f.length > start
+                    });
+                if !wanted {
+                    swarm.set_piece_wanted(piece, false);
+                }
+            }
+        }
         let complete = swarm.is_complete();
         status.send_modify(|s| {
             s.stats = swarm.stats();
@@ -186,6 +220,9 @@ impl Session {
             max_peers: self.inner.config.max_peers,
             disk_threads: self.inner.config.disk_threads,
             limits: self.inner.limits.clone(),
+            info_bytes: meta.info_bytes.clone(),
+            private: meta.info.private,
+            dht: self.inner.dht.clone(),
         });
         if !add.peers.is_empty() {
             let _ = inbox.control.send(Control::Peers { addrs: add.peers, manual: true });
@@ -203,8 +240,61 @@ impl Session {
             }));
             (stop_tx, task)
         });
+        // Private torrents (BEP 27) learn peers from their trackers only.
+        let dht_loop = self.inner.dht.as_ref().filter(|_| !meta.info.private).map(|dht| {
+            let control = inbox.control.clone();
+            dht.announce_loop(info_hash, Some(self.inner.listen_addr.port()), move |addrs| {
+                let _ = control.send(Control::Peers { addrs, manual: false });
+            })
+        });
         self.torrents().insert(info_hash, inbox.clone());
-        Ok(Torrent { info_hash, status, control: inbox.control, announcer, session: self.clone() })
+        Ok(Torrent { info_hash, status, control: inbox.control, announcer, _dht_loop: dht_loop, session: self.clone() })
+    }
+
+    /// Fetches the info dictionary of a magnet link from peers (BEP 9): from the link's own
+    /// peers, `extra_peers`, and its trackers unless `use_trackers` is false. Returns the
+    /// torrent (with the link's trackers, one tier each) and the peers seen, to start the
+    /// download with. `progress` follows the search. Runs until it succeeds or every source
+    /// is exhausted.
+    pub async fn fetch_metadata(
+        &self,
+        magnet: &Magnet,
+        extra_peers: Vec<SocketAddr>,
+        use_trackers: bool,
+        progress: watch::Sender<MetadataProgress>,
+    ) -> Result<(Metainfo, Vec<SocketAddr>), EngineError> {
+        let info_hash = magnet.info_hash;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut first: Vec<SocketAddr> = magnet.peer_addrs();
+        first.extend(extra_peers);
+        let _ = tx.send(first);
+        let tiers: Vec<Vec<String>> = magnet.trackers.iter().map(|t| vec![t.clone()]).collect();
+        let trackers = (use_trackers && !tiers.is_empty()).then(|| {
+            tokio::spawn(tracker::find_peers(
+                tiers.clone(),
+                info_hash,
+                self.inner.peer_id,
+                self.listen_addr().port(),
+                tx.clone(),
+            ))
+        });
+        let dht = self.inner.dht.clone().map(|dht| tokio::spawn(dht_find_peers(dht, info_hash, tx.clone())));
+        drop(tx);
+        let result =
+            metadata::fetch_metadata(info_hash, self.inner.peer_id, self.listen_addr().port(), rx, progress).await;
+        // The channel is closed now: the tracker task sends `stopped` and ends on its own.
+        drop(trackers);
+        if let Some(task) = dht {
+            task.abort();
+        }
+        let (info, peers) = result.map_err(|reason| EngineError::Metadata { info_hash, reason })?;
+        let mut meta = Metainfo::from_info_bytes(&info).map_err(|e| EngineError::Metadata {
+            info_hash,
+            reason: format!("the metadata is not a valid info dictionary: {e}"),
+        })?;
+        meta.announce = magnet.trackers.first().cloned();
+        meta.announce_list = tiers;
+        Ok((meta, peers))
     }
 
     fn torrents(&self) -> std::sync::MutexGuard<'_, HashMap<InfoHash, Inbox>> {
@@ -216,6 +306,40 @@ impl Drop for Session {
     fn drop(&mut self) {
         if Arc::strong_count(&self.accept) == 1 {
             self.accept.abort();
+        }
+    }
+}
+
+/// Starts the DHT node; the default port falls back to any free one.
+async fn start_dht(config: DhtConfig) -> Result<Dht, EngineError> {
+    match Dht::start(config.clone()).await {
+        Ok(dht) => Ok(dht),
+        Err(_) if config.listen.port() == 6881 => {
+            let any = DhtConfig { listen: SocketAddr::new(config.listen.ip(), 0), ..config };
+            Dht::start(any).await.map_err(EngineError::Dht)
+        }
+        Err(e) => Err(EngineError::Dht(e)),
+    }
+}
+
+/// Looks the info-hash up on the DHT again and again (a lookup takes seconds and ends), handing
+/// the peers found to `sink`, until the sink closes.
+async fn dht_find_peers(dht: Dht, info_hash: InfoHash, sink: tokio::sync::mpsc::UnboundedSender<Vec<SocketAddr>>) {
+    const AGAIN: std::time::Duration = std::time::Duration::from_secs(10);
+    while !sink.is_closed() {
+        match dht.get_peers(info_hash, None).await {
+            Ok(mut found) => {
+                while let Some(batch) = found.recv().await {
+                    if sink.send(batch).is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => tracing::debug!("DHT lookup failed: {e}"),
+        }
+        tokio::select! {
+            _ = sink.closed() => return,
+            _ = tokio::time::sleep(AGAIN) => {}
         }
     }
 }
@@ -261,6 +385,8 @@ pub struct Torrent {
     status: Arc<watch::Sender<TorrentStatus>>,
     control: tokio::sync::mpsc::UnboundedSender<Control>,
     announcer: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+    /// Keeps the torrent announced on the DHT while it lives.
+    _dht_loop: Option<AnnounceLoop>,
     session: Session,
 }
 

@@ -7,19 +7,21 @@
 //! every event it drains the swarm's actions. Status is published on a `watch` channel once per
 //! tick and on every state change.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shoal_proto::extension::ExtHandshake;
-use shoal_proto::{Handshake, InfoHash, Message, PeerId};
+use bytes::Bytes;
+use shoal_proto::extension::{ExtHandshake, MetadataMessage, UT_METADATA, UT_PEX};
+use shoal_proto::{Handshake, InfoHash, Message, PeerId, PexMessage, PexState, serve_metadata_piece};
 use shoal_storage::{ResumeStore, Storage};
 use shoal_swarm::{Action, PeerKey, Swarm};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::disk::{Disk, DiskEvent};
+use crate::metadata::{OUR_UT_METADATA, OUR_UT_PEX};
 use crate::peer::{self, Outgoing, PeerLink};
 use crate::{TorrentState, TorrentStatus};
 
@@ -31,6 +33,12 @@ const TICK: Duration = Duration::from_millis(500);
 const RESUME_EVERY: Duration = Duration::from_secs(2);
 /// Requests we accept in flight from one peer (sent as BEP 10 `reqq`).
 const OUR_REQQ: u32 = 2000;
+/// Peer exchange messages go to each peer at most this often (BEP 11 asks for at least a
+/// minute between them).
+const PEX_EVERY: Duration = Duration::from_secs(60);
+/// The first peer exchange message to a peer waits this long after connecting, so it lists
+/// the connections made meanwhile.
+const PEX_FIRST: Duration = Duration::from_secs(5);
 
 /// An event from a peer connection.
 #[derive(Debug)]
@@ -46,7 +54,7 @@ pub(crate) enum Control {
     Connected { stream: TcpStream, addr: SocketAddr, handshake: Handshake, outgoing: bool },
     /// An outgoing attempt failed.
     ConnectFailed { addr: SocketAddr },
-    /// Addresses to try (tracker reply, `--peer`).
+    /// Addresses to try (tracker reply, DHT, `--peer`).
     Peers { addrs: Vec<SocketAddr>, manual: bool },
     /// Stop: close connections, save resume data, then answer.
     Shutdown(oneshot::Sender<()>),
@@ -82,6 +90,27 @@ pub(crate) struct Setup {
     pub(crate) max_peers: usize,
     pub(crate) disk_threads: usize,
     pub(crate) limits: peer::Limits,
+    /// The info dictionary as it was hashed, served to peers fetching metadata (BEP 9).
+    pub(crate) info_bytes: Bytes,
+    /// A private torrent (BEP 27) learns peers from its trackers only: no peer exchange.
+    pub(crate) private: bool,
+    /// The session's DHT node, told about peers' DHT ports (BEP 5 `port` messages).
+    pub(crate) dht: Option<crate::Dht>,
+}
+
+/// What a peer told us in its extension handshake (BEP 10), and our peer exchange with it.
+#[derive(Debug)]
+struct PeerExt {
+    /// Where the peer accepts connections: the address we dialled, or its IP with the port
+    /// from its extension handshake.
+    listen: Option<SocketAddr>,
+    /// The peer's message id for `ut_metadata`.
+    ut_metadata: Option<u8>,
+    /// The peer's message id for `ut_pex`.
+    ut_pex: Option<u8>,
+    /// What we told the peer about others so far.
+    pex: PexState,
+    next_pex: Instant,
 }
 
 /// Where one candidate address stands.
@@ -117,6 +146,10 @@ struct Actor {
     max_message: u32,
     disk_backlog: std::collections::VecDeque<DiskJob>,
     limits: peer::Limits,
+    info_bytes: Bytes,
+    private: bool,
+    exts: HashMap<PeerKey, PeerExt>,
+    dht: Option<crate::Dht>,
 }
 
 /// Starts the actor; returns its inbox.
@@ -150,6 +183,10 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
         disk_backlog: Default::default(),
         limits: setup.limits,
         max_message: shoal_proto::max_message_len(pieces),
+        info_bytes: setup.info_bytes,
+        private: setup.private,
+        exts: HashMap::new(),
+        dht: setup.dht,
     };
     let span = tracing::info_span!("torrent", hash = %actor.info_hash);
     tokio::spawn(tracing::Instrument::instrument(actor.run(peer_rx, ctl_rx, disk_rx), span));
@@ -261,15 +298,31 @@ impl Actor {
         let extensions = handshake.reserved[5] & 0x10 != 0;
         self.links.insert(key, link);
         self.ids.insert(key, handshake.peer_id);
+        self.exts.insert(
+            key,
+            PeerExt {
+                listen: outgoing.then_some(addr),
+                ut_metadata: None,
+                ut_pex: None,
+                pex: PexState::new(),
+                next_pex: Instant::now() + PEX_FIRST,
+            },
+        );
         self.swarm.add_peer(Instant::now(), key, fast);
         // The bitfield queued by add_peer must be the first message (BEP 6), so dispatch it
         // before the extension handshake.
         self.dispatch();
         if extensions {
+            let mut m = std::collections::BTreeMap::from([(UT_METADATA.to_string(), OUR_UT_METADATA)]);
+            if !self.private {
+                m.insert(UT_PEX.to_string(), OUR_UT_PEX);
+            }
             let ext = ExtHandshake {
+                m,
                 v: Some(concat!("Shoal ", env!("CARGO_PKG_VERSION")).to_string()),
                 p: Some(self.listen_port),
                 reqq: Some(OUR_REQQ),
+                metadata_size: u32::try_from(self.info_bytes.len()).ok(),
                 ..Default::default()
             };
             self.send(key, Message::Extended { id: 0, payload: ext.encode().into() });
@@ -299,10 +352,42 @@ impl Actor {
     fn on_message(&mut self, key: PeerKey, msg: Message) {
         match msg {
             Message::Extended { id: 0, payload } => {
-                if let Ok(ext) = ExtHandshake::decode(&payload)
-                    && let Some(reqq) = ext.reqq
-                {
+                let Ok(ext) = ExtHandshake::decode(&payload) else {
+                    return;
+                };
+                if let Some(reqq) = ext.reqq {
                     self.swarm.set_peer_reqq(key, reqq);
+                }
+                let addr = self.links.get(&key).map(|l| l.addr);
+                if let Some(state) = self.exts.get_mut(&key) {
+                    state.ut_metadata = ext.id_of(UT_METADATA);
+                    state.ut_pex = ext.id_of(UT_PEX).filter(|_| !self.private);
+                    if state.listen.is_none()
+                        && let (Some(addr), Some(port)) = (addr, ext.p.filter(|p| *p != 0))
+                    {
+                        state.listen = Some(SocketAddr::new(addr.ip(), port));
+                    }
+                }
+            }
+            Message::Extended { id: OUR_UT_METADATA, payload } => self.on_metadata_message(key, &payload),
+            Message::Port(port) if port != 0 => {
+                if let (Some(dht), Some(link)) = (self.dht.clone(), self.links.get(&key)) {
+                    let node = SocketAddr::new(link.addr.ip(), port);
+                    tokio::spawn(async move {
+                        let _ = dht.add_node(node).await;
+                    });
+                }
+            }
+            Message::Extended { id: OUR_UT_PEX, payload } => {
+                if self.private {
+                    return;
+                }
+                match PexMessage::decode(&payload) {
+                    Ok(pex) => {
+                        tracing::debug!(peers = pex.added.len(), "peer exchange");
+                        self.on_control(Control::Peers { addrs: pex.added, manual: false });
+                    }
+                    Err(e) => tracing::debug!("ignoring a bad peer exchange message: {e}"),
                 }
             }
             msg => {
@@ -310,6 +395,44 @@ impl Actor {
                     self.drop_violator(key, &e.to_string());
                 }
             }
+        }
+    }
+
+    /// A peer asks for a piece of the info dictionary (BEP 9).
+    fn on_metadata_message(&mut self, key: PeerKey, payload: &Bytes) {
+        let Some(their_id) = self.exts.get(&key).and_then(|e| e.ut_metadata) else {
+            return;
+        };
+        if let Ok(MetadataMessage::Request { piece }) = MetadataMessage::decode(payload) {
+            let reply = serve_metadata_piece(&self.info_bytes, piece);
+            self.send(key, Message::Extended { id: their_id, payload: reply.encode().into() });
+        }
+    }
+
+    /// Tells each peer that takes part in peer exchange (BEP 11) which peers joined and left
+    /// since the last message, at most once a minute per peer.
+    fn exchange_peers(&mut self, now: Instant) {
+        if self.private {
+            return;
+        }
+        let listening: BTreeSet<SocketAddr> = self.exts.values().filter_map(|e| e.listen).collect();
+        let mut out = Vec::new();
+        for (&key, state) in self.exts.iter_mut() {
+            let Some(id) = state.ut_pex else { continue };
+            if now < state.next_pex {
+                continue;
+            }
+            state.next_pex = now + PEX_EVERY;
+            let mut others = listening.clone();
+            if let Some(own) = state.listen {
+                others.remove(&own);
+            }
+            if let Some(msg) = state.pex.diff(&others) {
+                out.push((key, Message::Extended { id, payload: msg.encode().into() }));
+            }
+        }
+        for (key, msg) in out {
+            self.send(key, msg);
         }
     }
 
@@ -352,6 +475,7 @@ impl Actor {
     fn on_tick(&mut self) {
         let now = Instant::now();
         self.swarm.tick(now);
+        self.exchange_peers(now);
         self.connect_more();
         if self.resume_dirty && now.duration_since(self.last_resume) >= RESUME_EVERY {
             self.save_resume();
@@ -421,6 +545,7 @@ impl Actor {
     /// address may be dialled again after `retry`. Returns the peer's address and id.
     fn unlink(&mut self, key: PeerKey, retry: Duration) -> Option<(SocketAddr, Option<PeerId>)> {
         let id = self.ids.remove(&key);
+        self.exts.remove(&key);
         let link = self.links.remove(&key)?;
         if let Some(c) = self.candidates.get_mut(&link.addr) {
             c.busy = false;

@@ -12,5 +12,5 @@ mod client;
 mod server;
 mod udp;
 
-pub(crate) use client::{Announcer, announce_loop};
+pub(crate) use client::{Announcer, announce_loop, find_peers};
 pub use server::{TrackerBindError, TrackerConfig, TrackerServer};

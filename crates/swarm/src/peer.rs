@@ -52,8 +52,18 @@ pub(crate) struct Peer {
     /// While we seed initially (BEP 16): the pieces we showed the peer we have.
     pub(crate) revealed: Option<Bitfield>,
     /// Rare pieces revealed while the peer was unchoked and not announced yet, each counted as
-    /// a copy on its way into the swarm, with whether the peer asked for a block of it.
-    pub(crate) reveals_open: Vec<(PieceIndex, bool)>,
+    /// a copy on its way into the swarm.
+    pub(crate) reveals_open: Vec<OpenReveal>,
+}
+
+/// A piece revealed to a peer during initial seeding, not announced by it yet.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OpenReveal {
+    pub(crate) piece: PieceIndex,
+    /// The peer asked for a block of it.
+    pub(crate) requested: bool,
+    /// The swarm's tick count when it was revealed.
+    pub(crate) at: u64,
 }
 
 /// Most cancelled blocks remembered per peer.

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use shoal_proto::{BLOCK_SIZE, BlockRange, Layout, Message, PieceIndex};
 
 use crate::choker::{self, Candidate};
-use crate::peer::{Peer, PeerView};
+use crate::peer::{OpenReveal, Peer, PeerView};
 use crate::picker::{Accepted, Picker, PieceState, Source};
 use crate::rng::Rng;
 use crate::superseed::{self, SuperSeed};
@@ -35,7 +35,14 @@ enum Settle {
     Announced(PieceIndex),
     Left,
     Choked,
+    /// Not asked for since this tick: the peer does not want them (it may download only some
+    /// files), so others get them and the peer is shown more.
+    Unwanted(u64),
 }
+
+/// Ticks after which a revealed piece the peer has not asked for stops counting as a copy on
+/// its way.
+const UNWANTED_TICKS: u64 = 3;
 
 /// The peer wants data from us: it said so, or, while we seed initially and hide our pieces,
 /// it lacks any.
@@ -216,6 +223,8 @@ pub struct Swarm {
     scratch: Vec<BlockRange>,
     /// Initial seeding state, while it lasts.
     superseed: Option<SuperSeed>,
+    /// Calls to [`Swarm::tick`] so far.
+    ticks: u64,
 }
 
 impl Swarm {
@@ -227,6 +236,7 @@ impl Swarm {
             .then(|| SuperSeed::new(layout.piece_count(), config.seed.rotate_left(31)));
         Self {
             superseed,
+            ticks: 0,
             rng: Rng::new(config.seed),
             next_rechoke: now + config.rechoke_interval,
             next_optimistic: now,
@@ -338,7 +348,7 @@ impl Swarm {
                 break;
             };
             revealed.set(piece);
-            p.reveals_open.push((piece, false));
+            p.reveals_open.push(OpenReveal { piece, requested: false, at: self.ticks });
             self.actions.push_back(Action::Send { peer, msg: Message::Have(piece.get()) });
         }
     }
@@ -354,22 +364,42 @@ impl Swarm {
     }
 
     /// Reveals to the peer no longer count as copies on their way: it announced the piece,
-    /// left, or was choked before asking for it.
-    fn settle_reveals(&mut self, peer: PeerKey, which: Settle) {
+    /// left, or was choked before asking for it. Returns how many were settled.
+    fn settle_reveals(&mut self, peer: PeerKey, which: Settle) -> usize {
         let (Some(ss), Some(p)) = (self.superseed.as_mut(), self.peers.get_mut(&peer)) else {
-            return;
+            return 0;
         };
-        p.reveals_open.retain(|&(open, requested)| {
+        let before = p.reveals_open.len();
+        p.reveals_open.retain(|open| {
             let settled = match which {
-                Settle::Announced(piece) => piece == open,
+                Settle::Announced(piece) => piece == open.piece,
                 Settle::Left => true,
-                Settle::Choked => !requested,
+                Settle::Choked => !open.requested,
+                Settle::Unwanted(before) => !open.requested && open.at <= before,
             };
             if settled {
-                ss.settle(open);
+                ss.settle(open.piece);
             }
             !settled
         });
+        before - p.reveals_open.len()
+    }
+
+    /// An unchoked peer left the pieces we showed it alone and is not interested: it wants
+    /// only some of the torrent, so it relays little; it is shown every piece.
+    fn reveal_everything(&mut self, peer: PeerKey) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if p.am_choking || p.peer_interested {
+            return;
+        }
+        let Some(revealed) = p.revealed.take() else {
+            return;
+        };
+        for piece in self.layout.pieces().filter(|&piece| !revealed.get(piece) && !p.has.get(piece)) {
+            self.actions.push_back(Action::Send { peer, msg: Message::Have(piece.get()) });
+        }
     }
 
     /// The peer told us (BEP 10 `reqq`) how many requests it accepts at once.
@@ -545,7 +575,7 @@ impl Swarm {
             }
         }
         let newly: Vec<PieceIndex> =
-            p.reveals_open.iter().map(|&(piece, _)| piece).filter(|&piece| field.get(piece)).collect();
+            p.reveals_open.iter().map(|open| open.piece).filter(|&piece| field.get(piece)).collect();
         p.has = field;
         p.interesting = interesting;
         self.set_interest(peer, interesting > 0);
@@ -581,8 +611,8 @@ impl Swarm {
         };
         let allowed = !p.am_choking && self.have.get(block.piece);
         if allowed {
-            if let Some(open) = p.reveals_open.iter_mut().find(|(piece, _)| *piece == block.piece) {
-                open.1 = true;
+            if let Some(open) = p.reveals_open.iter_mut().find(|open| open.piece == block.piece) {
+                open.requested = true;
             }
             p.up.add(block.length as u64);
             self.up.add(block.length as u64);
@@ -698,6 +728,17 @@ impl Swarm {
 
     /// Periodic work: rate sampling, snub detection, rechoking. Call about once per second.
     pub fn tick(&mut self, now: Instant) {
+        self.ticks += 1;
+        if self.superseed.is_some()
+            && let Some(before) = self.ticks.checked_sub(UNWANTED_TICKS)
+        {
+            let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+            for key in keys {
+                if self.settle_reveals(key, Settle::Unwanted(before)) > 0 {
+                    self.reveal_everything(key);
+                }
+            }
+        }
         self.down.update(now);
         self.up.update(now);
         let mut snubbed = Vec::new();
@@ -1118,5 +1159,21 @@ mod tests {
         let next = revealed(&drain(&mut s), PeerKey(1));
         assert_eq!(next.len(), 1);
         assert!(!all.contains(&next[0]));
+    }
+
+    #[test]
+    fn a_peer_that_wants_none_of_the_shown_pieces_is_shown_everything() {
+        let now = Instant::now();
+        let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
+        let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
+        s.add_peer(now, PeerKey(1), true);
+        let first = revealed(&drain(&mut s), PeerKey(1));
+        assert_eq!(first.len(), 8);
+        // The peer downloads only some files: it never gets interested in what it was shown.
+        for n in 1..=UNWANTED_TICKS + 1 {
+            s.tick(now + Duration::from_secs(n));
+        }
+        let rest = revealed(&drain(&mut s), PeerKey(1));
+        assert_eq!(first.len() + rest.len(), 64, "every piece is shown in the end: {rest:?}");
     }
 }

@@ -28,8 +28,29 @@ pub const DOWNLOAD: Duration = Duration::from_secs(180);
 /// How long a node may take to stop after SIGTERM.
 pub const STOP_GRACE: Duration = Duration::from_secs(15);
 
-/// A command running the `shoal` binary under test with `args`.
+/// A command running the `shoal` binary under test with `args`. `get` and `share` run without
+/// a DHT node (tests never reach the public DHT routers); see [`shoal_with_dht`].
 pub fn shoal<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut args = args.into_iter();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
+    if let Some(first) = args.next() {
+        let node = matches!(first.as_ref().to_str(), Some("get" | "share"));
+        cmd.arg(first);
+        if node {
+            cmd.arg("--no-dht");
+        }
+    }
+    cmd.args(args);
+    cmd
+}
+
+/// A command running the `shoal` binary with `args` as given (a test that runs a DHT node
+/// passes its own `--dht-bootstrap` and sets `XDG_DATA_HOME` to a folder of its own).
+pub fn shoal_with_dht<I, S>(args: I) -> Command
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,

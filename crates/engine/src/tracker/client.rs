@@ -95,6 +95,66 @@ pub(crate) async fn announce_loop(mut a: Announcer) {
     let _ = tokio::time::timeout(STOPPED_TIMEOUT, clients.announce(&mut a.tiers, &request)).await;
 }
 
+/// Announces a torrent whose metadata we do not have yet (a magnet link), only to learn
+/// peers: `started` with one byte left, then again at each interval, until `sink` closes; then
+/// `stopped`.
+pub(crate) async fn find_peers(
+    mut tiers: Vec<Vec<String>>,
+    info_hash: InfoHash,
+    peer_id: PeerId,
+    port: u16,
+    sink: mpsc::UnboundedSender<Vec<std::net::SocketAddr>>,
+) {
+    let Ok(mut clients) = Clients::new(Schedule::BEP15) else {
+        return;
+    };
+    let request = |event| AnnounceRequest {
+        info_hash,
+        peer_id,
+        port,
+        uploaded: 0,
+        downloaded: 0,
+        left: 1,
+        event,
+        compact: true,
+        numwant: Some(80),
+        key: None,
+        ip: None,
+    };
+    let mut event = Some(Event::Started);
+    let mut failures = 0u32;
+    loop {
+        let announce = request(event);
+        let result = tokio::select! {
+            _ = sink.closed() => break,
+            result = clients.announce(&mut tiers, &announce) => result,
+        };
+        let wait = match result {
+            Ok(reply) => {
+                event = None;
+                failures = 0;
+                if sink.send(reply.peers).is_err() {
+                    break;
+                }
+                Duration::from_secs(reply.interval.max(reply.min_interval.unwrap_or(1)).max(1) as u64)
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::info!("announce failed: {e}");
+                RETRY * 2u32.pow(failures.min(6) - 1)
+            }
+        };
+        tokio::select! {
+            _ = sink.closed() => break,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    if event.is_none() {
+        let _ =
+            tokio::time::timeout(STOPPED_TIMEOUT, clients.announce(&mut tiers, &request(Some(Event::Stopped)))).await;
+    }
+}
+
 impl Announcer {
     /// The announce of `event` with the current counters.
     fn request(&self, event: Option<Event>) -> AnnounceRequest {
