@@ -120,13 +120,13 @@ def timed(cmd, timeout=600):
 # argv of a download that exits 0 once complete and verified. bench/table.py combines them.
 
 def shoal_seed(data_dir, torrent):
-    seed, m = start_and_wait([SHOAL, "share", "--no-dht", os.path.join(data_dir, "data.bin"), "-o", torrent + ".seed",
+    seed, m = start_and_wait([SHOAL, "share", "--no-dht", "--no-lsd", os.path.join(data_dir, "data.bin"), "-o", torrent + ".seed",
                               "--listen", "127.0.0.1:0"], r"ready: .* on 127\.0\.0\.1:(\d+)")
     return seed, f"127.0.0.1:{m.group(1)}"
 
 
 def shoal_leech_cmd(torrent, out, peer):
-    return [SHOAL, "get", "--no-dht", torrent, "-o", out, "--peer", peer, "--no-trackers", "--listen", "127.0.0.1:0", "-q"]
+    return [SHOAL, "get", "--no-dht", "--no-lsd", torrent, "-o", out, "--peer", peer, "--no-trackers", "--listen", "127.0.0.1:0", "-q"]
 
 
 def lt_seed(data_dir, torrent):

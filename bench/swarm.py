@@ -225,13 +225,13 @@ def sha1_file(path):
 
 def shoal_nodes(data, torrent, tracker_url, u_seed, u, d, piece_size):
     """Command lines of a Shoal seed (writes the torrent itself) and of peer i."""
-    seed = [SHOAL, "share", "--no-dht", data, "-o", torrent, "--tracker", tracker_url, "--listen", "127.0.0.1:0",
+    seed = [SHOAL, "share", "--no-dht", "--no-lsd", data, "-o", torrent, "--tracker", tracker_url, "--listen", "127.0.0.1:0",
             "--upload-limit", str(u_seed)]
     if piece_size:
         seed += ["--piece-size", str(piece_size)]
 
     def peer(out):
-        cmd = [SHOAL, "get", "--no-dht", torrent, "-o", out, "--listen", "127.0.0.1:0", "--upload-limit", str(u), "--seed"]
+        cmd = [SHOAL, "get", "--no-dht", "--no-lsd", torrent, "-o", out, "--listen", "127.0.0.1:0", "--upload-limit", str(u), "--seed"]
         return cmd + (["--download-limit", str(d)] if d else [])
 
     return seed, r"ready: .* on 127\.0\.0\.1:(\d+)", peer, {"ready": r"^downloading ", "done": r"^complete: "}

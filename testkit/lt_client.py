@@ -111,7 +111,7 @@ def dht_node(text):
     return f"{host}:{port}"
 
 
-def make_session(bind, listen_port, encryption, dht_bootstrap=None):
+def make_session(bind, listen_port, encryption, dht_bootstrap=None, lsd=False):
     """A session on loopback address `bind` that speaks TCP only and finds no peers on its own,
     unless `dht_bootstrap` ("HOST:PORT") is given: then it runs a DHT node bootstrapped only
     from that node."""
@@ -153,6 +153,10 @@ def make_session(bind, listen_port, encryption, dht_bootstrap=None):
             "dht_ignore_dark_internet": False,
         })
         settings["alert_mask"] |= lt.alert.category_t.dht_notification
+    if lsd:
+        # Local service discovery: only ever inside a network namespace a test created.
+        settings["enable_lsd"] = True
+        settings["alert_mask"] |= lt.alert.category_t.peer_notification
     return lt.session(settings)
 
 
@@ -188,6 +192,8 @@ class Alerts:
                                 lt.listen_failed_alert)):
                 log(f"alert {a.what()}: {a.message()}")
                 self.fatal = self.fatal or a.message()
+            elif a.what() == "lsd_peer":
+                log(f"LSD PEER {a.message()}")
             elif (a.category() & lt.alert.category_t.error_notification
                   or isinstance(a, (lt.tracker_reply_alert, lt.tracker_error_alert,
                                     lt.dht_bootstrap_alert, lt.dht_reply_alert,
@@ -238,7 +244,7 @@ def wait_listening(ses, alerts, timeout=10.0):
 
 
 def cmd_seed(args):
-    ses = make_session(args.bind, args.listen, args.encryption, args.dht_bootstrap)
+    ses = make_session(args.bind, args.listen, args.encryption, args.dht_bootstrap, args.lsd_in_netns)
     handle, info = add_torrent(ses, args.torrent, args.save)
     if args.upload_limit:
         handle.set_upload_limit(args.upload_limit)
@@ -281,7 +287,7 @@ def cmd_seed(args):
 
 
 def cmd_leech(args):
-    ses = make_session(args.bind, args.listen, args.encryption, args.dht_bootstrap)
+    ses = make_session(args.bind, args.listen, args.encryption, args.dht_bootstrap, args.lsd_in_netns)
     handle, info = add_torrent(ses, args.torrent, args.save)
     if args.download_limit:
         handle.set_download_limit(args.download_limit)
@@ -428,7 +434,10 @@ def build_parser():
         sp.add_argument("--torrent", required=True, help=".torrent file")
         sp.add_argument("--save", required=True, help="folder that holds (or receives) the data")
         sp.add_argument("--listen", type=int, default=0, help=listen_help)
-        sp.add_argument("--bind", type=loopback, default="127.0.0.1", metavar="ADDR",
+        sp.add_argument("--lsd-in-netns", action="store_true",
+                        help="run local service discovery (BEP 14) and allow any --bind address; "
+                             "only inside a network namespace the test created")
+        sp.add_argument("--bind", type=str, default="127.0.0.1", metavar="ADDR",
                         help="loopback address to listen on and dial from (default 127.0.0.1; "
                              "another 127.x.y.z gives this client its own IP, which matters to "
                              "peers that allow one connection per IP, such as Transmission)")
@@ -502,6 +511,11 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if hasattr(args, "lsd_in_netns") and not args.lsd_in_netns:
+        try:
+            loopback(args.bind)
+        except argparse.ArgumentTypeError as e:
+            raise SystemExit(fail(f"--bind: {e}"))
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     if getattr(args, "watch_stdin", False):

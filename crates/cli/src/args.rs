@@ -80,6 +80,9 @@ pub(crate) struct NodeOptions {
     /// UDP port of the DHT node (if the default is taken, any free port is used).
     #[arg(long, value_name = "PORT", default_value_t = 6881)]
     pub(crate) dht_port: u16,
+    /// Do not look for peers on the local network (BEP 14 multicast).
+    #[arg(long)]
+    pub(crate) no_lsd: bool,
     /// Bootstrap the DHT from this node instead of the public routers (repeatable).
     #[arg(long = "dht-bootstrap", value_name = "HOST:PORT", value_parser = parse_host_port)]
     pub(crate) dht_bootstrap: Vec<String>,
@@ -93,6 +96,7 @@ impl NodeOptions {
             upload_limit: self.upload_limit,
             download_limit: self.download_limit,
             dht: (!self.no_dht).then(|| self.dht_config()),
+            lsd: !self.no_lsd,
             ..Default::default()
         }
     }

@@ -22,6 +22,9 @@ pub(crate) async fn run(a: GetArgs, quiet: bool) -> Result<(), Failure> {
     let source = load_source(&a.source).await?;
     let mut peers = resolve_peers(&a.peers).await?;
     let session = Session::start(a.node.session_config()).await.map_err(anyhow::Error::from)?;
+    if let Some(dht) = session.dht().filter(|_| !quiet) {
+        println!("dht: node on {}", dht.local_addr());
+    }
     let (meta, only_files) = match source {
         Source::Torrent(meta) => (meta, None),
         Source::Magnet(magnet) => {

@@ -21,6 +21,9 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
         .collect::<Result<_, _>>()?;
     let peers = resolve_peers(&a.peers).await?;
     let session = Session::start(a.node.session_config()).await.map_err(anyhow::Error::from)?;
+    if let Some(dht) = session.dht() {
+        println!("dht: node on {}", dht.local_addr());
+    }
     let mut torrents = Vec::new();
     for path in &paths {
         let (bytes, meta) = make_torrent(path, &a.torrent, quiet).await?;

@@ -13,6 +13,7 @@
 
 mod dht;
 mod disk;
+mod lsd;
 mod metadata;
 mod peer;
 pub mod rate_limit;

@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 
 use crate::dht::{AnnounceLoop, Dht, DhtConfig};
+use crate::lsd::Lsd;
 use crate::metadata::{self, MetadataProgress};
 use crate::peer::Limits;
 use crate::rate_limit::RateLimiter;
@@ -39,6 +40,9 @@ pub struct SessionConfig {
     /// Run a Mainline DHT node (BEP 5) with these settings (`None`: no DHT). If its UDP port
     /// is taken and it is the default 6881, any free port is used instead.
     pub dht: Option<DhtConfig>,
+    /// Find and be found by peers on the local network (BEP 14 multicast). If its port cannot
+    /// be opened the session runs without it.
+    pub lsd: bool,
 }
 
 impl Default for SessionConfig {
@@ -51,6 +55,7 @@ impl Default for SessionConfig {
             upload_limit: None,
             download_limit: None,
             dht: None,
+            lsd: false,
         }
     }
 }
@@ -79,6 +84,7 @@ struct Inner {
     torrents: Mutex<HashMap<InfoHash, Inbox>>,
     limits: Limits,
     dht: Option<Dht>,
+    lsd: Option<Lsd>,
 }
 
 /// A running node. Cheap to clone.
@@ -110,6 +116,9 @@ impl Session {
             Some(dht) => Some(start_dht(dht.clone()).await?),
             None => None,
         };
+        let lsd = config.lsd.then(|| Lsd::start(listen_addr.port())).and_then(|r| {
+            r.map_err(|e| tracing::warn!("local peer discovery is off: cannot join its multicast group: {e}")).ok()
+        });
         let inner = Arc::new(Inner {
             peer_id,
             listen_addr,
@@ -120,6 +129,7 @@ impl Session {
                 download: Arc::new(RateLimiter::new(config_download)),
             },
             dht,
+            lsd,
         });
         let accept = tokio::spawn(accept_loop(listener, inner.clone()));
         Ok(Self { inner, accept: Arc::new(accept) })
@@ -247,6 +257,9 @@ impl Session {
                 let _ = control.send(Control::Peers { addrs, manual: false });
             })
         });
+        if let Some(lsd) = self.inner.lsd.as_ref().filter(|_| !meta.info.private) {
+            lsd.add(info_hash, inbox.control.clone());
+        }
         self.torrents().insert(info_hash, inbox.clone());
         Ok(Torrent { info_hash, status, control: inbox.control, announcer, _dht_loop: dht_loop, session: self.clone() })
     }
@@ -422,5 +435,8 @@ impl Torrent {
             let _ = rx.await;
         }
         self.session.torrents().remove(&self.info_hash);
+        if let Some(lsd) = &self.session.inner.lsd {
+            lsd.remove(self.info_hash);
+        }
     }
 }

@@ -8,6 +8,8 @@
 //!   stdout and stderr are drained by background threads, so a test can wait for a line such
 //!   as `READY <port>` with a timeout and print everything the child said when it fails).
 //! - [`net`]: [`free_port`], a fresh loopback port for each server a test starts.
+//! - [`netns`]: [`netns::NetPair`], two network namespaces of the test's own joined by a link,
+//!   for local peer discovery tests (multicast never leaves them).
 //! - [`tools`]: the real clients Shoal is tested against. [`ensure_tools`] fails the test when
 //!   libtorrent or transmission-daemon is missing (`./scripts/test` installs both; tests never
 //!   skip), [`python_lt`] builds a command for `testkit/lt_client.py` (libtorrent as seeder,
@@ -35,6 +37,7 @@
 
 pub mod data;
 pub mod net;
+pub mod netns;
 pub mod process;
 pub mod tools;
 pub mod transmission;

@@ -29,7 +29,8 @@ pub const DOWNLOAD: Duration = Duration::from_secs(180);
 pub const STOP_GRACE: Duration = Duration::from_secs(15);
 
 /// A command running the `shoal` binary under test with `args`. `get` and `share` run without
-/// a DHT node (tests never reach the public DHT routers); see [`shoal_with_dht`].
+/// a DHT node and without local peer discovery (tests never reach the public DHT routers nor
+/// multicast outside a namespace of their own); see [`shoal_with_dht`].
 pub fn shoal<I, S>(args: I) -> Command
 where
     I: IntoIterator<Item = S>,
@@ -41,16 +42,37 @@ where
         let node = matches!(first.as_ref().to_str(), Some("get" | "share"));
         cmd.arg(first);
         if node {
-            cmd.arg("--no-dht");
+            cmd.args(["--no-dht", "--no-lsd"]);
         }
     }
     cmd.args(args);
     cmd
 }
 
-/// A command running the `shoal` binary with `args` as given (a test that runs a DHT node
-/// passes its own `--dht-bootstrap` and sets `XDG_DATA_HOME` to a folder of its own).
+/// A command running the `shoal` binary with `args`; `get` and `share` keep their DHT node
+/// (a test that runs one passes its own `--dht-bootstrap` and sets `XDG_DATA_HOME` to a folder
+/// of its own) but run without local peer discovery.
 pub fn shoal_with_dht<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut args = args.into_iter();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
+    if let Some(first) = args.next() {
+        let node = matches!(first.as_ref().to_str(), Some("get" | "share"));
+        cmd.arg(first);
+        if node {
+            cmd.arg("--no-lsd");
+        }
+    }
+    cmd.args(args);
+    cmd
+}
+
+/// A command running the `shoal` binary with `args` exactly as given: only for tests that run
+/// inside a network namespace of their own.
+pub fn shoal_raw<I, S>(args: I) -> Command
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
