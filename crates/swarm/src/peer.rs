@@ -54,6 +54,8 @@ pub(crate) struct Peer {
     /// Rare pieces revealed while the peer was unchoked and not announced yet, each counted as
     /// a copy on its way into the swarm.
     pub(crate) reveals_open: Vec<OpenReveal>,
+    /// Revealed pieces the peer announced during this tick and the one before.
+    pub(crate) reveals_announced: [u32; 2],
 }
 
 /// A piece revealed to a peer during initial seeding, not announced by it yet.
@@ -92,6 +94,7 @@ impl Peer {
             strikes: 0,
             revealed: None,
             reveals_open: Vec::new(),
+            reveals_announced: [0; 2],
         }
     }
 

@@ -22,10 +22,13 @@ const REVEALED_SECONDS: f64 = 1.0;
 const MIN_REVEALED_PIECES: usize = 2;
 
 /// How many rare revealed pieces an unchoked peer should have outstanding (revealed, not yet
-/// announced).
-pub(crate) fn reveal_target(up_rate: f64, piece_length: u32) -> usize {
+/// announced): a second at the rate we upload to it, at least [`MIN_REVEALED_BYTES`], and,
+/// before the rate is measured, twice what it announced over the last two ticks: a slow start
+/// that doubles the window each round trip, so a lone fast peer is not held back.
+pub(crate) fn reveal_target(up_rate: f64, piece_length: u32, recently_announced: u32) -> usize {
     let bytes = (up_rate * REVEALED_SECONDS).max(MIN_REVEALED_BYTES);
-    ((bytes / piece_length as f64).ceil() as usize).max(MIN_REVEALED_PIECES)
+    let by_rate = ((bytes / piece_length as f64).ceil() as usize).max(MIN_REVEALED_PIECES);
+    if up_rate > 0.0 { by_rate } else { by_rate.max(2 * recently_announced as usize) }
 }
 
 /// Swarm-wide state of initial seeding.
@@ -105,8 +108,9 @@ mod tests {
 
     #[test]
     fn target_follows_rate() {
-        assert_eq!(reveal_target(0.0, 16384), 16, "a quarter megabyte of small pieces");
-        assert_eq!(reveal_target(0.0, 4 << 20), 2);
-        assert_eq!(reveal_target(100.0 * 1048576.0, 1 << 20), 100, "a second at the current rate");
+        assert_eq!(reveal_target(0.0, 16384, 0), 16, "a quarter megabyte of small pieces");
+        assert_eq!(reveal_target(0.0, 4 << 20, 0), 2);
+        assert_eq!(reveal_target(100.0 * 1048576.0, 1 << 20, 0), 100, "a second at the current rate");
+        assert_eq!(reveal_target(0.0, 1 << 20, 40), 80, "slow start: twice what was announced lately");
     }
 }

@@ -342,7 +342,8 @@ impl Swarm {
             return;
         }
         let availability = self.picker.availability();
-        let target = superseed::reveal_target(p.up.bytes_per_sec(), self.layout.piece_length());
+        let recent = p.reveals_announced[0] + p.reveals_announced[1];
+        let target = superseed::reveal_target(p.up.bytes_per_sec(), self.layout.piece_length(), recent);
         while p.reveals_open.len() < target {
             let Some(piece) = ss.choose(availability, &p.has, revealed) else {
                 break;
@@ -370,6 +371,11 @@ impl Swarm {
             return 0;
         };
         let before = p.reveals_open.len();
+        if let Settle::Announced(piece) = which
+            && p.reveals_open.iter().any(|open| open.piece == piece)
+        {
+            p.reveals_announced[0] += 1;
+        }
         p.reveals_open.retain(|open| {
             let settled = match which {
                 Settle::Announced(piece) => piece == open.piece,
@@ -732,8 +738,11 @@ impl Swarm {
         if self.superseed.is_some()
             && let Some(before) = self.ticks.checked_sub(UNWANTED_TICKS)
         {
-            let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
-            for key in keys {
+            // An interested peer is working through what it was shown (its request queue
+            // follows its rate); only one that wants none of it is given up on.
+            let idle: Vec<PeerKey> =
+                self.peers.iter().filter(|(_, p)| !p.am_choking && !p.peer_interested).map(|(k, _)| *k).collect();
+            for key in idle {
                 if self.settle_reveals(key, Settle::Unwanted(before)) > 0 {
                     self.reveal_everything(key);
                 }
@@ -745,6 +754,7 @@ impl Swarm {
         for (&key, p) in self.peers.iter_mut() {
             p.down.update(now);
             p.up.update(now);
+            p.reveals_announced = [0, p.reveals_announced[0]];
             p.backoff = false;
             if !p.pending.is_empty() && now.saturating_duration_since(p.last_block) >= self.config.snub_timeout {
                 snubbed.push(key);
