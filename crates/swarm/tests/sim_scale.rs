@@ -15,7 +15,7 @@ fn thousand_peers_all_complete_with_bounded_efficiency() {
     // duplicate the seed sends costs time directly.
     let cfg = SimConfig {
         leechers: 1000,
-        piece_length: 64 * 1024,
+        piece_length: 32 * 1024,
         seed_upload: 0.5 * MIB,
         leecher_upload: 1.0 * MIB,
         max_connections: 30,
