@@ -15,7 +15,8 @@ dht_ignore_dark_internet), and announces its torrent there. DHT alerts are print
 
 Subcommands:
   seed    check the data in --save, print "READY <port>" once seeding, serve until killed
-  leech   download into --save, print progress, exit 0 once complete and verified
+  leech   download into --save (a --torrent, or a --magnet link whose metadata is fetched
+          from peers first), print progress, exit 0 once complete and verified
   create  write a .torrent for a file or folder (v1 by default)
   info    print the info-hash of a .torrent as libtorrent computes it
   dht-get-peers  look an info-hash up in a DHT reached through --dht-bootstrap; exit 0 once
@@ -24,6 +25,7 @@ Subcommands:
 Machine-readable lines on stdout (everything else is for people):
   READY <port>          seed: listening on <bind>:<port> with every piece verified
   LISTEN <port>         leech: listening on <bind>:<port>
+  METADATA <seconds>    leech --magnet: the metadata arrived this long after LISTEN
   DONE <seconds> <bytes> leech: all pieces downloaded and verified
   PEERS <addr>...       dht-get-peers: one lookup's answer (HOST:PORT each)
   FOUND <addr>          dht-get-peers: the --want peer was found
@@ -55,7 +57,8 @@ REPORT_EVERY = 1.0
 REDIAL_EVERY = 1.0
 # How long a seed may spend checking its data before giving up (seconds).
 CHECK_TIMEOUT = 600.0
-# How often dht-get-peers starts a new lookup while the peer is not found (seconds).
+# How often dht-get-peers starts a new lookup while the peer is not found, and how often a
+# leech of a magnet link looks its torrent up on the DHT while it has no peers (seconds).
 LOOKUP_EVERY = 1.0
 
 STOP = threading.Event()
@@ -286,9 +289,54 @@ def cmd_seed(args):
     return 0
 
 
+def add_magnet(ses, uri, save_dir):
+    """Adds a magnet link; its metadata comes from peers (BEP 9)."""
+    try:
+        params = lt.parse_magnet_uri(uri)
+    except RuntimeError as e:
+        raise SystemExit(fail(f"cannot read magnet link {uri}: {e}"))
+    os.makedirs(save_dir, exist_ok=True)
+    params.save_path = save_dir
+    params.flags &= ~lt.torrent_flags.auto_managed
+    params.flags &= ~lt.torrent_flags.paused
+    return ses.add_torrent(params)
+
+
+def wait_metadata(ses, handle, alerts, dialer, timeout, dht):
+    """The torrent_info of a magnet link's torrent once its metadata has arrived, after printing
+    "METADATA <seconds>"; None (after printing an error, unless stopped) otherwise.
+
+    With `dht`, the torrent is looked up on the DHT every LOOKUP_EVERY seconds while it has no
+    peers: libtorrent announces a torrent added while its DHT is still starting only at the
+    next dht_announce_interval (15 minutes)."""
+    started = time.monotonic()
+    last_lookup = None
+    while not STOP.is_set():
+        now = time.monotonic()
+        if alerts.drain():
+            fail(alerts.fatal)
+            return None
+        st = handle.status()
+        if st.has_metadata:
+            log(f"METADATA {now - started:.3f}")
+            return handle.torrent_file()
+        if now - started > timeout:
+            fail(f"no metadata after {timeout:.0f}s ({st.num_peers} peers)")
+            return None
+        if dht and st.num_peers == 0 and (last_lookup is None or now - last_lookup >= LOOKUP_EVERY):
+            last_lookup = now
+            handle.force_dht_announce()
+        dialer.tick(now)
+        ses.wait_for_alert(int(TICK * 1000))
+    return None
+
+
 def cmd_leech(args):
     ses = make_session(args.bind, args.listen, args.encryption, args.dht_bootstrap, args.lsd_in_netns)
-    handle, info = add_torrent(ses, args.torrent, args.save)
+    if args.magnet:
+        handle, info = add_magnet(ses, args.magnet, args.save), None
+    else:
+        handle, info = add_torrent(ses, args.torrent, args.save)
     if args.download_limit:
         handle.set_download_limit(args.download_limit)
     if args.upload_limit:
@@ -297,11 +345,18 @@ def cmd_leech(args):
     port = wait_listening(ses, alerts)
     if port is None:
         return fail(alerts.fatal or f"could not listen on {args.bind}:{args.listen}")
+    dialer = Dialer(handle, args.peer)
+    if info is None:
+        # A magnet link: LISTEN first, the name and size only once the metadata is here.
+        log(f"LISTEN {port}")
+        info = wait_metadata(ses, handle, alerts, dialer, args.timeout, bool(args.dht_bootstrap))
+        if info is None:
+            return 0 if STOP.is_set() else 1
     log(f"leeching {info.name()} ({info.total_size()} bytes, {info.num_pieces()} pieces) "
         f"info-hash {info_hash_hex(info)}")
-    log(f"LISTEN {port}")
+    if not args.magnet:
+        log(f"LISTEN {port}")
     started = time.monotonic()
-    dialer = Dialer(handle, args.peer)
     last_report = 0.0
     done = False
     while not STOP.is_set():
@@ -430,8 +485,9 @@ def build_parser():
         epilog="Exit codes: 0 success, 1 runtime failure, 2 bad usage.")
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    def session_args(sp, listen_help):
-        sp.add_argument("--torrent", required=True, help=".torrent file")
+    def session_args(sp, listen_help, torrent=True):
+        if torrent:
+            sp.add_argument("--torrent", required=True, help=".torrent file")
         sp.add_argument("--save", required=True, help="folder that holds (or receives) the data")
         sp.add_argument("--listen", type=int, default=0, help=listen_help)
         sp.add_argument("--lsd-in-netns", action="store_true",
@@ -464,7 +520,13 @@ def build_parser():
     s.set_defaults(func=cmd_seed)
 
     le = sub.add_parser("leech", help="download; exits 0 once complete and verified")
-    session_args(le, "port to listen on (0 = any; the LISTEN line says which)")
+    what = le.add_mutually_exclusive_group(required=True)
+    what.add_argument("--torrent", help=".torrent file")
+    what.add_argument("--magnet", metavar="URI",
+                      help="magnet link: the metadata comes from peers first (its x.pe and tr, "
+                           "--peer, or the DHT with --dht-bootstrap); prints METADATA <seconds> "
+                           "once it has arrived")
+    session_args(le, "port to listen on (0 = any; the LISTEN line says which)", torrent=False)
     le.add_argument("--timeout", type=float, default=300.0, metavar="S",
                     help="give up (exit 1) after this many seconds (default 300)")
     le.add_argument("--download-limit", type=int, default=0, metavar="BPS",
