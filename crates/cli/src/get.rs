@@ -20,15 +20,29 @@ const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub(crate) async fn run(a: GetArgs, quiet: bool) -> Result<(), Failure> {
     let source = load_source(&a.source).await?;
-    let mut peers = resolve_peers(&a.peers).await?;
+    let peers = resolve_peers(&a.peers).await?;
     let session = Session::start(a.node.session_config()).await.map_err(anyhow::Error::from)?;
     if let Some(dht) = session.dht().filter(|_| !quiet) {
         println!("dht: node on {}", dht.local_addr());
     }
+    let result = download(&a, quiet, &session, source, peers).await;
+    // On every way out, so the DHT keeps what it learned.
+    session.shutdown().await;
+    result
+}
+
+/// Fetches the metadata if needed, then the data; seeds afterwards with `--seed`.
+async fn download(
+    a: &GetArgs,
+    quiet: bool,
+    session: &Session,
+    source: Source,
+    mut peers: Vec<std::net::SocketAddr>,
+) -> Result<(), Failure> {
     let (meta, only_files) = match source {
         Source::Torrent(meta) => (meta, None),
         Source::Magnet(magnet) => {
-            let (meta, found) = fetch_metadata(&session, &magnet, peers.clone(), !a.no_trackers, quiet).await?;
+            let (meta, found) = fetch_metadata(session, &magnet, peers.clone(), !a.no_trackers, quiet).await?;
             peers.extend(found);
             let only = magnet.select_only.as_ref().map(|_| {
                 (0..meta.info.files.len()).filter(|&i| u32::try_from(i).is_ok_and(|i| magnet.is_selected(i))).collect()

@@ -61,5 +61,6 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
     for t in torrents {
         t.stop().await;
     }
+    session.shutdown().await;
     Ok(())
 }

@@ -156,6 +156,16 @@ impl Session {
         self.inner.dht.as_ref()
     }
 
+    /// Ends session-wide work before the process exits: the DHT node saves its routing table.
+    /// Stop the torrents first.
+    pub async fn shutdown(&self) {
+        if let Some(dht) = &self.inner.dht
+            && let Err(e) = dht.shutdown().await
+        {
+            tracing::debug!("DHT shutdown: {e}");
+        }
+    }
+
     /// Adds a torrent: opens (and preallocates) its files, reuses verified data found on disk,
     /// then starts fetching and serving.
     pub async fn add(&self, add: AddTorrent) -> Result<Torrent, EngineError> {

@@ -104,6 +104,8 @@ struct PeerExt {
     /// Where the peer accepts connections: the address we dialled, or its IP with the port
     /// from its extension handshake.
     listen: Option<SocketAddr>,
+    /// We dialled the peer (rather than it us).
+    outgoing: bool,
     /// The peer's message id for `ut_metadata`.
     ut_metadata: Option<u8>,
     /// The peer's message id for `ut_pex`.
@@ -273,7 +275,19 @@ impl Actor {
     fn on_connected(&mut self, stream: TcpStream, addr: SocketAddr, handshake: Handshake, outgoing: bool) {
         let banned = self.banned_ids.contains(&handshake.peer_id)
             || (!addr.ip().is_loopback() && self.banned_ips.contains(&addr.ip()));
-        let duplicate = self.ids.values().any(|id| *id == handshake.peer_id);
+        let mut duplicate = false;
+        if let Some(old) = self.ids.iter().find(|(_, id)| **id == handshake.peer_id).map(|(k, _)| *k) {
+            // Two peers that dial each other at once both hold two connections. Each keeps the
+            // one dialled by the side with the smaller peer id, so both keep the same one.
+            let we_are_smaller = self.peer_id.0 < handshake.peer_id.0;
+            let old_outgoing = self.exts.get(&old).is_some_and(|e| e.outgoing);
+            if outgoing == we_are_smaller && old_outgoing != we_are_smaller {
+                tracing::debug!(%addr, "replacing a connection to the same peer dialled the other way");
+                self.close(old);
+            } else {
+                duplicate = true;
+            }
+        }
         if banned || duplicate || self.links.len() >= self.max_peers || self.error.is_some() {
             tracing::debug!(%addr, banned, duplicate, "refusing connection");
             if let Some(c) = self.candidates.get_mut(&addr) {
@@ -302,6 +316,7 @@ impl Actor {
             key,
             PeerExt {
                 listen: outgoing.then_some(addr),
+                outgoing,
                 ut_metadata: None,
                 ut_pex: None,
                 pex: PexState::new(),
