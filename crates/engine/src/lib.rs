@@ -25,7 +25,7 @@ use std::time::Duration;
 
 pub use dht::{ANNOUNCE_EVERY, AnnounceLoop, DEFAULT_BOOTSTRAP, Dht, DhtConfig, DhtError, DhtStats, SAVE_EVERY};
 pub use metadata::{MetadataProgress, fetch_metadata};
-pub use session::{AddTorrent, Session, SessionConfig, Torrent};
+pub use session::{AddTorrent, PeerStatus, Session, SessionConfig, Torrent};
 pub use shoal_swarm::Stats;
 
 /// Where a torrent stands.
@@ -42,6 +42,8 @@ pub enum TorrentState {
     Downloading,
     /// Every wanted piece is verified; serving others.
     Seeding,
+    /// Paused by the user: no connections until resumed.
+    Paused,
     /// Stopped by the user or at shutdown.
     Stopped,
     /// A disk error stopped the torrent.

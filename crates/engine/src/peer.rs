@@ -21,14 +21,14 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::Caps;
 use crate::torrent::Inbox;
 
-/// The session-wide rate limiters a connection obeys.
+/// The rate caps a connection obeys: its torrent's and the session's.
 #[derive(Clone, Debug)]
 pub(crate) struct Limits {
-    pub(crate) upload: Arc<RateLimiter>,
-    pub(crate) download: Arc<RateLimiter>,
+    pub(crate) upload: Caps,
+    pub(crate) download: Caps,
 }
 
 /// Longest time to wait for a TCP connect or a handshake.
@@ -256,13 +256,7 @@ pub(crate) fn spawn(
     PeerLink { addr, tx, withdrawn, reader }
 }
 
-async fn read_loop(
-    key: PeerKey,
-    mut read: OwnedReadHalf,
-    inbox: &Inbox,
-    max_message: u32,
-    limit: &RateLimiter,
-) -> Ended {
+async fn read_loop(key: PeerKey, mut read: OwnedReadHalf, inbox: &Inbox, max_message: u32, limit: &Caps) -> Ended {
     let mut buf = BytesMut::with_capacity(128 * 1024);
     loop {
         // Everything decoded from one read goes to the torrent as one event: one channel
@@ -297,7 +291,7 @@ async fn write_loop(
     mut write: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Outgoing>,
     storage: &Storage,
-    limit: &RateLimiter,
+    limit: &Caps,
     withdrawn: &Withdrawn,
 ) -> std::io::Result<()> {
     let mut buf = BytesMut::with_capacity(WRITE_BATCH + 32 * 1024);
@@ -326,7 +320,7 @@ async fn encode(
     buf: &mut BytesMut,
     out: Outgoing,
     storage: &Storage,
-    limit: &RateLimiter,
+    limit: &Caps,
     withdrawn: &Withdrawn,
 ) -> std::io::Result<()> {
     match out {

@@ -76,6 +76,32 @@ impl RateLimiter {
     }
 }
 
+/// A flow under several caps at once (a torrent's own and the session's): bytes are taken
+/// from each in turn.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Caps(pub(crate) Vec<std::sync::Arc<RateLimiter>>);
+
+impl Caps {
+    /// Waits until every cap allows `bytes`.
+    pub(crate) async fn acquire(&self, bytes: u64) {
+        for limiter in &self.0 {
+            limiter.acquire(bytes).await;
+        }
+    }
+
+    /// Gives `bytes` back to every cap.
+    pub(crate) fn refund(&self, bytes: u64) {
+        for limiter in &self.0 {
+            limiter.refund(bytes);
+        }
+    }
+
+    /// The tightest rate, if any cap is set.
+    pub(crate) fn rate(&self) -> Option<u64> {
+        self.0.iter().filter_map(|l| l.rate()).min()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

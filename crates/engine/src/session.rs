@@ -18,7 +18,8 @@ use crate::dht::{AnnounceLoop, Dht, DhtConfig};
 use crate::lsd::Lsd;
 use crate::metadata::{self, MetadataProgress};
 use crate::peer::Limits;
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::{Caps, RateLimiter};
+pub use crate::torrent::PeerStatus;
 use crate::torrent::{self, Control, Inbox, Setup};
 use crate::{EngineError, TorrentState, TorrentStatus, peer, tracker};
 
@@ -82,7 +83,9 @@ struct Inner {
     listen_addr: SocketAddr,
     config: SessionConfig,
     torrents: Mutex<HashMap<InfoHash, Inbox>>,
-    limits: Limits,
+    /// Session-wide upload and download caps.
+    upload: Arc<RateLimiter>,
+    download: Arc<RateLimiter>,
     dht: Option<Dht>,
     lsd: Option<Lsd>,
 }
@@ -124,10 +127,8 @@ impl Session {
             listen_addr,
             config,
             torrents: Mutex::new(HashMap::new()),
-            limits: Limits {
-                upload: Arc::new(RateLimiter::new(config_upload)),
-                download: Arc::new(RateLimiter::new(config_download)),
-            },
+            upload: Arc::new(RateLimiter::new(config_upload)),
+            download: Arc::new(RateLimiter::new(config_download)),
             dht,
             lsd,
         });
@@ -142,8 +143,8 @@ impl Session {
 
     /// Changes the global upload and download caps (bytes per second; `None`: unlimited).
     pub fn set_limits(&self, upload: Option<u64>, download: Option<u64>) {
-        self.inner.limits.upload.set_rate(upload);
-        self.inner.limits.download.set_rate(download);
+        self.inner.upload.set_rate(upload);
+        self.inner.download.set_rate(download);
     }
 
     /// Our peer id.
@@ -229,6 +230,9 @@ impl Session {
             s.stats = swarm.stats();
             s.state = if complete { TorrentState::Seeding } else { TorrentState::Downloading };
         });
+        let torrent_upload = Arc::new(RateLimiter::new(None));
+        let torrent_download = Arc::new(RateLimiter::new(None));
+        let file_ranges: Vec<(u64, u64)> = meta.info.files.iter().map(|f| (f.offset, f.length)).collect();
         let inbox = torrent::spawn(Setup {
             info_hash,
             peer_id: self.inner.peer_id,
@@ -239,7 +243,10 @@ impl Session {
             status: status.clone(),
             max_peers: self.inner.config.max_peers,
             disk_threads: self.inner.config.disk_threads,
-            limits: self.inner.limits.clone(),
+            limits: Limits {
+                upload: Caps(vec![torrent_upload.clone(), self.inner.upload.clone()]),
+                download: Caps(vec![torrent_download.clone(), self.inner.download.clone()]),
+            },
             info_bytes: meta.info_bytes.clone(),
             private: meta.info.private,
             dht: self.inner.dht.clone(),
@@ -271,7 +278,17 @@ impl Session {
             lsd.add(info_hash, inbox.control.clone());
         }
         self.torrents().insert(info_hash, inbox.clone());
-        Ok(Torrent { info_hash, status, control: inbox.control, announcer, _dht_loop: dht_loop, session: self.clone() })
+        Ok(Torrent {
+            info_hash,
+            status,
+            control: inbox.control,
+            announcer,
+            _dht_loop: dht_loop,
+            session: self.clone(),
+            caps: (torrent_upload, torrent_download),
+            layout,
+            file_ranges,
+        })
     }
 
     /// Fetches the info dictionary of a magnet link from peers (BEP 9): from the link's own
@@ -411,6 +428,11 @@ pub struct Torrent {
     /// Keeps the torrent announced on the DHT while it lives.
     _dht_loop: Option<AnnounceLoop>,
     session: Session,
+    /// The torrent's own upload and download caps.
+    caps: (Arc<RateLimiter>, Arc<RateLimiter>),
+    layout: shoal_proto::Layout,
+    /// Offset and length of each file.
+    file_ranges: Vec<(u64, u64)>,
 }
 
 impl Torrent {
@@ -432,6 +454,49 @@ impl Torrent {
     /// Adds peers to connect to.
     pub fn add_peers(&self, addrs: Vec<SocketAddr>) {
         let _ = self.control.send(Control::Peers { addrs, manual: true });
+    }
+
+    /// Caps this torrent's upload and download (bytes per second; `None`: only the session's
+    /// caps apply).
+    pub fn set_limits(&self, upload: Option<u64>, download: Option<u64>) {
+        self.caps.0.set_rate(upload);
+        self.caps.1.set_rate(download);
+    }
+
+    /// Pauses the torrent: closes its connections and takes no new ones until resumed.
+    pub fn pause(&self) {
+        let _ = self.control.send(Control::Pause(true));
+    }
+
+    /// Resumes a paused torrent.
+    pub fn resume(&self) {
+        let _ = self.control.send(Control::Pause(false));
+    }
+
+    /// Chooses the files to download (`wanted[i]` for file `i`; missing entries count as
+    /// wanted). Pieces shared with a wanted file are fetched whole.
+    pub fn set_files_wanted(&self, wanted: &[bool]) {
+        let pieces = self
+            .layout
+            .pieces()
+            .map(|piece| {
+                let start = self.layout.piece_offset(piece);
+                let end = start + self.layout.piece_size(piece) as u64;
+                self.file_ranges.iter().enumerate().any(|(i, &(offset, length))| {
+                    wanted.get(i).copied().unwrap_or(true) && length > 0 && offset < end && offset + length > start
+                })
+            })
+            .collect();
+        let _ = self.control.send(Control::Wanted(pieces));
+    }
+
+    /// The connected peers.
+    pub async fn peers(&self) -> Vec<PeerStatus> {
+        let (tx, rx) = oneshot::channel();
+        if self.control.send(Control::ListPeers(tx)).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
     }
 
     /// Stops the torrent: tells the trackers, closes connections, saves resume data.

@@ -58,6 +58,37 @@ pub(crate) enum Control {
     Peers { addrs: Vec<SocketAddr>, manual: bool },
     /// Stop: close connections, save resume data, then answer.
     Shutdown(oneshot::Sender<()>),
+    /// Pause (true) or resume (false).
+    Pause(bool),
+    /// Which pieces are wanted, one flag per piece.
+    Wanted(Vec<bool>),
+    /// Report the connected peers.
+    ListPeers(oneshot::Sender<Vec<PeerStatus>>),
+}
+
+/// One connected peer, for front ends.
+#[derive(Clone, Debug)]
+pub struct PeerStatus {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its client, from its extension handshake, if it said.
+    pub client: Option<String>,
+    /// We dialled it.
+    pub outgoing: bool,
+    /// Pieces it has.
+    pub pieces: u32,
+    /// Bytes per second from it.
+    pub down_rate: f64,
+    /// Bytes per second to it.
+    pub up_rate: f64,
+    /// We are choking it.
+    pub am_choking: bool,
+    /// It is choking us.
+    pub peer_choking: bool,
+    /// We want its data.
+    pub am_interested: bool,
+    /// It wants ours.
+    pub peer_interested: bool,
 }
 
 /// Cheap cloneable sender side of a torrent's inboxes.
@@ -106,6 +137,8 @@ struct PeerExt {
     listen: Option<SocketAddr>,
     /// We dialled the peer (rather than it us).
     outgoing: bool,
+    /// Its client name (`v` of its extension handshake).
+    client: Option<String>,
     /// The peer's message id for `ut_metadata`.
     ut_metadata: Option<u8>,
     /// The peer's message id for `ut_pex`.
@@ -152,6 +185,8 @@ struct Actor {
     private: bool,
     exts: HashMap<PeerKey, PeerExt>,
     dht: Option<crate::Dht>,
+    /// Paused by the user: no connections.
+    paused: bool,
 }
 
 /// Starts the actor; returns its inbox.
@@ -189,6 +224,7 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
         private: setup.private,
         exts: HashMap::new(),
         dht: setup.dht,
+        paused: false,
     };
     let span = tracing::info_span!("torrent", hash = %actor.info_hash);
     tokio::spawn(tracing::Instrument::instrument(actor.run(peer_rx, ctl_rx, disk_rx), span));
@@ -264,6 +300,45 @@ impl Actor {
                 self.connect_more();
             }
             Control::Shutdown(_) => {}
+            Control::Pause(paused) => {
+                self.paused = paused;
+                if paused {
+                    let keys: Vec<PeerKey> = self.links.keys().copied().collect();
+                    for key in keys {
+                        self.close(key);
+                    }
+                } else {
+                    self.connect_more();
+                }
+                self.publish();
+            }
+            Control::Wanted(pieces) => {
+                self.swarm.set_wanted(&pieces);
+                self.publish();
+            }
+            Control::ListPeers(reply) => {
+                let peers = self
+                    .swarm
+                    .peers()
+                    .filter_map(|(key, v)| {
+                        let link = self.links.get(&key)?;
+                        let ext = self.exts.get(&key);
+                        Some(PeerStatus {
+                            addr: link.addr,
+                            client: ext.and_then(|e| e.client.clone()),
+                            outgoing: ext.is_some_and(|e| e.outgoing),
+                            pieces: v.pieces,
+                            down_rate: v.down_rate,
+                            up_rate: v.up_rate,
+                            am_choking: v.am_choking,
+                            peer_choking: v.peer_choking,
+                            am_interested: v.am_interested,
+                            peer_interested: v.peer_interested,
+                        })
+                    })
+                    .collect();
+                let _ = reply.send(peers);
+            }
         }
     }
 
@@ -288,7 +363,7 @@ impl Actor {
                 duplicate = true;
             }
         }
-        if banned || duplicate || self.links.len() >= self.max_peers || self.error.is_some() {
+        if banned || duplicate || self.paused || self.links.len() >= self.max_peers || self.error.is_some() {
             tracing::debug!(%addr, banned, duplicate, "refusing connection");
             if let Some(c) = self.candidates.get_mut(&addr) {
                 c.busy = false;
@@ -317,6 +392,7 @@ impl Actor {
             PeerExt {
                 listen: outgoing.then_some(addr),
                 outgoing,
+                client: None,
                 ut_metadata: None,
                 ut_pex: None,
                 pex: PexState::new(),
@@ -375,6 +451,7 @@ impl Actor {
                 }
                 let addr = self.links.get(&key).map(|l| l.addr);
                 if let Some(state) = self.exts.get_mut(&key) {
+                    state.client = ext.v.clone();
                     state.ut_metadata = ext.id_of(UT_METADATA);
                     state.ut_pex = ext.id_of(UT_PEX).filter(|_| !self.private);
                     if state.listen.is_none()
@@ -500,7 +577,7 @@ impl Actor {
 
     /// Starts outgoing connections while below the peer limit.
     fn connect_more(&mut self) {
-        if self.error.is_some() {
+        if self.error.is_some() || self.paused {
             return;
         }
         let now = Instant::now();
@@ -630,6 +707,8 @@ impl Actor {
         let stats = self.swarm.stats();
         let state = if let Some(e) = &self.error {
             TorrentState::Error(e.clone())
+        } else if self.paused {
+            TorrentState::Paused
         } else if self.swarm.is_complete() {
             TorrentState::Seeding
         } else {

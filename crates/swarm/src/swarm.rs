@@ -271,8 +271,29 @@ impl Swarm {
     }
 
     /// Marks a piece wanted or not (from file priorities). Pieces already started finish.
+    /// Call before peers are added; later, use [`Swarm::set_wanted`].
     pub fn set_piece_wanted(&mut self, piece: PieceIndex, wanted: bool) {
         self.picker.set_wanted(piece, wanted);
+    }
+
+    /// Changes which pieces are wanted while peers are connected (`wanted[i]` for piece `i`):
+    /// interest in every peer is worked out again and requests topped up.
+    pub fn set_wanted(&mut self, wanted: &[bool]) {
+        for piece in self.layout.pieces() {
+            self.picker.set_wanted(piece, wanted.get(piece.idx()).copied().unwrap_or(true));
+        }
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            let Some(p) = self.peers.get_mut(&key) else { continue };
+            let picker = &self.picker;
+            let have = &self.have;
+            p.interesting =
+                p.has.ones().filter(|&piece| !have.get(piece) && picker.state(piece) != PieceState::Skipped).count()
+                    as u32;
+            let interested = p.interesting > 0;
+            self.set_interest(key, interested);
+        }
+        self.refill_all();
     }
 
     /// The next thing the driver must do.

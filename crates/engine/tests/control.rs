@@ -1,0 +1,123 @@
+//! Driving a running torrent through its handle, over real sockets on 127.0.0.1: pause and
+//! resume, a per-torrent download cap, choosing files while connected, and listing peers.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use shoal_engine::{AddTorrent, Session, SessionConfig, Torrent, TorrentState};
+use shoal_proto::{CreateContent, CreateFile, CreateSpec, Metainfo, build_torrent};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn local() -> SessionConfig {
+    SessionConfig { listen: "127.0.0.1:0".parse().expect("address"), ..Default::default() }
+}
+
+fn bytes(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8).collect()
+}
+
+/// A torrent of `files` (name, bytes) under folder `set` in `dir`, 16 KiB pieces.
+fn folder_torrent(dir: &Path, files: &[(&str, Vec<u8>)]) -> Metainfo {
+    use sha1::{Digest, Sha1};
+    let mut all = Vec::new();
+    for (name, data) in files {
+        std::fs::create_dir_all(dir.join("set")).expect("mkdir");
+        std::fs::write(dir.join("set").join(name), data).expect("write");
+        all.extend_from_slice(data);
+    }
+    let piece = 16 * 1024;
+    let hashes: Vec<[u8; 20]> = all.chunks(piece).map(|c| Sha1::digest(c).into()).collect();
+    let spec = CreateSpec {
+        name: "set".into(),
+        piece_length: piece as u32,
+        content: CreateContent::MultiFile(
+            files.iter().map(|(n, d)| CreateFile { path: vec![(*n).to_string()], length: d.len() as u64 }).collect(),
+        ),
+        trackers: vec![],
+        comment: None,
+        creation_date: None,
+        private: false,
+    };
+    Metainfo::from_bytes(&build_torrent(&spec, &hashes)).expect("torrent parses")
+}
+
+async fn add(session: &Session, meta: &Metainfo, dir: &Path, peers: Vec<std::net::SocketAddr>) -> Torrent {
+    session
+        .add(AddTorrent {
+            meta: meta.clone(),
+            download_dir: dir.to_path_buf(),
+            peers,
+            use_trackers: false,
+            only_files: None,
+        })
+        .await
+        .expect("add")
+}
+
+async fn wait_state(t: &Torrent, want: impl Fn(&TorrentState) -> bool) -> TorrentState {
+    let mut rx = t.subscribe();
+    let wait = async {
+        loop {
+            let s = rx.borrow_and_update().state.clone();
+            if want(&s) {
+                return s;
+            }
+            if rx.changed().await.is_err() {
+                return s;
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, wait).await.unwrap_or_else(|_| panic!("state not reached within {DEADLINE:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_cap_files_and_peers() {
+    let seed_dir = tempfile::tempdir().expect("temp dir");
+    let files = [("a.bin", bytes(600_000, 1)), ("b.bin", bytes(700_000, 2)), ("c.bin", bytes(500_000, 3))];
+    let meta = folder_torrent(seed_dir.path(), &files);
+    let seed = Session::start(local()).await.expect("seed session");
+    let seeding = add(&seed, &meta, seed_dir.path(), vec![]).await;
+    wait_state(&seeding, |s| *s == TorrentState::Seeding).await;
+
+    // Paused right away: no connection, no progress.
+    let leech_dir = tempfile::tempdir().expect("temp dir");
+    let leech = Session::start(local()).await.expect("leech session");
+    let t = add(&leech, &meta, leech_dir.path(), vec![seed.listen_addr()]).await;
+    t.pause();
+    wait_state(&t, |s| *s == TorrentState::Paused).await;
+    assert!(t.peers().await.is_empty(), "a paused torrent holds no connections");
+
+    // Only b.bin, capped at 256 KiB/s: 700 kB takes well over two seconds.
+    t.set_files_wanted(&[false, true, false]);
+    t.set_limits(None, Some(256 * 1024));
+    let started = Instant::now();
+    t.resume();
+    let peer_seen = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let peers = t.peers().await;
+            if let Some(p) = peers.first() {
+                return p.addr;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the seed shows up among the peers");
+    assert_eq!(peer_seen, seed.listen_addr());
+    wait_state(&t, |s| *s == TorrentState::Seeding).await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(2200), "the 256 KiB/s cap held: 700 kB in {took:?}");
+    let got = std::fs::read(leech_dir.path().join("set/b.bin")).expect("b.bin");
+    assert_eq!(got, files[1].1, "b.bin arrived intact");
+    let fetched = t.status().stats.bytes_have;
+    assert!(fetched < 700_000 + 2 * 16_384 + 1, "only b.bin's pieces were fetched: {fetched}");
+
+    // Asking for everything afterwards fetches the rest.
+    t.set_limits(None, None);
+    t.set_files_wanted(&[true, true, true]);
+    wait_state(&t, |_| t.status().stats.bytes_have == meta.info.total_length()).await;
+    for (name, data) in &files {
+        assert_eq!(&std::fs::read(leech_dir.path().join("set").join(name)).expect("file"), data, "{name}");
+    }
+}
