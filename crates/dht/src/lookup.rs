@@ -238,7 +238,7 @@ mod tests {
     fn converges_on_the_true_closest() {
         let mut rng = Rng::new(9);
         let nodes: Vec<NodeInfo> = (0..500).map(|i| NodeInfo { id: rng.node_id(), addr: addr(i) }).collect();
-        let down = |n: &NodeInfo| n.id.0[19] % 10 == 0;
+        let down = |n: &NodeInfo| n.id.0[19].is_multiple_of(10);
         let tables: Vec<Vec<NodeInfo>> = nodes
             .iter()
             .map(|me| {

@@ -179,10 +179,10 @@ impl LsdAnnounce {
         if self.info_hashes.len() > MAX_INFO_HASHES {
             return Err(LsdError::TooManyInfoHashes);
         }
-        if let Some(cookie) = &self.cookie {
-            if !valid_cookie(cookie) {
-                return Err(LsdError::BadCookie(cookie.clone()));
-            }
+        if let Some(cookie) = &self.cookie
+            && !valid_cookie(cookie)
+        {
+            return Err(LsdError::BadCookie(cookie.clone()));
         }
         let mut out = Vec::with_capacity(96 + self.info_hashes.len() * INFO_HASH_LINE_LEN);
         self.write(&mut out);

@@ -215,10 +215,10 @@ impl Metainfo {
             .and_then(Value::as_list)
             .map(|tiers| parse_tiers(tiers))
             .unwrap_or_default();
-        if announce_list.is_empty() {
-            if let Some(url) = &announce {
-                announce_list.push(vec![url.clone()]);
-            }
+        if announce_list.is_empty()
+            && let Some(url) = &announce
+        {
+            announce_list.push(vec![url.clone()]);
         }
         Ok(Self {
             info_hash: sha1_hash(&info_bytes),

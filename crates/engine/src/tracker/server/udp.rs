@@ -102,10 +102,10 @@ pub(super) async fn serve(socket: UdpSocket, shared: Arc<Shared>) {
         };
         errors = 0;
         let packet = buf.get(..len).unwrap_or_default();
-        if let Some(reply) = handle(&shared, &ids, packet, from, Instant::now()) {
-            if let Err(e) = socket.send_to(&reply, from).await {
-                tracing::debug!(%from, "UDP tracker cannot reply: {e}");
-            }
+        if let Some(reply) = handle(&shared, &ids, packet, from, Instant::now())
+            && let Err(e) = socket.send_to(&reply, from).await
+        {
+            tracing::debug!(%from, "UDP tracker cannot reply: {e}");
         }
     }
 }

@@ -1,0 +1,719 @@
+//! The typed API every front end uses: request and response types and the [`Api`] trait the
+//! daemon implements.
+//!
+//! The three RPC dialects ([`crate::jsonrpc`], [`crate::xmlrpc`], [`crate::transmission`]) parse
+//! their wire format into these types, call one [`Api`] method, and encode the answer. The JSON
+//! shapes of the types (serde, snake_case field names) are the JSON-RPC and XML-RPC wire shapes.
+//!
+//! Contract for implementers: a call that names an unknown torrent fails with
+//! [`ApiError::NotFound`] and changes nothing, even when other ids in the same call are known.
+//! Every id is checked before anything is changed.
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A torrent's number in the daemon: assigned when the torrent is added, never reused while the
+/// daemon's state lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TorrentId(pub u64);
+
+impl fmt::Display for TorrentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// One torrent named in a request: by its [`TorrentId`] or by its info-hash.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum TorrentRef {
+    /// The daemon's number for the torrent.
+    Id(TorrentId),
+    /// The info-hash in lowercase hex: 40 digits (v1 or hybrid) or 64 digits (v2).
+    InfoHash(String),
+}
+
+impl TorrentRef {
+    /// Parses an info-hash written as 40 or 64 hex digits (any case) into a `TorrentRef`.
+    pub fn info_hash(text: &str) -> Option<TorrentRef> {
+        let ok = (text.len() == 40 || text.len() == 64) && text.bytes().all(|b| b.is_ascii_hexdigit());
+        ok.then(|| TorrentRef::InfoHash(text.to_ascii_lowercase()))
+    }
+}
+
+impl fmt::Display for TorrentRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TorrentRef::Id(id) => id.fmt(f),
+            TorrentRef::InfoHash(hash) => f.write_str(hash),
+        }
+    }
+}
+
+impl From<TorrentId> for TorrentRef {
+    fn from(id: TorrentId) -> Self {
+        TorrentRef::Id(id)
+    }
+}
+
+impl Serialize for TorrentRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TorrentRef::Id(id) => s.serialize_u64(id.0),
+            TorrentRef::InfoHash(hash) => s.serialize_str(hash),
+        }
+    }
+}
+
+const TORRENT_REF_EXPECTED: &str = "a torrent id (a non-negative integer) or an info-hash (40 or 64 hex digits)";
+
+struct TorrentRefVisitor;
+
+impl Visitor<'_> for TorrentRefVisitor {
+    type Value = TorrentRef;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(TORRENT_REF_EXPECTED)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<TorrentRef, E> {
+        Ok(TorrentRef::Id(TorrentId(v)))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<TorrentRef, E> {
+        u64::try_from(v)
+            .map(|v| TorrentRef::Id(TorrentId(v)))
+            .map_err(|_| E::custom(format!("{v} is not a torrent id")))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<TorrentRef, E> {
+        TorrentRef::info_hash(v).ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
+    }
+}
+
+impl<'de> Deserialize<'de> for TorrentRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TorrentRefVisitor)
+    }
+}
+
+/// Which torrents a request applies to.
+///
+/// JSON shape: the string `"all"`, one id or info-hash, or an array of ids and info-hashes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ids {
+    /// Every torrent in the daemon.
+    All,
+    /// These torrents (duplicates allowed; an empty list names none).
+    List(Vec<TorrentRef>),
+}
+
+impl Ids {
+    /// One torrent.
+    pub fn one(id: impl Into<TorrentRef>) -> Ids {
+        Ids::List(vec![id.into()])
+    }
+}
+
+impl Serialize for Ids {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Ids::All => s.serialize_str("all"),
+            Ids::List(list) => list.serialize(s),
+        }
+    }
+}
+
+struct IdsVisitor;
+
+impl<'de> Visitor<'de> for IdsVisitor {
+    type Value = Ids;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"all\", {TORRENT_REF_EXPECTED}, or an array of them")
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Ids, E> {
+        TorrentRefVisitor.visit_u64(v).map(|r| Ids::List(vec![r]))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Ids, E> {
+        TorrentRefVisitor.visit_i64(v).map(|r| Ids::List(vec![r]))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Ids, E> {
+        if v == "all" {
+            return Ok(Ids::All);
+        }
+        TorrentRef::info_hash(v)
+            .map(|r| Ids::List(vec![r]))
+            .ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Ids, A::Error> {
+        let mut list = Vec::new();
+        while let Some(item) = seq.next_element::<TorrentRef>()? {
+            list.push(item);
+        }
+        Ok(Ids::List(list))
+    }
+}
+
+impl<'de> Deserialize<'de> for Ids {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(IdsVisitor)
+    }
+}
+
+/// Where the torrent to add comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The bytes of a .torrent file.
+    TorrentFile(Vec<u8>),
+    /// A magnet link (`magnet:?xt=urn:bt...`).
+    Magnet(String),
+    /// An http(s) URL of a .torrent file, fetched by the daemon.
+    Url(String),
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::TorrentFile(bytes) => write!(f, "TorrentFile({} bytes)", bytes.len()),
+            Source::Magnet(link) => f.debug_tuple("Magnet").field(link).finish(),
+            Source::Url(url) => f.debug_tuple("Url").field(url).finish(),
+        }
+    }
+}
+
+/// `torrent.add`: add a torrent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddRequest {
+    /// What to add.
+    pub source: Source,
+    /// Where to put the data; `None` uses the session's download folder.
+    pub download_dir: Option<String>,
+    /// Add the torrent stopped.
+    pub paused: bool,
+}
+
+/// The answer to `torrent.add`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddResult {
+    /// The torrent's id (the existing one when `duplicate`).
+    pub id: TorrentId,
+    /// Info-hash, lowercase hex.
+    pub info_hash: String,
+    /// Torrent name (the info-hash until a magnet link's metadata is known).
+    pub name: String,
+    /// The torrent was already in the daemon; nothing was added.
+    pub duplicate: bool,
+}
+
+/// `torrent.remove`: remove torrents, optionally with their data.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveRequest {
+    /// The torrents to remove.
+    pub ids: Ids,
+    /// Also delete the downloaded files.
+    #[serde(default)]
+    pub delete_data: bool,
+}
+
+/// How much a file is wanted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// Do not download this file.
+    Skip,
+    /// Download normally.
+    Normal,
+    /// Download before the normal files.
+    High,
+}
+
+/// `torrent.set`: change per-torrent settings. Fields left `None` (or empty) are unchanged.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetRequest {
+    /// The torrents to change.
+    pub ids: Ids,
+    /// Upload rate limit in bytes per second: `Some(None)` removes the limit.
+    #[serde(default, deserialize_with = "double_option")]
+    pub upload_limit: Option<Option<u64>>,
+    /// Download rate limit in bytes per second: `Some(None)` removes the limit.
+    #[serde(default, deserialize_with = "double_option")]
+    pub download_limit: Option<Option<u64>>,
+    /// Most peer connections for this torrent: `Some(None)` returns to the session default.
+    #[serde(default, deserialize_with = "double_option")]
+    pub max_connections: Option<Option<u32>>,
+    /// New priorities by file index (`[[0, "skip"], [3, "high"]]` in JSON).
+    #[serde(default)]
+    pub file_priorities: Vec<(usize, Priority)>,
+}
+
+impl SetRequest {
+    /// A request for `ids` that changes nothing yet.
+    pub fn new(ids: Ids) -> SetRequest {
+        SetRequest { ids, upload_limit: None, download_limit: None, max_connections: None, file_priorities: Vec::new() }
+    }
+
+    /// True when the request would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.upload_limit.is_none()
+            && self.download_limit.is_none()
+            && self.max_connections.is_none()
+            && self.file_priorities.is_empty()
+    }
+}
+
+/// A present field, even `null`, becomes `Some(..)`; with `#[serde(default)]` a missing one
+/// stays `None`.
+fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// What a torrent is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TorrentState {
+    /// Fetching metadata or pieces.
+    Downloading,
+    /// Every wanted piece is verified; serving others.
+    Seeding,
+    /// Stopped by the user.
+    Paused,
+    /// Verifying data already on disk.
+    Checking,
+    /// Stopped by an error (see [`TorrentInfo::error`]).
+    Error,
+    /// Waiting for a download or seed slot.
+    Queued,
+}
+
+/// One file of a torrent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfo {
+    /// Path relative to the torrent's download folder, `/`-separated; for multi-file torrents it
+    /// starts with the torrent's folder name.
+    pub path: String,
+    /// Length in bytes.
+    pub length: u64,
+    /// Verified bytes of this file.
+    pub have: u64,
+    /// Download priority.
+    pub priority: Priority,
+}
+
+/// One tracker of a torrent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackerInfo {
+    /// Announce URL.
+    pub url: String,
+    /// Tier (BEP 12), 0 first.
+    pub tier: u32,
+    /// Why the last announce failed; `None` after a success or before the first announce.
+    pub last_error: Option<String>,
+    /// When the last announce finished (Unix seconds), if there was one.
+    #[serde(default)]
+    pub last_announce: Option<u64>,
+    /// When the next announce is due (Unix seconds), if one is scheduled.
+    #[serde(default)]
+    pub next_announce: Option<u64>,
+}
+
+/// A snapshot of one torrent.
+///
+/// Byte counts: `have_bytes <= total_bytes`, `left_bytes <= wanted_bytes <= total_bytes`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TorrentInfo {
+    /// The daemon's id.
+    pub id: TorrentId,
+    /// Info-hash, lowercase hex.
+    pub info_hash: String,
+    /// Torrent name.
+    pub name: String,
+    /// What it is doing.
+    pub state: TorrentState,
+    /// Fraction of the wanted bytes verified, 0.0 to 1.0.
+    pub progress: f64,
+    /// Size of all files.
+    pub total_bytes: u64,
+    /// Size of the files not skipped.
+    pub wanted_bytes: u64,
+    /// Verified bytes (all files).
+    pub have_bytes: u64,
+    /// Wanted bytes not yet verified.
+    pub left_bytes: u64,
+    /// Download rate, bytes per second.
+    pub download_rate: u64,
+    /// Upload rate, bytes per second.
+    pub upload_rate: u64,
+    /// Payload bytes downloaded since the torrent was added.
+    pub downloaded: u64,
+    /// Payload bytes uploaded since the torrent was added.
+    pub uploaded: u64,
+    /// Connected peers.
+    pub peers: u32,
+    /// Connected peers sending to us.
+    pub peers_sending: u32,
+    /// Connected peers we send to.
+    pub peers_receiving: u32,
+    /// Seconds to completion at the current rate; `None` when done or unknown.
+    pub eta: Option<u64>,
+    /// Folder holding the torrent's files.
+    pub download_dir: String,
+    /// Why the torrent stopped, in [`TorrentState::Error`].
+    pub error: Option<String>,
+    /// Per-torrent upload limit, bytes per second.
+    pub upload_limit: Option<u64>,
+    /// Per-torrent download limit, bytes per second.
+    pub download_limit: Option<u64>,
+    /// Per-torrent connection limit (`None`: the session's per-torrent default).
+    pub max_connections: Option<u32>,
+    /// Number of pieces (0 until a magnet link's metadata is known).
+    pub piece_count: u32,
+    /// Piece length in bytes (0 until known).
+    pub piece_length: u32,
+    /// The files, in torrent order (empty until a magnet link's metadata is known).
+    pub files: Vec<FileInfo>,
+    /// The trackers, tier by tier.
+    pub trackers: Vec<TrackerInfo>,
+    /// When the torrent was added, Unix seconds.
+    pub added_at: u64,
+}
+
+/// Field names of [`TorrentInfo`] in its JSON shape, in declaration order.
+pub const TORRENT_FIELDS: &[&str] = &[
+    "id",
+    "info_hash",
+    "name",
+    "state",
+    "progress",
+    "total_bytes",
+    "wanted_bytes",
+    "have_bytes",
+    "left_bytes",
+    "download_rate",
+    "upload_rate",
+    "downloaded",
+    "uploaded",
+    "peers",
+    "peers_sending",
+    "peers_receiving",
+    "eta",
+    "download_dir",
+    "error",
+    "upload_limit",
+    "download_limit",
+    "max_connections",
+    "piece_count",
+    "piece_length",
+    "files",
+    "trackers",
+    "added_at",
+];
+
+/// One connected peer of a torrent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    /// The peer's address.
+    pub address: SocketAddr,
+    /// Client name from its peer id or extension handshake (empty when unknown).
+    pub client: String,
+    /// Fraction of the torrent the peer has, 0.0 to 1.0.
+    pub progress: f64,
+    /// Bytes per second we receive from it.
+    pub download_rate: u64,
+    /// Bytes per second we send to it.
+    pub upload_rate: u64,
+    /// It connected to us.
+    pub incoming: bool,
+    /// The connection is encrypted.
+    pub encrypted: bool,
+    /// We choke it.
+    pub am_choking: bool,
+    /// We want pieces it has.
+    pub am_interested: bool,
+    /// It chokes us.
+    pub peer_choking: bool,
+    /// It wants pieces we have.
+    pub peer_interested: bool,
+}
+
+/// The session's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionSettings {
+    /// Port peers connect to.
+    pub listen_port: u16,
+    /// Default folder for new torrents.
+    pub download_dir: String,
+    /// Global upload limit, bytes per second.
+    pub upload_limit: Option<u64>,
+    /// Global download limit, bytes per second.
+    pub download_limit: Option<u64>,
+    /// Mainline DHT (BEP 5) enabled.
+    pub dht: bool,
+    /// Local service discovery (BEP 14) enabled.
+    pub lsd: bool,
+    /// Peer exchange (BEP 11) enabled.
+    pub pex: bool,
+    /// Most peer connections in total.
+    pub max_connections: u32,
+    /// Most peer connections per torrent (default for torrents without their own limit).
+    pub max_connections_per_torrent: u32,
+    /// Most torrents downloading at once (`None`: no queue).
+    pub download_queue_size: Option<u32>,
+    /// Most torrents seeding at once (`None`: no queue).
+    pub seed_queue_size: Option<u32>,
+    /// Stop seeding at this upload/download ratio.
+    pub seed_ratio_limit: Option<f64>,
+    /// Stop seeding after this many seconds of seeding.
+    pub seed_time_limit: Option<u64>,
+}
+
+/// `session.set`: change session settings. Fields left `None` are unchanged; for the nullable
+/// settings `Some(None)` removes the limit.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionUpdate {
+    /// See [`SessionSettings::listen_port`].
+    pub listen_port: Option<u16>,
+    /// See [`SessionSettings::download_dir`].
+    pub download_dir: Option<String>,
+    /// See [`SessionSettings::upload_limit`].
+    #[serde(deserialize_with = "double_option")]
+    pub upload_limit: Option<Option<u64>>,
+    /// See [`SessionSettings::download_limit`].
+    #[serde(deserialize_with = "double_option")]
+    pub download_limit: Option<Option<u64>>,
+    /// See [`SessionSettings::dht`].
+    pub dht: Option<bool>,
+    /// See [`SessionSettings::lsd`].
+    pub lsd: Option<bool>,
+    /// See [`SessionSettings::pex`].
+    pub pex: Option<bool>,
+    /// See [`SessionSettings::max_connections`].
+    pub max_connections: Option<u32>,
+    /// See [`SessionSettings::max_connections_per_torrent`].
+    pub max_connections_per_torrent: Option<u32>,
+    /// See [`SessionSettings::download_queue_size`].
+    #[serde(deserialize_with = "double_option")]
+    pub download_queue_size: Option<Option<u32>>,
+    /// See [`SessionSettings::seed_queue_size`].
+    #[serde(deserialize_with = "double_option")]
+    pub seed_queue_size: Option<Option<u32>>,
+    /// See [`SessionSettings::seed_ratio_limit`].
+    #[serde(deserialize_with = "double_option")]
+    pub seed_ratio_limit: Option<Option<f64>>,
+    /// See [`SessionSettings::seed_time_limit`].
+    #[serde(deserialize_with = "double_option")]
+    pub seed_time_limit: Option<Option<u64>>,
+}
+
+impl SessionUpdate {
+    /// `settings` with this update applied (what the daemon should end up with).
+    pub fn apply(&self, settings: &SessionSettings) -> SessionSettings {
+        let mut s = settings.clone();
+        fn set<T: Clone>(field: &mut T, value: &Option<T>) {
+            if let Some(v) = value {
+                *field = v.clone();
+            }
+        }
+        set(&mut s.listen_port, &self.listen_port);
+        set(&mut s.download_dir, &self.download_dir);
+        set(&mut s.upload_limit, &self.upload_limit);
+        set(&mut s.download_limit, &self.download_limit);
+        set(&mut s.dht, &self.dht);
+        set(&mut s.lsd, &self.lsd);
+        set(&mut s.pex, &self.pex);
+        set(&mut s.max_connections, &self.max_connections);
+        set(&mut s.max_connections_per_torrent, &self.max_connections_per_torrent);
+        set(&mut s.download_queue_size, &self.download_queue_size);
+        set(&mut s.seed_queue_size, &self.seed_queue_size);
+        set(&mut s.seed_ratio_limit, &self.seed_ratio_limit);
+        set(&mut s.seed_time_limit, &self.seed_time_limit);
+        s
+    }
+}
+
+/// Transfer totals over a period.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferTotals {
+    /// Payload bytes uploaded.
+    pub uploaded: u64,
+    /// Payload bytes downloaded.
+    pub downloaded: u64,
+    /// Seconds the daemon ran.
+    pub seconds_active: u64,
+    /// Torrents added.
+    pub torrents_added: u64,
+    /// Daemon starts (1 for the current session).
+    pub session_count: u64,
+}
+
+/// `session.stats`: what the session is doing and has done.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionStats {
+    /// Download rate over all torrents, bytes per second.
+    pub download_rate: u64,
+    /// Upload rate over all torrents, bytes per second.
+    pub upload_rate: u64,
+    /// Torrents in the session.
+    pub torrent_count: u32,
+    /// Torrents not paused.
+    pub active_torrent_count: u32,
+    /// Paused torrents.
+    pub paused_torrent_count: u32,
+    /// Since the daemon started.
+    pub current: TransferTotals,
+    /// Over the daemon's whole history.
+    pub cumulative: TransferTotals,
+}
+
+/// Why an API call failed.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    /// No torrent has this id or info-hash; nothing was changed.
+    #[error("no torrent {0}")]
+    NotFound(TorrentRef),
+    /// The request is well-formed but a value is unacceptable (a file index past the last file,
+    /// a folder that cannot be used); nothing was changed.
+    #[error("invalid parameters: {0}")]
+    InvalidParams(String),
+    /// The torrent to add cannot be used: a malformed .torrent or magnet link, or a URL that
+    /// could not be fetched.
+    #[error("cannot add the torrent: {0}")]
+    BadTorrent(String),
+    /// The daemon is shutting down and takes no more calls.
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+    /// The operation failed in the engine (a disk error, for example).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The API every front end uses. The daemon implements it over its engine; the RPC servers call
+/// it. Implementations are shared between connections (`Send + Sync`), and each call's future
+/// is `Send` so servers can run it on any thread.
+///
+/// Implement the methods with `async fn`; a call that names an unknown torrent returns
+/// [`ApiError::NotFound`] and changes nothing (see the module documentation).
+pub trait Api: Send + Sync {
+    /// Adds a torrent. A torrent already present is not added again: the answer names it with
+    /// `duplicate: true`.
+    fn add(&self, request: AddRequest) -> impl Future<Output = Result<AddResult, ApiError>> + Send;
+
+    /// Snapshots of the torrents in `ids`, in id order, each once.
+    fn get(&self, ids: Ids) -> impl Future<Output = Result<Vec<TorrentInfo>, ApiError>> + Send;
+
+    /// Snapshots of every torrent, in id order.
+    fn list(&self) -> impl Future<Output = Result<Vec<TorrentInfo>, ApiError>> + Send {
+        self.get(Ids::All)
+    }
+
+    /// Stops the torrents in `ids`, keeping their data; returns the ids stopped.
+    fn pause(&self, ids: Ids) -> impl Future<Output = Result<Vec<TorrentId>, ApiError>> + Send;
+
+    /// Starts the torrents in `ids` again; returns the ids started.
+    fn resume(&self, ids: Ids) -> impl Future<Output = Result<Vec<TorrentId>, ApiError>> + Send;
+
+    /// Removes torrents (and, when asked, their data); returns the ids removed.
+    fn remove(&self, request: RemoveRequest) -> impl Future<Output = Result<Vec<TorrentId>, ApiError>> + Send;
+
+    /// Changes per-torrent settings; returns the ids changed. A file index past a torrent's last
+    /// file is [`ApiError::InvalidParams`] and changes nothing.
+    fn set(&self, request: SetRequest) -> impl Future<Output = Result<Vec<TorrentId>, ApiError>> + Send;
+
+    /// The connected peers of one torrent.
+    fn peers(&self, id: TorrentRef) -> impl Future<Output = Result<Vec<PeerInfo>, ApiError>> + Send;
+
+    /// The session's settings.
+    fn session_get(&self) -> impl Future<Output = Result<SessionSettings, ApiError>> + Send;
+
+    /// Changes session settings; returns the settings now in force.
+    fn session_set(&self, update: SessionUpdate) -> impl Future<Output = Result<SessionSettings, ApiError>> + Send;
+
+    /// Session statistics.
+    fn session_stats(&self) -> impl Future<Output = Result<SessionStats, ApiError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ids_accept_numbers_hashes_lists_and_all() {
+        let hash = "AB".repeat(20);
+        let ids: Ids = serde_json::from_value(json!([1, hash])).expect("works");
+        assert_eq!(ids, Ids::List(vec![TorrentRef::Id(TorrentId(1)), TorrentRef::InfoHash("ab".repeat(20))]));
+        assert_eq!(serde_json::from_value::<Ids>(json!("all")).expect("works"), Ids::All);
+        assert_eq!(serde_json::from_value::<Ids>(json!(7)).expect("works"), Ids::one(TorrentId(7)));
+        for bad in [json!(-1), json!("xyz"), json!(1.5), json!({"a": 1}), json!([true]), json!("ab".repeat(21))] {
+            assert!(serde_json::from_value::<Ids>(bad.clone()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn set_request_tells_null_from_missing() {
+        let r: SetRequest =
+            serde_json::from_value(json!({"ids": [1], "upload_limit": null, "download_limit": 5})).expect("works");
+        assert_eq!(r.upload_limit, Some(None));
+        assert_eq!(r.download_limit, Some(Some(5)));
+        assert_eq!(r.max_connections, None);
+        let r: SetRequest =
+            serde_json::from_value(json!({"ids": "all", "file_priorities": [[0, "skip"], [2, "high"]]}))
+                .expect("works");
+        assert_eq!(r.file_priorities, vec![(0, Priority::Skip), (2, Priority::High)]);
+        assert!(serde_json::from_value::<SetRequest>(json!({"ids": [1], "uplod_limit": 1})).is_err());
+    }
+
+    #[test]
+    fn session_update_applies_only_present_fields() {
+        let settings = SessionSettings {
+            listen_port: 6881,
+            download_dir: "/d".into(),
+            upload_limit: Some(10),
+            download_limit: None,
+            dht: true,
+            lsd: true,
+            pex: true,
+            max_connections: 200,
+            max_connections_per_torrent: 50,
+            download_queue_size: None,
+            seed_queue_size: None,
+            seed_ratio_limit: None,
+            seed_time_limit: None,
+        };
+        let update: SessionUpdate =
+            serde_json::from_value(json!({"upload_limit": null, "dht": false, "seed_ratio_limit": 2.0}))
+                .expect("works");
+        let after = update.apply(&settings);
+        assert_eq!(after.upload_limit, None);
+        assert!(!after.dht);
+        assert_eq!(after.seed_ratio_limit, Some(2.0));
+        assert_eq!(after.listen_port, 6881);
+    }
+
+    #[test]
+    fn torrent_fields_match_the_json_shape() {
+        let info = crate::fake::torrent(TorrentId(3), "x");
+        let value = serde_json::to_value(info).expect("works");
+        let keys: Vec<&str> = value.as_object().expect("works").keys().map(String::as_str).collect();
+        let mut expected = TORRENT_FIELDS.to_vec();
+        expected.sort_unstable();
+        let mut keys_sorted = keys.clone();
+        keys_sorted.sort_unstable();
+        assert_eq!(keys_sorted, expected);
+    }
+}

@@ -1,0 +1,381 @@
+//! The method table JSON-RPC and XML-RPC share: method names, their parameters (by name or by
+//! position) and how each maps onto one [`Api`] call.
+//!
+//! Parsing ([`Call::parse`]) is pure and total: any method name and parameter value gives a
+//! [`Call`] or a [`CallError`] naming the parameter at fault. Only [`execute`] touches the
+//! [`Api`], so a request that fails to parse changes nothing.
+//!
+//! | method | parameters by name | by position |
+//! |---|---|---|
+//! | `torrent.add` | exactly one of `torrent` (base64 .torrent), `magnet`, `url`; `download_dir`, `paused` | - |
+//! | `torrent.list` | `fields` | `fields` |
+//! | `torrent.get` | `ids`, `fields` | `ids`, `fields` |
+//! | `torrent.pause`, `torrent.resume` | `ids` | `ids` |
+//! | `torrent.remove` | `ids`, `delete_data` | `ids`, `delete_data` |
+//! | `torrent.set` | `ids`, `upload_limit`, `download_limit`, `max_connections`, `file_priorities` | - |
+//! | `torrent.peers` | `id` | `id` |
+//! | `session.get`, `session.stats`, `system.listMethods` | none | none |
+//! | `session.set` | any [`SessionUpdate`] field | - |
+//!
+//! Results: `torrent.add` an [`crate::AddResult`]; `torrent.list` and `torrent.get` arrays of
+//! [`TorrentInfo`] objects (only the `fields` asked for; `torrent.list` leaves out `files` and
+//! `trackers` unless asked); `torrent.pause`, `resume`, `remove` and `set` the array of torrent
+//! ids affected; `torrent.peers` an array of [`crate::PeerInfo`]; `session.get` and `session.set`
+//! the [`crate::SessionSettings`]; `session.stats` the [`crate::SessionStats`].
+
+use base64::Engine as _;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::api::{
+    AddRequest, Api, ApiError, Ids, RemoveRequest, SessionUpdate, SetRequest, Source, TORRENT_FIELDS, TorrentInfo,
+    TorrentRef,
+};
+
+/// Every method name, as `system.listMethods` answers.
+pub const METHODS: &[&str] = &[
+    "torrent.add",
+    "torrent.list",
+    "torrent.get",
+    "torrent.pause",
+    "torrent.resume",
+    "torrent.remove",
+    "torrent.set",
+    "torrent.peers",
+    "session.get",
+    "session.set",
+    "session.stats",
+    "system.listMethods",
+];
+
+/// Fields `torrent.list` returns when no `fields` are given: all but the per-file and
+/// per-tracker lists.
+const LIST_FIELDS_EXCLUDED: &[&str] = &["files", "trackers"];
+
+/// Parameters as they came on the wire.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Params {
+    /// No parameters.
+    None,
+    /// By name (a JSON object, or one XML-RPC struct).
+    ByName(Map<String, Value>),
+    /// By position.
+    ByPosition(Vec<Value>),
+}
+
+/// One parsed call, ready for [`execute`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Call {
+    /// `torrent.add`.
+    Add(AddRequest),
+    /// `torrent.list` with the fields to return.
+    List(Vec<String>),
+    /// `torrent.get`.
+    Get {
+        /// Which torrents.
+        ids: Ids,
+        /// The fields to return.
+        fields: Vec<String>,
+    },
+    /// `torrent.pause`.
+    Pause(Ids),
+    /// `torrent.resume`.
+    Resume(Ids),
+    /// `torrent.remove`.
+    Remove(RemoveRequest),
+    /// `torrent.set`.
+    Set(SetRequest),
+    /// `torrent.peers`.
+    Peers(TorrentRef),
+    /// `session.get`.
+    SessionGet,
+    /// `session.set`.
+    SessionSet(SessionUpdate),
+    /// `session.stats`.
+    SessionStats,
+    /// `system.listMethods`.
+    ListMethods,
+}
+
+/// Why a call could not be parsed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// No method has this name.
+    #[error("method not found: {0:?}")]
+    MethodNotFound(String),
+    /// A parameter is missing, unknown, or of the wrong type; the message names it.
+    #[error("invalid parameters: {0}")]
+    InvalidParams(String),
+}
+
+fn invalid(message: impl Into<String>) -> CallError {
+    CallError::InvalidParams(message.into())
+}
+
+/// Turns positional parameters into named ones using `names`; named ones pass through.
+fn by_name(method: &str, params: Params, names: &[&str]) -> Result<Map<String, Value>, CallError> {
+    match params {
+        Params::None => Ok(Map::new()),
+        Params::ByName(map) => Ok(map),
+        Params::ByPosition(list) if list.len() <= names.len() => {
+            Ok(names.iter().map(|n| n.to_string()).zip(list).collect())
+        }
+        Params::ByPosition(list) if names.is_empty() => {
+            Err(invalid(format!("{method} takes its parameters by name, got {} by position", list.len())))
+        }
+        Params::ByPosition(list) => Err(invalid(format!(
+            "{method} takes at most {} parameters ({}), got {}",
+            names.len(),
+            names.join(", "),
+            list.len()
+        ))),
+    }
+}
+
+/// Deserializes `value` into `T`; the error names the field at fault.
+pub(crate) fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, CallError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." { invalid(e.inner().to_string()) } else { invalid(format!("{path}: {}", e.inner())) }
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddParams {
+    torrent: Option<String>,
+    magnet: Option<String>,
+    url: Option<String>,
+    download_dir: Option<String>,
+    #[serde(default)]
+    paused: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetParams {
+    ids: Ids,
+    fields: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    fields: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdsParams {
+    ids: Ids,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeersParams {
+    id: TorrentRef,
+}
+
+/// Decodes base64 with or without padding, ignoring ASCII whitespace (line breaks).
+pub(crate) fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    engine.decode(compact).ok()
+}
+
+fn check_fields(fields: Vec<String>) -> Result<Vec<String>, CallError> {
+    for f in &fields {
+        if !TORRENT_FIELDS.contains(&f.as_str()) {
+            return Err(invalid(format!("fields: unknown field {f:?} (known: {})", TORRENT_FIELDS.join(", "))));
+        }
+    }
+    Ok(fields)
+}
+
+impl Call {
+    /// Parses a call of `method` with `params`.
+    pub fn parse(method: &str, params: Params) -> Result<Call, CallError> {
+        let named = |names: &[&str]| by_name(method, params.clone(), names).map(Value::Object);
+        let no_params = || match &params {
+            Params::None => Ok(()),
+            Params::ByName(m) if m.is_empty() => Ok(()),
+            Params::ByPosition(l) if l.is_empty() => Ok(()),
+            _ => Err(invalid(format!("{method} takes no parameters"))),
+        };
+        Ok(match method {
+            "torrent.add" => {
+                let p: AddParams = from_value(named(&[])?)?;
+                let source = match (p.torrent, p.magnet, p.url) {
+                    (Some(b64), None, None) => {
+                        Source::TorrentFile(decode_base64(&b64).ok_or_else(|| invalid("torrent: not valid base64"))?)
+                    }
+                    (None, Some(magnet), None) => Source::Magnet(magnet),
+                    (None, None, Some(url)) => Source::Url(url),
+                    _ => return Err(invalid("give exactly one of torrent (base64 .torrent file), magnet, url")),
+                };
+                Call::Add(AddRequest { source, download_dir: p.download_dir, paused: p.paused })
+            }
+            "torrent.list" => {
+                let p: ListParams = from_value(named(&["fields"])?)?;
+                let fields = match p.fields {
+                    Some(f) => check_fields(f)?,
+                    None => default_list_fields(),
+                };
+                Call::List(fields)
+            }
+            "torrent.get" => {
+                let p: GetParams = from_value(named(&["ids", "fields"])?)?;
+                let fields = match p.fields {
+                    Some(f) => check_fields(f)?,
+                    None => TORRENT_FIELDS.iter().map(|f| f.to_string()).collect(),
+                };
+                Call::Get { ids: p.ids, fields }
+            }
+            "torrent.pause" => Call::Pause(from_value::<IdsParams>(named(&["ids"])?)?.ids),
+            "torrent.resume" => Call::Resume(from_value::<IdsParams>(named(&["ids"])?)?.ids),
+            "torrent.remove" => Call::Remove(from_value(named(&["ids", "delete_data"])?)?),
+            "torrent.set" => Call::Set(from_value(named(&[])?)?),
+            "torrent.peers" => Call::Peers(from_value::<PeersParams>(named(&["id"])?)?.id),
+            "session.get" => no_params().map(|()| Call::SessionGet)?,
+            "session.set" => Call::SessionSet(from_value(named(&[])?)?),
+            "session.stats" => no_params().map(|()| Call::SessionStats)?,
+            "system.listMethods" => no_params().map(|()| Call::ListMethods)?,
+            other => return Err(CallError::MethodNotFound(other.to_owned())),
+        })
+    }
+}
+
+fn default_list_fields() -> Vec<String> {
+    TORRENT_FIELDS.iter().filter(|f| !LIST_FIELDS_EXCLUDED.contains(f)).map(|f| f.to_string()).collect()
+}
+
+fn to_value<T: serde::Serialize>(value: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(value).map_err(|e| ApiError::Failed(format!("cannot encode the answer: {e}")))
+}
+
+/// The torrents as JSON objects holding only `fields`.
+fn select(torrents: &[TorrentInfo], fields: &[String]) -> Result<Value, ApiError> {
+    let mut out = Vec::with_capacity(torrents.len());
+    for t in torrents {
+        let Value::Object(mut all) = to_value(t)? else {
+            return Err(ApiError::Failed("a torrent did not encode as an object".into()));
+        };
+        let picked: Map<String, Value> =
+            fields.iter().filter_map(|f| all.remove(f.as_str()).map(|v| (f.clone(), v))).collect();
+        out.push(Value::Object(picked));
+    }
+    Ok(Value::Array(out))
+}
+
+/// Runs a parsed call against `api` and encodes its answer.
+pub async fn execute<A: Api>(api: &A, call: Call) -> Result<Value, ApiError> {
+    match call {
+        Call::Add(request) => to_value(&api.add(request).await?),
+        Call::List(fields) => select(&api.list().await?, &fields),
+        Call::Get { ids, fields } => select(&api.get(ids).await?, &fields),
+        Call::Pause(ids) => to_value(&api.pause(ids).await?),
+        Call::Resume(ids) => to_value(&api.resume(ids).await?),
+        Call::Remove(request) => to_value(&api.remove(request).await?),
+        Call::Set(request) => to_value(&api.set(request).await?),
+        Call::Peers(id) => to_value(&api.peers(id).await?),
+        Call::SessionGet => to_value(&api.session_get().await?),
+        Call::SessionSet(update) => to_value(&api.session_set(update).await?),
+        Call::SessionStats => to_value(&api.session_stats().await?),
+        Call::ListMethods => Ok(Value::from(METHODS.to_vec())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Priority, TorrentId};
+    use serde_json::json;
+
+    fn obj(v: Value) -> Params {
+        match v {
+            Value::Object(m) => Params::ByName(m),
+            Value::Array(l) => Params::ByPosition(l),
+            _ => Params::None,
+        }
+    }
+
+    #[test]
+    fn add_takes_exactly_one_source() {
+        let call = Call::parse("torrent.add", obj(json!({"torrent": "ZDQ6aW5mb2U=", "paused": true}))).expect("works");
+        assert_eq!(
+            call,
+            Call::Add(AddRequest {
+                source: Source::TorrentFile(b"d4:infoe".to_vec()),
+                download_dir: None,
+                paused: true
+            })
+        );
+        let call =
+            Call::parse("torrent.add", obj(json!({"magnet": "magnet:?xt=x", "download_dir": "/d"}))).expect("works");
+        assert!(matches!(call, Call::Add(AddRequest { source: Source::Magnet(_), download_dir: Some(_), .. })));
+        for bad in [json!({}), json!({"magnet": "m", "url": "u"}), json!({"torrent": "***"}), json!(["magnet:"])] {
+            assert!(matches!(Call::parse("torrent.add", obj(bad.clone())), Err(CallError::InvalidParams(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = Call::parse("torrent.set", obj(json!({"ids": [1], "upload_limit": "fast"}))).expect_err("fails");
+        assert!(matches!(&err, CallError::InvalidParams(m) if m.starts_with("upload_limit:")), "{err}");
+        let err = Call::parse("torrent.set", obj(json!({"ids": [1], "bogus": 1}))).expect_err("fails");
+        assert!(err.to_string().contains("bogus"), "{err}");
+        let err = Call::parse("torrent.get", obj(json!({"ids": [1], "fields": ["name", "nope"]}))).expect_err("fails");
+        assert!(err.to_string().contains("\"nope\""), "{err}");
+        let err = Call::parse("torrent.pause", obj(json!({}))).expect_err("fails");
+        assert!(err.to_string().contains("ids"), "{err}");
+        let err =
+            Call::parse("torrent.set", obj(json!({"ids": [1], "file_priorities": [[0, "low"]]}))).expect_err("fails");
+        assert!(err.to_string().contains("file_priorities[0]"), "{err}");
+    }
+
+    #[test]
+    fn positional_params_map_to_names() {
+        assert_eq!(
+            Call::parse("torrent.pause", obj(json!([[1, 2]]))).expect("works"),
+            Call::Pause(Ids::List(vec![TorrentRef::Id(TorrentId(1)), TorrentRef::Id(TorrentId(2))]))
+        );
+        assert_eq!(
+            Call::parse("torrent.remove", obj(json!([3, true]))).expect("works"),
+            Call::Remove(RemoveRequest { ids: Ids::one(TorrentId(3)), delete_data: true })
+        );
+        assert!(Call::parse("torrent.remove", obj(json!([3, true, 1]))).is_err());
+        assert!(Call::parse("torrent.set", obj(json!([3]))).is_err());
+        assert!(Call::parse("session.get", obj(json!([1]))).is_err());
+        assert_eq!(Call::parse("session.get", obj(json!([]))).expect("works"), Call::SessionGet);
+    }
+
+    #[test]
+    fn set_parses_priorities_and_limits() {
+        let call = Call::parse(
+            "torrent.set",
+            obj(json!({"ids": "all", "download_limit": null, "file_priorities": [[1, "high"]]})),
+        )
+        .expect("works");
+        let Call::Set(set) = call else { panic!("not a set") };
+        assert_eq!(set.download_limit, Some(None));
+        assert_eq!(set.file_priorities, vec![(1, Priority::High)]);
+    }
+
+    #[test]
+    fn unknown_method() {
+        assert_eq!(Call::parse("torrent.nuke", Params::None), Err(CallError::MethodNotFound("torrent.nuke".into())));
+    }
+
+    #[test]
+    fn list_leaves_out_files_unless_asked() {
+        let Call::List(fields) = Call::parse("torrent.list", Params::None).expect("works") else { panic!() };
+        assert!(!fields.iter().any(|f| f == "files") && fields.iter().any(|f| f == "name"));
+        let Call::List(fields) = Call::parse("torrent.list", obj(json!([["files"]]))).expect("works") else { panic!() };
+        assert_eq!(fields, vec!["files"]);
+    }
+}
