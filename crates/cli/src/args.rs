@@ -30,8 +30,89 @@ pub(crate) enum Command {
     Share(ShareArgs),
     /// Download a torrent; exits 0 once every piece is verified.
     Get(GetArgs),
-    /// Run the built-in HTTP tracker.
+    /// Run the built-in tracker (HTTP and UDP).
     Tracker(TrackerArgs),
+    /// Run a node in the background of your work, driven over RPC; state kept in SQLite.
+    Daemon(DaemonArgs),
+    /// Add a torrent (file, URL or magnet link) to the running daemon.
+    Add(RemoteAddArgs),
+    /// List the daemon's torrents.
+    List(RemoteArgs),
+    /// Show one torrent of the daemon.
+    Status(RemoteIdArgs),
+    /// Pause torrents of the daemon.
+    Pause(RemoteIdArgs),
+    /// Resume paused torrents of the daemon.
+    Resume(RemoteIdArgs),
+    /// Remove torrents from the daemon.
+    Remove(RemoteRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DaemonArgs {
+    /// Folder for the state database and, by default, downloads (default: $XDG_DATA_HOME/shoal).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Address of the RPC server (default 127.0.0.1:9091; any other address needs credentials).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) rpc_listen: Option<SocketAddr>,
+    /// Where new torrents are downloaded unless the request names a folder.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) download_dir: Option<PathBuf>,
+    /// TOML file of defaults (flags override it).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) node: NodeOptions,
+}
+
+/// How to reach the daemon.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct RemoteArgs {
+    /// The daemon's JSON-RPC URL.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9091/jsonrpc")]
+    pub(crate) rpc: String,
+    /// RPC token, if the daemon requires one.
+    #[arg(long, value_name = "TOKEN")]
+    pub(crate) token: Option<String>,
+    /// Print the daemon's answer as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RemoteAddArgs {
+    /// A .torrent file, an http(s) URL of one, or a magnet link.
+    pub(crate) source: String,
+    /// Folder to download into (default: the daemon's).
+    #[arg(short, long)]
+    pub(crate) output: Option<PathBuf>,
+    /// Add it paused.
+    #[arg(long)]
+    pub(crate) paused: bool,
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RemoteIdArgs {
+    /// Torrent ids or info-hashes (`all` for every torrent).
+    #[arg(required = true)]
+    pub(crate) ids: Vec<String>,
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RemoteRemoveArgs {
+    /// Torrent ids or info-hashes (`all` for every torrent).
+    #[arg(required = true)]
+    pub(crate) ids: Vec<String>,
+    /// Delete the downloaded files too.
+    #[arg(long)]
+    pub(crate) delete_data: bool,
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
 }
 
 #[derive(Debug, Args)]
@@ -62,11 +143,14 @@ pub(crate) struct TorrentOptions {
     pub(crate) comment: Option<String>,
 }
 
+/// Where a node accepts peers unless told otherwise.
+pub(crate) const DEFAULT_LISTEN: &str = "0.0.0.0:6881";
+
 /// Options of a node that joins swarms.
 #[derive(Debug, Args, Clone)]
 pub(crate) struct NodeOptions {
     /// Address to accept peers on (port 0 = any free port).
-    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:6881")]
+    #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_LISTEN)]
     pub(crate) listen: SocketAddr,
     /// Upload cap in bytes per second (suffixes k, M, G allowed; default unlimited).
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]

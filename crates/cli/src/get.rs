@@ -139,7 +139,7 @@ pub(crate) async fn load_source(source: &str) -> Result<Source, Failure> {
 }
 
 /// Downloads a .torrent file, refusing anything larger than [`MAX_TORRENT_FILE`].
-async fn fetch_torrent(url: &str) -> Result<Vec<u8>, Failure> {
+pub(crate) async fn fetch_torrent(url: &str) -> Result<Vec<u8>, Failure> {
     let client = reqwest::Client::builder()
         .timeout(FETCH_TIMEOUT)
         .user_agent(concat!("Shoal/", env!("CARGO_PKG_VERSION")))

@@ -4,9 +4,11 @@
 
 mod args;
 mod create;
+mod daemon;
 mod demo;
 mod get;
 mod progress;
+mod remote;
 mod share;
 mod tracker;
 
@@ -73,6 +75,13 @@ fn main() -> ExitCode {
             Command::Share(a) => share::run(a, quiet).await,
             Command::Get(a) => get::run(a, quiet).await,
             Command::Tracker(a) => tracker::run(a).await,
+            Command::Daemon(a) => daemon::run(a, quiet).await,
+            Command::Add(a) => remote::add(a).await,
+            Command::List(a) => remote::list(a).await,
+            Command::Status(a) => remote::status(a).await,
+            Command::Pause(a) => remote::pause_resume(a, true).await,
+            Command::Resume(a) => remote::pause_resume(a, false).await,
+            Command::Remove(a) => remote::remove(a).await,
         }
     });
     // Background tasks (peer connections, trackers) must not hold the exit up.
