@@ -41,6 +41,12 @@ struct Entry {
     download_limit: Option<u64>,
     priorities: Vec<Priority>,
     error: Option<String>,
+    /// When it started seeding in this run (for the seeding time goal).
+    seeding_since: Option<std::time::Instant>,
+    /// Paused by the download or seed queue (not by the user); resumed when a slot frees.
+    queued: bool,
+    /// Stopped after reaching the seeding goal.
+    finished: bool,
 }
 
 /// The daemon's state behind the RPC.
@@ -50,6 +56,8 @@ pub(crate) struct Daemon {
     entries: tokio::sync::Mutex<BTreeMap<u64, Entry>>,
     settings: Mutex<SessionSettings>,
     started: std::time::Instant,
+    /// Magnet links whose metadata is to be fetched, with their torrent's id.
+    magnets: tokio::sync::mpsc::UnboundedSender<(u64, Magnet)>,
 }
 
 fn failed(e: impl std::fmt::Display) -> ApiError {
@@ -78,13 +86,19 @@ fn unix(t: SystemTime) -> u64 {
 
 impl Daemon {
     /// Opens the database and brings back every torrent it lists.
-    pub(crate) async fn restore(session: Session, store: Store, settings: SessionSettings) -> anyhow::Result<Daemon> {
+    pub(crate) async fn restore(
+        session: Session,
+        store: Store,
+        settings: SessionSettings,
+        magnets: tokio::sync::mpsc::UnboundedSender<(u64, Magnet)>,
+    ) -> anyhow::Result<Daemon> {
         let daemon = Daemon {
             session,
             store,
             entries: tokio::sync::Mutex::new(BTreeMap::new()),
             settings: Mutex::new(settings),
             started: std::time::Instant::now(),
+            magnets,
         };
         let rows = daemon.store.torrents().context("cannot read the torrents from the database")?;
         for row in rows {
@@ -113,10 +127,16 @@ impl Daemon {
                 download_limit: row.limits.download,
                 priorities,
                 error: None,
+                seeding_since: None,
+                queued: false,
+                finished: false,
             };
-            match meta {
-                Some(meta) => daemon.start_entry(&mut entry, meta).await,
-                None => entry.error = Some("the metadata of this magnet link has not been fetched".into()),
+            match (meta, row.magnet.as_deref().map(Magnet::parse)) {
+                (Some(meta), _) => daemon.start_entry(&mut entry, meta).await,
+                (None, Some(Ok(magnet))) => {
+                    let _ = daemon.magnets.send((id.0, magnet));
+                }
+                _ => entry.error = Some("neither a torrent nor a magnet link is stored for this torrent".into()),
             }
             daemon.entries.lock().await.insert(id.0, entry);
         }
@@ -187,7 +207,9 @@ impl Daemon {
             .unwrap_or_default();
         let state = match (&entry.error, status.as_ref().map(|s| &s.state)) {
             (Some(_), _) | (_, Some(EngineState::Error(_))) => TorrentState::Error,
-            _ if entry.paused => TorrentState::Paused,
+            _ if entry.paused || entry.finished => TorrentState::Paused,
+            _ if entry.queued => TorrentState::Queued,
+            (_, None) => TorrentState::Checking,
             (_, Some(EngineState::Checking { .. })) => TorrentState::Checking,
             (_, Some(EngineState::Seeding)) => TorrentState::Seeding,
             _ => TorrentState::Downloading,
@@ -336,10 +358,16 @@ impl Api for Daemon {
             download_limit: None,
             priorities: Vec::new(),
             error: None,
+            seeding_since: None,
+            queued: false,
+            finished: false,
         };
-        match meta {
-            Some(meta) => self.start_entry(&mut entry, meta).await,
-            None => entry.error = Some("magnet links are fetched by `shoal get`; the daemon keeps this one".into()),
+        match (meta, magnet) {
+            (Some(meta), _) => self.start_entry(&mut entry, meta).await,
+            (None, Some(magnet)) => {
+                let _ = self.magnets.send((id.0, magnet));
+            }
+            (None, None) => {}
         }
         entries.insert(id.0, entry);
         Ok(AddResult { id, info_hash: hex, name, duplicate: false })
@@ -501,11 +529,104 @@ impl Daemon {
             let state = if paused { StoredState::Paused } else { StoredState::Active };
             self.store.set_state(shoal_state::TorrentId::new(*key as i64), state).map_err(failed)?;
             entry.paused = paused;
+            if !paused {
+                // Resumed by the user: the seeding goal counts again from now.
+                entry.finished = false;
+                entry.seeding_since = None;
+            }
             if let Some(t) = &entry.torrent {
-                if paused { t.pause() } else { t.resume() }
+                if paused {
+                    t.pause()
+                } else if !entry.queued {
+                    t.resume()
+                }
             }
         }
         Ok(keys.into_iter().map(TorrentId).collect())
+    }
+
+    /// Fetches the metadata of magnet links as they are added, one task per link.
+    pub(crate) async fn fetch_magnets(self: Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<(u64, Magnet)>) {
+        while let Some((id, magnet)) = rx.recv().await {
+            let daemon = self.clone();
+            tokio::spawn(async move {
+                let (tx, _rx) = tokio::sync::watch::channel(Default::default());
+                match daemon.session.fetch_metadata(&magnet, vec![], true, tx).await {
+                    Ok((meta, peers)) => daemon.metadata_arrived(id, meta, peers).await,
+                    Err(e) => {
+                        if let Some(entry) = daemon.entries.lock().await.get_mut(&id) {
+                            entry.error = Some(e.to_string());
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    async fn metadata_arrived(&self, id: u64, meta: Metainfo, peers: Vec<SocketAddr>) {
+        let mut entries = self.entries.lock().await;
+        let Some(entry) = entries.get_mut(&id) else { return };
+        let bytes = torrent_file(&meta.info_bytes, &meta.trackers().iter().map(|t| t.to_string()).collect::<Vec<_>>());
+        if let Err(e) = self.store.set_metainfo(shoal_state::TorrentId::new(id as i64), &bytes, &meta.info.name) {
+            entry.error = Some(format!("cannot store the metadata: {e}"));
+            return;
+        }
+        entry.name = meta.info.name.clone();
+        entry.meta = Some(meta.clone());
+        self.start_entry(entry, meta).await;
+        if let Some(t) = &entry.torrent {
+            t.add_peers(peers);
+        }
+    }
+
+    /// Applies the queue (most active downloads and seeds) and the seeding goals (ratio,
+    /// time): torrents beyond a queue's size wait in it, in the order they were added, and a
+    /// seed that reached its goal stops.
+    pub(crate) async fn enforce(&self) {
+        let settings = match self.settings.lock() {
+            Ok(s) => s.clone(),
+            Err(_) => return,
+        };
+        let mut entries = self.entries.lock().await;
+        let mut downloads = 0u32;
+        let mut seeds = 0u32;
+        for entry in entries.values_mut() {
+            let Some(t) = &entry.torrent else { continue };
+            if entry.paused || entry.finished {
+                continue;
+            }
+            let status = t.status();
+            let seeding = status.state == EngineState::Seeding;
+            if seeding {
+                let ratio_done = settings.seed_ratio_limit.is_some_and(|r| {
+                    status.total_length > 0 && status.stats.uploaded as f64 >= r * status.total_length as f64
+                });
+                let time_done = settings.seed_time_limit.is_some_and(|limit| {
+                    entry.seeding_since.is_some_and(|since| since.elapsed().as_secs() >= limit)
+                });
+                if entry.seeding_since.is_none() {
+                    entry.seeding_since = Some(std::time::Instant::now());
+                }
+                if ratio_done || time_done {
+                    entry.finished = true;
+                    t.pause();
+                    continue;
+                }
+            }
+            let (count, limit) = if seeding {
+                (&mut seeds, settings.seed_queue_size)
+            } else {
+                (&mut downloads, settings.download_queue_size)
+            };
+            let over = limit.is_some_and(|l| *count >= l);
+            if over != entry.queued {
+                entry.queued = over;
+                if over { t.pause() } else { t.resume() }
+            }
+            if !over {
+                *count += 1;
+            }
+        }
     }
 
     /// Stops every torrent (resume data is saved) and the session.
@@ -518,6 +639,33 @@ impl Daemon {
         }
         self.session.shutdown().await;
     }
+}
+
+/// A .torrent file made of an info dictionary (as received) and its trackers, one tier each.
+fn torrent_file(info: &[u8], trackers: &[String]) -> Vec<u8> {
+    fn string(out: &mut Vec<u8>, s: &[u8]) {
+        out.extend_from_slice(format!("{}:", s.len()).as_bytes());
+        out.extend_from_slice(s);
+    }
+    let mut out = b"d".to_vec();
+    if let Some(first) = trackers.first() {
+        string(&mut out, b"announce");
+        string(&mut out, first.as_bytes());
+    }
+    if trackers.len() > 1 {
+        string(&mut out, b"announce-list");
+        out.push(b'l');
+        for t in trackers {
+            out.push(b'l');
+            string(&mut out, t.as_bytes());
+            out.push(b'e');
+        }
+        out.push(b'e');
+    }
+    string(&mut out, b"info");
+    out.extend_from_slice(info);
+    out.push(b'e');
+    out
 }
 
 /// Deletes a torrent's files (and the folders it created, when empty), never anything outside
@@ -605,7 +753,17 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
         seed_ratio_limit: config.limits.seed_ratio,
         seed_time_limit: config.limits.seed_time,
     });
-    let daemon = Arc::new(Daemon::restore(session.clone(), store, settings).await?);
+    let (magnets_tx, magnets_rx) = tokio::sync::mpsc::unbounded_channel();
+    let daemon = Arc::new(Daemon::restore(session.clone(), store, settings, magnets_tx).await?);
+    tokio::spawn(daemon.clone().fetch_magnets(magnets_rx));
+    let policy = daemon.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            policy.enforce().await;
+        }
+    });
     let listener = tokio::net::TcpListener::bind(rpc_listen)
         .await
         .with_context(|| format!("cannot listen for RPC on {rpc_listen}"))?;

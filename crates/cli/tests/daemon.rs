@@ -219,3 +219,50 @@ fn rpc_credentials() {
     let (status, reply) = jsonrpc(port, &add, Some("s3cret"));
     assert_eq!(status, 200, "{reply}");
 }
+
+/// A `shoal share` seed of `data` (no DHT, no LSD); returns it with its magnet link.
+fn seed(data: &Path, torrent: &Path) -> (support::Seed, String) {
+    let seed = support::Seed::start("seed", data, torrent, &[]);
+    let magnet = seed.proc.wait_for_line("magnet: ", QUICK).unwrap_or_else(|e| panic!("{e}"));
+    let magnet = magnet.trim_start_matches("magnet: ").to_owned();
+    (seed, magnet)
+}
+
+fn wait_states(port: u16, want: &[(u64, &str)]) {
+    let want: Vec<(u64, String)> = want.iter().map(|(i, s)| (*i, (*s).to_owned())).collect();
+    shoal_testkit::wait_until(support::DOWNLOAD, std::time::Duration::from_millis(100), || states(port) == want)
+        .unwrap_or_else(|e| panic!("states {want:?}: {e}; now {:?}", states(port)));
+}
+
+#[test]
+fn magnets_queue_and_seeding_goal() {
+    let dir = TempDir::new().expect("temp dir");
+    // Two seeds to fetch from.
+    let one = dir.path().join("seed/one.bin");
+    let two = dir.path().join("seed/two.bin");
+    make_test_file(&one, 3 * MIB, 81);
+    make_test_file(&two, 3 * MIB, 82);
+    let (seed_one, magnet_one) = seed(&one, &dir.path().join("one.torrent"));
+    let (seed_two, magnet_two) = seed(&two, &dir.path().join("two.torrent"));
+
+    // One download at a time, 1 MiB/s, and seeds stop as soon as they are complete (ratio 0).
+    let config = dir.path().join("shoal.toml");
+    std::fs::write(&config, "[limits]\ndownload = 1048576\nmax_active_downloads = 1\nseed_ratio = 0.0\n")
+        .expect("config");
+    let port = free_port();
+    let _daemon = start_daemon(&dir.path().join("state"), port, &["--config", config.to_str().expect("path")]);
+    let out = dir.path().join("downloads").display().to_string();
+    for (magnet, seed) in [(&magnet_one, &seed_one), (&magnet_two, &seed_two)] {
+        let link = format!("{magnet}&x.pe={}", seed.addr);
+        let added = remote(port, &["add", &link, "-o", &out]);
+        assert!(added.status.success(), "{added:?}");
+    }
+    // The second waits in the queue while the first downloads.
+    wait_states(port, &[(1, "downloading"), (2, "queued")]);
+    // Both complete in turn, and each stops at its seeding goal.
+    wait_states(port, &[(1, "paused"), (2, "paused")]);
+    for (name, original) in [("one.bin", &one), ("two.bin", &two)] {
+        let got = std::fs::read(dir.path().join("downloads").join(name)).expect("downloaded");
+        assert_eq!(got, std::fs::read(original).expect("original"), "{name}");
+    }
+}

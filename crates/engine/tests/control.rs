@@ -121,3 +121,44 @@ async fn pause_resume_cap_files_and_peers() {
         assert_eq!(&std::fs::read(leech_dir.path().join("set").join(name)).expect("file"), data, "{name}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_cap_holds_within_five_percent_over_ten_seconds() {
+    const CAP: u64 = 1024 * 1024;
+    let seed_dir = tempfile::tempdir().expect("temp dir");
+    let files = [("big.bin", bytes(13 * 1024 * 1024, 9))];
+    let meta = folder_torrent(seed_dir.path(), &files);
+    let seed = Session::start(local()).await.expect("seed session");
+    let seeding = add(&seed, &meta, seed_dir.path(), vec![]).await;
+    wait_state(&seeding, |s| *s == TorrentState::Seeding).await;
+
+    let leech_dir = tempfile::tempdir().expect("temp dir");
+    let leech = Session::start(SessionConfig { download_limit: Some(CAP), ..local() }).await.expect("leech");
+    let t = add(&leech, &meta, leech_dir.path(), vec![seed.listen_addr()]).await;
+    // Measure from the first mebibyte on (connection set-up excluded) to the end: 12 MiB,
+    // about 12 s at the cap.
+    let mut rx = t.subscribe();
+    let first = tokio::time::timeout(DEADLINE, have_at_least(&mut rx, 1024 * 1024)).await.expect("first MiB");
+    let from = t.status().stats.bytes_have;
+    let total = meta.info.total_length();
+    let last = tokio::time::timeout(DEADLINE, have_at_least(&mut rx, total)).await.expect("complete");
+    let moved = meta.info.total_length() - from;
+    let secs = last.duration_since(first).as_secs_f64();
+    let rate = moved as f64 / secs;
+    println!("{moved} bytes in {secs:.2} s: {:.3} of the cap", rate / CAP as f64);
+    assert!(secs >= 10.0, "the measurement spans ten seconds: {secs:.2} s");
+    assert!(rate <= 1.05 * CAP as f64, "the cap held: {:.3} of it", rate / CAP as f64);
+    assert!(rate >= 0.95 * CAP as f64, "the transfer ran at the cap: {:.3} of it", rate / CAP as f64);
+}
+
+/// Waits until the torrent has `bytes` verified; returns when.
+async fn have_at_least(rx: &mut tokio::sync::watch::Receiver<shoal_engine::TorrentStatus>, bytes: u64) -> Instant {
+    loop {
+        if rx.borrow_and_update().stats.bytes_have >= bytes {
+            return Instant::now();
+        }
+        if rx.changed().await.is_err() {
+            panic!("the torrent stopped");
+        }
+    }
+}
