@@ -30,6 +30,8 @@ pub struct SessionConfig {
     pub listen: SocketAddr,
     /// Most connections per torrent.
     pub max_peers: usize,
+    /// Most connections over all torrents.
+    pub max_connections: usize,
     /// Disk threads per torrent.
     pub disk_threads: usize,
     /// Swarm logic tunables.
@@ -51,6 +53,7 @@ impl Default for SessionConfig {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 6881)),
             max_peers: 80,
+            max_connections: 500,
             disk_threads: 2,
             swarm: shoal_swarm::Config::default(),
             upload_limit: None,
@@ -88,6 +91,8 @@ struct Inner {
     download: Arc<RateLimiter>,
     dht: Option<Dht>,
     lsd: Option<Lsd>,
+    /// Connections open over all torrents, and the most allowed.
+    connections: Arc<(std::sync::atomic::AtomicUsize, std::sync::atomic::AtomicUsize)>,
 }
 
 /// A running node. Cheap to clone.
@@ -115,6 +120,7 @@ impl Session {
             listener.local_addr().map_err(|source| EngineError::Listen { addr: config.listen, source })?;
         let peer_id = PeerId::generate(rand::random());
         let (config_upload, config_download) = (config.upload_limit, config.download_limit);
+        let max_connections = config.max_connections;
         let dht = match &config.dht {
             Some(dht) => Some(start_dht(dht.clone()).await?),
             None => None,
@@ -131,6 +137,10 @@ impl Session {
             download: Arc::new(RateLimiter::new(config_download)),
             dht,
             lsd,
+            connections: Arc::new((
+                std::sync::atomic::AtomicUsize::new(0),
+                std::sync::atomic::AtomicUsize::new(max_connections),
+            )),
         });
         let accept = tokio::spawn(accept_loop(listener, inner.clone()));
         Ok(Self { inner, accept: Arc::new(accept) })
@@ -145,6 +155,11 @@ impl Session {
     pub fn set_limits(&self, upload: Option<u64>, download: Option<u64>) {
         self.inner.upload.set_rate(upload);
         self.inner.download.set_rate(download);
+    }
+
+    /// Changes the most connections over all torrents (existing ones are kept).
+    pub fn set_max_connections(&self, n: usize) {
+        self.inner.connections.1.store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Our peer id.
@@ -242,6 +257,7 @@ impl Session {
             resume,
             status: status.clone(),
             max_peers: self.inner.config.max_peers,
+            connections: self.inner.connections.clone(),
             disk_threads: self.inner.config.disk_threads,
             limits: Limits {
                 upload: Caps(vec![torrent_upload.clone(), self.inner.upload.clone()]),
@@ -461,6 +477,11 @@ impl Torrent {
     pub fn set_limits(&self, upload: Option<u64>, download: Option<u64>) {
         self.caps.0.set_rate(upload);
         self.caps.1.set_rate(download);
+    }
+
+    /// The most connections for this torrent; extra ones are closed.
+    pub fn set_max_peers(&self, n: usize) {
+        let _ = self.control.send(Control::MaxPeers(n));
     }
 
     /// Pauses the torrent: closes its connections and takes no new ones until resumed.

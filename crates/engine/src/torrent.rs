@@ -60,6 +60,8 @@ pub(crate) enum Control {
     Shutdown(oneshot::Sender<()>),
     /// Pause (true) or resume (false).
     Pause(bool),
+    /// The most connections for this torrent.
+    MaxPeers(usize),
     /// Which pieces are wanted, one flag per piece.
     Wanted(Vec<bool>),
     /// Report the connected peers.
@@ -119,6 +121,8 @@ pub(crate) struct Setup {
     pub(crate) resume: Arc<ResumeStore>,
     pub(crate) status: Arc<watch::Sender<TorrentStatus>>,
     pub(crate) max_peers: usize,
+    /// Connections of every torrent of the session, and the most allowed.
+    pub(crate) connections: Arc<(std::sync::atomic::AtomicUsize, std::sync::atomic::AtomicUsize)>,
     pub(crate) disk_threads: usize,
     pub(crate) limits: peer::Limits,
     /// The info dictionary as it was hashed, served to peers fetching metadata (BEP 9).
@@ -176,6 +180,7 @@ struct Actor {
     last_resume: Instant,
     status: Arc<watch::Sender<TorrentStatus>>,
     max_peers: usize,
+    connections: Arc<(std::sync::atomic::AtomicUsize, std::sync::atomic::AtomicUsize)>,
     inbox: Inbox,
     error: Option<String>,
     max_message: u32,
@@ -215,6 +220,7 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
         last_resume: Instant::now(),
         status: setup.status,
         max_peers: setup.max_peers,
+        connections: setup.connections,
         inbox: inbox.clone(),
         error: None,
         disk_backlog: Default::default(),
@@ -312,6 +318,13 @@ impl Actor {
                 }
                 self.publish();
             }
+            Control::MaxPeers(n) => {
+                self.max_peers = n;
+                let extra: Vec<PeerKey> = self.links.keys().copied().skip(n).collect();
+                for key in extra {
+                    self.close(key);
+                }
+            }
             Control::Wanted(pieces) => {
                 self.swarm.set_wanted(&pieces);
                 self.publish();
@@ -342,6 +355,12 @@ impl Actor {
         }
     }
 
+    /// Every connection the session allows is in use.
+    fn session_full(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.connections.0.load(Relaxed) >= self.connections.1.load(Relaxed)
+    }
+
     /// True for our own listening address (trackers list us among the peers).
     fn is_self(&self, addr: SocketAddr) -> bool {
         addr.port() == self.listen_port && (addr.ip().is_loopback() || addr.ip().is_unspecified())
@@ -363,7 +382,13 @@ impl Actor {
                 duplicate = true;
             }
         }
-        if banned || duplicate || self.paused || self.links.len() >= self.max_peers || self.error.is_some() {
+        if banned
+            || duplicate
+            || self.paused
+            || self.links.len() >= self.max_peers
+            || self.session_full()
+            || self.error.is_some()
+        {
             tracing::debug!(%addr, banned, duplicate, "refusing connection");
             if let Some(c) = self.candidates.get_mut(&addr) {
                 c.busy = false;
@@ -386,6 +411,7 @@ impl Actor {
         let fast = handshake.reserved[7] & 0x04 != 0;
         let extensions = handshake.reserved[5] & 0x10 != 0;
         self.links.insert(key, link);
+        self.connections.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.ids.insert(key, handshake.peer_id);
         self.exts.insert(
             key,
@@ -592,7 +618,7 @@ impl Actor {
             .collect();
         ready.sort_by_key(|a| self.candidates.get(a).map(|c| (!c.manual, c.failures)));
         for addr in ready {
-            if self.links.len() + self.connecting >= self.max_peers {
+            if self.links.len() + self.connecting >= self.max_peers || self.session_full() {
                 break;
             }
             let Some(c) = self.candidates.get_mut(&addr) else {
@@ -639,6 +665,7 @@ impl Actor {
         let id = self.ids.remove(&key);
         self.exts.remove(&key);
         let link = self.links.remove(&key)?;
+        self.connections.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(c) = self.candidates.get_mut(&link.addr) {
             c.busy = false;
             c.next_try = Instant::now() + retry;

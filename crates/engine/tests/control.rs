@@ -162,3 +162,48 @@ async fn have_at_least(rx: &mut tokio::sync::watch::Receiver<shoal_engine::Torre
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limits_hold() {
+    let seed_dir = tempfile::tempdir().expect("temp dir");
+    let files = [("c.bin", bytes(2 * 1024 * 1024, 5))];
+    let meta = folder_torrent(seed_dir.path(), &files);
+    let mut seeds = Vec::new();
+    for _ in 0..3 {
+        let s = Session::start(local()).await.expect("seed session");
+        let t = add(&s, &meta, seed_dir.path(), vec![]).await;
+        wait_state(&t, |st| *st == TorrentState::Seeding).await;
+        seeds.push((s, t));
+    }
+    let addrs: Vec<_> = seeds.iter().map(|(s, _)| s.listen_addr()).collect();
+
+    // A session-wide limit of one connection, then a per-torrent limit of two.
+    let leech_dir = tempfile::tempdir().expect("temp dir");
+    let leech = Session::start(SessionConfig { max_connections: 1, download_limit: Some(512 * 1024), ..local() })
+        .await
+        .expect("leech");
+    let t = add(&leech, &meta, leech_dir.path(), addrs.clone()).await;
+    let watch = async {
+        let mut most = 0;
+        while t.status().stats.bytes_have < 1024 * 1024 {
+            most = most.max(t.peers().await.len());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        most
+    };
+    let most = tokio::time::timeout(DEADLINE, watch).await.expect("half the data");
+    assert_eq!(most, 1, "one connection at most under a session limit of one");
+    leech.set_max_connections(10);
+    t.set_max_peers(2);
+    t.add_peers(addrs);
+    let watch = async {
+        let mut most = 0;
+        while t.status().state != TorrentState::Seeding {
+            most = most.max(t.peers().await.len());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        most
+    };
+    let most = tokio::time::timeout(DEADLINE, watch).await.expect("complete");
+    assert!(most <= 2, "at most two connections under a torrent limit of two: {most}");
+}
