@@ -39,6 +39,8 @@ struct Entry {
     added_at: SystemTime,
     upload_limit: Option<u64>,
     download_limit: Option<u64>,
+    /// Most connections for this torrent (`None`: the session's per-torrent default).
+    max_connections: Option<u32>,
     priorities: Vec<Priority>,
     error: Option<String>,
     /// When it started seeding in this run (for the seeding time goal).
@@ -52,7 +54,7 @@ struct Entry {
 /// The daemon's state behind the RPC.
 pub(crate) struct Daemon {
     session: Session,
-    store: Store,
+    store: Arc<Store>,
     entries: tokio::sync::Mutex<BTreeMap<u64, Entry>>,
     settings: Mutex<SessionSettings>,
     started: std::time::Instant,
@@ -94,7 +96,7 @@ impl Daemon {
     ) -> anyhow::Result<Daemon> {
         let daemon = Daemon {
             session,
-            store,
+            store: Arc::new(store),
             entries: tokio::sync::Mutex::new(BTreeMap::new()),
             settings: Mutex::new(settings),
             started: std::time::Instant::now(),
@@ -125,6 +127,7 @@ impl Daemon {
                 added_at: row.added_at,
                 upload_limit: row.limits.upload,
                 download_limit: row.limits.download,
+                max_connections: row.limits.max_peers,
                 priorities,
                 error: None,
                 seeding_since: None,
@@ -151,6 +154,10 @@ impl Daemon {
             peers: vec![],
             use_trackers: true,
             only_files: None,
+            resume: Some(Arc::new(DbResume {
+                store: self.store.clone(),
+                id: shoal_state::TorrentId::new(entry.id.0 as i64),
+            })),
         };
         match self.session.add(add).await {
             Ok(t) => {
@@ -158,6 +165,9 @@ impl Daemon {
                     t.pause();
                 }
                 t.set_limits(entry.upload_limit, entry.download_limit);
+                if let Some(n) = entry.max_connections {
+                    t.set_max_peers(n as usize);
+                }
                 if entry.priorities.contains(&Priority::Skip) {
                     let wanted: Vec<bool> = entry.priorities.iter().map(|p| *p != Priority::Skip).collect();
                     t.set_files_wanted(&wanted);
@@ -275,7 +285,7 @@ impl Daemon {
             }),
             upload_limit: entry.upload_limit,
             download_limit: entry.download_limit,
-            max_connections: None,
+            max_connections: entry.max_connections,
             piece_count: meta.map(|m| m.info.layout.piece_count()).unwrap_or(0),
             piece_length: meta.map(|m| m.info.piece_length).unwrap_or(0),
             files,
@@ -356,6 +366,7 @@ impl Api for Daemon {
             added_at: new.added_at,
             upload_limit: None,
             download_limit: None,
+            max_connections: None,
             priorities: Vec::new(),
             error: None,
             seeding_since: None,
@@ -429,15 +440,21 @@ impl Api for Daemon {
             if let Some(down) = request.download_limit {
                 entry.download_limit = down;
             }
-            if request.upload_limit.is_some() || request.download_limit.is_some() {
+            if let Some(n) = request.max_connections {
+                entry.max_connections = n;
+            }
+            if request.upload_limit.is_some() || request.download_limit.is_some() || request.max_connections.is_some() {
                 let limits = shoal_state::Limits {
                     upload: entry.upload_limit,
                     download: entry.download_limit,
+                    max_peers: entry.max_connections,
                     ..Default::default()
                 };
                 self.store.set_limits(sid, &limits).map_err(failed)?;
                 if let Some(t) = &entry.torrent {
                     t.set_limits(entry.upload_limit, entry.download_limit);
+                    let default = self.settings.lock().map(|s| s.max_connections_per_torrent).unwrap_or(80);
+                    t.set_max_peers(entry.max_connections.unwrap_or(default) as usize);
                 }
             }
             if !request.file_priorities.is_empty() {
@@ -493,6 +510,7 @@ impl Api for Daemon {
             return Err(ApiError::InvalidParams("listen_port: the listening port changes on restart only".into()));
         }
         self.session.set_limits(next.upload_limit, next.download_limit);
+        self.session.set_max_connections(next.max_connections as usize);
         self.store.set_setting("session", &next).map_err(failed)?;
         *settings = next.clone();
         Ok(next)
@@ -601,9 +619,9 @@ impl Daemon {
                 let ratio_done = settings.seed_ratio_limit.is_some_and(|r| {
                     status.total_length > 0 && status.stats.uploaded as f64 >= r * status.total_length as f64
                 });
-                let time_done = settings.seed_time_limit.is_some_and(|limit| {
-                    entry.seeding_since.is_some_and(|since| since.elapsed().as_secs() >= limit)
-                });
+                let time_done = settings
+                    .seed_time_limit
+                    .is_some_and(|limit| entry.seeding_since.is_some_and(|since| since.elapsed().as_secs() >= limit));
                 if entry.seeding_since.is_none() {
                     entry.seeding_since = Some(std::time::Instant::now());
                 }
@@ -638,6 +656,54 @@ impl Daemon {
             }
         }
         self.session.shutdown().await;
+    }
+}
+
+/// A torrent's resume record in the daemon's database, next to the torrent itself.
+#[derive(Debug)]
+struct DbResume {
+    store: Arc<Store>,
+    id: shoal_state::TorrentId,
+}
+
+impl shoal_storage::ResumeBackend for DbResume {
+    fn load(&self) -> std::io::Result<Option<shoal_storage::ResumeRecord>> {
+        let data = self.store.load_resume(self.id).map_err(std::io::Error::other)?;
+        Ok(data.map(|d| shoal_storage::ResumeRecord {
+            fingerprint: d.fingerprint,
+            verified: d.pieces,
+            files: d
+                .files
+                .iter()
+                .map(|f| shoal_storage::FileStamp {
+                    length: f.length,
+                    mtime_secs: f.mtime_secs,
+                    mtime_nanos: f.mtime_nanos,
+                })
+                .collect(),
+        }))
+    }
+
+    fn save(&self, record: &shoal_storage::ResumeRecord) -> std::io::Result<()> {
+        let data = shoal_state::ResumeData {
+            fingerprint: record.fingerprint,
+            pieces: record.verified.clone(),
+            files: record
+                .files
+                .iter()
+                .map(|f| shoal_state::FileStamp {
+                    length: f.length,
+                    mtime_secs: f.mtime_secs,
+                    mtime_nanos: f.mtime_nanos,
+                })
+                .collect(),
+            saved_at: SystemTime::now(),
+        };
+        self.store.save_resume(self.id, &data).map_err(std::io::Error::other)
+    }
+
+    fn remove(&self) -> std::io::Result<()> {
+        self.store.clear_resume(self.id).map_err(std::io::Error::other)
     }
 }
 
@@ -737,6 +803,8 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
         stored.as_ref().map_or(config.limits.upload.or(node.upload_limit), |s| s.upload_limit);
     session_config.download_limit =
         stored.as_ref().map_or(config.limits.download.or(node.download_limit), |s| s.download_limit);
+    session_config.max_connections = config.limits.max_connections.unwrap_or(500) as usize;
+    session_config.max_peers = config.limits.max_connections_per_torrent.unwrap_or(80) as usize;
     let session = Session::start(session_config.clone()).await.map_err(anyhow::Error::from)?;
     let settings = stored.unwrap_or(SessionSettings {
         listen_port: session.listen_addr().port(),
@@ -746,8 +814,8 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
         dht: session_config.dht.is_some(),
         lsd: session_config.lsd,
         pex: true,
-        max_connections: config.limits.max_connections.unwrap_or(500),
-        max_connections_per_torrent: config.limits.max_connections_per_torrent.unwrap_or(80),
+        max_connections: session_config.max_connections as u32,
+        max_connections_per_torrent: session_config.max_peers as u32,
         download_queue_size: config.limits.max_active_downloads,
         seed_queue_size: config.limits.max_active_seeds,
         seed_ratio_limit: config.limits.seed_ratio,

@@ -74,6 +74,7 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
             peers: vec![],
             use_trackers: true,
             only_files: None,
+            resume: None,
         })
         .await
         .map_err(anyhow::Error::from)?;
@@ -100,6 +101,7 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
                 peers: vec![],
                 use_trackers: true,
                 only_files: None,
+                resume: None,
             })
             .await
             .map_err(anyhow::Error::from)?;

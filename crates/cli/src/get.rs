@@ -54,7 +54,14 @@ async fn download(
     let name = meta.info.name.clone();
     let hash = meta.info_hash;
     let torrent = session
-        .add(AddTorrent { meta, download_dir: a.output.clone(), peers, use_trackers: !a.no_trackers, only_files })
+        .add(AddTorrent {
+            meta,
+            download_dir: a.output.clone(),
+            peers,
+            use_trackers: !a.no_trackers,
+            only_files,
+            resume: None,
+        })
         .await
         .map_err(anyhow::Error::from)?;
     if !quiet {

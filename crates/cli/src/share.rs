@@ -37,7 +37,14 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
         let name = meta.info.name.clone();
         let dir = path.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
         let torrent = session
-            .add(AddTorrent { meta, download_dir: dir, peers: peers.clone(), use_trackers: true, only_files: None })
+            .add(AddTorrent {
+                meta,
+                download_dir: dir,
+                peers: peers.clone(),
+                use_trackers: true,
+                only_files: None,
+                resume: None,
+            })
             .await
             .map_err(anyhow::Error::from)?;
         let bar = progress::transfer_bar(None, torrent.status().total_length, "check", quiet);

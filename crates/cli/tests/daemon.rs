@@ -102,6 +102,7 @@ fn state_survives_kill_and_the_remote_commands_drive_it() {
         states(port) == vec![(1, "seeding".to_owned()), (2, "paused".to_owned())]
     })
     .unwrap_or_else(|e| panic!("seeding and paused: {e}; {:?}", states(port)));
+    assert!(!dir.path().join("data/.shoal").exists(), "resume records go to the database, not beside the data");
     let listed = remote(port, &["list"]);
     assert!(listed.stdout.lines().any(|l| l.contains("seeding") && l.ends_with("a.bin")), "{listed:?}");
 

@@ -78,6 +78,8 @@ pub struct AddTorrent {
     /// Download only these files (indices into the torrent's file list; `None`: all). Pieces
     /// shared with a selected file are fetched whole.
     pub only_files: Option<Vec<usize>>,
+    /// Where resume records are kept (`None`: a file under `download_dir/.shoal/`).
+    pub resume: Option<Arc<dyn shoal_storage::ResumeBackend>>,
 }
 
 #[derive(Debug)]
@@ -202,7 +204,10 @@ impl Session {
             meta.info.files.iter().map(|f| FileSpec { path: meta.info.file_components(f), length: f.length }).collect();
         let storage_layout =
             StorageLayout::new(add.download_dir.clone(), files, meta.info.piece_length, meta.info.pieces.clone())?;
-        let resume = Arc::new(ResumeStore::new(ResumeStore::default_path(&add.download_dir, &info_hash.to_hex())?));
+        let resume = Arc::new(match add.resume.clone() {
+            Some(backend) => ResumeStore::with_backend(format!("the resume record of {info_hash}").into(), backend),
+            None => ResumeStore::new(ResumeStore::default_path(&add.download_dir, &info_hash.to_hex())?),
+        });
         let check_status = status.clone();
         let resume2 = resume.clone();
         let (storage, have) = tokio::task::spawn_blocking(move || -> Result<_, EngineError> {

@@ -50,6 +50,7 @@ async fn add(session: &Session, meta: &Metainfo, dir: &Path, peers: Vec<std::net
             peers,
             use_trackers: false,
             only_files: None,
+            resume: None,
         })
         .await
         .expect("add")

@@ -138,6 +138,7 @@ async fn liars_cost_only_their_connection_and_the_honest_seed_provides() {
             peers: vec![],
             use_trackers: false,
             only_files: None,
+            resume: None,
         })
         .await
         .expect("seed");

@@ -27,5 +27,5 @@ pub use create::{Scanned, hash_pieces, scan_path};
 pub use error::{IoOp, StorageError};
 pub use hash::hash_piece_data;
 pub use layout::{FileSpec, Segment, Segments, StorageLayout};
-pub use resume::{ResumeData, ResumeRejected, ResumeStore};
+pub use resume::{FileStamp, ResumeBackend, ResumeData, ResumeRecord, ResumeRejected, ResumeStore};
 pub use storage::{DEFAULT_MAX_OPEN_FILES, OpenMode, Storage};

@@ -64,11 +64,47 @@ const HEADER_LEN: usize = 8 + 4 + 20 + 4 + 4 + 8;
 /// Bytes per file record.
 const FILE_RECORD_LEN: usize = 8 + 8 + 4;
 
-/// Reads and writes one torrent's resume file. Saves are serialised by an internal lock.
+/// Reads and writes one torrent's resume data: a file of its own, or records kept elsewhere
+/// (a [`ResumeBackend`], such as the daemon's database). Saves are serialised by an internal
+/// lock.
 #[derive(Debug)]
 pub struct ResumeStore {
     path: PathBuf,
+    backend: Option<std::sync::Arc<dyn ResumeBackend>>,
     save_lock: Mutex<()>,
+}
+
+/// One torrent's resume record as a [`ResumeBackend`] keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResumeRecord {
+    /// [`StorageLayout::fingerprint`] of the content it describes.
+    pub fingerprint: [u8; 20],
+    /// Per piece: verified when saved.
+    pub verified: Vec<bool>,
+    /// Length and modification time of each file when saved, in layout order.
+    pub files: Vec<FileStamp>,
+}
+
+/// Length and modification time of one file, as recorded at a save.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    /// Length in bytes.
+    pub length: u64,
+    /// Modification time, seconds since the Unix epoch.
+    pub mtime_secs: i64,
+    /// Nanoseconds past `mtime_secs`.
+    pub mtime_nanos: u32,
+}
+
+/// Somewhere other than a file that keeps a torrent's resume record. `save` must be durable
+/// when it returns (the data files were flushed before it is called).
+pub trait ResumeBackend: Send + Sync + std::fmt::Debug {
+    /// The record last saved, if any.
+    fn load(&self) -> io::Result<Option<ResumeRecord>>;
+    /// Replaces the record.
+    fn save(&self, record: &ResumeRecord) -> io::Result<()>;
+    /// Forgets the record.
+    fn remove(&self) -> io::Result<()>;
 }
 
 /// Why a resume file was not used.
@@ -113,7 +149,12 @@ impl ResumeStore {
     /// A store for the resume file at `path` (the caller chooses; see
     /// [`ResumeStore::default_path`]).
     pub fn new(path: PathBuf) -> Self {
-        Self { path, save_lock: Mutex::new(()) }
+        Self { path, backend: None, save_lock: Mutex::new(()) }
+    }
+
+    /// A store whose records live in `backend`; `name` names it in messages.
+    pub fn with_backend(name: PathBuf, backend: std::sync::Arc<dyn ResumeBackend>) -> Self {
+        Self { path: name, backend: Some(backend), save_lock: Mutex::new(()) }
     }
 
     /// `<root>/.shoal/<id>.resume`, where `id` is the torrent's info-hash as 40 (v1) or 64
@@ -141,12 +182,20 @@ impl ResumeStore {
 
     /// Like [`ResumeStore::load`], saying why a file was refused and which files changed.
     pub fn load_explained(&self, layout: &StorageLayout) -> Result<ResumeData, ResumeRejected> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ResumeRejected::Missing),
-            Err(e) => return Err(ResumeRejected::Unreadable(e)),
+        let (stamps, mut verified) = match &self.backend {
+            Some(backend) => {
+                let record = backend.load().map_err(ResumeRejected::Unreadable)?.ok_or(ResumeRejected::Missing)?;
+                from_record(record, layout)?
+            }
+            None => {
+                let bytes = match std::fs::read(&self.path) {
+                    Ok(bytes) => bytes,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ResumeRejected::Missing),
+                    Err(e) => return Err(ResumeRejected::Unreadable(e)),
+                };
+                decode(&bytes, layout)?
+            }
         };
-        let (stamps, mut verified) = decode(&bytes, layout)?;
         let mut changed_files = Vec::new();
         for (index, recorded) in stamps.iter().enumerate() {
             if current_stamp(&layout.file_path(index)).ok().as_ref() == Some(recorded) {
@@ -176,17 +225,49 @@ impl ResumeStore {
                 current_stamp(&path).map_err(|e| StorageError::io(IoOp::Stat, &path, e))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(backend) = &self.backend {
+            let record = ResumeRecord {
+                fingerprint: layout.fingerprint(),
+                verified: verified.to_vec(),
+                files: stamps
+                    .iter()
+                    .map(|s| FileStamp { length: s.length, mtime_secs: s.mtime_secs, mtime_nanos: s.mtime_nanos })
+                    .collect(),
+            };
+            return backend.save(&record).map_err(|e| StorageError::io(IoOp::Write, &self.path, e));
+        }
         let bytes = encode(layout, &stamps, verified);
         write_atomically(&self.path, &bytes)
     }
 
     /// Deletes the resume file (after removing a torrent, or to force a full check).
     pub fn remove(&self) -> Result<(), StorageError> {
+        if let Some(backend) = &self.backend {
+            return backend.remove().map_err(|e| StorageError::io(IoOp::Write, &self.path, e));
+        }
         match std::fs::remove_file(&self.path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StorageError::io(IoOp::Write, &self.path, e)),
             _ => Ok(()),
         }
     }
+}
+
+/// A backend's record, checked against `layout` as a file's header would be.
+fn from_record(record: ResumeRecord, layout: &StorageLayout) -> Result<(Vec<Stamp>, Vec<bool>), ResumeRejected> {
+    let same_files = record.files.len() == layout.files().len()
+        && record.files.iter().zip(layout.files()).all(|(stamp, spec)| stamp.length == spec.length);
+    if record.fingerprint != layout.fingerprint()
+        || record.verified.len() != layout.geometry().piece_count() as usize
+        || !same_files
+    {
+        return Err(ResumeRejected::Foreign);
+    }
+    let stamps = record
+        .files
+        .iter()
+        .map(|f| Stamp { length: f.length, mtime_secs: f.mtime_secs, mtime_nanos: f.mtime_nanos })
+        .collect();
+    Ok((stamps, record.verified))
 }
 
 fn current_stamp(path: &Path) -> io::Result<Stamp> {
@@ -372,5 +453,48 @@ mod tests {
         assert_eq!(path, Path::new("/dl/.shoal").join(format!("{}.resume", "ab".repeat(20))));
         assert!(ResumeStore::default_path(Path::new("/dl"), "../etc").is_err());
         assert!(ResumeStore::default_path(Path::new("/dl"), &"g".repeat(40)).is_err());
+    }
+
+    #[derive(Debug, Default)]
+    struct Memory(std::sync::Mutex<Option<ResumeRecord>>);
+
+    impl ResumeBackend for Memory {
+        fn load(&self) -> io::Result<Option<ResumeRecord>> {
+            Ok(self.0.lock().unwrap_or_else(PoisonError::into_inner).clone())
+        }
+        fn save(&self, record: &ResumeRecord) -> io::Result<()> {
+            *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(record.clone());
+            Ok(())
+        }
+        fn remove(&self) -> io::Result<()> {
+            *self.0.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_backend_keeps_records_checked_like_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let at = |seed: u8| {
+            let files = vec![
+                FileSpec { path: vec!["a".into()], length: 10 },
+                FileSpec { path: vec!["b".into()], length: 0 },
+                FileSpec { path: vec!["c".into()], length: 7 },
+            ];
+            StorageLayout::new(dir.path().to_path_buf(), files, 4, vec![[seed; 20]; 5]).expect("layout")
+        };
+        let layout = at(1);
+        let storage = Storage::open(layout.clone(), crate::OpenMode::ReadWrite).expect("open");
+        let backend = std::sync::Arc::new(Memory::default());
+        let store = ResumeStore::with_backend(PathBuf::from("memory"), backend.clone());
+        assert!(matches!(store.load_explained(&layout), Err(ResumeRejected::Missing)));
+        let verified: Vec<bool> = (0..layout.piece_count()).map(|i| i % 2 == 0).collect();
+        store.save(&storage, &verified).expect("save");
+        assert_eq!(store.load(&layout), Some(verified.clone()));
+        // Another torrent's record is refused.
+        let other = at(2);
+        assert!(matches!(store.load_explained(&other), Err(ResumeRejected::Foreign)));
+        store.remove().expect("remove");
+        assert!(backend.load().expect("load").is_none());
     }
 }

@@ -36,17 +36,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut args = args.into_iter();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
-    if let Some(first) = args.next() {
-        let node = matches!(first.as_ref().to_str(), Some("get" | "share"));
-        cmd.arg(first);
-        if node {
-            cmd.args(["--no-dht", "--no-lsd"]);
-        }
-    }
-    cmd.args(args);
-    cmd
+    with_node_flags(args, &["--no-dht", "--no-lsd"])
 }
 
 /// A command running the `shoal` binary with `args`; `get` and `share` keep their DHT node
@@ -57,13 +47,22 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    with_node_flags(args, &["--no-lsd"])
+}
+
+/// `shoal ARGS`, with `flags` right after the subcommand when it is `get` or `share`.
+fn with_node_flags<I, S>(args: I, flags: &[&str]) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let mut args = args.into_iter();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
     if let Some(first) = args.next() {
         let node = matches!(first.as_ref().to_str(), Some("get" | "share"));
         cmd.arg(first);
         if node {
-            cmd.arg("--no-lsd");
+            cmd.args(flags);
         }
     }
     cmd.args(args);
