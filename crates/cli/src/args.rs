@@ -46,6 +46,9 @@ pub(crate) enum Command {
     Resume(RemoteIdArgs),
     /// Remove torrents from the daemon.
     Remove(RemoteRemoveArgs),
+    /// Terminal UI on the daemon: torrents, details, add, pause, resume, remove.
+    #[command(mut_arg("json", |a| a.hide(true)))]
+    Tui(RemoteArgs),
 }
 
 #[derive(Debug, Args)]

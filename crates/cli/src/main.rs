@@ -11,6 +11,7 @@ mod progress;
 mod remote;
 mod share;
 mod tracker;
+mod tui;
 
 use std::process::ExitCode;
 
@@ -82,6 +83,7 @@ fn main() -> ExitCode {
             Command::Pause(a) => remote::pause_resume(a, true).await,
             Command::Resume(a) => remote::pause_resume(a, false).await,
             Command::Remove(a) => remote::remove(a).await,
+            Command::Tui(a) => tui::run(a).await,
         }
     });
     // Background tasks (peer connections, trackers) must not hold the exit up.

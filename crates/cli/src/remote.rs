@@ -16,7 +16,7 @@ use crate::args::{RemoteAddArgs, RemoteArgs, RemoteIdArgs, RemoteRemoveArgs};
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Calls `method` with `params`; the JSON-RPC error, if any, becomes a one-line failure.
-async fn call(remote: &RemoteArgs, method: &str, params: Value) -> Result<Value, Failure> {
+pub(crate) async fn call(remote: &RemoteArgs, method: &str, params: Value) -> Result<Value, Failure> {
     let client = reqwest::Client::builder().timeout(TIMEOUT).build().context("cannot start the HTTP client")?;
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
     let mut request = client

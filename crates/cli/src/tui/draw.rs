@@ -1,0 +1,510 @@
+//! Drawing the terminal UI: a pure function of the [`App`] state onto a ratatui [`Frame`].
+//!
+//! The screen, top to bottom: a header (daemon URL, torrent count, total rates), the body (the
+//! torrent table, or one torrent's summary with Files, Peers and Trackers tabs), a status line
+//! and a help line of the keys that work in the current view. The add prompt and the remove
+//! question are drawn as boxes over the body.
+
+use indicatif::HumanBytes;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Position, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, TableState, Tabs};
+use shoal_rpc::api::{Priority, TorrentInfo, TorrentState};
+
+use super::app::{App, StatusKind, Tab, View};
+
+/// Width of the text progress bar, in cells.
+const BAR_WIDTH: usize = 10;
+
+/// Draws the whole screen.
+pub(crate) fn draw(frame: &mut Frame, app: &App) {
+    let [header, body, status, help] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(1), Constraint::Length(1)])
+            .areas(frame.area());
+    draw_header(frame, header, app);
+    match &app.view {
+        View::Detail { id, tab, scroll } => match app.torrent(*id) {
+            Some(listed) => draw_detail(frame, body, app, listed, *tab, *scroll),
+            None => draw_list(frame, body, app),
+        },
+        View::List | View::Input { .. } | View::ConfirmRemove { .. } => draw_list(frame, body, app),
+    }
+    match &app.view {
+        View::Input { buffer, .. } => draw_prompt(frame, body, buffer),
+        View::ConfirmRemove { id, delete_data } => {
+            let name = app.torrent(*id).map_or("", |t| t.name.as_str());
+            draw_confirm(frame, body, &format!("#{id} {name}"), *delete_data);
+        }
+        View::List | View::Detail { .. } => {}
+    }
+    if let Some(s) = &app.status {
+        let style = match s.kind {
+            StatusKind::Info => Style::new().fg(Color::Green),
+            StatusKind::Error => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            StatusKind::Offline => Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        };
+        frame.render_widget(Paragraph::new(Line::styled(s.text.as_str(), style)), status);
+    }
+    frame.render_widget(Paragraph::new(help_line(&app.view)), help);
+}
+
+/// The keys of `view`, as `key label` pairs.
+pub(crate) fn help_keys(view: &View) -> &'static [(&'static str, &'static str)] {
+    match view {
+        View::List => &[
+            ("↑↓", "select"),
+            ("enter", "details"),
+            ("a", "add"),
+            ("p", "pause"),
+            ("r", "resume"),
+            ("d", "remove"),
+            ("q", "quit"),
+        ],
+        View::Detail { .. } => &[
+            ("tab", "files/peers/trackers"),
+            ("↑↓", "scroll"),
+            ("esc", "back"),
+            ("p", "pause"),
+            ("r", "resume"),
+            ("d", "remove"),
+            ("q", "quit"),
+        ],
+        View::Input { .. } => &[("enter", "add"), ("esc", "cancel"), ("ctrl-u", "clear")],
+        View::ConfirmRemove { .. } => &[("y", "remove"), ("space", "also delete data"), ("n", "cancel")],
+    }
+}
+
+fn help_line(view: &View) -> Line<'static> {
+    let key = Style::new().add_modifier(Modifier::BOLD);
+    let label = Style::new().fg(Color::DarkGray);
+    let mut spans = Vec::new();
+    for (i, (k, l)) in help_keys(view).iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::raw("  "));
+        }
+        spans.push(Span::styled(*k, key));
+        spans.push(Span::styled(format!(" {l}"), label));
+    }
+    Line::from(spans)
+}
+
+fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
+    let down: u64 = app.torrents.iter().map(|t| t.download_rate).sum();
+    let up: u64 = app.torrents.iter().map(|t| t.upload_rate).sum();
+    let count = app.torrents.len();
+    let line = Line::from(vec![
+        Span::styled(" shoal ", Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED)),
+        Span::raw(format!(" {}  ", app.rpc)),
+        Span::raw(format!("{count} torrent{}  ", if count == 1 { "" } else { "s" })),
+        Span::styled(format!("↓ {}  ↑ {}", rate(down), rate(up)), Style::new().fg(Color::Cyan)),
+    ]);
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+fn draw_list(frame: &mut Frame, area: Rect, app: &App) {
+    let block = Block::bordered().title(" Torrents ");
+    if app.torrents.is_empty() {
+        let text = if app.loaded {
+            "No torrents yet: press a to add a magnet link, an http(s) URL or a .torrent file.".to_owned()
+        } else {
+            format!("Connecting to {} …", app.rpc)
+        };
+        frame.render_widget(Paragraph::new(text).block(block), area);
+        return;
+    }
+    let rows = app.torrents.iter().map(|t| {
+        Row::new(vec![
+            Cell::from(t.id.to_string()),
+            Cell::from(t.name.as_str()),
+            Cell::from(Span::styled(state_name(t.state), state_style(t.state))),
+            Cell::from(progress(t.progress)),
+            Cell::from(HumanBytes(t.wanted_bytes).to_string()),
+            Cell::from(rate(t.download_rate)),
+            Cell::from(rate(t.upload_rate)),
+            Cell::from(t.peers.to_string()),
+        ])
+    });
+    let widths = [
+        Constraint::Length(4),
+        Constraint::Min(12),
+        Constraint::Length(11),
+        Constraint::Length(BAR_WIDTH as u16 + 7),
+        Constraint::Length(10),
+        Constraint::Length(12),
+        Constraint::Length(12),
+        Constraint::Length(5),
+    ];
+    let header = Row::new(["ID", "Name", "State", "Progress", "Size", "Down", "Up", "Peers"]).style(heading());
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(block)
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+        .highlight_symbol("> ");
+    let mut state = TableState::default().with_selected(Some(app.selected));
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+fn draw_detail(frame: &mut Frame, area: Rect, app: &App, listed: &TorrentInfo, tab: Tab, scroll: usize) {
+    let detail = app.shown_detail();
+    // The list's snapshot is newer for rates and state; the detail's has files and trackers.
+    let t = listed;
+    let [summary, tabs, table] =
+        Layout::vertical([Constraint::Length(5), Constraint::Length(1), Constraint::Min(3)]).areas(area);
+    let mut lines = vec![
+        Line::from(vec![
+            Span::raw("State: "),
+            Span::styled(state_name(t.state), state_style(t.state)),
+            Span::raw(format!(
+                "   Progress: {:.1}% of {}   Down: {}   Up: {}   Peers: {}",
+                t.progress * 100.0,
+                HumanBytes(t.wanted_bytes),
+                rate(t.download_rate),
+                rate(t.upload_rate),
+                t.peers
+            )),
+        ]),
+        Line::raw(format!("Hash: {}   Folder: {}", t.info_hash, t.download_dir)),
+    ];
+    match &t.error {
+        Some(e) => lines.push(Line::styled(format!("Error: {e}"), Style::new().fg(Color::Red))),
+        None => lines.push(Line::raw(format!(
+            "Downloaded: {}   Uploaded: {}   ETA: {}",
+            HumanBytes(t.downloaded),
+            HumanBytes(t.uploaded),
+            t.eta.map_or_else(|| "-".to_owned(), eta)
+        ))),
+    }
+    let title = format!(" #{} {} ", t.id, t.name);
+    frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(title)), summary);
+    let titles = Tab::ALL.iter().map(|t| format!(" {} ", t.title()));
+    let tab_bar = Tabs::new(titles)
+        .select(tab.index())
+        .highlight_style(Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED))
+        .divider("│");
+    frame.render_widget(tab_bar, tabs);
+
+    let block = Block::bordered().title(format!(" {} ", tab.title()));
+    let Some(detail) = detail else {
+        frame.render_widget(Paragraph::new("loading …").block(block), table);
+        return;
+    };
+    let (header, widths, rows): (Row, Vec<Constraint>, Vec<Row>) = match tab {
+        Tab::Files => (
+            Row::new(["Path", "Size", "Done", "Priority"]),
+            vec![Constraint::Min(20), Constraint::Length(11), Constraint::Length(7), Constraint::Length(8)],
+            detail
+                .info
+                .files
+                .iter()
+                .map(|f| {
+                    let done = if f.length == 0 { 1.0 } else { f.have as f64 / f.length as f64 };
+                    Row::new(vec![
+                        f.path.clone(),
+                        HumanBytes(f.length).to_string(),
+                        format!("{:.1}%", done * 100.0),
+                        priority(f.priority).to_owned(),
+                    ])
+                })
+                .collect(),
+        ),
+        Tab::Peers => (
+            Row::new(["Address", "Client", "Down", "Up", "Progress", "Flags"]),
+            vec![
+                Constraint::Length(22),
+                Constraint::Min(12),
+                Constraint::Length(12),
+                Constraint::Length(12),
+                Constraint::Length(8),
+                Constraint::Length(8),
+            ],
+            detail
+                .peers
+                .iter()
+                .map(|p| {
+                    let mut flags = String::from(if p.incoming { "in" } else { "out" });
+                    if p.encrypted {
+                        flags.push_str(" enc");
+                    }
+                    Row::new(vec![
+                        p.address.to_string(),
+                        if p.client.is_empty() { "?".to_owned() } else { p.client.clone() },
+                        rate(p.download_rate),
+                        rate(p.upload_rate),
+                        format!("{:.1}%", p.progress * 100.0),
+                        flags,
+                    ])
+                })
+                .collect(),
+        ),
+        Tab::Trackers => (
+            Row::new(["URL", "Tier", "Last error"]),
+            vec![Constraint::Min(20), Constraint::Length(4), Constraint::Min(10)],
+            detail
+                .info
+                .trackers
+                .iter()
+                .map(|tr| {
+                    let status = match (&tr.last_error, tr.last_announce) {
+                        (Some(e), _) => e.clone(),
+                        (None, Some(_)) => "ok".to_owned(),
+                        (None, None) => "-".to_owned(),
+                    };
+                    Row::new(vec![tr.url.clone(), tr.tier.to_string(), status])
+                })
+                .collect(),
+        ),
+    };
+    if rows.is_empty() {
+        let empty = match tab {
+            Tab::Files => "no files known yet (the metadata is still being fetched)",
+            Tab::Peers => "no peers connected",
+            Tab::Trackers => "no trackers",
+        };
+        frame.render_widget(Paragraph::new(empty).block(block), table);
+        return;
+    }
+    let widget = Table::new(rows, widths).header(header.style(heading())).block(block);
+    let mut state = TableState::default().with_offset(scroll);
+    frame.render_stateful_widget(widget, table, &mut state);
+}
+
+/// A box of `height` rows in the middle of `area`.
+fn popup(area: Rect, height: u16) -> Rect {
+    area.centered(Constraint::Length(area.width.saturating_sub(4).min(76)), Constraint::Length(height))
+}
+
+fn draw_prompt(frame: &mut Frame, area: Rect, buffer: &str) {
+    let rect = popup(area, 4);
+    let inner_width = usize::from(rect.width.saturating_sub(4));
+    // Show the end of a text longer than the box.
+    let chars: Vec<char> = buffer.chars().collect();
+    let shown: String = chars[chars.len().saturating_sub(inner_width)..].iter().collect();
+    let lines = vec![
+        Line::styled("Magnet link, http(s) URL or path of a .torrent file:", Style::new().fg(Color::DarkGray)),
+        Line::raw(format!("> {shown}")),
+    ];
+    frame.render_widget(Clear, rect);
+    frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(" Add a torrent ")), rect);
+    let x = rect.x.saturating_add(3).saturating_add(shown.chars().count() as u16);
+    frame.set_cursor_position(Position::new(x.min(rect.right().saturating_sub(2)), rect.y + 2));
+}
+
+fn draw_confirm(frame: &mut Frame, area: Rect, what: &str, delete_data: bool) {
+    let rect = popup(area, 5);
+    let mark = if delete_data { "[x]" } else { "[ ]" };
+    let lines = vec![
+        Line::raw(format!("Remove {what}?")),
+        Line::raw(format!("{mark} also delete its downloaded files (space)")),
+        Line::styled("y yes   n no", Style::new().add_modifier(Modifier::BOLD)),
+    ];
+    frame.render_widget(Clear, rect);
+    let block = Block::bordered().title(" Remove ").border_style(Style::new().fg(Color::Red));
+    frame.render_widget(Paragraph::new(lines).block(block), rect);
+}
+
+fn heading() -> Style {
+    Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
+}
+
+fn state_name(state: TorrentState) -> &'static str {
+    match state {
+        TorrentState::Downloading => "downloading",
+        TorrentState::Seeding => "seeding",
+        TorrentState::Paused => "paused",
+        TorrentState::Checking => "checking",
+        TorrentState::Error => "error",
+        TorrentState::Queued => "queued",
+    }
+}
+
+fn state_style(state: TorrentState) -> Style {
+    let color = match state {
+        TorrentState::Downloading => Color::Cyan,
+        TorrentState::Seeding => Color::Green,
+        TorrentState::Paused => Color::DarkGray,
+        TorrentState::Checking | TorrentState::Queued => Color::Yellow,
+        TorrentState::Error => Color::Red,
+    };
+    Style::new().fg(color)
+}
+
+fn priority(p: Priority) -> &'static str {
+    match p {
+        Priority::Skip => "skip",
+        Priority::Normal => "normal",
+        Priority::High => "high",
+    }
+}
+
+/// A bar of [`BAR_WIDTH`] cells and the percentage: `██████░░░░  60.0%`.
+fn progress(fraction: f64) -> String {
+    let fraction = fraction.clamp(0.0, 1.0);
+    let filled = (fraction * BAR_WIDTH as f64).round() as usize;
+    format!("{}{} {:>5.1}%", "█".repeat(filled), "░".repeat(BAR_WIDTH - filled), fraction * 100.0)
+}
+
+fn rate(bytes_per_second: u64) -> String {
+    if bytes_per_second == 0 { "-".to_owned() } else { format!("{}/s", HumanBytes(bytes_per_second)) }
+}
+
+/// Seconds as `1h02m`, `3m05s` or `42s`.
+fn eta(seconds: u64) -> String {
+    match seconds {
+        s if s >= 3600 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::app::tests::{app, key, torrent};
+    use crate::tui::app::{Detail, Outcome, Status};
+    use crossterm::event::KeyCode;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use shoal_rpc::api::{PeerInfo, TorrentId};
+
+    /// The screen `app` draws on a `width` x `height` terminal, one string per row.
+    fn screen(app: &App, width: u16, height: u16) -> Vec<String> {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
+        terminal.draw(|f| draw(f, app)).expect("draws");
+        let buffer = terminal.backend().buffer();
+        buffer.content().chunks(usize::from(width)).map(|row| row.iter().map(|c| c.symbol()).collect()).collect()
+    }
+
+    fn row<'a>(screen: &'a [String], needle: &str) -> &'a str {
+        screen.iter().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("no {needle:?} in\n{}", screen.join("\n")))
+    }
+
+    #[test]
+    fn the_list_shows_each_torrent_with_state_progress_and_the_keys() {
+        let mut app = app();
+        app.torrents[1].download_rate = 3 << 20;
+        app.torrents[1].peers = 7;
+        let s = screen(&app, 120, 12);
+        let alpha = row(&s, "alpha.iso");
+        assert!(alpha.contains("seeding") && alpha.contains("100.0%") && alpha.contains("> "), "{alpha}");
+        let beta = row(&s, "beta.mkv");
+        assert!(beta.contains("downloading") && beta.contains("42.0%") && beta.contains("3.00 MiB/s"), "{beta}");
+        assert!(beta.trim_end().trim_end_matches('│').trim_end().ends_with('7'), "peers: {beta}");
+        assert!(row(&s, "gamma.zip").contains("paused"));
+        assert!(row(&s, "Progress").contains("Peers"), "column headings");
+        assert!(s[0].contains("3 torrents") && s[0].contains("127.0.0.1:9091"), "{}", s[0]);
+        let help = s.last().expect("rows");
+        assert!(help.contains("↑↓ select  enter details  a add  p pause  r resume  d remove  q quit"), "{help}");
+    }
+
+    #[test]
+    fn empty_and_unreachable_states_say_what_to_do() {
+        let mut app = App::new("http://127.0.0.1:1/jsonrpc");
+        app.apply(Outcome::Listed(Err("cannot reach the daemon at http://127.0.0.1:1/jsonrpc".into())));
+        let s = screen(&app, 100, 10);
+        assert!(row(&s, "Connecting to").contains("127.0.0.1:1"));
+        assert!(row(&s, "cannot reach the daemon").contains("retrying"));
+        app.apply(Outcome::Listed(Ok(Vec::new())));
+        let s = screen(&app, 100, 10);
+        assert!(s.iter().any(|l| l.contains("No torrents yet: press a")), "{s:#?}");
+        assert!(!s.iter().any(|l| l.contains("cannot reach")));
+    }
+
+    #[test]
+    fn the_detail_view_has_files_peers_and_trackers_tabs() {
+        let mut app = app();
+        app.on_key(key(KeyCode::Down));
+        app.on_key(key(KeyCode::Enter));
+        let s = screen(&app, 100, 20);
+        assert!(row(&s, "#2 beta.mkv").contains("#2"));
+        let tabs = row(&s, "Files");
+        assert!(tabs.contains("Peers") && tabs.contains("Trackers"), "{tabs}");
+        assert!(row(&s, "loading").contains("loading"), "no detail yet");
+        assert!(row(&s, "tab files/peers/trackers").contains("esc back"));
+
+        let mut info = torrent(2, "beta.mkv", TorrentState::Downloading, 0.42);
+        info.trackers[0].last_error = Some("connection refused".into());
+        let peer = PeerInfo {
+            address: "10.0.0.9:6881".parse().expect("address"),
+            client: "libtorrent 2.1.1".into(),
+            progress: 0.5,
+            download_rate: 1024,
+            upload_rate: 0,
+            incoming: true,
+            encrypted: false,
+            am_choking: false,
+            am_interested: true,
+            peer_choking: false,
+            peer_interested: false,
+        };
+        app.apply(Outcome::Detail(TorrentId(2), Ok(Box::new(Detail { info, peers: vec![peer] }))));
+        let s = screen(&app, 100, 20);
+        let file = row(&s, "beta.mkv   ");
+        assert!(file.contains("1.00 MiB") && file.contains("42.0%") && file.contains("normal"), "{file}");
+        assert!(row(&s, "State:").contains("downloading") && row(&s, "State:").contains("42.0%"));
+
+        app.on_key(key(KeyCode::Tab));
+        let s = screen(&app, 100, 20);
+        let peer = row(&s, "10.0.0.9:6881");
+        assert!(peer.contains("libtorrent 2.1.1") && peer.contains("1.00 KiB/s") && peer.contains("50.0%"), "{peer}");
+        assert!(row(&s, "Address").contains("Client"));
+
+        app.on_key(key(KeyCode::Tab));
+        let s = screen(&app, 100, 20);
+        let tracker = row(&s, "http://tracker.example/announce");
+        assert!(tracker.contains("connection refused"), "{tracker}");
+    }
+
+    #[test]
+    fn prompts_and_questions_are_drawn_over_the_list() {
+        let mut app = app();
+        app.on_key(key(KeyCode::Char('a')));
+        app.on_paste("/tmp/some.torrent");
+        let s = screen(&app, 100, 16);
+        assert!(row(&s, "Add a torrent").contains("Add a torrent"));
+        assert!(row(&s, "> /tmp/some.torrent").contains('>'));
+        assert!(s.last().is_some_and(|l| l.contains("enter add") && l.contains("esc cancel")));
+
+        app.on_key(key(KeyCode::Esc));
+        app.on_key(key(KeyCode::Char('d')));
+        app.on_key(key(KeyCode::Char(' ')));
+        let s = screen(&app, 100, 16);
+        assert!(row(&s, "Remove #1 alpha.iso?").contains('?'));
+        assert!(row(&s, "[x] also delete").contains("[x]"));
+
+        app.on_key(key(KeyCode::Char('n')));
+        app.status = Some(Status { text: "torrent.pause: no torrent 9".into(), kind: StatusKind::Error });
+        let s = screen(&app, 100, 16);
+        assert!(s[s.len() - 2].contains("torrent.pause: no torrent 9"), "{s:#?}");
+    }
+
+    #[test]
+    fn a_tiny_terminal_does_not_panic() {
+        let mut app = app();
+        for (w, h) in [(1, 1), (10, 3), (30, 6)] {
+            screen(&app, w, h);
+        }
+        app.on_key(key(KeyCode::Enter));
+        app.detail = Some(Detail { info: torrent(1, "alpha.iso", TorrentState::Seeding, 1.0), peers: Vec::new() });
+        app.on_key(key(KeyCode::Char('d')));
+        for (w, h) in [(1, 1), (10, 3), (30, 6)] {
+            screen(&app, w, h);
+        }
+        app.view = View::Input { kind: crate::tui::app::InputKind::AddMagnetOrPath, buffer: "x".repeat(500) };
+        for (w, h) in [(1, 1), (10, 3), (30, 6), (100, 20)] {
+            screen(&app, w, h);
+        }
+    }
+
+    #[test]
+    fn helpers_format_progress_rates_and_times() {
+        assert_eq!(progress(0.6), "██████░░░░  60.0%");
+        assert_eq!(progress(1.5), "██████████ 100.0%");
+        assert_eq!(rate(0), "-");
+        assert_eq!(rate(2048), "2.00 KiB/s");
+        assert_eq!(eta(3725), "1h02m");
+        assert_eq!(eta(185), "3m05s");
+        assert_eq!(eta(9), "9s");
+    }
+}
