@@ -157,6 +157,10 @@ fn three_protocols_and_bad_requests() {
     assert!(info.stdout.contains("Name: a.bin") && info.stdout.contains("Hash:"), "{info:?}");
     let stats = tr(&["-st"]);
     assert!(stats.status.success() && stats.stdout.contains("CURRENT SESSION"), "{stats:?}");
+    let added = tr(&["-a", torrent(dir.path(), "b.bin", 5).to_str().expect("path"), "-w", &folder]);
+    assert!(added.stdout.contains("success"), "{added:?}");
+    assert!(tr(&["-t", "2", "-r"]).status.success());
+    assert_eq!(states(port).iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![1], "-r removes it");
 
     // XML-RPC, through Python's standard client.
     let mut py = Command::new("python3");

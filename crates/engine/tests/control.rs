@@ -124,7 +124,22 @@ async fn pause_resume_cap_files_and_peers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_download_cap_holds_within_five_percent_over_ten_seconds() {
+async fn a_session_download_cap_holds_within_five_percent_over_ten_seconds() {
+    cap_holds(Cap::SessionDownload).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torrent_upload_cap_holds_within_five_percent_over_ten_seconds() {
+    cap_holds(Cap::TorrentUpload).await;
+}
+
+enum Cap {
+    SessionDownload,
+    TorrentUpload,
+}
+
+/// 13 MiB from a seed to a leecher with one 1 MiB/s cap, measured after the first MiB.
+async fn cap_holds(which: Cap) {
     const CAP: u64 = 1024 * 1024;
     let seed_dir = tempfile::tempdir().expect("temp dir");
     let files = [("big.bin", bytes(13 * 1024 * 1024, 9))];
@@ -132,9 +147,13 @@ async fn a_download_cap_holds_within_five_percent_over_ten_seconds() {
     let seed = Session::start(local()).await.expect("seed session");
     let seeding = add(&seed, &meta, seed_dir.path(), vec![]).await;
     wait_state(&seeding, |s| *s == TorrentState::Seeding).await;
+    if let Cap::TorrentUpload = which {
+        seeding.set_limits(Some(CAP), None);
+    }
 
     let leech_dir = tempfile::tempdir().expect("temp dir");
-    let leech = Session::start(SessionConfig { download_limit: Some(CAP), ..local() }).await.expect("leech");
+    let download_limit = matches!(which, Cap::SessionDownload).then_some(CAP);
+    let leech = Session::start(SessionConfig { download_limit, ..local() }).await.expect("leech");
     let t = add(&leech, &meta, leech_dir.path(), vec![seed.listen_addr()]).await;
     // Measure from the first mebibyte on (connection set-up excluded) to the end: 12 MiB,
     // about 12 s at the cap.
