@@ -82,6 +82,17 @@ fn api_priority(p: FilePriority) -> Priority {
     }
 }
 
+fn engine_priorities(priorities: &[Priority]) -> Vec<shoal_engine::FilePriority> {
+    priorities
+        .iter()
+        .map(|p| match p {
+            Priority::Skip => shoal_engine::FilePriority::Skip,
+            Priority::Normal => shoal_engine::FilePriority::Normal,
+            Priority::High => shoal_engine::FilePriority::High,
+        })
+        .collect()
+}
+
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -168,9 +179,8 @@ impl Daemon {
                 if let Some(n) = entry.max_connections {
                     t.set_max_peers(n as usize);
                 }
-                if entry.priorities.contains(&Priority::Skip) {
-                    let wanted: Vec<bool> = entry.priorities.iter().map(|p| *p != Priority::Skip).collect();
-                    t.set_files_wanted(&wanted);
+                if entry.priorities.iter().any(|p| *p != Priority::Normal) {
+                    t.set_file_priorities(&engine_priorities(&entry.priorities));
                 }
                 entry.torrent = Some(t);
                 entry.error = None;
@@ -466,8 +476,7 @@ impl Api for Daemon {
                 let stored: Vec<FilePriority> = entry.priorities.iter().copied().map(stored_priority).collect();
                 self.store.set_file_priorities(sid, Some(&stored)).map_err(failed)?;
                 if let Some(t) = &entry.torrent {
-                    let wanted: Vec<bool> = entry.priorities.iter().map(|p| *p != Priority::Skip).collect();
-                    t.set_files_wanted(&wanted);
+                    t.set_file_priorities(&engine_priorities(&entry.priorities));
                 }
             }
         }

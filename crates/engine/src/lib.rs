@@ -25,7 +25,7 @@ use std::time::Duration;
 
 pub use dht::{ANNOUNCE_EVERY, AnnounceLoop, DEFAULT_BOOTSTRAP, Dht, DhtConfig, DhtError, DhtStats, SAVE_EVERY};
 pub use metadata::{MetadataProgress, fetch_metadata};
-pub use session::{AddTorrent, PeerStatus, Session, SessionConfig, Torrent};
+pub use session::{AddTorrent, FilePriority, PeerStatus, Session, SessionConfig, Torrent};
 pub use shoal_swarm::Stats;
 
 /// Where a torrent stands.

@@ -439,6 +439,17 @@ async fn incoming(mut stream: TcpStream, addr: SocketAddr, inner: &Inner) -> Res
     Ok(())
 }
 
+/// How much a file is wanted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FilePriority {
+    /// Not downloaded.
+    Skip,
+    /// Downloaded.
+    Normal,
+    /// Downloaded before the others.
+    High,
+}
+
 /// Handle on a torrent in a [`Session`].
 #[derive(Debug)]
 pub struct Torrent {
@@ -502,18 +513,27 @@ impl Torrent {
     /// Chooses the files to download (`wanted[i]` for file `i`; missing entries count as
     /// wanted). Pieces shared with a wanted file are fetched whole.
     pub fn set_files_wanted(&self, wanted: &[bool]) {
-        let pieces = self
-            .layout
-            .pieces()
-            .map(|piece| {
-                let start = self.layout.piece_offset(piece);
-                let end = start + self.layout.piece_size(piece) as u64;
-                self.file_ranges.iter().enumerate().any(|(i, &(offset, length))| {
-                    wanted.get(i).copied().unwrap_or(true) && length > 0 && offset < end && offset + length > start
-                })
-            })
-            .collect();
-        let _ = self.control.send(Control::Wanted(pieces));
+        let priorities: Vec<FilePriority> =
+            wanted.iter().map(|w| if *w { FilePriority::Normal } else { FilePriority::Skip }).collect();
+        self.set_file_priorities(&priorities);
+    }
+
+    /// Sets each file's priority (missing entries: normal): skipped files are not fetched
+    /// (except pieces they share with wanted ones), high ones are fetched first.
+    pub fn set_file_priorities(&self, priorities: &[FilePriority]) {
+        let of = |i: usize| priorities.get(i).copied().unwrap_or(FilePriority::Normal);
+        let touching = |piece| {
+            let start = self.layout.piece_offset(piece);
+            let end = start + self.layout.piece_size(piece) as u64;
+            self.file_ranges
+                .iter()
+                .enumerate()
+                .filter(move |(_, (offset, length))| *length > 0 && *offset < end && offset + length > start)
+                .map(|(i, _)| of(i))
+        };
+        let wanted = self.layout.pieces().map(|p| touching(p).any(|f| f != FilePriority::Skip)).collect();
+        let high = self.layout.pieces().map(|p| touching(p).any(|f| f == FilePriority::High)).collect();
+        let _ = self.control.send(Control::Wanted(wanted, high));
     }
 
     /// The connected peers.

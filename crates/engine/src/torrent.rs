@@ -62,8 +62,8 @@ pub(crate) enum Control {
     Pause(bool),
     /// The most connections for this torrent.
     MaxPeers(usize),
-    /// Which pieces are wanted, one flag per piece.
-    Wanted(Vec<bool>),
+    /// Which pieces are wanted, and which of them first, one flag per piece each.
+    Wanted(Vec<bool>, Vec<bool>),
     /// Report the connected peers.
     ListPeers(oneshot::Sender<Vec<PeerStatus>>),
 }
@@ -325,8 +325,8 @@ impl Actor {
                     self.close(key);
                 }
             }
-            Control::Wanted(pieces) => {
-                self.swarm.set_wanted(&pieces);
+            Control::Wanted(pieces, high) => {
+                self.swarm.set_wanted(&pieces, &high);
                 self.publish();
             }
             Control::ListPeers(reply) => {

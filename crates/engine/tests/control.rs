@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use shoal_engine::{AddTorrent, Session, SessionConfig, Torrent, TorrentState};
+use shoal_engine::{AddTorrent, FilePriority, Session, SessionConfig, Torrent, TorrentState};
 use shoal_proto::{CreateContent, CreateFile, CreateSpec, Metainfo, build_torrent};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -226,4 +226,34 @@ async fn connection_limits_hold() {
     };
     let most = tokio::time::timeout(DEADLINE, watch).await.expect("complete");
     assert!(most <= 2, "at most two connections under a torrent limit of two: {most}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn high_priority_files_come_first() {
+    let seed_dir = tempfile::tempdir().expect("temp dir");
+    let files = [("a.bin", bytes(600_000, 11)), ("b.bin", bytes(700_000, 12)), ("c.bin", bytes(500_000, 13))];
+    let meta = folder_torrent(seed_dir.path(), &files);
+    // A seed that shows everything at once (initial seeding would choose the pieces for us).
+    let mut config = local();
+    config.swarm.initial_seeding = false;
+    let seed = Session::start(config).await.expect("seed session");
+    let seeding = add(&seed, &meta, seed_dir.path(), vec![]).await;
+    wait_state(&seeding, |s| *s == TorrentState::Seeding).await;
+
+    let leech_dir = tempfile::tempdir().expect("temp dir");
+    let leech = Session::start(SessionConfig { download_limit: Some(512 * 1024), ..local() }).await.expect("leech");
+    let t = add(&leech, &meta, leech_dir.path(), vec![]).await;
+    t.set_file_priorities(&[FilePriority::Normal, FilePriority::Normal, FilePriority::High]);
+    t.add_peers(vec![seed.listen_addr()]);
+    let c_done = async {
+        loop {
+            if std::fs::read(leech_dir.path().join("set/c.bin")).ok().as_deref() == Some(&files[2].1[..]) {
+                return t.status().stats.bytes_have;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let have = tokio::time::timeout(DEADLINE, c_done).await.expect("c.bin completes");
+    assert!(have < 800_000, "c.bin came first: {have} of 1.8 MB verified when it was complete");
+    wait_state(&t, |s| *s == TorrentState::Seeding).await;
 }

@@ -99,6 +99,8 @@ pub(crate) struct Picker {
     partials: BTreeMap<PieceIndex, Partial>,
     /// Number of pieces in `PieceState::Missing`.
     missing: u32,
+    /// High-priority pieces (fetched before the others).
+    high: Vec<bool>,
     /// Breaks ties between equally rare pieces.
     rng: Rng,
 }
@@ -116,8 +118,15 @@ impl Picker {
             suspect: vec![false; n],
             partials: BTreeMap::new(),
             missing,
+            high: vec![false; n],
             rng: Rng::new(seed),
         }
+    }
+
+    /// Marks a piece high priority (from file priorities): new pieces are chosen among the
+    /// high-priority ones first.
+    pub(crate) fn set_high(&mut self, piece: PieceIndex, high: bool) {
+        self.high[piece.idx()] = high;
     }
 
     /// The piece failed verification before (its blocks come from one peer only).
@@ -253,14 +262,15 @@ impl Picker {
         let n = self.layout.piece_count();
         let offset = self.rng.below(n as u64) as u32;
         let mut best: Option<PieceIndex> = None;
-        let mut best_avail = u32::MAX;
+        // Ranked by (not high priority, availability): high-priority pieces come first.
+        let mut best_avail = (true, u32::MAX);
         let mut ties = 0u64;
         for i in 0..n {
             let piece = PieceIndex::new_unchecked((i + offset) % n);
             if self.state[piece.idx()] != PieceState::Missing || !has(piece) {
                 continue;
             }
-            let avail = if random_first { 0 } else { self.availability[piece.idx()] };
+            let avail = (!self.high[piece.idx()], if random_first { 0 } else { self.availability[piece.idx()] });
             if avail < best_avail {
                 best_avail = avail;
                 best = Some(piece);
@@ -460,5 +470,20 @@ mod tests {
         let mut b = Vec::new();
         p.pick(PeerKey(2), 1, 10, any(), &mut b);
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn high_priority_pieces_are_picked_first() {
+        let mut p = picker(8, 16384);
+        for i in 0..8 {
+            // Piece 6 is the most common, yet high priority.
+            for _ in 0..(if i == 6 { 5 } else { 1 }) {
+                p.peer_has(PieceIndex::new_unchecked(i));
+            }
+        }
+        p.set_high(PieceIndex::new_unchecked(6), true);
+        let mut out = Vec::new();
+        p.pick(PeerKey(1), 1, RANDOM_FIRST, any(), &mut out);
+        assert_eq!(out[0].piece.get(), 6);
     }
 }

@@ -277,10 +277,12 @@ impl Swarm {
     }
 
     /// Changes which pieces are wanted while peers are connected (`wanted[i]` for piece `i`):
-    /// interest in every peer is worked out again and requests topped up.
-    pub fn set_wanted(&mut self, wanted: &[bool]) {
+    /// interest in every peer is worked out again and requests topped up. `high` marks the
+    /// pieces to fetch before the others (missing entries: not high).
+    pub fn set_wanted(&mut self, wanted: &[bool], high: &[bool]) {
         for piece in self.layout.pieces() {
             self.picker.set_wanted(piece, wanted.get(piece.idx()).copied().unwrap_or(true));
+            self.picker.set_high(piece, high.get(piece.idx()).copied().unwrap_or(false));
         }
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for key in keys {
