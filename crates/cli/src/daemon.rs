@@ -45,6 +45,9 @@ struct Entry {
     error: Option<String>,
     /// When it started seeding in this run (for the seeding time goal).
     seeding_since: Option<std::time::Instant>,
+    /// Bytes uploaded and downloaded in earlier runs, and this run's counts already recorded.
+    lifetime: (u64, u64),
+    recorded: (u64, u64),
     /// Paused by the download or seed queue (not by the user); resumed when a slot frees.
     queued: bool,
     /// Stopped after reaching the seeding goal.
@@ -142,6 +145,8 @@ impl Daemon {
                 priorities,
                 error: None,
                 seeding_since: None,
+                lifetime: (row.uploaded_total, row.downloaded_total),
+                recorded: (0, 0),
                 queued: false,
                 finished: false,
             };
@@ -380,6 +385,8 @@ impl Api for Daemon {
             priorities: Vec::new(),
             error: None,
             seeding_since: None,
+            lifetime: (0, 0),
+            recorded: (0, 0),
             queued: false,
             finished: false,
         };
@@ -528,6 +535,12 @@ impl Api for Daemon {
     async fn session_stats(&self) -> Result<SessionStats, ApiError> {
         let entries = self.entries.lock().await;
         let infos: Vec<TorrentInfo> = entries.values().map(Daemon::info).collect();
+        let earlier = entries.values().fold((0, 0), |acc, e| {
+            (
+                acc.0 + e.lifetime.0 - e.recorded.0.min(e.lifetime.0),
+                acc.1 + e.lifetime.1 - e.recorded.1.min(e.lifetime.1),
+            )
+        });
         let current = TransferTotals {
             uploaded: infos.iter().map(|i| i.uploaded).sum(),
             downloaded: infos.iter().map(|i| i.downloaded).sum(),
@@ -541,7 +554,11 @@ impl Api for Daemon {
             torrent_count: infos.len() as u32,
             active_torrent_count: infos.iter().filter(|i| i.state != TorrentState::Paused).count() as u32,
             paused_torrent_count: infos.iter().filter(|i| i.state == TorrentState::Paused).count() as u32,
-            cumulative: current.clone(),
+            cumulative: TransferTotals {
+                uploaded: earlier.0 + current.uploaded,
+                downloaded: earlier.1 + current.downloaded,
+                ..current.clone()
+            },
             current,
         })
     }
@@ -656,8 +673,30 @@ impl Daemon {
         }
     }
 
+    /// Adds what each torrent moved since the last call to its lifetime counters.
+    pub(crate) async fn record_counters(&self) {
+        let mut entries = self.entries.lock().await;
+        for (key, entry) in entries.iter_mut() {
+            let Some(t) = &entry.torrent else { continue };
+            let stats = t.status().stats;
+            let (up, down) = (stats.uploaded, stats.downloaded);
+            let delta = (up.saturating_sub(entry.recorded.0), down.saturating_sub(entry.recorded.1));
+            if delta == (0, 0) {
+                continue;
+            }
+            match self.store.add_counters(shoal_state::TorrentId::new(*key as i64), delta.0, delta.1) {
+                Ok(()) => {
+                    entry.recorded = (up, down);
+                    entry.lifetime = (entry.lifetime.0 + delta.0, entry.lifetime.1 + delta.1);
+                }
+                Err(e) => tracing::warn!("cannot record transfer counters: {e}"),
+            }
+        }
+    }
+
     /// Stops every torrent (resume data is saved) and the session.
     async fn shutdown(&self) {
+        self.record_counters().await;
         let mut entries = self.entries.lock().await;
         for entry in entries.values_mut() {
             if let Some(t) = entry.torrent.take() {
@@ -836,9 +875,12 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
     let policy = daemon.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-        loop {
+        for n in 0u64.. {
             tick.tick().await;
             policy.enforce().await;
+            if n % 30 == 29 {
+                policy.record_counters().await;
+            }
         }
     });
     let listener = tokio::net::TcpListener::bind(rpc_listen)

@@ -255,7 +255,7 @@ fn magnets_queue_and_seeding_goal() {
     std::fs::write(&config, "[limits]\ndownload = 1048576\nmax_active_downloads = 1\nseed_ratio = 0.0\n")
         .expect("config");
     let port = free_port();
-    let _daemon = start_daemon(&dir.path().join("state"), port, &["--config", config.to_str().expect("path")]);
+    let mut daemon = start_daemon(&dir.path().join("state"), port, &["--config", config.to_str().expect("path")]);
     let out = dir.path().join("downloads").display().to_string();
     for (magnet, seed) in [(&magnet_one, &seed_one), (&magnet_two, &seed_two)] {
         let link = format!("{magnet}&x.pe={}", seed.addr);
@@ -270,4 +270,11 @@ fn magnets_queue_and_seeding_goal() {
         let got = std::fs::read(dir.path().join("downloads").join(name)).expect("downloaded");
         assert_eq!(got, std::fs::read(original).expect("original"), "{name}");
     }
+    // Lifetime totals outlive the run.
+    assert!(daemon.terminate(QUICK).expect("stopped").success());
+    let _daemon = start_daemon(&dir.path().join("state"), port, &["--config", config.to_str().expect("path")]);
+    let stats = call(port, "session.stats", json!({}));
+    let downloaded = stats["result"]["cumulative"]["downloaded"].as_u64().unwrap_or(0);
+    assert!(downloaded >= 6 * MIB, "cumulative downloads kept: {stats}");
+    assert_eq!(stats["result"]["current"]["downloaded"], 0, "{stats}");
 }
