@@ -1,71 +1,21 @@
-//! `kill -9` in the middle of writing: a child process (this test binary re-run with
-//! [`CHILD_ENV`] set, running the ignored test `writer_child`) writes to the store in a loop
-//! and reports each step after it returned; the parent SIGKILLs it mid-way, reopens the
+//! `kill -9` in the middle of writing: a child process (the `crash_writer` binary) writes to
+//! the store in a loop and reports each step after it returned; the parent SIGKILLs it mid-way, reopens the
 //! database and checks that it is intact and that every reported step is there.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use shoal_state::{FileStamp, NewTorrent, ResumeData, Store, TorrentState};
+#[path = "support/crash_steps.rs"]
+mod crash_steps;
 
-/// Tells a re-run test binary to act as the writer, on the database at this path.
-const CHILD_ENV: &str = "SHOAL_STATE_CRASH_WRITER_DB";
-
-fn hash(i: u64) -> String {
-    format!("{i:040x}")
-}
-
-fn resume(i: u64) -> ResumeData {
-    ResumeData {
-        fingerprint: [(i % 251) as u8; 20],
-        pieces: (0..(i % 50 + 1)).map(|p| (p + i).is_multiple_of(2)).collect(),
-        files: vec![FileStamp { length: i, mtime_secs: i as i64, mtime_nanos: (i % 1000) as u32 }],
-        saved_at: UNIX_EPOCH + Duration::from_secs(i),
-    }
-}
-
-/// Step `i`: add torrent `i`, save its resume data, bump its counters, record `i` as a
-/// setting. Each call is its own transaction; the step is reported on stdout after all four
-/// returned.
-fn step(store: &Store, i: u64) {
-    let id = store
-        .add_torrent(&NewTorrent {
-            info_hash: hash(i),
-            name: format!("t{i}"),
-            metainfo: Some(vec![b'x'; (i % 4096) as usize + 1]),
-            magnet: None,
-            download_dir: "/dl".into(),
-            state: if i.is_multiple_of(2) { TorrentState::Active } else { TorrentState::Paused },
-            added_at: SystemTime::now(),
-            limits: Default::default(),
-            file_priorities: None,
-        })
-        .expect("add");
-    store.save_resume(id, &resume(i)).expect("resume");
-    store.add_counters(id, i, 2 * i).expect("counters");
-    store.set_setting("last_step", &i).expect("setting");
-}
-
-#[test]
-#[ignore = "helper: run as a child process by `sigkill_while_writing_loses_nothing_committed`"]
-fn writer_child() {
-    let Some(path) = std::env::var_os(CHILD_ENV) else { return };
-    let store = Store::open(Path::new(&path)).expect("child open");
-    let first = store.torrents().expect("list").len() as u64;
-    let mut out = std::io::stdout().lock();
-    for i in first.. {
-        step(&store, i);
-        use std::io::Write;
-        writeln!(out, "committed {i}").and_then(|()| out.flush()).expect("report");
-    }
-}
+use crash_steps::{hash, resume};
+use shoal_state::{Store, TorrentState};
 
 fn spawn_writer(db: &Path) -> Child {
-    Command::new(std::env::current_exe().expect("test binary"))
-        .args(["writer_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, db)
+    Command::new(env!("CARGO_BIN_EXE_crash_writer"))
+        .arg(db)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
