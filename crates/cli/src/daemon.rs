@@ -824,6 +824,19 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
     });
     let data_dir = config.resolved_data_dir().ok_or_else(|| anyhow!("no data folder: set --data-dir or HOME"))?;
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    // One daemon per data folder: the lock lasts as long as this process (the OS drops it
+    // even after `kill -9`).
+    let lock_path = data_dir.join("daemon.lock");
+    let lock = std::fs::File::create(&lock_path).with_context(|| format!("cannot create {}", lock_path.display()))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(Failure::Runtime(anyhow!("another shoal daemon is using {}", data_dir.display())));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(Failure::Runtime(anyhow!("cannot lock {}: {e}", lock_path.display())));
+        }
+    }
     let rpc_listen = config.rpc_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9091)));
     let access = shoal_rpc::http::Access {
         token: config.rpc.token.clone(),

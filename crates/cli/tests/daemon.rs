@@ -106,6 +106,13 @@ fn state_survives_kill_and_the_remote_commands_drive_it() {
     let listed = remote(port, &["list"]);
     assert!(listed.stdout.lines().any(|l| l.contains("seeding") && l.ends_with("a.bin")), "{listed:?}");
 
+    // A second daemon on the same data folder is refused while the first runs.
+    let mut second = shoal_raw(["daemon", "--no-dht", "--no-lsd", "--listen", "127.0.0.1:0", "--rpc-listen"]);
+    second.arg(format!("127.0.0.1:{}", free_port())).arg("--data-dir").arg(&data);
+    let out = run(second, QUICK);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("another shoal daemon is using"), "{out:?}");
+
     // kill -9, start again on the same data: the same torrents in the same states.
     let killed = Command::new("kill").args(["-KILL", &daemon.id().to_string()]).status().expect("run kill");
     assert!(killed.success());
