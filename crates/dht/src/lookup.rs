@@ -225,7 +225,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::rng::Rng;
+    use crate::rng::{RandomNodeId, Rng};
 
     fn addr(n: u32) -> SocketAddr {
         SocketAddr::from((Ipv4Addr::from(0x0a00_0000 + n), 6881))

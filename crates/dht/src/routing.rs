@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use shoal_bencode::Value;
 
 use crate::id::{COMPACT_NODE_V4, COMPACT_NODE_V6, Distance, NodeId, NodeInfo, read_compact_node, write_compact_node};
-use crate::rng::Rng;
+use crate::rng::{RandomNodeId, Rng};
 
 /// Bucket size (BEP 5's K).
 pub const K: usize = 8;

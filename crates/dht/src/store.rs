@@ -76,7 +76,7 @@ impl PeerStore {
         if live.len() > max {
             // Partial Fisher-Yates: the first `max` become a uniform sample.
             for i in 0..max {
-                let j = i + rng.below(live.len() - i);
+                let j = i + rng.below((live.len() - i) as u64) as usize;
                 live.swap(i, j);
             }
             live.truncate(max);

@@ -13,6 +13,7 @@ pub mod magnet;
 pub mod metadata;
 pub mod metainfo;
 pub mod pex;
+pub mod rng;
 pub mod tracker;
 pub mod types;
 pub mod udp_tracker;
