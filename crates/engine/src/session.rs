@@ -232,18 +232,13 @@ impl Session {
         .map_err(|_| EngineError::Stopped)??;
         let have = Bitfield::from_bools(&have);
         let mut swarm = Swarm::new(layout, have, self.inner.config.swarm.clone(), Instant::now());
+        let file_ranges: Vec<(u64, u64)> = meta.info.files.iter().map(|f| (f.offset, f.length)).collect();
         if let Some(only) = &add.only_files {
-            for piece in layout.pieces() {
-                let start = layout.piece_offset(piece);
-                let end = start + layout.piece_size(piece) as u64;
-                let wanted =
-                    meta.info.files.iter().enumerate().any(|(i, f)| {
-                        only.contains(&i) && f.length > 0 && f.offset < end && f.offset + f.length > start
-                    });
-                if !wanted {
-                    swarm.set_piece_wanted(piece, false);
-                }
-            }
+            let priorities: Vec<FilePriority> = (0..file_ranges.len())
+                .map(|i| if only.contains(&i) { FilePriority::Normal } else { FilePriority::Skip })
+                .collect();
+            let (wanted, high) = piece_priorities(&layout, &file_ranges, &priorities);
+            swarm.set_wanted(&wanted, &high);
         }
         let complete = swarm.is_complete();
         status.send_modify(|s| {
@@ -252,7 +247,6 @@ impl Session {
         });
         let torrent_upload = Arc::new(RateLimiter::new(None));
         let torrent_download = Arc::new(RateLimiter::new(None));
-        let file_ranges: Vec<(u64, u64)> = meta.info.files.iter().map(|f| (f.offset, f.length)).collect();
         let inbox = torrent::spawn(Setup {
             info_hash,
             peer_id: self.inner.peer_id,
@@ -439,6 +433,29 @@ async fn incoming(mut stream: TcpStream, addr: SocketAddr, inner: &Inner) -> Res
     Ok(())
 }
 
+/// Per piece, whether it is wanted and whether it is high priority, from the priorities of
+/// the files it touches (`file_ranges`: offset and length of each file; missing priorities
+/// count as normal). A piece shared by a skipped and a wanted file is wanted.
+fn piece_priorities(
+    layout: &shoal_proto::Layout,
+    file_ranges: &[(u64, u64)],
+    priorities: &[FilePriority],
+) -> (Vec<bool>, Vec<bool>) {
+    let of = |i: usize| priorities.get(i).copied().unwrap_or(FilePriority::Normal);
+    let touching = |piece| {
+        let start = layout.piece_offset(piece);
+        let end = start + layout.piece_size(piece) as u64;
+        file_ranges
+            .iter()
+            .enumerate()
+            .filter(move |(_, (offset, length))| *length > 0 && *offset < end && offset + length > start)
+            .map(|(i, _)| of(i))
+    };
+    let wanted = layout.pieces().map(|p| touching(p).any(|f| f != FilePriority::Skip)).collect();
+    let high = layout.pieces().map(|p| touching(p).any(|f| f == FilePriority::High)).collect();
+    (wanted, high)
+}
+
 /// How much a file is wanted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FilePriority {
@@ -521,18 +538,7 @@ impl Torrent {
     /// Sets each file's priority (missing entries: normal): skipped files are not fetched
     /// (except pieces they share with wanted ones), high ones are fetched first.
     pub fn set_file_priorities(&self, priorities: &[FilePriority]) {
-        let of = |i: usize| priorities.get(i).copied().unwrap_or(FilePriority::Normal);
-        let touching = |piece| {
-            let start = self.layout.piece_offset(piece);
-            let end = start + self.layout.piece_size(piece) as u64;
-            self.file_ranges
-                .iter()
-                .enumerate()
-                .filter(move |(_, (offset, length))| *length > 0 && *offset < end && offset + length > start)
-                .map(|(i, _)| of(i))
-        };
-        let wanted = self.layout.pieces().map(|p| touching(p).any(|f| f != FilePriority::Skip)).collect();
-        let high = self.layout.pieces().map(|p| touching(p).any(|f| f == FilePriority::High)).collect();
+        let (wanted, high) = piece_priorities(&self.layout, &self.file_ranges, priorities);
         let _ = self.control.send(Control::Wanted(wanted, high));
     }
 

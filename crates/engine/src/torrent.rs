@@ -530,7 +530,7 @@ impl Actor {
     /// Tells each peer that takes part in peer exchange (BEP 11) which peers joined and left
     /// since the last message, at most once a minute per peer.
     fn exchange_peers(&mut self, now: Instant) {
-        if self.private {
+        if self.private || !self.exts.values().any(|e| e.ut_pex.is_some() && now >= e.next_pex) {
             return;
         }
         let listening: BTreeSet<SocketAddr> = self.exts.values().filter_map(|e| e.listen).collect();

@@ -270,14 +270,9 @@ impl Swarm {
         self.layout.pieces().all(|p| matches!(self.picker.state(p), PieceState::Have | PieceState::Skipped))
     }
 
-    /// Marks a piece wanted or not (from file priorities). Pieces already started finish.
-    /// Call before peers are added; later, use [`Swarm::set_wanted`].
-    pub fn set_piece_wanted(&mut self, piece: PieceIndex, wanted: bool) {
-        self.picker.set_wanted(piece, wanted);
-    }
-
-    /// Changes which pieces are wanted while peers are connected (`wanted[i]` for piece `i`):
-    /// interest in every peer is worked out again and requests topped up. `high` marks the
+    /// Sets which pieces are wanted (`wanted[i]` for piece `i`, from file priorities; pieces
+    /// already started finish), before or while peers are connected: interest in every peer is
+    /// worked out again and requests topped up. `high` marks the
     /// pieces to fetch before the others (missing entries: not high).
     pub fn set_wanted(&mut self, wanted: &[bool], high: &[bool]) {
         for piece in self.layout.pieces() {
