@@ -108,19 +108,7 @@ pub(crate) async fn find_peers(
     let Ok(mut clients) = Clients::new(Schedule::BEP15) else {
         return;
     };
-    let request = |event| AnnounceRequest {
-        info_hash,
-        peer_id,
-        port,
-        uploaded: 0,
-        downloaded: 0,
-        left: 1,
-        event,
-        compact: true,
-        numwant: Some(80),
-        key: None,
-        ip: None,
-    };
+    let request = |event| announce_request(info_hash, peer_id, port, (0, 0, 1), event);
     let mut event = Some(Event::Started);
     let mut failures = 0u32;
     loop {
@@ -159,19 +147,31 @@ impl Announcer {
     /// The announce of `event` with the current counters.
     fn request(&self, event: Option<Event>) -> AnnounceRequest {
         let s = self.status.borrow();
-        AnnounceRequest {
-            info_hash: self.info_hash,
-            peer_id: self.peer_id,
-            port: self.port,
-            uploaded: s.stats.uploaded,
-            downloaded: s.stats.downloaded,
-            left: s.total_length.saturating_sub(s.stats.bytes_have),
-            event,
-            compact: true,
-            numwant: Some(80),
-            key: None,
-            ip: None,
-        }
+        let counters = (s.stats.uploaded, s.stats.downloaded, s.total_length.saturating_sub(s.stats.bytes_have));
+        announce_request(self.info_hash, self.peer_id, self.port, counters, event)
+    }
+}
+
+/// An announce asking for compact peer lists; `counters` are uploaded, downloaded and left.
+fn announce_request(
+    info_hash: InfoHash,
+    peer_id: PeerId,
+    port: u16,
+    (uploaded, downloaded, left): (u64, u64, u64),
+    event: Option<Event>,
+) -> AnnounceRequest {
+    AnnounceRequest {
+        info_hash,
+        peer_id,
+        port,
+        uploaded,
+        downloaded,
+        left,
+        event,
+        compact: true,
+        numwant: Some(80),
+        key: None,
+        ip: None,
     }
 }
 
