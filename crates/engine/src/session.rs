@@ -200,8 +200,12 @@ impl Session {
             stats: shoal_swarm::Stats { pieces_total: layout.piece_count(), ..Default::default() },
             tracker_error: None,
         }));
-        let files: Vec<FileSpec> =
-            meta.info.files.iter().map(|f| FileSpec { path: meta.info.file_components(f), length: f.length }).collect();
+        let files: Vec<FileSpec> = meta
+            .info
+            .files
+            .iter()
+            .map(|f| FileSpec { path: meta.info.file_components(f), length: f.length, padding: f.padding })
+            .collect();
         let storage_layout =
             StorageLayout::new(add.download_dir.clone(), files, meta.info.piece_length, meta.info.pieces.clone())?;
         let resume = Arc::new(match add.resume.clone() {

@@ -70,7 +70,7 @@ impl Scanned {
         }
         let prefixed = |f: &FileSpec| {
             let path = std::iter::once(self.name.clone()).chain(f.path.iter().cloned());
-            FileSpec { path: path.collect(), length: f.length }
+            FileSpec { path: path.collect(), length: f.length, padding: f.padding }
         };
         self.files.iter().map(prefixed).collect()
     }
@@ -93,7 +93,7 @@ pub fn scan_path(path: &Path) -> Result<Scanned, StorageError> {
         skipped: Vec::new(),
     };
     if meta.is_file() {
-        scanned.files.push(FileSpec { path: vec![name], length: meta.len() });
+        scanned.files.push(FileSpec { path: vec![name], length: meta.len(), padding: false });
     } else if meta.is_dir() {
         walk(&full, &mut Vec::new(), &mut scanned)?;
     } else {
@@ -130,7 +130,7 @@ fn walk(dir: &Path, prefix: &mut Vec<String>, out: &mut Scanned) -> Result<(), S
             walk(&path, prefix, out)?;
         } else {
             let meta = entry.metadata().map_err(|e| StorageError::io(IoOp::Stat, &path, e))?;
-            out.files.push(FileSpec { path: prefix.clone(), length: meta.len() });
+            out.files.push(FileSpec { path: prefix.clone(), length: meta.len(), padding: false });
         }
         prefix.pop();
     }

@@ -6,6 +6,11 @@
 //! of length zero occupies no bytes at all (it is still created). [`StorageLayout::segments`]
 //! turns a range inside a piece into per-file `(file, offset, length)` [`Segment`]s.
 //!
+//! A BEP 47 padding file ([`FileSpec::padding`]) takes its place in the piece stream like any
+//! other file, but it is virtual: its bytes are zeros that never reach the disk (see
+//! [`crate::storage`]). Padding files are exempt from the path clash rules below, because
+//! BEP 47 names them `.pad/<size>` and two pads of one size share a path.
+//!
 //! Paths are checked here, before anything touches the disk, even though the metainfo parser
 //! already validates them: a component that is empty, `.`, `..`, or contains `/`, `\` or NUL
 //! is refused, as are two files sharing a path or a file sitting where another file needs a
@@ -29,6 +34,9 @@ pub struct FileSpec {
     pub path: Vec<String>,
     /// Length in bytes; zero-length files are created but hold no piece bytes.
     pub length: u64,
+    /// BEP 47 padding file: its bytes are zeros, it is never created, opened or written, and
+    /// reads of it return zeros.
+    pub padding: bool,
 }
 
 /// A run of bytes inside one file.
@@ -248,6 +256,7 @@ pub(crate) fn component_is_safe(component: &str) -> bool {
 }
 
 /// Refuses unsafe components, empty paths, duplicate paths and a file used as a directory.
+/// Padding files are only checked for safe components: they never touch the disk.
 fn check_paths(files: &[FileSpec]) -> Result<(), StorageError> {
     let mut file_at: HashMap<&[String], usize> = HashMap::new();
     let mut dir_of: HashMap<&[String], usize> = HashMap::new();
@@ -258,6 +267,9 @@ fn check_paths(files: &[FileSpec]) -> Result<(), StorageError> {
         }
         if let Some(bad) = file.path.iter().find(|c| !component_is_safe(c)) {
             return Err(StorageError::UnsafeComponent { file: index, component: bad.clone() });
+        }
+        if file.padding {
+            continue;
         }
         let path = file.path.as_slice();
         if let Some(&other) = file_at.get(path).or_else(|| dir_of.get(path)) {
@@ -280,7 +292,7 @@ mod tests {
     use super::*;
 
     fn spec(path: &[&str], length: u64) -> FileSpec {
-        FileSpec { path: path.iter().map(|s| s.to_string()).collect(), length }
+        FileSpec { path: path.iter().map(|s| s.to_string()).collect(), length, padding: false }
     }
 
     fn layout(lengths: &[u64], piece_length: u32) -> StorageLayout {
@@ -345,8 +357,17 @@ mod tests {
         assert!(StorageLayout::new("/r".into(), file_then_dir, 4, vec![[0; 20]]).is_err());
         let dir_then_file = vec![spec(&["a", "b"], 1), spec(&["a"], 1)];
         assert!(StorageLayout::new("/r".into(), dir_then_file, 4, vec![[0; 20]]).is_err());
-        let empty = vec![FileSpec { path: vec![], length: 1 }];
+        let empty = vec![FileSpec { path: vec![], length: 1, padding: false }];
         assert!(StorageLayout::new("/r".into(), empty, 4, vec![[0; 20]]).is_err());
+    }
+
+    #[test]
+    fn r_padding_files_of_equal_size_share_a_path() {
+        let pad = || FileSpec { path: vec!["t".into(), ".pad".into(), "3".into()], length: 3, padding: true };
+        let files = vec![spec(&["t", "a"], 1), pad(), spec(&["t", "b"], 1), pad(), spec(&["t", "c"], 4)];
+        assert!(StorageLayout::new("/r".into(), files, 4, vec![[0; 20]; 3]).is_ok());
+        let unsafe_pad = vec![spec(&["a"], 1), FileSpec { path: vec!["..".into()], length: 3, padding: true }];
+        assert!(StorageLayout::new("/r".into(), unsafe_pad, 4, vec![[0; 20]]).is_err());
     }
 
     #[test]

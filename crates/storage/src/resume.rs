@@ -10,7 +10,9 @@
 //! piece_length 4
 //! piece_count  4
 //! file_count   8
-//! per file    20   length u64, mtime seconds i64, mtime nanoseconds u32
+//! per file    20   length u64, mtime seconds i64, mtime nanoseconds u32; a file that is
+//!                  not on disk (a BEP 47 padding file) has its torrent length and
+//!                  mtime seconds i64::MIN
 //! bitfield     ⌈piece_count / 8⌉, piece 0 in the high bit of byte 0 (as BEP 3)
 //! checksum    20   SHA-1 of every byte above
 //! ```
@@ -44,6 +46,8 @@
 //! shutdown saves after the last write, so nothing is re-checked. The comparison cannot see
 //! a modification that keeps the length and lands within the same filesystem timestamp tick
 //! as the save (a few milliseconds at worst); that is the usual limit of mtime-based resume.
+//! Padding files are never on disk, so they are never compared (a record written before
+//! Shoal made them virtual, holding the stamp of a real `.pad` file, still loads).
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -145,6 +149,15 @@ struct Stamp {
     mtime_nanos: u32,
 }
 
+impl Stamp {
+    /// The record of a file of `length` bytes that is not on disk: mtime seconds `i64::MIN`,
+    /// which no real file has, so it never equals a file's current stamp. The length is the
+    /// torrent's, so the length checks of older readers still accept it.
+    fn not_on_disk(length: u64) -> Self {
+        Stamp { length, mtime_secs: i64::MIN, mtime_nanos: 0 }
+    }
+}
+
 impl ResumeStore {
     /// A store for the resume file at `path` (the caller chooses; see
     /// [`ResumeStore::default_path`]).
@@ -198,6 +211,9 @@ impl ResumeStore {
         };
         let mut changed_files = Vec::new();
         for (index, recorded) in stamps.iter().enumerate() {
+            if layout.files()[index].padding {
+                continue;
+            }
             if current_stamp(&layout.file_path(index)).ok().as_ref() == Some(recorded) {
                 continue;
             }
@@ -219,8 +235,11 @@ impl ResumeStore {
         }
         let _guard = self.save_lock.lock().unwrap_or_else(PoisonError::into_inner);
         storage.flush()?;
-        let stamps = (0..layout.files().len())
-            .map(|i| {
+        let stamps = (layout.files().iter().enumerate())
+            .map(|(i, spec)| {
+                if spec.padding {
+                    return Ok(Stamp::not_on_disk(spec.length));
+                }
                 let path = layout.file_path(i);
                 current_stamp(&path).map_err(|e| StorageError::io(IoOp::Stat, &path, e))
             })
@@ -409,9 +428,9 @@ mod tests {
 
     fn layout(hash_seed: u8) -> StorageLayout {
         let files = vec![
-            FileSpec { path: vec!["a".into()], length: 10 },
-            FileSpec { path: vec!["b".into()], length: 0 },
-            FileSpec { path: vec!["c".into()], length: 7 },
+            FileSpec { path: vec!["a".into()], length: 10, padding: false },
+            FileSpec { path: vec!["b".into()], length: 0, padding: false },
+            FileSpec { path: vec!["c".into()], length: 7, padding: false },
         ];
         StorageLayout::new("/nowhere".into(), files, 4, vec![[hash_seed; 20]; 5]).expect("layout")
     }
@@ -477,9 +496,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let at = |seed: u8| {
             let files = vec![
-                FileSpec { path: vec!["a".into()], length: 10 },
-                FileSpec { path: vec!["b".into()], length: 0 },
-                FileSpec { path: vec!["c".into()], length: 7 },
+                FileSpec { path: vec!["a".into()], length: 10, padding: false },
+                FileSpec { path: vec!["b".into()], length: 0, padding: false },
+                FileSpec { path: vec!["c".into()], length: 7, padding: false },
             ];
             StorageLayout::new(dir.path().to_path_buf(), files, 4, vec![[seed; 20]; 5]).expect("layout")
         };

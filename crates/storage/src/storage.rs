@@ -19,6 +19,13 @@
 //! [`OpenMode::ReadOnly`] (seeding, checking) creates nothing and requires every file to
 //! exist with exactly its length.
 //!
+//! # Padding files
+//! BEP 47 padding files ([`crate::FileSpec::padding`]) are virtual in both modes: they are
+//! never created, opened or even looked at, so seeding data that already sits in the user's
+//! folder needs no `.pad/` folder there and downloading leaves none behind. Reads of their
+//! ranges return zeros (what BEP 47 says they hold, so piece hashes still match) and writes
+//! to them are dropped.
+//!
 //! # Threads
 //! `Storage` is `Send + Sync` and every I/O method takes `&self`: reads and writes use
 //! `pread`/`pwrite` on shared handles from a bounded cache (see `handles`), so the engine can
@@ -75,7 +82,8 @@ pub struct Storage {
     mode: OpenMode,
     handles: HandleCache,
     /// `dirty[i]`: file `i` may hold data not yet `fsync`ed. Set after each write completes,
-    /// cleared by [`Storage::flush`] before syncing; all set at open.
+    /// cleared by [`Storage::flush`] before syncing; all set at open except padding files',
+    /// which are never set.
     dirty: Vec<AtomicBool>,
     /// `fresh[i]`: this open created file `i` and nothing has been written to it since, so
     /// its bytes are holes and a check need not read them.
@@ -88,8 +96,12 @@ pub struct Storage {
 
 /// What the inspection pass found at a file's path.
 enum Found {
+    /// A padding file: not looked for.
+    Padding,
     Missing,
-    File { len: u64 },
+    File {
+        len: u64,
+    },
 }
 
 impl Storage {
@@ -115,6 +127,7 @@ impl Storage {
             let spec = &layout.files()[index];
             let path = layout.file_path(index);
             let file = match found {
+                Found::Padding => continue,
                 Found::Missing => {
                     create_parents(layout.root(), &spec.path, &mut made_dirs)?;
                     let file = File::options()
@@ -142,7 +155,7 @@ impl Storage {
             handles.insert(index, file);
         }
         Ok(Self {
-            dirty: (0..file_count).map(|_| AtomicBool::new(true)).collect(),
+            dirty: layout.files().iter().map(|f| AtomicBool::new(!f.padding)).collect(),
             fresh,
             handles,
             mode,
@@ -183,6 +196,10 @@ impl Storage {
         let mut at = 0usize;
         for seg in self.layout.segments(piece, begin, data.len() as u64)? {
             let len = seg.length as usize;
+            if self.layout.files()[seg.file].padding {
+                at += len;
+                continue;
+            }
             let path = self.layout.file_path(seg.file);
             self.fresh[seg.file].store(false, Ordering::Relaxed);
             let file = self.handles.get(seg.file, &path)?;
@@ -207,6 +224,11 @@ impl Storage {
         let mut at = 0usize;
         for seg in self.layout.segments(piece, begin, buf.len() as u64)? {
             let len = seg.length as usize;
+            if self.layout.files()[seg.file].padding {
+                buf[at..at + len].fill(0);
+                at += len;
+                continue;
+            }
             let path = self.layout.file_path(seg.file);
             let file = self.handles.get(seg.file, &path)?;
             file.read_exact_at(&mut buf[at..at + len], seg.offset).map_err(|e| {
@@ -290,11 +312,15 @@ impl Storage {
 
 /// Pass 1 of opening: looks at every path (and the directories leading to it) without
 /// changing anything; refuses links, wrong kinds, over-long files and, read-only, anything
-/// missing or short.
+/// missing or short. Padding files are skipped.
 fn inspect(layout: &StorageLayout, mode: OpenMode) -> Result<Vec<Found>, StorageError> {
     let mut seen_dirs: HashSet<PathBuf> = HashSet::new();
     let mut found = Vec::with_capacity(layout.files().len());
     for (index, spec) in layout.files().iter().enumerate() {
+        if spec.padding {
+            found.push(Found::Padding);
+            continue;
+        }
         let path = layout.file_path(index);
         let missing = || StorageError::FileMissing { path: path.clone(), expected: spec.length };
         let mut dir = layout.root().to_path_buf();

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use fixtures::{content, layout_for, spec};
+use fixtures::{content, layout_for, pad, spec};
 use shoal_proto::PieceIndex;
 use shoal_storage::{FileSpec, OpenMode, ResumeRejected, ResumeStore, Storage, StorageError};
 
@@ -175,4 +175,25 @@ fn crash_mid_download_resumes_without_refetching_and_ends_identical() {
     let mut on_disk = std::fs::read(dir.path().join("r/a")).expect("a");
     on_disk.extend(std::fs::read(dir.path().join("r/b")).expect("b"));
     assert!(on_disk == data, "content differs after resume");
+}
+
+#[test]
+fn r_resume_records_skip_padding_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = vec![spec("p/a", PIECE as u64 - 100), pad("p/.pad/100", 100), spec("p/b", PIECE as u64)];
+    let mut data = content(2 * PIECE as usize, 5);
+    data[PIECE as usize - 100..PIECE as usize].fill(0);
+    let layout = layout_for(dir.path(), &files, &data, PIECE);
+    let store = ResumeStore::new(dir.path().join("p.resume"));
+    {
+        let storage = Storage::open(layout.clone(), OpenMode::ReadWrite).expect("open");
+        write_piece(&storage, &data, 0);
+        write_piece(&storage, &data, 1);
+        store.save(&storage, &[true, true]).expect("save");
+    }
+    assert!(!dir.path().join("p/.pad").exists());
+    let storage = Storage::open(layout, OpenMode::ReadWrite).expect("reopen");
+    let loaded = store.load_explained(storage.layout()).expect("accepted");
+    assert_eq!(loaded.verified, vec![true, true]);
+    assert!(loaded.changed_files.is_empty(), "{:?}", loaded.changed_files);
 }

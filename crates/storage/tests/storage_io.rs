@@ -6,7 +6,7 @@ mod fixtures;
 use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
-use fixtures::{content, layout_for, spec};
+use fixtures::{content, layout_for, pad, spec};
 use shoal_proto::{BLOCK_SIZE, PieceIndex};
 use shoal_storage::{FileSpec, OpenMode, Storage, StorageError, StorageLayout};
 
@@ -223,4 +223,53 @@ fn concurrent_writers_and_a_small_handle_limit() {
         }
     });
     assert!(storage.check_existing(|_| {}).expect("check").iter().all(|&ok| ok));
+}
+
+/// `t/a.bin` (20,000 bytes), a padding file up to the 32 KiB piece boundary, `t/b.bin`
+/// (40,000 bytes); the content holds zeros where the padding is, as BEP 47 requires.
+fn padded_setup() -> (Vec<FileSpec>, Vec<u8>) {
+    let files = vec![spec("t/a.bin", 20_000), pad("t/.pad/12768", 12_768), spec("t/b.bin", 40_000)];
+    let mut data = content(72_768, 11);
+    data[20_000..32_768].fill(0);
+    (files, data)
+}
+
+#[test]
+fn r_padding_files_are_never_written_to_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (files, data) = padded_setup();
+    let storage = Storage::open(layout_for(dir.path(), &files, &data, 32 * 1024), OpenMode::ReadWrite).expect("open");
+    assert!(!dir.path().join("t/.pad").exists(), "open created the padding folder");
+    write_all(&storage, &data);
+    storage.flush().expect("flush");
+    assert!(!dir.path().join("t/.pad").exists(), "writes created the padding folder");
+    assert!(storage.check_existing(|_| {}).expect("check").iter().all(|&ok| ok));
+    // A read across a.bin, the padding and b.bin gives the content, zeros included.
+    let mut buf = vec![0xaa; 30_000];
+    storage.read_into(PieceIndex::new_unchecked(0), 10_000, &mut buf[..22_768]).expect("read");
+    assert_eq!(buf[..22_768], data[10_000..32_768]);
+    assert_eq!(std::fs::read(dir.path().join("t/a.bin")).expect("a"), &data[..20_000]);
+    assert_eq!(std::fs::read(dir.path().join("t/b.bin")).expect("b"), &data[32_768..]);
+    let listed: Vec<_> =
+        std::fs::read_dir(dir.path().join("t")).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+}
+
+#[test]
+fn r_seeding_existing_data_needs_no_padding_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (files, data) = padded_setup();
+    std::fs::create_dir(dir.path().join("t")).expect("mkdir");
+    std::fs::write(dir.path().join("t/a.bin"), &data[..20_000]).expect("a");
+    std::fs::write(dir.path().join("t/b.bin"), &data[32_768..]).expect("b");
+    let layout = layout_for(dir.path(), &files, &data, 32 * 1024);
+    let storage = Storage::open(layout.clone(), OpenMode::ReadOnly).expect("read-only open");
+    assert_eq!(storage.check_existing(|_| {}).expect("check"), vec![true, true, true]);
+    let block = storage.layout().geometry().block(PieceIndex::new_unchecked(0), 1).expect("block");
+    assert_eq!(storage.read_block(block).expect("read"), &data[16_384..32_768]);
+    drop(storage);
+    // Opening for writing (what `shoal share` and the engine do) creates nothing either.
+    let storage = Storage::open(layout, OpenMode::ReadWrite).expect("read-write open");
+    assert_eq!(storage.check_existing(|_| {}).expect("check"), vec![true, true, true]);
+    assert!(!dir.path().join("t/.pad").exists(), "open created the padding folder");
 }

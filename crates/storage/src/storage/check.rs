@@ -36,11 +36,12 @@ impl Storage {
     }
 
     /// `true` when every byte of `piece` lies in files created by this open and not written
-    /// since, i.e. the piece is a hole.
+    /// since (or in padding files), with at least one such new file: the piece is a hole.
     fn piece_is_hole(&self, piece: PieceIndex) -> bool {
         let files = self.layout.piece_files(piece);
-        !files.is_empty()
-            && files.into_iter().all(|i| self.layout.files()[i].length == 0 || self.fresh[i].load(Ordering::Relaxed))
+        let specs = self.layout.files();
+        let fresh = |i: usize| self.fresh[i].load(Ordering::Relaxed);
+        files.clone().any(fresh) && files.into_iter().all(|i| specs[i].length == 0 || specs[i].padding || fresh(i))
     }
 
     fn check_one(&self, piece: PieceIndex) -> Result<bool, StorageError> {

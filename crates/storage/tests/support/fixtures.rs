@@ -22,7 +22,12 @@ pub fn content(len: usize, seed: u64) -> Vec<u8> {
 
 /// A file spec with `/`-separated components.
 pub fn spec(path: &str, length: u64) -> FileSpec {
-    FileSpec { path: path.split('/').map(str::to_owned).collect(), length }
+    FileSpec { path: path.split('/').map(str::to_owned).collect(), length, padding: false }
+}
+
+/// A BEP 47 padding file spec with `/`-separated components.
+pub fn pad(path: &str, length: u64) -> FileSpec {
+    FileSpec { padding: true, ..spec(path, length) }
 }
 
 /// Piece hashes of `data` cut into `piece_length` pieces.
