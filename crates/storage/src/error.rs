@@ -126,7 +126,8 @@ pub enum StorageError {
         /// The length the torrent gives it.
         expected: u64,
     },
-    /// In read-only mode, a file is missing or shorter than the torrent says.
+    /// A file is missing or shorter than the torrent says: at a read-only open, or when
+    /// reading bytes of a file that no write has created yet.
     #[error("file {} is missing or shorter than {expected} bytes", path.display())]
     FileMissing {
         /// The file.

@@ -11,8 +11,8 @@
 //! piece_count  4
 //! file_count   8
 //! per file    20   length u64, mtime seconds i64, mtime nanoseconds u32; a file that is
-//!                  not on disk (a BEP 47 padding file) has its torrent length and
-//!                  mtime seconds i64::MIN
+//!                  not on disk (a BEP 47 padding file, or a file no write has created
+//!                  yet) has its torrent length and mtime seconds i64::MIN
 //! bitfield     ⌈piece_count / 8⌉, piece 0 in the high bit of byte 0 (as BEP 3)
 //! checksum    20   SHA-1 of every byte above
 //! ```
@@ -48,6 +48,12 @@
 //! as the save (a few milliseconds at worst); that is the usual limit of mtime-based resume.
 //! Padding files are never on disk, so they are never compared (a record written before
 //! Shoal made them virtual, holding the stamp of a real `.pad` file, still loads).
+//!
+//! A file that is not on disk at load vouches for nothing: every piece touching it is
+//! dropped. It counts as changed only when it was on disk at the save; a file that was not
+//! created then and still is not (one the user skipped) is not a change. A file created
+//! after the save counts as changed, which costs nothing: no piece touching it could have
+//! been verified at the save.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -156,6 +162,11 @@ impl Stamp {
     fn not_on_disk(length: u64) -> Self {
         Stamp { length, mtime_secs: i64::MIN, mtime_nanos: 0 }
     }
+
+    /// `true` for a record made by [`Stamp::not_on_disk`].
+    fn is_not_on_disk(&self) -> bool {
+        self.mtime_secs == i64::MIN
+    }
 }
 
 impl ResumeStore {
@@ -214,10 +225,13 @@ impl ResumeStore {
             if layout.files()[index].padding {
                 continue;
             }
-            if current_stamp(&layout.file_path(index)).ok().as_ref() == Some(recorded) {
+            let now = current_stamp(&layout.file_path(index)).ok();
+            if now.as_ref() == Some(recorded) {
                 continue;
             }
-            changed_files.push(index);
+            if now.is_some() || !recorded.is_not_on_disk() {
+                changed_files.push(index);
+            }
             for piece in file_pieces(layout, index) {
                 verified[piece] = false;
             }
@@ -241,7 +255,11 @@ impl ResumeStore {
                     return Ok(Stamp::not_on_disk(spec.length));
                 }
                 let path = layout.file_path(i);
-                current_stamp(&path).map_err(|e| StorageError::io(IoOp::Stat, &path, e))
+                match current_stamp(&path) {
+                    Ok(stamp) => Ok(stamp),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Stamp::not_on_disk(spec.length)),
+                    Err(e) => Err(StorageError::io(IoOp::Stat, &path, e)),
+                }
             })
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(backend) = &self.backend {
@@ -504,6 +522,11 @@ mod tests {
         };
         let layout = at(1);
         let storage = Storage::open(layout.clone(), crate::OpenMode::ReadWrite).expect("open");
+        // Files are created by their first write; write every piece so both exist.
+        for piece in layout.geometry().pieces() {
+            let size = layout.geometry().piece_size(piece) as usize;
+            storage.write_at(piece, 0, &vec![0; size]).expect("write");
+        }
         let backend = std::sync::Arc::new(Memory::default());
         let store = ResumeStore::with_backend(PathBuf::from("memory"), backend.clone());
         assert!(matches!(store.load_explained(&layout), Err(ResumeRejected::Missing)));

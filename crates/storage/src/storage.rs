@@ -2,19 +2,31 @@
 //! piece verification and full re-checks.
 //!
 //! # Opening
-//! [`Storage::open`] first inspects every path without changing anything, then creates what
-//! is missing, so a refused open (a symbolic link, a file longer than the torrent says, a
+//! [`Storage::open`] first inspects every path without changing anything, then opens what
+//! exists, so a refused open (a symbolic link, a file longer than the torrent says, a
 //! directory in the way) leaves the disk as it was. In [`OpenMode::ReadWrite`]:
-//! - missing directories and files are created; every file is grown to its final length with
-//!   `set_len`, which makes a sparse file: no zeros are written and no blocks are allocated;
 //! - an existing file is opened without truncation so its data can be checked and reused; a
 //!   shorter one is extended with `set_len`; a longer one is an error
 //!   ([`StorageError::FileTooLong`]): Shoal never cuts user data, the user decides;
+//! - a file that does not exist is not created by the open but by the first write that
+//!   touches it, together with the directories leading to it, and grown to its final length
+//!   with `set_len`, which makes a sparse file: no zeros are written and no blocks are
+//!   allocated. Files the user chose not to download (`so=` in a magnet link, skipped file
+//!   priorities) therefore never appear, with one exception: a piece shared by a chosen file
+//!   and a skipped neighbour is written whole, so it leaves a partial (sparse, full-length)
+//!   file of the skipped one. An empty file holds no bytes and is never written, so the open
+//!   creates it;
 //! - a symbolic link anywhere below the download folder (a directory or the file itself) is an
 //!   error ([`StorageError::Symlink`]), so a torrent can never write outside the folder. The
-//!   download folder itself may be, or sit under, a link: the user chose it. The check is a
-//!   `stat` before `open`, so someone who can already write into the download folder could
-//!   swap a link in between; that attacker could rewrite the data anyway.
+//!   download folder itself may be, or sit under, a link: the user chose it. The open checks
+//!   every existing path, and creating a file later checks its directories again, one
+//!   component at a time. The check is a `stat` before `open`, so someone who can already
+//!   write into the download folder could swap a link in between; that attacker could
+//!   rewrite the data anyway.
+//!
+//! Until a file exists its bytes are absent: a piece touching it is simply not verified
+//! ([`Storage::verify_piece`] and the checks report it missing without reading anything),
+//! and reading its bytes is an error ([`StorageError::FileMissing`]).
 //!
 //! [`OpenMode::ReadOnly`] (seeding, checking) creates nothing and requires every file to
 //! exist with exactly its length.
@@ -37,8 +49,9 @@
 //! [`Storage::flush`] just before it `fsync`s the file. Setting it *after* the write means a
 //! flush racing a write either sees the flag (and syncs) or the next flush will; setting it
 //! before could let a flush clear the flag, sync, and then miss the write that lands after.
-//! All flags start set, so the first flush also makes durable whatever an earlier run left in
-//! the page cache. [`crate::ResumeStore::save`] relies on this.
+//! The flags of the files that exist at open start set, so the first flush also makes durable
+//! whatever an earlier run left in the page cache. [`crate::ResumeStore::save`] relies on
+//! this.
 
 mod check;
 mod handles;
@@ -82,12 +95,15 @@ pub struct Storage {
     mode: OpenMode,
     handles: HandleCache,
     /// `dirty[i]`: file `i` may hold data not yet `fsync`ed. Set after each write completes,
-    /// cleared by [`Storage::flush`] before syncing; all set at open except padding files',
-    /// which are never set.
+    /// cleared by [`Storage::flush`] before syncing; set at open for every file that exists.
+    /// Never set for a padding file or a file that does not exist.
     dirty: Vec<AtomicBool>,
-    /// `fresh[i]`: this open created file `i` and nothing has been written to it since, so
-    /// its bytes are holes and a check need not read them.
-    fresh: Vec<AtomicBool>,
+    /// `present[i]`: file `i` exists on disk, because it existed at open or a write has
+    /// created it since. Only ever goes from `false` to `true`; never set for padding files.
+    present: Vec<AtomicBool>,
+    /// Held while creating a file on its first write, so two writers never race to create
+    /// the same file.
+    create_lock: Mutex<()>,
     /// Reusable verification buffers of `VERIFY_CHUNK.min(piece_length)` bytes.
     buffers: Mutex<Vec<Vec<u8>>>,
     /// Hash of an all-zero piece of the nominal length and of the last piece's length.
@@ -117,7 +133,7 @@ impl Storage {
         let found = inspect(&layout, mode)?;
         let file_count = layout.files().len();
         let handles = HandleCache::new(file_count, max_open_files, writable);
-        let fresh: Vec<AtomicBool> = (0..file_count).map(|_| AtomicBool::new(false)).collect();
+        let mut present = vec![false; file_count];
         if writable {
             let root = layout.root();
             std::fs::create_dir_all(root).map_err(|e| StorageError::io(IoOp::Create, root, e))?;
@@ -128,35 +144,18 @@ impl Storage {
             let path = layout.file_path(index);
             let file = match found {
                 Found::Padding => continue,
-                Found::Missing => {
-                    create_parents(layout.root(), &spec.path, &mut made_dirs)?;
-                    let file = File::options()
-                        .read(true)
-                        .write(true)
-                        .create_new(true)
-                        .open(&path)
-                        .map_err(|e| StorageError::io(IoOp::Create, &path, e))?;
-                    fresh[index].store(true, Ordering::Relaxed);
-                    set_len(&file, &path, spec.length)?;
-                    file
-                }
-                Found::File { len } => {
-                    let file = File::options()
-                        .read(true)
-                        .write(writable)
-                        .open(&path)
-                        .map_err(|e| StorageError::io(IoOp::Open, &path, e))?;
-                    if len < spec.length {
-                        set_len(&file, &path, spec.length)?;
-                    }
-                    file
-                }
+                // Created by the first write that touches it; see the module doc.
+                Found::Missing if spec.length > 0 => continue,
+                Found::Missing => create_file(layout.root(), &spec.path, &path, 0, &mut made_dirs)?,
+                Found::File { len } => open_existing(&path, len, spec.length, writable)?,
             };
+            present[index] = true;
             handles.insert(index, file);
         }
         Ok(Self {
-            dirty: layout.files().iter().map(|f| AtomicBool::new(!f.padding)).collect(),
-            fresh,
+            dirty: present.iter().map(|&p| AtomicBool::new(p)).collect(),
+            present: present.into_iter().map(AtomicBool::new).collect(),
+            create_lock: Mutex::new(()),
             handles,
             mode,
             layout,
@@ -175,9 +174,10 @@ impl Storage {
         self.mode
     }
 
-    /// `true` when this open created file `index` and nothing has been written to it since.
-    pub fn is_untouched_new_file(&self, index: usize) -> bool {
-        self.fresh.get(index).is_some_and(|f| f.load(Ordering::Relaxed))
+    /// `true` when file `index` is on disk: it existed at open or a write has created it
+    /// since. Always `false` for a padding file.
+    pub fn file_exists(&self, index: usize) -> bool {
+        self.present.get(index).is_some_and(|p| p.load(Ordering::Acquire))
     }
 
     /// Writes one block (which may span files). `data` must be exactly the block's length.
@@ -200,8 +200,8 @@ impl Storage {
                 at += len;
                 continue;
             }
+            self.create_on_first_write(seg.file)?;
             let path = self.layout.file_path(seg.file);
-            self.fresh[seg.file].store(false, Ordering::Relaxed);
             let file = self.handles.get(seg.file, &path)?;
             file.write_all_at(&data[at..at + len], seg.offset).map_err(|e| StorageError::io(IoOp::Write, &path, e))?;
             // After the write: see "Durability bookkeeping" in the module doc.
@@ -219,17 +219,22 @@ impl Storage {
     }
 
     /// Fills `buf` with the bytes at offset `begin` inside `piece`, without allocating; the
-    /// range must lie inside the piece.
+    /// range must lie inside the piece. Bytes of a file that does not exist yet are an error
+    /// ([`StorageError::FileMissing`]).
     pub fn read_into(&self, piece: PieceIndex, begin: u32, buf: &mut [u8]) -> Result<(), StorageError> {
         let mut at = 0usize;
         for seg in self.layout.segments(piece, begin, buf.len() as u64)? {
             let len = seg.length as usize;
-            if self.layout.files()[seg.file].padding {
+            let spec = &self.layout.files()[seg.file];
+            if spec.padding {
                 buf[at..at + len].fill(0);
                 at += len;
                 continue;
             }
             let path = self.layout.file_path(seg.file);
+            if !self.file_exists(seg.file) {
+                return Err(StorageError::FileMissing { path, expected: spec.length });
+            }
             let file = self.handles.get(seg.file, &path)?;
             file.read_exact_at(&mut buf[at..at + len], seg.offset).map_err(|e| {
                 if e.kind() == io::ErrorKind::UnexpectedEof {
@@ -243,7 +248,8 @@ impl Storage {
         Ok(())
     }
 
-    /// Reads `piece` back from disk and compares its SHA-1 with the expected hash.
+    /// Reads `piece` back from disk and compares its SHA-1 with the expected hash. A piece
+    /// touching a file that does not exist yet is not verified (`false`, nothing is read).
     pub fn verify_piece(&self, piece: PieceIndex) -> Result<bool, StorageError> {
         let geometry = self.layout.geometry();
         let expected = self.layout.piece_hash(piece).ok_or(StorageError::OutOfRange {
@@ -251,6 +257,9 @@ impl Storage {
             begin: 0,
             length: 0,
         })?;
+        if self.touches_missing_file(piece) {
+            return Ok(false);
+        }
         let size = geometry.piece_size(piece);
         let mut buf = self.take_buffer();
         let mut hasher = PieceHasher::new();
@@ -294,6 +303,33 @@ impl Storage {
                 return Err(e);
             }
         }
+        Ok(())
+    }
+
+    /// `true` when some byte of `piece` lies in a file that does not exist yet.
+    fn touches_missing_file(&self, piece: PieceIndex) -> bool {
+        let specs = self.layout.files();
+        self.layout.piece_files(piece).any(|i| specs[i].length > 0 && !specs[i].padding && !self.file_exists(i))
+    }
+
+    /// Creates file `index` if it does not exist yet: the first write touching it. The
+    /// directories leading to it are created (or checked, when they exist) one component at
+    /// a time, refusing links, as at open. A file that appeared since the open is treated as
+    /// the open would have: checked, opened without truncation and extended if short.
+    fn create_on_first_write(&self, index: usize) -> Result<(), StorageError> {
+        if self.file_exists(index) {
+            return Ok(());
+        }
+        let _creating = self.create_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.file_exists(index) {
+            return Ok(());
+        }
+        let spec = &self.layout.files()[index];
+        let path = self.layout.file_path(index);
+        let file = create_file(self.layout.root(), &spec.path, &path, spec.length, &mut HashSet::new())?;
+        self.handles.insert(index, file);
+        // After the handle is cached: a reader that sees the flag finds the file.
+        self.present[index].store(true, Ordering::Release);
         Ok(())
     }
 
@@ -350,23 +386,68 @@ fn inspect(layout: &StorageLayout, mode: OpenMode) -> Result<Vec<Found>, Storage
         let entry = match meta {
             None if mode == OpenMode::ReadOnly => return Err(missing()),
             None => Found::Missing,
-            Some(meta) if meta.file_type().is_symlink() => {
-                return Err(StorageError::Symlink { path });
+            Some(meta) => {
+                let len = check_existing_file(&path, &meta, spec.length)?;
+                if len < spec.length && mode == OpenMode::ReadOnly {
+                    return Err(missing());
+                }
+                Found::File { len }
             }
-            Some(meta) if !meta.is_file() => {
-                return Err(StorageError::WrongKind { path, expected: "regular file" });
-            }
-            Some(meta) if meta.len() > spec.length => {
-                return Err(StorageError::FileTooLong { path, actual: meta.len(), expected: spec.length });
-            }
-            Some(meta) if meta.len() < spec.length && mode == OpenMode::ReadOnly => {
-                return Err(missing());
-            }
-            Some(meta) => Found::File { len: meta.len() },
         };
         found.push(entry);
     }
     Ok(found)
+}
+
+/// Refuses a link, anything but a regular file and a file longer than `expected`; returns
+/// the file's length.
+fn check_existing_file(path: &Path, meta: &std::fs::Metadata, expected: u64) -> Result<u64, StorageError> {
+    if meta.file_type().is_symlink() {
+        return Err(StorageError::Symlink { path: path.to_owned() });
+    }
+    if !meta.is_file() {
+        return Err(StorageError::WrongKind { path: path.to_owned(), expected: "regular file" });
+    }
+    if meta.len() > expected {
+        return Err(StorageError::FileTooLong { path: path.to_owned(), actual: meta.len(), expected });
+    }
+    Ok(meta.len())
+}
+
+/// Opens a file that passed [`check_existing_file`] without truncating it; one shorter than
+/// `length` (`len` bytes now) is extended, which only happens when `writable`.
+fn open_existing(path: &Path, len: u64, length: u64, writable: bool) -> Result<File, StorageError> {
+    let file =
+        File::options().read(true).write(writable).open(path).map_err(|e| StorageError::io(IoOp::Open, path, e))?;
+    if len < length {
+        set_len(&file, path, length)?;
+    }
+    Ok(file)
+}
+
+/// Creates the file at `path` (`components` below `root`) and the directories leading to
+/// it, sparse at `length` bytes. Should the file exist after all (it appeared since the
+/// inspection), it is checked and opened like an existing one.
+fn create_file(
+    root: &Path,
+    components: &[String],
+    path: &Path,
+    length: u64,
+    made_dirs: &mut HashSet<PathBuf>,
+) -> Result<File, StorageError> {
+    create_parents(root, components, made_dirs)?;
+    match File::options().read(true).write(true).create_new(true).open(path) {
+        Ok(file) => {
+            set_len(&file, path, length)?;
+            Ok(file)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let meta = stat(path)?.ok_or_else(|| StorageError::io(IoOp::Create, path, e))?;
+            let len = check_existing_file(path, &meta, length)?;
+            open_existing(path, len, length, true)
+        }
+        Err(e) => Err(StorageError::io(IoOp::Create, path, e)),
+    }
 }
 
 /// `lstat`, with "not found" as `None`.

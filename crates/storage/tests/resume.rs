@@ -197,3 +197,33 @@ fn r_resume_records_skip_padding_files() {
     assert_eq!(loaded.verified, vec![true, true]);
     assert!(loaded.changed_files.is_empty(), "{:?}", loaded.changed_files);
 }
+
+#[test]
+fn r_resume_with_a_file_not_created_yet() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = content(total(), 6);
+    let store = ResumeStore::new(dir.path().join("s.resume"));
+    let mut verified = vec![false; 9];
+    {
+        let storage = open(dir.path(), &data);
+        // Only pieces lying wholly in `a`: `b` (a skipped file, say) is never created.
+        for p in 0..4 {
+            write_piece(&storage, &data, p);
+            verified[p as usize] = true;
+        }
+        store.save(&storage, &verified).expect("save with a file not on disk");
+    }
+    assert!(!dir.path().join("r/b").exists());
+    let storage = open(dir.path(), &data);
+    let loaded = store.load_explained(storage.layout()).expect("accepted");
+    assert_eq!(loaded.verified, verified);
+    assert!(loaded.changed_files.is_empty(), "{:?}", loaded.changed_files);
+
+    // `b` created after the save: a change, but nothing trusted is lost.
+    write_piece(&storage, &data, 8);
+    drop(storage);
+    let storage = open(dir.path(), &data);
+    let loaded = store.load_explained(storage.layout()).expect("accepted");
+    assert_eq!(loaded.changed_files, vec![2]);
+    assert_eq!(loaded.verified, verified);
+}

@@ -42,12 +42,12 @@ fn multi_file_write_read_verify_across_boundaries() {
     let (files, data) = multi_file_setup();
     let layout = layout_for(dir.path(), &files, &data, 32 * 1024);
     let storage = Storage::open(layout, OpenMode::ReadWrite).expect("open");
+    write_all(&storage, &data);
     // Every file exists at its final length, empty ones included.
     for (i, f) in files.iter().enumerate() {
         let meta = std::fs::metadata(storage.layout().file_path(i)).expect("created");
         assert_eq!(meta.len(), f.length, "{:?}", f.path);
     }
-    write_all(&storage, &data);
     for piece in storage.layout().geometry().pieces() {
         assert!(storage.verify_piece(piece).expect("verify"), "piece {piece}");
     }
@@ -85,10 +85,12 @@ fn preallocation_is_sparse() {
     let files = vec![spec("big.bin", len)];
     let layout = StorageLayout::new(dir.path().into(), files, 1 << 20, vec![[0; 20]; 100]).expect("layout");
     let storage = Storage::open(layout, OpenMode::ReadWrite).expect("open");
+    // The first write creates the file at its full length.
+    storage.write_at(PieceIndex::new_unchecked(50), 0, &[1; 4096]).expect("write");
     let meta = std::fs::metadata(storage.layout().file_path(0)).expect("stat");
     assert_eq!(meta.len(), len);
     // st_blocks counts 512-byte units; a written 100 MiB file would have ~204800.
-    assert!(meta.blocks() < 64, "{} blocks allocated", meta.blocks());
+    assert!(meta.blocks() < 128, "{} blocks allocated", meta.blocks());
     // Holes read back as zeros and fail verification without error.
     assert!(!storage.verify_piece(PieceIndex::new_unchecked(3)).expect("verify"));
 }
@@ -272,4 +274,57 @@ fn r_seeding_existing_data_needs_no_padding_folder() {
     let storage = Storage::open(layout, OpenMode::ReadWrite).expect("read-write open");
     assert_eq!(storage.check_existing(|_| {}).expect("check"), vec![true, true, true]);
     assert!(!dir.path().join("t/.pad").exists(), "open created the padding folder");
+}
+
+#[test]
+fn r_files_not_chosen_are_not_created() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // File 0 fills pieces 0 and 1 exactly; file 1 (in a folder of its own) pieces 2 and 3.
+    let files = vec![spec("s/a.bin", 65_536), spec("s/sub/b.bin", 40_000)];
+    let data = content(105_536, 12);
+    let storage = Storage::open(layout_for(dir.path(), &files, &data, 32 * 1024), OpenMode::ReadWrite).expect("open");
+    assert!(!dir.path().join("s").exists(), "open created a folder");
+    let geometry = storage.layout().geometry();
+    for p in [0, 1] {
+        let piece = PieceIndex::new_unchecked(p);
+        for n in 0..geometry.block_count(piece) {
+            let block = geometry.block(piece, n).expect("block");
+            let at = (geometry.piece_offset(piece) + block.begin as u64) as usize;
+            storage.write_block(block, &data[at..at + block.length as usize]).expect("write");
+        }
+    }
+    storage.flush().expect("flush");
+    assert_eq!(std::fs::metadata(dir.path().join("s/a.bin")).expect("a").len(), 65_536);
+    assert!(!dir.path().join("s/sub").exists(), "file 1 was created without being written");
+    assert!(storage.file_exists(0) && !storage.file_exists(1));
+    // Its pieces are simply missing: no error from verification or checks.
+    assert_eq!(storage.check_existing(|_| {}).expect("check"), vec![true, true, false, false]);
+    let later = [2, 3].map(PieceIndex::new_unchecked);
+    assert!(storage.check_pieces(later, |_| {}).expect("check").is_empty());
+    assert!(!storage.verify_piece(later[0]).expect("verify"));
+    let block = geometry.block(later[0], 0).expect("block");
+    assert!(matches!(storage.read_block(block), Err(StorageError::FileMissing { expected: 40_000, .. })));
+
+    // The first write touching file 1 creates it, at its full length.
+    storage.write_block(block, &data[65_536..65_536 + 16_384]).expect("write");
+    assert_eq!(std::fs::metadata(dir.path().join("s/sub/b.bin")).expect("b").len(), 40_000);
+    assert!(storage.file_exists(1));
+    assert_eq!(storage.read_block(block).expect("read"), &data[65_536..65_536 + 16_384]);
+    assert_eq!(storage.check_existing(|_| {}).expect("check"), vec![true, true, false, false]);
+    drop(storage);
+    // A read-only open still wants every file complete, and now finds them.
+    assert!(Storage::open(layout_for(dir.path(), &files, &data, 32 * 1024), OpenMode::ReadOnly).is_ok());
+}
+
+#[test]
+fn r_a_link_placed_before_a_files_first_write_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outside = tempfile::tempdir().expect("outside");
+    let files = vec![spec("a", 16_384), spec("t/f", 10)];
+    let data = content(16_394, 13);
+    let storage = Storage::open(layout_for(dir.path(), &files, &data, 16_384), OpenMode::ReadWrite).expect("open");
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("t")).expect("link dir");
+    let err = storage.write_at(PieceIndex::new_unchecked(1), 0, &data[16_384..]).expect_err("link followed");
+    assert!(matches!(err, StorageError::Symlink { .. }), "{err}");
+    assert_eq!(std::fs::read_dir(outside.path()).expect("ls").count(), 0);
 }

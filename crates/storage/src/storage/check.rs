@@ -2,9 +2,9 @@
 //! exist, and the partial check of pieces that resume data does not vouch for.
 //!
 //! Pieces are verified on a few threads (see `crate::pool`) that pull indices from a shared
-//! counter. Pieces lying wholly in files this open created and nobody has written since are
-//! holes and are reported missing without a read. The progress callback runs only on the
-//! caller's thread.
+//! counter. Pieces touching a file that does not exist yet (see "Opening" in
+//! [`crate::storage`]) are reported missing without a read, and without an error. The
+//! progress callback runs only on the caller's thread.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
@@ -16,7 +16,8 @@ use crate::pool::{self, FirstError};
 
 impl Storage {
     /// Verifies every piece on disk and returns, per piece, whether it matches its hash.
-    /// `progress` receives the number of pieces done so far (skipped holes included).
+    /// `progress` receives the number of pieces done so far (pieces of missing files
+    /// included).
     pub fn check_existing(&self, progress: impl FnMut(u32)) -> Result<Vec<bool>, StorageError> {
         let all: Vec<PieceIndex> = self.layout.geometry().pieces().collect();
         let results = self.check_list(&all, progress)?;
@@ -35,25 +36,6 @@ impl Storage {
         Ok(list.into_iter().zip(results).filter(|&(_, ok)| ok).map(|(p, _)| p).collect())
     }
 
-    /// `true` when every byte of `piece` lies in files created by this open and not written
-    /// since (or in padding files), with at least one such new file: the piece is a hole.
-    fn piece_is_hole(&self, piece: PieceIndex) -> bool {
-        let files = self.layout.piece_files(piece);
-        let specs = self.layout.files();
-        let fresh = |i: usize| self.fresh[i].load(Ordering::Relaxed);
-        files.clone().any(fresh) && files.into_iter().all(|i| specs[i].length == 0 || specs[i].padding || fresh(i))
-    }
-
-    fn check_one(&self, piece: PieceIndex) -> Result<bool, StorageError> {
-        if piece.get() >= self.layout.piece_count() {
-            return Err(StorageError::OutOfRange { piece: piece.get(), begin: 0, length: 0 });
-        }
-        if self.piece_is_hole(piece) {
-            return Ok(false);
-        }
-        self.verify_piece(piece)
-    }
-
     /// Checks `list` in parallel; result `i` belongs to `list[i]`.
     fn check_list(&self, list: &[PieceIndex], mut progress: impl FnMut(u32)) -> Result<Vec<bool>, StorageError> {
         let results: Vec<AtomicBool> = list.iter().map(|_| AtomicBool::new(false)).collect();
@@ -64,7 +46,7 @@ impl Storage {
             while !error.failed() {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&piece) = list.get(i) else { break };
-                match self.check_one(piece) {
+                match self.verify_piece(piece) {
                     Ok(good) => results[i].store(good, Ordering::Relaxed),
                     Err(e) => {
                         error.set(e);
