@@ -1,6 +1,12 @@
 //! Metainfo (`.torrent`) files, BEP 3 v1 format, with multiple trackers (BEP 12), the private
 //! flag (BEP 27) and padding files (BEP 47).
 //!
+//! BitTorrent v2 (BEP 52) is not read. A hybrid torrent, which carries the v1 `pieces` and
+//! file list beside the v2 `file tree`, is read as the v1 torrent it also is (its v2 fields
+//! are ignored and the info-hash is the v1 SHA-1). A v2-only torrent (a `meta version` of 2
+//! or a `file tree`, and no `pieces`) is refused with [`MetainfoError::V2Only`] rather than
+//! as a v1 torrent missing a field.
+//!
 //! [`Metainfo::from_bytes`] is the one validating entry point for untrusted `.torrent` bytes;
 //! [`Metainfo::from_info_bytes`] does the same for an info dictionary fetched from peers
 //! (BEP 9). A [`Metainfo`] that exists has been checked for:
@@ -137,6 +143,10 @@ pub enum MetainfoError {
     /// A file's path is also used as a directory by another file.
     #[error("file path \"{0}\" is used both as a file and as a directory")]
     PathConflict(String),
+    /// The info dictionary is BitTorrent v2 only (BEP 52): it has a `meta version` of 2 or a
+    /// `file tree`, and no v1 `pieces`.
+    #[error("this is a BitTorrent v2-only torrent (BEP 52); Shoal reads v1 and hybrid torrents only")]
+    V2Only,
 }
 
 /// A validated `.torrent` file.
@@ -280,6 +290,9 @@ impl Info {
     }
 
     fn from_dict(info: &Dict<'_>) -> Result<Self, MetainfoError> {
+        if is_v2_only(info) {
+            return Err(MetainfoError::V2Only);
+        }
         let name = files::name(info)?;
         let piece_length = int(info, "piece length")?;
         let piece_length = u32::try_from(piece_length)
@@ -343,6 +356,12 @@ impl Info {
     pub fn piece_hash(&self, piece: PieceIndex) -> Option<&[u8; 20]> {
         self.pieces.get(piece.idx())
     }
+}
+
+/// `true` for a BEP 52 info dictionary without the v1 fields of a hybrid torrent.
+fn is_v2_only(info: &Dict<'_>) -> bool {
+    let v2 = info.get(&b"meta version"[..]).and_then(Value::as_int) == Some(2) || info.contains_key(&b"file tree"[..]);
+    v2 && !info.contains_key(&b"pieces"[..])
 }
 
 fn sha1_hash(bytes: &[u8]) -> InfoHash {

@@ -407,6 +407,54 @@ fn missing_and_wrong_typed_fields() {
     }
 }
 
+/// The v2 `file tree` of a single 40,000-byte file `hello.txt` (BEP 52).
+fn v2_file_tree() -> Vec<u8> {
+    d(&[("hello.txt", d(&[("", d(&[("length", i(40_000)), ("pieces root", s([9u8; 32]))]))]))])
+}
+
+#[test]
+fn r_v2_only_torrent_is_refused_as_such() {
+    let info = d(&[
+        ("file tree", v2_file_tree()),
+        ("meta version", i(2)),
+        ("name", s("hello.txt")),
+        ("piece length", i(PL as i64)),
+    ]);
+    let torrent = d(&[
+        ("announce", s("http://tracker.example/announce")),
+        ("info", info.clone()),
+        ("piece layers", d(&[("\t".repeat(32).as_str(), s([7u8; 96]))])),
+    ]);
+    let expected = "this is a BitTorrent v2-only torrent (BEP 52); Shoal reads v1 and hybrid torrents only";
+    let err = Metainfo::from_bytes(&torrent).expect_err("v2-only accepted");
+    assert_eq!(err, MetainfoError::V2Only);
+    assert_eq!(err.to_string(), expected);
+    // The same from a bare info dictionary (a magnet's metadata from peers).
+    assert_eq!(Metainfo::from_info_bytes(&info), Err(MetainfoError::V2Only));
+    // A `file tree` alone, without `meta version`, is v2 as well.
+    let no_version = d(&[("file tree", v2_file_tree()), ("name", s("hello.txt")), ("piece length", i(PL as i64))]);
+    assert_eq!(parse_info(no_version), Err(MetainfoError::V2Only));
+}
+
+#[test]
+fn hybrid_torrent_is_read_as_v1() {
+    let info = d(&[
+        ("file tree", v2_file_tree()),
+        ("length", i(40_000)),
+        ("meta version", i(2)),
+        ("name", s("hello.txt")),
+        ("piece length", i(PL as i64)),
+        ("pieces", s(piece_hashes(&content(40_000), PL).concat())),
+    ]);
+    let meta = parse_info(info.clone()).expect("hybrid parses");
+    assert_eq!(meta.info_hash, InfoHash(sha1(&info)));
+    assert_eq!(meta.info.pieces, piece_hashes(&content(40_000), PL));
+    assert_eq!(
+        meta.info.files,
+        vec![FileEntry { path: vec!["hello.txt".into()], length: 40_000, offset: 0, padding: false }]
+    );
+}
+
 fn sized_info(length: i64, piece_length: i64, hashes: usize) -> Vec<u8> {
     d(&[
         ("length", i(length)),
