@@ -135,8 +135,8 @@ pub(crate) struct TorrentOptions {
     /// Tracker announce URL (repeat for more; each becomes its own tier).
     #[arg(long = "tracker", value_name = "URL")]
     pub(crate) trackers: Vec<String>,
-    /// Piece size in bytes: a power of two from 16 KiB to 64 MiB (default: chosen from the size).
-    #[arg(long, value_name = "BYTES")]
+    /// Piece size: a power of two from 16k to 64M, e.g. 256k (default: chosen from the size).
+    #[arg(long, value_name = "SIZE", value_parser = parse_piece_size)]
     pub(crate) piece_size: Option<u32>,
     /// Mark the torrent private (BEP 27): peers come only from its trackers.
     #[arg(long)]
@@ -225,21 +225,18 @@ fn parse_host_port(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
-/// Parses `1500`, `64k`, `5M` or `1G` (powers of 1024) as bytes per second.
+/// Parses a rate in bytes per second: `1500`, `64k`, `5M`, `1.5G` (powers of 1024).
 fn parse_rate(s: &str) -> Result<u64, String> {
-    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => s.split_at(i),
-        None => (s, ""),
-    };
-    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a rate like 500k or 5M"))?;
-    let mult = match unit.to_ascii_lowercase().as_str() {
-        "" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("{s:?} has an unknown unit; use k, M or G")),
-    };
-    n.checked_mul(mult).filter(|r| *r > 0).ok_or_else(|| format!("{s:?} is not a positive rate"))
+    match shoal_state::size::parse_size(s)? {
+        0 => Err(format!("{s:?} is not a positive rate")),
+        n => Ok(n),
+    }
+}
+
+/// Parses a piece size: `262144` or `256k` (checked to be a power of two later).
+fn parse_piece_size(s: &str) -> Result<u32, String> {
+    let n = shoal_state::size::parse_size(s)?;
+    u32::try_from(n).map_err(|_| format!("{s:?} is larger than any piece size (64 MiB at most)"))
 }
 
 #[derive(Debug, Args)]

@@ -21,7 +21,7 @@
 //! password = "secret"            # keep this file private (mode 0600)
 //!
 //! [limits]
-//! upload = 1_048_576             # bytes per second
+//! upload = "1M"                  # bytes per second; suffixes k, M, G (powers of 1024)
 //! download = 10_485_760
 //! max_connections = 200
 //! max_connections_per_torrent = 50
@@ -87,9 +87,11 @@ pub struct RpcConfig {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Upload rate, bytes per second.
+    /// Upload rate, bytes per second (`1048576` or `"1M"`).
+    #[serde(deserialize_with = "crate::size::deserialize_size", skip_serializing_if = "Option::is_none")]
     pub upload: Option<u64>,
-    /// Download rate, bytes per second.
+    /// Download rate, bytes per second (`10485760` or `"10M"`).
+    #[serde(deserialize_with = "crate::size::deserialize_size", skip_serializing_if = "Option::is_none")]
     pub download: Option<u64>,
     /// Peer connections over all torrents.
     pub max_connections: Option<u32>,

@@ -8,6 +8,7 @@
 //! - [`resume`]: which pieces are verified on disk ([`ResumeData`]) and the caller's
 //!   `fsync`-before-record contract.
 //! - [`settings`]: run-time settings as JSON values.
+//! - [`size`]: byte counts with suffixes (`64k`, `1M`) for flags and the config file.
 //! - [`config`]: the config file ([`DaemonConfig`]) and [`default_data_dir`].
 //! - `schema`: the tables and their forward migrations (`PRAGMA user_version`).
 //!
@@ -22,6 +23,7 @@ mod error;
 pub mod resume;
 mod schema;
 pub mod settings;
+pub mod size;
 pub mod store;
 pub mod torrents;
 

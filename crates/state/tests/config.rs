@@ -176,3 +176,17 @@ fn flags_override_the_file() {
     assert_eq!(config.listen, addr("0.0.0.0:6881"), "not given on the command line: the file's value stays");
     assert_eq!(config.resolved_data_dir(), Some(PathBuf::from("/tmp/other")));
 }
+
+#[test]
+fn rates_take_suffixes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = DaemonConfig::load(&write(&dir, "[limits]\nupload = \"1M\"\ndownload = \"512k\"\n")).expect("parses");
+    assert_eq!(config.limits.upload, Some(1 << 20));
+    assert_eq!(config.limits.download, Some(512 << 10));
+    let config = DaemonConfig::load(&write(&dir, "[limits]\nupload = 2048\n")).expect("parses");
+    assert_eq!(config.limits.upload, Some(2048));
+
+    let (line, key, message, display) = parse_error("[limits]\n\nupload = \"1 furlong\"\n");
+    assert_eq!((line, key.as_deref()), (3, Some("limits.upload")), "{display}");
+    assert!(message.contains("1 furlong"), "{message}");
+}
