@@ -320,7 +320,9 @@ impl Daemon {
             }
             Source::Url(url) => {
                 let bytes = crate::get::fetch_torrent(&url).await.map_err(|e| match e {
-                    Failure::Input(e) | Failure::Runtime(e) => ApiError::BadTorrent(format!("{e:#}")),
+                    Failure::Input(e) | Failure::Runtime(e) | Failure::Interrupted(e) => {
+                        ApiError::BadTorrent(format!("{e:#}"))
+                    }
                 })?;
                 Metainfo::from_bytes(&bytes)
                     .map(|m| (Some((m, bytes)), None))

@@ -14,7 +14,7 @@ use crate::args::GetArgs;
 use crate::{BadInput, Failure, interrupted, progress, resolve_peers};
 
 /// Largest .torrent file read.
-const MAX_TORRENT_FILE: u64 = 64 * 1024 * 1024;
+pub(crate) const MAX_TORRENT_FILE: u64 = 64 * 1024 * 1024;
 /// Longest wait for a .torrent file over HTTP.
 const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -51,7 +51,7 @@ async fn download(
         }
     };
     std::fs::create_dir_all(&a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
-    let name = meta.info.name.clone();
+    let name = crate::text::printable(&meta.info.name).into_owned();
     let hash = meta.info_hash;
     let torrent = session
         .add(AddTorrent {
@@ -80,7 +80,7 @@ async fn download(
             bar.abandon();
             let s = torrent.status();
             torrent.stop().await;
-            return Err(Failure::Runtime(anyhow!(
+            return Err(Failure::Interrupted(anyhow!(
                 "interrupted with {} of {} pieces verified; run the same command again to continue",
                 s.stats.pieces_have, s.stats.pieces_total
             )));
@@ -177,7 +177,7 @@ async fn fetch_metadata(
     use_trackers: bool,
     quiet: bool,
 ) -> Result<(Metainfo, Vec<std::net::SocketAddr>), Failure> {
-    let name = magnet.display_name.as_deref().unwrap_or("the torrent");
+    let name = crate::text::printable(magnet.display_name.as_deref().unwrap_or("the torrent")).into_owned();
     if !quiet {
         println!("fetching metadata of {name} ({}); listening on {}", magnet.info_hash, session.listen_addr());
     }
@@ -191,7 +191,7 @@ async fn fetch_metadata(
             r = &mut fetch => break r,
             _ = interrupted() => {
                 spinner.abandon();
-                return Err(Failure::Runtime(anyhow!("interrupted while fetching the metadata of {}", magnet.info_hash)));
+                return Err(Failure::Interrupted(anyhow!("interrupted while fetching the metadata of {}", magnet.info_hash)));
             }
             changed = rx.changed() => {
                 if changed.is_ok() {
@@ -209,7 +209,7 @@ async fn fetch_metadata(
     if !quiet {
         println!(
             "metadata: {} ({}, {} files) in {}",
-            meta.info.name,
+            crate::text::printable(&meta.info.name),
             HumanBytes(meta.info.total_length()),
             meta.info.files.len(),
             HumanDuration(start.elapsed())

@@ -1,6 +1,6 @@
 //! The `shoal` binary: parses the command line, sets up logging and the runtime, runs one
 //! subcommand, and turns its outcome into an exit code (0 success, 1 runtime failure, 2 bad
-//! usage or bad input) with a plain one-line message on stderr.
+//! usage or bad input, 130 interrupted by Ctrl-C) with a plain one-line message on stderr.
 
 mod args;
 mod create;
@@ -10,6 +10,7 @@ mod get;
 mod progress;
 mod remote;
 mod share;
+mod text;
 mod tracker;
 mod tui;
 
@@ -26,6 +27,9 @@ pub(crate) enum Failure {
     Input(anyhow::Error),
     /// Something went wrong while running (exit code 1).
     Runtime(anyhow::Error),
+    /// Stopped by Ctrl-C or SIGTERM before the work was done (exit code 130); the message says
+    /// what was kept.
+    Interrupted(anyhow::Error),
 }
 
 impl From<anyhow::Error> for Failure {
@@ -54,9 +58,8 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("shoal: {} (see `shoal --help`)", first.trim_start_matches("error: "));
+            // clap's own text: what is wrong, "did you mean", and the subcommand's usage.
+            let _ = e.print();
             return ExitCode::from(2);
         }
     };
@@ -91,12 +94,16 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Input(e)) => {
-            eprintln!("shoal: {}", message(&e));
+            eprintln!("shoal: {}", text::printable(&message(&e)));
             ExitCode::from(2)
         }
         Err(Failure::Runtime(e)) => {
-            eprintln!("shoal: {}", message(&e));
+            eprintln!("shoal: {}", text::printable(&message(&e)));
             ExitCode::from(1)
+        }
+        Err(Failure::Interrupted(e)) => {
+            eprintln!("shoal: {}", text::printable(&message(&e)));
+            ExitCode::from(130)
         }
     }
 }

@@ -37,13 +37,40 @@ pub(crate) async fn call(remote: &RemoteArgs, method: &str, params: Value) -> Re
     let reply: Value = serde_json::from_slice(&bytes)
         .map_err(|_| anyhow!("the daemon at {} answered HTTP {status} without JSON-RPC", remote.rpc))?;
     if let Some(err) = reply.get("error") {
-        let message = err.get("message").and_then(Value::as_str).unwrap_or("unknown error");
+        let message = crate::text::printable(err.get("message").and_then(Value::as_str).unwrap_or("unknown error"));
         let failure = anyhow!("{method}: {message}");
         // Bad ids and parameters are the user's input.
         let code = err.get("code").and_then(Value::as_i64).unwrap_or(0);
-        return Err(if code == -32602 || code == -32001 { Failure::Input(failure) } else { Failure::Runtime(failure) });
+        let input =
+            [shoal_rpc::jsonrpc::INVALID_PARAMS, shoal_rpc::jsonrpc::NOT_FOUND, shoal_rpc::jsonrpc::BAD_TORRENT]
+                .iter()
+                .any(|c| i64::from(*c) == code);
+        return Err(if input { Failure::Input(failure) } else { Failure::Runtime(failure) });
     }
-    Ok(reply.get("result").cloned().unwrap_or(Value::Null))
+    let mut result = reply.get("result").cloned().unwrap_or(Value::Null);
+    if !remote.json {
+        // Shown as text: names and paths come from torrents made by strangers.
+        crate::text::scrub(&mut result);
+    }
+    Ok(result)
+}
+
+/// Reads a .torrent file and checks it parses, so a bad file is reported by name (exit 2)
+/// before the daemon is asked.
+fn read_torrent_file(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    let shown = crate::text::printable(&path.display().to_string()).into_owned();
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {shown}")).map_err(Failure::Input)?;
+    if !meta.is_file() {
+        return Err(Failure::Input(anyhow!("{shown} is not a file")));
+    }
+    if meta.len() > crate::get::MAX_TORRENT_FILE {
+        return Err(Failure::Input(anyhow!("{shown} is {} bytes, too large for a .torrent file", meta.len())));
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {shown}")).map_err(Failure::Input)?;
+    shoal_proto::Metainfo::from_bytes(&bytes)
+        .with_context(|| format!("{shown} is not a valid torrent"))
+        .map_err(Failure::Input)?;
+    Ok(bytes)
 }
 
 /// `ids` as the API takes them: numbers, info-hashes, or `all`.
@@ -69,8 +96,7 @@ pub(crate) async fn add(a: RemoteAddArgs) -> Result<(), Failure> {
     } else if a.source.starts_with("http://") || a.source.starts_with("https://") {
         json!({"url": a.source})
     } else {
-        let bytes =
-            std::fs::read(&a.source).with_context(|| format!("cannot read {}", a.source)).map_err(Failure::Input)?;
+        let bytes = read_torrent_file(std::path::Path::new(&a.source))?;
         json!({"torrent": base64::engine::general_purpose::STANDARD.encode(bytes)})
     };
     params["paused"] = json!(a.paused);

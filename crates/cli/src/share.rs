@@ -1,14 +1,21 @@
 //! `shoal share`: make a torrent for each path, write it next to the data (or `-o`), print the
 //! magnet link, and seed until Ctrl-C.
+//!
+//! An existing `.torrent` at the output path is never overwritten: it is reused when it
+//! describes the data being shared (same name, files and lengths, every piece verifies, and
+//! the torrent options given on the command line agree with it), and refused otherwise, so a
+//! torrent made earlier with `shoal create --tracker ...` keeps its trackers.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
 use shoal_engine::{AddTorrent, Session, TorrentState};
+use shoal_proto::Metainfo;
 
-use crate::args::ShareArgs;
+use crate::args::{ShareArgs, TorrentOptions};
 use crate::create::make_torrent;
-use crate::{BadInput, Failure, interrupted, progress, resolve_peers};
+use crate::{BadInput, Failure, interrupted, resolve_peers};
 
 pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
     if a.output.is_some() && a.paths.len() > 1 {
@@ -26,15 +33,20 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
     }
     let mut torrents = Vec::new();
     for path in &paths {
-        let (bytes, meta) = make_torrent(path, &a.torrent, quiet).await?;
         let out = a.output.clone().unwrap_or_else(|| {
             let mut name = path.file_name().unwrap_or_default().to_os_string();
             name.push(".torrent");
             path.with_file_name(name)
         });
-        std::fs::write(&out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+        let (bytes, meta) = match existing_torrent(&out, path, &a.torrent)? {
+            Some(meta) => (None, meta),
+            None => {
+                let (bytes, meta) = make_torrent(path, &a.torrent, quiet).await?;
+                (Some(bytes), meta)
+            }
+        };
         let magnet = meta.magnet().to_string();
-        let name = meta.info.name.clone();
+        let name = crate::text::printable(&meta.info.name).into_owned();
         let dir = path.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
         let torrent = session
             .add(AddTorrent {
@@ -47,16 +59,33 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
             })
             .await
             .map_err(anyhow::Error::from)?;
-        let bar = progress::transfer_bar(None, torrent.status().total_length, "check", quiet);
-        let status = progress::follow(&torrent, &bar).await;
-        bar.finish_and_clear();
+        // `add` has checked the data on disk: every piece verifies, or the data is not what
+        // the torrent describes.
+        let status = torrent.status();
         if status.state != TorrentState::Seeding {
+            torrent.stop().await;
+            if bytes.is_none() {
+                return Err(Failure::Input(anyhow!(
+                    "{} already exists but does not match {}: {} of {} pieces verify; remove it or choose \
+                     another file with -o",
+                    out.display(),
+                    path.display(),
+                    status.stats.pieces_have,
+                    status.stats.pieces_total
+                )));
+            }
             return Err(Failure::Runtime(anyhow!(
                 "{} changed while it was being shared; run the command again",
                 path.display()
             )));
         }
-        println!("torrent: {}", out.display());
+        match &bytes {
+            Some(bytes) => {
+                write_new(&out, bytes)?;
+                println!("torrent: {}", out.display());
+            }
+            None => println!("torrent: {} (existing, matches the data)", out.display()),
+        }
         println!("magnet: {magnet}");
         if !quiet {
             println!("seeding {name} on {}", session.listen_addr());
@@ -70,4 +99,58 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
     }
     session.shutdown().await;
     Ok(())
+}
+
+/// Writes a new .torrent file; never replaces one that appeared meanwhile.
+fn write_new(out: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    let mut file = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    file.write_all(bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(())
+}
+
+/// The torrent already at `out`, if there is one and it describes `path` as shared with
+/// `opts`; an error (naming what differs) if something else is there. `Ok(None)`: nothing is
+/// at `out`, a new torrent is to be made.
+fn existing_torrent(out: &Path, path: &Path, opts: &TorrentOptions) -> Result<Option<Metainfo>, Failure> {
+    let refuse = |why: String| {
+        Failure::Input(anyhow!("{} already exists and {why}; remove it or choose another file with -o", out.display()))
+    };
+    match std::fs::symlink_metadata(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Failure::Runtime(anyhow!("cannot read {}: {e}", out.display()))),
+        Ok(m) if !m.is_file() => return Err(refuse("is not a regular file".into())),
+        Ok(m) if m.len() > crate::get::MAX_TORRENT_FILE => return Err(refuse("is too large for a torrent".into())),
+        Ok(_) => {}
+    }
+    let bytes = std::fs::read(out).with_context(|| format!("cannot read {}", out.display()))?;
+    let meta = Metainfo::from_bytes(&bytes).map_err(|e| refuse(format!("is not a valid torrent ({e})")))?;
+    let scanned = shoal_storage::scan_path(path).bad_input()?;
+    if meta.info.name != scanned.name || meta.info.is_multi_file() != scanned.is_dir {
+        return Err(refuse(format!("describes {:?}, not {}", meta.info.name, path.display())));
+    }
+    let theirs: Vec<(&[String], u64)> =
+        meta.info.files.iter().filter(|f| !f.padding).map(|f| (f.path.as_slice(), f.length)).collect();
+    let ours: Vec<(&[String], u64)> = scanned.files.iter().map(|f| (f.path.as_slice(), f.length)).collect();
+    if theirs != ours {
+        return Err(refuse(format!("lists other files or lengths than {} holds now", path.display())));
+    }
+    let trackers = meta.trackers();
+    if !opts.trackers.is_empty() && trackers != opts.trackers.iter().map(String::as_str).collect::<Vec<_>>() {
+        let listed = if trackers.is_empty() { "none".to_owned() } else { trackers.join(", ") };
+        return Err(refuse(format!("has other trackers ({listed})")));
+    }
+    if opts.piece_size.is_some_and(|p| p != meta.info.piece_length) {
+        return Err(refuse(format!("has another piece size ({})", meta.info.piece_length)));
+    }
+    if opts.private && !meta.info.private {
+        return Err(refuse("is not private".into()));
+    }
+    if opts.comment.as_ref().is_some_and(|c| meta.comment.as_ref() != Some(c)) {
+        return Err(refuse("has another comment".into()));
+    }
+    Ok(Some(meta))
 }

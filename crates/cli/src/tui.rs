@@ -196,8 +196,14 @@ fn read_events(tx: mpsc::Sender<std::io::Result<Event>>) {
 /// One RPC with [`CALL_TIMEOUT`]; the error is a line for the status bar.
 async fn rpc(remote: &RemoteArgs, method: &str, params: Value) -> Result<Value, String> {
     match tokio::time::timeout(CALL_TIMEOUT, call(remote, method, params)).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(Failure::Input(e) | Failure::Runtime(e))) => Err(format!("{e:#}")),
+        Ok(Ok(mut value)) => {
+            // Names, paths and peers' client names come from strangers: no escapes reach the terminal.
+            crate::text::scrub(&mut value);
+            Ok(value)
+        }
+        Ok(Err(Failure::Input(e) | Failure::Runtime(e) | Failure::Interrupted(e))) => {
+            Err(crate::text::printable(&format!("{e:#}")).into_owned())
+        }
         Err(_) => Err(format!("{method}: the daemon at {} did not answer within {CALL_TIMEOUT:?}", remote.rpc)),
     }
 }
