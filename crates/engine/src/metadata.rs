@@ -123,7 +123,7 @@ pub async fn fetch_metadata(
 
 /// Fetches and verifies the whole dictionary from one peer.
 async fn fetch_from(addr: SocketAddr, info_hash: InfoHash, peer_id: PeerId, listen_port: u16) -> Result<Bytes, String> {
-    let (mut stream, theirs) = peer::connect(addr, info_hash, peer_id).await.map_err(|e| e.to_string())?;
+    let (mut stream, theirs) = peer::connect(addr, info_hash, peer_id, false).await.map_err(|e| e.to_string())?;
     if theirs.reserved[5] & 0x10 == 0 {
         return Err("the peer does not support extension messages (BEP 10)".into());
     }

@@ -42,14 +42,6 @@ pub(crate) const OUT_QUEUE: usize = 4096;
 /// Bytes gathered before the writer flushes to the socket.
 const WRITE_BATCH: usize = 256 * 1024;
 
-/// Shoal's reserved bits: extension protocol (BEP 10) and fast extension (BEP 6).
-pub(crate) fn our_reserved() -> [u8; 8] {
-    let mut r = [0u8; 8];
-    r[5] |= 0x10;
-    r[7] |= 0x04;
-    r
-}
-
 /// Why a handshake failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum HandshakeError {
@@ -79,30 +71,33 @@ pub(crate) async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, 
     Ok(Handshake::decode(&buf)?)
 }
 
-/// Sends our handshake for `info_hash`.
+/// Sends our handshake for `info_hash`: extension protocol (BEP 10), fast extension (BEP 6),
+/// and the DHT bit (BEP 5) when `dht` says we run a node.
 pub(crate) async fn write_handshake(
     stream: &mut TcpStream,
     info_hash: InfoHash,
     peer_id: PeerId,
+    dht: bool,
 ) -> Result<(), HandshakeError> {
-    let hs = Handshake { reserved: our_reserved(), info_hash, peer_id };
+    let hs = Handshake::new(info_hash, peer_id).with_dht(dht);
     tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.write_all(&hs.encode()))
         .await
         .map_err(|_| HandshakeError::Timeout)??;
     Ok(())
 }
 
-/// Dials a peer and exchanges handshakes.
+/// Dials a peer and exchanges handshakes (`dht`: see [`write_handshake`]).
 pub(crate) async fn connect(
     addr: SocketAddr,
     info_hash: InfoHash,
     peer_id: PeerId,
+    dht: bool,
 ) -> Result<(TcpStream, Handshake), HandshakeError> {
     let mut stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| HandshakeError::Timeout)??;
     stream.set_nodelay(true)?;
-    write_handshake(&mut stream, info_hash, peer_id).await?;
+    write_handshake(&mut stream, info_hash, peer_id, dht).await?;
     let theirs = read_handshake(&mut stream).await?;
     if theirs.info_hash != info_hash {
         return Err(HandshakeError::WrongTorrent);

@@ -432,7 +432,7 @@ async fn incoming(mut stream: TcpStream, addr: SocketAddr, inner: &Inner) -> Res
     if theirs.peer_id == inner.peer_id {
         return Err(peer::HandshakeError::SelfConnection);
     }
-    peer::write_handshake(&mut stream, theirs.info_hash, inner.peer_id).await?;
+    peer::write_handshake(&mut stream, theirs.info_hash, inner.peer_id, inner.dht.is_some()).await?;
     let _ = inbox.control.send(Control::Connected { stream, addr, handshake: theirs, outgoing: false });
     Ok(())
 }

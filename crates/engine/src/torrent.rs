@@ -16,7 +16,7 @@ use bytes::Bytes;
 use shoal_proto::extension::{ExtHandshake, MetadataMessage, UT_METADATA, UT_PEX};
 use shoal_proto::{Handshake, InfoHash, Message, PeerId, PexMessage, PexState, serve_metadata_piece};
 use shoal_storage::{ResumeStore, Storage};
-use shoal_swarm::{Action, PeerKey, Swarm};
+use shoal_swarm::{Action, CandidateConfig, CandidateSource, Candidates, PeerKey, Swarm};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -39,6 +39,18 @@ const PEX_EVERY: Duration = Duration::from_secs(60);
 /// The first peer exchange message to a peer waits this long after connecting, so it lists
 /// the connections made meanwhile.
 const PEX_FIRST: Duration = Duration::from_secs(5);
+/// A peer's peer exchange messages are read at most this often (BEP 11 asks senders for a
+/// minute between them); the ones in between are ignored.
+const PEX_ACCEPT_EVERY: Duration = Duration::from_secs(45);
+/// Addresses taken from one peer exchange message (BEP 11: at most 50 per message).
+const PEX_MAX_ADDED: usize = 50;
+/// Connections to one IP address per torrent (loopback excepted: every local test peer and
+/// every process on this machine shares it). Beyond it, new connections from that address
+/// are refused.
+const MAX_PER_IP: usize = 8;
+/// A connection that moved no data either way and wanted nothing for this long may be closed
+/// to make room for a newcomer when the torrent has no free slot.
+const IDLE_EVICT_AFTER: Duration = Duration::from_secs(60);
 
 /// An event from a peer connection.
 #[derive(Debug)]
@@ -150,15 +162,10 @@ struct PeerExt {
     /// What we told the peer about others so far.
     pex: PexState,
     next_pex: Instant,
-}
-
-/// Where one candidate address stands.
-#[derive(Debug)]
-struct Candidate {
-    next_try: Instant,
-    failures: u32,
-    busy: bool,
-    manual: bool,
+    /// The next peer exchange message from this peer is read from this time on.
+    accept_pex: Instant,
+    /// When the connection opened.
+    since: Instant,
 }
 
 struct Actor {
@@ -171,7 +178,11 @@ struct Actor {
     links: HashMap<PeerKey, PeerLink>,
     ids: HashMap<PeerKey, PeerId>,
     next_key: u64,
-    candidates: HashMap<SocketAddr, Candidate>,
+    /// Addresses to dial: bounded, with backoff (see `shoal_swarm::candidates`).
+    candidates: Candidates,
+    /// Connections open (or being dialled) per address and per IP.
+    link_addrs: HashSet<SocketAddr>,
+    per_ip: HashMap<IpAddr, usize>,
     connecting: usize,
     banned_ips: HashSet<IpAddr>,
     banned_ids: HashSet<PeerId>,
@@ -211,7 +222,9 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
         links: HashMap::new(),
         ids: HashMap::new(),
         next_key: 1,
-        candidates: HashMap::new(),
+        candidates: Candidates::new(CandidateConfig::default()),
+        link_addrs: HashSet::new(),
+        per_ip: HashMap::new(),
         connecting: 0,
         banned_ips: HashSet::new(),
         banned_ids: HashSet::new(),
@@ -274,36 +287,17 @@ impl Actor {
             Control::Connected { stream, addr, handshake, outgoing } => {
                 if outgoing {
                     self.connecting = self.connecting.saturating_sub(1);
-                    if let Some(c) = self.candidates.get_mut(&addr) {
-                        c.failures = 0;
-                    }
+                    self.candidates.connected(addr);
                 }
                 self.on_connected(stream, addr, handshake, outgoing);
             }
             Control::ConnectFailed { addr } => {
                 self.connecting = self.connecting.saturating_sub(1);
-                if let Some(c) = self.candidates.get_mut(&addr) {
-                    c.busy = false;
-                    c.failures += 1;
-                    let backoff = Duration::from_secs(1u64 << c.failures.min(5));
-                    c.next_try = Instant::now() + backoff;
-                }
+                self.candidates.failed(Instant::now(), addr);
             }
             Control::Peers { addrs, manual } => {
-                let now = Instant::now();
-                for addr in addrs {
-                    if addr.port() == 0 || self.is_self(addr) {
-                        continue;
-                    }
-                    let c = self.candidates.entry(addr).or_insert(Candidate {
-                        next_try: now,
-                        failures: 0,
-                        busy: false,
-                        manual,
-                    });
-                    c.manual |= manual;
-                }
-                self.connect_more();
+                let source = if manual { CandidateSource::Manual } else { CandidateSource::Discovery };
+                self.learn(addrs, source);
             }
             Control::Shutdown(_) => {}
             Control::Pause(paused) => {
@@ -366,6 +360,47 @@ impl Actor {
         addr.port() == self.listen_port && (addr.ip().is_loopback() || addr.ip().is_unspecified())
     }
 
+    /// Adds addresses to the candidates and dials what the limits allow.
+    fn learn(&mut self, addrs: Vec<SocketAddr>, source: CandidateSource) {
+        let now = Instant::now();
+        for addr in addrs {
+            if !self.is_self(addr) && !self.banned_ips.contains(&addr.ip()) {
+                self.candidates.insert(now, addr, source);
+            }
+        }
+        self.connect_more();
+    }
+
+    /// Whether one more connection with `ip` is allowed by the per-IP limit.
+    fn ip_has_room(&self, ip: IpAddr) -> bool {
+        ip.is_loopback() || self.per_ip.get(&ip).copied().unwrap_or(0) < MAX_PER_IP
+    }
+
+    /// The torrent is full: picks a connection to close so that `newcomer` can take its slot,
+    /// if one deserves it less. First fairness between addresses: an IP holding at least two
+    /// more connections than the newcomer's gives one up. Then usefulness: a connection open
+    /// for a while that moved no data either way and in which neither side is interested.
+    fn make_room_for(&self, newcomer: IpAddr, now: Instant) -> Option<PeerKey> {
+        let theirs = self.per_ip.get(&newcomer).copied().unwrap_or(0);
+        let crowded = self.per_ip.iter().filter(|(ip, _)| **ip != newcomer).max_by_key(|(_, n)| **n);
+        let idle = |key: &PeerKey| {
+            self.exts.get(key).is_some_and(|e| now.duration_since(e.since) >= IDLE_EVICT_AFTER)
+                && self
+                    .swarm
+                    .peer(*key)
+                    .is_some_and(|v| !v.am_interested && !v.peer_interested && v.down_rate < 1.0 && v.up_rate < 1.0)
+        };
+        if let Some((&ip, &n)) = crowded
+            && n >= theirs + 2
+        {
+            let keys = self.links.iter().filter(|(_, l)| l.addr.ip() == ip).map(|(k, _)| *k);
+            // Its least useful connection: an idle one if any, else the newest.
+            let keys: Vec<PeerKey> = keys.collect();
+            return keys.iter().copied().find(idle).or_else(|| keys.iter().copied().max());
+        }
+        self.links.keys().copied().find(idle)
+    }
+
     fn on_connected(&mut self, stream: TcpStream, addr: SocketAddr, handshake: Handshake, outgoing: bool) {
         let banned = self.banned_ids.contains(&handshake.peer_id)
             || (!addr.ip().is_loopback() && self.banned_ips.contains(&addr.ip()));
@@ -382,18 +417,21 @@ impl Actor {
                 duplicate = true;
             }
         }
-        if banned
-            || duplicate
-            || self.paused
-            || self.links.len() >= self.max_peers
-            || self.session_full()
-            || self.error.is_some()
+        let now = Instant::now();
+        let mut full = self.links.len() >= self.max_peers;
+        if full
+            && !banned
+            && !duplicate
+            && let Some(victim) = self.make_room_for(addr.ip(), now)
         {
-            tracing::debug!(%addr, banned, duplicate, "refusing connection");
-            if let Some(c) = self.candidates.get_mut(&addr) {
-                c.busy = false;
-                c.next_try = Instant::now() + Duration::from_secs(30);
-            }
+            tracing::info!(%addr, "closing a less useful connection to make room for this peer");
+            self.close(victim);
+            full = false;
+        }
+        let ip_full = !self.ip_has_room(addr.ip());
+        if banned || duplicate || ip_full || self.paused || full || self.session_full() || self.error.is_some() {
+            tracing::debug!(%addr, banned, duplicate, ip_full, "refusing connection");
+            self.candidates.closed(now, addr, Duration::from_secs(30));
             return;
         }
         let key = PeerKey(self.next_key);
@@ -411,6 +449,9 @@ impl Actor {
         let fast = handshake.reserved[7] & 0x04 != 0;
         let extensions = handshake.reserved[5] & 0x10 != 0;
         self.links.insert(key, link);
+        self.link_addrs.insert(addr);
+        *self.per_ip.entry(addr.ip()).or_default() += 1;
+        self.candidates.connected(addr);
         self.connections.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.ids.insert(key, handshake.peer_id);
         self.exts.insert(
@@ -422,13 +463,22 @@ impl Actor {
                 ut_metadata: None,
                 ut_pex: None,
                 pex: PexState::new(),
-                next_pex: Instant::now() + PEX_FIRST,
+                next_pex: now + PEX_FIRST,
+                accept_pex: now,
+                since: now,
             },
         );
-        self.swarm.add_peer(Instant::now(), key, fast);
+        self.swarm.add_peer(now, key, fast);
         // The bitfield queued by add_peer must be the first message (BEP 6), so dispatch it
         // before the extension handshake.
         self.dispatch();
+        // BEP 5: a peer that runs a DHT node learns where ours listens.
+        if handshake.supports_dht()
+            && let Some(dht) = &self.dht
+        {
+            let port = dht.local_addr().port();
+            self.send(key, Message::Port(port));
+        }
         if extensions {
             let mut m = std::collections::BTreeMap::from([(UT_METADATA.to_string(), OUR_UT_METADATA)]);
             if !self.private {
@@ -496,23 +546,38 @@ impl Actor {
                     });
                 }
             }
-            Message::Extended { id: OUR_UT_PEX, payload } => {
-                if self.private {
-                    return;
-                }
-                match PexMessage::decode(&payload) {
-                    Ok(pex) => {
-                        tracing::debug!(peers = pex.added.len(), "peer exchange");
-                        self.on_control(Control::Peers { addrs: pex.added, manual: false });
-                    }
-                    Err(e) => tracing::debug!("ignoring a bad peer exchange message: {e}"),
-                }
-            }
+            Message::Extended { id: OUR_UT_PEX, payload } => self.on_pex(key, &payload),
             msg => {
                 if let Err(e) = self.swarm.handle_message(Instant::now(), key, msg) {
                     self.drop_violator(key, &e.to_string());
                 }
             }
+        }
+    }
+
+    /// A peer exchange message (BEP 11). Read only from a peer that negotiated `ut_pex`, at
+    /// most once per [`PEX_ACCEPT_EVERY`], at most [`PEX_MAX_ADDED`] addresses of it, and
+    /// loopback addresses only from a peer on loopback itself.
+    fn on_pex(&mut self, key: PeerKey, payload: &Bytes) {
+        let now = Instant::now();
+        let Some(state) = self.exts.get_mut(&key) else { return };
+        if self.private || state.ut_pex.is_none() || now < state.accept_pex {
+            return;
+        }
+        state.accept_pex = now + PEX_ACCEPT_EVERY;
+        let from_loopback = self.links.get(&key).is_some_and(|l| l.addr.ip().is_loopback());
+        match PexMessage::decode(payload) {
+            Ok(pex) => {
+                tracing::debug!(offered = pex.added.len(), "peer exchange");
+                let addrs: Vec<SocketAddr> = pex
+                    .added
+                    .into_iter()
+                    .filter(|a| from_loopback || !a.ip().is_loopback())
+                    .take(PEX_MAX_ADDED)
+                    .collect();
+                self.learn(addrs, CandidateSource::Pex);
+            }
+            Err(e) => tracing::debug!("ignoring a bad peer exchange message: {e}"),
         }
     }
 
@@ -601,37 +666,24 @@ impl Actor {
         self.publish();
     }
 
-    /// Starts outgoing connections while below the peer limit.
+    /// Starts outgoing connections while below the peer limit: the best candidates first,
+    /// each O(log n), none to an address already connected or an IP at its limit.
     fn connect_more(&mut self) {
         if self.error.is_some() || self.paused {
             return;
         }
         let now = Instant::now();
-        let connected: HashSet<SocketAddr> = self.links.values().map(|l| l.addr).collect();
-        let mut ready: Vec<SocketAddr> = self
-            .candidates
-            .iter()
-            .filter(|(addr, c)| {
-                !c.busy && c.next_try <= now && !connected.contains(addr) && !self.banned_ips.contains(&addr.ip())
-            })
-            .map(|(addr, _)| *addr)
-            .collect();
-        ready.sort_by_key(|a| self.candidates.get(a).map(|c| (!c.manual, c.failures)));
-        for addr in ready {
-            if self.links.len() + self.connecting >= self.max_peers || self.session_full() {
-                break;
-            }
-            let Some(c) = self.candidates.get_mut(&addr) else {
-                continue;
+        while self.links.len() + self.connecting < self.max_peers && !self.session_full() {
+            let (links, per_ip) = (&self.link_addrs, &self.per_ip);
+            let skip = |a: SocketAddr| {
+                links.contains(&a) || (!a.ip().is_loopback() && per_ip.get(&a.ip()).copied().unwrap_or(0) >= MAX_PER_IP)
             };
-            if c.failures >= 8 && !c.manual {
-                continue;
-            }
-            c.busy = true;
+            let Some(addr) = self.candidates.next(now, skip) else { break };
             self.connecting += 1;
             let (info_hash, peer_id, control) = (self.info_hash, self.peer_id, self.inbox.control.clone());
+            let dht = self.dht.is_some();
             tokio::spawn(async move {
-                let msg = match peer::connect(addr, info_hash, peer_id).await {
+                let msg = match peer::connect(addr, info_hash, peer_id, dht).await {
                     Ok((stream, handshake)) => Control::Connected { stream, addr, handshake, outgoing: true },
                     Err(e) => {
                         tracing::debug!(%addr, "connect failed: {e}");
@@ -666,10 +718,14 @@ impl Actor {
         self.exts.remove(&key);
         let link = self.links.remove(&key)?;
         self.connections.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        if let Some(c) = self.candidates.get_mut(&link.addr) {
-            c.busy = false;
-            c.next_try = Instant::now() + retry;
+        self.link_addrs.remove(&link.addr);
+        if let Some(n) = self.per_ip.get_mut(&link.addr.ip()) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&link.addr.ip());
+            }
         }
+        self.candidates.closed(Instant::now(), link.addr, retry);
         Some((link.addr, id))
     }
 

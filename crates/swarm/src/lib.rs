@@ -6,6 +6,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod bitfield;
+pub mod candidates;
 pub mod choker;
 mod peer;
 mod picker;
@@ -16,6 +17,7 @@ mod superseed;
 mod swarm;
 
 pub use bitfield::Bitfield;
+pub use candidates::{CandidateConfig, Candidates, Source as CandidateSource};
 pub use peer::PeerView;
 pub use rate::Rate;
 pub use swarm::{Action, Config, PeerError, Stats, Swarm};

@@ -319,6 +319,11 @@ impl Swarm {
         self.peers.iter().map(|(k, p)| (*k, PeerView::from(p)))
     }
 
+    /// One connected peer's state.
+    pub fn peer(&self, peer: PeerKey) -> Option<PeerView> {
+        self.peers.get(&peer).map(PeerView::from)
+    }
+
     /// A peer finished its handshake. `fast` is true when both sides set the BEP 6 bit.
     pub fn add_peer(&mut self, now: Instant, peer: PeerKey, fast: bool) {
         let mut state = Peer::new(now, self.layout.piece_count(), fast);
