@@ -44,13 +44,35 @@ async fn download(
         Source::Magnet(magnet) => {
             let (meta, found) = fetch_metadata(session, &magnet, peers.clone(), !a.no_trackers, quiet).await?;
             peers.extend(found);
-            let only = magnet.select_only.as_ref().map(|_| {
-                (0..meta.info.files.len()).filter(|&i| u32::try_from(i).is_ok_and(|i| magnet.is_selected(i))).collect()
-            });
+            let files = meta.info.files.len();
+            if let Some(beyond) = magnet.select_only.iter().flatten().map(|r| *r.end()).find(|&i| i as usize >= files) {
+                return Err(Failure::Input(anyhow!(
+                    "so= names file {beyond}, but {} has {files} files (0 to {})",
+                    crate::text::printable(&meta.info.name),
+                    files.saturating_sub(1)
+                )));
+            }
+            let only = magnet
+                .select_only
+                .as_ref()
+                .map(|_| (0..files).filter(|&i| u32::try_from(i).is_ok_and(|i| magnet.is_selected(i))).collect());
             (meta, only)
         }
     };
     std::fs::create_dir_all(&a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
+    // What the user asked for: the chosen files (padding files are never data).
+    let chosen = |i: usize| only_files.as_ref().is_none_or(|only: &Vec<usize>| only.contains(&i));
+    let chosen_files: Vec<&shoal_proto::metainfo::FileEntry> =
+        meta.info.files.iter().enumerate().filter(|(i, f)| chosen(*i) && !f.padding).map(|(_, f)| f).collect();
+    let chosen_bytes: u64 = chosen_files.iter().map(|f| f.length).sum();
+    let chosen_note = match &only_files {
+        Some(_) => format!(
+            "; {} of {} files chosen",
+            chosen_files.len(),
+            meta.info.files.iter().filter(|f| !f.padding).count()
+        ),
+        None => String::new(),
+    };
     let name = crate::text::printable(&meta.info.name).into_owned();
     let hash = meta.info_hash;
     let torrent = session
@@ -98,8 +120,8 @@ async fn download(
         let wasted = status.stats.downloaded.saturating_sub(fetched);
         let wasted = if wasted > 0 { format!("; {} wasted", HumanBytes(wasted)) } else { String::new() };
         println!(
-            "complete: {name}, {} verified ({} fetched in {}, {}{wasted})",
-            HumanBytes(status.total_length),
+            "complete: {name}, {} verified ({} fetched in {}, {}{wasted}{chosen_note})",
+            HumanBytes(chosen_bytes),
             HumanBytes(fetched),
             HumanDuration(elapsed),
             progress::rate(fetched, elapsed)

@@ -95,10 +95,36 @@ fn magnet_select_only_fetches_the_chosen_file() {
     // Only the pieces of b.bin (and the two it shares with its neighbours) were fetched.
     let wanted = (3 * MIB + 17) as f64;
     assert!(done.fetched < wanted + 2.0 * 65536.0 + 1.0, "fetched {} for a {wanted}-byte file", done.fetched);
+    // The summary counts the chosen file only.
+    assert!((done.verified - wanted).abs() < 0.01 * wanted, "{done:?} for a {wanted}-byte choice");
     for other in ["a.bin", "c.bin"] {
         let same = std::fs::read(out.join("set").join(other)).ok() == std::fs::read(data.join(other)).ok();
         assert!(!same, "{other} was not selected but was downloaded whole");
     }
+    // A file not chosen is created only when a piece it shares with the chosen one is
+    // written: c.bin starts in b.bin's last piece; a.bin ends on a piece boundary.
+    assert!(!out.join("set/a.bin").exists(), "a.bin shares no piece with b.bin and was not chosen");
+    assert!(out.join("set/c.bin").exists(), "c.bin shares b.bin's last piece");
+}
+
+#[test]
+fn r_magnet_select_only_past_the_last_file_is_refused() {
+    let dir = TempDir::new().expect("temp dir");
+    let data = dir.path().join("seed/set");
+    for (i, f) in ["a.bin", "b.bin", "c.bin"].iter().enumerate() {
+        make_test_file(data.join(f), MIB, 55 + i as u64);
+    }
+    let torrent = dir.path().join("set.torrent");
+    let seed = Seed::start("seed", &data, &torrent, &[]);
+    let link = format!("{}&x.pe={}&so=7", magnet_of(&seed), seed.addr);
+    let out = dir.path().join("leech");
+    let mut leech = spawn_get_source("leech", &link, &out, &[]);
+    let status = leech.wait_exit(DOWNLOAD).expect("get ends");
+    assert_eq!(status.code(), Some(2), "{}", leech.explain("so=7 on 3 files"));
+    let stderr = support::log_lines(&leech);
+    assert!(stderr.iter().any(|l| l.contains("so= names file 7") && l.contains("3 files")), "{stderr:?}");
+    assert!(leech.stdout_lines().iter().all(|l| !l.starts_with("complete:")), "nothing reported complete");
+    assert!(!out.join("set").exists(), "no files created: {:?}", support::list_tree(&out));
 }
 
 #[test]
