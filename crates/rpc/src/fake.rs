@@ -20,6 +20,8 @@ pub(crate) struct State {
 
 pub(crate) struct Fake {
     state: Mutex<State>,
+    /// How long `add` takes (as a hash check of existing data would).
+    add_delay: std::time::Duration,
 }
 
 /// A downloading torrent with two files, half done.
@@ -117,9 +119,18 @@ impl State {
 }
 
 impl Fake {
+    /// A fake whose `add` takes `delay`.
+    pub(crate) fn with_add_delay(mut self, delay: std::time::Duration) -> Fake {
+        self.add_delay = delay;
+        self
+    }
+
     pub(crate) fn with_torrents(n: u64) -> Fake {
         let torrents = (1..=n).map(|i| (i, torrent(TorrentId(i), &format!("torrent-{i}")))).collect();
-        Fake { state: Mutex::new(State { torrents, next_id: n + 1, settings: settings(), added: n }) }
+        Fake {
+            state: Mutex::new(State { torrents, next_id: n + 1, settings: settings(), added: n }),
+            add_delay: std::time::Duration::ZERO,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -212,6 +223,9 @@ impl Fake {
 
 impl Api for Fake {
     async fn add(&self, request: AddRequest) -> Result<AddResult, ApiError> {
+        if !self.add_delay.is_zero() {
+            tokio::time::sleep(self.add_delay).await;
+        }
         self.add_sync(request)
     }
 

@@ -236,6 +236,15 @@ async fn guard<A: Api + 'static>(State(shared): State<Arc<Shared<A>>>, request: 
     next.run(request).await
 }
 
+/// Runs a request's work on a task of its own, so that a client that disconnects (which drops
+/// the handler's future) cannot cancel an operation halfway: it completes, and only its answer
+/// is lost. `Err` is the 500 answer when the work panicked.
+async fn detached<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> Result<T, Response> {
+    tokio::spawn(work)
+        .await
+        .map_err(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "500: the request failed inside the daemon"))
+}
+
 fn media_type(headers: &HeaderMap) -> String {
     let value = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
@@ -246,9 +255,11 @@ async fn json_rpc<A: Api + 'static>(State(shared): State<Arc<Shared<A>>>, header
     {
         return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, "415: JSON-RPC needs Content-Type: application/json");
     }
-    match jsonrpc::handle(&*shared.api, &body).await {
-        Some(out) => ([(header::CONTENT_TYPE, "application/json")], out).into_response(),
-        None => StatusCode::NO_CONTENT.into_response(),
+    let out = detached(async move { jsonrpc::handle(&*shared.api, &body).await }).await;
+    match out {
+        Ok(Some(out)) => ([(header::CONTENT_TYPE, "application/json")], out).into_response(),
+        Ok(None) => StatusCode::NO_CONTENT.into_response(),
+        Err(failed) => failed,
     }
 }
 
@@ -256,8 +267,10 @@ async fn xml_rpc<A: Api + 'static>(State(shared): State<Arc<Shared<A>>>, headers
     if !matches!(media_type(&headers).as_str(), "text/xml" | "application/xml") {
         return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, "415: XML-RPC needs Content-Type: text/xml");
     }
-    let out = xmlrpc::handle(&*shared.api, &body).await;
-    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], out).into_response()
+    match detached(async move { xmlrpc::handle(&*shared.api, &body).await }).await {
+        Ok(out) => ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], out).into_response(),
+        Err(failed) => failed,
+    }
 }
 
 /// The 409 answer when the request lacks this server's session id, `None` when it has it.
@@ -282,8 +295,11 @@ async fn transmission_rpc<A: Api + 'static>(
     if let Some(conflict) = session_check(&shared, &headers) {
         return conflict;
     }
-    let out = transmission::handle(&*shared.api, &shared.transmission, &body).await;
-    ([(header::CONTENT_TYPE, "application/json; charset=UTF-8")], out).into_response()
+    let out = detached(async move { transmission::handle(&*shared.api, &shared.transmission, &body).await }).await;
+    match out {
+        Ok(out) => ([(header::CONTENT_TYPE, "application/json; charset=UTF-8")], out).into_response(),
+        Err(failed) => failed,
+    }
 }
 
 async fn transmission_get<A: Api + 'static>(State(shared): State<Arc<Shared<A>>>, headers: HeaderMap) -> Response {

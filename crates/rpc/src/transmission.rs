@@ -518,21 +518,46 @@ async fn add_source(name: &str, max: u64) -> Result<Source, String> {
     if lower.starts_with("http://") || lower.starts_with("https://") {
         return Ok(Source::Url(name.to_owned()));
     }
+    // Only a regular file, checked before opening (a FIFO or device would block or never
+    // end), read through a cap (it could grow after the check), and never quoted back.
     let meta = tokio::fs::metadata(name).await.map_err(|e| format!("cannot read torrent file {name}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("torrent file {name} is not a regular file"));
+    }
     if meta.len() > max {
         return Err(format!("torrent file {name} is larger than {max} bytes"));
     }
-    let bytes = tokio::fs::read(name).await.map_err(|e| format!("cannot read torrent file {name}: {e}"))?;
+    let file = tokio::fs::File::open(name).await.map_err(|e| format!("cannot read torrent file {name}: {e}"))?;
+    let mut bytes = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::AsyncReadExt::take(file, max + 1), &mut bytes)
+        .await
+        .map_err(|e| format!("cannot read torrent file {name}: {e}"))?;
+    if bytes.len() as u64 > max {
+        return Err(format!("torrent file {name} is larger than {max} bytes"));
+    }
     Ok(Source::TorrentFile(bytes))
 }
 
 async fn torrent_add<A: Api>(api: &A, ctx: &Context, add: TorrentAdd) -> Result<Map<String, Value>, String> {
+    let from_path = match &add.source {
+        AddSource::Filename(name) => Some(name.clone()),
+        AddSource::Metainfo(_) => None,
+    };
     let source = match add.source {
         AddSource::Metainfo(bytes) => Source::TorrentFile(bytes),
         AddSource::Filename(name) => add_source(&name, ctx.max_torrent_file).await?,
     };
+    let from_path = match &source {
+        Source::TorrentFile(_) => from_path,
+        _ => None,
+    };
     let request = AddRequest { source, download_dir: add.download_dir, paused: add.paused };
-    let added = api.add(request).await.map_err(|e| e.to_string())?;
+    let added = api.add(request).await.map_err(|e| match (e, &from_path) {
+        // The parser's message may quote the file's bytes: a path names any file the daemon
+        // can read, so say only that it is not a torrent.
+        (ApiError::BadTorrent(_), Some(name)) => format!("torrent file {name} is not a valid .torrent file"),
+        (e, _) => e.to_string(),
+    })?;
     if !added.duplicate {
         let mut set = SetRequest::new(Ids::one(added.id));
         set.max_connections = add.peer_limit.map(Some);
@@ -837,5 +862,30 @@ mod tests {
             assert!(result != "success" && !result.is_empty(), "{body} -> {v}");
         }
         assert_eq!(fake.snapshot(), before);
+    }
+
+    #[tokio::test]
+    async fn r_torrent_add_reads_only_regular_files_and_never_quotes_them() {
+        let fake = Fake::with_torrents(0);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, b"root:$6$verysecrethash:19000:0:99999:7:::\n").expect("write");
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+        assert!(made.success());
+        for (path, says) in [
+            ("/dev/zero".to_owned(), "not a regular file"),
+            (fifo.display().to_string(), "not a regular file"),
+            (dir.path().display().to_string(), "not a regular file"),
+            (secret.display().to_string(), "not a valid .torrent file"),
+        ] {
+            let started = std::time::Instant::now();
+            let v = call(&fake, json!({"method": "torrent-add", "arguments": {"filename": path}})).await;
+            let result = v["result"].as_str().expect("a result string");
+            assert!(result.contains(says), "{path}: {result}");
+            assert!(!result.contains('$') && !result.contains(":19000"), "file content quoted: {result}");
+            assert!(started.elapsed() < std::time::Duration::from_secs(5), "{path} answered at once");
+        }
+        assert_eq!(fake.snapshot().torrents.len(), 0);
     }
 }

@@ -435,3 +435,26 @@ async fn transmission_remote_with_credentials() {
     }
     assert_eq!(fake.snapshot(), before);
 }
+
+#[tokio::test]
+async fn r_a_client_that_disconnects_mid_add_does_not_cancel_it() {
+    use tokio::io::AsyncWriteExt;
+    let fake = Arc::new(Fake::with_torrents(0).with_add_delay(Duration::from_millis(500)));
+    let addr = serve(fake.clone(), Config::default()).await;
+    let body = jsonrpc_body("torrent.add", json!({"magnet": crate::fake::MAGNET}));
+    let request = format!(
+        "POST /jsonrpc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    // Gone long before the add finishes.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(stream);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while fake.snapshot().torrents.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the add was cancelled with the connection");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(fake.snapshot().added, 1);
+}
