@@ -69,15 +69,25 @@ pub(crate) struct DaemonArgs {
     pub(crate) node: NodeOptions,
 }
 
-/// How to reach the daemon.
+/// How to reach the daemon. What is not given here comes from `SHOAL_RPC`, `SHOAL_TOKEN`,
+/// `SHOAL_USER` and `SHOAL_PASSWORD`, then from the client config file
+/// ([`crate::remote::Remote::resolve`]).
 #[derive(Debug, Args, Clone)]
 pub(crate) struct RemoteArgs {
-    /// The daemon's JSON-RPC URL.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9091/jsonrpc")]
-    pub(crate) rpc: String,
-    /// RPC token, if the daemon requires one.
+    /// The daemon: HOST:PORT, http://HOST:PORT/ or its /jsonrpc URL (default: $SHOAL_RPC, then
+    /// `rpc` in ~/.config/shoal/client.toml, then 127.0.0.1:9091).
+    #[arg(long, value_name = "URL", value_parser = crate::remote::RpcUrl::parse)]
+    pub(crate) rpc: Option<crate::remote::RpcUrl>,
+    /// Token, if the daemon requires one (default: $SHOAL_TOKEN, then `token` in client.toml).
     #[arg(long, value_name = "TOKEN")]
     pub(crate) token: Option<String>,
+    /// User for HTTP Basic authentication (default: $SHOAL_USER, then `user` in client.toml).
+    #[arg(long, value_name = "USER")]
+    pub(crate) user: Option<String>,
+    /// Password of --user; other users can read it in the process list, so $SHOAL_PASSWORD or
+    /// `password` in client.toml is safer.
+    #[arg(long, value_name = "PASSWORD")]
+    pub(crate) password: Option<String>,
     /// Print the daemon's answer as JSON.
     #[arg(long)]
     pub(crate) json: bool,

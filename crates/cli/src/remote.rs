@@ -1,12 +1,31 @@
 //! The remote commands (`shoal add`, `list`, `status`, `pause`, `resume`, `remove`): JSON-RPC
 //! calls to a running `shoal daemon`, printed as readable tables or, with `--json`, as the
 //! daemon's answer.
+//!
+//! Which daemon, and with which credentials ([`Remote::resolve`], also used by `shoal tui`):
+//! each setting on its own, the first source that sets it wins.
+//! 1. The flags `--rpc`, `--token`, `--user` and `--password`.
+//! 2. The environment: `SHOAL_RPC`, `SHOAL_TOKEN`, `SHOAL_USER`, `SHOAL_PASSWORD` (empty counts
+//!    as unset).
+//! 3. The client config file `$XDG_CONFIG_HOME/shoal/client.toml` (default
+//!    `~/.config/shoal/client.toml`; [`ClientConfig`]), read on every run when it exists.
+//! 4. `http://127.0.0.1:9091/jsonrpc` and no credentials.
+//!
+//! The daemon's address may be `HOST:PORT`, a base URL or the `/jsonrpc` URL ([`RpcUrl`]). A
+//! token is sent as `Authorization: Bearer`; a user and password as HTTP Basic (what the
+//! daemon's `[rpc] user`/`password` check, and all Transmission clients send); with both, the
+//! token goes in `X-Shoal-Token`. When the daemon answers 401 the message says which
+//! credential it refused, where that one came from and where credentials are set.
 
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use base64::Engine;
 use indicatif::HumanBytes;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Failure;
@@ -14,28 +33,450 @@ use crate::args::{RemoteAddArgs, RemoteArgs, RemoteIdArgs, RemoteRemoveArgs};
 
 /// Longest wait for the daemon's answer.
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// The daemon's address when nothing else names one (its default `--rpc-listen`).
+const DEFAULT_RPC: &str = "http://127.0.0.1:9091/jsonrpc";
+/// What `--rpc`, `SHOAL_RPC` and `rpc` in client.toml accept, for messages.
+const RPC_FORMS: &str = "give HOST:PORT, http://HOST:PORT/ or the daemon's /jsonrpc URL";
+
+/// The daemon's JSON-RPC URL. Invariant: http or https, a host, no user or password, no query
+/// or fragment, and a path ending in `/jsonrpc`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RpcUrl(reqwest::Url);
+
+impl RpcUrl {
+    /// Reads `HOST:PORT` (`127.0.0.1:9091`, `[::1]:9091`, `nas.local:9091`), a base URL
+    /// (`http://host:9091`, `http://host:9091/`, `https://proxy/shoal/`) or the full URL
+    /// (`http://host:9091/jsonrpc`); the first two lead to `/jsonrpc`. The error quotes `s`.
+    pub(crate) fn parse(s: &str) -> Result<RpcUrl, String> {
+        if !s.contains("://") {
+            return host_port_url(s).ok_or_else(|| format!("{s:?} is not HOST:PORT or an http(s) URL ({RPC_FORMS})"));
+        }
+        let mut url = reqwest::Url::parse(s).map_err(|e| format!("{s:?} is not a valid URL: {e} ({RPC_FORMS})"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("{s:?}: the daemon answers http or https, not {}", url.scheme()));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!(
+                "{s:?}: credentials do not belong in the URL; use --user/--password, SHOAL_USER/SHOAL_PASSWORD \
+                 or user/password in client.toml"
+            ));
+        }
+        if url.host().is_none() {
+            return Err(format!("{s:?} names no host ({RPC_FORMS})"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!("{s:?}: the daemon's URL has no query or fragment ({RPC_FORMS})"));
+        }
+        let trimmed = url.path().trim_end_matches('/');
+        let path = if trimmed.ends_with("/jsonrpc") {
+            trimmed.to_owned()
+        } else if url.path().ends_with('/') {
+            format!("{trimmed}/jsonrpc")
+        } else {
+            return Err(format!("{s:?} is not the daemon's JSON-RPC URL ({RPC_FORMS})"));
+        };
+        url.set_path(&path);
+        Ok(RpcUrl(url))
+    }
+}
+
+/// `http://HOST:PORT/jsonrpc` for `HOST:PORT`, if `s` is one.
+fn host_port_url(s: &str) -> Option<RpcUrl> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port = port.parse::<u16>().ok().filter(|p| *p != 0)?;
+    if host.is_empty() || host.contains(['/', '\\', '@', '?', '#']) || host.chars().any(char::is_whitespace) {
+        return None;
+    }
+    let url = reqwest::Url::parse(&format!("http://{host}:{port}/jsonrpc")).ok()?;
+    // Anything the URL parser read differently (a port in the host, a path) is refused.
+    (url.port_or_known_default() == Some(port) && url.path() == "/jsonrpc").then_some(RpcUrl(url))
+}
+
+impl fmt::Display for RpcUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+/// Where a setting came from, for messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// The command-line flag of this name.
+    Flag(&'static str),
+    /// The environment variable of this name.
+    Env(&'static str),
+    /// The client config file.
+    File,
+    /// Nothing set it.
+    Default,
+}
+
+/// A value and where it came from.
+#[derive(Clone, PartialEq, Eq)]
+struct Setting<T> {
+    value: T,
+    origin: Origin,
+}
+
+/// The first of the flag, the environment variable and the config file's value that is set.
+fn pick(
+    flag: (&'static str, Option<&String>),
+    env: (&'static str, Option<String>),
+    file: Option<String>,
+) -> Option<Setting<String>> {
+    let (flag_name, flag) = flag;
+    let (env_name, env) = env;
+    flag.map(|v| Setting { value: v.clone(), origin: Origin::Flag(flag_name) })
+        .or_else(|| env.map(|v| Setting { value: v, origin: Origin::Env(env_name) }))
+        .or_else(|| file.map(|v| Setting { value: v, origin: Origin::File }))
+}
+
+/// The remote commands' environment variables (unset or empty: `None`).
+#[derive(Default)]
+struct Environment {
+    /// `SHOAL_RPC`.
+    rpc: Option<String>,
+    /// `SHOAL_TOKEN`.
+    token: Option<String>,
+    /// `SHOAL_USER`.
+    user: Option<String>,
+    /// `SHOAL_PASSWORD`.
+    password: Option<String>,
+}
+
+impl Environment {
+    fn read() -> Result<Environment, Failure> {
+        let var = |name: &str| match std::env::var(name) {
+            Ok(v) if v.is_empty() => Ok(None),
+            Ok(v) => Ok(Some(v)),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(Failure::Input(anyhow!("{name} is not valid UTF-8"))),
+        };
+        Ok(Environment {
+            rpc: var("SHOAL_RPC")?,
+            token: var("SHOAL_TOKEN")?,
+            user: var("SHOAL_USER")?,
+            password: var("SHOAL_PASSWORD")?,
+        })
+    }
+}
+
+/// The client config file, `client.toml`: defaults for the remote commands. Every key is
+/// optional; unknown keys are refused, naming the file, line and key.
+///
+/// ```toml
+/// rpc = "http://192.0.2.7:9091/"   # HOST:PORT, a base URL or the /jsonrpc URL
+/// token = "long-random-string"
+/// user = "alice"                    # with password; keep this file private (mode 0600)
+/// password = "secret"
+/// ```
+#[derive(Default)]
+struct ClientConfig {
+    /// `rpc`, checked.
+    rpc: Option<RpcUrl>,
+    /// `token`.
+    token: Option<String>,
+    /// `user`.
+    user: Option<String>,
+    /// `password`.
+    password: Option<String>,
+}
+
+/// [`ClientConfig`] as written in the file.
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ClientConfigText {
+    rpc: Option<toml::Spanned<String>>,
+    token: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+}
+
+impl ClientConfig {
+    /// Reads the file at `path` (named `shown` in messages); a missing file sets nothing.
+    fn load(path: &Path, shown: &str) -> Result<ClientConfig, Failure> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => ClientConfig::parse(&text, shown).map_err(|e| Failure::Input(anyhow!(e))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ClientConfig::default()),
+            Err(e) => Err(Failure::Input(anyhow!("cannot read the client config {shown}: {e}"))),
+        }
+    }
+
+    /// Parses the file's `text`; the error names `shown`, the line, the column and the key.
+    fn parse(text: &str, shown: &str) -> Result<ClientConfig, String> {
+        let at = |offset: usize, key: Option<&str>, message: &str| {
+            let (line, column) = line_column(text, offset.min(text.len()));
+            match key {
+                Some(key) => format!("client config {shown}, line {line}, column {column}, key `{key}`: {message}"),
+                None => format!("client config {shown}, line {line}, column {column}: {message}"),
+            }
+        };
+        let toml_error =
+            |e: &toml::de::Error, key: Option<&str>| at(e.span().map_or(0, |span| span.start), key, e.message().trim());
+        let deserializer = toml::Deserializer::parse(text).map_err(|e| toml_error(&e, None))?;
+        let file: ClientConfigText = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            toml_error(e.inner(), (key != ".").then_some(key.as_str()))
+        })?;
+        let rpc = match file.rpc {
+            Some(rpc) => Some(RpcUrl::parse(rpc.get_ref()).map_err(|e| at(rpc.span().start, Some("rpc"), &e))?),
+            None => None,
+        };
+        Ok(ClientConfig { rpc, token: file.token, user: file.user, password: file.password })
+    }
+}
+
+/// 1-based line and character column of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset;
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// `$XDG_CONFIG_HOME/shoal/client.toml`, or `~/.config/shoal/client.toml` when
+/// `XDG_CONFIG_HOME` is unset, empty or relative (as the XDG Base Directory spec says).
+fn client_config_path(xdg_config_home: Option<OsString>, home: Option<&Path>) -> Option<PathBuf> {
+    let xdg = xdg_config_home.map(PathBuf::from).filter(|p| p.is_absolute());
+    let base = xdg.or_else(|| home.map(|h| h.join(".config")))?;
+    Some(base.join("shoal").join("client.toml"))
+}
+
+/// `path` as messages show it: `~/...` under the home folder.
+fn shown_path(path: &Path, home: Option<&Path>) -> String {
+    match home.and_then(|h| path.strip_prefix(h).ok()) {
+        Some(rest) => format!("~/{}", rest.display()),
+        None => path.display().to_string(),
+    }
+}
+
+/// HTTP Basic credentials.
+struct Basic {
+    user: Setting<String>,
+    password: Setting<String>,
+}
+
+/// Which daemon and which credentials, from the flags, the environment and the client config
+/// file (see the module doc).
+struct Endpoint {
+    url: Setting<RpcUrl>,
+    token: Option<Setting<String>>,
+    basic: Option<Basic>,
+    /// The client config file as messages name it.
+    config_file: String,
+}
+
+impl Endpoint {
+    /// Resolves each setting from its sources; a malformed `SHOAL_RPC`, or a user without a
+    /// password (or the reverse), is bad input.
+    fn from_sources(
+        args: &RemoteArgs,
+        env: Environment,
+        file: ClientConfig,
+        config_file: String,
+    ) -> Result<Endpoint, Failure> {
+        let url = if let Some(url) = &args.rpc {
+            Setting { value: url.clone(), origin: Origin::Flag("--rpc") }
+        } else if let Some(text) = &env.rpc {
+            let url = RpcUrl::parse(text).map_err(|e| Failure::Input(anyhow!("SHOAL_RPC: {e}")))?;
+            Setting { value: url, origin: Origin::Env("SHOAL_RPC") }
+        } else if let Some(url) = file.rpc {
+            Setting { value: url, origin: Origin::File }
+        } else {
+            let url = RpcUrl::parse(DEFAULT_RPC).map_err(|e| anyhow!("the default RPC URL: {e}"))?;
+            Setting { value: url, origin: Origin::Default }
+        };
+        let token = pick(("--token", args.token.as_ref()), ("SHOAL_TOKEN", env.token), file.token);
+        let user = pick(("--user", args.user.as_ref()), ("SHOAL_USER", env.user), file.user);
+        let password = pick(("--password", args.password.as_ref()), ("SHOAL_PASSWORD", env.password), file.password);
+        let mut endpoint = Endpoint { url, token, basic: None, config_file };
+        endpoint.basic = match (user, password) {
+            (Some(user), Some(password)) => Some(Basic { user, password }),
+            (None, None) => None,
+            (Some(user), None) => {
+                return Err(Failure::Input(anyhow!(
+                    "a user is set ({}) but no password: set one with --password, SHOAL_PASSWORD or password in {}",
+                    endpoint.origin(user.origin),
+                    endpoint.config_file
+                )));
+            }
+            (None, Some(password)) => {
+                return Err(Failure::Input(anyhow!(
+                    "a password is set ({}) but no user: set one with --user, SHOAL_USER or user in {}",
+                    endpoint.origin(password.origin),
+                    endpoint.config_file
+                )));
+            }
+        };
+        Ok(endpoint)
+    }
+
+    /// Names a setting's source: `--token`, `SHOAL_TOKEN`, the config file.
+    fn origin(&self, origin: Origin) -> String {
+        match origin {
+            Origin::Flag(name) | Origin::Env(name) => name.to_owned(),
+            Origin::File => self.config_file.clone(),
+            Origin::Default => "the default".to_owned(),
+        }
+    }
+
+    /// The URL, with its source when that is out of sight (the environment or the config
+    /// file): `URL (from SHOAL_RPC)`.
+    fn describe_url(&self) -> String {
+        match self.url.origin {
+            Origin::Flag(_) | Origin::Default => self.url.value.to_string(),
+            origin @ (Origin::Env(_) | Origin::File) => format!("{} (from {})", self.url.value, self.origin(origin)),
+        }
+    }
+
+    /// Adds the credentials to `request`.
+    fn authorize(&self, mut request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if let Some(basic) = &self.basic {
+            request = request.basic_auth(&basic.user.value, Some(&basic.password.value));
+            if let Some(token) = &self.token {
+                request = request.header(shoal_rpc::http::TOKEN_HEADER, &token.value);
+            }
+        } else if let Some(token) = &self.token {
+            request = request.bearer_auth(&token.value);
+        }
+        request
+    }
+
+    fn token_places(&self) -> String {
+        format!("--token, SHOAL_TOKEN or token in {}", self.config_file)
+    }
+
+    fn basic_places(&self) -> String {
+        format!("--user/--password, SHOAL_USER/SHOAL_PASSWORD or user/password in {}", self.config_file)
+    }
+
+    /// The message for a 401 answer; `schemes` are the daemon's `WWW-Authenticate` schemes.
+    fn refused(&self, schemes: &Schemes) -> String {
+        let url = self.describe_url();
+        // A daemon that names no scheme may take either.
+        let (wants_token, wants_basic) = match (schemes.bearer, schemes.basic) {
+            (false, false) => (true, true),
+            known => known,
+        };
+        let mut refused = Vec::new();
+        if let Some(token) = &self.token {
+            refused.push(format!("the token (from {}; set with {})", self.origin(token.origin), self.token_places()));
+        }
+        if let Some(basic) = &self.basic {
+            let from = match (basic.user.origin, basic.password.origin) {
+                (Origin::File, Origin::File) => format!("from {}", self.config_file),
+                (user, password) if std::mem::discriminant(&user) == std::mem::discriminant(&password) => {
+                    format!("from {} and {}", self.origin(user), self.origin(password))
+                }
+                (user, password) => format!("user from {}, password from {}", self.origin(user), self.origin(password)),
+            };
+            refused.push(format!(
+                "the password for user {:?} ({from}; set with {})",
+                basic.user.value,
+                self.basic_places()
+            ));
+        }
+        if refused.is_empty() {
+            let how = match (wants_token, wants_basic) {
+                (true, false) => format!("a token: {}", self.token_places()),
+                (false, true) => format!("a user and password: {}", self.basic_places()),
+                _ => format!(
+                    "--token or --user/--password, SHOAL_TOKEN or SHOAL_USER/SHOAL_PASSWORD, or token or \
+                     user/password in {}",
+                    self.config_file
+                ),
+            };
+            return format!("the daemon at {url} refused: no credentials were sent; the daemon requires them ({how})");
+        }
+        let mut line = format!("the daemon at {url} refused {}", refused.join(" and "));
+        if self.basic.is_none() && wants_basic && !wants_token {
+            line.push_str(&format!("; it takes a user and password instead: {}", self.basic_places()));
+        }
+        if self.token.is_none() && wants_token && !wants_basic {
+            line.push_str(&format!("; it takes a token instead: {}", self.token_places()));
+        }
+        line
+    }
+}
+
+/// The authentication schemes a 401 answer offers (`WWW-Authenticate`).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Schemes {
+    bearer: bool,
+    basic: bool,
+}
+
+impl Schemes {
+    fn of(headers: &reqwest::header::HeaderMap) -> Schemes {
+        let mut schemes = Schemes::default();
+        for value in headers.get_all(reqwest::header::WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()) {
+            let scheme = value.split_whitespace().next().unwrap_or_default();
+            schemes.bearer |= scheme.eq_ignore_ascii_case("bearer");
+            schemes.basic |= scheme.eq_ignore_ascii_case("basic");
+        }
+        schemes
+    }
+}
+
+/// The daemon to call and how, resolved once per run (see the module doc), with the HTTP
+/// client every call shares.
+pub(crate) struct Remote {
+    endpoint: Endpoint,
+    client: reqwest::Client,
+    /// `--json`: answers are printed as the daemon sent them.
+    pub(crate) json: bool,
+}
+
+impl Remote {
+    /// Resolves `args` with the environment and the client config file.
+    pub(crate) fn resolve(args: &RemoteArgs) -> Result<Remote, Failure> {
+        let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+        let (file, config_file) = match client_config_path(std::env::var_os("XDG_CONFIG_HOME"), home.as_deref()) {
+            Some(path) => {
+                let shown = shown_path(&path, home.as_deref());
+                (ClientConfig::load(&path, &shown)?, shown)
+            }
+            None => (ClientConfig::default(), "~/.config/shoal/client.toml".to_owned()),
+        };
+        let endpoint = Endpoint::from_sources(args, Environment::read()?, file, config_file)?;
+        let client = reqwest::Client::builder().timeout(TIMEOUT).build().context("cannot start the HTTP client")?;
+        Ok(Remote { endpoint, client, json: args.json })
+    }
+
+    /// The daemon's JSON-RPC URL.
+    pub(crate) fn url(&self) -> &RpcUrl {
+        &self.endpoint.url.value
+    }
+}
 
 /// Calls `method` with `params`; the JSON-RPC error, if any, becomes a one-line failure.
-pub(crate) async fn call(remote: &RemoteArgs, method: &str, params: Value) -> Result<Value, Failure> {
-    let client = reqwest::Client::builder().timeout(TIMEOUT).build().context("cannot start the HTTP client")?;
+pub(crate) async fn call(remote: &Remote, method: &str, params: Value) -> Result<Value, Failure> {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let mut request = client
-        .post(&remote.rpc)
+    let request = remote
+        .client
+        .post(remote.url().0.clone())
         .header("content-type", "application/json")
         .body(serde_json::to_vec(&body).context("encoding the request")?);
-    if let Some(token) = &remote.token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.map_err(|e| {
-        anyhow!("cannot reach the daemon at {}: {} (is `shoal daemon` running?)", remote.rpc, e.without_url())
+    let response = remote.endpoint.authorize(request).send().await.map_err(|e| {
+        anyhow!(
+            "cannot reach the daemon at {}: {} (is `shoal daemon` running?)",
+            remote.endpoint.describe_url(),
+            e.without_url()
+        )
     })?;
     let status = response.status();
     if status == reqwest::StatusCode::UNAUTHORIZED {
-        return Err(Failure::Runtime(anyhow!("the daemon refused the credentials (pass --token)")));
+        let schemes = Schemes::of(response.headers());
+        return Err(Failure::Runtime(anyhow!(remote.endpoint.refused(&schemes))));
     }
     let bytes = response.bytes().await.map_err(|e| anyhow!("reading the daemon's answer: {}", e.without_url()))?;
-    let reply: Value = serde_json::from_slice(&bytes)
-        .map_err(|_| anyhow!("the daemon at {} answered HTTP {status} without JSON-RPC", remote.rpc))?;
+    let reply: Value = serde_json::from_slice(&bytes).map_err(|_| {
+        anyhow!("the daemon at {} answered HTTP {status} without JSON-RPC", remote.endpoint.describe_url())
+    })?;
     if let Some(err) = reply.get("error") {
         let message = crate::text::printable(err.get("message").and_then(Value::as_str).unwrap_or("unknown error"));
         let failure = anyhow!("{method}: {message}");
@@ -104,7 +545,8 @@ pub(crate) async fn add(a: RemoteAddArgs) -> Result<(), Failure> {
         let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
         params["download_dir"] = json!(dir.display().to_string());
     }
-    let result = call(&a.remote, "torrent.add", params).await?;
+    let remote = Remote::resolve(&a.remote)?;
+    let result = call(&remote, "torrent.add", params).await?;
     if a.remote.json {
         print_json(&result);
     } else {
@@ -120,7 +562,7 @@ pub(crate) async fn add(a: RemoteAddArgs) -> Result<(), Failure> {
 }
 
 pub(crate) async fn list(a: RemoteArgs) -> Result<(), Failure> {
-    let result = call(&a, "torrent.list", json!({})).await?;
+    let result = call(&Remote::resolve(&a)?, "torrent.list", json!({})).await?;
     if a.json {
         print_json(&result);
         return Ok(());
@@ -150,7 +592,7 @@ pub(crate) async fn list(a: RemoteArgs) -> Result<(), Failure> {
 }
 
 pub(crate) async fn status(a: RemoteIdArgs) -> Result<(), Failure> {
-    let result = call(&a.remote, "torrent.get", json!({"ids": ids(&a.ids)})).await?;
+    let result = call(&Remote::resolve(&a.remote)?, "torrent.get", json!({"ids": ids(&a.ids)})).await?;
     if a.remote.json {
         print_json(&result);
         return Ok(());
@@ -185,7 +627,7 @@ pub(crate) async fn status(a: RemoteIdArgs) -> Result<(), Failure> {
 
 pub(crate) async fn pause_resume(a: RemoteIdArgs, pause: bool) -> Result<(), Failure> {
     let method = if pause { "torrent.pause" } else { "torrent.resume" };
-    let result = call(&a.remote, method, json!({"ids": ids(&a.ids)})).await?;
+    let result = call(&Remote::resolve(&a.remote)?, method, json!({"ids": ids(&a.ids)})).await?;
     if a.remote.json {
         print_json(&result);
     } else {
@@ -197,7 +639,7 @@ pub(crate) async fn pause_resume(a: RemoteIdArgs, pause: bool) -> Result<(), Fai
 
 pub(crate) async fn remove(a: RemoteRemoveArgs) -> Result<(), Failure> {
     let params = json!({"ids": ids(&a.ids), "delete_data": a.delete_data});
-    let result = call(&a.remote, "torrent.remove", params).await?;
+    let result = call(&Remote::resolve(&a.remote)?, "torrent.remove", params).await?;
     if a.remote.json {
         print_json(&result);
     } else {
@@ -206,4 +648,207 @@ pub(crate) async fn remove(a: RemoteRemoveArgs) -> Result<(), Failure> {
         println!("removed{data}: {}", done.join(", "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> String {
+        RpcUrl::parse(s).unwrap_or_else(|e| panic!("{s:?}: {e}")).to_string()
+    }
+
+    #[test]
+    fn rpc_takes_host_port_a_base_url_or_the_jsonrpc_url() {
+        assert_eq!(url("127.0.0.1:9091"), "http://127.0.0.1:9091/jsonrpc");
+        assert_eq!(url("[::1]:9091"), "http://[::1]:9091/jsonrpc");
+        assert_eq!(url("nas.local:80"), "http://nas.local/jsonrpc");
+        assert_eq!(url("http://127.0.0.1:9091"), "http://127.0.0.1:9091/jsonrpc");
+        assert_eq!(url("http://127.0.0.1:9091/"), "http://127.0.0.1:9091/jsonrpc");
+        assert_eq!(url("http://127.0.0.1:9091/jsonrpc"), "http://127.0.0.1:9091/jsonrpc");
+        assert_eq!(url("http://127.0.0.1:9091/jsonrpc/"), "http://127.0.0.1:9091/jsonrpc");
+        assert_eq!(url("HTTPS://proxy.example/shoal/"), "https://proxy.example/shoal/jsonrpc");
+        assert_eq!(url(DEFAULT_RPC), DEFAULT_RPC);
+    }
+
+    #[test]
+    fn a_malformed_rpc_is_refused_naming_it() {
+        for bad in [
+            "",
+            "9091",
+            "localhost",
+            "127.0.0.1:0",
+            "127.0.0.1:99999",
+            "127.0.0.1:",
+            ":9091",
+            "::1:9091",
+            "a/b:80",
+            "u@host:80",
+            " 127.0.0.1:9091",
+            "ftp://host:21/",
+            "http://",
+            "http://u:p@host:9091/",
+            "http://host:9091/transmission/rpc",
+            "http://host:9091/shoal",
+            "http://host:9091/jsonrpc?x=1",
+            "http://host:9091/#top",
+            "http://host:notaport/",
+        ] {
+            let e = RpcUrl::parse(bad).err().unwrap_or_else(|| panic!("{bad:?} was accepted"));
+            assert!(e.contains(&format!("{bad:?}")), "{bad:?}: {e}");
+        }
+    }
+
+    fn args() -> RemoteArgs {
+        RemoteArgs { rpc: None, token: None, user: None, password: None, json: false }
+    }
+
+    fn resolve(args: &RemoteArgs, env: Environment, file: ClientConfig) -> Result<Endpoint, String> {
+        Endpoint::from_sources(args, env, file, "~/.config/shoal/client.toml".into()).map_err(|e| match e {
+            Failure::Input(e) => format!("input: {e}"),
+            Failure::Runtime(e) | Failure::Interrupted(e) => format!("other: {e}"),
+        })
+    }
+
+    fn some(s: &str) -> Option<String> {
+        Some(s.to_owned())
+    }
+
+    #[test]
+    fn flags_win_over_the_environment_which_wins_over_the_file() {
+        let file = || ClientConfig {
+            rpc: Some(RpcUrl::parse("file:1").expect("url")),
+            token: some("file-token"),
+            user: some("file-user"),
+            password: some("file-password"),
+        };
+        let env = || Environment {
+            rpc: some("env:2"),
+            token: some("env-token"),
+            user: some("env-user"),
+            password: some("env-password"),
+        };
+
+        let nothing = resolve(&args(), Environment::default(), ClientConfig::default()).expect("defaults");
+        assert_eq!(nothing.url.value.to_string(), DEFAULT_RPC);
+        assert_eq!(nothing.url.origin, Origin::Default);
+        assert!(nothing.token.is_none() && nothing.basic.is_none());
+
+        let from_file = resolve(&args(), Environment::default(), file()).expect("file");
+        assert_eq!(from_file.url.value.to_string(), "http://file:1/jsonrpc");
+        assert!(from_file.token.as_ref().is_some_and(|t| t.value == "file-token" && t.origin == Origin::File));
+        let basic = from_file.basic.as_ref().expect("basic");
+        assert_eq!((basic.user.value.as_str(), basic.password.value.as_str()), ("file-user", "file-password"));
+
+        let from_env = resolve(&args(), env(), file()).expect("env");
+        assert_eq!(from_env.url.value.to_string(), "http://env:2/jsonrpc");
+        assert_eq!(from_env.url.origin, Origin::Env("SHOAL_RPC"));
+        assert!(from_env.token.as_ref().is_some_and(|t| t.value == "env-token"));
+        assert!(from_env.basic.as_ref().is_some_and(|b| b.password.origin == Origin::Env("SHOAL_PASSWORD")));
+
+        let flags = RemoteArgs {
+            rpc: Some(RpcUrl::parse("flag:3").expect("url")),
+            token: some("flag-token"),
+            user: some("flag-user"),
+            password: some("flag-password"),
+            json: false,
+        };
+        let from_flags = resolve(&flags, env(), file()).expect("flags");
+        assert_eq!(from_flags.url.value.to_string(), "http://flag:3/jsonrpc");
+        assert!(from_flags.token.as_ref().is_some_and(|t| t.value == "flag-token"));
+        assert!(from_flags.basic.as_ref().is_some_and(|b| b.user.value == "flag-user"));
+
+        // Each setting on its own: a user on the command line, its password from the environment.
+        let user_only = RemoteArgs { user: some("u"), ..args() };
+        let mixed =
+            resolve(&user_only, Environment { password: some("p"), ..Environment::default() }, file()).expect("mixed");
+        let basic = mixed.basic.as_ref().expect("basic");
+        assert_eq!((basic.user.origin, basic.password.origin), (Origin::Flag("--user"), Origin::Env("SHOAL_PASSWORD")));
+        assert_eq!(mixed.url.origin, Origin::File);
+    }
+
+    #[test]
+    fn a_bad_shoal_rpc_or_half_a_login_is_bad_input() {
+        let env = Environment { rpc: some("nonsense"), ..Environment::default() };
+        let e = resolve(&args(), env, ClientConfig::default()).err().expect("refused");
+        assert!(e.starts_with("input: SHOAL_RPC: \"nonsense\""), "{e}");
+        // --rpc wins, so SHOAL_RPC is not even read.
+        let flags = RemoteArgs { rpc: Some(RpcUrl::parse("h:1").expect("url")), ..args() };
+        let env = Environment { rpc: some("nonsense"), ..Environment::default() };
+        assert!(resolve(&flags, env, ClientConfig::default()).is_ok());
+
+        let e = resolve(&RemoteArgs { user: some("u"), ..args() }, Environment::default(), ClientConfig::default())
+            .err()
+            .expect("refused");
+        assert!(e.starts_with("input: ") && e.contains("--user") && e.contains("--password"), "{e}");
+        let file = ClientConfig { password: some("p"), ..ClientConfig::default() };
+        let e = resolve(&args(), Environment::default(), file).err().expect("refused");
+        assert!(e.contains("~/.config/shoal/client.toml") && e.contains("no user"), "{e}");
+    }
+
+    #[test]
+    fn client_config_keys_and_errors() {
+        let text = "rpc = \"127.0.0.1:9091\"\ntoken = \"t\"\nuser = \"u\"\npassword = \"p\"\n";
+        let config = ClientConfig::parse(text, "c.toml").expect("parses");
+        assert_eq!(config.rpc.map(|u| u.to_string()).as_deref(), Some("http://127.0.0.1:9091/jsonrpc"));
+        assert_eq!((config.token, config.user, config.password), (some("t"), some("u"), some("p")));
+        assert!(ClientConfig::parse("", "c.toml").is_ok_and(|c| c.rpc.is_none() && c.token.is_none()));
+
+        let e = ClientConfig::parse("token = \"t\"\npasword = \"p\"\n", "c.toml").err().expect("refused");
+        assert!(e.starts_with("client config c.toml, line 2, column 1, key `pasword`: unknown field"), "{e}");
+        let e = ClientConfig::parse("\nrpc = \"localhost\"\n", "c.toml").err().expect("refused");
+        assert!(e.starts_with("client config c.toml, line 2, column 7, key `rpc`: \"localhost\""), "{e}");
+        let e = ClientConfig::parse("token = 5\n", "c.toml").err().expect("refused");
+        assert!(e.starts_with("client config c.toml, line 1, column 9, key `token`: "), "{e}");
+        let e = ClientConfig::parse("token = \n", "c.toml").err().expect("refused");
+        assert!(e.starts_with("client config c.toml, line 1, "), "{e}");
+    }
+
+    #[test]
+    fn the_client_config_lives_in_xdg_config_home() {
+        let home = Path::new("/home/a");
+        let xdg = |s: &str| Some(OsString::from(s));
+        assert_eq!(client_config_path(xdg("/x/cfg"), Some(home)), Some(PathBuf::from("/x/cfg/shoal/client.toml")));
+        assert_eq!(client_config_path(None, Some(home)), Some(PathBuf::from("/home/a/.config/shoal/client.toml")));
+        assert_eq!(client_config_path(xdg(""), Some(home)), Some(PathBuf::from("/home/a/.config/shoal/client.toml")));
+        assert_eq!(
+            client_config_path(xdg("rel"), Some(home)),
+            Some(PathBuf::from("/home/a/.config/shoal/client.toml"))
+        );
+        assert_eq!(client_config_path(None, None), None);
+        assert_eq!(
+            shown_path(Path::new("/home/a/.config/shoal/client.toml"), Some(home)),
+            "~/.config/shoal/client.toml"
+        );
+        assert_eq!(shown_path(Path::new("/x/cfg/shoal/client.toml"), Some(home)), "/x/cfg/shoal/client.toml");
+    }
+
+    #[test]
+    fn a_refusal_names_the_credential_where_it_came_from_and_where_to_set_it() {
+        let both = Schemes { bearer: true, basic: true };
+        let none = resolve(&args(), Environment::default(), ClientConfig::default()).expect("resolves");
+        let line = none.refused(&Schemes { bearer: false, basic: true });
+        assert!(line.contains("no credentials were sent; the daemon requires them"), "{line}");
+        assert!(line.contains("--user/--password") && !line.contains("--token"), "{line}");
+        assert!(none.refused(&both).contains("--token or --user/--password"));
+
+        let env = Environment { token: some("t"), ..Environment::default() };
+        let token = resolve(&args(), env, ClientConfig::default()).expect("resolves");
+        let line = token.refused(&both);
+        assert!(line.starts_with("the daemon at http://127.0.0.1:9091/jsonrpc refused the token (from SHOAL_TOKEN; "));
+        assert!(line.contains("--token, SHOAL_TOKEN or token in ~/.config/shoal/client.toml"), "{line}");
+        let line = token.refused(&Schemes { bearer: false, basic: true });
+        assert!(line.contains("it takes a user and password instead"), "{line}");
+
+        let flags = RemoteArgs { rpc: RpcUrl::parse("h:1").ok(), user: some("u"), password: some("p"), ..args() };
+        let basic = resolve(&flags, Environment::default(), ClientConfig::default()).expect("resolves");
+        let line = basic.refused(&Schemes { bearer: false, basic: true });
+        assert_eq!(
+            line,
+            "the daemon at http://h:1/jsonrpc refused the password for user \"u\" (from --user and \
+             --password; set with --user/--password, SHOAL_USER/SHOAL_PASSWORD or user/password in \
+             ~/.config/shoal/client.toml)"
+        );
+        assert!(basic.refused(&Schemes { bearer: true, basic: false }).contains("it takes a token instead"));
+    }
 }

@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 use self::app::{App, Command, Detail, Outcome};
 use crate::Failure;
 use crate::args::RemoteArgs;
-use crate::remote::call;
+use crate::remote::{Remote, call};
 
 /// How often the torrent list is fetched.
 const REFRESH: Duration = Duration::from_secs(1);
@@ -55,6 +55,8 @@ enum Answer {
 
 /// Runs the terminal UI until the user quits.
 pub(crate) async fn run(remote: RemoteArgs) -> Result<(), Failure> {
+    // Resolved before the screen is taken, so a bad address or config file is a plain message.
+    let remote = Arc::new(Remote::resolve(&remote)?);
     if !std::io::stdout().is_terminal() {
         return Err(Failure::Input(anyhow!(
             "`shoal tui` needs a terminal; in scripts use `shoal list` and the other remote commands"
@@ -67,8 +69,7 @@ pub(crate) async fn run(remote: RemoteArgs) -> Result<(), Failure> {
         .spawn(move || read_events(key_tx))
         .context("cannot start the key reader")?;
     let (answer_tx, mut answers) = mpsc::channel(64);
-    let remote = Arc::new(remote);
-    let mut app = App::new(remote.rpc.clone());
+    let mut app = App::new(remote.url().to_string());
     let mut tick = tokio::time::interval(REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut refreshing = false;
@@ -194,7 +195,7 @@ fn read_events(tx: mpsc::Sender<std::io::Result<Event>>) {
 }
 
 /// One RPC with [`CALL_TIMEOUT`]; the error is a line for the status bar.
-async fn rpc(remote: &RemoteArgs, method: &str, params: Value) -> Result<Value, String> {
+async fn rpc(remote: &Remote, method: &str, params: Value) -> Result<Value, String> {
     match tokio::time::timeout(CALL_TIMEOUT, call(remote, method, params)).await {
         Ok(Ok(mut value)) => {
             // Names, paths and peers' client names come from strangers: no escapes reach the terminal.
@@ -204,7 +205,7 @@ async fn rpc(remote: &RemoteArgs, method: &str, params: Value) -> Result<Value, 
         Ok(Err(Failure::Input(e) | Failure::Runtime(e) | Failure::Interrupted(e))) => {
             Err(crate::text::printable(&format!("{e:#}")).into_owned())
         }
-        Err(_) => Err(format!("{method}: the daemon at {} did not answer within {CALL_TIMEOUT:?}", remote.rpc)),
+        Err(_) => Err(format!("{method}: the daemon at {} did not answer within {CALL_TIMEOUT:?}", remote.url())),
     }
 }
 
@@ -214,7 +215,7 @@ fn decode<T>(method: &str, decoded: serde_json::Result<T>) -> Result<T, String> 
 }
 
 /// `torrent.list`, then the detail view's torrent if one is open and the list answered.
-async fn refresh(remote: &RemoteArgs, shown: Option<TorrentId>) -> Vec<Outcome> {
+async fn refresh(remote: &Remote, shown: Option<TorrentId>) -> Vec<Outcome> {
     let listed = list(remote).await;
     let ok = listed.is_ok();
     let mut outcomes = vec![Outcome::Listed(listed)];
@@ -224,7 +225,7 @@ async fn refresh(remote: &RemoteArgs, shown: Option<TorrentId>) -> Vec<Outcome> 
     outcomes
 }
 
-async fn list(remote: &RemoteArgs) -> Result<Vec<TorrentInfo>, String> {
+async fn list(remote: &Remote) -> Result<Vec<TorrentInfo>, String> {
     let mut value = rpc(remote, "torrent.list", json!({})).await?;
     // The list leaves out the per-file and per-tracker lists; the detail view fetches them.
     if let Some(torrents) = value.as_array_mut() {
@@ -236,7 +237,7 @@ async fn list(remote: &RemoteArgs) -> Result<Vec<TorrentInfo>, String> {
     decode("torrent.list", serde_json::from_value(value))
 }
 
-async fn detail(remote: &RemoteArgs, id: TorrentId) -> Result<Box<Detail>, String> {
+async fn detail(remote: &Remote, id: TorrentId) -> Result<Box<Detail>, String> {
     let got = rpc(remote, "torrent.get", json!({"ids": [id]})).await?;
     let got: Vec<TorrentInfo> = decode("torrent.get", serde_json::from_value(got))?;
     let info = got.into_iter().next().ok_or_else(|| format!("torrent.get: no torrent {id}"))?;
@@ -246,7 +247,7 @@ async fn detail(remote: &RemoteArgs, id: TorrentId) -> Result<Box<Detail>, Strin
 }
 
 /// Runs an action and says what happened.
-async fn act(remote: &RemoteArgs, command: Command) -> Outcome {
+async fn act(remote: &Remote, command: Command) -> Outcome {
     let result = match command {
         Command::Add(text) => add(remote, &text).await,
         Command::Pause(id) => rpc(remote, "torrent.pause", json!({"ids": [id]})).await.map(|_| format!("paused #{id}")),
@@ -291,7 +292,7 @@ fn add_source(text: &str) -> AddSource {
     }
 }
 
-async fn add(remote: &RemoteArgs, text: &str) -> Result<String, String> {
+async fn add(remote: &Remote, text: &str) -> Result<String, String> {
     let params = match add_source(text) {
         AddSource::Magnet(link) => json!({"magnet": link}),
         AddSource::Url(url) => json!({"url": url}),
