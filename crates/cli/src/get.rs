@@ -14,9 +14,7 @@ use crate::args::GetArgs;
 use crate::{BadInput, Failure, interrupted, progress, resolve_peers};
 
 /// Largest .torrent file read.
-pub(crate) const MAX_TORRENT_FILE: u64 = 64 * 1024 * 1024;
-/// Longest wait for a .torrent file over HTTP.
-const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+pub(crate) const MAX_TORRENT_FILE: u64 = shoal_engine::MAX_TORRENT_FILE;
 
 pub(crate) async fn run(a: GetArgs, quiet: bool) -> Result<(), Failure> {
     let source = load_source(&a.source).await?;
@@ -167,28 +165,13 @@ pub(crate) async fn load_source(source: &str) -> Result<Source, Failure> {
     load_torrent_file(Path::new(source)).map(Source::Torrent)
 }
 
-/// Downloads a .torrent file, refusing anything larger than [`MAX_TORRENT_FILE`].
-pub(crate) async fn fetch_torrent(url: &str) -> Result<Vec<u8>, Failure> {
-    let client = reqwest::Client::builder()
-        .timeout(FETCH_TIMEOUT)
-        .user_agent(concat!("Shoal/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("cannot start the HTTP client")?;
-    let failed = |e: reqwest::Error| anyhow!("cannot fetch {url}: {}", e.without_url());
-    let mut response = client.get(url).send().await.map_err(failed)?;
-    if !response.status().is_success() {
-        return Err(Failure::Runtime(anyhow!("cannot fetch {url}: HTTP status {}", response.status())));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(failed)? {
-        body.extend_from_slice(&chunk);
-        if body.len() as u64 > MAX_TORRENT_FILE {
-            return Err(Failure::Input(anyhow!(
-                "{url} is larger than {MAX_TORRENT_FILE} bytes, too large for a .torrent file"
-            )));
-        }
-    }
-    Ok(body)
+/// Downloads a .torrent file; one that is too large is bad input, one that cannot be fetched a
+/// runtime failure.
+async fn fetch_torrent(url: &str) -> Result<Vec<u8>, Failure> {
+    shoal_engine::fetch_torrent(url).await.map_err(|e| match e {
+        shoal_engine::FetchError::TooLarge { .. } => Failure::Input(e.into()),
+        e => Failure::Runtime(e.into()),
+    })
 }
 
 /// Fetches a magnet link's metadata from peers, showing how the search goes.

@@ -10,9 +10,11 @@
 //! - `disk`: OS threads that write blocks and hash pieces.
 //! - [`tracker`]: HTTP tracker announces (BEP 3, 23, 12) and the built-in tracker server.
 //! - [`Dht`]: the Mainline DHT node (BEP 5), a task driving the sans-IO [`shoal_dht::Node`].
+//! - [`fetch_torrent`]: a `.torrent` file from an http(s) URL.
 
 mod dht;
 mod disk;
+mod fetch;
 mod lsd;
 mod metadata;
 mod peer;
@@ -24,6 +26,7 @@ pub mod tracker;
 use std::time::Duration;
 
 pub use dht::{ANNOUNCE_EVERY, AnnounceLoop, DEFAULT_BOOTSTRAP, Dht, DhtConfig, DhtError, DhtStats, SAVE_EVERY};
+pub use fetch::{FetchError, MAX_TORRENT_FILE, fetch_torrent};
 pub use metadata::{MetadataProgress, fetch_metadata};
 pub use session::{AddTorrent, FilePriority, PeerStatus, Session, SessionConfig, Torrent};
 pub use shoal_swarm::Stats;

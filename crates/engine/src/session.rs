@@ -546,13 +546,43 @@ impl Torrent {
         let _ = self.control.send(Control::Wanted(wanted, high));
     }
 
-    /// The connected peers.
-    pub async fn peers(&self) -> Vec<PeerStatus> {
+    /// The connected peers. The request is sent at once; the returned future, which borrows
+    /// nothing, waits for the answer (so a caller can drop its locks before awaiting it).
+    pub fn peers(&self) -> impl Future<Output = Vec<PeerStatus>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        if self.control.send(Control::ListPeers(tx)).is_err() {
-            return Vec::new();
+        let sent = self.control.send(Control::ListPeers(tx)).is_ok();
+        async move { if sent { rx.await.unwrap_or_default() } else { Vec::new() } }
+    }
+
+    /// Bytes verified in each file, in file order. Sent and
+    /// awaited like [`Torrent::peers`].
+    pub fn file_progress(&self) -> impl Future<Output = Vec<u64>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.control.send(Control::Have(tx)).is_ok();
+        let (layout, files) = (self.layout, self.file_ranges.clone());
+        async move {
+            let have = if sent { rx.await.ok() } else { None };
+            let Some(have) = have else { return vec![0; files.len()] };
+            files
+                .iter()
+                .map(|&(offset, length)| {
+                    let end = offset + length;
+                    let mut done = 0;
+                    if length > 0 {
+                        let first = (offset / u64::from(layout.piece_length())) as u32;
+                        let last = ((end - 1) / u64::from(layout.piece_length())) as u32;
+                        for p in first..=last {
+                            if let Some(piece) = layout.piece(p).filter(|_| have.get(p as usize) == Some(&true)) {
+                                let start = layout.piece_offset(piece);
+                                let stop = start + u64::from(layout.piece_size(piece));
+                                done += stop.min(end) - start.max(offset);
+                            }
+                        }
+                    }
+                    done
+                })
+                .collect()
         }
-        rx.await.unwrap_or_default()
     }
 
     /// Stops the torrent: tells the trackers, closes connections, saves resume data.

@@ -78,6 +78,8 @@ pub(crate) enum Control {
     Wanted(Vec<bool>, Vec<bool>),
     /// Report the connected peers.
     ListPeers(oneshot::Sender<Vec<PeerStatus>>),
+    /// Report which pieces are verified, one flag per piece.
+    Have(oneshot::Sender<Vec<bool>>),
 }
 
 /// One connected peer, for front ends.
@@ -322,6 +324,9 @@ impl Actor {
             Control::Wanted(pieces, high) => {
                 self.swarm.set_wanted(&pieces, &high);
                 self.publish();
+            }
+            Control::Have(reply) => {
+                let _ = reply.send(self.swarm.have().to_bools());
             }
             Control::ListPeers(reply) => {
                 let peers = self

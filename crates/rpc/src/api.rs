@@ -298,6 +298,8 @@ pub enum TorrentState {
     Error,
     /// Waiting for a download or seed slot.
     Queued,
+    /// A magnet link whose metadata is being fetched from peers.
+    Metadata,
 }
 
 /// One file of a torrent.

@@ -198,6 +198,10 @@ pub struct Stats {
     pub peers: usize,
     /// Connected peers that have every piece.
     pub seeds: usize,
+    /// Connected peers sending us data now.
+    pub sending: usize,
+    /// Connected peers receiving data from us now.
+    pub receiving: usize,
     /// Pieces that failed their hash check.
     pub hash_failures: u32,
 }
@@ -310,6 +314,8 @@ impl Swarm {
             up_rate: self.up.bytes_per_sec(),
             peers: self.peers.len(),
             seeds: self.peers.values().filter(|p| p.has.is_full()).count(),
+            sending: self.peers.values().filter(|p| p.down.bytes_per_sec() > 0.0).count(),
+            receiving: self.peers.values().filter(|p| p.up.bytes_per_sec() > 0.0).count(),
             hash_failures: self.hash_failures,
         }
     }

@@ -316,12 +316,13 @@ fn state_name(state: TorrentState) -> &'static str {
         TorrentState::Checking => "checking",
         TorrentState::Error => "error",
         TorrentState::Queued => "queued",
+        TorrentState::Metadata => "metadata",
     }
 }
 
 fn state_style(state: TorrentState) -> Style {
     let color = match state {
-        TorrentState::Downloading => Color::Cyan,
+        TorrentState::Downloading | TorrentState::Metadata => Color::Cyan,
         TorrentState::Seeding => Color::Green,
         TorrentState::Paused => Color::DarkGray,
         TorrentState::Checking | TorrentState::Queued => Color::Yellow,

@@ -21,7 +21,8 @@ fn status(t: &TorrentInfo) -> u64 {
         TorrentState::Checking => 2,
         TorrentState::Queued if t.left_bytes > 0 => 3,
         TorrentState::Queued => 5,
-        TorrentState::Downloading => 4,
+        // Transmission shows a magnet link fetching its metadata as downloading.
+        TorrentState::Downloading | TorrentState::Metadata => 4,
         TorrentState::Seeding => 6,
     }
 }

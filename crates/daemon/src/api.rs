@@ -1,0 +1,446 @@
+//! The RPC methods ([`Api`]) over the daemon. Each follows the rule of the crate's module doc:
+//! short critical sections on the torrent table, slow work (database writes, hash checks,
+//! stopping torrents, deleting data) between them.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use shoal_engine::TorrentState as EngineState;
+use shoal_proto::Metainfo;
+use shoal_proto::magnet::Magnet;
+use shoal_rpc::api::{
+    AddRequest, AddResult, Api, ApiError, Ids, PeerInfo, Priority, RemoveRequest, SessionSettings, SessionStats,
+    SessionUpdate, SetRequest, Source, TorrentId, TorrentInfo, TorrentRef, TorrentState, TransferTotals,
+};
+use shoal_state::{FilePriority, NewTorrent, TorrentState as StoredState};
+
+use crate::entry::{Entry, engine_priorities, stored_priority};
+use crate::{Daemon, files, lock};
+
+fn resolve(entries: &std::collections::BTreeMap<u64, Entry>, ids: &Ids) -> Result<Vec<u64>, ApiError> {
+    match ids {
+        Ids::All => Ok(entries.keys().copied().collect()),
+        Ids::List(list) => list
+            .iter()
+            .map(|r| match r {
+                TorrentRef::Id(id) if entries.contains_key(&id.0) => Ok(id.0),
+                TorrentRef::InfoHash(h) => entries
+                    .values()
+                    .find(|e| e.info_hash.eq_ignore_ascii_case(h))
+                    .map(|e| e.id.0)
+                    .ok_or_else(|| ApiError::NotFound(r.clone())),
+                _ => Err(ApiError::NotFound(r.clone())),
+            })
+            .collect(),
+    }
+}
+
+/// The torrent (with its file's bytes, kept in the database) or the magnet link.
+async fn load_source(source: Source) -> Result<(Option<(Metainfo, Vec<u8>)>, Option<Magnet>), ApiError> {
+    match source {
+        Source::TorrentFile(bytes) => Metainfo::from_bytes(&bytes)
+            .map(|m| (Some((m, bytes)), None))
+            .map_err(|e| ApiError::BadTorrent(format!("not a valid torrent: {e}"))),
+        Source::Magnet(link) => {
+            Magnet::parse(&link).map(|m| (None, Some(m))).map_err(|e| ApiError::BadTorrent(e.to_string()))
+        }
+        Source::Url(url) => {
+            let bytes = shoal_engine::fetch_torrent(&url).await.map_err(|e| ApiError::BadTorrent(e.to_string()))?;
+            Metainfo::from_bytes(&bytes)
+                .map(|m| (Some((m, bytes)), None))
+                .map_err(|e| ApiError::BadTorrent(format!("{url} is not a valid torrent: {e}")))
+        }
+    }
+}
+
+impl Daemon {
+    async fn set_paused(&self, ids: Ids, paused: bool) -> Result<Vec<TorrentId>, ApiError> {
+        let keys = resolve(&lock(&self.inner.entries), &ids)?;
+        let state = if paused { StoredState::Paused } else { StoredState::Active };
+        let sids: Vec<_> = keys.iter().map(|k| shoal_state::TorrentId::new(*k as i64)).collect();
+        self.inner.db.call(move |s| sids.iter().try_for_each(|id| s.set_state(*id, state))).await?;
+        let mut restart = Vec::new();
+        let mut refetch = Vec::new();
+        {
+            let mut entries = lock(&self.inner.entries);
+            for key in &keys {
+                let Some(entry) = entries.get_mut(key) else { continue };
+                entry.paused = paused;
+                if paused {
+                    if let Some(t) = &entry.torrent {
+                        t.pause();
+                    }
+                    continue;
+                }
+                // Resumed by the user: the seeding goal counts again from now.
+                entry.finished = false;
+                entry.seeding_since = None;
+                let failed = matches!(entry.torrent.as_ref().map(|t| t.status().state), Some(EngineState::Error(_)));
+                if entry.error.is_some() || failed {
+                    // Resuming retries: the disk may have room now, the peers may be back.
+                    entry.error = None;
+                    entry.recorded = (0, 0);
+                    match (&entry.meta, entry.torrent.take()) {
+                        (Some(_), old) => {
+                            entry.starting = true;
+                            restart.push((*key, old));
+                        }
+                        (None, _) => refetch.extend(entry.magnet.clone().map(|m| (*key, m))),
+                    }
+                } else if let Some(t) = &entry.torrent
+                    && !entry.queued
+                {
+                    t.resume();
+                }
+            }
+        }
+        for (key, old) in restart {
+            if let Some(old) = old {
+                old.stop().await;
+            }
+            self.spawn_start(key, Vec::new());
+        }
+        for (key, magnet) in refetch {
+            let _ = self.inner.magnets.send((key, magnet));
+        }
+        Ok(keys.into_iter().map(TorrentId).collect())
+    }
+}
+
+impl Api for Daemon {
+    async fn add(&self, request: AddRequest) -> Result<AddResult, ApiError> {
+        let (loaded, magnet) = load_source(request.source).await?;
+        let (meta, bytes) = match loaded {
+            Some((meta, bytes)) => (Some(meta), Some(bytes)),
+            None => (None, None),
+        };
+        let Some(info_hash) = meta.as_ref().map(|m| m.info_hash).or(magnet.as_ref().map(|m| m.info_hash)) else {
+            return Err(ApiError::BadTorrent("nothing to add".into()));
+        };
+        let hex = info_hash.to_hex();
+        let name = meta
+            .as_ref()
+            .map(|m| m.info.name.clone())
+            .or_else(|| magnet.as_ref().and_then(|m| m.display_name.clone()))
+            .unwrap_or_else(|| hex.clone());
+        {
+            let entries = lock(&self.inner.entries);
+            if let Some(e) = entries.values().find(|e| e.info_hash == hex) {
+                return Ok(AddResult { id: e.id, info_hash: hex, name: e.name.clone(), duplicate: true });
+            }
+            if !lock(&self.inner.adding).insert(hex.clone()) {
+                return Err(ApiError::InvalidParams(format!("torrent {hex} is being added by another request")));
+            }
+        }
+        let result = self.add_new(hex.clone(), name, meta, bytes, magnet, request.download_dir, request.paused).await;
+        lock(&self.inner.adding).remove(&hex);
+        result
+    }
+
+    async fn get(&self, ids: Ids) -> Result<Vec<TorrentInfo>, ApiError> {
+        let pending: Vec<_> = {
+            let entries = lock(&self.inner.entries);
+            let keys = resolve(&entries, &ids)?;
+            keys.iter()
+                .filter_map(|k| entries.get(k))
+                .map(|e| (e.id.0, e.torrent.as_ref().map(|t| t.file_progress())))
+                .collect()
+        };
+        let mut progress = std::collections::HashMap::new();
+        for (key, query) in pending {
+            if let Some(query) = query {
+                progress.insert(key, query.await);
+            }
+        }
+        let entries = lock(&self.inner.entries);
+        let keys = resolve(&entries, &ids).unwrap_or_default();
+        Ok(keys
+            .iter()
+            .filter_map(|k| entries.get(k))
+            .map(|e| e.info(progress.get(&e.id.0).map(Vec::as_slice)))
+            .collect())
+    }
+
+    async fn pause(&self, ids: Ids) -> Result<Vec<TorrentId>, ApiError> {
+        self.set_paused(ids, true).await
+    }
+
+    async fn resume(&self, ids: Ids) -> Result<Vec<TorrentId>, ApiError> {
+        self.set_paused(ids, false).await
+    }
+
+    async fn remove(&self, request: RemoveRequest) -> Result<Vec<TorrentId>, ApiError> {
+        let keys = resolve(&lock(&self.inner.entries), &request.ids)?;
+        // Gone from the database first: after a crash from here on they do not come back.
+        let sids: Vec<_> = keys.iter().map(|k| shoal_state::TorrentId::new(*k as i64)).collect();
+        self.inner.db.call(move |s| sids.iter().try_for_each(|id| s.remove_torrent(*id))).await?;
+        let removed: Vec<Entry> = {
+            let mut entries = lock(&self.inner.entries);
+            keys.iter().filter_map(|k| entries.remove(k)).collect()
+        };
+        // Stopped together: each may wait seconds for its trackers' `stopped` answers.
+        let mut stops = tokio::task::JoinSet::new();
+        let mut done = Vec::new();
+        for mut entry in removed {
+            done.push(entry.id);
+            let torrent = entry.torrent.take();
+            let delete = request.delete_data.then(|| entry.meta.take().map(|m| (entry.download_dir.clone(), m)));
+            stops.spawn(async move {
+                if let Some(t) = torrent {
+                    t.stop().await;
+                }
+                if let Some((dir, meta)) = delete.flatten() {
+                    let _ = tokio::task::spawn_blocking(move || files::delete_data(&dir, &meta)).await;
+                }
+            });
+        }
+        while stops.join_next().await.is_some() {}
+        Ok(done)
+    }
+
+    async fn set(&self, request: SetRequest) -> Result<Vec<TorrentId>, ApiError> {
+        let default_peers = lock(&self.inner.settings).max_connections_per_torrent;
+        // Checked and computed under the lock; stored without it; applied under it again.
+        let plans = {
+            let entries = lock(&self.inner.entries);
+            let keys = resolve(&entries, &request.ids)?;
+            let mut plans = Vec::new();
+            for key in &keys {
+                let Some(entry) = entries.get(key) else { continue };
+                let files = entry.meta.as_ref().map(|m| m.info.files.len()).unwrap_or(0);
+                if let Some((index, _)) = request.file_priorities.iter().find(|(i, _)| *i >= files) {
+                    return Err(ApiError::InvalidParams(format!(
+                        "file_priorities: torrent {} has {files} files, no file {index}",
+                        entry.id
+                    )));
+                }
+                let limits = shoal_state::Limits {
+                    upload: request.upload_limit.unwrap_or(entry.upload_limit),
+                    download: request.download_limit.unwrap_or(entry.download_limit),
+                    max_peers: request.max_connections.unwrap_or(entry.max_connections),
+                    ..Default::default()
+                };
+                let priorities = (!request.file_priorities.is_empty()).then(|| {
+                    let mut p = entry.priorities.clone();
+                    p.resize(files, Priority::Normal);
+                    for (i, to) in &request.file_priorities {
+                        p[*i] = *to;
+                    }
+                    p
+                });
+                plans.push((*key, limits, priorities));
+            }
+            plans
+        };
+        let limits_changed =
+            request.upload_limit.is_some() || request.download_limit.is_some() || request.max_connections.is_some();
+        let stored = plans.clone();
+        self.inner
+            .db
+            .call(move |s| {
+                for (key, limits, priorities) in &stored {
+                    let sid = shoal_state::TorrentId::new(*key as i64);
+                    if limits_changed {
+                        s.set_limits(sid, limits)?;
+                    }
+                    if let Some(p) = priorities {
+                        let p: Vec<FilePriority> = p.iter().copied().map(stored_priority).collect();
+                        s.set_file_priorities(sid, Some(&p))?;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        let mut entries = lock(&self.inner.entries);
+        let mut done = Vec::new();
+        for (key, limits, priorities) in plans {
+            let Some(entry) = entries.get_mut(&key) else { continue };
+            if limits_changed {
+                entry.upload_limit = limits.upload;
+                entry.download_limit = limits.download;
+                entry.max_connections = limits.max_peers;
+                if let Some(t) = &entry.torrent {
+                    t.set_limits(entry.upload_limit, entry.download_limit);
+                    t.set_max_peers(entry.max_connections.unwrap_or(default_peers) as usize);
+                }
+            }
+            if let Some(p) = priorities {
+                entry.priorities = p;
+                if let Some(t) = &entry.torrent {
+                    t.set_file_priorities(&engine_priorities(&entry.priorities));
+                }
+            }
+            done.push(TorrentId(key));
+        }
+        Ok(done)
+    }
+
+    async fn peers(&self, id: TorrentRef) -> Result<Vec<PeerInfo>, ApiError> {
+        let (query, pieces) = {
+            let entries = lock(&self.inner.entries);
+            let keys = resolve(&entries, &Ids::List(vec![id]))?;
+            let Some(entry) = keys.first().and_then(|k| entries.get(k)) else { return Ok(vec![]) };
+            let Some(t) = &entry.torrent else { return Ok(vec![]) };
+            (t.peers(), entry.meta.as_ref().map(|m| m.info.layout.piece_count()).unwrap_or(1).max(1))
+        };
+        Ok(query
+            .await
+            .into_iter()
+            .map(|p| PeerInfo {
+                address: p.addr,
+                client: p.client.unwrap_or_default(),
+                progress: p.pieces as f64 / pieces as f64,
+                download_rate: p.down_rate as u64,
+                upload_rate: p.up_rate as u64,
+                incoming: !p.outgoing,
+                encrypted: false,
+                am_choking: p.am_choking,
+                am_interested: p.am_interested,
+                peer_choking: p.peer_choking,
+                peer_interested: p.peer_interested,
+            })
+            .collect())
+    }
+
+    async fn session_get(&self) -> Result<SessionSettings, ApiError> {
+        Ok(lock(&self.inner.settings).clone())
+    }
+
+    async fn session_set(&self, update: SessionUpdate) -> Result<SessionSettings, ApiError> {
+        let settings = lock(&self.inner.settings).clone();
+        let next = update.apply(&settings);
+        if next.listen_port != settings.listen_port {
+            return Err(ApiError::InvalidParams(
+                "listen_port: the port is chosen at start (--listen or `listen` in the config file)".into(),
+            ));
+        }
+        // Only what is applied now is accepted: a setting shown must be a setting used.
+        for (key, now, asked) in [("dht", settings.dht, next.dht), ("lsd", settings.lsd, next.lsd)] {
+            if now != asked {
+                return Err(ApiError::InvalidParams(format!(
+                    "{key}: turning it {} takes a restart (--no-{key}, or [{key}] enabled in the config file)",
+                    if asked { "on" } else { "off" }
+                )));
+            }
+        }
+        if next.pex != settings.pex {
+            return Err(ApiError::InvalidParams(
+                "pex: peer exchange is always on for public torrents (private ones never use it)".into(),
+            ));
+        }
+        let stored = next.clone();
+        self.inner.db.call(move |s| s.set_setting("session", &stored)).await?;
+        self.inner.session.set_limits(next.upload_limit, next.download_limit);
+        self.inner.session.set_max_connections(next.max_connections as usize);
+        *lock(&self.inner.settings) = next.clone();
+        if next.max_connections_per_torrent != settings.max_connections_per_torrent {
+            let entries = lock(&self.inner.entries);
+            for entry in entries.values().filter(|e| e.max_connections.is_none()) {
+                if let Some(t) = &entry.torrent {
+                    t.set_max_peers(next.max_connections_per_torrent as usize);
+                }
+            }
+        }
+        Ok(next)
+    }
+
+    async fn session_stats(&self) -> Result<SessionStats, ApiError> {
+        let entries = lock(&self.inner.entries);
+        let infos: Vec<TorrentInfo> = entries.values().map(|e| e.info(None)).collect();
+        let earlier = entries.values().fold((0, 0), |acc, e| {
+            (
+                acc.0 + e.lifetime.0 - e.recorded.0.min(e.lifetime.0),
+                acc.1 + e.lifetime.1 - e.recorded.1.min(e.lifetime.1),
+            )
+        });
+        let current = TransferTotals {
+            uploaded: infos.iter().map(|i| i.uploaded).sum(),
+            downloaded: infos.iter().map(|i| i.downloaded).sum(),
+            seconds_active: self.inner.started.elapsed().as_secs(),
+            torrents_added: infos.len() as u64,
+            session_count: 1,
+        };
+        Ok(SessionStats {
+            download_rate: infos.iter().map(|i| i.download_rate).sum(),
+            upload_rate: infos.iter().map(|i| i.upload_rate).sum(),
+            torrent_count: infos.len() as u32,
+            active_torrent_count: infos.iter().filter(|i| i.state != TorrentState::Paused).count() as u32,
+            paused_torrent_count: infos.iter().filter(|i| i.state == TorrentState::Paused).count() as u32,
+            cumulative: TransferTotals {
+                uploaded: earlier.0 + current.uploaded,
+                downloaded: earlier.1 + current.downloaded,
+                ..current.clone()
+            },
+            current,
+        })
+    }
+}
+
+impl Daemon {
+    /// Stores a new torrent and lists it; its data is checked and it starts in the background.
+    #[allow(clippy::too_many_arguments)]
+    async fn add_new(
+        &self,
+        hex: String,
+        name: String,
+        meta: Option<Metainfo>,
+        bytes: Option<Vec<u8>>,
+        magnet: Option<Magnet>,
+        download_dir: Option<String>,
+        paused: bool,
+    ) -> Result<AddResult, ApiError> {
+        let download_dir = download_dir.map(PathBuf::from).unwrap_or_else(|| self.download_dir());
+        let dir = download_dir.clone();
+        tokio::task::spawn_blocking(move || std::fs::create_dir_all(&dir))
+            .await
+            .map_err(|_| ApiError::Failed("the folder check did not finish".into()))?
+            .map_err(|e| ApiError::InvalidParams(format!("cannot create {}: {e}", download_dir.display())))?;
+        let new = NewTorrent {
+            info_hash: hex.clone(),
+            name: name.clone(),
+            metainfo: bytes,
+            magnet: magnet.as_ref().map(|m| m.to_string()),
+            download_dir: download_dir.clone(),
+            state: if paused { StoredState::Paused } else { StoredState::Active },
+            added_at: SystemTime::now(),
+            limits: Default::default(),
+            file_priorities: None,
+        };
+        let added_at = new.added_at;
+        let id = self.inner.db.call(move |s| s.add_torrent(&new)).await?;
+        let id = TorrentId(id.get() as u64);
+        let has_meta = meta.is_some();
+        let entry = Entry {
+            id,
+            info_hash: hex.clone(),
+            name: name.clone(),
+            meta,
+            torrent: None,
+            starting: has_meta,
+            download_dir,
+            peers: magnet.as_ref().map(Magnet::peer_addrs).unwrap_or_default(),
+            magnet: magnet.clone(),
+            paused,
+            added_at,
+            upload_limit: None,
+            download_limit: None,
+            max_connections: None,
+            priorities: Vec::new(),
+            error: None,
+            seeding_since: None,
+            lifetime: (0, 0),
+            recorded: (0, 0),
+            queued: false,
+            finished: false,
+        };
+        lock(&self.inner.entries).insert(id.0, entry);
+        match magnet {
+            _ if has_meta => self.spawn_start(id.0, Vec::new()),
+            Some(magnet) => {
+                let _ = self.inner.magnets.send((id.0, magnet));
+            }
+            None => {}
+        }
+        Ok(AddResult { id, info_hash: hex, name, duplicate: false })
+    }
+}

@@ -1,0 +1,186 @@
+//! One torrent as the daemon knows it ([`Entry`]): what is stored about it, its engine handle
+//! once started, and how it is shown over RPC ([`Entry::info`]).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+use shoal_engine::{Torrent, TorrentState as EngineState};
+use shoal_proto::Metainfo;
+use shoal_rpc::api::{FileInfo, Priority, TorrentId, TorrentInfo, TorrentState, TrackerInfo};
+use shoal_state::FilePriority;
+
+/// One torrent the daemon knows.
+pub(crate) struct Entry {
+    pub(crate) id: TorrentId,
+    pub(crate) info_hash: String,
+    pub(crate) name: String,
+    /// The torrent, once known (a magnet link's arrives from peers).
+    pub(crate) meta: Option<Metainfo>,
+    /// The engine's handle while the torrent runs in the session.
+    pub(crate) torrent: Option<Torrent>,
+    /// Being added to the session (its data checked) by a task of its own.
+    pub(crate) starting: bool,
+    pub(crate) download_dir: PathBuf,
+    /// The magnet link it was added with, if any (its metadata is fetched again after an
+    /// error when resumed).
+    pub(crate) magnet: Option<shoal_proto::magnet::Magnet>,
+    /// Peers named when it was added (a magnet link's `x.pe`), dialled at every start.
+    pub(crate) peers: Vec<SocketAddr>,
+    pub(crate) paused: bool,
+    pub(crate) added_at: SystemTime,
+    pub(crate) upload_limit: Option<u64>,
+    pub(crate) download_limit: Option<u64>,
+    /// Most connections for this torrent (`None`: the session's per-torrent default).
+    pub(crate) max_connections: Option<u32>,
+    pub(crate) priorities: Vec<Priority>,
+    /// Why the torrent could not start or its metadata could not be fetched.
+    pub(crate) error: Option<String>,
+    /// When it started seeding in this run (for the seeding time goal).
+    pub(crate) seeding_since: Option<Instant>,
+    /// Bytes uploaded and downloaded in earlier runs, and this run's counts already recorded.
+    pub(crate) lifetime: (u64, u64),
+    pub(crate) recorded: (u64, u64),
+    /// Paused by the download or seed queue (not by the user); resumed when a slot frees.
+    pub(crate) queued: bool,
+    /// Stopped after reaching the seeding goal.
+    pub(crate) finished: bool,
+}
+
+pub(crate) fn stored_priority(p: Priority) -> FilePriority {
+    match p {
+        Priority::Skip => FilePriority::Skip,
+        Priority::Normal => FilePriority::Normal,
+        Priority::High => FilePriority::High,
+    }
+}
+
+pub(crate) fn api_priority(p: FilePriority) -> Priority {
+    match p {
+        FilePriority::Skip => Priority::Skip,
+        FilePriority::High => Priority::High,
+        _ => Priority::Normal,
+    }
+}
+
+pub(crate) fn engine_priorities(priorities: &[Priority]) -> Vec<shoal_engine::FilePriority> {
+    priorities
+        .iter()
+        .map(|p| match p {
+            Priority::Skip => shoal_engine::FilePriority::Skip,
+            Priority::Normal => shoal_engine::FilePriority::Normal,
+            Priority::High => shoal_engine::FilePriority::High,
+        })
+        .collect()
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Entry {
+    /// The engine's error, or the daemon's.
+    pub(crate) fn error_text(&self) -> Option<String> {
+        self.error.clone().or_else(|| match self.torrent.as_ref().map(|t| t.status().state) {
+            Some(EngineState::Error(e)) => Some(e),
+            _ => None,
+        })
+    }
+
+    /// What the torrent is doing, as the RPC says it.
+    pub(crate) fn state(&self) -> TorrentState {
+        let engine = self.torrent.as_ref().map(|t| t.status().state);
+        match engine {
+            _ if self.error_text().is_some() => TorrentState::Error,
+            _ if self.paused || self.finished => TorrentState::Paused,
+            _ if self.queued => TorrentState::Queued,
+            None if self.meta.is_none() => TorrentState::Metadata,
+            None | Some(EngineState::Checking { .. }) => TorrentState::Checking,
+            Some(EngineState::Seeding) => TorrentState::Seeding,
+            Some(EngineState::Paused | EngineState::Stopped) => TorrentState::Paused,
+            Some(EngineState::Downloading | EngineState::Error(_)) => TorrentState::Downloading,
+        }
+    }
+
+    /// A snapshot for the RPC. `file_have` is the bytes verified per file (in the torrent's
+    /// file order), when known.
+    pub(crate) fn info(&self, file_have: Option<&[u64]>) -> TorrentInfo {
+        let status = self.torrent.as_ref().map(Torrent::status);
+        let meta = self.meta.as_ref();
+        let total = meta.map(|m| m.info.total_length()).unwrap_or(0);
+        let state = self.state();
+        let stats = status.as_ref().map(|s| s.stats.clone()).unwrap_or_default();
+        // Rates are of this moment: nothing moves while paused, queued or stopped.
+        let moving = matches!(state, TorrentState::Downloading | TorrentState::Seeding);
+        let (down_rate, up_rate) = if moving { (stats.down_rate as u64, stats.up_rate as u64) } else { (0, 0) };
+        let files: Vec<FileInfo> = meta
+            .map(|m| {
+                m.info
+                    .files
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| !f.padding)
+                    .map(|(i, f)| FileInfo {
+                        path: m.info.file_components(f).join("/"),
+                        length: f.length,
+                        have: file_have.and_then(|h| h.get(i).copied()).unwrap_or(0).min(f.length),
+                        priority: self.priorities.get(i).copied().unwrap_or(Priority::Normal),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let trackers: Vec<TrackerInfo> = meta
+            .map(|m| {
+                m.announce_list
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(tier, urls)| {
+                        urls.iter().map(move |u| TrackerInfo {
+                            url: u.clone(),
+                            tier: tier as u32,
+                            last_error: None,
+                            last_announce: None,
+                            next_announce: None,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let wanted_files = files.iter().filter(|f| f.priority != Priority::Skip);
+        let (wanted, have) = match file_have {
+            Some(_) => wanted_files.fold((0, 0), |(w, h), f| (w + f.length, h + f.have)),
+            None => (if files.is_empty() { total } else { wanted_files.map(|f| f.length).sum() }, stats.bytes_have),
+        };
+        let have = have.min(wanted);
+        let left = wanted - have;
+        TorrentInfo {
+            id: self.id,
+            info_hash: self.info_hash.clone(),
+            name: meta.map(|m| m.info.name.clone()).unwrap_or_else(|| self.name.clone()),
+            state,
+            progress: if wanted == 0 { if meta.is_some() { 1.0 } else { 0.0 } } else { have as f64 / wanted as f64 },
+            total_bytes: total,
+            wanted_bytes: wanted,
+            have_bytes: have,
+            left_bytes: left,
+            download_rate: down_rate,
+            upload_rate: up_rate,
+            downloaded: stats.downloaded,
+            uploaded: stats.uploaded,
+            peers: stats.peers as u32,
+            peers_sending: if moving { stats.sending as u32 } else { 0 },
+            peers_receiving: if moving { stats.receiving as u32 } else { 0 },
+            eta: (down_rate > 0 && left > 0).then(|| left / down_rate),
+            download_dir: self.download_dir.display().to_string(),
+            error: self.error_text(),
+            upload_limit: self.upload_limit,
+            download_limit: self.download_limit,
+            max_connections: self.max_connections,
+            piece_count: meta.map(|m| m.info.layout.piece_count()).unwrap_or(0),
+            piece_length: meta.map(|m| m.info.piece_length).unwrap_or(0),
+            files,
+            trackers,
+            added_at: unix(self.added_at),
+        }
+    }
+}

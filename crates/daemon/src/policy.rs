@@ -1,0 +1,83 @@
+//! What the daemon decides on its own, every second: the download and seed queues, the
+//! seeding goals, and the lifetime transfer counters kept in the database.
+
+use shoal_engine::TorrentState as EngineState;
+
+use crate::{Daemon, lock};
+
+impl Daemon {
+    /// Applies the queue (most active downloads and seeds) and the seeding goals (ratio,
+    /// time): torrents beyond a queue's size wait in it, in the order they were added, and a
+    /// seed that reached its goal stops. In-memory work only.
+    pub(crate) fn enforce(&self) {
+        let settings = lock(&self.inner.settings).clone();
+        let mut entries = lock(&self.inner.entries);
+        let mut downloads = 0u32;
+        let mut seeds = 0u32;
+        for entry in entries.values_mut() {
+            let Some(t) = &entry.torrent else { continue };
+            if entry.paused || entry.finished {
+                continue;
+            }
+            let status = t.status();
+            let seeding = status.state == EngineState::Seeding;
+            if seeding {
+                let ratio_done = settings.seed_ratio_limit.is_some_and(|r| {
+                    status.total_length > 0 && status.stats.uploaded as f64 >= r * status.total_length as f64
+                });
+                let time_done = settings
+                    .seed_time_limit
+                    .is_some_and(|limit| entry.seeding_since.is_some_and(|since| since.elapsed().as_secs() >= limit));
+                if entry.seeding_since.is_none() {
+                    entry.seeding_since = Some(std::time::Instant::now());
+                }
+                if ratio_done || time_done {
+                    entry.finished = true;
+                    t.pause();
+                    continue;
+                }
+            }
+            let (count, limit) = if seeding {
+                (&mut seeds, settings.seed_queue_size)
+            } else {
+                (&mut downloads, settings.download_queue_size)
+            };
+            let over = limit.is_some_and(|l| *count >= l);
+            if over != entry.queued {
+                entry.queued = over;
+                if over { t.pause() } else { t.resume() }
+            }
+            if !over {
+                *count += 1;
+            }
+        }
+    }
+
+    /// Adds what each torrent moved since the last call to its lifetime counters: counted
+    /// under the lock, written to the database without it, then marked as recorded.
+    pub(crate) async fn record_counters(&self) {
+        // (torrent, its totals now, what is not yet recorded), as (uploaded, downloaded).
+        type Delta = (u64, (u64, u64), (u64, u64));
+        let deltas: Vec<Delta> = lock(&self.inner.entries)
+            .iter()
+            .filter_map(|(key, entry)| {
+                let stats = entry.torrent.as_ref()?.status().stats;
+                let now = (stats.uploaded, stats.downloaded);
+                let delta = (now.0.saturating_sub(entry.recorded.0), now.1.saturating_sub(entry.recorded.1));
+                (delta != (0, 0)).then_some((*key, now, delta))
+            })
+            .collect();
+        for (key, now, delta) in deltas {
+            let sid = shoal_state::TorrentId::new(key as i64);
+            match self.inner.db.call(move |s| s.add_counters(sid, delta.0, delta.1)).await {
+                Ok(()) => {
+                    if let Some(entry) = lock(&self.inner.entries).get_mut(&key) {
+                        entry.recorded = now;
+                        entry.lifetime = (entry.lifetime.0 + delta.0, entry.lifetime.1 + delta.1);
+                    }
+                }
+                Err(e) => tracing::warn!("cannot record transfer counters: {e}"),
+            }
+        }
+    }
+}
