@@ -1,0 +1,114 @@
+//! What the daemon keeps and what its flags say across restarts: flags override settings
+//! changed over RPC (which override the config file), `session.get` reports the port it really
+//! listens on, and the peers a magnet link named (`x.pe`) are dialled again after a restart.
+
+#[path = "support/shoal.rs"]
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use shoal_testkit::{Proc, TempDir, assert_same_tree, free_port, make_test_file, wait_until};
+use support::{DOWNLOAD, MIB, QUICK, Seed, shoal_raw};
+
+fn start_daemon(data: &Path, rpc_port: u16, extra: &[&str]) -> Proc {
+    let mut cmd = shoal_raw(["daemon", "--no-dht", "--no-lsd", "--rpc-listen"]);
+    cmd.arg(format!("127.0.0.1:{rpc_port}")).arg("--data-dir").arg(data).args(extra);
+    if !extra.contains(&"--listen") {
+        cmd.args(["--listen", "127.0.0.1:0"]);
+    }
+    let proc = Proc::spawn("daemon", cmd).unwrap_or_else(|e| panic!("{e}"));
+    proc.wait_for_line("ready: ", QUICK).unwrap_or_else(|e| panic!("{e}"));
+    proc
+}
+
+/// One JSON-RPC call over std sockets; its `result` (an `error` fails the test).
+fn call(port: u16, method: &str, params: Value) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let req = format!(
+        "POST /jsonrpc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("send");
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).expect("read");
+    let json = reply.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {reply}"));
+    assert!(v.get("error").is_none(), "{method}: {v}");
+    v["result"].clone()
+}
+
+#[test]
+fn r_flags_override_settings_changed_over_rpc_and_the_real_port_is_reported() {
+    let dir = TempDir::new().expect("temp dir");
+    let data = dir.path().join("state");
+    let port = free_port();
+    let mut daemon = start_daemon(&data, port, &[]);
+    let set = call(port, "session.set", json!({"upload_limit": 1000, "download_dir": dir.path().join("rpc-dir")}));
+    assert_eq!(set["upload_limit"], 1000);
+    assert!(daemon.terminate(QUICK).expect("stops").success());
+
+    let peer_port = free_port();
+    let listen = format!("127.0.0.1:{peer_port}");
+    let flag_dir = dir.path().join("flag-dir");
+    let mut daemon = start_daemon(
+        &data,
+        port,
+        &["--upload-limit", "5k", "--download-dir", flag_dir.to_str().expect("path"), "--listen", &listen],
+    );
+    let got = call(port, "session.get", json!({}));
+    assert_eq!(got["upload_limit"], 5 * 1024, "--upload-limit wins: {got}");
+    assert_eq!(got["download_dir"], flag_dir.display().to_string(), "--download-dir wins: {got}");
+    assert_eq!(got["listen_port"], peer_port, "the port it listens on: {got}");
+    assert!(daemon.terminate(QUICK).expect("stops").success());
+
+    // Without flags, the setting changed over RPC is back.
+    let mut daemon = start_daemon(&data, port, &[]);
+    let got = call(port, "session.get", json!({}));
+    assert_eq!(got["upload_limit"], 1000, "{got}");
+    assert_eq!(got["download_dir"], dir.path().join("rpc-dir").display().to_string(), "{got}");
+    assert!(daemon.terminate(QUICK).expect("stops").success());
+}
+
+#[test]
+fn r_a_magnets_peers_are_dialled_again_after_a_restart() {
+    let dir = TempDir::new().expect("temp dir");
+    let data = dir.path().join("seed/m.bin");
+    make_test_file(&data, 8 * MIB, 77);
+    let torrent = dir.path().join("m.torrent");
+    // 1 MiB/s: eight seconds to download, time to restart the daemon in the middle.
+    let seed = Seed::start("seed", &data, &torrent, &["--upload-limit", "1M"]);
+    let magnet = seed.proc.wait_for_line("magnet: ", QUICK).expect("magnet line");
+    let link = format!("{}&x.pe={}", magnet.trim_start_matches("magnet: ").trim(), seed.addr);
+    let state = dir.path().join("state");
+    let out = dir.path().join("out");
+    let port = free_port();
+    let mut daemon = start_daemon(&state, port, &[]);
+    let added = call(port, "torrent.add", json!({"magnet": link, "download_dir": out.display().to_string()}));
+    assert_eq!(added["id"], 1);
+    let progress = |port| -> (String, f64) {
+        let t = &call(port, "torrent.get", json!({"ids": [1]}))[0];
+        (t["state"].as_str().unwrap_or("?").to_owned(), t["progress"].as_f64().unwrap_or(0.0))
+    };
+    wait_until(DOWNLOAD, Duration::from_millis(50), || {
+        let (state, p) = progress(port);
+        state == "downloading" && p > 0.05
+    })
+    .unwrap_or_else(|e| panic!("{}", daemon.explain(&format!("never downloading: {e}"))));
+    let killed = Command::new("kill").args(["-KILL", &daemon.id().to_string()]).status().expect("kill");
+    assert!(killed.success());
+    daemon.wait_exit(QUICK).expect("died");
+
+    // No tracker, no DHT: only the magnet's x.pe can lead back to the seed.
+    let mut daemon = start_daemon(&state, port, &[]);
+    wait_until(DOWNLOAD, Duration::from_millis(50), || progress(port).0 == "seeding")
+        .unwrap_or_else(|e| panic!("{}", daemon.explain(&format!("never completed after the restart: {e}"))));
+    assert_same_tree(&data, out.join("m.bin"));
+    assert!(daemon.terminate(QUICK).expect("stops").success());
+}

@@ -1,0 +1,212 @@
+//! The daemon in-process, against a real engine seed on 127.0.0.1 and a real SQLite store:
+//! what it reports is true (per-file progress while downloading and when paused, a skipped
+//! file never complete, a magnet link waiting for its metadata in its own state, rates 0 while
+//! paused), a torrent in error resumes once its problem is gone, and `session.set` applies
+//! what it accepts and refuses the rest.
+
+use std::path::Path;
+use std::time::Duration;
+
+use shoal_daemon::Daemon;
+use shoal_engine::{AddTorrent, Session, SessionConfig};
+use shoal_proto::Metainfo;
+use shoal_proto::metainfo::{CreateContent, CreateFile, CreateSpec, build_torrent};
+use shoal_rpc::api::{
+    AddRequest, Api, Ids, Priority, SessionSettings, SessionUpdate, SetRequest, Source, TorrentInfo, TorrentState,
+};
+use shoal_state::Store;
+use shoal_testkit::make_test_file;
+
+const PIECE: u32 = 64 * 1024;
+const WAIT: Duration = Duration::from_secs(60);
+
+fn node(upload_limit: Option<u64>) -> SessionConfig {
+    SessionConfig { listen: "127.0.0.1:0".parse().expect("addr"), upload_limit, ..Default::default() }
+}
+
+/// Three files of `sizes` bytes under `root/set`, and their torrent (64 KiB pieces).
+fn folder_torrent(root: &Path, sizes: [u64; 3]) -> (Vec<u8>, Metainfo) {
+    for (i, size) in sizes.iter().enumerate() {
+        make_test_file(root.join("set").join(format!("f{i}.bin")), *size, 90 + i as u64);
+    }
+    let scanned = shoal_storage::scan_path(&root.join("set")).expect("scan");
+    let hashes = shoal_storage::hash_pieces(&scanned.parent, &scanned, PIECE, |_| {}).expect("hash");
+    let spec = CreateSpec {
+        name: "set".into(),
+        piece_length: PIECE,
+        content: CreateContent::MultiFile(
+            scanned.files.iter().map(|f| CreateFile { path: f.path.clone(), length: f.length }).collect(),
+        ),
+        trackers: vec![],
+        comment: None,
+        creation_date: None,
+        private: false,
+    };
+    let bytes = build_torrent(&spec, &hashes);
+    let meta = Metainfo::from_bytes(&bytes).expect("parses");
+    (bytes, meta)
+}
+
+async fn daemon(dir: &Path) -> (Daemon, Session) {
+    let session = Session::start(node(None)).await.expect("session");
+    let store = Store::open(Store::path_in(dir)).expect("store");
+    let settings = SessionSettings {
+        listen_port: session.listen_addr().port(),
+        download_dir: dir.join("downloads").display().to_string(),
+        upload_limit: None,
+        download_limit: None,
+        dht: false,
+        lsd: false,
+        pex: true,
+        max_connections: 500,
+        max_connections_per_torrent: 80,
+        download_queue_size: None,
+        seed_queue_size: None,
+        seed_ratio_limit: None,
+        seed_time_limit: None,
+    };
+    (Daemon::new(session.clone(), store, settings), session)
+}
+
+async fn one(d: &Daemon, id: u64) -> TorrentInfo {
+    d.get(Ids::one(shoal_rpc::api::TorrentId(id))).await.expect("get").remove(0)
+}
+
+async fn wait_for(d: &Daemon, id: u64, what: &str, mut done: impl FnMut(&TorrentInfo) -> bool) -> TorrentInfo {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let t = one(d, id).await;
+        if done(&t) {
+            return t;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: {t:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_file_progress_is_real_while_downloading_and_paused_and_skipped_files_are_never_complete() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seed_dir = dir.path().join("seed");
+    let sizes = [4 * PIECE as u64, 4 * PIECE as u64, 8 * PIECE as u64];
+    let (bytes, meta) = folder_torrent(&seed_dir, sizes);
+    // The seed sends 256 KiB/s: the 1 MiB download takes seconds, long enough to look at.
+    let seed = Session::start(node(Some(256 * 1024))).await.expect("seed");
+    let add = AddTorrent {
+        meta,
+        download_dir: seed_dir.clone(),
+        peers: vec![],
+        use_trackers: false,
+        only_files: None,
+        resume: None,
+    };
+    let _seeding = seed.add(add).await.expect("seed adds");
+
+    let (d, session) = daemon(&dir.path().join("state")).await;
+    let added = d
+        .add(AddRequest { source: Source::TorrentFile(bytes.clone()), download_dir: None, paused: false })
+        .await
+        .expect("add");
+    let id = added.id.0;
+    let mut set = SetRequest::new(Ids::one(added.id));
+    set.file_priorities = vec![(1, Priority::Skip)];
+    d.set(set).await.expect("skip file 1");
+    // The torrent names no tracker: the seed dials the daemon's node.
+    let daemon_addr = session.listen_addr();
+    let seed_handle = _seeding;
+    seed_handle.add_peers(vec![daemon_addr]);
+
+    let partway = wait_for(&d, id, "some of file 0 or 2 verified, not all", |t| {
+        t.state == TorrentState::Downloading && t.files.iter().any(|f| f.have > 0 && f.have < f.length)
+    })
+    .await;
+    assert!(partway.have_bytes < partway.wanted_bytes);
+    assert_eq!(partway.wanted_bytes, sizes[0] + sizes[2], "the skipped file is not wanted");
+    d.pause(Ids::one(added.id)).await.expect("pause");
+    let paused = wait_for(&d, id, "paused", |t| t.state == TorrentState::Paused).await;
+    assert_eq!((paused.download_rate, paused.upload_rate), (0, 0), "no rates while paused");
+    let have: u64 = paused.files.iter().map(|f| f.have).sum();
+    assert!(have > 0, "progress is kept while paused: {:#?}", paused.files);
+    assert_eq!(
+        paused.have_bytes,
+        paused.files.iter().filter(|f| f.priority != Priority::Skip).map(|f| f.have).sum::<u64>()
+    );
+
+    d.resume(Ids::one(added.id)).await.expect("resume");
+    seed_handle.add_peers(vec![daemon_addr]);
+    let done = wait_for(&d, id, "seeding", |t| t.state == TorrentState::Seeding).await;
+    assert_eq!(done.files[0].have, sizes[0]);
+    assert_eq!(done.files[2].have, sizes[2]);
+    assert_eq!(done.files[1].have, 0, "the skipped file shares no piece and is not complete: {:#?}", done.files);
+    assert!(!dir.path().join("state/downloads/set/f1.bin").exists(), "the skipped file was not created");
+    assert_eq!(done.progress, 1.0);
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_a_magnet_waiting_for_metadata_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (d, _session) = daemon(dir.path()).await;
+    let link = "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&dn=nowhere".to_owned();
+    let added =
+        d.add(AddRequest { source: Source::Magnet(link), download_dir: None, paused: false }).await.expect("add");
+    let t = one(&d, added.id.0).await;
+    assert_eq!(t.state, TorrentState::Metadata, "{t:#?}");
+    assert_eq!((t.progress, t.total_bytes), (0.0, 0));
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_a_torrent_in_error_resumes_once_the_problem_is_gone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seed_dir = dir.path().join("seed");
+    let (bytes, _meta) = folder_torrent(&seed_dir, [PIECE as u64, 2 * PIECE as u64, 3 * PIECE as u64]);
+    let (d, _session) = daemon(&dir.path().join("state")).await;
+    // A file longer than the torrent says is in the way: Shoal never cuts user data.
+    let target = dir.path().join("target");
+    std::fs::create_dir_all(target.join("set")).expect("mkdir");
+    std::fs::write(target.join("set/f0.bin"), vec![7u8; PIECE as usize + 10]).expect("write");
+    let added = d
+        .add(AddRequest {
+            source: Source::TorrentFile(bytes),
+            download_dir: Some(target.display().to_string()),
+            paused: false,
+        })
+        .await
+        .expect("add");
+    let failed = wait_for(&d, added.id.0, "error", |t| t.state == TorrentState::Error).await;
+    assert!(failed.error.as_deref().is_some_and(|e| e.contains("f0.bin")), "{failed:#?}");
+    // The user moves the file away and resumes: the torrent starts (and finds its data missing).
+    std::fs::remove_file(target.join("set/f0.bin")).expect("rm");
+    d.resume(Ids::one(added.id)).await.expect("resume");
+    let t = wait_for(&d, added.id.0, "downloading after resume", |t| t.state == TorrentState::Downloading).await;
+    assert_eq!(t.error, None);
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_session_set_applies_what_it_accepts_and_refuses_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (d, _session) = daemon(dir.path()).await;
+    let before = d.session_get().await.expect("get");
+    for (update, key) in [
+        (SessionUpdate { dht: Some(true), ..Default::default() }, "dht"),
+        (SessionUpdate { lsd: Some(true), ..Default::default() }, "lsd"),
+        (SessionUpdate { pex: Some(false), ..Default::default() }, "pex"),
+        (SessionUpdate { listen_port: Some(before.listen_port.wrapping_add(1)), ..Default::default() }, "listen_port"),
+    ] {
+        let e = d.session_set(update).await.expect_err(key);
+        assert!(e.to_string().contains(key), "{e}");
+    }
+    assert_eq!(d.session_get().await.expect("get"), before, "nothing changed");
+    let next = d
+        .session_set(SessionUpdate {
+            max_connections_per_torrent: Some(7),
+            upload_limit: Some(Some(1000)),
+            ..Default::default()
+        })
+        .await
+        .expect("accepted");
+    assert_eq!((next.max_connections_per_torrent, next.upload_limit), (7, Some(1000)));
+    d.shutdown().await;
+}
