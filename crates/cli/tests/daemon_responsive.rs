@@ -65,7 +65,7 @@ fn zeros_torrent(dir: &Path, name: &str, size: u64, trackers: Vec<String>) -> Ve
     file.set_len(size).expect("sparse file");
     let full: [u8; 20] = Sha1::digest(vec![0u8; piece as usize]).into();
     let mut hashes = vec![full; (size / piece) as usize];
-    if size % piece != 0 {
+    if !size.is_multiple_of(piece) {
         hashes.push(Sha1::digest(vec![0u8; (size % piece) as usize]).into());
     }
     let spec = CreateSpec {
