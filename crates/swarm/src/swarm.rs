@@ -177,6 +177,10 @@ pub enum PeerError {
     },
 }
 
+/// While seeding initially, an unchoked peer is shown new pieces until at least this many of
+/// its shown pieces are not yet requested (see `Swarm::reveal`).
+const MIN_UNREQUESTED_REVEALS: usize = 2;
+
 /// Totals for front ends.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
@@ -357,9 +361,13 @@ impl Swarm {
         }
     }
 
-    /// While seeding initially, shows an unchoked peer the rarest pieces, up to its target.
-    /// Choked peers are shown nothing (rare pieces are not tied up with a peer that cannot
-    /// fetch them); the choker considers them interested all the same.
+    /// While seeding initially, shows an unchoked peer the rarest pieces, up to its target,
+    /// and beyond it while fewer than [`MIN_UNREQUESTED_REVEALS`] of its shown pieces are not
+    /// yet requested (up to twice the target plus that many): a peer that has asked for
+    /// everything it was shown must never run dry, because some clients (rTorrent) then stop
+    /// asking for about 30 s even after new `have`s arrive. Choked peers are shown nothing
+    /// (rare pieces are not tied up with a peer that cannot fetch them); the choker considers
+    /// them interested all the same.
     fn reveal(&mut self, peer: PeerKey) {
         let (Some(ss), Some(p)) = (self.superseed.as_mut(), self.peers.get_mut(&peer)) else {
             return;
@@ -373,7 +381,13 @@ impl Swarm {
         let availability = self.picker.availability();
         let recent = p.reveals_announced[0] + p.reveals_announced[1];
         let target = superseed::reveal_target(p.up.bytes_per_sec(), self.layout.piece_length(), recent);
-        while p.reveals_open.len() < target {
+        let cap = 2 * target + MIN_UNREQUESTED_REVEALS;
+        loop {
+            let open = p.reveals_open.len();
+            let unrequested = p.reveals_open.iter().filter(|o| !o.requested).count();
+            if open >= cap || (open >= target && unrequested >= MIN_UNREQUESTED_REVEALS) {
+                break;
+            }
             let Some(piece) = ss.choose(availability, &p.has, revealed) else {
                 break;
             };
@@ -646,11 +660,18 @@ impl Swarm {
         };
         let allowed = !p.am_choking && self.have.get(block.piece);
         if allowed {
+            let mut first_ask = false;
             if let Some(open) = p.reveals_open.iter_mut().find(|open| open.piece == block.piece) {
+                first_ask = !open.requested;
                 open.requested = true;
             }
             p.up.add(block.length as u64);
             self.up.add(block.length as u64);
+            if first_ask {
+                // The next piece is shown before this one's data goes out, so the peer
+                // knows of it before it can finish what it asked for.
+                self.reveal(peer);
+            }
             self.actions.push_back(Action::Serve { peer, block });
         } else if p.fast {
             let msg = Message::RejectRequest { index: block.piece.get(), begin: block.begin, length: block.length };
@@ -845,16 +866,24 @@ impl Swarm {
         let (unchoked, optimistic) =
             choker::choose(&candidates, self.config.unchoke_slots, self.optimistic, rotate, seeding, &mut self.rng);
         self.optimistic = optimistic;
+        let mut newly_unchoked = Vec::new();
         for (&peer, p) in self.peers.iter_mut() {
             let choke = !unchoked.contains(&peer);
             if choke != p.am_choking {
                 p.am_choking = choke;
-                let msg = if choke { Message::Choke } else { Message::Unchoke };
-                self.actions.push_back(Action::Send { peer, msg });
                 if choke {
+                    self.actions.push_back(Action::Send { peer, msg: Message::Choke });
                     newly_choked.push(peer);
+                } else {
+                    newly_unchoked.push(peer);
                 }
             }
+        }
+        // An unchoked peer always has something to ask for: while seeding initially its
+        // pieces are shown before the unchoke.
+        for peer in newly_unchoked {
+            self.reveal(peer);
+            self.actions.push_back(Action::Send { peer, msg: Message::Unchoke });
         }
         // Pieces a choked peer had not asked for yet go to other peers.
         for peer in newly_choked {
@@ -868,6 +897,7 @@ impl Swarm {
         let superseed = self.superseed.is_some();
         let busy = self.peers.values().filter(|p| !p.am_choking && wants_us(p, superseed)).count();
         let mut free = self.config.unchoke_slots.saturating_sub(busy);
+        let mut newly_unchoked = Vec::new();
         for (&peer, p) in self.peers.iter_mut() {
             if free == 0 {
                 break;
@@ -875,8 +905,13 @@ impl Swarm {
             if p.am_choking && wants_us(p, superseed) {
                 p.am_choking = false;
                 free -= 1;
-                self.actions.push_back(Action::Send { peer, msg: Message::Unchoke });
+                newly_unchoked.push(peer);
             }
+        }
+        // Shown pieces first, then the unchoke (see `rechoke`).
+        for peer in newly_unchoked {
+            self.reveal(peer);
+            self.actions.push_back(Action::Send { peer, msg: Message::Unchoke });
         }
         self.reveal_all();
     }
@@ -1214,5 +1249,59 @@ mod tests {
         }
         let rest = revealed(&drain(&mut s), PeerKey(1));
         assert_eq!(first.len() + rest.len(), 64, "every piece is shown in the end: {rest:?}");
+    }
+
+    /// The position of the first action matching `f`.
+    fn position(actions: &[Action], f: impl Fn(&Action) -> bool) -> usize {
+        actions.iter().position(f).unwrap_or(usize::MAX)
+    }
+
+    #[test]
+    fn r_rtorrent_stall_an_unchoked_peer_is_shown_pieces_before_its_unchoke() {
+        let now = Instant::now();
+        let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
+        let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
+        // rTorrent does not speak the fast extension: no `have none`, straight to the pieces.
+        s.add_peer(now, PeerKey(1), false);
+        let actions = drain(&mut s);
+        let first_have = position(&actions, |a| matches!(a, Action::Send { msg: Message::Have(_), .. }));
+        let unchoke = position(&actions, |a| matches!(a, Action::Send { msg: Message::Unchoke, .. }));
+        assert!(first_have < unchoke && unchoke != usize::MAX, "{actions:?}");
+    }
+
+    #[test]
+    fn r_rtorrent_stall_a_peer_that_asked_for_everything_shown_still_has_pieces_to_ask_for() {
+        let now = Instant::now();
+        let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
+        let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
+        s.add_peer(now, PeerKey(1), false);
+        let mut shown = revealed(&drain(&mut s), PeerKey(1));
+        assert!(!shown.is_empty());
+        s.handle_message(now, PeerKey(1), Message::Interested).expect("interested");
+        drain(&mut s);
+        // The peer asks for every block of every piece it was shown, piece by piece, as
+        // rTorrent does early in a transfer on a fast link.
+        let mut asked = std::collections::BTreeSet::new();
+        for round in 0..4 {
+            let pieces: Vec<u32> = shown.iter().copied().filter(|p| !asked.contains(p)).collect();
+            for piece in pieces {
+                asked.insert(piece);
+                for begin in [0, 16_384] {
+                    s.handle_message(now, PeerKey(1), Message::Request { index: piece, begin, length: 16_384 })
+                        .expect("request");
+                }
+                let actions = drain(&mut s);
+                let serve = position(&actions, |a| matches!(a, Action::Serve { .. }));
+                let new_haves = revealed(&actions, PeerKey(1));
+                let have_at = position(&actions, |a| matches!(a, Action::Send { msg: Message::Have(_), .. }));
+                if !new_haves.is_empty() {
+                    assert!(have_at < serve, "round {round}: the new piece is shown before the data: {actions:?}");
+                }
+                shown.extend(new_haves);
+            }
+            let unasked = shown.iter().filter(|p| !asked.contains(p)).count();
+            assert!(unasked >= MIN_UNREQUESTED_REVEALS, "round {round}: only {unasked} shown pieces left to ask for");
+        }
+        assert!(shown.len() < 64, "the peer does not pull the whole torrent unannounced: {}", shown.len());
     }
 }
