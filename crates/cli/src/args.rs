@@ -282,6 +282,9 @@ pub(crate) struct GetArgs {
     /// Do not announce to the torrent's trackers.
     #[arg(long)]
     pub(crate) no_trackers: bool,
+    /// Give up (exit 1) if the download is not complete after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) timeout: Option<u64>,
     #[command(flatten)]
     pub(crate) node: NodeOptions,
 }

@@ -37,10 +37,13 @@ async fn download(
     source: Source,
     mut peers: Vec<std::net::SocketAddr>,
 ) -> Result<(), Failure> {
+    // `--timeout` bounds the whole wait: metadata and data.
+    let deadline = a.timeout.map(|secs| tokio::time::Instant::now() + std::time::Duration::from_secs(secs));
     let (meta, only_files) = match source {
         Source::Torrent(meta) => (meta, None),
         Source::Magnet(magnet) => {
-            let (meta, found) = fetch_metadata(session, &magnet, peers.clone(), !a.no_trackers, quiet).await?;
+            let (meta, found) =
+                fetch_metadata(session, &magnet, peers.clone(), !a.no_trackers, quiet, deadline.zip(a.timeout)).await?;
             peers.extend(found);
             let files = meta.info.files.len();
             if let Some(beyond) = magnet.select_only.iter().flatten().map(|r| *r.end()).find(|&i| i as usize >= files) {
@@ -96,6 +99,17 @@ async fn download(
     let before = initial.stats.bytes_have;
     let status = tokio::select! {
         s = progress::follow(&torrent, &bar) => s,
+        () = report_waiting(&torrent, session, &bar, quiet) => unreachable!("reports until dropped"),
+        () = until(deadline) => {
+            bar.abandon();
+            let s = torrent.status();
+            let tried = waiting_summary(&s, session).await;
+            torrent.stop().await;
+            return Err(Failure::Runtime(anyhow!(
+                "gave up after {} s (--timeout) with {} of {} pieces verified; {tried}",
+                a.timeout.unwrap_or(0), s.stats.pieces_have, s.stats.pieces_total
+            )));
+        }
         _ = interrupted() => {
             bar.abandon();
             let s = torrent.status();
@@ -141,6 +155,78 @@ async fn download(
     Ok(())
 }
 
+/// Sleeps until `deadline`, or for ever without one.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// How often a download with no peer says what it is trying.
+const WAITING_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// While the download has no peer, says every [`WAITING_EVERY`] (the first time after 3 s)
+/// what is being tried and what came of it. Never returns.
+async fn report_waiting(torrent: &shoal_engine::Torrent, session: &Session, bar: &indicatif::ProgressBar, quiet: bool) {
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    loop {
+        let s = torrent.status();
+        if !quiet && s.stats.peers == 0 && s.state == TorrentState::Downloading {
+            let line = waiting_summary(&s, session).await;
+            bar.suspend(|| eprintln!("waiting for peers: {}", crate::text::printable(&line)));
+        }
+        tokio::time::sleep(WAITING_EVERY).await;
+    }
+}
+
+/// What a download without peers is trying: each tracker's last answer, the DHT, and the
+/// peers named with `--peer` or `x.pe` that could not be reached.
+async fn waiting_summary(s: &shoal_engine::TorrentStatus, session: &Session) -> String {
+    let mut parts = Vec::new();
+    for t in &s.trackers {
+        parts.push(match &t.last_result {
+            Some(Ok(n)) => format!("tracker {} answered with {n} peers", t.url),
+            Some(Err(e)) => format!("tracker {}: {e}", t.url),
+            None => format!("tracker {}: no answer yet", t.url),
+        });
+    }
+    if s.trackers.is_empty() {
+        parts.push("no trackers".to_owned());
+    }
+    match session.dht() {
+        Some(dht) => match dht.stats().await {
+            Ok(st) => parts.push(format!(
+                "DHT: {} nodes{}",
+                st.nodes,
+                if st.bootstrapped { "" } else { ", not bootstrapped yet" }
+            )),
+            Err(e) => parts.push(format!("DHT: {e}")),
+        },
+        None => parts.push("DHT off".to_owned()),
+    }
+    for (addr, e) in &s.unreachable {
+        parts.push(format!("peer {addr}: {e}"));
+    }
+    parts.join("; ")
+}
+
+/// What a metadata fetch is trying: the peers known and asked, the last failure, the DHT.
+async fn metadata_summary(p: &MetadataProgress, session: &Session) -> String {
+    let mut line = format!("{} peers known, {} failed attempts", p.peers_known, p.failed);
+    if let Some(e) = &p.last_error {
+        line.push_str(&format!(" (last: {e})"));
+    }
+    match session.dht() {
+        Some(dht) => match dht.stats().await {
+            Ok(st) => line.push_str(&format!("; DHT: {} nodes", st.nodes)),
+            Err(e) => line.push_str(&format!("; DHT: {e}")),
+        },
+        None => line.push_str("; DHT off"),
+    }
+    line
+}
+
 /// What `shoal get` was asked to fetch.
 pub(crate) enum Source {
     /// A torrent whose metadata we have.
@@ -181,6 +267,7 @@ async fn fetch_metadata(
     peers: Vec<std::net::SocketAddr>,
     use_trackers: bool,
     quiet: bool,
+    timeout: Option<(tokio::time::Instant, u64)>,
 ) -> Result<(Metainfo, Vec<std::net::SocketAddr>), Failure> {
     let name = crate::text::printable(magnet.display_name.as_deref().unwrap_or("the torrent")).into_owned();
     if !quiet {
@@ -191,9 +278,28 @@ async fn fetch_metadata(
     let fetch = session.fetch_metadata(magnet, peers, use_trackers, tx);
     tokio::pin!(fetch);
     let start = Instant::now();
+    let mut report =
+        tokio::time::interval_at(tokio::time::Instant::now() + std::time::Duration::from_secs(3), WAITING_EVERY);
     let result = loop {
         tokio::select! {
             r = &mut fetch => break r,
+            () = until(timeout.map(|t| t.0)) => {
+                spinner.abandon();
+                let progress = rx.borrow().clone();
+                let tried = metadata_summary(&progress, session).await;
+                return Err(Failure::Runtime(anyhow!(
+                    "gave up after {} s (--timeout) without the metadata of {}; {tried}",
+                    timeout.map_or(0, |t| t.1),
+                    magnet.info_hash
+                )));
+            }
+            _ = report.tick() => {
+                let p = rx.borrow().clone();
+                if !quiet && p.asking == 0 {
+                    let line = metadata_summary(&p, session).await;
+                    spinner.suspend(|| eprintln!("waiting for metadata: {}", crate::text::printable(&line)));
+                }
+            }
             _ = interrupted() => {
                 spinner.abandon();
                 return Err(Failure::Interrupted(anyhow!("interrupted while fetching the metadata of {}", magnet.info_hash)));

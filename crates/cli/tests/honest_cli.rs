@@ -180,3 +180,52 @@ fn r_terminal_escapes_in_a_torrent_name_are_not_printed() {
     assert!(!all.contains('\x1b') && !all.contains('\x07'), "escape reached the terminal: {all:?}");
     assert!(all.contains("clear?[2J?]0;owned?.bin"), "the name is shown with ? for controls: {all:?}");
 }
+
+#[test]
+fn r_a_get_with_no_peers_says_what_it_tries_and_gives_up_at_its_timeout() {
+    let dir = TempDir::new().expect("temp dir");
+    let data = dir.path().join("w.bin");
+    make_test_file(&data, 100_000, 62);
+    // A tracker port and a peer port where nothing listens, and a peer that hangs up after
+    // our handshake as peers that require protocol encryption do.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let closed_addr = closed.local_addr().expect("addr");
+    drop(closed);
+    let picky = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let picky_addr = picky.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for conn in picky.incoming().take(64) {
+            let Ok(mut conn) = conn else { continue };
+            let mut hs = [0u8; 68];
+            let _ = std::io::Read::read_exact(&mut conn, &mut hs);
+        }
+    });
+    let torrent = dir.path().join("w.torrent");
+    let mut cmd = shoal(["create"]);
+    cmd.arg(&data).arg("-o").arg(&torrent).args(["--tracker", &format!("http://{closed_addr}/announce")]);
+    assert!(run(cmd, QUICK).status.success());
+    let out = dir.path().join("out");
+    let mut get = spawn_get("get", &torrent, &out, &[closed_addr, picky_addr], &["--timeout", "6"]);
+    let status = get.wait_exit(QUICK).expect("get gives up by itself");
+    assert_eq!(status.code(), Some(1), "{}", get.explain("--timeout"));
+    let stderr = support::log_lines(&get);
+    let waiting: Vec<&String> = stderr.iter().filter(|l| l.starts_with("waiting for peers: ")).collect();
+    assert!(!waiting.is_empty(), "the wait is not silent: {stderr:?}");
+    let w = waiting[0];
+    assert!(w.contains(&format!("tracker http://{closed_addr}/announce")), "names the tracker: {w}");
+    assert!(w.contains(&format!("peer {closed_addr}:")) && w.contains("refused"), "names the refused peer: {w}");
+    assert!(w.contains(&format!("peer {picky_addr}:")) && w.contains("protocol encryption"), "{w}");
+    assert!(w.contains("DHT off"), "{w}");
+    let last = stderr.last().expect("a final line");
+    assert!(last.starts_with("shoal: gave up after 6 s (--timeout)"), "{stderr:?}");
+
+    // A magnet link whose only peer never answers: the same, for the metadata.
+    let hash = Metainfo::from_bytes(&fs::read(&torrent).expect("read")).expect("parse").info_hash;
+    let link = format!("magnet:?xt=urn:btih:{hash}&x.pe={closed_addr}");
+    let mut cmd = shoal(["get"]);
+    cmd.arg(&link).arg("-o").arg(&out).args(["--listen", "127.0.0.1:0", "--timeout", "6"]);
+    let got = run(cmd, QUICK);
+    assert_eq!(got.status.code(), Some(1), "{got:?}");
+    assert!(got.stderr.lines().any(|l| l.starts_with("waiting for metadata: ")), "{got:?}");
+    assert!(got.stderr.contains("gave up after 6 s (--timeout) without the metadata"), "{got:?}");
+}

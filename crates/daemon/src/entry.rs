@@ -129,18 +129,22 @@ impl Entry {
                     .collect()
             })
             .unwrap_or_default();
+        let reported = status.as_ref().map(|s| s.trackers.as_slice()).unwrap_or_default();
         let trackers: Vec<TrackerInfo> = meta
             .map(|m| {
                 m.announce_list
                     .iter()
                     .enumerate()
                     .flat_map(|(tier, urls)| {
-                        urls.iter().map(move |u| TrackerInfo {
-                            url: u.clone(),
-                            tier: tier as u32,
-                            last_error: None,
-                            last_announce: None,
-                            next_announce: None,
+                        urls.iter().map(move |u| {
+                            let seen = reported.iter().find(|t| &t.url == u);
+                            TrackerInfo {
+                                url: u.clone(),
+                                tier: tier as u32,
+                                last_error: seen.and_then(|t| t.last_result.clone()?.err()),
+                                last_announce: seen.and_then(|t| t.last_announce).map(unix),
+                                next_announce: seen.and_then(|t| t.next_announce).map(unix),
+                            }
                         })
                     })
                     .collect()

@@ -66,6 +66,25 @@ pub struct TorrentStatus {
     pub stats: Stats,
     /// Last tracker error, if the last announce failed.
     pub tracker_error: Option<String>,
+    /// Each tracker's last announce and the next one.
+    pub trackers: Vec<TrackerStatus>,
+    /// Peers the user named (`--peer`, a magnet's `x.pe`) whose last dial failed, and why.
+    pub unreachable: Vec<(std::net::SocketAddr, String)>,
+}
+
+/// One tracker of a torrent, for front ends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrackerStatus {
+    /// Announce URL.
+    pub url: String,
+    /// Tier (BEP 12), 0 first.
+    pub tier: usize,
+    /// When the last announce to it finished.
+    pub last_announce: Option<std::time::SystemTime>,
+    /// What it answered then: the number of peers, or why it failed.
+    pub last_result: Option<Result<usize, String>>,
+    /// When the next announce is due.
+    pub next_announce: Option<std::time::SystemTime>,
 }
 
 impl TorrentStatus {

@@ -51,6 +51,13 @@ pub(crate) enum HandshakeError {
     /// The peer spoke something else.
     #[error("bad handshake: {0}")]
     Wire(#[from] WireError),
+    /// The peer closed the connection after our handshake without sending its own: peers
+    /// that require protocol encryption do this.
+    #[error(
+        "the peer closed the connection at the handshake (it may require protocol encryption, which Shoal does \
+         not speak yet)"
+    )]
+    ClosedAtHandshake,
     /// The peer is serving another torrent.
     #[error("peer answered for another torrent")]
     WrongTorrent,
@@ -98,7 +105,12 @@ pub(crate) async fn connect(
         .map_err(|_| HandshakeError::Timeout)??;
     stream.set_nodelay(true)?;
     write_handshake(&mut stream, info_hash, peer_id, dht).await?;
-    let theirs = read_handshake(&mut stream).await?;
+    let theirs = match read_handshake(&mut stream).await {
+        Err(HandshakeError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(HandshakeError::ClosedAtHandshake);
+        }
+        other => other?,
+    };
     if theirs.info_hash != info_hash {
         return Err(HandshakeError::WrongTorrent);
     }

@@ -199,6 +199,8 @@ impl Session {
             state: TorrentState::Checking { done: 0, total: layout.piece_count() },
             stats: shoal_swarm::Stats { pieces_total: layout.piece_count(), ..Default::default() },
             tracker_error: None,
+            trackers: Vec::new(),
+            unreachable: Vec::new(),
         }));
         let files: Vec<FileSpec> = meta
             .info

@@ -64,8 +64,8 @@ pub(crate) enum PeerEvent {
 pub(crate) enum Control {
     /// A connection whose handshakes are done (incoming or outgoing).
     Connected { stream: TcpStream, addr: SocketAddr, handshake: Handshake, outgoing: bool },
-    /// An outgoing attempt failed.
-    ConnectFailed { addr: SocketAddr },
+    /// An outgoing attempt failed, and why.
+    ConnectFailed { addr: SocketAddr, error: String },
     /// Addresses to try (tracker reply, DHT, `--peer`).
     Peers { addrs: Vec<SocketAddr>, manual: bool },
     /// Stop: close connections, save resume data, then answer.
@@ -182,6 +182,8 @@ struct Actor {
     next_key: u64,
     /// Addresses to dial: bounded, with backoff (see `shoal_swarm::candidates`).
     candidates: Candidates,
+    /// The peers the user named, and why the last dial of each failed (`None`: it did not).
+    named: HashMap<SocketAddr, Option<String>>,
     /// Connections open (or being dialled) per address and per IP.
     link_addrs: HashSet<SocketAddr>,
     per_ip: HashMap<IpAddr, usize>,
@@ -225,6 +227,7 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
         ids: HashMap::new(),
         next_key: 1,
         candidates: Candidates::new(CandidateConfig::default()),
+        named: HashMap::new(),
         link_addrs: HashSet::new(),
         per_ip: HashMap::new(),
         connecting: 0,
@@ -293,12 +296,20 @@ impl Actor {
                 }
                 self.on_connected(stream, addr, handshake, outgoing);
             }
-            Control::ConnectFailed { addr } => {
+            Control::ConnectFailed { addr, error } => {
                 self.connecting = self.connecting.saturating_sub(1);
                 self.candidates.failed(Instant::now(), addr);
+                if let Some(last) = self.named.get_mut(&addr) {
+                    *last = Some(error);
+                }
             }
             Control::Peers { addrs, manual } => {
                 let source = if manual { CandidateSource::Manual } else { CandidateSource::Discovery };
+                if manual {
+                    for addr in &addrs {
+                        self.named.entry(*addr).or_insert(None);
+                    }
+                }
                 self.learn(addrs, source);
             }
             Control::Shutdown(_) => {}
@@ -455,6 +466,9 @@ impl Actor {
         let extensions = handshake.reserved[5] & 0x10 != 0;
         self.links.insert(key, link);
         self.link_addrs.insert(addr);
+        if let Some(last) = self.named.get_mut(&addr) {
+            *last = None;
+        }
         *self.per_ip.entry(addr.ip()).or_default() += 1;
         self.candidates.connected(addr);
         self.connections.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -692,7 +706,7 @@ impl Actor {
                     Ok((stream, handshake)) => Control::Connected { stream, addr, handshake, outgoing: true },
                     Err(e) => {
                         tracing::debug!(%addr, "connect failed: {e}");
-                        Control::ConnectFailed { addr }
+                        Control::ConnectFailed { addr, error: e.to_string() }
                     }
                 };
                 let _ = control.send(msg);
@@ -802,9 +816,12 @@ impl Actor {
         } else {
             TorrentState::Downloading
         };
+        let unreachable: Vec<(SocketAddr, String)> =
+            self.named.iter().filter_map(|(a, e)| Some((*a, e.clone()?))).collect();
         self.status.send_modify(|s| {
             s.state = state;
             s.stats = stats;
+            s.unreachable = unreachable;
         });
     }
 

@@ -2,7 +2,7 @@
 //! are asked with `reqwest`, UDP trackers through [`UdpTrackers`]; both kinds share the tiers.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use shoal_proto::tracker::{AnnounceRequest, AnnounceResponse, Event};
 use shoal_proto::{InfoHash, PeerId};
@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::udp::{Schedule, UdpTrackers};
 use crate::torrent::Control;
-use crate::{TorrentState, TorrentStatus};
+use crate::{TorrentState, TorrentStatus, TrackerStatus};
 
 /// Longest wait for one HTTP tracker's answer (UDP trackers follow [`Schedule::BEP15`]).
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -42,6 +42,21 @@ pub(crate) async fn announce_loop(mut a: Announcer) {
             return;
         }
     };
+    let listed: Vec<TrackerStatus> = a
+        .tiers
+        .iter()
+        .enumerate()
+        .flat_map(|(tier, urls)| {
+            urls.iter().map(move |url| TrackerStatus {
+                url: url.clone(),
+                tier,
+                last_announce: None,
+                last_result: None,
+                next_announce: Some(SystemTime::now()),
+            })
+        })
+        .collect();
+    a.status.send_modify(|s| s.trackers = listed);
     let mut status_rx = a.status.subscribe();
     let mut complete = matches!(status_rx.borrow().state, TorrentState::Seeding);
     let mut event = Some(Event::Started);
@@ -53,6 +68,15 @@ pub(crate) async fn announce_loop(mut a: Announcer) {
             _ = &mut a.stop => break,
             result = clients.announce(&mut a.tiers, &request) => result,
         };
+        let finished = SystemTime::now();
+        a.status.send_modify(|s| {
+            for (url, outcome) in clients.attempts.drain(..) {
+                if let Some(t) = s.trackers.iter_mut().find(|t| t.url == url) {
+                    t.last_announce = Some(finished);
+                    t.last_result = Some(outcome);
+                }
+            }
+        });
         let wait = match result {
             Ok(reply) => {
                 failures = 0;
@@ -68,6 +92,7 @@ pub(crate) async fn announce_loop(mut a: Announcer) {
                 RETRY * 2u32.pow(failures.min(6) - 1)
             }
         };
+        a.status.send_modify(|s| s.trackers.iter_mut().for_each(|t| t.next_announce = Some(finished + wait)));
         let sleep = tokio::time::sleep(wait);
         tokio::pin!(sleep);
         let stop = loop {
@@ -179,6 +204,9 @@ fn announce_request(
 pub(super) struct Clients {
     http: reqwest::Client,
     udp: UdpTrackers,
+    /// Each tracker asked since the caller last drained this, and what it answered: the
+    /// number of peers, or why it failed.
+    pub(super) attempts: Vec<(String, Result<usize, String>)>,
 }
 
 impl Clients {
@@ -188,7 +216,7 @@ impl Clients {
             .timeout(TIMEOUT)
             .user_agent(concat!("Shoal/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { http, udp: UdpTrackers::new(schedule) })
+        Ok(Self { http, udp: UdpTrackers::new(schedule), attempts: Vec::new() })
     }
 
     /// Announces to the first tracker that answers, tier by tier (BEP 12), HTTP and UDP
@@ -212,6 +240,10 @@ impl Clients {
                 } else {
                     continue;
                 };
+                self.attempts.push((url.clone(), result.as_ref().map(|r| r.peers.len()).map_err(Clone::clone)));
+                if self.attempts.len() > 64 {
+                    let _ = self.attempts.remove(0);
+                }
                 match result {
                     Ok(reply) => {
                         tracing::debug!(tracker = %url, peers = reply.peers.len(), "announced");
@@ -227,13 +259,24 @@ impl Clients {
     }
 }
 
+/// An HTTP error with its innermost cause ("error sending request: Connection refused").
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut innermost: &dyn std::error::Error = &e;
+    while let Some(source) = innermost.source() {
+        innermost = source;
+    }
+    let (top, inner) = (e.to_string(), innermost.to_string());
+    if inner == top { top } else { format!("{top}: {inner}") }
+}
+
 async fn fetch(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
-    let mut response = client.get(url).send().await.map_err(|e| e.without_url().to_string())?;
+    let mut response = client.get(url).send().await.map_err(describe)?;
     if !response.status().is_success() {
         return Err(format!("HTTP status {}", response.status()));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| e.without_url().to_string())? {
+    while let Some(chunk) = response.chunk().await.map_err(describe)? {
         body.extend_from_slice(&chunk);
         if body.len() > MAX_REPLY {
             return Err(format!("reply larger than {MAX_REPLY} bytes"));
