@@ -22,7 +22,6 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
 use crate::rate_limit::Caps;
-use crate::torrent::Inbox;
 
 /// The rate caps a connection obeys: its torrent's and the session's.
 #[derive(Clone, Debug)]
@@ -118,6 +117,33 @@ pub(crate) async fn connect(
         return Err(HandshakeError::SelfConnection);
     }
     Ok((stream, theirs))
+}
+
+/// An event from a peer connection, for its torrent.
+#[derive(Debug)]
+pub(crate) enum PeerEvent {
+    Messages(PeerKey, Vec<Message>),
+    Closed(PeerKey, Ended),
+}
+
+/// Where a connection's reader sends what it reads: the torrent's bounded peer inbox, so a
+/// busy torrent slows its readers down (back-pressure reaches the sockets).
+#[derive(Clone, Debug)]
+pub(crate) struct PeerSink(mpsc::Sender<PeerEvent>);
+
+impl PeerSink {
+    pub(crate) fn new(tx: mpsc::Sender<PeerEvent>) -> Self {
+        Self(tx)
+    }
+
+    /// Forwards messages; false when the torrent is gone.
+    pub(crate) async fn peer_messages(&self, key: PeerKey, msgs: Vec<Message>) -> bool {
+        self.0.send(PeerEvent::Messages(key, msgs)).await.is_ok()
+    }
+
+    pub(crate) async fn peer_closed(&self, key: PeerKey, reason: Ended) {
+        let _ = self.0.send(PeerEvent::Closed(key, reason)).await;
+    }
 }
 
 /// Why a connection's reader stopped.
@@ -240,7 +266,7 @@ pub(crate) fn spawn(
     key: PeerKey,
     addr: SocketAddr,
     stream: TcpStream,
-    inbox: Inbox,
+    inbox: PeerSink,
     storage: Arc<Storage>,
     max_message: u32,
     limits: Limits,
@@ -263,7 +289,7 @@ pub(crate) fn spawn(
     PeerLink { addr, tx, withdrawn, reader }
 }
 
-async fn read_loop(key: PeerKey, mut read: OwnedReadHalf, inbox: &Inbox, max_message: u32, limit: &Caps) -> Ended {
+async fn read_loop(key: PeerKey, mut read: OwnedReadHalf, inbox: &PeerSink, max_message: u32, limit: &Caps) -> Ended {
     let mut buf = BytesMut::with_capacity(128 * 1024);
     loop {
         // Everything decoded from one read goes to the torrent as one event: one channel

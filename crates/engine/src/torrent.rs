@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::disk::{Disk, DiskEvent};
 use crate::metadata::{OUR_UT_METADATA, OUR_UT_PEX};
-use crate::peer::{self, Outgoing, PeerLink};
+use crate::peer::{self, Outgoing, PeerEvent, PeerLink, PeerSink};
 use crate::{TorrentState, TorrentStatus};
 
 /// Peer messages queued per torrent before readers wait.
@@ -51,13 +51,6 @@ const MAX_PER_IP: usize = 8;
 /// A connection that moved no data either way and wanted nothing for this long may be closed
 /// to make room for a newcomer when the torrent has no free slot.
 const IDLE_EVICT_AFTER: Duration = Duration::from_secs(60);
-
-/// An event from a peer connection.
-#[derive(Debug)]
-pub(crate) enum PeerEvent {
-    Messages(PeerKey, Vec<Message>),
-    Closed(PeerKey, peer::Ended),
-}
 
 /// A request to the torrent from outside its peer connections.
 #[derive(Debug)]
@@ -110,19 +103,9 @@ pub struct PeerStatus {
 /// Cheap cloneable sender side of a torrent's inboxes.
 #[derive(Clone, Debug)]
 pub(crate) struct Inbox {
-    peers: mpsc::Sender<PeerEvent>,
+    /// Where the connections' reader tasks send what they read.
+    peers: PeerSink,
     pub(crate) control: mpsc::UnboundedSender<Control>,
-}
-
-impl Inbox {
-    /// Forwards a message; false when the torrent is gone.
-    pub(crate) async fn peer_messages(&self, key: PeerKey, msgs: Vec<Message>) -> bool {
-        self.peers.send(PeerEvent::Messages(key, msgs)).await.is_ok()
-    }
-
-    pub(crate) async fn peer_closed(&self, key: PeerKey, reason: peer::Ended) {
-        let _ = self.peers.send(PeerEvent::Closed(key, reason)).await;
-    }
 }
 
 /// What the actor needs to start.
@@ -214,7 +197,7 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
     let (peer_tx, peer_rx) = mpsc::channel(PEER_INBOX);
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
     let (disk_tx, disk_rx) = mpsc::unbounded_channel();
-    let inbox = Inbox { peers: peer_tx, control: ctl_tx };
+    let inbox = Inbox { peers: PeerSink::new(peer_tx), control: ctl_tx };
     let pieces = setup.swarm.layout().piece_count();
     let actor = Actor {
         info_hash: setup.info_hash,
@@ -457,7 +440,7 @@ impl Actor {
             key,
             addr,
             stream,
-            self.inbox.clone(),
+            self.inbox.peers.clone(),
             self.storage.clone(),
             self.max_message,
             self.limits.clone(),
