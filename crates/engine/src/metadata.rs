@@ -1,27 +1,39 @@
 //! Fetching a torrent's info dictionary from peers for a magnet link (BEP 9 `ut_metadata`
 //! over the BEP 10 extension protocol), before anything else about the torrent is known.
 //!
-//! Peers arrive from any source (the link's `x.pe`, trackers, the DHT) on a channel. A few
-//! connections run at once; each fetches the whole dictionary on its own (it is small: a 4 GiB
-//! torrent's is about 40 KiB) and checks it against the info-hash before returning it, so a
-//! peer that sends a wrong or oversized dictionary only costs its own connection. The first
-//! verified copy wins. Every step of a connection has a timeout, and the whole attempt with one
-//! peer is bounded.
+//! Peers come from the caller (the link's `x.pe`, `--peer`) and then from any source (trackers,
+//! the DHT) on a channel, for as long as the search runs. They go into a bounded
+//! [`Candidates`] set (see `shoal_swarm::candidates`): at most [`MAX_PEERS`] addresses, the
+//! caller's first and never evicted, then those that failed least. A few connections run at
+//! once; each fetches the whole dictionary on its own (it is small: a 4 GiB torrent's is about
+//! 40 KiB) and checks it against the info-hash before returning it, so a peer that sends a wrong
+//! or oversized dictionary only costs its own connection. The first verified copy wins. Every
+//! step of a connection has a timeout, and the whole attempt with one peer is bounded.
+//!
+//! A failed attempt is not the end of a peer. One that may do better later (it refused the
+//! connection because it has not started yet, timed out, closed, or has no metadata yet) is
+//! asked again after a pause that grows with each failure in a row (2, 4, 8, 16, then every
+//! 32 s); one that proved it cannot help (a dictionary that fails the info-hash, an oversized
+//! one, no extension protocol, another torrent, ourselves) is dropped and not taken back when a
+//! source names it again. So the search runs until the metadata arrives or the caller drops the
+//! future (Ctrl-C, a time limit, the user removing the torrent); it fails by itself only when
+//! the sources are closed and no peer is left to ask.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use shoal_proto::extension::{ExtHandshake, MetadataMessage, UT_METADATA, UT_PEX};
 use shoal_proto::wire::decode_message;
-use shoal_proto::{InfoHash, MAX_METADATA_SIZE, Message, MetadataAssembler, PeerId};
+use shoal_proto::{InfoHash, MAX_METADATA_SIZE, Message, MetadataAssembler, MetadataError, PeerId};
+use shoal_swarm::{CandidateConfig, CandidateSource, Candidates};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::peer;
+use crate::peer::{self, HandshakeError};
 
 /// Our `ut_metadata` id in the extension handshakes we send.
 pub(crate) const OUR_UT_METADATA: u8 = 1;
@@ -29,6 +41,11 @@ pub(crate) const OUR_UT_METADATA: u8 = 1;
 pub(crate) const OUR_UT_PEX: u8 = 2;
 /// Peers asked for the metadata at once.
 const PARALLEL: usize = 6;
+/// Most peer addresses held at once (and most remembered as dropped).
+const MAX_PEERS: usize = 1000;
+/// How often the search looks for peers whose pause is over, while some wait. The candidate
+/// set does not say when its next pause ends; the shortest pause is 2 s.
+const RETRY_POLL: Duration = Duration::from_millis(250);
 /// Longest wait for any one message from a peer.
 const READ_TIMEOUT: Duration = Duration::from_secs(20);
 /// Longest time spent with one peer.
@@ -44,88 +61,235 @@ const MAX_MESSAGES: usize = 10_000;
 /// Where a metadata fetch stands, for progress lines.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MetadataProgress {
-    /// Peer addresses known so far.
+    /// Peer addresses held: being asked, waiting for their turn or for another try.
     pub peers_known: usize,
     /// Peers being asked right now.
     pub asking: usize,
-    /// Peers that failed to provide it.
+    /// Attempts that failed so far (a peer asked again and again counts each time).
     pub failed: usize,
+    /// Peers whose last attempt failed and that will be asked again after a pause.
+    pub retrying: usize,
+    /// Peers never asked again: they proved they cannot provide this torrent's metadata.
+    pub dropped: usize,
     /// The last failure, for the log.
     pub last_error: Option<String>,
 }
 
-/// Fetches the info dictionary of `info_hash` from the peers that arrive on `sources`. Returns
-/// the verified dictionary and every peer address seen (to start the download with). Fails
-/// when `sources` is closed and every known peer failed.
+/// Why one attempt with one peer failed.
+#[derive(Debug)]
+struct AttemptError {
+    /// What happened, for the log.
+    reason: String,
+    /// True when asking this peer again cannot help.
+    hopeless: bool,
+}
+
+impl AttemptError {
+    /// A failure that may pass: the peer is asked again later.
+    fn retry(reason: impl Into<String>) -> Self {
+        AttemptError { reason: reason.into(), hopeless: false }
+    }
+
+    /// A failure that will not pass: the peer is dropped.
+    fn hopeless(reason: impl Into<String>) -> Self {
+        AttemptError { reason: reason.into(), hopeless: true }
+    }
+}
+
+impl From<String> for AttemptError {
+    fn from(reason: String) -> Self {
+        AttemptError::retry(reason)
+    }
+}
+
+impl From<&str> for AttemptError {
+    fn from(reason: &str) -> Self {
+        AttemptError::retry(reason)
+    }
+}
+
+/// Tokio's clock, as the candidate set takes it (so a paused clock in tests moves it too).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// The peers of one search and what became of them. Every address in `known` and `failing`
+/// is in `candidates` (both are pruned after evictions); `dropped` is disjoint from it.
+struct Search {
+    candidates: Candidates,
+    /// Addresses held by `candidates` (it cannot list them), to hand back at the end.
+    known: HashSet<SocketAddr>,
+    /// Held addresses whose last attempt failed.
+    failing: HashSet<SocketAddr>,
+    /// Addresses never asked again; at most [`MAX_PEERS`] are remembered.
+    dropped: HashSet<SocketAddr>,
+    /// Distinct addresses learned, for the final error.
+    learned: usize,
+    /// Attempts that failed.
+    failed: usize,
+    last_error: Option<String>,
+}
+
+impl Search {
+    fn new() -> Self {
+        Search {
+            // Nobody is forgotten for failing: a full set evicts the most failed for newcomers.
+            candidates: Candidates::new(CandidateConfig { max_candidates: MAX_PEERS, max_failures: u32::MAX }),
+            known: HashSet::new(),
+            failing: HashSet::new(),
+            dropped: HashSet::new(),
+            learned: 0,
+            failed: 0,
+            last_error: None,
+        }
+    }
+
+    /// Takes in addresses from `source`.
+    fn learn(&mut self, addrs: Vec<SocketAddr>, source: CandidateSource) {
+        let now = now();
+        let mut evicted = false;
+        for addr in addrs {
+            if self.dropped.contains(&addr) {
+                continue;
+            }
+            let full = self.candidates.len() >= MAX_PEERS;
+            if self.candidates.insert(now, addr, source) {
+                evicted |= full;
+                if self.known.insert(addr) {
+                    self.learned += 1;
+                }
+            }
+        }
+        if evicted {
+            let candidates = &self.candidates;
+            self.known.retain(|a| candidates.contains(a));
+            self.failing.retain(|a| candidates.contains(a));
+        }
+    }
+
+    /// The next address to ask, if one is ready.
+    fn next(&mut self) -> Option<SocketAddr> {
+        let addr = self.candidates.next(now(), |_| false)?;
+        self.failing.remove(&addr);
+        Some(addr)
+    }
+
+    /// An attempt with `addr` failed.
+    fn failed(&mut self, addr: SocketAddr, e: AttemptError) {
+        tracing::debug!(%addr, hopeless = e.hopeless, "no metadata from peer: {}", e.reason);
+        self.failed += 1;
+        self.last_error = Some(format!("{addr}: {}", e.reason));
+        if e.hopeless {
+            self.candidates.remove(addr);
+            self.known.remove(&addr);
+            if self.dropped.len() < MAX_PEERS {
+                self.dropped.insert(addr);
+            }
+        } else {
+            self.candidates.failed(now(), addr);
+            self.failing.insert(addr);
+        }
+    }
+
+    fn progress(&self, asking: usize) -> MetadataProgress {
+        MetadataProgress {
+            peers_known: self.candidates.len(),
+            asking,
+            failed: self.failed,
+            retrying: self.failing.len(),
+            dropped: self.dropped.len(),
+            last_error: self.last_error.clone(),
+        }
+    }
+
+    /// Why the search ended without the metadata.
+    fn give_up(&self) -> String {
+        match (self.learned, &self.last_error) {
+            (0, _) => "no peers found".to_string(),
+            (n, Some(e)) => format!("none of {n} peers sent the metadata (last: {e})"),
+            (n, None) => format!("none of {n} peers sent the metadata"),
+        }
+    }
+}
+
+/// Fetches the info dictionary of `info_hash` from `peers` (the caller's, asked first and
+/// never evicted) and the peers that arrive on `sources`. Returns the verified dictionary and
+/// the peer addresses still held (to start the download with). Runs until the metadata
+/// arrives; fails only when `sources` is closed and no peer is left to ask (none was ever
+/// known, or every one was dropped). See the module doc for retries.
 pub async fn fetch_metadata(
     info_hash: InfoHash,
     peer_id: PeerId,
     listen_port: u16,
+    peers: Vec<SocketAddr>,
     mut sources: mpsc::UnboundedReceiver<Vec<SocketAddr>>,
     progress: watch::Sender<MetadataProgress>,
 ) -> Result<(Bytes, Vec<SocketAddr>), String> {
-    let mut known: Vec<SocketAddr> = Vec::new();
-    let mut seen: HashSet<SocketAddr> = HashSet::new();
-    let mut queue: VecDeque<SocketAddr> = VecDeque::new();
-    let mut tasks: JoinSet<(SocketAddr, Result<Bytes, String>)> = JoinSet::new();
+    let mut search = Search::new();
+    search.learn(peers, CandidateSource::Manual);
+    let mut tasks: JoinSet<Result<Bytes, AttemptError>> = JoinSet::new();
+    // The peer each task asks; an entry goes when its task ends.
+    let mut asking: HashMap<tokio::task::Id, SocketAddr> = HashMap::new();
     let mut sources_open = true;
     loop {
         while tasks.len() < PARALLEL
-            && let Some(addr) = queue.pop_front()
+            && let Some(addr) = search.next()
         {
-            tasks.spawn(async move {
-                let result =
-                    match tokio::time::timeout(PEER_TIMEOUT, fetch_from(addr, info_hash, peer_id, listen_port)).await {
-                        Ok(r) => r,
-                        Err(_) => Err("took too long".to_string()),
-                    };
-                (addr, result)
+            let task = tasks.spawn(async move {
+                let attempt = fetch_from(addr, info_hash, peer_id, listen_port);
+                match tokio::time::timeout(PEER_TIMEOUT, attempt).await {
+                    Ok(r) => r,
+                    Err(_) => Err(AttemptError::retry("took too long")),
+                }
             });
+            asking.insert(task.id(), addr);
         }
-        progress.send_modify(|p| {
-            p.peers_known = known.len();
-            p.asking = tasks.len();
+        let current = search.progress(tasks.len());
+        progress.send_if_modified(|p| {
+            let changed = *p != current;
+            *p = current;
+            changed
         });
-        if tasks.is_empty() && !sources_open {
-            let last = progress.borrow().last_error.clone();
-            return Err(match (known.len(), last) {
-                (0, _) => "no peers found".to_string(),
-                (n, Some(e)) => format!("none of {n} peers sent the metadata (last: {e})"),
-                (n, None) => format!("none of {n} peers sent the metadata"),
-            });
+        if tasks.is_empty() && !sources_open && search.candidates.is_empty() {
+            return Err(search.give_up());
         }
+        // With room for another attempt, held peers not being asked are waiting for their
+        // pause to end.
+        let waiting = tasks.len() < PARALLEL && search.candidates.len() > tasks.len();
         tokio::select! {
             more = sources.recv(), if sources_open => match more {
-                Some(addrs) => {
-                    for addr in addrs {
-                        if addr.port() != 0 && seen.insert(addr) {
-                            known.push(addr);
-                            queue.push_back(addr);
-                        }
-                    }
-                }
+                Some(addrs) => search.learn(addrs, CandidateSource::Discovery),
                 None => sources_open = false,
             },
-            Some(done) = tasks.join_next(), if !tasks.is_empty() => match done {
-                Ok((_, Ok(info))) => return Ok((info, known)),
-                Ok((addr, Err(e))) => {
-                    tracing::debug!(%addr, "no metadata from peer: {e}");
-                    progress.send_modify(|p| {
-                        p.failed += 1;
-                        p.last_error = Some(format!("{addr}: {e}"));
-                    });
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                let (id, result) = match done {
+                    Ok((id, result)) => (id, result),
+                    Err(e) => (e.id(), Err(AttemptError::retry(format!("the attempt failed: {e}")))),
+                };
+                let Some(addr) = asking.remove(&id) else { continue };
+                match result {
+                    Ok(info) => return Ok((info, search.known.into_iter().collect())),
+                    Err(e) => search.failed(addr, e),
                 }
-                Err(e) => tracing::warn!("metadata task failed: {e}"),
-            },
+            }
+            () = tokio::time::sleep(RETRY_POLL), if waiting => {}
         }
     }
 }
 
 /// Fetches and verifies the whole dictionary from one peer.
-async fn fetch_from(addr: SocketAddr, info_hash: InfoHash, peer_id: PeerId, listen_port: u16) -> Result<Bytes, String> {
-    let (mut stream, theirs) = peer::connect(addr, info_hash, peer_id, false).await.map_err(|e| e.to_string())?;
+async fn fetch_from(
+    addr: SocketAddr,
+    info_hash: InfoHash,
+    peer_id: PeerId,
+    listen_port: u16,
+) -> Result<Bytes, AttemptError> {
+    let (mut stream, theirs) = peer::connect(addr, info_hash, peer_id, false).await.map_err(|e| match e {
+        HandshakeError::WrongTorrent | HandshakeError::SelfConnection => AttemptError::hopeless(e.to_string()),
+        e => AttemptError::retry(e.to_string()),
+    })?;
     if theirs.reserved[5] & 0x10 == 0 {
-        return Err("the peer does not support extension messages (BEP 10)".into());
+        return Err(AttemptError::hopeless("the peer does not support extension messages (BEP 10)"));
     }
     let mut out = BytesMut::new();
     if theirs.reserved[7] & 0x04 != 0 {
@@ -141,6 +305,8 @@ async fn fetch_from(addr: SocketAddr, info_hash: InfoHash, peer_id: PeerId, list
     Message::Extended { id: 0, payload: hello.encode().into() }.encode(&mut out);
     send(&mut stream, &out).await?;
 
+    // Data that breaks the protocol or fails the info-hash: this peer will not do better.
+    let bad = |e: MetadataError| AttemptError::hopeless(e.to_string());
     let mut buf = BytesMut::with_capacity(32 * 1024);
     let mut their_id = None;
     let mut assembler: Option<MetadataAssembler> = None;
@@ -151,26 +317,34 @@ async fn fetch_from(addr: SocketAddr, info_hash: InfoHash, peer_id: PeerId, list
             continue;
         };
         if id == 0 {
-            let ext = ExtHandshake::decode(&payload).map_err(|e| format!("bad extension handshake: {e}"))?;
+            let ext = ExtHandshake::decode(&payload)
+                .map_err(|e| AttemptError::hopeless(format!("bad extension handshake: {e}")))?;
+            // A peer without the metadata yet (another magnet download) may have it later.
             let id = ext.id_of(UT_METADATA).ok_or("the peer does not serve metadata (no ut_metadata)")?;
             let size = ext.metadata_size.ok_or("the peer did not say how large the metadata is")?;
             if size > MAX_METADATA_SIZE {
-                return Err(format!("the peer announced {size} bytes of metadata, over the {MAX_METADATA_SIZE} limit"));
+                return Err(AttemptError::hopeless(format!(
+                    "the peer announced {size} bytes of metadata, over the {MAX_METADATA_SIZE} limit"
+                )));
             }
-            assembler = Some(MetadataAssembler::new(info_hash, size).map_err(|e| e.to_string())?);
+            assembler = Some(MetadataAssembler::new(info_hash, size).map_err(bad)?);
             their_id = Some(id);
         } else if id == OUR_UT_METADATA {
             let Some(asm) = assembler.as_mut() else {
-                return Err("metadata arrived before the extension handshake".into());
+                return Err(AttemptError::hopeless("metadata arrived before the extension handshake"));
             };
-            match MetadataMessage::decode(&payload).map_err(|e| format!("bad metadata message: {e}"))? {
+            let msg = MetadataMessage::decode(&payload)
+                .map_err(|e| AttemptError::hopeless(format!("bad metadata message: {e}")))?;
+            match msg {
                 MetadataMessage::Data { piece, total_size, data } => {
                     in_flight = in_flight.saturating_sub(1);
-                    if let Some(info) = asm.on_data(piece, total_size, &data).map_err(|e| e.to_string())? {
+                    if let Some(info) = asm.on_data(piece, total_size, &data).map_err(bad)? {
                         return Ok(Bytes::from(info));
                     }
                 }
-                MetadataMessage::Reject { piece } => return Err(format!("the peer refused metadata piece {piece}")),
+                MetadataMessage::Reject { piece } => {
+                    return Err(AttemptError::retry(format!("the peer refused metadata piece {piece}")));
+                }
                 MetadataMessage::Request { .. } | MetadataMessage::Unknown { .. } => {}
             }
         } else {
@@ -191,27 +365,29 @@ async fn fetch_from(addr: SocketAddr, info_hash: InfoHash, peer_id: PeerId, list
             }
         }
     }
-    Err(format!("no metadata after {MAX_MESSAGES} messages"))
+    Err(AttemptError::retry(format!("no metadata after {MAX_MESSAGES} messages")))
 }
 
-async fn send(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), String> {
+async fn send(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), AttemptError> {
     match tokio::time::timeout(READ_TIMEOUT, stream.write_all(bytes)).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("send failed: {e}")),
-        Err(_) => Err("send timed out".into()),
+        Ok(Err(e)) => Err(AttemptError::retry(format!("send failed: {e}"))),
+        Err(_) => Err(AttemptError::retry("send timed out")),
     }
 }
 
-async fn read_message(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<Message, String> {
+async fn read_message(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<Message, AttemptError> {
     loop {
-        if let Some(msg) = decode_message(buf, MAX_MESSAGE).map_err(|e| format!("protocol error: {e}"))? {
+        let decoded =
+            decode_message(buf, MAX_MESSAGE).map_err(|e| AttemptError::hopeless(format!("protocol error: {e}")))?;
+        if let Some(msg) = decoded {
             return Ok(msg);
         }
         buf.reserve(16 * 1024);
         match tokio::time::timeout(READ_TIMEOUT, stream.read_buf(buf)).await {
-            Err(_) => return Err("the peer went silent".into()),
-            Ok(Err(e)) => return Err(format!("receive failed: {e}")),
-            Ok(Ok(0)) => return Err("closed by the peer".into()),
+            Err(_) => return Err(AttemptError::retry("the peer went silent")),
+            Ok(Err(e)) => return Err(AttemptError::retry(format!("receive failed: {e}"))),
+            Ok(Ok(0)) => return Err(AttemptError::retry("closed by the peer")),
             Ok(Ok(_)) => {}
         }
     }

@@ -313,10 +313,12 @@ impl Session {
     }
 
     /// Fetches the info dictionary of a magnet link from peers (BEP 9): from the link's own
-    /// peers, `extra_peers`, and its trackers unless `use_trackers` is false. Returns the
-    /// torrent (with the link's trackers, one tier each) and the peers seen, to start the
-    /// download with. `progress` follows the search. Runs until it succeeds or every source
-    /// is exhausted.
+    /// peers, `extra_peers`, its trackers unless `use_trackers` is false, and the DHT. Returns
+    /// the torrent (with the link's trackers, one tier each) and the peers known, to start the
+    /// download with. `progress` follows the search. Peers that fail are asked again after a
+    /// pause, so this runs until it succeeds or the future is dropped; it fails by itself only
+    /// when there is no tracker and no DHT and every peer given was dropped (it proved it
+    /// cannot provide the metadata) or none was given.
     pub async fn fetch_metadata(
         &self,
         magnet: &Magnet,
@@ -326,9 +328,8 @@ impl Session {
     ) -> Result<(Metainfo, Vec<SocketAddr>), EngineError> {
         let info_hash = magnet.info_hash;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut first: Vec<SocketAddr> = magnet.peer_addrs();
-        first.extend(extra_peers);
-        let _ = tx.send(first);
+        let mut given: Vec<SocketAddr> = magnet.peer_addrs();
+        given.extend(extra_peers);
         let tiers: Vec<Vec<String>> = magnet.trackers.iter().map(|t| vec![t.clone()]).collect();
         let trackers = (use_trackers && !tiers.is_empty()).then(|| {
             tokio::spawn(tracker::find_peers(
@@ -341,8 +342,8 @@ impl Session {
         });
         let dht = self.inner.dht.clone().map(|dht| tokio::spawn(dht_find_peers(dht, info_hash, tx.clone())));
         drop(tx);
-        let result =
-            metadata::fetch_metadata(info_hash, self.inner.peer_id, self.listen_addr().port(), rx, progress).await;
+        let port = self.listen_addr().port();
+        let result = metadata::fetch_metadata(info_hash, self.inner.peer_id, port, given, rx, progress).await;
         // The channel is closed now: the tracker task sends `stopped` and ends on its own.
         drop(trackers);
         if let Some(task) = dht {
