@@ -4,7 +4,7 @@
 For each size (default 1 GiB) it generates a file once (cached under --work), makes one v1
 torrent with `shoal create`, and then, for each round:
   - Shoal seed (`shoal share`) -> Shoal leecher (`shoal get --peer`),
-  - libtorrent seed -> libtorrent leecher (testkit/lt_client.py, TCP only, uTP off),
+  - libtorrent seed -> libtorrent leecher (drivers/lt_client.py, TCP only, uTP off),
 timing each leecher from process start to exit (complete and verified) and recording its peak
 RSS (from wait4). It prints every run, the medians, and the ratio libtorrent time / Shoal time
 (above 1.0 means Shoal is faster). With --rss-sizes it also measures Shoal's leecher peak RSS for
@@ -29,7 +29,7 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LT = os.path.join(ROOT, "testkit", "lt_client.py")
+LT = os.path.join(ROOT, "drivers", "lt_client.py")
 SHOAL = os.path.join(ROOT, "target", "release", "shoal")
 
 

@@ -3,7 +3,7 @@
 
 One seed and N peers share one file of F bytes through a tracker on 127.0.0.1. Every node's
 upload is capped at U bytes/s by its own limiter (Shoal: `--upload-limit`, its token bucket;
-libtorrent: the torrent's upload limit, testkit/lt_client.py --upload-limit). The peers are
+libtorrent: the torrent's upload limit, drivers/lt_client.py --upload-limit). The peers are
 started together once the seed is ready and keep serving after they complete, until every
 peer has the file. T is the time from the moment all peers were started until the last one
 reported completion (Shoal: the `complete:` line; libtorrent: `DONE`). The lower bound is

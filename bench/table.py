@@ -5,7 +5,7 @@ For one file (default 1 GiB, generated once and cached under --work) and one v1 
 `shoal create`, each round runs every pair below, one seed and one leecher each:
 
   Shoal -> Shoal                  shoal share / shoal get --peer
-  libtorrent -> libtorrent        testkit/lt_client.py (libtorrent 2.1, TCP only, uTP off)
+  libtorrent -> libtorrent        drivers/lt_client.py (libtorrent 2.1, TCP only, uTP off)
   Transmission -> Transmission    two transmission-daemons (3.00), see below
   rqbit -> rqbit                  rqbit 9.1.0 (pinned in RQBIT_VERSION), built once with
                                   `cargo install --locked` into ~/.cache/shoal-bench/rqbit
@@ -61,7 +61,7 @@ import compare  # noqa: E402
 from compare import Sample, log, proc_cpu, proc_peak_rss, run_pair, stop  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location(
-    "transmission_driver", os.path.join(compare.ROOT, "testkit", "transmission.py"))
+    "transmission_driver", os.path.join(compare.ROOT, "drivers", "transmission.py"))
 transmission = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(transmission)
 
@@ -152,10 +152,10 @@ class SeedTracker:
 
 
 def tr_daemon(home, bind, download_dir):
-    """Starts transmission-daemon via testkit/transmission.py; returns (wrapper, daemon pid, Rpc, peer port)."""
+    """Starts transmission-daemon via drivers/transmission.py; returns (wrapper, daemon pid, Rpc, peer port)."""
     shutil.rmtree(home, ignore_errors=True)
     proc, m = compare.start_and_wait(
-        [sys.executable, os.path.join(compare.ROOT, "testkit", "transmission.py"), "daemon", "--home", home,
+        [sys.executable, os.path.join(compare.ROOT, "drivers", "transmission.py"), "daemon", "--home", home,
          "--bind", bind, "--download-dir", download_dir],
         r"pid (\d+): rpc [\d.]+:(\d+), peers [\d.]+:(\d+)", timeout=60)
     return proc, int(m.group(1)), transmission.Rpc(int(m.group(2))), int(m.group(3))

@@ -1,4 +1,4 @@
-//! Interop with libtorrent 2.1 (through `testkit/lt_client.py`), all on 127.0.0.1:
+//! Interop with libtorrent 2.1 (through `drivers/lt_client.py`), all on 127.0.0.1:
 //!
 //! - Shoal downloads from a libtorrent seed a torrent libtorrent made (single file, and a folder
 //!   with nested folders, an empty file and sizes that are not multiples of the piece size), so

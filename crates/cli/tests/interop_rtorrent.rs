@@ -1,5 +1,5 @@
 //! Interop with rTorrent 0.9.8 (a private, headless rtorrent per transfer, driven over its
-//! XML-RPC socket through `testkit/rtorrent_client.py`), all on 127.0.0.1:
+//! XML-RPC socket through `drivers/rtorrent_client.py`), all on 127.0.0.1:
 //!
 //! - rTorrent downloads from a fresh `shoal share`, five times, each time from a new seed (so
 //!   Shoal is initial seeding: it reveals pieces a few at a time with `have`s) and a new
@@ -93,14 +93,14 @@ fn ensure_rtorrent() {
     }
 }
 
-/// A command running `testkit/rtorrent_client.py` with `args`.
+/// A command running `drivers/rtorrent_client.py` with `args`.
 fn rtorrent_client<I, S>(args: I) -> Command
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
     let mut cmd = Command::new("python3");
-    cmd.arg(repo_root().join("testkit/rtorrent_client.py"))
+    cmd.arg(repo_root().join("drivers/rtorrent_client.py"))
         .args(args)
         .env("PYTHONUNBUFFERED", "1")
         .env("PYTHONDONTWRITEBYTECODE", "1");

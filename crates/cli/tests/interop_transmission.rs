@@ -1,5 +1,5 @@
 //! Interop with Transmission 3.00 (a private transmission-daemon per test, driven through
-//! `testkit/transmission.py`), all on 127.0.0.1.
+//! `drivers/transmission.py`), all on 127.0.0.1.
 //!
 //! Transmission never dials a 127.0.0.0/8 peer, so Shoal always makes the connection:
 //! - Transmission downloads from `shoal share`, which finds Transmission through `shoal tracker`

@@ -38,7 +38,7 @@ fn get_in(pair: &NetPair, side: usize, torrent: &Path, out: &Path) -> Proc {
 /// `lt_client.py MODE --torrent T --save DIR` in namespace `side` with LSD on.
 fn libtorrent_in(pair: &NetPair, side: usize, mode: &str, torrent: &Path, save: &Path) -> Proc {
     let mut cmd = pair.command(side, "python3");
-    cmd.arg(repo_root().join("testkit/lt_client.py")).arg(mode);
+    cmd.arg(repo_root().join("drivers/lt_client.py")).arg(mode);
     cmd.arg("--torrent").arg(torrent).arg("--save").arg(save);
     cmd.args(["--bind", &pair.addrs[side].to_string(), "--lsd-in-netns"]);
     Proc::spawn(format!("libtorrent-{mode}@{side}"), cmd).unwrap_or_else(|e| panic!("{e}"))

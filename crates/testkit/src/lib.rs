@@ -12,11 +12,11 @@
 //!   for local peer discovery tests (multicast never leaves them).
 //! - [`tools`]: the real clients Shoal is tested against. [`ensure_tools`] fails the test when
 //!   libtorrent or transmission-daemon is missing (`./scripts/test` installs both; tests never
-//!   skip), [`python_lt`] builds a command for `testkit/lt_client.py` (libtorrent as seeder,
+//!   skip), [`python_lt`] builds a command for `drivers/lt_client.py` (libtorrent as seeder,
 //!   leecher and torrent tool), [`spawn_lt_seed`] starts a libtorrent seed, [`lt_create`] and
 //!   [`lt_info_hash`] make and read .torrent files with libtorrent.
 //! - [`transmission`]: [`Transmission`], a private transmission-daemon on loopback driven
-//!   through `testkit/transmission.py`.
+//!   through `drivers/transmission.py`.
 //!
 //! Conventions: helpers that prepare a test (writing data, finding a port) panic with a plain
 //! message, since there is nothing a test could do about the failure; helpers that wait on the

@@ -27,14 +27,14 @@ where
     S: AsRef<OsStr>,
 {
     let mut cmd = Command::new("python3");
-    cmd.arg(repo_root().join("testkit").join(script))
+    cmd.arg(repo_root().join("drivers").join(script))
         .args(args)
         .env("PYTHONUNBUFFERED", "1")
         .env("PYTHONDONTWRITEBYTECODE", "1");
     cmd
 }
 
-/// A command running `testkit/lt_client.py` with `args` (see its `--help`): libtorrent as a seed
+/// A command running `drivers/lt_client.py` with `args` (see its `--help`): libtorrent as a seed
 /// (`seed`, prints `READY <port>`), a leech (`leech`, exits 0 once complete), or a torrent tool
 /// (`create`, `info`).
 pub fn python_lt<I, S>(args: I) -> Command
@@ -45,7 +45,7 @@ where
     python_script("lt_client.py", args)
 }
 
-/// A command running `testkit/transmission.py` with `args` (see its `--help`).
+/// A command running `drivers/transmission.py` with `args` (see its `--help`).
 pub fn python_transmission<I, S>(args: I) -> Command
 where
     I: IntoIterator<Item = S>,
@@ -125,11 +125,11 @@ mod tests {
     #[test]
     fn scripts_are_where_the_commands_point() {
         for script in ["lt_client.py", "transmission.py"] {
-            let path = repo_root().join("testkit").join(script);
+            let path = repo_root().join("drivers").join(script);
             assert!(path.is_file(), "{} is missing", path.display());
         }
         let cmd = python_lt(["info"]);
         let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
-        assert!(args[0].ends_with("testkit/lt_client.py") && args[1] == "info", "{args:?}");
+        assert!(args[0].ends_with("drivers/lt_client.py") && args[1] == "info", "{args:?}");
     }
 }

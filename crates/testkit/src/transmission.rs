@@ -1,6 +1,6 @@
 //! A private transmission-daemon (Transmission 3.00) for one test.
 //!
-//! [`Transmission::start`] runs `testkit/transmission.py daemon` in a fresh temporary folder
+//! [`Transmission::start`] runs `drivers/transmission.py daemon` in a fresh temporary folder
 //! with its own RPC and peer ports on 127.0.0.1, no RPC authentication, and DHT, local peer
 //! discovery, peer exchange, uTP and port mapping off. The other methods call the script's RPC
 //! subcommands. Dropping the value stops the daemon (the script stops it on SIGTERM, on stdin

@@ -62,7 +62,7 @@ REPORT_EVERY = 1.0
 STOP = threading.Event()
 
 CONFIG = """\
-# Written by testkit/rtorrent_client.py for one test run.
+# Written by drivers/rtorrent_client.py for one test run.
 directory.default.set = {downloads}
 session.path.set = {session}
 network.bind_address.set = 127.0.0.1
