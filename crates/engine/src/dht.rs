@@ -13,12 +13,20 @@
 //!
 //! After each step the node's output is drained: datagrams are sent, and [`Event::Peers`] and
 //! [`Event::LookupDone`] are forwarded to the channel of the `get_peers` call that started the
-//! lookup, which closes when the lookup ends. The node works with `std::time::Instant`; the
-//! task reads tokio's clock and converts (`tokio::time::Instant::into_std` / `from_std`), so
-//! the node also follows tokio's clock when it is paused in tests.
+//! lookup, which closes when the lookup ends. Then the size of the routing table is published
+//! on a watch channel every handle holds ([`TableState`]), so announces and lookups can wait
+//! for a table that has nodes instead of running into an empty one. The node works with
+//! `std::time::Instant`; the task reads tokio's clock and converts
+//! (`tokio::time::Instant::into_std` / `from_std`), so the node also follows tokio's clock when
+//! it is paused in tests.
 //!
 //! A `get_peers` lookup never asks our own node, so peers announced *to us* are taken from
 //! [`Node::peer_store`] and sent first.
+//!
+//! [`Dht::announce_loop`] announces as soon as the routing table holds nodes, not at a fixed
+//! time: a node whose bootstrap nodes answer late, or not at all until another node finds it
+//! (two fresh nodes, one bootstrapped from the other), announces the moment it meets someone,
+//! rather than into an empty table and then not again for [`ANNOUNCE_EVERY`].
 //!
 //! IPv4 only, as the node is.
 
@@ -33,7 +41,7 @@ use shoal_dht::rng::Rng;
 use shoal_dht::{Announce, Config, Counters, Event, LookupId, Node, NodeId, Output, RateLimit};
 use shoal_proto::InfoHash;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant as TokioInstant, sleep_until, timeout};
 use tracing::Instrument;
@@ -47,7 +55,8 @@ pub const DEFAULT_BOOTSTRAP: [&str; 4] = [
 ];
 /// How often the routing table is saved to [`DhtConfig::state_file`] (and at shutdown).
 pub const SAVE_EVERY: Duration = Duration::from_secs(5 * 60);
-/// How often [`Dht::announce_loop`] looks a torrent up and announces it again.
+/// How often [`Dht::announce_loop`] looks a torrent up and announces it again (it also does
+/// whenever the routing table gains nodes after being empty).
 pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(15 * 60);
 
 /// Commands waiting for the task; senders wait (bounded by [`COMMAND_TIMEOUT`]) when it is full.
@@ -142,12 +151,24 @@ enum Command {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// What handles see of the routing table, published by the DHT task after every step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TableState {
+    /// Nodes in the routing table.
+    pub(crate) nodes: usize,
+    /// Times the table went from empty to holding nodes (the first time included), so a waiter
+    /// that was not looking at that moment still sees that it happened.
+    pub(crate) refills: u64,
+}
+
 /// A handle to the running DHT node; cheap to clone. The node stops when
 /// [`Dht::shutdown`] is called or when every handle is dropped (saving its table either way).
 #[derive(Clone, Debug)]
 pub struct Dht {
     inbox: mpsc::Sender<Command>,
     local_addr: SocketAddr,
+    /// Closes (every `changed` fails) when the task ends.
+    table: watch::Receiver<TableState>,
 }
 
 impl Dht {
@@ -159,9 +180,15 @@ impl Dht {
             UdpSocket::bind(config.listen).await.map_err(|source| DhtError::Bind { addr: config.listen, source })?;
         let local_addr = socket.local_addr().map_err(|source| DhtError::Bind { addr: config.listen, source })?;
         let (tx, rx) = mpsc::channel(INBOX);
+        let (table_tx, table) = watch::channel(TableState::default());
         let span = tracing::info_span!("dht", addr = %local_addr);
-        tokio::spawn(run(config, socket, rx).instrument(span));
-        Ok(Dht { inbox: tx, local_addr })
+        tokio::spawn(run(config, socket, rx, table_tx).instrument(span));
+        Ok(Dht { inbox: tx, local_addr, table })
+    }
+
+    /// The routing table's size and refills, as the task last published them.
+    pub(crate) fn table(&self) -> watch::Receiver<TableState> {
+        self.table.clone()
     }
 
     /// The address the UDP socket is bound to.
@@ -223,33 +250,45 @@ impl Dht {
     }
 
     /// Keeps `info_hash` announced: runs a `get_peers` lookup that announces `port` (see
-    /// [`Dht::get_peers`]) now and every [`ANNOUNCE_EVERY`], handing every batch of peers
-    /// found to `sink`. The loop does not keep the node alive: it ends when the node stops,
-    /// and when the returned guard is dropped.
+    /// [`Dht::get_peers`]) as soon as the routing table holds nodes, then every
+    /// [`ANNOUNCE_EVERY`], and again whenever the table gains nodes after being empty; every
+    /// batch of peers found goes to `sink`. The loop does not keep the node alive: it ends when
+    /// the node stops, and when the returned guard is dropped.
     pub fn announce_loop<F>(&self, info_hash: InfoHash, port: Option<u16>, sink: F) -> AnnounceLoop
     where
         F: FnMut(Vec<SocketAddr>) + Send + 'static,
     {
-        let weak = self.inbox.downgrade();
-        let local_addr = self.local_addr;
+        let handle = WeakDht { inbox: self.inbox.downgrade(), local_addr: self.local_addr, table: self.table() };
         let span = tracing::debug_span!("dht_announce", info_hash = %info_hash.to_hex());
-        let task = tokio::spawn(announce_rounds(weak, local_addr, info_hash, port, sink).instrument(span));
+        let task = tokio::spawn(announce_rounds(handle, info_hash, port, sink).instrument(span));
         AnnounceLoop { task }
     }
 }
 
-async fn announce_rounds<F>(
-    weak: mpsc::WeakSender<Command>,
+/// A handle that does not keep the node alive, for [`Dht::announce_loop`].
+struct WeakDht {
+    inbox: mpsc::WeakSender<Command>,
     local_addr: SocketAddr,
-    info_hash: InfoHash,
-    port: Option<u16>,
-    mut sink: F,
-) where
+    table: watch::Receiver<TableState>,
+}
+
+impl WeakDht {
+    /// A handle, if the node still runs.
+    fn upgrade(&self) -> Option<Dht> {
+        Some(Dht { inbox: self.inbox.upgrade()?, local_addr: self.local_addr, table: self.table.clone() })
+    }
+}
+
+async fn announce_rounds<F>(mut weak: WeakDht, info_hash: InfoHash, port: Option<u16>, mut sink: F)
+where
     F: FnMut(Vec<SocketAddr>) + Send + 'static,
 {
     loop {
-        let Some(inbox) = weak.upgrade() else { return };
-        let dht = Dht { inbox, local_addr };
+        // A lookup through an empty table can ask only the bootstrap nodes, and announces to no
+        // one when they are silent: wait until someone is in the table. Fails when the node
+        // has stopped.
+        let Ok(refills) = weak.table.wait_for(|t| t.nodes > 0).await.map(|t| t.refills) else { return };
+        let Some(dht) = weak.upgrade() else { return };
         let mut peers = match dht.get_peers(info_hash, port).await {
             Ok(rx) => rx,
             Err(DhtError::Stopped) => return,
@@ -269,7 +308,13 @@ async fn announce_rounds<F>(
         if timeout(ANNOUNCE_ROUND_TIMEOUT, round).await.is_err() {
             tracing::debug!("announce round took longer than {ANNOUNCE_ROUND_TIMEOUT:?}");
         }
-        tokio::time::sleep(ANNOUNCE_EVERY).await;
+        // The round may have reached few nodes, or none, if the table emptied meanwhile: a
+        // table refilled since it began is announced to at once.
+        let refilled = weak.table.wait_for(|t| t.refills > refills);
+        tokio::select! {
+            () = tokio::time::sleep(ANNOUNCE_EVERY) => {}
+            r = refilled => if r.is_err() { return },
+        }
     }
 }
 
@@ -306,6 +351,8 @@ struct Driver {
     rng: Rng,
     restored_nodes: usize,
     next_save: TokioInstant,
+    /// What handles see of the routing table; see [`Driver::publish_table`].
+    table: watch::Sender<TableState>,
 }
 
 enum Step {
@@ -314,7 +361,12 @@ enum Step {
     Timer,
 }
 
-async fn run(config: DhtConfig, socket: UdpSocket, mut inbox: mpsc::Receiver<Command>) {
+async fn run(
+    config: DhtConfig,
+    socket: UdpSocket,
+    mut inbox: mpsc::Receiver<Command>,
+    table: watch::Sender<TableState>,
+) {
     let bootstrap = resolve(&config.bootstrap).await;
     tracing::debug!("bootstrapping from {} address(es)", bootstrap.len());
     let node_config = Config { bootstrap, rate_limit: config.rate_limit, ..Config::default() };
@@ -328,6 +380,7 @@ async fn run(config: DhtConfig, socket: UdpSocket, mut inbox: mpsc::Receiver<Com
         rng: Rng::new(rand::random()),
         restored_nodes,
         next_save: TokioInstant::now() + SAVE_EVERY,
+        table,
     };
     let mut buf = vec![0u8; RECV_BUFFER];
     loop {
@@ -362,6 +415,7 @@ async fn run(config: DhtConfig, socket: UdpSocket, mut inbox: mpsc::Receiver<Com
             driver.next_save = now + SAVE_EVERY;
             driver.save().await;
         }
+        driver.publish_table();
     }
     driver.save().await;
     tracing::debug!("every handle dropped; stopped");
@@ -449,6 +503,22 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 impl Driver {
+    /// Publishes the routing table's size if it changed, counting a refill when it had been
+    /// empty. Waiters wake only on a change.
+    fn publish_table(&self) {
+        let nodes = self.node.routing_table().len();
+        self.table.send_if_modified(|t| {
+            if t.nodes == nodes {
+                return false;
+            }
+            if t.nodes == 0 {
+                t.refills += 1;
+            }
+            t.nodes = nodes;
+            true
+        });
+    }
+
     /// Sends every datagram the node wants sent and forwards its events.
     async fn flush(&mut self) {
         while let Some(out) = self.node.poll_output() {

@@ -385,10 +385,13 @@ async fn start_dht(config: DhtConfig) -> Result<Dht, EngineError> {
 }
 
 /// Looks the info-hash up on the DHT again and again (a lookup takes seconds and ends), handing
-/// the peers found to `sink`, until the sink closes.
+/// the peers found to `sink`, until the sink closes. Lookups are [`AGAIN`] apart, except that
+/// one that began with an empty routing table (it could ask only the bootstrap nodes), or
+/// before the table emptied, is followed by another [`SOON`] after the table gains nodes.
 async fn dht_find_peers(dht: Dht, info_hash: InfoHash, sink: tokio::sync::mpsc::UnboundedSender<Vec<SocketAddr>>) {
-    const AGAIN: std::time::Duration = std::time::Duration::from_secs(10);
+    let mut table = dht.table();
     while !sink.is_closed() {
+        let refills = table.borrow_and_update().refills;
         match dht.get_peers(info_hash, None).await {
             Ok(mut found) => {
                 while let Some(batch) = found.recv().await {
@@ -399,12 +402,27 @@ async fn dht_find_peers(dht: Dht, info_hash: InfoHash, sink: tokio::sync::mpsc::
             }
             Err(e) => tracing::debug!("DHT lookup failed: {e}"),
         }
+        let refilled = async {
+            match table.wait_for(|t| t.refills > refills).await.map(|_| ()) {
+                Ok(()) => tokio::time::sleep(SOON).await,
+                // The node has stopped: nothing to wait for but the timer.
+                Err(_) => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = sink.closed() => return,
             _ = tokio::time::sleep(AGAIN) => {}
+            () = refilled => {}
         }
     }
 }
+
+/// Pause between two DHT lookups of [`dht_find_peers`].
+const AGAIN: std::time::Duration = std::time::Duration::from_secs(10);
+/// Pause of [`dht_find_peers`] between the routing table gaining nodes and the next lookup;
+/// nodes that have just met ours may be announcing to it (as a seed's node does when we
+/// bootstrap from it), and the lookup hands out what was announced to us.
+const SOON: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
     loop {
