@@ -46,6 +46,12 @@ pub(crate) enum Command {
     Resume(RemoteIdArgs),
     /// Remove torrents from the daemon.
     Remove(RemoteRemoveArgs),
+    /// Change torrents' limits and file choices, or (with --global) the daemon's limits.
+    Set(RemoteSetArgs),
+    /// Check torrents' data on disk again (what is damaged or missing is downloaded again).
+    Verify(RemoteIdArgs),
+    /// Announce torrents to their trackers now.
+    Reannounce(RemoteIdArgs),
     /// Terminal UI on the daemon: torrents, details, add, pause, resume, remove.
     #[command(mut_arg("json", |a| a.hide(true)))]
     Tui(RemoteArgs),
@@ -114,6 +120,76 @@ pub(crate) struct RemoteIdArgs {
     pub(crate) ids: Vec<String>,
     #[command(flatten)]
     pub(crate) remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RemoteSetArgs {
+    /// Torrent ids or info-hashes (`all` for every torrent); none with --global.
+    #[arg(required_unless_present = "global", conflicts_with = "global")]
+    pub(crate) ids: Vec<String>,
+    /// Change the daemon's own limits instead of torrents'.
+    #[arg(long)]
+    pub(crate) global: bool,
+    /// Upload cap (suffixes k, M, G), or `none`.
+    #[arg(long, value_name = "RATE|none", value_parser = parse_limit)]
+    pub(crate) upload_limit: Option<Limit>,
+    /// Download cap (suffixes k, M, G), or `none`.
+    #[arg(long, value_name = "RATE|none", value_parser = parse_limit)]
+    pub(crate) download_limit: Option<Limit>,
+    /// Most connections: per torrent (`default`: the daemon's), or with --global over all.
+    #[arg(long, value_name = "N|default", value_parser = parse_count)]
+    pub(crate) max_peers: Option<Limit>,
+    /// With --global: the most connections per torrent.
+    #[arg(long, value_name = "N", requires = "global")]
+    pub(crate) max_peers_per_torrent: Option<u32>,
+    /// With --global: stop seeding at this upload ratio, or `none`.
+    #[arg(long, value_name = "RATIO|none", requires = "global", value_parser = parse_ratio)]
+    pub(crate) seed_ratio: Option<Ratio>,
+    /// With --global: stop seeding after this many seconds, or `none`.
+    #[arg(long, value_name = "SECS|none", requires = "global", value_parser = parse_count)]
+    pub(crate) seed_time: Option<Limit>,
+    /// Files not to download (indices as `status` lists them, comma-separated).
+    #[arg(long, value_name = "FILES", value_delimiter = ',', conflicts_with = "global")]
+    pub(crate) skip: Vec<usize>,
+    /// Files to download normally.
+    #[arg(long, value_name = "FILES", value_delimiter = ',', conflicts_with = "global")]
+    pub(crate) normal: Vec<usize>,
+    /// Files to download first.
+    #[arg(long, value_name = "FILES", value_delimiter = ',', conflicts_with = "global")]
+    pub(crate) high: Vec<usize>,
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+}
+
+/// A number, or none (`none` for a limit, `default` for a per-torrent count). An alias, so
+/// clap takes `Option<Limit>` as an optional argument whose value may say "none".
+pub(crate) type Limit = Option<u64>;
+
+/// A ratio, or none (see [`Limit`]).
+pub(crate) type Ratio = Option<f64>;
+
+fn parse_limit(s: &str) -> Result<Limit, String> {
+    if s.eq_ignore_ascii_case("none") || s.eq_ignore_ascii_case("unlimited") {
+        return Ok(None);
+    }
+    parse_rate(s).map(Some)
+}
+
+fn parse_count(s: &str) -> Result<Limit, String> {
+    if ["none", "default", "unlimited"].iter().any(|w| s.eq_ignore_ascii_case(w)) {
+        return Ok(None);
+    }
+    s.parse::<u64>().map(Some).map_err(|_| format!("{s:?} is not a whole number (or none)"))
+}
+
+fn parse_ratio(s: &str) -> Result<Ratio, String> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(Some(r)),
+        _ => Err(format!("{s:?} is not a ratio like 1.5 (or none)")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -310,4 +386,32 @@ pub(crate) struct DemoArgs {
     /// Keep the generated files in this folder (default: a temporary folder, removed at the end).
     #[arg(long, value_name = "DIR")]
     pub(crate) dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn set_reads_limits_none_and_file_lists() {
+        let cli =
+            Cli::try_parse_from(["shoal", "set", "1", "2", "--upload-limit", "none", "--skip", "0,3", "--high", "1"])
+                .expect("parses");
+        let Command::Set(a) = cli.command else { panic!("not set") };
+        assert_eq!(a.ids, ["1", "2"]);
+        assert_eq!((a.upload_limit, a.download_limit), (Some(None), None));
+        assert_eq!((a.skip, a.high), (vec![0, 3], vec![1]));
+        let cli = Cli::try_parse_from(["shoal", "set", "--global", "--seed-ratio", "none", "--seed-time", "3600"])
+            .expect("parses");
+        let Command::Set(a) = cli.command else { panic!("not set") };
+        assert_eq!((a.seed_ratio, a.seed_time), (Some(None), Some(Some(3600))));
+        assert!(Cli::try_parse_from(["shoal", "set", "--seed-ratio", "2"]).is_err(), "--seed-ratio needs --global");
+    }
 }

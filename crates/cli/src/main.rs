@@ -86,6 +86,9 @@ fn main() -> ExitCode {
             Command::Pause(a) => remote::pause_resume(a, true).await,
             Command::Resume(a) => remote::pause_resume(a, false).await,
             Command::Remove(a) => remote::remove(a).await,
+            Command::Set(a) => remote::set(a).await,
+            Command::Verify(a) => remote::by_ids(a, "torrent.verify", "checking").await,
+            Command::Reannounce(a) => remote::by_ids(a, "torrent.reannounce", "announcing").await,
             Command::Tui(a) => tui::run(a).await,
         }
     });

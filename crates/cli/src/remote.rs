@@ -1,4 +1,5 @@
-//! The remote commands (`shoal add`, `list`, `status`, `pause`, `resume`, `remove`): JSON-RPC
+//! The remote commands (`shoal add`, `list`, `status`, `set`, `pause`, `resume`, `verify`,
+//! `reannounce`, `remove`): JSON-RPC
 //! calls to a running `shoal daemon`, printed as readable tables or, with `--json`, as the
 //! daemon's answer.
 //!
@@ -29,7 +30,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Failure;
-use crate::args::{RemoteAddArgs, RemoteArgs, RemoteIdArgs, RemoteRemoveArgs};
+use crate::args::{RemoteAddArgs, RemoteArgs, RemoteIdArgs, RemoteRemoveArgs, RemoteSetArgs};
 
 /// Longest wait for the daemon's answer.
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -626,13 +627,72 @@ pub(crate) async fn status(a: RemoteIdArgs) -> Result<(), Failure> {
 }
 
 pub(crate) async fn pause_resume(a: RemoteIdArgs, pause: bool) -> Result<(), Failure> {
-    let method = if pause { "torrent.pause" } else { "torrent.resume" };
+    let (method, verb) = if pause { ("torrent.pause", "paused") } else { ("torrent.resume", "resumed") };
+    by_ids(a, method, verb).await
+}
+
+/// A method that takes `ids` and answers with the ids it acted on, printed after `verb`.
+pub(crate) async fn by_ids(a: RemoteIdArgs, method: &str, verb: &str) -> Result<(), Failure> {
     let result = call(&Remote::resolve(&a.remote)?, method, json!({"ids": ids(&a.ids)})).await?;
     if a.remote.json {
         print_json(&result);
     } else {
         let done: Vec<String> = result.as_array().cloned().unwrap_or_default().iter().map(|v| v.to_string()).collect();
-        println!("{}: {}", if pause { "paused" } else { "resumed" }, done.join(", "));
+        println!("{verb}: {}", done.join(", "));
+    }
+    Ok(())
+}
+
+/// `shoal set`: torrents' limits and file priorities (`torrent.set`), or with `--global` the
+/// daemon's (`session.set`).
+pub(crate) async fn set(a: RemoteSetArgs) -> Result<(), Failure> {
+    let remote = Remote::resolve(&a.remote)?;
+    let mut params = serde_json::Map::new();
+    if let Some(v) = a.upload_limit {
+        params.insert("upload_limit".into(), json!(v));
+    }
+    if let Some(v) = a.download_limit {
+        params.insert("download_limit".into(), json!(v));
+    }
+    let (method, what) = if a.global {
+        if let Some(v) = a.max_peers {
+            let n = v.ok_or_else(|| Failure::Input(anyhow!("--max-peers with --global needs a number")))?;
+            params.insert("max_connections".into(), json!(n));
+        }
+        if let Some(n) = a.max_peers_per_torrent {
+            params.insert("max_connections_per_torrent".into(), json!(n));
+        }
+        if let Some(r) = a.seed_ratio {
+            params.insert("seed_ratio_limit".into(), json!(r));
+        }
+        if let Some(t) = a.seed_time {
+            params.insert("seed_time_limit".into(), json!(t));
+        }
+        ("session.set", "the daemon's settings".to_owned())
+    } else {
+        if let Some(v) = a.max_peers {
+            params.insert("max_connections".into(), json!(v));
+        }
+        let mut priorities = Vec::new();
+        for (list, p) in [(&a.skip, "skip"), (&a.normal, "normal"), (&a.high, "high")] {
+            priorities.extend(list.iter().map(|i| json!([i, p])));
+        }
+        if !priorities.is_empty() {
+            params.insert("file_priorities".into(), Value::Array(priorities));
+        }
+        params.insert("ids".into(), ids(&a.ids));
+        ("torrent.set", format!("torrents {}", a.ids.join(", ")))
+    };
+    if params.len() <= usize::from(!a.global) {
+        return Err(Failure::Input(anyhow!(
+            "nothing to change: give a limit or a file choice (see `shoal set --help`)"
+        )));
+    }
+    let result = call(&remote, method, Value::Object(params)).await?;
+    if a.remote.json {
+        print_json(&result);
+    } else {
+        println!("changed {what}");
     }
     Ok(())
 }

@@ -112,3 +112,68 @@ fn r_a_magnets_peers_are_dialled_again_after_a_restart() {
     assert_same_tree(&data, out.join("m.bin"));
     assert!(daemon.terminate(QUICK).expect("stops").success());
 }
+
+#[test]
+fn set_verify_and_reannounce_from_the_command_line() {
+    let dir = TempDir::new().expect("temp dir");
+    let data = dir.path().join("data/s");
+    make_test_file(data.join("a.bin"), 300_000, 78);
+    make_test_file(data.join("b.bin"), 200_000, 79);
+    let torrent = dir.path().join("s.torrent");
+    let mut cmd = shoal_raw(["create"]);
+    cmd.arg(&data).arg("-o").arg(&torrent);
+    assert!(support::run(cmd, QUICK).status.success());
+    let port = free_port();
+    let mut daemon = start_daemon(&dir.path().join("state"), port, &[]);
+    let rpc = format!("127.0.0.1:{port}");
+    let shoal = |args: &[&str]| {
+        let mut cmd = shoal_raw(args);
+        cmd.args(["--rpc", &rpc]);
+        support::run(cmd, QUICK)
+    };
+    let folder = dir.path().join("data").display().to_string();
+    assert!(shoal(&["add", torrent.to_str().expect("path"), "-o", &folder]).status.success());
+    wait_until(QUICK, Duration::from_millis(20), || {
+        call(port, "torrent.get", json!({"ids": [1]}))[0]["state"] == "seeding"
+    })
+    .expect("seeding");
+
+    let out = shoal(&["set", "1", "--upload-limit", "1M", "--max-peers", "5", "--skip", "0", "--high", "1"]);
+    assert!(out.status.success(), "{out:?}");
+    let t = &call(port, "torrent.get", json!({"ids": [1]}))[0];
+    assert_eq!((t["upload_limit"].as_u64(), t["max_connections"].as_u64()), (Some(1 << 20), Some(5)), "{t}");
+    assert_eq!((t["files"][0]["priority"].as_str(), t["files"][1]["priority"].as_str()), (Some("skip"), Some("high")));
+    let out = shoal(&["set", "1", "--upload-limit", "none", "--max-peers", "default"]);
+    assert!(out.status.success(), "{out:?}");
+    let t = &call(port, "torrent.get", json!({"ids": [1]}))[0];
+    assert!(t["upload_limit"].is_null() && t["max_connections"].is_null(), "{t}");
+
+    let out =
+        shoal(&["set", "--global", "--download-limit", "2M", "--seed-ratio", "1.5", "--max-peers-per-torrent", "30"]);
+    assert!(out.status.success(), "{out:?}");
+    let s = call(port, "session.get", json!({}));
+    assert_eq!(s["download_limit"], 2 << 20);
+    assert_eq!(
+        (s["seed_ratio_limit"].as_f64(), s["max_connections_per_torrent"].as_u64()),
+        (Some(1.5), Some(30)),
+        "{s}"
+    );
+
+    let out = shoal(&["set", "1"]);
+    assert_eq!(out.status.code(), Some(2), "nothing to change: {out:?}");
+    assert!(out.stderr.contains("nothing to change"), "{out:?}");
+    let out = shoal(&["set", "1", "--global", "--upload-limit", "1k"]);
+    assert_eq!(out.status.code(), Some(2), "ids and --global conflict: {out:?}");
+
+    let out = shoal(&["verify", "1"]);
+    assert!(out.status.success() && out.stdout.contains("checking: 1"), "{out:?}");
+    wait_until(QUICK, Duration::from_millis(20), || {
+        call(port, "torrent.get", json!({"ids": [1]}))[0]["state"] == "seeding"
+    })
+    .expect("seeding again after the check");
+    let out = shoal(&["reannounce", "1"]);
+    assert!(out.status.success() && out.stdout.contains("announcing: 1"), "{out:?}");
+    let out = shoal(&["verify", "7"]);
+    assert_eq!(out.status.code(), Some(2), "an unknown id is bad input: {out:?}");
+    assert!(daemon.terminate(QUICK).expect("stops").success());
+}

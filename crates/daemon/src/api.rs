@@ -169,6 +169,47 @@ impl Api for Daemon {
         self.set_paused(ids, false).await
     }
 
+    async fn verify(&self, ids: Ids) -> Result<Vec<TorrentId>, ApiError> {
+        // Taken out of the session under the lock; stopped, forgotten and restarted without it.
+        let (keys, running) = {
+            let mut entries = lock(&self.inner.entries);
+            let keys = resolve(&entries, &ids)?;
+            let mut running = Vec::new();
+            for key in &keys {
+                let Some(entry) = entries.get_mut(key) else { continue };
+                if entry.meta.is_none() || entry.starting {
+                    continue;
+                }
+                entry.starting = true;
+                entry.error = None;
+                entry.recorded = (0, 0);
+                running.push((*key, entry.torrent.take()));
+            }
+            (keys, running)
+        };
+        for (key, torrent) in running {
+            if let Some(t) = torrent {
+                t.stop().await;
+            }
+            // No record: the next start checks every piece on disk.
+            let sid = shoal_state::TorrentId::new(key as i64);
+            self.inner.db.call(move |s| s.clear_resume(sid)).await?;
+            self.spawn_start(key, Vec::new());
+        }
+        Ok(keys.into_iter().map(TorrentId).collect())
+    }
+
+    async fn reannounce(&self, ids: Ids) -> Result<Vec<TorrentId>, ApiError> {
+        let entries = lock(&self.inner.entries);
+        let keys = resolve(&entries, &ids)?;
+        for key in &keys {
+            if let Some(t) = entries.get(key).and_then(|e| e.torrent.as_ref()) {
+                t.reannounce();
+            }
+        }
+        Ok(keys.into_iter().map(TorrentId).collect())
+    }
+
     async fn remove(&self, request: RemoveRequest) -> Result<Vec<TorrentId>, ApiError> {
         let keys = resolve(&lock(&self.inner.entries), &request.ids)?;
         // Gone from the database first: after a crash from here on they do not come back.

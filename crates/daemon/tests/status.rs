@@ -210,3 +210,96 @@ async fn r_session_set_applies_what_it_accepts_and_refuses_the_rest() {
     assert_eq!((next.max_connections_per_torrent, next.upload_limit), (7, Some(1000)));
     d.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_a_damaged_piece_and_the_torrent_downloads_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let sizes = [2 * PIECE as u64, 2 * PIECE as u64, 2 * PIECE as u64];
+    let (bytes, _meta) = folder_torrent(&data, sizes);
+    let (d, _session) = daemon(&dir.path().join("state")).await;
+    let added = d
+        .add(AddRequest {
+            source: Source::TorrentFile(bytes),
+            download_dir: Some(data.display().to_string()),
+            paused: false,
+        })
+        .await
+        .expect("add");
+    wait_for(&d, added.id.0, "seeding its own data", |t| t.state == TorrentState::Seeding).await;
+    // One byte changes behind the daemon's back; only a check from disk can tell.
+    let file = data.join("set/f2.bin");
+    let mut content = std::fs::read(&file).expect("read");
+    content[100] ^= 0xff;
+    std::fs::write(&file, &content).expect("write");
+    d.verify(Ids::one(added.id)).await.expect("verify");
+    let t = wait_for(&d, added.id.0, "downloading the damaged piece", |t| t.state == TorrentState::Downloading).await;
+    assert_eq!(t.have_bytes, t.wanted_bytes - u64::from(PIECE), "exactly one piece is missing: {t:#?}");
+    assert_eq!(t.files[2].have, sizes[2] - u64::from(PIECE));
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reannounce_asks_the_tracker_again_at_once() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A tracker that counts announces and asks for the next one in half an hour.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let tracker = format!("http://{}/announce", listener.local_addr().expect("addr"));
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = count.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(32) {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            if buf.starts_with(b"GET /announce") {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            let body = b"d8:intervali1800e5:peers0:e";
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = conn.write_all(head.as_bytes());
+            let _ = conn.write_all(body);
+        }
+    });
+    let data = dir.path().join("data");
+    make_test_file(data.join("one.bin"), 100_000, 99);
+    let scanned = shoal_storage::scan_path(&data.join("one.bin")).expect("scan");
+    let hashes = shoal_storage::hash_pieces(&scanned.parent, &scanned, PIECE, |_| {}).expect("hash");
+    let spec = CreateSpec {
+        name: "one.bin".into(),
+        piece_length: PIECE,
+        content: CreateContent::SingleFile { length: 100_000 },
+        trackers: vec![tracker],
+        comment: None,
+        creation_date: None,
+        private: false,
+    };
+    let (d, _session) = daemon(&dir.path().join("state")).await;
+    let added = d
+        .add(AddRequest {
+            source: Source::TorrentFile(build_torrent(&spec, &hashes)),
+            download_dir: Some(data.display().to_string()),
+            paused: false,
+        })
+        .await
+        .expect("add");
+    let announced = |n: usize| {
+        let count = count.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            while count.load(std::sync::atomic::Ordering::SeqCst) < n {
+                assert!(tokio::time::Instant::now() < deadline, "no announce number {n}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    announced(1).await;
+    let t = wait_for(&d, added.id.0, "the tracker's answer shown", |t| t.trackers[0].last_announce.is_some()).await;
+    assert_eq!(t.trackers[0].last_error, None, "{t:#?}");
+    let next = t.trackers[0].next_announce.expect("a next announce");
+    assert!(next >= t.trackers[0].last_announce.unwrap_or(0) + 1700, "the tracker's interval: {t:#?}");
+    d.reannounce(Ids::one(added.id)).await.expect("reannounce");
+    announced(2).await;
+    d.shutdown().await;
+}

@@ -275,6 +275,7 @@ impl Session {
         if !add.peers.is_empty() {
             let _ = inbox.control.send(Control::Peers { addrs: add.peers, manual: true });
         }
+        let announce_now = Arc::new(tokio::sync::Notify::new());
         let announcer = (add.use_trackers && !meta.announce_list.is_empty()).then(|| {
             let (stop_tx, stop_rx) = oneshot::channel();
             let task = tokio::spawn(tracker::announce_loop(tracker::Announcer {
@@ -285,6 +286,7 @@ impl Session {
                 status: status.clone(),
                 control: inbox.control.clone(),
                 stop: stop_rx,
+                now: announce_now.clone(),
             }));
             (stop_tx, task)
         });
@@ -304,6 +306,7 @@ impl Session {
             status,
             control: inbox.control,
             announcer,
+            announce_now,
             _dht_loop: dht_loop,
             session: self.clone(),
             caps: (torrent_upload, torrent_download),
@@ -499,6 +502,8 @@ pub struct Torrent {
     status: Arc<watch::Sender<TorrentStatus>>,
     control: tokio::sync::mpsc::UnboundedSender<Control>,
     announcer: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+    /// Wakes the announce loop for an announce now.
+    announce_now: Arc<tokio::sync::Notify>,
     /// Keeps the torrent announced on the DHT while it lives.
     _dht_loop: Option<AnnounceLoop>,
     session: Session,
@@ -540,6 +545,13 @@ impl Torrent {
     /// The most connections for this torrent; extra ones are closed.
     pub fn set_max_peers(&self, n: usize) {
         let _ = self.control.send(Control::MaxPeers(n));
+    }
+
+    /// Announces to the trackers now instead of at the next interval. False when the torrent
+    /// has no tracker to announce to.
+    pub fn reannounce(&self) -> bool {
+        self.announce_now.notify_one();
+        self.announcer.is_some()
     }
 
     /// Pauses the torrent: closes its connections and takes no new ones until resumed.

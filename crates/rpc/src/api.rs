@@ -629,6 +629,14 @@ pub trait Api: Send + Sync {
     /// Starts the torrents in `ids` again; returns the ids started.
     fn resume(&self, ids: Ids) -> impl Future<Output = Result<Vec<TorrentId>, ApiError>> + Send;
 
+    /// Checks the torrents' data on disk again, forgetting what was recorded as verified
+    /// (Transmission's "verify", qBittorrent's "recheck"); returns the ids being checked.
+    fn verify(&self, ids: Ids) -> impl Future<Output = Result<Vec<TorrentId>, ApiError>> + Send;
+
+    /// Announces the torrents to their trackers now, without waiting for the interval;
+    /// returns the ids announced.
+    fn reannounce(&self, ids: Ids) -> impl Future<Output = Result<Vec<TorrentId>, ApiError>> + Send;
+
     /// Removes torrents (and, when asked, their data); returns the ids removed.
     fn remove(&self, request: RemoveRequest) -> impl Future<Output = Result<Vec<TorrentId>, ApiError>> + Send;
 

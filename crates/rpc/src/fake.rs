@@ -243,6 +243,15 @@ impl Api for Fake {
         self.lock().set_state(&ids, TorrentState::Downloading)
     }
 
+    async fn verify(&self, ids: Ids) -> Result<Vec<TorrentId>, ApiError> {
+        self.lock().set_state(&ids, TorrentState::Checking)
+    }
+
+    async fn reannounce(&self, ids: Ids) -> Result<Vec<TorrentId>, ApiError> {
+        let state = self.lock();
+        Ok(state.resolve(&ids)?.into_iter().map(TorrentId).collect())
+    }
+
     async fn remove(&self, request: RemoveRequest) -> Result<Vec<TorrentId>, ApiError> {
         let mut state = self.lock();
         let ids = state.resolve(&request.ids)?;

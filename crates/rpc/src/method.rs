@@ -10,7 +10,7 @@
 //! | `torrent.add` | exactly one of `torrent` (base64 .torrent), `magnet`, `url`; `download_dir`, `paused` | - |
 //! | `torrent.list` | `fields` | `fields` |
 //! | `torrent.get` | `ids`, `fields` | `ids`, `fields` |
-//! | `torrent.pause`, `torrent.resume` | `ids` | `ids` |
+//! | `torrent.pause`, `torrent.resume`, `torrent.verify`, `torrent.reannounce` | `ids` | `ids` |
 //! | `torrent.remove` | `ids`, `delete_data` | `ids`, `delete_data` |
 //! | `torrent.set` | `ids`, `upload_limit`, `download_limit`, `max_connections`, `file_priorities` | - |
 //! | `torrent.peers` | `id` | `id` |
@@ -20,7 +20,7 @@
 //! Results: `torrent.add` an [`crate::AddResult`]; `torrent.list` and `torrent.get` arrays of
 //! [`TorrentInfo`] objects (only the `fields` asked for; `torrent.list` leaves out `files` and
 //! `trackers` unless asked); `torrent.pause`, `resume`, `remove` and `set` the array of torrent
-//! ids affected; `torrent.peers` an array of [`crate::PeerInfo`]; `session.get` and `session.set`
+//! ids affected (`verify` and `reannounce` too); `torrent.peers` an array of [`crate::PeerInfo`]; `session.get` and `session.set`
 //! the [`crate::SessionSettings`]; `session.stats` the [`crate::SessionStats`].
 
 use base64::Engine as _;
@@ -40,6 +40,8 @@ pub const METHODS: &[&str] = &[
     "torrent.get",
     "torrent.pause",
     "torrent.resume",
+    "torrent.verify",
+    "torrent.reannounce",
     "torrent.remove",
     "torrent.set",
     "torrent.peers",
@@ -82,6 +84,10 @@ pub enum Call {
     Pause(Ids),
     /// `torrent.resume`.
     Resume(Ids),
+    /// `torrent.verify`.
+    Verify(Ids),
+    /// `torrent.reannounce`.
+    Reannounce(Ids),
     /// `torrent.remove`.
     Remove(RemoveRequest),
     /// `torrent.set`.
@@ -238,6 +244,8 @@ impl Call {
             }
             "torrent.pause" => Call::Pause(from_value::<IdsParams>(named(&["ids"])?)?.ids),
             "torrent.resume" => Call::Resume(from_value::<IdsParams>(named(&["ids"])?)?.ids),
+            "torrent.verify" => Call::Verify(from_value::<IdsParams>(named(&["ids"])?)?.ids),
+            "torrent.reannounce" => Call::Reannounce(from_value::<IdsParams>(named(&["ids"])?)?.ids),
             "torrent.remove" => Call::Remove(from_value(named(&["ids", "delete_data"])?)?),
             "torrent.set" => Call::Set(from_value(named(&[])?)?),
             "torrent.peers" => Call::Peers(from_value::<PeersParams>(named(&["id"])?)?.id),
@@ -280,6 +288,8 @@ pub async fn execute<A: Api>(api: &A, call: Call) -> Result<Value, ApiError> {
         Call::Get { ids, fields } => select(&api.get(ids).await?, &fields),
         Call::Pause(ids) => to_value(&api.pause(ids).await?),
         Call::Resume(ids) => to_value(&api.resume(ids).await?),
+        Call::Verify(ids) => to_value(&api.verify(ids).await?),
+        Call::Reannounce(ids) => to_value(&api.reannounce(ids).await?),
         Call::Remove(request) => to_value(&api.remove(request).await?),
         Call::Set(request) => to_value(&api.set(request).await?),
         Call::Peers(id) => to_value(&api.peers(id).await?),

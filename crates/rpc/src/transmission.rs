@@ -9,8 +9,8 @@
 //! Methods: `torrent-add` (`filename` = magnet link, http(s) URL or a path on the daemon's
 //! machine; `metainfo` = base64 .torrent; `download-dir`, `paused`, `peer-limit`, and the file
 //! arguments), `torrent-get` (`fields` from [`TORRENT_GET_FIELDS`], `ids`, `format` objects or
-//! table), `torrent-start`, `torrent-start-now`, `torrent-stop`, `torrent-remove`
-//! (`delete-local-data`), `torrent-set` (`downloadLimit`/`downloadLimited`,
+//! table), `torrent-start`, `torrent-start-now`, `torrent-stop`, `torrent-verify`,
+//! `torrent-reannounce`, `torrent-remove` (`delete-local-data`), `torrent-set` (`downloadLimit`/`downloadLimited`,
 //! `uploadLimit`/`uploadLimited`, `peer-limit`, `files-wanted`, `files-unwanted`,
 //! `priority-high`/`-normal`/`-low`), `session-get` (`fields`), `session-set` (speed limits,
 //! peer limits, `dht-enabled`, `lpd-enabled`, `pex-enabled`, `peer-port`, `download-dir`, queue
@@ -19,7 +19,7 @@
 //! info-hashes.
 //!
 //! Where Shoal differs from Transmission, it says so instead of pretending: other methods
-//! (`torrent-verify`, `torrent-set-location`, `port-test`, ...) and arguments Shoal has no
+//! (`torrent-set-location`, `port-test`, `free-space`, ...) and arguments Shoal has no
 //! setting for (`seedRatioMode`, `encryption`, ...) get an error result and change nothing; an
 //! unknown torrent id is an error, not silently skipped. Shoal has no low file priority (low is
 //! normal) and keeps no value for a disabled limit, so `*-enabled: true` / `*Limited: true`
@@ -65,6 +65,10 @@ pub enum Method {
     TorrentStart(Ids),
     /// `torrent-stop`.
     TorrentStop(Ids),
+    /// `torrent-verify`.
+    TorrentVerify(Ids),
+    /// `torrent-reannounce`.
+    TorrentReannounce(Ids),
     /// `torrent-remove`.
     TorrentRemove(RemoveRequest),
     /// `torrent-set`.
@@ -199,8 +203,6 @@ pub struct ParseError {
 
 /// Methods of the Transmission RPC that Shoal does not implement.
 const UNSUPPORTED: &[&str] = &[
-    "torrent-verify",
-    "torrent-reannounce",
     "torrent-set-location",
     "torrent-rename-path",
     "blocklist-update",
@@ -401,6 +403,8 @@ fn parse_method(method: &str, args: &Map<String, Value>) -> Result<Method, Strin
         }
         "torrent-start" | "torrent-start-now" => Method::TorrentStart(ids(args.get("ids"))?),
         "torrent-stop" => Method::TorrentStop(ids(args.get("ids"))?),
+        "torrent-verify" => Method::TorrentVerify(ids(args.get("ids"))?),
+        "torrent-reannounce" => Method::TorrentReannounce(ids(args.get("ids"))?),
         "torrent-remove" => {
             let delete_data = match args.get("delete-local-data") {
                 Some(v) => boolean("delete-local-data", v)?,
@@ -644,6 +648,8 @@ async fn run<A: Api>(api: &A, ctx: &Context, method: Method) -> Result<Map<Strin
         Method::TorrentGet { ids, fields, table } => torrent_get(api, ids, fields, table).await,
         Method::TorrentStart(ids) => api.resume(ids).await.map(|_| Map::new()).map_err(api_err),
         Method::TorrentStop(ids) => api.pause(ids).await.map(|_| Map::new()).map_err(api_err),
+        Method::TorrentVerify(ids) => api.verify(ids).await.map(|_| Map::new()).map_err(api_err),
+        Method::TorrentReannounce(ids) => api.reannounce(ids).await.map(|_| Map::new()).map_err(api_err),
         Method::TorrentRemove(request) => api.remove(request).await.map(|_| Map::new()).map_err(api_err),
         Method::TorrentSet(set) => {
             let request = torrent_set_request(&set)?;
@@ -725,9 +731,7 @@ mod tests {
         assert!(e.message.contains("seedRatioMode"), "{e}");
         assert!(parse_request(b"{").is_err());
         assert!(parse_request(br#"{"method": "torrent-get", "arguments": {}}"#).is_err());
-        assert!(
-            parse_request(br#"{"method": "torrent-verify"}"#).expect_err("fails").message.contains("not supported")
-        );
+        assert!(parse_request(br#"{"method": "port-test"}"#).expect_err("fails").message.contains("not supported"));
     }
 
     #[test]
@@ -887,5 +891,17 @@ mod tests {
             assert!(started.elapsed() < std::time::Duration::from_secs(5), "{path} answered at once");
         }
         assert_eq!(fake.snapshot().torrents.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn verify_and_reannounce() {
+        let fake = Fake::with_torrents(2);
+        let v = call(&fake, json!({"method": "torrent-verify", "arguments": {"ids": [1]}})).await;
+        assert_eq!(v["result"], "success", "{v}");
+        assert_eq!(fake.snapshot().torrents[&1].state, TorrentState::Checking);
+        let v = call(&fake, json!({"method": "torrent-reannounce", "arguments": {"ids": [2]}})).await;
+        assert_eq!(v["result"], "success", "{v}");
+        let v = call(&fake, json!({"method": "torrent-verify", "arguments": {"ids": [9]}})).await;
+        assert_ne!(v["result"], "success", "an unknown id is an error: {v}");
     }
 }

@@ -30,6 +30,8 @@ pub(crate) struct Announcer {
     pub(crate) status: Arc<watch::Sender<TorrentStatus>>,
     pub(crate) control: mpsc::UnboundedSender<Control>,
     pub(crate) stop: oneshot::Receiver<()>,
+    /// Asks for an announce now (the user's "reannounce").
+    pub(crate) now: Arc<tokio::sync::Notify>,
 }
 
 /// Announces until told to stop, then sends `stopped`. A stop also cuts short an announce in
@@ -99,6 +101,7 @@ pub(crate) async fn announce_loop(mut a: Announcer) {
             tokio::select! {
                 _ = &mut a.stop => break true,
                 _ = &mut sleep => break false,
+                () = a.now.notified() => break false,
                 changed = status_rx.changed() => {
                     if changed.is_err() {
                         return;
