@@ -81,12 +81,14 @@ async fn pause_resume_cap_files_and_peers() {
     let seeding = add(&seed, &meta, seed_dir.path(), vec![]).await;
     wait_state(&seeding, |s| *s == TorrentState::Seeding).await;
 
-    // Paused right away: no connection, no progress.
+    // Paused before it knows any peer (a peer given at add time could send pieces before the
+    // pause arrives): no connection, no progress, even once the seed's address is known.
     let leech_dir = tempfile::tempdir().expect("temp dir");
     let leech = Session::start(local()).await.expect("leech session");
-    let t = add(&leech, &meta, leech_dir.path(), vec![seed.listen_addr()]).await;
+    let t = add(&leech, &meta, leech_dir.path(), vec![]).await;
     t.pause();
     wait_state(&t, |s| *s == TorrentState::Paused).await;
+    t.add_peers(vec![seed.listen_addr()]);
     assert!(t.peers().await.is_empty(), "a paused torrent holds no connections");
 
     // Only b.bin, capped at 256 KiB/s: 700 kB takes well over two seconds.
