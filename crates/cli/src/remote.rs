@@ -206,7 +206,7 @@ impl ClientConfig {
     /// Parses the file's `text`; the error names `shown`, the line, the column and the key.
     fn parse(text: &str, shown: &str) -> Result<ClientConfig, String> {
         let at = |offset: usize, key: Option<&str>, message: &str| {
-            let (line, column) = line_column(text, offset.min(text.len()));
+            let (line, column) = shoal_state::config::line_column(text, offset.min(text.len()));
             match key {
                 Some(key) => format!("client config {shown}, line {line}, column {column}, key `{key}`: {message}"),
                 None => format!("client config {shown}, line {line}, column {column}: {message}"),
@@ -225,18 +225,6 @@ impl ClientConfig {
         };
         Ok(ClientConfig { rpc, token: file.token, user: file.user, password: file.password })
     }
-}
-
-/// 1-based line and character column of byte `offset` in `text`.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset;
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, before[line_start..].chars().count() + 1)
 }
 
 /// `$XDG_CONFIG_HOME/shoal/client.toml`, or `~/.config/shoal/client.toml` when

@@ -144,6 +144,7 @@ impl Entry {
                                 last_error: seen.and_then(|t| t.last_result.clone()?.err()),
                                 last_announce: seen.and_then(|t| t.last_announce).map(unix),
                                 next_announce: seen.and_then(|t| t.next_announce).map(unix),
+                                last_peers: seen.and_then(|t| t.last_result.clone()?.ok()).map(|n| n as u32),
                             }
                         })
                     })

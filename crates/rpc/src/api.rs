@@ -331,6 +331,9 @@ pub struct TrackerInfo {
     /// When the next announce is due (Unix seconds), if one is scheduled.
     #[serde(default)]
     pub next_announce: Option<u64>,
+    /// Peers the last successful announce returned.
+    #[serde(default)]
+    pub last_peers: Option<u32>,
 }
 
 /// A snapshot of one torrent.

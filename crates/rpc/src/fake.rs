@@ -61,6 +61,7 @@ pub(crate) fn torrent(id: TorrentId, name: &str) -> TorrentInfo {
             last_error: None,
             last_announce: Some(1_700_000_000),
             next_announce: Some(1_700_001_800),
+            last_peers: Some(12),
         }],
         added_at: 1_700_000_000,
     }

@@ -275,8 +275,9 @@ fn data_dir_from(xdg_data_home: Option<OsString>, home: Option<OsString>) -> Opt
     Some(base.join("shoal"))
 }
 
-/// 1-based line and character column of byte `offset` in `text`.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
+/// 1-based line and character column of byte `offset` in `text` (for messages about TOML
+/// files, the daemon's and the remote commands' `client.toml`).
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset;
     while !text.is_char_boundary(offset) {
         offset -= 1;

@@ -427,6 +427,7 @@ pub(crate) mod tests {
                 last_error: None,
                 last_announce: None,
                 next_announce: None,
+                last_peers: None,
             }],
             added_at: 0,
         }

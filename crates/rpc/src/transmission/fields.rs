@@ -154,7 +154,7 @@ fn tracker_stats(t: &TorrentInfo) -> Value {
                 "host": tracker_host(&tr.url),
                 "id": i,
                 "isBackup": false,
-                "lastAnnouncePeerCount": 0,
+                "lastAnnouncePeerCount": tr.last_peers.unwrap_or(0),
                 "lastAnnounceResult": tr.last_error.clone().unwrap_or_else(|| "Success".to_owned()),
                 "lastAnnounceStartTime": tr.last_announce.unwrap_or(0),
                 "lastAnnounceSucceeded": tr.last_error.is_none() && tr.last_announce.is_some(),
@@ -489,6 +489,7 @@ mod tests {
             last_error: Some("timed out".into()),
             last_announce: None,
             next_announce: None,
+            last_peers: None,
         }];
         assert_eq!(error(&t), (2, "timed out".to_owned()));
         t.error = Some("disk full".into());
