@@ -30,7 +30,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LT = os.path.join(ROOT, "drivers", "lt_client.py")
-SHOAL = os.path.join(ROOT, "target", "release", "shoal")
+# SHOAL_BIN runs another build (an older commit, for a before/after comparison).
+SHOAL = os.environ.get("SHOAL_BIN") or os.path.join(ROOT, "target", "release", "shoal")
 
 
 def log(msg):
