@@ -208,6 +208,13 @@ async fn waiting_summary(s: &shoal_engine::TorrentStatus, session: &Session) -> 
     for (addr, e) in &s.unreachable {
         parts.push(format!("peer {addr}: {e}"));
     }
+    match session.unreadable_handshakes() {
+        0 => {}
+        n => parts.push(format!(
+            "{n} incoming connection(s) did not open with a BitTorrent handshake (protocol encryption, which \
+             Shoal does not speak yet?)"
+        )),
+    }
     parts.join("; ")
 }
 

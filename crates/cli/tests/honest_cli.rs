@@ -206,6 +206,9 @@ fn r_a_get_with_no_peers_says_what_it_tries_and_gives_up_at_its_timeout() {
     assert!(run(cmd, QUICK).status.success());
     let out = dir.path().join("out");
     let mut get = spawn_get("get", &torrent, &out, &[closed_addr, picky_addr], &["--timeout", "6"]);
+    // A peer that dials in with what an encrypted handshake looks like: no protocol string.
+    let mut encrypted = std::net::TcpStream::connect(support::listen_addr(&get)).expect("connect");
+    std::io::Write::write_all(&mut encrypted, &[0x5a; 96]).expect("send");
     let status = get.wait_exit(QUICK).expect("get gives up by itself");
     assert_eq!(status.code(), Some(1), "{}", get.explain("--timeout"));
     let stderr = support::log_lines(&get);
@@ -216,6 +219,7 @@ fn r_a_get_with_no_peers_says_what_it_tries_and_gives_up_at_its_timeout() {
     assert!(w.contains(&format!("peer {closed_addr}:")) && w.contains("refused"), "names the refused peer: {w}");
     assert!(w.contains(&format!("peer {picky_addr}:")) && w.contains("protocol encryption"), "{w}");
     assert!(w.contains("DHT off"), "{w}");
+    assert!(w.contains("1 incoming connection(s) did not open with a BitTorrent handshake"), "{w}");
     let last = stderr.last().expect("a final line");
     assert!(last.starts_with("shoal: gave up after 6 s (--timeout)"), "{stderr:?}");
 

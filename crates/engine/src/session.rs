@@ -95,6 +95,9 @@ struct Inner {
     lsd: Option<Lsd>,
     /// Connections open over all torrents, and the most allowed.
     connections: Arc<(std::sync::atomic::AtomicUsize, std::sync::atomic::AtomicUsize)>,
+    /// Incoming connections refused because they did not start with a BitTorrent handshake,
+    /// as those using protocol encryption (MSE) do.
+    unreadable: std::sync::atomic::AtomicUsize,
 }
 
 /// A running node. Cheap to clone.
@@ -143,6 +146,7 @@ impl Session {
                 std::sync::atomic::AtomicUsize::new(0),
                 std::sync::atomic::AtomicUsize::new(max_connections),
             )),
+            unreadable: std::sync::atomic::AtomicUsize::new(0),
         });
         let accept = tokio::spawn(accept_loop(listener, inner.clone()));
         Ok(Self { inner, accept: Arc::new(accept) })
@@ -167,6 +171,12 @@ impl Session {
     /// Our peer id.
     pub fn peer_id(&self) -> PeerId {
         self.inner.peer_id
+    }
+
+    /// Incoming connections refused so far because they did not open with a BitTorrent
+    /// handshake; peers that use protocol encryption (which Shoal does not speak yet) do this.
+    pub fn unreadable_handshakes(&self) -> usize {
+        self.inner.unreadable.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The DHT node, if the session runs one.
@@ -448,7 +458,13 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
 
 async fn incoming(mut stream: TcpStream, addr: SocketAddr, inner: &Inner) -> Result<(), peer::HandshakeError> {
     stream.set_nodelay(true)?;
-    let theirs = peer::read_handshake(&mut stream).await?;
+    let theirs = match peer::read_handshake(&mut stream).await {
+        Err(e @ peer::HandshakeError::Wire(_)) => {
+            inner.unreadable.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(e);
+        }
+        other => other?,
+    };
     let inbox = inner.torrents.lock().unwrap_or_else(|e| e.into_inner()).get(&theirs.info_hash).cloned();
     let Some(inbox) = inbox else {
         return Err(peer::HandshakeError::WrongTorrent);
