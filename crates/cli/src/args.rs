@@ -142,11 +142,12 @@ pub(crate) struct RemoteSetArgs {
     /// With --global: the most connections per torrent.
     #[arg(long, value_name = "N", requires = "global")]
     pub(crate) max_peers_per_torrent: Option<u32>,
-    /// With --global: stop seeding at this upload ratio, or `none`.
-    #[arg(long, value_name = "RATIO|none", requires = "global", value_parser = parse_ratio)]
+    /// Stop seeding at this upload ratio; `none`: the daemon's goal (per torrent) or no goal
+    /// (with --global).
+    #[arg(long, value_name = "RATIO|none", value_parser = parse_ratio)]
     pub(crate) seed_ratio: Option<Ratio>,
-    /// With --global: stop seeding after this many seconds, or `none`.
-    #[arg(long, value_name = "SECS|none", requires = "global", value_parser = parse_count)]
+    /// Stop seeding after this many seconds of seeding; `none` as for --seed-ratio.
+    #[arg(long, value_name = "SECS|none", value_parser = parse_count)]
     pub(crate) seed_time: Option<Limit>,
     /// Files not to download (indices as `status` lists them, comma-separated).
     #[arg(long, value_name = "FILES", value_delimiter = ',', conflicts_with = "global")]
@@ -412,6 +413,6 @@ mod tests {
             .expect("parses");
         let Command::Set(a) = cli.command else { panic!("not set") };
         assert_eq!((a.seed_ratio, a.seed_time), (Some(None), Some(Some(3600))));
-        assert!(Cli::try_parse_from(["shoal", "set", "--seed-ratio", "2"]).is_err(), "--seed-ratio needs --global");
+        assert!(Cli::try_parse_from(["shoal", "set", "--seed-ratio", "2"]).is_err(), "ids or --global");
     }
 }

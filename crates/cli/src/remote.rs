@@ -658,8 +658,17 @@ pub(crate) async fn set(a: RemoteSetArgs) -> Result<(), Failure> {
         }
         ("session.set", "the daemon's settings".to_owned())
     } else {
+        if a.max_peers_per_torrent.is_some() {
+            return Err(Failure::Input(anyhow!("--max-peers-per-torrent is a daemon setting: use it with --global")));
+        }
         if let Some(v) = a.max_peers {
             params.insert("max_connections".into(), json!(v));
+        }
+        if let Some(r) = a.seed_ratio {
+            params.insert("seed_ratio_limit".into(), json!(r));
+        }
+        if let Some(t) = a.seed_time {
+            params.insert("seed_time_limit".into(), json!(t));
         }
         let mut priorities = Vec::new();
         for (list, p) in [(&a.skip, "skip"), (&a.normal, "normal"), (&a.high, "high")] {

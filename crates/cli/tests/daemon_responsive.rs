@@ -2,7 +2,9 @@
 //! existing data is being checked, removing torrents whose tracker never answers their
 //! `stopped` announce, and restarting with a torrent that must be checked again. Every
 //! `torrent.list` is timed; the test prints the worst and the 99th percentile and fails if
-//! any call waits on that work (a second or more: the work takes several).
+//! any call waited on that work: a call held up by it would take about as long as the work,
+//! so the worst call must stay under half the work's duration (a bound that holds on a busy
+//! machine too, where both take longer).
 
 #[path = "support/shoal.rs"]
 mod support;
@@ -19,9 +21,6 @@ use sha1::{Digest, Sha1};
 use shoal_proto::metainfo::{CreateContent, CreateSpec, build_torrent};
 use shoal_testkit::{Proc, TempDir, free_port, make_test_file, wait_until};
 use support::{QUICK, run, shoal_raw};
-
-/// A call that waited on slow work instead of answering.
-const STALL: Duration = Duration::from_secs(1);
 
 fn start_daemon(data: &Path, rpc_port: u16) -> Proc {
     let mut cmd = shoal_raw(["daemon", "--no-dht", "--no-lsd", "--listen", "127.0.0.1:0", "--rpc-listen"]);
@@ -104,6 +103,7 @@ fn r_rpc_answers_while_a_large_torrent_is_checked_and_after_a_restart() {
     let mut daemon = start_daemon(&state, port);
     daemon.wait_for_line("ready: ", QUICK).expect("ready");
 
+    let check_started = Instant::now();
     let added = add(port, &torrent, &data);
     assert_eq!(added["id"], 1, "{added}");
     let (mut times, mut while_checking) = (Vec::new(), 0);
@@ -117,11 +117,13 @@ fn r_rpc_answers_while_a_large_torrent_is_checked_and_after_a_restart() {
     .unwrap_or_else(|e| panic!("{}", daemon.explain(&format!("never seeding: {e}"))));
     let (worst, p99) = summary(&mut times);
     eprintln!(
-        "add + 4 GiB check: {} calls ({while_checking} while checking), worst {worst:?}, p99 {p99:?}",
+        "add + 4 GiB check ({:?}): {} calls ({while_checking} while checking), worst {worst:?}, p99 {p99:?}",
+        check_started.elapsed(),
         times.len()
     );
     assert!(while_checking >= 3, "the check overlapped the calls ({while_checking})");
-    assert!(worst < STALL, "torrent.list waited {worst:?} during the check");
+    let check = check_started.elapsed();
+    assert!(worst < check / 2, "torrent.list waited {worst:?} during a {check:?} check");
 
     // Forget the verified pieces so the next start checks again, then restart: the RPC
     // answers at once and shows the torrent as checking.
@@ -192,6 +194,6 @@ fn r_rpc_answers_while_torrents_whose_tracker_never_answers_are_removed() {
     assert_eq!(removed, json!([1, 2, 3]));
     let (worst, p99) = summary(&mut times);
     eprintln!("remove of 3 took {remove_took:?}; {} list calls meanwhile, worst {worst:?}, p99 {p99:?}", times.len());
-    assert!(worst < STALL, "torrent.list waited {worst:?} while torrents were being removed");
+    assert!(worst < remove_took / 2, "torrent.list waited {worst:?} during a {remove_took:?} removal");
     assert!(daemon.terminate(QUICK).is_ok());
 }

@@ -3,7 +3,7 @@
 //! stopping torrents, deleting data) between them.
 
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use shoal_engine::TorrentState as EngineState;
 use shoal_proto::Metainfo;
@@ -259,7 +259,8 @@ impl Api for Daemon {
                     upload: request.upload_limit.unwrap_or(entry.upload_limit),
                     download: request.download_limit.unwrap_or(entry.download_limit),
                     max_peers: request.max_connections.unwrap_or(entry.max_connections),
-                    ..Default::default()
+                    seed_ratio: request.seed_ratio_limit.unwrap_or(entry.seed_ratio),
+                    seed_time: request.seed_time_limit.unwrap_or(entry.seed_time).map(Duration::from_secs),
                 };
                 let priorities = (!request.file_priorities.is_empty()).then(|| {
                     let mut p = entry.priorities.clone();
@@ -273,8 +274,16 @@ impl Api for Daemon {
             }
             plans
         };
-        let limits_changed =
-            request.upload_limit.is_some() || request.download_limit.is_some() || request.max_connections.is_some();
+        if let Some(Some(r)) = request.seed_ratio_limit
+            && !(r.is_finite() && r >= 0.0)
+        {
+            return Err(ApiError::InvalidParams(format!("seed_ratio_limit: {r} is not a finite, non-negative ratio")));
+        }
+        let limits_changed = request.upload_limit.is_some()
+            || request.download_limit.is_some()
+            || request.max_connections.is_some()
+            || request.seed_ratio_limit.is_some()
+            || request.seed_time_limit.is_some();
         let stored = plans.clone();
         self.inner
             .db
@@ -300,6 +309,17 @@ impl Api for Daemon {
                 entry.upload_limit = limits.upload;
                 entry.download_limit = limits.download;
                 entry.max_connections = limits.max_peers;
+                let goals = (limits.seed_ratio, limits.seed_time.map(|t| t.as_secs()));
+                if goals != (entry.seed_ratio, entry.seed_time) && entry.finished && !entry.paused {
+                    // A torrent stopped at its old goal seeds again; the policy stops it once
+                    // the new goal is reached.
+                    entry.finished = false;
+                    entry.seeding_since = None;
+                    if let Some(t) = &entry.torrent {
+                        t.resume();
+                    }
+                }
+                (entry.seed_ratio, entry.seed_time) = goals;
                 if let Some(t) = &entry.torrent {
                     t.set_limits(entry.upload_limit, entry.download_limit);
                     t.set_max_peers(entry.max_connections.unwrap_or(default_peers) as usize);
@@ -466,6 +486,8 @@ impl Daemon {
             upload_limit: None,
             download_limit: None,
             max_connections: None,
+            seed_ratio: None,
+            seed_time: None,
             priorities: Vec::new(),
             error: None,
             seeding_since: None,

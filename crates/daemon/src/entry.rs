@@ -33,6 +33,9 @@ pub(crate) struct Entry {
     pub(crate) download_limit: Option<u64>,
     /// Most connections for this torrent (`None`: the session's per-torrent default).
     pub(crate) max_connections: Option<u32>,
+    /// The torrent's own seeding goals, ratio and seconds (`None`: the session's apply).
+    pub(crate) seed_ratio: Option<f64>,
+    pub(crate) seed_time: Option<u64>,
     pub(crate) priorities: Vec<Priority>,
     /// Why the torrent could not start or its metadata could not be fetched.
     pub(crate) error: Option<String>,
@@ -181,6 +184,8 @@ impl Entry {
             upload_limit: self.upload_limit,
             download_limit: self.download_limit,
             max_connections: self.max_connections,
+            seed_ratio_limit: self.seed_ratio,
+            seed_time_limit: self.seed_time,
             piece_count: meta.map(|m| m.info.layout.piece_count()).unwrap_or(0),
             piece_length: meta.map(|m| m.info.piece_length).unwrap_or(0),
             files,

@@ -133,6 +133,8 @@ impl Daemon {
                     upload_limit: row.limits.upload,
                     download_limit: row.limits.download,
                     max_connections: row.limits.max_peers,
+                    seed_ratio: row.limits.seed_ratio,
+                    seed_time: row.limits.seed_time.map(|t| t.as_secs()),
                     priorities,
                     error: None,
                     seeding_since: None,

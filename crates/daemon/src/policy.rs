@@ -22,11 +22,12 @@ impl Daemon {
             let status = t.status();
             let seeding = status.state == EngineState::Seeding;
             if seeding {
-                let ratio_done = settings.seed_ratio_limit.is_some_and(|r| {
+                let (ratio, time) =
+                    (entry.seed_ratio.or(settings.seed_ratio_limit), entry.seed_time.or(settings.seed_time_limit));
+                let ratio_done = ratio.is_some_and(|r| {
                     status.total_length > 0 && status.stats.uploaded as f64 >= r * status.total_length as f64
                 });
-                let time_done = settings
-                    .seed_time_limit
+                let time_done = time
                     .is_some_and(|limit| entry.seeding_since.is_some_and(|since| since.elapsed().as_secs() >= limit));
                 if entry.seeding_since.is_none() {
                     entry.seeding_since = Some(std::time::Instant::now());

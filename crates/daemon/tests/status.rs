@@ -311,3 +311,36 @@ async fn reannounce_asks_the_tracker_again_at_once() {
     announced(2).await;
     d.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torrents_own_seeding_goal_stops_it_and_a_new_goal_lets_it_seed_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (bytes, _meta) = folder_torrent(&data, [PIECE as u64, PIECE as u64, PIECE as u64]);
+    let (d, _session) = daemon(&dir.path().join("state")).await;
+    tokio::spawn(d.clone().run_policy());
+    let added = d
+        .add(AddRequest {
+            source: Source::TorrentFile(bytes),
+            download_dir: Some(data.display().to_string()),
+            paused: false,
+        })
+        .await
+        .expect("add");
+    wait_for(&d, added.id.0, "seeding", |t| t.state == TorrentState::Seeding).await;
+    // The session has no goal; the torrent's own (seed 0 seconds) stops it.
+    let mut set = SetRequest::new(Ids::one(added.id));
+    set.seed_time_limit = Some(Some(0));
+    d.set(set).await.expect("set");
+    let t = wait_for(&d, added.id.0, "stopped at its goal", |t| t.state == TorrentState::Paused).await;
+    assert_eq!((t.seed_time_limit, t.seed_ratio_limit), (Some(0), None));
+    // Back to the session's goal (none): it seeds again.
+    let mut set = SetRequest::new(Ids::one(added.id));
+    set.seed_time_limit = Some(None);
+    d.set(set).await.expect("set");
+    wait_for(&d, added.id.0, "seeding again", |t| t.state == TorrentState::Seeding).await;
+    let mut bad = SetRequest::new(Ids::one(added.id));
+    bad.seed_ratio_limit = Some(Some(-1.0));
+    assert!(matches!(d.set(bad).await, Err(shoal_rpc::api::ApiError::InvalidParams(_))));
+    d.shutdown().await;
+}

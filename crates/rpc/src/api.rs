@@ -255,12 +255,26 @@ pub struct SetRequest {
     /// New priorities by file index (`[[0, "skip"], [3, "high"]]` in JSON).
     #[serde(default)]
     pub file_priorities: Vec<(usize, Priority)>,
+    /// The torrent's own seeding goal as a ratio: `Some(None)` returns to the session's.
+    #[serde(default, deserialize_with = "double_option")]
+    pub seed_ratio_limit: Option<Option<f64>>,
+    /// The torrent's own seeding goal in seconds: `Some(None)` returns to the session's.
+    #[serde(default, deserialize_with = "double_option")]
+    pub seed_time_limit: Option<Option<u64>>,
 }
 
 impl SetRequest {
     /// A request for `ids` that changes nothing yet.
     pub fn new(ids: Ids) -> SetRequest {
-        SetRequest { ids, upload_limit: None, download_limit: None, max_connections: None, file_priorities: Vec::new() }
+        SetRequest {
+            ids,
+            upload_limit: None,
+            download_limit: None,
+            max_connections: None,
+            file_priorities: Vec::new(),
+            seed_ratio_limit: None,
+            seed_time_limit: None,
+        }
     }
 
     /// True when the request would change nothing.
@@ -269,6 +283,8 @@ impl SetRequest {
             && self.download_limit.is_none()
             && self.max_connections.is_none()
             && self.file_priorities.is_empty()
+            && self.seed_ratio_limit.is_none()
+            && self.seed_time_limit.is_none()
     }
 }
 
@@ -385,6 +401,13 @@ pub struct TorrentInfo {
     pub download_limit: Option<u64>,
     /// Per-torrent connection limit (`None`: the session's per-torrent default).
     pub max_connections: Option<u32>,
+    /// The torrent's own seeding goal, an upload/download ratio (`None`: the session's
+    /// applies).
+    #[serde(default)]
+    pub seed_ratio_limit: Option<f64>,
+    /// The torrent's own seeding goal, seconds of seeding (`None`: the session's applies).
+    #[serde(default)]
+    pub seed_time_limit: Option<u64>,
     /// Number of pieces (0 until a magnet link's metadata is known).
     pub piece_count: u32,
     /// Piece length in bytes (0 until known).
@@ -421,6 +444,8 @@ pub const TORRENT_FIELDS: &[&str] = &[
     "upload_limit",
     "download_limit",
     "max_connections",
+    "seed_ratio_limit",
+    "seed_time_limit",
     "piece_count",
     "piece_length",
     "files",

@@ -49,6 +49,8 @@ pub(crate) fn torrent(id: TorrentId, name: &str) -> TorrentInfo {
         upload_limit: None,
         download_limit: None,
         max_connections: None,
+        seed_ratio_limit: None,
+        seed_time_limit: None,
         piece_count: 12,
         piece_length: 262_144,
         files: vec![
@@ -208,6 +210,12 @@ impl Fake {
             }
             if let Some(limit) = request.download_limit {
                 t.download_limit = limit;
+            }
+            if let Some(goal) = request.seed_ratio_limit {
+                t.seed_ratio_limit = goal;
+            }
+            if let Some(goal) = request.seed_time_limit {
+                t.seed_time_limit = goal;
             }
             if let Some(limit) = request.max_connections {
                 t.max_connections = limit;

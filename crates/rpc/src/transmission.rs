@@ -11,7 +11,8 @@
 //! arguments), `torrent-get` (`fields` from [`TORRENT_GET_FIELDS`], `ids`, `format` objects or
 //! table), `torrent-start`, `torrent-start-now`, `torrent-stop`, `torrent-verify`,
 //! `torrent-reannounce`, `torrent-remove` (`delete-local-data`), `torrent-set` (`downloadLimit`/`downloadLimited`,
-//! `uploadLimit`/`uploadLimited`, `peer-limit`, `files-wanted`, `files-unwanted`,
+//! `uploadLimit`/`uploadLimited`, `peer-limit`, `seedRatioLimit`/`seedRatioMode` 0 or 1,
+//! `files-wanted`, `files-unwanted`,
 //! `priority-high`/`-normal`/`-low`), `session-get` (`fields`), `session-set` (speed limits,
 //! peer limits, `dht-enabled`, `lpd-enabled`, `pex-enabled`, `peer-port`, `download-dir`, queue
 //! sizes, `seedRatioLimit`/`seedRatioLimited`) and `session-stats`. `ids` is absent or empty
@@ -20,7 +21,7 @@
 //!
 //! Where Shoal differs from Transmission, it says so instead of pretending: other methods
 //! (`torrent-set-location`, `port-test`, `free-space`, ...) and arguments Shoal has no
-//! setting for (`seedRatioMode`, `encryption`, ...) get an error result and change nothing; an
+//! setting for (`seedIdleMode`, `encryption`, ...) get an error result and change nothing; an
 //! unknown torrent id is an error, not silently skipped. Shoal has no low file priority (low is
 //! normal) and keeps no value for a disabled limit, so `*-enabled: true` / `*Limited: true`
 //! needs the limit in the same call. Unknown `torrent-get` and `session-get` field names are
@@ -148,7 +149,7 @@ impl<T: Copy> Switched<T> {
 }
 
 /// `torrent-set` arguments.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TorrentSet {
     /// Which torrents.
     pub ids: Ids,
@@ -158,6 +159,10 @@ pub struct TorrentSet {
     pub upload: Switched<u64>,
     /// `peer-limit`.
     pub peer_limit: Option<u32>,
+    /// `seedRatioLimit`.
+    pub seed_ratio_limit: Option<f64>,
+    /// `seedRatioMode`: 0 the session's goal, 1 the torrent's own, 2 none.
+    pub seed_ratio_mode: Option<u64>,
     /// File selection.
     pub files: FileArgs,
 }
@@ -338,6 +343,8 @@ fn parse_set(args: &Map<String, Value>) -> Result<TorrentSet, String> {
         download: Switched::default(),
         upload: Switched::default(),
         peer_limit: None,
+        seed_ratio_limit: None,
+        seed_ratio_mode: None,
         files: FileArgs::default(),
     };
     for (key, v) in args {
@@ -348,6 +355,11 @@ fn parse_set(args: &Map<String, Value>) -> Result<TorrentSet, String> {
             "uploadLimit" => set.upload.value = Some(uint(key, v)?),
             "uploadLimited" => set.upload.enabled = Some(boolean(key, v)?),
             "peer-limit" => set.peer_limit = Some(uint(key, v)?),
+            "seedRatioLimit" => {
+                set.seed_ratio_limit =
+                    Some(v.as_f64().filter(|r| *r >= 0.0).ok_or(format!("seedRatioLimit: expected a ratio, got {v}"))?)
+            }
+            "seedRatioMode" => set.seed_ratio_mode = Some(uint(key, v)?),
             "files-wanted" | "files-unwanted" | "priority-high" | "priority-normal" | "priority-low" => {
                 file_arg(&mut set.files, key, v)?
             }
@@ -581,10 +593,11 @@ async fn torrent_get<A: Api>(
     let torrents = api.get(ids).await.map_err(|e| e.to_string())?;
     let fields: Vec<String> = fields.into_iter().filter(|f| fields::TORRENT_GET_FIELDS.contains(&f.as_str())).collect();
     let asked = |names: &[&str]| fields.iter().any(|f| names.contains(&f.as_str()));
-    let peer_limit = if asked(&["peer-limit", "maxConnectedPeers"]) {
-        api.session_get().await.map_err(|e| e.to_string())?.max_connections_per_torrent
+    let (peer_limit, session_ratio) = if asked(&["peer-limit", "maxConnectedPeers", "seedRatioLimit"]) {
+        let s = api.session_get().await.map_err(|e| e.to_string())?;
+        (s.max_connections_per_torrent, s.seed_ratio_limit)
     } else {
-        0
+        (0, None)
     };
     let mut rows = Vec::with_capacity(torrents.len());
     for t in &torrents {
@@ -593,7 +606,7 @@ async fn torrent_get<A: Api>(
         } else {
             Vec::new()
         };
-        let extra = fields::Extra { peers: &peers, peer_limit };
+        let extra = fields::Extra { peers: &peers, peer_limit, session_ratio };
         let row: Vec<Value> =
             fields.iter().map(|f| fields::torrent_field(f, t, extra).unwrap_or(Value::Null)).collect();
         rows.push(row);
@@ -631,6 +644,17 @@ fn torrent_set_request(set: &TorrentSet) -> Result<SetRequest, String> {
     request.download_limit = kbps(set.download.update("downloadLimited", "downloadLimit")?);
     request.upload_limit = kbps(set.upload.update("uploadLimited", "uploadLimit")?);
     request.max_connections = set.peer_limit.map(Some);
+    request.seed_ratio_limit = match (set.seed_ratio_mode, set.seed_ratio_limit) {
+        (None, None) => None,
+        (Some(0), _) => Some(None),
+        (Some(1), Some(limit)) => Some(Some(limit)),
+        (Some(1), None) => return Err("seedRatioMode 1 needs seedRatioLimit in the same call".to_owned()),
+        (Some(2), _) => {
+            return Err("seedRatioMode 2 (seed regardless of ratio) is not supported by Shoal; use 0 or 1".to_owned());
+        }
+        (Some(m), _) => return Err(format!("seedRatioMode: expected 0, 1 or 2, got {m}")),
+        (None, Some(_)) => return Err("seedRatioLimit needs seedRatioMode 1 in the same call".to_owned()),
+    };
     Ok(request)
 }
 
@@ -726,9 +750,9 @@ mod tests {
     fn parse_errors_keep_the_tag() {
         let e = parse_request(br#"{"method": "torrent-frob", "tag": 7}"#).expect_err("fails");
         assert_eq!((e.tag, e.message.as_str()), (Some(7.into()), "method name not recognized"));
-        let e = parse_request(br#"{"method": "torrent-set", "arguments": {"ids": [1], "seedRatioMode": 1}}"#)
+        let e = parse_request(br#"{"method": "torrent-set", "arguments": {"ids": [1], "seedIdleMode": 1}}"#)
             .expect_err("fails");
-        assert!(e.message.contains("seedRatioMode"), "{e}");
+        assert!(e.message.contains("seedIdleMode"), "{e}");
         assert!(parse_request(b"{").is_err());
         assert!(parse_request(br#"{"method": "torrent-get", "arguments": {}}"#).is_err());
         assert!(parse_request(br#"{"method": "port-test"}"#).expect_err("fails").message.contains("not supported"));
@@ -903,5 +927,31 @@ mod tests {
         assert_eq!(v["result"], "success", "{v}");
         let v = call(&fake, json!({"method": "torrent-verify", "arguments": {"ids": [9]}})).await;
         assert_ne!(v["result"], "success", "an unknown id is an error: {v}");
+    }
+
+    #[tokio::test]
+    async fn per_torrent_seed_ratio() {
+        let fake = Fake::with_torrents(2);
+        let get = |id: u64| json!({"method": "torrent-get", "arguments": {"ids": [id], "fields": ["seedRatioMode", "seedRatioLimit"]}});
+        let v = call(
+            &fake,
+            json!({"method": "torrent-set", "arguments": {"ids": [1], "seedRatioMode": 1, "seedRatioLimit": 2.5}}),
+        )
+        .await;
+        assert_eq!(v["result"], "success", "{v}");
+        assert_eq!(fake.snapshot().torrents[&1].seed_ratio_limit, Some(2.5));
+        let v = call(&fake, get(1)).await;
+        assert_eq!(v["arguments"]["torrents"][0], json!({"seedRatioMode": 1, "seedRatioLimit": 2.5}));
+        let v = call(&fake, json!({"method": "torrent-set", "arguments": {"ids": [1], "seedRatioMode": 0}})).await;
+        assert_eq!(v["result"], "success", "{v}");
+        assert_eq!(fake.snapshot().torrents[&1].seed_ratio_limit, None);
+        let before = fake.snapshot();
+        for bad in [json!({"seedRatioMode": 2}), json!({"seedRatioMode": 1}), json!({"seedRatioLimit": 1.0})] {
+            let mut args = bad.clone();
+            args["ids"] = json!([1]);
+            let v = call(&fake, json!({"method": "torrent-set", "arguments": args})).await;
+            assert!(v["result"].as_str().is_some_and(|r| r.contains("seedRatio")), "{bad} -> {v}");
+        }
+        assert_eq!(fake.snapshot(), before, "refusals change nothing");
     }
 }

@@ -418,6 +418,8 @@ pub(crate) mod tests {
             upload_limit: None,
             download_limit: None,
             max_connections: None,
+            seed_ratio_limit: None,
+            seed_time_limit: None,
             piece_count: 4,
             piece_length: 1 << 18,
             files: vec![FileInfo { path: name.to_owned(), length: total, have, priority: Priority::Normal }],

@@ -232,6 +232,7 @@ pub const TORRENT_GET_FIELDS: &[&str] = &[
     "secondsSeeding",
     "seedIdleLimit",
     "seedIdleMode",
+    "seedRatioLimit",
     "seedRatioMode",
     "sizeWhenDone",
     "startDate",
@@ -256,6 +257,8 @@ pub(crate) struct Extra<'a> {
     pub(crate) peers: &'a [PeerInfo],
     /// The session's per-torrent connection limit, for torrents without their own.
     pub(crate) peer_limit: u32,
+    /// The session's seeding ratio goal, for torrents without their own.
+    pub(crate) session_ratio: Option<f64>,
 }
 
 /// The value of `torrent-get` field `name` for `t`; `None` for a field not in
@@ -291,7 +294,6 @@ pub(crate) fn torrent_field(name: &str, t: &TorrentInfo, extra: Extra<'_>) -> Op
         | "queuePosition"
         | "seedIdleLimit"
         | "seedIdleMode"
-        | "seedRatioMode"
         | "secondsDownloading"
         | "secondsSeeding"
         | "activityDate"
@@ -317,6 +319,10 @@ pub(crate) fn torrent_field(name: &str, t: &TorrentInfo, extra: Extra<'_>) -> Op
         "uploadLimit" => json!(to_kbps(t.upload_limit.unwrap_or(0))),
         "uploadLimited" => json!(t.upload_limit.is_some()),
         "peer-limit" | "maxConnectedPeers" => json!(t.max_connections.unwrap_or(extra.peer_limit)),
+        // 0: the session's goal applies, 1: the torrent's own (Shoal has no "seed for ever"
+        // per torrent, Transmission's 2).
+        "seedRatioMode" => json!(if t.seed_ratio_limit.is_some() { 1 } else { 0 }),
+        "seedRatioLimit" => json!(t.seed_ratio_limit.or(extra.session_ratio).unwrap_or(0.0)),
         "files" => {
             let file = |f: &FileInfo| json!({"bytesCompleted": f.have, "length": f.length, "name": f.path});
             t.files.iter().map(file).collect()
