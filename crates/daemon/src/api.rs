@@ -479,7 +479,6 @@ impl Daemon {
             torrent: None,
             starting: has_meta,
             download_dir,
-            peers: magnet.as_ref().map(Magnet::peer_addrs).unwrap_or_default(),
             magnet: magnet.clone(),
             paused,
             added_at,

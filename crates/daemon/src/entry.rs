@@ -1,7 +1,6 @@
 //! One torrent as the daemon knows it ([`Entry`]): what is stored about it, its engine handle
 //! once started, and how it is shown over RPC ([`Entry::info`]).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
@@ -22,11 +21,9 @@ pub(crate) struct Entry {
     /// Being added to the session (its data checked) by a task of its own.
     pub(crate) starting: bool,
     pub(crate) download_dir: PathBuf,
-    /// The magnet link it was added with, if any (its metadata is fetched again after an
-    /// error when resumed).
+    /// The magnet link it was added with, if any: its metadata is fetched again after an
+    /// error when resumed, and the peers it names (`x.pe`) are dialled at every start.
     pub(crate) magnet: Option<shoal_proto::magnet::Magnet>,
-    /// Peers named when it was added (a magnet link's `x.pe`), dialled at every start.
-    pub(crate) peers: Vec<SocketAddr>,
     pub(crate) paused: bool,
     pub(crate) added_at: SystemTime,
     pub(crate) upload_limit: Option<u64>,

@@ -126,7 +126,6 @@ impl Daemon {
                     torrent: None,
                     starting: meta.is_some(),
                     download_dir: row.download_dir.clone(),
-                    peers: magnet.as_ref().map(Magnet::peer_addrs).unwrap_or_default(),
                     magnet: magnet.clone(),
                     paused: row.state == StoredState::Paused,
                     added_at: row.added_at,
@@ -172,7 +171,7 @@ impl Daemon {
             let Some(meta) = entry.meta.clone() else { return };
             entry.starting = true;
             entry.error = None;
-            let mut peers = entry.peers.clone();
+            let mut peers = entry.magnet.as_ref().map(Magnet::peer_addrs).unwrap_or_default();
             peers.extend(extra);
             AddTorrent {
                 meta,
