@@ -9,8 +9,7 @@
 #[path = "support/shoal.rs"]
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -28,24 +27,10 @@ fn start_daemon(data: &Path, rpc_port: u16) -> Proc {
     Proc::spawn("daemon", cmd).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// One JSON-RPC call over a fresh connection; the reply's `result` (or `error`) and how long
+/// One JSON-RPC call: the reply's `result` (or `error`) and how long
 /// it took. `None` when nothing listens yet.
 fn call(port: u16, method: &str, params: Value) -> Option<(Value, Duration)> {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
-    let started = Instant::now();
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
-    let request = format!(
-        "POST /jsonrpc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).ok()?;
-    let took = started.elapsed();
-    let json = reply.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {reply}"));
+    let (v, took) = support::jsonrpc_call(port, method, params)?;
     Some((if v.get("error").is_some() { v["error"].clone() } else { v["result"].clone() }, took))
 }
 

@@ -5,8 +5,6 @@
 #[path = "support/shoal.rs"]
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -28,18 +26,7 @@ fn start_daemon(data: &Path, rpc_port: u16, extra: &[&str]) -> Proc {
 
 /// One JSON-RPC call over std sockets; its `result` (an `error` fails the test).
 fn call(port: u16, method: &str, params: Value) -> Value {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let req = format!(
-        "POST /jsonrpc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).expect("send");
-    let mut reply = String::new();
-    s.read_to_string(&mut reply).expect("read");
-    let json = reply.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {reply}"));
+    let (v, _) = support::jsonrpc_call(port, method, params).unwrap_or_else(|| panic!("{method}: no daemon"));
     assert!(v.get("error").is_none(), "{method}: {v}");
     v["result"].clone()
 }

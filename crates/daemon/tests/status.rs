@@ -29,22 +29,32 @@ fn folder_torrent(root: &Path, sizes: [u64; 3]) -> (Vec<u8>, Metainfo) {
     for (i, size) in sizes.iter().enumerate() {
         make_test_file(root.join("set").join(format!("f{i}.bin")), *size, 90 + i as u64);
     }
-    let scanned = shoal_storage::scan_path(&root.join("set")).expect("scan");
+    let bytes = torrent_of(&root.join("set"), vec![]);
+    let meta = Metainfo::from_bytes(&bytes).expect("parses");
+    (bytes, meta)
+}
+
+/// The torrent of the file or folder at `path` (64 KiB pieces), announcing to `trackers`.
+fn torrent_of(path: &Path, trackers: Vec<String>) -> Vec<u8> {
+    let scanned = shoal_storage::scan_path(path).expect("scan");
     let hashes = shoal_storage::hash_pieces(&scanned.parent, &scanned, PIECE, |_| {}).expect("hash");
-    let spec = CreateSpec {
-        name: "set".into(),
-        piece_length: PIECE,
-        content: CreateContent::MultiFile(
+    let content = if scanned.is_dir {
+        CreateContent::MultiFile(
             scanned.files.iter().map(|f| CreateFile { path: f.path.clone(), length: f.length }).collect(),
-        ),
-        trackers: vec![],
+        )
+    } else {
+        CreateContent::SingleFile { length: scanned.total_length() }
+    };
+    let spec = CreateSpec {
+        name: scanned.name.clone(),
+        piece_length: PIECE,
+        content,
+        trackers,
         comment: None,
         creation_date: None,
         private: false,
     };
-    let bytes = build_torrent(&spec, &hashes);
-    let meta = Metainfo::from_bytes(&bytes).expect("parses");
-    (bytes, meta)
+    build_torrent(&spec, &hashes)
 }
 
 async fn daemon(dir: &Path) -> (Daemon, Session) {
@@ -272,21 +282,11 @@ async fn reannounce_asks_the_tracker_again_at_once() {
     });
     let data = dir.path().join("data");
     make_test_file(data.join("one.bin"), 100_000, 99);
-    let scanned = shoal_storage::scan_path(&data.join("one.bin")).expect("scan");
-    let hashes = shoal_storage::hash_pieces(&scanned.parent, &scanned, PIECE, |_| {}).expect("hash");
-    let spec = CreateSpec {
-        name: "one.bin".into(),
-        piece_length: PIECE,
-        content: CreateContent::SingleFile { length: 100_000 },
-        trackers: vec![tracker],
-        comment: None,
-        creation_date: None,
-        private: false,
-    };
+    let torrent = torrent_of(&data.join("one.bin"), vec![tracker]);
     let (d, _session) = daemon(&dir.path().join("state")).await;
     let added = d
         .add(AddRequest {
-            source: Source::TorrentFile(build_torrent(&spec, &hashes)),
+            source: Source::TorrentFile(torrent),
             download_dir: Some(data.display().to_string()),
             paused: false,
         })

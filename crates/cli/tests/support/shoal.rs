@@ -268,3 +268,25 @@ pub fn list_tree(root: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// One JSON-RPC call to a daemon at `127.0.0.1:port` over plain std sockets: the whole reply
+/// (`result` or `error`) and how long it took; `None` while nothing listens there.
+pub fn jsonrpc_call(port: u16, method: &str, params: serde_json::Value) -> Option<(serde_json::Value, Duration)> {
+    use std::io::{Read, Write};
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+    let started = std::time::Instant::now();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+    let request = format!(
+        "POST /jsonrpc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).ok()?;
+    let took = started.elapsed();
+    let json = reply.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    let v = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {reply}"));
+    Some((v, took))
+}
