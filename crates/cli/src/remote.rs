@@ -602,11 +602,26 @@ pub(crate) async fn status(a: RemoteIdArgs) -> Result<(), Failure> {
         if let Some(e) = t["error"].as_str() {
             println!("error:     {e}");
         }
+        let goal = |own: &Value, unit: &str| match own.as_f64() {
+            Some(v) => format!("{v}{unit}"),
+            None => "the daemon's".to_owned(),
+        };
+        println!("seed goal: ratio {}, time {}", goal(&t["seed_ratio_limit"], ""), goal(&t["seed_time_limit"], " s"));
+        for tr in t["trackers"].as_array().cloned().unwrap_or_default() {
+            let last = match (tr["last_error"].as_str(), tr["last_peers"].as_u64()) {
+                (Some(e), _) => format!("failed: {e}"),
+                (None, Some(n)) => format!("{n} peers"),
+                (None, None) => "not announced yet".to_owned(),
+            };
+            println!("  tracker  {} ({last})", tr["url"].as_str().unwrap_or("?"));
+        }
         for f in t["files"].as_array().cloned().unwrap_or_default() {
+            let (have, length) = (f["have"].as_u64().unwrap_or(0), f["length"].as_u64().unwrap_or(0));
+            let done = if length == 0 { 100.0 } else { have as f64 * 100.0 / length as f64 };
             println!(
-                "  file     {} ({}, {})",
+                "  file     {} ({}, {done:.1}% done, {})",
                 f["path"].as_str().unwrap_or("?"),
-                HumanBytes(f["length"].as_u64().unwrap_or(0)),
+                HumanBytes(length),
                 f["priority"].as_str().unwrap_or("normal")
             );
         }
@@ -626,7 +641,11 @@ pub(crate) async fn by_ids(a: RemoteIdArgs, method: &str, verb: &str) -> Result<
         print_json(&result);
     } else {
         let done: Vec<String> = result.as_array().cloned().unwrap_or_default().iter().map(|v| v.to_string()).collect();
-        println!("{verb}: {}", done.join(", "));
+        if done.is_empty() {
+            println!("{verb}: none of them (nothing to do for the torrents named)");
+        } else {
+            println!("{verb}: {}", done.join(", "));
+        }
     }
     Ok(())
 }

@@ -158,8 +158,14 @@ fn set_verify_and_reannounce_from_the_command_line() {
         call(port, "torrent.get", json!({"ids": [1]}))[0]["state"] == "seeding"
     })
     .expect("seeding again after the check");
+    // The torrent has no tracker: nothing is announced, and the answer says so.
     let out = shoal(&["reannounce", "1"]);
-    assert!(out.status.success() && out.stdout.contains("announcing: 1"), "{out:?}");
+    assert!(out.status.success() && out.stdout.contains("announcing: none of them"), "{out:?}");
+    let out = shoal(&["status", "1"]);
+    // Checked from disk, where the skipped file's data is too.
+    assert!(out.stdout.contains("a.bin (292.97 KiB, 100.0% done, skip)"), "per-file progress: {out:?}");
+    assert!(out.stdout.contains("b.bin (195.31 KiB, 100.0% done, high)"), "{out:?}");
+    assert!(out.stdout.contains("seed goal: ratio the daemon's, time the daemon's"), "{out:?}");
     let out = shoal(&["verify", "7"]);
     assert_eq!(out.status.code(), Some(2), "an unknown id is bad input: {out:?}");
     assert!(daemon.terminate(QUICK).expect("stops").success());

@@ -202,12 +202,12 @@ impl Api for Daemon {
     async fn reannounce(&self, ids: Ids) -> Result<Vec<TorrentId>, ApiError> {
         let entries = lock(&self.inner.entries);
         let keys = resolve(&entries, &ids)?;
-        for key in &keys {
-            if let Some(t) = entries.get(key).and_then(|e| e.torrent.as_ref()) {
-                t.reannounce();
-            }
-        }
-        Ok(keys.into_iter().map(TorrentId).collect())
+        // Only the torrents that have a tracker to announce to.
+        Ok(keys
+            .into_iter()
+            .filter(|key| entries.get(key).and_then(|e| e.torrent.as_ref()).is_some_and(|t| t.reannounce()))
+            .map(TorrentId)
+            .collect())
     }
 
     async fn remove(&self, request: RemoveRequest) -> Result<Vec<TorrentId>, ApiError> {

@@ -307,7 +307,7 @@ async fn reannounce_asks_the_tracker_again_at_once() {
     assert_eq!((t.trackers[0].last_error.as_deref(), t.trackers[0].last_peers), (None, Some(0)), "{t:#?}");
     let next = t.trackers[0].next_announce.expect("a next announce");
     assert!(next >= t.trackers[0].last_announce.unwrap_or(0) + 1700, "the tracker's interval: {t:#?}");
-    d.reannounce(Ids::one(added.id)).await.expect("reannounce");
+    assert_eq!(d.reannounce(Ids::one(added.id)).await.expect("reannounce"), vec![added.id]);
     announced(2).await;
     d.shutdown().await;
 }

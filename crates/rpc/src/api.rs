@@ -662,7 +662,7 @@ pub trait Api: Send + Sync {
     fn verify(&self, ids: Ids) -> impl Future<Output = Result<Vec<TorrentId>, ApiError>> + Send;
 
     /// Announces the torrents to their trackers now, without waiting for the interval;
-    /// returns the ids announced.
+    /// returns the ids announced (torrents without a tracker are left out).
     fn reannounce(&self, ids: Ids) -> impl Future<Output = Result<Vec<TorrentId>, ApiError>> + Send;
 
     /// Removes torrents (and, when asked, their data); returns the ids removed.
