@@ -1,7 +1,8 @@
 //! `shoal daemon`: reads the flags and the config file, takes the data folder's lock, opens
 //! the state database and the engine session, and serves a [`shoal_daemon::Daemon`] over
-//! JSON-RPC, XML-RPC and Transmission RPC. The RPC listens before the stored torrents are
-//! restored (their data checks run in the background), so it answers from the first moment.
+//! JSON-RPC, XML-RPC and Transmission RPC. The stored torrents are listed before the RPC
+//! answers its first request, and their data checks run in the background, so it answers from
+//! the first moment and knows every torrent.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -110,12 +111,8 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
         .with_context(|| format!("cannot listen for RPC on {rpc_listen}"))?;
     let rpc_addr = listener.local_addr().context("RPC address")?;
     let daemon = shoal_daemon::Daemon::new(session.clone(), store, settings);
-    let restoring = daemon.clone();
-    tokio::spawn(async move {
-        if let Err(e) = restoring.restore().await {
-            tracing::error!("{e}");
-        }
-    });
+    // Reading the stored rows is quick; their data checks run in the background.
+    daemon.restore().await.map_err(|e| anyhow!("cannot restore the stored torrents: {e}"))?;
     tokio::spawn(daemon.clone().run_policy());
     let app = shoal_rpc::http::router(std::sync::Arc::new(daemon.clone()), access);
     if !quiet {

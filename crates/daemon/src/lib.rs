@@ -4,7 +4,8 @@
 //! store and the session, and serves a [`Daemon`] over RPC; tests drive one in-process.
 //!
 //! - [`Daemon::restore`] lists every stored torrent at once (each shown as checking), then
-//!   starts them one by one in the background, so the RPC answers from the first moment;
+//!   starts them one by one in the background, so the RPC knows every torrent from its first
+//!   request and answers while data is checked;
 //! - `api`: the RPC methods;
 //! - `policy`: queues, seeding goals, lifetime counters (run every second by [`Daemon::run_policy`]);
 //! - `entry`: one torrent and how it is shown;
@@ -97,8 +98,9 @@ impl Daemon {
         daemon
     }
 
-    /// Lists every stored torrent at once (paused ones stay paused; the others show as
-    /// checking), then starts them one at a time, in id order. Returns when all have started.
+    /// Lists every stored torrent (paused ones stay paused; the others show as checking) and
+    /// returns, so that the RPC can answer for every one of them from its first request; a
+    /// background task then starts them one at a time, in id order.
     pub async fn restore(&self) -> Result<(), DaemonError> {
         let store = self.inner.db.0.clone();
         let rows = tokio::task::spawn_blocking(move || store.torrents()).await.map_err(|_| DaemonError::Stopped)??;
@@ -154,9 +156,12 @@ impl Daemon {
                 entries.insert(id.0, entry);
             }
         }
-        for id in to_start {
-            self.start_entry(id, Vec::new()).await;
-        }
+        let daemon = self.clone();
+        tokio::spawn(async move {
+            for id in to_start {
+                daemon.start_entry(id, Vec::new()).await;
+            }
+        });
         Ok(())
     }
 
