@@ -6,6 +6,10 @@
 //! unbounded disk inbox. The loop is `select! { biased; control, disk, peers, tick }`, and after
 //! every event it drains the swarm's actions. Status is published on a `watch` channel once per
 //! tick and on every state change.
+//!
+//! Peer exchange (BEP 11): when a message goes to a peer and whether one from it is read is
+//! decided by a [`PexSchedule`] per connection (`shoal_swarm::pex`); the actor builds the
+//! messages from its connections ([`PexState`]) and filters the addresses it reads.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -16,7 +20,7 @@ use bytes::Bytes;
 use shoal_proto::extension::{ExtHandshake, MetadataMessage, UT_METADATA, UT_PEX};
 use shoal_proto::{Handshake, InfoHash, Message, PeerId, PexMessage, PexState, serve_metadata_piece};
 use shoal_storage::{ResumeStore, Storage};
-use shoal_swarm::{Action, CandidateConfig, CandidateSource, Candidates, PeerKey, Swarm};
+use shoal_swarm::{Action, CandidateConfig, CandidateSource, Candidates, PeerKey, PexSchedule, Swarm};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -33,17 +37,6 @@ const TICK: Duration = Duration::from_millis(500);
 const RESUME_EVERY: Duration = Duration::from_secs(2);
 /// Requests we accept in flight from one peer (sent as BEP 10 `reqq`).
 const OUR_REQQ: u32 = 2000;
-/// Peer exchange messages go to each peer at most this often (BEP 11 asks for at least a
-/// minute between them).
-const PEX_EVERY: Duration = Duration::from_secs(60);
-/// The first peer exchange message to a peer waits this long after connecting, so it lists
-/// the connections made meanwhile.
-const PEX_FIRST: Duration = Duration::from_secs(5);
-/// A peer's peer exchange messages are read at most this often (BEP 11 asks senders for a
-/// minute between them); the ones in between are ignored.
-const PEX_ACCEPT_EVERY: Duration = Duration::from_secs(45);
-/// Addresses taken from one peer exchange message (BEP 11: at most 50 per message).
-const PEX_MAX_ADDED: usize = 50;
 /// Connections to one IP address per torrent (loopback excepted: every local test peer and
 /// every process on this machine shares it). Beyond it, new connections from that address
 /// are refused.
@@ -142,13 +135,11 @@ struct PeerExt {
     client: Option<String>,
     /// The peer's message id for `ut_metadata`.
     ut_metadata: Option<u8>,
-    /// The peer's message id for `ut_pex`.
-    ut_pex: Option<u8>,
+    /// When peer exchange messages go to the peer and which of its own are read, and its
+    /// message id for `ut_pex`.
+    pex_schedule: PexSchedule,
     /// What we told the peer about others so far.
     pex: PexState,
-    next_pex: Instant,
-    /// The next peer exchange message from this peer is read from this time on.
-    accept_pex: Instant,
     /// When the connection opened.
     since: Instant,
 }
@@ -463,10 +454,8 @@ impl Actor {
                 outgoing,
                 client: None,
                 ut_metadata: None,
-                ut_pex: None,
+                pex_schedule: PexSchedule::new(now, self.private),
                 pex: PexState::new(),
-                next_pex: now + PEX_FIRST,
-                accept_pex: now,
                 since: now,
             },
         );
@@ -531,7 +520,7 @@ impl Actor {
                 if let Some(state) = self.exts.get_mut(&key) {
                     state.client = ext.v.clone();
                     state.ut_metadata = ext.id_of(UT_METADATA);
-                    state.ut_pex = ext.id_of(UT_PEX).filter(|_| !self.private);
+                    state.pex_schedule.handle_handshake(ext.id_of(UT_PEX));
                     if state.listen.is_none()
                         && let (Some(addr), Some(port)) = (addr, ext.p.filter(|p| *p != 0))
                     {
@@ -557,26 +546,19 @@ impl Actor {
         }
     }
 
-    /// A peer exchange message (BEP 11). Read only from a peer that negotiated `ut_pex`, at
-    /// most once per [`PEX_ACCEPT_EVERY`], at most [`PEX_MAX_ADDED`] addresses of it, and
-    /// loopback addresses only from a peer on loopback itself.
+    /// A peer exchange message (BEP 11). Whether it is read, and how many of its addresses,
+    /// is [`PexSchedule::accept`]'s call; loopback addresses are taken only from a peer on
+    /// loopback itself.
     fn on_pex(&mut self, key: PeerKey, payload: &Bytes) {
         let now = Instant::now();
         let Some(state) = self.exts.get_mut(&key) else { return };
-        if self.private || state.ut_pex.is_none() || now < state.accept_pex {
-            return;
-        }
-        state.accept_pex = now + PEX_ACCEPT_EVERY;
+        let Some(max_added) = state.pex_schedule.accept(now) else { return };
         let from_loopback = self.links.get(&key).is_some_and(|l| l.addr.ip().is_loopback());
         match PexMessage::decode(payload) {
             Ok(pex) => {
                 tracing::debug!(offered = pex.added.len(), "peer exchange");
-                let addrs: Vec<SocketAddr> = pex
-                    .added
-                    .into_iter()
-                    .filter(|a| from_loopback || !a.ip().is_loopback())
-                    .take(PEX_MAX_ADDED)
-                    .collect();
+                let addrs: Vec<SocketAddr> =
+                    pex.added.into_iter().filter(|a| from_loopback || !a.ip().is_loopback()).take(max_added).collect();
                 self.learn(addrs, CandidateSource::Pex);
             }
             Err(e) => tracing::debug!("ignoring a bad peer exchange message: {e}"),
@@ -595,19 +577,15 @@ impl Actor {
     }
 
     /// Tells each peer that takes part in peer exchange (BEP 11) which peers joined and left
-    /// since the last message, at most once a minute per peer.
+    /// since the last message, when its [`PexSchedule`] says a message is due.
     fn exchange_peers(&mut self, now: Instant) {
-        if self.private || !self.exts.values().any(|e| e.ut_pex.is_some() && now >= e.next_pex) {
+        if !self.exts.values().any(|e| e.pex_schedule.send_due(now)) {
             return;
         }
         let listening: BTreeSet<SocketAddr> = self.exts.values().filter_map(|e| e.listen).collect();
         let mut out = Vec::new();
         for (&key, state) in self.exts.iter_mut() {
-            let Some(id) = state.ut_pex else { continue };
-            if now < state.next_pex {
-                continue;
-            }
-            state.next_pex = now + PEX_EVERY;
+            let Some(id) = state.pex_schedule.poll_send(now) else { continue };
             let mut others = listening.clone();
             if let Some(own) = state.listen {
                 others.remove(&own);

@@ -9,6 +9,7 @@ pub mod bitfield;
 pub mod candidates;
 pub mod choker;
 mod peer;
+pub mod pex;
 mod picker;
 pub mod rate;
 pub mod rng;
@@ -19,6 +20,7 @@ mod swarm;
 pub use bitfield::Bitfield;
 pub use candidates::{CandidateConfig, Candidates, Source as CandidateSource};
 pub use peer::PeerView;
+pub use pex::PexSchedule;
 pub use rate::Rate;
 pub use swarm::{Action, Config, PeerError, Stats, Swarm};
 
