@@ -3,7 +3,8 @@
 //!
 //! Message flow. [`Dht::start`] binds the socket and spawns the task; the task resolves the
 //! bootstrap host names, restores the routing table from [`DhtConfig::state_file`] (or starts
-//! fresh with a warning when the file is missing or unreadable), and then loops over
+//! fresh: silently when the file does not exist yet, with a warning when it cannot be read or
+//! holds no valid table), and then loops over
 //! `select! { biased; inbox, socket, timer }`:
 //! - inbox: commands from handles (`get_peers`, `add_node`, `stats`, `shutdown`); when every
 //!   handle is gone the inbox closes, and the task saves the table and ends;

@@ -2,9 +2,10 @@
 //! blocks the async runtime.
 //!
 //! One writer thread takes jobs in the order the swarm produced them. After each block is
-//! written it goes on to a hasher thread (pieces are sharded over two, so hashing uses both
-//! cores), which hashes each piece incrementally from the blocks in memory as they become
-//! contiguous: nothing is read back from disk. A `Verify` job follows the piece's writes through
+//! written it goes on to a hasher thread (pieces are sharded over the session's `disk_threads`
+//! hashers, two by default, so hashing uses both cores), which hashes each piece incrementally
+//! from the blocks in memory as they become contiguous: nothing is read back from disk, unless
+//! some of the piece's blocks did not come through this session. A `Verify` job follows the piece's writes through
 //! the same writer, so when its result comes back every block of the piece is on disk — the
 //! ordering resume data relies on (a piece is recorded only after its data was written).
 //! A single writer also avoids two threads contending for one file's inode lock.

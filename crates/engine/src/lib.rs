@@ -3,13 +3,18 @@
 //!
 //! Parts, each an actor or a task with one job:
 //! - [`Session`]: the node. It listens for peers, routes each incoming handshake to its torrent,
-//!   and adds and removes torrents. Front ends (CLI, RPC) only talk to a `Session` and the
-//!   [`Torrent`] handles it returns.
-//! - `torrent`: one actor per torrent (swarm logic, peer connections, resume data).
+//!   and adds and removes torrents. Front ends (CLI, RPC) drive torrents only through a
+//!   `Session` and the [`Torrent`] handles it returns.
+//! - `torrent`: one actor per torrent (swarm logic, peer connections, peer exchange, resume
+//!   data).
 //! - `peer`: one reader and one writer task per connection.
 //! - `disk`: OS threads that write blocks and hash pieces.
-//! - [`tracker`]: HTTP tracker announces (BEP 3, 23, 12) and the built-in tracker server.
+//! - [`tracker`]: HTTP and UDP tracker announces (BEP 3, 23, 15, 12) and the built-in tracker
+//!   server.
 //! - [`Dht`]: the Mainline DHT node (BEP 5), a task driving the sans-IO [`shoal_dht::Node`].
+//! - `lsd`: Local Service Discovery (BEP 14), one task per session.
+//! - [`fetch_metadata`]: a magnet link's info dictionary from peers (BEP 9).
+//! - [`rate_limit`]: the token buckets behind the session's and each torrent's rate caps.
 //! - [`fetch_torrent`]: a `.torrent` file from an http(s) URL.
 
 mod dht;

@@ -1,7 +1,8 @@
 //! A token-bucket rate limiter shared by many tasks (the session's global upload or download
-//! cap). Callers take the bytes they are about to move; when the bucket runs into debt they
-//! sleep until the debt is repaid at the configured rate, so the long-run rate never exceeds
-//! the cap and the burst is bounded by [`RateLimiter::burst`].
+//! cap, or one torrent's own; a connection is held to both through `Caps`). Callers take the
+//! bytes they are about to move; when the bucket runs into debt they sleep until the debt is
+//! repaid at the configured rate, so the long-run rate never exceeds the cap and a burst after
+//! an idle period is at most a tenth of a second's worth, or 16 KiB if that is more.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

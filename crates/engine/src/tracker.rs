@@ -3,8 +3,8 @@
 //! tracker server behind `shoal tracker`, which answers both protocols.
 //!
 //! Announce policy: `started` first, then every interval the tracker asks for (never more often
-//! than its `min interval`), `completed` as soon as the download finishes, and `stopped` when the
-//! torrent stops. Within a tier the trackers are tried in order, whatever their protocol, and the
+//! than its `min interval`, unless the user asks for a reannounce), `completed` as soon as the
+//! download finishes, and `stopped` when the torrent stops. Within a tier the trackers are tried in order, whatever their protocol, and the
 //! one that answered moves to the front; later tiers are only tried when every tracker of the
 //! earlier ones failed.
 

@@ -4,11 +4,12 @@
 //!
 //! Strangers add to this set (a peer-exchange message names up to 50 addresses), so it is
 //! bounded and every operation costs O(log n):
-//! - at most [`CandidateConfig::max_candidates`] addresses. When full, a new address replaces
-//!   the worst one held — most failed dials first, then the least trusted source (peer
-//!   exchange below trackers, DHT and local discovery), then the oldest — but only when that
-//!   one is worse than the newcomer: it has failed, or it came from a less trusted source.
-//!   Otherwise the newcomer is dropped. Addresses the user gave are never evicted;
+//! - at most [`CandidateConfig::max_candidates`] addresses (the user's may go past it). When
+//!   full, a new address replaces the worst one held — most failed dials first, then the least
+//!   trusted source (peer exchange below trackers, DHT and local discovery), then the oldest —
+//!   but only when that one is worse than the newcomer: it has failed, or it came from a less
+//!   trusted source. Otherwise the newcomer is dropped. Addresses the user gave are never
+//!   evicted;
 //! - addresses no one can dial (port 0, unspecified, multicast, broadcast) are refused;
 //! - a dial that fails waits 2, 4, 8, 16, then 32 s before the next; after
 //!   [`CandidateConfig::max_failures`] failures in a row the address is forgotten (the user's

@@ -3,12 +3,15 @@
 //! Policy, in order of precedence for each request slot a peer has free:
 //! 1. blocks of pieces already in progress (so partial pieces finish and can be verified and
 //!    shared quickly);
-//! 2. a new piece the peer has: the rarest one among peers we know, ties broken at random;
-//!    while we hold fewer than [`RANDOM_FIRST`] pieces, a random one instead, so a new peer
-//!    quickly has something to trade;
-//! 3. endgame: once no piece is left unstarted, blocks already requested from other peers, each
-//!    block from at most [`ENDGAME_DUPLICATES`] peers at once (the first copy to arrive wins and
-//!    the others are cancelled).
+//! 2. a new piece the peer has: high-priority pieces (from file priorities) before the others,
+//!    and among equals the rarest one among peers we know, ties broken at random; while we hold
+//!    fewer than [`RANDOM_FIRST`] pieces, a random one instead (high priority still first), so
+//!    a new peer quickly has something to trade;
+//! 3. blocks already requested from other peers. In endgame (once no piece is left unstarted)
+//!    any of them, each block from at most [`ENDGAME_DUPLICATES`] peers at once (the first copy
+//!    to arrive wins and the others are cancelled). Before that, only when steps 1 and 2 gave
+//!    the peer nothing: at most [`BUSY_PICKS`] blocks moved from peers the caller finds busier
+//!    (it cancels them there).
 //!
 //! A piece that failed verification becomes *suspect*: the next attempt is fetched from one
 //! peer only, so a second failure names the peer that sent bad data.
