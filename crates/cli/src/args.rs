@@ -46,8 +46,13 @@ pub(crate) enum Command {
     Resume(RemoteIdArgs),
     /// Remove torrents from the daemon.
     Remove(RemoteRemoveArgs),
-    /// Change torrents' limits and file choices, or (with --global) the daemon's limits.
+    /// Change torrents' limits, seeding goals, file choices, labels and piece order, or (with
+    /// --global) the daemon's limits and goals.
     Set(RemoteSetArgs),
+    /// Give torrents a new data folder, moving their files there.
+    Move(RemoteMoveArgs),
+    /// Show the free space in a folder of the daemon's machine.
+    FreeSpace(RemoteFreeSpaceArgs),
     /// Check torrents' data on disk again (what is damaged or missing is downloaded again).
     Verify(RemoteIdArgs),
     /// Announce torrents to their trackers now.
@@ -109,6 +114,38 @@ pub(crate) struct RemoteAddArgs {
     /// Add it paused.
     #[arg(long)]
     pub(crate) paused: bool,
+    /// A peer to dial (IP:PORT), besides those found; kept with the torrent. Repeatable.
+    #[arg(long = "peer", value_name = "IP:PORT")]
+    pub(crate) peers: Vec<SocketAddr>,
+    /// Labels for the torrent, comma-separated.
+    #[arg(long, value_name = "LABELS", value_delimiter = ',')]
+    pub(crate) labels: Vec<String>,
+    /// Download the pieces in order, first to last, instead of rarest first.
+    #[arg(long)]
+    pub(crate) sequential: bool,
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RemoteMoveArgs {
+    /// Torrent ids or info-hashes (`all` for every torrent).
+    #[arg(required = true)]
+    pub(crate) ids: Vec<String>,
+    /// The new folder, on the daemon's machine.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) to: PathBuf,
+    /// Do not move the files: look for them in DIR (their data is checked there).
+    #[arg(long)]
+    pub(crate) no_move: bool,
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RemoteFreeSpaceArgs {
+    /// A folder on the daemon's machine (default: its download folder).
+    pub(crate) path: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) remote: RemoteArgs,
 }
@@ -142,13 +179,22 @@ pub(crate) struct RemoteSetArgs {
     /// With --global: the most connections per torrent.
     #[arg(long, value_name = "N", requires = "global")]
     pub(crate) max_peers_per_torrent: Option<u32>,
-    /// Stop seeding at this upload ratio; `none`: the daemon's goal (per torrent) or no goal
-    /// (with --global).
-    #[arg(long, value_name = "RATIO|none", value_parser = parse_ratio)]
-    pub(crate) seed_ratio: Option<Ratio>,
-    /// Stop seeding after this many seconds of seeding; `none` as for --seed-ratio.
-    #[arg(long, value_name = "SECS|none", value_parser = parse_count)]
-    pub(crate) seed_time: Option<Limit>,
+    /// Stop seeding at this upload ratio; `default`: the daemon's goal; `unlimited`: seed
+    /// whatever the ratio. With --global, `none` (or `unlimited`) removes the daemon's goal.
+    #[arg(long, value_name = "RATIO|default|unlimited", value_parser = parse_ratio_goal)]
+    pub(crate) seed_ratio: Option<GoalArg<f64>>,
+    /// Stop seeding after this many seconds of seeding; words as for --seed-ratio.
+    #[arg(long, value_name = "SECS|default|unlimited", value_parser = parse_secs_goal)]
+    pub(crate) seed_time: Option<GoalArg<u64>>,
+    /// Stop seeding after this many seconds without uploading; words as for --seed-ratio.
+    #[arg(long, value_name = "SECS|default|unlimited", value_parser = parse_secs_goal)]
+    pub(crate) seed_idle: Option<GoalArg<u64>>,
+    /// Replace the torrents' labels (comma-separated; "" removes them all).
+    #[arg(long, value_name = "LABELS", conflicts_with = "global")]
+    pub(crate) labels: Option<String>,
+    /// Download pieces in order (`on`) or rarest first (`off`).
+    #[arg(long, value_name = "on|off", value_parser = parse_switch, conflicts_with = "global")]
+    pub(crate) sequential: Option<bool>,
     /// Files not to download (indices as `status` lists them, comma-separated).
     #[arg(long, value_name = "FILES", value_delimiter = ',', conflicts_with = "global")]
     pub(crate) skip: Vec<usize>,
@@ -166,8 +212,63 @@ pub(crate) struct RemoteSetArgs {
 /// clap takes `Option<Limit>` as an optional argument whose value may say "none".
 pub(crate) type Limit = Option<u64>;
 
-/// A ratio, or none (see [`Limit`]).
-pub(crate) type Ratio = Option<f64>;
+/// A seeding goal on the command line: a value, the daemon's (`default`, or `none`), or
+/// none at all (`unlimited`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum GoalArg<T> {
+    /// The daemon's goal (per torrent); no goal (with --global).
+    Default,
+    /// Seed whatever the goal.
+    Unlimited,
+    /// This goal.
+    Value(T),
+}
+
+impl<T: serde::Serialize> GoalArg<T> {
+    /// The JSON-RPC value: per torrent `null`, `"unlimited"` or the number; for the daemon's
+    /// own goal (`global`), `null` for no goal.
+    pub(crate) fn json(&self, global: bool) -> serde_json::Value {
+        match self {
+            GoalArg::Default => serde_json::Value::Null,
+            GoalArg::Unlimited if global => serde_json::Value::Null,
+            GoalArg::Unlimited => serde_json::Value::from("unlimited"),
+            GoalArg::Value(v) => serde_json::json!(v),
+        }
+    }
+}
+
+fn goal_word<T>(s: &str) -> Option<GoalArg<T>> {
+    match s.to_ascii_lowercase().as_str() {
+        "default" | "none" => Some(GoalArg::Default),
+        "unlimited" | "never" => Some(GoalArg::Unlimited),
+        _ => None,
+    }
+}
+
+fn parse_ratio_goal(s: &str) -> Result<GoalArg<f64>, String> {
+    if let Some(word) = goal_word(s) {
+        return Ok(word);
+    }
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(GoalArg::Value(r)),
+        _ => Err(format!("{s:?} is not a ratio like 1.5 (or default, unlimited)")),
+    }
+}
+
+fn parse_secs_goal(s: &str) -> Result<GoalArg<u64>, String> {
+    if let Some(word) = goal_word(s) {
+        return Ok(word);
+    }
+    s.parse::<u64>().map(GoalArg::Value).map_err(|_| format!("{s:?} is not a whole number of seconds (or default, unlimited)"))
+}
+
+fn parse_switch(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("{s:?}: expected on or off")),
+    }
+}
 
 fn parse_limit(s: &str) -> Result<Limit, String> {
     if s.eq_ignore_ascii_case("none") || s.eq_ignore_ascii_case("unlimited") {
@@ -183,15 +284,6 @@ fn parse_count(s: &str) -> Result<Limit, String> {
     s.parse::<u64>().map(Some).map_err(|_| format!("{s:?} is not a whole number (or none)"))
 }
 
-fn parse_ratio(s: &str) -> Result<Ratio, String> {
-    if s.eq_ignore_ascii_case("none") {
-        return Ok(None);
-    }
-    match s.parse::<f64>() {
-        Ok(r) if r.is_finite() && r >= 0.0 => Ok(Some(r)),
-        _ => Err(format!("{s:?} is not a ratio like 1.5 (or none)")),
-    }
-}
 
 #[derive(Debug, Args)]
 pub(crate) struct RemoteRemoveArgs {
@@ -412,7 +504,35 @@ mod tests {
         let cli = Cli::try_parse_from(["shoal", "set", "--global", "--seed-ratio", "none", "--seed-time", "3600"])
             .expect("parses");
         let Command::Set(a) = cli.command else { panic!("not set") };
-        assert_eq!((a.seed_ratio, a.seed_time), (Some(None), Some(Some(3600))));
+        assert_eq!((a.seed_ratio, a.seed_time), (Some(GoalArg::Default), Some(GoalArg::Value(3600))));
         assert!(Cli::try_parse_from(["shoal", "set", "--seed-ratio", "2"]).is_err(), "ids or --global");
+        let cli = Cli::try_parse_from([
+            "shoal", "set", "4", "--seed-ratio", "unlimited", "--seed-idle", "600", "--labels", "tv,hd", "--sequential", "on",
+        ])
+        .expect("parses");
+        let Command::Set(a) = cli.command else { panic!("not set") };
+        assert_eq!((a.seed_ratio, a.seed_idle), (Some(GoalArg::Unlimited), Some(GoalArg::Value(600))));
+        assert_eq!((a.labels.as_deref(), a.sequential), (Some("tv,hd"), Some(true)));
+        assert_eq!(GoalArg::<f64>::Unlimited.json(false), serde_json::json!("unlimited"));
+        assert_eq!(GoalArg::<f64>::Unlimited.json(true), serde_json::Value::Null);
+        assert!(Cli::try_parse_from(["shoal", "set", "4", "--sequential", "maybe"]).is_err());
+        assert!(Cli::try_parse_from(["shoal", "set", "4", "--seed-idle", "soon"]).is_err());
+    }
+
+    #[test]
+    fn add_takes_peers_labels_and_order_and_move_takes_a_folder() {
+        let cli = Cli::try_parse_from([
+            "shoal", "add", "x.torrent", "--peer", "127.0.0.1:6881", "--peer", "[::1]:7000", "--labels", "a,b",
+            "--sequential",
+        ])
+        .expect("parses");
+        let Command::Add(a) = cli.command else { panic!("not add") };
+        assert_eq!(a.peers.len(), 2);
+        assert_eq!((a.labels, a.sequential), (vec!["a".to_owned(), "b".to_owned()], true));
+        assert!(Cli::try_parse_from(["shoal", "add", "x.torrent", "--peer", "nowhere"]).is_err());
+        let cli = Cli::try_parse_from(["shoal", "move", "1", "2", "--to", "/srv/new", "--no-move"]).expect("parses");
+        let Command::Move(a) = cli.command else { panic!("not move") };
+        assert_eq!((a.ids.len(), a.no_move), (2, true));
+        assert!(Cli::try_parse_from(["shoal", "move", "1"]).is_err(), "--to is required");
     }
 }

@@ -105,6 +105,7 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
         seed_queue_size: stored.as_ref().map_or(config.limits.max_active_seeds, |s| s.seed_queue_size),
         seed_ratio_limit: stored.as_ref().map_or(config.limits.seed_ratio, |s| s.seed_ratio_limit),
         seed_time_limit: stored.as_ref().map_or(config.limits.seed_time, |s| s.seed_time_limit),
+        seed_idle_limit: stored.as_ref().map_or(config.limits.seed_idle, |s| s.seed_idle_limit),
     };
     let listener = tokio::net::TcpListener::bind(rpc_listen)
         .await

@@ -73,7 +73,8 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
             download_dir: seed_dir.clone(),
             peers: vec![],
             use_trackers: true,
-            only_files: None,
+            file_priorities: None,
+            sequential: false,
             resume: None,
         })
         .await
@@ -100,7 +101,8 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
                 download_dir: dir.clone(),
                 peers: vec![],
                 use_trackers: true,
-                only_files: None,
+                file_priorities: None,
+                sequential: false,
                 resume: None,
             })
             .await

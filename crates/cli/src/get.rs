@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow};
 use indicatif::{HumanBytes, HumanDuration};
-use shoal_engine::{AddTorrent, MetadataProgress, Session, TorrentState};
+use shoal_engine::{AddTorrent, FilePriority, MetadataProgress, Session, TorrentState};
 use shoal_proto::Metainfo;
 use shoal_proto::magnet::Magnet;
 
@@ -76,13 +76,18 @@ async fn download(
     };
     let name = crate::text::printable(&meta.info.name).into_owned();
     let hash = meta.info_hash;
+    let file_count = meta.info.files.len();
     let torrent = session
         .add(AddTorrent {
             meta,
             download_dir: a.output.clone(),
             peers,
             use_trackers: !a.no_trackers,
-            only_files,
+            file_priorities: only_files.map(|only| {
+                let skip_unless = |i| if only.contains(&i) { FilePriority::Normal } else { FilePriority::Skip };
+                (0..file_count).map(skip_unless).collect()
+            }),
+            sequential: false,
             resume: None,
         })
         .await

@@ -87,6 +87,8 @@ fn main() -> ExitCode {
             Command::Resume(a) => remote::pause_resume(a, false).await,
             Command::Remove(a) => remote::remove(a).await,
             Command::Set(a) => remote::set(a).await,
+            Command::Move(a) => remote::relocate(a).await,
+            Command::FreeSpace(a) => remote::free_space(a).await,
             Command::Verify(a) => remote::by_ids(a, "torrent.verify", "checking").await,
             Command::Reannounce(a) => remote::by_ids(a, "torrent.reannounce", "announcing").await,
             Command::Tui(a) => tui::run(a).await,

@@ -30,7 +30,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Failure;
-use crate::args::{RemoteAddArgs, RemoteArgs, RemoteIdArgs, RemoteRemoveArgs, RemoteSetArgs};
+use crate::args::{
+    RemoteAddArgs, RemoteArgs, RemoteFreeSpaceArgs, RemoteIdArgs, RemoteMoveArgs, RemoteRemoveArgs, RemoteSetArgs,
+};
 
 /// Longest wait for the daemon's answer.
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -530,6 +532,15 @@ pub(crate) async fn add(a: RemoteAddArgs) -> Result<(), Failure> {
         json!({"torrent": base64::engine::general_purpose::STANDARD.encode(bytes)})
     };
     params["paused"] = json!(a.paused);
+    if !a.peers.is_empty() {
+        params["peers"] = json!(a.peers);
+    }
+    if !a.labels.is_empty() {
+        params["labels"] = json!(a.labels);
+    }
+    if a.sequential {
+        params["sequential"] = json!(true);
+    }
     if let Some(dir) = &a.output {
         let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
         params["download_dir"] = json!(dir.display().to_string());
@@ -602,11 +613,24 @@ pub(crate) async fn status(a: RemoteIdArgs) -> Result<(), Failure> {
         if let Some(e) = t["error"].as_str() {
             println!("error:     {e}");
         }
-        let goal = |own: &Value, unit: &str| match own.as_f64() {
-            Some(v) => format!("{v}{unit}"),
-            None => "the daemon's".to_owned(),
+        let goal = |own: &Value, unit: &str| match (own.as_f64(), own.as_str()) {
+            (Some(v), _) => format!("{v}{unit}"),
+            (None, Some(word)) => word.to_owned(),
+            (None, None) => "the daemon's".to_owned(),
         };
-        println!("seed goal: ratio {}, time {}", goal(&t["seed_ratio_limit"], ""), goal(&t["seed_time_limit"], " s"));
+        println!(
+            "seed goal: ratio {}, time {}, idle {}",
+            goal(&t["seed_ratio_limit"], ""),
+            goal(&t["seed_time_limit"], " s"),
+            goal(&t["seed_idle_limit"], " s")
+        );
+        let labels: Vec<&str> = t["labels"].as_array().map(|l| l.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        if !labels.is_empty() {
+            println!("labels:    {}", labels.join(", "));
+        }
+        if t["sequential"].as_bool() == Some(true) {
+            println!("order:     sequential (first piece to last)");
+        }
         for tr in t["trackers"].as_array().cloned().unwrap_or_default() {
             let last = match (tr["last_error"].as_str(), tr["last_peers"].as_u64()) {
                 (Some(e), _) => format!("failed: {e}"),
@@ -669,12 +693,7 @@ pub(crate) async fn set(a: RemoteSetArgs) -> Result<(), Failure> {
         if let Some(n) = a.max_peers_per_torrent {
             params.insert("max_connections_per_torrent".into(), json!(n));
         }
-        if let Some(r) = a.seed_ratio {
-            params.insert("seed_ratio_limit".into(), json!(r));
-        }
-        if let Some(t) = a.seed_time {
-            params.insert("seed_time_limit".into(), json!(t));
-        }
+        goals(&mut params, &a, true);
         ("session.set", "the daemon's settings".to_owned())
     } else {
         if a.max_peers_per_torrent.is_some() {
@@ -683,11 +702,13 @@ pub(crate) async fn set(a: RemoteSetArgs) -> Result<(), Failure> {
         if let Some(v) = a.max_peers {
             params.insert("max_connections".into(), json!(v));
         }
-        if let Some(r) = a.seed_ratio {
-            params.insert("seed_ratio_limit".into(), json!(r));
+        goals(&mut params, &a, false);
+        if let Some(labels) = &a.labels {
+            let list: Vec<&str> = labels.split(',').map(str::trim).filter(|l| !l.is_empty()).collect();
+            params.insert("labels".into(), json!(list));
         }
-        if let Some(t) = a.seed_time {
-            params.insert("seed_time_limit".into(), json!(t));
+        if let Some(on) = a.sequential {
+            params.insert("sequential".into(), json!(on));
         }
         let mut priorities = Vec::new();
         for (list, p) in [(&a.skip, "skip"), (&a.normal, "normal"), (&a.high, "high")] {
@@ -709,6 +730,52 @@ pub(crate) async fn set(a: RemoteSetArgs) -> Result<(), Failure> {
         print_json(&result);
     } else {
         println!("changed {what}");
+    }
+    Ok(())
+}
+
+/// The seeding goals of `shoal set` as parameters of `torrent.set` or (`global`) `session.set`.
+fn goals(params: &mut serde_json::Map<String, Value>, a: &RemoteSetArgs, global: bool) {
+    if let Some(g) = a.seed_ratio {
+        params.insert("seed_ratio_limit".into(), g.json(global));
+    }
+    if let Some(g) = a.seed_time {
+        params.insert("seed_time_limit".into(), g.json(global));
+    }
+    if let Some(g) = a.seed_idle {
+        params.insert("seed_idle_limit".into(), g.json(global));
+    }
+}
+
+/// `shoal move`: a new data folder for torrents (`torrent.set_location`).
+pub(crate) async fn relocate(a: RemoteMoveArgs) -> Result<(), Failure> {
+    let to = std::path::absolute(&a.to).map_err(|e| Failure::Input(anyhow!("{}: {e}", a.to.display())))?;
+    let params = json!({"ids": ids(&a.ids), "location": to.display().to_string(), "move": !a.no_move});
+    let result = call(&Remote::resolve(&a.remote)?, "torrent.set_location", params).await?;
+    if a.remote.json {
+        print_json(&result);
+    } else {
+        let done: Vec<String> = result.as_array().cloned().unwrap_or_default().iter().map(|v| v.to_string()).collect();
+        let verb = if a.no_move { "now looking for the data of" } else { "moved" };
+        println!("{verb} torrents {} in {}", done.join(", "), to.display());
+    }
+    Ok(())
+}
+
+/// `shoal free-space`: space left in a folder of the daemon's machine.
+pub(crate) async fn free_space(a: RemoteFreeSpaceArgs) -> Result<(), Failure> {
+    let path = a
+        .path
+        .as_ref()
+        .map(|p| std::path::absolute(p).map_err(|e| Failure::Input(anyhow!("{}: {e}", p.display()))))
+        .transpose()?;
+    let params = json!({"path": path.map(|p| p.display().to_string())});
+    let result = call(&Remote::resolve(&a.remote)?, "session.free_space", params).await?;
+    if a.remote.json {
+        print_json(&result);
+    } else {
+        let (free, total) = (result["free_bytes"].as_u64().unwrap_or(0), result["total_bytes"].as_u64().unwrap_or(0));
+        println!("{}: {} free of {}", result["path"].as_str().unwrap_or("?"), HumanBytes(free), HumanBytes(total));
     }
     Ok(())
 }

@@ -54,7 +54,8 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
                 download_dir: dir,
                 peers: peers.clone(),
                 use_trackers: true,
-                only_files: None,
+                file_priorities: None,
+                sequential: false,
                 resume: None,
             })
             .await

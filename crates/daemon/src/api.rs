@@ -3,14 +3,15 @@
 //! stopping torrents, deleting data) between them.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use shoal_engine::TorrentState as EngineState;
 use shoal_proto::Metainfo;
 use shoal_proto::magnet::Magnet;
 use shoal_rpc::api::{
-    AddRequest, AddResult, Api, ApiError, Ids, PeerInfo, Priority, RemoveRequest, SessionSettings, SessionStats,
-    SessionUpdate, SetRequest, Source, TorrentId, TorrentInfo, TorrentRef, TorrentState, TransferTotals,
+    AddRequest, AddResult, Api, ApiError, FreeSpace, Goal, Ids, LocationRequest, PeerInfo, Priority, RemoveRequest,
+    SessionSettings, SessionStats, SessionUpdate, SetRequest, Source, TorrentId, TorrentInfo, TorrentRef,
+    TorrentState, TransferTotals, normalize_labels,
 };
 use shoal_state::{FilePriority, NewTorrent, TorrentState as StoredState};
 
@@ -109,6 +110,8 @@ impl Daemon {
 
 impl Api for Daemon {
     async fn add(&self, request: AddRequest) -> Result<AddResult, ApiError> {
+        let labels = normalize_labels(&request.labels)?;
+        let options = Options { labels, sequential: request.sequential, peers: request.peers };
         let (loaded, magnet) = load_source(request.source).await?;
         let (meta, bytes) = match loaded {
             Some((meta, bytes)) => (Some(meta), Some(bytes)),
@@ -132,7 +135,8 @@ impl Api for Daemon {
                 return Err(ApiError::InvalidParams(format!("torrent {hex} is being added by another request")));
             }
         }
-        let result = self.add_new(hex.clone(), name, meta, bytes, magnet, request.download_dir, request.paused).await;
+        let source = Added { hex: hex.clone(), name, meta, bytes, magnet };
+        let result = self.add_new(source, request.download_dir, request.paused, options).await;
         lock(&self.inner.adding).remove(&hex);
         result
     }
@@ -177,7 +181,7 @@ impl Api for Daemon {
             let mut running = Vec::new();
             for key in &keys {
                 let Some(entry) = entries.get_mut(key) else { continue };
-                if entry.meta.is_none() || entry.starting {
+                if entry.meta.is_none() || entry.starting || entry.moving {
                     continue;
                 }
                 entry.starting = true;
@@ -211,7 +215,17 @@ impl Api for Daemon {
     }
 
     async fn remove(&self, request: RemoveRequest) -> Result<Vec<TorrentId>, ApiError> {
-        let keys = resolve(&lock(&self.inner.entries), &request.ids)?;
+        let keys = {
+            let entries = lock(&self.inner.entries);
+            let keys = resolve(&entries, &request.ids)?;
+            if let Some(e) = keys.iter().filter_map(|k| entries.get(k)).find(|e| e.moving) {
+                return Err(ApiError::InvalidParams(format!(
+                    "torrent {} is moving its files; remove it once the move is done",
+                    e.id
+                )));
+            }
+            keys
+        };
         // Gone from the database first: after a crash from here on they do not come back.
         let sids: Vec<_> = keys.iter().map(|k| shoal_state::TorrentId::new(*k as i64)).collect();
         self.inner.db.call(move |s| sids.iter().try_for_each(|id| s.remove_torrent(*id))).await?;
@@ -255,13 +269,18 @@ impl Api for Daemon {
                         entry.id
                     )));
                 }
-                let limits = shoal_state::Limits {
+                let goals = crate::entry::Goals {
+                    ratio: request.seed_ratio_limit.unwrap_or(entry.goals.ratio),
+                    time: request.seed_time_limit.unwrap_or(entry.goals.time),
+                    idle: request.seed_idle_limit.unwrap_or(entry.goals.idle),
+                };
+                let mut limits = shoal_state::Limits {
                     upload: request.upload_limit.unwrap_or(entry.upload_limit),
                     download: request.download_limit.unwrap_or(entry.download_limit),
                     max_peers: request.max_connections.unwrap_or(entry.max_connections),
-                    seed_ratio: request.seed_ratio_limit.unwrap_or(entry.seed_ratio),
-                    seed_time: request.seed_time_limit.unwrap_or(entry.seed_time).map(Duration::from_secs),
+                    ..Default::default()
                 };
+                goals.store_in(&mut limits);
                 let priorities = (!request.file_priorities.is_empty()).then(|| {
                     let mut p = entry.priorities.clone();
                     p.resize(files, Priority::Normal);
@@ -270,28 +289,38 @@ impl Api for Daemon {
                     }
                     p
                 });
-                plans.push((*key, limits, priorities));
+                plans.push((*key, (limits, goals), priorities));
             }
             plans
         };
-        if let Some(Some(r)) = request.seed_ratio_limit
+        if let Some(Goal::Limit(r)) = request.seed_ratio_limit
             && !(r.is_finite() && r >= 0.0)
         {
             return Err(ApiError::InvalidParams(format!("seed_ratio_limit: {r} is not a finite, non-negative ratio")));
         }
+        let labels = request.labels.as_deref().map(normalize_labels).transpose()?;
+        let sequential = request.sequential;
         let limits_changed = request.upload_limit.is_some()
             || request.download_limit.is_some()
             || request.max_connections.is_some()
             || request.seed_ratio_limit.is_some()
-            || request.seed_time_limit.is_some();
+            || request.seed_time_limit.is_some()
+            || request.seed_idle_limit.is_some();
         let stored = plans.clone();
+        let stored_labels = labels.clone();
         self.inner
             .db
             .call(move |s| {
-                for (key, limits, priorities) in &stored {
+                for (key, (limits, _), priorities) in &stored {
                     let sid = shoal_state::TorrentId::new(*key as i64);
                     if limits_changed {
                         s.set_limits(sid, limits)?;
+                    }
+                    if let Some(labels) = &stored_labels {
+                        s.set_labels(sid, labels)?;
+                    }
+                    if let Some(sequential) = sequential {
+                        s.set_sequential(sid, sequential)?;
                     }
                     if let Some(p) = priorities {
                         let p: Vec<FilePriority> = p.iter().copied().map(stored_priority).collect();
@@ -303,14 +332,22 @@ impl Api for Daemon {
             .await?;
         let mut entries = lock(&self.inner.entries);
         let mut done = Vec::new();
-        for (key, limits, priorities) in plans {
+        for (key, (limits, goals), priorities) in plans {
             let Some(entry) = entries.get_mut(&key) else { continue };
+            if let Some(labels) = &labels {
+                entry.labels = labels.clone();
+            }
+            if let Some(sequential) = sequential {
+                entry.sequential = sequential;
+                if let Some(t) = &entry.torrent {
+                    t.set_sequential(sequential);
+                }
+            }
             if limits_changed {
                 entry.upload_limit = limits.upload;
                 entry.download_limit = limits.download;
                 entry.max_connections = limits.max_peers;
-                let goals = (limits.seed_ratio, limits.seed_time.map(|t| t.as_secs()));
-                if goals != (entry.seed_ratio, entry.seed_time) && entry.finished && !entry.paused {
+                if goals != entry.goals && entry.finished && !entry.paused {
                     // A torrent stopped at its old goal seeds again; the policy stops it once
                     // the new goal is reached.
                     entry.finished = false;
@@ -319,7 +356,7 @@ impl Api for Daemon {
                         t.resume();
                     }
                 }
-                (entry.seed_ratio, entry.seed_time) = goals;
+                entry.goals = goals;
                 if let Some(t) = &entry.torrent {
                     t.set_limits(entry.upload_limit, entry.download_limit);
                     t.set_max_peers(entry.max_connections.unwrap_or(default_peers) as usize);
@@ -334,6 +371,79 @@ impl Api for Daemon {
             done.push(TorrentId(key));
         }
         Ok(done)
+    }
+
+    async fn set_location(&self, request: LocationRequest) -> Result<Vec<TorrentId>, ApiError> {
+        let location = PathBuf::from(&request.location);
+        if !location.is_absolute() {
+            return Err(ApiError::InvalidParams(format!("location {:?} is not an absolute path", request.location)));
+        }
+        // Checked and marked under the lock: a torrent being checked or moved is refused.
+        let plans: Vec<Relocation> = {
+            let mut entries = lock(&self.inner.entries);
+            let keys = resolve(&entries, &request.ids)?;
+            if let Some(e) = keys.iter().filter_map(|k| entries.get(k)).find(|e| e.moving || e.starting) {
+                let doing = if e.moving { "moving its files" } else { "checking its data" };
+                return Err(ApiError::InvalidParams(format!("torrent {} is {doing}; try again when it is done", e.id)));
+            }
+            keys.iter()
+                .filter_map(|k| {
+                    let e = entries.get_mut(k)?;
+                    e.moving = true;
+                    Some(Relocation { key: *k, torrent: e.torrent.take(), from: e.download_dir.clone(), meta: e.meta.clone() })
+                })
+                .collect()
+        };
+        let dir = location.clone();
+        let created = tokio::task::spawn_blocking(move || std::fs::create_dir_all(&dir)).await;
+        let created = match created {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("cannot create {}: {e}", location.display())),
+            Err(_) => Err("the folder check did not finish".to_owned()),
+        };
+        let mut done = Vec::new();
+        let mut failed = Vec::new();
+        for plan in plans {
+            let key = plan.key;
+            let result = match &created {
+                Ok(()) => self.relocate(plan, &location, request.move_data).await,
+                Err(e) => {
+                    self.relocated(plan, None).await;
+                    Err(e.clone())
+                }
+            };
+            match result {
+                Ok(()) => done.push(TorrentId(key)),
+                Err(e) => failed.push(format!("torrent {key}: {e}")),
+            }
+        }
+        if failed.is_empty() {
+            return Ok(done);
+        }
+        let moved = if done.is_empty() {
+            String::new()
+        } else {
+            let ids: Vec<String> = done.iter().map(ToString::to_string).collect();
+            format!(" (torrents {} did move)", ids.join(", "))
+        };
+        Err(ApiError::Failed(format!("{}{moved}", failed.join("; "))))
+    }
+
+    async fn free_space(&self, path: Option<String>) -> Result<FreeSpace, ApiError> {
+        let path = path.unwrap_or_else(|| self.download_dir().display().to_string());
+        if !std::path::Path::new(&path).is_absolute() {
+            return Err(ApiError::InvalidParams(format!("path {path:?} is not an absolute path")));
+        }
+        let asked = path.clone();
+        let stat = tokio::task::spawn_blocking(move || rustix::fs::statvfs(asked.as_str()))
+            .await
+            .map_err(|_| ApiError::Failed("the free space query did not finish".into()))?
+            .map_err(|e| ApiError::InvalidParams(format!("cannot read the free space of {path}: {e}")))?;
+        Ok(FreeSpace {
+            path,
+            free_bytes: stat.f_bavail.saturating_mul(stat.f_frsize),
+            total_bytes: stat.f_blocks.saturating_mul(stat.f_frsize),
+        })
     }
 
     async fn peers(&self, id: TorrentRef) -> Result<Vec<PeerInfo>, ApiError> {
@@ -437,19 +547,110 @@ impl Api for Daemon {
     }
 }
 
+/// A torrent taken out of the session to get a new folder.
+struct Relocation {
+    key: u64,
+    torrent: Option<shoal_engine::Torrent>,
+    from: PathBuf,
+    meta: Option<Metainfo>,
+}
+
+impl Daemon {
+    /// Stops the torrent (its resume record is saved), moves its files when asked, records the
+    /// new folder, and starts it again: from the new folder, or from the old one if anything
+    /// failed (its files are then all still there).
+    async fn relocate(&self, mut plan: Relocation, to: &std::path::Path, move_data: bool) -> Result<(), String> {
+        if let Some(t) = plan.torrent.take() {
+            t.stop().await;
+        }
+        let sid = shoal_state::TorrentId::new(plan.key as i64);
+        let (from, dest) = (plan.from.clone(), to.to_path_buf());
+        if move_data
+            && from != dest
+            && let Some(meta) = plan.meta.clone()
+        {
+            let moved = tokio::task::spawn_blocking(move || crate::files::move_data(&from, &dest, &meta))
+                .await
+                .map_err(|_| "the move did not finish".to_owned())
+                .and_then(|r| r);
+            if let Err(e) = moved {
+                self.relocated(plan, None).await;
+                return Err(e);
+            }
+        }
+        let dest = to.to_path_buf();
+        // Data looked for in a new place is checked there; moved data keeps its record.
+        let recheck = !move_data;
+        let stored = self
+            .inner
+            .db
+            .call(move |s| {
+                s.set_download_dir(sid, &dest)?;
+                if recheck { s.clear_resume(sid) } else { Ok(()) }
+            })
+            .await;
+        if let Err(e) = stored {
+            if move_data && plan.from != to && let Some(meta) = plan.meta.clone() {
+                // The database still names the old folder: the files go back there.
+                let (back, from) = (to.to_path_buf(), plan.from.clone());
+                let _ = tokio::task::spawn_blocking(move || crate::files::move_data(&back, &from, &meta)).await;
+            }
+            self.relocated(plan, None).await;
+            return Err(e.to_string());
+        }
+        self.relocated(plan, Some(to.to_path_buf())).await;
+        Ok(())
+    }
+
+    /// Ends a relocation: the entry gets its new folder (`None`: keeps the old one) and starts
+    /// again if it has its metadata.
+    async fn relocated(&self, mut plan: Relocation, to: Option<PathBuf>) {
+        // Set aside by a caller that failed before stopping it.
+        if let Some(t) = plan.torrent.take() {
+            t.stop().await;
+        }
+        let start = {
+            let mut entries = lock(&self.inner.entries);
+            let Some(entry) = entries.get_mut(&plan.key) else { return };
+            entry.moving = false;
+            if let Some(to) = to {
+                entry.download_dir = to;
+            }
+            entry.meta.is_some()
+        };
+        if start {
+            self.spawn_start(plan.key, Vec::new());
+        }
+    }
+}
+
+/// A torrent being added: its info-hash (hex) and name, and the torrent (with its file's
+/// bytes) or the magnet link.
+struct Added {
+    hex: String,
+    name: String,
+    meta: Option<Metainfo>,
+    bytes: Option<Vec<u8>>,
+    magnet: Option<Magnet>,
+}
+
+/// What `torrent.add` sets besides the folder and the paused state.
+struct Options {
+    labels: Vec<String>,
+    sequential: bool,
+    peers: Vec<std::net::SocketAddr>,
+}
+
 impl Daemon {
     /// Stores a new torrent and lists it; its data is checked and it starts in the background.
-    #[allow(clippy::too_many_arguments)]
     async fn add_new(
         &self,
-        hex: String,
-        name: String,
-        meta: Option<Metainfo>,
-        bytes: Option<Vec<u8>>,
-        magnet: Option<Magnet>,
+        added: Added,
         download_dir: Option<String>,
         paused: bool,
+        options: Options,
     ) -> Result<AddResult, ApiError> {
+        let Added { hex, name, meta, bytes, magnet } = added;
         let download_dir = download_dir.map(PathBuf::from).unwrap_or_else(|| self.download_dir());
         let dir = download_dir.clone();
         tokio::task::spawn_blocking(move || std::fs::create_dir_all(&dir))
@@ -466,35 +667,22 @@ impl Daemon {
             added_at: SystemTime::now(),
             limits: Default::default(),
             file_priorities: None,
+            labels: options.labels.clone(),
+            sequential: options.sequential,
+            peers: options.peers.clone(),
         };
         let added_at = new.added_at;
         let id = self.inner.db.call(move |s| s.add_torrent(&new)).await?;
         let id = TorrentId(id.get() as u64);
         let has_meta = meta.is_some();
-        let entry = Entry {
-            id,
-            info_hash: hex.clone(),
-            name: name.clone(),
-            meta,
-            torrent: None,
-            starting: has_meta,
-            download_dir,
-            magnet: magnet.clone(),
-            paused,
-            added_at,
-            upload_limit: None,
-            download_limit: None,
-            max_connections: None,
-            seed_ratio: None,
-            seed_time: None,
-            priorities: Vec::new(),
-            error: None,
-            seeding_since: None,
-            lifetime: (0, 0),
-            recorded: (0, 0),
-            queued: false,
-            finished: false,
-        };
+        let mut entry = Entry::new(id, hex.clone(), name.clone(), meta);
+        entry.download_dir = download_dir;
+        entry.magnet = magnet.clone();
+        entry.paused = paused;
+        entry.added_at = added_at;
+        entry.labels = options.labels;
+        entry.sequential = options.sequential;
+        entry.peers = options.peers;
         lock(&self.inner.entries).insert(id.0, entry);
         match magnet {
             _ if has_meta => self.spawn_start(id.0, Vec::new()),

@@ -1,13 +1,15 @@
 //! One torrent as the daemon knows it ([`Entry`]): what is stored about it, its engine handle
 //! once started, and how it is shown over RPC ([`Entry::info`]).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 use std::time::{Instant, SystemTime};
 
 use shoal_engine::{Torrent, TorrentState as EngineState};
 use shoal_proto::Metainfo;
-use shoal_rpc::api::{FileInfo, Priority, TorrentId, TorrentInfo, TorrentState, TrackerInfo};
-use shoal_state::FilePriority;
+use shoal_rpc::api::{FileInfo, Goal, Priority, TorrentId, TorrentInfo, TorrentState, TrackerInfo};
+use shoal_state::{FilePriority, Limits, Unlimited};
 
 /// One torrent the daemon knows.
 pub(crate) struct Entry {
@@ -30,10 +32,19 @@ pub(crate) struct Entry {
     pub(crate) download_limit: Option<u64>,
     /// Most connections for this torrent (`None`: the session's per-torrent default).
     pub(crate) max_connections: Option<u32>,
-    /// The torrent's own seeding goals, ratio and seconds (`None`: the session's apply).
-    pub(crate) seed_ratio: Option<f64>,
-    pub(crate) seed_time: Option<u64>,
+    /// The torrent's seeding goals: ratio, seconds seeding, seconds idle.
+    pub(crate) goals: Goals,
     pub(crate) priorities: Vec<Priority>,
+    pub(crate) labels: Vec<String>,
+    /// Pieces are fetched in order.
+    pub(crate) sequential: bool,
+    /// Peers given when the torrent was added, dialled at every start.
+    pub(crate) peers: Vec<SocketAddr>,
+    /// Its files are being moved to another folder (the torrent is out of the session).
+    pub(crate) moving: bool,
+    /// Payload bytes moved (up and down) at the last policy tick, and when that count last
+    /// changed: the torrent's last activity, for the idle seeding goal.
+    pub(crate) activity: (u64, Option<Instant>),
     /// Why the torrent could not start or its metadata could not be fetched.
     pub(crate) error: Option<String>,
     /// When it started seeding in this run (for the seeding time goal).
@@ -45,6 +56,46 @@ pub(crate) struct Entry {
     pub(crate) queued: bool,
     /// Stopped after reaching the seeding goal.
     pub(crate) finished: bool,
+}
+
+/// A torrent's seeding goals.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Goals {
+    pub(crate) ratio: Goal<f64>,
+    pub(crate) time: Goal<u64>,
+    pub(crate) idle: Goal<u64>,
+}
+
+fn goal<T>(value: Option<T>, unlimited: bool) -> Goal<T> {
+    match (unlimited, value) {
+        (true, _) => Goal::Unlimited,
+        (false, Some(v)) => Goal::Limit(v),
+        (false, None) => Goal::Session,
+    }
+}
+
+impl Goals {
+    /// The goals kept in `limits`.
+    pub(crate) fn stored(limits: &Limits) -> Goals {
+        let secs = |d: Option<Duration>| d.map(|d| d.as_secs());
+        Goals {
+            ratio: goal(limits.seed_ratio, limits.unlimited.ratio),
+            time: goal(secs(limits.seed_time), limits.unlimited.time),
+            idle: goal(secs(limits.seed_idle), limits.unlimited.idle),
+        }
+    }
+
+    /// Writes the goals into `limits` as the store keeps them.
+    pub(crate) fn store_in(&self, limits: &mut Limits) {
+        limits.seed_ratio = self.ratio.limit();
+        limits.seed_time = self.time.limit().map(Duration::from_secs);
+        limits.seed_idle = self.idle.limit().map(Duration::from_secs);
+        limits.unlimited = Unlimited {
+            ratio: self.ratio == Goal::Unlimited,
+            time: self.time == Goal::Unlimited,
+            idle: self.idle == Goal::Unlimited,
+        };
+    }
 }
 
 pub(crate) fn stored_priority(p: Priority) -> FilePriority {
@@ -79,6 +130,39 @@ fn unix(t: SystemTime) -> u64 {
 }
 
 impl Entry {
+    /// A torrent not started yet, with every setting at its default: the session's goals
+    /// and limits, every file normal, running (not paused).
+    pub(crate) fn new(id: TorrentId, info_hash: String, name: String, meta: Option<Metainfo>) -> Entry {
+        Entry {
+            id,
+            info_hash,
+            name,
+            starting: meta.is_some(),
+            meta,
+            torrent: None,
+            download_dir: PathBuf::new(),
+            magnet: None,
+            paused: false,
+            added_at: SystemTime::now(),
+            upload_limit: None,
+            download_limit: None,
+            max_connections: None,
+            goals: Goals::default(),
+            priorities: Vec::new(),
+            labels: Vec::new(),
+            sequential: false,
+            peers: Vec::new(),
+            moving: false,
+            activity: (0, None),
+            error: None,
+            seeding_since: None,
+            lifetime: (0, 0),
+            recorded: (0, 0),
+            queued: false,
+            finished: false,
+        }
+    }
+
     /// The engine's error, or the daemon's.
     pub(crate) fn error_text(&self) -> Option<String> {
         self.error.clone().or_else(|| match self.torrent.as_ref().map(|t| t.status().state) {
@@ -91,6 +175,7 @@ impl Entry {
     pub(crate) fn state(&self) -> TorrentState {
         let engine = self.torrent.as_ref().map(|t| t.status().state);
         match engine {
+            _ if self.moving => TorrentState::Moving,
             _ if self.error_text().is_some() => TorrentState::Error,
             _ if self.paused || self.finished => TorrentState::Paused,
             _ if self.queued => TorrentState::Queued,
@@ -181,8 +266,12 @@ impl Entry {
             upload_limit: self.upload_limit,
             download_limit: self.download_limit,
             max_connections: self.max_connections,
-            seed_ratio_limit: self.seed_ratio,
-            seed_time_limit: self.seed_time,
+            seed_ratio_limit: self.goals.ratio,
+            seed_time_limit: self.goals.time,
+            seed_idle_limit: self.goals.idle,
+            idle_seconds: self.activity.1.map(|at| at.elapsed().as_secs()),
+            labels: self.labels.clone(),
+            sequential: self.sequential,
             piece_count: meta.map(|m| m.info.layout.piece_count()).unwrap_or(0),
             piece_length: meta.map(|m| m.info.piece_length).unwrap_or(0),
             files,

@@ -42,7 +42,7 @@ use shoal_rpc::api::{Priority, SessionSettings, TorrentId};
 use shoal_state::{Store, TorrentState as StoredState};
 
 use crate::db::{Db, DbResume};
-use crate::entry::{Entry, api_priority, engine_priorities};
+use crate::entry::{Entry, Goals, api_priority, engine_priorities};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -120,30 +120,20 @@ impl Daemon {
                 let magnet = row.magnet.as_deref().map(Magnet::parse).and_then(Result::ok);
                 let priorities: Vec<Priority> =
                     row.file_priorities.clone().unwrap_or_default().into_iter().map(api_priority).collect();
-                let mut entry = Entry {
-                    id,
-                    info_hash: row.info_hash.clone(),
-                    name: row.name.clone(),
-                    meta: meta.clone(),
-                    torrent: None,
-                    starting: meta.is_some(),
-                    download_dir: row.download_dir.clone(),
-                    magnet: magnet.clone(),
-                    paused: row.state == StoredState::Paused,
-                    added_at: row.added_at,
-                    upload_limit: row.limits.upload,
-                    download_limit: row.limits.download,
-                    max_connections: row.limits.max_peers,
-                    seed_ratio: row.limits.seed_ratio,
-                    seed_time: row.limits.seed_time.map(|t| t.as_secs()),
-                    priorities,
-                    error: None,
-                    seeding_since: None,
-                    lifetime: (row.uploaded_total, row.downloaded_total),
-                    recorded: (0, 0),
-                    queued: false,
-                    finished: false,
-                };
+                let mut entry = Entry::new(id, row.info_hash.clone(), row.name.clone(), meta.clone());
+                entry.download_dir = row.download_dir.clone();
+                entry.magnet = magnet.clone();
+                entry.paused = row.state == StoredState::Paused;
+                entry.added_at = row.added_at;
+                entry.upload_limit = row.limits.upload;
+                entry.download_limit = row.limits.download;
+                entry.max_connections = row.limits.max_peers;
+                entry.goals = Goals::stored(&row.limits);
+                entry.priorities = priorities;
+                entry.labels = row.labels.clone();
+                entry.sequential = row.sequential;
+                entry.peers = row.peers.clone();
+                entry.lifetime = (row.uploaded_total, row.downloaded_total);
                 match (&meta, magnet) {
                     (Some(_), _) => to_start.push(id.0),
                     (None, Some(magnet)) => {
@@ -170,25 +160,28 @@ impl Daemon {
     /// peers are dialled besides the entry's own.
     async fn start_entry(&self, id: u64, extra: Vec<SocketAddr>) {
         let default_peers = lock(&self.inner.settings).max_connections_per_torrent;
-        let add = {
+        let (add, priorities, sequential) = {
             let mut entries = lock(&self.inner.entries);
             let Some(entry) = entries.get_mut(&id) else { return };
             let Some(meta) = entry.meta.clone() else { return };
             entry.starting = true;
             entry.error = None;
             let mut peers = entry.magnet.as_ref().map(Magnet::peer_addrs).unwrap_or_default();
+            peers.extend(entry.peers.iter().copied());
             peers.extend(extra);
-            AddTorrent {
+            let add = AddTorrent {
                 meta,
                 download_dir: entry.download_dir.clone(),
                 peers,
                 use_trackers: true,
-                only_files: None,
+                file_priorities: Some(engine_priorities(&entry.priorities)),
+                sequential: entry.sequential,
                 resume: Some(Arc::new(DbResume {
                     store: self.inner.db.0.clone(),
                     id: shoal_state::TorrentId::new(id as i64),
                 })),
-            }
+            };
+            (add, entry.priorities.clone(), entry.sequential)
         };
         let added = self.inner.session.add(add).await;
         let orphan = {
@@ -200,8 +193,12 @@ impl Daemon {
                     }
                     t.set_limits(entry.upload_limit, entry.download_limit);
                     t.set_max_peers(entry.max_connections.unwrap_or(default_peers) as usize);
-                    if entry.priorities.iter().any(|p| *p != Priority::Normal) {
+                    // Changed while the data was checked.
+                    if entry.priorities != priorities {
                         t.set_file_priorities(&engine_priorities(&entry.priorities));
+                    }
+                    if entry.sequential != sequential {
+                        t.set_sequential(entry.sequential);
                     }
                     entry.torrent = Some(t);
                     entry.starting = false;
@@ -235,7 +232,8 @@ impl Daemon {
             let daemon = self.clone();
             tokio::spawn(async move {
                 let (tx, _rx) = tokio::sync::watch::channel(Default::default());
-                let fetch = daemon.inner.session.fetch_metadata(&magnet, vec![], true, tx);
+                let peers = lock(&daemon.inner.entries).get(&id).map(|e| e.peers.clone()).unwrap_or_default();
+                let fetch = daemon.inner.session.fetch_metadata(&magnet, peers, true, tx);
                 tokio::pin!(fetch);
                 // Checked every few seconds: a removed torrent's fetch ends.
                 let mut check = tokio::time::interval(std::time::Duration::from_secs(5));

@@ -7,32 +7,43 @@ use crate::{Daemon, lock};
 
 impl Daemon {
     /// Applies the queue (most active downloads and seeds) and the seeding goals (ratio,
-    /// time): torrents beyond a queue's size wait in it, in the order they were added, and a
-    /// seed that reached its goal stops. In-memory work only.
+    /// seconds seeding, seconds idle): torrents beyond a queue's size wait in it, in the order
+    /// they were added, and a seed that reached a goal stops. Also notes each torrent's last
+    /// activity. In-memory work only.
     pub(crate) fn enforce(&self) {
         let settings = lock(&self.inner.settings).clone();
         let mut entries = lock(&self.inner.entries);
         let mut downloads = 0u32;
         let mut seeds = 0u32;
+        let now = std::time::Instant::now();
         for entry in entries.values_mut() {
             let Some(t) = &entry.torrent else { continue };
             if entry.paused || entry.finished {
                 continue;
             }
             let status = t.status();
+            let moved = status.stats.uploaded + status.stats.downloaded;
+            if moved != entry.activity.0 {
+                entry.activity = (moved, Some(now));
+            }
             let seeding = status.state == EngineState::Seeding;
             if seeding {
-                let (ratio, time) =
-                    (entry.seed_ratio.or(settings.seed_ratio_limit), entry.seed_time.or(settings.seed_time_limit));
-                let ratio_done = ratio.is_some_and(|r| {
+                let since = *entry.seeding_since.get_or_insert(now);
+                let goals = entry.goals;
+                let ratio_done = goals.ratio.or_session(settings.seed_ratio_limit).is_some_and(|r| {
                     status.total_length > 0 && status.stats.uploaded as f64 >= r * status.total_length as f64
                 });
-                let time_done = time
-                    .is_some_and(|limit| entry.seeding_since.is_some_and(|since| since.elapsed().as_secs() >= limit));
-                if entry.seeding_since.is_none() {
-                    entry.seeding_since = Some(std::time::Instant::now());
-                }
-                if ratio_done || time_done {
+                let time_done = goals
+                    .time
+                    .or_session(settings.seed_time_limit)
+                    .is_some_and(|limit| now.duration_since(since).as_secs() >= limit);
+                // Idle: no payload moved since seeding began or since the last upload.
+                let last = entry.activity.1.map_or(since, |at| at.max(since));
+                let idle_done = goals
+                    .idle
+                    .or_session(settings.seed_idle_limit)
+                    .is_some_and(|limit| now.duration_since(last).as_secs() >= limit);
+                if ratio_done || time_done || idle_done {
                     entry.finished = true;
                     t.pause();
                     continue;

@@ -4,95 +4,15 @@
 //! paused), a torrent in error resumes once its problem is gone, and `session.set` applies
 //! what it accepts and refuses the rest.
 
-use std::path::Path;
 use std::time::Duration;
 
-use shoal_daemon::Daemon;
-use shoal_engine::{AddTorrent, Session, SessionConfig};
-use shoal_proto::Metainfo;
-use shoal_proto::metainfo::{CreateContent, CreateFile, CreateSpec, build_torrent};
-use shoal_rpc::api::{
-    AddRequest, Api, Ids, Priority, SessionSettings, SessionUpdate, SetRequest, Source, TorrentInfo, TorrentState,
-};
-use shoal_state::Store;
+use shoal_engine::{AddTorrent, Session};
+use shoal_rpc::api::{AddRequest, Api, Goal, Ids, Priority, SessionUpdate, SetRequest, Source, TorrentState};
 use shoal_testkit::make_test_file;
 
-const PIECE: u32 = 64 * 1024;
-const WAIT: Duration = Duration::from_secs(60);
+mod support;
 
-fn node(upload_limit: Option<u64>) -> SessionConfig {
-    SessionConfig { listen: "127.0.0.1:0".parse().expect("addr"), upload_limit, ..Default::default() }
-}
-
-/// Three files of `sizes` bytes under `root/set`, and their torrent (64 KiB pieces).
-fn folder_torrent(root: &Path, sizes: [u64; 3]) -> (Vec<u8>, Metainfo) {
-    for (i, size) in sizes.iter().enumerate() {
-        make_test_file(root.join("set").join(format!("f{i}.bin")), *size, 90 + i as u64);
-    }
-    let bytes = torrent_of(&root.join("set"), vec![]);
-    let meta = Metainfo::from_bytes(&bytes).expect("parses");
-    (bytes, meta)
-}
-
-/// The torrent of the file or folder at `path` (64 KiB pieces), announcing to `trackers`.
-fn torrent_of(path: &Path, trackers: Vec<String>) -> Vec<u8> {
-    let scanned = shoal_storage::scan_path(path).expect("scan");
-    let hashes = shoal_storage::hash_pieces(&scanned.parent, &scanned, PIECE, |_| {}).expect("hash");
-    let content = if scanned.is_dir {
-        CreateContent::MultiFile(
-            scanned.files.iter().map(|f| CreateFile { path: f.path.clone(), length: f.length }).collect(),
-        )
-    } else {
-        CreateContent::SingleFile { length: scanned.total_length() }
-    };
-    let spec = CreateSpec {
-        name: scanned.name.clone(),
-        piece_length: PIECE,
-        content,
-        trackers,
-        comment: None,
-        creation_date: None,
-        private: false,
-    };
-    build_torrent(&spec, &hashes)
-}
-
-async fn daemon(dir: &Path) -> (Daemon, Session) {
-    let session = Session::start(node(None)).await.expect("session");
-    let store = Store::open(Store::path_in(dir)).expect("store");
-    let settings = SessionSettings {
-        listen_port: session.listen_addr().port(),
-        download_dir: dir.join("downloads").display().to_string(),
-        upload_limit: None,
-        download_limit: None,
-        dht: false,
-        lsd: false,
-        pex: true,
-        max_connections: 500,
-        max_connections_per_torrent: 80,
-        download_queue_size: None,
-        seed_queue_size: None,
-        seed_ratio_limit: None,
-        seed_time_limit: None,
-    };
-    (Daemon::new(session.clone(), store, settings), session)
-}
-
-async fn one(d: &Daemon, id: u64) -> TorrentInfo {
-    d.get(Ids::one(shoal_rpc::api::TorrentId(id))).await.expect("get").remove(0)
-}
-
-async fn wait_for(d: &Daemon, id: u64, what: &str, mut done: impl FnMut(&TorrentInfo) -> bool) -> TorrentInfo {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let t = one(d, id).await;
-        if done(&t) {
-            return t;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{what}: {t:#?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r_file_progress_is_real_while_downloading_and_paused_and_skipped_files_are_never_complete() {
@@ -107,14 +27,15 @@ async fn r_file_progress_is_real_while_downloading_and_paused_and_skipped_files_
         download_dir: seed_dir.clone(),
         peers: vec![],
         use_trackers: false,
-        only_files: None,
+        file_priorities: None,
+        sequential: false,
         resume: None,
     };
     let _seeding = seed.add(add).await.expect("seed adds");
 
     let (d, session) = daemon(&dir.path().join("state")).await;
     let added = d
-        .add(AddRequest { source: Source::TorrentFile(bytes.clone()), download_dir: None, paused: false })
+        .add(AddRequest::new(Source::TorrentFile(bytes.clone())))
         .await
         .expect("add");
     let id = added.id.0;
@@ -163,7 +84,7 @@ async fn r_a_magnet_waiting_for_metadata_says_so() {
     drop(closed);
     let link = format!("magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&dn=nowhere&x.pe={nobody}");
     let added =
-        d.add(AddRequest { source: Source::Magnet(link), download_dir: None, paused: false }).await.expect("add");
+        d.add(AddRequest::new(Source::Magnet(link))).await.expect("add");
     // Still looking a few retries later.
     for _ in 0..3 {
         let t = one(&d, added.id.0).await;
@@ -185,11 +106,7 @@ async fn r_a_torrent_in_error_resumes_once_the_problem_is_gone() {
     std::fs::create_dir_all(target.join("set")).expect("mkdir");
     std::fs::write(target.join("set/f0.bin"), vec![7u8; PIECE as usize + 10]).expect("write");
     let added = d
-        .add(AddRequest {
-            source: Source::TorrentFile(bytes),
-            download_dir: Some(target.display().to_string()),
-            paused: false,
-        })
+        .add(AddRequest { download_dir: Some(target.display().to_string()), ..AddRequest::new(Source::TorrentFile(bytes)) })
         .await
         .expect("add");
     let failed = wait_for(&d, added.id.0, "error", |t| t.state == TorrentState::Error).await;
@@ -237,11 +154,7 @@ async fn verify_finds_a_damaged_piece_and_the_torrent_downloads_again() {
     let (bytes, _meta) = folder_torrent(&data, sizes);
     let (d, _session) = daemon(&dir.path().join("state")).await;
     let added = d
-        .add(AddRequest {
-            source: Source::TorrentFile(bytes),
-            download_dir: Some(data.display().to_string()),
-            paused: false,
-        })
+        .add(AddRequest { download_dir: Some(data.display().to_string()), ..AddRequest::new(Source::TorrentFile(bytes)) })
         .await
         .expect("add");
     wait_for(&d, added.id.0, "seeding its own data", |t| t.state == TorrentState::Seeding).await;
@@ -285,11 +198,7 @@ async fn reannounce_asks_the_tracker_again_at_once() {
     let torrent = torrent_of(&data.join("one.bin"), vec![tracker]);
     let (d, _session) = daemon(&dir.path().join("state")).await;
     let added = d
-        .add(AddRequest {
-            source: Source::TorrentFile(torrent),
-            download_dir: Some(data.display().to_string()),
-            paused: false,
-        })
+        .add(AddRequest { download_dir: Some(data.display().to_string()), ..AddRequest::new(Source::TorrentFile(torrent)) })
         .await
         .expect("add");
     let announced = |n: usize| {
@@ -320,27 +229,23 @@ async fn a_torrents_own_seeding_goal_stops_it_and_a_new_goal_lets_it_seed_again(
     let (d, _session) = daemon(&dir.path().join("state")).await;
     tokio::spawn(d.clone().run_policy());
     let added = d
-        .add(AddRequest {
-            source: Source::TorrentFile(bytes),
-            download_dir: Some(data.display().to_string()),
-            paused: false,
-        })
+        .add(AddRequest { download_dir: Some(data.display().to_string()), ..AddRequest::new(Source::TorrentFile(bytes)) })
         .await
         .expect("add");
     wait_for(&d, added.id.0, "seeding", |t| t.state == TorrentState::Seeding).await;
     // The session has no goal; the torrent's own (seed 0 seconds) stops it.
     let mut set = SetRequest::new(Ids::one(added.id));
-    set.seed_time_limit = Some(Some(0));
+    set.seed_time_limit = Some(Goal::Limit(0));
     d.set(set).await.expect("set");
     let t = wait_for(&d, added.id.0, "stopped at its goal", |t| t.state == TorrentState::Paused).await;
-    assert_eq!((t.seed_time_limit, t.seed_ratio_limit), (Some(0), None));
+    assert_eq!((t.seed_time_limit, t.seed_ratio_limit), (Goal::Limit(0), Goal::Session));
     // Back to the session's goal (none): it seeds again.
     let mut set = SetRequest::new(Ids::one(added.id));
-    set.seed_time_limit = Some(None);
+    set.seed_time_limit = Some(Goal::Session);
     d.set(set).await.expect("set");
     wait_for(&d, added.id.0, "seeding again", |t| t.state == TorrentState::Seeding).await;
     let mut bad = SetRequest::new(Ids::one(added.id));
-    bad.seed_ratio_limit = Some(Some(-1.0));
+    bad.seed_ratio_limit = Some(Goal::Limit(-1.0));
     assert!(matches!(d.set(bad).await, Err(shoal_rpc::api::ApiError::InvalidParams(_))));
     d.shutdown().await;
 }

@@ -75,9 +75,12 @@ pub struct AddTorrent {
     pub peers: Vec<SocketAddr>,
     /// Announce to the torrent's trackers.
     pub use_trackers: bool,
-    /// Download only these files (indices into the torrent's file list; `None`: all). Pieces
-    /// shared with a selected file are fetched whole.
-    pub only_files: Option<Vec<usize>>,
+    /// Each file's priority, in the torrent's file order (`None`, or missing entries: normal).
+    /// Skipped files are not fetched, except pieces they share with a wanted file; high ones
+    /// come first. Applied before any peer is dialled.
+    pub file_priorities: Option<Vec<FilePriority>>,
+    /// Fetch pieces first to last instead of rarest first (see [`Torrent::set_sequential`]).
+    pub sequential: bool,
     /// Where resume records are kept (`None`: a file under `download_dir/.shoal/`).
     pub resume: Option<Arc<dyn shoal_storage::ResumeBackend>>,
 }
@@ -249,13 +252,11 @@ impl Session {
         let have = Bitfield::from_bools(&have);
         let mut swarm = Swarm::new(layout, have, self.inner.config.swarm.clone(), Instant::now());
         let file_ranges: Vec<(u64, u64)> = meta.info.files.iter().map(|f| (f.offset, f.length)).collect();
-        if let Some(only) = &add.only_files {
-            let priorities: Vec<FilePriority> = (0..file_ranges.len())
-                .map(|i| if only.contains(&i) { FilePriority::Normal } else { FilePriority::Skip })
-                .collect();
-            let (wanted, high) = piece_priorities(&layout, &file_ranges, &priorities);
+        if let Some(priorities) = &add.file_priorities {
+            let (wanted, high) = piece_priorities(&layout, &file_ranges, priorities);
             swarm.set_wanted(&wanted, &high);
         }
+        swarm.set_sequential(add.sequential);
         let complete = swarm.is_complete();
         status.send_modify(|s| {
             s.stats = swarm.stats();
@@ -593,6 +594,12 @@ impl Torrent {
     pub fn set_file_priorities(&self, priorities: &[FilePriority]) {
         let (wanted, high) = piece_priorities(&self.layout, &self.file_ranges, priorities);
         let _ = self.control.send(Control::Wanted(wanted, high));
+    }
+
+    /// Fetches pieces in order, first to last (`true`), or rarest first (the default): for
+    /// files read while they download. File priorities still come first.
+    pub fn set_sequential(&self, sequential: bool) {
+        let _ = self.control.send(Control::Sequential(sequential));
     }
 
     /// The connected peers. The request is sent at once; the returned future, which borrows

@@ -62,6 +62,8 @@ pub(crate) enum Control {
     MaxPeers(usize),
     /// Which pieces are wanted, and which of them first, one flag per piece each.
     Wanted(Vec<bool>, Vec<bool>),
+    /// Fetch pieces in order (true) or rarest first.
+    Sequential(bool),
     /// Report the connected peers.
     ListPeers(oneshot::Sender<Vec<PeerStatus>>),
     /// Report which pieces are verified, one flag per piece.
@@ -310,6 +312,7 @@ impl Actor {
                 self.swarm.set_wanted(&pieces, &high);
                 self.publish();
             }
+            Control::Sequential(on) => self.swarm.set_sequential(on),
             Control::Have(reply) => {
                 let _ = reply.send(self.swarm.have().to_bools());
             }

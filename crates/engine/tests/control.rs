@@ -49,7 +49,8 @@ async fn add(session: &Session, meta: &Metainfo, dir: &Path, peers: Vec<std::net
             download_dir: dir.to_path_buf(),
             peers,
             use_trackers: false,
-            only_files: None,
+            file_priorities: None,
+            sequential: false,
             resume: None,
         })
         .await

@@ -137,7 +137,8 @@ async fn liars_cost_only_their_connection_and_the_honest_seed_provides() {
             download_dir: dir.path().to_path_buf(),
             peers: vec![],
             use_trackers: false,
-            only_files: None,
+            file_priorities: None,
+            sequential: false,
             resume: None,
         })
         .await

@@ -72,7 +72,8 @@ async fn r_metadata_fetch_gave_up_on_a_peer_that_refused_once() {
             download_dir: dir.path().to_path_buf(),
             peers: vec![],
             use_trackers: false,
-            only_files: None,
+            file_priorities: None,
+            sequential: false,
             resume: None,
         })
         .await

@@ -199,6 +199,20 @@ pub struct AddRequest {
     pub download_dir: Option<String>,
     /// Add the torrent stopped.
     pub paused: bool,
+    /// Peers to dial besides those the torrent's trackers, the DHT and its magnet link name;
+    /// kept with the torrent and dialled again at every start.
+    pub peers: Vec<SocketAddr>,
+    /// Labels (see [`SetRequest::labels`]).
+    pub labels: Vec<String>,
+    /// Download the pieces in order.
+    pub sequential: bool,
+}
+
+impl AddRequest {
+    /// A request to add `source` with every option at its default.
+    pub fn new(source: Source) -> AddRequest {
+        AddRequest { source, download_dir: None, paused: false, peers: Vec::new(), labels: Vec::new(), sequential: false }
+    }
 }
 
 /// The answer to `torrent.add`.
@@ -237,6 +251,116 @@ pub enum Priority {
     High,
 }
 
+/// A torrent's seeding goal in one measure (ratio, seconds of seeding, seconds idle): the
+/// session's, none at all (seed until stopped), or its own.
+///
+/// JSON: `null` for the session's, `"unlimited"`, or the number.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Goal<T> {
+    /// The session's goal applies.
+    #[default]
+    Session,
+    /// No goal: the torrent seeds until it is stopped, whatever the session's goal.
+    Unlimited,
+    /// The torrent's own goal.
+    Limit(T),
+}
+
+impl<T: Copy> Goal<T> {
+    /// The goal in force, given the session's.
+    pub fn or_session(self, session: Option<T>) -> Option<T> {
+        match self {
+            Goal::Session => session,
+            Goal::Unlimited => None,
+            Goal::Limit(v) => Some(v),
+        }
+    }
+
+    /// The torrent's own limit, if it has one.
+    pub fn limit(self) -> Option<T> {
+        match self {
+            Goal::Limit(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+const UNLIMITED: &str = "unlimited";
+
+impl<T: Serialize> Serialize for Goal<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Goal::Session => s.serialize_none(),
+            Goal::Unlimited => s.serialize_str(UNLIMITED),
+            Goal::Limit(v) => v.serialize(s),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Goal<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr<T> {
+            Limit(T),
+            Word(String),
+        }
+        match Option::<Repr<T>>::deserialize(d)? {
+            None => Ok(Goal::Session),
+            Some(Repr::Limit(v)) => Ok(Goal::Limit(v)),
+            Some(Repr::Word(w)) if w == UNLIMITED => Ok(Goal::Unlimited),
+            Some(Repr::Word(w)) => {
+                Err(de::Error::custom(format!("expected a number, null or \"{UNLIMITED}\", got \"{w}\"")))
+            }
+        }
+    }
+}
+
+/// A present field becomes `Some(..)` (with `#[serde(default)]` a missing one stays `None`),
+/// even `null`, which a [`Goal`] reads as [`Goal::Session`].
+fn present<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// The longest label, in characters, and the most labels on one torrent.
+pub const MAX_LABEL_CHARS: usize = 64;
+/// See [`MAX_LABEL_CHARS`].
+pub const MAX_LABELS: usize = 32;
+
+/// `labels` as they will be kept: each trimmed, duplicates dropped (first one kept), order
+/// kept. An empty label, one with a comma or a control character, one longer than
+/// [`MAX_LABEL_CHARS`], or more than [`MAX_LABELS`] of them is refused, naming it.
+pub fn normalize_labels(labels: &[String]) -> Result<Vec<String>, ApiError> {
+    let mut out: Vec<String> = Vec::with_capacity(labels.len());
+    for label in labels {
+        let label = label.trim();
+        let bad = |why: &str| Err(ApiError::InvalidParams(format!("label {label:?} {why}")));
+        if label.is_empty() {
+            return Err(ApiError::InvalidParams("a label cannot be empty".into()));
+        }
+        if label.contains(',') {
+            return bad("has a comma (commas separate labels)");
+        }
+        if label.chars().any(char::is_control) {
+            return bad("has a control character");
+        }
+        if label.chars().count() > MAX_LABEL_CHARS {
+            return bad(&format!("is longer than {MAX_LABEL_CHARS} characters"));
+        }
+        if !out.iter().any(|l| l == label) {
+            out.push(label.to_owned());
+        }
+    }
+    if out.len() > MAX_LABELS {
+        return Err(ApiError::InvalidParams(format!("{} labels; a torrent has at most {MAX_LABELS}", out.len())));
+    }
+    Ok(out)
+}
+
 /// `torrent.set`: change per-torrent settings. Fields left `None` (or empty) are unchanged.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -255,12 +379,23 @@ pub struct SetRequest {
     /// New priorities by file index (`[[0, "skip"], [3, "high"]]` in JSON).
     #[serde(default)]
     pub file_priorities: Vec<(usize, Priority)>,
-    /// The torrent's own seeding goal as a ratio: `Some(None)` returns to the session's.
-    #[serde(default, deserialize_with = "double_option")]
-    pub seed_ratio_limit: Option<Option<f64>>,
-    /// The torrent's own seeding goal in seconds: `Some(None)` returns to the session's.
-    #[serde(default, deserialize_with = "double_option")]
-    pub seed_time_limit: Option<Option<u64>>,
+    /// The torrent's seeding goal as an upload/download ratio.
+    #[serde(default, deserialize_with = "present")]
+    pub seed_ratio_limit: Option<Goal<f64>>,
+    /// The torrent's seeding goal in seconds of seeding.
+    #[serde(default, deserialize_with = "present")]
+    pub seed_time_limit: Option<Goal<u64>>,
+    /// The torrent's seeding goal in seconds without uploading to anyone.
+    #[serde(default, deserialize_with = "present")]
+    pub seed_idle_limit: Option<Goal<u64>>,
+    /// The torrent's labels, replacing the ones it had (`[]` removes them all); free text, for
+    /// the user and their tools to sort torrents by (see [`normalize_labels`]).
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
+    /// Download the pieces in order, first to last (for files read while they arrive), instead
+    /// of rarest first.
+    #[serde(default)]
+    pub sequential: Option<bool>,
 }
 
 impl SetRequest {
@@ -274,6 +409,9 @@ impl SetRequest {
             file_priorities: Vec::new(),
             seed_ratio_limit: None,
             seed_time_limit: None,
+            seed_idle_limit: None,
+            labels: None,
+            sequential: None,
         }
     }
 
@@ -285,6 +423,9 @@ impl SetRequest {
             && self.file_priorities.is_empty()
             && self.seed_ratio_limit.is_none()
             && self.seed_time_limit.is_none()
+            && self.seed_idle_limit.is_none()
+            && self.labels.is_none()
+            && self.sequential.is_none()
     }
 }
 
@@ -316,6 +457,8 @@ pub enum TorrentState {
     Queued,
     /// A magnet link whose metadata is being fetched from peers.
     Metadata,
+    /// Its files are being moved to a new folder.
+    Moving,
 }
 
 /// One file of a torrent.
@@ -401,13 +544,24 @@ pub struct TorrentInfo {
     pub download_limit: Option<u64>,
     /// Per-torrent connection limit (`None`: the session's per-torrent default).
     pub max_connections: Option<u32>,
-    /// The torrent's own seeding goal, an upload/download ratio (`None`: the session's
-    /// applies).
+    /// The torrent's seeding goal as an upload/download ratio.
     #[serde(default)]
-    pub seed_ratio_limit: Option<f64>,
-    /// The torrent's own seeding goal, seconds of seeding (`None`: the session's applies).
+    pub seed_ratio_limit: Goal<f64>,
+    /// The torrent's seeding goal in seconds of seeding.
     #[serde(default)]
-    pub seed_time_limit: Option<u64>,
+    pub seed_time_limit: Goal<u64>,
+    /// The torrent's seeding goal in seconds without uploading.
+    #[serde(default)]
+    pub seed_idle_limit: Goal<u64>,
+    /// Seconds since the torrent last sent or received payload (`None`: not since it started).
+    #[serde(default)]
+    pub idle_seconds: Option<u64>,
+    /// The torrent's labels.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Pieces are downloaded in order.
+    #[serde(default)]
+    pub sequential: bool,
     /// Number of pieces (0 until a magnet link's metadata is known).
     pub piece_count: u32,
     /// Piece length in bytes (0 until known).
@@ -446,6 +600,10 @@ pub const TORRENT_FIELDS: &[&str] = &[
     "max_connections",
     "seed_ratio_limit",
     "seed_time_limit",
+    "seed_idle_limit",
+    "idle_seconds",
+    "labels",
+    "sequential",
     "piece_count",
     "piece_length",
     "files",
@@ -509,6 +667,9 @@ pub struct SessionSettings {
     pub seed_ratio_limit: Option<f64>,
     /// Stop seeding after this many seconds of seeding.
     pub seed_time_limit: Option<u64>,
+    /// Stop seeding after this many seconds without uploading to anyone.
+    #[serde(default)]
+    pub seed_idle_limit: Option<u64>,
 }
 
 /// `session.set`: change session settings. Fields left `None` are unchanged; for the nullable
@@ -548,6 +709,9 @@ pub struct SessionUpdate {
     /// See [`SessionSettings::seed_time_limit`].
     #[serde(deserialize_with = "double_option")]
     pub seed_time_limit: Option<Option<u64>>,
+    /// See [`SessionSettings::seed_idle_limit`].
+    #[serde(deserialize_with = "double_option")]
+    pub seed_idle_limit: Option<Option<u64>>,
 }
 
 impl SessionUpdate {
@@ -572,6 +736,7 @@ impl SessionUpdate {
         set(&mut s.seed_queue_size, &self.seed_queue_size);
         set(&mut s.seed_ratio_limit, &self.seed_ratio_limit);
         set(&mut s.seed_time_limit, &self.seed_time_limit);
+        set(&mut s.seed_idle_limit, &self.seed_idle_limit);
         s
     }
 }
@@ -608,6 +773,31 @@ pub struct SessionStats {
     pub current: TransferTotals,
     /// Over the daemon's whole history.
     pub cumulative: TransferTotals,
+}
+
+/// `torrent.set_location`: give torrents a new data folder.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationRequest {
+    /// The torrents.
+    pub ids: Ids,
+    /// The new folder (absolute, on the daemon's machine; created if missing).
+    pub location: String,
+    /// Move the data there from the old folder (`true`), or only look for it there (`false`,
+    /// as Transmission's default: the data is checked in its new place).
+    #[serde(default, rename = "move")]
+    pub move_data: bool,
+}
+
+/// `session.free_space`: space left in a folder of the daemon's machine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreeSpace {
+    /// The folder asked about.
+    pub path: String,
+    /// Bytes an unprivileged user can still write there.
+    pub free_bytes: u64,
+    /// Size of the file system holding it.
+    pub total_bytes: u64,
 }
 
 /// Why an API call failed.
@@ -672,6 +862,17 @@ pub trait Api: Send + Sync {
     /// file is [`ApiError::InvalidParams`] and changes nothing.
     fn set(&self, request: SetRequest) -> impl Future<Output = Result<Vec<TorrentId>, ApiError>> + Send;
 
+    /// Gives torrents a new data folder, moving their files there or looking for them there
+    /// (see [`LocationRequest`]); returns when the files are in place, with the ids changed.
+    /// A torrent whose files could not be moved keeps its old folder and files.
+    fn set_location(
+        &self,
+        request: LocationRequest,
+    ) -> impl Future<Output = Result<Vec<TorrentId>, ApiError>> + Send;
+
+    /// Space left in `path`, a folder on the daemon's machine (`None`: the download folder).
+    fn free_space(&self, path: Option<String>) -> impl Future<Output = Result<FreeSpace, ApiError>> + Send;
+
     /// The connected peers of one torrent.
     fn peers(&self, id: TorrentRef) -> impl Future<Output = Result<Vec<PeerInfo>, ApiError>> + Send;
 
@@ -717,6 +918,41 @@ mod tests {
     }
 
     #[test]
+    fn goals_read_null_unlimited_or_a_number_and_missing_changes_nothing() {
+        let r: SetRequest = serde_json::from_value(json!({
+            "ids": [1], "seed_ratio_limit": null, "seed_time_limit": "unlimited", "seed_idle_limit": 600
+        }))
+        .expect("works");
+        assert_eq!(r.seed_ratio_limit, Some(Goal::Session));
+        assert_eq!(r.seed_time_limit, Some(Goal::Unlimited));
+        assert_eq!(r.seed_idle_limit, Some(Goal::Limit(600)));
+        let r: SetRequest = serde_json::from_value(json!({"ids": [1], "seed_ratio_limit": 2})).expect("works");
+        assert_eq!(r.seed_ratio_limit, Some(Goal::Limit(2.0)));
+        assert_eq!(r.seed_time_limit, None);
+        let err = serde_json::from_value::<SetRequest>(json!({"ids": [1], "seed_ratio_limit": "forever"}));
+        assert!(err.expect_err("refused").to_string().contains("\"forever\""));
+        for goal in [Goal::Session, Goal::Unlimited, Goal::Limit(1.5)] {
+            let v = serde_json::to_value(goal).expect("works");
+            assert_eq!(serde_json::from_value::<Goal<f64>>(v).expect("works"), goal);
+        }
+        assert_eq!(Goal::Limit(3).or_session(Some(5)), Some(3));
+        assert_eq!(Goal::Session.or_session(Some(5)), Some(5));
+        assert_eq!(Goal::<u64>::Unlimited.or_session(Some(5)), None);
+    }
+
+    #[test]
+    fn labels_are_trimmed_deduplicated_and_checked() {
+        let labels = |l: &[&str]| normalize_labels(&l.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(labels(&[" tv ", "hd", "tv"]).expect("works"), vec!["tv".to_owned(), "hd".to_owned()]);
+        assert_eq!(labels(&[]).expect("works"), Vec::<String>::new());
+        for bad in [&["a,b"][..], &[""], &["  "], &["a\x1bb"], &[&"x".repeat(65)]] {
+            assert!(matches!(labels(bad), Err(ApiError::InvalidParams(_))), "{bad:?}");
+        }
+        let many: Vec<String> = (0..33).map(|i| i.to_string()).collect();
+        assert!(normalize_labels(&many).is_err());
+    }
+
+    #[test]
     fn session_update_applies_only_present_fields() {
         let settings = SessionSettings {
             listen_port: 6881,
@@ -732,6 +968,7 @@ mod tests {
             seed_queue_size: None,
             seed_ratio_limit: None,
             seed_time_limit: None,
+            seed_idle_limit: None,
         };
         let update: SessionUpdate =
             serde_json::from_value(json!({"upload_limit": null, "dht": false, "seed_ratio_limit": 2.0}))

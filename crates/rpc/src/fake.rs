@@ -49,8 +49,12 @@ pub(crate) fn torrent(id: TorrentId, name: &str) -> TorrentInfo {
         upload_limit: None,
         download_limit: None,
         max_connections: None,
-        seed_ratio_limit: None,
-        seed_time_limit: None,
+        seed_ratio_limit: Goal::Session,
+        seed_time_limit: Goal::Session,
+        seed_idle_limit: Goal::Session,
+        idle_seconds: Some(0),
+        labels: Vec::new(),
+        sequential: false,
         piece_count: 12,
         piece_length: 262_144,
         files: vec![
@@ -84,6 +88,7 @@ fn settings() -> SessionSettings {
         seed_queue_size: None,
         seed_ratio_limit: Some(2.0),
         seed_time_limit: None,
+        seed_idle_limit: None,
     }
 }
 
@@ -188,6 +193,8 @@ impl Fake {
         t.info_hash = info_hash.clone();
         t.state = if request.paused { TorrentState::Paused } else { TorrentState::Downloading };
         t.download_dir = request.download_dir.unwrap_or_else(|| state.settings.download_dir.clone());
+        t.labels = normalize_labels(&request.labels)?;
+        t.sequential = request.sequential;
         state.torrents.insert(id.0, t);
         Ok(AddResult { id, info_hash, name, duplicate: false })
     }
@@ -203,8 +210,18 @@ impl Fake {
                 )));
             }
         }
+        let labels = request.labels.as_deref().map(normalize_labels).transpose()?;
         for id in &ids {
             let Some(t) = state.torrents.get_mut(id) else { continue };
+            if let Some(goal) = request.seed_idle_limit {
+                t.seed_idle_limit = goal;
+            }
+            if let Some(labels) = &labels {
+                t.labels = labels.clone();
+            }
+            if let Some(sequential) = request.sequential {
+                t.sequential = sequential;
+            }
             if let Some(limit) = request.upload_limit {
                 t.upload_limit = limit;
             }
@@ -272,6 +289,25 @@ impl Api for Fake {
 
     async fn set(&self, request: SetRequest) -> Result<Vec<TorrentId>, ApiError> {
         self.set_sync(request)
+    }
+
+    async fn set_location(&self, request: LocationRequest) -> Result<Vec<TorrentId>, ApiError> {
+        if !request.location.starts_with('/') {
+            return Err(ApiError::InvalidParams(format!("location {:?} is not an absolute path", request.location)));
+        }
+        let mut state = self.lock();
+        let ids = state.resolve(&request.ids)?;
+        for id in &ids {
+            if let Some(t) = state.torrents.get_mut(id) {
+                t.download_dir = request.location.clone();
+            }
+        }
+        Ok(ids.into_iter().map(TorrentId).collect())
+    }
+
+    async fn free_space(&self, path: Option<String>) -> Result<FreeSpace, ApiError> {
+        let path = path.unwrap_or_else(|| self.lock().settings.download_dir.clone());
+        Ok(FreeSpace { path, free_bytes: 123_456_789, total_bytes: 1_000_000_000 })
     }
 
     async fn peers(&self, id: TorrentRef) -> Result<Vec<PeerInfo>, ApiError> {

@@ -7,21 +7,24 @@
 //!
 //! | method | parameters by name | by position |
 //! |---|---|---|
-//! | `torrent.add` | exactly one of `torrent` (base64 .torrent), `magnet`, `url`; `download_dir`, `paused` | - |
+//! | `torrent.add` | exactly one of `torrent` (base64 .torrent), `magnet`, `url`; `download_dir`, `paused`, `peers`, `labels`, `sequential` | - |
 //! | `torrent.list` | `fields` | `fields` |
 //! | `torrent.get` | `ids`, `fields` | `ids`, `fields` |
 //! | `torrent.pause`, `torrent.resume`, `torrent.verify`, `torrent.reannounce` | `ids` | `ids` |
 //! | `torrent.remove` | `ids`, `delete_data` | `ids`, `delete_data` |
-//! | `torrent.set` | `ids`, `upload_limit`, `download_limit`, `max_connections`, `file_priorities` | - |
+//! | `torrent.set` | `ids` and any other [`SetRequest`] field | - |
+//! | `torrent.set_location` | `ids`, `location`, `move` | `ids`, `location`, `move` |
 //! | `torrent.peers` | `id` | `id` |
 //! | `session.get`, `session.stats`, `system.listMethods` | none | none |
+//! | `session.free_space` | `path` (default: the download folder) | `path` |
 //! | `session.set` | any [`SessionUpdate`] field | - |
 //!
 //! Results: `torrent.add` an [`crate::AddResult`]; `torrent.list` and `torrent.get` arrays of
 //! [`TorrentInfo`] objects (only the `fields` asked for; `torrent.list` leaves out `files` and
 //! `trackers` unless asked); `torrent.pause`, `resume`, `remove` and `set` the array of torrent
-//! ids affected (`verify` and `reannounce` too); `torrent.peers` an array of [`crate::PeerInfo`]; `session.get` and `session.set`
-//! the [`crate::SessionSettings`]; `session.stats` the [`crate::SessionStats`].
+//! ids affected (`verify`, `reannounce` and `set_location` too); `torrent.peers` an array of [`crate::PeerInfo`]; `session.get` and `session.set`
+//! the [`crate::SessionSettings`]; `session.stats` the [`crate::SessionStats`];
+//! `session.free_space` a [`crate::api::FreeSpace`].
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -29,7 +32,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::api::{
-    AddRequest, Api, ApiError, Ids, RemoveRequest, SessionUpdate, SetRequest, Source, TORRENT_FIELDS, TorrentInfo,
+    AddRequest, Api, ApiError, Ids, LocationRequest, RemoveRequest, SessionUpdate, SetRequest, Source, TORRENT_FIELDS, TorrentInfo,
     TorrentRef,
 };
 
@@ -44,10 +47,12 @@ pub const METHODS: &[&str] = &[
     "torrent.reannounce",
     "torrent.remove",
     "torrent.set",
+    "torrent.set_location",
     "torrent.peers",
     "session.get",
     "session.set",
     "session.stats",
+    "session.free_space",
     "system.listMethods",
 ];
 
@@ -92,6 +97,8 @@ pub enum Call {
     Remove(RemoveRequest),
     /// `torrent.set`.
     Set(SetRequest),
+    /// `torrent.set_location`.
+    SetLocation(LocationRequest),
     /// `torrent.peers`.
     Peers(TorrentRef),
     /// `session.get`.
@@ -100,6 +107,8 @@ pub enum Call {
     SessionSet(SessionUpdate),
     /// `session.stats`.
     SessionStats,
+    /// `session.free_space` of a folder (`None`: the download folder).
+    FreeSpace(Option<String>),
     /// `system.listMethods`.
     ListMethods,
 }
@@ -156,6 +165,18 @@ struct AddParams {
     download_dir: Option<String>,
     #[serde(default)]
     paused: bool,
+    #[serde(default)]
+    peers: Vec<std::net::SocketAddr>,
+    #[serde(default)]
+    labels: Vec<String>,
+    #[serde(default)]
+    sequential: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FreeSpaceParams {
+    path: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -224,7 +245,14 @@ impl Call {
                     (None, None, Some(url)) => Source::Url(url),
                     _ => return Err(invalid("give exactly one of torrent (base64 .torrent file), magnet, url")),
                 };
-                Call::Add(AddRequest { source, download_dir: p.download_dir, paused: p.paused })
+                Call::Add(AddRequest {
+                    source,
+                    download_dir: p.download_dir,
+                    paused: p.paused,
+                    peers: p.peers,
+                    labels: p.labels,
+                    sequential: p.sequential,
+                })
             }
             "torrent.list" => {
                 let p: ListParams = from_value(named(&["fields"])?)?;
@@ -248,10 +276,12 @@ impl Call {
             "torrent.reannounce" => Call::Reannounce(from_value::<IdsParams>(named(&["ids"])?)?.ids),
             "torrent.remove" => Call::Remove(from_value(named(&["ids", "delete_data"])?)?),
             "torrent.set" => Call::Set(from_value(named(&[])?)?),
+            "torrent.set_location" => Call::SetLocation(from_value(named(&["ids", "location", "move"])?)?),
             "torrent.peers" => Call::Peers(from_value::<PeersParams>(named(&["id"])?)?.id),
             "session.get" => no_params().map(|()| Call::SessionGet)?,
             "session.set" => Call::SessionSet(from_value(named(&[])?)?),
             "session.stats" => no_params().map(|()| Call::SessionStats)?,
+            "session.free_space" => Call::FreeSpace(from_value::<FreeSpaceParams>(named(&["path"])?)?.path),
             "system.listMethods" => no_params().map(|()| Call::ListMethods)?,
             other => return Err(CallError::MethodNotFound(other.to_owned())),
         })
@@ -292,10 +322,12 @@ pub async fn execute<A: Api>(api: &A, call: Call) -> Result<Value, ApiError> {
         Call::Reannounce(ids) => to_value(&api.reannounce(ids).await?),
         Call::Remove(request) => to_value(&api.remove(request).await?),
         Call::Set(request) => to_value(&api.set(request).await?),
+        Call::SetLocation(request) => to_value(&api.set_location(request).await?),
         Call::Peers(id) => to_value(&api.peers(id).await?),
         Call::SessionGet => to_value(&api.session_get().await?),
         Call::SessionSet(update) => to_value(&api.session_set(update).await?),
         Call::SessionStats => to_value(&api.session_stats().await?),
+        Call::FreeSpace(path) => to_value(&api.free_space(path).await?),
         Call::ListMethods => Ok(Value::from(METHODS.to_vec())),
     }
 }
@@ -319,12 +351,18 @@ mod tests {
         let call = Call::parse("torrent.add", obj(json!({"torrent": "ZDQ6aW5mb2U=", "paused": true}))).expect("works");
         assert_eq!(
             call,
-            Call::Add(AddRequest {
-                source: Source::TorrentFile(b"d4:infoe".to_vec()),
-                download_dir: None,
-                paused: true
-            })
+            Call::Add(AddRequest { paused: true, ..AddRequest::new(Source::TorrentFile(b"d4:infoe".to_vec())) })
         );
+        let call = Call::parse(
+            "torrent.add",
+            obj(json!({"magnet": "magnet:?xt=x", "peers": ["127.0.0.1:6881"], "labels": ["tv"], "sequential": true})),
+        )
+        .expect("works");
+        let Call::Add(add) = call else { panic!("not an add") };
+        assert_eq!(add.peers, vec!["127.0.0.1:6881".parse().expect("address")]);
+        assert_eq!((add.labels, add.sequential), (vec!["tv".to_owned()], true));
+        let err = Call::parse("torrent.add", obj(json!({"magnet": "m", "peers": ["nowhere"]}))).expect_err("fails");
+        assert!(err.to_string().contains("peers[0]"), "{err}");
         let call =
             Call::parse("torrent.add", obj(json!({"magnet": "magnet:?xt=x", "download_dir": "/d"}))).expect("works");
         assert!(matches!(call, Call::Add(AddRequest { source: Source::Magnet(_), download_dir: Some(_), .. })));
@@ -374,6 +412,26 @@ mod tests {
         let Call::Set(set) = call else { panic!("not a set") };
         assert_eq!(set.download_limit, Some(None));
         assert_eq!(set.file_priorities, vec![(1, Priority::High)]);
+    }
+
+    #[test]
+    fn set_location_and_free_space() {
+        assert_eq!(
+            Call::parse("torrent.set_location", obj(json!([[2], "/new", true]))).expect("works"),
+            Call::SetLocation(LocationRequest { ids: Ids::one(TorrentId(2)), location: "/new".into(), move_data: true })
+        );
+        let Call::SetLocation(r) =
+            Call::parse("torrent.set_location", obj(json!({"ids": [2], "location": "/x"}))).expect("works")
+        else {
+            panic!("not a set_location")
+        };
+        assert!(!r.move_data, "looking for the data in place is the default, as in Transmission");
+        assert!(Call::parse("torrent.set_location", obj(json!({"ids": [2]}))).is_err());
+        assert_eq!(Call::parse("session.free_space", Params::None).expect("works"), Call::FreeSpace(None));
+        assert_eq!(
+            Call::parse("session.free_space", obj(json!(["/tmp"]))).expect("works"),
+            Call::FreeSpace(Some("/tmp".into()))
+        );
     }
 
     #[test]

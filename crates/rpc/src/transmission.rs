@@ -11,17 +11,21 @@
 //! arguments), `torrent-get` (`fields` from [`TORRENT_GET_FIELDS`], `ids`, `format` objects or
 //! table), `torrent-start`, `torrent-start-now`, `torrent-stop`, `torrent-verify`,
 //! `torrent-reannounce`, `torrent-remove` (`delete-local-data`), `torrent-set` (`downloadLimit`/`downloadLimited`,
-//! `uploadLimit`/`uploadLimited`, `peer-limit`, `seedRatioLimit`/`seedRatioMode` 0 or 1,
-//! `files-wanted`, `files-unwanted`,
-//! `priority-high`/`-normal`/`-low`), `session-get` (`fields`), `session-set` (speed limits,
-//! peer limits, `dht-enabled`, `lpd-enabled`, `pex-enabled`, `peer-port`, `download-dir`, queue
-//! sizes, `seedRatioLimit`/`seedRatioLimited`) and `session-stats`. `ids` is absent or empty
-//! (all torrents), `"recently-active"` (all), a number, an info-hash, or a list of numbers and
-//! info-hashes.
+//! `uploadLimit`/`uploadLimited`, `peer-limit`, `seedRatioLimit`/`seedRatioMode` and
+//! `seedIdleLimit`/`seedIdleMode` 0, 1 or 2, `labels`, `location`, `files-wanted`,
+//! `files-unwanted`, `priority-high`/`-normal`/`-low`), `torrent-set-location` (`move`),
+//! `free-space` (answering `size-bytes` and `total_size`), `session-get` (`fields`),
+//! `session-set` (speed limits, peer limits, `dht-enabled`, `lpd-enabled`, `pex-enabled`,
+//! `peer-port`, `download-dir`, queue sizes, `seedRatioLimit`/`seedRatioLimited`,
+//! `idle-seeding-limit`/`-enabled`) and `session-stats`. `ids` is absent or empty (all
+//! torrents), `"recently-active"` (all), a number, an info-hash, or a list of numbers and
+//! info-hashes. Sequential download uses Transmission 4.1's name, `sequential_download`, in
+//! `torrent-add`, `torrent-set` and `torrent-get`; labels also go with `torrent-add`, as in
+//! Transmission 4.
 //!
 //! Where Shoal differs from Transmission, it says so instead of pretending: other methods
-//! (`torrent-set-location`, `port-test`, `free-space`, ...) and arguments Shoal has no
-//! setting for (`seedIdleMode`, `encryption`, ...) get an error result and change nothing; an
+//! (`torrent-rename-path`, `port-test`, queue moves, ...) and arguments Shoal has no setting
+//! for (`encryption`, `bandwidthPriority` in `torrent-set`, ...) get an error result and change nothing; an
 //! unknown torrent id is an error, not silently skipped. Shoal has no low file priority (low is
 //! normal) and keeps no value for a disabled limit, so `*-enabled: true` / `*Limited: true`
 //! needs the limit in the same call. Unknown `torrent-get` and `session-get` field names are
@@ -32,7 +36,7 @@ mod fields;
 use serde_json::{Map, Number, Value, json};
 
 use crate::api::{
-    AddRequest, Api, ApiError, FileInfo, Ids, Priority, RemoveRequest, SessionSettings, SessionUpdate, SetRequest,
+    AddRequest, Api, ApiError, FileInfo, Goal, Ids, LocationRequest, Priority, RemoveRequest, SessionSettings, SessionUpdate, SetRequest,
     Source, TorrentId, TorrentRef,
 };
 use crate::method::decode_base64;
@@ -74,6 +78,10 @@ pub enum Method {
     TorrentRemove(RemoveRequest),
     /// `torrent-set`.
     TorrentSet(TorrentSet),
+    /// `torrent-set-location`.
+    TorrentSetLocation(LocationRequest),
+    /// `free-space` of a folder.
+    FreeSpace(String),
     /// `session-get`, with the fields asked for (all when `None`).
     SessionGet(Option<Vec<String>>),
     /// `session-set`.
@@ -122,6 +130,10 @@ pub struct TorrentAdd {
     pub paused: bool,
     /// `peer-limit`.
     pub peer_limit: Option<u32>,
+    /// `labels`.
+    pub labels: Vec<String>,
+    /// `sequential_download` (Transmission 4.1's name).
+    pub sequential: bool,
     /// File selection.
     pub files: FileArgs,
 }
@@ -163,6 +175,17 @@ pub struct TorrentSet {
     pub seed_ratio_limit: Option<f64>,
     /// `seedRatioMode`: 0 the session's goal, 1 the torrent's own, 2 none.
     pub seed_ratio_mode: Option<u64>,
+    /// `seedIdleLimit`, minutes.
+    pub seed_idle_limit: Option<u64>,
+    /// `seedIdleMode`: 0 the session's goal, 1 the torrent's own, 2 none.
+    pub seed_idle_mode: Option<u64>,
+    /// `labels`.
+    pub labels: Option<Vec<String>>,
+    /// `sequential_download` (Transmission 4.1's name).
+    pub sequential: Option<bool>,
+    /// `location`: look for the data in this folder (as `torrent-set-location` without
+    /// `move`).
+    pub location: Option<String>,
     /// File selection.
     pub files: FileArgs,
 }
@@ -180,6 +203,8 @@ pub struct SessionSet {
     pub seed_queue: Switched<u32>,
     /// `seedRatioLimit` and `seedRatioLimited`.
     pub seed_ratio: Switched<f64>,
+    /// `idle-seeding-limit` (minutes) and `idle-seeding-limit-enabled`.
+    pub seed_idle: Switched<u64>,
     /// `peer-limit-global`.
     pub peer_limit_global: Option<u32>,
     /// `peer-limit-per-torrent`.
@@ -208,7 +233,6 @@ pub struct ParseError {
 
 /// Methods of the Transmission RPC that Shoal does not implement.
 const UNSUPPORTED: &[&str] = &[
-    "torrent-set-location",
     "torrent-rename-path",
     "blocklist-update",
     "port-test",
@@ -217,7 +241,6 @@ const UNSUPPORTED: &[&str] = &[
     "queue-move-up",
     "queue-move-down",
     "queue-move-bottom",
-    "free-space",
 ];
 
 fn int(key: &str, v: &Value) -> Result<i64, String> {
@@ -304,10 +327,14 @@ fn parse_add(args: &Map<String, Value>) -> Result<TorrentAdd, String> {
         download_dir: None,
         paused: false,
         peer_limit: None,
+        labels: Vec::new(),
+        sequential: false,
         files: FileArgs::default(),
     };
     for (key, v) in args {
         match key.as_str() {
+            "labels" => add.labels = strings(key, v)?,
+            "sequential_download" => add.sequential = boolean(key, v)?,
             "metainfo" => {
                 let text = string(key, v)?;
                 metainfo = Some(decode_base64(&text).ok_or("metainfo: not valid base64")?);
@@ -345,6 +372,11 @@ fn parse_set(args: &Map<String, Value>) -> Result<TorrentSet, String> {
         peer_limit: None,
         seed_ratio_limit: None,
         seed_ratio_mode: None,
+        seed_idle_limit: None,
+        seed_idle_mode: None,
+        labels: None,
+        sequential: None,
+        location: None,
         files: FileArgs::default(),
     };
     for (key, v) in args {
@@ -360,6 +392,11 @@ fn parse_set(args: &Map<String, Value>) -> Result<TorrentSet, String> {
                     Some(v.as_f64().filter(|r| *r >= 0.0).ok_or(format!("seedRatioLimit: expected a ratio, got {v}"))?)
             }
             "seedRatioMode" => set.seed_ratio_mode = Some(uint(key, v)?),
+            "seedIdleLimit" => set.seed_idle_limit = Some(uint(key, v)?),
+            "seedIdleMode" => set.seed_idle_mode = Some(uint(key, v)?),
+            "labels" => set.labels = Some(strings(key, v)?),
+            "sequential_download" => set.sequential = Some(boolean(key, v)?),
+            "location" => set.location = Some(string(key, v)?),
             "files-wanted" | "files-unwanted" | "priority-high" | "priority-normal" | "priority-low" => {
                 file_arg(&mut set.files, key, v)?
             }
@@ -387,6 +424,8 @@ fn parse_session_set(args: &Map<String, Value>) -> Result<SessionSet, String> {
                 s.seed_ratio.value = Some(ratio);
             }
             "seedRatioLimited" => s.seed_ratio.enabled = Some(boolean(key, v)?),
+            "idle-seeding-limit" => s.seed_idle.value = Some(uint(key, v)?),
+            "idle-seeding-limit-enabled" => s.seed_idle.enabled = Some(boolean(key, v)?),
             "peer-limit-global" => s.peer_limit_global = Some(uint(key, v)?),
             "peer-limit-per-torrent" => s.peer_limit_per_torrent = Some(uint(key, v)?),
             "dht-enabled" => s.dht = Some(boolean(key, v)?),
@@ -425,6 +464,20 @@ fn parse_method(method: &str, args: &Map<String, Value>) -> Result<Method, Strin
             Method::TorrentRemove(RemoveRequest { ids: ids(args.get("ids"))?, delete_data })
         }
         "torrent-set" => Method::TorrentSet(parse_set(args)?),
+        "torrent-set-location" => {
+            for key in args.keys() {
+                if !["ids", "location", "move"].contains(&key.as_str()) {
+                    return Err(unsupported(method, key));
+                }
+            }
+            let location = string("location", args.get("location").ok_or("torrent-set-location: \"location\" is required")?)?;
+            let move_data = args.get("move").map(|v| boolean("move", v)).transpose()?.unwrap_or(false);
+            Method::TorrentSetLocation(LocationRequest { ids: ids(args.get("ids"))?, location, move_data })
+        }
+        "free-space" => {
+            let path = args.get("path").ok_or("free-space: \"path\" is required")?;
+            Method::FreeSpace(string("path", path)?)
+        }
         "session-get" => Method::SessionGet(args.get("fields").map(|f| strings("fields", f)).transpose()?),
         "session-set" => Method::SessionSet(parse_session_set(args)?),
         "session-stats" => Method::SessionStats,
@@ -567,7 +620,13 @@ async fn torrent_add<A: Api>(api: &A, ctx: &Context, add: TorrentAdd) -> Result<
         Source::TorrentFile(_) => from_path,
         _ => None,
     };
-    let request = AddRequest { source, download_dir: add.download_dir, paused: add.paused };
+    let request = AddRequest {
+        download_dir: add.download_dir,
+        paused: add.paused,
+        labels: add.labels,
+        sequential: add.sequential,
+        ..AddRequest::new(source)
+    };
     let added = api.add(request).await.map_err(|e| match (e, &from_path) {
         // The parser's message may quote the file's bytes: a path names any file the daemon
         // can read, so say only that it is not a torrent.
@@ -593,12 +652,13 @@ async fn torrent_get<A: Api>(
     let torrents = api.get(ids).await.map_err(|e| e.to_string())?;
     let fields: Vec<String> = fields.into_iter().filter(|f| fields::TORRENT_GET_FIELDS.contains(&f.as_str())).collect();
     let asked = |names: &[&str]| fields.iter().any(|f| names.contains(&f.as_str()));
-    let (peer_limit, session_ratio) = if asked(&["peer-limit", "maxConnectedPeers", "seedRatioLimit"]) {
-        let s = api.session_get().await.map_err(|e| e.to_string())?;
-        (s.max_connections_per_torrent, s.seed_ratio_limit)
-    } else {
-        (0, None)
-    };
+    let (peer_limit, session_ratio, session_idle) =
+        if asked(&["peer-limit", "maxConnectedPeers", "seedRatioLimit", "seedIdleLimit"]) {
+            let s = api.session_get().await.map_err(|e| e.to_string())?;
+            (s.max_connections_per_torrent, s.seed_ratio_limit, s.seed_idle_limit)
+        } else {
+            (0, None, None)
+        };
     let mut rows = Vec::with_capacity(torrents.len());
     for t in &torrents {
         let peers = if asked(&["peers"]) {
@@ -606,7 +666,7 @@ async fn torrent_get<A: Api>(
         } else {
             Vec::new()
         };
-        let extra = fields::Extra { peers: &peers, peer_limit, session_ratio };
+        let extra = fields::Extra { peers: &peers, peer_limit, session_ratio, session_idle };
         let row: Vec<Value> =
             fields.iter().map(|f| fields::torrent_field(f, t, extra).unwrap_or(Value::Null)).collect();
         rows.push(row);
@@ -635,6 +695,10 @@ fn session_update(set: &SessionSet) -> Result<SessionUpdate, String> {
         seed_queue_size: set.seed_queue.update("seed-queue-enabled", "seed-queue-size")?,
         seed_ratio_limit: set.seed_ratio.update("seedRatioLimited", "seedRatioLimit")?,
         seed_time_limit: None,
+        seed_idle_limit: set
+            .seed_idle
+            .update("idle-seeding-limit-enabled", "idle-seeding-limit")?
+            .map(|l| l.map(|minutes| minutes.saturating_mul(60))),
     })
 }
 
@@ -644,18 +708,27 @@ fn torrent_set_request(set: &TorrentSet) -> Result<SetRequest, String> {
     request.download_limit = kbps(set.download.update("downloadLimited", "downloadLimit")?);
     request.upload_limit = kbps(set.upload.update("uploadLimited", "uploadLimit")?);
     request.max_connections = set.peer_limit.map(Some);
-    request.seed_ratio_limit = match (set.seed_ratio_mode, set.seed_ratio_limit) {
-        (None, None) => None,
-        (Some(0), _) => Some(None),
-        (Some(1), Some(limit)) => Some(Some(limit)),
-        (Some(1), None) => return Err("seedRatioMode 1 needs seedRatioLimit in the same call".to_owned()),
-        (Some(2), _) => {
-            return Err("seedRatioMode 2 (seed regardless of ratio) is not supported by Shoal; use 0 or 1".to_owned());
-        }
-        (Some(m), _) => return Err(format!("seedRatioMode: expected 0, 1 or 2, got {m}")),
-        (None, Some(_)) => return Err("seedRatioLimit needs seedRatioMode 1 in the same call".to_owned()),
-    };
+    request.seed_ratio_limit = goal("seedRatio", set.seed_ratio_mode, set.seed_ratio_limit)?;
+    request.seed_idle_limit =
+        goal("seedIdle", set.seed_idle_mode, set.seed_idle_limit.map(|minutes| minutes.saturating_mul(60)))?;
+    request.labels = set.labels.clone();
+    request.sequential = set.sequential;
     Ok(request)
+}
+
+/// A seeding goal from Transmission's mode (`{name}Mode`: 0 the session's, 1 the torrent's
+/// own, 2 none) and limit (`{name}Limit`). Transmission keeps a limit apart from its mode;
+/// Shoal keeps the goal in force, so a limit comes with mode 1.
+fn goal<T>(name: &str, mode: Option<u64>, limit: Option<T>) -> Result<Option<Goal<T>>, String> {
+    Ok(match (mode, limit) {
+        (None, None) => None,
+        (Some(0), _) => Some(Goal::Session),
+        (Some(1), Some(limit)) => Some(Goal::Limit(limit)),
+        (Some(1), None) => return Err(format!("{name}Mode 1 needs {name}Limit in the same call")),
+        (Some(2), _) => Some(Goal::Unlimited),
+        (Some(m), _) => return Err(format!("{name}Mode: expected 0, 1 or 2, got {m}")),
+        (None, Some(_)) => return Err(format!("{name}Limit needs {name}Mode 1 in the same call")),
+    })
 }
 
 fn pick(all: Map<String, Value>, fields: Option<Vec<String>>) -> Map<String, Value> {
@@ -677,7 +750,20 @@ async fn run<A: Api>(api: &A, ctx: &Context, method: Method) -> Result<Map<Strin
         Method::TorrentRemove(request) => api.remove(request).await.map(|_| Map::new()).map_err(api_err),
         Method::TorrentSet(set) => {
             let request = torrent_set_request(&set)?;
+            if let Some(location) = &set.location {
+                let request = LocationRequest { ids: set.ids.clone(), location: location.clone(), move_data: false };
+                api.set_location(request).await.map_err(api_err)?;
+            }
             apply_set(api, request, &set.files).await.map(|()| Map::new())
+        }
+        Method::TorrentSetLocation(request) => api.set_location(request).await.map(|_| Map::new()).map_err(api_err),
+        Method::FreeSpace(path) => {
+            let free = api.free_space(Some(path)).await.map_err(api_err)?;
+            Ok(Map::from_iter([
+                ("path".to_owned(), json!(free.path)),
+                ("size-bytes".to_owned(), json!(free.free_bytes)),
+                ("total_size".to_owned(), json!(free.total_bytes)),
+            ]))
         }
         Method::SessionGet(fields) => {
             let settings: SessionSettings = api.session_get().await.map_err(api_err)?;
@@ -750,9 +836,9 @@ mod tests {
     fn parse_errors_keep_the_tag() {
         let e = parse_request(br#"{"method": "torrent-frob", "tag": 7}"#).expect_err("fails");
         assert_eq!((e.tag, e.message.as_str()), (Some(7.into()), "method name not recognized"));
-        let e = parse_request(br#"{"method": "torrent-set", "arguments": {"ids": [1], "seedIdleMode": 1}}"#)
+        let e = parse_request(br#"{"method": "torrent-set", "arguments": {"ids": [1], "bandwidthPriority": 1}}"#)
             .expect_err("fails");
-        assert!(e.message.contains("seedIdleMode"), "{e}");
+        assert!(e.message.contains("bandwidthPriority"), "{e}");
         assert!(parse_request(b"{").is_err());
         assert!(parse_request(br#"{"method": "torrent-get", "arguments": {}}"#).is_err());
         assert!(parse_request(br#"{"method": "port-test"}"#).expect_err("fails").message.contains("not supported"));
@@ -939,19 +1025,72 @@ mod tests {
         )
         .await;
         assert_eq!(v["result"], "success", "{v}");
-        assert_eq!(fake.snapshot().torrents[&1].seed_ratio_limit, Some(2.5));
+        assert_eq!(fake.snapshot().torrents[&1].seed_ratio_limit, Goal::Limit(2.5));
         let v = call(&fake, get(1)).await;
         assert_eq!(v["arguments"]["torrents"][0], json!({"seedRatioMode": 1, "seedRatioLimit": 2.5}));
         let v = call(&fake, json!({"method": "torrent-set", "arguments": {"ids": [1], "seedRatioMode": 0}})).await;
         assert_eq!(v["result"], "success", "{v}");
-        assert_eq!(fake.snapshot().torrents[&1].seed_ratio_limit, None);
+        assert_eq!(fake.snapshot().torrents[&1].seed_ratio_limit, Goal::Session);
+        let v = call(&fake, json!({"method": "torrent-set", "arguments": {"ids": [1], "seedRatioMode": 2}})).await;
+        assert_eq!(v["result"], "success", "{v}");
+        assert_eq!(fake.snapshot().torrents[&1].seed_ratio_limit, Goal::Unlimited);
+        let v = call(&fake, get(1)).await;
+        assert_eq!(v["arguments"]["torrents"][0]["seedRatioMode"], 2, "{v}");
         let before = fake.snapshot();
-        for bad in [json!({"seedRatioMode": 2}), json!({"seedRatioMode": 1}), json!({"seedRatioLimit": 1.0})] {
+        for bad in [json!({"seedRatioMode": 3}), json!({"seedRatioMode": 1}), json!({"seedRatioLimit": 1.0})] {
             let mut args = bad.clone();
             args["ids"] = json!([1]);
             let v = call(&fake, json!({"method": "torrent-set", "arguments": args})).await;
             assert!(v["result"].as_str().is_some_and(|r| r.contains("seedRatio")), "{bad} -> {v}");
         }
         assert_eq!(fake.snapshot(), before, "refusals change nothing");
+    }
+
+    #[tokio::test]
+    async fn idle_goals_labels_and_sequential() {
+        let fake = Fake::with_torrents(2);
+        let set = json!({"method": "torrent-set", "arguments": {
+            "ids": [2], "seedIdleMode": 1, "seedIdleLimit": 15, "labels": ["tv", " hd "], "sequential_download": true
+        }});
+        let v = call(&fake, set).await;
+        assert_eq!(v["result"], "success", "{v}");
+        let t = fake.torrent(2);
+        assert_eq!((t.seed_idle_limit, t.labels.clone(), t.sequential), (Goal::Limit(900), vec!["tv".into(), "hd".into()], true));
+        let get = json!({"method": "torrent-get", "arguments": {"ids": [2], "fields": ["seedIdleMode", "seedIdleLimit", "labels", "sequential_download"]}});
+        let v = call(&fake, get).await;
+        assert_eq!(
+            v["arguments"]["torrents"][0],
+            json!({"seedIdleMode": 1, "seedIdleLimit": 15, "labels": ["tv", "hd"], "sequential_download": true})
+        );
+        let v = call(&fake, json!({"method": "torrent-set", "arguments": {"ids": [2], "labels": ["a,b"]}})).await;
+        assert!(v["result"].as_str().is_some_and(|r| r.contains("comma")), "{v}");
+        let v = call(&fake, json!({"method": "session-set", "arguments": {"idle-seeding-limit": 30, "idle-seeding-limit-enabled": true}})).await;
+        assert_eq!(v["result"], "success", "{v}");
+        assert_eq!(fake.snapshot().settings.seed_idle_limit, Some(1800));
+        let v = call(&fake, json!({"method": "session-get", "arguments": {"fields": ["idle-seeding-limit", "idle-seeding-limit-enabled"]}})).await;
+        assert_eq!(v["arguments"], json!({"idle-seeding-limit": 30, "idle-seeding-limit-enabled": true}));
+        let add = json!({"method": "torrent-add", "arguments": {"filename": crate::fake::MAGNET, "labels": ["new"], "sequential_download": true}});
+        let v = call(&fake, add).await;
+        let id = v["arguments"]["torrent-added"]["id"].as_u64().expect("added");
+        assert_eq!((fake.torrent(id).labels, fake.torrent(id).sequential), (vec!["new".to_owned()], true));
+    }
+
+    #[tokio::test]
+    async fn set_location_and_free_space() {
+        let fake = Fake::with_torrents(2);
+        let v = call(&fake, json!({"method": "torrent-set-location", "arguments": {"ids": [1], "location": "/new", "move": true}})).await;
+        assert_eq!(v["result"], "success", "{v}");
+        assert_eq!(fake.torrent(1).download_dir, "/new");
+        let v = call(&fake, json!({"method": "torrent-set", "arguments": {"ids": [2], "location": "/there"}})).await;
+        assert_eq!(v["result"], "success", "{v}");
+        assert_eq!(fake.torrent(2).download_dir, "/there");
+        let v = call(&fake, json!({"method": "torrent-set-location", "arguments": {"ids": [1], "location": "rel"}})).await;
+        assert!(v["result"].as_str().is_some_and(|r| r.contains("absolute")), "{v}");
+        let v = call(&fake, json!({"method": "torrent-set-location", "arguments": {"ids": [1]}})).await;
+        assert!(v["result"].as_str().is_some_and(|r| r.contains("location")), "{v}");
+        let v = call(&fake, json!({"method": "free-space", "arguments": {"path": "/data"}})).await;
+        assert_eq!(v["arguments"], json!({"path": "/data", "size-bytes": 123_456_789, "total_size": 1_000_000_000u64}));
+        let v = call(&fake, json!({"method": "free-space", "arguments": {}})).await;
+        assert!(v["result"].as_str().is_some_and(|r| r.contains("path")), "{v}");
     }
 }

@@ -29,6 +29,7 @@
 //! max_active_seeds = 10
 //! seed_ratio = 2.0
 //! seed_time = 86_400             # seconds
+//! seed_idle = 1_800              # seconds without uploading
 //!
 //! [dht]
 //! enabled = true
@@ -106,6 +107,8 @@ pub struct LimitsConfig {
     pub seed_ratio: Option<f64>,
     /// Stop seeding a torrent after this many seconds of seeding.
     pub seed_time: Option<u64>,
+    /// Stop seeding a torrent after this many seconds without uploading to anyone.
+    pub seed_idle: Option<u64>,
 }
 
 /// `[dht]`: the Mainline DHT.

@@ -33,4 +33,4 @@ pub use config::{
 pub use error::StateError;
 pub use resume::{FileStamp, ResumeData};
 pub use store::{BUSY_TIMEOUT, DB_FILE_NAME, Store};
-pub use torrents::{FilePriority, Limits, NewTorrent, TorrentId, TorrentRow, TorrentState};
+pub use torrents::{FilePriority, Limits, NewTorrent, TorrentId, TorrentRow, TorrentState, Unlimited};

@@ -27,6 +27,17 @@
 //!   bits; `files` is 20 bytes per file: length u64, mtime seconds i64, mtime nanoseconds
 //!   u32, little-endian; `fingerprint` identifies the storage layout the bits refer to.
 //! - `settings`: key to JSON text.
+//!
+//! # Version 2
+//! `torrents` gains, with defaults that keep every existing row as it was:
+//! - `seed_idle`: seconds without uploading after which seeding stops (NULL: the global
+//!   setting);
+//! - `seed_unlimited`: bit set of the seeding goals the torrent ignores, even the global ones
+//!   (1 ratio, 2 time, 4 idle), so a torrent can seed for ever while others stop;
+//! - `labels`: JSON array of strings;
+//! - `sequential`: 1 to download pieces in order;
+//! - `peers`: JSON array of `"ip:port"` strings given when the torrent was added, dialled at
+//!   every start.
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -35,7 +46,7 @@ use rusqlite::{Connection, TransactionBehavior};
 pub(crate) const APPLICATION_ID: i32 = 0x5348_4f4c;
 
 /// Every schema step, oldest first. See the module doc.
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
 
 const V1: &str = "
 CREATE TABLE torrents (
@@ -74,6 +85,16 @@ CREATE TABLE settings (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL CHECK (json_valid(value))
 ) STRICT, WITHOUT ROWID;
+";
+
+const V2: &str = "
+ALTER TABLE torrents ADD COLUMN seed_idle INTEGER CHECK (seed_idle >= 0);
+ALTER TABLE torrents ADD COLUMN seed_unlimited INTEGER NOT NULL DEFAULT 0 CHECK (seed_unlimited BETWEEN 0 AND 7);
+ALTER TABLE torrents ADD COLUMN labels TEXT NOT NULL DEFAULT '[]'
+    CHECK (json_valid(labels) AND json_type(labels) = 'array');
+ALTER TABLE torrents ADD COLUMN sequential INTEGER NOT NULL DEFAULT 0 CHECK (sequential IN (0, 1));
+ALTER TABLE torrents ADD COLUMN peers TEXT NOT NULL DEFAULT '[]'
+    CHECK (json_valid(peers) AND json_type(peers) = 'array');
 ";
 
 /// What [`version_and_owner`] found in a database file.

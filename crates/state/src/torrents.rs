@@ -7,6 +7,7 @@
 //! [`Store::set_queue_position`] and [`Store::remove_torrent`].
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -96,6 +97,31 @@ pub struct Limits {
     pub seed_ratio: Option<f64>,
     /// Stop seeding after this long seeding (whole seconds are kept).
     pub seed_time: Option<Duration>,
+    /// Stop seeding after this long without uploading (whole seconds are kept).
+    pub seed_idle: Option<Duration>,
+    /// Seeding goals this torrent ignores, its own and the global ones.
+    pub unlimited: Unlimited,
+}
+
+/// Seeding goals a torrent ignores (see [`Limits::unlimited`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Unlimited {
+    /// No ratio goal.
+    pub ratio: bool,
+    /// No seeding time goal.
+    pub time: bool,
+    /// No idle goal.
+    pub idle: bool,
+}
+
+impl Unlimited {
+    fn bits(self) -> i64 {
+        i64::from(self.ratio) | i64::from(self.time) << 1 | i64::from(self.idle) << 2
+    }
+
+    fn from_bits(bits: i64) -> Self {
+        Unlimited { ratio: bits & 1 != 0, time: bits & 2 != 0, idle: bits & 4 != 0 }
+    }
 }
 
 /// A torrent to add with [`Store::add_torrent`].
@@ -121,6 +147,12 @@ pub struct NewTorrent {
     pub limits: Limits,
     /// One entry per file in metainfo order; `None` means all normal.
     pub file_priorities: Option<Vec<FilePriority>>,
+    /// Labels.
+    pub labels: Vec<String>,
+    /// Download pieces in order.
+    pub sequential: bool,
+    /// Peers to dial at every start, besides those found.
+    pub peers: Vec<SocketAddr>,
 }
 
 /// A stored torrent.
@@ -154,11 +186,17 @@ pub struct TorrentRow {
     pub uploaded_total: u64,
     /// Bytes downloaded over the torrent's lifetime.
     pub downloaded_total: u64,
+    /// Labels.
+    pub labels: Vec<String>,
+    /// Download pieces in order.
+    pub sequential: bool,
+    /// Peers given when it was added.
+    pub peers: Vec<SocketAddr>,
 }
 
 const COLUMNS: &str = "id, info_hash, name, metainfo, magnet, download_dir, state, added_at, completed_at, \
      upload_limit, download_limit, max_peers, seed_ratio, seed_time, file_priorities, queue_position, \
-     uploaded_total, downloaded_total";
+     uploaded_total, downloaded_total, seed_idle, seed_unlimited, labels, sequential, peers";
 
 /// A row as SQLite hands it back, before checks.
 struct RawRow {
@@ -180,6 +218,11 @@ struct RawRow {
     queue_position: i64,
     uploaded_total: i64,
     downloaded_total: i64,
+    seed_idle: Option<i64>,
+    seed_unlimited: i64,
+    labels: String,
+    sequential: bool,
+    peers: String,
 }
 
 impl RawRow {
@@ -203,6 +246,11 @@ impl RawRow {
             queue_position: row.get(15)?,
             uploaded_total: row.get(16)?,
             downloaded_total: row.get(17)?,
+            seed_idle: row.get(18)?,
+            seed_unlimited: row.get(19)?,
+            labels: row.get(20)?,
+            sequential: row.get(21)?,
+            peers: row.get(22)?,
         })
     }
 
@@ -218,6 +266,10 @@ impl RawRow {
                     .map_err(|e| StateError::Corrupt(format!("file priorities of torrent {}: {e}", self.id)))
             })
             .transpose()?;
+        let labels = serde_json::from_str(&self.labels)
+            .map_err(|e| StateError::Corrupt(format!("labels of torrent {}: {e}", self.id)))?;
+        let peers = serde_json::from_str(&self.peers)
+            .map_err(|e| StateError::Corrupt(format!("peers of torrent {}: {e}", self.id)))?;
         Ok(TorrentRow {
             id: TorrentId(self.id),
             info_hash: self.info_hash,
@@ -234,12 +286,17 @@ impl RawRow {
                 max_peers,
                 seed_ratio: self.seed_ratio,
                 seed_time: opt_u64("seed_time", self.seed_time)?.map(Duration::from_secs),
+                seed_idle: opt_u64("seed_idle", self.seed_idle)?.map(Duration::from_secs),
+                unlimited: Unlimited::from_bits(self.seed_unlimited),
             },
             file_priorities,
             queue_position: u32::try_from(self.queue_position)
                 .map_err(|_| StateError::Corrupt(format!("queue position {}", self.queue_position)))?,
             uploaded_total: to_u64("uploaded_total", self.uploaded_total)?,
             downloaded_total: to_u64("downloaded_total", self.downloaded_total)?,
+            labels,
+            sequential: self.sequential,
+            peers,
         })
     }
 }
@@ -251,6 +308,8 @@ struct LimitValues {
     max_peers: Option<i64>,
     seed_ratio: Option<f64>,
     seed_time: Option<i64>,
+    seed_idle: Option<i64>,
+    unlimited: i64,
 }
 
 impl LimitValues {
@@ -264,6 +323,8 @@ impl LimitValues {
             max_peers: limits.max_peers.map(i64::from),
             seed_ratio: limits.seed_ratio,
             seed_time: limits.seed_time.map(|d| to_i64("seed time", d.as_secs())).transpose()?,
+            seed_idle: limits.seed_idle.map(|d| to_i64("seed idle time", d.as_secs())).transpose()?,
+            unlimited: limits.unlimited.bits(),
         })
     }
 }
@@ -284,6 +345,10 @@ fn priorities_json(priorities: Option<&[FilePriority]>) -> Result<Option<String>
     priorities
         .map(|p| serde_json::to_string(p).map_err(|e| StateError::invalid("file priorities", e.to_string())))
         .transpose()
+}
+
+fn json_text<T: serde::Serialize + ?Sized>(what: &'static str, value: &T) -> Result<String, StateError> {
+    serde_json::to_string(value).map_err(|e| StateError::invalid(what, e.to_string()))
 }
 
 /// `Ok(())` when the statement changed a row, else `NoSuchTorrent`.
@@ -309,6 +374,8 @@ impl Store {
         let dir = dir_text(&new.download_dir)?;
         let priorities = priorities_json(new.file_priorities.as_deref())?;
         let added_at = to_unix("added time", new.added_at)?;
+        let labels = json_text("labels", &new.labels)?;
+        let peers = json_text("peers", &new.peers)?;
         self.write(|tx| {
             let existing: Option<i64> = tx
                 .query_row("SELECT id FROM torrents WHERE info_hash = ?1", [&info_hash], |row| row.get(0))
@@ -321,8 +388,9 @@ impl Store {
             }
             tx.execute(
                 "INSERT INTO torrents (info_hash, name, metainfo, magnet, download_dir, state, added_at, \
-                 upload_limit, download_limit, max_peers, seed_ratio, seed_time, file_priorities, queue_position) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
+                 upload_limit, download_limit, max_peers, seed_ratio, seed_time, file_priorities, seed_idle, \
+                 seed_unlimited, labels, sequential, peers, queue_position) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
                  (SELECT COALESCE(MAX(queue_position) + 1, 0) FROM torrents))",
                 params![
                     info_hash,
@@ -338,6 +406,11 @@ impl Store {
                     limits.seed_ratio,
                     limits.seed_time,
                     priorities,
+                    limits.seed_idle,
+                    limits.unlimited,
+                    labels,
+                    new.sequential,
+                    peers,
                 ],
             )?;
             Ok(TorrentId(tx.last_insert_rowid()))
@@ -383,10 +456,23 @@ impl Store {
         self.write(|tx| {
             let changed = tx.execute(
                 "UPDATE torrents SET upload_limit = ?2, download_limit = ?3, max_peers = ?4, seed_ratio = ?5, \
-                 seed_time = ?6 WHERE id = ?1",
-                params![id.0, v.upload, v.download, v.max_peers, v.seed_ratio, v.seed_time],
+                 seed_time = ?6, seed_idle = ?7, seed_unlimited = ?8 WHERE id = ?1",
+                params![id.0, v.upload, v.download, v.max_peers, v.seed_ratio, v.seed_time, v.seed_idle, v.unlimited],
             )?;
             one_row(id, changed)
+        })
+    }
+
+    /// Replaces the labels.
+    pub fn set_labels(&self, id: TorrentId, labels: &[String]) -> Result<(), StateError> {
+        let json = json_text("labels", labels)?;
+        self.write(|tx| one_row(id, tx.execute("UPDATE torrents SET labels = ?2 WHERE id = ?1", params![id.0, json])?))
+    }
+
+    /// Downloads pieces in order (`true`) or rarest first.
+    pub fn set_sequential(&self, id: TorrentId, sequential: bool) -> Result<(), StateError> {
+        self.write(|tx| {
+            one_row(id, tx.execute("UPDATE torrents SET sequential = ?2 WHERE id = ?1", params![id.0, sequential])?)
         })
     }
 

@@ -35,6 +35,7 @@ max_active_downloads = 5
 max_active_seeds = 10
 seed_ratio = 2.0
 seed_time = 86_400
+seed_idle = 1_800
 
 [dht]
 enabled = false
@@ -68,6 +69,7 @@ fn a_full_file_parses() {
             max_active_seeds: Some(10),
             seed_ratio: Some(2.0),
             seed_time: Some(86_400),
+            seed_idle: Some(1_800),
         },
         dht: DhtConfig {
             enabled: false,

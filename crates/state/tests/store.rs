@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use shoal_state::{
     FilePriority, FileStamp, Limits, NewTorrent, ResumeData, StateError, Store, TorrentId, TorrentRow, TorrentState,
+    Unlimited,
 };
 use tempfile::TempDir;
 
@@ -31,6 +32,9 @@ fn torrent(i: u32) -> NewTorrent {
         added_at: at(1_700_000_000 + u64::from(i)),
         limits: Limits::default(),
         file_priorities: None,
+        labels: Vec::new(),
+        sequential: false,
+        peers: Vec::new(),
     }
 }
 
@@ -49,8 +53,13 @@ fn full_torrent() -> NewTorrent {
             max_peers: Some(u32::MAX),
             seed_ratio: Some(1.5),
             seed_time: Some(Duration::from_secs(3600)),
+            seed_idle: Some(Duration::from_secs(600)),
+            unlimited: Unlimited { ratio: true, time: false, idle: true },
         },
         file_priorities: Some(vec![FilePriority::Skip, FilePriority::Low, FilePriority::Normal, FilePriority::High]),
+        labels: vec!["tv".into(), "ünï, code".into()],
+        sequential: true,
+        peers: vec!["127.0.0.1:6881".parse().expect("addr"), "[::1]:51413".parse().expect("addr")],
     }
 }
 
@@ -128,6 +137,9 @@ fn torrents_roundtrip_every_field() {
         queue_position: 0,
         uploaded_total: 0,
         downloaded_total: 0,
+        labels: new.labels.clone(),
+        sequential: true,
+        peers: new.peers.clone(),
     };
     assert_eq!(row(&store, id), expected);
     assert_eq!(store.by_info_hash(&"aB".repeat(32)).expect("query"), Some(expected.clone()));
@@ -141,13 +153,22 @@ fn every_setter_is_kept() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(&dir);
     let id = store.add_torrent(&torrent(1)).expect("add");
-    let limits = Limits { upload: Some(5), download: None, max_peers: Some(7), seed_ratio: Some(0.0), seed_time: None };
+    let limits = Limits {
+        upload: Some(5),
+        max_peers: Some(7),
+        seed_ratio: Some(0.0),
+        seed_idle: Some(Duration::from_secs(60)),
+        unlimited: Unlimited { time: true, ..Unlimited::default() },
+        ..Limits::default()
+    };
     store.set_state(id, TorrentState::Paused).expect("state");
     store.set_limits(id, &limits).expect("limits");
     store.set_file_priorities(id, Some(&[FilePriority::High])).expect("priorities");
     store.set_metainfo(id, b"d4:infodee", "new name").expect("metainfo");
     store.set_download_dir(id, Path::new("/elsewhere")).expect("dir");
     store.set_completed_at(id, Some(at(1_800_000_000))).expect("completed");
+    store.set_labels(id, &["a".into(), "b".into()]).expect("labels");
+    store.set_sequential(id, true).expect("sequential");
     store.add_counters(id, 100, 40).expect("add counters");
     store.add_counters(id, 1, 2).expect("add counters");
     let r = row(&store, id);
@@ -158,6 +179,7 @@ fn every_setter_is_kept() {
     assert_eq!(r.download_dir, Path::new("/elsewhere"));
     assert_eq!(r.completed_at, Some(at(1_800_000_000)));
     assert_eq!((r.uploaded_total, r.downloaded_total), (101, 42));
+    assert_eq!((r.labels, r.sequential), (vec!["a".to_owned(), "b".to_owned()], true));
 
     store.set_counters(id, 7, 8).expect("set counters");
     store.set_file_priorities(id, None).expect("priorities");
@@ -172,6 +194,8 @@ fn every_setter_is_kept() {
     assert!(no_such(store.set_state(missing, TorrentState::Active)));
     assert!(no_such(store.set_limits(missing, &limits)));
     assert!(no_such(store.set_file_priorities(missing, None)));
+    assert!(no_such(store.set_labels(missing, &[])));
+    assert!(no_such(store.set_sequential(missing, false)));
     assert!(no_such(store.set_metainfo(missing, b"x", "x")));
     assert!(no_such(store.add_counters(missing, 1, 1)));
     assert!(no_such(store.set_counters(missing, 1, 1)));
@@ -360,6 +384,35 @@ fn an_empty_file_is_version_0_and_is_migrated() {
     let fresh = dir.path().join("a/b/c.sqlite3");
     drop(Store::open(&fresh).expect("create"));
     assert_eq!(user_version(&fresh), Store::schema_version());
+}
+
+#[test]
+fn a_version_1_database_is_upgraded_keeping_its_torrents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = Store::path_in(dir.path());
+    {
+        // The version 1 schema as Shoal released it, with one torrent.
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch(include_str!("support/schema_v1.sql")).expect("v1 schema");
+        conn.execute(
+            "INSERT INTO torrents (info_hash, name, metainfo, download_dir, state, added_at, seed_ratio, \
+             queue_position) VALUES (?1, 'old', x'00', '/dl', 'active', 1700000000, 2.0, 0)",
+            [hash(9)],
+        )
+        .expect("v1 row");
+        conn.pragma_update(None, "application_id", 0x5348_4f4c).expect("owner");
+        conn.pragma_update(None, "user_version", 1).expect("version");
+    }
+    let store = Store::open(&path).expect("upgrade");
+    assert_eq!(user_version(&path), Store::schema_version());
+    let rows = store.torrents().expect("list");
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!((r.name.as_str(), r.limits.seed_ratio), ("old", Some(2.0)));
+    assert_eq!((r.limits.seed_idle, r.limits.unlimited), (None, Unlimited::default()));
+    assert_eq!((r.labels.len(), r.sequential, r.peers.len()), (0, false, 0));
+    store.set_labels(r.id, &["kept".into()]).expect("the new columns are writable");
+    store.check_integrity().expect("integrity");
 }
 
 #[test]

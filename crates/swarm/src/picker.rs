@@ -13,6 +13,9 @@
 //!    the peer nothing: at most [`BUSY_PICKS`] blocks moved from peers the caller finds busier
 //!    (it cancels them there).
 //!
+//! In sequential mode (for files read while they download) step 2 takes the first missing
+//! piece in index order instead, high-priority ones still first.
+//!
 //! A piece that failed verification becomes *suspect*: the next attempt is fetched from one
 //! peer only, so a second failure names the peer that sent bad data.
 
@@ -104,6 +107,8 @@ pub(crate) struct Picker {
     missing: u32,
     /// High-priority pieces (fetched before the others).
     high: Vec<bool>,
+    /// New pieces are chosen in index order instead of rarest first.
+    sequential: bool,
     /// Breaks ties between equally rare pieces.
     rng: Rng,
 }
@@ -122,6 +127,7 @@ impl Picker {
             partials: BTreeMap::new(),
             missing,
             high: vec![false; n],
+            sequential: false,
             rng: Rng::new(seed),
         }
     }
@@ -130,6 +136,11 @@ impl Picker {
     /// high-priority ones first.
     pub(crate) fn set_high(&mut self, piece: PieceIndex, high: bool) {
         self.high[piece.idx()] = high;
+    }
+
+    /// Chooses new pieces in index order (`true`) instead of rarest first.
+    pub(crate) fn set_sequential(&mut self, sequential: bool) {
+        self.sequential = sequential;
     }
 
     /// The piece failed verification before (its blocks come from one peer only).
@@ -259,8 +270,22 @@ impl Picker {
         }
     }
 
-    /// Rarest (or, early on, random) unstarted piece the peer has.
+    /// Rarest (or, early on, random; or in sequential mode, the first) unstarted piece the
+    /// peer has, high-priority pieces first.
     fn choose_new(&mut self, have_count: u32, has: &impl Fn(PieceIndex) -> bool) -> Option<PieceIndex> {
+        if self.sequential {
+            let mut first_normal = None;
+            for piece in self.layout.pieces() {
+                if self.state[piece.idx()] != PieceState::Missing || !has(piece) {
+                    continue;
+                }
+                if self.high[piece.idx()] {
+                    return Some(piece);
+                }
+                first_normal = first_normal.or(Some(piece));
+            }
+            return first_normal;
+        }
         let random_first = have_count < RANDOM_FIRST;
         let n = self.layout.piece_count();
         let offset = self.rng.below(n as u64) as u32;
@@ -488,5 +513,32 @@ mod tests {
         let mut out = Vec::new();
         p.pick(PeerKey(1), 1, RANDOM_FIRST, any(), &mut out);
         assert_eq!(out[0].piece.get(), 6);
+    }
+
+    #[test]
+    fn sequential_picks_pieces_in_order_high_priority_first() {
+        let mut p = picker(8, 16384);
+        for i in 0..8 {
+            // The last pieces are the rarest: rarest first would start there.
+            for _ in 0..(8 - i) {
+                p.peer_has(PieceIndex::new_unchecked(i));
+            }
+        }
+        p.set_sequential(true);
+        let mut order = Vec::new();
+        for _ in 0..3 {
+            let mut out = Vec::new();
+            p.pick(PeerKey(1), 1, RANDOM_FIRST, any(), &mut out);
+            order.push(out[0].piece.get());
+        }
+        assert_eq!(order, [0, 1, 2]);
+        p.set_high(PieceIndex::new_unchecked(5), true);
+        let mut out = Vec::new();
+        p.pick(PeerKey(1), 1, RANDOM_FIRST, any(), &mut out);
+        assert_eq!(out[0].piece.get(), 5, "a high-priority piece comes before the next one in order");
+        p.set_sequential(false);
+        let mut out = Vec::new();
+        p.pick(PeerKey(1), 1, RANDOM_FIRST, any(), &mut out);
+        assert_eq!(out[0].piece.get(), 7, "rarest first again");
     }
 }

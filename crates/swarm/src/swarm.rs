@@ -301,6 +301,12 @@ impl Swarm {
         self.refill_all();
     }
 
+    /// Fetch new pieces in order, first to last (`true`), or rarest first: for files read
+    /// while they arrive. File priorities still come first.
+    pub fn set_sequential(&mut self, sequential: bool) {
+        self.picker.set_sequential(sequential);
+    }
+
     /// The next thing the driver must do.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()

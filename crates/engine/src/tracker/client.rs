@@ -18,7 +18,8 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_REPLY: usize = 2 * 1024 * 1024;
 /// Longest time spent telling the trackers about a stop.
 const STOPPED_TIMEOUT: Duration = Duration::from_secs(5);
-/// Wait after every tracker failed, doubled on each further failure up to the interval.
+/// Wait after every tracker failed, doubled on each further failure up to 32 times as long
+/// (320 s).
 const RETRY: Duration = Duration::from_secs(10);
 
 /// What the announce loop needs.

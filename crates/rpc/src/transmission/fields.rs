@@ -8,7 +8,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value, json};
 
 use crate::api::{
-    FileInfo, PeerInfo, Priority, SessionSettings, SessionStats, TorrentInfo, TorrentState, TransferTotals,
+    FileInfo, Goal, PeerInfo, Priority, SessionSettings, SessionStats, TorrentInfo, TorrentState, TransferTotals,
 };
 
 /// The RPC version Shoal speaks (Transmission 3.00).
@@ -17,7 +17,8 @@ pub const RPC_VERSION: u64 = 16;
 /// `tr_torrent_activity` codes for `status`.
 fn status(t: &TorrentInfo) -> u64 {
     match t.state {
-        TorrentState::Paused | TorrentState::Error => 0,
+        // A torrent is stopped while its files move.
+        TorrentState::Paused | TorrentState::Error | TorrentState::Moving => 0,
         TorrentState::Checking => 2,
         TorrentState::Queued if t.left_bytes > 0 => 3,
         TorrentState::Queued => 5,
@@ -234,6 +235,7 @@ pub const TORRENT_GET_FIELDS: &[&str] = &[
     "seedIdleMode",
     "seedRatioLimit",
     "seedRatioMode",
+    "sequential_download",
     "sizeWhenDone",
     "startDate",
     "status",
@@ -259,6 +261,22 @@ pub(crate) struct Extra<'a> {
     pub(crate) peer_limit: u32,
     /// The session's seeding ratio goal, for torrents without their own.
     pub(crate) session_ratio: Option<f64>,
+    /// The session's idle seeding goal in seconds, for torrents without their own.
+    pub(crate) session_idle: Option<u64>,
+}
+
+/// `tr_ratiolimit` / `tr_idlelimit`: 0 the session's goal, 1 the torrent's own, 2 none.
+fn goal_mode<T>(goal: &Goal<T>) -> u64 {
+    match goal {
+        Goal::Session => 0,
+        Goal::Limit(_) => 1,
+        Goal::Unlimited => 2,
+    }
+}
+
+/// Seconds to Transmission's whole minutes, rounded up.
+pub(crate) fn to_minutes(seconds: u64) -> u64 {
+    seconds.div_ceil(60)
 }
 
 /// The value of `torrent-get` field `name` for `t`; `None` for a field not in
@@ -292,8 +310,6 @@ pub(crate) fn torrent_field(name: &str, t: &TorrentInfo, extra: Extra<'_>) -> Op
         "webseedsSendingToUs"
         | "bandwidthPriority"
         | "queuePosition"
-        | "seedIdleLimit"
-        | "seedIdleMode"
         | "secondsDownloading"
         | "secondsSeeding"
         | "activityDate"
@@ -310,7 +326,9 @@ pub(crate) fn torrent_field(name: &str, t: &TorrentInfo, extra: Extra<'_>) -> Op
         "isFinished" | "isStalled" | "isPrivate" => json!(false),
         "honorsSessionLimits" => json!(true),
         "comment" | "creator" | "torrentFile" => json!(""),
-        "labels" | "webseeds" => json!([]),
+        "webseeds" => json!([]),
+        "labels" => json!(t.labels),
+        "sequential_download" => json!(t.sequential),
         "magnetLink" => json!(magnet_link(t)),
         "pieceCount" => json!(t.piece_count),
         "pieceSize" => json!(t.piece_length),
@@ -319,10 +337,10 @@ pub(crate) fn torrent_field(name: &str, t: &TorrentInfo, extra: Extra<'_>) -> Op
         "uploadLimit" => json!(to_kbps(t.upload_limit.unwrap_or(0))),
         "uploadLimited" => json!(t.upload_limit.is_some()),
         "peer-limit" | "maxConnectedPeers" => json!(t.max_connections.unwrap_or(extra.peer_limit)),
-        // 0: the session's goal applies, 1: the torrent's own (Shoal has no "seed for ever"
-        // per torrent, Transmission's 2).
-        "seedRatioMode" => json!(if t.seed_ratio_limit.is_some() { 1 } else { 0 }),
-        "seedRatioLimit" => json!(t.seed_ratio_limit.or(extra.session_ratio).unwrap_or(0.0)),
+        "seedRatioMode" => json!(goal_mode(&t.seed_ratio_limit)),
+        "seedRatioLimit" => json!(t.seed_ratio_limit.limit().or(extra.session_ratio).unwrap_or(0.0)),
+        "seedIdleMode" => json!(goal_mode(&t.seed_idle_limit)),
+        "seedIdleLimit" => json!(to_minutes(t.seed_idle_limit.limit().or(extra.session_idle).unwrap_or(0))),
         "files" => {
             let file = |f: &FileInfo| json!({"bytesCompleted": f.have, "length": f.length, "name": f.path});
             t.files.iter().map(file).collect()
@@ -394,8 +412,8 @@ pub(crate) fn session(s: &SessionSettings, session_id: &str) -> Map<String, Valu
         ("download-queue-enabled", json!(s.download_queue_size.is_some())),
         ("download-queue-size", json!(s.download_queue_size.unwrap_or(0))),
         ("encryption", json!("tolerated")),
-        ("idle-seeding-limit", json!(0)),
-        ("idle-seeding-limit-enabled", json!(false)),
+        ("idle-seeding-limit", json!(to_minutes(s.seed_idle_limit.unwrap_or(0)))),
+        ("idle-seeding-limit-enabled", json!(s.seed_idle_limit.is_some())),
         ("incomplete-dir", json!("")),
         ("incomplete-dir-enabled", json!(false)),
         ("lpd-enabled", json!(s.lsd)),
@@ -473,6 +491,25 @@ mod tests {
             t.left_bytes = left;
             assert_eq!(torrent_field("status", &t, Extra::default()), Some(json!(code)), "{state:?}");
         }
+    }
+
+    #[test]
+    fn seeding_goals_labels_and_order() {
+        let mut t = torrent(TorrentId(1), "x");
+        let extra = Extra { session_ratio: Some(2.0), session_idle: Some(1800), ..Extra::default() };
+        let field = |f: &str, t: &TorrentInfo| torrent_field(f, t, extra).expect("a field");
+        assert_eq!((field("seedRatioMode", &t), field("seedRatioLimit", &t)), (json!(0), json!(2.0)));
+        assert_eq!((field("seedIdleMode", &t), field("seedIdleLimit", &t)), (json!(0), json!(30)));
+        t.seed_ratio_limit = Goal::Unlimited;
+        t.seed_idle_limit = Goal::Limit(90);
+        assert_eq!(field("seedRatioMode", &t), json!(2));
+        assert_eq!((field("seedIdleMode", &t), field("seedIdleLimit", &t)), (json!(1), json!(2)));
+        t.labels = vec!["tv".into(), "hd".into()];
+        t.sequential = true;
+        assert_eq!(field("labels", &t), json!(["tv", "hd"]));
+        assert_eq!(field("sequential_download", &t), json!(true));
+        t.state = TorrentState::Moving;
+        assert_eq!(field("status", &t), json!(0));
     }
 
     #[test]

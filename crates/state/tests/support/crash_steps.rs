@@ -34,6 +34,9 @@ pub(crate) fn step(store: &Store, i: u64) {
             added_at: SystemTime::now(),
             limits: Default::default(),
             file_priorities: None,
+            labels: Vec::new(),
+            sequential: false,
+            peers: Vec::new(),
         })
         .expect("add");
     store.save_resume(id, &resume(i)).expect("resume");
