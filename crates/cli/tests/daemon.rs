@@ -164,6 +164,17 @@ fn three_protocols_and_bad_requests() {
     assert!(info.stdout.contains("Name: a.bin") && info.stdout.contains("Hash:"), "{info:?}");
     let stats = tr(&["-st"]);
     assert!(stats.status.success() && stats.stdout.contains("CURRENT SESSION"), "{stats:?}");
+    // Labels, "seed regardless of ratio", and moving the data.
+    assert!(tr(&["-t", "1", "-L", "tv,hd"]).status.success());
+    assert!(tr(&["-t", "1", "-SR"]).status.success());
+    let t = &call(port, "torrent.get", json!({"ids": [1]}))["result"];
+    assert_eq!((t[0]["labels"].clone(), t[0]["seed_ratio_limit"].clone()), (json!(["tv", "hd"]), json!("unlimited")));
+    let moved = dir.path().join("moved");
+    let out = tr(&["-t", "1", "--move", moved.to_str().expect("path")]);
+    assert!(out.status.success() && out.stdout.contains("success"), "{out:?}");
+    assert!(moved.join("a.bin").is_file(), "the data moved");
+    let t = &call(port, "torrent.get", json!({"ids": [1]}))["result"];
+    assert_eq!(t[0]["download_dir"], moved.display().to_string());
     let added = tr(&["-a", torrent(dir.path(), "b.bin", 5).to_str().expect("path"), "-w", &folder]);
     assert!(added.stdout.contains("success"), "{added:?}");
     assert!(tr(&["-t", "2", "-r"]).status.success());

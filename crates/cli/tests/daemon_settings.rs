@@ -1,6 +1,8 @@
 //! What the daemon keeps and what its flags say across restarts: flags override settings
 //! changed over RPC (which override the config file), `session.get` reports the port it really
-//! listens on, and the peers a magnet link named (`x.pe`) are dialled again after a restart.
+//! listens on, the peers a magnet link named (`x.pe`) or `shoal add --peer` gave are dialled
+//! again after a restart, and the controls of `shoal set`, `move` and `free-space` work from
+//! the command line.
 
 #[path = "support/shoal.rs"]
 mod support;
@@ -65,6 +67,27 @@ fn r_flags_override_settings_changed_over_rpc_and_the_real_port_is_reported() {
 
 #[test]
 fn r_a_magnets_peers_are_dialled_again_after_a_restart() {
+    restart_mid_download(|seed, _torrent, magnet, out, port| {
+        let link = format!("{magnet}&x.pe={seed}");
+        let added = call(port, "torrent.add", json!({"magnet": link, "download_dir": out.display().to_string()}));
+        assert_eq!(added["id"], 1);
+    });
+}
+
+#[test]
+fn r_peers_given_to_add_are_dialled_again_after_a_restart() {
+    restart_mid_download(|seed, torrent, _magnet, out, port| {
+        let mut cmd = shoal_raw(["add", "--rpc", &format!("127.0.0.1:{port}"), "--peer", &seed.to_string()]);
+        cmd.arg(torrent).arg("-o").arg(out);
+        let added = support::run(cmd, QUICK);
+        assert!(added.status.success() && added.stdout.contains("added: 1"), "{added:?}");
+    });
+}
+
+/// A seed at 1 MiB/s of 8 MiB, with no tracker and no DHT; `add(seed address, its .torrent,
+/// its magnet link, download folder, RPC port)` gives the torrent to a daemon, which is killed
+/// part-way and started again: it completes only if it dials the seed again by itself.
+fn restart_mid_download(add: impl Fn(std::net::SocketAddr, &Path, &str, &Path, u16)) {
     let dir = TempDir::new().expect("temp dir");
     let data = dir.path().join("seed/m.bin");
     make_test_file(&data, 8 * MIB, 77);
@@ -72,13 +95,12 @@ fn r_a_magnets_peers_are_dialled_again_after_a_restart() {
     // 1 MiB/s: eight seconds to download, time to restart the daemon in the middle.
     let seed = Seed::start("seed", &data, &torrent, &["--upload-limit", "1M"]);
     let magnet = seed.proc.wait_for_line("magnet: ", QUICK).expect("magnet line");
-    let link = format!("{}&x.pe={}", magnet.trim_start_matches("magnet: ").trim(), seed.addr);
+    let magnet = magnet.trim_start_matches("magnet: ").trim().to_owned();
     let state = dir.path().join("state");
     let out = dir.path().join("out");
     let port = free_port();
     let mut daemon = start_daemon(&state, port, &[]);
-    let added = call(port, "torrent.add", json!({"magnet": link, "download_dir": out.display().to_string()}));
-    assert_eq!(added["id"], 1);
+    add(seed.addr, &torrent, &magnet, &out, port);
     let progress = |port| -> (String, f64) {
         let t = &call(port, "torrent.get", json!({"ids": [1]}))[0];
         (t["state"].as_str().unwrap_or("?").to_owned(), t["progress"].as_f64().unwrap_or(0.0))
@@ -92,7 +114,6 @@ fn r_a_magnets_peers_are_dialled_again_after_a_restart() {
     assert!(killed.success());
     daemon.wait_exit(QUICK).expect("died");
 
-    // No tracker, no DHT: only the magnet's x.pe can lead back to the seed.
     let mut daemon = start_daemon(&state, port, &[]);
     wait_until(DOWNLOAD, Duration::from_millis(50), || progress(port).0 == "seeding")
         .unwrap_or_else(|e| panic!("{}", daemon.explain(&format!("never completed after the restart: {e}"))));
@@ -168,5 +189,59 @@ fn set_verify_and_reannounce_from_the_command_line() {
     assert!(out.stdout.contains("seed goal: ratio the daemon's, time the daemon's"), "{out:?}");
     let out = shoal(&["verify", "7"]);
     assert_eq!(out.status.code(), Some(2), "an unknown id is bad input: {out:?}");
+    assert!(daemon.terminate(QUICK).expect("stops").success());
+}
+
+#[test]
+fn labels_goals_order_move_and_free_space_from_the_command_line() {
+    let dir = TempDir::new().expect("temp dir");
+    let data = dir.path().join("data/s");
+    make_test_file(data.join("a.bin"), 300_000, 80);
+    make_test_file(data.join("b.bin"), 200_000, 81);
+    let torrent = dir.path().join("s.torrent");
+    let mut cmd = shoal_raw(["create"]);
+    cmd.arg(&data).arg("-o").arg(&torrent);
+    assert!(support::run(cmd, QUICK).status.success());
+    let port = free_port();
+    let mut daemon = start_daemon(&dir.path().join("state"), port, &[]);
+    let rpc = format!("127.0.0.1:{port}");
+    let shoal = |args: &[&str]| {
+        let mut cmd = shoal_raw(args);
+        cmd.args(["--rpc", &rpc]);
+        support::run(cmd, QUICK)
+    };
+    let folder = dir.path().join("data").display().to_string();
+    let added = shoal(&["add", torrent.to_str().expect("path"), "-o", &folder, "--labels", "tv", "--sequential"]);
+    assert!(added.status.success(), "{added:?}");
+    let get = || call(port, "torrent.get", json!({"ids": [1]}))[0].clone();
+    wait_until(QUICK, Duration::from_millis(20), || get()["state"] == "seeding").expect("seeding");
+    assert_eq!((get()["labels"].clone(), get()["sequential"].clone()), (json!(["tv"]), json!(true)));
+
+    let out = shoal(&[
+        "set", "1", "--labels", "films, hd", "--seed-ratio", "unlimited", "--seed-idle", "600", "--sequential", "off",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let t = get();
+    assert_eq!((t["labels"].clone(), t["sequential"].clone()), (json!(["films", "hd"]), json!(false)), "{t}");
+    assert_eq!((t["seed_ratio_limit"].clone(), t["seed_idle_limit"].clone()), (json!("unlimited"), json!(600)));
+    let out = shoal(&["status", "1"]);
+    assert!(out.stdout.contains("labels:    films, hd"), "{out:?}");
+    assert!(out.stdout.contains("seed goal: ratio unlimited, time the daemon's, idle 600 s"), "{out:?}");
+    let out = shoal(&["set", "1", "--labels", "a,b,a,,c "]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(get()["labels"], json!(["a", "b", "c"]));
+
+    let new = dir.path().join("elsewhere");
+    let out = shoal(&["move", "1", "--to", new.to_str().expect("path")]);
+    assert!(out.status.success() && out.stdout.contains("moved torrents 1 in"), "{out:?}");
+    assert!(new.join("s/a.bin").is_file() && !data.exists(), "the files moved");
+    wait_until(QUICK, Duration::from_millis(20), || get()["state"] == "seeding").expect("seeding from there");
+    assert_eq!(get()["download_dir"], new.display().to_string());
+
+    let out = shoal(&["free-space", new.to_str().expect("path")]);
+    assert!(out.status.success() && out.stdout.contains(" free of "), "{out:?}");
+    let out = shoal(&["free-space", "/no/such/folder"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stderr.contains("/no/such/folder"), "{out:?}");
     assert!(daemon.terminate(QUICK).expect("stops").success());
 }
