@@ -2,6 +2,8 @@
 //! commands use.
 //!
 //! - [`app`]: the state machine (torrents, selection, view, status line); keys in, commands out.
+//! - [`arrange`]: the list's sort orders and filters.
+//! - [`change`]: a torrent's settings as the detail view edits them and `torrent.set` sends them.
 //! - [`draw`]: renders that state with ratatui; pure, tested on ratatui's `TestBackend`.
 //! - this module: the async driver. It owns the terminal (raw mode and the alternate screen,
 //!   restored on exit, on error and on panic), reads keys on a thread of its own, and runs
@@ -14,6 +16,8 @@
 //! the daemon cannot be reached the status line says so and the next tick tries again.
 
 mod app;
+mod arrange;
+mod change;
 mod draw;
 
 use std::io::{IsTerminal, Stdout};
@@ -47,7 +51,7 @@ const KEY_POLL: Duration = Duration::from_millis(100);
 enum Answer {
     /// The periodic refresh finished (the list, then the open detail view).
     Refreshed(Vec<Outcome>),
-    /// An action (add, pause, resume, remove) finished; the list is fetched again at once.
+    /// An action (add, pause, resume, remove, set) finished; the list is fetched again at once.
     Acted(Outcome),
     /// The detail view's data arrived.
     Loaded(Outcome),
@@ -259,6 +263,10 @@ async fn act(remote: &Remote, command: Command) -> Outcome {
             let data = if delete_data { " and deleted its files" } else { "" };
             rpc(remote, "torrent.remove", params).await.map(|_| format!("removed #{id}{data}"))
         }
+        Command::Set(id, change) => match rpc(remote, "torrent.set", change.params(id)).await {
+            Ok(_) => Ok(change.done(id)),
+            Err(e) => Err(change.failed(id, &e)),
+        },
         Command::Refresh | Command::LoadDetail(_) | Command::Quit => return Outcome::Done(Ok(String::new())),
     };
     Outcome::Done(result)

@@ -5,12 +5,19 @@
 //! returns, if any; it hands the result of every RPC back as an [`Outcome`] to [`App::apply`]
 //! and redraws. Nothing here waits, so every transition is tested without a terminal or a
 //! daemon.
+//!
+//! The list shows the torrents that pass the [`Filter`], in the [`Sort`] order (see
+//! [`super::arrange`]); every action of the list applies to the selected row of that view, and
+//! the selection follows its torrent when the order, the filter or the list changes.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use shoal_rpc::api::{PeerInfo, TorrentId, TorrentInfo};
 
+use super::arrange::{Filter, Sort, next_label};
+use super::change::{Change, Setting, next_priority};
+
 /// What the user asked the driver to do.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Command {
     /// Fetch the torrent list (and the open detail view) now.
     Refresh,
@@ -22,6 +29,8 @@ pub(crate) enum Command {
     Resume(TorrentId),
     /// Remove one torrent; `true` deletes its data too.
     Remove(TorrentId, bool),
+    /// Change one of a torrent's settings (`torrent.set`).
+    Set(TorrentId, Change),
     /// Fetch one torrent's files, trackers and peers for the detail view.
     LoadDetail(TorrentId),
     /// Leave the UI.
@@ -36,7 +45,7 @@ pub(crate) enum Outcome {
     Listed(Result<Vec<TorrentInfo>, String>),
     /// The answers to `torrent.get` and `torrent.peers` for one torrent.
     Detail(TorrentId, Result<Box<Detail>, String>),
-    /// An action (add, pause, resume, remove) finished: what happened, or why it failed.
+    /// An action (add, pause, resume, remove, set) finished: what happened, or why it failed.
     Done(Result<String, String>),
 }
 
@@ -82,11 +91,26 @@ impl Tab {
     }
 }
 
+/// Where the detail view is: which torrent, which tab, which row of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DetailAt {
+    /// The torrent shown.
+    pub(crate) id: TorrentId,
+    /// The tab shown.
+    pub(crate) tab: Tab,
+    /// The selected row of the tab's table (the table scrolls to keep it on screen).
+    pub(crate) row: usize,
+}
+
 /// What the text prompt is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum InputKind {
-    /// A magnet link, an http(s) URL, or a path of a .torrent file.
+    /// A magnet link, an http(s) URL, or a path of a .torrent file; drawn over the list.
     AddMagnetOrPath,
+    /// The list's name filter, applied as it is typed; drawn on the status line.
+    Filter,
+    /// A setting of the torrent in the detail view, drawn over it; Enter and Esc go back to it.
+    Set(Setting, DetailAt),
 }
 
 /// The screen being shown.
@@ -95,15 +119,8 @@ pub(crate) enum View {
     /// The table of torrents.
     List,
     /// One torrent's details.
-    Detail {
-        /// The torrent shown.
-        id: TorrentId,
-        /// The tab shown.
-        tab: Tab,
-        /// First row of the tab's table on screen.
-        scroll: usize,
-    },
-    /// A text prompt over the list.
+    Detail(DetailAt),
+    /// A text prompt.
     Input {
         /// What the text is for.
         kind: InputKind,
@@ -155,8 +172,16 @@ pub(crate) struct App {
     pub(crate) rpc: String,
     /// The torrents as last listed, in id order.
     pub(crate) torrents: Vec<TorrentInfo>,
-    /// Index of the selected row; always `< torrents.len()` unless the list is empty (then 0).
+    /// The list's rows: indices into `torrents` of those that pass `filter`, in `sort` order.
+    /// Rebuilt by [`App::arrange`] whenever the torrents, the filter or the order change.
+    rows: Vec<usize>,
+    /// Index into the rows of the selected one; always `< rows.len()` unless there are no
+    /// rows (then 0).
     pub(crate) selected: usize,
+    /// The list's order.
+    pub(crate) sort: Sort,
+    /// The list's filters.
+    pub(crate) filter: Filter,
     /// The screen shown.
     pub(crate) view: View,
     /// Data of the detail view; may belong to another torrent than the one shown (then ignored).
@@ -173,7 +198,10 @@ impl App {
         App {
             rpc: rpc.into(),
             torrents: Vec::new(),
+            rows: Vec::new(),
             selected: 0,
+            sort: Sort::default(),
+            filter: Filter::default(),
             view: View::List,
             detail: None,
             status: None,
@@ -181,22 +209,37 @@ impl App {
         }
     }
 
-    /// The selected torrent of the list.
-    pub(crate) fn selected_torrent(&self) -> Option<&TorrentInfo> {
-        self.torrents.get(self.selected)
+    /// The list's rows, top to bottom: the torrents that pass the filter, in the sort order.
+    pub(crate) fn visible(&self) -> impl ExactSizeIterator<Item = &TorrentInfo> {
+        self.rows.iter().map(|&i| &self.torrents[i])
     }
 
-    /// The torrent with this id, as last listed.
+    /// How many rows the list has (torrents that pass the filter).
+    pub(crate) fn shown(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The selected row's torrent.
+    pub(crate) fn selected_torrent(&self) -> Option<&TorrentInfo> {
+        self.rows.get(self.selected).and_then(|&i| self.torrents.get(i))
+    }
+
+    /// The torrent with this id, as last listed (shown or filtered out).
     pub(crate) fn torrent(&self, id: TorrentId) -> Option<&TorrentInfo> {
         self.torrents.iter().find(|t| t.id == id)
     }
 
-    /// The torrent the detail view shows, when it is open.
-    pub(crate) fn detail_id(&self) -> Option<TorrentId> {
+    /// Where the detail view is, when it is open (also under a prompt of its own).
+    pub(crate) fn detail_at(&self) -> Option<DetailAt> {
         match self.view {
-            View::Detail { id, .. } => Some(id),
+            View::Detail(at) | View::Input { kind: InputKind::Set(_, at), .. } => Some(at),
             _ => None,
         }
+    }
+
+    /// The torrent the detail view shows, when it is open.
+    pub(crate) fn detail_id(&self) -> Option<TorrentId> {
+        self.detail_at().map(|at| at.id)
     }
 
     /// The loaded details of the torrent the detail view shows.
@@ -216,7 +259,7 @@ impl App {
         }
         match self.view.clone() {
             View::List => self.list_key(key),
-            View::Detail { id, tab, scroll } => self.detail_key(key, id, tab, scroll),
+            View::Detail(at) => self.detail_key(key, at),
             View::Input { kind, buffer } => self.input_key(key, kind, buffer, ctrl),
             View::ConfirmRemove { id, delete_data } => self.confirm_key(key, id, delete_data),
         }
@@ -224,15 +267,25 @@ impl App {
 
     /// Handles pasted text (bracketed paste): appended to the prompt, ignored elsewhere.
     pub(crate) fn on_paste(&mut self, text: &str) {
-        if let View::Input { buffer, .. } = &mut self.view {
+        if let View::Input { kind, buffer } = &mut self.view {
             buffer.extend(text.chars().filter(|c| !c.is_control()));
+            if *kind == InputKind::Filter {
+                self.filter.text = buffer.clone();
+                self.arrange();
+            }
         }
     }
 
     fn list_key(&mut self, key: KeyEvent) -> Option<Command> {
-        let last = self.torrents.len().saturating_sub(1);
+        let last = self.rows.len().saturating_sub(1);
         match key.code {
-            KeyCode::Char('q') | KeyCode::Esc => return Some(Command::Quit),
+            KeyCode::Char('q') => return Some(Command::Quit),
+            // Esc undoes a filter first, so it never quits a list that hides torrents.
+            KeyCode::Esc if self.filter.is_active() => {
+                self.filter = Filter::default();
+                self.arrange();
+            }
+            KeyCode::Esc => return Some(Command::Quit),
             KeyCode::Up | KeyCode::Char('k') => self.selected = self.selected.saturating_sub(1),
             KeyCode::Down | KeyCode::Char('j') => self.selected = (self.selected + 1).min(last),
             KeyCode::PageUp => self.selected = self.selected.saturating_sub(10),
@@ -241,11 +294,30 @@ impl App {
             KeyCode::End | KeyCode::Char('G') => self.selected = last,
             KeyCode::Enter | KeyCode::Right | KeyCode::Char('l') => {
                 let id = self.selected_torrent()?.id;
-                self.view = View::Detail { id, tab: Tab::Files, scroll: 0 };
+                self.view = View::Detail(DetailAt { id, tab: Tab::Files, row: 0 });
                 return Some(Command::LoadDetail(id));
             }
             KeyCode::Char('a') => {
                 self.view = View::Input { kind: InputKind::AddMagnetOrPath, buffer: String::new() };
+            }
+            KeyCode::Char('/') => {
+                self.view = View::Input { kind: InputKind::Filter, buffer: self.filter.text.clone() };
+            }
+            KeyCode::Char('f') => {
+                self.filter.state = self.filter.state.next();
+                self.arrange();
+            }
+            KeyCode::Char('L') => {
+                self.filter.label = next_label(self.filter.label.as_deref(), &self.torrents);
+                self.arrange();
+            }
+            KeyCode::Char('s') => {
+                self.sort = Sort { key: self.sort.key.next(), reversed: false };
+                self.arrange();
+            }
+            KeyCode::Char('S') => {
+                self.sort.reversed = !self.sort.reversed;
+                self.arrange();
             }
             KeyCode::Char('p') => return self.selected_torrent().map(|t| Command::Pause(t.id)),
             KeyCode::Char('r') => return self.selected_torrent().map(|t| Command::Resume(t.id)),
@@ -259,21 +331,36 @@ impl App {
         None
     }
 
-    fn detail_key(&mut self, key: KeyEvent, id: TorrentId, tab: Tab, scroll: usize) -> Option<Command> {
-        let set = |tab, scroll| View::Detail { id, tab, scroll };
+    fn detail_key(&mut self, key: KeyEvent, at: DetailAt) -> Option<Command> {
+        let DetailAt { id, tab, row } = at;
+        let to = |tab, row| View::Detail(DetailAt { id, tab, row });
+        let setting = match key.code {
+            KeyCode::Char('U') => Some(Setting::UploadLimit),
+            KeyCode::Char('D') => Some(Setting::DownloadLimit),
+            KeyCode::Char('C') => Some(Setting::MaxConnections),
+            KeyCode::Char('R') => Some(Setting::SeedRatio),
+            KeyCode::Char('T') => Some(Setting::SeedTime),
+            _ => None,
+        };
+        if let Some(setting) = setting {
+            let buffer = self.torrent(id).map(|t| setting.current(t)).unwrap_or_default();
+            self.view = View::Input { kind: InputKind::Set(setting, at), buffer };
+            return None;
+        }
         match key.code {
             KeyCode::Char('q') => return Some(Command::Quit),
             KeyCode::Esc | KeyCode::Backspace | KeyCode::Char('h') => self.view = View::List,
-            KeyCode::Tab | KeyCode::Right => self.view = set(tab.next(), 0),
-            KeyCode::BackTab | KeyCode::Left => self.view = set(tab.previous(), 0),
-            KeyCode::Char('f') | KeyCode::Char('1') => self.view = set(Tab::Files, 0),
-            KeyCode::Char('e') | KeyCode::Char('2') => self.view = set(Tab::Peers, 0),
-            KeyCode::Char('t') | KeyCode::Char('3') => self.view = set(Tab::Trackers, 0),
-            KeyCode::Up | KeyCode::Char('k') => self.view = set(tab, scroll.saturating_sub(1)),
+            KeyCode::Tab | KeyCode::Right => self.view = to(tab.next(), 0),
+            KeyCode::BackTab | KeyCode::Left => self.view = to(tab.previous(), 0),
+            KeyCode::Char('f') | KeyCode::Char('1') => self.view = to(Tab::Files, 0),
+            KeyCode::Char('e') | KeyCode::Char('2') => self.view = to(Tab::Peers, 0),
+            KeyCode::Char('t') | KeyCode::Char('3') => self.view = to(Tab::Trackers, 0),
+            KeyCode::Up | KeyCode::Char('k') => self.view = to(tab, row.saturating_sub(1)),
             KeyCode::Down | KeyCode::Char('j') => {
                 let last = self.tab_rows(tab).saturating_sub(1);
-                self.view = set(tab, (scroll + 1).min(last));
+                self.view = to(tab, (row + 1).min(last));
             }
+            KeyCode::Char(' ') if tab == Tab::Files => return self.cycle_priority(id, row),
             KeyCode::Char('p') => return Some(Command::Pause(id)),
             KeyCode::Char('r') => return Some(Command::Resume(id)),
             KeyCode::Char('d') | KeyCode::Delete => self.view = View::ConfirmRemove { id, delete_data: false },
@@ -283,19 +370,47 @@ impl App {
         None
     }
 
+    /// Moves file `index` of the shown torrent to its next priority. The loaded details show
+    /// the new priority at once, so a second press goes on from it; the next refresh shows
+    /// what the daemon made of it.
+    fn cycle_priority(&mut self, id: TorrentId, index: usize) -> Option<Command> {
+        let detail = self.detail.as_mut().filter(|d| d.info.id == id)?;
+        let file = detail.info.files.get_mut(index)?;
+        file.priority = next_priority(file.priority);
+        Some(Command::Set(id, Change::FilePriority { index, priority: file.priority }))
+    }
+
     fn input_key(&mut self, key: KeyEvent, kind: InputKind, mut buffer: String, ctrl: bool) -> Option<Command> {
+        let back = match kind {
+            InputKind::Set(_, at) => View::Detail(at),
+            InputKind::AddMagnetOrPath | InputKind::Filter => View::List,
+        };
         match key.code {
             KeyCode::Esc => {
-                self.view = View::List;
+                if kind == InputKind::Filter {
+                    self.filter.text.clear();
+                    self.arrange();
+                }
+                self.view = back;
                 return None;
             }
             KeyCode::Enter => {
-                self.view = View::List;
                 let text = buffer.trim();
-                return match kind {
+                let command = match kind {
                     InputKind::AddMagnetOrPath if text.is_empty() => None,
                     InputKind::AddMagnetOrPath => Some(Command::Add(text.to_owned())),
+                    InputKind::Filter => None,
+                    InputKind::Set(setting, at) => match setting.parse(text) {
+                        Ok(change) => Some(Command::Set(at.id, change)),
+                        Err(e) => {
+                            // The prompt stays open with the text, to be corrected.
+                            self.status = Some(Status { text: e, kind: StatusKind::Error });
+                            return None;
+                        }
+                    },
                 };
+                self.view = back;
+                return command;
             }
             KeyCode::Backspace => {
                 buffer.pop();
@@ -303,6 +418,10 @@ impl App {
             KeyCode::Char('u') if ctrl => buffer.clear(),
             KeyCode::Char(c) if !ctrl => buffer.push(c),
             _ => {}
+        }
+        if kind == InputKind::Filter && self.filter.text != buffer {
+            self.filter.text.clone_from(&buffer);
+            self.arrange();
         }
         self.view = View::Input { kind, buffer };
         None
@@ -345,9 +464,9 @@ impl App {
             Outcome::Detail(id, Ok(detail)) => {
                 if self.detail_id() == Some(id) {
                     self.detail = Some(*detail);
-                    if let View::Detail { tab, scroll, .. } = self.view {
+                    if let View::Detail(DetailAt { tab, row, .. }) = self.view {
                         let last = self.tab_rows(tab).saturating_sub(1);
-                        self.view = View::Detail { id, tab, scroll: scroll.min(last) };
+                        self.view = View::Detail(DetailAt { id, tab, row: row.min(last) });
                     }
                 }
             }
@@ -361,27 +480,45 @@ impl App {
         }
     }
 
+    /// Rebuilds the rows from the torrents, the filter and the order, keeping the selected
+    /// torrent selected while it is shown.
+    fn arrange(&mut self) {
+        let keep = self.selected_torrent().map(|t| t.id);
+        self.arrange_keeping(keep);
+    }
+
+    /// Rebuilds the rows; `keep` stays selected when it is shown. Otherwise the selection keeps
+    /// its row number (so after a removal the next torrent is selected), within the rows.
+    fn arrange_keeping(&mut self, keep: Option<TorrentId>) {
+        let torrents = &self.torrents;
+        let mut rows: Vec<usize> = (0..torrents.len()).filter(|&i| self.filter.matches(&torrents[i])).collect();
+        rows.sort_by(|&a, &b| self.sort.compare(&torrents[a], &torrents[b]));
+        self.rows = rows;
+        self.selected = keep
+            .and_then(|id| self.visible().position(|t| t.id == id))
+            .unwrap_or(self.selected)
+            .min(self.rows.len().saturating_sub(1));
+    }
+
     /// Replaces the list, keeping the same torrent selected when it is still there, and leaves
     /// the detail view of a torrent that is gone.
     fn set_torrents(&mut self, torrents: Vec<TorrentInfo>) {
-        let selected_id = self.selected_torrent().map(|t| t.id);
+        let keep = self.selected_torrent().map(|t| t.id);
         self.torrents = torrents;
+        self.arrange_keeping(keep);
         self.loaded = true;
-        self.selected = selected_id
-            .and_then(|id| self.torrents.iter().position(|t| t.id == id))
-            .unwrap_or(self.selected)
-            .min(self.torrents.len().saturating_sub(1));
         if self.status.as_ref().is_some_and(|s| s.kind == StatusKind::Offline) {
             self.status = None;
         }
         let gone = |id| !self.torrents.iter().any(|t| t.id == id);
-        match self.view {
-            View::Detail { id, .. } | View::ConfirmRemove { id, .. } if gone(id) => {
-                self.view = View::List;
-                self.detail = None;
-                self.status = Some(Status { text: format!("torrent {id} is gone"), kind: StatusKind::Info });
-            }
-            _ => {}
+        let shown = self.detail_id().or(match self.view {
+            View::ConfirmRemove { id, .. } => Some(id),
+            _ => None,
+        });
+        if let Some(id) = shown.filter(|id| gone(*id)) {
+            self.view = View::List;
+            self.detail = None;
+            self.status = Some(Status { text: format!("torrent {id} is gone"), kind: StatusKind::Info });
         }
     }
 }
@@ -389,7 +526,8 @@ impl App {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use shoal_rpc::api::{FileInfo, Priority, TorrentState, TrackerInfo};
+    use crate::tui::arrange::{SortKey, StateFilter};
+    use shoal_rpc::api::{FileInfo, Goal, Priority, TorrentState, TrackerInfo};
 
     /// A torrent for tests: `name`, one file of 1 MiB, `progress` done.
     pub(crate) fn torrent(id: u64, name: &str, state: TorrentState, progress: f64) -> TorrentInfo {
@@ -418,8 +556,12 @@ pub(crate) mod tests {
             upload_limit: None,
             download_limit: None,
             max_connections: None,
-            seed_ratio_limit: None,
-            seed_time_limit: None,
+            seed_ratio_limit: Goal::Session,
+            seed_time_limit: Goal::Session,
+            seed_idle_limit: Goal::Session,
+            idle_seconds: None,
+            labels: Vec::new(),
+            sequential: false,
             piece_count: 4,
             piece_length: 1 << 18,
             files: vec![FileInfo { path: name.to_owned(), length: total, have, priority: Priority::Normal }],
@@ -439,7 +581,7 @@ pub(crate) mod tests {
         KeyEvent::new(code, KeyModifiers::NONE)
     }
 
-    fn ch(c: char) -> KeyEvent {
+    pub(crate) fn ch(c: char) -> KeyEvent {
         key(KeyCode::Char(c))
     }
 
@@ -488,14 +630,15 @@ pub(crate) mod tests {
         let mut app = app();
         app.on_key(key(KeyCode::Down));
         assert_eq!(app.on_key(key(KeyCode::Enter)), Some(Command::LoadDetail(TorrentId(2))));
-        assert_eq!(app.view, View::Detail { id: TorrentId(2), tab: Tab::Files, scroll: 0 });
+        let at = |tab| View::Detail(DetailAt { id: TorrentId(2), tab, row: 0 });
+        assert_eq!(app.view, at(Tab::Files));
         app.on_key(key(KeyCode::Tab));
-        assert_eq!(app.view, View::Detail { id: TorrentId(2), tab: Tab::Peers, scroll: 0 });
+        assert_eq!(app.view, at(Tab::Peers));
         app.on_key(key(KeyCode::Tab));
         app.on_key(key(KeyCode::Tab));
-        assert_eq!(app.view, View::Detail { id: TorrentId(2), tab: Tab::Files, scroll: 0 }, "wraps around");
+        assert_eq!(app.view, at(Tab::Files), "wraps around");
         app.on_key(key(KeyCode::BackTab));
-        assert_eq!(app.view, View::Detail { id: TorrentId(2), tab: Tab::Trackers, scroll: 0 });
+        assert_eq!(app.view, at(Tab::Trackers));
         assert_eq!(app.on_key(ch('p')), Some(Command::Pause(TorrentId(2))), "acts on the torrent shown");
         assert_eq!(app.on_key(key(KeyCode::Esc)), None);
         assert_eq!(app.view, View::List);
@@ -609,5 +752,206 @@ pub(crate) mod tests {
         let mut release = ch('q');
         release.kind = KeyEventKind::Release;
         assert_eq!(app.on_key(release), None);
+    }
+
+    fn names(app: &App) -> Vec<&str> {
+        app.visible().map(|t| t.name.as_str()).collect()
+    }
+
+    #[test]
+    fn s_cycles_the_sort_order_and_the_selection_follows_its_torrent() {
+        let mut app = app();
+        app.torrents[0].download_rate = 5;
+        app.torrents[2].download_rate = 9;
+        app.on_key(ch('j'));
+        assert_eq!(app.selected_torrent().map(|t| t.id), Some(TorrentId(2)));
+        let mut seen = Vec::new();
+        for _ in 0..SortKey::ALL.len() {
+            app.on_key(ch('s'));
+            seen.push((app.sort.key, names(&app).join(" ")));
+            assert_eq!(app.selected_torrent().map(|t| t.id), Some(TorrentId(2)), "{:?}", app.sort);
+        }
+        assert_eq!(
+            seen[..4],
+            [
+                (SortKey::Name, "alpha.iso beta.mkv gamma.zip".to_owned()),
+                (SortKey::Progress, "alpha.iso beta.mkv gamma.zip".to_owned()),
+                (SortKey::Down, "gamma.zip alpha.iso beta.mkv".to_owned()),
+                (SortKey::Up, "alpha.iso beta.mkv gamma.zip".to_owned()),
+            ],
+            "largest first, equals in id order"
+        );
+        assert_eq!(app.sort, Sort::default(), "back to the order of adding");
+        // Sorted by download rate: S reverses, and p pauses the torrent on the selected row.
+        for _ in 0..3 {
+            app.on_key(ch('s'));
+        }
+        app.on_key(ch('g'));
+        assert_eq!(app.on_key(ch('p')), Some(Command::Pause(TorrentId(3))), "gamma is fastest");
+        app.on_key(ch('S'));
+        assert!(app.sort.reversed && !app.sort.descending());
+        assert_eq!(names(&app), ["beta.mkv", "alpha.iso", "gamma.zip"]);
+        assert_eq!(app.selected_torrent().map(|t| t.id), Some(TorrentId(3)), "still gamma, now last");
+        // A refresh with new rates reorders the rows; the selection stays on gamma.
+        let mut listed = app.torrents.clone();
+        listed[2].download_rate = 0;
+        listed[1].download_rate = 7;
+        app.apply(Outcome::Listed(Ok(listed)));
+        assert_eq!(names(&app), ["gamma.zip", "alpha.iso", "beta.mkv"]);
+        assert_eq!((app.selected, app.selected_torrent().map(|t| t.id)), (0, Some(TorrentId(3))));
+        app.on_key(ch('s'));
+        assert_eq!((app.sort.key, app.sort.reversed), (SortKey::Up, false), "a new key starts unreversed");
+    }
+
+    #[test]
+    fn slash_filters_by_name_as_typed_enter_keeps_it_and_esc_clears_it() {
+        let mut app = app();
+        app.on_key(key(KeyCode::End));
+        assert_eq!(app.on_key(ch('/')), None);
+        assert_eq!(app.view, View::Input { kind: InputKind::Filter, buffer: String::new() });
+        app.on_key(ch('M'));
+        assert_eq!(names(&app), ["beta.mkv", "gamma.zip"], "live, ignoring case");
+        app.on_key(ch('K'));
+        assert_eq!(names(&app), ["beta.mkv"]);
+        assert_eq!(app.on_key(key(KeyCode::Enter)), None);
+        assert_eq!((app.view.clone(), app.filter.text.as_str()), (View::List, "MK"), "enter keeps the filter");
+        assert_eq!(app.on_key(ch('d')), None);
+        assert_eq!(app.view, View::ConfirmRemove { id: TorrentId(2), delete_data: false }, "the visible torrent");
+        app.on_key(ch('n'));
+        assert_eq!(app.on_key(ch('p')), Some(Command::Pause(TorrentId(2))));
+
+        app.on_key(ch('/'));
+        assert_eq!(app.view, View::Input { kind: InputKind::Filter, buffer: "MK".into() }, "edits the filter");
+        app.on_key(ch('x'));
+        assert_eq!(app.shown(), 0);
+        assert_eq!(app.selected_torrent(), None);
+        app.on_key(key(KeyCode::Backspace));
+        app.on_paste("v");
+        assert_eq!(names(&app), ["beta.mkv"], "pasted text filters too");
+        app.on_key(key(KeyCode::Esc));
+        assert_eq!((app.view.clone(), app.filter.clone()), (View::List, Filter::default()), "esc clears");
+        assert_eq!(app.shown(), 3);
+        assert_eq!(app.selected_torrent().map(|t| t.id), Some(TorrentId(2)), "the selection stays on beta");
+
+        app.on_key(ch('/'));
+        app.on_key(ch('n'));
+        app.on_key(key(KeyCode::Enter));
+        assert_eq!(app.shown(), 0, "no name has an n");
+        assert_eq!(app.on_key(ch('p')), None, "nothing selected, nothing paused");
+        assert_eq!(app.on_key(key(KeyCode::Enter)), None);
+        assert_eq!(app.on_key(key(KeyCode::Esc)), None, "esc in the list clears a filter first");
+        assert_eq!(app.shown(), 3);
+        assert_eq!(app.on_key(key(KeyCode::Esc)), Some(Command::Quit), "then it quits");
+    }
+
+    #[test]
+    fn f_cycles_the_state_filter_and_capital_l_the_labels() {
+        let mut app = app();
+        app.torrents[0].upload_rate = 1;
+        app.torrents[1].labels = vec!["video".into()];
+        app.torrents[2].labels = vec!["archive".into(), "video".into()];
+        app.apply(Outcome::Listed(Ok(app.torrents.clone())));
+        let mut seen = Vec::new();
+        for _ in 0..StateFilter::ALL.len() {
+            app.on_key(ch('f'));
+            seen.push((app.filter.state, names(&app).join(" ")));
+        }
+        assert_eq!(
+            seen,
+            [
+                (StateFilter::Active, "alpha.iso".to_owned()),
+                (StateFilter::Downloading, "beta.mkv".to_owned()),
+                (StateFilter::Seeding, "alpha.iso".to_owned()),
+                (StateFilter::Paused, "gamma.zip".to_owned()),
+                (StateFilter::Waiting, String::new()),
+                (StateFilter::Error, String::new()),
+                (StateFilter::All, "alpha.iso beta.mkv gamma.zip".to_owned()),
+            ]
+        );
+        app.on_key(ch('L'));
+        assert_eq!((app.filter.label.as_deref(), names(&app)), (Some("archive"), vec!["gamma.zip"]));
+        app.on_key(ch('L'));
+        assert_eq!((app.filter.label.as_deref(), names(&app)), (Some("video"), vec!["beta.mkv", "gamma.zip"]));
+        app.on_key(ch('f'));
+        app.on_key(ch('f'));
+        assert_eq!(names(&app), ["beta.mkv"], "label and state together");
+        app.on_key(ch('L'));
+        app.on_key(ch('f'));
+        assert_eq!(app.filter.label, None, "any label after the last");
+    }
+
+    #[test]
+    fn the_detail_view_prompts_for_limits_and_sends_them() {
+        let mut app = app();
+        app.on_key(key(KeyCode::Enter));
+        let at = DetailAt { id: TorrentId(1), tab: Tab::Files, row: 0 };
+        assert_eq!(app.on_key(ch('U')), None);
+        assert_eq!(app.view, View::Input { kind: InputKind::Set(Setting::UploadLimit, at), buffer: String::new() });
+        assert_eq!(app.detail_id(), Some(TorrentId(1)), "the detail view stays loaded under its prompt");
+        for c in "1M".chars() {
+            app.on_key(ch(c));
+        }
+        assert_eq!(
+            app.on_key(key(KeyCode::Enter)),
+            Some(Command::Set(TorrentId(1), Change::UploadLimit(Some(1 << 20))))
+        );
+        assert_eq!(app.view, View::Detail(at), "back to the detail view");
+
+        // The prompt starts with the current value; emptied, it removes the limit.
+        app.torrents[0].download_limit = Some(512 << 10);
+        app.on_key(ch('D'));
+        assert_eq!(app.view, View::Input { kind: InputKind::Set(Setting::DownloadLimit, at), buffer: "512k".into() });
+        app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+        assert_eq!(app.on_key(key(KeyCode::Enter)), Some(Command::Set(TorrentId(1), Change::DownloadLimit(None))));
+
+        // A bad value says why and keeps the prompt open to be corrected.
+        app.on_key(ch('R'));
+        for c in "lots".chars() {
+            assert_eq!(app.on_key(ch(c)), None);
+        }
+        assert_eq!(app.on_key(key(KeyCode::Enter)), None);
+        assert!(matches!(app.view, View::Input { kind: InputKind::Set(Setting::SeedRatio, _), .. }));
+        assert!(app.status.as_ref().is_some_and(|s| s.kind == StatusKind::Error && s.text.contains("\"lots\"")));
+        app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+        app.on_key(ch('2'));
+        assert_eq!(
+            app.on_key(key(KeyCode::Enter)),
+            Some(Command::Set(TorrentId(1), Change::SeedRatio(Goal::Limit(2.0))))
+        );
+
+        app.on_key(ch('C'));
+        assert_eq!(app.on_key(key(KeyCode::Esc)), None);
+        assert_eq!(app.view, View::Detail(at), "esc cancels");
+        app.on_key(ch('T'));
+        app.on_key(ch('q'));
+        assert!(matches!(&app.view, View::Input { buffer, .. } if buffer == "q"), "q is text in the prompt");
+
+        // The torrent goes away under its prompt: back to the list.
+        app.apply(Outcome::Listed(Ok(vec![torrent(2, "beta.mkv", TorrentState::Downloading, 0.5)])));
+        assert_eq!(app.view, View::List);
+    }
+
+    #[test]
+    fn space_in_the_files_tab_cycles_the_selected_files_priority() {
+        let mut app = app();
+        app.on_key(ch('j'));
+        app.on_key(key(KeyCode::Enter));
+        assert_eq!(app.on_key(ch(' ')), None, "nothing loaded yet");
+        let mut info = torrent(2, "beta.mkv", TorrentState::Downloading, 0.42);
+        let file = |path: &str, priority| FileInfo { path: path.into(), length: 10, have: 0, priority };
+        info.files = vec![file("beta/a.mkv", Priority::Skip), file("beta/b.srt", Priority::Normal)];
+        app.apply(Outcome::Detail(TorrentId(2), Ok(Box::new(Detail { info, peers: Vec::new() }))));
+        let set = |index, priority| Some(Command::Set(TorrentId(2), Change::FilePriority { index, priority }));
+        assert_eq!(app.on_key(ch(' ')), set(0, Priority::Normal));
+        assert_eq!(app.on_key(ch(' ')), set(0, Priority::High), "goes on from what it sent");
+        assert_eq!(app.on_key(ch(' ')), set(0, Priority::Skip));
+        app.on_key(ch('j'));
+        assert_eq!(app.view, View::Detail(DetailAt { id: TorrentId(2), tab: Tab::Files, row: 1 }));
+        app.on_key(ch('j'));
+        assert_eq!(app.detail_at().map(|at| at.row), Some(1), "stops at the last file");
+        assert_eq!(app.on_key(ch(' ')), set(1, Priority::High));
+        assert_eq!(app.shown_detail().map(|d| d.info.files[1].priority), Some(Priority::High));
+        app.on_key(key(KeyCode::Tab));
+        assert_eq!(app.on_key(ch(' ')), None, "only in the Files tab");
     }
 }

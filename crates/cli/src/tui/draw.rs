@@ -1,9 +1,11 @@
 //! Drawing the terminal UI: a pure function of the [`App`] state onto a ratatui [`Frame`].
 //!
-//! The screen, top to bottom: a header (daemon URL, torrent count, total rates), the body (the
-//! torrent table, or one torrent's summary with Files, Peers and Trackers tabs), a status line
-//! and a help line of the keys that work in the current view. The add prompt and the remove
-//! question are drawn as boxes over the body.
+//! The screen, top to bottom: a header (daemon URL, how many torrents are shown of how many,
+//! total rates), the body (the torrent table, or one torrent's summary with Files, Peers and
+//! Trackers tabs), a status line and one or two help lines of the keys that work in the
+//! current view. The list's block title says how it is sorted and filtered, and the sorted
+//! column's heading carries an arrow. The add prompt, a setting's prompt and the remove question
+//! are drawn as boxes over the body; the name filter is typed on the status line.
 
 use indicatif::HumanBytes;
 use ratatui::Frame;
@@ -11,35 +13,57 @@ use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, TableState, Tabs};
-use shoal_rpc::api::{Priority, TorrentInfo, TorrentState};
+use shoal_rpc::api::{TorrentInfo, TorrentState};
 
-use super::app::{App, StatusKind, Tab, View};
+use super::app::{App, DetailAt, InputKind, StatusKind, Tab, View};
+use super::arrange::SortKey;
+use super::change::{goal_shown, limit_text, priority_name};
 
 /// Width of the text progress bar, in cells.
 const BAR_WIDTH: usize = 10;
+/// Most rows the help takes; keys that do not fit are left out.
+const HELP_ROWS: usize = 2;
 
 /// Draws the whole screen.
 pub(crate) fn draw(frame: &mut Frame, app: &App) {
-    let [header, body, status, help] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(1), Constraint::Length(1)])
-            .areas(frame.area());
+    let help = help_lines(&help_keys(app), usize::from(frame.area().width));
+    let [header, body, status, help_area] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+        Constraint::Length(help.len() as u16),
+    ])
+    .areas(frame.area());
     draw_header(frame, header, app);
-    match &app.view {
-        View::Detail { id, tab, scroll } => match app.torrent(*id) {
-            Some(listed) => draw_detail(frame, body, app, listed, *tab, *scroll),
+    match app.detail_at() {
+        Some(at) => match app.torrent(at.id) {
+            Some(listed) => draw_detail(frame, body, app, listed, at),
             None => draw_list(frame, body, app),
         },
-        View::List | View::Input { .. } | View::ConfirmRemove { .. } => draw_list(frame, body, app),
+        None => draw_list(frame, body, app),
     }
     match &app.view {
-        View::Input { buffer, .. } => draw_prompt(frame, body, buffer),
+        View::Input { kind: InputKind::AddMagnetOrPath, buffer } => {
+            draw_prompt(frame, body, " Add a torrent ", "Magnet link, http(s) URL or path of a .torrent file:", buffer)
+        }
+        View::Input { kind: InputKind::Set(setting, at), buffer } => {
+            let name = app.torrent(at.id).map_or("", |t| t.name.as_str());
+            let title = format!(" {} of #{} {name} ", setting.title(), at.id);
+            draw_prompt(frame, body, &title, setting.hint(), buffer);
+        }
         View::ConfirmRemove { id, delete_data } => {
             let name = app.torrent(*id).map_or("", |t| t.name.as_str());
             draw_confirm(frame, body, &format!("#{id} {name}"), *delete_data);
         }
-        View::List | View::Detail { .. } => {}
+        View::List | View::Detail(_) | View::Input { kind: InputKind::Filter, .. } => {}
     }
-    if let Some(s) = &app.status {
+    if let View::Input { kind: InputKind::Filter, buffer } = &app.view {
+        let line =
+            Line::from(vec![Span::styled("filter: ", Style::new().fg(Color::Yellow)), Span::raw(buffer.as_str())]);
+        frame.render_widget(Paragraph::new(line), status);
+        let x = status.x.saturating_add(8).saturating_add(buffer.chars().count() as u16);
+        frame.set_cursor_position(Position::new(x.min(status.right().saturating_sub(1)), status.y));
+    } else if let Some(s) = &app.status {
         let style = match s.kind {
             StatusKind::Info => Style::new().fg(Color::Green),
             StatusKind::Error => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
@@ -47,77 +71,139 @@ pub(crate) fn draw(frame: &mut Frame, app: &App) {
         };
         frame.render_widget(Paragraph::new(Line::styled(s.text.as_str(), style)), status);
     }
-    frame.render_widget(Paragraph::new(help_line(&app.view)), help);
+    frame.render_widget(Paragraph::new(help), help_area);
 }
 
-/// The keys of `view`, as `key label` pairs.
-pub(crate) fn help_keys(view: &View) -> &'static [(&'static str, &'static str)] {
-    match view {
-        View::List => &[
-            ("↑↓", "select"),
-            ("enter", "details"),
-            ("a", "add"),
-            ("p", "pause"),
-            ("r", "resume"),
-            ("d", "remove"),
-            ("q", "quit"),
-        ],
-        View::Detail { .. } => &[
-            ("tab", "files/peers/trackers"),
-            ("↑↓", "scroll"),
-            ("esc", "back"),
-            ("p", "pause"),
-            ("r", "resume"),
-            ("d", "remove"),
-            ("q", "quit"),
-        ],
-        View::Input { .. } => &[("enter", "add"), ("esc", "cancel"), ("ctrl-u", "clear")],
-        View::ConfirmRemove { .. } => &[("y", "remove"), ("space", "also delete data"), ("n", "cancel")],
+/// The keys that work now, as `key label` pairs.
+fn help_keys(app: &App) -> Vec<(&'static str, &'static str)> {
+    match &app.view {
+        View::List => {
+            let mut keys = vec![("↑↓", "select"), ("enter", "details"), ("/", "filter"), ("f", "state")];
+            if app.torrents.iter().any(|t| !t.labels.is_empty()) {
+                keys.push(("L", "label"));
+            }
+            keys.extend([("s", "sort"), ("S", "reverse")]);
+            if app.filter.is_active() {
+                keys.push(("esc", "clear filter"));
+            }
+            keys.extend([("a", "add"), ("p", "pause"), ("r", "resume"), ("d", "remove"), ("q", "quit")]);
+            keys
+        }
+        View::Detail(at) => {
+            let mut keys = vec![("tab", "files/peers/trackers"), ("↑↓", "select")];
+            if at.tab == Tab::Files {
+                keys.push(("space", "priority"));
+            }
+            keys.extend([
+                ("U/D", "up/down limit"),
+                ("C", "connections"),
+                ("R/T", "seed ratio/time"),
+                ("esc", "back"),
+                ("p", "pause"),
+                ("r", "resume"),
+                ("d", "remove"),
+                ("q", "quit"),
+            ]);
+            keys
+        }
+        View::Input { kind: InputKind::AddMagnetOrPath, .. } => {
+            vec![("enter", "add"), ("esc", "cancel"), ("ctrl-u", "clear")]
+        }
+        View::Input { kind: InputKind::Filter, .. } => {
+            vec![("type", "part of the name"), ("enter", "keep filter"), ("esc", "clear filter")]
+        }
+        View::Input { kind: InputKind::Set(..), .. } => vec![("enter", "set"), ("esc", "cancel"), ("ctrl-u", "clear")],
+        View::ConfirmRemove { .. } => vec![("y", "remove"), ("space", "also delete data"), ("n", "cancel")],
     }
 }
 
-fn help_line(view: &View) -> Line<'static> {
+/// The help as lines of at most `width` cells (at most [`HELP_ROWS`] of them), never splitting
+/// a key from its label.
+fn help_lines(keys: &[(&'static str, &'static str)], width: usize) -> Vec<Line<'static>> {
     let key = Style::new().add_modifier(Modifier::BOLD);
     let label = Style::new().fg(Color::DarkGray);
-    let mut spans = Vec::new();
-    for (i, (k, l)) in help_keys(view).iter().enumerate() {
-        if i > 0 {
-            spans.push(Span::raw("  "));
+    let mut lines: Vec<Line<'static>> = vec![Line::default()];
+    for (k, l) in keys {
+        let text = format!(" {l}");
+        let needed = k.chars().count() + text.chars().count();
+        let Some(line) = lines.last_mut() else { break };
+        let used = line.width();
+        if used > 0 && used + 2 + needed > width {
+            if lines.len() == HELP_ROWS {
+                break;
+            }
+            lines.push(Line::default());
         }
-        spans.push(Span::styled(*k, key));
-        spans.push(Span::styled(format!(" {l}"), label));
+        let Some(line) = lines.last_mut() else { break };
+        if line.width() > 0 {
+            line.push_span(Span::raw("  "));
+        }
+        line.push_span(Span::styled(*k, key));
+        line.push_span(Span::styled(text, label));
     }
-    Line::from(spans)
+    lines
 }
 
 fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
     let down: u64 = app.torrents.iter().map(|t| t.download_rate).sum();
     let up: u64 = app.torrents.iter().map(|t| t.upload_rate).sum();
     let count = app.torrents.len();
+    let plural = if count == 1 { "" } else { "s" };
+    let counted = if app.filter.is_active() {
+        format!("{} of {count} torrent{plural}  ", app.shown())
+    } else {
+        format!("{count} torrent{plural}  ")
+    };
     let line = Line::from(vec![
         Span::styled(" shoal ", Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED)),
         Span::raw(format!(" {}  ", app.rpc)),
-        Span::raw(format!("{count} torrent{}  ", if count == 1 { "" } else { "s" })),
+        Span::raw(counted),
         Span::styled(format!("↓ {}  ↑ {}", rate(down), rate(up)), Style::new().fg(Color::Cyan)),
     ]);
     frame.render_widget(Paragraph::new(line), area);
 }
 
+/// The list's title: its order and its filters.
+fn list_title(app: &App) -> String {
+    let mut title = format!(" Torrents · sorted by {} {} ", app.sort.key.title(), app.sort.arrow());
+    let f = &app.filter;
+    if f.is_active() {
+        let mut parts = Vec::new();
+        if !f.text.is_empty() {
+            parts.push(format!("name {:?}", f.text));
+        }
+        if f.state != super::arrange::StateFilter::All {
+            parts.push(format!("state {}", f.state.title()));
+        }
+        if let Some(label) = &f.label {
+            parts.push(format!("label {label:?}"));
+        }
+        title.push_str(&format!("· filter: {} ", parts.join(", ")));
+    }
+    title
+}
+
 fn draw_list(frame: &mut Frame, area: Rect, app: &App) {
-    let block = Block::bordered().title(" Torrents ");
-    if app.torrents.is_empty() {
-        let text = if app.loaded {
+    let block = Block::bordered().title(list_title(app));
+    if app.shown() == 0 {
+        let text = if !app.loaded {
+            format!("Connecting to {} …", app.rpc)
+        } else if app.torrents.is_empty() {
             "No torrents yet: press a to add a magnet link, an http(s) URL or a .torrent file.".to_owned()
         } else {
-            format!("Connecting to {} …", app.rpc)
+            format!("No torrent matches the filter ({} hidden): esc clears it.", app.torrents.len())
         };
         frame.render_widget(Paragraph::new(text).block(block), area);
         return;
     }
-    let rows = app.torrents.iter().map(|t| {
+    let rows = app.visible().map(|t| {
+        let mut name = vec![Span::raw(t.name.as_str())];
+        if !t.labels.is_empty() {
+            name.push(Span::styled(format!("  [{}]", t.labels.join(", ")), Style::new().fg(Color::Magenta)));
+        }
         Row::new(vec![
             Cell::from(t.id.to_string()),
-            Cell::from(t.name.as_str()),
+            Cell::from(Line::from(name)),
             Cell::from(Span::styled(state_name(t.state), state_style(t.state))),
             Cell::from(progress(t.progress)),
             Cell::from(HumanBytes(t.wanted_bytes).to_string()),
@@ -127,7 +213,7 @@ fn draw_list(frame: &mut Frame, area: Rect, app: &App) {
         ])
     });
     let widths = [
-        Constraint::Length(4),
+        Constraint::Length(5),
         Constraint::Min(12),
         Constraint::Length(11),
         Constraint::Length(BAR_WIDTH as u16 + 7),
@@ -136,7 +222,20 @@ fn draw_list(frame: &mut Frame, area: Rect, app: &App) {
         Constraint::Length(12),
         Constraint::Length(5),
     ];
-    let header = Row::new(["ID", "Name", "State", "Progress", "Size", "Down", "Up", "Peers"]).style(heading());
+    let columns = [
+        ("ID", Some(SortKey::Added)),
+        ("Name", Some(SortKey::Name)),
+        ("State", Some(SortKey::State)),
+        ("Progress", Some(SortKey::Progress)),
+        ("Size", Some(SortKey::Size)),
+        ("Down", Some(SortKey::Down)),
+        ("Up", Some(SortKey::Up)),
+        ("Peers", None),
+    ];
+    let header = Row::new(columns.map(|(title, key)| {
+        if key == Some(app.sort.key) { format!("{title}{}", app.sort.arrow()) } else { title.to_owned() }
+    }))
+    .style(heading());
     let table = Table::new(rows, widths)
         .header(header)
         .block(block)
@@ -146,12 +245,14 @@ fn draw_list(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_stateful_widget(table, area, &mut state);
 }
 
-fn draw_detail(frame: &mut Frame, area: Rect, app: &App, listed: &TorrentInfo, tab: Tab, scroll: usize) {
+fn draw_detail(frame: &mut Frame, area: Rect, app: &App, listed: &TorrentInfo, at: DetailAt) {
+    let DetailAt { tab, row, .. } = at;
     let detail = app.shown_detail();
-    // The list's snapshot is newer for rates and state; the detail's has files and trackers.
+    // The list's snapshot is newer for rates, state and settings; the detail's has files and
+    // trackers.
     let t = listed;
     let [summary, tabs, table] =
-        Layout::vertical([Constraint::Length(5), Constraint::Length(1), Constraint::Min(3)]).areas(area);
+        Layout::vertical([Constraint::Length(7), Constraint::Length(1), Constraint::Min(3)]).areas(area);
     let mut lines = vec![
         Line::from(vec![
             Span::raw("State: "),
@@ -173,9 +274,23 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App, listed: &TorrentInfo, t
             "Downloaded: {}   Uploaded: {}   ETA: {}",
             HumanBytes(t.downloaded),
             HumanBytes(t.uploaded),
-            t.eta.map_or_else(|| "-".to_owned(), eta)
+            t.eta.map_or_else(|| "-".to_owned(), duration)
         ))),
     }
+    lines.push(Line::raw(format!(
+        "Limits: up {}, down {}, connections {}   Seed goal: ratio {}, time {}, idle {}",
+        limit_text(t.upload_limit),
+        limit_text(t.download_limit),
+        t.max_connections.map_or_else(|| "daemon's".to_owned(), |n| n.to_string()),
+        goal_shown(t.seed_ratio_limit, |r| r.to_string()),
+        goal_shown(t.seed_time_limit, duration),
+        goal_shown(t.seed_idle_limit, duration),
+    )));
+    lines.push(Line::raw(format!(
+        "Labels: {}   Pieces: {}",
+        if t.labels.is_empty() { "-".to_owned() } else { t.labels.join(", ") },
+        if t.sequential { "in order" } else { "rarest first" }
+    )));
     let title = format!(" #{} {} ", t.id, t.name);
     frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(title)), summary);
     let titles = Tab::ALL.iter().map(|t| format!(" {} ", t.title()));
@@ -204,7 +319,7 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App, listed: &TorrentInfo, t
                         f.path.clone(),
                         HumanBytes(f.length).to_string(),
                         format!("{:.1}%", done * 100.0),
-                        priority(f.priority).to_owned(),
+                        priority_name(f.priority).to_owned(),
                     ])
                 })
                 .collect(),
@@ -265,8 +380,11 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App, listed: &TorrentInfo, t
         frame.render_widget(Paragraph::new(empty).block(block), table);
         return;
     }
-    let widget = Table::new(rows, widths).header(header.style(heading())).block(block);
-    let mut state = TableState::default().with_offset(scroll);
+    let widget = Table::new(rows, widths)
+        .header(header.style(heading()))
+        .block(block)
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
+    let mut state = TableState::default().with_selected(Some(row));
     frame.render_stateful_widget(widget, table, &mut state);
 }
 
@@ -275,18 +393,16 @@ fn popup(area: Rect, height: u16) -> Rect {
     area.centered(Constraint::Length(area.width.saturating_sub(4).min(76)), Constraint::Length(height))
 }
 
-fn draw_prompt(frame: &mut Frame, area: Rect, buffer: &str) {
+/// A one-line text prompt titled `title` under the line `hint`.
+fn draw_prompt(frame: &mut Frame, area: Rect, title: &str, hint: &str, buffer: &str) {
     let rect = popup(area, 4);
     let inner_width = usize::from(rect.width.saturating_sub(4));
     // Show the end of a text longer than the box.
     let chars: Vec<char> = buffer.chars().collect();
     let shown: String = chars[chars.len().saturating_sub(inner_width)..].iter().collect();
-    let lines = vec![
-        Line::styled("Magnet link, http(s) URL or path of a .torrent file:", Style::new().fg(Color::DarkGray)),
-        Line::raw(format!("> {shown}")),
-    ];
+    let lines = vec![Line::styled(hint.to_owned(), Style::new().fg(Color::DarkGray)), Line::raw(format!("> {shown}"))];
     frame.render_widget(Clear, rect);
-    frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(" Add a torrent ")), rect);
+    frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(title.to_owned())), rect);
     let x = rect.x.saturating_add(3).saturating_add(shown.chars().count() as u16);
     frame.set_cursor_position(Position::new(x.min(rect.right().saturating_sub(2)), rect.y + 2));
 }
@@ -317,6 +433,7 @@ fn state_name(state: TorrentState) -> &'static str {
         TorrentState::Error => "error",
         TorrentState::Queued => "queued",
         TorrentState::Metadata => "metadata",
+        TorrentState::Moving => "moving",
     }
 }
 
@@ -325,18 +442,10 @@ fn state_style(state: TorrentState) -> Style {
         TorrentState::Downloading | TorrentState::Metadata => Color::Cyan,
         TorrentState::Seeding => Color::Green,
         TorrentState::Paused => Color::DarkGray,
-        TorrentState::Checking | TorrentState::Queued => Color::Yellow,
+        TorrentState::Checking | TorrentState::Queued | TorrentState::Moving => Color::Yellow,
         TorrentState::Error => Color::Red,
     };
     Style::new().fg(color)
-}
-
-fn priority(p: Priority) -> &'static str {
-    match p {
-        Priority::Skip => "skip",
-        Priority::Normal => "normal",
-        Priority::High => "high",
-    }
 }
 
 /// A bar of [`BAR_WIDTH`] cells and the percentage: `██████░░░░  60.0%`.
@@ -351,7 +460,7 @@ fn rate(bytes_per_second: u64) -> String {
 }
 
 /// Seconds as `1h02m`, `3m05s` or `42s`.
-fn eta(seconds: u64) -> String {
+pub(crate) fn duration(seconds: u64) -> String {
     match seconds {
         s if s >= 3600 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
         s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
@@ -367,7 +476,7 @@ mod tests {
     use crossterm::event::KeyCode;
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
-    use shoal_rpc::api::{PeerInfo, TorrentId};
+    use shoal_rpc::api::{Goal, PeerInfo, TorrentId};
 
     /// The screen `app` draws on a `width` x `height` terminal, one string per row.
     fn screen(app: &App, width: u16, height: u16) -> Vec<String> {
@@ -396,7 +505,13 @@ mod tests {
         assert!(row(&s, "Progress").contains("Peers"), "column headings");
         assert!(s[0].contains("3 torrents") && s[0].contains("127.0.0.1:9091"), "{}", s[0]);
         let help = s.last().expect("rows");
-        assert!(help.contains("↑↓ select  enter details  a add  p pause  r resume  d remove  q quit"), "{help}");
+        assert!(
+            help.contains(
+                "↑↓ select  enter details  / filter  f state  s sort  S reverse  a add  p pause  r resume  d remove  q quit"
+            ),
+            "{help}"
+        );
+        assert!(s[s.len() - 2].trim().is_empty(), "one help line is enough: {s:#?}");
     }
 
     #[test]
@@ -422,7 +537,8 @@ mod tests {
         let tabs = row(&s, "Files");
         assert!(tabs.contains("Peers") && tabs.contains("Trackers"), "{tabs}");
         assert!(row(&s, "loading").contains("loading"), "no detail yet");
-        assert!(row(&s, "tab files/peers/trackers").contains("esc back"));
+        assert!(row(&s, "tab files/peers/trackers").contains("space priority"));
+        assert!(row(&s, "R/T seed ratio/time").contains("esc back"), "the keys take two lines of 100 cells");
 
         let mut info = torrent(2, "beta.mkv", TorrentState::Downloading, 0.42);
         info.trackers[0].last_error = Some("connection refused".into());
@@ -477,7 +593,7 @@ mod tests {
         app.on_key(key(KeyCode::Char('n')));
         app.status = Some(Status { text: "torrent.pause: no torrent 9".into(), kind: StatusKind::Error });
         let s = screen(&app, 100, 16);
-        assert!(s[s.len() - 2].contains("torrent.pause: no torrent 9"), "{s:#?}");
+        assert!(row(&s, "torrent.pause: no torrent 9").starts_with("torrent.pause"), "{s:#?}");
     }
 
     #[test]
@@ -504,8 +620,77 @@ mod tests {
         assert_eq!(progress(1.5), "██████████ 100.0%");
         assert_eq!(rate(0), "-");
         assert_eq!(rate(2048), "2.00 KiB/s");
-        assert_eq!(eta(3725), "1h02m");
-        assert_eq!(eta(185), "3m05s");
-        assert_eq!(eta(9), "9s");
+        assert_eq!(duration(3725), "1h02m");
+        assert_eq!(duration(185), "3m05s");
+        assert_eq!(duration(9), "9s");
+    }
+
+    #[test]
+    fn the_detail_view_shows_limits_goals_and_labels_and_prompts_for_them() {
+        let mut app = app();
+        let t = &mut app.torrents[0];
+        t.upload_limit = Some(1 << 20);
+        t.max_connections = Some(40);
+        t.seed_ratio_limit = Goal::Limit(2.0);
+        t.seed_time_limit = Goal::Unlimited;
+        t.labels = vec!["linux".into(), "iso".into()];
+        app.apply(Outcome::Listed(Ok(app.torrents.clone())));
+        let s = screen(&app, 120, 24);
+        assert!(row(&s, "alpha.iso").contains("alpha.iso  [linux, iso]"), "labels in the list");
+        app.on_key(key(KeyCode::Enter));
+        let s = screen(&app, 120, 24);
+        let limits = row(&s, "Limits:");
+        for shown in ["up 1.00 MiB/s", "down none", "connections 40", "ratio 2,", "time none", "idle daemon's"] {
+            assert!(limits.contains(shown), "{shown:?} in {limits}");
+        }
+        assert!(row(&s, "Labels:").contains("Labels: linux, iso   Pieces: rarest first"));
+        app.on_key(key(KeyCode::Char('U')));
+        let s = screen(&app, 120, 24);
+        assert!(row(&s, "Upload limit of #1 alpha.iso").contains("Upload limit"));
+        assert!(row(&s, "empty or none removes the limit").contains("500k"));
+        assert!(row(&s, "> 1M").contains("> 1M"), "starts with the limit in force");
+        assert!(s.last().is_some_and(|l| l.contains("enter set") && l.contains("esc cancel")));
+        app.on_key(key(KeyCode::Esc));
+        app.detail = Some(Detail { info: app.torrents[0].clone(), peers: Vec::new() });
+        let s = screen(&app, 120, 24);
+        assert!(row(&s, "alpha.iso   ").contains("normal"), "the file's priority");
+    }
+
+    #[test]
+    fn the_title_and_header_show_the_order_and_the_filter() {
+        let mut app = app();
+        let s = screen(&app, 120, 12);
+        assert!(row(&s, "Torrents · sorted by added ▲").contains("┌"), "{s:#?}");
+        assert!(row(&s, "ID▲").contains("Name "), "the sorted column");
+        app.on_key(key(KeyCode::Char('s')));
+        app.on_key(key(KeyCode::Char('S')));
+        let s = screen(&app, 120, 12);
+        assert!(row(&s, "Torrents · sorted by name ▼").contains("┌"));
+        assert!(row(&s, "Name▼").contains("ID "), "{s:#?}");
+        let order: Vec<usize> =
+            ["gamma", "beta", "alpha"].iter().map(|n| s.iter().position(|l| l.contains(n)).unwrap_or(0)).collect();
+        assert!(order[0] < order[1] && order[1] < order[2], "Z to A: {s:#?}");
+
+        app.on_key(key(KeyCode::Char('/')));
+        app.on_key(key(KeyCode::Char('B')));
+        app.on_key(key(KeyCode::Char('e')));
+        let s = screen(&app, 120, 12);
+        assert!(s[0].contains("1 of 3 torrents"), "{}", s[0]);
+        assert!(row(&s, "filter: Be").starts_with("filter: Be"), "typed on the status line");
+        assert!(row(&s, "Torrents · sorted by name ▼ · filter: name \"Be\"").contains("┌"), "{s:#?}");
+        assert!(s.iter().any(|l| l.contains("beta.mkv")) && !s.iter().any(|l| l.contains("alpha.iso")));
+        assert!(s.last().is_some_and(|l| l.contains("enter keep filter") && l.contains("esc clear filter")));
+
+        app.on_key(key(KeyCode::Enter));
+        app.on_key(key(KeyCode::Char('f')));
+        let s = screen(&app, 120, 12);
+        assert!(s[0].contains("0 of 3 torrents"), "{}", s[0]);
+        assert!(row(&s, "filter: name \"Be\", state active").contains("┌"), "{s:#?}");
+        assert!(row(&s, "No torrent matches the filter (3 hidden): esc clears it.").contains('│'));
+        assert!(s.iter().any(|l| l.contains("esc clear filter")), "the help says how to clear it");
+        app.on_key(key(KeyCode::Esc));
+        let s = screen(&app, 120, 12);
+        assert!(s[0].contains(" 3 torrents") && !s[0].contains(" of "), "{}", s[0]);
+        assert!(!row(&s, "Torrents · sorted by").contains("filter"));
     }
 }
