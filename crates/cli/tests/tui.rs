@@ -3,8 +3,11 @@
 //!
 //! The UI starts before the daemon and says it cannot reach it, then finds the daemon once it
 //! runs; it lists a torrent added over RPC, pauses it with `p` (the daemon then says paused),
-//! shows its files, adds a second torrent from a path typed into the `a` prompt, removes it
-//! with `d` `y`, resumes the first with `r`, and quits with `q` with exit status 0.
+//! shows its files, sets its upload limit with `U` and a file's priority with space (both
+//! read back from the daemon with `torrent.get`), adds a second torrent from a path typed into
+//! the `a` prompt, sorts the list by name both ways with `s` and `S`, filters it with `/`,
+//! removes the one torrent the filter shows with `d` `y`, clears the filter with Esc, resumes
+//! the first torrent with `r`, and quits with `q` with exit status 0.
 //!
 //! Every tmux server here has a socket of its own in the test's temporary folder (`tmux -S`),
 //! killed by [`Tmux`]'s `Drop`, so a failing test leaves no session behind. `./scripts/test` installs tmux when missing.
@@ -18,7 +21,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use shoal_testkit::{Captured, Proc, TempDir, free_port, make_test_file, run_captured, wait_until};
-use support::{MIB, QUICK, run, shoal_raw};
+use support::{MIB, QUICK, jsonrpc_call, run, shoal_raw};
 
 /// How often the screen is read while waiting for it to change.
 const POLL: Duration = Duration::from_millis(100);
@@ -98,6 +101,30 @@ fn line<'a>(screen: &'a str, needle: &str) -> Option<&'a str> {
 /// The table row of the torrent `name` (the only lines with a name and a percentage).
 fn row<'a>(screen: &'a str, name: &str) -> Option<&'a str> {
     screen.lines().find(|l| l.contains(name) && l.contains('%'))
+}
+
+/// Torrent 1 as the daemon's `torrent.get` answers (JSON-RPC, not through the UI).
+fn torrent_one(port: u16) -> Value {
+    let (reply, _) = jsonrpc_call(port, "torrent.get", serde_json::json!({"ids": [1]}))
+        .unwrap_or_else(|| panic!("no daemon on port {port}"));
+    reply["result"][0].clone()
+}
+
+/// Waits until torrent 1 satisfies `cond` in the daemon's own answer; panics showing the last.
+fn wait_for_torrent_one(port: u16, what: &str, cond: impl Fn(&Value) -> bool) {
+    let mut last = Value::Null;
+    if let Err(e) = wait_until(QUICK, POLL, || {
+        last = torrent_one(port);
+        cond(&last)
+    }) {
+        panic!("the daemon never had {what}: {e}; torrent.get says {last:#}");
+    }
+}
+
+/// True when the table row of torrent `first` is above the one of `second`.
+fn above(screen: &str, first: &str, second: &str) -> bool {
+    let at = |name: &str| screen.lines().position(|l| l.contains(name) && l.contains('%'));
+    matches!((at(first), at(second)), (Some(a), Some(b)) if a < b)
 }
 
 /// `s` quoted for `sh`.
@@ -185,7 +212,25 @@ fn tui_lists_pauses_adds_removes_and_quits_in_a_real_terminal() {
             && line(s, "Files").is_some_and(|l| l.contains("Peers") && l.contains("Trackers"))
             && line(s, "Priority").is_some()
             && line(s, "a.bin   ").is_some_and(|l| l.contains("normal"))
+            && line(s, "Limits:").is_some_and(|l| l.contains("up none"))
     });
+
+    // U: a prompt for the upload limit; 1M is sent with torrent.set and the daemon keeps it.
+    tmux.keys(&["U"]);
+    tmux.wait_for("the upload limit prompt", |s| s.contains("Upload limit of #1 a.bin"));
+    tmux.type_text("1M");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the status line", |s| line(s, "upload limit of #1 set to 1.00 MiB/s").is_some());
+    wait_for_torrent_one(port, "an upload limit of 1 MiB/s", |t| t["upload_limit"] == 1_048_576);
+    tmux.wait_for("the limit in the detail view", |s| {
+        line(s, "Limits:").is_some_and(|l| l.contains("up 1.00 MiB/s") && l.contains("down none"))
+    });
+
+    // space: the selected file's priority goes from normal to high.
+    tmux.keys(&["Space"]);
+    tmux.wait_for("the status line", |s| line(s, "priority of file 0 of #1 set to high").is_some());
+    wait_for_torrent_one(port, "file 0 at high priority", |t| t["files"][0]["priority"] == "high");
+    tmux.wait_for("the file's new priority", |s| line(s, "a.bin   ").is_some_and(|l| l.contains("high")));
     tmux.keys(&["Escape"]);
     tmux.wait_for("the list again", |s| line(s, "enter details").is_some());
 
@@ -196,14 +241,37 @@ fn tui_lists_pauses_adds_removes_and_quits_in_a_real_terminal() {
     tmux.keys(&["Enter"]);
     tmux.wait_for("b.bin listed", |s| line(s, "added #2 b.bin").is_some() && row(s, "b.bin").is_some());
 
-    // d on b.bin asks first; y removes it.
-    tmux.keys(&["Down"]);
-    tmux.wait_for("b.bin selected", |s| row(s, "b.bin").is_some_and(|l| l.contains("> 2")));
+    // s sorts by name (a.bin first), S reverses it (b.bin first); a.bin stays selected.
+    tmux.keys(&["s"]);
+    tmux.wait_for("sorted by name", |s| {
+        line(s, "sorted by name ▲").is_some() && line(s, "Name▲").is_some() && above(s, "a.bin", "b.bin")
+    });
+    tmux.keys(&["S"]);
+    let screen = tmux
+        .wait_for("sorted by name, Z to A", |s| line(s, "sorted by name ▼").is_some() && above(s, "b.bin", "a.bin"));
+    assert!(row(&screen, "a.bin").is_some_and(|l| l.contains("> 1")), "the selection stays on a.bin:\n{screen}");
+
+    // /: a filter by name, applied as it is typed; Enter keeps it.
+    tmux.keys(&["/"]);
+    tmux.type_text("B.B");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("only b.bin", |s| {
+        row(s, "b.bin").is_some() && row(s, "a.bin").is_none() && line(s, "1 of 2 torrents").is_some()
+    });
+    assert!(line(&screen, "filter: name \"B.B\"").is_some(), "the title shows the filter:\n{screen}");
+
+    // d removes the one torrent shown (asking first), not the selected a.bin hidden by the filter.
     tmux.keys(&["d"]);
     tmux.wait_for("the remove question", |s| s.contains("Remove #2 b.bin?"));
     tmux.keys(&["y"]);
-    tmux.wait_for("b.bin gone", |s| line(s, "removed #2").is_some() && row(s, "b.bin").is_none());
+    tmux.wait_for("b.bin gone", |s| {
+        line(s, "removed #2").is_some() && row(s, "b.bin").is_none() && line(s, "No torrent matches").is_some()
+    });
     assert_eq!(states(&url), [("a.bin".to_owned(), "paused".to_owned())]);
+
+    // Esc clears the filter: a.bin is back.
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the whole list", |s| row(s, "a.bin").is_some() && line(s, " 1 torrent ").is_some());
 
     // r resumes a.bin.
     tmux.keys(&["r"]);
