@@ -259,7 +259,9 @@ fn parse_secs_goal(s: &str) -> Result<GoalArg<u64>, String> {
     if let Some(word) = goal_word(s) {
         return Ok(word);
     }
-    s.parse::<u64>().map(GoalArg::Value).map_err(|_| format!("{s:?} is not a whole number of seconds (or default, unlimited)"))
+    s.parse::<u64>()
+        .map(GoalArg::Value)
+        .map_err(|_| format!("{s:?} is not a whole number of seconds (or default, unlimited)"))
 }
 
 fn parse_switch(s: &str) -> Result<bool, String> {
@@ -283,7 +285,6 @@ fn parse_count(s: &str) -> Result<Limit, String> {
     }
     s.parse::<u64>().map(Some).map_err(|_| format!("{s:?} is not a whole number (or none)"))
 }
-
 
 #[derive(Debug, Args)]
 pub(crate) struct RemoteRemoveArgs {
@@ -507,7 +508,17 @@ mod tests {
         assert_eq!((a.seed_ratio, a.seed_time), (Some(GoalArg::Default), Some(GoalArg::Value(3600))));
         assert!(Cli::try_parse_from(["shoal", "set", "--seed-ratio", "2"]).is_err(), "ids or --global");
         let cli = Cli::try_parse_from([
-            "shoal", "set", "4", "--seed-ratio", "unlimited", "--seed-idle", "600", "--labels", "tv,hd", "--sequential", "on",
+            "shoal",
+            "set",
+            "4",
+            "--seed-ratio",
+            "unlimited",
+            "--seed-idle",
+            "600",
+            "--labels",
+            "tv,hd",
+            "--sequential",
+            "on",
         ])
         .expect("parses");
         let Command::Set(a) = cli.command else { panic!("not set") };
@@ -522,7 +533,15 @@ mod tests {
     #[test]
     fn add_takes_peers_labels_and_order_and_move_takes_a_folder() {
         let cli = Cli::try_parse_from([
-            "shoal", "add", "x.torrent", "--peer", "127.0.0.1:6881", "--peer", "[::1]:7000", "--labels", "a,b",
+            "shoal",
+            "add",
+            "x.torrent",
+            "--peer",
+            "127.0.0.1:6881",
+            "--peer",
+            "[::1]:7000",
+            "--labels",
+            "a,b",
             "--sequential",
         ])
         .expect("parses");

@@ -624,7 +624,8 @@ pub(crate) async fn status(a: RemoteIdArgs) -> Result<(), Failure> {
             goal(&t["seed_time_limit"], " s"),
             goal(&t["seed_idle_limit"], " s")
         );
-        let labels: Vec<&str> = t["labels"].as_array().map(|l| l.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let labels: Vec<&str> =
+            t["labels"].as_array().map(|l| l.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
         if !labels.is_empty() {
             println!("labels:    {}", labels.join(", "));
         }

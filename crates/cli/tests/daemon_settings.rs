@@ -218,7 +218,16 @@ fn labels_goals_order_move_and_free_space_from_the_command_line() {
     assert_eq!((get()["labels"].clone(), get()["sequential"].clone()), (json!(["tv"]), json!(true)));
 
     let out = shoal(&[
-        "set", "1", "--labels", "films, hd", "--seed-ratio", "unlimited", "--seed-idle", "600", "--sequential", "off",
+        "set",
+        "1",
+        "--labels",
+        "films, hd",
+        "--seed-ratio",
+        "unlimited",
+        "--seed-idle",
+        "600",
+        "--sequential",
+        "off",
     ]);
     assert!(out.status.success(), "{out:?}");
     let t = get();

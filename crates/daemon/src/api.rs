@@ -10,8 +10,8 @@ use shoal_proto::Metainfo;
 use shoal_proto::magnet::Magnet;
 use shoal_rpc::api::{
     AddRequest, AddResult, Api, ApiError, FreeSpace, Goal, Ids, LocationRequest, PeerInfo, Priority, RemoveRequest,
-    SessionSettings, SessionStats, SessionUpdate, SetRequest, Source, TorrentId, TorrentInfo, TorrentRef,
-    TorrentState, TransferTotals, normalize_labels,
+    SessionSettings, SessionStats, SessionUpdate, SetRequest, Source, TorrentId, TorrentInfo, TorrentRef, TorrentState,
+    TransferTotals, normalize_labels,
 };
 use shoal_state::{FilePriority, NewTorrent, TorrentState as StoredState};
 
@@ -390,7 +390,12 @@ impl Api for Daemon {
                 .filter_map(|k| {
                     let e = entries.get_mut(k)?;
                     e.moving = true;
-                    Some(Relocation { key: *k, torrent: e.torrent.take(), from: e.download_dir.clone(), meta: e.meta.clone() })
+                    Some(Relocation {
+                        key: *k,
+                        torrent: e.torrent.take(),
+                        from: e.download_dir.clone(),
+                        meta: e.meta.clone(),
+                    })
                 })
                 .collect()
         };
@@ -590,7 +595,10 @@ impl Daemon {
             })
             .await;
         if let Err(e) = stored {
-            if move_data && plan.from != to && let Some(meta) = plan.meta.clone() {
+            if move_data
+                && plan.from != to
+                && let Some(meta) = plan.meta.clone()
+            {
                 // The database still names the old folder: the files go back there.
                 let (back, from) = (to.to_path_buf(), plan.from.clone());
                 let _ = tokio::task::spawn_blocking(move || crate::files::move_data(&back, &from, &meta)).await;

@@ -93,7 +93,10 @@ async fn free_space_is_what_the_file_system_reports() {
     // Other processes write meanwhile: the free space agrees within 64 MiB.
     assert!(free.free_bytes.abs_diff(numbers[0]) < 64 << 20, "{free:?} vs {text}");
     let default = d.free_space(None).await;
-    assert!(matches!(&default, Err(ApiError::InvalidParams(m)) if m.contains("downloads")), "no download folder yet: {default:?}");
+    assert!(
+        matches!(&default, Err(ApiError::InvalidParams(m)) if m.contains("downloads")),
+        "no download folder yet: {default:?}"
+    );
     std::fs::create_dir_all(dir.path().join("state/downloads")).expect("mkdir");
     let default = d.free_space(None).await.expect("the download folder's");
     assert!(default.path.ends_with("downloads"), "{default:?}");
@@ -134,7 +137,10 @@ async fn labels_order_goals_and_peers_are_kept_across_a_restart() {
     let d = restarted(d, &state).await;
     let after = one(&d, id.0).await;
     assert_eq!((after.labels, after.sequential), (before.labels, true));
-    assert_eq!((after.seed_ratio_limit, after.seed_idle_limit, after.seed_time_limit), (Goal::Unlimited, Goal::Limit(600), Goal::Session));
+    assert_eq!(
+        (after.seed_ratio_limit, after.seed_idle_limit, after.seed_time_limit),
+        (Goal::Unlimited, Goal::Limit(600), Goal::Session)
+    );
     let mut set = SetRequest::new(Ids::one(id));
     set.labels = Some(vec![]);
     set.sequential = Some(false);
@@ -208,7 +214,8 @@ async fn sequential_download_verifies_pieces_first_to_last() {
     };
     let id = d.add(request).await.expect("add").id;
     let _ = &seeding;
-    let first_of_last = wait_for(&d, id.0, "the last file started", |t| t.files.get(2).is_some_and(|f| f.have > 0)).await;
+    let first_of_last =
+        wait_for(&d, id.0, "the last file started", |t| t.files.get(2).is_some_and(|f| f.have > 0)).await;
     assert_eq!(
         (first_of_last.files[0].have, first_of_last.files[1].have),
         (sizes[0], sizes[1]),

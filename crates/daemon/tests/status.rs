@@ -34,10 +34,7 @@ async fn r_file_progress_is_real_while_downloading_and_paused_and_skipped_files_
     let _seeding = seed.add(add).await.expect("seed adds");
 
     let (d, session) = daemon(&dir.path().join("state")).await;
-    let added = d
-        .add(AddRequest::new(Source::TorrentFile(bytes.clone())))
-        .await
-        .expect("add");
+    let added = d.add(AddRequest::new(Source::TorrentFile(bytes.clone()))).await.expect("add");
     let id = added.id.0;
     let mut set = SetRequest::new(Ids::one(added.id));
     set.file_priorities = vec![(1, Priority::Skip)];
@@ -83,8 +80,7 @@ async fn r_a_magnet_waiting_for_metadata_says_so() {
     let nobody = closed.local_addr().expect("addr");
     drop(closed);
     let link = format!("magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&dn=nowhere&x.pe={nobody}");
-    let added =
-        d.add(AddRequest::new(Source::Magnet(link))).await.expect("add");
+    let added = d.add(AddRequest::new(Source::Magnet(link))).await.expect("add");
     // Still looking a few retries later.
     for _ in 0..3 {
         let t = one(&d, added.id.0).await;
@@ -106,7 +102,10 @@ async fn r_a_torrent_in_error_resumes_once_the_problem_is_gone() {
     std::fs::create_dir_all(target.join("set")).expect("mkdir");
     std::fs::write(target.join("set/f0.bin"), vec![7u8; PIECE as usize + 10]).expect("write");
     let added = d
-        .add(AddRequest { download_dir: Some(target.display().to_string()), ..AddRequest::new(Source::TorrentFile(bytes)) })
+        .add(AddRequest {
+            download_dir: Some(target.display().to_string()),
+            ..AddRequest::new(Source::TorrentFile(bytes))
+        })
         .await
         .expect("add");
     let failed = wait_for(&d, added.id.0, "error", |t| t.state == TorrentState::Error).await;
@@ -154,7 +153,10 @@ async fn verify_finds_a_damaged_piece_and_the_torrent_downloads_again() {
     let (bytes, _meta) = folder_torrent(&data, sizes);
     let (d, _session) = daemon(&dir.path().join("state")).await;
     let added = d
-        .add(AddRequest { download_dir: Some(data.display().to_string()), ..AddRequest::new(Source::TorrentFile(bytes)) })
+        .add(AddRequest {
+            download_dir: Some(data.display().to_string()),
+            ..AddRequest::new(Source::TorrentFile(bytes))
+        })
         .await
         .expect("add");
     wait_for(&d, added.id.0, "seeding its own data", |t| t.state == TorrentState::Seeding).await;
@@ -198,7 +200,10 @@ async fn reannounce_asks_the_tracker_again_at_once() {
     let torrent = torrent_of(&data.join("one.bin"), vec![tracker]);
     let (d, _session) = daemon(&dir.path().join("state")).await;
     let added = d
-        .add(AddRequest { download_dir: Some(data.display().to_string()), ..AddRequest::new(Source::TorrentFile(torrent)) })
+        .add(AddRequest {
+            download_dir: Some(data.display().to_string()),
+            ..AddRequest::new(Source::TorrentFile(torrent))
+        })
         .await
         .expect("add");
     let announced = |n: usize| {
@@ -229,7 +234,10 @@ async fn a_torrents_own_seeding_goal_stops_it_and_a_new_goal_lets_it_seed_again(
     let (d, _session) = daemon(&dir.path().join("state")).await;
     tokio::spawn(d.clone().run_policy());
     let added = d
-        .add(AddRequest { download_dir: Some(data.display().to_string()), ..AddRequest::new(Source::TorrentFile(bytes)) })
+        .add(AddRequest {
+            download_dir: Some(data.display().to_string()),
+            ..AddRequest::new(Source::TorrentFile(bytes))
+        })
         .await
         .expect("add");
     wait_for(&d, added.id.0, "seeding", |t| t.state == TorrentState::Seeding).await;

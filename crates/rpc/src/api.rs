@@ -211,7 +211,14 @@ pub struct AddRequest {
 impl AddRequest {
     /// A request to add `source` with every option at its default.
     pub fn new(source: Source) -> AddRequest {
-        AddRequest { source, download_dir: None, paused: false, peers: Vec::new(), labels: Vec::new(), sequential: false }
+        AddRequest {
+            source,
+            download_dir: None,
+            paused: false,
+            peers: Vec::new(),
+            labels: Vec::new(),
+            sequential: false,
+        }
     }
 }
 
@@ -865,10 +872,7 @@ pub trait Api: Send + Sync {
     /// Gives torrents a new data folder, moving their files there or looking for them there
     /// (see [`LocationRequest`]); returns when the files are in place, with the ids changed.
     /// A torrent whose files could not be moved keeps its old folder and files.
-    fn set_location(
-        &self,
-        request: LocationRequest,
-    ) -> impl Future<Output = Result<Vec<TorrentId>, ApiError>> + Send;
+    fn set_location(&self, request: LocationRequest) -> impl Future<Output = Result<Vec<TorrentId>, ApiError>> + Send;
 
     /// Space left in `path`, a folder on the daemon's machine (`None`: the download folder).
     fn free_space(&self, path: Option<String>) -> impl Future<Output = Result<FreeSpace, ApiError>> + Send;

@@ -32,8 +32,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::api::{
-    AddRequest, Api, ApiError, Ids, LocationRequest, RemoveRequest, SessionUpdate, SetRequest, Source, TORRENT_FIELDS, TorrentInfo,
-    TorrentRef,
+    AddRequest, Api, ApiError, Ids, LocationRequest, RemoveRequest, SessionUpdate, SetRequest, Source, TORRENT_FIELDS,
+    TorrentInfo, TorrentRef,
 };
 
 /// Every method name, as `system.listMethods` answers.
@@ -418,7 +418,11 @@ mod tests {
     fn set_location_and_free_space() {
         assert_eq!(
             Call::parse("torrent.set_location", obj(json!([[2], "/new", true]))).expect("works"),
-            Call::SetLocation(LocationRequest { ids: Ids::one(TorrentId(2)), location: "/new".into(), move_data: true })
+            Call::SetLocation(LocationRequest {
+                ids: Ids::one(TorrentId(2)),
+                location: "/new".into(),
+                move_data: true
+            })
         );
         let Call::SetLocation(r) =
             Call::parse("torrent.set_location", obj(json!({"ids": [2], "location": "/x"}))).expect("works")

@@ -36,8 +36,8 @@ mod fields;
 use serde_json::{Map, Number, Value, json};
 
 use crate::api::{
-    AddRequest, Api, ApiError, FileInfo, Goal, Ids, LocationRequest, Priority, RemoveRequest, SessionSettings, SessionUpdate, SetRequest,
-    Source, TorrentId, TorrentRef,
+    AddRequest, Api, ApiError, FileInfo, Goal, Ids, LocationRequest, Priority, RemoveRequest, SessionSettings,
+    SessionUpdate, SetRequest, Source, TorrentId, TorrentRef,
 };
 use crate::method::decode_base64;
 
@@ -470,7 +470,8 @@ fn parse_method(method: &str, args: &Map<String, Value>) -> Result<Method, Strin
                     return Err(unsupported(method, key));
                 }
             }
-            let location = string("location", args.get("location").ok_or("torrent-set-location: \"location\" is required")?)?;
+            let location =
+                string("location", args.get("location").ok_or("torrent-set-location: \"location\" is required")?)?;
             let move_data = args.get("move").map(|v| boolean("move", v)).transpose()?.unwrap_or(false);
             Method::TorrentSetLocation(LocationRequest { ids: ids(args.get("ids"))?, location, move_data })
         }
@@ -1055,7 +1056,10 @@ mod tests {
         let v = call(&fake, set).await;
         assert_eq!(v["result"], "success", "{v}");
         let t = fake.torrent(2);
-        assert_eq!((t.seed_idle_limit, t.labels.clone(), t.sequential), (Goal::Limit(900), vec!["tv".into(), "hd".into()], true));
+        assert_eq!(
+            (t.seed_idle_limit, t.labels.clone(), t.sequential),
+            (Goal::Limit(900), vec!["tv".into(), "hd".into()], true)
+        );
         let get = json!({"method": "torrent-get", "arguments": {"ids": [2], "fields": ["seedIdleMode", "seedIdleLimit", "labels", "sequential_download"]}});
         let v = call(&fake, get).await;
         assert_eq!(
@@ -1078,13 +1082,18 @@ mod tests {
     #[tokio::test]
     async fn set_location_and_free_space() {
         let fake = Fake::with_torrents(2);
-        let v = call(&fake, json!({"method": "torrent-set-location", "arguments": {"ids": [1], "location": "/new", "move": true}})).await;
+        let v = call(
+            &fake,
+            json!({"method": "torrent-set-location", "arguments": {"ids": [1], "location": "/new", "move": true}}),
+        )
+        .await;
         assert_eq!(v["result"], "success", "{v}");
         assert_eq!(fake.torrent(1).download_dir, "/new");
         let v = call(&fake, json!({"method": "torrent-set", "arguments": {"ids": [2], "location": "/there"}})).await;
         assert_eq!(v["result"], "success", "{v}");
         assert_eq!(fake.torrent(2).download_dir, "/there");
-        let v = call(&fake, json!({"method": "torrent-set-location", "arguments": {"ids": [1], "location": "rel"}})).await;
+        let v =
+            call(&fake, json!({"method": "torrent-set-location", "arguments": {"ids": [1], "location": "rel"}})).await;
         assert!(v["result"].as_str().is_some_and(|r| r.contains("absolute")), "{v}");
         let v = call(&fake, json!({"method": "torrent-set-location", "arguments": {"ids": [1]}})).await;
         assert!(v["result"].as_str().is_some_and(|r| r.contains("location")), "{v}");

@@ -80,7 +80,12 @@ pub(crate) async fn one(d: &Daemon, id: u64) -> TorrentInfo {
     d.get(Ids::one(TorrentId(id))).await.expect("get").remove(0)
 }
 
-pub(crate) async fn wait_for(d: &Daemon, id: u64, what: &str, mut done: impl FnMut(&TorrentInfo) -> bool) -> TorrentInfo {
+pub(crate) async fn wait_for(
+    d: &Daemon,
+    id: u64,
+    what: &str,
+    mut done: impl FnMut(&TorrentInfo) -> bool,
+) -> TorrentInfo {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let t = one(d, id).await;
@@ -94,6 +99,7 @@ pub(crate) async fn wait_for(d: &Daemon, id: u64, what: &str, mut done: impl FnM
 
 /// Adds the torrent `bytes` with its data in `dir`.
 pub(crate) async fn add_in(d: &Daemon, bytes: Vec<u8>, dir: &Path) -> TorrentId {
-    let request = AddRequest { download_dir: Some(dir.display().to_string()), ..AddRequest::new(Source::TorrentFile(bytes)) };
+    let request =
+        AddRequest { download_dir: Some(dir.display().to_string()), ..AddRequest::new(Source::TorrentFile(bytes)) };
     d.add(request).await.expect("add").id
 }
