@@ -32,7 +32,7 @@ pub struct SessionConfig {
     pub max_peers: usize,
     /// Most connections over all torrents.
     pub max_connections: usize,
-    /// Disk threads per torrent.
+    /// Hashing threads of the session (besides one writer thread), shared by every torrent.
     pub disk_threads: usize,
     /// Swarm logic tunables.
     pub swarm: shoal_swarm::Config,
@@ -101,6 +101,8 @@ struct Inner {
     /// Incoming connections refused because they did not start with a BitTorrent handshake,
     /// as those using protocol encryption (MSE) do.
     unreadable: std::sync::atomic::AtomicUsize,
+    /// The disk threads every torrent shares.
+    disk: crate::disk::DiskPool,
 }
 
 /// A running node. Cheap to clone.
@@ -129,6 +131,7 @@ impl Session {
         let peer_id = PeerId::generate(rand::random());
         let (config_upload, config_download) = (config.upload_limit, config.download_limit);
         let max_connections = config.max_connections;
+        let config_disk_threads = config.disk_threads;
         let dht = match &config.dht {
             Some(dht) => Some(start_dht(dht.clone()).await?),
             None => None,
@@ -150,6 +153,7 @@ impl Session {
                 std::sync::atomic::AtomicUsize::new(max_connections),
             )),
             unreadable: std::sync::atomic::AtomicUsize::new(0),
+            disk: crate::disk::DiskPool::start(config_disk_threads),
         });
         let accept = tokio::spawn(accept_loop(listener, inner.clone()));
         Ok(Self { inner, accept: Arc::new(accept) })
@@ -274,7 +278,7 @@ impl Session {
             status: status.clone(),
             max_peers: self.inner.config.max_peers,
             connections: self.inner.connections.clone(),
-            disk_threads: self.inner.config.disk_threads,
+            disk: self.inner.disk.clone(),
             limits: Limits {
                 upload: Caps(vec![torrent_upload.clone(), self.inner.upload.clone()]),
                 download: Caps(vec![torrent_download.clone(), self.inner.download.clone()]),

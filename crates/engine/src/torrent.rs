@@ -115,7 +115,8 @@ pub(crate) struct Setup {
     pub(crate) max_peers: usize,
     /// Connections of every torrent of the session, and the most allowed.
     pub(crate) connections: Arc<(std::sync::atomic::AtomicUsize, std::sync::atomic::AtomicUsize)>,
-    pub(crate) disk_threads: usize,
+    /// The session's disk threads.
+    pub(crate) disk: crate::disk::DiskPool,
     pub(crate) limits: peer::Limits,
     /// The info dictionary as it was hashed, served to peers fetching metadata (BEP 9).
     pub(crate) info_bytes: Bytes,
@@ -196,7 +197,7 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
         info_hash: setup.info_hash,
         peer_id: setup.peer_id,
         listen_port: setup.listen_port,
-        disk: Disk::start(setup.storage.clone(), setup.disk_threads, disk_tx),
+        disk: setup.disk.torrent(setup.storage.clone(), disk_tx),
         swarm: setup.swarm,
         storage: setup.storage,
         links: HashMap::new(),
