@@ -33,6 +33,12 @@ use crate::{TorrentState, TorrentStatus};
 const PEER_INBOX: usize = 4096;
 /// How often the swarm ticks and status is published.
 const TICK: Duration = Duration::from_millis(500);
+/// Ticks with nothing going on (no connection, none being made, nothing to dial, nothing to
+/// save) after which the torrent stops ticking: long enough for its published rates to fall
+/// to 0. It wakes up for any event, and when a waiting candidate becomes due.
+const IDLE_AFTER: u32 = 6;
+/// The longest an idle torrent sleeps without an event.
+const IDLE_TICK: Duration = Duration::from_secs(300);
 /// Resume data is saved at most this often while pieces are being verified.
 const RESUME_EVERY: Duration = Duration::from_secs(2);
 /// Requests we accept in flight from one peer (sent as BEP 10 `reqq`).
@@ -239,9 +245,10 @@ impl Actor {
         mut ctl_rx: mpsc::UnboundedReceiver<Control>,
         mut disk_rx: mpsc::UnboundedReceiver<DiskEvent>,
     ) {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_tick = tokio::time::Instant::now() + TICK;
+        let mut idle_ticks = 0u32;
         loop {
+            let mut ticked = false;
             tokio::select! {
                 biased;
                 ctl = ctl_rx.recv() => match ctl {
@@ -258,10 +265,41 @@ impl Actor {
                 },
                 Some(event) = disk_rx.recv() => self.on_disk(event),
                 Some(event) = peer_rx.recv() => self.on_peer(event),
-                _ = tick.tick() => self.on_tick(),
+                _ = tokio::time::sleep_until(next_tick) => {
+                    self.on_tick();
+                    ticked = true;
+                }
             }
             self.drain().await;
+            // An idle torrent costs nothing until something happens: a thousand seeds
+            // without peers must not wake up a thousand times a second.
+            let now = Instant::now();
+            if !ticked {
+                idle_ticks = 0;
+                next_tick = next_tick.min(tokio::time::Instant::from_std(now + TICK));
+            } else if self.is_idle(now) {
+                idle_ticks = idle_ticks.saturating_add(1);
+                let sleep = if idle_ticks >= IDLE_AFTER {
+                    let due = self.candidates.next_due().map_or(IDLE_TICK, |at| at.saturating_duration_since(now));
+                    due.clamp(TICK, IDLE_TICK)
+                } else {
+                    TICK
+                };
+                next_tick = tokio::time::Instant::from_std(now + sleep);
+            } else {
+                idle_ticks = 0;
+                next_tick = tokio::time::Instant::from_std(now + TICK);
+            }
         }
+    }
+
+    /// Nothing for the tick to do: no connection open or being made, no candidate to dial
+    /// now, no resume record to save.
+    fn is_idle(&mut self, now: Instant) -> bool {
+        self.links.is_empty()
+            && self.connecting == 0
+            && !self.resume_dirty
+            && (self.paused || self.error.is_some() || !self.candidates.any_ready(now))
     }
 
     fn on_control(&mut self, ctl: Control) {

@@ -240,6 +240,11 @@ impl Candidates {
         }
     }
 
+    /// When the first waiting candidate may be dialled (`None`: none is waiting).
+    pub fn next_due(&self) -> Option<Instant> {
+        self.waiting.first().map(|&(at, _)| at)
+    }
+
     /// Changes an entry, keeping the indexes in step.
     fn update(&mut self, addr: SocketAddr, change: impl FnOnce(&mut Entry)) {
         let Some(mut entry) = self.entries.get(&addr).cloned() else { return };
