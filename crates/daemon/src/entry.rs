@@ -163,20 +163,19 @@ impl Entry {
         }
     }
 
-    /// The engine's error, or the daemon's.
-    pub(crate) fn error_text(&self) -> Option<String> {
-        self.error.clone().or_else(|| match self.torrent.as_ref().map(|t| t.status().state) {
-            Some(EngineState::Error(e)) => Some(e),
+    /// The daemon's error, or the engine's (in its `state`).
+    fn error_text(&self, engine: Option<&EngineState>) -> Option<String> {
+        self.error.clone().or_else(|| match engine {
+            Some(EngineState::Error(e)) => Some(e.clone()),
             _ => None,
         })
     }
 
-    /// What the torrent is doing, as the RPC says it.
-    pub(crate) fn state(&self) -> TorrentState {
-        let engine = self.torrent.as_ref().map(|t| t.status().state);
+    /// What the torrent is doing, as the RPC says it, given the engine's state.
+    fn state_with(&self, engine: Option<&EngineState>) -> TorrentState {
         match engine {
             _ if self.moving => TorrentState::Moving,
-            _ if self.error_text().is_some() => TorrentState::Error,
+            _ if self.error_text(engine).is_some() => TorrentState::Error,
             _ if self.paused || self.finished => TorrentState::Paused,
             _ if self.queued => TorrentState::Queued,
             None if self.meta.is_none() => TorrentState::Metadata,
@@ -191,9 +190,10 @@ impl Entry {
     /// file order), when known.
     pub(crate) fn info(&self, file_have: Option<&[u64]>) -> TorrentInfo {
         let status = self.torrent.as_ref().map(Torrent::status);
+        let engine = status.as_ref().map(|s| &s.state);
         let meta = self.meta.as_ref();
         let total = meta.map(|m| m.info.total_length()).unwrap_or(0);
-        let state = self.state();
+        let state = self.state_with(engine);
         let stats = status.as_ref().map(|s| s.stats.clone()).unwrap_or_default();
         // Rates are of this moment: nothing moves while paused, queued or stopped.
         let moving = matches!(state, TorrentState::Downloading | TorrentState::Seeding);
@@ -262,7 +262,7 @@ impl Entry {
             peers_receiving: if moving { stats.receiving as u32 } else { 0 },
             eta: (down_rate > 0 && left > 0).then(|| left / down_rate),
             download_dir: self.download_dir.display().to_string(),
-            error: self.error_text(),
+            error: self.error_text(engine),
             upload_limit: self.upload_limit,
             download_limit: self.download_limit,
             max_connections: self.max_connections,

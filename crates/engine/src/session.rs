@@ -327,6 +327,7 @@ impl Session {
             caps: (torrent_upload, torrent_download),
             layout,
             file_ranges,
+            file_progress: Default::default(),
         })
     }
 
@@ -533,6 +534,36 @@ pub struct Torrent {
     layout: shoal_proto::Layout,
     /// Offset and length of each file.
     file_ranges: Vec<(u64, u64)>,
+    /// The last answer of [`Torrent::file_progress`], with the verified byte count it was
+    /// for.
+    file_progress: Arc<std::sync::Mutex<Option<(u64, Vec<u64>)>>>,
+}
+
+/// Bytes of each file (offset, length) in verified pieces (`have`, one flag per piece).
+fn file_bytes(layout: &shoal_proto::Layout, files: &[(u64, u64)], have: &[bool]) -> Vec<u64> {
+    files
+        .iter()
+        .map(|&(offset, length)| {
+            let end = offset + length;
+            let mut done = 0;
+            if length > 0 {
+                let first = (offset / u64::from(layout.piece_length())) as u32;
+                let last = ((end - 1) / u64::from(layout.piece_length())) as u32;
+                for p in first..=last {
+                    if let Some(piece) = layout.piece(p).filter(|_| have.get(p as usize) == Some(&true)) {
+                        let start = layout.piece_offset(piece);
+                        let stop = start + u64::from(layout.piece_size(piece));
+                        done += stop.min(end) - start.max(offset);
+                    }
+                }
+            }
+            done
+        })
+        .collect()
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Torrent {
@@ -617,34 +648,28 @@ impl Torrent {
     /// Bytes verified in each file, in file order. Sent and
     /// awaited like [`Torrent::peers`].
     pub fn file_progress(&self) -> impl Future<Output = Vec<u64>> + Send + 'static {
-        let (tx, rx) = oneshot::channel();
-        let sent = self.control.send(Control::Have(tx)).is_ok();
-        let (layout, files) = (self.layout, self.file_ranges.clone());
+        // Answered from the last answer while no piece was verified since (a seeding torrent
+        // is asked once), so listing thousands of torrents does not wake each of them.
+        let have_now = self.status.borrow().stats.bytes_have;
+        let cached = lock(&self.file_progress).as_ref().filter(|(have, _)| *have == have_now).map(|(_, f)| f.clone());
+        let query = cached.is_none().then(|| {
+            let (tx, rx) = oneshot::channel();
+            let sent = self.control.send(Control::Have(tx)).is_ok();
+            (sent, rx, self.layout, self.file_ranges.clone(), self.file_progress.clone())
+        });
         async move {
+            let (sent, rx, layout, files, cache) = match (cached, query) {
+                (Some(cached), _) => return cached,
+                (None, Some(query)) => query,
+                (None, None) => return Vec::new(),
+            };
             let have = if sent { rx.await.ok() } else { None };
             let Some(have) = have else { return vec![0; files.len()] };
-            files
-                .iter()
-                .map(|&(offset, length)| {
-                    let end = offset + length;
-                    let mut done = 0;
-                    if length > 0 {
-                        let first = (offset / u64::from(layout.piece_length())) as u32;
-                        let last = ((end - 1) / u64::from(layout.piece_length())) as u32;
-                        for p in first..=last {
-                            if let Some(piece) = layout.piece(p).filter(|_| have.get(p as usize) == Some(&true)) {
-                                let start = layout.piece_offset(piece);
-                                let stop = start + u64::from(layout.piece_size(piece));
-                                done += stop.min(end) - start.max(offset);
-                            }
-                        }
-                    }
-                    done
-                })
-                .collect()
+            let progress = file_bytes(&layout, &files, &have);
+            *lock(&cache) = Some((have_now, progress.clone()));
+            progress
         }
     }
-
     /// Stops the torrent: tells the trackers, closes connections, saves resume data.
     pub async fn stop(mut self) {
         if let Some((stop, task)) = self.announcer.take() {

@@ -296,18 +296,13 @@ fn to_value<T: serde::Serialize>(value: &T) -> Result<Value, ApiError> {
     serde_json::to_value(value).map_err(|e| ApiError::Failed(format!("cannot encode the answer: {e}")))
 }
 
-/// The torrents as JSON objects holding only `fields`.
+/// The torrents as JSON objects holding only `fields` (each field encoded on its own).
 fn select(torrents: &[TorrentInfo], fields: &[String]) -> Result<Value, ApiError> {
-    let mut out = Vec::with_capacity(torrents.len());
-    for t in torrents {
-        let Value::Object(mut all) = to_value(t)? else {
-            return Err(ApiError::Failed("a torrent did not encode as an object".into()));
-        };
-        let picked: Map<String, Value> =
-            fields.iter().filter_map(|f| all.remove(f.as_str()).map(|v| (f.clone(), v))).collect();
-        out.push(Value::Object(picked));
-    }
-    Ok(Value::Array(out))
+    let objects = torrents
+        .iter()
+        .map(|t| Value::Object(fields.iter().filter_map(|f| Some((f.clone(), t.field(f)?))).collect()))
+        .collect();
+    Ok(Value::Array(objects))
 }
 
 /// Runs a parsed call against `api` and encodes its answer.
