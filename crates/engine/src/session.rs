@@ -536,8 +536,11 @@ pub struct Torrent {
     file_ranges: Vec<(u64, u64)>,
     /// The last answer of [`Torrent::file_progress`], with the verified byte count it was
     /// for.
-    file_progress: Arc<std::sync::Mutex<Option<(u64, Vec<u64>)>>>,
+    file_progress: FileProgressCache,
 }
+
+/// The verified byte count and the per-file bytes last reported for it.
+type FileProgressCache = Arc<std::sync::Mutex<Option<(u64, Vec<u64>)>>>;
 
 /// Bytes of each file (offset, length) in verified pieces (`have`, one flag per piece).
 fn file_bytes(layout: &shoal_proto::Layout, files: &[(u64, u64)], have: &[bool]) -> Vec<u64> {
