@@ -15,21 +15,17 @@ use shoal_rpc::api::{
 };
 use shoal_state::{FilePriority, NewTorrent, TorrentState as StoredState};
 
-use crate::entry::{Entry, engine_priorities, stored_priority};
+use crate::entry::{Entry, Table, engine_priorities, stored_priority};
 use crate::{Daemon, files, lock};
 
-fn resolve(entries: &std::collections::BTreeMap<u64, Entry>, ids: &Ids) -> Result<Vec<u64>, ApiError> {
+fn resolve(entries: &Table, ids: &Ids) -> Result<Vec<u64>, ApiError> {
     match ids {
         Ids::All => Ok(entries.keys().copied().collect()),
         Ids::List(list) => list
             .iter()
             .map(|r| match r {
                 TorrentRef::Id(id) if entries.contains_key(&id.0) => Ok(id.0),
-                TorrentRef::InfoHash(h) => entries
-                    .values()
-                    .find(|e| e.info_hash.eq_ignore_ascii_case(h))
-                    .map(|e| e.id.0)
-                    .ok_or_else(|| ApiError::NotFound(r.clone())),
+                TorrentRef::InfoHash(h) => entries.id_of(h).ok_or_else(|| ApiError::NotFound(r.clone())),
                 _ => Err(ApiError::NotFound(r.clone())),
             })
             .collect(),
@@ -128,7 +124,7 @@ impl Api for Daemon {
             .unwrap_or_else(|| hex.clone());
         {
             let entries = lock(&self.inner.entries);
-            if let Some(e) = entries.values().find(|e| e.info_hash == hex) {
+            if let Some(e) = entries.id_of(&hex).and_then(|id| entries.get(&id)) {
                 return Ok(AddResult { id: e.id, info_hash: hex, name: e.name.clone(), duplicate: true });
             }
             if !lock(&self.inner.adding).insert(hex.clone()) {

@@ -1,6 +1,7 @@
 //! One torrent as the daemon knows it ([`Entry`]): what is stored about it, its engine handle
 //! once started, and how it is shown over RPC ([`Entry::info`]).
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,6 +11,47 @@ use shoal_engine::{Torrent, TorrentState as EngineState};
 use shoal_proto::Metainfo;
 use shoal_rpc::api::{FileInfo, Goal, Priority, TorrentId, TorrentInfo, TorrentState, TrackerInfo};
 use shoal_state::{FilePriority, Limits, Unlimited};
+
+/// The daemon's torrents by id, with an index by info-hash so that a lookup by hash (an add's
+/// duplicate check, an RPC naming a torrent by hash) costs O(1), not a scan of thousands.
+/// Reads and in-place changes go through `Deref` to the map; adding and removing go through
+/// [`Table::insert`] and [`Table::remove`], which keep the index.
+#[derive(Default)]
+pub(crate) struct Table {
+    by_id: BTreeMap<u64, Entry>,
+    by_hash: HashMap<String, u64>,
+}
+
+impl Table {
+    pub(crate) fn insert(&mut self, id: u64, entry: Entry) {
+        self.by_hash.insert(entry.info_hash.to_ascii_lowercase(), id);
+        self.by_id.insert(id, entry);
+    }
+
+    pub(crate) fn remove(&mut self, id: &u64) -> Option<Entry> {
+        let entry = self.by_id.remove(id)?;
+        self.by_hash.remove(&entry.info_hash.to_ascii_lowercase());
+        Some(entry)
+    }
+
+    /// The id of the torrent with this info-hash (hex, any case).
+    pub(crate) fn id_of(&self, info_hash: &str) -> Option<u64> {
+        self.by_hash.get(&info_hash.to_ascii_lowercase()).copied()
+    }
+}
+
+impl std::ops::Deref for Table {
+    type Target = BTreeMap<u64, Entry>;
+    fn deref(&self) -> &Self::Target {
+        &self.by_id
+    }
+}
+
+impl std::ops::DerefMut for Table {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.by_id
+    }
+}
 
 /// One torrent the daemon knows.
 pub(crate) struct Entry {

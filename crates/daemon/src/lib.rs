@@ -30,7 +30,7 @@ mod entry;
 mod files;
 mod policy;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -42,7 +42,7 @@ use shoal_rpc::api::{Priority, SessionSettings, TorrentId};
 use shoal_state::{Store, TorrentState as StoredState};
 
 use crate::db::{Db, DbResume};
-use crate::entry::{Entry, Goals, api_priority, engine_priorities};
+use crate::entry::{Entry, Goals, Table, api_priority, engine_priorities};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +64,7 @@ pub struct Daemon {
 struct Inner {
     session: Session,
     db: Db,
-    entries: Mutex<BTreeMap<u64, Entry>>,
+    entries: Mutex<Table>,
     /// Info-hashes being added right now (stored, not yet in `entries`).
     adding: Mutex<HashSet<String>>,
     settings: Mutex<SessionSettings>,
@@ -87,7 +87,7 @@ impl Daemon {
             inner: Arc::new(Inner {
                 session,
                 db: Db(Arc::new(store)),
-                entries: Mutex::new(BTreeMap::new()),
+                entries: Mutex::new(Table::default()),
                 adding: Mutex::new(HashSet::new()),
                 settings: Mutex::new(settings),
                 started: std::time::Instant::now(),

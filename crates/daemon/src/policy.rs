@@ -21,18 +21,19 @@ impl Daemon {
             if entry.paused || entry.finished {
                 continue;
             }
-            let status = t.status();
-            let moved = status.stats.uploaded + status.stats.downloaded;
+            let (seeding, uploaded, downloaded, total_length) =
+                t.peek(|s| (s.state == EngineState::Seeding, s.stats.uploaded, s.stats.downloaded, s.total_length));
+            let moved = uploaded + downloaded;
             if moved != entry.activity.0 {
                 entry.activity = (moved, Some(now));
             }
-            let seeding = status.state == EngineState::Seeding;
             if seeding {
                 let since = *entry.seeding_since.get_or_insert(now);
                 let goals = entry.goals;
-                let ratio_done = goals.ratio.or_session(settings.seed_ratio_limit).is_some_and(|r| {
-                    status.total_length > 0 && status.stats.uploaded as f64 >= r * status.total_length as f64
-                });
+                let ratio_done = goals
+                    .ratio
+                    .or_session(settings.seed_ratio_limit)
+                    .is_some_and(|r| total_length > 0 && uploaded as f64 >= r * total_length as f64);
                 let time_done = goals
                     .time
                     .or_session(settings.seed_time_limit)
@@ -73,8 +74,7 @@ impl Daemon {
         let deltas: Vec<Delta> = lock(&self.inner.entries)
             .iter()
             .filter_map(|(key, entry)| {
-                let stats = entry.torrent.as_ref()?.status().stats;
-                let now = (stats.uploaded, stats.downloaded);
+                let now = entry.torrent.as_ref()?.peek(|s| (s.stats.uploaded, s.stats.downloaded));
                 let delta = (now.0.saturating_sub(entry.recorded.0), now.1.saturating_sub(entry.recorded.1));
                 (delta != (0, 0)).then_some((*key, now, delta))
             })

@@ -38,6 +38,10 @@
 //! - `sequential`: 1 to download pieces in order;
 //! - `peers`: JSON array of `"ip:port"` strings given when the torrent was added, dialled at
 //!   every start.
+//!
+//! # Version 3
+//! An index on `torrents.queue_position`, so adding a torrent (which takes the largest
+//! position) and moving one in the queue do not scan every row.
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -46,7 +50,7 @@ use rusqlite::{Connection, TransactionBehavior};
 pub(crate) const APPLICATION_ID: i32 = 0x5348_4f4c;
 
 /// Every schema step, oldest first. See the module doc.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 const V1: &str = "
 CREATE TABLE torrents (
@@ -95,6 +99,10 @@ ALTER TABLE torrents ADD COLUMN labels TEXT NOT NULL DEFAULT '[]'
 ALTER TABLE torrents ADD COLUMN sequential INTEGER NOT NULL DEFAULT 0 CHECK (sequential IN (0, 1));
 ALTER TABLE torrents ADD COLUMN peers TEXT NOT NULL DEFAULT '[]'
     CHECK (json_valid(peers) AND json_type(peers) = 'array');
+";
+
+const V3: &str = "
+CREATE INDEX torrents_by_queue_position ON torrents (queue_position);
 ";
 
 /// What [`version_and_owner`] found in a database file.
