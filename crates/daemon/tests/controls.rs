@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use shoal_daemon::Daemon;
-use shoal_engine::{AddTorrent, Session};
 use shoal_rpc::api::{
     AddRequest, Api, ApiError, Goal, Ids, LocationRequest, SessionUpdate, SetRequest, Source, TorrentState,
 };
@@ -192,19 +191,7 @@ async fn sequential_download_verifies_pieces_first_to_last() {
     let (bytes, meta) = folder_torrent(&seed_dir, sizes);
     // 256 KiB/s: four pieces a second, so the order is visible. Every piece offered at once
     // (initial seeding would reveal them a few at a time, in its own order).
-    let mut config = node(Some(256 * 1024));
-    config.swarm.initial_seeding = false;
-    let seed = Session::start(config).await.expect("seed");
-    let add = AddTorrent {
-        meta,
-        download_dir: seed_dir.clone(),
-        peers: vec![],
-        use_trackers: false,
-        file_priorities: None,
-        sequential: false,
-        resume: None,
-    };
-    let seeding = seed.add(add).await.expect("seed adds");
+    let (seed, seeding) = slow_seed(meta, &seed_dir, false).await;
     let (d, _session) = daemon(&dir.path().join("state")).await;
     let request = AddRequest {
         download_dir: Some(dir.path().join("out").display().to_string()),

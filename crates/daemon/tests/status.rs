@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use shoal_engine::{AddTorrent, Session};
 use shoal_rpc::api::{AddRequest, Api, Goal, Ids, Priority, SessionUpdate, SetRequest, Source, TorrentState};
 use shoal_testkit::make_test_file;
 
@@ -20,18 +19,7 @@ async fn r_file_progress_is_real_while_downloading_and_paused_and_skipped_files_
     let seed_dir = dir.path().join("seed");
     let sizes = [4 * PIECE as u64, 4 * PIECE as u64, 8 * PIECE as u64];
     let (bytes, meta) = folder_torrent(&seed_dir, sizes);
-    // The seed sends 256 KiB/s: the 1 MiB download takes seconds, long enough to look at.
-    let seed = Session::start(node(Some(256 * 1024))).await.expect("seed");
-    let add = AddTorrent {
-        meta,
-        download_dir: seed_dir.clone(),
-        peers: vec![],
-        use_trackers: false,
-        file_priorities: None,
-        sequential: false,
-        resume: None,
-    };
-    let _seeding = seed.add(add).await.expect("seed adds");
+    let (_seed, seed_handle) = slow_seed(meta, &seed_dir, true).await;
 
     let (d, session) = daemon(&dir.path().join("state")).await;
     let added = d.add(AddRequest::new(Source::TorrentFile(bytes.clone()))).await.expect("add");
@@ -41,7 +29,6 @@ async fn r_file_progress_is_real_while_downloading_and_paused_and_skipped_files_
     d.set(set).await.expect("skip file 1");
     // The torrent names no tracker: the seed dials the daemon's node.
     let daemon_addr = session.listen_addr();
-    let seed_handle = _seeding;
     seed_handle.add_peers(vec![daemon_addr]);
 
     let partway = wait_for(&d, id, "some of file 0 or 2 verified, not all", |t| {

@@ -176,6 +176,9 @@ struct Actor {
     resume: Arc<ResumeStore>,
     resume_dirty: bool,
     last_resume: Instant,
+    /// The periodic resume save in flight, awaited before the last one at shutdown so an
+    /// older record never lands after a newer one (or after the owner cleared it).
+    saving: Option<tokio::task::JoinHandle<()>>,
     status: Arc<watch::Sender<TorrentStatus>>,
     max_peers: usize,
     connections: Arc<(std::sync::atomic::AtomicUsize, std::sync::atomic::AtomicUsize)>,
@@ -219,6 +222,7 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
         resume: setup.resume,
         resume_dirty: false,
         last_resume: Instant::now(),
+        saving: None,
         status: setup.status,
         max_peers: setup.max_peers,
         connections: setup.connections,
@@ -801,11 +805,19 @@ impl Actor {
         let storage = self.storage.clone();
         let resume = self.resume.clone();
         let have = self.swarm.have().to_bools();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = resume.save(&storage, &have) {
-                tracing::warn!("cannot save resume data to {}: {e}", resume.path().display());
+        let previous = self.saving.take();
+        self.saving = Some(tokio::spawn(async move {
+            // Saves happen in the order they were asked for.
+            if let Some(previous) = previous {
+                let _ = previous.await;
             }
-        });
+            let saved = tokio::task::spawn_blocking(move || {
+                if let Err(e) = resume.save(&storage, &have) {
+                    tracing::warn!("cannot save resume data to {}: {e}", resume.path().display());
+                }
+            });
+            let _ = saved.await;
+        }));
     }
 
     fn publish(&self) {
@@ -834,6 +846,9 @@ impl Actor {
         let storage = self.storage.clone();
         let resume = self.resume.clone();
         let have = self.swarm.have().to_bools();
+        if let Some(saving) = self.saving.take() {
+            let _ = saving.await;
+        }
         let _ = tokio::task::spawn_blocking(move || resume.save(&storage, &have)).await;
         self.status.send_modify(|s| s.state = TorrentState::Stopped);
     }

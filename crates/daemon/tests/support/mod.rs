@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use shoal_daemon::Daemon;
-use shoal_engine::{Session, SessionConfig};
+use shoal_engine::{AddTorrent, Session, SessionConfig, Torrent};
 use shoal_proto::Metainfo;
 use shoal_proto::metainfo::{CreateContent, CreateFile, CreateSpec, build_torrent};
 use shoal_rpc::api::{AddRequest, Api, Ids, SessionSettings, Source, TorrentId, TorrentInfo};
@@ -95,6 +95,26 @@ pub(crate) async fn wait_for(
         assert!(tokio::time::Instant::now() < deadline, "{what}: {t:#?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A seed of 256 KiB/s (a 1 MiB download takes seconds, long enough to look at) serving the
+/// torrent `meta` whose data is in `dir`; `initial_seeding` as in the swarm's config. Keep the
+/// returned pair alive while it serves.
+pub(crate) async fn slow_seed(meta: Metainfo, dir: &Path, initial_seeding: bool) -> (Session, Torrent) {
+    let mut config = node(Some(256 * 1024));
+    config.swarm.initial_seeding = initial_seeding;
+    let seed = Session::start(config).await.expect("seed");
+    let add = AddTorrent {
+        meta,
+        download_dir: dir.to_path_buf(),
+        peers: vec![],
+        use_trackers: false,
+        file_priorities: None,
+        sequential: false,
+        resume: None,
+    };
+    let torrent = seed.add(add).await.expect("seed adds");
+    (seed, torrent)
 }
 
 /// Adds the torrent `bytes` with its data in `dir`.
