@@ -121,24 +121,33 @@ fn restart_mid_download(add: impl Fn(std::net::SocketAddr, &Path, &str, &Path, u
     assert!(daemon.terminate(QUICK).expect("stops").success());
 }
 
-#[test]
-fn set_verify_and_reannounce_from_the_command_line() {
-    let dir = TempDir::new().expect("temp dir");
-    let data = dir.path().join("data/s");
-    make_test_file(data.join("a.bin"), 300_000, 78);
-    make_test_file(data.join("b.bin"), 200_000, 79);
-    let torrent = dir.path().join("s.torrent");
+/// A daemon, and a two-file folder `data/s` (300,000 and 200,000 bytes of content
+/// `seed`, `seed + 1`) with its torrent `s.torrent`, all in `dir`. Returns the daemon, its RPC
+/// port, and the torrent's path.
+fn daemon_and_torrent(dir: &Path, seed: u64) -> (Proc, u16, std::path::PathBuf) {
+    let data = dir.join("data/s");
+    make_test_file(data.join("a.bin"), 300_000, seed);
+    make_test_file(data.join("b.bin"), 200_000, seed + 1);
+    let torrent = dir.join("s.torrent");
     let mut cmd = shoal_raw(["create"]);
     cmd.arg(&data).arg("-o").arg(&torrent);
     assert!(support::run(cmd, QUICK).status.success());
     let port = free_port();
-    let mut daemon = start_daemon(&dir.path().join("state"), port, &[]);
-    let rpc = format!("127.0.0.1:{port}");
-    let shoal = |args: &[&str]| {
-        let mut cmd = shoal_raw(args);
-        cmd.args(["--rpc", &rpc]);
-        support::run(cmd, QUICK)
-    };
+    (start_daemon(&dir.join("state"), port, &[]), port, torrent)
+}
+
+/// Runs `shoal ARGS --rpc 127.0.0.1:PORT`.
+fn remote(port: u16, args: &[&str]) -> shoal_testkit::Captured {
+    let mut cmd = shoal_raw(args);
+    cmd.args(["--rpc", &format!("127.0.0.1:{port}")]);
+    support::run(cmd, QUICK)
+}
+
+#[test]
+fn set_verify_and_reannounce_from_the_command_line() {
+    let dir = TempDir::new().expect("temp dir");
+    let (mut daemon, port, torrent) = daemon_and_torrent(dir.path(), 78);
+    let shoal = |args: &[&str]| remote(port, args);
     let folder = dir.path().join("data").display().to_string();
     assert!(shoal(&["add", torrent.to_str().expect("path"), "-o", &folder]).status.success());
     wait_until(QUICK, Duration::from_millis(20), || {
@@ -195,21 +204,9 @@ fn set_verify_and_reannounce_from_the_command_line() {
 #[test]
 fn labels_goals_order_move_and_free_space_from_the_command_line() {
     let dir = TempDir::new().expect("temp dir");
+    let (mut daemon, port, torrent) = daemon_and_torrent(dir.path(), 80);
     let data = dir.path().join("data/s");
-    make_test_file(data.join("a.bin"), 300_000, 80);
-    make_test_file(data.join("b.bin"), 200_000, 81);
-    let torrent = dir.path().join("s.torrent");
-    let mut cmd = shoal_raw(["create"]);
-    cmd.arg(&data).arg("-o").arg(&torrent);
-    assert!(support::run(cmd, QUICK).status.success());
-    let port = free_port();
-    let mut daemon = start_daemon(&dir.path().join("state"), port, &[]);
-    let rpc = format!("127.0.0.1:{port}");
-    let shoal = |args: &[&str]| {
-        let mut cmd = shoal_raw(args);
-        cmd.args(["--rpc", &rpc]);
-        support::run(cmd, QUICK)
-    };
+    let shoal = |args: &[&str]| remote(port, args);
     let folder = dir.path().join("data").display().to_string();
     let added = shoal(&["add", torrent.to_str().expect("path"), "-o", &folder, "--labels", "tv", "--sequential"]);
     assert!(added.status.success(), "{added:?}");
