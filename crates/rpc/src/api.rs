@@ -585,43 +585,67 @@ impl TorrentInfo {
     /// The JSON value of one field (named as in [`TORRENT_FIELDS`]) without encoding the
     /// others: a list of thousands of torrents asking for a few fields stays cheap.
     pub fn field(&self, name: &str) -> Option<serde_json::Value> {
-        use serde_json::json;
-        Some(match name {
-            "id" => json!(self.id),
-            "info_hash" => json!(self.info_hash),
-            "name" => json!(self.name),
-            "state" => json!(self.state),
-            "progress" => json!(self.progress),
-            "total_bytes" => json!(self.total_bytes),
-            "wanted_bytes" => json!(self.wanted_bytes),
-            "have_bytes" => json!(self.have_bytes),
-            "left_bytes" => json!(self.left_bytes),
-            "download_rate" => json!(self.download_rate),
-            "upload_rate" => json!(self.upload_rate),
-            "downloaded" => json!(self.downloaded),
-            "uploaded" => json!(self.uploaded),
-            "peers" => json!(self.peers),
-            "peers_sending" => json!(self.peers_sending),
-            "peers_receiving" => json!(self.peers_receiving),
-            "eta" => json!(self.eta),
-            "download_dir" => json!(self.download_dir),
-            "error" => json!(self.error),
-            "upload_limit" => json!(self.upload_limit),
-            "download_limit" => json!(self.download_limit),
-            "max_connections" => json!(self.max_connections),
-            "seed_ratio_limit" => json!(self.seed_ratio_limit),
-            "seed_time_limit" => json!(self.seed_time_limit),
-            "seed_idle_limit" => json!(self.seed_idle_limit),
-            "idle_seconds" => json!(self.idle_seconds),
-            "labels" => json!(self.labels),
-            "sequential" => json!(self.sequential),
-            "piece_count" => json!(self.piece_count),
-            "piece_length" => json!(self.piece_length),
-            "files" => json!(self.files),
-            "trackers" => json!(self.trackers),
-            "added_at" => json!(self.added_at),
-            _ => return None,
-        })
+        struct One<'a>(&'a TorrentInfo, &'a str);
+        impl Serialize for One<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap;
+                let mut map = s.serialize_map(Some(1))?;
+                self.0.serialize_field(self.1, &mut map)?;
+                map.end()
+            }
+        }
+        match serde_json::to_value(One(self, name)).ok()? {
+            serde_json::Value::Object(mut one) => one.remove(name),
+            _ => None,
+        }
+    }
+
+    /// Writes field `name` (as in [`TORRENT_FIELDS`]) into `map`; an unknown name writes
+    /// nothing. One list of fields for every encoding of a torrent.
+    pub fn serialize_field<M: serde::ser::SerializeMap>(&self, name: &str, map: &mut M) -> Result<(), M::Error> {
+        macro_rules! fields {
+            ($($field:ident),* $(,)?) => {
+                match name {
+                    $(stringify!($field) => map.serialize_entry(name, &self.$field),)*
+                    _ => Ok(()),
+                }
+            };
+        }
+        fields!(
+            id,
+            info_hash,
+            name,
+            state,
+            progress,
+            total_bytes,
+            wanted_bytes,
+            have_bytes,
+            left_bytes,
+            download_rate,
+            upload_rate,
+            downloaded,
+            uploaded,
+            peers,
+            peers_sending,
+            peers_receiving,
+            eta,
+            download_dir,
+            error,
+            upload_limit,
+            download_limit,
+            max_connections,
+            seed_ratio_limit,
+            seed_time_limit,
+            seed_idle_limit,
+            idle_seconds,
+            labels,
+            sequential,
+            piece_count,
+            piece_length,
+            files,
+            trackers,
+            added_at,
+        )
     }
 }
 

@@ -11,6 +11,7 @@
 //! [`NOT_FOUND`], [`BAD_TORRENT`], [`SHUTTING_DOWN`], [`FAILED`].
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
 
 use crate::api::{Api, ApiError};
@@ -117,12 +118,13 @@ pub struct ErrorObject {
     pub data: Option<Value>,
 }
 
-/// A response object.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// A response object. The result is kept encoded: a list of thousands of torrents is written
+/// once, straight from the torrents, not built as a JSON tree first.
+#[derive(Clone, Debug, Serialize)]
 pub struct Response {
     jsonrpc: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<Value>,
+    result: Option<Box<RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<ErrorObject>,
     id: Id,
@@ -130,7 +132,7 @@ pub struct Response {
 
 impl Response {
     /// A success.
-    pub fn result(id: Id, result: Value) -> Response {
+    pub fn result(id: Id, result: Box<RawValue>) -> Response {
         Response { jsonrpc: "2.0", result: Some(result), error: None, id }
     }
 
@@ -145,8 +147,8 @@ impl Response {
     }
 
     /// The result, for a success.
-    pub fn result_value(&self) -> Option<&Value> {
-        self.result.as_ref()
+    pub fn result_value(&self) -> Option<Value> {
+        serde_json::from_str(self.result.as_ref()?.get()).ok()
     }
 }
 
@@ -216,7 +218,7 @@ async fn run<A: Api>(api: &A, request: Result<Request, RequestError>) -> Option<
         Err(e) => return Some(e.into()),
     };
     let outcome = match Call::parse(&request.method, request.params) {
-        Ok(call) => method::execute(api, call).await.map_err(|e| {
+        Ok(call) => method::execute_encoded(api, call).await.map_err(|e| {
             let data = match &e {
                 ApiError::NotFound(id) => Some(Value::Object(Map::from_iter([("id".to_owned(), id_value(id))]))),
                 _ => None,

@@ -29,6 +29,7 @@
 use base64::Engine as _;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::api::{
@@ -303,6 +304,49 @@ fn select(torrents: &[TorrentInfo], fields: &[String]) -> Result<Value, ApiError
         .map(|t| Value::Object(fields.iter().filter_map(|f| Some((f.clone(), t.field(f)?))).collect()))
         .collect();
     Ok(Value::Array(objects))
+}
+
+/// The torrents as a JSON array of objects holding only `fields`, encoded in one pass.
+struct Selected<'a> {
+    torrents: &'a [TorrentInfo],
+    fields: &'a [String],
+}
+
+impl serde::Serialize for Selected<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct One<'a>(&'a TorrentInfo, &'a [String]);
+        impl serde::Serialize for One<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut map = s.serialize_map(None)?;
+                for f in self.1 {
+                    self.0.serialize_field(f, &mut map)?;
+                }
+                map.end()
+            }
+        }
+        let mut seq = s.serialize_seq(Some(self.torrents.len()))?;
+        for t in self.torrents {
+            seq.serialize_element(&One(t, self.fields))?;
+        }
+        seq.end()
+    }
+}
+
+/// Runs a parsed call against `api` and returns its answer encoded as JSON (what JSON-RPC
+/// sends): like [`execute`], but torrent lists are written straight from the torrents.
+pub async fn execute_encoded<A: Api>(api: &A, call: Call) -> Result<Box<RawValue>, ApiError> {
+    let encode = |e: serde_json::Error| ApiError::Failed(format!("cannot encode the answer: {e}"));
+    match call {
+        Call::List(fields) => {
+            serde_json::value::to_raw_value(&Selected { torrents: &api.list().await?, fields: &fields }).map_err(encode)
+        }
+        Call::Get { ids, fields } => {
+            serde_json::value::to_raw_value(&Selected { torrents: &api.get(ids).await?, fields: &fields })
+                .map_err(encode)
+        }
+        call => serde_json::value::to_raw_value(&execute(api, call).await?).map_err(encode),
+    }
 }
 
 /// Runs a parsed call against `api` and encodes its answer.
