@@ -138,27 +138,30 @@ impl Api for Daemon {
     }
 
     async fn get(&self, ids: Ids) -> Result<Vec<TorrentInfo>, ApiError> {
-        let pending: Vec<_> = {
+        // Per-file progress: most torrents answer from their last answer (nothing verified
+        // since); the others are asked, without the lock held.
+        let (mut known, pending) = {
             let entries = lock(&self.inner.entries);
             let keys = resolve(&entries, &ids)?;
-            keys.iter()
-                .filter_map(|k| entries.get(k))
-                .map(|e| (e.id.0, e.torrent.as_ref().map(|t| t.file_progress())))
-                .collect()
-        };
-        let mut progress = std::collections::HashMap::new();
-        for (key, query) in pending {
-            if let Some(query) = query {
-                progress.insert(key, query.await);
+            let mut known = std::collections::HashMap::with_capacity(keys.len());
+            let mut pending = Vec::new();
+            for e in keys.iter().filter_map(|k| entries.get(k)) {
+                let Some(t) = &e.torrent else { continue };
+                match t.file_progress_now() {
+                    Some(have) => {
+                        known.insert(e.id.0, have);
+                    }
+                    None => pending.push((e.id.0, t.file_progress())),
+                }
             }
+            (known, pending)
+        };
+        for (key, query) in pending {
+            known.insert(key, query.await);
         }
         let entries = lock(&self.inner.entries);
         let keys = resolve(&entries, &ids).unwrap_or_default();
-        Ok(keys
-            .iter()
-            .filter_map(|k| entries.get(k))
-            .map(|e| e.info(progress.get(&e.id.0).map(Vec::as_slice)))
-            .collect())
+        Ok(keys.iter().filter_map(|k| entries.get(k)).map(|e| e.info(known.get(&e.id.0).map(Vec::as_slice))).collect())
     }
 
     async fn pause(&self, ids: Ids) -> Result<Vec<TorrentId>, ApiError> {

@@ -231,8 +231,15 @@ impl Entry {
     /// A snapshot for the RPC. `file_have` is the bytes verified per file (in the torrent's
     /// file order), when known.
     pub(crate) fn info(&self, file_have: Option<&[u64]>) -> TorrentInfo {
-        let status = self.torrent.as_ref().map(Torrent::status);
-        let engine = status.as_ref().map(|s| &s.state);
+        match &self.torrent {
+            // Read in place: no copy of the status (name, trackers) for each of thousands.
+            Some(t) => t.peek(|s| self.info_with(Some(s), file_have)),
+            None => self.info_with(None, file_have),
+        }
+    }
+
+    fn info_with(&self, status: Option<&shoal_engine::TorrentStatus>, file_have: Option<&[u64]>) -> TorrentInfo {
+        let engine = status.map(|s| &s.state);
         let meta = self.meta.as_ref();
         let total = meta.map(|m| m.info.total_length()).unwrap_or(0);
         let state = self.state_with(engine);

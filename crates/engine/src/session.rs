@@ -665,6 +665,13 @@ impl Torrent {
         async move { if sent { rx.await.unwrap_or_default() } else { Vec::new() } }
     }
 
+    /// [`Torrent::file_progress`] when it can be answered without asking the torrent (no
+    /// piece verified since the last answer).
+    pub fn file_progress_now(&self) -> Option<Vec<u64>> {
+        let have_now = self.status.borrow().stats.bytes_have;
+        lock(&self.file_progress).as_ref().filter(|(have, _)| *have == have_now).map(|(_, f)| f.clone())
+    }
+
     /// Bytes verified in each file, in file order. Sent and
     /// awaited like [`Torrent::peers`].
     pub fn file_progress(&self) -> impl Future<Output = Vec<u64>> + Send + 'static {
