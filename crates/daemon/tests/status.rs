@@ -88,19 +88,13 @@ async fn r_a_torrent_in_error_resumes_once_the_problem_is_gone() {
     let target = dir.path().join("target");
     std::fs::create_dir_all(target.join("set")).expect("mkdir");
     std::fs::write(target.join("set/f0.bin"), vec![7u8; PIECE as usize + 10]).expect("write");
-    let added = d
-        .add(AddRequest {
-            download_dir: Some(target.display().to_string()),
-            ..AddRequest::new(Source::TorrentFile(bytes))
-        })
-        .await
-        .expect("add");
-    let failed = wait_for(&d, added.id.0, "error", |t| t.state == TorrentState::Error).await;
+    let added_id = add_in(&d, bytes, &target).await;
+    let failed = wait_for(&d, added_id.0, "error", |t| t.state == TorrentState::Error).await;
     assert!(failed.error.as_deref().is_some_and(|e| e.contains("f0.bin")), "{failed:#?}");
     // The user moves the file away and resumes: the torrent starts (and finds its data missing).
     std::fs::remove_file(target.join("set/f0.bin")).expect("rm");
-    d.resume(Ids::one(added.id)).await.expect("resume");
-    let t = wait_for(&d, added.id.0, "downloading after resume", |t| t.state == TorrentState::Downloading).await;
+    d.resume(Ids::one(added_id)).await.expect("resume");
+    let t = wait_for(&d, added_id.0, "downloading after resume", |t| t.state == TorrentState::Downloading).await;
     assert_eq!(t.error, None);
     d.shutdown().await;
 }
@@ -139,21 +133,15 @@ async fn verify_finds_a_damaged_piece_and_the_torrent_downloads_again() {
     let sizes = [2 * PIECE as u64, 2 * PIECE as u64, 2 * PIECE as u64];
     let (bytes, _meta) = folder_torrent(&data, sizes);
     let (d, _session) = daemon(&dir.path().join("state")).await;
-    let added = d
-        .add(AddRequest {
-            download_dir: Some(data.display().to_string()),
-            ..AddRequest::new(Source::TorrentFile(bytes))
-        })
-        .await
-        .expect("add");
-    wait_for(&d, added.id.0, "seeding its own data", |t| t.state == TorrentState::Seeding).await;
+    let added_id = add_in(&d, bytes, &data).await;
+    wait_for(&d, added_id.0, "seeding its own data", |t| t.state == TorrentState::Seeding).await;
     // One byte changes behind the daemon's back; only a check from disk can tell.
     let file = data.join("set/f2.bin");
     let mut content = std::fs::read(&file).expect("read");
     content[100] ^= 0xff;
     std::fs::write(&file, &content).expect("write");
-    d.verify(Ids::one(added.id)).await.expect("verify");
-    let t = wait_for(&d, added.id.0, "downloading the damaged piece", |t| t.state == TorrentState::Downloading).await;
+    d.verify(Ids::one(added_id)).await.expect("verify");
+    let t = wait_for(&d, added_id.0, "downloading the damaged piece", |t| t.state == TorrentState::Downloading).await;
     assert_eq!(t.have_bytes, t.wanted_bytes - u64::from(PIECE), "exactly one piece is missing: {t:#?}");
     assert_eq!(t.files[2].have, sizes[2] - u64::from(PIECE));
     d.shutdown().await;
@@ -186,13 +174,7 @@ async fn reannounce_asks_the_tracker_again_at_once() {
     make_test_file(data.join("one.bin"), 100_000, 99);
     let torrent = torrent_of(&data.join("one.bin"), vec![tracker]);
     let (d, _session) = daemon(&dir.path().join("state")).await;
-    let added = d
-        .add(AddRequest {
-            download_dir: Some(data.display().to_string()),
-            ..AddRequest::new(Source::TorrentFile(torrent))
-        })
-        .await
-        .expect("add");
+    let added_id = add_in(&d, torrent, &data).await;
     let announced = |n: usize| {
         let count = count.clone();
         async move {
@@ -204,11 +186,11 @@ async fn reannounce_asks_the_tracker_again_at_once() {
         }
     };
     announced(1).await;
-    let t = wait_for(&d, added.id.0, "the tracker's answer shown", |t| t.trackers[0].last_announce.is_some()).await;
+    let t = wait_for(&d, added_id.0, "the tracker's answer shown", |t| t.trackers[0].last_announce.is_some()).await;
     assert_eq!((t.trackers[0].last_error.as_deref(), t.trackers[0].last_peers), (None, Some(0)), "{t:#?}");
     let next = t.trackers[0].next_announce.expect("a next announce");
     assert!(next >= t.trackers[0].last_announce.unwrap_or(0) + 1700, "the tracker's interval: {t:#?}");
-    assert_eq!(d.reannounce(Ids::one(added.id)).await.expect("reannounce"), vec![added.id]);
+    assert_eq!(d.reannounce(Ids::one(added_id)).await.expect("reannounce"), vec![added_id]);
     announced(2).await;
     d.shutdown().await;
 }
@@ -220,26 +202,20 @@ async fn a_torrents_own_seeding_goal_stops_it_and_a_new_goal_lets_it_seed_again(
     let (bytes, _meta) = folder_torrent(&data, [PIECE as u64, PIECE as u64, PIECE as u64]);
     let (d, _session) = daemon(&dir.path().join("state")).await;
     tokio::spawn(d.clone().run_policy());
-    let added = d
-        .add(AddRequest {
-            download_dir: Some(data.display().to_string()),
-            ..AddRequest::new(Source::TorrentFile(bytes))
-        })
-        .await
-        .expect("add");
-    wait_for(&d, added.id.0, "seeding", |t| t.state == TorrentState::Seeding).await;
+    let added_id = add_in(&d, bytes, &data).await;
+    wait_for(&d, added_id.0, "seeding", |t| t.state == TorrentState::Seeding).await;
     // The session has no goal; the torrent's own (seed 0 seconds) stops it.
-    let mut set = SetRequest::new(Ids::one(added.id));
+    let mut set = SetRequest::new(Ids::one(added_id));
     set.seed_time_limit = Some(Goal::Limit(0));
     d.set(set).await.expect("set");
-    let t = wait_for(&d, added.id.0, "stopped at its goal", |t| t.state == TorrentState::Paused).await;
+    let t = wait_for(&d, added_id.0, "stopped at its goal", |t| t.state == TorrentState::Paused).await;
     assert_eq!((t.seed_time_limit, t.seed_ratio_limit), (Goal::Limit(0), Goal::Session));
     // Back to the session's goal (none): it seeds again.
-    let mut set = SetRequest::new(Ids::one(added.id));
+    let mut set = SetRequest::new(Ids::one(added_id));
     set.seed_time_limit = Some(Goal::Session);
     d.set(set).await.expect("set");
-    wait_for(&d, added.id.0, "seeding again", |t| t.state == TorrentState::Seeding).await;
-    let mut bad = SetRequest::new(Ids::one(added.id));
+    wait_for(&d, added_id.0, "seeding again", |t| t.state == TorrentState::Seeding).await;
+    let mut bad = SetRequest::new(Ids::one(added_id));
     bad.seed_ratio_limit = Some(Goal::Limit(-1.0));
     assert!(matches!(d.set(bad).await, Err(shoal_rpc::api::ApiError::InvalidParams(_))));
     d.shutdown().await;
