@@ -5,49 +5,16 @@
 use std::path::Path;
 use std::time::Duration;
 
-use shoal_engine::{AddTorrent, Session, SessionConfig, Torrent, TorrentState};
-use shoal_proto::{CreateContent, CreateSpec, Metainfo, build_torrent};
+use shoal_engine::{Session, TorrentState};
+use shoal_proto::Metainfo;
 
 const SEEDING: usize = 300;
 const DOWNLOADING: usize = 20;
 const DEADLINE: Duration = Duration::from_secs(120);
 
-fn local() -> SessionConfig {
-    SessionConfig { listen: "127.0.0.1:0".parse().expect("address"), ..Default::default() }
-}
+mod support;
 
-/// A single-file torrent `t{i}.bin` of 100 KiB (16 KiB pieces) written in `dir`.
-fn small_torrent(dir: &Path, i: usize) -> Metainfo {
-    use sha1::{Digest, Sha1};
-    let data: Vec<u8> =
-        (0..100 * 1024u32).map(|b| (b.wrapping_mul(2_654_435_761).wrapping_add(i as u32) >> 11) as u8).collect();
-    let name = format!("t{i}.bin");
-    std::fs::write(dir.join(&name), &data).expect("write");
-    let hashes: Vec<[u8; 20]> = data.chunks(16 * 1024).map(|c| Sha1::digest(c).into()).collect();
-    let spec = CreateSpec {
-        name,
-        piece_length: 16 * 1024,
-        content: CreateContent::SingleFile { length: data.len() as u64 },
-        trackers: vec![],
-        comment: None,
-        creation_date: None,
-        private: false,
-    };
-    Metainfo::from_bytes(&build_torrent(&spec, &hashes)).expect("torrent parses")
-}
-
-async fn add(session: &Session, meta: &Metainfo, dir: &Path, peers: Vec<std::net::SocketAddr>) -> Torrent {
-    let add = AddTorrent {
-        meta: meta.clone(),
-        download_dir: dir.to_path_buf(),
-        peers,
-        use_trackers: false,
-        file_priorities: None,
-        sequential: false,
-        resume: None,
-    };
-    session.add(add).await.expect("add")
-}
+use support::{add, bytes, folder_torrent, local};
 
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").expect("/proc/self/task").count()
@@ -57,18 +24,20 @@ fn threads() -> usize {
 async fn hundreds_of_torrents_share_a_few_disk_threads() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (seed_dir, leech_dir) = (dir.path().join("seed"), dir.path().join("leech"));
-    std::fs::create_dir_all(&seed_dir).expect("mkdir");
     let before = threads();
     let seed = Session::start(local()).await.expect("seed session");
     let leech = Session::start(local()).await.expect("leech session");
-    let metas: Vec<Metainfo> = (0..SEEDING).map(|i| small_torrent(&seed_dir, i)).collect();
+    // Torrent i: one file of 100 KiB in its own folder `seed/i/set`.
+    let metas: Vec<Metainfo> = (0..SEEDING)
+        .map(|i| folder_torrent(&seed_dir.join(i.to_string()), &[("t.bin", bytes(100 * 1024, i as u32))]))
+        .collect();
     let mut seeding = Vec::new();
-    for meta in &metas {
-        seeding.push(add(&seed, meta, &seed_dir, vec![]).await);
+    for (i, meta) in metas.iter().enumerate() {
+        seeding.push(add(&seed, meta, &seed_dir.join(i.to_string()), vec![]).await);
     }
     let mut downloads = Vec::new();
-    for meta in &metas[..DOWNLOADING] {
-        downloads.push(add(&leech, meta, &leech_dir, vec![seed.listen_addr()]).await);
+    for (i, meta) in metas[..DOWNLOADING].iter().enumerate() {
+        downloads.push(add(&leech, meta, &leech_dir.join(i.to_string()), vec![seed.listen_addr()]).await);
     }
     let mut peak = threads();
     for t in &downloads {
@@ -86,11 +55,11 @@ async fn hundreds_of_torrents_share_a_few_disk_threads() {
         };
         tokio::time::timeout(DEADLINE, done).await.expect("every download completes");
     }
-    for (i, meta) in metas[..DOWNLOADING].iter().enumerate() {
-        let name = &meta.info.name;
+    for i in 0..DOWNLOADING {
+        let file = Path::new(&i.to_string()).join("set/t.bin");
         assert_eq!(
-            std::fs::read(leech_dir.join(name)).expect("read"),
-            std::fs::read(seed_dir.join(name)).expect("read"),
+            std::fs::read(leech_dir.join(&file)).expect("read"),
+            std::fs::read(seed_dir.join(&file)).expect("read"),
             "torrent {i}"
         );
     }
