@@ -434,12 +434,20 @@ impl Api for Daemon {
     }
 
     async fn free_space(&self, path: Option<String>) -> Result<FreeSpace, ApiError> {
-        let path = path.unwrap_or_else(|| self.download_dir().display().to_string());
-        if !std::path::Path::new(&path).is_absolute() {
+        // The download folder may not exist yet: its space is that of the nearest folder
+        // above it that does, where it will be created. A folder named by the client must exist.
+        let (path, asked) = match path {
+            Some(path) => (path.clone(), PathBuf::from(path)),
+            None => {
+                let dir = self.download_dir();
+                let existing = dir.ancestors().find(|d| d.is_dir()).map(PathBuf::from).unwrap_or_else(|| dir.clone());
+                (dir.display().to_string(), existing)
+            }
+        };
+        if !asked.is_absolute() {
             return Err(ApiError::InvalidParams(format!("path {path:?} is not an absolute path")));
         }
-        let asked = path.clone();
-        let stat = tokio::task::spawn_blocking(move || rustix::fs::statvfs(asked.as_str()))
+        let stat = tokio::task::spawn_blocking(move || rustix::fs::statvfs(&asked))
             .await
             .map_err(|_| ApiError::Failed("the free space query did not finish".into()))?
             .map_err(|e| ApiError::InvalidParams(format!("cannot read the free space of {path}: {e}")))?;
