@@ -9,9 +9,9 @@ use shoal_engine::TorrentState as EngineState;
 use shoal_proto::Metainfo;
 use shoal_proto::magnet::Magnet;
 use shoal_rpc::api::{
-    AddRequest, AddResult, Api, ApiError, FreeSpace, Goal, Ids, LocationRequest, PeerInfo, Priority, RemoveRequest,
-    SessionSettings, SessionStats, SessionUpdate, SetRequest, Source, TorrentId, TorrentInfo, TorrentRef, TorrentState,
-    TransferTotals, normalize_labels,
+    AddRequest, AddResult, Api, ApiError, FreeSpace, Goal, Ids, LocationRequest, MAX_ADD_PEERS, PeerInfo, Priority,
+    RemoveRequest, SessionSettings, SessionStats, SessionUpdate, SetRequest, Source, TorrentId, TorrentInfo,
+    TorrentRef, TorrentState, TransferTotals, normalize_labels,
 };
 use shoal_state::{FilePriority, NewTorrent, TorrentState as StoredState};
 
@@ -107,6 +107,12 @@ impl Daemon {
 impl Api for Daemon {
     async fn add(&self, request: AddRequest) -> Result<AddResult, ApiError> {
         let labels = normalize_labels(&request.labels)?;
+        if request.peers.len() > MAX_ADD_PEERS {
+            return Err(ApiError::InvalidParams(format!(
+                "peers: {} given; a torrent takes at most {MAX_ADD_PEERS}",
+                request.peers.len()
+            )));
+        }
         let options = Options { labels, sequential: request.sequential, peers: request.peers };
         let (loaded, magnet) = load_source(request.source).await?;
         let (meta, bytes) = match loaded {

@@ -125,6 +125,13 @@ async fn labels_order_goals_and_peers_are_kept_across_a_restart() {
     let before = one(&d, id.0).await;
     assert_eq!((before.labels.clone(), before.sequential), (vec!["tv".to_owned(), "hd".to_owned()], true));
 
+    // A bounded number of peers: they are stored and dialled at every start.
+    let many: Vec<std::net::SocketAddr> = (0..201).map(|i| ([127, 0, 0, 1], 10_000 + i).into()).collect();
+    let (other, _) = folder_torrent(&dir.path().join("other"), [10, 20, 30]);
+    let err = d.add(AddRequest { peers: many, ..AddRequest::new(Source::TorrentFile(other)) }).await;
+    assert!(matches!(&err, Err(ApiError::InvalidParams(m)) if m.contains("at most 200")), "{err:?}");
+    assert_eq!(d.list().await.expect("list").len(), 1, "nothing was added");
+
     let mut bad = SetRequest::new(Ids::one(id));
     bad.labels = Some(vec!["a,b".into()]);
     let err = d.set(bad).await.expect_err("refused");

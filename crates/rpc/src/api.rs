@@ -333,6 +333,10 @@ where
     T::deserialize(d).map(Some)
 }
 
+/// The most peers `torrent.add` takes for one torrent (they are stored and dialled at every
+/// start, so a client cannot make the daemon keep or dial an unbounded list).
+pub const MAX_ADD_PEERS: usize = 200;
+
 /// The longest label, in characters, and the most labels on one torrent.
 pub const MAX_LABEL_CHARS: usize = 64;
 /// See [`MAX_LABEL_CHARS`].
