@@ -19,7 +19,7 @@ use shoal_swarm::PeerKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::rate_limit::Caps;
 
@@ -122,27 +122,46 @@ pub(crate) async fn connect(
 /// An event from a peer connection, for its torrent.
 #[derive(Debug)]
 pub(crate) enum PeerEvent {
-    Messages(PeerKey, Vec<Message>),
+    /// What one read decoded; the permit holds the session's budget for the blocks in it until
+    /// the torrent has taken them (see [`crate::disk::DiskPool::received`]).
+    Messages(PeerKey, Vec<Message>, Option<OwnedSemaphorePermit>),
     Closed(PeerKey, Ended),
 }
 
 /// Where a connection's reader sends what it reads: the torrent's bounded peer inbox, so a
-/// busy torrent slows its readers down (back-pressure reaches the sockets).
+/// busy torrent slows its readers down (back-pressure reaches the sockets). Received blocks
+/// also take their size from the session's budget of received data, so what waits in inboxes
+/// is bounded in bytes, not only in messages.
 #[derive(Clone, Debug)]
-pub(crate) struct PeerSink(mpsc::Sender<PeerEvent>);
+pub(crate) struct PeerSink {
+    tx: mpsc::Sender<PeerEvent>,
+    received: Arc<Semaphore>,
+}
 
 impl PeerSink {
-    pub(crate) fn new(tx: mpsc::Sender<PeerEvent>) -> Self {
-        Self(tx)
+    pub(crate) fn new(tx: mpsc::Sender<PeerEvent>, received: Arc<Semaphore>) -> Self {
+        Self { tx, received }
     }
 
-    /// Forwards messages; false when the torrent is gone.
+    /// Forwards messages, waiting for room in the budget for the blocks among them; false when
+    /// the torrent is gone.
     pub(crate) async fn peer_messages(&self, key: PeerKey, msgs: Vec<Message>) -> bool {
-        self.0.send(PeerEvent::Messages(key, msgs)).await.is_ok()
+        let bytes: usize = msgs.iter().map(|m| if let Message::Piece { data, .. } = m { data.len() } else { 0 }).sum();
+        let permit = match bytes {
+            0 => None,
+            n => {
+                let n = n.min(crate::disk::RECEIVED_BUDGET) as u32;
+                match self.received.clone().acquire_many_owned(n).await {
+                    Ok(permit) => Some(permit),
+                    Err(_) => return false,
+                }
+            }
+        };
+        self.tx.send(PeerEvent::Messages(key, msgs, permit)).await.is_ok()
     }
 
     pub(crate) async fn peer_closed(&self, key: PeerKey, reason: Ended) {
-        let _ = self.0.send(PeerEvent::Closed(key, reason)).await;
+        let _ = self.tx.send(PeerEvent::Closed(key, reason)).await;
     }
 }
 

@@ -32,7 +32,7 @@ pub struct SessionConfig {
     pub max_peers: usize,
     /// Most connections over all torrents.
     pub max_connections: usize,
-    /// Hashing threads of the session (besides one writer thread), shared by every torrent.
+    /// Disk threads of the session (they write and hash received data), shared by every torrent.
     pub disk_threads: usize,
     /// Swarm logic tunables.
     pub swarm: shoal_swarm::Config,

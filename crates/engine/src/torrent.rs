@@ -24,7 +24,7 @@ use shoal_swarm::{Action, CandidateConfig, CandidateSource, Candidates, PeerKey,
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::disk::{Disk, DiskEvent};
+use crate::disk::{Disk, DiskEvent, DiskJob};
 use crate::metadata::{OUR_UT_METADATA, OUR_UT_PEX};
 use crate::peer::{self, Outgoing, PeerEvent, PeerLink, PeerSink};
 use crate::{TorrentState, TorrentStatus};
@@ -200,7 +200,7 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
     let (peer_tx, peer_rx) = mpsc::channel(PEER_INBOX);
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
     let (disk_tx, disk_rx) = mpsc::unbounded_channel();
-    let inbox = Inbox { peers: PeerSink::new(peer_tx), control: ctl_tx };
+    let inbox = Inbox { peers: PeerSink::new(peer_tx, setup.disk.received()), control: ctl_tx };
     let pieces = setup.swarm.layout().piece_count();
     let actor = Actor {
         info_hash: setup.info_hash,
@@ -535,7 +535,7 @@ impl Actor {
 
     fn on_peer(&mut self, event: PeerEvent) {
         match event {
-            PeerEvent::Messages(key, msgs) => {
+            PeerEvent::Messages(key, msgs, _received) => {
                 for msg in msgs {
                     if !self.links.contains_key(&key) {
                         return;
@@ -791,11 +791,8 @@ impl Actor {
     /// Dispatches actions and hands queued disk work to the workers (waiting if they are busy).
     async fn drain(&mut self) {
         self.dispatch();
-        while let Some(job) = self.disk_backlog.pop_front() {
-            match job {
-                DiskJob::Write(block, data) => self.disk.write(block, data).await,
-                DiskJob::Verify(piece) => self.disk.verify(piece).await,
-            }
+        if !self.disk_backlog.is_empty() {
+            self.disk.submit(&mut self.disk_backlog).await;
         }
     }
 
@@ -854,9 +851,3 @@ impl Actor {
     }
 }
 
-/// Disk work waiting to be handed to a worker.
-#[derive(Debug)]
-enum DiskJob {
-    Write(shoal_proto::BlockRange, bytes::Bytes),
-    Verify(shoal_proto::PieceIndex),
-}

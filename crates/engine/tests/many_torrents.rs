@@ -63,7 +63,7 @@ async fn hundreds_of_torrents_share_a_few_disk_threads() {
             "torrent {i}"
         );
     }
-    // Two sessions, each one writer and two hashers, plus the runtime's own threads (tokio's
+    // Two sessions, each with two disk threads, plus the runtime's own threads (tokio's
     // blocking pool for the data checks); three disk threads per torrent were over 900.
     assert!(
         peak - before <= 40,
