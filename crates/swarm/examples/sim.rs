@@ -2,7 +2,8 @@
 //!
 //! `cargo run --release -p shoal-swarm --example sim -- [--peers N] [--size MIB] [--piece KIB]
 //! [--seed-up MIB/S] [--peer-up MIB/S] [--latency MS] [--connections N]
-//! [--initial-seeding 0|1] [--slots N] [--min-queue N] [--queue-time S] [--rechoke S] [--optimistic S]`
+//! [--initial-seeding 0|1] [--slots N] [--min-queue N] [--queue-time S] [--rechoke S] [--optimistic S]
+//! [--timeline 1]` (`--timeline 1` also prints the upload used in each second)
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use shoal_swarm::sim::{SimConfig, run};
 
 fn main() {
     let mut cfg = SimConfig::default();
+    let mut timeline = false;
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
         let [flag, value] = pair else {
@@ -33,6 +35,7 @@ fn main() {
             "--min-queue" => cfg.swarm.min_queue = v as usize,
             "--queue-time" => cfg.swarm.queue_time = Duration::from_secs_f64(v),
             "--rechoke" => cfg.swarm.rechoke_interval = Duration::from_secs_f64(v),
+            "--timeline" => timeline = v != 0.0,
             "--optimistic" => cfg.swarm.optimistic_interval = Duration::from_secs_f64(v),
             _ => {
                 eprintln!("sim: unknown flag {flag}");
@@ -71,4 +74,10 @@ fn main() {
         r.events,
         started.elapsed()
     );
+    println!("seed sent every block once by {:?}", r.seed_first_copy.map(|d| d.as_secs_f64()));
+    if timeline {
+        for (s, (seed, peers)) in r.timeline.iter().enumerate() {
+            println!("{s:>4}s seed {seed:.2} peers {peers:.2}");
+        }
+    }
 }

@@ -19,7 +19,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use shoal_proto::{Layout, Message};
+use shoal_proto::{BLOCK_SIZE, Layout, Message};
 
 use crate::{Action, Bitfield, Config, PeerKey, Swarm};
 
@@ -83,6 +83,11 @@ pub struct SimReport {
     pub leecher_utilization: f64,
     /// Bytes the seed uploaded, as a multiple of the file size (1.0: every byte sent once).
     pub seed_copies: f64,
+    /// When the seed had sent every block at least once (the bound F/u_s needs this at F/u_s).
+    pub seed_first_copy: Option<Duration>,
+    /// Per second of virtual time: the fraction of the seed's upload capacity used, and the
+    /// mean fraction of the honest leechers' capacity used.
+    pub timeline: Vec<(f64, f64)>,
     /// Events processed (a measure of the simulation's own cost).
     pub events: u64,
 }
@@ -117,6 +122,8 @@ struct Node {
     done: Option<Duration>,
     liar: bool,
     sent: f64,
+    /// Upload per second of virtual time, bytes.
+    sent_per_second: Vec<f64>,
 }
 
 enum Event {
@@ -197,6 +204,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
                 done: (i == 0).then_some(Duration::ZERO),
                 liar: cfg.liars.contains(&i),
                 sent: 0.0,
+                sent_per_second: Vec::new(),
             }
         })
         .collect();
@@ -211,7 +219,29 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         // Stagger the ticks so the nodes do not all rechoke at the same instant.
         queue.push(start + Duration::from_micros(i as u64 * 997 % 1_000_000), Event::Tick { node: i });
     }
-    let mut sim = Sim { cfg, layout, content, garbage, queue, hash_failures: 0, bans: 0, events: 0 };
+    let first_block: Vec<usize> = layout
+        .pieces()
+        .scan(0, |next, p| {
+            let first = *next;
+            *next += layout.block_count(p) as usize;
+            Some(first)
+        })
+        .collect();
+    let blocks = layout.pieces().map(|p| layout.block_count(p) as usize).sum();
+    let mut sim = Sim {
+        cfg,
+        layout,
+        content,
+        garbage,
+        queue,
+        hash_failures: 0,
+        bans: 0,
+        events: 0,
+        first_block,
+        seed_sent: vec![false; blocks],
+        seed_unsent: blocks,
+        seed_first_copy: None,
+    };
     for i in 0..n {
         sim.act(&mut nodes, i, start);
     }
@@ -263,6 +293,14 @@ pub fn run(cfg: &SimConfig) -> SimReport {
     let elapsed = now.duration_since(start).as_secs_f64().max(1e-9);
     let leecher_utilization =
         honest_nodes.iter().map(|n| n.sent * n.byte_time / elapsed).sum::<f64>() / honest_nodes.len().max(1) as f64;
+    let seconds = elapsed.ceil() as usize;
+    let used = |n: &Node, s: usize| n.sent_per_second.get(s).copied().unwrap_or(0.0) * n.byte_time;
+    let timeline = (0..seconds)
+        .map(|s| {
+            let leechers = honest_nodes.iter().map(|n| used(n, s)).sum::<f64>() / honest_nodes.len().max(1) as f64;
+            (used(&nodes[0], s), leechers)
+        })
+        .collect();
     SimReport {
         completion,
         all_done,
@@ -271,6 +309,8 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         bans: sim.bans,
         leecher_utilization,
         seed_copies: nodes[0].sent / f,
+        seed_first_copy: sim.seed_first_copy,
+        timeline,
         events: sim.events,
     }
 }
@@ -318,6 +358,13 @@ struct Sim<'a> {
     hash_failures: u32,
     bans: usize,
     events: u64,
+    /// Index in `seed_sent` of each piece's first block.
+    first_block: Vec<usize>,
+    /// Per block, pieces in order: the seed sent it at least once.
+    seed_sent: Vec<bool>,
+    /// Blocks the seed has not sent yet.
+    seed_unsent: usize,
+    seed_first_copy: Option<Duration>,
 }
 
 impl Sim<'_> {
@@ -392,6 +439,22 @@ impl Sim<'_> {
             let done = now + Duration::from_secs_f64(bytes * node.byte_time);
             node.sending = true;
             node.sent += bytes;
+            let second = now.duration_since(self.queue.start).as_secs() as usize;
+            if node.sent_per_second.len() <= second {
+                node.sent_per_second.resize(second + 1, 0.0);
+            }
+            node.sent_per_second[second] += bytes;
+            if i == 0
+                && let Message::Piece { index, begin, .. } = &msg
+            {
+                let n = self.first_block[*index as usize] + (begin / BLOCK_SIZE) as usize;
+                if !std::mem::replace(&mut self.seed_sent[n], true) {
+                    self.seed_unsent -= 1;
+                    if self.seed_unsent == 0 {
+                        self.seed_first_copy = Some(now.duration_since(self.queue.start));
+                    }
+                }
+            }
             self.queue.push(done, Event::SendDone { node: i });
             self.queue.push(done + self.cfg.latency, Event::Deliver { from: i, to: link.to, msg });
             return;
