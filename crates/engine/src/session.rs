@@ -106,6 +106,10 @@ struct Inner {
     /// Incoming connections refused because they did not start with a BitTorrent handshake,
     /// as those using protocol encryption (MSE) do.
     unreadable: std::sync::atomic::AtomicUsize,
+    /// Incoming connections accepted and still in their handshake.
+    handshaking: std::sync::atomic::AtomicUsize,
+    /// Incoming connections closed at once because the session had no room for them.
+    refused: std::sync::atomic::AtomicUsize,
     /// The disk threads every torrent shares.
     disk: crate::disk::DiskPool,
     /// Data checks running at once (see [`Session::add`]).
@@ -160,6 +164,8 @@ impl Session {
                 std::sync::atomic::AtomicUsize::new(max_connections),
             )),
             unreadable: std::sync::atomic::AtomicUsize::new(0),
+            handshaking: std::sync::atomic::AtomicUsize::new(0),
+            refused: std::sync::atomic::AtomicUsize::new(0),
             disk: crate::disk::DiskPool::start(config_disk_threads),
             checks: tokio::sync::Semaphore::new(CHECKS),
         });
@@ -192,6 +198,13 @@ impl Session {
     /// handshake; peers that use protocol encryption (which Shoal does not speak yet) do this.
     pub fn unreadable_handshakes(&self) -> usize {
         self.inner.unreadable.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Incoming connections closed as soon as they were accepted because every connection
+    /// the session allows (`max_connections`, counting those still in their handshake) was in
+    /// use, or [`MAX_HANDSHAKING`] peers were already in their handshake.
+    pub fn refused_connections(&self) -> usize {
+        self.inner.refused.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The DHT node, if the session runs one.
@@ -454,19 +467,49 @@ const AGAIN: std::time::Duration = std::time::Duration::from_secs(10);
 /// bootstrap from it), and the lookup hands out what was announced to us.
 const SOON: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Incoming connections that may be in their handshake at once. A handshake takes one round
+/// trip; many more than this at once is a flood, not a swarm.
+pub(crate) const MAX_HANDSHAKING: usize = 64;
+
+/// How often a refusal is logged at most (the count goes on in [`Session::refused_connections`]).
+const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut last_log: Option<std::time::Instant> = None;
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
+                // Out of file descriptors (EMFILE) lands here: wait for some to close.
                 tracing::warn!("accept failed: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
         };
+        // Room is checked before anything is read: a connection that cannot be kept costs a
+        // file descriptor for no longer than this, whatever the number of peers dialling.
+        let (open, max) = (inner.connections.0.load(Relaxed), inner.connections.1.load(Relaxed));
+        let handshaking = inner.handshaking.load(Relaxed);
+        if open + handshaking >= max || handshaking >= MAX_HANDSHAKING {
+            drop(stream);
+            let refused = inner.refused.fetch_add(1, Relaxed) + 1;
+            if last_log.is_none_or(|at| at.elapsed() >= REFUSAL_LOG_EVERY) {
+                last_log = Some(std::time::Instant::now());
+                tracing::warn!(
+                    %addr,
+                    "refusing incoming connections: {open} of {max} connections open (max-connections) and \
+                     {handshaking} in their handshake (at most {MAX_HANDSHAKING}); {refused} refused so far"
+                );
+            }
+            continue;
+        }
+        inner.handshaking.fetch_add(1, Relaxed);
         let inner = inner.clone();
         tokio::spawn(async move {
-            if let Err(e) = incoming(stream, addr, &inner).await {
+            let result = incoming(stream, addr, &inner).await;
+            inner.handshaking.fetch_sub(1, Relaxed);
+            if let Err(e) = result {
                 tracing::debug!(%addr, "incoming connection dropped: {e}");
             }
         });
