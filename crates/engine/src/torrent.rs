@@ -283,6 +283,10 @@ impl Actor {
                 next_tick = next_tick.min(tokio::time::Instant::from_std(now + TICK));
             } else if self.is_idle(now) {
                 idle_ticks = idle_ticks.saturating_add(1);
+                if idle_ticks == IDLE_AFTER {
+                    // Nobody to serve: its files need no descriptors until someone comes.
+                    self.storage.close_files();
+                }
                 let sleep = if idle_ticks >= IDLE_AFTER {
                     let due = self.candidates.next_due().map_or(IDLE_TICK, |at| at.saturating_duration_since(now));
                     due.clamp(TICK, IDLE_TICK)

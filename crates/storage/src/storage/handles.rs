@@ -46,6 +46,20 @@ impl HandleCache {
         self.lock().put(index, Arc::new(file), self.capacity);
     }
 
+    /// Closes every handle (those in use close when their users are done); files reopen on
+    /// demand.
+    pub(crate) fn clear(&self) {
+        let mut inner = self.lock();
+        for index in std::mem::take(&mut inner.open) {
+            inner.slots[index] = None;
+        }
+    }
+
+    /// Handles open now.
+    pub(crate) fn open_count(&self) -> usize {
+        self.lock().open.len()
+    }
+
     /// The handle of file `index` at `path`, opening it when it is not cached.
     pub(crate) fn get(&self, index: usize, path: &Path) -> Result<Arc<File>, StorageError> {
         if let Some(file) = self.lock().touch(index) {
@@ -129,5 +143,10 @@ mod tests {
         cache.get(0, &paths[0]).expect("reopen");
         assert!(cache.lock().slots[3].is_none());
         assert!(cache.lock().slots[4].is_some());
+        cache.clear();
+        assert_eq!(cache.open_count(), 0);
+        assert!(cache.lock().slots.iter().all(Option::is_none));
+        cache.get(4, &paths[4]).expect("reopen after clear");
+        assert_eq!(cache.open_count(), 1);
     }
 }
