@@ -142,6 +142,7 @@ impl Session {
         let peer_id = PeerId::generate(rand::random());
         let (config_upload, config_download) = (config.upload_limit, config.download_limit);
         let max_connections = config.max_connections;
+        check_open_file_limit(max_connections);
         let config_disk_threads = config.disk_threads;
         let dht = match &config.dht {
             Some(dht) => Some(start_dht(dht.clone()).await?),
@@ -466,6 +467,36 @@ const AGAIN: std::time::Duration = std::time::Duration::from_secs(10);
 /// nodes that have just met ours may be announcing to it (as a seed's node does when we
 /// bootstrap from it), and the lookup hands out what was announced to us.
 const SOON: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Descriptors kept for everything besides peer connections: files of active torrents, the
+/// listener, DHT and RPC sockets, the state database.
+const OTHER_DESCRIPTORS: u64 = 512;
+
+/// Raises this process's soft limit on open files to its hard limit (many systems start
+/// programs at 1,024, too few for hundreds of peers), once, and warns when `max_connections`
+/// still does not fit in it: connections beyond the limit then fail to open or are refused.
+fn check_open_file_limit(max_connections: usize) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    static RAISED: std::sync::Once = std::sync::Once::new();
+    RAISED.call_once(|| {
+        let limit = getrlimit(Resource::Nofile);
+        if limit.current != limit.maximum {
+            let raised = Rlimit { current: limit.maximum, maximum: limit.maximum };
+            if let Err(e) = setrlimit(Resource::Nofile, raised) {
+                tracing::debug!("cannot raise the open-file limit: {e}");
+            }
+        }
+    });
+    if let Some(limit) = getrlimit(Resource::Nofile).current {
+        let fits = limit.saturating_sub(OTHER_DESCRIPTORS);
+        if max_connections as u64 > fits {
+            tracing::warn!(
+                "max-connections is {max_connections} but the open-file limit is {limit} (ulimit -n): \
+                 about {fits} connections fit; raise the limit or lower max-connections"
+            );
+        }
+    }
+}
 
 /// Incoming connections that may be in their handshake at once. A handshake takes one round
 /// trip; many more than this at once is a flood, not a swarm.
