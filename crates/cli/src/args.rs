@@ -353,18 +353,28 @@ pub(crate) struct NodeOptions {
     /// Bootstrap the DHT from this node instead of the public routers (repeatable).
     #[arg(long = "dht-bootstrap", value_name = "HOST:PORT", value_parser = parse_host_port)]
     pub(crate) dht_bootstrap: Vec<String>,
+    /// Most peers connected to one torrent [default: 80].
+    #[arg(long, value_name = "N", value_parser = parse_connections)]
+    pub(crate) max_peers: Option<usize>,
+    /// Most peer connections over all torrents; incoming ones beyond it are closed at once
+    /// [default: 500].
+    #[arg(long, value_name = "N", value_parser = parse_connections)]
+    pub(crate) max_connections: Option<usize>,
 }
 
 impl NodeOptions {
     /// The engine settings these options describe.
     pub(crate) fn session_config(&self) -> shoal_engine::SessionConfig {
+        let defaults = shoal_engine::SessionConfig::default();
         shoal_engine::SessionConfig {
             listen: self.listen,
             upload_limit: self.upload_limit,
             download_limit: self.download_limit,
             dht: (!self.no_dht).then(|| self.dht_config()),
             lsd: !self.no_lsd,
-            ..Default::default()
+            max_peers: self.max_peers.unwrap_or(defaults.max_peers),
+            max_connections: self.max_connections.unwrap_or(defaults.max_connections),
+            ..defaults
         }
     }
 
@@ -403,6 +413,14 @@ fn parse_host_port(s: &str) -> Result<String, String> {
         return Err(format!("{s:?} is not HOST:PORT"));
     }
     Ok(s.to_owned())
+}
+
+/// Parses a number of connections: 1 to 65,535.
+fn parse_connections(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n @ 1..=65_535) => Ok(n),
+        _ => Err(format!("{s:?} is not a number of connections from 1 to 65535")),
+    }
 }
 
 /// Parses a rate in bytes per second: `1500`, `64k`, `5M`, `1.5G` (powers of 1024).

@@ -89,6 +89,12 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
         .as_ref()
         .map_or(from_config(config.limits.max_connections_per_torrent, 80), |s| s.max_connections_per_torrent)
         as usize;
+    if let Some(n) = node.max_connections {
+        session_config.max_connections = n;
+    }
+    if let Some(n) = node.max_peers {
+        session_config.max_peers = n;
+    }
     let session = Session::start(session_config.clone()).await.map_err(anyhow::Error::from)?;
     // What is running, whatever was stored: the real port, DHT and LSD as started.
     let settings = SessionSettings {

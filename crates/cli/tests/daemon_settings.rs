@@ -39,7 +39,11 @@ fn r_flags_override_settings_changed_over_rpc_and_the_real_port_is_reported() {
     let data = dir.path().join("state");
     let port = free_port();
     let mut daemon = start_daemon(&data, port, &[]);
-    let set = call(port, "session.set", json!({"upload_limit": 1000, "download_dir": dir.path().join("rpc-dir")}));
+    let set = call(
+        port,
+        "session.set",
+        json!({"upload_limit": 1000, "download_dir": dir.path().join("rpc-dir"), "max_connections": 50}),
+    );
     assert_eq!(set["upload_limit"], 1000);
     assert!(daemon.terminate(QUICK).expect("stops").success());
 
@@ -49,18 +53,32 @@ fn r_flags_override_settings_changed_over_rpc_and_the_real_port_is_reported() {
     let mut daemon = start_daemon(
         &data,
         port,
-        &["--upload-limit", "5k", "--download-dir", flag_dir.to_str().expect("path"), "--listen", &listen],
+        &[
+            "--upload-limit",
+            "5k",
+            "--download-dir",
+            flag_dir.to_str().expect("path"),
+            "--listen",
+            &listen,
+            "--max-connections",
+            "321",
+            "--max-peers",
+            "123",
+        ],
     );
     let got = call(port, "session.get", json!({}));
     assert_eq!(got["upload_limit"], 5 * 1024, "--upload-limit wins: {got}");
     assert_eq!(got["download_dir"], flag_dir.display().to_string(), "--download-dir wins: {got}");
     assert_eq!(got["listen_port"], peer_port, "the port it listens on: {got}");
+    assert_eq!(got["max_connections"], 321, "--max-connections wins: {got}");
+    assert_eq!(got["max_connections_per_torrent"], 123, "--max-peers wins: {got}");
     assert!(daemon.terminate(QUICK).expect("stops").success());
 
     // Without flags, the setting changed over RPC is back.
     let mut daemon = start_daemon(&data, port, &[]);
     let got = call(port, "session.get", json!({}));
     assert_eq!(got["upload_limit"], 1000, "{got}");
+    assert_eq!(got["max_connections"], 50, "{got}");
     assert_eq!(got["download_dir"], dir.path().join("rpc-dir").display().to_string(), "{got}");
     assert!(daemon.terminate(QUICK).expect("stops").success());
 }
