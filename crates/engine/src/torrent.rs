@@ -47,6 +47,9 @@ const OUR_REQQ: u32 = 2000;
 /// every process on this machine shares it). Beyond it, new connections from that address
 /// are refused.
 const MAX_PER_IP: usize = 8;
+
+/// A torrent says it is refusing peers for lack of room at most this often.
+const REFUSAL_LOG: Duration = Duration::from_secs(10);
 /// A connection that moved no data either way and wanted nothing for this long may be closed
 /// to make room for a newcomer when the torrent has no free slot.
 const IDLE_EVICT_AFTER: Duration = Duration::from_secs(60);
@@ -193,6 +196,8 @@ struct Actor {
     dht: Option<crate::Dht>,
     /// Paused by the user: no connections.
     paused: bool,
+    /// When a refusal for lack of room was last logged (at most one line per [`REFUSAL_LOG`]).
+    refusal_logged: Option<Instant>,
 }
 
 /// Starts the actor; returns its inbox.
@@ -236,6 +241,7 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
         exts: HashMap::new(),
         dht: setup.dht,
         paused: false,
+        refusal_logged: None,
     };
     let span = tracing::info_span!("torrent", hash = %actor.info_hash);
     tokio::spawn(tracing::Instrument::instrument(actor.run(peer_rx, ctl_rx, disk_rx), span));
@@ -471,6 +477,19 @@ impl Actor {
         let ip_full = !self.ip_has_room(addr.ip());
         if banned || duplicate || ip_full || self.paused || full || self.session_full() || self.error.is_some() {
             tracing::debug!(%addr, banned, duplicate, ip_full, "refusing connection");
+            if (full || self.session_full()) && self.refusal_logged.is_none_or(|at| now.duration_since(at) >= REFUSAL_LOG) {
+                self.refusal_logged = Some(now);
+                if full {
+                    tracing::info!(
+                        %addr,
+                        "refusing peers: {} of {} connections of this torrent (max-peers) in use, none less useful to close",
+                        self.links.len(),
+                        self.max_peers
+                    );
+                } else {
+                    tracing::info!(%addr, "refusing peers: every connection of the session (max-connections) is in use");
+                }
+            }
             self.candidates.closed(now, addr, Duration::from_secs(30));
             return;
         }
