@@ -608,8 +608,11 @@ impl Actor {
             }
             Message::Extended { id: OUR_UT_PEX, payload } => self.on_pex(key, &payload),
             msg => {
-                if let Err(e) = self.swarm.handle_message(Instant::now(), key, msg) {
-                    self.drop_violator(key, &e.to_string());
+                match self.swarm.handle_message(Instant::now(), key, msg) {
+                    // The swarm let go of this peer earlier in the same batch; its disconnect
+                    // is already queued.
+                    Ok(()) | Err(shoal_swarm::PeerError::UnknownPeer) => {}
+                    Err(e) => self.drop_violator(key, &e.to_string()),
                 }
             }
         }
