@@ -514,11 +514,20 @@ impl Swarm {
                 self.fill_unchoke_slots();
             }
             Message::NotInterested => {
-                let was_unchoked = self.peers.get_mut(&peer).is_some_and(|p| {
+                let superseed = self.superseed.is_some();
+                let choke = self.peers.get_mut(&peer).is_some_and(|p| {
                     p.peer_interested = false;
-                    !p.am_choking
+                    let choke = !p.am_choking && !wants_us(p, superseed);
+                    if choke {
+                        p.am_choking = true;
+                    }
+                    choke
                 });
-                if was_unchoked {
+                if choke {
+                    // Its slot goes to a peer that wants our data; it is unchoked again once
+                    // it is interested and a slot is free.
+                    self.actions.push_back(Action::Send { peer, msg: Message::Choke });
+                    self.settle_reveals(peer, Settle::Choked);
                     self.fill_unchoke_slots();
                 }
             }
@@ -902,16 +911,24 @@ impl Swarm {
     fn fill_unchoke_slots(&mut self) {
         let superseed = self.superseed.is_some();
         let busy = self.peers.values().filter(|p| !p.am_choking && wants_us(p, superseed)).count();
-        let mut free = self.config.unchoke_slots.saturating_sub(busy);
-        let mut newly_unchoked = Vec::new();
-        for (&peer, p) in self.peers.iter_mut() {
-            if free == 0 {
-                break;
-            }
-            if p.am_choking && wants_us(p, superseed) {
+        let free = self.config.unchoke_slots.saturating_sub(busy);
+        if free == 0 {
+            self.reveal_all();
+            return;
+        }
+        let rng = &mut self.rng;
+        let mut waiting: Vec<(u64, PeerKey)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.am_choking && wants_us(p, superseed))
+            .map(|(&peer, _)| (rng.next_u64(), peer))
+            .collect();
+        // A random waiting peer, so no peer is favoured for the order it connected in.
+        waiting.sort_unstable();
+        let newly_unchoked: Vec<PeerKey> = waiting.into_iter().take(free).map(|(_, peer)| peer).collect();
+        for peer in &newly_unchoked {
+            if let Some(p) = self.peers.get_mut(peer) {
                 p.am_choking = false;
-                free -= 1;
-                newly_unchoked.push(peer);
             }
         }
         // Shown pieces first, then the unchoke (see `rechoke`).
