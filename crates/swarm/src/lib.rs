@@ -14,6 +14,7 @@ mod picker;
 pub mod rate;
 pub mod rng;
 pub mod sim;
+pub mod stream;
 mod superseed;
 mod swarm;
 

@@ -16,6 +16,11 @@
 //! In sequential mode (for files read while they download) step 2 takes the first missing
 //! piece in index order instead, high-priority ones still first.
 //!
+//! Before all of that, [`Picker::pick_urgent`] serves the pieces with deadlines (streaming, see
+//! [`crate::stream`]) in deadline order, to the peers the caller finds fast enough: their open
+//! blocks, then, for a piece whose deadline passed, blocks already requested elsewhere (each
+//! from at most [`ENDGAME_DUPLICATES`] peers, never twice from one).
+//!
 //! A piece that failed verification becomes *suspect*: the next attempt is fetched from one
 //! peer only, so a second failure names the peer that sent bad data.
 
@@ -109,6 +114,8 @@ pub(crate) struct Picker {
     high: Vec<bool>,
     /// New pieces are chosen in index order instead of rarest first.
     sequential: bool,
+    /// Pieces with deadlines, most urgent first, and whether the deadline has passed.
+    urgent: Vec<(PieceIndex, bool)>,
     /// Breaks ties between equally rare pieces.
     rng: Rng,
 }
@@ -128,6 +135,7 @@ impl Picker {
             missing,
             high: vec![false; n],
             sequential: false,
+            urgent: Vec::new(),
             rng: Rng::new(seed),
         }
     }
@@ -141,6 +149,81 @@ impl Picker {
     /// Chooses new pieces in index order (`true`) instead of rarest first.
     pub(crate) fn set_sequential(&mut self, sequential: bool) {
         self.sequential = sequential;
+    }
+
+    /// Sets the pieces with deadlines, most urgent first, each with whether it is late.
+    pub(crate) fn set_urgent(&mut self, urgent: Vec<(PieceIndex, bool)>) {
+        self.urgent = urgent;
+    }
+
+    /// Whether any piece has a deadline.
+    pub(crate) fn has_urgent(&self) -> bool {
+        self.urgent.iter().any(|&(piece, _)| matches!(self.state(piece), PieceState::Missing | PieceState::Partial))
+    }
+
+    /// Chooses up to `want` blocks of pieces with deadlines for `peer`, most urgent first (see
+    /// the module doc). `has` and `pending` are as in [`Source`].
+    pub(crate) fn pick_urgent(
+        &mut self,
+        peer: PeerKey,
+        want: usize,
+        has: impl Fn(PieceIndex) -> bool,
+        pending: impl Fn(&BlockRange) -> bool,
+        out: &mut Vec<BlockRange>,
+    ) {
+        let start = out.len();
+        for &(piece, late) in &self.urgent {
+            let left = want - (out.len() - start);
+            if left == 0 {
+                return;
+            }
+            if !has(piece) {
+                continue;
+            }
+            match self.state[piece.idx()] {
+                PieceState::Missing => {
+                    let blocks = self.layout.block_count(piece) as usize;
+                    let mut partial = Partial {
+                        blocks: vec![Slot::Open; blocks],
+                        open: blocks as u32,
+                        received: 0,
+                        contributors: Vec::new(),
+                        exclusive: self.suspect[piece.idx()].then_some(peer),
+                    };
+                    take_open(&self.layout, peer, piece, &mut partial, left, out);
+                    self.state[piece.idx()] = PieceState::Partial;
+                    self.missing -= 1;
+                    self.partials.insert(piece, partial);
+                }
+                PieceState::Partial => {
+                    let Some(partial) = self.partials.get_mut(&piece) else { continue };
+                    if partial.exclusive.is_some_and(|p| p != peer) {
+                        continue;
+                    }
+                    if partial.open > 0 {
+                        take_open(&self.layout, peer, piece, partial, left, out);
+                    } else if late && partial.exclusive.is_none() {
+                        // Late and every block asked for: ask this peer too.
+                        for (n, slot) in partial.blocks.iter_mut().enumerate() {
+                            if out.len() - start == want {
+                                return;
+                            }
+                            let Slot::Requested { count, from } = *slot else { continue };
+                            if count >= ENDGAME_DUPLICATES || from == peer {
+                                continue;
+                            }
+                            let Some(block) = self.layout.block(piece, n as u32) else { continue };
+                            if pending(&block) {
+                                continue;
+                            }
+                            *slot = Slot::Requested { count: count + 1, from: peer };
+                            out.push(block);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     /// The piece failed verification before (its blocks come from one peer only).
@@ -447,6 +530,37 @@ mod tests {
         let mut out2 = Vec::new();
         p.pick(PeerKey(2), 2, 10, any(), &mut out2);
         assert!(out2.iter().all(|b| b.piece == first), "second peer continues the partial piece");
+    }
+
+    #[test]
+    fn urgent_pieces_go_first_in_deadline_order_and_late_ones_to_a_second_peer() {
+        let mut p = picker(10, 2 * 16384);
+        let piece = |i| PieceIndex::new_unchecked(i);
+        p.set_urgent(vec![(piece(7), true), (piece(3), false)]);
+        assert!(p.has_urgent());
+        let mut a = Vec::new();
+        p.pick_urgent(PeerKey(1), 3, |_| true, |_| false, &mut a);
+        assert_eq!(a.iter().map(|b| (b.piece.get(), b.begin)).collect::<Vec<_>>(), [(7, 0), (7, 16384), (3, 0)]);
+        // Piece 7 is late and fully asked for: a second peer gets its blocks too, piece 3 is
+        // not late, so only its open block.
+        let mut b = Vec::new();
+        p.pick_urgent(PeerKey(2), 10, |_| true, |_| false, &mut b);
+        assert_eq!(b.iter().map(|b| (b.piece.get(), b.begin)).collect::<Vec<_>>(), [(7, 0), (7, 16384), (3, 16384)]);
+        // Never a third copy, and never twice from one peer.
+        let mut c = Vec::new();
+        p.pick_urgent(PeerKey(3), 10, |_| true, |_| false, &mut c);
+        assert!(c.is_empty(), "{c:?}");
+        let mut again = Vec::new();
+        p.pick_urgent(PeerKey(1), 10, |_| true, |_| false, &mut again);
+        assert!(again.is_empty(), "{again:?}");
+        // A peer without the piece gets nothing of it; the normal picker still runs after.
+        p.set_urgent(vec![(piece(5), true)]);
+        let mut d = Vec::new();
+        p.pick_urgent(PeerKey(4), 10, |i| i.get() != 5, |_| false, &mut d);
+        assert!(d.is_empty());
+        p.pick(PeerKey(4), 1, 10, any(), &mut d);
+        assert_eq!(d.len(), 1);
+        assert_ne!(d[0].piece.get(), 5);
     }
 
     #[test]
