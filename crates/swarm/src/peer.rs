@@ -56,6 +56,14 @@ pub(crate) struct Peer {
     pub(crate) reveals_open: Vec<OpenReveal>,
     /// Revealed pieces the peer announced during this tick and the one before.
     pub(crate) reveals_announced: [u32; 2],
+    /// While we seed initially: revealed pieces the peer announced since it was last unchoked
+    /// (its turn ends at [`crate::superseed::turn_pieces`]).
+    pub(crate) turn_announced: usize,
+    /// While we seed initially: turns the peer has had.
+    pub(crate) turns: u32,
+    /// While we seed initially: `(turns, turn_announced)` at the last rechoke; unchanged at the
+    /// next one means the peer's turn stalled.
+    pub(crate) rechoke_mark: Option<(u32, usize)>,
 }
 
 /// A piece revealed to a peer during initial seeding, not announced by it yet.
@@ -95,7 +103,16 @@ impl Peer {
             revealed: None,
             reveals_open: Vec::new(),
             reveals_announced: [0; 2],
+            turn_announced: 0,
+            turns: 0,
+            rechoke_mark: None,
         }
+    }
+
+    /// We unchoke the peer: while we seed initially, its turn begins.
+    pub(crate) fn start_turn(&mut self) {
+        self.turns += 1;
+        self.turn_announced = 0;
     }
 
     /// Remembers a block whose late copy must not count as unrequested data. Only the

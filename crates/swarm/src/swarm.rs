@@ -229,6 +229,11 @@ pub struct Swarm {
     hash_failures: u32,
     /// Scratch buffer for picked blocks, kept to avoid an allocation per refill.
     scratch: Vec<BlockRange>,
+    /// Pieces with deadlines (streaming), most urgent first; see [`Swarm::set_deadlines`].
+    deadlines: Vec<crate::stream::Urgent>,
+    /// The best download rate of a peer at the last tick: peers much slower are not asked
+    /// for pieces with deadlines.
+    fastest_down: f64,
     /// Initial seeding state, while it lasts.
     superseed: Option<SuperSeed>,
     /// Calls to [`Swarm::tick`] so far.
@@ -260,6 +265,8 @@ impl Swarm {
             up: Rate::new(now),
             hash_failures: 0,
             scratch: Vec::new(),
+            deadlines: Vec::new(),
+            fastest_down: 0.0,
         }
     }
 
@@ -305,6 +312,21 @@ impl Swarm {
     /// while they arrive. File priorities still come first.
     pub fn set_sequential(&mut self, sequential: bool) {
         self.picker.set_sequential(sequential);
+    }
+
+    /// Sets the pieces readers need and by when (see [`crate::stream::deadlines`]), replacing
+    /// the previous ones: they are requested before any other, from the peers that deliver
+    /// fastest, and a late one from a second peer too. Requests go out at once, so a seek
+    /// takes effect without waiting for a tick.
+    pub fn set_deadlines(&mut self, now: Instant, deadlines: Vec<crate::stream::Urgent>) {
+        self.deadlines = deadlines;
+        self.update_urgent(now);
+        self.refill_all();
+    }
+
+    fn update_urgent(&mut self, now: Instant) {
+        self.deadlines.retain(|u| !self.have.get(u.piece));
+        self.picker.set_urgent(self.deadlines.iter().map(|u| (u.piece, u.deadline <= now)).collect());
     }
 
     /// The next thing the driver must do.
@@ -386,8 +408,16 @@ impl Swarm {
         }
         let availability = self.picker.availability();
         let recent = p.reveals_announced[0] + p.reveals_announced[1];
+        let turn = superseed::turn_pieces(self.layout.piece_length());
+        if p.turn_announced >= turn {
+            // The turn is over: the peer finishes what it asked for and is choked.
+            return;
+        }
         let target = superseed::reveal_target(p.up.bytes_per_sec(), self.layout.piece_length(), recent);
         let cap = 2 * target + MIN_UNREQUESTED_REVEALS;
+        let asked = p.turn_announced + p.reveals_open.iter().filter(|o| o.requested).count();
+        // Near the end of its turn a peer is shown only what keeps it from running dry.
+        let target = if asked >= turn { 0 } else { target };
         loop {
             let open = p.reveals_open.len();
             let unrequested = p.reveals_open.iter().filter(|o| !o.requested).count();
@@ -401,6 +431,31 @@ impl Swarm {
             p.reveals_open.push(OpenReveal { piece, requested: false, at: self.ticks });
             self.actions.push_back(Action::Send { peer, msg: Message::Have(piece.get()) });
         }
+    }
+
+    /// While seeding initially, a peer that announced a turn's worth of the pieces shown to it,
+    /// and every other one it asked for, is choked and another peer unchoked (see
+    /// [`crate::superseed`]); otherwise it is shown more, unless its turn is over. It is not
+    /// choked with pieces half fetched: their other blocks could then come from nowhere.
+    fn end_turn_or_reveal(&mut self, peer: PeerKey) {
+        let turn = superseed::turn_pieces(self.layout.piece_length());
+        let over = self.peers.get_mut(&peer).is_some_and(|p| {
+            let over = self.superseed.is_some()
+                && !p.am_choking
+                && p.turn_announced >= turn
+                && p.reveals_open.iter().all(|open| !open.requested);
+            if over {
+                p.am_choking = true;
+            }
+            over
+        });
+        if !over {
+            self.reveal(peer);
+            return;
+        }
+        self.actions.push_back(Action::Send { peer, msg: Message::Choke });
+        self.settle_reveals(peer, Settle::Choked);
+        self.fill_unchoke_slots();
     }
 
     fn reveal_all(&mut self) {
@@ -424,6 +479,7 @@ impl Swarm {
             && p.reveals_open.iter().any(|open| open.piece == piece)
         {
             p.reveals_announced[0] += 1;
+            p.turn_announced += 1;
         }
         p.reveals_open.retain(|open| {
             let settled = match which {
@@ -610,7 +666,7 @@ impl Swarm {
         self.picker.peer_has(piece);
         if self.superseed.is_some() {
             self.settle_reveals(peer, Settle::Announced(piece));
-            self.reveal(peer);
+            self.end_turn_or_reveal(peer);
         }
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
@@ -646,7 +702,7 @@ impl Swarm {
         for piece in newly {
             self.settle_reveals(peer, Settle::Announced(piece));
         }
-        self.reveal(peer);
+        self.end_turn_or_reveal(peer);
         self.disconnect_if_both_seeds(peer);
     }
 
@@ -815,10 +871,15 @@ impl Swarm {
         }
         self.down.update(now);
         self.up.update(now);
+        if !self.deadlines.is_empty() {
+            self.update_urgent(now);
+        }
+        self.fastest_down = 0.0;
         let mut snubbed = Vec::new();
         for (&key, p) in self.peers.iter_mut() {
             p.down.update(now);
             p.up.update(now);
+            self.fastest_down = self.fastest_down.max(p.down.bytes_per_sec());
             p.reveals_announced = [0, p.reveals_announced[0]];
             p.backoff = false;
             if !p.pending.is_empty() && now.saturating_duration_since(p.last_block) >= self.config.snub_timeout {
@@ -858,22 +919,18 @@ impl Swarm {
     }
 
     fn rechoke(&mut self, rotate: bool) {
+        if self.superseed.is_some() {
+            self.rechoke_turns();
+            return;
+        }
         let seeding = self.is_complete();
         let candidates: Vec<Candidate> = self
             .peers
             .iter()
             .map(|(&peer, p)| Candidate {
                 peer,
-                // While seeding initially, the peers that have least go first: the pieces
-                // revealed to them are new to the swarm, which makes them worth trading with.
-                rate: if self.superseed.is_some() {
-                    -f64::from(p.has.count())
-                } else if seeding {
-                    p.up.bytes_per_sec()
-                } else {
-                    p.down.bytes_per_sec()
-                },
-                interested: wants_us(p, self.superseed.is_some()),
+                rate: if seeding { p.up.bytes_per_sec() } else { p.down.bytes_per_sec() },
+                interested: p.peer_interested,
                 snubbed: p.snubbed,
             })
             .collect();
@@ -890,6 +947,7 @@ impl Swarm {
                     self.actions.push_back(Action::Send { peer, msg: Message::Choke });
                     newly_choked.push(peer);
                 } else {
+                    p.start_turn();
                     newly_unchoked.push(peer);
                 }
             }
@@ -906,6 +964,26 @@ impl Swarm {
         }
     }
 
+    /// While seeding initially, turns replace the periodic rechoke (see [`crate::superseed`]):
+    /// it only chokes a peer whose turn made no progress since the last rechoke (it announced
+    /// nothing), so a stalled peer does not keep its slot.
+    fn rechoke_turns(&mut self) {
+        let mut stalled = Vec::new();
+        for (&peer, p) in self.peers.iter_mut() {
+            let mark = (p.turns, p.turn_announced);
+            if !p.am_choking && p.rechoke_mark == Some(mark) {
+                p.am_choking = true;
+                stalled.push(peer);
+            }
+            p.rechoke_mark = Some(mark);
+        }
+        for peer in stalled {
+            self.actions.push_back(Action::Send { peer, msg: Message::Choke });
+            self.settle_reveals(peer, Settle::Choked);
+        }
+        self.fill_unchoke_slots();
+    }
+
     /// Unchokes interested peers right away while slots are free, instead of waiting for the
     /// next rechoke.
     fn fill_unchoke_slots(&mut self) {
@@ -917,18 +995,24 @@ impl Swarm {
             return;
         }
         let rng = &mut self.rng;
-        let mut waiting: Vec<(u64, PeerKey)> = self
+        let mut waiting: Vec<(u32, u32, u64, PeerKey)> = self
             .peers
             .iter()
             .filter(|(_, p)| p.am_choking && wants_us(p, superseed))
-            .map(|(&peer, _)| (rng.next_u64(), peer))
+            .map(|(&peer, p)| {
+                let tie = rng.next_u64();
+                if superseed { (p.turns, p.has.count(), tie, peer) } else { (0, 0, tie, peer) }
+            })
             .collect();
-        // A random waiting peer, so no peer is favoured for the order it connected in.
+        // While seeding initially, the peers that have had the fewest turns go first, then
+        // those that have least; otherwise (and among equals) a random one, so no peer is
+        // favoured for the order it connected in.
         waiting.sort_unstable();
-        let newly_unchoked: Vec<PeerKey> = waiting.into_iter().take(free).map(|(_, peer)| peer).collect();
+        let newly_unchoked: Vec<PeerKey> = waiting.into_iter().take(free).map(|(.., peer)| peer).collect();
         for peer in &newly_unchoked {
             if let Some(p) = self.peers.get_mut(peer) {
                 p.am_choking = false;
+                p.start_turn();
             }
         }
         // Shown pieces first, then the unchoke (see `rechoke`).
@@ -975,9 +1059,22 @@ impl Swarm {
         let choked = p.peer_choking;
         let mut picked = std::mem::take(&mut self.scratch);
         picked.clear();
+        // Pieces with deadlines first, from peers not far slower than the fastest (a new
+        // peer, whose rate is not known yet, counts as fast).
+        let fast = !p.snubbed && p.down.bytes_per_sec() * 4.0 >= self.fastest_down;
+        if fast && self.picker.has_urgent() {
+            self.picker.pick_urgent(
+                peer,
+                want,
+                |piece| p.has.get(piece) && (!choked || p.allowed_fast.contains(&piece)),
+                |block: &BlockRange| p.pending.contains(block),
+                &mut picked,
+            );
+        }
+        let urgent = picked.len();
         self.picker.pick(
             peer,
-            want,
+            want - urgent,
             self.have.count(),
             Source {
                 has: |piece| p.has.get(piece) && (!choked || p.allowed_fast.contains(&piece)),
@@ -991,7 +1088,7 @@ impl Swarm {
             &mut picked,
         );
         if !self.picker.in_endgame() {
-            for block in &picked {
+            for block in &picked[urgent..] {
                 self.take_over(peer, block);
             }
         }
