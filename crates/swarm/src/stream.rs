@@ -63,7 +63,9 @@ impl Reader {
 /// A piece with a deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Urgent {
+    /// The piece.
     pub piece: PieceIndex,
+    /// When a reader will need it.
     pub deadline: Instant,
 }
 
@@ -90,7 +92,8 @@ pub fn deadlines(readers: &[Reader], layout: &Layout, have: impl Fn(PieceIndex) 
     for reader in readers {
         let rate = reader.rate();
         let window = reader.window();
-        let at = |offset: u64| reader.since + Duration::from_secs_f64(offset.saturating_sub(window.start) as f64 / rate);
+        let at =
+            |offset: u64| reader.since + Duration::from_secs_f64(offset.saturating_sub(window.start) as f64 / rate);
         add(window.clone(), &at);
         // The head and the tail: as urgent as the first bytes of the window, the tail just
         // after the head's first piece.

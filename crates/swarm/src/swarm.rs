@@ -1171,6 +1171,24 @@ mod tests {
     }
 
     #[test]
+    fn pieces_with_deadlines_are_requested_first_in_deadline_order() {
+        let now = Instant::now();
+        let mut s = leecher(now);
+        s.add_peer(now, PeerKey(1), true);
+        s.handle_message(now, PeerKey(1), Message::HaveAll).expect("have all");
+        let urgent = |piece, secs| crate::stream::Urgent {
+            piece: PieceIndex::new_unchecked(piece),
+            deadline: now + Duration::from_secs(secs),
+        };
+        s.set_deadlines(now, vec![urgent(3, 0), urgent(1, 1)]);
+        drain(&mut s);
+        s.handle_message(now, PeerKey(1), Message::Unchoke).expect("unchoke");
+        let asked: Vec<u32> = requests(&drain(&mut s), PeerKey(1)).iter().map(|b| b.piece.get()).collect();
+        assert_eq!(asked[..4], [3, 3, 1, 1], "{asked:?}");
+        assert_eq!(asked.len(), 8, "the other pieces follow: {asked:?}");
+    }
+
+    #[test]
     fn download_flow_requests_writes_and_verifies() {
         let now = Instant::now();
         let mut s = leecher(now);
