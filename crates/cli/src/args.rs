@@ -30,6 +30,8 @@ pub(crate) enum Command {
     Share(ShareArgs),
     /// Download a torrent; exits 0 once every piece is verified.
     Get(GetArgs),
+    /// Play a file of a torrent while it downloads: serves it over HTTP and starts a player.
+    Play(PlayArgs),
     /// Run the built-in tracker (HTTP and UDP).
     Tracker(TrackerArgs),
     /// Run a node in the background of your work, driven over RPC; state kept in SQLite.
@@ -473,6 +475,37 @@ pub(crate) struct GetArgs {
     /// Give up (exit 1) if the download is not complete after this many seconds.
     #[arg(long, value_name = "SECS")]
     pub(crate) timeout: Option<u64>,
+    #[command(flatten)]
+    pub(crate) node: NodeOptions,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PlayArgs {
+    /// A .torrent file, an http(s) URL of one, or a magnet link.
+    pub(crate) source: String,
+    /// Folder to download into (default: the current folder); the data stays there.
+    #[arg(short, long, default_value = ".")]
+    pub(crate) output: PathBuf,
+    /// The file to play: its index or its path in the torrent (default: the largest audio or
+    /// video file).
+    #[arg(long, value_name = "PATH|INDEX")]
+    pub(crate) file: Option<String>,
+    /// Address to serve the file on over HTTP.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:0")]
+    pub(crate) http: SocketAddr,
+    /// Player command, given the URL as its last argument (default: the first of mpv, vlc,
+    /// ffplay found on PATH).
+    #[arg(long, value_name = "CMD", conflicts_with = "no_player")]
+    pub(crate) player: Option<String>,
+    /// Start no player: serve the file and print its URL until Ctrl-C.
+    #[arg(long)]
+    pub(crate) no_player: bool,
+    /// Connect to this peer directly (repeatable).
+    #[arg(long = "peer", value_name = "HOST:PORT")]
+    pub(crate) peers: Vec<String>,
+    /// Do not announce to the torrent's trackers.
+    #[arg(long)]
+    pub(crate) no_trackers: bool,
     #[command(flatten)]
     pub(crate) node: NodeOptions,
 }

@@ -273,7 +273,7 @@ async fn fetch_torrent(url: &str) -> Result<Vec<u8>, Failure> {
 }
 
 /// Fetches a magnet link's metadata from peers, showing how the search goes.
-async fn fetch_metadata(
+pub(crate) async fn fetch_metadata(
     session: &Session,
     magnet: &Magnet,
     peers: Vec<std::net::SocketAddr>,

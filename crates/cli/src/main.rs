@@ -7,6 +7,7 @@ mod create;
 mod daemon;
 mod demo;
 mod get;
+mod play;
 mod progress;
 mod remote;
 mod share;
@@ -78,6 +79,7 @@ fn main() -> ExitCode {
             Command::Create(a) => create::run(a, quiet).await,
             Command::Share(a) => share::run(a, quiet).await,
             Command::Get(a) => get::run(a, quiet).await,
+            Command::Play(a) => play::run(a, quiet).await,
             Command::Tracker(a) => tracker::run(a).await,
             Command::Daemon(a) => daemon::run(a, quiet).await,
             Command::Add(a) => remote::add(a).await,

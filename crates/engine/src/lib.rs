@@ -25,6 +25,7 @@ mod metadata;
 mod peer;
 pub mod rate_limit;
 mod session;
+pub mod stream;
 mod torrent;
 pub mod tracker;
 
@@ -34,6 +35,7 @@ pub use dht::{ANNOUNCE_EVERY, AnnounceLoop, DEFAULT_BOOTSTRAP, Dht, DhtConfig, D
 pub use fetch::{FetchError, MAX_TORRENT_FILE, fetch_torrent};
 pub use metadata::{MetadataProgress, fetch_metadata};
 pub use session::{AddTorrent, FilePriority, PeerStatus, Session, SessionConfig, Torrent};
+pub use stream::{FileStream, StreamError};
 pub use shoal_swarm::Stats;
 
 /// Where a torrent stands.

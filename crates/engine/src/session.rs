@@ -279,6 +279,7 @@ impl Session {
         .await
         .map_err(|_| EngineError::Stopped)??;
         let have = Bitfield::from_bools(&have);
+        let verified = Arc::new(crate::stream::Verified::new(&have));
         let mut swarm = Swarm::new(layout, have, self.inner.config.swarm.clone(), Instant::now());
         let file_ranges: Vec<(u64, u64)> = meta.info.files.iter().map(|f| (f.offset, f.length)).collect();
         if let Some(priorities) = &add.file_priorities {
@@ -293,12 +294,13 @@ impl Session {
         });
         let torrent_upload = Arc::new(RateLimiter::new(None));
         let torrent_download = Arc::new(RateLimiter::new(None));
+        let storage = Arc::new(storage);
         let inbox = torrent::spawn(Setup {
             info_hash,
             peer_id: self.inner.peer_id,
             listen_port: self.inner.listen_addr.port(),
             swarm,
-            storage: Arc::new(storage),
+            storage: storage.clone(),
             resume,
             status: status.clone(),
             max_peers: self.inner.config.max_peers,
@@ -311,6 +313,7 @@ impl Session {
             info_bytes: meta.info_bytes.clone(),
             private: meta.info.private,
             dht: self.inner.dht.clone(),
+            verified: verified.clone(),
         });
         if !add.peers.is_empty() {
             let _ = inbox.control.send(Control::Peers { addrs: add.peers, manual: true });
@@ -353,6 +356,8 @@ impl Session {
             layout,
             file_ranges,
             file_progress: Default::default(),
+            storage,
+            verified,
         })
     }
 
@@ -622,6 +627,9 @@ pub struct Torrent {
     /// The last answer of [`Torrent::file_progress`], with the verified byte count it was
     /// for.
     file_progress: FileProgressCache,
+    storage: Arc<Storage>,
+    /// Verified pieces, for streams.
+    verified: Arc<crate::stream::Verified>,
 }
 
 /// The verified byte count and the per-file bytes last reported for it.
@@ -771,6 +779,24 @@ impl Torrent {
             progress
         }
     }
+
+    /// A reader of file `index` (in the torrent's order) that waits for verified data and
+    /// moves the torrent's piece deadlines with it; see [`crate::stream`].
+    pub fn stream(&self, index: usize) -> Result<crate::FileStream, crate::StreamError> {
+        let &(offset, length) = self
+            .file_ranges
+            .get(index)
+            .ok_or(crate::StreamError::NoSuchFile { index, count: self.file_ranges.len() })?;
+        Ok(crate::FileStream::new(crate::stream::Source {
+            layout: self.layout,
+            file: offset..offset + length,
+            storage: self.storage.clone(),
+            verified: self.verified.clone(),
+            status: self.status.subscribe(),
+            control: self.control.clone(),
+        }))
+    }
+
     /// Stops the torrent: tells the trackers, closes connections, saves resume data.
     pub async fn stop(mut self) {
         if let Some((stop, task)) = self.announcer.take() {

@@ -77,6 +77,8 @@ pub(crate) enum Control {
     ListPeers(oneshot::Sender<Vec<PeerStatus>>),
     /// Report which pieces are verified, one flag per piece.
     Have(oneshot::Sender<Vec<bool>>),
+    /// A stream reads here now (`None`: it went away); see [`crate::stream`].
+    Reader { id: u64, reader: Option<shoal_swarm::stream::Reader> },
 }
 
 /// One connected peer, for front ends.
@@ -133,6 +135,8 @@ pub(crate) struct Setup {
     pub(crate) private: bool,
     /// The session's DHT node, told about peers' DHT ports (BEP 5 `port` messages).
     pub(crate) dht: Option<crate::Dht>,
+    /// Verified pieces, shared with the torrent's streams.
+    pub(crate) verified: Arc<crate::stream::Verified>,
 }
 
 /// What a peer told us in its extension handshake (BEP 10), and our peer exchange with it.
@@ -198,6 +202,10 @@ struct Actor {
     paused: bool,
     /// When a refusal for lack of room was last logged (at most one line per [`REFUSAL_LOG`]).
     refusal_logged: Option<Instant>,
+    /// Verified pieces, shared with the torrent's streams.
+    verified: Arc<crate::stream::Verified>,
+    /// Where each stream of this torrent reads.
+    readers: std::collections::BTreeMap<u64, shoal_swarm::stream::Reader>,
 }
 
 /// Starts the actor; returns its inbox.
@@ -242,6 +250,8 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
         dht: setup.dht,
         paused: false,
         refusal_logged: None,
+        verified: setup.verified,
+        readers: Default::default(),
     };
     let span = tracing::info_span!("torrent", hash = %actor.info_hash);
     tokio::spawn(tracing::Instrument::instrument(actor.run(peer_rx, ctl_rx, disk_rx), span));
@@ -368,6 +378,13 @@ impl Actor {
             Control::Sequential(on) => self.swarm.set_sequential(on),
             Control::Have(reply) => {
                 let _ = reply.send(self.swarm.have().to_bools());
+            }
+            Control::Reader { id, reader } => {
+                match reader {
+                    Some(reader) => self.readers.insert(id, reader),
+                    None => self.readers.remove(&id),
+                };
+                self.update_deadlines();
             }
             Control::ListPeers(reply) => {
                 let peers = self
@@ -679,6 +696,14 @@ impl Actor {
         }
     }
 
+    /// Gives the pieces ahead of the streams their deadlines (none once no stream is left).
+    fn update_deadlines(&mut self) {
+        let readers: Vec<shoal_swarm::stream::Reader> = self.readers.values().cloned().collect();
+        let have = self.swarm.have();
+        let urgent = shoal_swarm::stream::deadlines(&readers, self.swarm.layout(), |p| have.get(p));
+        self.swarm.set_deadlines(Instant::now(), urgent);
+    }
+
     fn on_disk(&mut self, event: DiskEvent) {
         match event {
             DiskEvent::Verified { piece, ok } => {
@@ -688,6 +713,7 @@ impl Actor {
                 let was_complete = self.swarm.is_complete();
                 self.swarm.handle_verified(Instant::now(), piece, ok);
                 if ok {
+                    self.verified.insert(piece);
                     self.resume_dirty = true;
                 }
                 if !was_complete && self.swarm.is_complete() {
