@@ -4,6 +4,13 @@
 //! [--seed-up MIB/S] [--peer-up MIB/S] [--latency MS] [--connections N]
 //! [--initial-seeding 0|1] [--slots N] [--min-queue N] [--queue-time S] [--rechoke S] [--optimistic S]
 //! [--timeline 1]` (`--timeline 1` also prints the upload used in each second)
+//!
+//! Two regimes worth running (release build):
+//! - the seed is the bottleneck (its uplink is slower than each peer's), as in the suite's
+//!   thousand-peer test: `--peers 1000 --seed-up 0.5 --peer-up 1 --piece 32 --connections 30`;
+//! - every node uploads as fast as the seed, so the leechers must upload nearly all the time:
+//!   `--peers 200 --size 32 --piece 64 --seed-up 2 --peer-up 2 --connections 40` (in the suite)
+//!   and `--peers 1000` with the same flags (about 70 s, so not in the suite).
 
 use std::time::{Duration, Instant};
 
