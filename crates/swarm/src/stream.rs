@@ -29,8 +29,8 @@ pub const MIN_WINDOW: u64 = 4 << 20;
 pub const MAX_WINDOW: u64 = 128 << 20;
 /// Rate assumed for a reader until one is measured (about an 8 Mbit/s video).
 pub const DEFAULT_RATE: f64 = 1024.0 * 1024.0;
-/// Bytes at the start and at the end of a file fetched early.
-pub const HEAD_TAIL: u64 = 1 << 20;
+/// Bytes at the start and at the end of a file fetched early (at least one piece each).
+pub const HEAD_TAIL: u64 = 256 << 10;
 /// The most pieces with deadlines at once, over all readers.
 pub const MAX_URGENT: usize = 1024;
 
@@ -147,11 +147,11 @@ mod tests {
         let reader = Reader { file: 10 * plen..310 * plen, position: 100 * plen, rate: Some(plen as f64), since: now };
         let urgent = deadlines(&[reader], &layout, |_| false);
         let order = idx(&urgent);
-        // Same deadline (now): the head (10..14) and the window's first piece (100), in
-        // piece order; then the tail with the window's second piece; then the window.
-        assert_eq!(order[..5], [10, 11, 12, 13, 100]);
-        assert_eq!(order[5..10], [101, 306, 307, 308, 309]);
-        assert_eq!(order[10..], (102..120).collect::<Vec<_>>()[..]);
+        // Same deadline (now): the head (10) and the window's first piece (100), in piece
+        // order; then the tail with the window's second piece; then the window.
+        assert_eq!(order[..2], [10, 100]);
+        assert_eq!(order[2..4], [101, 309]);
+        assert_eq!(order[4..], (102..120).collect::<Vec<_>>()[..]);
         // Deadlines grow one second per piece at this rate.
         let at = |p: u32| urgent.iter().find(|u| u.piece.get() == p).expect("piece").deadline;
         assert_eq!(at(105) - at(100), Duration::from_secs(5));
@@ -173,7 +173,7 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(sorted.len(), order.len());
-        assert_eq!(order[..4], [1, 3, 51, 97]);
+        assert_eq!(order[..3], [1, 51, 99]);
     }
 
     #[test]

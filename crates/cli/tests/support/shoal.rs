@@ -28,7 +28,7 @@ pub const DOWNLOAD: Duration = Duration::from_secs(180);
 /// How long a node may take to stop after SIGTERM.
 pub const STOP_GRACE: Duration = Duration::from_secs(15);
 
-/// A command running the `shoal` binary under test with `args`. `get` and `share` run without
+/// A command running the `shoal` binary under test with `args`. `get`, `share` and `play` run without
 /// a DHT node and without local peer discovery (tests never reach the public DHT routers nor
 /// multicast outside a namespace of their own); see [`shoal_with_dht`].
 pub fn shoal<I, S>(args: I) -> Command
@@ -59,7 +59,7 @@ where
     let mut args = args.into_iter();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
     if let Some(first) = args.next() {
-        let node = matches!(first.as_ref().to_str(), Some("get" | "share"));
+        let node = matches!(first.as_ref().to_str(), Some("get" | "share" | "play"));
         cmd.arg(first);
         if node {
             cmd.args(flags);

@@ -1,0 +1,251 @@
+//! `shoal play`: a file of a torrent served over HTTP while it downloads, read by a real
+//! client (ffprobe) and by plain HTTP requests: ranges, seeks, several readers, a reader that
+//! goes away, bad requests, and seeds that are Shoal or libtorrent.
+
+#[path = "support/shoal.rs"]
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use shoal_testkit::{Proc, TempDir, run_captured, tools};
+use support::{QUICK, STOP_GRACE, Seed, shoal};
+
+/// How long one HTTP answer may take (it waits for its pieces to arrive and be verified).
+const ANSWER: Duration = Duration::from_secs(120);
+
+/// A 30 s H.264 video of about 2 Mbit/s (noise keeps the encoder at the bitrate), with its
+/// index (`moov`) at the end unless `faststart`.
+fn make_video(path: &Path, faststart: bool) {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=320x240:rate=25:duration=30")
+        .args(["-vf", "noise=alls=30:allf=t", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
+        .args(["-b:v", "2M", "-maxrate", "2M", "-bufsize", "1M"]);
+    if faststart {
+        cmd.args(["-movflags", "+faststart"]);
+    }
+    cmd.arg(path);
+    let out = run_captured(cmd, Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("ffmpeg is needed (./scripts/test installs it): {e}"));
+    assert!(out.status.success(), "ffmpeg failed: {}", out.stderr);
+}
+
+/// `shoal play TORRENT --no-player` from `peer`, and the URL it printed.
+fn start_play(torrent: &Path, out: &Path, peer: &str, extra: &[&str]) -> (Proc, String) {
+    let mut cmd = shoal(["play"]);
+    cmd.arg(torrent).arg("-o").arg(out).args(["--no-player", "--no-trackers", "--listen", "127.0.0.1:0", "--peer", peer]);
+    cmd.args(extra);
+    let proc = Proc::spawn("play", cmd).unwrap_or_else(|e| panic!("{e}"));
+    let line = proc.wait_for_line("stream: ", QUICK).unwrap_or_else(|e| panic!("{e}"));
+    let url = line["stream: ".len()..].trim().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    (proc, url)
+}
+
+/// One HTTP/1.1 answer: status, headers (lowercase names) and body.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Splits `http://HOST:PORT/PATH` into the address and the path.
+fn split_url(url: &str) -> (String, String) {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_once('/').expect("a path");
+    (host.to_owned(), format!("/{path}"))
+}
+
+/// Sends one request on a new connection (closed after the answer) and reads the answer.
+fn request(url: &str, method: &str, range: Option<&str>) -> Answer {
+    let (host, path) = split_url(url);
+    let mut s = TcpStream::connect(&host).expect("connect");
+    s.set_read_timeout(Some(ANSWER)).expect("timeout");
+    let range = range.map(|r| format!("Range: {r}\r\n")).unwrap_or_default();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{range}Connection: close\r\n\r\n").expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read the answer");
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete head");
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).expect("status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Answer { status, headers, body: raw[end + 4..].to_vec() }
+}
+
+/// How many of the file's 16 KiB blocks are on disk with the right bytes.
+fn blocks_present(original: &[u8], downloaded: &Path) -> (usize, usize) {
+    let on_disk = std::fs::read(downloaded).unwrap_or_default();
+    let total = original.len().div_ceil(16384);
+    let present = original
+        .chunks(16384)
+        .enumerate()
+        .filter(|(i, chunk)| on_disk.get(i * 16384..i * 16384 + chunk.len()) == Some(*chunk))
+        .count();
+    (present, total)
+}
+
+fn ffprobe(url: &str) -> (String, f64) {
+    let mut cmd = Command::new("ffprobe");
+    cmd.args(["-v", "error", "-show_entries", "format=duration:stream=codec_name", "-of", "default=nw=1", url]);
+    let out = run_captured(cmd, ANSWER).unwrap_or_else(|e| panic!("ffprobe is needed (./scripts/test installs it): {e}"));
+    assert!(out.status.success(), "ffprobe {url} failed: {}", out.stderr);
+    let field = |name: &str| {
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {:?}", out.stdout))
+            .to_owned()
+    };
+    (field("codec_name"), field("duration").parse().expect("a duration"))
+}
+
+#[test]
+fn a_video_is_probed_sought_and_read_by_several_readers_while_it_downloads() {
+    let dir = TempDir::new().expect("temp dir");
+    let video = dir.path().join("seed").join("film.mp4");
+    std::fs::create_dir_all(video.parent().expect("parent")).expect("mkdir");
+    // The index at the end: a player needs the file's last bytes before it can start.
+    make_video(&video, false);
+    let original = std::fs::read(&video).expect("read the video");
+    let torrent = dir.path().join("film.torrent");
+    // The seed sends 256 KiB/s: the whole file takes far longer than anything asked below.
+    let mut seed = Seed::start("seed", &video, &torrent, &["--upload-limit", "256k"]);
+    let out = dir.path().join("out");
+    let (mut play, url) = start_play(&torrent, &out, &seed.addr.to_string(), &[]);
+    let downloaded: PathBuf = out.join("film.mp4");
+
+    let started = Instant::now();
+    let (codec, duration) = ffprobe(&url);
+    assert_eq!(codec, "h264");
+    assert!((duration - 30.0).abs() < 0.5, "duration {duration}");
+    let (present, total) = blocks_present(&original, &downloaded);
+    assert!(present < total, "ffprobe answered only once the whole file was there");
+    println!("ffprobe answered after {:.2?} with {present} of {total} blocks on disk", started.elapsed());
+
+    // A seek far ahead: the bytes there come before the ones in between.
+    let far = original.len() * 4 / 5;
+    let seek = request(&url, "GET", Some(&format!("bytes={far}-{}", far + 99_999)));
+    assert_eq!(seek.status, 206);
+    assert_eq!(seek.header("content-range"), Some(format!("bytes {far}-{}/{}", far + 99_999, original.len()).as_str()));
+    assert!(seek.body == original[far..far + 100_000], "the bytes at the seek position differ");
+    let (present, total) = blocks_present(&original, &downloaded);
+    assert!(present < total, "the seek was answered only once the whole file was there");
+
+    // Two readers at once, at different places.
+    let readers: Vec<_> = [original.len() / 3, original.len() / 2]
+        .into_iter()
+        .map(|at| {
+            let url = url.clone();
+            std::thread::spawn(move || (at, request(&url, "GET", Some(&format!("bytes={at}-{}", at + 199_999)))))
+        })
+        .collect();
+    for reader in readers {
+        let (at, answer) = reader.join().expect("reader");
+        assert_eq!(answer.status, 206);
+        assert!(answer.body == original[at..at + 200_000], "reader at {at} got other bytes");
+    }
+
+    // A reader that goes away in the middle of the file costs nothing later: the node goes on
+    // serving and downloading.
+    {
+        let (host, path) = split_url(&url);
+        let mut s = TcpStream::connect(&host).expect("connect");
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").expect("send");
+        let mut some = [0u8; 65536];
+        s.set_read_timeout(Some(ANSWER)).expect("timeout");
+        let n = s.read(&mut some).expect("the start of the answer");
+        assert!(n > 0);
+    }
+    let whole = request(&url, "GET", None);
+    assert_eq!(whole.status, 200);
+    assert!(whole.body == original, "the whole file read over HTTP differs from the original");
+    // Everything was read, so everything is on disk too: the data stays for a later `get`.
+    assert_eq!(blocks_present(&original, &downloaded), (original.len().div_ceil(16384), original.len().div_ceil(16384)));
+    assert!(play.terminate(STOP_GRACE).expect("stops").success(), "{}", play.output());
+    seed.stop();
+}
+
+#[test]
+fn http_answers_follow_the_rules_and_a_libtorrent_seed_serves_the_stream() {
+    shoal_testkit::ensure_tools();
+    let dir = TempDir::new().expect("temp dir");
+    let data = dir.path().join("seed");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let video = data.join("clip.mkv");
+    shoal_testkit::make_test_file(&video, 3 << 20, 11);
+    let original = std::fs::read(&video).expect("read");
+    let torrent = dir.path().join("clip.torrent");
+    tools::lt_create(&video, &torrent, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let (mut lt_seed, port) = tools::spawn_lt_seed(&torrent, &data, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let out = dir.path().join("out");
+    let (mut play, url) = start_play(&torrent, &out, &format!("127.0.0.1:{port}"), &["--file", "0"]);
+    assert!(url.ends_with("/0/clip.mkv"), "{url}");
+    let len = original.len();
+
+    let head = request(&url, "HEAD", None);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("accept-ranges"), Some("bytes"));
+    assert_eq!(head.header("content-type"), Some("video/x-matroska"));
+    assert_eq!(head.header("content-length"), Some(len.to_string().as_str()));
+    assert!(head.body.is_empty());
+
+    let first = request(&url, "GET", Some("bytes=0-99"));
+    assert_eq!((first.status, first.header("content-range")), (206, Some(format!("bytes 0-99/{len}").as_str())));
+    assert!(first.body == original[..100]);
+    let last = request(&url, "GET", Some("bytes=-100"));
+    assert_eq!(last.header("content-range"), Some(format!("bytes {}-{}/{len}", len - 100, len - 1).as_str()));
+    assert!(last.body == original[len - 100..]);
+    let tail = request(&url, "GET", Some(&format!("bytes={}-", len - 5000)));
+    assert_eq!(tail.status, 206);
+    assert!(tail.body == original[len - 5000..]);
+
+    let past = request(&url, "GET", Some(&format!("bytes={len}-")));
+    assert_eq!(past.status, 416);
+    assert_eq!(past.header("content-range"), Some(format!("bytes */{len}").as_str()));
+
+    let (host, _) = split_url(&url);
+    let missing = request(&format!("http://{host}/7/clip.mkv"), "GET", None);
+    assert_eq!(missing.status, 404);
+    assert!(String::from_utf8_lossy(&missing.body).contains("no file 7"), "{:?}", String::from_utf8_lossy(&missing.body));
+    let post = request(&url, "POST", None);
+    assert_eq!(post.status, 405);
+
+    // None of that disturbed the download.
+    let whole = request(&url, "GET", None);
+    assert_eq!(whole.status, 200);
+    assert!(whole.body == original, "the stream from the libtorrent seed differs from the file");
+    assert!(play.terminate(STOP_GRACE).expect("stops").success(), "{}", play.output());
+    lt_seed.terminate(STOP_GRACE).expect("the libtorrent seed stops");
+}
+
+#[test]
+fn bad_file_choices_are_refused_naming_the_files() {
+    let dir = TempDir::new().expect("temp dir");
+    let data = dir.path().join("one.bin");
+    shoal_testkit::make_test_file(&data, 100_000, 3);
+    let torrent = dir.path().join("one.torrent");
+    let mut create = shoal(["create"]);
+    create.arg(&data).arg("-o").arg(&torrent);
+    assert!(support::run(create, QUICK).status.success());
+    for (file, mentions) in [("5", vec!["--file 5", "0 to 0"]), ("nope.mkv", vec!["nope.mkv", "one.bin"])] {
+        let mut cmd = shoal(["play"]);
+        cmd.arg(&torrent).arg("-o").arg(dir.path().join("out")).args(["--no-player", "--listen", "127.0.0.1:0"]);
+        cmd.args(["--file", file]);
+        let out = support::run(cmd, QUICK);
+        support::assert_input_error(&out, &mentions);
+    }
+}
