@@ -121,11 +121,15 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
     // Reading the stored rows is quick; their data checks run in the background.
     daemon.restore().await.map_err(|e| anyhow!("cannot restore the stored torrents: {e}"))?;
     tokio::spawn(daemon.clone().run_policy());
-    let app = shoal_rpc::http::router(std::sync::Arc::new(daemon.clone()), access);
+    let app = shoal_rpc::http::router_with_streams(
+        std::sync::Arc::new(daemon.clone()),
+        shoal_rpc::http::Config { access, ..Default::default() },
+        shoal_daemon::stream::routes(daemon.clone()),
+    );
     if !quiet {
         println!("data: {}", data_dir.display());
     }
-    println!("rpc: listening on http://{rpc_addr}/jsonrpc, /xmlrpc and /transmission/rpc");
+    println!("rpc: listening on http://{rpc_addr}/jsonrpc, /xmlrpc and /transmission/rpc; files stream from /stream/ID/FILE");
     println!("ready: peers on {}; press Ctrl-C to stop", session.listen_addr());
     let server = axum::serve(listener, app).with_graceful_shutdown(crate::interrupted());
     server.await.context("the RPC server failed")?;

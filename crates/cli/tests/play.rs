@@ -68,11 +68,18 @@ fn split_url(url: &str) -> (String, String) {
 
 /// Sends one request on a new connection (closed after the answer) and reads the answer.
 fn request(url: &str, method: &str, range: Option<&str>) -> Answer {
+    let range = range.map(|r| format!("Range: {r}\r\n")).unwrap_or_default();
+    request_with(url, method, &range, b"")
+}
+
+/// [`request`] with header lines (each ending in CRLF) and a body.
+fn request_with(url: &str, method: &str, headers: &str, body: &[u8]) -> Answer {
     let (host, path) = split_url(url);
     let mut s = TcpStream::connect(&host).expect("connect");
     s.set_read_timeout(Some(ANSWER)).expect("timeout");
-    let range = range.map(|r| format!("Range: {r}\r\n")).unwrap_or_default();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{range}Connection: close\r\n\r\n").expect("send");
+    let length = if body.is_empty() { String::new() } else { format!("Content-Length: {}\r\n", body.len()) };
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{headers}{length}Connection: close\r\n\r\n").expect("send");
+    s.write_all(body).expect("send the body");
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).expect("read the answer");
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete head");
@@ -248,4 +255,72 @@ fn bad_file_choices_are_refused_naming_the_files() {
         let out = support::run(cmd, QUICK);
         support::assert_input_error(&out, &mentions);
     }
+}
+
+/// A JSON-RPC call to the daemon with the token; its `result`.
+fn rpc(port: u16, token: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+    let headers = format!("Content-Type: application/json\r\nX-Shoal-Token: {token}\r\n");
+    let answer = request_with(&format!("http://127.0.0.1:{port}/jsonrpc"), "POST", &headers, body.as_bytes());
+    assert_eq!(answer.status, 200, "{method}: {}", String::from_utf8_lossy(&answer.body));
+    let v: serde_json::Value = serde_json::from_slice(&answer.body).expect("json");
+    assert!(v.get("error").is_none(), "{method}: {v}");
+    v["result"].clone()
+}
+
+#[test]
+fn the_daemon_streams_files_under_the_rpc_credentials() {
+    let dir = TempDir::new().expect("temp dir");
+    let data = dir.path().join("seed").join("talk.mp4");
+    std::fs::create_dir_all(data.parent().expect("parent")).expect("mkdir");
+    shoal_testkit::make_test_file(&data, 2 << 20, 5);
+    let original = std::fs::read(&data).expect("read");
+    let torrent = dir.path().join("talk.torrent");
+    let mut seed = Seed::start("seed", &data, &torrent, &["--upload-limit", "512k"]);
+    let config = dir.path().join("shoal.toml");
+    std::fs::write(&config, "[rpc]\ntoken = \"s3cret\"\n").expect("config");
+    let port = shoal_testkit::free_port();
+    let mut cmd = support::shoal_raw(["daemon", "--no-dht", "--no-lsd", "--listen", "127.0.0.1:0", "--rpc-listen"]);
+    cmd.arg(format!("127.0.0.1:{port}")).arg("--data-dir").arg(dir.path().join("state")).arg("--config").arg(&config);
+    let mut daemon = Proc::spawn("daemon", cmd).unwrap_or_else(|e| panic!("{e}"));
+    daemon.wait_for_line("ready: ", QUICK).unwrap_or_else(|e| panic!("{e}"));
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&torrent).expect("torrent"));
+    let added = rpc(
+        port,
+        "s3cret",
+        "torrent.add",
+        serde_json::json!({
+            "torrent": encoded, "download_dir": dir.path().join("dl"), "peers": [seed.addr.to_string()], "paused": true
+        }),
+    );
+    let id = added["id"].as_u64().expect("id");
+    // Paused, nothing arrives: a reader is told so at once instead of waiting.
+    let paused = request_with(&format!("http://127.0.0.1:{port}/stream/{id}/0"), "GET", "X-Shoal-Token: s3cret\r\n", b"");
+    assert_eq!(paused.status, 503);
+    assert!(String::from_utf8_lossy(&paused.body).contains("paused"), "{}", String::from_utf8_lossy(&paused.body));
+    rpc(port, "s3cret", "torrent.resume", serde_json::json!({"ids": [id]}));
+    let got = rpc(port, "s3cret", "torrent.get", serde_json::json!({"ids": [id], "fields": ["files"]}));
+    let path = got[0]["files"][0]["stream"].as_str().expect("a stream path").to_owned();
+    assert_eq!(path, format!("/stream/{id}/0"));
+    let base = format!("http://127.0.0.1:{port}");
+    let url = format!("{base}{path}");
+
+    assert_eq!(request(&url, "GET", None).status, 401, "no credentials");
+    assert_eq!(request(&format!("{url}?token=wrong"), "GET", None).status, 401, "a wrong token");
+    let part = request(&format!("{url}?token=s3cret"), "GET", Some("bytes=1000000-1000099"));
+    assert_eq!(part.status, 206);
+    assert!(part.body == original[1_000_000..1_000_100]);
+    let whole = request_with(&url, "GET", "X-Shoal-Token: s3cret\r\n", b"");
+    assert_eq!(whole.status, 200);
+    assert!(whole.body == original, "the streamed file differs from the original");
+
+    for (bad, says) in [(format!("/stream/99/0"), "no torrent 99"), (format!("/stream/{id}/5"), "no file 5")] {
+        let answer = request(&format!("{base}{bad}?token=s3cret"), "GET", None);
+        let text = String::from_utf8_lossy(&answer.body).into_owned();
+        assert_eq!(answer.status, 404, "{bad}: {text}");
+        assert!(text.contains(says), "{bad}: {text}");
+    }
+    assert!(daemon.terminate(STOP_GRACE).expect("stops").success(), "{}", daemon.output());
+    seed.stop();
 }

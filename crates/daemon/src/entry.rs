@@ -259,6 +259,7 @@ impl Entry {
                         length: f.length,
                         have: file_have.and_then(|h| h.get(i).copied()).unwrap_or(0).min(f.length),
                         priority: self.priorities.get(i).copied().unwrap_or(Priority::Normal),
+                        stream: crate::stream::stream_path(self.id.0, i),
                     })
                     .collect()
             })

@@ -29,6 +29,7 @@ mod db;
 mod entry;
 mod files;
 mod policy;
+pub mod stream;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;

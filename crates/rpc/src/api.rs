@@ -484,6 +484,9 @@ pub struct FileInfo {
     pub have: u64,
     /// Download priority.
     pub priority: Priority,
+    /// Where it can be played while it downloads: a path on the RPC listener (HTTP `GET`
+    /// with byte ranges; the RPC's credentials, or `?token=` for players).
+    pub stream: String,
 }
 
 /// One tracker of a torrent.

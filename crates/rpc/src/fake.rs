@@ -58,8 +58,20 @@ pub(crate) fn torrent(id: TorrentId, name: &str) -> TorrentInfo {
         piece_count: 12,
         piece_length: 262_144,
         files: vec![
-            FileInfo { path: format!("{name}/a.bin"), length: 1_000_000, have: 1_000_000, priority: Priority::Normal },
-            FileInfo { path: format!("{name}/b.bin"), length: 2_000_000, have: 500_000, priority: Priority::Normal },
+            FileInfo {
+                path: format!("{name}/a.bin"),
+                length: 1_000_000,
+                have: 1_000_000,
+                priority: Priority::Normal,
+                stream: format!("/stream/{}/0", id.0),
+            },
+            FileInfo {
+                path: format!("{name}/b.bin"),
+                length: 2_000_000,
+                have: 500_000,
+                priority: Priority::Normal,
+                stream: format!("/stream/{}/1", id.0),
+            },
         ],
         trackers: vec![TrackerInfo {
             url: "http://tracker.example:6969/announce".to_owned(),

@@ -175,6 +175,13 @@ pub fn router<A: Api + 'static>(api: Arc<A>, access: Access) -> Router {
 
 /// The router for `api` with `config`.
 pub fn router_with<A: Api + 'static>(api: Arc<A>, config: Config) -> Router {
+    router_with_streams(api, config, Router::new())
+}
+
+/// The router for `api` with `config`, and `streams` (routes under `/stream/`) behind the same
+/// credential check; there a `?token=` query parameter is accepted in place of the token
+/// header, for players that cannot set headers.
+pub fn router_with_streams<A: Api + 'static>(api: Arc<A>, config: Config, streams: Router) -> Router {
     let session_id: String = rand::rng().sample_iter(Alphanumeric).take(48).map(char::from).collect();
     let shared = Arc::new(Shared {
         api,
@@ -190,9 +197,10 @@ pub fn router_with<A: Api + 'static>(api: Arc<A>, config: Config) -> Router {
         .route("/xmlrpc", post(xml_rpc::<A>))
         .route("/transmission/rpc", rpc.clone())
         .route("/transmission/rpc/", rpc)
+        .with_state(shared.clone())
+        .merge(streams)
         .layer(DefaultBodyLimit::max(config.body_limit))
-        .layer(middleware::from_fn_with_state(shared.clone(), guard::<A>))
-        .with_state(shared)
+        .layer(middleware::from_fn_with_state(shared, guard::<A>))
 }
 
 fn plain(status: StatusCode, message: &str) -> Response {
@@ -217,7 +225,15 @@ fn host_allowed(headers: &HeaderMap) -> bool {
 /// Checks credentials and the `Host` before anything else runs.
 async fn guard<A: Api + 'static>(State(shared): State<Arc<Shared<A>>>, request: Request, next: Next) -> Response {
     let access = &shared.access;
-    if !access.allows(request.headers()) {
+    let query_token = request
+        .uri()
+        .path()
+        .starts_with("/stream/")
+        .then(|| request.uri().query())
+        .flatten()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
+    let by_query = query_token.is_some_and(|t| access.token().is_some_and(|token| same(t.as_bytes(), token.as_bytes())));
+    if !by_query && !access.allows(request.headers()) {
         let mut response = plain(StatusCode::UNAUTHORIZED, "401: wrong or missing credentials");
         if access.user_password().is_some() {
             response.headers_mut().append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"Shoal\""));
