@@ -433,6 +433,21 @@ impl Swarm {
         }
     }
 
+    /// While seeding initially with a single peer connected, shows it every piece: there is
+    /// nobody to pass pieces on to, so hiding them gains nothing, and the peer then picks its
+    /// own order (a player reading the file as it arrives needs that). Peers that come later
+    /// are shown pieces a few at a time as usual.
+    fn reveal_to_lone_peer(&mut self) {
+        let Some((&peer, p)) = self.peers.iter_mut().next() else { return };
+        if p.am_choking {
+            return;
+        }
+        let Some(revealed) = p.revealed.take() else { return };
+        for piece in self.layout.pieces().filter(|&piece| !revealed.get(piece) && !p.has.get(piece)) {
+            self.actions.push_back(Action::Send { peer, msg: Message::Have(piece.get()) });
+        }
+    }
+
     /// While seeding initially, a peer that announced a turn's worth of the pieces shown to it,
     /// and every other one it asked for, is choked and another peer unchoked (see
     /// [`crate::superseed`]); otherwise it is shown more, unless its turn is over. It is not
@@ -871,6 +886,9 @@ impl Swarm {
         }
         self.down.update(now);
         self.up.update(now);
+        if self.superseed.is_some() && self.peers.len() == 1 {
+            self.reveal_to_lone_peer();
+        }
         if !self.deadlines.is_empty() {
             self.update_urgent(now);
         }
@@ -1387,6 +1405,26 @@ mod tests {
         }
         let rest = revealed(&drain(&mut s), PeerKey(1));
         assert_eq!(first.len() + rest.len(), 64, "every piece is shown in the end: {rest:?}");
+    }
+
+    #[test]
+    fn an_initial_seed_shows_a_lone_peer_everything_at_its_first_tick() {
+        let now = Instant::now();
+        let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
+        let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
+        s.add_peer(now, PeerKey(1), true);
+        let first = revealed(&drain(&mut s), PeerKey(1));
+        assert_eq!(first.len(), 8, "a few pieces until the first tick");
+        s.tick(now + Duration::from_millis(500));
+        let rest = revealed(&drain(&mut s), PeerKey(1));
+        assert_eq!(first.len() + rest.len(), 64, "alone, it is shown every piece: {rest:?}");
+        // With a second peer, pieces are shown a few at a time again.
+        let mut two = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
+        two.add_peer(now, PeerKey(1), true);
+        two.add_peer(now, PeerKey(2), true);
+        drain(&mut two);
+        two.tick(now + Duration::from_millis(500));
+        assert!(revealed(&drain(&mut two), PeerKey(1)).len() < 56);
     }
 
     /// The position of the first action matching `f`.
