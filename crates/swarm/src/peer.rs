@@ -64,6 +64,12 @@ pub(crate) struct Peer {
     /// While we seed initially: `(turns, turn_announced)` at the last rechoke; unchanged at the
     /// next one means the peer's turn stalled.
     pub(crate) rechoke_mark: Option<(u32, usize)>,
+    /// While we seed initially: ticks in a row the peer spent unchoked and not interested.
+    pub(crate) idle_ticks: u64,
+    /// While we seed initially: the peer sat through a turn without ever being interested, so
+    /// it is not unchoked again until it says it is (a peer that only connects, and sends
+    /// nothing, must not hold unchoke slots others could use).
+    pub(crate) stalled: bool,
 }
 
 /// A piece revealed to a peer during initial seeding, not announced by it yet.
@@ -106,6 +112,8 @@ impl Peer {
             turn_announced: 0,
             turns: 0,
             rechoke_mark: None,
+            idle_ticks: 0,
+            stalled: false,
         }
     }
 

@@ -47,7 +47,7 @@ const UNWANTED_TICKS: u64 = 3;
 /// The peer wants data from us: it said so, or, while we seed initially and hide our pieces,
 /// it lacks any.
 fn wants_us(p: &Peer, superseed: bool) -> bool {
-    p.peer_interested || (superseed && !p.has.is_full())
+    p.peer_interested || (superseed && !p.has.is_full() && !p.stalled)
 }
 
 /// A block queued at another peer is taken over only when that peer has at least this many
@@ -884,6 +884,27 @@ impl Swarm {
                 }
             }
         }
+        if self.superseed.is_some() {
+            // Unchoked, shown pieces (and then everything), and still not interested: the slot
+            // goes to another peer, and this one waits until it is interested.
+            let mut stalled = Vec::new();
+            for (&key, p) in self.peers.iter_mut() {
+                p.idle_ticks = if !p.am_choking && !p.peer_interested { p.idle_ticks + 1 } else { 0 };
+                if p.idle_ticks > UNWANTED_TICKS + 1 {
+                    p.am_choking = true;
+                    p.stalled = true;
+                    p.idle_ticks = 0;
+                    stalled.push(key);
+                }
+            }
+            for key in &stalled {
+                self.actions.push_back(Action::Send { peer: *key, msg: Message::Choke });
+                self.settle_reveals(*key, Settle::Choked);
+            }
+            if !stalled.is_empty() {
+                self.fill_unchoke_slots();
+            }
+        }
         self.down.update(now);
         self.up.update(now);
         if self.superseed.is_some() && self.peers.len() == 1 {
@@ -1425,6 +1446,35 @@ mod tests {
         drain(&mut two);
         two.tick(now + Duration::from_millis(500));
         assert!(revealed(&drain(&mut two), PeerKey(1)).len() < 56);
+    }
+
+    #[test]
+    fn r_silent_peers_do_not_keep_an_initial_seeds_unchoke_slots() {
+        let now = Instant::now();
+        let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
+        let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
+        // Four peers that connect and then say nothing take the four slots first.
+        for key in 1..=4 {
+            s.add_peer(now, PeerKey(key), true);
+        }
+        s.add_peer(now, PeerKey(5), true);
+        let unchoked = |actions: &[Action], key| actions.contains(&Action::Send { peer: PeerKey(key), msg: Message::Unchoke });
+        let first = drain(&mut s);
+        assert!(!unchoked(&first, 5), "the fifth peer waits at first");
+        s.handle_message(now, PeerKey(5), Message::HaveNone).expect("have none");
+        let mut later = Vec::new();
+        for n in 1..=UNWANTED_TICKS + 3 {
+            s.tick(now + Duration::from_millis(500 * n));
+            later.extend(drain(&mut s));
+        }
+        assert!(unchoked(&later, 5), "a silent peer's slot went to the waiting one: {later:?}");
+        // The silent ones are not unchoked again while they stay silent.
+        let mut after = Vec::new();
+        for n in UNWANTED_TICKS + 4..=UNWANTED_TICKS + 20 {
+            s.tick(now + Duration::from_millis(500 * n));
+            after.extend(drain(&mut s));
+        }
+        assert!((1..=4).all(|k| !unchoked(&after, k)), "{after:?}");
     }
 
     /// The position of the first action matching `f`.
