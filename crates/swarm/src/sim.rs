@@ -47,7 +47,46 @@ pub struct SimConfig {
     pub liars: Vec<usize>,
     /// Swarm logic settings for every node (its seed is varied per node).
     pub swarm: Config,
+    /// Leecher 1 plays the file while it downloads.
+    pub stream: Option<StreamConfig>,
 }
+
+/// A player on leecher 1: it starts once the first `startup` of playback is verified, then
+/// reads `bitrate` bytes per second from the start of the content, stalling whenever the piece
+/// under it is missing; it tells its swarm where it reads ([`crate::stream`] deadlines).
+#[derive(Clone, Debug)]
+pub struct StreamConfig {
+    /// Bytes per second the player consumes.
+    pub bitrate: f64,
+    /// Playback buffered before the first frame.
+    pub startup: Duration,
+}
+
+/// What the player on leecher 1 saw.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StreamReport {
+    /// From the start to the first frame (`None`: playback never started).
+    pub first_frame: Option<Duration>,
+    /// Times playback stopped for missing data.
+    pub stalls: u32,
+    /// Time spent stalled.
+    pub stalled: Duration,
+}
+
+/// The player's state while the simulation runs.
+struct Player {
+    bitrate: f64,
+    startup_bytes: u64,
+    /// Playback position, once started.
+    position: Option<f64>,
+    last: Instant,
+    stalled_since: Option<Instant>,
+    told_piece: Option<u32>,
+    report: StreamReport,
+}
+
+/// How often the player advances, in virtual time.
+const PLAY_STEP: Duration = Duration::from_millis(50);
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -62,6 +101,7 @@ impl Default for SimConfig {
             time_limit: Duration::from_secs(3600),
             liars: Vec::new(),
             swarm: Config::default(),
+            stream: None,
         }
     }
 }
@@ -90,6 +130,8 @@ pub struct SimReport {
     pub timeline: Vec<(f64, f64)>,
     /// Events processed (a measure of the simulation's own cost).
     pub events: u64,
+    /// The player's figures, when [`SimConfig::stream`] is set.
+    pub stream: Option<StreamReport>,
 }
 
 impl SimReport {
@@ -130,6 +172,7 @@ enum Event {
     Deliver { from: usize, to: usize, msg: Message },
     SendDone { node: usize },
     Tick { node: usize },
+    Play,
 }
 
 /// An event due at `at` nanoseconds after the start; `seq` keeps ties in insertion order.
@@ -242,6 +285,18 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         seed_unsent: blocks,
         seed_first_copy: None,
     };
+    let mut player = cfg.stream.as_ref().filter(|_| n > 1).map(|c| {
+        sim.queue.push(start, Event::Play);
+        Player {
+            bitrate: c.bitrate,
+            startup_bytes: (c.bitrate * c.startup.as_secs_f64()) as u64,
+            position: None,
+            last: start,
+            stalled_since: None,
+            told_piece: None,
+            report: StreamReport::default(),
+        }
+    });
     for i in 0..n {
         sim.act(&mut nodes, i, start);
     }
@@ -273,6 +328,14 @@ pub fn run(cfg: &SimConfig) -> SimReport {
                 nodes[node].swarm.tick(now);
                 sim.queue.push(now + Duration::from_secs(1), Event::Tick { node });
                 node
+            }
+            Event::Play => {
+                if let Some(p) = player.as_mut()
+                    && p.step(&mut nodes[1].swarm, &layout, cfg.file_size, start, now)
+                {
+                    sim.queue.push(now + PLAY_STEP, Event::Play);
+                }
+                1
             }
         };
         sim.act(&mut nodes, touched, now);
@@ -312,6 +375,71 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         seed_first_copy: sim.seed_first_copy,
         timeline,
         events: sim.events,
+        stream: player.map(|mut p| {
+            // Data that was missing at the end never came: the stall lasts to the end.
+            if let Some(since) = p.stalled_since {
+                p.report.stalls += 1;
+                p.report.stalled += now.duration_since(since);
+            }
+            p.report
+        }),
+    }
+}
+
+impl Player {
+    /// Advances playback to `now`; false once the player is done (the whole file played, or
+    /// every byte is there so nothing can stall any more).
+    fn step(&mut self, swarm: &mut Swarm, layout: &Layout, size: u64, start: Instant, now: Instant) -> bool {
+        let have = |at: u64| {
+            let piece = (at / u64::from(layout.piece_length())) as u32;
+            layout.piece(piece).is_some_and(|p| swarm.have().get(p))
+        };
+        let Some(position) = self.position else {
+            // Before the first frame: everything up to the startup buffer must be there.
+            let buffered = (0..self.startup_bytes.min(size)).step_by(layout.piece_length() as usize).all(have);
+            if buffered && have(self.startup_bytes.min(size).saturating_sub(1)) {
+                self.position = Some(0.0);
+                self.last = now;
+                self.report.first_frame = Some(now.duration_since(start));
+            } else {
+                self.tell(swarm, layout, size, 0, now);
+            }
+            return true;
+        };
+        let mut position = position;
+        let at = position as u64;
+        if at >= size || swarm.is_complete() {
+            if let Some(since) = self.stalled_since.take() {
+                self.report.stalls += 1;
+                self.report.stalled += now.duration_since(since);
+            }
+            return false;
+        }
+        if have(at) {
+            if let Some(since) = self.stalled_since.take() {
+                self.report.stalls += 1;
+                self.report.stalled += now.duration_since(since);
+            }
+            position += now.duration_since(self.last).as_secs_f64() * self.bitrate;
+        } else if self.stalled_since.is_none() {
+            self.stalled_since = Some(now);
+        }
+        self.last = now;
+        self.position = Some(position);
+        self.tell(swarm, layout, size, (position as u64).min(size - 1), now);
+        true
+    }
+
+    /// Gives the swarm the player's deadlines when it moved to another piece.
+    fn tell(&mut self, swarm: &mut Swarm, layout: &Layout, size: u64, at: u64, now: Instant) {
+        let piece = (at / u64::from(layout.piece_length())) as u32;
+        if self.told_piece == Some(piece) {
+            return;
+        }
+        self.told_piece = Some(piece);
+        let reader = crate::stream::Reader { file: 0..size, position: at, rate: Some(self.bitrate), since: now };
+        let urgent = crate::stream::deadlines(&[reader], layout, |p| swarm.have().get(p));
+        swarm.set_deadlines(now, urgent);
     }
 }
 
