@@ -1458,7 +1458,8 @@ mod tests {
             s.add_peer(now, PeerKey(key), true);
         }
         s.add_peer(now, PeerKey(5), true);
-        let unchoked = |actions: &[Action], key| actions.contains(&Action::Send { peer: PeerKey(key), msg: Message::Unchoke });
+        let unchoked =
+            |actions: &[Action], key| actions.contains(&Action::Send { peer: PeerKey(key), msg: Message::Unchoke });
         let first = drain(&mut s);
         assert!(!unchoked(&first, 5), "the fifth peer waits at first");
         s.handle_message(now, PeerKey(5), Message::HaveNone).expect("have none");
