@@ -129,7 +129,9 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
     if !quiet {
         println!("data: {}", data_dir.display());
     }
-    println!("rpc: listening on http://{rpc_addr}/jsonrpc, /xmlrpc and /transmission/rpc; files stream from /stream/ID/FILE");
+    println!(
+        "rpc: listening on http://{rpc_addr}/jsonrpc, /xmlrpc and /transmission/rpc; files stream from /stream/ID/FILE"
+    );
     println!("ready: peers on {}; press Ctrl-C to stop", session.listen_addr());
     let server = axum::serve(listener, app).with_graceful_shutdown(crate::interrupted());
     server.await.context("the RPC server failed")?;

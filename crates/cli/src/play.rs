@@ -33,7 +33,8 @@ pub(crate) async fn run(a: PlayArgs, quiet: bool) -> Result<(), Failure> {
         let meta = match source {
             Source::Torrent(meta) => meta,
             Source::Magnet(magnet) => {
-                let (meta, found) = fetch_metadata(&session, &magnet, peers.clone(), !a.no_trackers, quiet, None).await?;
+                let (meta, found) =
+                    fetch_metadata(&session, &magnet, peers.clone(), !a.no_trackers, quiet, None).await?;
                 peers.extend(found);
                 meta
             }
@@ -137,7 +138,11 @@ async fn play(
     // The one line scripts wait for, printed even with --quiet.
     println!("stream: {url}");
     if !quiet {
-        println!("playing {shown} while it downloads into {}; listening for peers on {}", a.output.display(), session.listen_addr());
+        println!(
+            "playing {shown} while it downloads into {}; listening for peers on {}",
+            a.output.display(),
+            session.listen_addr()
+        );
     }
     let served = Arc::new(Served { torrent, names });
     let app = axum::Router::new()
@@ -168,7 +173,12 @@ async fn play(
     bar.finish_and_clear();
     let s = served.torrent.status();
     if !quiet {
-        println!("stopped with {} of {} pieces verified; the data stays in {}", s.stats.pieces_have, s.stats.pieces_total, a.output.display());
+        println!(
+            "stopped with {} of {} pieces verified; the data stays in {}",
+            s.stats.pieces_have,
+            s.stats.pieces_total,
+            a.output.display()
+        );
     }
     match Arc::try_unwrap(served) {
         Ok(served) => served.torrent.stop().await,
@@ -209,8 +219,7 @@ fn start_player(chosen: Option<&str>, url: &str, quiet: bool) -> Result<Option<t
 }
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 /// Waits for the player to exit (for ever without one).

@@ -37,7 +37,14 @@ fn make_video(path: &Path, faststart: bool) {
 /// `shoal play TORRENT --no-player` from `peer`, and the URL it printed.
 fn start_play(torrent: &Path, out: &Path, peer: &str, extra: &[&str]) -> (Proc, String) {
     let mut cmd = shoal(["play"]);
-    cmd.arg(torrent).arg("-o").arg(out).args(["--no-player", "--no-trackers", "--listen", "127.0.0.1:0", "--peer", peer]);
+    cmd.arg(torrent).arg("-o").arg(out).args([
+        "--no-player",
+        "--no-trackers",
+        "--listen",
+        "127.0.0.1:0",
+        "--peer",
+        peer,
+    ]);
     cmd.args(extra);
     let proc = Proc::spawn("play", cmd).unwrap_or_else(|e| panic!("{e}"));
     let line = proc.wait_for_line("stream: ", QUICK).unwrap_or_else(|e| panic!("{e}"));
@@ -108,7 +115,8 @@ fn blocks_present(original: &[u8], downloaded: &Path) -> (usize, usize) {
 fn ffprobe(url: &str) -> (String, f64) {
     let mut cmd = Command::new("ffprobe");
     cmd.args(["-v", "error", "-show_entries", "format=duration:stream=codec_name", "-of", "default=nw=1", url]);
-    let out = run_captured(cmd, ANSWER).unwrap_or_else(|e| panic!("ffprobe is needed (./scripts/test installs it): {e}"));
+    let out =
+        run_captured(cmd, ANSWER).unwrap_or_else(|e| panic!("ffprobe is needed (./scripts/test installs it): {e}"));
     assert!(out.status.success(), "ffprobe {url} failed: {}", out.stderr);
     let field = |name: &str| {
         out.stdout
@@ -181,7 +189,10 @@ fn a_video_is_probed_sought_and_read_by_several_readers_while_it_downloads() {
     assert_eq!(whole.status, 200);
     assert!(whole.body == original, "the whole file read over HTTP differs from the original");
     // Everything was read, so everything is on disk too: the data stays for a later `get`.
-    assert_eq!(blocks_present(&original, &downloaded), (original.len().div_ceil(16384), original.len().div_ceil(16384)));
+    assert_eq!(
+        blocks_present(&original, &downloaded),
+        (original.len().div_ceil(16384), original.len().div_ceil(16384))
+    );
     assert!(play.terminate(STOP_GRACE).expect("stops").success(), "{}", play.output());
     seed.stop();
 }
@@ -227,7 +238,11 @@ fn http_answers_follow_the_rules_and_a_libtorrent_seed_serves_the_stream() {
     let (host, _) = split_url(&url);
     let missing = request(&format!("http://{host}/7/clip.mkv"), "GET", None);
     assert_eq!(missing.status, 404);
-    assert!(String::from_utf8_lossy(&missing.body).contains("no file 7"), "{:?}", String::from_utf8_lossy(&missing.body));
+    assert!(
+        String::from_utf8_lossy(&missing.body).contains("no file 7"),
+        "{:?}",
+        String::from_utf8_lossy(&missing.body)
+    );
     let post = request(&url, "POST", None);
     assert_eq!(post.status, 405);
 
@@ -296,7 +311,8 @@ fn the_daemon_streams_files_under_the_rpc_credentials() {
     );
     let id = added["id"].as_u64().expect("id");
     // Paused, nothing arrives: a reader is told so at once instead of waiting.
-    let paused = request_with(&format!("http://127.0.0.1:{port}/stream/{id}/0"), "GET", "X-Shoal-Token: s3cret\r\n", b"");
+    let paused =
+        request_with(&format!("http://127.0.0.1:{port}/stream/{id}/0"), "GET", "X-Shoal-Token: s3cret\r\n", b"");
     assert_eq!(paused.status, 503);
     assert!(String::from_utf8_lossy(&paused.body).contains("paused"), "{}", String::from_utf8_lossy(&paused.body));
     rpc(port, "s3cret", "torrent.resume", serde_json::json!({"ids": [id]}));

@@ -19,9 +19,7 @@ pub fn stream_path(id: u64, index: usize) -> String {
 
 /// The streaming routes, to merge into the RPC router (inside its credential check).
 pub fn routes(daemon: Daemon) -> axum::Router {
-    axum::Router::new()
-        .route("/stream/{id}/{index}", axum::routing::get(serve).head(serve))
-        .with_state(daemon)
+    axum::Router::new().route("/stream/{id}/{index}", axum::routing::get(serve).head(serve)).with_state(daemon)
 }
 
 fn not_found(message: String) -> Response {

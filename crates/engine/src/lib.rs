@@ -35,8 +35,8 @@ pub use dht::{ANNOUNCE_EVERY, AnnounceLoop, DEFAULT_BOOTSTRAP, Dht, DhtConfig, D
 pub use fetch::{FetchError, MAX_TORRENT_FILE, fetch_torrent};
 pub use metadata::{MetadataProgress, fetch_metadata};
 pub use session::{AddTorrent, FilePriority, PeerStatus, Session, SessionConfig, Torrent};
-pub use stream::{FileStream, StreamError};
 pub use shoal_swarm::Stats;
+pub use stream::{FileStream, StreamError};
 
 /// Where a torrent stands.
 #[derive(Clone, Debug, PartialEq)]

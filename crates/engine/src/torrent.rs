@@ -494,7 +494,9 @@ impl Actor {
         let ip_full = !self.ip_has_room(addr.ip());
         if banned || duplicate || ip_full || self.paused || full || self.session_full() || self.error.is_some() {
             tracing::debug!(%addr, banned, duplicate, ip_full, "refusing connection");
-            if (full || self.session_full()) && self.refusal_logged.is_none_or(|at| now.duration_since(at) >= REFUSAL_LOG) {
+            if (full || self.session_full())
+                && self.refusal_logged.is_none_or(|at| now.duration_since(at) >= REFUSAL_LOG)
+            {
                 self.refusal_logged = Some(now);
                 if full {
                     tracing::info!(
@@ -902,4 +904,3 @@ impl Actor {
         self.status.send_modify(|s| s.state = TorrentState::Stopped);
     }
 }
-

@@ -232,7 +232,8 @@ async fn guard<A: Api + 'static>(State(shared): State<Arc<Shared<A>>>, request: 
         .then(|| request.uri().query())
         .flatten()
         .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
-    let by_query = query_token.is_some_and(|t| access.token().is_some_and(|token| same(t.as_bytes(), token.as_bytes())));
+    let by_query =
+        query_token.is_some_and(|t| access.token().is_some_and(|token| same(t.as_bytes(), token.as_bytes())));
     if !by_query && !access.allows(request.headers()) {
         let mut response = plain(StatusCode::UNAUTHORIZED, "401: wrong or missing credentials");
         if access.user_password().is_some() {
