@@ -191,14 +191,14 @@ async fn play(
 /// player found on PATH, with the URL as its last argument. None (and a note) when no player
 /// is found: the URL is served all the same.
 fn start_player(chosen: Option<&str>, url: &str, quiet: bool) -> Result<Option<tokio::process::Child>, Failure> {
-    let (program, args): (String, Vec<String>) = match chosen {
+    let (program, args) = match chosen {
         Some(cmd) => {
             let mut words = cmd.split_whitespace().map(str::to_owned);
             let program = words.next().ok_or_else(|| Failure::Input(anyhow!("--player is empty")))?;
             (program, words.collect())
         }
-        None => match PLAYERS.iter().find(|p| on_path(p)) {
-            Some(p) => ((*p).to_owned(), Vec::new()),
+        None => match found_player() {
+            Some(p) => (p, Vec::new()),
             None => {
                 eprintln!("no player found ({}); open the URL above in one, Ctrl-C to stop", PLAYERS.join(", "));
                 return Ok(None);
@@ -216,6 +216,25 @@ fn start_player(chosen: Option<&str>, url: &str, quiet: bool) -> Result<Option<t
         println!("player: {program}");
     }
     Ok(Some(child))
+}
+
+/// The first of the known players found on PATH.
+pub(crate) fn found_player() -> Option<String> {
+    PLAYERS.iter().find(|p| on_path(p)).map(|p| (*p).to_owned())
+}
+
+/// Starts a player on `url` in the background, its output discarded (for the terminal UI);
+/// says which one, or why none.
+pub(crate) fn open_in_player(url: &str) -> Result<String, String> {
+    let program = found_player().ok_or_else(|| format!("no player found ({})", PLAYERS.join(", ")))?;
+    std::process::Command::new(&program)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {program}: {e}"))?;
+    Ok(program)
 }
 
 fn on_path(program: &str) -> bool {

@@ -324,6 +324,20 @@ impl Endpoint {
         }
     }
 
+    /// See [`Remote::stream_url`].
+    fn stream_url(&self, path: &str) -> String {
+        let mut url = self.url.value.0.clone();
+        let base = url.path().trim_end_matches("/jsonrpc").to_owned();
+        url.set_path(&format!("{base}{path}"));
+        if let Some(token) = &self.token {
+            url.query_pairs_mut().append_pair("token", &token.value);
+        } else if let Some(basic) = &self.basic {
+            let _ = url.set_username(&basic.user.value);
+            let _ = url.set_password(Some(&basic.password.value));
+        }
+        url.to_string()
+    }
+
     /// Adds the credentials to `request`.
     fn authorize(&self, mut request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         if let Some(basic) = &self.basic {
@@ -441,6 +455,13 @@ impl Remote {
     /// The daemon's JSON-RPC URL.
     pub(crate) fn url(&self) -> &RpcUrl {
         &self.endpoint.url.value
+    }
+
+    /// The URL a player opens for `path` (a `/stream/...` path `torrent.get` gave): next to the
+    /// RPC URL, with the credentials a player can carry (`?token=`, or user and password in the
+    /// URL).
+    pub(crate) fn stream_url(&self, path: &str) -> String {
+        self.endpoint.stream_url(path)
     }
 }
 
@@ -856,6 +877,19 @@ mod tests {
 
     fn some(s: &str) -> Option<String> {
         Some(s.to_owned())
+    }
+
+    #[test]
+    fn stream_urls_carry_what_a_player_can() {
+        let plain = resolve(&args(), Environment::default(), ClientConfig::default()).expect("defaults");
+        assert_eq!(plain.stream_url("/stream/3/1"), "http://127.0.0.1:9091/stream/3/1");
+        let rpc = Some(RpcUrl::parse("https://nas.local/shoal/").expect("url"));
+        let token = RemoteArgs { rpc, token: some("a b&c"), ..args() };
+        let token = resolve(&token, Environment::default(), ClientConfig::default()).expect("token");
+        assert_eq!(token.stream_url("/stream/3/1"), "https://nas.local/shoal/stream/3/1?token=a+b%26c");
+        let basic = RemoteArgs { user: some("me"), password: some("pw"), ..args() };
+        let basic = resolve(&basic, Environment::default(), ClientConfig::default()).expect("basic");
+        assert_eq!(basic.stream_url("/stream/3/1"), "http://me:pw@127.0.0.1:9091/stream/3/1");
     }
 
     #[test]

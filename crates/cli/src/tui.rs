@@ -267,6 +267,10 @@ async fn act(remote: &Remote, command: Command) -> Outcome {
             Ok(_) => Ok(change.done(id)),
             Err(e) => Err(change.failed(id, &e)),
         },
+        Command::Play(path) => {
+            let url = remote.stream_url(&path);
+            crate::play::open_in_player(&url).map(|player| format!("playing {path} in {player}"))
+        }
         Command::Refresh | Command::LoadDetail(_) | Command::Quit => return Outcome::Done(Ok(String::new())),
     };
     Outcome::Done(result)

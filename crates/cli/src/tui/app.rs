@@ -33,6 +33,8 @@ pub(crate) enum Command {
     Set(TorrentId, Change),
     /// Fetch one torrent's files, trackers and peers for the detail view.
     LoadDetail(TorrentId),
+    /// Open a file's stream (its path on the daemon's RPC listener) in a player.
+    Play(String),
     /// Leave the UI.
     Quit,
 }
@@ -361,6 +363,10 @@ impl App {
                 self.view = to(tab, (row + 1).min(last));
             }
             KeyCode::Char(' ') if tab == Tab::Files => return self.cycle_priority(id, row),
+            KeyCode::Char('o') if tab == Tab::Files => {
+                let detail = self.shown_detail()?;
+                return detail.info.files.get(row).map(|f| Command::Play(f.stream.clone()));
+            }
             KeyCode::Char('p') => return Some(Command::Pause(id)),
             KeyCode::Char('r') => return Some(Command::Resume(id)),
             KeyCode::Char('d') | KeyCode::Delete => self.view = View::ConfirmRemove { id, delete_data: false },
@@ -564,7 +570,13 @@ pub(crate) mod tests {
             sequential: false,
             piece_count: 4,
             piece_length: 1 << 18,
-            files: vec![FileInfo { path: name.to_owned(), length: total, have, priority: Priority::Normal }],
+            files: vec![FileInfo {
+                path: name.to_owned(),
+                length: total,
+                have,
+                priority: Priority::Normal,
+                stream: format!("/stream/{id}/0"),
+            }],
             trackers: vec![TrackerInfo {
                 url: "http://tracker.example/announce".into(),
                 tier: 0,
@@ -938,8 +950,14 @@ pub(crate) mod tests {
         app.on_key(key(KeyCode::Enter));
         assert_eq!(app.on_key(ch(' ')), None, "nothing loaded yet");
         let mut info = torrent(2, "beta.mkv", TorrentState::Downloading, 0.42);
-        let file = |path: &str, priority| FileInfo { path: path.into(), length: 10, have: 0, priority };
-        info.files = vec![file("beta/a.mkv", Priority::Skip), file("beta/b.srt", Priority::Normal)];
+        let file = |index, path: &str, priority| FileInfo {
+            path: path.into(),
+            length: 10,
+            have: 0,
+            priority,
+            stream: format!("/stream/2/{index}"),
+        };
+        info.files = vec![file(0, "beta/a.mkv", Priority::Skip), file(1, "beta/b.srt", Priority::Normal)];
         app.apply(Outcome::Detail(TorrentId(2), Ok(Box::new(Detail { info, peers: Vec::new() }))));
         let set = |index, priority| Some(Command::Set(TorrentId(2), Change::FilePriority { index, priority }));
         assert_eq!(app.on_key(ch(' ')), set(0, Priority::Normal));
@@ -951,7 +969,9 @@ pub(crate) mod tests {
         assert_eq!(app.detail_at().map(|at| at.row), Some(1), "stops at the last file");
         assert_eq!(app.on_key(ch(' ')), set(1, Priority::High));
         assert_eq!(app.shown_detail().map(|d| d.info.files[1].priority), Some(Priority::High));
+        assert_eq!(app.on_key(ch('o')), Some(Command::Play("/stream/2/1".into())), "the selected file plays");
         app.on_key(key(KeyCode::Tab));
         assert_eq!(app.on_key(ch(' ')), None, "only in the Files tab");
+        assert_eq!(app.on_key(ch('o')), None, "only in the Files tab");
     }
 }

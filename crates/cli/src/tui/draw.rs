@@ -92,7 +92,7 @@ fn help_keys(app: &App) -> Vec<(&'static str, &'static str)> {
         View::Detail(at) => {
             let mut keys = vec![("tab", "files/peers/trackers"), ("↑↓", "select")];
             if at.tab == Tab::Files {
-                keys.push(("space", "priority"));
+                keys.extend([("space", "priority"), ("o", "play")]);
             }
             keys.extend([
                 ("U/D", "up/down limit"),
