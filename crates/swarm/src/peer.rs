@@ -56,18 +56,13 @@ pub(crate) struct Peer {
     pub(crate) reveals_open: Vec<OpenReveal>,
     /// Revealed pieces the peer announced during this tick and the one before.
     pub(crate) reveals_announced: [u32; 2],
-    /// While we seed initially: revealed pieces the peer announced since it was last unchoked
-    /// (its turn ends at [`crate::superseed::turn_pieces`]).
-    pub(crate) turn_announced: usize,
-    /// While we seed initially: turns the peer has had.
-    pub(crate) turns: u32,
-    /// While we seed initially: `(turns, turn_announced)` at the last rechoke; unchanged at the
-    /// next one means the peer's turn stalled.
-    pub(crate) rechoke_mark: Option<(u32, usize)>,
-    /// While we seed initially: ticks in a row the peer spent unchoked and not interested.
+    /// While we seed initially: ticks in a row the peer spent unchoked without having sent
+    /// a single message.
     pub(crate) idle_ticks: u64,
-    /// While we seed initially: the peer sat through a turn without ever being interested, so
-    /// it is not unchoked again until it says it is (a peer that only connects, and sends
+    /// The peer sent at least one message since its handshake.
+    pub(crate) heard: bool,
+    /// While we seed initially: the peer was unchoked for a while and never sent a message,
+    /// so it is unchoked only when no other peer waits (a peer that only connects, and sends
     /// nothing, must not hold unchoke slots others could use).
     pub(crate) stalled: bool,
 }
@@ -109,18 +104,10 @@ impl Peer {
             revealed: None,
             reveals_open: Vec::new(),
             reveals_announced: [0; 2],
-            turn_announced: 0,
-            turns: 0,
-            rechoke_mark: None,
             idle_ticks: 0,
+            heard: false,
             stalled: false,
         }
-    }
-
-    /// We unchoke the peer: while we seed initially, its turn begins.
-    pub(crate) fn start_turn(&mut self) {
-        self.turns += 1;
-        self.turn_announced = 0;
     }
 
     /// Remembers a block whose late copy must not count as unrequested data. Only the

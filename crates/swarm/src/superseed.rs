@@ -6,18 +6,8 @@
 //! on duplicates.
 //!
 //! How many pieces a peer sees at once follows how fast we upload to it, so a lone fast peer
-//! is never starved: [`reveal_target`]. A choked peer is shown nothing; every peer that lacks
-//! pieces counts as wanting our data, so it is unchoked in its turn.
-//!
-//! Unchoked peers take turns ([`turn_pieces`] pieces each). Once a peer has asked for a turn's
-//! worth, it is shown only what keeps it from running dry; once it has announced a turn's worth
-//! and every other piece it asked for, it is choked (never with a piece half fetched, whose
-//! other blocks nobody else could send) and the slot goes to the waiting peer that has had the
-//! fewest turns. The seed's upload then goes to a few peers at a time, so each piece arrives
-//! quickly and can be passed on, and over the run to every peer connected to the seed: many
-//! peers hold pieces nobody else has yet and have something to upload, instead of the few the
-//! seed unchoked first. Turns replace the periodic rechoke, which only chokes a peer whose turn
-//! made no progress since the last one.
+//! is never starved: [`reveal_target`]. A choked peer is shown nothing; the choker counts
+//! every peer that lacks pieces as interested, so it is unchoked in its turn.
 
 use shoal_proto::PieceIndex;
 
@@ -30,16 +20,6 @@ const MIN_REVEALED_BYTES: f64 = 256.0 * 1024.0;
 const REVEALED_SECONDS: f64 = 1.0;
 /// Fewest outstanding reveals of an unchoked peer.
 const MIN_REVEALED_PIECES: usize = 2;
-
-/// A turn covers at least this many bytes of pieces...
-const TURN_BYTES: f64 = 256.0 * 1024.0;
-/// ...and at least this many pieces.
-const TURN_PIECES: usize = 2;
-
-/// How many shown pieces an unchoked peer may ask for in one turn.
-pub(crate) fn turn_pieces(piece_length: u32) -> usize {
-    ((TURN_BYTES / piece_length as f64).ceil() as usize).max(TURN_PIECES)
-}
 
 /// How many rare revealed pieces an unchoked peer should have outstanding (revealed, not yet
 /// announced): a second at the rate we upload to it, at least [`MIN_REVEALED_BYTES`], and,
@@ -124,13 +104,6 @@ mod tests {
         assert_eq!(s.choose(&[0, 0, 5], &has, &revealed).map(|p| p.get()), Some(2));
         let all = Bitfield::full(3);
         assert_eq!(s.choose(&[0, 0, 0], &all, &revealed), None);
-    }
-
-    #[test]
-    fn a_turn_is_a_quarter_megabyte_and_at_least_two_pieces() {
-        assert_eq!(turn_pieces(16384), 16);
-        assert_eq!(turn_pieces(64 * 1024), 4);
-        assert_eq!(turn_pieces(4 << 20), 2);
     }
 
     #[test]

@@ -47,7 +47,7 @@ const UNWANTED_TICKS: u64 = 3;
 /// The peer wants data from us: it said so, or, while we seed initially and hide our pieces,
 /// it lacks any.
 fn wants_us(p: &Peer, superseed: bool) -> bool {
-    p.peer_interested || (superseed && !p.has.is_full() && !p.stalled)
+    p.peer_interested || (superseed && !p.has.is_full())
 }
 
 /// A block queued at another peer is taken over only when that peer has at least this many
@@ -408,16 +408,8 @@ impl Swarm {
         }
         let availability = self.picker.availability();
         let recent = p.reveals_announced[0] + p.reveals_announced[1];
-        let turn = superseed::turn_pieces(self.layout.piece_length());
-        if p.turn_announced >= turn {
-            // The turn is over: the peer finishes what it asked for and is choked.
-            return;
-        }
         let target = superseed::reveal_target(p.up.bytes_per_sec(), self.layout.piece_length(), recent);
         let cap = 2 * target + MIN_UNREQUESTED_REVEALS;
-        let asked = p.turn_announced + p.reveals_open.iter().filter(|o| o.requested).count();
-        // Near the end of its turn a peer is shown only what keeps it from running dry.
-        let target = if asked >= turn { 0 } else { target };
         loop {
             let open = p.reveals_open.len();
             let unrequested = p.reveals_open.iter().filter(|o| !o.requested).count();
@@ -448,31 +440,6 @@ impl Swarm {
         }
     }
 
-    /// While seeding initially, a peer that announced a turn's worth of the pieces shown to it,
-    /// and every other one it asked for, is choked and another peer unchoked (see
-    /// [`crate::superseed`]); otherwise it is shown more, unless its turn is over. It is not
-    /// choked with pieces half fetched: their other blocks could then come from nowhere.
-    fn end_turn_or_reveal(&mut self, peer: PeerKey) {
-        let turn = superseed::turn_pieces(self.layout.piece_length());
-        let over = self.peers.get_mut(&peer).is_some_and(|p| {
-            let over = self.superseed.is_some()
-                && !p.am_choking
-                && p.turn_announced >= turn
-                && p.reveals_open.iter().all(|open| !open.requested);
-            if over {
-                p.am_choking = true;
-            }
-            over
-        });
-        if !over {
-            self.reveal(peer);
-            return;
-        }
-        self.actions.push_back(Action::Send { peer, msg: Message::Choke });
-        self.settle_reveals(peer, Settle::Choked);
-        self.fill_unchoke_slots();
-    }
-
     fn reveal_all(&mut self) {
         if self.superseed.is_none() {
             return;
@@ -494,7 +461,6 @@ impl Swarm {
             && p.reveals_open.iter().any(|open| open.piece == piece)
         {
             p.reveals_announced[0] += 1;
-            p.turn_announced += 1;
         }
         p.reveals_open.retain(|open| {
             let settled = match which {
@@ -561,9 +527,11 @@ impl Swarm {
 
     /// Handles one message from a peer.
     pub fn handle_message(&mut self, now: Instant, peer: PeerKey, msg: Message) -> Result<(), PeerError> {
-        if !self.peers.contains_key(&peer) {
+        let Some(p) = self.peers.get_mut(&peer) else {
             return Err(PeerError::UnknownPeer);
-        }
+        };
+        p.heard = true;
+        p.stalled = false;
         match msg {
             Message::KeepAlive
             | Message::Port(_)
@@ -585,20 +553,11 @@ impl Swarm {
                 self.fill_unchoke_slots();
             }
             Message::NotInterested => {
-                let superseed = self.superseed.is_some();
-                let choke = self.peers.get_mut(&peer).is_some_and(|p| {
+                let was_unchoked = self.peers.get_mut(&peer).is_some_and(|p| {
                     p.peer_interested = false;
-                    let choke = !p.am_choking && !wants_us(p, superseed);
-                    if choke {
-                        p.am_choking = true;
-                    }
-                    choke
+                    !p.am_choking
                 });
-                if choke {
-                    // Its slot goes to a peer that wants our data; it is unchoked again once
-                    // it is interested and a slot is free.
-                    self.actions.push_back(Action::Send { peer, msg: Message::Choke });
-                    self.settle_reveals(peer, Settle::Choked);
+                if was_unchoked {
                     self.fill_unchoke_slots();
                 }
             }
@@ -681,7 +640,7 @@ impl Swarm {
         self.picker.peer_has(piece);
         if self.superseed.is_some() {
             self.settle_reveals(peer, Settle::Announced(piece));
-            self.end_turn_or_reveal(peer);
+            self.reveal(peer);
         }
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
@@ -717,7 +676,7 @@ impl Swarm {
         for piece in newly {
             self.settle_reveals(peer, Settle::Announced(piece));
         }
-        self.end_turn_or_reveal(peer);
+        self.reveal(peer);
         self.disconnect_if_both_seeds(peer);
     }
 
@@ -885,11 +844,13 @@ impl Swarm {
             }
         }
         if self.superseed.is_some() {
-            // Unchoked, shown pieces (and then everything), and still not interested: the slot
-            // goes to another peer, and this one waits until it is interested.
+            // Unchoked, shown pieces (and then everything), and silent since its handshake: the
+            // slot goes to another peer, and this one comes after all others until it speaks.
+            // (Only silence is judged: a peer that speaks but has nothing to ask for yet is
+            // common, and choking it slowed many-peer swarms three times over.)
             let mut stalled = Vec::new();
             for (&key, p) in self.peers.iter_mut() {
-                p.idle_ticks = if !p.am_choking && !p.peer_interested { p.idle_ticks + 1 } else { 0 };
+                p.idle_ticks = if !p.am_choking && !p.heard { p.idle_ticks + 1 } else { 0 };
                 if p.idle_ticks > UNWANTED_TICKS + 1 {
                     p.am_choking = true;
                     p.stalled = true;
@@ -958,18 +919,23 @@ impl Swarm {
     }
 
     fn rechoke(&mut self, rotate: bool) {
-        if self.superseed.is_some() {
-            self.rechoke_turns();
-            return;
-        }
         let seeding = self.is_complete();
         let candidates: Vec<Candidate> = self
             .peers
             .iter()
             .map(|(&peer, p)| Candidate {
                 peer,
-                rate: if seeding { p.up.bytes_per_sec() } else { p.down.bytes_per_sec() },
-                interested: p.peer_interested,
+                // While seeding initially, the peers that have least go first: the pieces
+                // revealed to them are new to the swarm, which makes them worth trading with;
+                // a peer that stalled (never interested while unchoked) goes last.
+                rate: if self.superseed.is_some() {
+                    -f64::from(p.has.count()) - if p.stalled { 1e12 } else { 0.0 }
+                } else if seeding {
+                    p.up.bytes_per_sec()
+                } else {
+                    p.down.bytes_per_sec()
+                },
+                interested: wants_us(p, self.superseed.is_some()),
                 snubbed: p.snubbed,
             })
             .collect();
@@ -986,7 +952,6 @@ impl Swarm {
                     self.actions.push_back(Action::Send { peer, msg: Message::Choke });
                     newly_choked.push(peer);
                 } else {
-                    p.start_turn();
                     newly_unchoked.push(peer);
                 }
             }
@@ -1003,55 +968,24 @@ impl Swarm {
         }
     }
 
-    /// While seeding initially, turns replace the periodic rechoke (see [`crate::superseed`]):
-    /// it only chokes a peer whose turn made no progress since the last rechoke (it announced
-    /// nothing), so a stalled peer does not keep its slot.
-    fn rechoke_turns(&mut self) {
-        let mut stalled = Vec::new();
-        for (&peer, p) in self.peers.iter_mut() {
-            let mark = (p.turns, p.turn_announced);
-            if !p.am_choking && p.rechoke_mark == Some(mark) {
-                p.am_choking = true;
-                stalled.push(peer);
-            }
-            p.rechoke_mark = Some(mark);
-        }
-        for peer in stalled {
-            self.actions.push_back(Action::Send { peer, msg: Message::Choke });
-            self.settle_reveals(peer, Settle::Choked);
-        }
-        self.fill_unchoke_slots();
-    }
-
     /// Unchokes interested peers right away while slots are free, instead of waiting for the
     /// next rechoke.
     fn fill_unchoke_slots(&mut self) {
         let superseed = self.superseed.is_some();
         let busy = self.peers.values().filter(|p| !p.am_choking && wants_us(p, superseed)).count();
-        let free = self.config.unchoke_slots.saturating_sub(busy);
-        if free == 0 {
-            self.reveal_all();
-            return;
-        }
-        let rng = &mut self.rng;
-        let mut waiting: Vec<(u32, u32, u64, PeerKey)> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.am_choking && wants_us(p, superseed))
-            .map(|(&peer, p)| {
-                let tie = rng.next_u64();
-                if superseed { (p.turns, p.has.count(), tie, peer) } else { (0, 0, tie, peer) }
-            })
-            .collect();
-        // While seeding initially, the peers that have had the fewest turns go first, then
-        // those that have least; otherwise (and among equals) a random one, so no peer is
-        // favoured for the order it connected in.
-        waiting.sort_unstable();
-        let newly_unchoked: Vec<PeerKey> = waiting.into_iter().take(free).map(|(.., peer)| peer).collect();
-        for peer in &newly_unchoked {
-            if let Some(p) = self.peers.get_mut(peer) {
-                p.am_choking = false;
-                p.start_turn();
+        let mut free = self.config.unchoke_slots.saturating_sub(busy);
+        let mut newly_unchoked = Vec::new();
+        // Peers that stalled while seeding initially come after the others.
+        for pass in [false, true] {
+            for (&peer, p) in self.peers.iter_mut() {
+                if free == 0 {
+                    break;
+                }
+                if p.am_choking && p.stalled == pass && wants_us(p, superseed) {
+                    p.am_choking = false;
+                    free -= 1;
+                    newly_unchoked.push(peer);
+                }
             }
         }
         // Shown pieces first, then the unchoke (see `rechoke`).
@@ -1469,13 +1403,16 @@ mod tests {
             later.extend(drain(&mut s));
         }
         assert!(unchoked(&later, 5), "a silent peer's slot went to the waiting one: {later:?}");
-        // The silent ones are not unchoked again while they stay silent.
+        // The silent ones may have free slots while nobody else waits, but a newcomer goes
+        // before them as soon as one of them is found silent again.
+        s.add_peer(now, PeerKey(6), true);
+        s.handle_message(now, PeerKey(6), Message::HaveNone).expect("have none");
         let mut after = Vec::new();
-        for n in UNWANTED_TICKS + 4..=UNWANTED_TICKS + 20 {
+        for n in UNWANTED_TICKS + 4..=2 * UNWANTED_TICKS + 7 {
             s.tick(now + Duration::from_millis(500 * n));
             after.extend(drain(&mut s));
         }
-        assert!((1..=4).all(|k| !unchoked(&after, k)), "{after:?}");
+        assert!(unchoked(&after, 6), "{after:?}");
     }
 
     /// The position of the first action matching `f`.
