@@ -6,7 +6,7 @@
 //! [`READ_AHEAD`] of playback (at least [`MIN_WINDOW`] bytes), so it grows and shrinks with the
 //! measured rate. The first and last pieces of the file come early too: players read a file's
 //! head first and many then look at its end (an MP4 whose index, the `moov` box, was written
-//! last), so the tail is asked for right after the head.
+//! last), so the tail is asked for right after the head: [`HEAD`] and [`TAIL`].
 //!
 //! The picker ([`crate::picker`]) takes the pieces in deadline order before anything else,
 //! from the peers able to deliver them soonest, and asks a second peer for the blocks of a
@@ -29,8 +29,12 @@ pub const MIN_WINDOW: u64 = 4 << 20;
 pub const MAX_WINDOW: u64 = 128 << 20;
 /// Rate assumed for a reader until one is measured (about an 8 Mbit/s video).
 pub const DEFAULT_RATE: f64 = 1024.0 * 1024.0;
-/// Bytes at the start and at the end of a file fetched early (at least one piece each).
-pub const HEAD_TAIL: u64 = 256 << 10;
+/// Bytes at the start of a file fetched first (at least one piece).
+pub const HEAD: u64 = 256 << 10;
+/// Bytes at the end of a file fetched right after the head (at least one piece): enough for
+/// the index of most files, and little enough not to hold up the head of a file whose index
+/// is at the start (at 200 kB/s a 256 KiB tail cost over a second before the first frame).
+pub const TAIL: u64 = 64 << 10;
 /// The most pieces with deadlines at once, over all readers.
 pub const MAX_URGENT: usize = 1024;
 
@@ -95,12 +99,12 @@ pub fn deadlines(readers: &[Reader], layout: &Layout, have: impl Fn(PieceIndex) 
         let at =
             |offset: u64| reader.since + Duration::from_secs_f64(offset.saturating_sub(window.start) as f64 / rate);
         add(window.clone(), &at);
-        // The head and the tail: as urgent as the first bytes of the window, the tail just
-        // after the head's first piece.
-        let head = reader.file.start..reader.file.start.saturating_add(HEAD_TAIL).min(reader.file.end);
+        // The head as urgent as the first bytes of the window, the tail once the head would
+        // have been read at the reader's rate.
+        let head = reader.file.start..reader.file.start.saturating_add(HEAD).min(reader.file.end);
         add(head, &|_| reader.since);
-        let tail = reader.file.end.saturating_sub(HEAD_TAIL).max(reader.file.start)..reader.file.end;
-        let after_head = reader.since + Duration::from_secs_f64(plen as f64 / rate);
+        let tail = reader.file.end.saturating_sub(TAIL).max(reader.file.start)..reader.file.end;
+        let after_head = reader.since + Duration::from_secs_f64(HEAD.max(plen) as f64 / rate);
         add(tail, &|_| after_head);
     }
     // Earliest deadline per piece, then in deadline order (ties in piece order).
