@@ -172,7 +172,8 @@ impl Picker {
         out: &mut Vec<BlockRange>,
     ) {
         let start = out.len();
-        for &(piece, late) in &self.urgent {
+        for i in 0..self.urgent.len() {
+            let (piece, late) = self.urgent[i];
             let left = want - (out.len() - start);
             if left == 0 {
                 return;
@@ -181,20 +182,7 @@ impl Picker {
                 continue;
             }
             match self.state[piece.idx()] {
-                PieceState::Missing => {
-                    let blocks = self.layout.block_count(piece) as usize;
-                    let mut partial = Partial {
-                        blocks: vec![Slot::Open; blocks],
-                        open: blocks as u32,
-                        received: 0,
-                        contributors: Vec::new(),
-                        exclusive: self.suspect[piece.idx()].then_some(peer),
-                    };
-                    take_open(&self.layout, peer, piece, &mut partial, left, out);
-                    self.state[piece.idx()] = PieceState::Partial;
-                    self.missing -= 1;
-                    self.partials.insert(piece, partial);
-                }
+                PieceState::Missing => self.start(piece, peer, left, out),
                 PieceState::Partial => {
                     let Some(partial) = self.partials.get_mut(&piece) else { continue };
                     if partial.exclusive.is_some_and(|p| p != peer) {
@@ -302,18 +290,7 @@ impl Picker {
             let Some(piece) = self.choose_new(have_count, &has) else {
                 break;
             };
-            let blocks = self.layout.block_count(piece) as usize;
-            let mut partial = Partial {
-                blocks: vec![Slot::Open; blocks],
-                open: blocks as u32,
-                received: 0,
-                contributors: Vec::new(),
-                exclusive: self.suspect[piece.idx()].then_some(peer),
-            };
-            take_open(&self.layout, peer, piece, &mut partial, want - (out.len() - start), out);
-            self.state[piece.idx()] = PieceState::Partial;
-            self.missing -= 1;
-            self.partials.insert(piece, partial);
+            self.start(piece, peer, want - (out.len() - start), out);
         }
         // 3. Blocks already requested from others: freely in endgame (duplicates, the first
         // copy wins); otherwise a few, and only when this peer has nothing new for us — the
@@ -351,6 +328,22 @@ impl Picker {
                 out.push(block);
             }
         }
+    }
+
+    /// Starts fetching a missing piece: up to `want` of its blocks for `peer`.
+    fn start(&mut self, piece: PieceIndex, peer: PeerKey, want: usize, out: &mut Vec<BlockRange>) {
+        let blocks = self.layout.block_count(piece) as usize;
+        let mut partial = Partial {
+            blocks: vec![Slot::Open; blocks],
+            open: blocks as u32,
+            received: 0,
+            contributors: Vec::new(),
+            exclusive: self.suspect[piece.idx()].then_some(peer),
+        };
+        take_open(&self.layout, peer, piece, &mut partial, want, out);
+        self.state[piece.idx()] = PieceState::Partial;
+        self.missing -= 1;
+        self.partials.insert(piece, partial);
     }
 
     /// Rarest (or, early on, random; or in sequential mode, the first) unstarted piece the
