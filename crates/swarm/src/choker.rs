@@ -2,7 +2,8 @@
 //!
 //! Every rechoke interval the peers interested in us are ranked, and the best
 //! `slots - 1` are unchoked: while downloading, the peers that give us data fastest (tit for
-//! tat); while seeding, the peers we upload to fastest (so our upload goes where it moves). One
+//! tat); while seeding, the peers we have uploaded least to (round robin, so that hundreds of
+//! peers are each served in turn; the swarm passes minus the bytes uploaded as the rank). One
 //! more slot is an *optimistic unchoke*, rotated at random every optimistic interval, so new
 //! peers get a chance to prove themselves. Snubbed peers (no data for a long time despite
 //! requests) are left out of the ranked slots while downloading.
@@ -15,7 +16,7 @@ use crate::rng::Rng;
 pub struct Candidate {
     /// The peer.
     pub peer: PeerKey,
-    /// Rate used for ranking, bytes per second.
+    /// Rank, highest first: bytes per second, or while seeding minus the bytes uploaded.
     pub rate: f64,
     /// The peer is interested in our data.
     pub interested: bool,

@@ -931,7 +931,10 @@ impl Swarm {
                 rate: if self.superseed.is_some() {
                     -f64::from(p.has.count()) - if p.stalled { 1e12 } else { 0.0 }
                 } else if seeding {
-                    p.up.bytes_per_sec()
+                    // Round robin: the peers we uploaded least to go first, so with hundreds
+                    // of peers each is served in turn (ranking by rate kept serving the same
+                    // few, and the rest waited for the optimistic slot).
+                    -(p.up.total() as f64)
                 } else {
                     p.down.bytes_per_sec()
                 },
@@ -975,6 +978,23 @@ impl Swarm {
         let busy = self.peers.values().filter(|p| !p.am_choking && wants_us(p, superseed)).count();
         let mut free = self.config.unchoke_slots.saturating_sub(busy);
         let mut newly_unchoked = Vec::new();
+        if !superseed && self.is_complete() {
+            // Seeding: the waiting peers we uploaded least to first (round robin, as `rechoke`).
+            let mut waiting: Vec<(u64, PeerKey)> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.am_choking && p.peer_interested)
+                .map(|(&peer, p)| (p.up.total(), peer))
+                .collect();
+            waiting.sort_unstable();
+            for (_, peer) in waiting.into_iter().take(free) {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.am_choking = false;
+                    newly_unchoked.push(peer);
+                }
+            }
+            free = 0;
+        }
         // Peers that stalled while seeding initially come after the others.
         for pass in [false, true] {
             for (&peer, p) in self.peers.iter_mut() {
@@ -1413,6 +1433,36 @@ mod tests {
             after.extend(drain(&mut s));
         }
         assert!(unchoked(&after, 6), "{after:?}");
+    }
+
+    #[test]
+    fn a_seed_serves_its_peers_in_turn() {
+        let now = Instant::now();
+        let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
+        let config = Config { initial_seeding: false, ..Config::default() };
+        let mut s = Swarm::new(layout, Bitfield::full(64), config, now);
+        for key in 1..=6 {
+            s.add_peer(now, PeerKey(key), true);
+            s.handle_message(now, PeerKey(key), Message::HaveNone).expect("have none");
+            s.handle_message(now, PeerKey(key), Message::Interested).expect("interested");
+        }
+        let unchoked =
+            |actions: &[Action], key| actions.contains(&Action::Send { peer: PeerKey(key), msg: Message::Unchoke });
+        let first = drain(&mut s);
+        let served: Vec<u64> = (1..=6).filter(|&k| unchoked(&first, k)).collect();
+        assert_eq!(served.len(), 4, "{first:?}");
+        // The first four take data; at the next rechoke the two that got nothing come first.
+        for &k in &served {
+            s.handle_message(now, PeerKey(k), Message::Request { index: 0, begin: 0, length: 16_384 })
+                .expect("request");
+        }
+        drain(&mut s);
+        let later = now + Duration::from_secs(11);
+        s.tick(later);
+        let after = drain(&mut s);
+        for k in (1..=6).filter(|k| !served.contains(k)) {
+            assert!(unchoked(&after, k), "peer {k} waited: {after:?}");
+        }
     }
 
     /// The position of the first action matching `f`.
