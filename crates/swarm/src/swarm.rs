@@ -927,7 +927,7 @@ impl Swarm {
                 peer,
                 // While seeding initially, the peers that have least go first: the pieces
                 // revealed to them are new to the swarm, which makes them worth trading with;
-                // a peer that stalled (never interested while unchoked) goes last.
+                // a peer that stalled (silent while unchoked) goes last.
                 rate: if self.superseed.is_some() {
                     -f64::from(p.has.count()) - if p.stalled { 1e12 } else { 0.0 }
                 } else if seeding {
