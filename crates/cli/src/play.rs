@@ -92,7 +92,10 @@ async fn serve_file(
     };
     match served.torrent.stream(index) {
         Ok(stream) => shoal_engine::stream::http::respond(stream, name, &method, &headers).await,
-        Err(e) => (axum::http::StatusCode::NOT_FOUND, format!("{e}\n")).into_response(),
+        Err(e @ shoal_engine::StreamError::NoSuchFile { .. }) => {
+            (axum::http::StatusCode::NOT_FOUND, format!("{e}\n")).into_response()
+        }
+        Err(e) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
     }
 }
 

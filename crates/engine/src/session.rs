@@ -787,14 +787,14 @@ impl Torrent {
             .file_ranges
             .get(index)
             .ok_or(crate::StreamError::NoSuchFile { index, count: self.file_ranges.len() })?;
-        Ok(crate::FileStream::new(crate::stream::Source {
+        crate::FileStream::open(crate::stream::Source {
             layout: self.layout,
             file: offset..offset + length,
             storage: self.storage.clone(),
             verified: self.verified.clone(),
             status: self.status.subscribe(),
             control: self.control.clone(),
-        }))
+        })
     }
 
     /// Stops the torrent: tells the trackers, closes connections, saves resume data.

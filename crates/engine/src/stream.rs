@@ -9,7 +9,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -25,6 +25,10 @@ pub mod http;
 
 /// The most bytes one read returns.
 pub const MAX_READ: usize = 1 << 20;
+
+/// The most streams open on one torrent at once: each holds a window of piece deadlines, and
+/// anyone who can reach the HTTP endpoint can open one.
+pub const MAX_STREAMS: usize = 32;
 
 /// Why a stream cannot go on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,6 +53,9 @@ pub enum StreamError {
     /// Reading the verified data failed.
     #[error("cannot read the data: {0}")]
     Read(String),
+    /// [`MAX_STREAMS`] streams of this torrent are open already.
+    #[error("{MAX_STREAMS} streams of this torrent are open already; close one first")]
+    TooMany,
 }
 
 /// The verified pieces of a torrent, shared by the torrent and its streams, with a wake-up
@@ -57,13 +64,15 @@ pub enum StreamError {
 pub(crate) struct Verified {
     words: Vec<AtomicU64>,
     added: Notify,
+    /// Streams of the torrent open now (at most [`MAX_STREAMS`]).
+    streams: AtomicUsize,
 }
 
 impl Verified {
     pub(crate) fn new(have: &Bitfield) -> Self {
         let n = have.len() as usize;
         let words = (0..n.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
-        let v = Self { words, added: Notify::new() };
+        let v = Self { words, added: Notify::new(), streams: AtomicUsize::new(0) };
         for i in 0..n {
             if have.get(PieceIndex::new_unchecked(i as u32)) {
                 v.words[i / 64].fetch_or(1 << (i % 64), Ordering::Relaxed);
@@ -119,9 +128,14 @@ pub struct FileStream {
 }
 
 impl FileStream {
-    pub(crate) fn new(source: Source) -> Self {
+    /// A stream, unless [`MAX_STREAMS`] of the torrent are open.
+    pub(crate) fn open(source: Source) -> Result<Self, StreamError> {
         let Source { layout, file, storage, verified, status, control } = source;
-        Self {
+        verified
+            .streams
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_STREAMS).then_some(n + 1))
+            .map_err(|_| StreamError::TooMany)?;
+        Ok(Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             layout,
             next: file.start,
@@ -132,7 +146,7 @@ impl FileStream {
             control,
             told: None,
             rate: Rate::new(Instant::now()),
-        }
+        })
     }
 
     /// The file's length in bytes.
@@ -226,6 +240,7 @@ impl FileStream {
 
 impl Drop for FileStream {
     fn drop(&mut self) {
+        self.verified.streams.fetch_sub(1, Ordering::AcqRel);
         let _ = self.control.send(Control::Reader { id: self.id, reader: None });
     }
 }
