@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct RateLimiter {
     rate: AtomicU64,
+    /// Bytes taken while a rate was set, less refunds: how much of the cap was used.
+    taken: AtomicU64,
     bucket: Mutex<Bucket>,
 }
 
@@ -27,6 +29,7 @@ impl RateLimiter {
     pub fn new(rate: Option<u64>) -> Self {
         Self {
             rate: AtomicU64::new(rate.unwrap_or(0)),
+            taken: AtomicU64::new(0),
             bucket: Mutex::new(Bucket { tokens: 0.0, last: Instant::now() }),
         }
     }
@@ -58,8 +61,15 @@ impl RateLimiter {
         if rate == 0.0 {
             return;
         }
+        let _ = self.taken.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| Some(t.saturating_sub(bytes)));
         let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
         b.tokens = (b.tokens + bytes as f64).min(Self::burst(rate));
+    }
+
+    /// Bytes taken so far under a rate (less refunds); compare two readings with
+    /// [`RateLimiter::rate`] to see how much of the cap was used in between.
+    pub fn taken(&self) -> u64 {
+        self.taken.load(Ordering::Relaxed)
     }
 
     /// Takes `bytes` at time `now`; returns how long the caller must wait, if at all.
@@ -68,6 +78,7 @@ impl RateLimiter {
         if rate == 0.0 {
             return None;
         }
+        self.taken.fetch_add(bytes, Ordering::Relaxed);
         let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
         let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
         b.last = now;
@@ -97,6 +108,27 @@ impl Caps {
         }
     }
 
+    /// How much of the caps the flow used since `last` (the readings of a previous call,
+    /// updated here) over `elapsed`: bytes taken as a fraction of what the most used cap allows
+    /// (1.0: the flow is held at a cap). `None` when no cap is set.
+    pub(crate) fn usage(&self, last: &mut Vec<u64>, elapsed: Duration) -> Option<f64> {
+        last.resize(self.0.len(), 0);
+        let secs = elapsed.as_secs_f64();
+        let mut most: Option<f64> = None;
+        for (limiter, last) in self.0.iter().zip(last.iter_mut()) {
+            let taken = limiter.taken();
+            let delta = taken.saturating_sub(*last);
+            *last = taken;
+            if let Some(rate) = limiter.rate()
+                && secs > 0.0
+            {
+                let used = delta as f64 / (rate as f64 * secs);
+                most = Some(most.map_or(used, |m: f64| m.max(used)));
+            }
+        }
+        most
+    }
+
     /// The tightest rate, if any cap is set.
     pub(crate) fn rate(&self) -> Option<u64> {
         self.0.iter().filter_map(|l| l.rate()).min()
@@ -123,6 +155,30 @@ mod tests {
         let secs = now.duration_since(start).as_secs_f64();
         let rate = moved as f64 / secs;
         assert!((rate - 1_000_000.0).abs() / 1_000_000.0 < 0.02, "rate {rate}");
+    }
+
+    #[test]
+    fn usage_is_the_share_of_the_most_used_cap() {
+        let session = std::sync::Arc::new(RateLimiter::new(Some(1_000_000)));
+        let torrent = std::sync::Arc::new(RateLimiter::new(None));
+        let caps = Caps(vec![torrent.clone(), session.clone()]);
+        let mut last = Vec::new();
+        assert_eq!(caps.usage(&mut last, Duration::from_secs(1)), Some(0.0));
+        let now = Instant::now();
+        let _ = session.take(500_000, now);
+        let _ = torrent.take(500_000, now);
+        let used = caps.usage(&mut last, Duration::from_secs(1)).expect("a cap is set");
+        assert!((used - 0.5).abs() < 1e-9, "{used}");
+        session.refund(250_000);
+        assert_eq!(caps.usage(&mut last, Duration::from_secs(1)), Some(0.0), "a refund is not use");
+        torrent.set_rate(Some(100_000));
+        let _ = torrent.take(100_000, now);
+        let _ = session.take(100_000, now);
+        let used = caps.usage(&mut last, Duration::from_secs(1)).expect("caps are set");
+        assert!((used - 1.0).abs() < 1e-9, "the torrent's own cap binds: {used}");
+        session.set_rate(None);
+        torrent.set_rate(None);
+        assert_eq!(caps.usage(&mut last, Duration::from_secs(1)), None);
     }
 
     #[test]

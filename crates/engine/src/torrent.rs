@@ -194,6 +194,8 @@ struct Actor {
     max_message: u32,
     disk_backlog: std::collections::VecDeque<DiskJob>,
     limits: peer::Limits,
+    /// When the upload caps were last read, and what they had taken then (see `Caps::usage`).
+    upload_readings: (Instant, Vec<u64>),
     info_bytes: Bytes,
     private: bool,
     exts: HashMap<PeerKey, PeerExt>,
@@ -243,6 +245,7 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
         error: None,
         disk_backlog: Default::default(),
         limits: setup.limits,
+        upload_readings: (Instant::now(), Vec::new()),
         max_message: shoal_proto::max_message_len(pieces),
         info_bytes: setup.info_bytes,
         private: setup.private,
@@ -737,6 +740,10 @@ impl Actor {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        let (last, readings) = &mut self.upload_readings;
+        let used = self.limits.upload.usage(readings, now.saturating_duration_since(*last));
+        *last = now;
+        self.swarm.set_upload_use(used);
         self.swarm.tick(now);
         self.exchange_peers(now);
         self.connect_more();

@@ -9,7 +9,9 @@
 //!    a new peer quickly has something to trade;
 //! 3. blocks already requested from other peers. In endgame (once no piece is left unstarted)
 //!    any of them, each block from at most [`ENDGAME_DUPLICATES`] peers at once (the first copy
-//!    to arrive wins and the others are cancelled). Before that, only when steps 1 and 2 gave
+//!    to arrive wins and the others are cancelled), or [`ENDGAME_IDLE_DUPLICATES`] when the
+//!    peer asking has nothing else outstanding: the last blocks are then never left waiting
+//!    on two slow peers while a fast one idles. Before that, only when steps 1 and 2 gave
 //!    the peer nothing: at most [`BUSY_PICKS`] blocks moved from peers the caller finds busier
 //!    (it cancels them there).
 //!
@@ -35,6 +37,9 @@ use crate::rng::Rng;
 pub(crate) const RANDOM_FIRST: u32 = 4;
 /// The most peers one block is requested from at once.
 pub(crate) const ENDGAME_DUPLICATES: u8 = 2;
+/// ...except that in endgame a peer with nothing else outstanding may ask for it too, up to
+/// this many peers in all.
+pub(crate) const ENDGAME_IDLE_DUPLICATES: u8 = 4;
 /// Outside endgame, the most already-requested blocks handed at once to a peer that has
 /// nothing new for us.
 pub(crate) const BUSY_PICKS: usize = 4;
@@ -96,6 +101,8 @@ pub(crate) struct Source<H, P, M> {
     pub(crate) pending: P,
     /// Whether a block queued at the given other peer may be taken from it (outside endgame).
     pub(crate) movable: M,
+    /// The peer has no requests outstanding (and is not snubbed).
+    pub(crate) idle: bool,
 }
 
 /// Per-torrent piece selection state.
@@ -272,7 +279,7 @@ impl Picker {
         P: Fn(&BlockRange) -> bool,
         M: Fn(PeerKey) -> bool,
     {
-        let Source { has, pending, movable } = source;
+        let Source { has, pending, movable, idle } = source;
         let start = out.len();
         let done = |out: &Vec<BlockRange>| out.len() - start >= want;
         // 1. Pieces in progress.
@@ -303,29 +310,36 @@ impl Picker {
         } else {
             return;
         };
-        let done = |out: &Vec<BlockRange>| out.len() - start >= limit;
-        for (&piece, partial) in self.partials.iter_mut() {
-            if partial.exclusive.is_some() || !has(piece) {
-                continue;
+        // An idle peer in endgame may also ask for blocks already asked of
+        // `ENDGAME_DUPLICATES` others (they may be slow peers that take many seconds).
+        let passes: &[u8] = if endgame && idle { &[ENDGAME_DUPLICATES, ENDGAME_IDLE_DUPLICATES] } else { &[ENDGAME_DUPLICATES] };
+        for &most in passes {
+            if out.len() - start >= limit {
+                return;
             }
-            for (n, slot) in partial.blocks.iter_mut().enumerate() {
-                if done(out) {
-                    return;
-                }
-                let Slot::Requested { count, from } = *slot else {
-                    continue;
-                };
-                if count >= ENDGAME_DUPLICATES || (!endgame && !movable(from)) {
+            for (&piece, partial) in self.partials.iter_mut() {
+                if partial.exclusive.is_some() || !has(piece) {
                     continue;
                 }
-                let Some(block) = self.layout.block(piece, n as u32) else {
-                    continue;
-                };
-                if pending(&block) || out[start..].contains(&block) {
-                    continue;
+                for (n, slot) in partial.blocks.iter_mut().enumerate() {
+                    if out.len() - start >= limit {
+                        return;
+                    }
+                    let Slot::Requested { count, from } = *slot else {
+                        continue;
+                    };
+                    if count >= most || (!endgame && !movable(from)) {
+                        continue;
+                    }
+                    let Some(block) = self.layout.block(piece, n as u32) else {
+                        continue;
+                    };
+                    if pending(&block) || out[start..].contains(&block) {
+                        continue;
+                    }
+                    *slot = Slot::Requested { count: count + 1, from: peer };
+                    out.push(block);
                 }
-                *slot = Slot::Requested { count: count + 1, from: peer };
-                out.push(block);
             }
         }
     }
@@ -491,7 +505,7 @@ mod tests {
 
     /// A peer that has everything and nothing pending; blocks may move from anywhere.
     fn any() -> Source<impl Fn(PieceIndex) -> bool, impl Fn(&BlockRange) -> bool, impl Fn(PeerKey) -> bool> {
-        Source { has: |_| true, pending: |_: &BlockRange| false, movable: |_| true }
+        Source { has: |_| true, pending: |_: &BlockRange| false, movable: |_| true, idle: false }
     }
 
     fn picker(pieces: u32, piece_len: u32) -> Picker {
@@ -569,6 +583,16 @@ mod tests {
         let mut c = Vec::new();
         p.pick(PeerKey(3), 10, 10, any(), &mut c);
         assert!(c.is_empty(), "no block is requested from more than {ENDGAME_DUPLICATES} peers");
+        // A peer with nothing outstanding asks too (the first two may be slow), up to a bound.
+        let idle = || Source { idle: true, ..any() };
+        for key in [3, 4] {
+            let mut d = Vec::new();
+            p.pick(PeerKey(key), 10, 10, idle(), &mut d);
+            assert_eq!(d.len(), 2, "idle peer {key}");
+        }
+        let mut e = Vec::new();
+        p.pick(PeerKey(5), 10, 10, idle(), &mut e);
+        assert!(e.is_empty(), "no block is requested from more than {ENDGAME_IDLE_DUPLICATES} peers");
         assert_eq!(p.accept(PeerKey(1), &a[0]), Accepted::New { complete: false });
         assert_eq!(p.accept(PeerKey(2), &b[0]), Accepted::Duplicate);
         assert_eq!(p.accept(PeerKey(2), &b[1]), Accepted::New { complete: true });

@@ -181,6 +181,15 @@ pub enum PeerError {
 /// its shown pieces are not yet requested (see `Swarm::reveal`).
 const MIN_UNREQUESTED_REVEALS: usize = 2;
 
+/// Most unchoke slots open at once while an upload cap is not reached (see `Swarm::adapt_slots`).
+const MAX_SLOTS: usize = 64;
+/// Below this share of the upload cap, with every slot busy and peers waiting, a slot opens.
+const GROW_BELOW: f64 = 0.9;
+/// At or above this share of the upload cap for [`SHRINK_AFTER`] ticks in a row, a slot
+/// opened beyond the configured ones closes.
+const SATURATED: f64 = 0.97;
+const SHRINK_AFTER: u32 = 10;
+
 /// Totals for front ends.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
@@ -238,6 +247,13 @@ pub struct Swarm {
     superseed: Option<SuperSeed>,
     /// Calls to [`Swarm::tick`] so far.
     ticks: u64,
+    /// The share of the upload cap used since the last tick (`None`: no cap); see
+    /// [`Swarm::set_upload_use`].
+    upload_use: Option<f64>,
+    /// Unchoke slots open beyond `Config::unchoke_slots`.
+    extra_slots: usize,
+    /// Ticks in a row at the upload cap.
+    saturated_ticks: u32,
 }
 
 impl Swarm {
@@ -250,6 +266,9 @@ impl Swarm {
         Self {
             superseed,
             ticks: 0,
+            upload_use: None,
+            extra_slots: 0,
+            saturated_ticks: 0,
             rng: Rng::new(config.seed),
             next_rechoke: now + config.rechoke_interval,
             next_optimistic: now,
@@ -306,6 +325,51 @@ impl Swarm {
             self.set_interest(key, interested);
         }
         self.refill_all();
+    }
+
+    /// Tells how much of the upload cap was used since the last tick (bytes sent as a share of
+    /// what the cap allows; `None`: no cap), before calling [`Swarm::tick`]. While a cap is
+    /// set and not reached, every unchoke slot is busy and other peers wait, the swarm opens
+    /// more slots: peers that ask slowly (a client whose own upload cap also holds back its
+    /// requests) then no longer keep the upload under the cap. Once at the cap for a while, the
+    /// extra slots close one by one.
+    pub fn set_upload_use(&mut self, used: Option<f64>) {
+        self.upload_use = used;
+    }
+
+    /// Peers unchoked at once now: the configured slots and any opened by
+    /// [`Swarm::set_upload_use`].
+    pub fn unchoke_slots(&self) -> usize {
+        self.config.unchoke_slots + self.extra_slots
+    }
+
+    fn adapt_slots(&mut self) {
+        let Some(used) = self.upload_use else {
+            self.extra_slots = 0;
+            self.saturated_ticks = 0;
+            return;
+        };
+        if used >= SATURATED {
+            self.saturated_ticks += 1;
+            if self.saturated_ticks >= SHRINK_AFTER {
+                self.saturated_ticks = 0;
+                self.extra_slots = self.extra_slots.saturating_sub(1);
+            }
+            return;
+        }
+        self.saturated_ticks = 0;
+        let slots = self.unchoke_slots();
+        if used >= GROW_BELOW || slots >= MAX_SLOTS.max(self.config.unchoke_slots) {
+            return;
+        }
+        let superseed = self.superseed.is_some();
+        let busy = self.peers.values().filter(|p| !p.am_choking && wants_us(p, superseed)).count();
+        let waiting = self.peers.values().any(|p| p.am_choking && wants_us(p, superseed));
+        if waiting && busy >= slots {
+            let more = (slots / 4).max(1).min(MAX_SLOTS - slots);
+            self.extra_slots += more;
+            self.fill_unchoke_slots();
+        }
     }
 
     /// Fetch new pieces in order, first to last (`true`), or rarest first: for files read
@@ -868,6 +932,7 @@ impl Swarm {
         }
         self.down.update(now);
         self.up.update(now);
+        self.adapt_slots();
         if self.superseed.is_some() && self.peers.len() == 1 {
             self.reveal_to_lone_peer();
         }
@@ -944,7 +1009,7 @@ impl Swarm {
             .collect();
         let mut newly_choked = Vec::new();
         let (unchoked, optimistic) =
-            choker::choose(&candidates, self.config.unchoke_slots, self.optimistic, rotate, seeding, &mut self.rng);
+            choker::choose(&candidates, self.unchoke_slots(), self.optimistic, rotate, seeding, &mut self.rng);
         self.optimistic = optimistic;
         let mut newly_unchoked = Vec::new();
         for (&peer, p) in self.peers.iter_mut() {
@@ -976,7 +1041,7 @@ impl Swarm {
     fn fill_unchoke_slots(&mut self) {
         let superseed = self.superseed.is_some();
         let busy = self.peers.values().filter(|p| !p.am_choking && wants_us(p, superseed)).count();
-        let mut free = self.config.unchoke_slots.saturating_sub(busy);
+        let mut free = self.unchoke_slots().saturating_sub(busy);
         let mut newly_unchoked = Vec::new();
         if !superseed && self.is_complete() {
             // Seeding: the waiting peers we uploaded least to first (round robin, as `rechoke`).
@@ -1077,6 +1142,7 @@ impl Swarm {
                 movable: |from| {
                     self.peers.get(&from).is_some_and(|q| q.pending.len() > p.pending.len() + TAKE_OVER_MARGIN)
                 },
+                idle: p.pending.is_empty() && !p.snubbed,
             },
             &mut picked,
         );
@@ -1462,6 +1528,55 @@ mod tests {
         let after = drain(&mut s);
         for k in (1..=6).filter(|k| !served.contains(k)) {
             assert!(unchoked(&after, k), "peer {k} waited: {after:?}");
+        }
+    }
+
+    #[test]
+    fn a_seed_under_its_upload_cap_opens_more_slots_and_closes_them_at_the_cap() {
+        let now = Instant::now();
+        let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
+        for initial_seeding in [false, true] {
+            let config = Config { initial_seeding, ..Config::default() };
+            let mut s = Swarm::new(layout, Bitfield::full(64), config, now);
+            for key in 1..=40 {
+                s.add_peer(now, PeerKey(key), true);
+                s.handle_message(now, PeerKey(key), Message::HaveNone).expect("have none");
+                s.handle_message(now, PeerKey(key), Message::Interested).expect("interested");
+            }
+            let unchoked = |s: &Swarm| s.peers.values().filter(|p| !p.am_choking).count();
+            drain(&mut s);
+            assert_eq!(unchoked(&s), 4);
+            // No cap: the slots stay as configured.
+            let mut t = now;
+            for _ in 0..5 {
+                t += Duration::from_secs(1);
+                s.set_upload_use(None);
+                s.tick(t);
+            }
+            assert_eq!((s.unchoke_slots(), unchoked(&s)), (4, 4));
+            // Half the cap used: slots open tick by tick and peers are unchoked at once.
+            for _ in 0..4 {
+                t += Duration::from_secs(1);
+                s.set_upload_use(Some(0.5));
+                s.tick(t);
+            }
+            let grown = s.unchoke_slots();
+            assert!(grown >= 8, "{grown} slots");
+            assert_eq!(unchoked(&s), grown, "initial seeding {initial_seeding}");
+            assert!(drain(&mut s).iter().any(|a| matches!(a, Action::Send { msg: Message::Unchoke, .. })));
+            // Near the cap: no more slots.
+            t += Duration::from_secs(1);
+            s.set_upload_use(Some(0.95));
+            s.tick(t);
+            assert_eq!(s.unchoke_slots(), grown);
+            // At the cap for a while: one slot closes per ten ticks, down to the configured four.
+            for _ in 0..(10 * (grown - 4) + 30) {
+                t += Duration::from_secs(1);
+                s.set_upload_use(Some(1.0));
+                s.tick(t);
+            }
+            assert_eq!(s.unchoke_slots(), 4);
+            assert!(unchoked(&s) <= 5, "rechoking followed the slots: {}", unchoked(&s));
         }
     }
 
