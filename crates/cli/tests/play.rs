@@ -331,7 +331,7 @@ fn the_daemon_streams_files_under_the_rpc_credentials() {
     assert_eq!(whole.status, 200);
     assert!(whole.body == original, "the streamed file differs from the original");
 
-    for (bad, says) in [(format!("/stream/99/0"), "no torrent 99"), (format!("/stream/{id}/5"), "no file 5")] {
+    for (bad, says) in [("/stream/99/0".to_string(), "no torrent 99"), (format!("/stream/{id}/5"), "no file 5")] {
         let answer = request(&format!("{base}{bad}?token=s3cret"), "GET", None);
         let text = String::from_utf8_lossy(&answer.body).into_owned();
         assert_eq!(answer.status, 404, "{bad}: {text}");
