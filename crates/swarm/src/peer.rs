@@ -65,6 +65,13 @@ pub(crate) struct Peer {
     /// so it is unchoked only when no other peer waits (a peer that only connects, and sends
     /// nothing, must not hold unchoke slots others could use).
     pub(crate) stalled: bool,
+    /// `up.total()` at the last tick.
+    pub(crate) up_at_tick: u64,
+    /// Ticks in a row the peer spent unchoked and interested without taking a byte.
+    pub(crate) unserved_ticks: u32,
+    /// The peer was choked for taking nothing while unchoked: it comes after the peers that
+    /// wait until it asks for a block.
+    pub(crate) unserved: bool,
 }
 
 /// A piece revealed to a peer during initial seeding, not announced by it yet.
@@ -107,6 +114,9 @@ impl Peer {
             idle_ticks: 0,
             heard: false,
             stalled: false,
+            up_at_tick: 0,
+            unserved_ticks: 0,
+            unserved: false,
         }
     }
 

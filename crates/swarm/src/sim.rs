@@ -47,6 +47,8 @@ pub struct SimConfig {
     pub liars: Vec<usize>,
     /// Swarm logic settings for every node (its seed is varied per node).
     pub swarm: Config,
+    /// Every node's upload cap is set to its link's capacity (see `Swarm::set_upload_use`).
+    pub capped: bool,
     /// Leecher 1 plays the file while it downloads.
     pub stream: Option<StreamConfig>,
 }
@@ -102,6 +104,7 @@ impl Default for SimConfig {
             liars: Vec::new(),
             swarm: Config::default(),
             stream: None,
+            capped: false,
         }
     }
 }
@@ -164,6 +167,8 @@ struct Node {
     done: Option<Duration>,
     liar: bool,
     sent: f64,
+    /// `sent` at the last tick.
+    sent_at_tick: f64,
     /// Upload per second of virtual time, bytes.
     sent_per_second: Vec<f64>,
 }
@@ -247,6 +252,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
                 done: (i == 0).then_some(Duration::ZERO),
                 liar: cfg.liars.contains(&i),
                 sent: 0.0,
+                sent_at_tick: 0.0,
                 sent_per_second: Vec::new(),
             }
         })
@@ -325,6 +331,12 @@ pub fn run(cfg: &SimConfig) -> SimReport {
                 node
             }
             Event::Tick { node } => {
+                let n = &mut nodes[node];
+                if cfg.capped {
+                    // One second since the last tick, at `1 / byte_time` bytes per second.
+                    n.swarm.set_upload_use(Some((n.sent - n.sent_at_tick) * n.byte_time));
+                }
+                n.sent_at_tick = n.sent;
                 nodes[node].swarm.tick(now);
                 sim.queue.push(now + Duration::from_secs(1), Event::Tick { node });
                 node

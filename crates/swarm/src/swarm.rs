@@ -189,6 +189,11 @@ const GROW_BELOW: f64 = 0.9;
 /// opened beyond the configured ones closes.
 const SATURATED: f64 = 0.97;
 const SHRINK_AFTER: u32 = 10;
+/// An unchoked, interested peer that took nothing for this many ticks loses its slot to a
+/// waiting peer (see `Swarm::choke_unserved`).
+const UNSERVED_TICKS: u32 = 2;
+/// The soonest a rechoke follows the previous one when the unchoked set outgrew its slots.
+const MIN_RECHOKE_GAP: Duration = Duration::from_secs(2);
 
 /// Totals for front ends.
 #[derive(Clone, Debug, Default)]
@@ -328,9 +333,9 @@ impl Swarm {
     }
 
     /// Tells how much of the upload cap was used since the last tick (bytes sent as a share of
-    /// what the cap allows; `None`: no cap), before calling [`Swarm::tick`]. While a cap is
-    /// set and not reached, every unchoke slot is busy and other peers wait, the swarm opens
-    /// more slots: peers that ask slowly (a client whose own upload cap also holds back its
+    /// what the cap allows; `None`: no cap), before calling [`Swarm::tick`]. While we seed, a
+    /// cap is set and not reached, every unchoke slot is busy and other peers wait, the swarm
+    /// opens more slots: peers that ask slowly (a client whose own upload cap also holds back its
     /// requests) then no longer keep the upload under the cap. Once at the cap for a while, the
     /// extra slots close one by one.
     pub fn set_upload_use(&mut self, used: Option<f64>) {
@@ -343,8 +348,63 @@ impl Swarm {
         self.config.unchoke_slots + self.extra_slots
     }
 
+    /// Unchoked, interested and taking nothing for [`UNSERVED_TICKS`] ticks (it has all we
+    /// have that it wants, or asks others for it): the slot goes to a peer that waits, and
+    /// this one comes after the waiting peers until it asks for a block. A slot held by a peer
+    /// that takes nothing is upload thrown away.
+    fn choke_unserved(&mut self) {
+        let mut unserved = Vec::new();
+        for (&key, p) in self.peers.iter_mut() {
+            let sent = p.up.total();
+            let idle = !p.am_choking && p.peer_interested && sent == p.up_at_tick;
+            p.unserved_ticks = if idle { p.unserved_ticks + 1 } else { 0 };
+            p.up_at_tick = sent;
+            if p.unserved_ticks >= UNSERVED_TICKS {
+                unserved.push(key);
+            }
+        }
+        if unserved.is_empty() {
+            return;
+        }
+        let waiting = self.peers.values().filter(|p| p.am_choking && p.peer_interested && !p.unserved).count();
+        if waiting == 0 {
+            return;
+        }
+        for key in unserved.into_iter().take(waiting) {
+            if let Some(p) = self.peers.get_mut(&key) {
+                p.am_choking = true;
+                p.unserved = true;
+                p.unserved_ticks = 0;
+                self.actions.push_back(Action::Send { peer: key, msg: Message::Choke });
+            }
+        }
+        self.fill_unchoke_slots();
+    }
+
+    /// Between rechokes, peers that stopped wanting our data lose nothing and their slots go
+    /// to others; when they want it again they are still unchoked, so the unchoked set grows
+    /// past its slots, each peer's share shrinks and fewer of them trade with us. Once that
+    /// happens, the rechoke comes early, at most every [`MIN_RECHOKE_GAP`]. (In the simulator
+    /// with 200 peers that upload as fast as the seed, this lifted the leechers' upload from
+    /// 0.83 to 0.87 of their capacity.)
+    fn unchoke_set_drifted(&self, now: Instant) -> bool {
+        if self.superseed.is_some() || self.is_complete() {
+            return false;
+        }
+        let last = self.next_rechoke.checked_sub(self.config.rechoke_interval).unwrap_or(now);
+        if now.saturating_duration_since(last) < MIN_RECHOKE_GAP {
+            return false;
+        }
+        let unchoked = self.peers.values().filter(|p| !p.am_choking && p.peer_interested).count();
+        unchoked > self.unchoke_slots()
+    }
+
     fn adapt_slots(&mut self) {
-        let Some(used) = self.upload_use else {
+        // Only a seed: a leecher's upload buys it data in return, and spread over more peers
+        // its pieces travel slower (32 real peers capped at 512 KiB/s: eta 0.94 without, 0.75
+        // with extra slots at the leechers, the seed then sending 1.32 copies instead of 1.04).
+        let used = self.upload_use.filter(|_| self.is_complete());
+        let Some(used) = used else {
             self.extra_slots = 0;
             self.saturated_ticks = 0;
             return;
@@ -596,6 +656,9 @@ impl Swarm {
         };
         p.heard = true;
         p.stalled = false;
+        if matches!(msg, Message::Request { .. }) {
+            p.unserved = false;
+        }
         match msg {
             Message::KeepAlive
             | Message::Port(_)
@@ -930,6 +993,9 @@ impl Swarm {
                 self.fill_unchoke_slots();
             }
         }
+        if self.superseed.is_none() {
+            self.choke_unserved();
+        }
         self.down.update(now);
         self.up.update(now);
         self.adapt_slots();
@@ -954,7 +1020,7 @@ impl Swarm {
         for key in snubbed {
             self.snub(now, key);
         }
-        if now >= self.next_rechoke {
+        if now >= self.next_rechoke || self.unchoke_set_drifted(now) {
             let rotate = now >= self.next_optimistic;
             self.rechoke(rotate);
             self.next_rechoke = now + self.config.rechoke_interval;
@@ -1045,14 +1111,33 @@ impl Swarm {
         let mut newly_unchoked = Vec::new();
         if !superseed && self.is_complete() {
             // Seeding: the waiting peers we uploaded least to first (round robin, as `rechoke`).
-            let mut waiting: Vec<(u64, PeerKey)> = self
+            let mut waiting: Vec<(bool, u64, PeerKey)> = self
                 .peers
                 .iter()
                 .filter(|(_, p)| p.am_choking && p.peer_interested)
-                .map(|(&peer, p)| (p.up.total(), peer))
+                .map(|(&peer, p)| (p.unserved, p.up.total(), peer))
                 .collect();
             waiting.sort_unstable();
-            for (_, peer) in waiting.into_iter().take(free) {
+            for (_, _, peer) in waiting.into_iter().take(free) {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.am_choking = false;
+                    newly_unchoked.push(peer);
+                }
+            }
+            free = 0;
+        } else if !superseed {
+            // Leeching: the waiting peers that send us most first (they have what we lack, so
+            // we likely have what they lack: trading pairs form, as at a rechoke), then in a
+            // random order. Key order would send every node's spare slots to the same few
+            // peers, the ones that connected first.
+            let mut waiting: Vec<(bool, f64, u64, PeerKey)> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.am_choking && p.peer_interested)
+                .map(|(&peer, p)| (p.unserved, p.down.bytes_per_sec(), self.rng.next_u64(), peer))
+                .collect();
+            waiting.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
+            for (_, _, _, peer) in waiting.into_iter().take(free) {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.am_choking = false;
                     newly_unchoked.push(peer);
@@ -1066,7 +1151,7 @@ impl Swarm {
                 if free == 0 {
                     break;
                 }
-                if p.am_choking && p.stalled == pass && wants_us(p, superseed) {
+                if p.am_choking && (p.stalled || p.unserved) == pass && wants_us(p, superseed) {
                     p.am_choking = false;
                     free -= 1;
                     newly_unchoked.push(peer);
@@ -1578,6 +1663,93 @@ mod tests {
             assert_eq!(s.unchoke_slots(), 4);
             assert!(unchoked(&s) <= 5, "rechoking followed the slots: {}", unchoked(&s));
         }
+    }
+
+    /// A leecher holding half of 64 pieces, with `n` peers that have none and want ours.
+    fn half_leecher_with_wanting_peers(now: Instant, n: u64) -> Swarm {
+        let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
+        let mut have = Bitfield::new(64);
+        for i in 0..32 {
+            have.set(PieceIndex::new_unchecked(i));
+        }
+        let mut s = Swarm::new(layout, have, Config::default(), now);
+        for key in 1..=n {
+            s.add_peer(now, PeerKey(key), true);
+            s.handle_message(now, PeerKey(key), Message::HaveNone).expect("have none");
+            s.handle_message(now, PeerKey(key), Message::Interested).expect("interested");
+        }
+        s
+    }
+
+    fn unchoked_wanting(s: &Swarm) -> Vec<u64> {
+        s.peers.iter().filter(|(_, p)| !p.am_choking && p.peer_interested).map(|(k, _)| k.0).collect()
+    }
+
+    #[test]
+    fn r_lurker_an_unchoked_peer_that_takes_nothing_gives_its_slot_to_one_that_waits() {
+        let now = Instant::now();
+        let mut s = half_leecher_with_wanting_peers(now, 6);
+        drain(&mut s);
+        let first = unchoked_wanting(&s);
+        assert_eq!(first.len(), 4);
+        // Peer 1 asks for data; the other three unchoked peers ask for nothing.
+        let taker = first[0];
+        s.handle_message(now, PeerKey(taker), Message::Request { index: 0, begin: 0, length: 16_384 })
+            .expect("request");
+        drain(&mut s);
+        s.tick(now + Duration::from_secs(1));
+        drain(&mut s);
+        s.handle_message(now, PeerKey(taker), Message::Request { index: 0, begin: 16_384, length: 16_384 })
+            .expect("request");
+        s.tick(now + Duration::from_secs(2));
+        let actions = drain(&mut s);
+        let choked: Vec<u64> = (1..=6)
+            .filter(|&k| actions.contains(&Action::Send { peer: PeerKey(k), msg: Message::Choke }))
+            .collect();
+        let unchoked: Vec<u64> = (1..=6)
+            .filter(|&k| actions.contains(&Action::Send { peer: PeerKey(k), msg: Message::Unchoke }))
+            .collect();
+        let waited: Vec<u64> = (1..=6).filter(|k| !first.contains(k)).collect();
+        assert_eq!(unchoked, waited, "the two waiting peers get slots: {actions:?}");
+        assert_eq!(choked.len(), 2, "{actions:?}");
+        assert!(!choked.contains(&taker), "the peer taking data keeps its slot");
+        // The choked lurkers come after the others until they ask: a free slot skips them.
+        s.handle_message(now, PeerKey(taker), Message::NotInterested).expect("not interested");
+        let after = drain(&mut s);
+        let lurker_unchoked = choked.iter().any(|&k| after.contains(&Action::Send { peer: PeerKey(k), msg: Message::Unchoke }));
+        assert!(lurker_unchoked, "with nobody else waiting a lurker may have the free slot: {after:?}");
+    }
+
+    #[test]
+    fn a_leecher_rechokes_early_once_its_unchoked_set_outgrew_the_slots() {
+        let now = Instant::now();
+        let mut s = half_leecher_with_wanting_peers(now, 8);
+        drain(&mut s);
+        let first = unchoked_wanting(&s);
+        assert_eq!(first.len(), 4);
+        // Two unchoked peers lose interest: their slots go to two others at once...
+        for &k in &first[..2] {
+            s.handle_message(now, PeerKey(k), Message::NotInterested).expect("not interested");
+        }
+        assert_eq!(unchoked_wanting(&s).len(), 4);
+        // ...and when they want our data again they are still unchoked: six share four slots.
+        for &k in &first[..2] {
+            s.handle_message(now, PeerKey(k), Message::Interested).expect("interested");
+        }
+        assert_eq!(unchoked_wanting(&s).len(), 6);
+        // Every unchoked peer takes data (none of them is a lurker).
+        let take = |s: &mut Swarm, begin: u32| {
+            for k in unchoked_wanting(s) {
+                s.handle_message(now, PeerKey(k), Message::Request { index: 1, begin, length: 16_384 })
+                    .expect("request");
+            }
+        };
+        take(&mut s, 0);
+        s.tick(now + Duration::from_secs(1));
+        assert_eq!(unchoked_wanting(&s).len(), 6, "not within two seconds of the last rechoke");
+        take(&mut s, 16_384);
+        s.tick(now + Duration::from_secs(3));
+        assert_eq!(unchoked_wanting(&s).len(), 4, "rechoked well before the ten-second interval");
     }
 
     /// The position of the first action matching `f`.
