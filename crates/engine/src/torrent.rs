@@ -769,6 +769,7 @@ impl Actor {
             self.connecting += 1;
             let (info_hash, peer_id, control) = (self.info_hash, self.peer_id, self.inbox.control.clone());
             let dht = self.dht.is_some();
+            tracing::debug!(%addr, "dialling");
             tokio::spawn(async move {
                 let msg = match peer::connect(addr, info_hash, peer_id, dht).await {
                     Ok((stream, handshake)) => Control::Connected { stream, addr, handshake, outgoing: true },

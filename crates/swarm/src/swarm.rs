@@ -16,7 +16,7 @@
 //!
 //! Time is always a parameter, so a whole swarm can run in virtual time (see [`crate::sim`]).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -192,6 +192,13 @@ const SHRINK_AFTER: u32 = 10;
 /// An unchoked, interested peer that took nothing for this many ticks loses its slot to a
 /// waiting peer (see `Swarm::choke_unserved`).
 const UNSERVED_TICKS: u32 = 2;
+/// While a file is read as it arrives, requests outstanding per peer cover at most this much
+/// transfer time: a peer answers in order (and libtorrent reads what was asked into its send
+/// buffer at once, where a cancel no longer reaches it), so whatever is queued delays the
+/// pieces a seek needs next.
+const STREAM_QUEUE_TIME: Duration = Duration::from_millis(300);
+/// After a seek, requests outstanding for pieces due within this long of the first one stay.
+const SEEK_KEEP: Duration = Duration::from_secs(2);
 /// The soonest a rechoke follows the previous one when the unchoked set outgrew its slots.
 const MIN_RECHOKE_GAP: Duration = Duration::from_secs(2);
 
@@ -442,10 +449,37 @@ impl Swarm {
     /// the previous ones: they are requested before any other, from the peers that deliver
     /// fastest, and a late one from a second peer too. Requests go out at once, so a seek
     /// takes effect without waiting for a tick.
+    ///
+    /// After a seek (the most urgent piece is not even started), requests already queued at
+    /// peers for pieces needed later or not at all are cancelled: a peer answers requests in
+    /// order, so they would hold up the pieces needed now by as long as the queue lasts
+    /// (about a second at the peer's rate).
     pub fn set_deadlines(&mut self, now: Instant, deadlines: Vec<crate::stream::Urgent>) {
         self.deadlines = deadlines;
         self.update_urgent(now);
+        let seek = self.deadlines.first().copied().filter(|u| self.picker.state(u.piece) == PieceState::Missing);
+        if let Some(first) = seek {
+            let soon = first.deadline + SEEK_KEEP;
+            let keep: HashSet<PieceIndex> =
+                self.deadlines.iter().take_while(|u| u.deadline <= soon).map(|u| u.piece).collect();
+            self.cancel_pending(|block| !keep.contains(&block.piece));
+        }
         self.refill_all();
+    }
+
+    /// Cancels the requests outstanding at every peer for the blocks `which` selects; their
+    /// blocks can be picked again at once.
+    fn cancel_pending(&mut self, which: impl Fn(&BlockRange) -> bool) {
+        for (&peer, p) in self.peers.iter_mut() {
+            let blocks: Vec<BlockRange> = p.pending.iter().filter(|b| which(b)).copied().collect();
+            for block in blocks {
+                p.pending.remove(&block);
+                p.remember_cancelled(block);
+                self.picker.release(&block);
+                let msg = Message::Cancel { index: block.piece.get(), begin: block.begin, length: block.length };
+                self.actions.push_back(Action::Send { peer, msg });
+            }
+        }
     }
 
     fn update_urgent(&mut self, now: Instant) {
@@ -1188,7 +1222,12 @@ impl Swarm {
             // Until the first rate sample, the queue grows by one per block received (a slow
             // start), so a fast peer is not held to the minimum for a whole second.
             let by_rate = if rate > 0.0 {
-                (rate * self.config.queue_time.as_secs_f64() / BLOCK_SIZE as f64) as usize
+                let queue_time = if self.deadlines.is_empty() {
+                    self.config.queue_time
+                } else {
+                    self.config.queue_time.min(STREAM_QUEUE_TIME)
+                };
+                (rate * queue_time.as_secs_f64() / BLOCK_SIZE as f64) as usize
             } else {
                 self.config.min_queue + (p.down.total() / BLOCK_SIZE as u64) as usize
             };
@@ -1330,6 +1369,61 @@ mod tests {
         let asked: Vec<u32> = requests(&drain(&mut s), PeerKey(1)).iter().map(|b| b.piece.get()).collect();
         assert_eq!(asked[..4], [3, 3, 1, 1], "{asked:?}");
         assert_eq!(asked.len(), 8, "the other pieces follow: {asked:?}");
+    }
+
+    #[test]
+    fn a_seek_cancels_the_requests_queued_for_pieces_no_longer_needed_first() {
+        let now = Instant::now();
+        let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
+        let config = Config { min_queue: 4, ..Config::default() };
+        let mut s = Swarm::new(layout, Bitfield::new(64), config, now);
+        s.add_peer(now, PeerKey(1), true);
+        s.handle_message(now, PeerKey(1), Message::HaveAll).expect("have all");
+        let window = |from: u32| -> Vec<crate::stream::Urgent> {
+            (from..from + 8)
+                .map(|p| crate::stream::Urgent {
+                    piece: PieceIndex::new_unchecked(p),
+                    deadline: now + Duration::from_millis(u64::from(p - from) * 500),
+                })
+                .collect()
+        };
+        s.set_deadlines(now, window(0));
+        s.handle_message(now, PeerKey(1), Message::Unchoke).expect("unchoke");
+        let asked: Vec<u32> = requests_in(&drain(&mut s), PeerKey(1)).iter().map(|b| b.piece.get()).collect();
+        assert!(!asked.is_empty() && asked.iter().all(|&p| p < 8), "{asked:?}");
+        // Playback moves on: the window slides, nothing queued is withdrawn.
+        s.set_deadlines(now, window(1));
+        assert!(!drain(&mut s).iter().any(|a| matches!(a, Action::Send { msg: Message::Cancel { .. }, .. })));
+        // A seek to piece 40: what was queued for pieces 0-7 is cancelled, piece 40 is asked for.
+        s.set_deadlines(now, window(40));
+        let actions = drain(&mut s);
+        let cancelled: Vec<u32> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { peer: PeerKey(1), msg: Message::Cancel { index, .. } } => Some(*index),
+                _ => None,
+            })
+            .collect();
+        assert!(!cancelled.is_empty() && cancelled.iter().all(|&p| p < 8), "{actions:?}");
+        let asked: Vec<u32> = requests_in(&actions, PeerKey(1)).iter().map(|b| b.piece.get()).collect();
+        assert_eq!(asked.first(), Some(&40), "{actions:?}");
+        // A late copy of a cancelled block is not a protocol violation.
+        let data = Bytes::from(vec![0u8; 16_384]);
+        let late = Message::Piece { index: cancelled[0], begin: 0, data };
+        assert!(s.handle_message(now, PeerKey(1), late).is_ok());
+    }
+
+    /// Requests to `to` among the actions, for any layout.
+    fn requests_in(actions: &[Action], to: PeerKey) -> Vec<BlockRange> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { peer, msg: Message::Request { index, begin, length } } if *peer == to => {
+                    Some(BlockRange { piece: PieceIndex::new_unchecked(*index), begin: *begin, length: *length })
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     #[test]

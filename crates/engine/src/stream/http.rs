@@ -124,6 +124,7 @@ pub async fn respond(mut stream: FileStream, name: &str, method: &Method, header
     if status == StatusCode::PARTIAL_CONTENT {
         builder = builder.header(header::CONTENT_RANGE, format!("bytes {start}-{}/{len}", end - 1));
     }
+    tracing::debug!("stream {name}: {method} bytes {start}-{end} of {len}");
     if method == Method::HEAD || start == end {
         return builder.body(Body::empty()).unwrap_or_else(|e| internal(&e.to_string()));
     }
