@@ -125,6 +125,11 @@ pub struct FileStream {
     told: Option<u32>,
     next: u64,
     rate: Rate,
+    /// Where the file's index is (an MP4's `moov`), once its first bytes were read and told
+    /// (see [`shoal_swarm::stream::mp4_index`]).
+    index: Option<Range<u64>>,
+    /// The first bytes were looked at.
+    looked: bool,
 }
 
 impl FileStream {
@@ -146,6 +151,8 @@ impl FileStream {
             control,
             told: None,
             rate: Rate::new(Instant::now()),
+            index: None,
+            looked: false,
         })
     }
 
@@ -186,6 +193,16 @@ impl FileStream {
         let now = Instant::now();
         self.rate.add(len as u64);
         self.rate.update(now);
+        if at == self.file.start && !self.looked {
+            // A player that read an MP4's first boxes goes for its index next: once the head
+            // says where it is, it is fetched right away rather than guessed.
+            self.looked = true;
+            if let Some(found) = shoal_swarm::stream::mp4_index(&data, self.len()) {
+                self.index = Some(self.file.start + found.start..self.file.start + found.end);
+                self.told = None;
+                self.tell(self.next);
+            }
+        }
         Ok(data)
     }
 
@@ -201,6 +218,7 @@ impl FileStream {
             position: at,
             rate: (rate > 0.0).then_some(rate),
             since: Instant::now(),
+            index: self.index.clone(),
         };
         self.told = Some(piece);
         let _ = self.control.send(Control::Reader { id: self.id, reader: Some(reader) });

@@ -312,7 +312,8 @@ impl Picker {
         };
         // An idle peer in endgame may also ask for blocks already asked of
         // `ENDGAME_DUPLICATES` others (they may be slow peers that take many seconds).
-        let passes: &[u8] = if endgame && idle { &[ENDGAME_DUPLICATES, ENDGAME_IDLE_DUPLICATES] } else { &[ENDGAME_DUPLICATES] };
+        let passes: &[u8] =
+            if endgame && idle { &[ENDGAME_DUPLICATES, ENDGAME_IDLE_DUPLICATES] } else { &[ENDGAME_DUPLICATES] };
         for &most in passes {
             if out.len() - start >= limit {
                 return;

@@ -449,7 +449,8 @@ impl Player {
             return;
         }
         self.told_piece = Some(piece);
-        let reader = crate::stream::Reader { file: 0..size, position: at, rate: Some(self.bitrate), since: now };
+        let reader =
+            crate::stream::Reader { file: 0..size, position: at, rate: Some(self.bitrate), since: now, index: None };
         let urgent = crate::stream::deadlines(&[reader], layout, |p| swarm.have().get(p));
         swarm.set_deadlines(now, urgent);
     }

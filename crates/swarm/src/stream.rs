@@ -35,6 +35,8 @@ pub const HEAD: u64 = 256 << 10;
 /// the index of most files, and little enough not to hold up the head of a file whose index
 /// is at the start (at 200 kB/s a 256 KiB tail cost over a second before the first frame).
 pub const TAIL: u64 = 64 << 10;
+/// The most bytes fetched early for an index found after an MP4's media data.
+pub const MAX_INDEX: u64 = 4 << 20;
 /// The most pieces with deadlines at once, over all readers.
 pub const MAX_URGENT: usize = 1024;
 
@@ -49,6 +51,10 @@ pub struct Reader {
     pub rate: Option<f64>,
     /// When `position` was last set (deadlines count from there).
     pub since: Instant,
+    /// Where the file's index is, once its first bytes told ([`mp4_index`]; same offsets as
+    /// `file`): fetched right after the first piece, instead of the [`TAIL`] guessed before.
+    /// An empty range: the index is in the head, so no tail is fetched early.
+    pub index: Option<Range<u64>>,
 }
 
 impl Reader {
@@ -99,13 +105,22 @@ pub fn deadlines(readers: &[Reader], layout: &Layout, have: impl Fn(PieceIndex) 
         let at =
             |offset: u64| reader.since + Duration::from_secs_f64(offset.saturating_sub(window.start) as f64 / rate);
         add(window.clone(), &at);
-        // The head as urgent as the first bytes of the window, the tail once the head would
-        // have been read at the reader's rate.
+        // The head's first byte as urgent as the window's, the rest as read at the reader's
+        // rate. An index known to follow the media data right after the first piece (a
+        // player reads the head's first boxes, then the index, then the media); otherwise
+        // the guessed tail once the head would have been read.
         let head = reader.file.start..reader.file.start.saturating_add(HEAD).min(reader.file.end);
-        add(head, &|_| reader.since);
-        let tail = reader.file.end.saturating_sub(TAIL).max(reader.file.start)..reader.file.end;
-        let after_head = reader.since + Duration::from_secs_f64(HEAD.max(plen) as f64 / rate);
-        add(tail, &|_| after_head);
+        let from_head =
+            |offset: u64| reader.since + Duration::from_secs_f64(offset.saturating_sub(head.start) as f64 / rate);
+        add(head.clone(), &from_head);
+        match &reader.index {
+            Some(index) => add(index.clone(), &|_| reader.since),
+            None => {
+                let tail = reader.file.end.saturating_sub(TAIL).max(reader.file.start)..reader.file.end;
+                let after_head = reader.since + Duration::from_secs_f64(HEAD.max(plen) as f64 / rate);
+                add(tail, &|_| after_head);
+            }
+        }
     }
     // Earliest deadline per piece, then in deadline order (ties in piece order).
     out.sort_by_key(|u| (u.piece, u.deadline));
@@ -113,6 +128,49 @@ pub fn deadlines(readers: &[Reader], layout: &Layout, have: impl Fn(PieceIndex) 
     out.sort_by_key(|u| (u.deadline, u.piece));
     out.truncate(MAX_URGENT);
     out
+}
+
+/// Where an MP4 (or QuickTime) file keeps its index, from the file's first bytes `head` (a
+/// piece or so) and its length: `None` when the bytes are not an MP4 or do not tell;
+/// `Some(0..0)` when the index (`moov`) comes before the media data; otherwise the bytes after
+/// the media data (`mdat`), at most [`MAX_INDEX`], where the index of a file written without
+/// `faststart` is. Top-level boxes are a 32-bit big-endian size and a 4-byte type (size 1: a
+/// 64-bit size follows; 0: the box runs to the end of the file), ISO/IEC 14496-12 §4.2.
+pub fn mp4_index(head: &[u8], file_len: u64) -> Option<Range<u64>> {
+    let mut at = 0u64;
+    let mut first = true;
+    loop {
+        let start = usize::try_from(at).ok()?;
+        let header = head.get(start..start.checked_add(16)?.min(head.len()))?;
+        if header.len() < 8 {
+            return None;
+        }
+        let size32 = u32::from_be_bytes(header[0..4].try_into().ok()?);
+        let kind = &header[4..8];
+        if first && kind != b"ftyp" {
+            return None;
+        }
+        first = false;
+        let size = match size32 {
+            0 => return None,
+            1 => u64::from_be_bytes(header.get(8..16)?.try_into().ok()?),
+            n => u64::from(n),
+        };
+        if size < 8 {
+            return None;
+        }
+        match kind {
+            b"moov" => return Some(0..0),
+            b"mdat" => {
+                let after = at.checked_add(size)?;
+                return (after < file_len).then(|| after..file_len.min(after.saturating_add(MAX_INDEX)));
+            }
+            _ => at = at.checked_add(size)?,
+        }
+        if at >= file_len {
+            return None;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -132,13 +190,13 @@ mod tests {
     #[test]
     fn the_window_follows_the_rate_within_bounds() {
         let now = Instant::now();
-        let r = |rate| Reader { file: 0..1 << 40, position: 1000, rate, since: now };
+        let r = |rate| Reader { file: 0..1 << 40, position: 1000, rate, since: now, index: None };
         assert_eq!(r(None).window(), 1000..1000 + 20 * (1 << 20));
         assert_eq!(r(Some(10.0)).window(), 1000..1000 + MIN_WINDOW);
         assert_eq!(r(Some(1e12)).window(), 1000..1000 + MAX_WINDOW);
         assert_eq!(r(Some(500_000.0)).window(), 1000..1000 + 10_000_000);
         // Never past the file.
-        let short = Reader { file: 0..5000, position: 1000, rate: None, since: now };
+        let short = Reader { file: 0..5000, position: 1000, rate: None, since: now, index: None };
         assert_eq!(short.window(), 1000..5000);
     }
 
@@ -148,7 +206,13 @@ mod tests {
         let layout = layout(400);
         let plen = u64::from(PIECE);
         // A file spanning pieces 10..=309, read at piece 100 at 256 KiB/s (20 s: 20 pieces).
-        let reader = Reader { file: 10 * plen..310 * plen, position: 100 * plen, rate: Some(plen as f64), since: now };
+        let reader = Reader {
+            file: 10 * plen..310 * plen,
+            position: 100 * plen,
+            rate: Some(plen as f64),
+            since: now,
+            index: None,
+        };
         let urgent = deadlines(&[reader], &layout, |_| false);
         let order = idx(&urgent);
         // Same deadline (now): the head (10) and the window's first piece (100), in piece
@@ -167,7 +231,7 @@ mod tests {
         let now = Instant::now();
         let layout = layout(100);
         let plen = u64::from(PIECE);
-        let a = Reader { file: 0..100 * plen, position: 0, rate: Some(plen as f64), since: now };
+        let a = Reader { file: 0..100 * plen, position: 0, rate: Some(plen as f64), since: now, index: None };
         let b = Reader { position: 50 * plen, ..a.clone() };
         let urgent = deadlines(&[a, b], &layout, |p| p.get() % 2 == 0);
         let order = idx(&urgent);
@@ -184,7 +248,69 @@ mod tests {
     fn at_most_max_urgent_pieces() {
         let now = Instant::now();
         let layout = Layout::new(1 << 36, 16 * 1024).expect("layout");
-        let reader = Reader { file: 0..1 << 36, position: 0, rate: Some(1e12), since: now };
+        let reader = Reader { file: 0..1 << 36, position: 0, rate: Some(1e12), since: now, index: None };
         assert_eq!(deadlines(&[reader], &layout, |_| false).len(), MAX_URGENT);
+    }
+
+    /// The top-level boxes of an MP4: (type, size) in order.
+    fn mp4(boxes: &[(&[u8; 4], u32)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (kind, size) in boxes {
+            out.extend_from_slice(&size.to_be_bytes());
+            out.extend_from_slice(&kind[..]);
+            // Only the first bytes of a box matter here; the test keeps the head short.
+            out.extend(std::iter::repeat_n(0u8, (*size as usize).saturating_sub(8).min(24)));
+        }
+        out
+    }
+
+    #[test]
+    fn mp4_index_is_found_from_the_first_boxes() {
+        // Index after the media data (ffmpeg's default): the bytes after `mdat`.
+        let end = mp4(&[(b"ftyp", 32), (b"free", 8), (b"mdat", 8_019_259)]);
+        let len = 8_070_513;
+        assert_eq!(mp4_index(&end, len), Some(8_019_299..len));
+        // `faststart`: the index comes first.
+        let fast = mp4(&[(b"ftyp", 32), (b"moov", 51_214)]);
+        assert_eq!(mp4_index(&fast, len), Some(0..0));
+        // A large file: at most MAX_INDEX bytes after the media data.
+        let big = mp4(&[(b"ftyp", 24), (b"mdat", 1 << 31)]);
+        assert_eq!(mp4_index(&big, 1 << 40), Some(24 + (1 << 31)..24 + (1 << 31) + MAX_INDEX));
+        // A 64-bit box size.
+        let mut wide = mp4(&[(b"ftyp", 24)]);
+        wide.extend_from_slice(&1u32.to_be_bytes());
+        wide.extend_from_slice(b"mdat");
+        wide.extend_from_slice(&(5u64 << 32).to_be_bytes());
+        assert_eq!(mp4_index(&wide, 6 << 32), Some(24 + (5 << 32)..24 + (5 << 32) + MAX_INDEX));
+        // Not an MP4, a truncated head, nothing after the media, broken sizes: no answer.
+        assert_eq!(mp4_index(b"\x1aE\xdf\xa3 matroska", len), None);
+        assert_eq!(mp4_index(&end[..36], len), None);
+        assert_eq!(mp4_index(&mp4(&[(b"ftyp", 32), (b"mdat", 100)]), 132), None);
+        assert_eq!(mp4_index(&mp4(&[(b"ftyp", 4)]), len), None);
+        let mut zero = mp4(&[(b"ftyp", 32)]);
+        zero.extend_from_slice(&[0, 0, 0, 0, b'm', b'd', b'a', b't']);
+        assert_eq!(mp4_index(&zero, len), None);
+    }
+
+    #[test]
+    fn a_known_index_comes_right_after_the_first_piece_and_no_tail_is_guessed() {
+        let now = Instant::now();
+        let layout = layout(100);
+        let plen = u64::from(PIECE);
+        let file = 0..100 * plen;
+        let at_start =
+            Reader { file: file.clone(), position: 0, rate: Some(plen as f64 / 4.0), since: now, index: None };
+        // Unknown: the tail (piece 99) comes once the head would have been read.
+        let order = idx(&deadlines(std::slice::from_ref(&at_start), &layout, |_| false));
+        assert_eq!(order[0], 0);
+        assert!(order.iter().position(|&p| p == 99).is_some_and(|i| i > 1), "{order:?}");
+        // Known to follow the media data (pieces 97-99): right after piece 0.
+        let end = Reader { index: Some(97 * plen..100 * plen), ..at_start.clone() };
+        let order = idx(&deadlines(&[end], &layout, |_| false));
+        assert_eq!(order[..4], [0, 97, 98, 99], "{order:?}");
+        // In the head: no tail at all.
+        let fast = Reader { index: Some(0..0), ..at_start };
+        let order = idx(&deadlines(&[fast], &layout, |_| false));
+        assert!(!order.contains(&99), "{order:?}");
     }
 }

@@ -1797,12 +1797,10 @@ mod tests {
             .expect("request");
         s.tick(now + Duration::from_secs(2));
         let actions = drain(&mut s);
-        let choked: Vec<u64> = (1..=6)
-            .filter(|&k| actions.contains(&Action::Send { peer: PeerKey(k), msg: Message::Choke }))
-            .collect();
-        let unchoked: Vec<u64> = (1..=6)
-            .filter(|&k| actions.contains(&Action::Send { peer: PeerKey(k), msg: Message::Unchoke }))
-            .collect();
+        let choked: Vec<u64> =
+            (1..=6).filter(|&k| actions.contains(&Action::Send { peer: PeerKey(k), msg: Message::Choke })).collect();
+        let unchoked: Vec<u64> =
+            (1..=6).filter(|&k| actions.contains(&Action::Send { peer: PeerKey(k), msg: Message::Unchoke })).collect();
         let waited: Vec<u64> = (1..=6).filter(|k| !first.contains(k)).collect();
         assert_eq!(unchoked, waited, "the two waiting peers get slots: {actions:?}");
         assert_eq!(choked.len(), 2, "{actions:?}");
@@ -1810,7 +1808,8 @@ mod tests {
         // The choked lurkers come after the others until they ask: a free slot skips them.
         s.handle_message(now, PeerKey(taker), Message::NotInterested).expect("not interested");
         let after = drain(&mut s);
-        let lurker_unchoked = choked.iter().any(|&k| after.contains(&Action::Send { peer: PeerKey(k), msg: Message::Unchoke }));
+        let lurker_unchoked =
+            choked.iter().any(|&k| after.contains(&Action::Send { peer: PeerKey(k), msg: Message::Unchoke }));
         assert!(lurker_unchoked, "with nobody else waiting a lurker may have the free slot: {after:?}");
     }
 
