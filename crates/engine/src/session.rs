@@ -780,6 +780,11 @@ impl Torrent {
         }
     }
 
+    /// Whether piece `piece` is verified (false for an index past the end).
+    pub fn has_piece(&self, piece: u32) -> bool {
+        self.verified.contains(shoal_proto::PieceIndex::new_unchecked(piece))
+    }
+
     /// A reader of file `index` (in the torrent's order) that waits for verified data and
     /// moves the torrent's piece deadlines with it; see [`crate::stream`].
     pub fn stream(&self, index: usize) -> Result<crate::FileStream, crate::StreamError> {

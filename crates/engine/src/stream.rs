@@ -66,19 +66,30 @@ pub(crate) struct Verified {
     added: Notify,
     /// Streams of the torrent open now (at most [`MAX_STREAMS`]).
     streams: AtomicUsize,
+    /// Where each file's index is, by the file's first offset, once a stream read its first
+    /// bytes (later requests for the same file, a player's seeks, start out knowing it).
+    indexes: std::sync::Mutex<std::collections::HashMap<u64, Range<u64>>>,
 }
 
 impl Verified {
     pub(crate) fn new(have: &Bitfield) -> Self {
         let n = have.len() as usize;
         let words = (0..n.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
-        let v = Self { words, added: Notify::new(), streams: AtomicUsize::new(0) };
+        let v = Self { words, added: Notify::new(), streams: AtomicUsize::new(0), indexes: Default::default() };
         for i in 0..n {
             if have.get(PieceIndex::new_unchecked(i as u32)) {
                 v.words[i / 64].fetch_or(1 << (i % 64), Ordering::Relaxed);
             }
         }
         v
+    }
+
+    fn index_of(&self, file_start: u64) -> Option<Range<u64>> {
+        self.indexes.lock().unwrap_or_else(|e| e.into_inner()).get(&file_start).cloned()
+    }
+
+    fn set_index(&self, file_start: u64, index: Range<u64>) {
+        self.indexes.lock().unwrap_or_else(|e| e.into_inner()).insert(file_start, index);
     }
 
     pub(crate) fn insert(&self, piece: PieceIndex) {
@@ -140,7 +151,10 @@ impl FileStream {
             .streams
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_STREAMS).then_some(n + 1))
             .map_err(|_| StreamError::TooMany)?;
+        let index = verified.index_of(file.start);
         Ok(Self {
+            looked: index.is_some(),
+            index,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             layout,
             next: file.start,
@@ -151,8 +165,6 @@ impl FileStream {
             control,
             told: None,
             rate: Rate::new(Instant::now()),
-            index: None,
-            looked: false,
         })
     }
 
@@ -198,7 +210,9 @@ impl FileStream {
             // says where it is, it is fetched right away rather than guessed.
             self.looked = true;
             if let Some(found) = shoal_swarm::stream::mp4_index(&data, self.len()) {
-                self.index = Some(self.file.start + found.start..self.file.start + found.end);
+                let index = self.file.start + found.start..self.file.start + found.end;
+                self.verified.set_index(self.file.start, index.clone());
+                self.index = Some(index);
                 self.told = None;
                 self.tell(self.next);
             }
