@@ -1786,7 +1786,7 @@ mod tests {
         drain(&mut s);
         let first = unchoked_wanting(&s);
         assert_eq!(first.len(), 4);
-        // Peer 1 asks for data; the other three unchoked peers ask for nothing.
+        // One unchoked peer asks for data; the other three ask for nothing.
         let taker = first[0];
         s.handle_message(now, PeerKey(taker), Message::Request { index: 0, begin: 0, length: 16_384 })
             .expect("request");
@@ -1805,7 +1805,8 @@ mod tests {
         assert_eq!(unchoked, waited, "the two waiting peers get slots: {actions:?}");
         assert_eq!(choked.len(), 2, "{actions:?}");
         assert!(!choked.contains(&taker), "the peer taking data keeps its slot");
-        // The choked lurkers come after the others until they ask: a free slot skips them.
+        // Choked lurkers come after the peers that wait; with nobody else waiting, a slot that
+        // frees up may go to one of them again.
         s.handle_message(now, PeerKey(taker), Message::NotInterested).expect("not interested");
         let after = drain(&mut s);
         let lurker_unchoked =
