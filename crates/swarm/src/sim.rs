@@ -135,6 +135,8 @@ pub struct SimReport {
     pub events: u64,
     /// The player's figures, when [`SimConfig::stream`] is set.
     pub stream: Option<StreamReport>,
+    /// Bytes each honest leecher uploaded (leecher 1, the player when there is one, first).
+    pub uploaded: Vec<f64>,
 }
 
 impl SimReport {
@@ -387,6 +389,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         seed_first_copy: sim.seed_first_copy,
         timeline,
         events: sim.events,
+        uploaded: honest_nodes.iter().map(|n| n.sent).collect(),
         stream: player.map(|mut p| {
             // Data that was missing at the end never came: the stall lasts to the end.
             if let Some(since) = p.stalled_since {

@@ -1,6 +1,7 @@
 //! Streaming in virtual time: a player on one leecher reads the file at a fixed bitrate while
 //! it downloads, and the swarm's deadlines must keep it fed: with a seed that uploads 1.25
-//! times the bitrate it starts within the time its startup buffer takes and never stalls.
+//! times the bitrate it starts within the time its startup buffer takes and never stalls; among
+//! ten leechers it uploads about as much as they do.
 
 use std::time::Duration;
 
@@ -45,4 +46,29 @@ fn a_player_alone_with_a_seed_at_one_and_a_quarter_times_its_bitrate_never_stall
     assert_eq!((s.stalls, s.stalled), (0, Duration::ZERO), "{s:?}");
     // The startup buffer (1 MiB) at 0.625 MiB/s takes 1.6 s, plus round trips.
     assert!(s.first_frame.is_some_and(|t| t < Duration::from_secs(3)), "{s:?}");
+}
+
+#[test]
+fn a_player_among_ten_leechers_uploads_about_as_much_as_they_do() {
+    // The streaming peer still fetches rarest-first outside its windows, so it has pieces the
+    // others want and serves them like any leecher.
+    let bitrate = 0.5 * MIB;
+    let cfg = SimConfig {
+        file_size: 16 << 20,
+        piece_length: 256 * 1024,
+        leechers: 10,
+        seed_upload: 3.0 * bitrate,
+        leecher_upload: bitrate,
+        latency: Duration::from_millis(20),
+        max_connections: 30,
+        stream: Some(StreamConfig { bitrate, startup: Duration::from_secs(2) }),
+        ..Default::default()
+    };
+    let report = run(&cfg);
+    assert!(report.all_done.is_some(), "every leecher completes: {:?}", report.completion);
+    let player = report.uploaded[0];
+    let others = report.uploaded[1..].iter().sum::<f64>() / (report.uploaded.len() - 1) as f64;
+    let ratio = player / others;
+    println!("player uploaded {player:.0} bytes, the other leechers {others:.0} on average: {ratio:.2}");
+    assert!((0.8..=1.25).contains(&ratio), "the player's upload is {ratio:.2} of the others'");
 }
