@@ -42,6 +42,8 @@ import sys
 import threading
 import time
 
+from stdin_watch import watch_stdin
+
 try:
     import libtorrent as lt
 except ImportError:  # pragma: no cover - depends on the machine
@@ -76,22 +78,6 @@ def fail(msg):
 
 def on_signal(_signum, _frame):
     STOP.set()
-
-
-def watch_stdin():
-    """Stop when stdin reaches end of file (the parent process closed it or died)."""
-
-    def run():
-        # os.read on the raw descriptor: a daemon thread blocked inside sys.stdin would
-        # hold its buffer lock and abort the interpreter's shutdown.
-        try:
-            while os.read(0, 4096):
-                pass
-        except OSError:
-            pass
-        STOP.set()
-
-    threading.Thread(target=run, daemon=True).start()
 
 
 def loopback(text):
@@ -581,7 +567,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     if getattr(args, "watch_stdin", False):
-        watch_stdin()
+        watch_stdin(STOP)
     return args.func(args)
 
 

@@ -32,6 +32,8 @@ import sys
 import threading
 import time
 
+from stdin_watch import watch_stdin
+
 try:
     import libtorrent as lt
 except ImportError:  # pragma: no cover - depends on the machine
@@ -147,15 +149,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: STOP.set())
     signal.signal(signal.SIGINT, lambda *_: STOP.set())
 
-    def watch_stdin():
-        try:
-            while os.read(0, 4096):
-                pass
-        except OSError:
-            pass
-        STOP.set()
-
-    threading.Thread(target=watch_stdin, daemon=True).start()
+    watch_stdin(STOP)
 
     info = lt.torrent_info(args.torrent)
     leechers = [Leecher(args.first_index + i, info, args.save, args.peer, args.upload_limit)

@@ -41,6 +41,8 @@ import threading
 import time
 import urllib.parse
 
+from stdin_watch import watch_stdin
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHUNK = 16 * 1024  # bytes per write of the plain server
 BURST = 32 * 1024  # the most the plain server's token bucket lets out at once
@@ -276,18 +278,6 @@ class TorrentSource:
             self.release(window)
 
 
-def watch_stdin():
-    def run():
-        try:
-            while os.read(0, 4096):
-                pass
-        except OSError:
-            pass
-        STOP.set()
-
-    threading.Thread(target=run, daemon=True).start()
-
-
 def peer(text):
     host, sep, port = text.rpartition(":")
     if host != "127.0.0.1" or not sep or not port.isdigit():
@@ -316,7 +306,7 @@ def main():
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: STOP.set())
     if args.watch_stdin:
-        watch_stdin()
+        watch_stdin(STOP)
     source = FileSource(args.file, args.rate) if args.cmd == "http" else TorrentSource(args)
     server = Server(("127.0.0.1", args.port), Handler)
     server.source = source

@@ -48,6 +48,8 @@ import threading
 import time
 import xmlrpc.client
 
+from stdin_watch import watch_stdin
+
 # The encryption rtorrent uses by default here: accept encrypted and plaintext connections,
 # try encryption first when dialling and retry in plaintext when that fails. A common rtorrent
 # setting, and the one under which rtorrent 0.9.8 stalled ~29 s on Shoal's initial seeding.
@@ -462,26 +464,12 @@ def build_parser():
     return p
 
 
-def watch_stdin():
-    def run():
-        # os.read on the raw descriptor: a daemon thread blocked inside sys.stdin would
-        # hold its buffer lock and abort the interpreter's shutdown.
-        try:
-            while os.read(0, 4096):
-                pass
-        except OSError:
-            pass
-        STOP.set()
-
-    threading.Thread(target=run, daemon=True).start()
-
-
 def main(argv=None):
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: STOP.set())
     signal.signal(signal.SIGINT, lambda *_: STOP.set())
     if getattr(args, "watch_stdin", False):
-        watch_stdin()
+        watch_stdin(STOP)
     try:
         return args.func(args)
     except (OSError, RuntimeError) as e:

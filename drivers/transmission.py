@@ -35,6 +35,8 @@ import time
 import urllib.error
 import urllib.request
 
+from stdin_watch import watch_stdin
+
 # Transmission's torrent status codes (RPC spec, section 3.3).
 STATUS = {0: "stopped", 1: "check-wait", 2: "checking", 3: "download-wait",
           4: "downloading", 5: "seed-wait", 6: "seeding"}
@@ -321,26 +323,12 @@ def build_parser():
     return p
 
 
-def watch_stdin():
-    def run():
-        # os.read on the raw descriptor: a daemon thread blocked inside sys.stdin would
-        # hold its buffer lock and abort the interpreter's shutdown.
-        try:
-            while os.read(0, 4096):
-                pass
-        except OSError:
-            pass
-        STOP.set()
-
-    threading.Thread(target=run, daemon=True).start()
-
-
 def main(argv=None):
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: STOP.set())
     signal.signal(signal.SIGINT, lambda *_: STOP.set())
     if getattr(args, "watch_stdin", False):
-        watch_stdin()
+        watch_stdin(STOP)
     try:
         return args.func(args)
     except (OSError, RuntimeError) as e:
