@@ -22,12 +22,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use shoal_proto::{BLOCK_SIZE, BlockRange, Layout, Message, PieceIndex};
 
-use crate::choker::{self, Candidate};
-use crate::peer::{OpenReveal, Peer, PeerView};
+use crate::peer::{Peer, PeerView};
 use crate::picker::{Accepted, Picker, PieceState, Source};
 use crate::rng::Rng;
-use crate::superseed::{self, SuperSeed};
+use crate::superseed::SuperSeed;
 use crate::{Bitfield, PeerKey, Rate};
+
+mod choking;
+mod revealing;
 
 /// Why reveals stop counting as copies on their way (see [`Swarm::settle_reveals`]).
 #[derive(Clone, Copy)]
@@ -181,17 +183,6 @@ pub enum PeerError {
 /// its shown pieces are not yet requested (see `Swarm::reveal`).
 const MIN_UNREQUESTED_REVEALS: usize = 2;
 
-/// Most unchoke slots open at once while an upload cap is not reached (see `Swarm::adapt_slots`).
-const MAX_SLOTS: usize = 64;
-/// Below this share of the upload cap, with every slot busy and peers waiting, a slot opens.
-const GROW_BELOW: f64 = 0.9;
-/// At or above this share of the upload cap for [`SHRINK_AFTER`] ticks in a row, a slot
-/// opened beyond the configured ones closes.
-const SATURATED: f64 = 0.97;
-const SHRINK_AFTER: u32 = 10;
-/// An unchoked, interested peer that took nothing for this many ticks loses its slot to a
-/// waiting peer (see `Swarm::choke_unserved`).
-const UNSERVED_TICKS: u32 = 2;
 /// While a file is read as it arrives, requests outstanding per peer cover at most this much
 /// transfer time: a peer answers in order (and libtorrent reads what was asked into its send
 /// buffer at once, where a cancel no longer reaches it), so whatever is queued delays the
@@ -199,8 +190,6 @@ const UNSERVED_TICKS: u32 = 2;
 const STREAM_QUEUE_TIME: Duration = Duration::from_millis(300);
 /// After a seek, requests outstanding for pieces due within this long of the first one stay.
 const SEEK_KEEP: Duration = Duration::from_secs(2);
-/// The soonest a rechoke follows the previous one when the unchoked set outgrew its slots.
-const MIN_RECHOKE_GAP: Duration = Duration::from_secs(2);
 
 /// Totals for front ends.
 #[derive(Clone, Debug, Default)]
@@ -339,106 +328,6 @@ impl Swarm {
         self.refill_all();
     }
 
-    /// Tells how much of the upload cap was used since the last tick (bytes sent as a share of
-    /// what the cap allows; `None`: no cap), before calling [`Swarm::tick`]. While we seed, a
-    /// cap is set and not reached, every unchoke slot is busy and other peers wait, the swarm
-    /// opens more slots: peers that ask slowly (a client whose own upload cap also holds back its
-    /// requests) then no longer keep the upload under the cap. Once at the cap for a while, the
-    /// extra slots close one by one.
-    pub fn set_upload_use(&mut self, used: Option<f64>) {
-        self.upload_use = used;
-    }
-
-    /// Peers unchoked at once now: the configured slots and any opened by
-    /// [`Swarm::set_upload_use`].
-    pub fn unchoke_slots(&self) -> usize {
-        self.config.unchoke_slots + self.extra_slots
-    }
-
-    /// Unchoked, interested and taking nothing for [`UNSERVED_TICKS`] ticks (it has all we
-    /// have that it wants, or asks others for it): the slot goes to a peer that waits, and
-    /// this one comes after the waiting peers until it asks for a block. A slot held by a peer
-    /// that takes nothing is upload thrown away.
-    fn choke_unserved(&mut self) {
-        let mut unserved = Vec::new();
-        for (&key, p) in self.peers.iter_mut() {
-            let sent = p.up.total();
-            let idle = !p.am_choking && p.peer_interested && sent == p.up_at_tick;
-            p.unserved_ticks = if idle { p.unserved_ticks + 1 } else { 0 };
-            p.up_at_tick = sent;
-            if p.unserved_ticks >= UNSERVED_TICKS {
-                unserved.push(key);
-            }
-        }
-        if unserved.is_empty() {
-            return;
-        }
-        let waiting = self.peers.values().filter(|p| p.am_choking && p.peer_interested && !p.unserved).count();
-        if waiting == 0 {
-            return;
-        }
-        for key in unserved.into_iter().take(waiting) {
-            if let Some(p) = self.peers.get_mut(&key) {
-                p.am_choking = true;
-                p.unserved = true;
-                p.unserved_ticks = 0;
-                self.actions.push_back(Action::Send { peer: key, msg: Message::Choke });
-            }
-        }
-        self.fill_unchoke_slots();
-    }
-
-    /// Between rechokes, peers that stopped wanting our data lose nothing and their slots go
-    /// to others; when they want it again they are still unchoked, so the unchoked set grows
-    /// past its slots, each peer's share shrinks and fewer of them trade with us. Once that
-    /// happens, the rechoke comes early, at most every [`MIN_RECHOKE_GAP`]. (In the simulator
-    /// with 200 peers that upload as fast as the seed, this lifted the leechers' upload from
-    /// 0.83 to 0.87 of their capacity.)
-    fn unchoke_set_drifted(&self, now: Instant) -> bool {
-        if self.superseed.is_some() || self.is_complete() {
-            return false;
-        }
-        let last = self.next_rechoke.checked_sub(self.config.rechoke_interval).unwrap_or(now);
-        if now.saturating_duration_since(last) < MIN_RECHOKE_GAP {
-            return false;
-        }
-        let unchoked = self.peers.values().filter(|p| !p.am_choking && p.peer_interested).count();
-        unchoked > self.unchoke_slots()
-    }
-
-    fn adapt_slots(&mut self) {
-        // Only a seed: a leecher's upload buys it data in return, and spread over more peers
-        // its pieces travel slower (32 real peers capped at 512 KiB/s: eta 0.94 without, 0.75
-        // with extra slots at the leechers, the seed then sending 1.32 copies instead of 1.04).
-        let used = self.upload_use.filter(|_| self.is_complete());
-        let Some(used) = used else {
-            self.extra_slots = 0;
-            self.saturated_ticks = 0;
-            return;
-        };
-        if used >= SATURATED {
-            self.saturated_ticks += 1;
-            if self.saturated_ticks >= SHRINK_AFTER {
-                self.saturated_ticks = 0;
-                self.extra_slots = self.extra_slots.saturating_sub(1);
-            }
-            return;
-        }
-        self.saturated_ticks = 0;
-        let slots = self.unchoke_slots();
-        if used >= GROW_BELOW || slots >= MAX_SLOTS.max(self.config.unchoke_slots) {
-            return;
-        }
-        let superseed = self.superseed.is_some();
-        let busy = self.peers.values().filter(|p| !p.am_choking && wants_us(p, superseed)).count();
-        let waiting = self.peers.values().any(|p| p.am_choking && wants_us(p, superseed));
-        if waiting && busy >= slots {
-            let more = (slots / 4).max(1).min(MAX_SLOTS - slots);
-            self.extra_slots += more;
-            self.fill_unchoke_slots();
-        }
-    }
-
     /// Fetch new pieces in order, first to last (`true`), or rarest first: for files read
     /// while they arrive. File priorities still come first.
     pub fn set_sequential(&mut self, sequential: bool) {
@@ -544,111 +433,6 @@ impl Swarm {
         if self.superseed.is_some() {
             // The peer sees nothing to be interested in until we unchoke it and reveal pieces.
             self.fill_unchoke_slots();
-        }
-    }
-
-    /// While seeding initially, shows an unchoked peer the rarest pieces, up to its target,
-    /// and beyond it while fewer than [`MIN_UNREQUESTED_REVEALS`] of its shown pieces are not
-    /// yet requested (up to twice the target plus that many): a peer that has asked for
-    /// everything it was shown must never run dry, because some clients (rTorrent) then stop
-    /// asking for about 30 s even after new `have`s arrive. Choked peers are shown nothing
-    /// (rare pieces are not tied up with a peer that cannot fetch them); the choker considers
-    /// them interested all the same.
-    fn reveal(&mut self, peer: PeerKey) {
-        let (Some(ss), Some(p)) = (self.superseed.as_mut(), self.peers.get_mut(&peer)) else {
-            return;
-        };
-        let Some(revealed) = p.revealed.as_mut() else {
-            return;
-        };
-        if p.am_choking {
-            return;
-        }
-        let availability = self.picker.availability();
-        let recent = p.reveals_announced[0] + p.reveals_announced[1];
-        let target = superseed::reveal_target(p.up.bytes_per_sec(), self.layout.piece_length(), recent);
-        let cap = 2 * target + MIN_UNREQUESTED_REVEALS;
-        loop {
-            let open = p.reveals_open.len();
-            let unrequested = p.reveals_open.iter().filter(|o| !o.requested).count();
-            if open >= cap || (open >= target && unrequested >= MIN_UNREQUESTED_REVEALS) {
-                break;
-            }
-            let Some(piece) = ss.choose(availability, &p.has, revealed) else {
-                break;
-            };
-            revealed.set(piece);
-            p.reveals_open.push(OpenReveal { piece, requested: false, at: self.ticks });
-            self.actions.push_back(Action::Send { peer, msg: Message::Have(piece.get()) });
-        }
-    }
-
-    /// While seeding initially with a single peer connected, shows it every piece: there is
-    /// nobody to pass pieces on to, so hiding them gains nothing, and the peer then picks its
-    /// own order (a player reading the file as it arrives needs that). Peers that come later
-    /// are shown pieces a few at a time as usual.
-    fn reveal_to_lone_peer(&mut self) {
-        let Some((&peer, p)) = self.peers.iter_mut().next() else { return };
-        if p.am_choking {
-            return;
-        }
-        let Some(revealed) = p.revealed.take() else { return };
-        for piece in self.layout.pieces().filter(|&piece| !revealed.get(piece) && !p.has.get(piece)) {
-            self.actions.push_back(Action::Send { peer, msg: Message::Have(piece.get()) });
-        }
-    }
-
-    fn reveal_all(&mut self) {
-        if self.superseed.is_none() {
-            return;
-        }
-        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
-        for key in keys {
-            self.reveal(key);
-        }
-    }
-
-    /// Reveals to the peer no longer count as copies on their way: it announced the piece,
-    /// left, or was choked before asking for it. Returns how many were settled.
-    fn settle_reveals(&mut self, peer: PeerKey, which: Settle) -> usize {
-        let (Some(ss), Some(p)) = (self.superseed.as_mut(), self.peers.get_mut(&peer)) else {
-            return 0;
-        };
-        let before = p.reveals_open.len();
-        if let Settle::Announced(piece) = which
-            && p.reveals_open.iter().any(|open| open.piece == piece)
-        {
-            p.reveals_announced[0] += 1;
-        }
-        p.reveals_open.retain(|open| {
-            let settled = match which {
-                Settle::Announced(piece) => piece == open.piece,
-                Settle::Left => true,
-                Settle::Choked => !open.requested,
-                Settle::Unwanted(before) => !open.requested && open.at <= before,
-            };
-            if settled {
-                ss.settle(open.piece);
-            }
-            !settled
-        });
-        before - p.reveals_open.len()
-    }
-
-    /// An unchoked peer left the pieces we showed it alone and is not interested: it wants
-    /// only some of the torrent, so it relays little; it is shown every piece.
-    fn reveal_everything(&mut self, peer: PeerKey) {
-        let Some(p) = self.peers.get_mut(&peer) else {
-            return;
-        };
-        if p.am_choking || p.peer_interested {
-            return;
-        }
-        let Some(revealed) = p.revealed.take() else {
-            return;
-        };
-        for piece in self.layout.pieces().filter(|&piece| !revealed.get(piece) && !p.has.get(piece)) {
-            self.actions.push_back(Action::Send { peer, msg: Message::Have(piece.get()) });
         }
     }
 
@@ -1081,123 +865,6 @@ impl Swarm {
             self.actions.push_back(Action::Send { peer, msg });
         }
         self.picker.drop_exclusive(peer);
-    }
-
-    fn rechoke(&mut self, rotate: bool) {
-        let seeding = self.is_complete();
-        let candidates: Vec<Candidate> = self
-            .peers
-            .iter()
-            .map(|(&peer, p)| Candidate {
-                peer,
-                // While seeding initially, the peers that have least go first: the pieces
-                // revealed to them are new to the swarm, which makes them worth trading with;
-                // a peer that stalled (silent while unchoked) goes last.
-                rate: if self.superseed.is_some() {
-                    -f64::from(p.has.count()) - if p.stalled { 1e12 } else { 0.0 }
-                } else if seeding {
-                    // Round robin: the peers we uploaded least to go first, so with hundreds
-                    // of peers each is served in turn (ranking by rate kept serving the same
-                    // few, and the rest waited for the optimistic slot).
-                    -(p.up.total() as f64)
-                } else {
-                    p.down.bytes_per_sec()
-                },
-                interested: wants_us(p, self.superseed.is_some()),
-                snubbed: p.snubbed,
-            })
-            .collect();
-        let mut newly_choked = Vec::new();
-        let (unchoked, optimistic) =
-            choker::choose(&candidates, self.unchoke_slots(), self.optimistic, rotate, seeding, &mut self.rng);
-        self.optimistic = optimistic;
-        let mut newly_unchoked = Vec::new();
-        for (&peer, p) in self.peers.iter_mut() {
-            let choke = !unchoked.contains(&peer);
-            if choke != p.am_choking {
-                p.am_choking = choke;
-                if choke {
-                    self.actions.push_back(Action::Send { peer, msg: Message::Choke });
-                    newly_choked.push(peer);
-                } else {
-                    newly_unchoked.push(peer);
-                }
-            }
-        }
-        // An unchoked peer always has something to ask for: while seeding initially its
-        // pieces are shown before the unchoke.
-        for peer in newly_unchoked {
-            self.reveal(peer);
-            self.actions.push_back(Action::Send { peer, msg: Message::Unchoke });
-        }
-        // Pieces a choked peer had not asked for yet go to other peers.
-        for peer in newly_choked {
-            self.settle_reveals(peer, Settle::Choked);
-        }
-    }
-
-    /// Unchokes interested peers right away while slots are free, instead of waiting for the
-    /// next rechoke.
-    fn fill_unchoke_slots(&mut self) {
-        let superseed = self.superseed.is_some();
-        let busy = self.peers.values().filter(|p| !p.am_choking && wants_us(p, superseed)).count();
-        let mut free = self.unchoke_slots().saturating_sub(busy);
-        let mut newly_unchoked = Vec::new();
-        if !superseed && self.is_complete() {
-            // Seeding: the waiting peers we uploaded least to first (round robin, as `rechoke`).
-            let mut waiting: Vec<(bool, u64, PeerKey)> = self
-                .peers
-                .iter()
-                .filter(|(_, p)| p.am_choking && p.peer_interested)
-                .map(|(&peer, p)| (p.unserved, p.up.total(), peer))
-                .collect();
-            waiting.sort_unstable();
-            for (_, _, peer) in waiting.into_iter().take(free) {
-                if let Some(p) = self.peers.get_mut(&peer) {
-                    p.am_choking = false;
-                    newly_unchoked.push(peer);
-                }
-            }
-            free = 0;
-        } else if !superseed {
-            // Leeching: the waiting peers that send us most first (they have what we lack, so
-            // we likely have what they lack: trading pairs form, as at a rechoke), then in a
-            // random order. Key order would send every node's spare slots to the same few
-            // peers, the ones that connected first.
-            let mut waiting: Vec<(bool, f64, u64, PeerKey)> = self
-                .peers
-                .iter()
-                .filter(|(_, p)| p.am_choking && p.peer_interested)
-                .map(|(&peer, p)| (p.unserved, p.down.bytes_per_sec(), self.rng.next_u64(), peer))
-                .collect();
-            waiting.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
-            for (_, _, _, peer) in waiting.into_iter().take(free) {
-                if let Some(p) = self.peers.get_mut(&peer) {
-                    p.am_choking = false;
-                    newly_unchoked.push(peer);
-                }
-            }
-            free = 0;
-        }
-        // Peers that stalled while seeding initially come after the others.
-        for pass in [false, true] {
-            for (&peer, p) in self.peers.iter_mut() {
-                if free == 0 {
-                    break;
-                }
-                if p.am_choking && (p.stalled || p.unserved) == pass && wants_us(p, superseed) {
-                    p.am_choking = false;
-                    free -= 1;
-                    newly_unchoked.push(peer);
-                }
-            }
-        }
-        // Shown pieces first, then the unchoke (see `rechoke`).
-        for peer in newly_unchoked {
-            self.reveal(peer);
-            self.actions.push_back(Action::Send { peer, msg: Message::Unchoke });
-        }
-        self.reveal_all();
     }
 
     fn refill_all(&mut self) {

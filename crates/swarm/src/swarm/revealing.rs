@@ -1,0 +1,117 @@
+//! Initial seeding's side of the swarm (BEP 16): which pieces an unchoked peer is shown, and
+//! when a shown piece stops counting as a copy on its way. The choice of piece is
+//! [`crate::superseed`]'s; this is the bookkeeping per peer.
+
+use shoal_proto::Message;
+
+use super::{Action, MIN_UNREQUESTED_REVEALS, Settle, Swarm};
+use crate::PeerKey;
+use crate::peer::OpenReveal;
+use crate::superseed;
+
+impl Swarm {
+    /// While seeding initially, shows an unchoked peer the rarest pieces, up to its target,
+    /// and beyond it while fewer than [`MIN_UNREQUESTED_REVEALS`] of its shown pieces are not
+    /// yet requested (up to twice the target plus that many): a peer that has asked for
+    /// everything it was shown must never run dry, because some clients (rTorrent) then stop
+    /// asking for about 30 s even after new `have`s arrive. Choked peers are shown nothing
+    /// (rare pieces are not tied up with a peer that cannot fetch them); the choker considers
+    /// them interested all the same.
+    pub(super) fn reveal(&mut self, peer: PeerKey) {
+        let (Some(ss), Some(p)) = (self.superseed.as_mut(), self.peers.get_mut(&peer)) else {
+            return;
+        };
+        let Some(revealed) = p.revealed.as_mut() else {
+            return;
+        };
+        if p.am_choking {
+            return;
+        }
+        let availability = self.picker.availability();
+        let recent = p.reveals_announced[0] + p.reveals_announced[1];
+        let target = superseed::reveal_target(p.up.bytes_per_sec(), self.layout.piece_length(), recent);
+        let cap = 2 * target + MIN_UNREQUESTED_REVEALS;
+        loop {
+            let open = p.reveals_open.len();
+            let unrequested = p.reveals_open.iter().filter(|o| !o.requested).count();
+            if open >= cap || (open >= target && unrequested >= MIN_UNREQUESTED_REVEALS) {
+                break;
+            }
+            let Some(piece) = ss.choose(availability, &p.has, revealed) else {
+                break;
+            };
+            revealed.set(piece);
+            p.reveals_open.push(OpenReveal { piece, requested: false, at: self.ticks });
+            self.actions.push_back(Action::Send { peer, msg: Message::Have(piece.get()) });
+        }
+    }
+
+    /// While seeding initially with a single peer connected, shows it every piece: there is
+    /// nobody to pass pieces on to, so hiding them gains nothing, and the peer then picks its
+    /// own order (a player reading the file as it arrives needs that). Peers that come later
+    /// are shown pieces a few at a time as usual.
+    pub(super) fn reveal_to_lone_peer(&mut self) {
+        let Some((&peer, p)) = self.peers.iter_mut().next() else { return };
+        if p.am_choking {
+            return;
+        }
+        let Some(revealed) = p.revealed.take() else { return };
+        for piece in self.layout.pieces().filter(|&piece| !revealed.get(piece) && !p.has.get(piece)) {
+            self.actions.push_back(Action::Send { peer, msg: Message::Have(piece.get()) });
+        }
+    }
+
+    pub(super) fn reveal_all(&mut self) {
+        if self.superseed.is_none() {
+            return;
+        }
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.reveal(key);
+        }
+    }
+
+    /// Reveals to the peer no longer count as copies on their way: it announced the piece,
+    /// left, or was choked before asking for it. Returns how many were settled.
+    pub(super) fn settle_reveals(&mut self, peer: PeerKey, which: Settle) -> usize {
+        let (Some(ss), Some(p)) = (self.superseed.as_mut(), self.peers.get_mut(&peer)) else {
+            return 0;
+        };
+        let before = p.reveals_open.len();
+        if let Settle::Announced(piece) = which
+            && p.reveals_open.iter().any(|open| open.piece == piece)
+        {
+            p.reveals_announced[0] += 1;
+        }
+        p.reveals_open.retain(|open| {
+            let settled = match which {
+                Settle::Announced(piece) => piece == open.piece,
+                Settle::Left => true,
+                Settle::Choked => !open.requested,
+                Settle::Unwanted(before) => !open.requested && open.at <= before,
+            };
+            if settled {
+                ss.settle(open.piece);
+            }
+            !settled
+        });
+        before - p.reveals_open.len()
+    }
+
+    /// An unchoked peer left the pieces we showed it alone and is not interested: it wants
+    /// only some of the torrent, so it relays little; it is shown every piece.
+    pub(super) fn reveal_everything(&mut self, peer: PeerKey) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if p.am_choking || p.peer_interested {
+            return;
+        }
+        let Some(revealed) = p.revealed.take() else {
+            return;
+        };
+        for piece in self.layout.pieces().filter(|&piece| !revealed.get(piece) && !p.has.get(piece)) {
+            self.actions.push_back(Action::Send { peer, msg: Message::Have(piece.get()) });
+        }
+    }
+}
