@@ -86,15 +86,12 @@ impl Swarm {
     /// with 200 peers that upload as fast as the seed, this lifted the leechers' upload from
     /// 0.83 to 0.87 of their capacity.)
     pub(super) fn unchoke_set_drifted(&self, now: Instant) -> bool {
-        if self.superseed.is_some() || self.is_complete() {
-            return false;
-        }
         let last = self.next_rechoke.checked_sub(self.config.rechoke_interval).unwrap_or(now);
-        if now.saturating_duration_since(last) < MIN_RECHOKE_GAP {
+        if self.superseed.is_some() || now.saturating_duration_since(last) < MIN_RECHOKE_GAP {
             return false;
         }
         let unchoked = self.peers.values().filter(|p| !p.am_choking && p.peer_interested).count();
-        unchoked > self.unchoke_slots()
+        unchoked > self.unchoke_slots() && !self.is_complete()
     }
 
     pub(super) fn adapt_slots(&mut self) {
@@ -190,35 +187,33 @@ impl Swarm {
         let busy = self.peers.values().filter(|p| !p.am_choking && wants_us(p, superseed)).count();
         let mut free = self.unchoke_slots().saturating_sub(busy);
         let mut newly_unchoked = Vec::new();
-        if !superseed && self.is_complete() {
+        if !superseed && free > 0 {
             // Seeding: the waiting peers we uploaded least to first (round robin, as `rechoke`).
-            let mut waiting: Vec<(bool, u64, PeerKey)> = self
-                .peers
-                .iter()
-                .filter(|(_, p)| p.am_choking && p.peer_interested)
-                .map(|(&peer, p)| (p.unserved, p.up.total(), peer))
-                .collect();
-            waiting.sort_unstable();
-            for (_, _, peer) in waiting.into_iter().take(free) {
-                if let Some(p) = self.peers.get_mut(&peer) {
-                    p.am_choking = false;
-                    newly_unchoked.push(peer);
-                }
-            }
-            free = 0;
-        } else if !superseed {
-            // Leeching: the waiting peers that send us most first (they have what we lack, so
-            // we likely have what they lack: trading pairs form, as at a rechoke), then in a
-            // random order. Key order would send every node's spare slots to the same few
-            // peers, the ones that connected first.
+            // Leeching: those that send us most first (they have what we lack, so we likely
+            // have what they lack: trading pairs form, as at a rechoke), then at random; key
+            // order would send every node's spare slots to the few peers that connected first.
+            // Peers choked for taking nothing come last either way. Only the first `free` are
+            // needed, so they are selected, not sorted: O(peers) per call.
+            let seeding = self.is_complete();
+            let rng = &mut self.rng;
             let mut waiting: Vec<(bool, f64, u64, PeerKey)> = self
                 .peers
                 .iter()
                 .filter(|(_, p)| p.am_choking && p.peer_interested)
-                .map(|(&peer, p)| (p.unserved, p.down.bytes_per_sec(), self.rng.next_u64(), peer))
+                .map(|(&peer, p)| {
+                    if seeding {
+                        (p.unserved, p.up.total() as f64, peer.0, peer)
+                    } else {
+                        (p.unserved, -p.down.bytes_per_sec(), rng.next_u64(), peer)
+                    }
+                })
                 .collect();
-            waiting.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
-            for (_, _, _, peer) in waiting.into_iter().take(free) {
+            if waiting.len() > free {
+                waiting
+                    .select_nth_unstable_by(free, |a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
+                waiting.truncate(free);
+            }
+            for (_, _, _, peer) in waiting {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.am_choking = false;
                     newly_unchoked.push(peer);
