@@ -1,0 +1,128 @@
+//! Invitations: one line of text that carries a member certificate from a group's authority.
+//!
+//! `shoal-invite:` followed by unpadded base64url of a JSON object: the group's name, the
+//! authority's certificate, the member certificate (both DER, base64), an expiry (Unix
+//! seconds) and the newest revocation list. Nothing in it is secret: the certificate is
+//! useless without the member's private key, which never left the member's node. The joining
+//! node checks that the certificate is signed by the authority it names and is for its own key.
+
+use base64::Engine;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use serde::{Deserialize, Serialize};
+
+use crate::cert::{CertInfo, now};
+use crate::revoke::RevocationList;
+use crate::{Error, IdentityId};
+
+const PREFIX: &str = "shoal-invite:";
+/// Longest invitation text accepted (a certificate pair and a large revocation list).
+const MAX_TEXT: usize = 1 << 20;
+
+/// An invitation to a group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invitation {
+    /// The group's name.
+    pub group: String,
+    /// The authority's certificate, DER.
+    pub ca: Vec<u8>,
+    /// The member certificate, DER.
+    pub cert: Vec<u8>,
+    /// Unix seconds after which it is refused.
+    pub expires: i64,
+    /// The authority's newest revocation list.
+    pub revocations: Option<Vec<u8>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    v: u32,
+    group: String,
+    ca: String,
+    cert: String,
+    expires: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revocations: Option<String>,
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+}
+
+impl Invitation {
+    /// The one-line text form.
+    pub fn encode(&self) -> String {
+        let wire = Wire {
+            v: 1,
+            group: self.group.clone(),
+            ca: b64().encode(&self.ca),
+            cert: b64().encode(&self.cert),
+            expires: self.expires,
+            revocations: self.revocations.as_ref().map(|r| b64().encode(r)),
+        };
+        let json = serde_json::to_vec(&wire).unwrap_or_default();
+        format!("{PREFIX}{}", b64().encode(json))
+    }
+
+    /// Reads the text form (surrounding whitespace is ignored).
+    pub fn decode(text: &str) -> Result<Self, Error> {
+        let bad = |why: String| Error::Invalid(format!("not a valid invitation: {why}"));
+        let text = text.trim();
+        if text.len() > MAX_TEXT {
+            return Err(bad(format!("longer than {MAX_TEXT} characters")));
+        }
+        let body = text.strip_prefix(PREFIX).ok_or_else(|| bad(format!("it does not start with {PREFIX:?}")))?;
+        let json = b64().decode(body).map_err(|e| bad(format!("broken base64url ({e}); was it cut short?")))?;
+        let wire: Wire = serde_json::from_slice(&json).map_err(|e| bad(e.to_string()))?;
+        if wire.v != 1 {
+            return Err(bad(format!("version {} is not known to this Shoal", wire.v)));
+        }
+        crate::group::check_group_name(&wire.group).map_err(|e| bad(e.to_string()))?;
+        let field = |name: &str, v: &str| b64().decode(v).map_err(|e| bad(format!("{name}: {e}")));
+        Ok(Self {
+            ca: field("ca", &wire.ca)?,
+            cert: field("cert", &wire.cert)?,
+            revocations: wire.revocations.as_deref().map(|r| field("revocations", r)).transpose()?,
+            group: wire.group,
+            expires: wire.expires,
+        })
+    }
+
+    /// Checks the invitation for the node `me`: not expired, the certificate signed by the
+    /// authority and for `me`'s key. Returns the authority's and the member's certificates and
+    /// the verified revocation list.
+    pub(crate) fn check(
+        &self,
+        me: IdentityId,
+    ) -> Result<(CertificateDer<'static>, CertificateDer<'static>, Option<RevocationList>), Error> {
+        if self.expires < now() {
+            return Err(Error::Invalid(format!(
+                "the invitation to {:?} expired {}; ask the group's authority for a new one",
+                self.group,
+                crate::when(self.expires)
+            )));
+        }
+        let ca_info = CertInfo::parse(&self.ca, "the invitation's authority certificate")?;
+        if !ca_info.is_ca {
+            return Err(Error::Invalid("the invitation's authority certificate is not a CA certificate".into()));
+        }
+        let info = CertInfo::parse(&self.cert, "the invitation's member certificate")?;
+        if info.identity != Some(me) {
+            return Err(Error::Invalid(format!(
+                "this invitation is for the identity {}, not this node's {me}",
+                info.identity.map_or_else(|| info.member_label(), |id| id.to_string())
+            )));
+        }
+        let ca = CertificateDer::from(self.ca.clone());
+        let cert = CertificateDer::from(self.cert.clone());
+        crate::tls::verify_chain(&ca, &cert, UnixTime::now())
+            .map_err(|e| Error::Invalid(format!("the invitation's certificate is not signed by its authority: {e}")))?;
+        let revocations = match (&self.revocations, ca_info.identity) {
+            (Some(bytes), Some(authority)) => Some(RevocationList::verify(bytes, &authority.0)?),
+            _ => None,
+        };
+        if revocations.as_ref().is_some_and(|l| l.revoked.contains(&info.fingerprint)) {
+            return Err(Error::Invalid("the authority has revoked this certificate".into()));
+        }
+        Ok((ca, cert, revocations))
+    }
+}
