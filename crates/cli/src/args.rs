@@ -62,6 +62,91 @@ pub(crate) enum Command {
     /// Terminal UI on the daemon: torrents, details, add, pause, resume, remove.
     #[command(mut_arg("json", |a| a.hide(true)))]
     Tui(RemoteArgs),
+    /// Print this node's identity ID (a key pair made on first use).
+    Identity(IdentityArgs),
+    /// Groups: certificate authorities whose members alone can open a group's private torrents.
+    Group(GroupArgs),
+}
+
+/// `shoal identity`.
+#[derive(Debug, Args)]
+pub(crate) struct IdentityArgs {
+    /// Set the display name shown to groups.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) name: Option<String>,
+    /// Print JSON (id, name, folder, created).
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Folder of the identity and groups (default: $XDG_DATA_HOME/shoal).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+/// `shoal group ...`.
+#[derive(Debug, Args)]
+pub(crate) struct GroupArgs {
+    #[command(subcommand)]
+    pub(crate) command: GroupCommand,
+    /// Folder of the identity and groups (default: $XDG_DATA_HOME/shoal).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+/// The group subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum GroupCommand {
+    /// Make a group with this node as its authority (its key never leaves this node).
+    Create {
+        /// The group's name (letters, digits, '.', '_', '-').
+        name: String,
+    },
+    /// Print an invitation (one line) carrying a member certificate for MEMBER_ID.
+    Invite {
+        /// The group.
+        name: String,
+        /// The new member's identity ID (`shoal identity` on their node).
+        member_id: String,
+        /// Write the invitation to FILE instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// A name for the member in `group list`.
+        #[arg(long = "name", value_name = "NAME")]
+        member_name: Option<String>,
+        /// Days the invitation can be used.
+        #[arg(long, value_name = "DAYS", default_value_t = shoal_identity::INVITATION_DAYS)]
+        days: u32,
+    },
+    /// Join a group: INVITATION is the invitation's text, a file holding it, or - for stdin.
+    Join {
+        /// The invitation.
+        invitation: String,
+    },
+    /// Sign a member certificate for a key made outside Shoal (Ed25519, ECDSA P-256 or RSA).
+    Issue {
+        /// The group.
+        name: String,
+        /// The member's public key (PEM; a private key is accepted and only its public half used).
+        #[arg(long, value_name = "KEY.pem")]
+        public_key: PathBuf,
+        /// Where to write the certificate (default: stdout).
+        #[arg(short, long, value_name = "CERT.pem")]
+        output: Option<PathBuf>,
+        /// A name for the member in `group list`.
+        #[arg(long = "name", value_name = "NAME")]
+        member_name: Option<String>,
+    },
+    /// List groups, this node's role in each, and (for authorities) their members.
+    List,
+    /// Revoke a member: Shoal members refuse its certificate from then on.
+    Revoke {
+        /// The group.
+        name: String,
+        /// The member's identity ID, or `sha256:` and the first digits of an outside key's fingerprint.
+        member: String,
+    },
 }
 
 #[derive(Debug, Args)]

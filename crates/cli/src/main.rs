@@ -7,6 +7,7 @@ mod create;
 mod daemon;
 mod demo;
 mod get;
+mod group;
 mod play;
 mod progress;
 mod remote;
@@ -94,6 +95,8 @@ fn main() -> ExitCode {
             Command::Verify(a) => remote::by_ids(a, "torrent.verify", "checking").await,
             Command::Reannounce(a) => remote::by_ids(a, "torrent.reannounce", "announcing").await,
             Command::Tui(a) => tui::run(a).await,
+            Command::Identity(a) => group::identity(a),
+            Command::Group(a) => group::run(a),
         }
     });
     // Background tasks (peer connections, trackers) must not hold the exit up.
