@@ -411,6 +411,13 @@ pub(crate) struct TorrentOptions {
     /// A comment stored in the torrent.
     #[arg(long, value_name = "TEXT")]
     pub(crate) comment: Option<String>,
+    /// Share with the members of this group only: an SSL torrent carrying the group's
+    /// authority certificate (libtorrent-compatible).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) group: Option<String>,
+    /// Folder of the identity and groups (default: $XDG_DATA_HOME/shoal).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
 }
 
 /// Where a node accepts peers unless told otherwise.

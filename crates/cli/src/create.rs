@@ -45,6 +45,13 @@ pub(crate) async fn make_torrent(
             return Err(Failure::Input(anyhow!("--tracker {url:?} is not an http://, https:// or udp:// URL")));
         }
     }
+    let ssl_cert = match &opts.group {
+        Some(group) => {
+            let dir = crate::group::data_folder(opts.data_dir.as_deref())?;
+            Some(shoal_identity::Groups::new(&dir).ca_pem(group).bad_input()?)
+        }
+        None => None,
+    };
     let scanned = shoal_storage::scan_path(path).bad_input()?;
     for skipped in &scanned.skipped {
         eprintln!("shoal: skipping {} (a link or special file)", skipped.display());
@@ -72,6 +79,7 @@ pub(crate) async fn make_torrent(
         piece_length,
         trackers: opts.trackers.clone(),
         private: opts.private,
+        ssl_cert,
         comment: opts.comment.clone(),
         creation_date: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

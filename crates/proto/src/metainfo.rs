@@ -95,6 +95,9 @@ pub enum MetainfoError {
     /// `piece length` is zero, negative or above [`MAX_PIECE_LENGTH`].
     #[error("field `piece length` is {0}, expected 1 byte to 256 MiB")]
     BadPieceLength(i64),
+    /// A field has the right type but an unusable value.
+    #[error("field `{0}` {1}")]
+    BadField(&'static str, &'static str),
     /// The files add up to zero bytes.
     #[error("the torrent's total length is 0 bytes")]
     EmptyContent,
@@ -187,6 +190,10 @@ pub struct Info {
     pub private: bool,
     /// `true` when the torrent has a `files` list: files live under a directory named `name`.
     pub multi_file: bool,
+    /// The `ssl-cert` of an SSL torrent (libtorrent's scheme): the PEM certificate of the
+    /// authority whose member certificates alone let peers in. Only its presence and text are
+    /// checked here.
+    pub ssl_cert: Option<String>,
     /// Piece geometry derived from the total length and piece length.
     pub layout: Layout,
 }
@@ -327,7 +334,18 @@ impl Info {
             })
             .collect();
         let private = info.get(&b"private"[..]).and_then(Value::as_int) == Some(1);
-        Ok(Self { name, piece_length, pieces, files, private, multi_file, layout })
+        let ssl_cert = match info.get(&b"ssl-cert"[..]) {
+            None => None,
+            Some(v) => {
+                let text = v
+                    .as_bytes()
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .filter(|t| t.contains("-----BEGIN CERTIFICATE-----"))
+                    .ok_or(MetainfoError::BadField("ssl-cert", "must be a PEM certificate"))?;
+                Some(text.to_string())
+            }
+        };
+        Ok(Self { name, piece_length, pieces, files, private, multi_file, ssl_cert, layout })
     }
 
     /// `true` when the files live under a directory named [`Info::name`].

@@ -26,6 +26,8 @@ pub struct CreateSpec {
     pub creation_date: Option<i64>,
     /// Mark the torrent private (BEP 27).
     pub private: bool,
+    /// Make it an SSL torrent: the authority's PEM certificate, stored as `ssl-cert`.
+    pub ssl_cert: Option<String>,
 }
 
 /// The content of a new torrent.
@@ -98,6 +100,9 @@ pub fn build_torrent(spec: &CreateSpec, piece_hashes: &[[u8; 20]]) -> Vec<u8> {
     info.insert(&b"name"[..], Value::from(spec.name.as_str()));
     info.insert(&b"piece length"[..], Value::from(spec.piece_length));
     info.insert(&b"pieces"[..], Value::Bytes(&pieces));
+    if let Some(cert) = &spec.ssl_cert {
+        info.insert(&b"ssl-cert"[..], Value::from(cert.as_str()));
+    }
     if spec.private {
         info.insert(&b"private"[..], Value::Int(1));
     }
