@@ -454,9 +454,23 @@ pub(crate) struct NodeOptions {
     /// [default: 500].
     #[arg(long, value_name = "N", value_parser = parse_connections)]
     pub(crate) max_connections: Option<usize>,
+    /// Address to accept the TLS connections of SSL torrents (group shares) on [default: the
+    /// --listen address with any free port, opened when an SSL torrent is loaded].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) ssl_listen: Option<SocketAddr>,
 }
 
 impl NodeOptions {
+    /// The engine settings these options describe, with an SSL listener when `ssl` (an SSL
+    /// torrent is loaded) or `--ssl-listen` asks for one.
+    pub(crate) fn session_config_for(&self, ssl: bool) -> shoal_engine::SessionConfig {
+        let mut config = self.session_config();
+        if ssl && config.ssl_listen.is_none() {
+            config.ssl_listen = Some(SocketAddr::new(self.listen.ip(), 0));
+        }
+        config
+    }
+
     /// The engine settings these options describe.
     pub(crate) fn session_config(&self) -> shoal_engine::SessionConfig {
         let defaults = shoal_engine::SessionConfig::default();
@@ -468,6 +482,7 @@ impl NodeOptions {
             lsd: !self.no_lsd,
             max_peers: self.max_peers.unwrap_or(defaults.max_peers),
             max_connections: self.max_connections.unwrap_or(defaults.max_connections),
+            ssl_listen: self.ssl_listen,
             ..defaults
         }
     }
@@ -567,6 +582,9 @@ pub(crate) struct GetArgs {
     /// Give up (exit 1) if the download is not complete after this many seconds.
     #[arg(long, value_name = "SECS")]
     pub(crate) timeout: Option<u64>,
+    /// Folder of the identity and groups, for group shares (default: $XDG_DATA_HOME/shoal).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) node: NodeOptions,
 }
@@ -598,6 +616,9 @@ pub(crate) struct PlayArgs {
     /// Do not announce to the torrent's trackers.
     #[arg(long)]
     pub(crate) no_trackers: bool,
+    /// Folder of the identity and groups, for group shares (default: $XDG_DATA_HOME/shoal).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) node: NodeOptions,
 }

@@ -69,6 +69,7 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
     let seed = Session::start(local.clone()).await.map_err(anyhow::Error::from)?;
     let seed_torrent = seed
         .add(AddTorrent {
+            ssl: None,
             meta: meta.clone(),
             download_dir: seed_dir.clone(),
             peers: vec![],
@@ -97,6 +98,7 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
         let session = Session::start(local.clone()).await.map_err(anyhow::Error::from)?;
         let torrent = session
             .add(AddTorrent {
+            ssl: None,
                 meta: meta.clone(),
                 download_dir: dir.clone(),
                 peers: vec![],

@@ -19,11 +19,15 @@ pub(crate) const MAX_TORRENT_FILE: u64 = shoal_engine::MAX_TORRENT_FILE;
 pub(crate) async fn run(a: GetArgs, quiet: bool) -> Result<(), Failure> {
     let source = load_source(&a.source).await?;
     let peers = resolve_peers(&a.peers).await?;
-    let session = Session::start(a.node.session_config()).await.map_err(anyhow::Error::from)?;
+    let ssl = match &source {
+        Source::Torrent(meta) => crate::group::ssl_for(meta, a.data_dir.as_deref(), quiet)?,
+        Source::Magnet(_) => None,
+    };
+    let session = Session::start(a.node.session_config_for(ssl.is_some())).await.map_err(anyhow::Error::from)?;
     if let Some(dht) = session.dht().filter(|_| !quiet) {
         println!("dht: node on {}", dht.local_addr());
     }
-    let result = download(&a, quiet, &session, source, peers).await;
+    let result = download(&a, quiet, &session, source, peers, ssl).await;
     // On every way out, so the DHT keeps what it learned.
     session.shutdown().await;
     result
@@ -36,6 +40,7 @@ async fn download(
     session: &Session,
     source: Source,
     mut peers: Vec<std::net::SocketAddr>,
+    ssl: Option<(shoal_engine::SslTorrent, String)>,
 ) -> Result<(), Failure> {
     // `--timeout` bounds the whole wait: metadata and data.
     let deadline = a.timeout.map(|secs| tokio::time::Instant::now() + std::time::Duration::from_secs(secs));
@@ -89,11 +94,15 @@ async fn download(
             }),
             sequential: false,
             resume: None,
+            ssl: ssl.as_ref().map(|(tls, _)| tls.clone()),
         })
         .await
         .map_err(anyhow::Error::from)?;
     if !quiet {
         println!("downloading {name} ({hash}) into {}; listening on {}", a.output.display(), session.listen_addr());
+        if let (Some((_, group)), Some(addr)) = (&ssl, session.ssl_listen_addr()) {
+            println!("private share of group {group}: peers connect over TLS on {addr}");
+        }
     }
     let initial = torrent.status();
     if !quiet && initial.stats.pieces_have > 0 {

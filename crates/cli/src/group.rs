@@ -188,3 +188,38 @@ fn read_invitation(arg: &str) -> Result<String, Failure> {
     }
     Ok(arg.to_string())
 }
+
+/// The TLS of an SSL torrent (a group share) from this node's membership of its group;
+/// `None` for other torrents. A torrent whose `ssl-cert` does not parse, or whose group this
+/// node is not a member of, is bad input with a message saying what to do.
+pub(crate) fn ssl_for(
+    meta: &shoal_proto::Metainfo,
+    data_dir: Option<&Path>,
+    quiet: bool,
+) -> Result<Option<(shoal_engine::SslTorrent, String)>, Failure> {
+    let Some(pem) = &meta.info.ssl_cert else { return Ok(None) };
+    let name = crate::text::printable(&meta.info.name).into_owned();
+    let ca = shoal_identity::cert_from_pem(pem.as_bytes(), "its ssl-cert")
+        .and_then(|der| shoal_identity::CertInfo::parse(&der, "its ssl-cert").map(|info| (der, info)))
+        .map_err(|e| Failure::Input(anyhow!("{name} is an SSL torrent, but {e}")));
+    let (ca, info) = ca?;
+    let dir = data_folder(data_dir)?;
+    let identity = load_identity(&dir, None, quiet)?;
+    let groups = Groups::new(&dir);
+    let Some(member) = groups.membership_for(&identity, &ca).map_err(failure)? else {
+        return Err(Failure::Input(anyhow!(
+            "{name} is shared with the members of a group only (authority key sha256:{}), and this node \
+             ({}) holds no certificate from it: ask the group's authority for an invitation \
+             (shoal group invite GROUP {}) and run shoal group join",
+            &shoal_identity::hex(&info.fingerprint)[..16],
+            identity.id(),
+            identity.id()
+        )));
+    };
+    let revoked = std::sync::Arc::new(shoal_identity::Revoked::default());
+    if let Some(list) = &member.revocations {
+        revoked.update(list.number, list.revoked.clone());
+    }
+    let tls = shoal_identity::peer_tls(&member, &meta.info.name, revoked).map_err(failure)?;
+    Ok(Some((shoal_engine::SslTorrent { client: tls.client, server: tls.server }, member.group)))
+}

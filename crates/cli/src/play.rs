@@ -28,7 +28,11 @@ const PLAYERS: &[&str] = &["mpv", "vlc", "ffplay"];
 pub(crate) async fn run(a: PlayArgs, quiet: bool) -> Result<(), Failure> {
     let source = load_source(&a.source).await?;
     let mut peers = resolve_peers(&a.peers).await?;
-    let session = Session::start(a.node.session_config()).await.map_err(anyhow::Error::from)?;
+    let ssl = match &source {
+        Source::Torrent(meta) => crate::group::ssl_for(meta, a.data_dir.as_deref(), quiet)?,
+        Source::Magnet(_) => None,
+    };
+    let session = Session::start(a.node.session_config_for(ssl.is_some())).await.map_err(anyhow::Error::from)?;
     let result = async {
         let meta = match source {
             Source::Torrent(meta) => meta,
@@ -39,7 +43,7 @@ pub(crate) async fn run(a: PlayArgs, quiet: bool) -> Result<(), Failure> {
                 meta
             }
         };
-        play(&a, quiet, &session, meta, peers).await
+        play(&a, quiet, &session, meta, peers, ssl.map(|(tls, _)| tls)).await
     }
     .await;
     session.shutdown().await;
@@ -115,6 +119,7 @@ async fn play(
     session: &Session,
     meta: Metainfo,
     peers: Vec<SocketAddr>,
+    ssl: Option<shoal_engine::SslTorrent>,
 ) -> Result<(), Failure> {
     let index = choose_file(&meta, a.file.as_deref())?;
     std::fs::create_dir_all(&a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
@@ -134,6 +139,7 @@ async fn play(
             file_priorities: None,
             sequential: false,
             resume: None,
+            ssl,
         })
         .await
         .map_err(anyhow::Error::from)?;

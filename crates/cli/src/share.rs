@@ -27,7 +27,8 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
         .map(|p| std::fs::canonicalize(p).with_context(|| format!("cannot share {}", p.display())).bad_input())
         .collect::<Result<_, _>>()?;
     let peers = resolve_peers(&a.peers).await?;
-    let session = Session::start(a.node.session_config()).await.map_err(anyhow::Error::from)?;
+    let session =
+        Session::start(a.node.session_config_for(a.torrent.group.is_some())).await.map_err(anyhow::Error::from)?;
     if let Some(dht) = session.dht() {
         println!("dht: node on {}", dht.local_addr());
     }
@@ -45,6 +46,7 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
                 (Some(bytes), meta)
             }
         };
+        let ssl = crate::group::ssl_for(&meta, a.torrent.data_dir.as_deref(), quiet)?;
         let magnet = meta.magnet().to_string();
         let name = crate::text::printable(&meta.info.name).into_owned();
         let dir = path.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
@@ -57,6 +59,7 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
                 file_priorities: None,
                 sequential: false,
                 resume: None,
+                ssl: ssl.as_ref().map(|(tls, _)| tls.clone()),
             })
             .await
             .map_err(anyhow::Error::from)?;
@@ -87,7 +90,14 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
             }
             None => println!("torrent: {} (existing, matches the data)", out.display()),
         }
-        println!("magnet: {magnet}");
+        match (&ssl, session.ssl_listen_addr()) {
+            // The metadata of an SSL torrent travels only inside member connections, so a
+            // magnet link cannot fetch it: members need the .torrent file.
+            (Some((_, group)), Some(addr)) => {
+                println!("group share of {group}: give members the .torrent file; TLS peers on {addr}")
+            }
+            _ => println!("magnet: {magnet}"),
+        }
         if !quiet {
             println!("seeding {name} on {}", session.listen_addr());
         }

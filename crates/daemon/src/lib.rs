@@ -171,6 +171,7 @@ impl Daemon {
             peers.extend(entry.peers.iter().copied());
             peers.extend(extra);
             let add = AddTorrent {
+            ssl: None,
                 meta,
                 download_dir: entry.download_dir.clone(),
                 peers,

@@ -17,6 +17,7 @@
 //! - [`rate_limit`]: the token buckets behind the session's and each torrent's rate caps.
 //! - [`fetch_torrent`]: a `.torrent` file from an http(s) URL.
 
+mod conn;
 mod dht;
 mod disk;
 mod fetch;
@@ -31,6 +32,7 @@ pub mod tracker;
 
 use std::time::Duration;
 
+pub use conn::SslTorrent;
 pub use dht::{ANNOUNCE_EVERY, AnnounceLoop, DEFAULT_BOOTSTRAP, Dht, DhtConfig, DhtError, DhtStats, SAVE_EVERY};
 pub use fetch::{FetchError, MAX_TORRENT_FILE, fetch_torrent};
 pub use metadata::{MetadataProgress, fetch_metadata};
@@ -138,4 +140,7 @@ pub enum EngineError {
     /// The session is shutting down.
     #[error("the session has stopped")]
     Stopped,
+    /// An SSL torrent was added without the member certificate its peers require.
+    #[error("torrent {0} is an SSL torrent: its peers only talk to holders of a certificate from its authority")]
+    NeedsCertificate(shoal_proto::InfoHash),
 }

@@ -29,7 +29,7 @@ use shoal_proto::wire::decode_message;
 use shoal_proto::{InfoHash, MAX_METADATA_SIZE, Message, MetadataAssembler, MetadataError, PeerId};
 use shoal_swarm::{CandidateConfig, CandidateSource, Candidates};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use crate::conn::PeerStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -284,7 +284,7 @@ async fn fetch_from(
     peer_id: PeerId,
     listen_port: u16,
 ) -> Result<Bytes, AttemptError> {
-    let (mut stream, theirs) = peer::connect(addr, info_hash, peer_id, false).await.map_err(|e| match e {
+    let (mut stream, theirs) = peer::connect(addr, info_hash, peer_id, false, None).await.map_err(|e| match e {
         HandshakeError::WrongTorrent | HandshakeError::SelfConnection => AttemptError::hopeless(e.to_string()),
         e => AttemptError::retry(e.to_string()),
     })?;
@@ -368,7 +368,7 @@ async fn fetch_from(
     Err(AttemptError::retry(format!("no metadata after {MAX_MESSAGES} messages")))
 }
 
-async fn send(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), AttemptError> {
+async fn send(stream: &mut PeerStream, bytes: &[u8]) -> Result<(), AttemptError> {
     match tokio::time::timeout(READ_TIMEOUT, stream.write_all(bytes)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(AttemptError::retry(format!("send failed: {e}"))),
@@ -376,7 +376,7 @@ async fn send(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), AttemptError> 
     }
 }
 
-async fn read_message(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<Message, AttemptError> {
+async fn read_message(stream: &mut PeerStream, buf: &mut BytesMut) -> Result<Message, AttemptError> {
     loop {
         let decoded =
             decode_message(buf, MAX_MESSAGE).map_err(|e| AttemptError::hopeless(format!("protocol error: {e}")))?;

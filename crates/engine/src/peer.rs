@@ -16,11 +16,11 @@ use shoal_proto::wire::{WireError, decode_message};
 use shoal_proto::{BlockRange, Handshake, InfoHash, Message, PeerId};
 use shoal_storage::Storage;
 use shoal_swarm::PeerKey;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
+use crate::conn::{PeerStream, ReadHalf, WriteHalf};
 use crate::rate_limit::Caps;
 
 /// The rate caps a connection obeys: its torrent's and the session's.
@@ -66,10 +66,17 @@ pub(crate) enum HandshakeError {
     /// Took too long.
     #[error("handshake timed out")]
     Timeout,
+    /// The TLS handshake of an SSL torrent failed (no certificate, another authority, a
+    /// revoked member, a wrong SNI...).
+    #[error("TLS handshake failed: {0}")]
+    Tls(std::io::Error),
+    /// A plain connection asked for an SSL torrent, or a TLS one for a torrent without TLS.
+    #[error("{0}")]
+    Refused(&'static str),
 }
 
 /// Reads the 68-byte handshake.
-pub(crate) async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, HandshakeError> {
+pub(crate) async fn read_handshake(stream: &mut (impl AsyncRead + Unpin)) -> Result<Handshake, HandshakeError> {
     let mut buf = [0u8; 68];
     tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut buf))
         .await
@@ -80,29 +87,46 @@ pub(crate) async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, 
 /// Sends our handshake for `info_hash`: extension protocol (BEP 10), fast extension (BEP 6),
 /// and the DHT bit (BEP 5) when `dht` says we run a node.
 pub(crate) async fn write_handshake(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncWrite + Unpin),
     info_hash: InfoHash,
     peer_id: PeerId,
     dht: bool,
 ) -> Result<(), HandshakeError> {
     let hs = Handshake::new(info_hash, peer_id).with_dht(dht);
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.write_all(&hs.encode()))
-        .await
-        .map_err(|_| HandshakeError::Timeout)??;
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        stream.write_all(&hs.encode()).await?;
+        stream.flush().await
+    })
+    .await
+    .map_err(|_| HandshakeError::Timeout)??;
     Ok(())
 }
 
-/// Dials a peer and exchanges handshakes (`dht`: see [`write_handshake`]).
+/// Dials a peer and exchanges handshakes (`dht`: see [`write_handshake`]). With `tls` (an
+/// SSL torrent) the BitTorrent handshake runs inside TLS, with the hex info-hash as SNI.
 pub(crate) async fn connect(
     addr: SocketAddr,
     info_hash: InfoHash,
     peer_id: PeerId,
     dht: bool,
-) -> Result<(TcpStream, Handshake), HandshakeError> {
-    let mut stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<(PeerStream, Handshake), HandshakeError> {
+    let tcp = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| HandshakeError::Timeout)??;
-    stream.set_nodelay(true)?;
+    tcp.set_nodelay(true)?;
+    let mut stream = match tls {
+        None => PeerStream::Tcp(tcp),
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from(info_hash.to_hex())
+                .map_err(|_| HandshakeError::Refused("the info-hash is not a valid SNI"))?;
+            let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, tokio_rustls::TlsConnector::from(config).connect(name, tcp))
+                .await
+                .map_err(|_| HandshakeError::Timeout)?
+                .map_err(HandshakeError::Tls)?;
+            PeerStream::Tls(Box::new(tokio_rustls::TlsStream::Client(tls)))
+        }
+    };
     write_handshake(&mut stream, info_hash, peer_id, dht).await?;
     let theirs = match read_handshake(&mut stream).await {
         Err(HandshakeError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
@@ -284,13 +308,13 @@ impl Withdrawn {
 pub(crate) fn spawn(
     key: PeerKey,
     addr: SocketAddr,
-    stream: TcpStream,
+    stream: PeerStream,
     inbox: PeerSink,
     storage: Arc<Storage>,
     max_message: u32,
     limits: Limits,
 ) -> PeerLink {
-    let (read, write) = stream.into_split();
+    let (read, write) = stream.split();
     let (tx, rx) = mpsc::channel(OUT_QUEUE);
     let reader_inbox = inbox.clone();
     let Limits { upload, download } = limits;
@@ -308,7 +332,7 @@ pub(crate) fn spawn(
     PeerLink { addr, tx, withdrawn, reader }
 }
 
-async fn read_loop(key: PeerKey, mut read: OwnedReadHalf, inbox: &PeerSink, max_message: u32, limit: &Caps) -> Ended {
+async fn read_loop(key: PeerKey, mut read: ReadHalf, inbox: &PeerSink, max_message: u32, limit: &Caps) -> Ended {
     let mut buf = BytesMut::with_capacity(128 * 1024);
     loop {
         // Everything decoded from one read goes to the torrent as one event: one channel
@@ -340,7 +364,7 @@ async fn read_loop(key: PeerKey, mut read: OwnedReadHalf, inbox: &PeerSink, max_
 }
 
 async fn write_loop(
-    mut write: OwnedWriteHalf,
+    mut write: WriteHalf,
     mut rx: mpsc::Receiver<Outgoing>,
     storage: &Storage,
     limit: &Caps,
@@ -363,6 +387,8 @@ async fn write_loop(
             }
         }
         write.write_all(&buf).await?;
+        // TLS may keep part of a record buffered until flushed (a no-op on TCP).
+        write.flush().await?;
         buf.clear();
     }
 }

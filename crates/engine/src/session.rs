@@ -17,6 +17,7 @@ use tokio::sync::{oneshot, watch};
 use crate::dht::{AnnounceLoop, Dht, DhtConfig};
 use crate::lsd::Lsd;
 use crate::metadata::{self, MetadataProgress};
+use crate::conn::PeerStream;
 use crate::peer::Limits;
 use crate::rate_limit::{Caps, RateLimiter};
 pub use crate::torrent::PeerStatus;
@@ -46,6 +47,9 @@ pub struct SessionConfig {
     /// Find and be found by peers on the local network (BEP 14 multicast). If its port cannot
     /// be opened the session runs without it.
     pub lsd: bool,
+    /// Address to accept the TLS connections of SSL torrents on (`None`: no SSL listener; SSL
+    /// torrents then only dial out). Port 0 picks a free port.
+    pub ssl_listen: Option<SocketAddr>,
 }
 
 impl Default for SessionConfig {
@@ -60,6 +64,7 @@ impl Default for SessionConfig {
             download_limit: None,
             dht: None,
             lsd: false,
+            ssl_listen: None,
         }
     }
 }
@@ -83,6 +88,9 @@ pub struct AddTorrent {
     pub sequential: bool,
     /// Where resume records are kept (`None`: a file under `download_dir/.shoal/`).
     pub resume: Option<Arc<dyn shoal_storage::ResumeBackend>>,
+    /// The TLS of an SSL torrent (one whose info dictionary has `ssl-cert`): required for
+    /// those, refused for others.
+    pub ssl: Option<crate::SslTorrent>,
 }
 
 /// Data checks run at once. More than the cores: a check of a small torrent mostly waits
@@ -94,6 +102,8 @@ const CHECKS: usize = 16;
 struct Inner {
     peer_id: PeerId,
     listen_addr: SocketAddr,
+    /// Where TLS connections of SSL torrents are accepted.
+    ssl_listen_addr: Option<SocketAddr>,
     config: SessionConfig,
     torrents: Mutex<HashMap<InfoHash, Inbox>>,
     /// Session-wide upload and download caps.
@@ -121,6 +131,7 @@ struct Inner {
 pub struct Session {
     inner: Arc<Inner>,
     accept: Arc<tokio::task::JoinHandle<()>>,
+    ssl_accept: Option<Arc<tokio::task::JoinHandle<()>>>,
 }
 
 impl Session {
@@ -139,6 +150,15 @@ impl Session {
         };
         let listen_addr =
             listener.local_addr().map_err(|source| EngineError::Listen { addr: config.listen, source })?;
+        let ssl_listener = match config.ssl_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| EngineError::Listen { addr, source })?),
+            None => None,
+        };
+        let ssl_listen_addr = ssl_listener
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()
+            .map_err(|source| EngineError::Listen { addr: config.listen, source })?;
         let peer_id = PeerId::generate(rand::random());
         let (config_upload, config_download) = (config.upload_limit, config.download_limit);
         let max_connections = config.max_connections;
@@ -154,6 +174,7 @@ impl Session {
         let inner = Arc::new(Inner {
             peer_id,
             listen_addr,
+            ssl_listen_addr,
             config,
             torrents: Mutex::new(HashMap::new()),
             upload: Arc::new(RateLimiter::new(config_upload)),
@@ -170,13 +191,19 @@ impl Session {
             disk: crate::disk::DiskPool::start(config_disk_threads),
             checks: tokio::sync::Semaphore::new(CHECKS),
         });
-        let accept = tokio::spawn(accept_loop(listener, inner.clone()));
-        Ok(Self { inner, accept: Arc::new(accept) })
+        let accept = tokio::spawn(accept_loop(listener, inner.clone(), false));
+        let ssl_accept = ssl_listener.map(|l| Arc::new(tokio::spawn(accept_loop(l, inner.clone(), true))));
+        Ok(Self { inner, accept: Arc::new(accept), ssl_accept })
     }
 
     /// The address peers can reach us on.
     pub fn listen_addr(&self) -> SocketAddr {
         self.inner.listen_addr
+    }
+
+    /// The address SSL torrents' peers reach us on over TLS, if the session listens for them.
+    pub fn ssl_listen_addr(&self) -> Option<SocketAddr> {
+        self.inner.ssl_listen_addr
     }
 
     /// Changes the global upload and download caps (bytes per second; `None`: unlimited).
@@ -228,6 +255,15 @@ impl Session {
     pub async fn add(&self, add: AddTorrent) -> Result<Torrent, EngineError> {
         let meta = add.meta;
         let info_hash = meta.info_hash;
+        if meta.info.ssl_cert.is_some() && add.ssl.is_none() {
+            return Err(EngineError::NeedsCertificate(info_hash));
+        }
+        // An SSL torrent's peers reach it on the SSL listener; without one it only dials out.
+        let ssl = if meta.info.ssl_cert.is_some() { add.ssl.clone() } else { None };
+        let port = match (&ssl, self.inner.ssl_listen_addr) {
+            (Some(_), Some(addr)) => addr.port(),
+            _ => self.inner.listen_addr.port(),
+        };
         if self.torrents().contains_key(&info_hash) {
             return Err(EngineError::Duplicate(info_hash));
         }
@@ -298,7 +334,7 @@ impl Session {
         let inbox = torrent::spawn(Setup {
             info_hash,
             peer_id: self.inner.peer_id,
-            listen_port: self.inner.listen_addr.port(),
+            listen_port: port,
             swarm,
             storage: storage.clone(),
             resume,
@@ -314,6 +350,7 @@ impl Session {
             private: meta.info.private,
             dht: self.inner.dht.clone(),
             verified: verified.clone(),
+            ssl: ssl.clone(),
         });
         if !add.peers.is_empty() {
             let _ = inbox.control.send(Control::Peers { addrs: add.peers, manual: true });
@@ -325,7 +362,7 @@ impl Session {
                 tiers: meta.announce_list.clone(),
                 info_hash,
                 peer_id: self.inner.peer_id,
-                port: self.inner.listen_addr.port(),
+                port,
                 status: status.clone(),
                 control: inbox.control.clone(),
                 stop: stop_rx,
@@ -336,11 +373,13 @@ impl Session {
         // Private torrents (BEP 27) learn peers from their trackers only.
         let dht_loop = self.inner.dht.as_ref().filter(|_| !meta.info.private).map(|dht| {
             let control = inbox.control.clone();
-            dht.announce_loop(info_hash, Some(self.inner.listen_addr.port()), move |addrs| {
+            dht.announce_loop(info_hash, Some(port), move |addrs| {
                 let _ = control.send(Control::Peers { addrs, manual: false });
             })
         });
-        if let Some(lsd) = self.inner.lsd.as_ref().filter(|_| !meta.info.private) {
+        // Local discovery announces one port for every torrent: the plain one, useless to an
+        // SSL torrent.
+        if let Some(lsd) = self.inner.lsd.as_ref().filter(|_| !meta.info.private && ssl.is_none()) {
             lsd.add(info_hash, inbox.control.clone());
         }
         self.torrents().insert(info_hash, inbox.clone());
@@ -417,6 +456,9 @@ impl Drop for Session {
     fn drop(&mut self) {
         if Arc::strong_count(&self.accept) == 1 {
             self.accept.abort();
+            if let Some(ssl) = &self.ssl_accept {
+                ssl.abort();
+            }
         }
     }
 }
@@ -510,7 +552,7 @@ pub(crate) const MAX_HANDSHAKING: usize = 64;
 /// How often a refusal is logged at most (the count goes on in [`Session::refused_connections`]).
 const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
+async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, tls: bool) {
     use std::sync::atomic::Ordering::Relaxed;
     let mut last_log: Option<std::time::Instant> = None;
     loop {
@@ -543,7 +585,7 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
         inner.handshaking.fetch_add(1, Relaxed);
         let inner = inner.clone();
         tokio::spawn(async move {
-            let result = incoming(stream, addr, &inner).await;
+            let result = if tls { incoming_tls(stream, addr, &inner).await } else { incoming(stream, addr, &inner).await };
             inner.handshaking.fetch_sub(1, Relaxed);
             if let Err(e) = result {
                 tracing::debug!(%addr, "incoming connection dropped: {e}");
@@ -565,10 +607,56 @@ async fn incoming(mut stream: TcpStream, addr: SocketAddr, inner: &Inner) -> Res
     let Some(inbox) = inbox else {
         return Err(peer::HandshakeError::WrongTorrent);
     };
+    if inbox.ssl.is_some() {
+        // Not a byte of an SSL torrent goes over a plain connection (libtorrent's rule too).
+        return Err(peer::HandshakeError::Refused("a plain connection asked for an SSL torrent"));
+    }
     if theirs.peer_id == inner.peer_id {
         return Err(peer::HandshakeError::SelfConnection);
     }
     peer::write_handshake(&mut stream, theirs.info_hash, inner.peer_id, inner.dht.is_some()).await?;
+    let stream = PeerStream::Tcp(stream);
+    let _ = inbox.control.send(Control::Connected { stream, addr, handshake: theirs, outgoing: false });
+    Ok(())
+}
+
+/// A connection on the SSL listener: the TLS ClientHello's SNI names the torrent (its hex
+/// info-hash, of which the first 40 characters count, as libtorrent reads it); the TLS
+/// handshake uses that torrent's configuration, which admits only certificates from its
+/// authority; then the BitTorrent handshake runs inside TLS and must name the same torrent.
+async fn incoming_tls(stream: TcpStream, addr: SocketAddr, inner: &Inner) -> Result<(), peer::HandshakeError> {
+    use peer::HandshakeError;
+    stream.set_nodelay(true)?;
+    let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+    let start = tokio::time::timeout(peer::HANDSHAKE_TIMEOUT, acceptor)
+        .await
+        .map_err(|_| HandshakeError::Timeout)?
+        .map_err(HandshakeError::Tls)?;
+    let sni = start.client_hello().server_name().unwrap_or_default().to_string();
+    let info_hash = sni
+        .get(..40)
+        .and_then(InfoHash::from_hex)
+        .ok_or(HandshakeError::Refused("a TLS connection without a torrent's info-hash as SNI"))?;
+    let inbox = inner.torrents.lock().unwrap_or_else(|e| e.into_inner()).get(&info_hash).cloned();
+    let Some(inbox) = inbox else {
+        return Err(HandshakeError::WrongTorrent);
+    };
+    let Some(ssl) = inbox.ssl.clone() else {
+        return Err(HandshakeError::Refused("a TLS connection asked for a torrent that is not an SSL torrent"));
+    };
+    let tls = tokio::time::timeout(peer::HANDSHAKE_TIMEOUT, start.into_stream(ssl.server))
+        .await
+        .map_err(|_| HandshakeError::Timeout)?
+        .map_err(HandshakeError::Tls)?;
+    let mut stream = PeerStream::Tls(Box::new(tokio_rustls::TlsStream::Server(tls)));
+    let theirs = peer::read_handshake(&mut stream).await?;
+    if theirs.info_hash != info_hash {
+        return Err(HandshakeError::WrongTorrent);
+    }
+    if theirs.peer_id == inner.peer_id {
+        return Err(HandshakeError::SelfConnection);
+    }
+    peer::write_handshake(&mut stream, info_hash, inner.peer_id, inner.dht.is_some()).await?;
     let _ = inbox.control.send(Control::Connected { stream, addr, handshake: theirs, outgoing: false });
     Ok(())
 }

@@ -21,7 +21,7 @@ use shoal_proto::extension::{ExtHandshake, MetadataMessage, UT_METADATA, UT_PEX}
 use shoal_proto::{Handshake, InfoHash, Message, PeerId, PexMessage, PexState, serve_metadata_piece};
 use shoal_storage::{ResumeStore, Storage};
 use shoal_swarm::{Action, CandidateConfig, CandidateSource, Candidates, PeerKey, PexSchedule, Swarm};
-use tokio::net::TcpStream;
+use crate::conn::PeerStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::disk::{Disk, DiskEvent, DiskJob};
@@ -58,7 +58,7 @@ const IDLE_EVICT_AFTER: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub(crate) enum Control {
     /// A connection whose handshakes are done (incoming or outgoing).
-    Connected { stream: TcpStream, addr: SocketAddr, handshake: Handshake, outgoing: bool },
+    Connected { stream: PeerStream, addr: SocketAddr, handshake: Handshake, outgoing: bool },
     /// An outgoing attempt failed, and why.
     ConnectFailed { addr: SocketAddr, error: String },
     /// Addresses to try (tracker reply, DHT, `--peer`).
@@ -112,6 +112,8 @@ pub(crate) struct Inbox {
     /// Where the connections' reader tasks send what they read.
     peers: PeerSink,
     pub(crate) control: mpsc::UnboundedSender<Control>,
+    /// An SSL torrent's TLS: its peers connect only over TLS, on the session's SSL listener.
+    pub(crate) ssl: Option<crate::SslTorrent>,
 }
 
 /// What the actor needs to start.
@@ -137,6 +139,8 @@ pub(crate) struct Setup {
     pub(crate) dht: Option<crate::Dht>,
     /// Verified pieces, shared with the torrent's streams.
     pub(crate) verified: Arc<crate::stream::Verified>,
+    /// An SSL torrent's TLS (every connection dialled or accepted uses it).
+    pub(crate) ssl: Option<crate::SslTorrent>,
 }
 
 /// What a peer told us in its extension handshake (BEP 10), and our peer exchange with it.
@@ -215,7 +219,7 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
     let (peer_tx, peer_rx) = mpsc::channel(PEER_INBOX);
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
     let (disk_tx, disk_rx) = mpsc::unbounded_channel();
-    let inbox = Inbox { peers: PeerSink::new(peer_tx, setup.disk.received()), control: ctl_tx };
+    let inbox = Inbox { peers: PeerSink::new(peer_tx, setup.disk.received()), control: ctl_tx, ssl: setup.ssl.clone() };
     let pieces = setup.swarm.layout().piece_count();
     let actor = Actor {
         info_hash: setup.info_hash,
@@ -467,7 +471,7 @@ impl Actor {
         self.links.keys().copied().find(idle)
     }
 
-    fn on_connected(&mut self, stream: TcpStream, addr: SocketAddr, handshake: Handshake, outgoing: bool) {
+    fn on_connected(&mut self, stream: PeerStream, addr: SocketAddr, handshake: Handshake, outgoing: bool) {
         let banned = self.banned_ids.contains(&handshake.peer_id)
             || (!addr.ip().is_loopback() && self.banned_ips.contains(&addr.ip()));
         let mut duplicate = false;
@@ -769,9 +773,10 @@ impl Actor {
             self.connecting += 1;
             let (info_hash, peer_id, control) = (self.info_hash, self.peer_id, self.inbox.control.clone());
             let dht = self.dht.is_some();
+            let tls = self.inbox.ssl.as_ref().map(|s| s.client.clone());
             tracing::debug!(%addr, "dialling");
             tokio::spawn(async move {
-                let msg = match peer::connect(addr, info_hash, peer_id, dht).await {
+                let msg = match peer::connect(addr, info_hash, peer_id, dht, tls).await {
                     Ok((stream, handshake)) => Control::Connected { stream, addr, handshake, outgoing: true },
                     Err(e) => {
                         tracing::debug!(%addr, "connect failed: {e}");

@@ -133,6 +133,7 @@ async fn liars_cost_only_their_connection_and_the_honest_seed_provides() {
     let seed = Session::start(local()).await.expect("session");
     let _torrent = seed
         .add(AddTorrent {
+            ssl: None,
             meta: meta.clone(),
             download_dir: dir.path().to_path_buf(),
             peers: vec![],

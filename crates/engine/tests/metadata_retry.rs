@@ -68,6 +68,7 @@ async fn r_metadata_fetch_gave_up_on_a_peer_that_refused_once() {
     let seed = Session::start(listening_on(seed_addr)).await.expect("the seed listens on the port given");
     let _torrent = seed
         .add(AddTorrent {
+            ssl: None,
             meta: meta.clone(),
             download_dir: dir.path().to_path_buf(),
             peers: vec![],

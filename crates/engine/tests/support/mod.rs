@@ -44,6 +44,7 @@ pub(crate) fn folder_torrent(dir: &Path, files: &[(&str, Vec<u8>)]) -> Metainfo 
 pub(crate) async fn add(session: &Session, meta: &Metainfo, dir: &Path, peers: Vec<std::net::SocketAddr>) -> Torrent {
     session
         .add(AddTorrent {
+            ssl: None,
             meta: meta.clone(),
             download_dir: dir.to_path_buf(),
             peers,
