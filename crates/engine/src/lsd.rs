@@ -28,7 +28,7 @@ const RECEIVE_PER_SECOND: u32 = 50;
 
 /// What the LSD task is told by the session.
 enum Command {
-    Add { info_hash: InfoHash, control: mpsc::UnboundedSender<Control> },
+    Add { info_hash: InfoHash, port: Option<u16>, control: mpsc::UnboundedSender<Control> },
     Remove(InfoHash),
 }
 
@@ -58,9 +58,11 @@ impl Lsd {
         Ok(Self { tx })
     }
 
-    /// Announces the torrent now and periodically; peers found go to `control`.
-    pub(crate) fn add(&self, info_hash: InfoHash, control: mpsc::UnboundedSender<Control>) {
-        let _ = self.tx.send(Command::Add { info_hash, control });
+    /// Announces the torrent now and periodically; peers found go to `control`. `port`
+    /// overrides the session's port for this torrent (an SSL torrent announces its SSL port,
+    /// as libtorrent does).
+    pub(crate) fn add(&self, info_hash: InfoHash, port: Option<u16>, control: mpsc::UnboundedSender<Control>) {
+        let _ = self.tx.send(Command::Add { info_hash, port, control });
     }
 
     /// Stops announcing the torrent.
@@ -84,7 +86,8 @@ fn bind() -> std::io::Result<UdpSocket> {
 
 async fn run(socket: UdpSocket, port: u16, cookie: String, mut rx: mpsc::UnboundedReceiver<Command>) {
     let group = SocketAddr::V4(SocketAddrV4::new(LSD_GROUP_V4, LSD_PORT));
-    let mut torrents: HashMap<InfoHash, mpsc::UnboundedSender<Control>> = HashMap::new();
+    // Each torrent's control channel and the port it is announced with.
+    let mut torrents: HashMap<InfoHash, (mpsc::UnboundedSender<Control>, u16)> = HashMap::new();
     let mut timer = tokio::time::interval(ANNOUNCE_EVERY);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     timer.tick().await;
@@ -94,9 +97,10 @@ async fn run(socket: UdpSocket, port: u16, cookie: String, mut rx: mpsc::Unbound
     loop {
         tokio::select! {
             cmd = rx.recv() => match cmd {
-                Some(Command::Add { info_hash, control }) => {
-                    torrents.insert(info_hash, control);
-                    announce(&socket, group, port, &cookie, &[info_hash]).await;
+                Some(Command::Add { info_hash, port: own, control }) => {
+                    let own = own.unwrap_or(port);
+                    torrents.insert(info_hash, (control, own));
+                    announce(&socket, group, own, &cookie, &[info_hash]).await;
                 }
                 Some(Command::Remove(info_hash)) => {
                     torrents.remove(&info_hash);
@@ -104,8 +108,13 @@ async fn run(socket: UdpSocket, port: u16, cookie: String, mut rx: mpsc::Unbound
                 None => return,
             },
             _ = timer.tick() => {
-                let hashes: Vec<InfoHash> = torrents.keys().copied().collect();
-                announce(&socket, group, port, &cookie, &hashes).await;
+                let mut by_port: HashMap<u16, Vec<InfoHash>> = HashMap::new();
+                for (hash, (_, p)) in &torrents {
+                    by_port.entry(*p).or_default().push(*hash);
+                }
+                for (p, hashes) in by_port {
+                    announce(&socket, group, p, &cookie, &hashes).await;
+                }
             }
             got = socket.recv_from(&mut buf) => {
                 let Ok((len, from)) = got else { continue };
@@ -127,7 +136,7 @@ async fn run(socket: UdpSocket, port: u16, cookie: String, mut rx: mpsc::Unbound
                 }
                 let peer = SocketAddr::new(from.ip(), msg.port);
                 for hash in &msg.info_hashes {
-                    if let Some(control) = torrents.get(hash) {
+                    if let Some((control, _)) = torrents.get(hash) {
                         tracing::debug!(%peer, info_hash = %hash, "local peer discovered");
                         let _ = control.send(Control::Peers { addrs: vec![peer], manual: false });
                     }

@@ -377,10 +377,8 @@ impl Session {
                 let _ = control.send(Control::Peers { addrs, manual: false });
             })
         });
-        // Local discovery announces one port for every torrent: the plain one, useless to an
-        // SSL torrent.
-        if let Some(lsd) = self.inner.lsd.as_ref().filter(|_| !meta.info.private && ssl.is_none()) {
-            lsd.add(info_hash, inbox.control.clone());
+        if let Some(lsd) = self.inner.lsd.as_ref().filter(|_| !meta.info.private) {
+            lsd.add(info_hash, Some(port), inbox.control.clone());
         }
         self.torrents().insert(info_hash, inbox.clone());
         Ok(Torrent {
