@@ -25,6 +25,7 @@ Subcommands:
 Machine-readable lines on stdout (everything else is for people):
   READY <port>          seed: listening on <bind>:<port> with every piece verified
   LISTEN <port>         leech: listening on <bind>:<port>
+  SSL <port>            seed/leech with --ssl-cert: the SSL torrent's TLS socket listens on <port>
   METADATA <seconds>    leech --magnet: the metadata arrived this long after LISTEN
   DONE <seconds> <bytes> leech: all pieces downloaded and verified
   PEERS <addr>...       dht-get-peers: one lookup's answer (HOST:PORT each)
@@ -100,17 +101,18 @@ def dht_node(text):
     return f"{host}:{port}"
 
 
-def make_session(bind, listen_port, encryption, dht_bootstrap=None, lsd=False):
+def make_session(bind, listen_port, encryption, dht_bootstrap=None, lsd=False, ssl=False):
     """A session on loopback address `bind` that speaks TCP only and finds no peers on its own,
     unless `dht_bootstrap` ("HOST:PORT") is given: then it runs a DHT node bootstrapped only
-    from that node."""
+    from that node. With `ssl` it also listens for SSL torrents' TLS connections (a second
+    socket on any free port, libtorrent's "s" suffix)."""
     policy = {
         "enabled": lt.enc_policy.enabled,
         "disabled": lt.enc_policy.disabled,
         "forced": lt.enc_policy.forced,
     }[encryption]
     settings = {
-        "listen_interfaces": f"{bind}:{listen_port}",
+        "listen_interfaces": f"{bind}:{listen_port}" + (f",{bind}:0s" if ssl else ""),
         "outgoing_interfaces": bind,
         "enable_dht": False,
         "enable_lsd": False,
@@ -232,9 +234,28 @@ def wait_listening(ses, alerts, timeout=10.0):
     return None
 
 
+def set_ssl(ses, handle, args):
+    """Gives an SSL torrent this peer's member certificate (--ssl-cert, --ssl-key, --ssl-dh)
+    and prints "SSL <port>" once the SSL socket listens. Returns False on failure."""
+    if not args.ssl_cert:
+        return True
+    handle.set_ssl_certificate(args.ssl_cert, args.ssl_key, args.ssl_dh)
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        port = ses.ssl_listen_port()
+        if port:
+            log(f"SSL {port}")
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def cmd_seed(args):
-    ses = make_session(args.bind, args.listen, args.encryption, args.dht_bootstrap, args.lsd_in_netns)
+    ses = make_session(args.bind, args.listen, args.encryption, args.dht_bootstrap, args.lsd_in_netns,
+                       bool(args.ssl_cert))
     handle, info = add_torrent(ses, args.torrent, args.save)
+    if not set_ssl(ses, handle, args):
+        return fail("the SSL socket did not open")
     if args.upload_limit:
         handle.set_upload_limit(args.upload_limit)
     started = time.monotonic()
@@ -318,11 +339,14 @@ def wait_metadata(ses, handle, alerts, dialer, timeout, dht):
 
 
 def cmd_leech(args):
-    ses = make_session(args.bind, args.listen, args.encryption, args.dht_bootstrap, args.lsd_in_netns)
+    ses = make_session(args.bind, args.listen, args.encryption, args.dht_bootstrap, args.lsd_in_netns,
+                       bool(args.ssl_cert))
     if args.magnet:
         handle, info = add_magnet(ses, args.magnet, args.save), None
     else:
         handle, info = add_torrent(ses, args.torrent, args.save)
+    if not set_ssl(ses, handle, args):
+        return fail("the SSL socket did not open")
     if args.download_limit:
         handle.set_download_limit(args.download_limit)
     if args.upload_limit:
@@ -425,6 +449,9 @@ def cmd_create(args):
         t.add_tracker(url)
     if args.private:
         t.set_priv(True)
+    if args.root_cert:
+        with open(args.root_cert) as f:
+            t.set_root_cert(f.read())
     t.set_creator("shoal-testkit/libtorrent " + lt.__version__)
     lt.set_piece_hashes(t, os.path.dirname(path))
     data = lt.bencode(t.generate())
@@ -500,6 +527,10 @@ def build_parser():
                         help="stop when stdin is closed (lets a parent process that dies "
                              "take this one with it)")
         sp.add_argument("-v", "--verbose", action="store_true", help="print progress lines")
+        sp.add_argument("--ssl-cert", metavar="PEM", help="SSL torrents: this peer's member certificate "
+                        "(also opens an SSL socket and prints \"SSL <port>\")")
+        sp.add_argument("--ssl-key", metavar="PEM", help="SSL torrents: the certificate's private key")
+        sp.add_argument("--ssl-dh", metavar="PEM", help="SSL torrents: Diffie-Hellman parameters")
 
     s = sub.add_parser("seed", help="seed existing data; prints READY <port>; runs until killed")
     session_args(s, "port to listen on (0 = any; the READY line says which)")
@@ -531,6 +562,8 @@ def build_parser():
     c.add_argument("--format", choices=["v1", "v2", "hybrid"], default="v1",
                    help="torrent format (default v1)")
     c.add_argument("--private", action="store_true", help="set the private flag")
+    c.add_argument("--root-cert", metavar="PEM", help="make an SSL torrent: the authority certificate "
+                   "whose member certificates admit peers (ssl-cert)")
     c.set_defaults(func=cmd_create)
 
     i = sub.add_parser("info", help="print the info-hash (v1, or v2 for v2-only torrents)")

@@ -163,5 +163,16 @@ fn existing_torrent(out: &Path, path: &Path, opts: &TorrentOptions) -> Result<Op
     if opts.comment.as_ref().is_some_and(|c| meta.comment.as_ref() != Some(c)) {
         return Err(refuse("has another comment".into()));
     }
+    if let Some(group) = &opts.group {
+        let dir = crate::group::data_folder(opts.data_dir.as_deref())?;
+        let ca = shoal_identity::Groups::new(&dir).ca_pem(group).bad_input()?;
+        let same = meta.info.ssl_cert.as_deref().is_some_and(|pem| {
+            let der = |p: &str| shoal_identity::cert_from_pem(p.as_bytes(), "ssl-cert").ok();
+            der(pem).is_some_and(|d| Some(d) == der(&ca))
+        });
+        if !same {
+            return Err(refuse(format!("is not a share of group {group}")));
+        }
+    }
     Ok(Some(meta))
 }

@@ -167,6 +167,7 @@ fn r_terminal_escapes_in_a_torrent_name_are_not_printed() {
         comment: None,
         creation_date: None,
         private: false,
+        ssl_cert: None,
     };
     let torrent = dir.path().join("evil.torrent");
     fs::write(&torrent, build_torrent(&spec, &hashes)).expect("write torrent");

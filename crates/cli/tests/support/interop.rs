@@ -23,6 +23,9 @@ pub(crate) const TRANSFER_TIMEOUT: Duration = Duration::from_secs(150);
 pub(crate) const STOP_GRACE: Duration = Duration::from_secs(15);
 /// Address every Shoal node listens on: loopback, a port the operating system picks.
 pub(crate) const LISTEN_ANY: &str = "127.0.0.1:0";
+/// Shoal's own discovery stays off in these tests: peers are given by address or found
+/// through the test's tracker, never through the public DHT or LAN multicast.
+pub(crate) const NO_DISCOVERY: [&str; 2] = ["--no-dht", "--no-lsd"];
 
 /// Unwraps a testkit result, panicking with its message as is (its lines stay readable,
 /// unlike `expect`, which would quote them).
@@ -85,7 +88,7 @@ pub(crate) struct Share {
 /// `ready:` line.
 pub(crate) fn spawn_share(path: &Path, torrent: &Path, extra: &[&str]) -> Share {
     let mut cmd = shoal(["share"]);
-    cmd.arg(path).arg("-o").arg(torrent).args(["--listen", LISTEN_ANY]).args(extra);
+    cmd.arg(path).arg("-o").arg(torrent).args(["--listen", LISTEN_ANY]).args(NO_DISCOVERY).args(extra);
     let proc = ok(Proc::spawn("shoal share", cmd));
     let ready = ok(proc.wait_for_line("ready: ", START_TIMEOUT));
     // "ready: seeding 1 torrent(s) on 127.0.0.1:PORT; press Ctrl-C to stop"
@@ -104,7 +107,7 @@ pub(crate) fn spawn_share(path: &Path, torrent: &Path, extra: &[&str]) -> Share 
 /// Starts `shoal get TORRENT -o OUT --listen 127.0.0.1:0 EXTRA...`.
 pub(crate) fn spawn_get(name: &str, torrent: &Path, out: &Path, extra: &[&str]) -> Proc {
     let mut cmd = shoal(["get"]);
-    cmd.arg(torrent).arg("-o").arg(out).args(["--listen", LISTEN_ANY]).args(extra);
+    cmd.arg(torrent).arg("-o").arg(out).args(["--listen", LISTEN_ANY]).args(NO_DISCOVERY).args(extra);
     ok(Proc::spawn(name, cmd))
 }
 

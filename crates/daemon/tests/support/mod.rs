@@ -50,6 +50,7 @@ pub(crate) fn torrent_of(path: &Path, trackers: Vec<String>) -> Vec<u8> {
         comment: None,
         creation_date: None,
         private: false,
+        ssl_cert: None,
     };
     build_torrent(&spec, &hashes)
 }

@@ -37,6 +37,7 @@ pub(crate) fn folder_torrent(dir: &Path, files: &[(&str, Vec<u8>)]) -> Metainfo 
         comment: None,
         creation_date: None,
         private: false,
+        ssl_cert: None,
     };
     Metainfo::from_bytes(&build_torrent(&spec, &hashes)).expect("torrent parses")
 }

@@ -233,6 +233,7 @@ fn created_torrents_roundtrip() {
         comment: Some("made by a test".into()),
         creation_date: Some(1_234),
         private: true,
+        ssl_cert: None,
     };
     assert_eq!(spec.total_length(), 50_000);
     let bytes = build_torrent(&spec, &hashes);
@@ -255,6 +256,7 @@ fn created_torrents_roundtrip() {
         comment: None,
         creation_date: None,
         private: false,
+        ssl_cert: None,
         ..spec
     };
     let bytes = build_torrent(&single, &hashes);

@@ -1,0 +1,376 @@
+//! Identities, groups and SSL torrents (libtorrent's scheme), through the `shoal` binary and
+//! libtorrent 2.1 (`drivers/lt_client.py`), all on 127.0.0.1 with discovery off:
+//!
+//! - the group commands' round trip and their answers to bad input (exit 2, nothing stored);
+//! - a libtorrent member downloads a Shoal group share from a Shoal seed while a Shoal member
+//!   downloads it too, and the seed lets nobody else in: a libtorrent peer with a certificate
+//!   from another authority, a revoked Shoal member, a TLS client without a certificate, a
+//!   member dialling with a wrong SNI, and a plain BitTorrent handshake on the normal port all
+//!   receive no data (not even the seed's handshake);
+//! - a Shoal member downloads from a libtorrent seed of an SSL torrent libtorrent made with a
+//!   Shoal group's authority certificate.
+//!
+//! Every transfer ends with a byte-for-byte comparison.
+
+#[path = "support/interop.rs"]
+mod interop;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use interop::{LISTEN_ANY, NO_DISCOVERY, START_TIMEOUT, TRANSFER_TIMEOUT, ok, shoal, shoal_create, spawn_get};
+use shoal_testkit::{Proc, TempDir, compare_files, ensure_tools, make_test_file, python_lt, run_captured};
+
+const MIB: u64 = 1024 * 1024;
+
+fn temp_dir() -> TempDir {
+    shoal_testkit::tempfile::Builder::new().prefix("shoal-groups-").tempdir().expect("temporary folder")
+}
+
+fn dh_params() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dh2048.pem")
+}
+
+/// Runs `shoal ARGS --data-dir DIR` to the end; returns (exit code, stdout, stderr).
+fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = shoal(args);
+    cmd.arg("--data-dir").arg(dir);
+    let out = ok(run_captured(cmd, START_TIMEOUT));
+    (out.status.code().unwrap_or(-1), out.stdout, out.stderr)
+}
+
+/// Like [`run`], and the command must succeed; returns stdout.
+fn run_ok(dir: &Path, args: &[&str]) -> String {
+    let (code, stdout, stderr) = run(dir, args);
+    assert_eq!(code, 0, "shoal {args:?} failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+fn identity(dir: &Path) -> String {
+    run_ok(dir, &["identity"]).trim().to_string()
+}
+
+/// `member` joins `group` of `authority` through an invitation file.
+fn invite_and_join(authority: &Path, group: &str, member: &Path) {
+    let id = identity(member);
+    let invitation = member.join("invitation.txt");
+    run_ok(authority, &["group", "invite", group, &id, "-o", invitation.to_str().expect("utf-8 path")]);
+    run_ok(member, &["group", "join", invitation.to_str().expect("utf-8 path")]);
+}
+
+/// A member certificate from `authority`'s `group` for a key made by a Shoal identity in
+/// `key_dir` (the PEM private key libtorrent is given); returns (cert, key).
+fn issue_for_libtorrent(authority: &Path, group: &str, key_dir: &Path) -> (PathBuf, PathBuf) {
+    identity(key_dir);
+    let key = key_dir.join("identity/key.pem");
+    let cert = key_dir.join("lt-cert.pem");
+    run_ok(
+        authority,
+        &["group", "issue", group, "--public-key", key.to_str().expect("utf-8"), "-o", cert.to_str().expect("utf-8")],
+    );
+    (cert, key)
+}
+
+fn ssl_args<'a>(cert: &'a Path, key: &'a Path, dh: &'a Path) -> Vec<&'a str> {
+    let s = |p: &'a Path| p.to_str().expect("utf-8 path");
+    vec!["--ssl-cert", s(cert), "--ssl-key", s(key), "--ssl-dh", s(dh)]
+}
+
+#[test]
+fn group_commands_round_trip_and_bad_input_is_refused_with_exit_2() {
+    let work = temp_dir();
+    let (alice, bob, carol) = (work.path().join("alice"), work.path().join("bob"), work.path().join("carol"));
+    let alice_id = identity(&alice);
+    assert_eq!(identity(&alice), alice_id, "the identity must be kept");
+    let json: serde_json::Value = serde_json::from_str(&run_ok(&alice, &["identity", "--json", "--name", "Alice"]))
+        .expect("identity --json");
+    assert_eq!(json["id"], alice_id.as_str());
+    assert_eq!(json["name"], "Alice");
+    run_ok(&alice, &["group", "create", "lab"]);
+    let (code, _, err) = run(&alice, &["group", "create", "lab"]);
+    assert_eq!((code, err.contains("exists already")), (2, true), "{err}");
+
+    // An invitation for bob is refused by carol, and a cut or garbled one by anyone.
+    let bob_id = identity(&bob);
+    let invitation = run_ok(&alice, &["group", "invite", "lab", &bob_id]).trim().to_string();
+    identity(&carol);
+    for (text, says) in [
+        (invitation.as_str(), "is for the identity"),
+        (&invitation[..invitation.len() / 2], "not a valid invitation"),
+        ("shoal-invite:%%%", "not a valid invitation"),
+    ] {
+        let (code, _, err) = run(&carol, &["group", "join", text]);
+        assert_eq!(code, 2, "join {text:.40}: {err}");
+        assert!(err.contains(says), "join {text:.40}: {err}");
+    }
+    assert!(run_ok(&carol, &["group", "list"]).contains("no groups"), "a refused invitation stored something");
+    let (code, _, err) = run(&alice, &["group", "invite", "lab", "not-an-id"]);
+    assert_eq!((code, err.contains("MEMBER_ID")), (2, true), "{err}");
+    let not_pem = work.path().join("not.pem");
+    std::fs::write(&not_pem, "hello").expect("write");
+    let (code, _, err) = run(&alice, &["group", "issue", "lab", "--public-key", not_pem.to_str().expect("utf-8")]);
+    assert_eq!((code, err.contains("not a PEM public key")), (2, true), "{err}");
+    let (code, _, err) = run(&bob, &["group", "revoke", "lab", &alice_id]);
+    assert_eq!((code, err.contains("no group called")), (2, true), "{err}");
+
+    run_ok(&bob, &["group", "join", &invitation]);
+    let listed: serde_json::Value =
+        serde_json::from_str(&run_ok(&alice, &["group", "list", "--json"])).expect("group list --json");
+    assert_eq!(listed[0]["role"], "authority");
+    assert_eq!(listed[0]["members"].as_array().map(Vec::len), Some(2));
+    assert!(run_ok(&bob, &["group", "list"]).contains("lab  member"));
+    run_ok(&alice, &["group", "revoke", "lab", &bob_id]);
+    let listed: serde_json::Value =
+        serde_json::from_str(&run_ok(&alice, &["group", "list", "--json"])).expect("group list --json");
+    assert_eq!((listed[0]["revocation_list"].as_u64(), listed[0]["revoked"].as_u64()), (Some(1), Some(1)));
+
+    // A torrent of an unknown group, and one whose ssl-cert is damaged.
+    let data = work.path().join("data.bin");
+    make_test_file(&data, 100_000, 3);
+    let torrent = work.path().join("g.torrent");
+    let (code, _, err) = run(&alice, &["create", data.to_str().expect("utf-8"), "-o", "x.torrent", "--group", "nope"]);
+    assert_eq!((code, err.contains("no group called")), (2, true), "{err}");
+    run_ok(&alice, &["create", data.to_str().expect("utf-8"), "-o", torrent.to_str().expect("utf-8"), "--group", "lab"]);
+    let mut bytes = std::fs::read(&torrent).expect("torrent");
+    let at = bytes.windows(3).position(|w| w == b"MII").expect("a certificate") + 10;
+    bytes[at..at + 40].fill(b'A');
+    let damaged = work.path().join("damaged.torrent");
+    std::fs::write(&damaged, &bytes).expect("write");
+    let out = work.path().join("out");
+    let (code, _, err) = run(&bob, &["get", damaged.to_str().expect("utf-8"), "-o", out.to_str().expect("utf-8")]);
+    assert_eq!((code, err.contains("ssl-cert")), (2, true), "{err}");
+    // Carol is in no group: she is told whose certificate she lacks and how to get one.
+    let (code, _, err) = run(&carol, &["get", torrent.to_str().expect("utf-8"), "-o", out.to_str().expect("utf-8")]);
+    assert_eq!((code, err.contains("shoal group join")), (2, true), "{err}");
+}
+
+/// A running `shoal share --group`: its plain and TLS addresses.
+struct GroupShare {
+    proc: Proc,
+    plain: SocketAddr,
+    tls: SocketAddr,
+}
+
+fn spawn_group_share(dir: &Path, data: &Path, torrent: &Path, group: &str) -> GroupShare {
+    let mut cmd = shoal(["share"]);
+    cmd.arg(data).arg("-o").arg(torrent).args(["--listen", LISTEN_ANY]).args(NO_DISCOVERY);
+    cmd.args(["--group", group]).arg("--data-dir").arg(dir);
+    let proc = ok(Proc::spawn("shoal share --group", cmd));
+    let line = ok(proc.wait_for_line("group share of ", START_TIMEOUT));
+    let tls = line.rsplit(' ').next().and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("no address in {line:?}"));
+    let ready = ok(proc.wait_for_line("ready: ", START_TIMEOUT));
+    let plain = ready
+        .split(" on ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {ready:?}"));
+    GroupShare { proc, plain, tls }
+}
+
+fn bt_handshake(info_hash: &[u8; 20]) -> Vec<u8> {
+    let mut hs = vec![19u8];
+    hs.extend_from_slice(b"BitTorrent protocol");
+    hs.extend_from_slice(&[0; 8]);
+    hs.extend_from_slice(info_hash);
+    hs.extend_from_slice(b"-XX0000-probeprobepr");
+    hs
+}
+
+/// Bytes of the BitTorrent handshake a peer sends back on `stream` after ours (0 when it
+/// refuses: closes, errors or stays silent for 5 s).
+fn handshake_bytes_back(stream: &mut impl Read) -> usize {
+    let mut buf = [0u8; 68];
+    let mut got = 0;
+    while got < buf.len() {
+        match stream.read(&mut buf[got..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    got
+}
+
+fn tcp(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s
+}
+
+/// Dials `addr` over TLS with `config` and SNI `sni`, sends a BitTorrent handshake for
+/// `info_hash`, and returns how many handshake bytes came back.
+fn tls_probe(addr: SocketAddr, config: Arc<rustls::ClientConfig>, sni: &str, info_hash: &[u8; 20]) -> usize {
+    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).expect("sni");
+    let conn = rustls::ClientConnection::new(config, name).expect("client");
+    let mut tls = rustls::StreamOwned::new(conn, tcp(addr));
+    if tls.write_all(&bt_handshake(info_hash)).and_then(|()| tls.flush()).is_err() {
+        return 0;
+    }
+    handshake_bytes_back(&mut tls)
+}
+
+/// A TLS client that presents no certificate and accepts any server's.
+fn no_certificate_client() -> Arc<rustls::ClientConfig> {
+    #[derive(Debug)]
+    struct AcceptAny(rustls::crypto::WebPkiSupportedAlgorithms);
+    impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+        fn verify_server_cert(
+            &self,
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &[rustls::pki_types::CertificateDer<'_>],
+            _: &rustls::pki_types::ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            m: &[u8],
+            c: &rustls::pki_types::CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(m, c, d, &self.0)
+        }
+        fn verify_tls13_signature(
+            &self,
+            m: &[u8],
+            c: &rustls::pki_types::CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(m, c, d, &self.0)
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.supported_schemes()
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let algs = provider.signature_verification_algorithms;
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(algs)))
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// The TLS client configuration a Shoal node in `dir` uses for `group`'s torrents.
+fn member_client(dir: &Path, group: &str, torrent_name: &str) -> Arc<rustls::ClientConfig> {
+    let (me, _) = shoal_identity::Identity::load_or_create(dir, None).expect("identity");
+    let membership = shoal_identity::Groups::new(dir).membership(&me, group).expect("membership");
+    shoal_identity::peer_tls(&membership, torrent_name, Arc::default()).expect("tls").client
+}
+
+fn info_hash_bytes(hex: &str) -> [u8; 20] {
+    let mut out = [0u8; 20];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex");
+    }
+    out
+}
+
+#[test]
+fn a_libtorrent_member_and_a_shoal_member_download_a_group_share_and_nobody_else_gets_in() {
+    ensure_tools();
+    let work = temp_dir();
+    let dir = |n: &str| work.path().join(n);
+    let (alice, bob, dave, carol) = (dir("alice"), dir("bob"), dir("dave"), dir("carol"));
+    run_ok(&alice, &["group", "create", "lab"]);
+    invite_and_join(&alice, "lab", &bob);
+    invite_and_join(&alice, "lab", &dave);
+    run_ok(&alice, &["group", "revoke", "lab", &identity(&dave)]);
+    let (lt_cert, lt_key) = issue_for_libtorrent(&alice, "lab", &dir("lt-member"));
+    // Carol runs a group of the same name: her authority is not alice's.
+    run_ok(&carol, &["group", "create", "lab"]);
+    let (out_cert, out_key) = issue_for_libtorrent(&carol, "lab", &dir("lt-outsider"));
+
+    let data = dir("lecture.bin");
+    make_test_file(&data, 24 * MIB + 4_321, 7);
+    let torrent = dir("lecture.torrent");
+    let hex = shoal_create(&data, &torrent, &["--group", "lab", "--data-dir", alice.to_str().expect("utf-8")]);
+    let info_hash = info_hash_bytes(&hex);
+    let mut share = spawn_group_share(&alice, &data, &torrent, "lab");
+    let seed_tls = share.tls.to_string();
+    let dh = dh_params();
+
+    // The honest members: libtorrent and Shoal at once.
+    let lt_out = dir("lt-out");
+    let mut cmd = python_lt(["leech", "--watch-stdin", "--timeout", &TRANSFER_TIMEOUT.as_secs().to_string()]);
+    cmd.arg("--torrent").arg(&torrent).arg("--save").arg(&lt_out).args(["--peer", &seed_tls]);
+    cmd.args(ssl_args(&lt_cert, &lt_key, &dh));
+    let mut lt_member = ok(Proc::spawn("lt member", cmd));
+    let bob_out = dir("bob-out");
+    let mut bob_get =
+        spawn_get("shoal member", &torrent, &bob_out, &["--peer", &seed_tls, "--data-dir", bob.to_str().expect("utf-8")]);
+
+    // The outsiders, while the members download.
+    let mut cmd = python_lt(["leech", "--watch-stdin", "--timeout", "8"]);
+    cmd.arg("--torrent").arg(&torrent).arg("--save").arg(dir("outsider-out")).args(["--peer", &seed_tls]);
+    cmd.args(ssl_args(&out_cert, &out_key, &dh));
+    let mut lt_outsider = ok(Proc::spawn("lt outsider", cmd));
+    let mut revoked = spawn_get(
+        "revoked member",
+        &torrent,
+        &dir("dave-out"),
+        &["--peer", &seed_tls, "--data-dir", dave.to_str().expect("utf-8"), "--timeout", "8"],
+    );
+    assert_eq!(tls_probe(share.tls, no_certificate_client(), &hex, &info_hash), 0, "a peer without a certificate");
+    let wrong_sni = "ab".repeat(20);
+    let bob_client = member_client(&bob, "lab", "lecture.bin");
+    assert_eq!(tls_probe(share.tls, bob_client.clone(), &wrong_sni, &info_hash), 0, "a wrong SNI");
+    let mut plain = tcp(share.plain);
+    plain.write_all(&bt_handshake(&info_hash)).expect("send");
+    assert_eq!(handshake_bytes_back(&mut plain), 0, "a plain handshake on the normal port");
+    // The probe itself works: the same member with the right SNI gets the seed's handshake.
+    assert_eq!(tls_probe(share.tls, bob_client, &hex, &info_hash), 68, "the member probe was refused");
+
+    let status = ok(lt_outsider.wait_exit(START_TIMEOUT));
+    assert!(!status.success(), "{}", lt_outsider.explain("an outsider finished"));
+    assert!(lt_outsider.output().contains("(0.00%"), "{}", lt_outsider.explain("an outsider got data"));
+    let status = ok(revoked.wait_exit(START_TIMEOUT));
+    assert!(!status.success(), "{}", revoked.explain("a revoked member finished"));
+    let said = revoked.output();
+    assert!(said.contains("with 0 of"), "{}", revoked.explain("a revoked member got data"));
+    assert!(said.contains("CertificateRevoked"), "{}", revoked.explain("no revocation named"));
+
+    ok(lt_member.wait_success(TRANSFER_TIMEOUT + START_TIMEOUT));
+    ok(lt_member.wait_for_line("DONE ", Duration::ZERO));
+    ok(compare_files(&data, lt_out.join("lecture.bin")));
+    ok(bob_get.wait_success(TRANSFER_TIMEOUT));
+    ok(compare_files(&data, bob_out.join("lecture.bin")));
+    ok(share.proc.terminate(Duration::from_secs(15)).map(drop));
+}
+
+#[test]
+fn a_shoal_member_downloads_from_a_libtorrent_seed_of_a_libtorrent_made_group_torrent() {
+    ensure_tools();
+    let work = temp_dir();
+    let dir = |n: &str| work.path().join(n);
+    let (alice, bob) = (dir("alice"), dir("bob"));
+    run_ok(&alice, &["group", "create", "club"]);
+    invite_and_join(&alice, "club", &bob);
+    let (cert, key) = issue_for_libtorrent(&alice, "club", &dir("lt-seed"));
+
+    let src = dir("src");
+    let data = src.join("notes.bin");
+    make_test_file(&data, 12 * MIB + 99, 8);
+    let torrent = dir("lt.torrent");
+    let mut cmd = python_lt(["create", "--path"]);
+    cmd.arg(&data).arg("--out").arg(&torrent).arg("--root-cert").arg(alice.join("groups/club/ca.pem"));
+    ok(ok(run_captured(cmd, START_TIMEOUT)).ok());
+    let mut cmd = python_lt(["seed", "--listen", "0", "--watch-stdin", "--torrent"]);
+    cmd.arg(&torrent).arg("--save").arg(&src).args(ssl_args(&cert, &key, &dh_params()));
+    let seed = ok(Proc::spawn("lt seed", cmd));
+    let line = ok(seed.wait_for_line("SSL ", START_TIMEOUT));
+    let peer = format!("127.0.0.1:{}", line["SSL ".len()..].trim());
+    ok(seed.wait_for_line("READY ", START_TIMEOUT));
+
+    let out = dir("out");
+    let mut get = spawn_get("shoal member", &torrent, &out, &["--peer", &peer, "--data-dir", bob.to_str().expect("utf-8")]);
+    ok(get.wait_success(TRANSFER_TIMEOUT));
+    ok(compare_files(&data, out.join("notes.bin")));
+}
