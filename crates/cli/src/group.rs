@@ -217,9 +217,31 @@ pub(crate) fn ssl_for(
         )));
     };
     let revoked = std::sync::Arc::new(shoal_identity::Revoked::default());
-    if let Some(list) = &member.revocations {
-        revoked.update(list.number, list.revoked.clone());
-    }
+    let revocations = shoal_identity::GroupRevocations::new(groups, &member, revoked.clone());
     let tls = shoal_identity::peer_tls(&member, &meta.info.name, revoked).map_err(failure)?;
-    Ok(Some((shoal_engine::SslTorrent { client: tls.client, server: tls.server }, member.group)))
+    let revocations: std::sync::Arc<dyn shoal_engine::Revocations> = std::sync::Arc::new(PassedOn(revocations));
+    Ok(Some((
+        shoal_engine::SslTorrent { client: tls.client, server: tls.server, revocations: Some(revocations) },
+        member.group,
+    )))
+}
+
+/// A group's revocation list as the engine passes it between members.
+#[derive(Debug)]
+struct PassedOn(shoal_identity::GroupRevocations);
+
+impl shoal_engine::Revocations for PassedOn {
+    fn current(&self) -> Option<Vec<u8>> {
+        self.0.current()
+    }
+    fn offer(&self, list: &[u8]) -> bool {
+        let taken = self.0.offer(list);
+        if taken {
+            tracing::info!("a member passed on a newer revocation list of the group; it is in force now");
+        }
+        taken
+    }
+    fn is_revoked(&self, cert: &[u8]) -> bool {
+        self.0.is_revoked(cert)
+    }
 }

@@ -374,3 +374,49 @@ fn a_shoal_member_downloads_from_a_libtorrent_seed_of_a_libtorrent_made_group_to
     ok(get.wait_success(TRANSFER_TIMEOUT));
     ok(compare_files(&data, out.join("notes.bin")));
 }
+
+#[test]
+fn a_revocation_reaches_a_member_through_another_member_and_is_enforced_there() {
+    let work = temp_dir();
+    let dir = |n: &str| work.path().join(n);
+    let (alice, bob, dave) = (dir("alice"), dir("bob"), dir("dave"));
+    run_ok(&alice, &["group", "create", "lab"]);
+    invite_and_join(&alice, "lab", &bob);
+    invite_and_join(&alice, "lab", &dave);
+    // Bob joined before the revocation: only a member can bring it to him.
+    run_ok(&alice, &["group", "revoke", "lab", &identity(&dave)]);
+    let revocation_list = |home: &Path| -> u64 {
+        let listed: serde_json::Value =
+            serde_json::from_str(&run_ok(home, &["group", "list", "--json"])).expect("group list --json");
+        listed[0]["revocation_list"].as_u64().unwrap_or(0)
+    };
+    assert_eq!(revocation_list(&bob), 0);
+
+    let data = dir("notes.bin");
+    make_test_file(&data, 2 * MIB + 5, 9);
+    let torrent = dir("notes.torrent");
+    shoal_create(&data, &torrent, &["--group", "lab", "--data-dir", alice.to_str().expect("utf-8")]);
+    let mut share = spawn_group_share(&alice, &data, &torrent, "lab");
+    let bob_out = dir("bob-out");
+    let alice_tls = share.tls.to_string();
+    let bob_seed =
+        spawn_get("bob", &torrent, &bob_out, &["--peer", &alice_tls, "--seed", "--data-dir", bob.to_str().expect("utf-8")]);
+    let line = ok(bob_seed.wait_for_line("private share of group lab", START_TIMEOUT));
+    let bob_tls = line.rsplit(' ').next().expect("address").to_string();
+    ok(bob_seed.wait_for_line("complete: ", TRANSFER_TIMEOUT));
+    ok(compare_files(&data, bob_out.join("notes.bin")));
+    ok(shoal_testkit::wait_until(Duration::from_secs(20), Duration::from_millis(100), || revocation_list(&bob) == 1)
+        .map_err(|_| "bob never kept the revocation list alice's node passed on".to_string()));
+    ok(share.proc.terminate(Duration::from_secs(15)).map(drop));
+
+    // Dave asks Bob, who never talked to the authority about him.
+    let mut dave_get = spawn_get(
+        "revoked member",
+        &torrent,
+        &dir("dave-out"),
+        &["--peer", &bob_tls, "--data-dir", dave.to_str().expect("utf-8"), "--timeout", "8"],
+    );
+    let status = ok(dave_get.wait_exit(START_TIMEOUT));
+    assert!(!status.success(), "{}", dave_get.explain("a revoked member finished"));
+    assert!(dave_get.output().contains("CertificateRevoked"), "{}", dave_get.explain("bob let the revoked member in"));
+}

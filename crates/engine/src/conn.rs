@@ -19,6 +19,22 @@ pub struct SslTorrent {
     pub client: Arc<rustls::ClientConfig>,
     /// For connections we accept on the SSL listener.
     pub server: Arc<rustls::ServerConfig>,
+    /// The group's revocation list, passed between members (see [`Revocations`]).
+    pub revocations: Option<Arc<dyn Revocations>>,
+}
+
+/// A group's signed revocation list as the torrents of the group pass it on: members that
+/// both announce the `shoal_revocations` extension (BEP 10) send each other the newest list
+/// they hold; a newer one that verifies is kept and put in force, and connections to peers it
+/// revokes are closed. The list's format and signature are the caller's business.
+pub trait Revocations: Send + Sync + std::fmt::Debug {
+    /// The signed list in force, if any.
+    fn current(&self) -> Option<Vec<u8>>;
+    /// A list a peer sent: verified, and kept and put in force when newer. Returns whether it
+    /// was (slow work allowed: it runs on a blocking thread).
+    fn offer(&self, list: &[u8]) -> bool;
+    /// Whether the list in force revokes this peer certificate (DER).
+    fn is_revoked(&self, cert: &[u8]) -> bool;
 }
 
 /// An established connection to a peer.
@@ -43,6 +59,14 @@ pub(crate) enum WriteHalf {
 }
 
 impl PeerStream {
+    /// The certificate a TLS peer presented (DER).
+    pub(crate) fn peer_certificate(&self) -> Option<Vec<u8>> {
+        match self {
+            Self::Tcp(_) => None,
+            Self::Tls(s) => s.get_ref().1.peer_certificates()?.first().map(|c| c.to_vec()),
+        }
+    }
+
     /// Splits into halves for the reader and writer tasks (TCP without a lock; TLS, whose
     /// state both directions share, through tokio's locked split).
     pub(crate) fn split(self) -> (ReadHalf, WriteHalf) {

@@ -32,7 +32,7 @@ pub mod tracker;
 
 use std::time::Duration;
 
-pub use conn::SslTorrent;
+pub use conn::{Revocations, SslTorrent};
 pub use dht::{ANNOUNCE_EVERY, AnnounceLoop, DEFAULT_BOOTSTRAP, Dht, DhtConfig, DhtError, DhtStats, SAVE_EVERY};
 pub use fetch::{FetchError, MAX_TORRENT_FILE, fetch_torrent};
 pub use metadata::{MetadataProgress, fetch_metadata};

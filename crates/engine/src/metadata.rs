@@ -39,6 +39,10 @@ use crate::peer::{self, HandshakeError};
 pub(crate) const OUR_UT_METADATA: u8 = 1;
 /// Our `ut_pex` id.
 pub(crate) const OUR_UT_PEX: u8 = 2;
+/// Name and our id of the extension that passes a group's revocation list between members
+/// of SSL torrents.
+pub(crate) const SHOAL_REVOCATIONS: &str = "shoal_revocations";
+pub(crate) const OUR_SHOAL_REVOCATIONS: u8 = 3;
 /// Peers asked for the metadata at once.
 const PARALLEL: usize = 6;
 /// Most peer addresses held at once (and most remembered as dropped).

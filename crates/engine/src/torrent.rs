@@ -25,7 +25,7 @@ use crate::conn::PeerStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::disk::{Disk, DiskEvent, DiskJob};
-use crate::metadata::{OUR_UT_METADATA, OUR_UT_PEX};
+use crate::metadata::{OUR_SHOAL_REVOCATIONS, OUR_UT_METADATA, OUR_UT_PEX, SHOAL_REVOCATIONS};
 use crate::peer::{self, Outgoing, PeerEvent, PeerLink, PeerSink};
 use crate::{TorrentState, TorrentStatus};
 
@@ -79,6 +79,9 @@ pub(crate) enum Control {
     Have(oneshot::Sender<Vec<bool>>),
     /// A stream reads here now (`None`: it went away); see [`crate::stream`].
     Reader { id: u64, reader: Option<shoal_swarm::stream::Reader> },
+    /// A newer revocation list came into force: close connections to peers it revokes and
+    /// pass it on.
+    Revoked,
 }
 
 /// One connected peer, for front ends.
@@ -162,6 +165,10 @@ struct PeerExt {
     pex: PexState,
     /// When the connection opened.
     since: Instant,
+    /// The certificate a TLS peer presented (DER).
+    cert: Option<Vec<u8>>,
+    /// The peer's id for `shoal_revocations`, and how many lists it sent us.
+    revocations: (Option<u8>, u8),
 }
 
 struct Actor {
@@ -386,6 +393,7 @@ impl Actor {
             Control::Have(reply) => {
                 let _ = reply.send(self.swarm.have().to_bools());
             }
+            Control::Revoked => self.on_revoked(),
             Control::Reader { id, reader } => {
                 match reader {
                     Some(reader) => self.readers.insert(id, reader),
@@ -522,6 +530,7 @@ impl Actor {
         let key = PeerKey(self.next_key);
         self.next_key += 1;
         tracing::debug!(%addr, outgoing, "peer connected");
+        let cert = stream.peer_certificate();
         let link = peer::spawn(
             key,
             addr,
@@ -552,6 +561,8 @@ impl Actor {
                 pex_schedule: PexSchedule::new(now, self.private),
                 pex: PexState::new(),
                 since: now,
+                cert,
+                revocations: (None, 0),
             },
         );
         self.swarm.add_peer(now, key, fast);
@@ -569,6 +580,9 @@ impl Actor {
             let mut m = std::collections::BTreeMap::from([(UT_METADATA.to_string(), OUR_UT_METADATA)]);
             if !self.private {
                 m.insert(UT_PEX.to_string(), OUR_UT_PEX);
+            }
+            if self.revocations().is_some() {
+                m.insert(SHOAL_REVOCATIONS.to_string(), OUR_SHOAL_REVOCATIONS);
             }
             let ext = ExtHandshake {
                 m,
@@ -621,8 +635,11 @@ impl Actor {
                     {
                         state.listen = Some(SocketAddr::new(addr.ip(), port));
                     }
+                    state.revocations.0 = ext.id_of(SHOAL_REVOCATIONS);
                 }
+                self.send_revocations(key);
             }
+            Message::Extended { id: OUR_SHOAL_REVOCATIONS, payload } => self.on_revocations(key, payload),
             Message::Extended { id: OUR_UT_METADATA, payload } => self.on_metadata_message(key, &payload),
             Message::Port(port) if port != 0 => {
                 if let (Some(dht), Some(link)) = (self.dht.clone(), self.links.get(&key)) {
@@ -795,6 +812,55 @@ impl Actor {
         if link.tx.try_send(Outgoing::Msg(msg)).is_err() {
             tracing::debug!(addr = %link.addr, "send queue full; closing");
             self.close(key);
+        }
+    }
+
+    fn revocations(&self) -> Option<Arc<dyn crate::Revocations>> {
+        self.inbox.ssl.as_ref()?.revocations.clone()
+    }
+
+    /// Sends the revocation list in force to a peer that takes them.
+    fn send_revocations(&mut self, key: PeerKey) {
+        let Some(their_id) = self.exts.get(&key).and_then(|e| e.revocations.0) else { return };
+        let Some(list) = self.revocations().and_then(|r| r.current()) else { return };
+        self.send(key, Message::Extended { id: their_id, payload: list.into() });
+    }
+
+    /// A peer sent a revocation list: checked on a blocking thread (signature, disk). A peer
+    /// gets a few tries per connection, no more.
+    fn on_revocations(&mut self, key: PeerKey, payload: Bytes) {
+        const MOST_PER_CONNECTION: u8 = 4;
+        let (Some(revocations), Some(state)) = (self.revocations(), self.exts.get_mut(&key)) else { return };
+        if state.revocations.1 >= MOST_PER_CONNECTION {
+            return;
+        }
+        state.revocations.1 += 1;
+        let control = self.inbox.control.clone();
+        tokio::task::spawn_blocking(move || {
+            if revocations.offer(&payload) {
+                let _ = control.send(Control::Revoked);
+            }
+        });
+    }
+
+    /// A newer revocation list is in force: peers it revokes are let go, and the others get it.
+    fn on_revoked(&mut self) {
+        let Some(revocations) = self.revocations() else { return };
+        let revoked: Vec<PeerKey> = self
+            .exts
+            .iter()
+            .filter(|(_, e)| e.cert.as_deref().is_some_and(|c| revocations.is_revoked(c)))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in revoked {
+            if let Some(link) = self.links.get(&key) {
+                tracing::info!(addr = %link.addr, "closing a connection to a member whose certificate was revoked");
+            }
+            self.close(key);
+        }
+        let keys: Vec<PeerKey> = self.exts.keys().copied().collect();
+        for key in keys {
+            self.send_revocations(key);
         }
     }
 

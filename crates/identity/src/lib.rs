@@ -27,7 +27,7 @@ pub use id::{IdError, IdentityId};
 pub use identity::Identity;
 pub use invite::Invitation;
 pub use revoke::RevocationList;
-pub use tls::{PeerTls, Revoked, peer_tls, server_name};
+pub use tls::{GroupRevocations, PeerTls, Revoked, peer_tls, server_name};
 
 /// What can go wrong with identities and groups.
 #[derive(Debug, thiserror::Error)]

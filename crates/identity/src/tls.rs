@@ -236,3 +236,49 @@ impl ClientCertVerifier for PeerVerifier {
         self.algs.supported_schemes()
     }
 }
+
+/// A group's revocation list as an SSL torrent passes it between members: the list in force
+/// (shared with the torrent's verifiers through [`Revoked`]) and the store that keeps newer
+/// ones.
+#[derive(Debug)]
+pub struct GroupRevocations {
+    groups: crate::Groups,
+    ca: CertificateDer<'static>,
+    revoked: Arc<Revoked>,
+    current: RwLock<Option<Vec<u8>>>,
+}
+
+impl GroupRevocations {
+    /// The revocations of `member`'s group, with `revoked` (the set the TLS verifiers read)
+    /// brought up to the list the member holds.
+    pub fn new(groups: crate::Groups, member: &Membership, revoked: Arc<Revoked>) -> Self {
+        let current = member.revocations.as_ref().map(|l| {
+            revoked.update(l.number, l.revoked.clone());
+            l.bytes.clone()
+        });
+        Self { groups, ca: member.ca.clone(), revoked, current: RwLock::new(current) }
+    }
+
+    /// The signed list in force.
+    pub fn current(&self) -> Option<Vec<u8>> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// A list from a peer: kept and put in force when it verifies and is newer.
+    pub fn offer(&self, bytes: &[u8]) -> bool {
+        match self.groups.accept_revocations(&self.ca, bytes) {
+            Ok(Some(list)) => {
+                self.revoked.update(list.number, list.revoked.clone());
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(list.bytes);
+                true
+            }
+            Ok(None) => false,
+            Err(_) => false,
+        }
+    }
+
+    /// Whether the list in force revokes this certificate's key.
+    pub fn is_revoked(&self, cert: &[u8]) -> bool {
+        CertInfo::parse(cert, "a peer certificate").is_ok_and(|info| self.revoked.contains(&info.fingerprint))
+    }
+}
