@@ -415,6 +415,10 @@ pub(crate) struct TorrentOptions {
     /// authority certificate (libtorrent-compatible).
     #[arg(long, value_name = "NAME")]
     pub(crate) group: Option<String>,
+    /// Share with these people only (identity IDs, comma-separated): an SSL torrent with an
+    /// authority of its own; prints an invitation for each.
+    #[arg(long, value_name = "ID,...", value_delimiter = ',', conflicts_with = "group")]
+    pub(crate) to: Vec<String>,
     /// Folder of the identity and groups (default: $XDG_DATA_HOME/shoal).
     #[arg(long, value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,

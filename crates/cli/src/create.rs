@@ -45,14 +45,20 @@ pub(crate) async fn make_torrent(
             return Err(Failure::Input(anyhow!("--tracker {url:?} is not an http://, https:// or udp:// URL")));
         }
     }
-    let ssl_cert = match &opts.group {
-        Some(group) => {
+    let to: Vec<shoal_identity::IdentityId> = opts
+        .to
+        .iter()
+        .map(|id| id.parse().map_err(|e| Failure::Input(anyhow!("--to {id:?}: {e}"))))
+        .collect::<Result<_, _>>()?;
+    let scanned = shoal_storage::scan_path(path).bad_input()?;
+    let ssl_cert = match (&opts.group, to.is_empty()) {
+        (Some(group), _) => {
             let dir = crate::group::data_folder(opts.data_dir.as_deref())?;
             Some(shoal_identity::Groups::new(&dir).ca_pem(group).bad_input()?)
         }
-        None => None,
+        (None, false) => Some(authority_for(&to, opts, quiet)?),
+        (None, true) => None,
     };
-    let scanned = shoal_storage::scan_path(path).bad_input()?;
     for skipped in &scanned.skipped {
         eprintln!("shoal: skipping {} (a link or special file)", skipped.display());
     }
@@ -89,4 +95,26 @@ pub(crate) async fn make_torrent(
     let bytes = build_torrent(&spec, &hashes);
     let meta = Metainfo::from_bytes(&bytes).map_err(|e| anyhow!("the torrent just built does not parse: {e}"))?;
     Ok((bytes, meta))
+}
+
+/// `--to`: an authority of this share's own, with an invitation for each person printed
+/// (`invite ID: TEXT`) so they can join it and open the share. Returns its certificate.
+fn authority_for(to: &[shoal_identity::IdentityId], opts: &TorrentOptions, quiet: bool) -> Result<String, Failure> {
+    let dir = crate::group::data_folder(opts.data_dir.as_deref())?;
+    let identity = crate::group::load_identity(&dir, None, quiet)?;
+    let groups = shoal_identity::Groups::new(&dir);
+    let (name, invitations) =
+        groups.create_for(&identity, to, shoal_identity::INVITATION_DAYS).map_err(|e| Failure::Input(anyhow!(e)))?;
+    if !quiet {
+        eprintln!(
+            "made group {name} for this share: {} member(s) besides this node; each joins with `shoal group join INVITATION` \
+             (invitations valid {} days)",
+            invitations.len(),
+            shoal_identity::INVITATION_DAYS
+        );
+    }
+    for (id, invitation) in invitations {
+        println!("invite {id}: {}", invitation.encode());
+    }
+    groups.ca_pem(&name).map_err(|e| Failure::Runtime(anyhow!(e)))
 }

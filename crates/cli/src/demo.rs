@@ -56,7 +56,7 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
     println!("tracker:  {}", tracker.announce_url());
 
     let opts =
-        TorrentOptions { trackers: vec![tracker.announce_url()], piece_size: None, private: false, comment: None, group: None, data_dir: None };
+        TorrentOptions { trackers: vec![tracker.announce_url()], piece_size: None, private: false, comment: None, group: None, to: Vec::new(), data_dir: None };
     let (_, meta) = make_torrent(&data, &opts, quiet).await?;
     println!(
         "torrent:  {} ({} pieces of {})",

@@ -207,8 +207,12 @@ pub(crate) fn ssl_for(
     let identity = load_identity(&dir, None, quiet)?;
     let groups = Groups::new(&dir);
     let Some(member) = groups.membership_for(&identity, &ca).map_err(failure)? else {
+        let group = match info.common_name.as_deref().and_then(|cn| cn.strip_prefix("Shoal group ")) {
+            Some(g) => format!("group {:?}", crate::text::printable(g)),
+            None => "one group".to_string(),
+        };
         return Err(Failure::Input(anyhow!(
-            "{name} is shared with the members of a group only (authority key sha256:{}), and this node \
+            "{name} is shared with the members of {group} only (authority key sha256:{}), and this node \
              ({}) holds no certificate from it: ask the group's authority for an invitation \
              (shoal group invite GROUP {}) and run shoal group join",
             &shoal_identity::hex(&info.fingerprint)[..16],

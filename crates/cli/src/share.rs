@@ -27,8 +27,8 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
         .map(|p| std::fs::canonicalize(p).with_context(|| format!("cannot share {}", p.display())).bad_input())
         .collect::<Result<_, _>>()?;
     let peers = resolve_peers(&a.peers).await?;
-    let session =
-        Session::start(a.node.session_config_for(a.torrent.group.is_some())).await.map_err(anyhow::Error::from)?;
+    let ssl = a.torrent.group.is_some() || !a.torrent.to.is_empty();
+    let session = Session::start(a.node.session_config_for(ssl)).await.map_err(anyhow::Error::from)?;
     if let Some(dht) = session.dht() {
         println!("dht: node on {}", dht.local_addr());
     }
@@ -162,6 +162,19 @@ fn existing_torrent(out: &Path, path: &Path, opts: &TorrentOptions) -> Result<Op
     }
     if opts.comment.as_ref().is_some_and(|c| meta.comment.as_ref() != Some(c)) {
         return Err(refuse("has another comment".into()));
+    }
+    if !opts.to.is_empty() {
+        // The share's own authority was made with the torrent: this node must hold it.
+        let dir = crate::group::data_folder(opts.data_dir.as_deref())?;
+        let groups = shoal_identity::Groups::new(&dir);
+        let (identity, _) = shoal_identity::Identity::load_or_create(&dir, None).bad_input()?;
+        let ours = match meta.info.ssl_cert.as_deref().map(|p| shoal_identity::cert_from_pem(p.as_bytes(), "ssl-cert")) {
+            Some(Ok(ca)) => groups.membership_for(&identity, &ca).bad_input()?.is_some(),
+            _ => false,
+        };
+        if !ours {
+            return Err(refuse("is not a share this node made with --to".into()));
+        }
     }
     if let Some(group) = &opts.group {
         let dir = crate::group::data_folder(opts.data_dir.as_deref())?;

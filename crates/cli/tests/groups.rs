@@ -420,3 +420,40 @@ fn a_revocation_reaches_a_member_through_another_member_and_is_enforced_there() 
     assert!(!status.success(), "{}", dave_get.explain("a revoked member finished"));
     assert!(dave_get.output().contains("CertificateRevoked"), "{}", dave_get.explain("bob let the revoked member in"));
 }
+
+#[test]
+fn a_share_for_chosen_people_admits_them_and_tells_others_whose_it_is() {
+    let work = temp_dir();
+    let dir = |n: &str| work.path().join(n);
+    let (alice, bob, carol) = (dir("alice"), dir("bob"), dir("carol"));
+    let bob_id = identity(&bob);
+    identity(&carol);
+    let data = dir("draft.bin");
+    make_test_file(&data, MIB + 17, 11);
+    let torrent = dir("draft.torrent");
+    let (d, t) = (data.to_str().expect("utf-8"), torrent.to_str().expect("utf-8"));
+    let made = run_ok(&alice, &["create", d, "-o", t, "--to", &bob_id]);
+    let invitation = made
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("invite {bob_id}: ")))
+        .unwrap_or_else(|| panic!("no invitation for bob in:\n{made}"))
+        .to_string();
+    run_ok(&bob, &["group", "join", &invitation]);
+
+    // The torrent made above is reused by `share --to` (no second authority).
+    let mut cmd = shoal(["share"]);
+    cmd.arg(&data).arg("-o").arg(&torrent).args(["--listen", LISTEN_ANY]).args(NO_DISCOVERY);
+    cmd.args(["--to", &bob_id]).arg("--data-dir").arg(&alice);
+    let share = ok(Proc::spawn("shoal share --to", cmd));
+    let line = ok(share.wait_for_line("group share of ", START_TIMEOUT));
+    let seed_tls = line.rsplit(' ').next().expect("address").to_string();
+    assert!(share.output().contains("existing, matches the data"), "{}", share.explain("a new torrent was made"));
+
+    let out = dir("bob-out");
+    let mut get = spawn_get("bob", &torrent, &out, &["--peer", &seed_tls, "--data-dir", bob.to_str().expect("utf-8")]);
+    ok(get.wait_success(TRANSFER_TIMEOUT));
+    ok(compare_files(&data, out.join("draft.bin")));
+    let (code, _, err) = run(&carol, &["get", t, "-o", dir("carol-out").to_str().expect("utf-8")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("members of group \"to-") && err.contains("shoal group join"), "{err}");
+}

@@ -192,6 +192,30 @@ impl Groups {
         self.summary(name)
     }
 
+    /// Makes the authority of one share for the chosen people (`shoal create --to`): a group
+    /// named `to-` and eight random hex digits, with this node and each of `members` as
+    /// members. Returns its name and one invitation per member, usable for `days` days.
+    pub fn create_for(
+        &self,
+        identity: &Identity,
+        members: &[IdentityId],
+        days: u32,
+    ) -> Result<(String, Vec<(IdentityId, Invitation)>), Error> {
+        if members.is_empty() {
+            return Err(Error::Invalid("--to names nobody".into()));
+        }
+        let name = format!("to-{:08x}", rand::random::<u32>());
+        self.create(identity, &name)?;
+        let mut invitations = Vec::new();
+        for member in members {
+            if *member == identity.id() {
+                continue;
+            }
+            invitations.push((*member, self.invite(&name, *member, None, days)?));
+        }
+        Ok((name, invitations))
+    }
+
     /// Signs a member certificate for `public_key` and records it.
     fn sign_member(
         &self,
