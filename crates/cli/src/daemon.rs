@@ -57,6 +57,9 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
     {
         node.listen = listen;
     }
+    if node.ssl_listen.is_none() {
+        node.ssl_listen = config.ssl_listen;
+    }
     node.no_dht |= !config.dht.enabled;
     node.no_lsd |= !config.lsd.enabled;
     if !config.dht.bootstrap.is_empty() && node.dht_bootstrap.is_empty() {
@@ -64,7 +67,8 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
     }
     // Precedence, lowest first: built-in defaults, the config file, settings changed over RPC
     // (kept in the database), command-line flags.
-    let mut session_config = node.session_config();
+    // The daemon may be given a group share at any time: it listens for TLS peers from the start.
+    let mut session_config = node.session_config_for(true);
     let stored: Option<SessionSettings> = store.get_setting("session").ok().flatten();
     let download_dir = a
         .download_dir
@@ -117,7 +121,7 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
         .await
         .with_context(|| format!("cannot listen for RPC on {rpc_listen}"))?;
     let rpc_addr = listener.local_addr().context("RPC address")?;
-    let daemon = shoal_daemon::Daemon::new(session.clone(), store, settings);
+    let daemon = shoal_daemon::Daemon::new(session.clone(), store, settings, data_dir.clone());
     // Reading the stored rows is quick; their data checks run in the background.
     daemon.restore().await.map_err(|e| anyhow!("cannot restore the stored torrents: {e}"))?;
     tokio::spawn(daemon.clone().run_policy());
@@ -128,6 +132,9 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
     );
     if !quiet {
         println!("data: {}", data_dir.display());
+        if let Some(addr) = session.ssl_listen_addr() {
+            println!("group shares: TLS peers on {addr}");
+        }
     }
     println!(
         "rpc: listening on http://{rpc_addr}/jsonrpc, /xmlrpc and /transmission/rpc; files stream from /stream/ID/FILE"

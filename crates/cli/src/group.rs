@@ -197,55 +197,15 @@ pub(crate) fn ssl_for(
     data_dir: Option<&Path>,
     quiet: bool,
 ) -> Result<Option<(shoal_engine::SslTorrent, String)>, Failure> {
-    let Some(pem) = &meta.info.ssl_cert else { return Ok(None) };
-    let name = crate::text::printable(&meta.info.name).into_owned();
-    let ca = shoal_identity::cert_from_pem(pem.as_bytes(), "its ssl-cert")
-        .and_then(|der| shoal_identity::CertInfo::parse(&der, "its ssl-cert").map(|info| (der, info)))
-        .map_err(|e| Failure::Input(anyhow!("{name} is an SSL torrent, but {e}")));
-    let (ca, info) = ca?;
+    if meta.info.ssl_cert.is_none() {
+        return Ok(None);
+    }
     let dir = data_folder(data_dir)?;
-    let identity = load_identity(&dir, None, quiet)?;
-    let groups = Groups::new(&dir);
-    let Some(member) = groups.membership_for(&identity, &ca).map_err(failure)? else {
-        let group = match info.common_name.as_deref().and_then(|cn| cn.strip_prefix("Shoal group ")) {
-            Some(g) => format!("group {:?}", crate::text::printable(g)),
-            None => "one group".to_string(),
-        };
-        return Err(Failure::Input(anyhow!(
-            "{name} is shared with the members of {group} only (authority key sha256:{}), and this node \
-             ({}) holds no certificate from it: ask the group's authority for an invitation \
-             (shoal group invite GROUP {}) and run shoal group join",
-            &shoal_identity::hex(&info.fingerprint)[..16],
-            identity.id(),
-            identity.id()
-        )));
-    };
-    let revoked = std::sync::Arc::new(shoal_identity::Revoked::default());
-    let revocations = shoal_identity::GroupRevocations::new(groups, &member, revoked.clone());
-    let tls = shoal_identity::peer_tls(&member, &meta.info.name, revoked).map_err(failure)?;
-    let revocations: std::sync::Arc<dyn shoal_engine::Revocations> = std::sync::Arc::new(PassedOn(revocations));
-    Ok(Some((
-        shoal_engine::SslTorrent { client: tls.client, server: tls.server, revocations: Some(revocations) },
-        member.group,
-    )))
-}
-
-/// A group's revocation list as the engine passes it between members.
-#[derive(Debug)]
-struct PassedOn(shoal_identity::GroupRevocations);
-
-impl shoal_engine::Revocations for PassedOn {
-    fn current(&self) -> Option<Vec<u8>> {
-        self.0.current()
-    }
-    fn offer(&self, list: &[u8]) -> bool {
-        let taken = self.0.offer(list);
-        if taken {
-            tracing::info!("a member passed on a newer revocation list of the group; it is in force now");
-        }
-        taken
-    }
-    fn is_revoked(&self, cert: &[u8]) -> bool {
-        self.0.is_revoked(cert)
+    // Made here first, so that a new identity is announced.
+    load_identity(&dir, None, quiet)?;
+    match shoal_daemon::groups::share_for(&dir, meta) {
+        Ok(share) => Ok(share.map(|s| (s.ssl, s.group))),
+        Err(e) if e.is_bad_input() => Err(Failure::Input(anyhow!(e))),
+        Err(e) => Err(Failure::Runtime(anyhow!(e))),
     }
 }

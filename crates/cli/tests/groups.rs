@@ -457,3 +457,95 @@ fn a_share_for_chosen_people_admits_them_and_tells_others_whose_it_is() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("members of group \"to-") && err.contains("shoal group join"), "{err}");
 }
+
+/// One JSON-RPC call to a daemon on 127.0.0.1:`port`; returns the whole reply.
+fn rpc(port: u16, method: &str, params: serde_json::Value) -> serde_json::Value {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the daemon");
+    stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    let request = format!(
+        "POST /jsonrpc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).expect("reply");
+    let json = reply.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {reply}"))
+}
+
+#[test]
+fn the_daemon_runs_groups_over_rpc_and_seeds_a_group_share_to_a_member() {
+    ensure_tools();
+    let work = temp_dir();
+    let dir = |n: &str| work.path().join(n);
+    let (home, bob, carol) = (dir("daemon"), dir("bob"), dir("carol"));
+    let port = shoal_testkit::free_port();
+    let mut cmd = shoal(["daemon", "--listen", LISTEN_ANY, "--rpc-listen"]);
+    cmd.arg(format!("127.0.0.1:{port}")).args(NO_DISCOVERY).arg("--data-dir").arg(&home);
+    let daemon = ok(Proc::spawn("daemon", cmd));
+    let line = ok(daemon.wait_for_line("group shares: TLS peers on ", START_TIMEOUT));
+    let daemon_tls = line.rsplit(' ').next().expect("address").to_string();
+    ok(daemon.wait_for_line("ready: ", START_TIMEOUT));
+
+    // The same identity over JSON-RPC and XML-RPC.
+    let id = rpc(port, "identity.get", serde_json::json!({}))["result"]["id"].as_str().expect("id").to_string();
+    let script = "import sys, xmlrpc.client as x; print(x.ServerProxy(sys.argv[1]).identity.get()['id'])";
+    let mut py = std::process::Command::new("python3");
+    py.args(["-c", script, &format!("http://127.0.0.1:{port}/xmlrpc")]);
+    let out = ok(ok(run_captured(py, START_TIMEOUT)).ok());
+    assert_eq!(out.stdout.trim(), id, "XML-RPC and JSON-RPC disagree on the identity");
+
+    let created = rpc(port, "group.create", serde_json::json!({"name": "lab"}));
+    assert_eq!(created["result"]["role"], "authority", "{created}");
+    let bad = rpc(port, "group.invite", serde_json::json!({"name": "lab", "member": "nobody"}));
+    assert!(bad["error"]["message"].as_str().is_some_and(|m| m.contains("member")), "{bad}");
+    let invited = rpc(port, "group.invite", serde_json::json!(["lab", identity(&bob)]));
+    let invitation = invited["result"]["invitation"].as_str().unwrap_or_else(|| panic!("{invited}"));
+    run_ok(&bob, &["group", "join", invitation]);
+
+    // The daemon seeds a share of its own group; bob downloads it over TLS.
+    let src = dir("src");
+    let data = src.join("slides.bin");
+    make_test_file(&data, 3 * MIB + 1, 12);
+    let torrent = dir("slides.torrent");
+    shoal_create(&data, &torrent, &["--group", "lab", "--data-dir", home.to_str().expect("utf-8")]);
+    let b64 = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&torrent).expect("torrent"))
+    };
+    let added = rpc(
+        port,
+        "torrent.add",
+        serde_json::json!({"torrent": b64, "download_dir": src.to_str().expect("utf-8")}),
+    );
+    let torrent_id = added["result"]["id"].as_u64().unwrap_or_else(|| panic!("{added}"));
+    ok(shoal_testkit::wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
+        let t = rpc(port, "torrent.get", serde_json::json!({"ids": [torrent_id], "fields": ["state", "group"]}));
+        t["result"][0]["group"] == "lab" && t["result"][0]["state"] == "seeding"
+    }));
+    let out = dir("bob-out");
+    let mut get = spawn_get("bob", &torrent, &out, &["--peer", &daemon_tls, "--data-dir", bob.to_str().expect("utf-8")]);
+    ok(get.wait_success(TRANSFER_TIMEOUT));
+    ok(compare_files(&data, out.join("slides.bin")));
+
+    // A share of a group the daemon is not in is refused, and nothing is stored.
+    run_ok(&carol, &["group", "create", "club"]);
+    let other = dir("other.torrent");
+    shoal_create(&data, &other, &["--group", "club", "--data-dir", carol.to_str().expect("utf-8")]);
+    let b64 = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&other).expect("torrent"))
+    };
+    let refused = rpc(port, "torrent.add", serde_json::json!({"torrent": b64}));
+    let message = refused["error"]["message"].as_str().unwrap_or_else(|| panic!("{refused}"));
+    assert!(message.contains("group \"club\"") && message.contains("shoal group join"), "{message}");
+    let listed = rpc(port, "torrent.list", serde_json::json!({}));
+    assert_eq!(listed["result"].as_array().map(Vec::len), Some(1), "{listed}");
+
+    let revoked = rpc(port, "group.revoke", serde_json::json!({"name": "lab", "member": identity(&bob)}));
+    assert_eq!(revoked["result"]["revocation_list"], 1, "{revoked}");
+    let groups = rpc(port, "group.list", serde_json::json!({}));
+    assert_eq!(groups["result"][0]["revoked"], 1, "{groups}");
+}

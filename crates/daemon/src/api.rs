@@ -105,6 +105,18 @@ impl Daemon {
 }
 
 impl Api for Daemon {
+    async fn identity_get(&self) -> Result<shoal_rpc::api::IdentityInfo, ApiError> {
+        crate::groups::identity_get(&self.inner.data_dir).await
+    }
+
+    async fn group_list(&self) -> Result<Vec<shoal_rpc::api::GroupInfo>, ApiError> {
+        crate::groups::group_list(&self.inner.data_dir).await
+    }
+
+    async fn group_change(&self, request: shoal_rpc::api::GroupRequest) -> Result<serde_json::Value, ApiError> {
+        crate::groups::group_change(&self.inner.data_dir, request).await
+    }
+
     async fn add(&self, request: AddRequest) -> Result<AddResult, ApiError> {
         let labels = normalize_labels(&request.labels)?;
         if request.peers.len() > MAX_ADD_PEERS {
@@ -135,6 +147,22 @@ impl Api for Daemon {
             }
             if !lock(&self.inner.adding).insert(hex.clone()) {
                 return Err(ApiError::InvalidParams(format!("torrent {hex} is being added by another request")));
+            }
+        }
+        // A group share this node cannot open is refused before anything is stored.
+        if let Some(meta) = meta.as_ref().filter(|m| m.info.ssl_cert.is_some()) {
+            let (dir, meta) = (self.inner.data_dir.clone(), meta.clone());
+            let checked = tokio::task::spawn_blocking(move || crate::groups::share_for(&dir, &meta).map(drop)).await;
+            match checked {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    lock(&self.inner.adding).remove(&hex);
+                    return Err(ApiError::BadTorrent(e.to_string()));
+                }
+                Err(_) => {
+                    lock(&self.inner.adding).remove(&hex);
+                    return Err(ApiError::Failed("the group check did not finish".into()));
+                }
             }
         }
         let source = Added { hex: hex.clone(), name, meta, bytes, magnet };

@@ -98,6 +98,8 @@ pub(crate) struct Entry {
     pub(crate) queued: bool,
     /// Stopped after reaching the seeding goal.
     pub(crate) finished: bool,
+    /// The group whose members alone may join (a group share), once started.
+    pub(crate) group: Option<String>,
 }
 
 /// A torrent's seeding goals.
@@ -192,6 +194,7 @@ impl Entry {
             goals: Goals::default(),
             priorities: Vec::new(),
             labels: Vec::new(),
+            group: None,
             sequential: false,
             peers: Vec::new(),
             moving: false,
@@ -321,6 +324,7 @@ impl Entry {
             seed_idle_limit: self.goals.idle,
             idle_seconds: self.activity.1.map(|at| at.elapsed().as_secs()),
             labels: self.labels.clone(),
+            group: self.group.clone(),
             sequential: self.sequential,
             piece_count: meta.map(|m| m.info.layout.piece_count()).unwrap_or(0),
             piece_length: meta.map(|m| m.info.piece_length).unwrap_or(0),

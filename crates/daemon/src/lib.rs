@@ -28,6 +28,7 @@ mod api;
 mod db;
 mod entry;
 mod files;
+pub mod groups;
 mod policy;
 pub mod stream;
 
@@ -72,6 +73,8 @@ struct Inner {
     started: std::time::Instant,
     /// Magnet links whose metadata is to be fetched, with their torrent's id.
     magnets: tokio::sync::mpsc::UnboundedSender<(u64, Magnet)>,
+    /// Folder of the node's identity and groups (group shares, `identity.*`, `group.*`).
+    data_dir: PathBuf,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -82,7 +85,7 @@ impl Daemon {
     /// A daemon over `session` and `store` with `settings` (what the session runs with), and
     /// no torrents yet; call [`Daemon::restore`] to bring back the stored ones. Starts the task
     /// that fetches magnet links' metadata.
-    pub fn new(session: Session, store: Store, settings: SessionSettings) -> Daemon {
+    pub fn new(session: Session, store: Store, settings: SessionSettings, data_dir: PathBuf) -> Daemon {
         let (magnets, rx) = tokio::sync::mpsc::unbounded_channel();
         let daemon = Daemon {
             inner: Arc::new(Inner {
@@ -93,6 +96,7 @@ impl Daemon {
                 settings: Mutex::new(settings),
                 started: std::time::Instant::now(),
                 magnets,
+                data_dir,
             }),
         };
         tokio::spawn(daemon.clone().fetch_magnets(rx));
@@ -171,7 +175,7 @@ impl Daemon {
             peers.extend(entry.peers.iter().copied());
             peers.extend(extra);
             let add = AddTorrent {
-            ssl: None,
+                ssl: None,
                 meta,
                 download_dir: entry.download_dir.clone(),
                 peers,
@@ -185,6 +189,28 @@ impl Daemon {
             };
             (add, entry.priorities.clone(), entry.sequential)
         };
+        let mut add = add;
+        // A group share: its TLS from this node's membership (a few small files, read on a
+        // blocking thread, no lock held).
+        if add.meta.info.ssl_cert.is_some() {
+            let (dir, meta) = (self.inner.data_dir.clone(), add.meta.clone());
+            let share = tokio::task::spawn_blocking(move || groups::share_for(&dir, &meta))
+                .await
+                .unwrap_or_else(|_| Ok(None));
+            let mut entries = lock(&self.inner.entries);
+            let Some(entry) = entries.get_mut(&id) else { return };
+            match share {
+                Ok(share) => {
+                    entry.group = share.as_ref().map(|s| s.group.clone());
+                    add.ssl = share.map(|s| s.ssl);
+                }
+                Err(e) => {
+                    entry.starting = false;
+                    entry.error = Some(e.to_string());
+                    return;
+                }
+            }
+        }
         let added = self.inner.session.add(add).await;
         let orphan = {
             let mut entries = lock(&self.inner.entries);

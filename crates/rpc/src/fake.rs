@@ -54,6 +54,7 @@ pub(crate) fn torrent(id: TorrentId, name: &str) -> TorrentInfo {
         seed_idle_limit: Goal::Session,
         idle_seconds: Some(0),
         labels: Vec::new(),
+        group: None,
         sequential: false,
         piece_count: 12,
         piece_length: 262_144,

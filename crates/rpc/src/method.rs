@@ -18,13 +18,21 @@
 //! | `session.get`, `session.stats`, `system.listMethods` | none | none |
 //! | `session.free_space` | `path` (default: the download folder) | `path` |
 //! | `session.set` | any [`SessionUpdate`] field | - |
+//! | `identity.get`, `group.list` | none | none |
+//! | `group.create` | `name` | `name` |
+//! | `group.invite` | `name`, `member`, `member_name`, `days` | same order |
+//! | `group.join` | `invitation` | `invitation` |
+//! | `group.issue` | `name`, `public_key` (PEM), `member_name` | same order |
+//! | `group.revoke` | `name`, `member` | `name`, `member` |
 //!
 //! Results: `torrent.add` an [`crate::AddResult`]; `torrent.list` and `torrent.get` arrays of
 //! [`TorrentInfo`] objects (only the `fields` asked for; `torrent.list` leaves out `files` and
 //! `trackers` unless asked); `torrent.pause`, `resume`, `remove` and `set` the array of torrent
 //! ids affected (`verify`, `reannounce` and `set_location` too); `torrent.peers` an array of [`crate::PeerInfo`]; `session.get` and `session.set`
 //! the [`crate::SessionSettings`]; `session.stats` the [`crate::SessionStats`];
-//! `session.free_space` a [`crate::api::FreeSpace`].
+//! `session.free_space` a [`crate::api::FreeSpace`]; `identity.get` a
+//! [`crate::api::IdentityInfo`]; `group.list` an array of [`crate::api::GroupInfo`]; the other
+//! `group.*` methods what [`Api::group_change`] says.
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -33,7 +41,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::api::{
-    AddRequest, Api, ApiError, Ids, LocationRequest, RemoveRequest, SessionUpdate, SetRequest, Source, TORRENT_FIELDS,
+    AddRequest, Api, ApiError, GroupRequest, Ids, LocationRequest, RemoveRequest, SessionUpdate, SetRequest, Source, TORRENT_FIELDS,
     TorrentInfo, TorrentRef,
 };
 
@@ -54,6 +62,13 @@ pub const METHODS: &[&str] = &[
     "session.set",
     "session.stats",
     "session.free_space",
+    "identity.get",
+    "group.list",
+    "group.create",
+    "group.invite",
+    "group.join",
+    "group.issue",
+    "group.revoke",
     "system.listMethods",
 ];
 
@@ -112,6 +127,12 @@ pub enum Call {
     FreeSpace(Option<String>),
     /// `system.listMethods`.
     ListMethods,
+    /// `identity.get`.
+    IdentityGet,
+    /// `group.list`.
+    GroupList,
+    /// `group.create`, `invite`, `join`, `issue`, `revoke`.
+    Group(GroupRequest),
 }
 
 /// Why a call could not be parsed.
@@ -201,6 +222,42 @@ struct IdsParams {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct NameParams {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InviteParams {
+    name: String,
+    member: String,
+    member_name: Option<String>,
+    days: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinParams {
+    invitation: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueParams {
+    name: String,
+    public_key: String,
+    member_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeParams {
+    name: String,
+    member: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PeersParams {
     id: TorrentRef,
 }
@@ -284,6 +341,31 @@ impl Call {
             "session.stats" => no_params().map(|()| Call::SessionStats)?,
             "session.free_space" => Call::FreeSpace(from_value::<FreeSpaceParams>(named(&["path"])?)?.path),
             "system.listMethods" => no_params().map(|()| Call::ListMethods)?,
+            "identity.get" => no_params().map(|()| Call::IdentityGet)?,
+            "group.list" => no_params().map(|()| Call::GroupList)?,
+            "group.create" => {
+                let p: NameParams = from_value(named(&["name"])?)?;
+                Call::Group(GroupRequest::Create { name: p.name })
+            }
+            "group.invite" => {
+                let p: InviteParams = from_value(named(&["name", "member", "member_name", "days"])?)?;
+                if p.days == Some(0) {
+                    return Err(invalid("days: must be at least 1"));
+                }
+                Call::Group(GroupRequest::Invite { name: p.name, member: p.member, member_name: p.member_name, days: p.days })
+            }
+            "group.join" => {
+                let p: JoinParams = from_value(named(&["invitation"])?)?;
+                Call::Group(GroupRequest::Join { invitation: p.invitation })
+            }
+            "group.issue" => {
+                let p: IssueParams = from_value(named(&["name", "public_key", "member_name"])?)?;
+                Call::Group(GroupRequest::Issue { name: p.name, public_key: p.public_key, member_name: p.member_name })
+            }
+            "group.revoke" => {
+                let p: RevokeParams = from_value(named(&["name", "member"])?)?;
+                Call::Group(GroupRequest::Revoke { name: p.name, member: p.member })
+            }
             other => return Err(CallError::MethodNotFound(other.to_owned())),
         })
     }
@@ -368,6 +450,9 @@ pub async fn execute<A: Api>(api: &A, call: Call) -> Result<Value, ApiError> {
         Call::SessionStats => to_value(&api.session_stats().await?),
         Call::FreeSpace(path) => to_value(&api.free_space(path).await?),
         Call::ListMethods => Ok(Value::from(METHODS.to_vec())),
+        Call::IdentityGet => to_value(&api.identity_get().await?),
+        Call::GroupList => to_value(&api.group_list().await?),
+        Call::Group(request) => api.group_change(request).await,
     }
 }
 

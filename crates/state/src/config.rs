@@ -12,6 +12,7 @@
 //! ```toml
 //! data_dir = "/var/lib/shoal"
 //! listen = "0.0.0.0:6881"
+//! ssl_listen = "0.0.0.0:6882"     # TLS peers of group shares (default: the listen address, any port)
 //! rpc_listen = "127.0.0.1:9091"
 //! download_dir = "/srv/downloads"
 //!
@@ -55,6 +56,9 @@ pub struct DaemonConfig {
     pub data_dir: Option<PathBuf>,
     /// Address for peer connections. Default: chosen by the daemon.
     pub listen: Option<SocketAddr>,
+    /// Address for the TLS connections of group shares (SSL torrents). Default: the `listen`
+    /// address with any free port.
+    pub ssl_listen: Option<SocketAddr>,
     /// Address of the RPC server. Default: chosen by the daemon (loopback).
     pub rpc_listen: Option<SocketAddr>,
     /// Where new torrents' data goes unless the add request says otherwise. Default: chosen

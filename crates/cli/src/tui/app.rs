@@ -567,6 +567,7 @@ pub(crate) mod tests {
             seed_idle_limit: Goal::Session,
             idle_seconds: None,
             labels: Vec::new(),
+            group: None,
             sequential: false,
             piece_count: 4,
             piece_length: 1 << 18,

@@ -198,6 +198,9 @@ fn draw_list(frame: &mut Frame, area: Rect, app: &App) {
     }
     let rows = app.visible().map(|t| {
         let mut name = vec![Span::raw(t.name.as_str())];
+        if let Some(group) = &t.group {
+            name.push(Span::styled(format!("  (group {group})"), Style::new().fg(Color::Cyan)));
+        }
         if !t.labels.is_empty() {
             name.push(Span::styled(format!("  [{}]", t.labels.join(", ")), Style::new().fg(Color::Magenta)));
         }
@@ -287,9 +290,10 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App, listed: &TorrentInfo, a
         goal_shown(t.seed_idle_limit, duration),
     )));
     lines.push(Line::raw(format!(
-        "Labels: {}   Pieces: {}",
+        "Labels: {}   Pieces: {}   Shared with: {}",
         if t.labels.is_empty() { "-".to_owned() } else { t.labels.join(", ") },
-        if t.sequential { "in order" } else { "rarest first" }
+        if t.sequential { "in order" } else { "rarest first" },
+        t.group.as_ref().map_or_else(|| "anyone (public)".to_owned(), |g| format!("members of group {g} only")),
     )));
     let title = format!(" #{} {} ", t.id, t.name);
     frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(title)), summary);

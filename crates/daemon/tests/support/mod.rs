@@ -74,7 +74,7 @@ pub(crate) async fn daemon(dir: &Path) -> (Daemon, Session) {
         seed_time_limit: None,
         seed_idle_limit: None,
     };
-    (Daemon::new(session.clone(), store, settings), session)
+    (Daemon::new(session.clone(), store, settings, dir.to_path_buf()), session)
 }
 
 pub(crate) async fn one(d: &Daemon, id: u64) -> TorrentInfo {

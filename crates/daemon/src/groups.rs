@@ -1,0 +1,208 @@
+//! Group shares (SSL torrents) for the daemon and the command line: the TLS of a torrent from
+//! this node's membership of its group, with the group's revocation list passed between
+//! members, and the RPC's identity and group methods over the node's data folder.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use shoal_engine::{Revocations, SslTorrent};
+use shoal_identity::{CertInfo, Groups, Identity, Revoked};
+use shoal_proto::Metainfo;
+
+/// What a node needs to take part in a group share.
+#[derive(Clone, Debug)]
+pub struct Share {
+    /// The TLS configurations and revocations for the engine.
+    pub ssl: SslTorrent,
+    /// The group's name on this node.
+    pub group: String,
+}
+
+/// Why a group share cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ShareError {
+    /// The torrent's `ssl-cert` is not a usable certificate.
+    #[error("{torrent} is an SSL torrent, but {reason}")]
+    BadCertificate {
+        /// The torrent's name.
+        torrent: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// This node holds no certificate from the torrent's authority.
+    #[error(
+        "{torrent} is shared with the members of {group} only (authority key sha256:{fingerprint}), and this node \
+         ({id}) holds no certificate from it: ask the group's authority for an invitation (shoal group invite \
+         GROUP {id}) and run shoal group join"
+    )]
+    NotMember {
+        /// The torrent's name.
+        torrent: String,
+        /// `group "NAME"` from the authority's certificate, or `one group`.
+        group: String,
+        /// The authority key's fingerprint (first 16 hex digits).
+        fingerprint: String,
+        /// This node's identity ID.
+        id: String,
+    },
+    /// The identity or group files could not be used.
+    #[error(transparent)]
+    Store(#[from] shoal_identity::Error),
+}
+
+impl ShareError {
+    /// Whether the torrent or the user's setup is at fault (not the machine).
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, Self::Store(shoal_identity::Error::Io { .. } | shoal_identity::Error::Crypto(_)))
+    }
+}
+
+/// The group share `meta` is, from the identity and groups in `data_dir`; `None` for a torrent
+/// without `ssl-cert`. Reads a few small files: call it off the async threads in servers.
+pub fn share_for(data_dir: &Path, meta: &Metainfo) -> Result<Option<Share>, ShareError> {
+    let Some(pem) = &meta.info.ssl_cert else { return Ok(None) };
+    let torrent = meta.info.name.clone();
+    let bad = |reason: String| ShareError::BadCertificate { torrent: torrent.clone(), reason };
+    let ca = shoal_identity::cert_from_pem(pem.as_bytes(), "its ssl-cert").map_err(|e| bad(e.to_string()))?;
+    let info = CertInfo::parse(&ca, "its ssl-cert").map_err(|e| bad(e.to_string()))?;
+    let (identity, _) = Identity::load_or_create(data_dir, None)?;
+    let groups = Groups::new(data_dir);
+    let Some(member) = groups.membership_for(&identity, &ca)? else {
+        let group = match info.common_name.as_deref().and_then(|cn| cn.strip_prefix("Shoal group ")) {
+            Some(g) => format!("group {g:?}"),
+            None => "one group".to_string(),
+        };
+        return Err(ShareError::NotMember {
+            torrent,
+            group,
+            fingerprint: shoal_identity::hex(&info.fingerprint)[..16].to_string(),
+            id: identity.id().to_string(),
+        });
+    };
+    let revoked = Arc::new(Revoked::default());
+    let revocations = shoal_identity::GroupRevocations::new(groups, &member, revoked.clone());
+    let tls = shoal_identity::peer_tls(&member, &meta.info.name, revoked)?;
+    let revocations: Arc<dyn Revocations> = Arc::new(PassedOn(revocations));
+    Ok(Some(Share {
+        ssl: SslTorrent { client: tls.client, server: tls.server, revocations: Some(revocations) },
+        group: member.group,
+    }))
+}
+
+/// A group's revocation list as the engine passes it between members.
+#[derive(Debug)]
+struct PassedOn(shoal_identity::GroupRevocations);
+
+impl Revocations for PassedOn {
+    fn current(&self) -> Option<Vec<u8>> {
+        self.0.current()
+    }
+    fn offer(&self, list: &[u8]) -> bool {
+        let taken = self.0.offer(list);
+        if taken {
+            tracing::info!("a member passed on a newer revocation list of the group; it is in force now");
+        }
+        taken
+    }
+    fn is_revoked(&self, cert: &[u8]) -> bool {
+        self.0.is_revoked(cert)
+    }
+}
+
+/// Runs `f` on the node's identity and groups on a blocking thread (key generation, small
+/// file writes), mapping their errors to the RPC's.
+async fn with_groups<T: Send + 'static>(
+    data_dir: &Path,
+    f: impl FnOnce(&Identity, &Groups) -> Result<T, shoal_identity::Error> + Send + 'static,
+) -> Result<T, shoal_rpc::api::ApiError> {
+    use shoal_identity::Error as E;
+    use shoal_rpc::api::ApiError;
+    let dir = data_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let (identity, _) = Identity::load_or_create(&dir, None)?;
+        f(&identity, &Groups::new(&dir))
+    })
+    .await
+    .map_err(|_| ApiError::Failed("the group operation did not finish".into()))?
+    .map_err(|e| match e {
+        E::Invalid(_) | E::NoGroup(_) | E::NotAuthority(_) => ApiError::InvalidParams(e.to_string()),
+        e => ApiError::Failed(e.to_string()),
+    })
+}
+
+fn group_info(g: shoal_identity::GroupSummary) -> shoal_rpc::api::GroupInfo {
+    shoal_rpc::api::GroupInfo {
+        name: g.name,
+        role: match g.role {
+            shoal_identity::Role::Authority => "authority",
+            shoal_identity::Role::Member => "member",
+        }
+        .into(),
+        authority: g.authority,
+        members: g
+            .members
+            .into_iter()
+            .map(|m| shoal_rpc::api::GroupMember {
+                member: m.member,
+                kind: m.kind,
+                name: m.name,
+                issued: m.issued,
+                revoked: m.revoked,
+            })
+            .collect(),
+        revocation_list: g.revocation_list,
+        revoked: g.revoked as u64,
+    }
+}
+
+/// `identity.get`.
+pub(crate) async fn identity_get(data_dir: &Path) -> Result<shoal_rpc::api::IdentityInfo, shoal_rpc::api::ApiError> {
+    with_groups(data_dir, |me, _| Ok(shoal_rpc::api::IdentityInfo { id: me.id().to_string(), name: me.name().into() }))
+        .await
+}
+
+/// `group.list`.
+pub(crate) async fn group_list(data_dir: &Path) -> Result<Vec<shoal_rpc::api::GroupInfo>, shoal_rpc::api::ApiError> {
+    with_groups(data_dir, |_, groups| Ok(groups.list()?.into_iter().map(group_info).collect())).await
+}
+
+/// `group.create`, `invite`, `join`, `issue`, `revoke`.
+pub(crate) async fn group_change(
+    data_dir: &Path,
+    request: shoal_rpc::api::GroupRequest,
+) -> Result<serde_json::Value, shoal_rpc::api::ApiError> {
+    use shoal_rpc::api::{GroupRequest, InvitationInfo};
+    fn json(v: &impl serde::Serialize) -> serde_json::Value {
+        serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+    }
+    with_groups(data_dir, move |me, groups| {
+        Ok(match request {
+            GroupRequest::Create { name } => json(&group_info(groups.create(me, &name)?)),
+            GroupRequest::Invite { name, member, member_name, days } => {
+                let id: shoal_identity::IdentityId =
+                    member.parse().map_err(|e| shoal_identity::Error::Invalid(format!("member {member:?}: {e}")))?;
+                let days = days.unwrap_or(shoal_identity::INVITATION_DAYS);
+                let inv = groups.invite(&name, id, member_name.as_deref(), days)?;
+                json(&InvitationInfo { group: name, member: id.to_string(), invitation: inv.encode(), expires: inv.expires })
+            }
+            GroupRequest::Join { invitation } => {
+                let inv = shoal_identity::Invitation::decode(&invitation)?;
+                json(&group_info(groups.join(me, &inv)?))
+            }
+            GroupRequest::Issue { name, public_key, member_name } => {
+                let certificate = groups.issue(&name, &public_key, member_name.as_deref())?;
+                serde_json::json!({ "group": name, "certificate": certificate })
+            }
+            GroupRequest::Revoke { name, member } => {
+                let (record, list) = groups.revoke(&name, &member)?;
+                serde_json::json!({
+                    "group": name,
+                    "member": record.member,
+                    "revocation_list": list.number,
+                    "revoked": list.revoked.len(),
+                })
+            }
+        })
+    })
+    .await
+}
