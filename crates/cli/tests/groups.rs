@@ -548,4 +548,14 @@ fn the_daemon_runs_groups_over_rpc_and_seeds_a_group_share_to_a_member() {
     assert_eq!(revoked["result"]["revocation_list"], 1, "{revoked}");
     let groups = rpc(port, "group.list", serde_json::json!({}));
     assert_eq!(groups["result"][0]["revoked"], 1, "{groups}");
+    // The running share refuses bob from the moment the revocation was answered.
+    let mut again = spawn_get(
+        "bob revoked",
+        &torrent,
+        &dir("bob-again"),
+        &["--peer", &daemon_tls, "--data-dir", bob.to_str().expect("utf-8"), "--timeout", "8"],
+    );
+    let status = ok(again.wait_exit(START_TIMEOUT));
+    assert!(!status.success(), "{}", again.explain("a revoked member still downloads from the daemon"));
+    assert!(again.output().contains("CertificateRevoked"), "{}", again.explain("no revocation named"));
 }

@@ -114,7 +114,23 @@ impl Api for Daemon {
     }
 
     async fn group_change(&self, request: shoal_rpc::api::GroupRequest) -> Result<serde_json::Value, ApiError> {
-        crate::groups::group_change(&self.inner.data_dir, request).await
+        let revoked_in = match &request {
+            shoal_rpc::api::GroupRequest::Revoke { name, .. } => Some(name.clone()),
+            _ => None,
+        };
+        let answer = crate::groups::group_change(&self.inner.data_dir, request).await?;
+        // The group's shares running here refuse the revoked member from now on.
+        if let Some(group) = revoked_in {
+            let refreshes: Vec<_> = lock(&self.inner.entries)
+                .values()
+                .filter(|e| e.group.as_ref() == Some(&group))
+                .filter_map(|e| e.torrent.as_ref().map(|t| t.refresh_revocations()))
+                .collect();
+            for refresh in refreshes {
+                refresh.await;
+            }
+        }
+        Ok(answer)
     }
 
     async fn add(&self, request: AddRequest) -> Result<AddResult, ApiError> {

@@ -107,6 +107,9 @@ impl Revocations for PassedOn {
     fn is_revoked(&self, cert: &[u8]) -> bool {
         self.0.is_revoked(cert)
     }
+    fn refresh(&self) -> bool {
+        self.0.refresh()
+    }
 }
 
 /// Runs `f` on the node's identity and groups on a blocking thread (key generation, small

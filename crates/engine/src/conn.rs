@@ -35,6 +35,11 @@ pub trait Revocations: Send + Sync + std::fmt::Debug {
     fn offer(&self, list: &[u8]) -> bool;
     /// Whether the list in force revokes this peer certificate (DER).
     fn is_revoked(&self, cert: &[u8]) -> bool;
+    /// Reads the list this node keeps again (the authority revoked someone here) and puts
+    /// it in force when newer; returns whether it was (runs on a blocking thread).
+    fn refresh(&self) -> bool {
+        false
+    }
 }
 
 /// An established connection to a peer.

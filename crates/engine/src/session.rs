@@ -395,6 +395,7 @@ impl Session {
             file_progress: Default::default(),
             storage,
             verified,
+            ssl,
         })
     }
 
@@ -716,6 +717,8 @@ pub struct Torrent {
     storage: Arc<Storage>,
     /// Verified pieces, for streams.
     verified: Arc<crate::stream::Verified>,
+    /// A group share's TLS and revocations.
+    ssl: Option<crate::SslTorrent>,
 }
 
 /// The verified byte count and the per-file bytes last reported for it.
@@ -817,6 +820,24 @@ impl Torrent {
     pub fn set_file_priorities(&self, priorities: &[FilePriority]) {
         let (wanted, high) = piece_priorities(&self.layout, &self.file_ranges, priorities);
         let _ = self.control.send(Control::Wanted(wanted, high));
+    }
+
+    /// A group share: puts in force the revocation list this node now keeps (after its
+    /// authority revoked a member here), closing connections to the peers it revokes and
+    /// passing it on to the others. Nothing happens for other torrents. The returned future,
+    /// which borrows nothing, ends once the list is in force for new connections; it says
+    /// whether the list was newer.
+    pub fn refresh_revocations(&self) -> impl Future<Output = bool> + Send + 'static {
+        let revocations = self.ssl.as_ref().and_then(|s| s.revocations.clone());
+        let control = self.control.clone();
+        async move {
+            let Some(revocations) = revocations else { return false };
+            let newer = tokio::task::spawn_blocking(move || revocations.refresh()).await.unwrap_or(false);
+            if newer {
+                let _ = control.send(Control::Revoked);
+            }
+            newer
+        }
     }
 
     /// Fetches pieces in order, first to last (`true`), or rarest first (the default): for

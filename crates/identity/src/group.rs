@@ -479,6 +479,17 @@ impl Groups {
         Ok(true)
     }
 
+    /// The revocation list kept for the group whose authority certificate is `ca`.
+    pub fn revocations_for(&self, ca: &CertificateDer<'_>) -> Result<Option<RevocationList>, Error> {
+        for group in self.list()? {
+            let dir = self.dir.join(&group.name);
+            if self.ca_der(&dir)?.as_ref() == ca.as_ref() {
+                return self.revocations_in(&dir);
+            }
+        }
+        Ok(None)
+    }
+
     /// Keeps `bytes` as the revocation list of the group whose authority certificate is `ca`
     /// when it verifies and is newer than the one held. Returns the list when it was kept.
     pub fn accept_revocations(&self, ca: &CertificateDer<'_>, bytes: &[u8]) -> Result<Option<RevocationList>, Error> {

@@ -277,6 +277,16 @@ impl GroupRevocations {
         }
     }
 
+    /// Reads the list this node keeps for the group again and puts it in force when newer.
+    pub fn refresh(&self) -> bool {
+        let Ok(Some(list)) = self.groups.revocations_for(&self.ca) else { return false };
+        if !self.revoked.update(list.number, list.revoked.clone()) {
+            return false;
+        }
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(list.bytes);
+        true
+    }
+
     /// Whether the list in force revokes this certificate's key.
     pub fn is_revoked(&self, cert: &[u8]) -> bool {
         CertInfo::parse(cert, "a peer certificate").is_ok_and(|info| self.revoked.contains(&info.fingerprint))
