@@ -55,8 +55,15 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
             .context("cannot start the tracker")?;
     println!("tracker:  {}", tracker.announce_url());
 
-    let opts =
-        TorrentOptions { trackers: vec![tracker.announce_url()], piece_size: None, private: false, comment: None, group: None, to: Vec::new(), data_dir: None };
+    let opts = TorrentOptions {
+        trackers: vec![tracker.announce_url()],
+        piece_size: None,
+        private: false,
+        comment: None,
+        group: None,
+        to: Vec::new(),
+        data_dir: None,
+    };
     let (_, meta) = make_torrent(&data, &opts, quiet).await?;
     println!(
         "torrent:  {} ({} pieces of {})",
@@ -98,7 +105,7 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
         let session = Session::start(local.clone()).await.map_err(anyhow::Error::from)?;
         let torrent = session
             .add(AddTorrent {
-            ssl: None,
+                ssl: None,
                 meta: meta.clone(),
                 download_dir: dir.clone(),
                 peers: vec![],

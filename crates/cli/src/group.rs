@@ -72,9 +72,8 @@ pub(crate) fn run(a: GroupArgs) -> Result<(), Failure> {
             }
         }
         GroupCommand::Invite { name, member_id, output, member_name, days } => {
-            let member: IdentityId = member_id
-                .parse()
-                .map_err(|e| Failure::Input(anyhow!("MEMBER_ID {member_id:?}: {e}")))?;
+            let member: IdentityId =
+                member_id.parse().map_err(|e| Failure::Input(anyhow!("MEMBER_ID {member_id:?}: {e}")))?;
             if days == 0 {
                 return Err(Failure::Input(anyhow!("--days must be at least 1")));
             }
@@ -84,10 +83,7 @@ pub(crate) fn run(a: GroupArgs) -> Result<(), Failure> {
                 Some(path) => {
                     std::fs::write(&path, format!("{text}\n"))
                         .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
-                    eprintln!(
-                        "invitation to {name} for {member} written to {} (valid {days} days)",
-                        path.display()
-                    );
+                    eprintln!("invitation to {name} for {member} written to {} (valid {days} days)", path.display());
                 }
                 None => println!("{text}"),
             }

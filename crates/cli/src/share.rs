@@ -168,7 +168,8 @@ fn existing_torrent(out: &Path, path: &Path, opts: &TorrentOptions) -> Result<Op
         let dir = crate::group::data_folder(opts.data_dir.as_deref())?;
         let groups = shoal_identity::Groups::new(&dir);
         let (identity, _) = shoal_identity::Identity::load_or_create(&dir, None).bad_input()?;
-        let ours = match meta.info.ssl_cert.as_deref().map(|p| shoal_identity::cert_from_pem(p.as_bytes(), "ssl-cert")) {
+        let ours = match meta.info.ssl_cert.as_deref().map(|p| shoal_identity::cert_from_pem(p.as_bytes(), "ssl-cert"))
+        {
             Some(Ok(ca)) => groups.membership_for(&identity, &ca).bad_input()?.is_some(),
             _ => false,
         };

@@ -85,8 +85,8 @@ fn group_commands_round_trip_and_bad_input_is_refused_with_exit_2() {
     let (alice, bob, carol) = (work.path().join("alice"), work.path().join("bob"), work.path().join("carol"));
     let alice_id = identity(&alice);
     assert_eq!(identity(&alice), alice_id, "the identity must be kept");
-    let json: serde_json::Value = serde_json::from_str(&run_ok(&alice, &["identity", "--json", "--name", "Alice"]))
-        .expect("identity --json");
+    let json: serde_json::Value =
+        serde_json::from_str(&run_ok(&alice, &["identity", "--json", "--name", "Alice"])).expect("identity --json");
     assert_eq!(json["id"], alice_id.as_str());
     assert_eq!(json["name"], "Alice");
     run_ok(&alice, &["group", "create", "lab"]);
@@ -133,7 +133,10 @@ fn group_commands_round_trip_and_bad_input_is_refused_with_exit_2() {
     let torrent = work.path().join("g.torrent");
     let (code, _, err) = run(&alice, &["create", data.to_str().expect("utf-8"), "-o", "x.torrent", "--group", "nope"]);
     assert_eq!((code, err.contains("no group called")), (2, true), "{err}");
-    run_ok(&alice, &["create", data.to_str().expect("utf-8"), "-o", torrent.to_str().expect("utf-8"), "--group", "lab"]);
+    run_ok(
+        &alice,
+        &["create", data.to_str().expect("utf-8"), "-o", torrent.to_str().expect("utf-8"), "--group", "lab"],
+    );
     let mut bytes = std::fs::read(&torrent).expect("torrent");
     let at = bytes.windows(3).position(|w| w == b"MII").expect("a certificate") + 10;
     bytes[at..at + 40].fill(b'A');
@@ -304,8 +307,12 @@ fn a_libtorrent_member_and_a_shoal_member_download_a_group_share_and_nobody_else
     cmd.args(ssl_args(&lt_cert, &lt_key, &dh));
     let mut lt_member = ok(Proc::spawn("lt member", cmd));
     let bob_out = dir("bob-out");
-    let mut bob_get =
-        spawn_get("shoal member", &torrent, &bob_out, &["--peer", &seed_tls, "--data-dir", bob.to_str().expect("utf-8")]);
+    let mut bob_get = spawn_get(
+        "shoal member",
+        &torrent,
+        &bob_out,
+        &["--peer", &seed_tls, "--data-dir", bob.to_str().expect("utf-8")],
+    );
 
     // The outsiders, while the members download.
     let mut cmd = python_lt(["leech", "--watch-stdin", "--timeout", "8"]);
@@ -370,7 +377,8 @@ fn a_shoal_member_downloads_from_a_libtorrent_seed_of_a_libtorrent_made_group_to
     ok(seed.wait_for_line("READY ", START_TIMEOUT));
 
     let out = dir("out");
-    let mut get = spawn_get("shoal member", &torrent, &out, &["--peer", &peer, "--data-dir", bob.to_str().expect("utf-8")]);
+    let mut get =
+        spawn_get("shoal member", &torrent, &out, &["--peer", &peer, "--data-dir", bob.to_str().expect("utf-8")]);
     ok(get.wait_success(TRANSFER_TIMEOUT));
     ok(compare_files(&data, out.join("notes.bin")));
 }
@@ -399,8 +407,12 @@ fn a_revocation_reaches_a_member_through_another_member_and_is_enforced_there() 
     let mut share = spawn_group_share(&alice, &data, &torrent, "lab");
     let bob_out = dir("bob-out");
     let alice_tls = share.tls.to_string();
-    let bob_seed =
-        spawn_get("bob", &torrent, &bob_out, &["--peer", &alice_tls, "--seed", "--data-dir", bob.to_str().expect("utf-8")]);
+    let bob_seed = spawn_get(
+        "bob",
+        &torrent,
+        &bob_out,
+        &["--peer", &alice_tls, "--seed", "--data-dir", bob.to_str().expect("utf-8")],
+    );
     let line = ok(bob_seed.wait_for_line("private share of group lab", START_TIMEOUT));
     let bob_tls = line.rsplit(' ').next().expect("address").to_string();
     ok(bob_seed.wait_for_line("complete: ", TRANSFER_TIMEOUT));
@@ -515,18 +527,16 @@ fn the_daemon_runs_groups_over_rpc_and_seeds_a_group_share_to_a_member() {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(std::fs::read(&torrent).expect("torrent"))
     };
-    let added = rpc(
-        port,
-        "torrent.add",
-        serde_json::json!({"torrent": b64, "download_dir": src.to_str().expect("utf-8")}),
-    );
+    let added =
+        rpc(port, "torrent.add", serde_json::json!({"torrent": b64, "download_dir": src.to_str().expect("utf-8")}));
     let torrent_id = added["result"]["id"].as_u64().unwrap_or_else(|| panic!("{added}"));
     ok(shoal_testkit::wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
         let t = rpc(port, "torrent.get", serde_json::json!({"ids": [torrent_id], "fields": ["state", "group"]}));
         t["result"][0]["group"] == "lab" && t["result"][0]["state"] == "seeding"
     }));
     let out = dir("bob-out");
-    let mut get = spawn_get("bob", &torrent, &out, &["--peer", &daemon_tls, "--data-dir", bob.to_str().expect("utf-8")]);
+    let mut get =
+        spawn_get("bob", &torrent, &out, &["--peer", &daemon_tls, "--data-dir", bob.to_str().expect("utf-8")]);
     ok(get.wait_success(TRANSFER_TIMEOUT));
     ok(compare_files(&data, out.join("slides.bin")));
 

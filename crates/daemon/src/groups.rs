@@ -186,7 +186,12 @@ pub(crate) async fn group_change(
                     member.parse().map_err(|e| shoal_identity::Error::Invalid(format!("member {member:?}: {e}")))?;
                 let days = days.unwrap_or(shoal_identity::INVITATION_DAYS);
                 let inv = groups.invite(&name, id, member_name.as_deref(), days)?;
-                json(&InvitationInfo { group: name, member: id.to_string(), invitation: inv.encode(), expires: inv.expires })
+                json(&InvitationInfo {
+                    group: name,
+                    member: id.to_string(),
+                    invitation: inv.encode(),
+                    expires: inv.expires,
+                })
             }
             GroupRequest::Join { invitation } => {
                 let inv = shoal_identity::Invitation::decode(&invitation)?;

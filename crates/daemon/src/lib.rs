@@ -194,9 +194,8 @@ impl Daemon {
         // blocking thread, no lock held).
         if add.meta.info.ssl_cert.is_some() {
             let (dir, meta) = (self.inner.data_dir.clone(), add.meta.clone());
-            let share = tokio::task::spawn_blocking(move || groups::share_for(&dir, &meta))
-                .await
-                .unwrap_or_else(|_| Ok(None));
+            let share =
+                tokio::task::spawn_blocking(move || groups::share_for(&dir, &meta)).await.unwrap_or_else(|_| Ok(None));
             let mut entries = lock(&self.inner.entries);
             let Some(entry) = entries.get_mut(&id) else { return };
             match share {

@@ -23,13 +23,13 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::conn::PeerStream;
 use bytes::{Bytes, BytesMut};
 use shoal_proto::extension::{ExtHandshake, MetadataMessage, UT_METADATA, UT_PEX};
 use shoal_proto::wire::decode_message;
 use shoal_proto::{InfoHash, MAX_METADATA_SIZE, Message, MetadataAssembler, MetadataError, PeerId};
 use shoal_swarm::{CandidateConfig, CandidateSource, Candidates};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use crate::conn::PeerStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 

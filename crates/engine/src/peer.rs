@@ -120,10 +120,11 @@ pub(crate) async fn connect(
         Some(config) => {
             let name = rustls::pki_types::ServerName::try_from(info_hash.to_hex())
                 .map_err(|_| HandshakeError::Refused("the info-hash is not a valid SNI"))?;
-            let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, tokio_rustls::TlsConnector::from(config).connect(name, tcp))
-                .await
-                .map_err(|_| HandshakeError::Timeout)?
-                .map_err(HandshakeError::Tls)?;
+            let tls =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, tokio_rustls::TlsConnector::from(config).connect(name, tcp))
+                    .await
+                    .map_err(|_| HandshakeError::Timeout)?
+                    .map_err(HandshakeError::Tls)?;
             PeerStream::Tls(Box::new(tokio_rustls::TlsStream::Client(tls)))
         }
     };

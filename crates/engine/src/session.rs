@@ -14,10 +14,10 @@ use shoal_swarm::{Bitfield, Swarm};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 
+use crate::conn::PeerStream;
 use crate::dht::{AnnounceLoop, Dht, DhtConfig};
 use crate::lsd::Lsd;
 use crate::metadata::{self, MetadataProgress};
-use crate::conn::PeerStream;
 use crate::peer::Limits;
 use crate::rate_limit::{Caps, RateLimiter};
 pub use crate::torrent::PeerStatus;
@@ -584,7 +584,8 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, tls: bool) {
         inner.handshaking.fetch_add(1, Relaxed);
         let inner = inner.clone();
         tokio::spawn(async move {
-            let result = if tls { incoming_tls(stream, addr, &inner).await } else { incoming(stream, addr, &inner).await };
+            let result =
+                if tls { incoming_tls(stream, addr, &inner).await } else { incoming(stream, addr, &inner).await };
             inner.handshaking.fetch_sub(1, Relaxed);
             if let Err(e) = result {
                 tracing::debug!(%addr, "incoming connection dropped: {e}");

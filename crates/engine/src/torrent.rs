@@ -16,12 +16,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::conn::PeerStream;
 use bytes::Bytes;
 use shoal_proto::extension::{ExtHandshake, MetadataMessage, UT_METADATA, UT_PEX};
 use shoal_proto::{Handshake, InfoHash, Message, PeerId, PexMessage, PexState, serve_metadata_piece};
 use shoal_storage::{ResumeStore, Storage};
 use shoal_swarm::{Action, CandidateConfig, CandidateSource, Candidates, PeerKey, PexSchedule, Swarm};
-use crate::conn::PeerStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::disk::{Disk, DiskEvent, DiskJob};

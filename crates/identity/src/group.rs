@@ -179,7 +179,8 @@ impl Groups {
         dn.push(DnType::CommonName, format!("Shoal group {name}"));
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         params.serial_number = Some(random_serial());
         set_validity(&mut params, CA_YEARS);
         let ca = params.self_signed(&key).map_err(Error::crypto)?;
@@ -233,9 +234,7 @@ impl Groups {
         } else if [&rcgen::PKCS_RSA_SHA256, &rcgen::PKCS_RSA_SHA384, &rcgen::PKCS_RSA_SHA512].contains(&alg) {
             KeyKind::Rsa
         } else {
-            return Err(Error::Invalid(format!(
-                "a member key is Ed25519, ECDSA P-256 or RSA; this one is {alg:?}"
-            )));
+            return Err(Error::Invalid(format!("a member key is Ed25519, ECDSA P-256 or RSA; this one is {alg:?}")));
         };
         let issuer = Issuer::from_ca_cert_der(ca_der, ca_key).map_err(Error::crypto)?;
         let spki = public_key.subject_public_key_info();
@@ -362,9 +361,12 @@ impl Groups {
         let prefix = wanted.strip_prefix("sha256:").unwrap_or(wanted).to_ascii_lowercase();
         let matches = |r: &MemberRecord| {
             Some(&r.member) == as_id.as_ref()
-                || (prefix.len() >= 8 && prefix.chars().all(|c| c.is_ascii_hexdigit()) && r.fingerprint.starts_with(&prefix))
+                || (prefix.len() >= 8
+                    && prefix.chars().all(|c| c.is_ascii_hexdigit())
+                    && r.fingerprint.starts_with(&prefix))
         };
-        let fingerprints: BTreeSet<String> = records.iter().filter(|r| matches(r)).map(|r| r.fingerprint.clone()).collect();
+        let fingerprints: BTreeSet<String> =
+            records.iter().filter(|r| matches(r)).map(|r| r.fingerprint.clone()).collect();
         if fingerprints.is_empty() {
             return Err(Error::Invalid(format!("group {name:?} has no member {wanted:?} (see `shoal group list`)")));
         }
@@ -378,7 +380,8 @@ impl Groups {
             revoked_one = Some(r.clone());
         }
         let record = revoked_one.ok_or_else(|| Error::Invalid("no member matched".into()))?;
-        let all: BTreeSet<[u8; 32]> = records.iter().filter(|r| r.revoked.is_some()).filter_map(|r| unhex32(&r.fingerprint)).collect();
+        let all: BTreeSet<[u8; 32]> =
+            records.iter().filter(|r| r.revoked.is_some()).filter_map(|r| unhex32(&r.fingerprint)).collect();
         let number = self.revocations_in(&dir)?.map_or(0, |l| l.number) + 1;
         let list = RevocationList::sign(&key, number, all)?;
         write_members(&dir, &records)?;

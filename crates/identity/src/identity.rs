@@ -37,10 +37,7 @@ impl Identity {
         let dir = data_dir.join("identity");
         let key_path = dir.join("key.pem");
         let (key, created) = match read_text(&key_path)? {
-            Some(pem) => (
-                KeyPair::from_pem(&pem).map_err(|e| Error::Corrupt(key_path.clone(), e.to_string()))?,
-                false,
-            ),
+            Some(pem) => (KeyPair::from_pem(&pem).map_err(|e| Error::Corrupt(key_path.clone(), e.to_string()))?, false),
             None => {
                 private_dir(data_dir)?;
                 private_dir(&dir)?;
@@ -139,11 +136,8 @@ mod tests {
         let (c, _) = Identity::load_or_create(dir.path(), Some("Ada")).expect("rename");
         assert_eq!(c.name(), "Ada");
         assert_eq!(c.id(), a.id());
-        let info = crate::CertInfo::parse(
-            &crate::cert_from_pem(c.cert_pem().as_bytes(), "cert").expect("pem"),
-            "cert",
-        )
-        .expect("parse");
+        let info = crate::CertInfo::parse(&crate::cert_from_pem(c.cert_pem().as_bytes(), "cert").expect("pem"), "cert")
+            .expect("parse");
         assert_eq!(info.identity, Some(a.id()));
         assert_eq!(info.common_name.as_deref(), Some("Ada"));
         let (d, _) = Identity::load_or_create(dir.path(), None).expect("load");

@@ -123,7 +123,11 @@ pub fn peer_tls(member: &Membership, torrent_name: &str, revoked: Arc<Revoked>) 
 }
 
 /// Checks that `cert` chains to `ca` (any usage), for invitations.
-pub(crate) fn verify_chain(ca: &CertificateDer<'_>, cert: &CertificateDer<'_>, now: UnixTime) -> Result<(), rustls::Error> {
+pub(crate) fn verify_chain(
+    ca: &CertificateDer<'_>,
+    cert: &CertificateDer<'_>,
+    now: UnixTime,
+) -> Result<(), rustls::Error> {
     let mut roots = RootCertStore::empty();
     roots.add(ca.clone().into_owned())?;
     let parsed = ParsedCertificate::try_from(cert)?;
@@ -148,8 +152,8 @@ struct PeerVerifier {
 impl PeerVerifier {
     /// The checks beyond the chain: the torrent's name and the revocation list.
     fn check_member(&self, end_entity: &CertificateDer<'_>) -> Result<(), rustls::Error> {
-        let info = CertInfo::parse(end_entity, "the peer's certificate")
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let info =
+            CertInfo::parse(end_entity, "the peer's certificate").map_err(|e| rustls::Error::General(e.to_string()))?;
         if !info.covers(&self.torrent) {
             return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName));
         }
@@ -170,7 +174,13 @@ impl ServerCertVerifier for PeerVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let parsed = ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(&parsed, &self.roots, intermediates, now, self.algs.all)?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &parsed,
+            &self.roots,
+            intermediates,
+            now,
+            self.algs.all,
+        )?;
         self.check_member(end_entity)?;
         Ok(ServerCertVerified::assertion())
     }

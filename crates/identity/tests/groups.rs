@@ -14,7 +14,8 @@ fn node(dir: &Path, name: &str) -> (Identity, Groups) {
 
 /// Runs a TLS handshake between a dialler and an acceptor; Ok when both sides finish.
 fn handshake(client: &shoal_identity::PeerTls, server: &shoal_identity::PeerTls, sni: &str) -> Result<(), String> {
-    let mut c = ClientConnection::new(client.client.clone(), server_name(sni).expect("sni")).map_err(|e| e.to_string())?;
+    let mut c =
+        ClientConnection::new(client.client.clone(), server_name(sni).expect("sni")).map_err(|e| e.to_string())?;
     let mut s = ServerConnection::new(server.server.clone()).map_err(|e| e.to_string())?;
     for _ in 0..20 {
         let mut buf = Vec::new();
@@ -49,7 +50,8 @@ fn handshake(client: &shoal_identity::PeerTls, server: &shoal_identity::PeerTls,
 
 #[test]
 fn an_invited_member_and_the_authority_complete_a_handshake_and_outsiders_do_not() {
-    let (a_dir, b_dir, c_dir) = (tempfile::tempdir().expect("a"), tempfile::tempdir().expect("b"), tempfile::tempdir().expect("c"));
+    let (a_dir, b_dir, c_dir) =
+        (tempfile::tempdir().expect("a"), tempfile::tempdir().expect("b"), tempfile::tempdir().expect("c"));
     let (alice, alice_groups) = node(a_dir.path(), "alice");
     let (bob, bob_groups) = node(b_dir.path(), "bob");
     let (carol, carol_groups) = node(c_dir.path(), "carol");

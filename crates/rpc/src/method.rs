@@ -41,8 +41,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::api::{
-    AddRequest, Api, ApiError, GroupRequest, Ids, LocationRequest, RemoveRequest, SessionUpdate, SetRequest, Source, TORRENT_FIELDS,
-    TorrentInfo, TorrentRef,
+    AddRequest, Api, ApiError, GroupRequest, Ids, LocationRequest, RemoveRequest, SessionUpdate, SetRequest, Source,
+    TORRENT_FIELDS, TorrentInfo, TorrentRef,
 };
 
 /// Every method name, as `system.listMethods` answers.
@@ -352,7 +352,12 @@ impl Call {
                 if p.days == Some(0) {
                     return Err(invalid("days: must be at least 1"));
                 }
-                Call::Group(GroupRequest::Invite { name: p.name, member: p.member, member_name: p.member_name, days: p.days })
+                Call::Group(GroupRequest::Invite {
+                    name: p.name,
+                    member: p.member,
+                    member_name: p.member_name,
+                    days: p.days,
+                })
             }
             "group.join" => {
                 let p: JoinParams = from_value(named(&["invitation"])?)?;

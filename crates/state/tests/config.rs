@@ -18,6 +18,7 @@ fn addr(s: &str) -> Option<SocketAddr> {
 const FULL: &str = r#"
 data_dir = "/var/lib/shoal"
 listen = "0.0.0.0:6881"
+ssl_listen = "0.0.0.0:6882"
 rpc_listen = "127.0.0.1:9091"
 download_dir = "/srv/downloads"
 
@@ -53,6 +54,7 @@ fn a_full_file_parses() {
     let expected = DaemonConfig {
         data_dir: Some("/var/lib/shoal".into()),
         listen: addr("0.0.0.0:6881"),
+        ssl_listen: addr("0.0.0.0:6882"),
         rpc_listen: addr("127.0.0.1:9091"),
         download_dir: Some("/srv/downloads".into()),
         rpc: RpcConfig {

@@ -106,7 +106,7 @@ pub(crate) async fn slow_seed(meta: Metainfo, dir: &Path, initial_seeding: bool)
     config.swarm.initial_seeding = initial_seeding;
     let seed = Session::start(config).await.expect("seed");
     let add = AddTorrent {
-            ssl: None,
+        ssl: None,
         meta,
         download_dir: dir.to_path_buf(),
         peers: vec![],
