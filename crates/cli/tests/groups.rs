@@ -3,10 +3,13 @@
 //!
 //! - the group commands' round trip and their answers to bad input (exit 2, nothing stored);
 //! - a libtorrent member downloads a Shoal group share from a Shoal seed while a Shoal member
-//!   downloads it too, and the seed lets nobody else in: a libtorrent peer with a certificate
-//!   from another authority, a revoked Shoal member, a TLS client without a certificate, a
-//!   member dialling with a wrong SNI, and a plain BitTorrent handshake on the normal port all
-//!   receive no data (not even the seed's handshake);
+//!   downloads it too;
+//! - the seed lets nobody else in, one test each, while a member downloads undisturbed: a
+//!   libtorrent peer with a certificate from another authority, a revoked Shoal member, a TLS
+//!   client without a certificate, a member dialling with a wrong SNI, and a plain BitTorrent
+//!   handshake on the normal port all receive no data (not even the seed's handshake);
+//! - a revocation reaches a member through another member; a share for chosen people (`--to`);
+//!   the daemon's identity and group methods and a group share it seeds;
 //! - a Shoal member downloads from a libtorrent seed of an SSL torrent libtorrent made with a
 //!   Shoal group's authority certificate.
 //!
@@ -276,80 +279,153 @@ fn info_hash_bytes(hex: &str) -> [u8; 20] {
     out
 }
 
+/// A group share seeded by its authority (alice) with a member (bob) downloading it: the
+/// setting of the tests below, in which someone else tries to get in meanwhile.
+struct Lab {
+    work: TempDir,
+    alice: PathBuf,
+    bob: PathBuf,
+    data: PathBuf,
+    torrent: PathBuf,
+    hex: String,
+    info_hash: [u8; 20],
+    share: GroupShare,
+}
+
+impl Lab {
+    /// `size` bytes shared with group "lab" of alice's node; bob is a member. `prepare` runs
+    /// before the share starts (to revoke someone, for example).
+    fn start(size: u64, prepare: impl FnOnce(&Path, &Path)) -> Lab {
+        let work = temp_dir();
+        let (alice, bob) = (work.path().join("alice"), work.path().join("bob"));
+        run_ok(&alice, &["group", "create", "lab"]);
+        invite_and_join(&alice, "lab", &bob);
+        prepare(work.path(), &alice);
+        let data = work.path().join("lecture.bin");
+        make_test_file(&data, size, 7);
+        let torrent = work.path().join("lecture.torrent");
+        let hex = shoal_create(&data, &torrent, &["--group", "lab", "--data-dir", alice.to_str().expect("utf-8")]);
+        let info_hash = info_hash_bytes(&hex);
+        let share = spawn_group_share(&alice, &data, &torrent, "lab");
+        Lab { work, alice, bob, data, torrent, hex, info_hash, share }
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    /// Bob starts downloading from alice.
+    fn bob_downloads(&self) -> Proc {
+        let seed = self.share.tls.to_string();
+        spawn_get(
+            "shoal member",
+            &self.torrent,
+            &self.dir("bob-out"),
+            &["--peer", &seed, "--data-dir", self.bob.to_str().expect("utf-8")],
+        )
+    }
+
+    /// Bob's download ends complete and equal to the data: the intruder did not disturb it.
+    fn bob_finishes(&mut self, mut bob: Proc) {
+        ok(bob.wait_success(TRANSFER_TIMEOUT));
+        ok(compare_files(&self.data, self.dir("bob-out").join("lecture.bin")));
+        ok(self.share.proc.terminate(Duration::from_secs(15)).map(drop));
+    }
+}
+
 #[test]
-fn a_libtorrent_member_and_a_shoal_member_download_a_group_share_and_nobody_else_gets_in() {
+fn a_libtorrent_member_and_a_shoal_member_download_a_group_share_at_once() {
     ensure_tools();
-    let work = temp_dir();
-    let dir = |n: &str| work.path().join(n);
-    let (alice, bob, dave, carol) = (dir("alice"), dir("bob"), dir("dave"), dir("carol"));
-    run_ok(&alice, &["group", "create", "lab"]);
-    invite_and_join(&alice, "lab", &bob);
-    invite_and_join(&alice, "lab", &dave);
-    run_ok(&alice, &["group", "revoke", "lab", &identity(&dave)]);
-    let (lt_cert, lt_key) = issue_for_libtorrent(&alice, "lab", &dir("lt-member"));
-    // Carol runs a group of the same name: her authority is not alice's.
-    run_ok(&carol, &["group", "create", "lab"]);
-    let (out_cert, out_key) = issue_for_libtorrent(&carol, "lab", &dir("lt-outsider"));
-
-    let data = dir("lecture.bin");
-    make_test_file(&data, 24 * MIB + 4_321, 7);
-    let torrent = dir("lecture.torrent");
-    let hex = shoal_create(&data, &torrent, &["--group", "lab", "--data-dir", alice.to_str().expect("utf-8")]);
-    let info_hash = info_hash_bytes(&hex);
-    let mut share = spawn_group_share(&alice, &data, &torrent, "lab");
-    let seed_tls = share.tls.to_string();
-    let dh = dh_params();
-
-    // The honest members: libtorrent and Shoal at once.
-    let lt_out = dir("lt-out");
+    let mut lab = Lab::start(24 * MIB + 4_321, |_, _| {});
+    let (cert, key) = issue_for_libtorrent(&lab.alice, "lab", &lab.dir("lt-member"));
+    let lt_out = lab.dir("lt-out");
     let mut cmd = python_lt(["leech", "--watch-stdin", "--timeout", &TRANSFER_TIMEOUT.as_secs().to_string()]);
-    cmd.arg("--torrent").arg(&torrent).arg("--save").arg(&lt_out).args(["--peer", &seed_tls]);
-    cmd.args(ssl_args(&lt_cert, &lt_key, &dh));
+    cmd.arg("--torrent").arg(&lab.torrent).arg("--save").arg(&lt_out).args(["--peer", &lab.share.tls.to_string()]);
+    let dh = dh_params();
+    cmd.args(ssl_args(&cert, &key, &dh));
     let mut lt_member = ok(Proc::spawn("lt member", cmd));
-    let bob_out = dir("bob-out");
-    let mut bob_get = spawn_get(
-        "shoal member",
-        &torrent,
-        &bob_out,
-        &["--peer", &seed_tls, "--data-dir", bob.to_str().expect("utf-8")],
-    );
+    let bob = lab.bob_downloads();
+    ok(lt_member.wait_success(TRANSFER_TIMEOUT + START_TIMEOUT));
+    ok(lt_member.wait_for_line("DONE ", Duration::ZERO));
+    ok(compare_files(&lab.data, lt_out.join("lecture.bin")));
+    lab.bob_finishes(bob);
+}
 
-    // The outsiders, while the members download.
+#[test]
+fn a_peer_with_a_certificate_from_another_authority_gets_nothing() {
+    ensure_tools();
+    let mut lab = Lab::start(16 * MIB, |_, _| {});
+    // Carol runs a group of the same name: her authority is not alice's. Her certificate goes
+    // to a libtorrent peer, which presents it to alice's seed.
+    let carol = lab.dir("carol");
+    run_ok(&carol, &["group", "create", "lab"]);
+    let (cert, key) = issue_for_libtorrent(&carol, "lab", &lab.dir("lt-outsider"));
+    let bob = lab.bob_downloads();
     let mut cmd = python_lt(["leech", "--watch-stdin", "--timeout", "8"]);
-    cmd.arg("--torrent").arg(&torrent).arg("--save").arg(dir("outsider-out")).args(["--peer", &seed_tls]);
-    cmd.args(ssl_args(&out_cert, &out_key, &dh));
-    let mut lt_outsider = ok(Proc::spawn("lt outsider", cmd));
+    cmd.arg("--torrent").arg(&lab.torrent).arg("--save").arg(lab.dir("outsider-out"));
+    let dh = dh_params();
+    cmd.args(["--peer", &lab.share.tls.to_string()]).args(ssl_args(&cert, &key, &dh));
+    let mut outsider = ok(Proc::spawn("lt outsider", cmd));
+    let status = ok(outsider.wait_exit(START_TIMEOUT));
+    assert!(!status.success(), "{}", outsider.explain("an outsider finished"));
+    assert!(outsider.output().contains("(0.00%"), "{}", outsider.explain("an outsider got data"));
+    // And Shoal refuses carol's authority in a TLS handshake of its own.
+    let carol_client = member_client(&carol, "lab", "lecture.bin");
+    assert_eq!(tls_probe(lab.share.tls, carol_client, &lab.hex, &lab.info_hash), 0, "another authority's member");
+    lab.bob_finishes(bob);
+}
+
+#[test]
+fn a_revoked_member_gets_nothing() {
+    let mut dave = PathBuf::new();
+    let mut lab = Lab::start(16 * MIB, |work, alice| {
+        dave = work.join("dave");
+        invite_and_join(alice, "lab", &dave);
+        run_ok(alice, &["group", "revoke", "lab", &identity(&dave)]);
+    });
+    let bob = lab.bob_downloads();
+    let seed = lab.share.tls.to_string();
     let mut revoked = spawn_get(
         "revoked member",
-        &torrent,
-        &dir("dave-out"),
-        &["--peer", &seed_tls, "--data-dir", dave.to_str().expect("utf-8"), "--timeout", "8"],
+        &lab.torrent,
+        &lab.dir("dave-out"),
+        &["--peer", &seed, "--data-dir", dave.to_str().expect("utf-8"), "--timeout", "8"],
     );
-    assert_eq!(tls_probe(share.tls, no_certificate_client(), &hex, &info_hash), 0, "a peer without a certificate");
-    let wrong_sni = "ab".repeat(20);
-    let bob_client = member_client(&bob, "lab", "lecture.bin");
-    assert_eq!(tls_probe(share.tls, bob_client.clone(), &wrong_sni, &info_hash), 0, "a wrong SNI");
-    let mut plain = tcp(share.plain);
-    plain.write_all(&bt_handshake(&info_hash)).expect("send");
-    assert_eq!(handshake_bytes_back(&mut plain), 0, "a plain handshake on the normal port");
-    // The probe itself works: the same member with the right SNI gets the seed's handshake.
-    assert_eq!(tls_probe(share.tls, bob_client, &hex, &info_hash), 68, "the member probe was refused");
-
-    let status = ok(lt_outsider.wait_exit(START_TIMEOUT));
-    assert!(!status.success(), "{}", lt_outsider.explain("an outsider finished"));
-    assert!(lt_outsider.output().contains("(0.00%"), "{}", lt_outsider.explain("an outsider got data"));
     let status = ok(revoked.wait_exit(START_TIMEOUT));
     assert!(!status.success(), "{}", revoked.explain("a revoked member finished"));
     let said = revoked.output();
     assert!(said.contains("with 0 of"), "{}", revoked.explain("a revoked member got data"));
     assert!(said.contains("CertificateRevoked"), "{}", revoked.explain("no revocation named"));
+    lab.bob_finishes(bob);
+}
 
-    ok(lt_member.wait_success(TRANSFER_TIMEOUT + START_TIMEOUT));
-    ok(lt_member.wait_for_line("DONE ", Duration::ZERO));
-    ok(compare_files(&data, lt_out.join("lecture.bin")));
-    ok(bob_get.wait_success(TRANSFER_TIMEOUT));
-    ok(compare_files(&data, bob_out.join("lecture.bin")));
-    ok(share.proc.terminate(Duration::from_secs(15)).map(drop));
+#[test]
+fn a_peer_without_a_certificate_gets_nothing() {
+    let mut lab = Lab::start(16 * MIB, |_, _| {});
+    let bob = lab.bob_downloads();
+    assert_eq!(tls_probe(lab.share.tls, no_certificate_client(), &lab.hex, &lab.info_hash), 0);
+    lab.bob_finishes(bob);
+}
+
+#[test]
+fn a_member_asking_with_a_wrong_sni_gets_nothing() {
+    let mut lab = Lab::start(16 * MIB, |_, _| {});
+    let bob = lab.bob_downloads();
+    let client = member_client(&lab.bob, "lab", "lecture.bin");
+    assert_eq!(tls_probe(lab.share.tls, client.clone(), &"ab".repeat(20), &lab.info_hash), 0, "a wrong SNI");
+    // The probe itself works: the same member with the right SNI gets the seed's handshake.
+    assert_eq!(tls_probe(lab.share.tls, client, &lab.hex, &lab.info_hash), 68, "the member probe was refused");
+    lab.bob_finishes(bob);
+}
+
+#[test]
+fn a_plain_handshake_on_the_normal_port_gets_nothing() {
+    let mut lab = Lab::start(16 * MIB, |_, _| {});
+    let bob = lab.bob_downloads();
+    let mut plain = tcp(lab.share.plain);
+    plain.write_all(&bt_handshake(&lab.info_hash)).expect("send");
+    assert_eq!(handshake_bytes_back(&mut plain), 0, "a plain handshake on the normal port");
+    lab.bob_finishes(bob);
 }
 
 #[test]
