@@ -77,6 +77,29 @@ fn issue_for_libtorrent(authority: &Path, group: &str, key_dir: &Path) -> (PathB
     (cert, key)
 }
 
+/// A key made with the openssl tool, as a libtorrent user would (`algorithm`: `RSA` or
+/// `EC`, P-256), and a member certificate for it from `authority`'s `group`, signed from its
+/// public half (`group issue --public-key`); returns (cert, key).
+fn openssl_member(authority: &Path, group: &str, dir: &Path, algorithm: &str) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).expect("folder");
+    let (key, public, cert) = (dir.join("key.pem"), dir.join("public.pem"), dir.join("cert.pem"));
+    let mut genkey = std::process::Command::new("openssl");
+    genkey.args(["genpkey", "-algorithm", algorithm]);
+    genkey.args(if algorithm == "EC" {
+        ["-pkeyopt", "ec_paramgen_curve:P-256"]
+    } else {
+        ["-pkeyopt", "rsa_keygen_bits:2048"]
+    });
+    genkey.arg("-out").arg(&key);
+    ok(ok(run_captured(genkey, START_TIMEOUT)).ok());
+    let mut pubout = std::process::Command::new("openssl");
+    pubout.args(["pkey", "-pubout", "-in"]).arg(&key).arg("-out").arg(&public);
+    ok(ok(run_captured(pubout, START_TIMEOUT)).ok());
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    run_ok(authority, &["group", "issue", group, "--public-key", &s(&public), "-o", &s(&cert), "--name", "lt user"]);
+    (cert, key)
+}
+
 fn ssl_args<'a>(cert: &'a Path, key: &'a Path, dh: &'a Path) -> Vec<&'a str> {
     let s = |p: &'a Path| p.to_str().expect("utf-8 path");
     vec!["--ssl-cert", s(cert), "--ssl-key", s(key), "--ssl-dh", s(dh)]
@@ -337,7 +360,7 @@ impl Lab {
 fn a_libtorrent_member_and_a_shoal_member_download_a_group_share_at_once() {
     ensure_tools();
     let mut lab = Lab::start(24 * MIB + 4_321, |_, _| {});
-    let (cert, key) = issue_for_libtorrent(&lab.alice, "lab", &lab.dir("lt-member"));
+    let (cert, key) = openssl_member(&lab.alice, "lab", &lab.dir("lt-member"), "EC");
     let lt_out = lab.dir("lt-out");
     let mut cmd = python_lt(["leech", "--watch-stdin", "--timeout", &TRANSFER_TIMEOUT.as_secs().to_string()]);
     cmd.arg("--torrent").arg(&lab.torrent).arg("--save").arg(&lt_out).args(["--peer", &lab.share.tls.to_string()]);
@@ -436,7 +459,7 @@ fn a_shoal_member_downloads_from_a_libtorrent_seed_of_a_libtorrent_made_group_to
     let (alice, bob) = (dir("alice"), dir("bob"));
     run_ok(&alice, &["group", "create", "club"]);
     invite_and_join(&alice, "club", &bob);
-    let (cert, key) = issue_for_libtorrent(&alice, "club", &dir("lt-seed"));
+    let (cert, key) = openssl_member(&alice, "club", &dir("lt-seed"), "RSA");
 
     let src = dir("src");
     let data = src.join("notes.bin");
