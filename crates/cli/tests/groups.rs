@@ -668,3 +668,22 @@ fn the_daemon_runs_groups_over_rpc_and_seeds_a_group_share_to_a_member() {
     assert!(!status.success(), "{}", again.explain("a revoked member still downloads from the daemon"));
     assert!(again.output().contains("CertificateRevoked"), "{}", again.explain("no revocation named"));
 }
+
+#[test]
+fn a_member_revoked_while_the_share_runs_is_refused_from_then_on() {
+    let mut dave = PathBuf::new();
+    let mut lab = Lab::start(2 * MIB, |work, alice| {
+        dave = work.join("dave");
+        invite_and_join(alice, "lab", &dave);
+    });
+    let dave_client = member_client(&dave, "lab", "lecture.bin");
+    assert_eq!(tls_probe(lab.share.tls, dave_client.clone(), &lab.hex, &lab.info_hash), 68, "dave is a member yet");
+    // Revoked in another process on the authority's node: the running share reads it.
+    run_ok(&lab.alice, &["group", "revoke", "lab", &identity(&dave)]);
+    ok(shoal_testkit::wait_until(Duration::from_secs(30), Duration::from_millis(250), || {
+        tls_probe(lab.share.tls, dave_client.clone(), &lab.hex, &lab.info_hash) == 0
+    })
+    .map_err(|e| format!("the running share still admits a revoked member: {e}")));
+    let bob = lab.bob_downloads();
+    lab.bob_finishes(bob);
+}

@@ -841,6 +841,30 @@ impl Torrent {
         }
     }
 
+    /// A group share: checks the revocation list this node keeps every `every` (another
+    /// process, `shoal group revoke`, may have replaced it) and puts a newer one in force as
+    /// [`Torrent::refresh_revocations`] does, until the torrent stops. Nothing happens for
+    /// other torrents.
+    pub fn follow_revocations(&self, every: std::time::Duration) {
+        let Some(revocations) = self.ssl.as_ref().and_then(|s| s.revocations.clone()) else { return };
+        let control = self.control.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if control.is_closed() {
+                    return;
+                }
+                let r = revocations.clone();
+                if tokio::task::spawn_blocking(move || r.refresh()).await.unwrap_or(false) {
+                    let _ = control.send(Control::Revoked);
+                }
+            }
+        });
+    }
+
     /// Fetches pieces in order, first to last (`true`), or rarest first (the default): for
     /// files read while they download. File priorities still come first.
     pub fn set_sequential(&self, sequential: bool) {

@@ -113,12 +113,17 @@ pub fn peer_tls(member: &Membership, torrent_name: &str, revoked: Arc<Revoked>) 
         .with_client_auth_cert(chain.clone(), key())
         .map_err(|e| Error::Invalid(format!("this node's member certificate is not usable: {e}")))?;
     client.enable_sni = true;
-    let server = ServerConfig::builder_with_provider(provider)
+    // No session resumption either way: a resumed session skips the certificate checks, so a
+    // member revoked since its last connection would get back in.
+    client.resumption = rustls::client::Resumption::disabled();
+    let mut server = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
         .map_err(Error::crypto)?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key())
         .map_err(|e| Error::Invalid(format!("this node's member certificate is not usable: {e}")))?;
+    server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    server.send_tls13_tickets = 0;
     Ok(PeerTls { client: Arc::new(client), server: Arc::new(server), group: member.group.clone(), revoked })
 }
 
