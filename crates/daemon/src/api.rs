@@ -168,12 +168,15 @@ impl Api for Daemon {
         // A group share this node cannot open is refused before anything is stored.
         if let Some(meta) = meta.as_ref().filter(|m| m.info.ssl_cert.is_some()) {
             let (dir, meta) = (self.inner.data_dir.clone(), meta.clone());
-            let checked = tokio::task::spawn_blocking(move || crate::groups::share_for(&dir, &meta).map(drop)).await;
+            let checked = tokio::task::spawn_blocking(move || {
+                crate::groups::share_for(&dir, &meta).map_err(|e| e.for_daemon(&dir))
+            })
+            .await;
             match checked {
-                Ok(Ok(())) => {}
+                Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     lock(&self.inner.adding).remove(&hex);
-                    return Err(ApiError::BadTorrent(e.to_string()));
+                    return Err(ApiError::BadTorrent(e));
                 }
                 Err(_) => {
                     lock(&self.inner.adding).remove(&hex);

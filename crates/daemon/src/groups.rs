@@ -51,6 +51,18 @@ pub enum ShareError {
 }
 
 impl ShareError {
+    /// The message for a daemon whose identity lives in `data_dir`: how to make it a member.
+    pub fn for_daemon(&self, data_dir: &Path) -> String {
+        match self {
+            Self::NotMember { .. } => format!(
+                "{self} (this daemon's identity is in {dir}: use the RPC's group.join, or shoal group join \
+                 INVITATION --data-dir {dir})",
+                dir = data_dir.display()
+            ),
+            _ => self.to_string(),
+        }
+    }
+
     /// Whether the torrent or the user's setup is at fault (not the machine).
     pub fn is_bad_input(&self) -> bool {
         !matches!(self, Self::Store(shoal_identity::Error::Io { .. } | shoal_identity::Error::Crypto(_)))

@@ -195,7 +195,9 @@ impl Daemon {
         if add.meta.info.ssl_cert.is_some() {
             let (dir, meta) = (self.inner.data_dir.clone(), add.meta.clone());
             let share =
-                tokio::task::spawn_blocking(move || groups::share_for(&dir, &meta)).await.unwrap_or_else(|_| Ok(None));
+                tokio::task::spawn_blocking(move || groups::share_for(&dir, &meta).map_err(|e| e.for_daemon(&dir)))
+                    .await
+                    .unwrap_or_else(|_| Ok(None));
             let mut entries = lock(&self.inner.entries);
             let Some(entry) = entries.get_mut(&id) else { return };
             match share {
@@ -205,7 +207,7 @@ impl Daemon {
                 }
                 Err(e) => {
                     entry.starting = false;
-                    entry.error = Some(e.to_string());
+                    entry.error = Some(e);
                     return;
                 }
             }
