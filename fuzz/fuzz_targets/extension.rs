@@ -1,5 +1,5 @@
-//! Fuzzes the extension payload decoders on their own: the BEP 10 handshake and BEP 9
-//! `ut_metadata` messages must round-trip, and the data of a decoded `Data` message is fed to
+//! Fuzzes the extension payload decoders on their own: the BEP 10 handshake, BEP 9
+//! `ut_metadata` messages and Shoal's `shoal_wants` must round-trip, and the data of a decoded `Data` message is fed to
 //! a `MetadataAssembler`, whose refusals, hash check and reset must be consistent.
 #![no_main]
 
@@ -10,6 +10,10 @@ use shoal_proto::{ExtHandshake, InfoHash, MetadataAssembler, MetadataError, Meta
 fuzz_target!(|data: &[u8]| {
     if let Ok(h) = ExtHandshake::decode(data) {
         assert_eq!(ExtHandshake::decode(&h.encode()), Ok(h));
+    }
+    if let Ok(pieces) = shoal_proto::extension::decode_wants(data) {
+        assert!(!pieces.is_empty() && pieces.len() <= shoal_proto::extension::MAX_WANTS);
+        assert_eq!(shoal_proto::extension::encode_wants(&pieces), data);
     }
     let payload = Bytes::copy_from_slice(data);
     let Ok(msg) = MetadataMessage::decode(&payload) else {

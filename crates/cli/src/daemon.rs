@@ -122,6 +122,7 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
         .with_context(|| format!("cannot listen for RPC on {rpc_listen}"))?;
     let rpc_addr = listener.local_addr().context("RPC address")?;
     let daemon = shoal_daemon::Daemon::new(session.clone(), store, settings, data_dir.clone());
+    daemon.set_rpc_authenticated(access.token.is_some() || access.user_password.is_some());
     // Reading the stored rows is quick; their data checks run in the background.
     daemon.restore().await.map_err(|e| anyhow!("cannot restore the stored torrents: {e}"))?;
     tokio::spawn(daemon.clone().run_policy());

@@ -208,4 +208,4 @@ pub(crate) fn ssl_for(
 
 /// How often a running group share reads this node's revocation list again (a `shoal group
 /// revoke` in another terminal takes effect within this).
-pub(crate) const REVOCATIONS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const REVOCATIONS_EVERY: std::time::Duration = shoal_daemon::groups::REVOCATIONS_EVERY;

@@ -27,18 +27,22 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
         .map(|p| std::fs::canonicalize(p).with_context(|| format!("cannot share {}", p.display())).bad_input())
         .collect::<Result<_, _>>()?;
     let peers = resolve_peers(&a.peers).await?;
-    let ssl = a.torrent.group.is_some() || !a.torrent.to.is_empty();
+    // An SSL listener when a group share is made, or an existing .torrent is one.
+    let ssl = a.torrent.group.is_some()
+        || !a.torrent.to.is_empty()
+        || paths.iter().any(|p| {
+            std::fs::read(torrent_path(&a, p))
+                .ok()
+                .and_then(|b| Metainfo::from_bytes(&b).ok())
+                .is_some_and(|m| m.info.ssl_cert.is_some())
+        });
     let session = Session::start(a.node.session_config_for(ssl)).await.map_err(anyhow::Error::from)?;
     if let Some(dht) = session.dht() {
         println!("dht: node on {}", dht.local_addr());
     }
     let mut torrents = Vec::new();
     for path in &paths {
-        let out = a.output.clone().unwrap_or_else(|| {
-            let mut name = path.file_name().unwrap_or_default().to_os_string();
-            name.push(".torrent");
-            path.with_file_name(name)
-        });
+        let out = torrent_path(&a, path);
         let (bytes, meta) = match existing_torrent(&out, path, &a.torrent)? {
             Some(meta) => (None, meta),
             None => {
@@ -111,6 +115,15 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
     }
     session.shutdown().await;
     Ok(())
+}
+
+/// Where the .torrent of `path` goes: `-o`, or beside the data.
+fn torrent_path(a: &ShareArgs, path: &Path) -> PathBuf {
+    a.output.clone().unwrap_or_else(|| {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".torrent");
+        path.with_file_name(name)
+    })
 }
 
 /// Writes a new .torrent file; never replaces one that appeared meanwhile.

@@ -569,14 +569,17 @@ fn a_share_for_chosen_people_admits_them_and_tells_others_whose_it_is() {
     assert!(err.contains("members of group \"to-") && err.contains("shoal group join"), "{err}");
 }
 
-/// One JSON-RPC call to a daemon on 127.0.0.1:`port`; returns the whole reply.
+/// The RPC token of the daemon in the test below.
+const TOKEN: &str = "group-test-token-0123456789";
+
+/// One JSON-RPC call to a daemon on 127.0.0.1:`port` with [`TOKEN`]; returns the whole reply.
 fn rpc(port: u16, method: &str, params: serde_json::Value) -> serde_json::Value {
     let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the daemon");
     stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
     let request = format!(
         "POST /jsonrpc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\n\
-         Content-Length: {}\r\n\r\n{body}",
+         Authorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).expect("send");
@@ -592,19 +595,44 @@ fn the_daemon_runs_groups_over_rpc_and_seeds_a_group_share_to_a_member() {
     let work = temp_dir();
     let dir = |n: &str| work.path().join(n);
     let (home, bob, carol) = (dir("daemon"), dir("bob"), dir("carol"));
-    let port = shoal_testkit::free_port();
-    let mut cmd = shoal(["daemon", "--listen", LISTEN_ANY, "--rpc-listen"]);
-    cmd.arg(format!("127.0.0.1:{port}")).args(NO_DISCOVERY).arg("--data-dir").arg(&home);
-    let daemon = ok(Proc::spawn("daemon", cmd));
-    let line = ok(daemon.wait_for_line("group shares: TLS peers on ", START_TIMEOUT));
-    let daemon_tls = line.rsplit(' ').next().expect("address").to_string();
-    ok(daemon.wait_for_line("ready: ", START_TIMEOUT));
+    let start = |config: Option<&Path>| {
+        let port = shoal_testkit::free_port();
+        let mut cmd = shoal(["daemon", "--listen", LISTEN_ANY, "--rpc-listen"]);
+        cmd.arg(format!("127.0.0.1:{port}")).args(NO_DISCOVERY).arg("--data-dir").arg(&home);
+        if let Some(config) = config {
+            cmd.arg("--config").arg(config);
+        }
+        let daemon = ok(Proc::spawn("daemon", cmd));
+        let line = ok(daemon.wait_for_line("group shares: TLS peers on ", START_TIMEOUT));
+        let tls = line.rsplit(' ').next().expect("address").to_string();
+        ok(daemon.wait_for_line("ready: ", START_TIMEOUT));
+        (daemon, port, tls)
+    };
+    // Without RPC credentials, any local user could reach the RPC: it changes no group.
+    let (mut open, port, _) = start(None);
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "group.create", "params": {"name": "lab"}});
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let text = body.to_string();
+    let request = format!(
+        "POST /jsonrpc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\n\
+         Content-Length: {}\r\n\r\n{text}",
+        text.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).expect("reply");
+    assert!(reply.contains("needs the daemon's RPC credentials"), "{reply}");
+    ok(open.terminate(Duration::from_secs(15)).map(drop));
+    let config = dir("daemon.toml");
+    std::fs::write(&config, format!("[rpc]\ntoken = \"{TOKEN}\"\n")).expect("config");
+    let (mut daemon, port, daemon_tls) = start(Some(&config));
 
     // The same identity over JSON-RPC and XML-RPC.
     let id = rpc(port, "identity.get", serde_json::json!({}))["result"]["id"].as_str().expect("id").to_string();
-    let script = "import sys, xmlrpc.client as x; print(x.ServerProxy(sys.argv[1]).identity.get()['id'])";
+    let script = "import sys, xmlrpc.client as x; \
+                  print(x.ServerProxy(sys.argv[1], headers=[('Authorization', 'Bearer ' + sys.argv[2])]).identity.get()['id'])";
     let mut py = std::process::Command::new("python3");
-    py.args(["-c", script, &format!("http://127.0.0.1:{port}/xmlrpc")]);
+    py.args(["-c", script, &format!("http://127.0.0.1:{port}/xmlrpc"), TOKEN]);
     let out = ok(ok(run_captured(py, START_TIMEOUT)).ok());
     assert_eq!(out.stdout.trim(), id, "XML-RPC and JSON-RPC disagree on the identity");
 
@@ -667,6 +695,8 @@ fn the_daemon_runs_groups_over_rpc_and_seeds_a_group_share_to_a_member() {
     let status = ok(again.wait_exit(START_TIMEOUT));
     assert!(!status.success(), "{}", again.explain("a revoked member still downloads from the daemon"));
     assert!(again.output().contains("CertificateRevoked"), "{}", again.explain("no revocation named"));
+    let status = ok(daemon.terminate(Duration::from_secs(15)));
+    assert!(status.success(), "{}", daemon.explain("the daemon did not stop cleanly"));
 }
 
 #[test]

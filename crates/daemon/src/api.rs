@@ -114,6 +114,14 @@ impl Api for Daemon {
     }
 
     async fn group_change(&self, request: shoal_rpc::api::GroupRequest) -> Result<serde_json::Value, ApiError> {
+        if !self.inner.rpc_authenticated.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(ApiError::InvalidParams(format!(
+                "changing groups over RPC needs the daemon's RPC credentials ([rpc] token, or user and password, in \
+                 its config), since any local user can reach an RPC without them; or run shoal group ... \
+                 --data-dir {} on the daemon's machine",
+                self.inner.data_dir.display()
+            )));
+        }
         let revoked_in = match &request {
             shoal_rpc::api::GroupRequest::Revoke { name, .. } => Some(name.clone()),
             _ => None,

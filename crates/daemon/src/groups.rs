@@ -9,6 +9,9 @@ use shoal_engine::{Revocations, SslTorrent};
 use shoal_identity::{CertInfo, Groups, Identity, Revoked};
 use shoal_proto::Metainfo;
 
+/// How often a running group share reads this node's revocation list again.
+pub const REVOCATIONS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What a node needs to take part in a group share.
 #[derive(Clone, Debug)]
 pub struct Share {
@@ -91,9 +94,8 @@ pub fn share_for(data_dir: &Path, meta: &Metainfo) -> Result<Option<Share>, Shar
             id: identity.id().to_string(),
         });
     };
-    let revoked = Arc::new(Revoked::default());
-    let revocations = shoal_identity::GroupRevocations::new(groups, &member, revoked.clone());
-    let tls = shoal_identity::peer_tls(&member, &meta.info.name, revoked)?;
+    let revocations = group_revocations(data_dir, groups, &member, &info.fingerprint);
+    let tls = shoal_identity::peer_tls(&member, &meta.info.name, revocations.revoked())?;
     let revocations: Arc<dyn Revocations> = Arc::new(PassedOn(revocations));
     Ok(Some(Share {
         ssl: SslTorrent { client: tls.client, server: tls.server, revocations: Some(revocations) },
@@ -101,9 +103,28 @@ pub fn share_for(data_dir: &Path, meta: &Metainfo) -> Result<Option<Share>, Shar
     }))
 }
 
+/// The revocations of a group in this process: one per data folder and authority, shared by
+/// every torrent of the group, so a list one of them receives is in force for all.
+fn group_revocations(
+    data_dir: &Path,
+    groups: Groups,
+    member: &shoal_identity::Membership,
+    authority: &[u8; 32],
+) -> Arc<shoal_identity::GroupRevocations> {
+    type Registry = std::collections::HashMap<(std::path::PathBuf, [u8; 32]), Arc<shoal_identity::GroupRevocations>>;
+    static REGISTRY: std::sync::OnceLock<std::sync::Mutex<Registry>> = std::sync::OnceLock::new();
+    let mut registry = REGISTRY.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    registry
+        .entry((data_dir.to_path_buf(), *authority))
+        .or_insert_with(|| {
+            Arc::new(shoal_identity::GroupRevocations::new(groups, member, Arc::new(Revoked::default())))
+        })
+        .clone()
+}
+
 /// A group's revocation list as the engine passes it between members.
 #[derive(Debug)]
-struct PassedOn(shoal_identity::GroupRevocations);
+struct PassedOn(Arc<shoal_identity::GroupRevocations>);
 
 impl Revocations for PassedOn {
     fn current(&self) -> Option<Vec<u8>> {

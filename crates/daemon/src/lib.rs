@@ -75,6 +75,9 @@ struct Inner {
     magnets: tokio::sync::mpsc::UnboundedSender<(u64, Magnet)>,
     /// Folder of the node's identity and groups (group shares, `identity.*`, `group.*`).
     data_dir: PathBuf,
+    /// The RPC requires credentials: only then may it change groups (issue certificates,
+    /// revoke, join), since any local user can reach an RPC without them.
+    rpc_authenticated: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -97,6 +100,7 @@ impl Daemon {
                 started: std::time::Instant::now(),
                 magnets,
                 data_dir,
+                rpc_authenticated: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         tokio::spawn(daemon.clone().fetch_magnets(rx));
@@ -160,6 +164,13 @@ impl Daemon {
         Ok(())
     }
 
+    /// Tells the daemon whether its RPC requires credentials (a token or a user and
+    /// password): without them, `group.create`, `invite`, `join`, `issue` and `revoke` are
+    /// refused over RPC.
+    pub fn set_rpc_authenticated(&self, yes: bool) {
+        self.inner.rpc_authenticated.store(yes, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Adds entry `id`'s torrent to the session (checking its data, which may take long,
     /// with no lock held) and applies its settings as they are when the check ends. `extra`
     /// peers are dialled besides the entry's own.
@@ -220,6 +231,9 @@ impl Daemon {
                     if entry.paused || entry.queued || entry.finished {
                         t.pause();
                     }
+                    // A group share follows this node's revocation list (`shoal group revoke`
+                    // run in another process on the daemon's data folder).
+                    t.follow_revocations(groups::REVOCATIONS_EVERY);
                     t.set_limits(entry.upload_limit, entry.download_limit);
                     t.set_max_peers(entry.max_connections.unwrap_or(default_peers) as usize);
                     // Changed while the data was checked.

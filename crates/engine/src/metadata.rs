@@ -43,6 +43,8 @@ pub(crate) const OUR_UT_PEX: u8 = 2;
 /// of SSL torrents.
 pub(crate) const SHOAL_REVOCATIONS: &str = "shoal_revocations";
 pub(crate) const OUR_SHOAL_REVOCATIONS: u8 = 3;
+/// Our id of `shoal_wants` (a player asks an initial seed to show it pieces).
+pub(crate) const OUR_SHOAL_WANTS: u8 = 4;
 /// Peers asked for the metadata at once.
 const PARALLEL: usize = 6;
 /// Most peer addresses held at once (and most remembered as dropped).

@@ -89,7 +89,7 @@ pub struct AddTorrent {
     /// Where resume records are kept (`None`: a file under `download_dir/.shoal/`).
     pub resume: Option<Arc<dyn shoal_storage::ResumeBackend>>,
     /// The TLS of an SSL torrent (one whose info dictionary has `ssl-cert`): required for
-    /// those, refused for others.
+    /// those, ignored for others.
     pub ssl: Option<crate::SslTorrent>,
 }
 
@@ -625,6 +625,14 @@ async fn incoming(mut stream: TcpStream, addr: SocketAddr, inner: &Inner) -> Res
 /// handshake uses that torrent's configuration, which admits only certificates from its
 /// authority; then the BitTorrent handshake runs inside TLS and must name the same torrent.
 async fn incoming_tls(stream: TcpStream, addr: SocketAddr, inner: &Inner) -> Result<(), peer::HandshakeError> {
+    // One deadline for the whole exchange, so a slow peer holds a handshake slot no longer
+    // than a plain one would.
+    tokio::time::timeout(peer::HANDSHAKE_TIMEOUT, incoming_tls_steps(stream, addr, inner))
+        .await
+        .map_err(|_| peer::HandshakeError::Timeout)?
+}
+
+async fn incoming_tls_steps(stream: TcpStream, addr: SocketAddr, inner: &Inner) -> Result<(), peer::HandshakeError> {
     use peer::HandshakeError;
     stream.set_nodelay(true)?;
     let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);

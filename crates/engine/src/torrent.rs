@@ -25,7 +25,7 @@ use shoal_swarm::{Action, CandidateConfig, CandidateSource, Candidates, PeerKey,
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::disk::{Disk, DiskEvent, DiskJob};
-use crate::metadata::{OUR_SHOAL_REVOCATIONS, OUR_UT_METADATA, OUR_UT_PEX, SHOAL_REVOCATIONS};
+use crate::metadata::{OUR_SHOAL_REVOCATIONS, OUR_SHOAL_WANTS, OUR_UT_METADATA, OUR_UT_PEX, SHOAL_REVOCATIONS};
 use crate::peer::{self, Outgoing, PeerEvent, PeerLink, PeerSink};
 use crate::{TorrentState, TorrentStatus};
 
@@ -167,8 +167,11 @@ struct PeerExt {
     since: Instant,
     /// The certificate a TLS peer presented (DER).
     cert: Option<Vec<u8>>,
-    /// The peer's id for `shoal_revocations`, and how many lists it sent us.
-    revocations: (Option<u8>, u8),
+    /// The peer's id for `shoal_revocations`, how many lists it sent us, and whether it has
+    /// been sent the list in force.
+    revocations: (Option<u8>, u8, bool),
+    /// The peer's id for `shoal_wants`.
+    wants: Option<u8>,
 }
 
 struct Actor {
@@ -531,6 +534,14 @@ impl Actor {
         self.next_key += 1;
         tracing::debug!(%addr, outgoing, "peer connected");
         let cert = stream.peer_certificate();
+        // A list that came into force during this peer's handshake.
+        if let (Some(c), Some(r)) = (&cert, self.revocations())
+            && r.is_revoked(c)
+        {
+            tracing::info!(%addr, "refusing a member whose certificate was revoked");
+            self.candidates.closed(now, addr, Duration::from_secs(300));
+            return;
+        }
         let link = peer::spawn(
             key,
             addr,
@@ -562,7 +573,8 @@ impl Actor {
                 pex: PexState::new(),
                 since: now,
                 cert,
-                revocations: (None, 0),
+                revocations: (None, 0, false),
+                wants: None,
             },
         );
         self.swarm.add_peer(now, key, fast);
@@ -584,6 +596,7 @@ impl Actor {
             if self.revocations().is_some() {
                 m.insert(SHOAL_REVOCATIONS.to_string(), OUR_SHOAL_REVOCATIONS);
             }
+            m.insert(shoal_proto::extension::SHOAL_WANTS.to_string(), OUR_SHOAL_WANTS);
             let ext = ExtHandshake {
                 m,
                 v: Some(concat!("Shoal ", env!("CARGO_PKG_VERSION")).to_string()),
@@ -636,8 +649,18 @@ impl Actor {
                         state.listen = Some(SocketAddr::new(addr.ip(), port));
                     }
                     state.revocations.0 = ext.id_of(SHOAL_REVOCATIONS);
+                    state.wants = ext.id_of(shoal_proto::extension::SHOAL_WANTS);
+                    if state.wants.is_some() {
+                        self.swarm.set_peer_takes_wants(key);
+                    }
                 }
                 self.send_revocations(key);
+            }
+            Message::Extended { id: OUR_SHOAL_WANTS, payload } => {
+                match shoal_proto::extension::decode_wants(&payload) {
+                    Ok(pieces) => self.swarm.handle_wants(key, &pieces),
+                    Err(e) => tracing::debug!("ignoring a bad shoal_wants message: {e}"),
+                }
             }
             Message::Extended { id: OUR_SHOAL_REVOCATIONS, payload } => self.on_revocations(key, payload),
             Message::Extended { id: OUR_UT_METADATA, payload } => self.on_metadata_message(key, &payload),
@@ -819,10 +842,16 @@ impl Actor {
         self.inbox.ssl.as_ref()?.revocations.clone()
     }
 
-    /// Sends the revocation list in force to a peer that takes them.
+    /// Sends the revocation list in force to a peer that takes them, once per connection
+    /// and list.
     fn send_revocations(&mut self, key: PeerKey) {
-        let Some(their_id) = self.exts.get(&key).and_then(|e| e.revocations.0) else { return };
+        let Some(their_id) = self.exts.get(&key).filter(|e| !e.revocations.2).and_then(|e| e.revocations.0) else {
+            return;
+        };
         let Some(list) = self.revocations().and_then(|r| r.current()) else { return };
+        if let Some(e) = self.exts.get_mut(&key) {
+            e.revocations.2 = true;
+        }
         self.send(key, Message::Extended { id: their_id, payload: list.into() });
     }
 
@@ -860,6 +889,9 @@ impl Actor {
         }
         let keys: Vec<PeerKey> = self.exts.keys().copied().collect();
         for key in keys {
+            if let Some(e) = self.exts.get_mut(&key) {
+                e.revocations.2 = false;
+            }
             self.send_revocations(key);
         }
     }
@@ -902,6 +934,14 @@ impl Actor {
                 Action::Withdraw { peer, block } => {
                     if let Some(link) = self.links.get(&peer) {
                         link.withdraw(block);
+                    }
+                }
+                Action::Want { peer, pieces } => {
+                    if let Some(id) = self.exts.get(&peer).and_then(|e| e.wants) {
+                        let ids: Vec<u32> = pieces.iter().map(|p| p.get()).collect();
+                        tracing::debug!(?ids, "asking a peer to show pieces a reader waits for");
+                        let payload = shoal_proto::extension::encode_wants(&ids);
+                        self.send(peer, Message::Extended { id, payload: payload.into() });
                     }
                 }
                 Action::Write { block, data } => self.disk_backlog.push_back(DiskJob::Write(block, data)),

@@ -40,10 +40,27 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     result.map_err(|e| Error::io(path, e))
 }
 
+/// A temporary name next to `path`, unique to this write (two processes, or two threads,
+/// writing the same file never share one).
 fn tmp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".tmp");
+    name.push(format!(".{}.{:016x}.tmp", std::process::id(), rand::random::<u64>()));
     path.with_file_name(name)
+}
+
+/// An exclusive lock on a folder's `.lock` file, held until dropped: changes that read,
+/// modify and write the store's files run one at a time, across threads and processes.
+#[derive(Debug)]
+pub(crate) struct FolderLock(#[allow(dead_code)] fs::File);
+
+/// Takes the lock of `dir` (created if needed), waiting for whoever holds it.
+pub(crate) fn lock_folder(dir: &Path) -> Result<FolderLock, Error> {
+    private_dir(dir)?;
+    let path = dir.join(".lock");
+    let file =
+        fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io(&path, e))?;
+    file.lock().map_err(|e| Error::io(&path, e))?;
+    Ok(FolderLock(file))
 }
 
 /// Reads a file the store wrote; `None` when it does not exist.

@@ -21,7 +21,7 @@ use rustls::pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
 use crate::cert::{CertInfo, KeyKind, cert_from_pem, hex, now};
-use crate::files::{private_dir, read_optional, read_text, write_private};
+use crate::files::{FolderLock, lock_folder, private_dir, read_optional, read_text, write_private};
 use crate::invite::Invitation;
 use crate::revoke::RevocationList;
 use crate::{Error, Identity, IdentityId};
@@ -152,6 +152,11 @@ impl Groups {
         Self { dir: data_dir.join("groups") }
     }
 
+    /// Changes to the groups run one at a time (threads of a daemon, other processes).
+    fn lock(&self) -> Result<FolderLock, Error> {
+        lock_folder(&self.dir)
+    }
+
     fn group_dir(&self, name: &str) -> Result<PathBuf, Error> {
         check_group_name(name)?;
         Ok(self.dir.join(name))
@@ -168,6 +173,7 @@ impl Groups {
     /// Makes a group with this node as its authority (and first member).
     pub fn create(&self, identity: &Identity, name: &str) -> Result<GroupSummary, Error> {
         let dir = self.group_dir(name)?;
+        let _lock = self.lock()?;
         if dir.join("ca.pem").exists() {
             return Err(Error::Invalid(format!("a group called {name:?} exists already")));
         }
@@ -294,20 +300,28 @@ impl Groups {
 
     /// An invitation carrying a member certificate for `member`, usable for `days` days.
     pub fn invite(&self, name: &str, member: IdentityId, label: Option<&str>, days: u32) -> Result<Invitation, Error> {
+        self.invite_until(name, member, label, now() + i64::from(days) * 86_400)
+    }
+
+    /// Like [`Self::invite`], usable until `expires` (Unix seconds).
+    pub fn invite_until(
+        &self,
+        name: &str,
+        member: IdentityId,
+        label: Option<&str>,
+        expires: i64,
+    ) -> Result<Invitation, Error> {
+        let _lock = self.lock()?;
         let (dir, key, ca) = self.authority(name)?;
         let (cert, _) = self.sign_member(&dir, &key, &ca, &RawEd25519(member.0), label)?;
-        Ok(Invitation {
-            group: name.to_string(),
-            ca: ca.to_vec(),
-            cert: cert.to_vec(),
-            expires: now() + i64::from(days) * 86_400,
-            revocations: read_optional(&dir.join("revocations.bin"))?,
-        })
+        let revocations = read_optional(&dir.join("revocations.bin"))?;
+        Invitation::signed(&key, name, ca.to_vec(), cert.to_vec(), expires, revocations)
     }
 
     /// Signs a member certificate (PEM) for an outside key: `key_pem` is a PEM public key
     /// (Ed25519, ECDSA P-256 or RSA) or a private key whose public half is used.
     pub fn issue(&self, name: &str, key_pem: &str, label: Option<&str>) -> Result<String, Error> {
+        let _lock = self.lock()?;
         let (dir, key, ca) = self.authority(name)?;
         let cert = if key_pem.contains("PRIVATE KEY-----") {
             let pair = KeyPair::from_pem(key_pem)
@@ -333,6 +347,7 @@ impl Groups {
         let name = invitation.group.as_str();
         let dir = self.group_dir(name)?;
         let (ca, cert, revocations) = invitation.check(identity.id())?;
+        let _lock = self.lock()?;
         if dir.join("ca.pem").exists() {
             let existing = self.ca_der(&dir)?;
             if existing.as_ref() != ca.as_ref() {
@@ -354,6 +369,7 @@ impl Groups {
     /// Revokes the certificates of `member` (an identity ID, `sha256:HEX` or a fingerprint
     /// prefix of at least 8 hex digits) and signs a new revocation list.
     pub fn revoke(&self, name: &str, member: &str) -> Result<(MemberRecord, RevocationList), Error> {
+        let _lock = self.lock()?;
         let (dir, key, _) = self.authority(name)?;
         let mut records = read_members(&dir)?;
         let wanted = member.trim();
@@ -502,10 +518,24 @@ impl Groups {
         for group in self.list()? {
             let dir = self.dir.join(&group.name);
             if self.ca_der(&dir)?.as_ref() == ca.as_ref() {
-                return Ok(self.store_revocations(&dir, &list)?.then_some(list));
+                return Ok(self.keep_revocations(&group.name, &list)?.then_some(list));
             }
         }
         Ok(None)
+    }
+
+    /// Keeps a verified list as group `name`'s when it is newer than the one kept. Returns
+    /// whether it was kept.
+    pub fn keep_revocations(&self, name: &str, list: &RevocationList) -> Result<bool, Error> {
+        let dir = self.existing(name)?;
+        let _lock = self.lock()?;
+        self.store_revocations(&dir, list)
+    }
+
+    /// The revocation list kept for group `name`.
+    pub fn revocations_of(&self, name: &str) -> Result<Option<RevocationList>, Error> {
+        let dir = self.existing(name)?;
+        self.revocations_in(&dir)
     }
 }
 

@@ -2,9 +2,11 @@
 //!
 //! `shoal-invite:` followed by unpadded base64url of a JSON object: the group's name, the
 //! authority's certificate, the member certificate (both DER, base64), an expiry (Unix
-//! seconds) and the newest revocation list. Nothing in it is secret: the certificate is
-//! useless without the member's private key, which never left the member's node. The joining
-//! node checks that the certificate is signed by the authority it names and is for its own key.
+//! seconds), the newest revocation list, and the authority's Ed25519 signature over the name,
+//! both certificates and the expiry. Nothing in it is secret: the certificate is useless
+//! without the member's private key, which never left the member's node. The joining node
+//! checks the signature (so the expiry cannot be moved), that the certificate is signed by
+//! the authority it names and is for its own key, and that the invitation has not expired.
 
 use base64::Engine;
 use rustls::pki_types::{CertificateDer, UnixTime};
@@ -31,6 +33,8 @@ pub struct Invitation {
     pub expires: i64,
     /// The authority's newest revocation list.
     pub revocations: Option<Vec<u8>>,
+    /// The authority's Ed25519 signature over the group, both certificates and the expiry.
+    pub signature: Vec<u8>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -42,6 +46,18 @@ struct Wire {
     expires: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revocations: Option<String>,
+    sig: String,
+}
+
+/// What the authority signs: every field but the revocation list (signed on its own).
+fn signed_bytes(group: &str, ca: &[u8], cert: &[u8], expires: i64) -> Vec<u8> {
+    let mut out = b"shoal-invite-v1".to_vec();
+    for part in [group.as_bytes(), ca, cert] {
+        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(&expires.to_be_bytes());
+    out
 }
 
 fn b64() -> base64::engine::GeneralPurpose {
@@ -49,6 +65,20 @@ fn b64() -> base64::engine::GeneralPurpose {
 }
 
 impl Invitation {
+    /// An invitation signed with the authority's key.
+    pub(crate) fn signed(
+        key: &rcgen::KeyPair,
+        group: &str,
+        ca: Vec<u8>,
+        cert: Vec<u8>,
+        expires: i64,
+        revocations: Option<Vec<u8>>,
+    ) -> Result<Self, Error> {
+        use rcgen::SigningKey;
+        let signature = key.sign(&signed_bytes(group, &ca, &cert, expires)).map_err(Error::crypto)?;
+        Ok(Self { group: group.to_string(), ca, cert, expires, revocations, signature })
+    }
+
     /// The one-line text form.
     pub fn encode(&self) -> String {
         let wire = Wire {
@@ -58,6 +88,7 @@ impl Invitation {
             cert: b64().encode(&self.cert),
             expires: self.expires,
             revocations: self.revocations.as_ref().map(|r| b64().encode(r)),
+            sig: b64().encode(&self.signature),
         };
         let json = serde_json::to_vec(&wire).unwrap_or_default();
         format!("{PREFIX}{}", b64().encode(json))
@@ -82,6 +113,7 @@ impl Invitation {
             ca: field("ca", &wire.ca)?,
             cert: field("cert", &wire.cert)?,
             revocations: wire.revocations.as_deref().map(|r| field("revocations", r)).transpose()?,
+            signature: field("sig", &wire.sig)?,
             group: wire.group,
             expires: wire.expires,
         })
@@ -94,6 +126,13 @@ impl Invitation {
         &self,
         me: IdentityId,
     ) -> Result<(CertificateDer<'static>, CertificateDer<'static>, Option<RevocationList>), Error> {
+        let ca_info = CertInfo::parse(&self.ca, "the invitation's authority certificate")?;
+        let authority = ca_info.identity.ok_or_else(|| {
+            Error::Invalid("the invitation's authority is not a Shoal group (its key is not Ed25519)".into())
+        })?;
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, authority.0)
+            .verify(&signed_bytes(&self.group, &self.ca, &self.cert, self.expires), &self.signature)
+            .map_err(|_| Error::Invalid("the invitation's signature does not verify: it was altered".into()))?;
         if self.expires < now() {
             return Err(Error::Invalid(format!(
                 "the invitation to {:?} expired {}; ask the group's authority for a new one",
@@ -101,7 +140,6 @@ impl Invitation {
                 crate::when(self.expires)
             )));
         }
-        let ca_info = CertInfo::parse(&self.ca, "the invitation's authority certificate")?;
         if !ca_info.is_ca {
             return Err(Error::Invalid("the invitation's authority certificate is not a CA certificate".into()));
         }
@@ -116,9 +154,9 @@ impl Invitation {
         let cert = CertificateDer::from(self.cert.clone());
         crate::tls::verify_chain(&ca, &cert, UnixTime::now())
             .map_err(|e| Error::Invalid(format!("the invitation's certificate is not signed by its authority: {e}")))?;
-        let revocations = match (&self.revocations, ca_info.identity) {
-            (Some(bytes), Some(authority)) => Some(RevocationList::verify(bytes, &authority.0)?),
-            _ => None,
+        let revocations = match &self.revocations {
+            Some(bytes) => Some(RevocationList::verify(bytes, &authority.0)?),
+            None => None,
         };
         if revocations.as_ref().is_some_and(|l| l.revoked.contains(&info.fingerprint)) {
             return Err(Error::Invalid("the authority has revoked this certificate".into()));

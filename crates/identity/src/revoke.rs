@@ -23,8 +23,9 @@ use crate::Error;
 const MAGIC: &[u8; 8] = b"SHOALRL1";
 const HEADER: usize = 8 + 32 + 8 + 8 + 4;
 const SIGNATURE: usize = 64;
-/// Most entries a list may hold (a list of this size is 3.2 MB).
-pub const MAX_REVOKED: usize = 100_000;
+/// Most entries a list may hold: a list this long (about 1 MB) still fits in one peer
+/// message (peers refuse messages over 1 MiB).
+pub const MAX_REVOKED: usize = 32_000;
 
 /// A verified (or freshly signed) revocation list.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +76,13 @@ impl RevocationList {
             .verify(signed, signature)
             .map_err(|_| Error::Invalid("the revocation list's signature does not verify".into()))?;
         Ok(list)
+    }
+
+    /// The number in a list's header, read without checking anything else (to drop a list
+    /// that is not newer before verifying it).
+    pub fn peek_number(bytes: &[u8]) -> Option<u64> {
+        (bytes.len() >= HEADER && &bytes[..8] == MAGIC)
+            .then(|| u64::from_be_bytes(bytes[40..48].try_into().unwrap_or_default()))
     }
 
     /// Reads a list without checking its signature (see [`Self::verify`]).

@@ -23,8 +23,8 @@ use rustls::{ClientConfig, DistinguishedName, RootCertStore, ServerConfig, Signa
 use crate::cert::CertInfo;
 use crate::{Error, Membership};
 
-/// The keys a group has revoked, shared by every connection of its torrents and replaced when
-/// a newer signed list arrives.
+/// The keys a group has revoked, shared by every connection of the group's torrents in this
+/// process and replaced when a newer signed list arrives.
 #[derive(Debug, Default)]
 pub struct Revoked {
     inner: RwLock<(u64, BTreeSet<[u8; 32]>)>,
@@ -215,7 +215,8 @@ impl ServerCertVerifier for PeerVerifier {
 
 impl ClientCertVerifier for PeerVerifier {
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner_client.root_hint_subjects()
+        // No hints: they would tell anyone who knows the info-hash the authority's name.
+        &[]
     }
 
     fn verify_client_cert(
@@ -252,13 +253,15 @@ impl ClientCertVerifier for PeerVerifier {
     }
 }
 
-/// A group's revocation list as an SSL torrent passes it between members: the list in force
-/// (shared with the torrent's verifiers through [`Revoked`]) and the store that keeps newer
-/// ones.
+/// A group's revocation list as the SSL torrents of one group pass it between members: the
+/// list in force (shared with the torrents' verifiers through [`Revoked`]) and the store that
+/// keeps newer ones. One per group in a process, shared by all of its torrents, so a list one
+/// torrent receives is in force for all.
 #[derive(Debug)]
 pub struct GroupRevocations {
     groups: crate::Groups,
-    ca: CertificateDer<'static>,
+    group: String,
+    authority: Option<[u8; 32]>,
     revoked: Arc<Revoked>,
     current: RwLock<Option<Vec<u8>>>,
 }
@@ -271,7 +274,18 @@ impl GroupRevocations {
             revoked.update(l.number, l.revoked.clone());
             l.bytes.clone()
         });
-        Self { groups, ca: member.ca.clone(), revoked, current: RwLock::new(current) }
+        Self {
+            groups,
+            group: member.group.clone(),
+            authority: member.authority,
+            revoked,
+            current: RwLock::new(current),
+        }
+    }
+
+    /// The set in force, for [`peer_tls`].
+    pub fn revoked(&self) -> Arc<Revoked> {
+        self.revoked.clone()
     }
 
     /// The signed list in force.
@@ -279,27 +293,33 @@ impl GroupRevocations {
         self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// A list from a peer: kept and put in force when it verifies and is newer.
-    pub fn offer(&self, bytes: &[u8]) -> bool {
-        match self.groups.accept_revocations(&self.ca, bytes) {
-            Ok(Some(list)) => {
-                self.revoked.update(list.number, list.revoked.clone());
-                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(list.bytes);
-                true
-            }
-            Ok(None) => false,
-            Err(_) => false,
-        }
-    }
-
-    /// Reads the list this node keeps for the group again and puts it in force when newer.
-    pub fn refresh(&self) -> bool {
-        let Ok(Some(list)) = self.groups.revocations_for(&self.ca) else { return false };
+    fn put_in_force(&self, list: crate::RevocationList) -> bool {
         if !self.revoked.update(list.number, list.revoked.clone()) {
             return false;
         }
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(list.bytes);
         true
+    }
+
+    /// A list from a peer: put in force when it is newer than the one in force (checked
+    /// first, from its header) and its signature verifies, and kept on disk when newer than
+    /// the one kept there.
+    pub fn offer(&self, bytes: &[u8]) -> bool {
+        let Some(authority) = self.authority else { return false };
+        if crate::RevocationList::peek_number(bytes).is_none_or(|n| n <= self.revoked.number()) {
+            return false;
+        }
+        let Ok(list) = crate::RevocationList::verify(bytes, &authority) else { return false };
+        let _ = self.groups.keep_revocations(&self.group, &list);
+        self.put_in_force(list)
+    }
+
+    /// Reads the list this node keeps for the group again and puts it in force when newer.
+    pub fn refresh(&self) -> bool {
+        match self.groups.revocations_of(&self.group) {
+            Ok(Some(list)) => self.put_in_force(list),
+            _ => false,
+        }
     }
 
     /// Whether the list in force revokes this certificate's key.

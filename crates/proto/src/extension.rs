@@ -23,6 +23,25 @@ pub const UT_METADATA: &str = "ut_metadata";
 pub const UT_PEX: &str = "ut_pex";
 /// Size of every `ut_metadata` piece but the last (BEP 9).
 pub const METADATA_PIECE_LEN: u32 = 16 * 1024;
+/// Shoal's extension asking a peer to show pieces it has not announced (an initial seed's
+/// hidden pieces a player waits for): the payload is up to [`MAX_WANTS`] piece indexes, each
+/// a 4-byte big-endian integer, most urgent first.
+pub const SHOAL_WANTS: &str = "shoal_wants";
+/// Most piece indexes in one `shoal_wants` message.
+pub const MAX_WANTS: usize = 8;
+
+/// Encodes a `shoal_wants` payload (indexes past [`MAX_WANTS`] are left out).
+pub fn encode_wants(pieces: &[u32]) -> Vec<u8> {
+    pieces.iter().take(MAX_WANTS).flat_map(|p| p.to_be_bytes()).collect()
+}
+
+/// Decodes a `shoal_wants` payload.
+pub fn decode_wants(payload: &[u8]) -> Result<Vec<u32>, ExtensionError> {
+    if payload.is_empty() || !payload.len().is_multiple_of(4) || payload.len() > 4 * MAX_WANTS {
+        return Err(ExtensionError::BadWants(payload.len()));
+    }
+    Ok(payload.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect())
+}
 
 /// Why an extension payload cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +55,9 @@ pub enum ExtensionError {
     /// A `ut_metadata` message without a required integer key.
     #[error("ut_metadata message has no valid `{0}`")]
     MissingField(&'static str),
+    /// A `shoal_wants` payload that is not 1 to 8 four-byte piece indexes.
+    #[error("shoal_wants message of {0} bytes, expected 4 to 32 in steps of 4")]
+    BadWants(usize),
 }
 
 /// The BEP 10 extension handshake (extended message id 0).
@@ -212,6 +234,16 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn wants_round_trip_and_bad_lengths_are_refused() {
+        let pieces = vec![0, 7, u32::MAX];
+        assert_eq!(decode_wants(&encode_wants(&pieces)), Ok(pieces));
+        assert_eq!(encode_wants(&(0..20).collect::<Vec<_>>()).len(), 4 * MAX_WANTS);
+        for len in [0, 3, 5, 36] {
+            assert_eq!(decode_wants(&vec![0; len]), Err(ExtensionError::BadWants(len)));
+        }
+    }
 
     #[test]
     fn decodes_a_real_handshake() {

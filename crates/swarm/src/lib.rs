@@ -23,7 +23,7 @@ pub use candidates::{CandidateConfig, Candidates, Source as CandidateSource};
 pub use peer::PeerView;
 pub use pex::PexSchedule;
 pub use rate::Rate;
-pub use swarm::{Action, Config, PeerError, Stats, Swarm};
+pub use swarm::{Action, Config, PeerError, Stats, Swarm, WANTS_AT_ONCE};
 
 /// Identifies one peer connection within a torrent. Chosen by the driver; never reused while
 /// the connection is known to the swarm.

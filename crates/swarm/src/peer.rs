@@ -51,6 +51,11 @@ pub(crate) struct Peer {
     pub(crate) strikes: u32,
     /// While we seed initially (BEP 16): the pieces we showed the peer we have.
     pub(crate) revealed: Option<Bitfield>,
+    /// The peer takes `shoal_wants` requests, and whether it was sent the current one.
+    pub(crate) takes_wants: bool,
+    pub(crate) asked_wants: bool,
+    /// The swarm's tick count when the peer last asked us to show it pieces (a player).
+    pub(crate) wants_tick: Option<u64>,
     /// Rare pieces revealed while the peer was unchoked and not announced yet, each counted as
     /// a copy on its way into the swarm.
     pub(crate) reveals_open: Vec<OpenReveal>,
@@ -82,6 +87,8 @@ pub(crate) struct OpenReveal {
     pub(crate) requested: bool,
     /// The swarm's tick count when it was revealed.
     pub(crate) at: u64,
+    /// Shown because the peer asked for it (`shoal_wants`).
+    pub(crate) wanted: bool,
 }
 
 /// Most cancelled blocks remembered per peer.
@@ -109,6 +116,9 @@ impl Peer {
             backoff: false,
             strikes: 0,
             revealed: None,
+            takes_wants: false,
+            asked_wants: false,
+            wants_tick: None,
             reveals_open: Vec::new(),
             reveals_announced: [0; 2],
             idle_ticks: 0,

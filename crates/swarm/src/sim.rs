@@ -51,6 +51,9 @@ pub struct SimConfig {
     pub capped: bool,
     /// Leecher 1 plays the file while it downloads.
     pub stream: Option<StreamConfig>,
+    /// Nodes speak Shoal's `shoal_wants` extension (a player asks an initial seed for the
+    /// pieces it waits for). Default: true, as Shoal nodes do.
+    pub wants: bool,
 }
 
 /// A player on leecher 1: it starts once the first `startup` of playback is verified, then
@@ -87,6 +90,9 @@ struct Player {
     report: StreamReport,
 }
 
+/// The extension message id the simulator uses for `shoal_wants`.
+const SIM_WANTS: u8 = 4;
+
 /// How often the player advances, in virtual time.
 const PLAY_STEP: Duration = Duration::from_millis(50);
 
@@ -105,6 +111,7 @@ impl Default for SimConfig {
             swarm: Config::default(),
             stream: None,
             capped: false,
+            wants: true,
         }
     }
 }
@@ -266,6 +273,9 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         let peers: Vec<usize> = node.links.iter().map(|l| l.to).collect();
         for j in peers {
             node.swarm.add_peer(start, PeerKey(j as u64), true);
+            if cfg.wants {
+                node.swarm.set_peer_takes_wants(PeerKey(j as u64));
+            }
         }
         // Stagger the ticks so the nodes do not all rechoke at the same instant.
         queue.push(start + Duration::from_micros(i as u64 * 997 % 1_000_000), Event::Tick { node: i });
@@ -319,6 +329,13 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         now = at;
         sim.events += 1;
         let touched = match event {
+            Event::Deliver { from, to, msg: Message::Extended { id: SIM_WANTS, payload } } => {
+                let open = nodes[to].link_of.get(&from).is_some_and(|&l| nodes[to].links[l].open);
+                if open && let Ok(pieces) = shoal_proto::extension::decode_wants(&payload) {
+                    nodes[to].swarm.handle_wants(PeerKey(from as u64), &pieces);
+                }
+                to
+            }
             Event::Deliver { from, to, msg } => {
                 let open = nodes[to].link_of.get(&from).is_some_and(|&l| nodes[to].links[l].open);
                 if open && nodes[to].swarm.handle_message(now, PeerKey(from as u64), msg).is_err() {
@@ -551,6 +568,12 @@ impl Sim<'_> {
                     let ok = !std::mem::replace(&mut nodes[i].corrupt[piece.idx()], false);
                     self.hash_failures += u32::from(!ok);
                     nodes[i].swarm.handle_verified(now, piece, ok);
+                }
+                Action::Want { peer, pieces } => {
+                    let ids: Vec<u32> = pieces.iter().map(|p| p.get()).collect();
+                    let payload = shoal_proto::extension::encode_wants(&ids).into();
+                    let msg = Message::Extended { id: SIM_WANTS, payload };
+                    self.queue.push(now + self.cfg.latency, Event::Deliver { from: i, to: peer.0 as usize, msg });
                 }
                 Action::Withdraw { peer, block } => {
                     let node = &mut nodes[i];

@@ -69,6 +69,11 @@ impl SuperSeed {
         Some(piece)
     }
 
+    /// A piece was revealed on a peer's request: one more copy on its way.
+    pub(crate) fn count(&mut self, piece: PieceIndex) {
+        self.in_flight[piece.idx()] += 1;
+    }
+
     /// A revealed piece was announced by its peer, or the peer left.
     pub(crate) fn settle(&mut self, piece: PieceIndex) {
         let f = &mut self.in_flight[piece.idx()];

@@ -30,6 +30,9 @@ use crate::{Bitfield, PeerKey, Rate};
 
 mod choking;
 mod revealing;
+mod wanting;
+
+pub use wanting::WANTS_AT_ONCE;
 
 /// Why reveals stop counting as copies on their way (see [`Swarm::settle_reveals`]).
 #[derive(Clone, Copy)]
@@ -128,6 +131,14 @@ pub enum Action {
     Verify {
         /// The piece to check.
         piece: PieceIndex,
+    },
+    /// Ask the peer to show us these pieces, which a reader waits for and no peer has shown
+    /// (Shoal's `shoal_wants` extension message; see [`Swarm::handle_wants`]).
+    Want {
+        /// Destination.
+        peer: PeerKey,
+        /// The pieces, most urgent first, at most [`WANTS_AT_ONCE`].
+        pieces: Vec<PieceIndex>,
     },
     /// The peer cancelled a request it made: if the block was not sent yet, drop it.
     Withdraw {
@@ -241,6 +252,10 @@ pub struct Swarm {
     scratch: Vec<BlockRange>,
     /// Pieces with deadlines (streaming), most urgent first; see [`Swarm::set_deadlines`].
     deadlines: Vec<crate::stream::Urgent>,
+    /// The hidden pieces last asked for with `shoal_wants`, and when.
+    last_wants: (Vec<PieceIndex>, Option<Instant>),
+    /// While seeding initially: peers waiting for pieces they asked to be shown (players).
+    streamers: usize,
     /// The best download rate of a peer at the last tick: peers much slower are not asked
     /// for pieces with deadlines.
     fastest_down: f64,
@@ -286,6 +301,8 @@ impl Swarm {
             hash_failures: 0,
             scratch: Vec::new(),
             deadlines: Vec::new(),
+            last_wants: (Vec::new(), None),
+            streamers: 0,
             fastest_down: 0.0,
         }
     }
@@ -354,6 +371,7 @@ impl Swarm {
             self.cancel_pending(|block| !keep.contains(&block.piece));
         }
         self.refill_all();
+        self.ask_for_hidden(Some(now));
     }
 
     /// Cancels the requests outstanding at every peer for the blocks `which` selects; their
@@ -820,8 +838,10 @@ impl Swarm {
         if self.superseed.is_some() && self.peers.len() == 1 {
             self.reveal_to_lone_peer();
         }
+        self.count_streamers();
         if !self.deadlines.is_empty() {
             self.update_urgent(now);
+            self.ask_for_hidden(Some(now));
         }
         self.fastest_down = 0.0;
         let mut snubbed = Vec::new();
@@ -1276,6 +1296,72 @@ mod tests {
         let next = revealed(&drain(&mut s), PeerKey(1));
         assert_eq!(next.len(), 1);
         assert!(!all.contains(&next[0]));
+    }
+
+    #[test]
+    fn an_initial_seed_shows_a_player_the_pieces_it_asks_for_within_bounds() {
+        let now = Instant::now();
+        let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
+        let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
+        for key in 1..=5 {
+            s.add_peer(now, PeerKey(key), true);
+        }
+        let first = revealed(&drain(&mut s), PeerKey(1));
+        // Peer 1 plays the file from its start: it names pieces it was not shown, one twice,
+        // one it was shown already, and one past the end; at most eight count.
+        let wanted: Vec<u32> = (0..12).filter(|p| !first.contains(p)).take(9).collect();
+        let mut asked = wanted.clone();
+        asked.insert(1, wanted[0]);
+        asked.insert(2, first[0]);
+        asked.insert(3, 999);
+        s.handle_wants(PeerKey(1), &asked);
+        let shown = revealed(&drain(&mut s), PeerKey(1));
+        assert_eq!(shown, wanted[..5].to_vec(), "the first valid, unshown ones of eight named");
+        // A choked peer asking is shown nothing, but is unchoked first at the next rechoke.
+        s.handle_wants(PeerKey(5), &[40]);
+        assert!(revealed(&drain(&mut s), PeerKey(5)).is_empty(), "a choked peer is shown nothing");
+        s.tick(now + Duration::from_secs(11));
+        let actions = drain(&mut s);
+        assert!(actions.contains(&Action::Send { peer: PeerKey(5), msg: Message::Unchoke }), "{actions:?}");
+        // At most sixteen shown on request and not yet announced, per peer.
+        for round in 0..4u32 {
+            let more: Vec<u32> = (16 + round * 8..24 + round * 8).collect();
+            s.handle_wants(PeerKey(1), &more);
+        }
+        let open = s.peers[&PeerKey(1)].reveals_open.iter().filter(|o| o.wanted).count();
+        assert_eq!(open, 16);
+        // A seed that is not seeding initially, and a leecher, ignore requests.
+        let mut plain =
+            Swarm::new(layout, Bitfield::full(64), Config { initial_seeding: false, ..Config::default() }, now);
+        plain.add_peer(now, PeerKey(1), true);
+        drain(&mut plain);
+        plain.handle_wants(PeerKey(1), &[3]);
+        assert!(revealed(&drain(&mut plain), PeerKey(1)).is_empty());
+    }
+
+    #[test]
+    fn a_player_asks_for_the_hidden_pieces_it_waits_for_and_repeats_only_after_a_while() {
+        let now = Instant::now();
+        let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
+        let mut s = Swarm::new(layout, Bitfield::new(64), Config::default(), now);
+        s.add_peer(now, PeerKey(1), true);
+        s.add_peer(now, PeerKey(2), true);
+        s.set_peer_takes_wants(PeerKey(1));
+        s.handle_message(now, PeerKey(2), Message::Have(0)).expect("have");
+        drain(&mut s);
+        let urgent = |p: u32| crate::stream::Urgent {
+            piece: PieceIndex::new_unchecked(p),
+            deadline: now + Duration::from_secs(1),
+        };
+        s.set_deadlines(now, (0..12).map(urgent).collect());
+        let wants: Vec<Action> = drain(&mut s).into_iter().filter(|a| matches!(a, Action::Want { .. })).collect();
+        let expected: Vec<PieceIndex> = (1..9).map(PieceIndex::new_unchecked).collect();
+        // Only peer 1 takes requests; piece 0 is shown by peer 2, so it is not asked for.
+        assert_eq!(wants, vec![Action::Want { peer: PeerKey(1), pieces: expected }]);
+        s.tick(now + Duration::from_secs(1));
+        assert!(!drain(&mut s).iter().any(|a| matches!(a, Action::Want { .. })), "asked again too soon");
+        s.tick(now + Duration::from_secs(3));
+        assert!(drain(&mut s).iter().any(|a| matches!(a, Action::Want { .. })), "asked again after a while");
     }
 
     #[test]

@@ -72,3 +72,30 @@ fn a_player_among_ten_leechers_uploads_about_as_much_as_they_do() {
     println!("player uploaded {player:.0} bytes, the other leechers {others:.0} on average: {ratio:.2}");
     assert!((0.8..=1.25).contains(&ratio), "the player's upload is {ratio:.2} of the others'");
 }
+
+#[test]
+fn a_player_among_ten_leechers_of_an_initial_seed_starts_within_seconds() {
+    // The initial seed shows each peer a few rare pieces at a time, not the head of the file a
+    // player waits for; the player names the pieces it needs (`shoal_wants`), is shown them
+    // and unchoked first, and passes them on like any other pieces.
+    let s = case(10, 3.0, 1.0, true);
+    assert!(s.first_frame.is_some_and(|t| t < Duration::from_secs(5)), "{s:?}");
+    assert!(s.stalled < Duration::from_secs(2), "{s:?}");
+    // Without the extension the same player waits most of the download for its first frame.
+    let bitrate = 0.5 * MIB;
+    let without = run(&SimConfig {
+        file_size: 32 << 20,
+        piece_length: 256 * 1024,
+        leechers: 10,
+        seed_upload: 3.0 * bitrate,
+        leecher_upload: bitrate,
+        latency: Duration::from_millis(20),
+        max_connections: 30,
+        stream: Some(StreamConfig { bitrate, startup: Duration::from_secs(2) }),
+        wants: false,
+        ..Default::default()
+    });
+    let late = without.stream.and_then(|s| s.first_frame).expect("a first frame");
+    println!("without shoal_wants: first frame {late:?}");
+    assert!(late > 4 * s.first_frame.unwrap_or_default(), "{late:?}");
+}

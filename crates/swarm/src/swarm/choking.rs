@@ -138,7 +138,9 @@ impl Swarm {
                 // revealed to them are new to the swarm, which makes them worth trading with;
                 // a peer that stalled (silent while unchoked) goes last.
                 rate: if self.superseed.is_some() {
-                    -f64::from(p.has.count()) - if p.stalled { 1e12 } else { 0.0 }
+                    // A player waiting for pieces it asked for comes first of all.
+                    let streamer = if super::wanting::is_streamer(p, self.ticks) { 1e12 } else { 0.0 };
+                    streamer - f64::from(p.has.count()) - if p.stalled { 1e12 } else { 0.0 }
                 } else if seeding {
                     // Round robin: the peers we uploaded least to go first, so with hundreds
                     // of peers each is served in turn (ranking by rate kept serving the same

@@ -21,6 +21,7 @@ impl Swarm {
         let (Some(ss), Some(p)) = (self.superseed.as_mut(), self.peers.get_mut(&peer)) else {
             return;
         };
+        let streamer = super::wanting::is_streamer(p, self.ticks);
         let Some(revealed) = p.revealed.as_mut() else {
             return;
         };
@@ -29,8 +30,12 @@ impl Swarm {
         }
         let availability = self.picker.availability();
         let recent = p.reveals_announced[0] + p.reveals_announced[1];
-        let target = superseed::reveal_target(p.up.bytes_per_sec(), self.layout.piece_length(), recent);
-        let cap = 2 * target + MIN_UNREQUESTED_REVEALS;
+        let mut target = superseed::reveal_target(p.up.bytes_per_sec(), self.layout.piece_length(), recent);
+        let mut cap = 2 * target + MIN_UNREQUESTED_REVEALS;
+        if self.streamers > 0 && !streamer {
+            target = 1;
+            cap = 1;
+        }
         loop {
             let open = p.reveals_open.len();
             let unrequested = p.reveals_open.iter().filter(|o| !o.requested).count();
@@ -41,7 +46,7 @@ impl Swarm {
                 break;
             };
             revealed.set(piece);
-            p.reveals_open.push(OpenReveal { piece, requested: false, at: self.ticks });
+            p.reveals_open.push(OpenReveal { piece, requested: false, at: self.ticks, wanted: false });
             self.actions.push_back(Action::Send { peer, msg: Message::Have(piece.get()) });
         }
     }

@@ -1,0 +1,121 @@
+//! Asking an initial seed for the pieces a reader waits for (Shoal's `shoal_wants` extension).
+//!
+//! An initial seed (BEP 16) shows each peer a few rare pieces at a time, so a player among
+//! other leechers may wait a long time for the head of the file: nobody has it yet, and the
+//! seed does not show it to the player. No standard message asks a peer for a piece it has not
+//! announced, so a streaming Shoal node names the pieces its readers need next and no peer has
+//! shown it, to the peers that take this extension; an initial seed shows it those pieces (a
+//! few at a time, counted like its other reveals). A peer asking for everything only gets
+//! what a lone peer would; the seed stays bounded by its own choking and upload.
+
+use std::time::{Duration, Instant};
+
+use shoal_proto::{Message, PieceIndex};
+
+use super::{Action, Swarm};
+use crate::PeerKey;
+use crate::picker::PieceState;
+
+/// Most pieces named in one request, and most shown at once to one peer on request.
+pub const WANTS_AT_ONCE: usize = shoal_proto::extension::MAX_WANTS;
+/// Pieces shown on request and not yet announced by the peer, at most, per peer.
+const MAX_OPEN_WANTED: usize = 16;
+/// The same pieces are asked for again after this long.
+const WANTS_REPEAT: Duration = Duration::from_secs(2);
+
+impl Swarm {
+    /// The peer takes `shoal_wants` requests (it said so in its extension handshake).
+    pub fn set_peer_takes_wants(&mut self, peer: PeerKey) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.takes_wants = true;
+        }
+        self.ask_for_hidden(None);
+    }
+
+    /// Asks the peers that take `shoal_wants` for the first pieces with deadlines that no
+    /// connected peer has shown us, unless the same were asked for less than
+    /// [`WANTS_REPEAT`] ago (`now: None` asks only peers not asked yet).
+    pub(super) fn ask_for_hidden(&mut self, now: Option<Instant>) {
+        if self.deadlines.is_empty() || !self.peers.values().any(|p| p.takes_wants) {
+            return;
+        }
+        let availability = self.picker.availability();
+        let hidden: Vec<PieceIndex> = self
+            .deadlines
+            .iter()
+            .map(|u| u.piece)
+            .filter(|&piece| self.picker.state(piece) == PieceState::Missing && availability[piece.idx()] == 0)
+            .take(WANTS_AT_ONCE)
+            .collect();
+        if hidden.is_empty() {
+            return;
+        }
+        let repeat = match (now, self.last_wants.1) {
+            (Some(now), Some(at)) => hidden != self.last_wants.0 || now.saturating_duration_since(at) >= WANTS_REPEAT,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if let Some(now) = now.filter(|_| repeat) {
+            self.last_wants = (hidden.clone(), Some(now));
+        }
+        for (&peer, p) in self.peers.iter_mut().filter(|(_, p)| p.takes_wants) {
+            if repeat || !p.asked_wants {
+                p.asked_wants = true;
+                self.actions.push_back(Action::Want { peer, pieces: hidden.clone() });
+            }
+        }
+    }
+
+    /// A peer asks to be shown these pieces (`shoal_wants`). While seeding initially, an
+    /// unchoked peer is shown those it lacks, at most [`WANTS_AT_ONCE`] per request and
+    /// [`MAX_OPEN_WANTED`] not yet announced; otherwise (we show everything, or are not a
+    /// seed) it changes nothing. Indexes past the last piece are ignored.
+    pub fn handle_wants(&mut self, peer: PeerKey, pieces: &[u32]) {
+        let (Some(ss), Some(p)) = (self.superseed.as_mut(), self.peers.get_mut(&peer)) else {
+            return;
+        };
+        // A player, even while choked: the choker ranks it first (see `is_streamer`).
+        p.wants_tick = Some(self.ticks);
+        if p.am_choking {
+            self.count_streamers();
+            return;
+        }
+        let Some(revealed) = p.revealed.as_mut() else {
+            return;
+        };
+        let mut open = p.reveals_open.iter().filter(|o| o.wanted).count();
+        for &index in pieces.iter().take(WANTS_AT_ONCE) {
+            if open >= MAX_OPEN_WANTED {
+                break;
+            }
+            let Some(piece) = self.layout.piece(index) else { continue };
+            if revealed.get(piece) || p.has.get(piece) || !self.have.get(piece) {
+                continue;
+            }
+            revealed.set(piece);
+            ss.count(piece);
+            p.reveals_open.push(crate::peer::OpenReveal { piece, requested: false, at: self.ticks, wanted: true });
+            open += 1;
+            self.actions.push_back(Action::Send { peer, msg: Message::Have(piece.get()) });
+        }
+        self.count_streamers();
+    }
+
+    /// Counts the peers that asked to be shown pieces lately (players).
+    pub(super) fn count_streamers(&mut self) {
+        let ticks = self.ticks;
+        self.streamers = self.peers.values().filter(|p| is_streamer(p, ticks)).count();
+    }
+}
+
+/// Ticks a peer counts as a player after its last `shoal_wants` request (it repeats them
+/// every 2 s while it waits).
+const STREAMER_TICKS: u64 = 5;
+
+/// Whether the peer asked to be shown pieces within the last [`STREAMER_TICKS`]: while
+/// seeding initially, such a peer is unchoked first and the others are shown one piece at a
+/// time, so the seed's upload goes to what a player waits for (the player passes those
+/// pieces on like any other).
+pub(super) fn is_streamer(p: &crate::peer::Peer, ticks: u64) -> bool {
+    p.wants_tick.is_some_and(|at| ticks.saturating_sub(at) <= STREAMER_TICKS)
+}
