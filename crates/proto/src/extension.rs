@@ -28,7 +28,7 @@ pub const METADATA_PIECE_LEN: u32 = 16 * 1024;
 /// a 4-byte big-endian integer, most urgent first.
 pub const SHOAL_WANTS: &str = "shoal_wants";
 /// Most piece indexes in one `shoal_wants` message.
-pub const MAX_WANTS: usize = 8;
+pub const MAX_WANTS: usize = 64;
 
 /// Encodes a `shoal_wants` payload (indexes past [`MAX_WANTS`] are left out).
 pub fn encode_wants(pieces: &[u32]) -> Vec<u8> {
@@ -55,8 +55,8 @@ pub enum ExtensionError {
     /// A `ut_metadata` message without a required integer key.
     #[error("ut_metadata message has no valid `{0}`")]
     MissingField(&'static str),
-    /// A `shoal_wants` payload that is not 1 to 8 four-byte piece indexes.
-    #[error("shoal_wants message of {0} bytes, expected 4 to 32 in steps of 4")]
+    /// A `shoal_wants` payload that is not 1 to 64 four-byte piece indexes.
+    #[error("shoal_wants message of {0} bytes, expected 4 to 256 in steps of 4")]
     BadWants(usize),
 }
 
@@ -239,8 +239,8 @@ mod tests {
     fn wants_round_trip_and_bad_lengths_are_refused() {
         let pieces = vec![0, 7, u32::MAX];
         assert_eq!(decode_wants(&encode_wants(&pieces)), Ok(pieces));
-        assert_eq!(encode_wants(&(0..20).collect::<Vec<_>>()).len(), 4 * MAX_WANTS);
-        for len in [0, 3, 5, 36] {
+        assert_eq!(encode_wants(&(0..100).collect::<Vec<_>>()).len(), 4 * MAX_WANTS);
+        for len in [0, 3, 5, 4 * MAX_WANTS + 4] {
             assert_eq!(decode_wants(&vec![0; len]), Err(ExtensionError::BadWants(len)));
         }
     }

@@ -256,6 +256,8 @@ pub struct Swarm {
     last_wants: (Vec<PieceIndex>, Option<Instant>),
     /// While seeding initially: peers waiting for pieces they asked to be shown (players).
     streamers: usize,
+    /// A choked player asked to be shown pieces: rechoke at the next tick.
+    rechoke_soon: bool,
     /// The best download rate of a peer at the last tick: peers much slower are not asked
     /// for pieces with deadlines.
     fastest_down: f64,
@@ -303,6 +305,7 @@ impl Swarm {
             deadlines: Vec::new(),
             last_wants: (Vec::new(), None),
             streamers: 0,
+            rechoke_soon: false,
             fastest_down: 0.0,
         }
     }
@@ -858,7 +861,7 @@ impl Swarm {
         for key in snubbed {
             self.snub(now, key);
         }
-        if now >= self.next_rechoke || self.unchoke_set_drifted(now) {
+        if now >= self.next_rechoke || std::mem::take(&mut self.rechoke_soon) || self.unchoke_set_drifted(now) {
             let rotate = now >= self.next_optimistic;
             self.rechoke(rotate);
             self.next_rechoke = now + self.config.rechoke_interval;
@@ -1301,14 +1304,16 @@ mod tests {
     #[test]
     fn an_initial_seed_shows_a_player_the_pieces_it_asks_for_within_bounds() {
         let now = Instant::now();
-        let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
+        // Pieces of 1 MiB: at most 16 (4 MiB, but never fewer than 16 pieces) shown on request
+        // and not yet announced.
+        let layout = Layout::new(64 << 20, 1 << 20).expect("layout");
         let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
         for key in 1..=5 {
             s.add_peer(now, PeerKey(key), true);
         }
         let first = revealed(&drain(&mut s), PeerKey(1));
         // Peer 1 plays the file from its start: it names pieces it was not shown, one twice,
-        // one it was shown already, and one past the end; at most eight count.
+        // one it was shown already, and one past the end.
         let wanted: Vec<u32> = (0..12).filter(|p| !first.contains(p)).take(9).collect();
         let mut asked = wanted.clone();
         asked.insert(1, wanted[0]);
@@ -1316,7 +1321,7 @@ mod tests {
         asked.insert(3, 999);
         s.handle_wants(PeerKey(1), &asked);
         let shown = revealed(&drain(&mut s), PeerKey(1));
-        assert_eq!(shown, wanted[..5].to_vec(), "the first valid, unshown ones of eight named");
+        assert_eq!(shown, wanted, "the valid, unshown ones, each once");
         // A choked peer asking is shown nothing, but is unchoked first at the next rechoke.
         s.handle_wants(PeerKey(5), &[40]);
         assert!(revealed(&drain(&mut s), PeerKey(5)).is_empty(), "a choked peer is shown nothing");
@@ -1324,10 +1329,7 @@ mod tests {
         let actions = drain(&mut s);
         assert!(actions.contains(&Action::Send { peer: PeerKey(5), msg: Message::Unchoke }), "{actions:?}");
         // At most sixteen shown on request and not yet announced, per peer.
-        for round in 0..4u32 {
-            let more: Vec<u32> = (16 + round * 8..24 + round * 8).collect();
-            s.handle_wants(PeerKey(1), &more);
-        }
+        s.handle_wants(PeerKey(1), &(16..64).collect::<Vec<u32>>());
         let open = s.peers[&PeerKey(1)].reveals_open.iter().filter(|o| o.wanted).count();
         assert_eq!(open, 16);
         // A seed that is not seeding initially, and a leecher, ignore requests.
@@ -1342,7 +1344,8 @@ mod tests {
     #[test]
     fn a_player_asks_for_the_hidden_pieces_it_waits_for_and_repeats_only_after_a_while() {
         let now = Instant::now();
-        let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
+        // Pieces of 1 MiB: a request names eight of them (at least eight, 2 MiB or more).
+        let layout = Layout::new(64 << 20, 1 << 20).expect("layout");
         let mut s = Swarm::new(layout, Bitfield::new(64), Config::default(), now);
         s.add_peer(now, PeerKey(1), true);
         s.add_peer(now, PeerKey(2), true);
@@ -1355,8 +1358,9 @@ mod tests {
         };
         s.set_deadlines(now, (0..12).map(urgent).collect());
         let wants: Vec<Action> = drain(&mut s).into_iter().filter(|a| matches!(a, Action::Want { .. })).collect();
-        let expected: Vec<PieceIndex> = (1..9).map(PieceIndex::new_unchecked).collect();
-        // Only peer 1 takes requests; piece 0 is shown by peer 2, so it is not asked for.
+        // Only peer 1 takes requests; it is told the first eight pieces not received (piece 0
+        // too, which peer 2 has: the request also says this node is a player).
+        let expected: Vec<PieceIndex> = (0..8).map(PieceIndex::new_unchecked).collect();
         assert_eq!(wants, vec![Action::Want { peer: PeerKey(1), pieces: expected }]);
         s.tick(now + Duration::from_secs(1));
         assert!(!drain(&mut s).iter().any(|a| matches!(a, Action::Want { .. })), "asked again too soon");

@@ -3,10 +3,12 @@
 //! An initial seed (BEP 16) shows each peer a few rare pieces at a time, so a player among
 //! other leechers may wait a long time for the head of the file: nobody has it yet, and the
 //! seed does not show it to the player. No standard message asks a peer for a piece it has not
-//! announced, so a streaming Shoal node names the pieces its readers need next and no peer has
-//! shown it, to the peers that take this extension; an initial seed shows it those pieces (a
-//! few at a time, counted like its other reveals). A peer asking for everything only gets
-//! what a lone peer would; the seed stays bounded by its own choking and upload.
+//! announced, so a streaming Shoal node names the pieces its readers need next to the peers
+//! that take this extension; an initial seed shows it those it hid (a few at a time, counted
+//! like its other reveals), unchokes it first while it keeps asking, and shows the others one
+//! piece at a time meanwhile, so its upload goes where a player waits (the player passes the
+//! pieces on like any others). A peer asking for everything only gets what a lone peer would;
+//! the seed stays bounded by its own slots and upload.
 
 use std::time::{Duration, Instant};
 
@@ -18,8 +20,14 @@ use crate::picker::PieceState;
 
 /// Most pieces named in one request, and most shown at once to one peer on request.
 pub const WANTS_AT_ONCE: usize = shoal_proto::extension::MAX_WANTS;
-/// Pieces shown on request and not yet announced by the peer, at most, per peer.
-const MAX_OPEN_WANTED: usize = 16;
+/// A request names pieces up to this many bytes (at least [`MIN_WANTS`] pieces, at most
+/// [`WANTS_AT_ONCE`]): a few seconds of playback, whatever the piece size.
+const WANT_BYTES: u64 = 2 << 20;
+const MIN_WANTS: usize = 8;
+/// Bytes of pieces shown on request and not yet announced by the peer, at most, per peer
+/// (at least [`MIN_OPEN_WANTED`] pieces).
+const MAX_OPEN_WANTED_BYTES: u64 = 4 << 20;
+const MIN_OPEN_WANTED: usize = 16;
 /// The same pieces are asked for again after this long.
 const WANTS_REPEAT: Duration = Duration::from_secs(2);
 
@@ -32,60 +40,72 @@ impl Swarm {
         self.ask_for_hidden(None);
     }
 
-    /// Asks the peers that take `shoal_wants` for the first pieces with deadlines that no
-    /// connected peer has shown us, unless the same were asked for less than
-    /// [`WANTS_REPEAT`] ago (`now: None` asks only peers not asked yet).
+    /// Names the next pieces readers wait for (not yet received) to the peers that take
+    /// `shoal_wants`: at once when one of them is hidden (no connected peer has shown it) and
+    /// was not named last time, else again every [`WANTS_REPEAT`] while readers wait, which
+    /// keeps an initial seed counting this node as a player (`now: None` names them only to
+    /// peers not asked yet).
     pub(super) fn ask_for_hidden(&mut self, now: Option<Instant>) {
         if self.deadlines.is_empty() || !self.peers.values().any(|p| p.takes_wants) {
             return;
         }
         let availability = self.picker.availability();
-        let hidden: Vec<PieceIndex> = self
+        let per_request =
+            ((WANT_BYTES / u64::from(self.layout.piece_length()).max(1)) as usize).clamp(MIN_WANTS, WANTS_AT_ONCE);
+        let wanted: Vec<PieceIndex> = self
             .deadlines
             .iter()
             .map(|u| u.piece)
-            .filter(|&piece| self.picker.state(piece) == PieceState::Missing && availability[piece.idx()] == 0)
-            .take(WANTS_AT_ONCE)
+            .filter(|&piece| matches!(self.picker.state(piece), PieceState::Missing | PieceState::Partial))
+            .take(per_request)
             .collect();
-        if hidden.is_empty() {
+        if wanted.is_empty() {
             return;
         }
+        let newly_hidden =
+            wanted.iter().any(|piece| availability[piece.idx()] == 0 && !self.last_wants.0.contains(piece));
         let repeat = match (now, self.last_wants.1) {
-            (Some(now), Some(at)) => hidden != self.last_wants.0 || now.saturating_duration_since(at) >= WANTS_REPEAT,
+            (Some(now), Some(at)) => newly_hidden || now.saturating_duration_since(at) >= WANTS_REPEAT,
             (Some(_), None) => true,
             (None, _) => false,
         };
         if let Some(now) = now.filter(|_| repeat) {
-            self.last_wants = (hidden.clone(), Some(now));
+            self.last_wants = (wanted.clone(), Some(now));
         }
         for (&peer, p) in self.peers.iter_mut().filter(|(_, p)| p.takes_wants) {
             if repeat || !p.asked_wants {
                 p.asked_wants = true;
-                self.actions.push_back(Action::Want { peer, pieces: hidden.clone() });
+                self.actions.push_back(Action::Want { peer, pieces: wanted.clone() });
             }
         }
     }
 
     /// A peer asks to be shown these pieces (`shoal_wants`). While seeding initially, an
     /// unchoked peer is shown those it lacks, at most [`WANTS_AT_ONCE`] per request and
-    /// [`MAX_OPEN_WANTED`] not yet announced; otherwise (we show everything, or are not a
+    /// [`MAX_OPEN_WANTED_BYTES`] (at least [`MIN_OPEN_WANTED`] pieces) not yet announced; otherwise (we show everything, or are not a
     /// seed) it changes nothing. Indexes past the last piece are ignored.
     pub fn handle_wants(&mut self, peer: PeerKey, pieces: &[u32]) {
         let (Some(ss), Some(p)) = (self.superseed.as_mut(), self.peers.get_mut(&peer)) else {
             return;
         };
-        // A player, even while choked: the choker ranks it first (see `is_streamer`).
+        // A player, even while choked: the choker ranks it first (see `is_streamer`), at the
+        // next tick rather than the next rechoke when it just became one (a peer repeating
+        // its request cannot make the seed rechoke every tick).
+        let was_streamer = is_streamer(p, self.ticks);
         p.wants_tick = Some(self.ticks);
         if p.am_choking {
+            self.rechoke_soon |= !was_streamer;
             self.count_streamers();
             return;
         }
         let Some(revealed) = p.revealed.as_mut() else {
             return;
         };
+        let max_open = ((MAX_OPEN_WANTED_BYTES / u64::from(self.layout.piece_length()).max(1)) as usize)
+            .clamp(MIN_OPEN_WANTED, 4 * WANTS_AT_ONCE);
         let mut open = p.reveals_open.iter().filter(|o| o.wanted).count();
         for &index in pieces.iter().take(WANTS_AT_ONCE) {
-            if open >= MAX_OPEN_WANTED {
+            if open >= max_open {
                 break;
             }
             let Some(piece) = self.layout.piece(index) else { continue };
