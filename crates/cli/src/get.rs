@@ -165,9 +165,25 @@ async fn download(
             _ = async { loop { progress::show(&bar, &rx.borrow_and_update().clone()); if rx.changed().await.is_err() { break } } } => {}
         }
         bar.finish_and_clear();
+        let last = torrent.subscribe();
+        torrent.stop().await;
+        if !quiet {
+            let stats = last.borrow().stats.clone();
+            println!("{}", transferred(stats.downloaded, stats.uploaded));
+        }
+        return Ok(());
     }
     torrent.stop().await;
     Ok(())
+}
+
+/// `transferred: downloaded X (N bytes), uploaded Y (M bytes)`: payload over the whole run.
+pub(crate) fn transferred(downloaded: u64, uploaded: u64) -> String {
+    format!(
+        "transferred: downloaded {} ({downloaded} bytes), uploaded {} ({uploaded} bytes)",
+        HumanBytes(downloaded),
+        HumanBytes(uploaded)
+    )
 }
 
 /// Sleeps until `deadline`, or for ever without one.

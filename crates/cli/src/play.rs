@@ -181,18 +181,20 @@ async fn play(
         () = shown_progress => Ok(()),
     };
     bar.finish_and_clear();
-    let s = served.torrent.status();
+    let last = served.torrent.subscribe();
+    match Arc::try_unwrap(served) {
+        Ok(served) => served.torrent.stop().await,
+        Err(_) => tracing::debug!("a request still holds the torrent; it stops with the session"),
+    }
     if !quiet {
+        let s = last.borrow().clone();
         println!(
             "stopped with {} of {} pieces verified; the data stays in {}",
             s.stats.pieces_have,
             s.stats.pieces_total,
             a.output.display()
         );
-    }
-    match Arc::try_unwrap(served) {
-        Ok(served) => served.torrent.stop().await,
-        Err(_) => tracing::debug!("a request still holds the torrent; it stops with the session"),
+        println!("{}", crate::get::transferred(s.stats.downloaded, s.stats.uploaded));
     }
     outcome
 }

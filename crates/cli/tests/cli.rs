@@ -214,6 +214,12 @@ fn get_seed_keeps_serving_after_the_original_seed_stops() {
     assert_eq!(a.try_status().expect("poll"), None, "`get --seed` is still running");
     let status = a.terminate(support::STOP_GRACE).expect("`get --seed` stops on SIGTERM");
     assert!(status.success(), "`get --seed` exits 0 on SIGTERM: {status}");
+    // Its totals: it downloaded the file once and uploaded it to B (at least once).
+    let line = a.wait_for_line("transferred: ", QUICK).expect("`get --seed` prints its totals");
+    let bytes: Vec<u64> =
+        line.split('(').skip(1).filter_map(|p| p.split(' ').next().and_then(|n| n.parse().ok())).collect();
+    let size = 6 * MIB + 3;
+    assert!(bytes.len() == 2 && bytes[0] >= size && bytes[1] >= size, "{line}");
     eprintln!("get --seed relay: {:.2?}", started.elapsed());
 }
 

@@ -1020,6 +1020,9 @@ impl Actor {
             let _ = saving.await;
         }
         let _ = tokio::task::spawn_blocking(move || resume.save(&storage, &have)).await;
+        // The last figures, for whoever still watches the status (an idle torrent may not
+        // have ticked since its last transfer).
+        self.publish();
         self.status.send_modify(|s| s.state = TorrentState::Stopped);
     }
 }
