@@ -9,14 +9,11 @@ use shoal_swarm::sim::{SimConfig, StreamConfig, run};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-fn case(
-    leechers: usize,
-    seed_upload: f64,
-    leecher_upload: f64,
-    initial_seeding: bool,
-) -> shoal_swarm::sim::StreamReport {
+/// A 32 MiB file played at 0.5 MiB/s by leecher 1 among `leechers`; uploads as multiples of
+/// the bitrate.
+fn config(leechers: usize, seed_upload: f64, leecher_upload: f64, initial_seeding: bool) -> SimConfig {
     let bitrate = 0.5 * MIB;
-    let cfg = SimConfig {
+    SimConfig {
         file_size: 32 << 20,
         piece_length: 256 * 1024,
         leechers,
@@ -27,8 +24,16 @@ fn case(
         stream: Some(StreamConfig { bitrate, startup: Duration::from_secs(2) }),
         swarm: shoal_swarm::Config { initial_seeding, ..Default::default() },
         ..Default::default()
-    };
-    let report = run(&cfg);
+    }
+}
+
+fn case(
+    leechers: usize,
+    seed_upload: f64,
+    leecher_upload: f64,
+    initial_seeding: bool,
+) -> shoal_swarm::sim::StreamReport {
+    let report = run(&config(leechers, seed_upload, leecher_upload, initial_seeding));
     let stream = report.stream.clone().expect("a player ran");
     println!(
         "{leechers} leechers, seed {seed_upload} x bitrate, peers {leecher_upload} x: first frame {:?}, {} stalls \
@@ -82,19 +87,7 @@ fn a_player_among_ten_leechers_of_an_initial_seed_starts_within_seconds() {
     assert!(s.first_frame.is_some_and(|t| t < Duration::from_secs(5)), "{s:?}");
     assert!(s.stalled < Duration::from_secs(2), "{s:?}");
     // Without the extension the same player waits most of the download for its first frame.
-    let bitrate = 0.5 * MIB;
-    let without = run(&SimConfig {
-        file_size: 32 << 20,
-        piece_length: 256 * 1024,
-        leechers: 10,
-        seed_upload: 3.0 * bitrate,
-        leecher_upload: bitrate,
-        latency: Duration::from_millis(20),
-        max_connections: 30,
-        stream: Some(StreamConfig { bitrate, startup: Duration::from_secs(2) }),
-        wants: false,
-        ..Default::default()
-    });
+    let without = run(&SimConfig { wants: false, ..config(10, 3.0, 1.0, true) });
     let late = without.stream.and_then(|s| s.first_frame).expect("a first frame");
     println!("without shoal_wants: first frame {late:?}");
     assert!(late > 4 * s.first_frame.unwrap_or_default(), "{late:?}");
