@@ -57,18 +57,20 @@ pub(crate) fn identity(a: IdentityArgs) -> Result<(), Failure> {
 }
 
 /// `shoal group ...`.
-pub(crate) fn run(a: GroupArgs) -> Result<(), Failure> {
+pub(crate) fn run(a: GroupArgs, quiet: bool) -> Result<(), Failure> {
     let dir = data_folder(a.data_dir.as_deref())?;
     let groups = Groups::new(&dir);
     match a.command {
         GroupCommand::Create { name } => {
-            let identity = load_identity(&dir, None, a.json)?;
+            let identity = load_identity(&dir, None, a.json || quiet)?;
             let summary = groups.create(&identity, &name).map_err(failure)?;
             if a.json {
                 println!("{}", serde_json::to_string(&summary).map_err(|e| anyhow!(e))?);
             } else {
                 println!("created group {name}: this node is its authority (key sha256:{})", &summary.authority[..16]);
-                println!("invite members with: shoal group invite {name} MEMBER_ID");
+                if !quiet {
+                    println!("invite members with: shoal group invite {name} MEMBER_ID");
+                }
             }
         }
         GroupCommand::Invite { name, member_id, output, member_name, days } => {
@@ -89,7 +91,7 @@ pub(crate) fn run(a: GroupArgs) -> Result<(), Failure> {
             }
         }
         GroupCommand::Join { invitation } => {
-            let identity = load_identity(&dir, None, a.json)?;
+            let identity = load_identity(&dir, None, a.json || quiet)?;
             let text = read_invitation(&invitation)?;
             let invitation = Invitation::decode(&text).map_err(failure)?;
             let summary = groups.join(&identity, &invitation).map_err(failure)?;

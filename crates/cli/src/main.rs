@@ -96,7 +96,7 @@ fn main() -> ExitCode {
             Command::Reannounce(a) => remote::by_ids(a, "torrent.reannounce", "announcing").await,
             Command::Tui(a) => tui::run(a).await,
             Command::Identity(a) => group::identity(a),
-            Command::Group(a) => group::run(a),
+            Command::Group(a) => group::run(a, quiet),
         }
     });
     // Background tasks (peer connections, trackers) must not hold the exit up.
