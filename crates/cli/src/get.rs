@@ -98,7 +98,6 @@ async fn download(
         })
         .await
         .map_err(anyhow::Error::from)?;
-    torrent.follow_revocations(crate::group::REVOCATIONS_EVERY);
     if !quiet {
         println!("downloading {name} ({hash}) into {}; listening on {}", a.output.display(), session.listen_addr());
         if let (Some((_, group)), Some(addr)) = (&ssl, session.ssl_listen_addr()) {

@@ -207,7 +207,3 @@ pub(crate) fn ssl_for(
         Err(e) => Err(Failure::Runtime(anyhow!(e))),
     }
 }
-
-/// How often a running group share reads this node's revocation list again (a `shoal group
-/// revoke` in another terminal takes effect within this).
-pub(crate) const REVOCATIONS_EVERY: std::time::Duration = shoal_daemon::groups::REVOCATIONS_EVERY;

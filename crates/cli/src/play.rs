@@ -143,7 +143,6 @@ async fn play(
         })
         .await
         .map_err(anyhow::Error::from)?;
-    torrent.follow_revocations(crate::group::REVOCATIONS_EVERY);
     let url = format!("http://{addr}/{index}/{}", url_component(&names[index]));
     // The one line scripts wait for, printed even with --quiet.
     println!("stream: {url}");

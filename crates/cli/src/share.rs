@@ -67,7 +67,6 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
             })
             .await
             .map_err(anyhow::Error::from)?;
-        torrent.follow_revocations(crate::group::REVOCATIONS_EVERY);
         // `add` has checked the data on disk: every piece verifies, or the data is not what
         // the torrent describes.
         let status = torrent.status();

@@ -122,21 +122,13 @@ impl Api for Daemon {
                 self.inner.data_dir.display()
             )));
         }
-        let revoked_in = match &request {
-            shoal_rpc::api::GroupRequest::Revoke { name, .. } => Some(name.clone()),
-            _ => None,
-        };
+        let revoke = matches!(request, shoal_rpc::api::GroupRequest::Revoke { .. });
         let answer = crate::groups::group_change(&self.inner.data_dir, request).await?;
-        // The group's shares running here refuse the revoked member from now on.
-        if let Some(group) = revoked_in {
-            let refreshes: Vec<_> = lock(&self.inner.entries)
-                .values()
-                .filter(|e| e.group.as_ref() == Some(&group))
-                .filter_map(|e| e.torrent.as_ref().map(|t| t.refresh_revocations()))
-                .collect();
-            for refresh in refreshes {
-                refresh.await;
-            }
+        // The group's shares running here refuse the revoked member from now on: new
+        // handshakes at once, open connections as soon as their torrents see the change.
+        if revoke {
+            let dir = self.inner.data_dir.clone();
+            let _ = tokio::task::spawn_blocking(move || crate::groups::refresh_revocations(&dir)).await;
         }
         Ok(answer)
     }

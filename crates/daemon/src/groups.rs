@@ -95,7 +95,7 @@ pub fn share_for(data_dir: &Path, meta: &Metainfo) -> Result<Option<Share>, Shar
         });
     };
     let revocations = group_revocations(data_dir, groups, &member, &info.fingerprint);
-    let tls = shoal_identity::peer_tls(&member, &meta.info.name, revocations.revoked())?;
+    let tls = shoal_identity::peer_tls(&member, &meta.info.name, revocations.revocations.revoked())?;
     let revocations: Arc<dyn Revocations> = Arc::new(PassedOn(revocations));
     Ok(Some(Share {
         ssl: SslTorrent { client: tls.client, server: tls.server, revocations: Some(revocations) },
@@ -103,45 +103,93 @@ pub fn share_for(data_dir: &Path, meta: &Metainfo) -> Result<Option<Share>, Shar
     }))
 }
 
-/// The revocations of a group in this process: one per data folder and authority, shared by
-/// every torrent of the group, so a list one of them receives is in force for all.
+/// A group's revocations in this process, shared by every torrent of the group: a list one of
+/// them receives is in force for all, and the watch tells them all.
+#[derive(Debug)]
+struct Group {
+    revocations: shoal_identity::GroupRevocations,
+    /// The number of the list in force, sent whenever a newer one comes into force.
+    in_force: tokio::sync::watch::Sender<u64>,
+}
+
+impl Group {
+    /// Reads this node's list for the group again (the authority revoked someone here, maybe
+    /// from another process) and tells the torrents when it is newer.
+    fn refresh(&self) {
+        if self.revocations.refresh() {
+            self.in_force.send_replace(self.revocations.revoked().number());
+        }
+    }
+}
+
+type Registry = std::collections::HashMap<(std::path::PathBuf, [u8; 32]), Arc<Group>>;
+
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    static REGISTRY: std::sync::OnceLock<std::sync::Mutex<Registry>> = std::sync::OnceLock::new();
+    REGISTRY.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The group of `member` in this process, one per data folder and authority. The first use
+/// starts one task that re-reads the node's list every [`REVOCATIONS_EVERY`] (one per group,
+/// whatever the number of its torrents).
 fn group_revocations(
     data_dir: &Path,
     groups: Groups,
     member: &shoal_identity::Membership,
     authority: &[u8; 32],
-) -> Arc<shoal_identity::GroupRevocations> {
-    type Registry = std::collections::HashMap<(std::path::PathBuf, [u8; 32]), Arc<shoal_identity::GroupRevocations>>;
-    static REGISTRY: std::sync::OnceLock<std::sync::Mutex<Registry>> = std::sync::OnceLock::new();
-    let mut registry = REGISTRY.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    registry
+) -> Arc<Group> {
+    registry()
         .entry((data_dir.to_path_buf(), *authority))
         .or_insert_with(|| {
-            Arc::new(shoal_identity::GroupRevocations::new(groups, member, Arc::new(Revoked::default())))
+            let revocations = shoal_identity::GroupRevocations::new(groups, member, Arc::new(Revoked::default()));
+            let number = revocations.revoked().number();
+            let group = Arc::new(Group { revocations, in_force: tokio::sync::watch::Sender::new(number) });
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let follow = group.clone();
+                runtime.spawn(async move {
+                    loop {
+                        tokio::time::sleep(REVOCATIONS_EVERY).await;
+                        let g = follow.clone();
+                        let _ = tokio::task::spawn_blocking(move || g.refresh()).await;
+                    }
+                });
+            }
+            group
         })
         .clone()
 }
 
+/// Puts in force, for the running shares of every group of `data_dir`, the revocation lists
+/// the node keeps (after `group.revoke`). Reads small files: call it off the async threads.
+pub(crate) fn refresh_revocations(data_dir: &Path) {
+    let groups: Vec<Arc<Group>> =
+        registry().iter().filter(|((dir, _), _)| dir == data_dir).map(|(_, g)| g.clone()).collect();
+    for group in groups {
+        group.refresh();
+    }
+}
+
 /// A group's revocation list as the engine passes it between members.
 #[derive(Debug)]
-struct PassedOn(Arc<shoal_identity::GroupRevocations>);
+struct PassedOn(Arc<Group>);
 
 impl Revocations for PassedOn {
     fn current(&self) -> Option<Vec<u8>> {
-        self.0.current()
+        self.0.revocations.current()
     }
     fn offer(&self, list: &[u8]) -> bool {
-        let taken = self.0.offer(list);
+        let taken = self.0.revocations.offer(list);
         if taken {
             tracing::info!("a member passed on a newer revocation list of the group; it is in force now");
+            self.0.in_force.send_replace(self.0.revocations.revoked().number());
         }
         taken
     }
     fn is_revoked(&self, cert: &[u8]) -> bool {
-        self.0.is_revoked(cert)
+        self.0.revocations.is_revoked(cert)
     }
-    fn refresh(&self) -> bool {
-        self.0.refresh()
+    fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.in_force.subscribe()
     }
 }
 

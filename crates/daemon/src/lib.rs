@@ -231,9 +231,6 @@ impl Daemon {
                     if entry.paused || entry.queued || entry.finished {
                         t.pause();
                     }
-                    // A group share follows this node's revocation list (`shoal group revoke`
-                    // run in another process on the daemon's data folder).
-                    t.follow_revocations(groups::REVOCATIONS_EVERY);
                     t.set_limits(entry.upload_limit, entry.download_limit);
                     t.set_max_peers(entry.max_connections.unwrap_or(default_peers) as usize);
                     // Changed while the data was checked.

@@ -25,8 +25,11 @@ pub struct SslTorrent {
 
 /// A group's signed revocation list as the torrents of the group pass it on: members that
 /// both announce the `shoal_revocations` extension (BEP 10) send each other the newest list
-/// they hold; a newer one that verifies is kept and put in force, and connections to peers it
-/// revokes are closed. The list's format and signature are the caller's business.
+/// they hold; a newer one that verifies is kept and put in force. The list's format, its
+/// signature and where it is kept are the caller's business; one object serves every torrent
+/// of a group, and [`Revocations::watch`] tells them all when a newer list is in force (from a
+/// peer, or from the node's own store), so each closes its connections to revoked peers and
+/// passes the list on.
 pub trait Revocations: Send + Sync + std::fmt::Debug {
     /// The signed list in force, if any.
     fn current(&self) -> Option<Vec<u8>>;
@@ -35,11 +38,8 @@ pub trait Revocations: Send + Sync + std::fmt::Debug {
     fn offer(&self, list: &[u8]) -> bool;
     /// Whether the list in force revokes this peer certificate (DER).
     fn is_revoked(&self, cert: &[u8]) -> bool;
-    /// Reads the list this node keeps again (the authority revoked someone here) and puts
-    /// it in force when newer; returns whether it was (runs on a blocking thread).
-    fn refresh(&self) -> bool {
-        false
-    }
+    /// Changes (to the number in force) whenever a newer list comes into force.
+    fn watch(&self) -> tokio::sync::watch::Receiver<u64>;
 }
 
 /// An established connection to a peer.

@@ -395,7 +395,6 @@ impl Session {
             file_progress: Default::default(),
             storage,
             verified,
-            ssl,
         })
     }
 
@@ -726,8 +725,6 @@ pub struct Torrent {
     storage: Arc<Storage>,
     /// Verified pieces, for streams.
     verified: Arc<crate::stream::Verified>,
-    /// A group share's TLS and revocations.
-    ssl: Option<crate::SslTorrent>,
 }
 
 /// The verified byte count and the per-file bytes last reported for it.
@@ -829,48 +826,6 @@ impl Torrent {
     pub fn set_file_priorities(&self, priorities: &[FilePriority]) {
         let (wanted, high) = piece_priorities(&self.layout, &self.file_ranges, priorities);
         let _ = self.control.send(Control::Wanted(wanted, high));
-    }
-
-    /// A group share: puts in force the revocation list this node now keeps (after its
-    /// authority revoked a member here), closing connections to the peers it revokes and
-    /// passing it on to the others. Nothing happens for other torrents. The returned future,
-    /// which borrows nothing, ends once the list is in force for new connections; it says
-    /// whether the list was newer.
-    pub fn refresh_revocations(&self) -> impl Future<Output = bool> + Send + 'static {
-        let revocations = self.ssl.as_ref().and_then(|s| s.revocations.clone());
-        let control = self.control.clone();
-        async move {
-            let Some(revocations) = revocations else { return false };
-            let newer = tokio::task::spawn_blocking(move || revocations.refresh()).await.unwrap_or(false);
-            if newer {
-                let _ = control.send(Control::Revoked);
-            }
-            newer
-        }
-    }
-
-    /// A group share: checks the revocation list this node keeps every `every` (another
-    /// process, `shoal group revoke`, may have replaced it) and puts a newer one in force as
-    /// [`Torrent::refresh_revocations`] does, until the torrent stops. Nothing happens for
-    /// other torrents.
-    pub fn follow_revocations(&self, every: std::time::Duration) {
-        let Some(revocations) = self.ssl.as_ref().and_then(|s| s.revocations.clone()) else { return };
-        let control = self.control.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                if control.is_closed() {
-                    return;
-                }
-                let r = revocations.clone();
-                if tokio::task::spawn_blocking(move || r.refresh()).await.unwrap_or(false) {
-                    let _ = control.send(Control::Revoked);
-                }
-            }
-        });
     }
 
     /// Fetches pieces in order, first to last (`true`), or rarest first (the default): for

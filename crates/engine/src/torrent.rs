@@ -16,7 +16,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::conn::PeerStream;
 use bytes::Bytes;
 use shoal_proto::extension::{ExtHandshake, MetadataMessage, UT_METADATA, UT_PEX};
 use shoal_proto::{Handshake, InfoHash, Message, PeerId, PexMessage, PexState, serve_metadata_piece};
@@ -24,10 +23,13 @@ use shoal_storage::{ResumeStore, Storage};
 use shoal_swarm::{Action, CandidateConfig, CandidateSource, Candidates, PeerKey, PexSchedule, Swarm};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::conn::PeerStream;
 use crate::disk::{Disk, DiskEvent, DiskJob};
 use crate::metadata::{OUR_SHOAL_REVOCATIONS, OUR_SHOAL_WANTS, OUR_UT_METADATA, OUR_UT_PEX, SHOAL_REVOCATIONS};
 use crate::peer::{self, Outgoing, PeerEvent, PeerLink, PeerSink};
 use crate::{TorrentState, TorrentStatus};
+
+mod revocations;
 
 /// Peer messages queued per torrent before readers wait.
 const PEER_INBOX: usize = 4096;
@@ -79,9 +81,6 @@ pub(crate) enum Control {
     Have(oneshot::Sender<Vec<bool>>),
     /// A stream reads here now (`None`: it went away); see [`crate::stream`].
     Reader { id: u64, reader: Option<shoal_swarm::stream::Reader> },
-    /// A newer revocation list came into force: close connections to peers it revokes and
-    /// pass it on.
-    Revoked,
 }
 
 /// One connected peer, for front ends.
@@ -167,9 +166,8 @@ struct PeerExt {
     since: Instant,
     /// The certificate a TLS peer presented (DER).
     cert: Option<Vec<u8>>,
-    /// The peer's id for `shoal_revocations`, how many lists it sent us, and whether it has
-    /// been sent the list in force.
-    revocations: (Option<u8>, u8, bool),
+    /// Our exchange of revocation lists with the peer.
+    revocations: revocations::Exchange,
     /// The peer's id for `shoal_wants`.
     wants: Option<u8>,
 }
@@ -284,10 +282,15 @@ impl Actor {
     ) {
         let mut next_tick = tokio::time::Instant::now() + TICK;
         let mut idle_ticks = 0u32;
+        let mut revoked_rx = self.revocations().map(|r| r.watch());
         loop {
             let mut ticked = false;
             tokio::select! {
                 biased;
+                changed = revocations::changed(&mut revoked_rx) => match changed {
+                    Ok(()) => self.on_revoked(),
+                    Err(_) => revoked_rx = None,
+                },
                 ctl = ctl_rx.recv() => match ctl {
                     Some(Control::Shutdown(done)) => {
                         self.shutdown().await;
@@ -396,7 +399,6 @@ impl Actor {
             Control::Have(reply) => {
                 let _ = reply.send(self.swarm.have().to_bools());
             }
-            Control::Revoked => self.on_revoked(),
             Control::Reader { id, reader } => {
                 match reader {
                     Some(reader) => self.readers.insert(id, reader),
@@ -573,7 +575,7 @@ impl Actor {
                 pex: PexState::new(),
                 since: now,
                 cert,
-                revocations: (None, 0, false),
+                revocations: revocations::Exchange::default(),
                 wants: None,
             },
         );
@@ -648,7 +650,7 @@ impl Actor {
                     {
                         state.listen = Some(SocketAddr::new(addr.ip(), port));
                     }
-                    state.revocations.0 = ext.id_of(SHOAL_REVOCATIONS);
+                    state.revocations.id = ext.id_of(SHOAL_REVOCATIONS);
                     state.wants = ext.id_of(shoal_proto::extension::SHOAL_WANTS);
                     if state.wants.is_some() {
                         self.swarm.set_peer_takes_wants(key);
@@ -835,64 +837,6 @@ impl Actor {
         if link.tx.try_send(Outgoing::Msg(msg)).is_err() {
             tracing::debug!(addr = %link.addr, "send queue full; closing");
             self.close(key);
-        }
-    }
-
-    fn revocations(&self) -> Option<Arc<dyn crate::Revocations>> {
-        self.inbox.ssl.as_ref()?.revocations.clone()
-    }
-
-    /// Sends the revocation list in force to a peer that takes them, once per connection
-    /// and list.
-    fn send_revocations(&mut self, key: PeerKey) {
-        let Some(their_id) = self.exts.get(&key).filter(|e| !e.revocations.2).and_then(|e| e.revocations.0) else {
-            return;
-        };
-        let Some(list) = self.revocations().and_then(|r| r.current()) else { return };
-        if let Some(e) = self.exts.get_mut(&key) {
-            e.revocations.2 = true;
-        }
-        self.send(key, Message::Extended { id: their_id, payload: list.into() });
-    }
-
-    /// A peer sent a revocation list: checked on a blocking thread (signature, disk). A peer
-    /// gets a few tries per connection, no more.
-    fn on_revocations(&mut self, key: PeerKey, payload: Bytes) {
-        const MOST_PER_CONNECTION: u8 = 4;
-        let (Some(revocations), Some(state)) = (self.revocations(), self.exts.get_mut(&key)) else { return };
-        if state.revocations.1 >= MOST_PER_CONNECTION {
-            return;
-        }
-        state.revocations.1 += 1;
-        let control = self.inbox.control.clone();
-        tokio::task::spawn_blocking(move || {
-            if revocations.offer(&payload) {
-                let _ = control.send(Control::Revoked);
-            }
-        });
-    }
-
-    /// A newer revocation list is in force: peers it revokes are let go, and the others get it.
-    fn on_revoked(&mut self) {
-        let Some(revocations) = self.revocations() else { return };
-        let revoked: Vec<PeerKey> = self
-            .exts
-            .iter()
-            .filter(|(_, e)| e.cert.as_deref().is_some_and(|c| revocations.is_revoked(c)))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in revoked {
-            if let Some(link) = self.links.get(&key) {
-                tracing::info!(addr = %link.addr, "closing a connection to a member whose certificate was revoked");
-            }
-            self.close(key);
-        }
-        let keys: Vec<PeerKey> = self.exts.keys().copied().collect();
-        for key in keys {
-            if let Some(e) = self.exts.get_mut(&key) {
-                e.revocations.2 = false;
-            }
-            self.send_revocations(key);
         }
     }
 
