@@ -405,12 +405,11 @@ impl Groups {
         Ok((record, list))
     }
 
-    /// Every group of this node, by name.
-    pub fn list(&self) -> Result<Vec<GroupSummary>, Error> {
-        let mut out = Vec::new();
+    /// The names of this node's groups, sorted.
+    fn names(&self) -> Result<Vec<String>, Error> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(Error::io(&self.dir, e)),
         };
         let mut names: Vec<String> = entries
@@ -419,10 +418,22 @@ impl Groups {
             .filter(|n| check_group_name(n).is_ok() && self.dir.join(n).join("ca.pem").exists())
             .collect();
         names.sort();
-        for name in names {
-            out.push(self.summary(&name)?);
+        Ok(names)
+    }
+
+    /// The name of the group whose authority certificate is `ca`.
+    fn name_of(&self, ca: &CertificateDer<'_>) -> Result<Option<String>, Error> {
+        for name in self.names()? {
+            if self.ca_der(&self.dir.join(&name))?.as_ref() == ca.as_ref() {
+                return Ok(Some(name));
+            }
         }
-        Ok(out)
+        Ok(None)
+    }
+
+    /// Every group of this node, by name.
+    pub fn list(&self) -> Result<Vec<GroupSummary>, Error> {
+        self.names()?.iter().map(|name| self.summary(name)).collect()
     }
 
     /// One group's summary.
@@ -450,13 +461,7 @@ impl Groups {
     /// The membership whose authority certificate is `ca` (a torrent's `ssl-cert`), if this
     /// node has one.
     pub fn membership_for(&self, identity: &Identity, ca: &CertificateDer<'_>) -> Result<Option<Membership>, Error> {
-        for group in self.list()? {
-            let dir = self.dir.join(&group.name);
-            if self.ca_der(&dir)?.as_ref() == ca.as_ref() {
-                return self.membership(identity, &group.name).map(Some);
-            }
-        }
-        Ok(None)
+        self.name_of(ca)?.map(|name| self.membership(identity, &name)).transpose()
     }
 
     /// This node's membership of the group `name`.
@@ -498,30 +503,16 @@ impl Groups {
         Ok(true)
     }
 
-    /// The revocation list kept for the group whose authority certificate is `ca`.
-    pub fn revocations_for(&self, ca: &CertificateDer<'_>) -> Result<Option<RevocationList>, Error> {
-        for group in self.list()? {
-            let dir = self.dir.join(&group.name);
-            if self.ca_der(&dir)?.as_ref() == ca.as_ref() {
-                return self.revocations_in(&dir);
-            }
-        }
-        Ok(None)
-    }
-
     /// Keeps `bytes` as the revocation list of the group whose authority certificate is `ca`
     /// when it verifies and is newer than the one held. Returns the list when it was kept.
     pub fn accept_revocations(&self, ca: &CertificateDer<'_>, bytes: &[u8]) -> Result<Option<RevocationList>, Error> {
         let ca_info = CertInfo::parse(ca, "the group's authority certificate")?;
         let Some(authority) = ca_raw_key(&ca_info) else { return Ok(None) };
         let list = RevocationList::verify(bytes, &authority)?;
-        for group in self.list()? {
-            let dir = self.dir.join(&group.name);
-            if self.ca_der(&dir)?.as_ref() == ca.as_ref() {
-                return Ok(self.keep_revocations(&group.name, &list)?.then_some(list));
-            }
+        match self.name_of(ca)? {
+            Some(name) => Ok(self.keep_revocations(&name, &list)?.then_some(list)),
+            None => Ok(None),
         }
-        Ok(None)
     }
 
     /// Keeps a verified list as group `name`'s when it is newer than the one kept. Returns

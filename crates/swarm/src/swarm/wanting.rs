@@ -123,6 +123,10 @@ impl Swarm {
 
     /// Counts the peers that asked to be shown pieces lately (players).
     pub(super) fn count_streamers(&mut self) {
+        if self.superseed.is_none() {
+            self.streamers = 0;
+            return;
+        }
         let ticks = self.ticks;
         self.streamers = self.peers.values().filter(|p| is_streamer(p, ticks)).count();
     }
