@@ -100,6 +100,22 @@ fn openssl_member(authority: &Path, group: &str, dir: &Path, algorithm: &str) ->
     (cert, key)
 }
 
+/// A revoked member (identity in `home`) runs `shoal get` against `peer`: it must end without
+/// a single piece, told its certificate was revoked.
+fn assert_revoked_gets_nothing(torrent: &Path, out: &Path, peer: &str, home: &Path) {
+    let mut get = spawn_get(
+        "revoked member",
+        torrent,
+        out,
+        &["--peer", peer, "--data-dir", home.to_str().expect("utf-8"), "--timeout", "8"],
+    );
+    let status = ok(get.wait_exit(START_TIMEOUT));
+    assert!(!status.success(), "{}", get.explain("a revoked member finished"));
+    let said = get.output();
+    assert!(said.contains("with 0 of"), "{}", get.explain("a revoked member got data"));
+    assert!(said.contains("CertificateRevoked"), "{}", get.explain("no revocation named"));
+}
+
 fn ssl_args<'a>(cert: &'a Path, key: &'a Path, dh: &'a Path) -> Vec<&'a str> {
     let s = |p: &'a Path| p.to_str().expect("utf-8 path");
     vec!["--ssl-cert", s(cert), "--ssl-key", s(key), "--ssl-dh", s(dh)]
@@ -407,18 +423,7 @@ fn a_revoked_member_gets_nothing() {
         run_ok(alice, &["group", "revoke", "lab", &identity(&dave)]);
     });
     let bob = lab.bob_downloads();
-    let seed = lab.share.tls.to_string();
-    let mut revoked = spawn_get(
-        "revoked member",
-        &lab.torrent,
-        &lab.dir("dave-out"),
-        &["--peer", &seed, "--data-dir", dave.to_str().expect("utf-8"), "--timeout", "8"],
-    );
-    let status = ok(revoked.wait_exit(START_TIMEOUT));
-    assert!(!status.success(), "{}", revoked.explain("a revoked member finished"));
-    let said = revoked.output();
-    assert!(said.contains("with 0 of"), "{}", revoked.explain("a revoked member got data"));
-    assert!(said.contains("CertificateRevoked"), "{}", revoked.explain("no revocation named"));
+    assert_revoked_gets_nothing(&lab.torrent, &lab.dir("dave-out"), &lab.share.tls.to_string(), &dave);
     lab.bob_finishes(bob);
 }
 
@@ -521,15 +526,7 @@ fn a_revocation_reaches_a_member_through_another_member_and_is_enforced_there() 
     ok(share.proc.terminate(Duration::from_secs(15)).map(drop));
 
     // Dave asks Bob, who never talked to the authority about him.
-    let mut dave_get = spawn_get(
-        "revoked member",
-        &torrent,
-        &dir("dave-out"),
-        &["--peer", &bob_tls, "--data-dir", dave.to_str().expect("utf-8"), "--timeout", "8"],
-    );
-    let status = ok(dave_get.wait_exit(START_TIMEOUT));
-    assert!(!status.success(), "{}", dave_get.explain("a revoked member finished"));
-    assert!(dave_get.output().contains("CertificateRevoked"), "{}", dave_get.explain("bob let the revoked member in"));
+    assert_revoked_gets_nothing(&torrent, &dir("dave-out"), &bob_tls, &dave);
 }
 
 #[test]
@@ -686,15 +683,7 @@ fn the_daemon_runs_groups_over_rpc_and_seeds_a_group_share_to_a_member() {
     let groups = rpc(port, "group.list", serde_json::json!({}));
     assert_eq!(groups["result"][0]["revoked"], 1, "{groups}");
     // The running share refuses bob from the moment the revocation was answered.
-    let mut again = spawn_get(
-        "bob revoked",
-        &torrent,
-        &dir("bob-again"),
-        &["--peer", &daemon_tls, "--data-dir", bob.to_str().expect("utf-8"), "--timeout", "8"],
-    );
-    let status = ok(again.wait_exit(START_TIMEOUT));
-    assert!(!status.success(), "{}", again.explain("a revoked member still downloads from the daemon"));
-    assert!(again.output().contains("CertificateRevoked"), "{}", again.explain("no revocation named"));
+    assert_revoked_gets_nothing(&torrent, &dir("bob-again"), &daemon_tls, &bob);
     let status = ok(daemon.terminate(Duration::from_secs(15)));
     assert!(status.success(), "{}", daemon.explain("the daemon did not stop cleanly"));
 }
