@@ -32,6 +32,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod api;
+mod groups;
 pub mod http;
 pub mod jsonrpc;
 pub mod method;
