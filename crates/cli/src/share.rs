@@ -103,7 +103,10 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
             _ => println!("magnet: {magnet}"),
         }
         if !quiet {
-            println!("seeding {name} on {}", session.listen_addr());
+            match (&ssl, session.ssl_listen_addr()) {
+                (Some(_), Some(tls)) => println!("seeding {name} to the group's members on {tls} (TLS)"),
+                _ => println!("seeding {name} on {}", session.listen_addr()),
+            }
         }
         torrents.push(torrent);
     }

@@ -82,8 +82,9 @@ impl Swarm {
 
     /// A peer asks to be shown these pieces (`shoal_wants`). While seeding initially, an
     /// unchoked peer is shown those it lacks, at most [`WANTS_AT_ONCE`] per request and
-    /// [`MAX_OPEN_WANTED_BYTES`] (at least [`MIN_OPEN_WANTED`] pieces) not yet announced; otherwise (we show everything, or are not a
-    /// seed) it changes nothing. Indexes past the last piece are ignored.
+    /// [`MAX_OPEN_WANTED_BYTES`] (at least [`MIN_OPEN_WANTED`] pieces) not yet announced;
+    /// otherwise (we show everything, or are not a seed) it changes nothing. Indexes past the
+    /// last piece are ignored. Costs O(pieces named + the peer's open reveals), both bounded.
     pub fn handle_wants(&mut self, peer: PeerKey, pieces: &[u32]) {
         let (Some(ss), Some(p)) = (self.superseed.as_mut(), self.peers.get_mut(&peer)) else {
             return;
@@ -93,9 +94,10 @@ impl Swarm {
         // its request cannot make the seed rechoke every tick).
         let was_streamer = is_streamer(p, self.ticks);
         p.wants_tick = Some(self.ticks);
+        // O(1) per request: the count is redone at each tick, where players expire.
+        self.streamers += usize::from(!was_streamer);
         if p.am_choking {
             self.rechoke_soon |= !was_streamer;
-            self.count_streamers();
             return;
         }
         let Some(revealed) = p.revealed.as_mut() else {
@@ -118,7 +120,6 @@ impl Swarm {
             open += 1;
             self.actions.push_back(Action::Send { peer, msg: Message::Have(piece.get()) });
         }
-        self.count_streamers();
     }
 
     /// Counts the peers that asked to be shown pieces lately (players).
