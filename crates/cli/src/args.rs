@@ -66,6 +66,56 @@ pub(crate) enum Command {
     Identity(IdentityArgs),
     /// Groups: certificate authorities whose members alone can open a group's private torrents.
     Group(GroupArgs),
+    /// Keep a share on a server peer that allows you: it fetches the data from this process
+    /// (and any other peer) and keeps seeding it while you are offline.
+    Push(PushArgs),
+}
+
+/// `shoal push`.
+#[derive(Debug, Args)]
+pub(crate) struct PushArgs {
+    /// A file or folder (made into a torrent as `share` does, the .torrent written beside it),
+    /// or a .torrent file whose data is in -o.
+    #[arg(required_unless_present_any = ["list", "withdraw"], conflicts_with_all = ["list", "withdraw"])]
+    pub(crate) source: Option<PathBuf>,
+    /// The server: its identity ID, @, and its push endpoint.
+    #[arg(long, value_name = "ID@HOST:PORT", value_parser = parse_target)]
+    pub(crate) to: shoal_daemon::push::Target,
+    /// With a .torrent SOURCE: the folder holding its data (default: the current folder). With
+    /// a file or folder: where to write the .torrent (default: beside it).
+    #[arg(short, long)]
+    pub(crate) output: Option<PathBuf>,
+    /// List what you have pushed to the server, with sizes and state.
+    #[arg(long, conflicts_with = "withdraw")]
+    pub(crate) list: bool,
+    /// Remove one of your pushes from the server (its info-hash, or its first 8+ digits); the
+    /// server deletes the data.
+    #[arg(long, value_name = "INFO_HASH")]
+    pub(crate) withdraw: Option<String>,
+    /// Give up (exit 1) if the server does not hold a verified copy after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) timeout: Option<u64>,
+    /// Share with the members of this group only (the server must be a member too).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) group: Option<String>,
+    /// Tracker announce URL for a new torrent (repeatable).
+    #[arg(long = "tracker", value_name = "URL")]
+    pub(crate) trackers: Vec<String>,
+    /// Piece size of a new torrent (default: chosen from the size).
+    #[arg(long, value_name = "SIZE", value_parser = parse_piece_size)]
+    pub(crate) piece_size: Option<u32>,
+    /// Folder of the identity and groups (default: $XDG_DATA_HOME/shoal).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Print the server's answers as JSON (--list, --withdraw).
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) node: NodeOptions,
+}
+
+fn parse_target(s: &str) -> Result<shoal_daemon::push::Target, String> {
+    s.parse()
 }
 
 /// `shoal identity`.
@@ -163,8 +213,24 @@ pub(crate) struct DaemonArgs {
     /// TOML file of defaults (flags override it).
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
+    /// Keep shares others push (`shoal push`): the push endpoint's address ([server] listen).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) server_listen: Option<SocketAddr>,
+    /// Who may push: an identity ID or group:NAME (repeatable; added to [server] allow).
+    #[arg(long = "allow", value_name = "ID|group:NAME")]
+    pub(crate) allow: Vec<String>,
+    /// Bytes each identity may keep on this server, e.g. 50G ([server] quota).
+    #[arg(long, value_name = "SIZE", value_parser = parse_quota)]
+    pub(crate) quota: Option<u64>,
+    /// Where pushed data lives ([server] dir; default: DATA_DIR/pushed).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) server_dir: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) node: NodeOptions,
+}
+
+fn parse_quota(s: &str) -> Result<u64, String> {
+    shoal_state::size::parse_size(s)
 }
 
 /// How to reach the daemon. What is not given here comes from `SHOAL_RPC`, `SHOAL_TOKEN`,

@@ -126,6 +126,18 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
     // Reading the stored rows is quick; their data checks run in the background.
     daemon.restore().await.map_err(|e| anyhow!("cannot restore the stored torrents: {e}"))?;
     tokio::spawn(daemon.clone().run_policy());
+    if let Some((role, listen)) = server_role(&a, &config, &data_dir)? {
+        let push_listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen for pushes on {listen}"))?;
+        let endpoint = push_listener.local_addr().context("push endpoint address")?;
+        if role.allow.is_empty() {
+            eprintln!("shoal: warning: the server role is on but nobody may push yet ([server] allow or --allow)");
+        }
+        let id =
+            daemon.serve_pushes(role, push_listener).await.map_err(|e| anyhow!("the server role cannot start: {e}"))?;
+        println!("server: pushes on {endpoint}; push with: shoal push PATH --to {}@{endpoint}", id.compact());
+    }
     let app = shoal_rpc::http::router_with_streams(
         std::sync::Arc::new(daemon.clone()),
         shoal_rpc::http::Config { access, ..Default::default() },
@@ -145,4 +157,45 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
     server.await.context("the RPC server failed")?;
     daemon.shutdown().await;
     Ok(())
+}
+
+/// The server peer role from `[server]` and the flags, with its push endpoint; `None` when no
+/// endpoint is set. Server settings without an endpoint are refused (they would do nothing).
+fn server_role(
+    a: &DaemonArgs,
+    config: &shoal_state::DaemonConfig,
+    data_dir: &std::path::Path,
+) -> Result<Option<(shoal_daemon::server::Role, SocketAddr)>, Failure> {
+    let server = &config.server;
+    let allow_text: Vec<&String> = server.allow.iter().chain(&a.allow).collect();
+    let Some(listen) = a.server_listen.or(server.listen) else {
+        let set = !allow_text.is_empty()
+            || a.quota.or(server.quota).is_some()
+            || a.server_dir.as_ref().or(server.dir.as_ref()).is_some();
+        if set {
+            return Err(Failure::Input(anyhow!(
+                "server settings are given but no push endpoint: set [server] listen or --server-listen, or leave the \
+                 server settings out"
+            )));
+        }
+        return Ok(None);
+    };
+    let allow = allow_text
+        .iter()
+        .map(|t| t.parse::<shoal_daemon::server::Allow>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Failure::Input(anyhow!("server allow list: {e}")))?;
+    let role = shoal_daemon::server::Role {
+        allow,
+        quota: a.quota.or(server.quota),
+        dir: a.server_dir.clone().or_else(|| server.dir.clone()).unwrap_or_else(|| data_dir.join("pushed")),
+    };
+    // Absolute, so that the torrents stored with their folders do not depend on where the
+    // daemon was started.
+    std::fs::create_dir_all(&role.dir).with_context(|| format!("cannot create {}", role.dir.display()))?;
+    let role = shoal_daemon::server::Role {
+        dir: std::fs::canonicalize(&role.dir).with_context(|| format!("cannot use {}", role.dir.display()))?,
+        ..role
+    };
+    Ok(Some((role, listen)))
 }

@@ -10,6 +10,7 @@ mod get;
 mod group;
 mod play;
 mod progress;
+mod push;
 mod remote;
 mod share;
 mod text;
@@ -97,6 +98,7 @@ fn main() -> ExitCode {
             Command::Tui(a) => tui::run(a).await,
             Command::Identity(a) => group::identity(a),
             Command::Group(a) => group::run(a, quiet),
+            Command::Push(a) => push::run(a, quiet).await,
         }
     });
     // Background tasks (peer connections, trackers) must not hold the exit up.

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
-use shoal_engine::{AddTorrent, Session, TorrentState};
+use shoal_engine::{AddTorrent, Session, Torrent, TorrentState};
 use shoal_proto::Metainfo;
 
 use crate::args::{ShareArgs, TorrentOptions};
@@ -31,7 +31,7 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
     let ssl = a.torrent.group.is_some()
         || !a.torrent.to.is_empty()
         || paths.iter().any(|p| {
-            std::fs::read(torrent_path(&a, p))
+            std::fs::read(torrent_path(a.output.as_deref(), p))
                 .ok()
                 .and_then(|b| Metainfo::from_bytes(&b).ok())
                 .is_some_and(|m| m.info.ssl_cert.is_some())
@@ -42,58 +42,10 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
     }
     let mut torrents = Vec::new();
     for path in &paths {
-        let out = torrent_path(&a, path);
-        let (bytes, meta) = match existing_torrent(&out, path, &a.torrent)? {
-            Some(meta) => (None, meta),
-            None => {
-                let (bytes, meta) = make_torrent(path, &a.torrent, quiet).await?;
-                (Some(bytes), meta)
-            }
-        };
-        let ssl = crate::group::ssl_for(&meta, a.torrent.data_dir.as_deref(), quiet)?;
+        let out = torrent_path(a.output.as_deref(), path);
+        let Seeding { torrent, meta, ssl, .. } = seed_path(&session, path, &out, &a.torrent, &peers, quiet).await?;
         let magnet = meta.magnet().to_string();
         let name = crate::text::printable(&meta.info.name).into_owned();
-        let dir = path.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
-        let torrent = session
-            .add(AddTorrent {
-                meta,
-                download_dir: dir,
-                peers: peers.clone(),
-                use_trackers: true,
-                file_priorities: None,
-                sequential: false,
-                resume: None,
-                ssl: ssl.as_ref().map(|(tls, _)| tls.clone()),
-            })
-            .await
-            .map_err(anyhow::Error::from)?;
-        // `add` has checked the data on disk: every piece verifies, or the data is not what
-        // the torrent describes.
-        let status = torrent.status();
-        if status.state != TorrentState::Seeding {
-            torrent.stop().await;
-            if bytes.is_none() {
-                return Err(Failure::Input(anyhow!(
-                    "{} already exists but does not match {}: {} of {} pieces verify; remove it or choose \
-                     another file with -o",
-                    out.display(),
-                    path.display(),
-                    status.stats.pieces_have,
-                    status.stats.pieces_total
-                )));
-            }
-            return Err(Failure::Runtime(anyhow!(
-                "{} changed while it was being shared; run the command again",
-                path.display()
-            )));
-        }
-        match &bytes {
-            Some(bytes) => {
-                write_new(&out, bytes)?;
-                println!("torrent: {}", out.display());
-            }
-            None => println!("torrent: {} (existing, matches the data)", out.display()),
-        }
         match (&ssl, session.ssl_listen_addr()) {
             // The metadata of an SSL torrent travels only inside member connections, so a
             // magnet link cannot fetch it: members need the .torrent file.
@@ -119,9 +71,85 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Where the .torrent of `path` goes: `-o`, or beside the data.
-fn torrent_path(a: &ShareArgs, path: &Path) -> PathBuf {
-    a.output.clone().unwrap_or_else(|| {
+/// A path being seeded: its torrent, the .torrent file's bytes, and the group share's TLS.
+pub(crate) struct Seeding {
+    pub(crate) torrent: Torrent,
+    pub(crate) meta: Metainfo,
+    /// The .torrent file as written at `out`.
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) ssl: Option<(shoal_engine::SslTorrent, String)>,
+}
+
+/// Seeds `path` in `session`: the torrent at `out` when it describes the data (see
+/// [`existing_torrent`]), else a new one made with `opts` and written there once every piece
+/// verified; prints `torrent: OUT`.
+pub(crate) async fn seed_path(
+    session: &Session,
+    path: &Path,
+    out: &Path,
+    opts: &TorrentOptions,
+    peers: &[std::net::SocketAddr],
+    quiet: bool,
+) -> Result<Seeding, Failure> {
+    let (made, meta) = match existing_torrent(out, path, opts)? {
+        Some(meta) => (None, meta),
+        None => {
+            let (bytes, meta) = make_torrent(path, opts, quiet).await?;
+            (Some(bytes), meta)
+        }
+    };
+    let ssl = crate::group::ssl_for(&meta, opts.data_dir.as_deref(), quiet)?;
+    let dir = path.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+    let torrent = session
+        .add(AddTorrent {
+            meta: meta.clone(),
+            download_dir: dir,
+            peers: peers.to_vec(),
+            use_trackers: true,
+            file_priorities: None,
+            sequential: false,
+            resume: None,
+            ssl: ssl.as_ref().map(|(tls, _)| tls.clone()),
+        })
+        .await
+        .map_err(anyhow::Error::from)?;
+    // `add` has checked the data on disk: every piece verifies, or the data is not what
+    // the torrent describes.
+    let status = torrent.status();
+    if status.state != TorrentState::Seeding {
+        torrent.stop().await;
+        if made.is_none() {
+            return Err(Failure::Input(anyhow!(
+                "{} already exists but does not match {}: {} of {} pieces verify; remove it or choose \
+                 another file with -o",
+                out.display(),
+                path.display(),
+                status.stats.pieces_have,
+                status.stats.pieces_total
+            )));
+        }
+        return Err(Failure::Runtime(anyhow!(
+            "{} changed while it was being shared; run the command again",
+            path.display()
+        )));
+    }
+    let bytes = match made {
+        Some(bytes) => {
+            write_new(out, &bytes)?;
+            println!("torrent: {}", out.display());
+            bytes
+        }
+        None => {
+            println!("torrent: {} (existing, matches the data)", out.display());
+            std::fs::read(out).with_context(|| format!("cannot read {}", out.display()))?
+        }
+    };
+    Ok(Seeding { torrent, meta, bytes, ssl })
+}
+
+/// Where the .torrent of `path` goes: `output` (`-o`), or beside the data.
+pub(crate) fn torrent_path(output: Option<&Path>, path: &Path) -> PathBuf {
+    output.map(Path::to_path_buf).unwrap_or_else(|| {
         let mut name = path.file_name().unwrap_or_default().to_os_string();
         name.push(".torrent");
         path.with_file_name(name)
@@ -129,7 +157,7 @@ fn torrent_path(a: &ShareArgs, path: &Path) -> PathBuf {
 }
 
 /// Writes a new .torrent file; never replaces one that appeared meanwhile.
-fn write_new(out: &Path, bytes: &[u8]) -> Result<(), Failure> {
+pub(crate) fn write_new(out: &Path, bytes: &[u8]) -> Result<(), Failure> {
     let mut file = std::fs::File::options()
         .write(true)
         .create_new(true)
@@ -142,7 +170,7 @@ fn write_new(out: &Path, bytes: &[u8]) -> Result<(), Failure> {
 /// The torrent already at `out`, if there is one and it describes `path` as shared with
 /// `opts`; an error (naming what differs) if something else is there. `Ok(None)`: nothing is
 /// at `out`, a new torrent is to be made.
-fn existing_torrent(out: &Path, path: &Path, opts: &TorrentOptions) -> Result<Option<Metainfo>, Failure> {
+pub(crate) fn existing_torrent(out: &Path, path: &Path, opts: &TorrentOptions) -> Result<Option<Metainfo>, Failure> {
     let refuse = |why: String| {
         Failure::Input(anyhow!("{} already exists and {why}; remove it or choose another file with -o", out.display()))
     };

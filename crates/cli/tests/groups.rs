@@ -17,6 +17,8 @@
 
 #[path = "support/interop.rs"]
 mod interop;
+#[path = "support/probe.rs"]
+mod probe;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -25,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use interop::{LISTEN_ANY, NO_DISCOVERY, START_TIMEOUT, TRANSFER_TIMEOUT, ok, shoal, shoal_create, spawn_get};
+use probe::{bt_handshake, handshake_bytes_back, info_hash_bytes, member_client, tcp, tls_probe};
 use shoal_testkit::{Proc, TempDir, compare_files, ensure_tools, make_test_file, python_lt, run_captured};
 
 const MIB: u64 = 1024 * 1024;
@@ -216,47 +219,6 @@ fn spawn_group_share(dir: &Path, data: &Path, torrent: &Path, group: &str) -> Gr
     GroupShare { proc, plain, tls }
 }
 
-fn bt_handshake(info_hash: &[u8; 20]) -> Vec<u8> {
-    let mut hs = vec![19u8];
-    hs.extend_from_slice(b"BitTorrent protocol");
-    hs.extend_from_slice(&[0; 8]);
-    hs.extend_from_slice(info_hash);
-    hs.extend_from_slice(b"-XX0000-probeprobepr");
-    hs
-}
-
-/// Bytes of the BitTorrent handshake a peer sends back on `stream` after ours (0 when it
-/// refuses: closes, errors or stays silent for 5 s).
-fn handshake_bytes_back(stream: &mut impl Read) -> usize {
-    let mut buf = [0u8; 68];
-    let mut got = 0;
-    while got < buf.len() {
-        match stream.read(&mut buf[got..]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got += n,
-        }
-    }
-    got
-}
-
-fn tcp(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    s
-}
-
-/// Dials `addr` over TLS with `config` and SNI `sni`, sends a BitTorrent handshake for
-/// `info_hash`, and returns how many handshake bytes came back.
-fn tls_probe(addr: SocketAddr, config: Arc<rustls::ClientConfig>, sni: &str, info_hash: &[u8; 20]) -> usize {
-    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).expect("sni");
-    let conn = rustls::ClientConnection::new(config, name).expect("client");
-    let mut tls = rustls::StreamOwned::new(conn, tcp(addr));
-    if tls.write_all(&bt_handshake(info_hash)).and_then(|()| tls.flush()).is_err() {
-        return 0;
-    }
-    handshake_bytes_back(&mut tls)
-}
-
 /// A TLS client that presents no certificate and accepts any server's.
 fn no_certificate_client() -> Arc<rustls::ClientConfig> {
     #[derive(Debug)]
@@ -301,21 +263,6 @@ fn no_certificate_client() -> Arc<rustls::ClientConfig> {
         .with_custom_certificate_verifier(Arc::new(AcceptAny(algs)))
         .with_no_client_auth();
     Arc::new(config)
-}
-
-/// The TLS client configuration a Shoal node in `dir` uses for `group`'s torrents.
-fn member_client(dir: &Path, group: &str, torrent_name: &str) -> Arc<rustls::ClientConfig> {
-    let (me, _) = shoal_identity::Identity::load_or_create(dir, None).expect("identity");
-    let membership = shoal_identity::Groups::new(dir).membership(&me, group).expect("membership");
-    shoal_identity::peer_tls(&membership, torrent_name, Arc::default()).expect("tls").client
-}
-
-fn info_hash_bytes(hex: &str) -> [u8; 20] {
-    let mut out = [0u8; 20];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex");
-    }
-    out
 }
 
 /// A group share seeded by its authority (alice) with a member (bob) downloading it: the

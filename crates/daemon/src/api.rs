@@ -134,60 +134,24 @@ impl Api for Daemon {
     }
 
     async fn add(&self, request: AddRequest) -> Result<AddResult, ApiError> {
-        let labels = normalize_labels(&request.labels)?;
-        if request.peers.len() > MAX_ADD_PEERS {
-            return Err(ApiError::InvalidParams(format!(
-                "peers: {} given; a torrent takes at most {MAX_ADD_PEERS}",
-                request.peers.len()
-            )));
+        self.add_with(request, None).await
+    }
+
+    async fn server_pushes(&self) -> Result<shoal_rpc::api::ServerPushes, ApiError> {
+        self.server_view().await
+    }
+
+    async fn push_call(&self, call: shoal_rpc::api::PushCall) -> Result<serde_json::Value, ApiError> {
+        let changes =
+            matches!(call, shoal_rpc::api::PushCall::Start { .. } | shoal_rpc::api::PushCall::Withdraw { .. });
+        if changes && !self.inner.rpc_authenticated.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(ApiError::InvalidParams(
+                "pushing over RPC needs the daemon's RPC credentials ([rpc] token, or user and password, in its \
+                 config): it acts as the daemon's identity"
+                    .into(),
+            ));
         }
-        let options = Options { labels, sequential: request.sequential, peers: request.peers };
-        let (loaded, magnet) = load_source(request.source).await?;
-        let (meta, bytes) = match loaded {
-            Some((meta, bytes)) => (Some(meta), Some(bytes)),
-            None => (None, None),
-        };
-        let Some(info_hash) = meta.as_ref().map(|m| m.info_hash).or(magnet.as_ref().map(|m| m.info_hash)) else {
-            return Err(ApiError::BadTorrent("nothing to add".into()));
-        };
-        let hex = info_hash.to_hex();
-        let name = meta
-            .as_ref()
-            .map(|m| m.info.name.clone())
-            .or_else(|| magnet.as_ref().and_then(|m| m.display_name.clone()))
-            .unwrap_or_else(|| hex.clone());
-        {
-            let entries = lock(&self.inner.entries);
-            if let Some(e) = entries.id_of(&hex).and_then(|id| entries.get(&id)) {
-                return Ok(AddResult { id: e.id, info_hash: hex, name: e.name.clone(), duplicate: true });
-            }
-            if !lock(&self.inner.adding).insert(hex.clone()) {
-                return Err(ApiError::InvalidParams(format!("torrent {hex} is being added by another request")));
-            }
-        }
-        // A group share this node cannot open is refused before anything is stored.
-        if let Some(meta) = meta.as_ref().filter(|m| m.info.ssl_cert.is_some()) {
-            let (dir, meta) = (self.inner.data_dir.clone(), meta.clone());
-            let checked = tokio::task::spawn_blocking(move || {
-                crate::groups::share_for(&dir, &meta).map_err(|e| e.for_daemon(&dir))
-            })
-            .await;
-            match checked {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    lock(&self.inner.adding).remove(&hex);
-                    return Err(ApiError::BadTorrent(e));
-                }
-                Err(_) => {
-                    lock(&self.inner.adding).remove(&hex);
-                    return Err(ApiError::Failed("the group check did not finish".into()));
-                }
-            }
-        }
-        let source = Added { hex: hex.clone(), name, meta, bytes, magnet };
-        let result = self.add_new(source, request.download_dir, request.paused, options).await;
-        lock(&self.inner.adding).remove(&hex);
-        result
+        self.push_as_node(call).await
     }
 
     async fn get(&self, ids: Ids) -> Result<Vec<TorrentInfo>, ApiError> {
@@ -707,6 +671,8 @@ struct Options {
     labels: Vec<String>,
     sequential: bool,
     peers: Vec<std::net::SocketAddr>,
+    /// A server peer keeps the torrent for this push.
+    push: Option<shoal_state::PushRow>,
 }
 
 impl Daemon {
@@ -740,7 +706,20 @@ impl Daemon {
             peers: options.peers.clone(),
         };
         let added_at = new.added_at;
-        let id = self.inner.db.call(move |s| s.add_torrent(&new)).await?;
+        let mut new = new;
+        if options.push.is_some() {
+            new.limits.unlimited = shoal_state::Unlimited { ratio: true, time: true, idle: true };
+        }
+        let goals = crate::entry::Goals::stored(&new.limits);
+        let push = options.push.clone();
+        let id = self
+            .inner
+            .db
+            .call(move |s| match &push {
+                Some(push) => s.add_pushed_torrent(&new, push),
+                None => s.add_torrent(&new),
+            })
+            .await?;
         let id = TorrentId(id.get() as u64);
         let has_meta = meta.is_some();
         let mut entry = Entry::new(id, hex.clone(), name.clone(), meta);
@@ -751,6 +730,7 @@ impl Daemon {
         entry.labels = options.labels;
         entry.sequential = options.sequential;
         entry.peers = options.peers;
+        entry.goals = goals;
         lock(&self.inner.entries).insert(id.0, entry);
         match magnet {
             _ if has_meta => self.spawn_start(id.0, Vec::new()),
@@ -760,5 +740,70 @@ impl Daemon {
             None => {}
         }
         Ok(AddResult { id, info_hash: hex, name, duplicate: false })
+    }
+}
+
+impl Daemon {
+    /// `torrent.add`, and a server peer's push: with `push`, the torrent is stored with that
+    /// push in one transaction and seeds with no goal (it is kept until withdrawn).
+    pub(crate) async fn add_with(
+        &self,
+        request: AddRequest,
+        push: Option<shoal_state::PushRow>,
+    ) -> Result<AddResult, ApiError> {
+        let labels = normalize_labels(&request.labels)?;
+        if request.peers.len() > MAX_ADD_PEERS {
+            return Err(ApiError::InvalidParams(format!(
+                "peers: {} given; a torrent takes at most {MAX_ADD_PEERS}",
+                request.peers.len()
+            )));
+        }
+        let options = Options { labels, sequential: request.sequential, peers: request.peers, push };
+        let (loaded, magnet) = load_source(request.source).await?;
+        let (meta, bytes) = match loaded {
+            Some((meta, bytes)) => (Some(meta), Some(bytes)),
+            None => (None, None),
+        };
+        let Some(info_hash) = meta.as_ref().map(|m| m.info_hash).or(magnet.as_ref().map(|m| m.info_hash)) else {
+            return Err(ApiError::BadTorrent("nothing to add".into()));
+        };
+        let hex = info_hash.to_hex();
+        let name = meta
+            .as_ref()
+            .map(|m| m.info.name.clone())
+            .or_else(|| magnet.as_ref().and_then(|m| m.display_name.clone()))
+            .unwrap_or_else(|| hex.clone());
+        {
+            let entries = lock(&self.inner.entries);
+            if let Some(e) = entries.id_of(&hex).and_then(|id| entries.get(&id)) {
+                return Ok(AddResult { id: e.id, info_hash: hex, name: e.name.clone(), duplicate: true });
+            }
+            if !lock(&self.inner.adding).insert(hex.clone()) {
+                return Err(ApiError::InvalidParams(format!("torrent {hex} is being added by another request")));
+            }
+        }
+        // A group share this node cannot open is refused before anything is stored.
+        if let Some(meta) = meta.as_ref().filter(|m| m.info.ssl_cert.is_some()) {
+            let (dir, meta) = (self.inner.data_dir.clone(), meta.clone());
+            let checked = tokio::task::spawn_blocking(move || {
+                crate::groups::share_for(&dir, &meta).map_err(|e| e.for_daemon(&dir))
+            })
+            .await;
+            match checked {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    lock(&self.inner.adding).remove(&hex);
+                    return Err(ApiError::BadTorrent(e));
+                }
+                Err(_) => {
+                    lock(&self.inner.adding).remove(&hex);
+                    return Err(ApiError::Failed("the group check did not finish".into()));
+                }
+            }
+        }
+        let source = Added { hex: hex.clone(), name, meta, bytes, magnet };
+        let result = self.add_new(source, request.download_dir, request.paused, options).await;
+        lock(&self.inner.adding).remove(&hex);
+        result
     }
 }

@@ -100,6 +100,8 @@ pub(crate) struct Entry {
     pub(crate) finished: bool,
     /// The group whose members alone may join (a group share), once started.
     pub(crate) group: Option<String>,
+    /// On a server peer: the identities (IDs as shown) that pushed it.
+    pub(crate) pushed_by: Vec<String>,
 }
 
 /// A torrent's seeding goals.
@@ -195,6 +197,7 @@ impl Entry {
             priorities: Vec::new(),
             labels: Vec::new(),
             group: None,
+            pushed_by: Vec::new(),
             sequential: false,
             peers: Vec::new(),
             moving: false,
@@ -325,6 +328,7 @@ impl Entry {
             idle_seconds: self.activity.1.map(|at| at.elapsed().as_secs()),
             labels: self.labels.clone(),
             group: self.group.clone(),
+            pushed_by: self.pushed_by.clone(),
             sequential: self.sequential,
             piece_count: meta.map(|m| m.info.layout.piece_count()).unwrap_or(0),
             piece_length: meta.map(|m| m.info.piece_length).unwrap_or(0),

@@ -10,7 +10,9 @@
 //! - `policy`: queues, seeding goals, lifetime counters (run every second by [`Daemon::run_policy`]);
 //! - `entry`: one torrent and how it is shown;
 //! - `db`: store calls on blocking threads, and resume records in the database;
-//! - `files`: the `.torrent` kept for a magnet link, deleting a removed torrent's data.
+//! - `files`: the `.torrent` kept for a magnet link, deleting a removed torrent's data;
+//! - [`server`]: the server peer role, keeping shares others push ([`push`]: the protocol and
+//!   the pusher's side).
 //!
 //! # Locks
 //! The torrent table (`entries`) and the settings are `std` mutexes, held only for
@@ -30,6 +32,8 @@ mod entry;
 mod files;
 pub mod groups;
 mod policy;
+pub mod push;
+pub mod server;
 pub mod stream;
 
 use std::collections::HashSet;
@@ -78,6 +82,8 @@ struct Inner {
     /// The RPC requires credentials: only then may it change groups (issue certificates,
     /// revoke, join), since any local user can reach an RPC without them.
     rpc_authenticated: std::sync::atomic::AtomicBool,
+    /// The server peer role, once its endpoint listens.
+    server: std::sync::OnceLock<server::Serving>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -101,6 +107,7 @@ impl Daemon {
                 magnets,
                 data_dir,
                 rpc_authenticated: std::sync::atomic::AtomicBool::new(false),
+                server: std::sync::OnceLock::new(),
             }),
         };
         tokio::spawn(daemon.clone().fetch_magnets(rx));
@@ -112,7 +119,14 @@ impl Daemon {
     /// background task then starts them one at a time, in id order.
     pub async fn restore(&self) -> Result<(), DaemonError> {
         let store = self.inner.db.0.clone();
-        let rows = tokio::task::spawn_blocking(move || store.torrents()).await.map_err(|_| DaemonError::Stopped)??;
+        let (rows, pushes) =
+            tokio::task::spawn_blocking(move || Ok::<_, shoal_state::StateError>((store.torrents()?, store.pushes()?)))
+                .await
+                .map_err(|_| DaemonError::Stopped)??;
+        let mut pushed_by: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
+        for push in pushes {
+            pushed_by.entry(push.torrent.get()).or_default().push(server::shown_id(&push.pusher));
+        }
         let mut to_start = Vec::new();
         {
             let mut entries = lock(&self.inner.entries);
@@ -143,6 +157,7 @@ impl Daemon {
                 entry.sequential = row.sequential;
                 entry.peers = row.peers.clone();
                 entry.lifetime = (row.uploaded_total, row.downloaded_total);
+                entry.pushed_by = pushed_by.remove(&row.id.get()).unwrap_or_default();
                 match (&meta, magnet) {
                     (Some(_), _) => to_start.push(id.0),
                     (None, Some(magnet)) => {

@@ -528,6 +528,22 @@ impl Groups {
         let dir = self.existing(name)?;
         self.revocations_in(&dir)
     }
+
+    /// Whether `cert` shows that `id` is a member of group `name`: it chains to the group's
+    /// authority, its key is `id`'s, and that key is not on the group's revocation list as
+    /// this node holds it.
+    pub fn vouches_for(&self, name: &str, cert: &CertificateDer<'_>, id: IdentityId) -> Result<bool, Error> {
+        let dir = self.existing(name)?;
+        let ca = self.ca_der(&dir)?;
+        if crate::tls::verify_chain(&ca, cert, rustls::pki_types::UnixTime::now()).is_err() {
+            return Ok(false);
+        }
+        let Ok(info) = CertInfo::parse(cert, "a member certificate") else { return Ok(false) };
+        if info.identity != Some(id) {
+            return Ok(false);
+        }
+        Ok(!self.revocations_in(&dir)?.is_some_and(|list| list.revoked.contains(&info.fingerprint)))
+    }
 }
 
 fn ca_raw_key(ca: &CertInfo) -> Option<[u8; 32]> {

@@ -6,11 +6,14 @@
 //!   key and issues member certificates, sent as one-line [`Invitation`]s (or as PEM for a key
 //!   made outside Shoal); revocations travel as signed [`RevocationList`]s.
 //! - [`peer_tls`]: the TLS configurations of an SSL torrent (libtorrent's scheme), for members.
+//! - [`direct_client`] and [`direct_server`]: TLS between two identities (a server peer's push
+//!   endpoint).
 //!
 //! Certificates are made with `rcgen` and read with `x509-parser`; TLS is `rustls` with `ring`.
 //! Only the revocation list format is Shoal's own (see [`revoke`]).
 
 mod cert;
+mod direct;
 mod files;
 mod group;
 mod id;
@@ -22,6 +25,7 @@ mod tls;
 use std::path::{Path, PathBuf};
 
 pub use cert::{CertInfo, KeyKind, cert_from_pem, certs_from_pem, fingerprint, hex};
+pub use direct::{DIRECT_SERVER_NAME, direct_client, direct_server, peer_identity};
 pub use group::{GroupSummary, Groups, INVITATION_DAYS, MemberRecord, Membership, Role, check_group_name, pem_cert};
 pub use id::{IdError, IdentityId};
 pub use identity::Identity;

@@ -68,7 +68,7 @@ pub struct PeerTls {
 /// rustls's `ring` provider with AES-128-GCM first: bulk data is most of what peers send, and
 /// on CPUs with AES instructions it is the cheapest AEAD (ring's default order starts with
 /// AES-256-GCM). The other suites stay, for peers that prefer them.
-fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     use rustls::crypto::ring::cipher_suite;
     let mut provider = rustls::crypto::ring::default_provider();
     provider.cipher_suites.sort_by_key(|s| {
@@ -196,6 +196,7 @@ macro_rules! handshake_signatures {
         }
     };
 }
+pub(crate) use handshake_signatures;
 
 impl ServerCertVerifier for PeerVerifier {
     fn verify_server_cert(

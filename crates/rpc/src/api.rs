@@ -16,7 +16,9 @@ use std::net::SocketAddr;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-pub use crate::groups::{GroupInfo, GroupMember, GroupRequest, IdentityInfo, InvitationInfo};
+pub use crate::groups::{
+    GroupInfo, GroupMember, GroupRequest, IdentityInfo, InvitationInfo, PushCall, QuotaUse, ServerPush, ServerPushes,
+};
 
 /// A torrent's number in the daemon: assigned when the torrent is added, never reused while the
 /// daemon's state lives.
@@ -579,6 +581,9 @@ pub struct TorrentInfo {
     /// this node (known once the torrent has started).
     #[serde(default)]
     pub group: Option<String>,
+    /// On a server peer: the identities that pushed it here, which it keeps for them.
+    #[serde(default)]
+    pub pushed_by: Vec<String>,
     /// Pieces are downloaded in order.
     #[serde(default)]
     pub sequential: bool,
@@ -653,6 +658,7 @@ impl TorrentInfo {
             idle_seconds,
             labels,
             group,
+            pushed_by,
             sequential,
             piece_count,
             piece_length,
@@ -693,6 +699,7 @@ pub const TORRENT_FIELDS: &[&str] = &[
     "idle_seconds",
     "labels",
     "group",
+    "pushed_by",
     "sequential",
     "piece_count",
     "piece_length",
@@ -988,6 +995,18 @@ pub trait Api: Send + Sync {
     fn group_change(&self, request: GroupRequest) -> impl Future<Output = Result<serde_json::Value, ApiError>> + Send {
         let _ = request;
         async { Err(ApiError::Failed("this server keeps no groups".into())) }
+    }
+
+    /// The server peer role: every push it keeps and each pusher's quota use.
+    fn server_pushes(&self) -> impl Future<Output = Result<ServerPushes, ApiError>> + Send {
+        async { Err(ApiError::Failed("this daemon is not a server peer".into())) }
+    }
+
+    /// Talks to a server peer as this node: answers with the server's reply (see
+    /// [`PushCall`]).
+    fn push_call(&self, call: PushCall) -> impl Future<Output = Result<serde_json::Value, ApiError>> + Send {
+        let _ = call;
+        async { Err(ApiError::Failed("this daemon cannot push".into())) }
     }
 }
 

@@ -55,6 +55,7 @@ pub(crate) fn torrent(id: TorrentId, name: &str) -> TorrentInfo {
         idle_seconds: Some(0),
         labels: Vec::new(),
         group: None,
+        pushed_by: Vec::new(),
         sequential: false,
         piece_count: 12,
         piece_length: 262_144,

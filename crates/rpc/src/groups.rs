@@ -101,3 +101,84 @@ pub enum GroupRequest {
         member: String,
     },
 }
+
+/// One push a server peer keeps (`server.pushes`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServerPush {
+    /// The pusher's identity ID.
+    pub pusher: String,
+    /// The torrent's id on this daemon.
+    pub id: u64,
+    /// Info-hash, lower-case hex.
+    pub info_hash: String,
+    /// The torrent's name.
+    pub name: String,
+    /// Total bytes (what the pusher's quota counts).
+    pub size: u64,
+    /// Bytes held verified.
+    pub have: u64,
+    /// Every byte is held verified.
+    pub held: bool,
+    /// When it was pushed, Unix seconds.
+    pub pushed_at: u64,
+}
+
+/// One identity's use of a server peer (`server.pushes`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaUse {
+    /// The pusher's identity ID.
+    pub pusher: String,
+    /// Bytes its pushes take.
+    pub used: u64,
+    /// How many pushes it has here.
+    pub pushes: u64,
+}
+
+/// The server peer role as it runs (`server.pushes`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServerPushes {
+    /// The push endpoint, `ID@ADDR`, as pushers name it.
+    pub endpoint: String,
+    /// Who may push (identity IDs and `group:NAME`).
+    pub allow: Vec<String>,
+    /// Bytes each identity may keep (`None`: no limit).
+    pub quota: Option<u64>,
+    /// Where pushed data lives.
+    pub dir: String,
+    /// Every push, oldest first.
+    pub pushes: Vec<ServerPush>,
+    /// Each pusher's use, by identity.
+    pub usage: Vec<QuotaUse>,
+}
+
+/// What a `push.*` method asks this daemon to do at a server peer, as this daemon's identity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum PushCall {
+    /// `push.start`: push one of this daemon's torrents (it seeds it to the server).
+    Start {
+        /// The server, `ID@HOST:PORT`.
+        to: String,
+        /// The torrent: its id or info-hash on this daemon.
+        torrent: crate::api::TorrentRef,
+    },
+    /// `push.status`: the server's progress with one push.
+    Status {
+        /// The server, `ID@HOST:PORT`.
+        to: String,
+        /// The torrent's info-hash (or its first 8+ digits).
+        info_hash: String,
+    },
+    /// `push.list`: this daemon's pushes at the server.
+    List {
+        /// The server, `ID@HOST:PORT`.
+        to: String,
+    },
+    /// `push.withdraw`: drop a push; the server deletes the data.
+    Withdraw {
+        /// The server, `ID@HOST:PORT`.
+        to: String,
+        /// The torrent's info-hash (or its first 8+ digits).
+        info_hash: String,
+    },
+}

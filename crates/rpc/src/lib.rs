@@ -10,6 +10,9 @@
 //! - [`jsonrpc`]: JSON-RPC 2.0, served at `/jsonrpc`.
 //! - [`xmlrpc`]: XML-RPC with the same method names, served at `/xmlrpc`.
 //! - [`transmission`]: the Transmission RPC (rpc-version 16), served at `/transmission/rpc`.
+//! - [`push`]: the messages of the push protocol between `shoal push` and a server peer (a
+//!   protocol of its own over TLS between identities, not an RPC dialect; here because it is
+//!   pure and fuzzed like the rest).
 //! - [`http`]: the axum [`Router`](axum::Router) for all three, with credentials, the body
 //!   limit and the Transmission session-id handshake; [`check_bind`] refuses an open RPC
 //!   beyond loopback.
@@ -36,6 +39,7 @@ mod groups;
 pub mod http;
 pub mod jsonrpc;
 pub mod method;
+pub mod push;
 pub mod transmission;
 pub mod xmlrpc;
 

@@ -24,6 +24,10 @@
 //! | `group.join` | `invitation` | `invitation` |
 //! | `group.issue` | `name`, `public_key` (PEM), `member_name` | same order |
 //! | `group.revoke` | `name`, `member` | `name`, `member` |
+//! | `server.pushes` | none | none |
+//! | `push.start` | `to` (`ID@HOST:PORT`), `torrent` (id or info-hash) | same order |
+//! | `push.status`, `push.withdraw` | `to`, `info_hash` | same order |
+//! | `push.list` | `to` | `to` |
 //!
 //! Results: `torrent.add` an [`crate::AddResult`]; `torrent.list` and `torrent.get` arrays of
 //! [`TorrentInfo`] objects (only the `fields` asked for; `torrent.list` leaves out `files` and
@@ -32,7 +36,9 @@
 //! the [`crate::SessionSettings`]; `session.stats` the [`crate::SessionStats`];
 //! `session.free_space` a [`crate::api::FreeSpace`]; `identity.get` a
 //! [`crate::api::IdentityInfo`]; `group.list` an array of [`crate::api::GroupInfo`]; the other
-//! `group.*` methods what [`Api::group_change`] says.
+//! `group.*` methods what [`Api::group_change`] says; `server.pushes` a
+//! [`crate::api::ServerPushes`]; the `push.*` methods the server's answer (see
+//! [`Api::push_call`]).
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -41,8 +47,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::api::{
-    AddRequest, Api, ApiError, GroupRequest, Ids, LocationRequest, RemoveRequest, SessionUpdate, SetRequest, Source,
-    TORRENT_FIELDS, TorrentInfo, TorrentRef,
+    AddRequest, Api, ApiError, GroupRequest, Ids, LocationRequest, PushCall, RemoveRequest, SessionUpdate, SetRequest,
+    Source, TORRENT_FIELDS, TorrentInfo, TorrentRef,
 };
 
 /// Every method name, as `system.listMethods` answers.
@@ -69,6 +75,11 @@ pub const METHODS: &[&str] = &[
     "group.join",
     "group.issue",
     "group.revoke",
+    "server.pushes",
+    "push.start",
+    "push.status",
+    "push.list",
+    "push.withdraw",
     "system.listMethods",
 ];
 
@@ -133,6 +144,10 @@ pub enum Call {
     GroupList,
     /// `group.create`, `invite`, `join`, `issue`, `revoke`.
     Group(GroupRequest),
+    /// `server.pushes`.
+    ServerPushes,
+    /// `push.start`, `status`, `list`, `withdraw`.
+    Push(PushCall),
 }
 
 /// Why a call could not be parsed.
@@ -258,6 +273,26 @@ struct RevokeParams {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct PushStartParams {
+    to: String,
+    torrent: TorrentRef,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushHashParams {
+    to: String,
+    info_hash: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushToParams {
+    to: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PeersParams {
     id: TorrentRef,
 }
@@ -371,6 +406,20 @@ impl Call {
                 let p: RevokeParams = from_value(named(&["name", "member"])?)?;
                 Call::Group(GroupRequest::Revoke { name: p.name, member: p.member })
             }
+            "server.pushes" => no_params().map(|()| Call::ServerPushes)?,
+            "push.start" => {
+                let p: PushStartParams = from_value(named(&["to", "torrent"])?)?;
+                Call::Push(PushCall::Start { to: p.to, torrent: p.torrent })
+            }
+            "push.status" => {
+                let p: PushHashParams = from_value(named(&["to", "info_hash"])?)?;
+                Call::Push(PushCall::Status { to: p.to, info_hash: p.info_hash })
+            }
+            "push.list" => Call::Push(PushCall::List { to: from_value::<PushToParams>(named(&["to"])?)?.to }),
+            "push.withdraw" => {
+                let p: PushHashParams = from_value(named(&["to", "info_hash"])?)?;
+                Call::Push(PushCall::Withdraw { to: p.to, info_hash: p.info_hash })
+            }
             other => return Err(CallError::MethodNotFound(other.to_owned())),
         })
     }
@@ -458,6 +507,8 @@ pub async fn execute<A: Api>(api: &A, call: Call) -> Result<Value, ApiError> {
         Call::IdentityGet => to_value(&api.identity_get().await?),
         Call::GroupList => to_value(&api.group_list().await?),
         Call::Group(request) => api.group_change(request).await,
+        Call::ServerPushes => to_value(&api.server_pushes().await?),
+        Call::Push(call) => api.push_call(call).await,
     }
 }
 

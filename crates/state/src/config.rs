@@ -39,6 +39,12 @@
 //!
 //! [lsd]
 //! enabled = true
+//!
+//! [server]                       # keep shares pushed by others (`shoal push`)
+//! listen = "0.0.0.0:7000"        # the push endpoint (mutual TLS with identities); on when set
+//! allow = ["XXXXXXX-...", "group:friends"]   # identity IDs, or the members of a group of this node
+//! quota = "50G"                  # bytes each identity may keep here (default: no limit)
+//! dir = "/srv/shoal/pushed"      # default: DATA_DIR/pushed
 //! ```
 
 use std::ffi::OsString;
@@ -72,6 +78,23 @@ pub struct DaemonConfig {
     pub dht: DhtConfig,
     /// Local service discovery (BEP 14).
     pub lsd: LsdConfig,
+    /// The server peer role: keeping shares pushed by others.
+    pub server: ServerConfig,
+}
+
+/// `[server]`: the server peer role, on when `listen` is set (here or by flag).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The push endpoint's address.
+    pub listen: Option<SocketAddr>,
+    /// Who may push: identity IDs, or `group:NAME` for the members of this node's group NAME.
+    pub allow: Vec<String>,
+    /// Bytes each identity may keep here, all its pushes together (`"50G"`; default: no limit).
+    #[serde(deserialize_with = "crate::size::deserialize_size", skip_serializing_if = "Option::is_none")]
+    pub quota: Option<u64>,
+    /// Where pushed data lives. Default: `DATA_DIR/pushed`.
+    pub dir: Option<PathBuf>,
 }
 
 /// `[rpc]`: who may use the RPC. With nothing set, the RPC is open to whoever can reach
@@ -237,6 +260,9 @@ impl DaemonConfig {
             key: key.to_owned(),
             message: message.to_owned(),
         };
+        if let Some(bad) = self.server.allow.iter().find(|a| a.strip_prefix("group:").is_some_and(str::is_empty)) {
+            return Err(invalid("server.allow", &format!("{bad:?} names no group (write group:NAME)")));
+        }
         match (&self.rpc.user, &self.rpc.password) {
             (Some(_), None) => Err(invalid("rpc.password", "`rpc.user` is set, so a password is needed too")),
             (None, Some(_)) => Err(invalid("rpc.user", "`rpc.password` is set, so a user name is needed too")),

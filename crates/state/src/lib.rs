@@ -5,6 +5,7 @@
 //!   schema upgrades; durability and threading rules.
 //! - [`torrents`]: what to download or seed and how ([`NewTorrent`], [`TorrentRow`]):
 //!   paused stays paused, active resumes, ids are stable for RPC.
+//! - [`pushes`]: what a server peer keeps for the identities that pushed it ([`PushRow`]).
 //! - [`resume`]: which pieces are verified on disk ([`ResumeData`]) and the caller's
 //!   `fsync`-before-record contract.
 //! - [`settings`]: run-time settings as JSON values.
@@ -20,6 +21,7 @@
 
 pub mod config;
 mod error;
+pub mod pushes;
 pub mod resume;
 mod schema;
 pub mod settings;
@@ -28,9 +30,11 @@ pub mod store;
 pub mod torrents;
 
 pub use config::{
-    ConfigError, ConfigOverrides, DaemonConfig, DhtConfig, LimitsConfig, LsdConfig, RpcConfig, default_data_dir,
+    ConfigError, ConfigOverrides, DaemonConfig, DhtConfig, LimitsConfig, LsdConfig, RpcConfig, ServerConfig,
+    default_data_dir,
 };
 pub use error::StateError;
+pub use pushes::PushRow;
 pub use resume::{FileStamp, ResumeData};
 pub use store::{BUSY_TIMEOUT, DB_FILE_NAME, Store};
 pub use torrents::{FilePriority, Limits, NewTorrent, TorrentId, TorrentRow, TorrentState, Unlimited};

@@ -42,6 +42,12 @@
 //! # Version 3
 //! An index on `torrents.queue_position`, so adding a torrent (which takes the largest
 //! position) and moving one in the queue do not scan every row.
+//!
+//! # Version 4
+//! `pushes`: the torrents a server peer keeps for the identities that pushed them, one row per
+//! (torrent, pusher), deleted with the torrent. `pusher` is the identity ID in its compact
+//! form; `size` is the torrent's total length in bytes when pushed (what the pusher's quota
+//! counts); `pushed_at` is Unix seconds.
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -50,7 +56,7 @@ use rusqlite::{Connection, TransactionBehavior};
 pub(crate) const APPLICATION_ID: i32 = 0x5348_4f4c;
 
 /// Every schema step, oldest first. See the module doc.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 const V1: &str = "
 CREATE TABLE torrents (
@@ -103,6 +109,17 @@ ALTER TABLE torrents ADD COLUMN peers TEXT NOT NULL DEFAULT '[]'
 
 const V3: &str = "
 CREATE INDEX torrents_by_queue_position ON torrents (queue_position);
+";
+
+const V4: &str = "
+CREATE TABLE pushes (
+    torrent_id INTEGER NOT NULL REFERENCES torrents(id) ON DELETE CASCADE,
+    pusher     TEXT NOT NULL CHECK (length(pusher) BETWEEN 1 AND 128),
+    size       INTEGER NOT NULL CHECK (size >= 0),
+    pushed_at  INTEGER NOT NULL,
+    PRIMARY KEY (torrent_id, pusher)
+) STRICT;
+CREATE INDEX pushes_by_pusher ON pushes (pusher);
 ";
 
 /// What [`version_and_owner`] found in a database file.

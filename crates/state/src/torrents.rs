@@ -366,6 +366,16 @@ impl Store {
     /// `DuplicateTorrent` when its info-hash is already stored, and with `InvalidValue` when
     /// it has neither metainfo nor magnet link.
     pub fn add_torrent(&self, new: &NewTorrent) -> Result<TorrentId, StateError> {
+        self.add_torrent_with(new, |_, _| Ok(()))
+    }
+
+    /// [`Store::add_torrent`], running `then` with the new id in the same transaction (a
+    /// failure of `then` stores nothing).
+    pub(crate) fn add_torrent_with(
+        &self,
+        new: &NewTorrent,
+        then: impl FnOnce(&Transaction<'_>, TorrentId) -> Result<(), StateError>,
+    ) -> Result<TorrentId, StateError> {
         let info_hash = normalize_info_hash(&new.info_hash)?;
         if new.metainfo.is_none() && new.magnet.is_none() {
             return Err(StateError::invalid("torrent", "neither metainfo nor magnet link given"));
@@ -413,7 +423,9 @@ impl Store {
                     peers,
                 ],
             )?;
-            Ok(TorrentId(tx.last_insert_rowid()))
+            let id = TorrentId(tx.last_insert_rowid());
+            then(tx, id)?;
+            Ok(id)
         })
     }
 

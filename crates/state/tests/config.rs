@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use shoal_state::{ConfigError, ConfigOverrides, DaemonConfig, DhtConfig, LimitsConfig, LsdConfig, RpcConfig};
+use shoal_state::{
+    ConfigError, ConfigOverrides, DaemonConfig, DhtConfig, LimitsConfig, LsdConfig, RpcConfig, ServerConfig,
+};
 
 fn write(dir: &tempfile::TempDir, text: &str) -> PathBuf {
     let path = dir.path().join("shoal.toml");
@@ -45,6 +47,12 @@ bootstrap = ["router.bittorrent.com:6881", "127.0.0.1:7000"]
 
 [lsd]
 enabled = false
+
+[server]
+listen = "0.0.0.0:7000"
+allow = ["group:friends"]
+quota = "50G"
+dir = "/srv/pushed"
 "#;
 
 #[test]
@@ -79,6 +87,12 @@ fn a_full_file_parses() {
             bootstrap: vec!["router.bittorrent.com:6881".into(), "127.0.0.1:7000".into()],
         },
         lsd: LsdConfig { enabled: false },
+        server: ServerConfig {
+            listen: addr("0.0.0.0:7000"),
+            allow: vec!["group:friends".into()],
+            quota: Some(50 << 30),
+            dir: Some("/srv/pushed".into()),
+        },
     };
     assert_eq!(config, expected);
     // The file format round-trips through serialization.
@@ -155,6 +169,15 @@ fn half_a_login_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let err = DaemonConfig::load(&write(&dir, "[rpc]\nuser = \"alice\"\n")).expect_err("no password");
     assert!(matches!(&err, ConfigError::Invalid { key, .. } if key == "rpc.password"), "{err:?}");
+}
+
+#[test]
+fn an_allow_entry_naming_no_group_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = DaemonConfig::load(&write(&dir, "[server]\nallow = [\"group:\"]\n")).expect_err("no group");
+    assert!(matches!(&err, ConfigError::Invalid { key, .. } if key == "server.allow"), "{err:?}");
+    let err = DaemonConfig::load(&write(&dir, "[server]\nquota = \"lots\"\n")).expect_err("bad quota");
+    assert!(err.to_string().contains("server.quota"), "{err}");
 }
 
 #[test]

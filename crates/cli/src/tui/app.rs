@@ -568,6 +568,7 @@ pub(crate) mod tests {
             idle_seconds: None,
             labels: Vec::new(),
             group: None,
+            pushed_by: Vec::new(),
             sequential: false,
             piece_count: 4,
             piece_length: 1 << 18,

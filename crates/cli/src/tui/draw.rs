@@ -254,8 +254,10 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App, listed: &TorrentInfo, a
     // The list's snapshot is newer for rates, state and settings; the detail's has files and
     // trackers.
     let t = listed;
+    // One more line for a torrent kept for those who pushed it.
+    let high = if t.pushed_by.is_empty() { 7 } else { 8 };
     let [summary, tabs, table] =
-        Layout::vertical([Constraint::Length(7), Constraint::Length(1), Constraint::Min(3)]).areas(area);
+        Layout::vertical([Constraint::Length(high), Constraint::Length(1), Constraint::Min(3)]).areas(area);
     let mut lines = vec![
         Line::from(vec![
             Span::raw("State: "),
@@ -295,6 +297,12 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App, listed: &TorrentInfo, a
         if t.sequential { "in order" } else { "rarest first" },
         t.group.as_ref().map_or_else(|| "anyone (public)".to_owned(), |g| format!("members of group {g} only")),
     )));
+    if !t.pushed_by.is_empty() {
+        lines.push(Line::styled(
+            format!("Pushed here by: {} (kept for them until withdrawn)", t.pushed_by.join(", ")),
+            Style::new().fg(Color::Yellow),
+        ));
+    }
     let title = format!(" #{} {} ", t.id, t.name);
     frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(title)), summary);
     let titles = Tab::ALL.iter().map(|t| format!(" {} ", t.title()));
@@ -648,6 +656,12 @@ mod tests {
             assert!(limits.contains(shown), "{shown:?} in {limits}");
         }
         assert!(row(&s, "Labels:").contains("Labels: linux, iso   Pieces: rarest first"));
+        assert!(!s.iter().any(|l| l.contains("Pushed here by")), "a torrent nobody pushed shows a pusher");
+        app.torrents[0].pushed_by = vec!["AAAAAAA-BBBBBBB".into()];
+        let s = screen(&app, 120, 24);
+        assert!(row(&s, "Pushed here by").contains("Pushed here by: AAAAAAA-BBBBBBB (kept for them"), "the pusher");
+        assert!(row(&s, "Labels:").contains("Labels: linux, iso"), "the pusher's line hides another");
+        app.torrents[0].pushed_by.clear();
         app.on_key(key(KeyCode::Char('U')));
         let s = screen(&app, 120, 24);
         assert!(row(&s, "Upload limit of #1 alpha.iso").contains("Upload limit"));

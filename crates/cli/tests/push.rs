@@ -1,0 +1,372 @@
+//! The server peer (`shoal daemon --server-listen`) and `shoal push`, end to end on 127.0.0.1
+//! with discovery off:
+//!
+//! - the owner pushes a 64 MiB group share to a server daemon that allows the group's
+//!   members, waits for "held" and stops; a second member then downloads it from the server
+//!   alone, byte for byte, while a non-member gets nothing from it;
+//! - a pusher the server does not allow is refused and nothing is written under the server's
+//!   folder; a push over the quota is refused with the quota named; a server that is not who
+//!   the pusher asked for is refused; a group share pushed to a server outside the group is
+//!   refused with a clear message;
+//! - `kill -9` of the server during a push: after a restart it goes on and the push completes;
+//!   `--list` shows it held; `--withdraw` deletes the data;
+//! - a daemon pushes one of its torrents over RPC (`push.start`, `push.status`,
+//!   `push.withdraw`, refused without RPC credentials), and the server's `server.pushes` and
+//!   `torrent.get` show who pushed what.
+
+#[path = "support/interop.rs"]
+mod interop;
+#[path = "support/probe.rs"]
+mod probe;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use interop::{LISTEN_ANY, NO_DISCOVERY, START_TIMEOUT, TRANSFER_TIMEOUT, ok, shoal, spawn_get};
+use probe::{info_hash_bytes, member_client, tls_probe};
+use shoal_testkit::{Proc, TempDir, compare_files, ensure_tools, make_test_file, run_captured};
+
+const MIB: u64 = 1024 * 1024;
+
+fn temp_dir() -> TempDir {
+    shoal_testkit::tempfile::Builder::new().prefix("shoal-push-").tempdir().expect("temporary folder")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Runs `shoal ARGS --data-dir DIR` to the end; returns (exit code, stdout, stderr).
+fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = shoal(args);
+    cmd.arg("--data-dir").arg(dir);
+    let out = ok(run_captured(cmd, TRANSFER_TIMEOUT));
+    (out.status.code().unwrap_or(-1), out.stdout, out.stderr)
+}
+
+fn run_ok(dir: &Path, args: &[&str]) -> String {
+    let (code, stdout, stderr) = run(dir, args);
+    assert_eq!(code, 0, "shoal {args:?} failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+fn identity(dir: &Path) -> String {
+    run_ok(dir, &["identity"]).trim().to_string()
+}
+
+/// `member` joins `group` of `authority` through an invitation file.
+fn invite_and_join(authority: &Path, group: &str, member: &Path) {
+    let id = identity(member);
+    let invitation = member.join("invitation.txt");
+    run_ok(authority, &["group", "invite", group, &id, "-o", s(&invitation)]);
+    run_ok(member, &["group", "join", s(&invitation)]);
+}
+
+/// A server daemon on `home`, its push endpoint on `push_port`, with `extra` flags.
+struct Server {
+    proc: Proc,
+    /// Its RPC port.
+    rpc: u16,
+    /// `ID@127.0.0.1:PORT` for `push --to`.
+    target: String,
+    /// Where group members reach it (TLS).
+    tls: String,
+}
+
+fn start_server(home: &Path, push_port: u16, extra: &[&str]) -> Server {
+    let rpc = shoal_testkit::free_port();
+    let mut cmd = shoal(["daemon", "--listen", LISTEN_ANY, "--rpc-listen"]);
+    cmd.arg(format!("127.0.0.1:{rpc}")).args(NO_DISCOVERY).arg("--data-dir").arg(home);
+    cmd.arg("--server-listen").arg(format!("127.0.0.1:{push_port}")).args(extra);
+    let proc = ok(Proc::spawn("server", cmd));
+    let line = ok(proc.wait_for_line("server: pushes on ", START_TIMEOUT));
+    let target = line.rsplit("--to ").next().expect("target").trim().to_string();
+    let tls = ok(proc.wait_for_line("group shares: TLS peers on ", START_TIMEOUT));
+    let tls = tls.rsplit(' ').next().expect("address").to_string();
+    ok(proc.wait_for_line("ready: ", START_TIMEOUT));
+    Server { proc, rpc, target, tls }
+}
+
+fn push_cmd(home: &Path, source: &Path, target: &str, extra: &[&str]) -> Command {
+    let mut cmd = shoal(["push"]);
+    cmd.arg(source).args(["--to", target, "--listen", LISTEN_ANY]).args(NO_DISCOVERY).arg("--data-dir").arg(home);
+    cmd.args(extra);
+    cmd
+}
+
+/// Every file under `dir` (none when it does not exist).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_group_share_pushed_to_a_server_is_served_to_members_after_its_owner_left() {
+    ensure_tools();
+    let work = temp_dir();
+    let dir = |n: &str| work.path().join(n);
+    let (alice, bob, carol, home) = (dir("alice"), dir("bob"), dir("carol"), dir("server"));
+    run_ok(&alice, &["group", "create", "lab"]);
+    invite_and_join(&alice, "lab", &home);
+    invite_and_join(&alice, "lab", &bob);
+    // carol leads a group of the same name, with an authority of her own.
+    run_ok(&carol, &["group", "create", "lab"]);
+    let mut server = start_server(&home, shoal_testkit::free_port(), &["--allow", "group:lab"]);
+
+    let data = dir("src").join("film.bin");
+    make_test_file(&data, 64 * MIB, 31);
+    let mut push = ok(Proc::spawn("push", push_cmd(&alice, &data, &server.target, &["--group", "lab"])));
+    ok(push.wait_success(TRANSFER_TIMEOUT));
+    let pushed = ok(push.wait_for_line("pushed: ", START_TIMEOUT));
+    let hash = pushed.rsplit(' ').next().expect("info-hash").to_string();
+    let held = ok(push.wait_for_line("held: ", START_TIMEOUT));
+    assert!(held.contains("film.bin (64.00 MiB)"), "{held}");
+    let torrent = dir("src").join("film.bin.torrent");
+    assert!(torrent.is_file(), "no .torrent beside the pushed file");
+    drop(push);
+
+    // The owner's process is gone: bob fetches from the server alone.
+    let out = dir("bob-out");
+    let mut get = spawn_get("bob", &torrent, &out, &["--peer", &server.tls, "--data-dir", s(&bob)]);
+    ok(get.wait_success(TRANSFER_TIMEOUT));
+    ok(compare_files(&data, out.join("film.bin")));
+
+    // carol is no member of alice's group: the server does not even answer her handshake,
+    // while bob's is answered.
+    let addr = server.tls.parse().expect("address");
+    let info_hash = info_hash_bytes(&hash);
+    assert_eq!(
+        tls_probe(addr, member_client(&carol, "lab", "film.bin"), &hash, &info_hash),
+        0,
+        "a non-member was answered"
+    );
+    assert_eq!(tls_probe(addr, member_client(&bob, "lab", "film.bin"), &hash, &info_hash), 68, "a member was refused");
+
+    // The pusher sees it held in its list.
+    let listed = run_ok(&alice, &["push", "--list", "--to", &server.target]);
+    assert!(listed.contains("held") && listed.contains("film.bin"), "{listed}");
+    let status = ok(server.proc.terminate(Duration::from_secs(15)));
+    assert!(status.success(), "{}", server.proc.explain("the server did not stop cleanly"));
+}
+
+#[test]
+fn pushes_the_server_does_not_allow_or_cannot_keep_are_refused_before_anything_is_stored() {
+    ensure_tools();
+    let work = temp_dir();
+    let dir = |n: &str| work.path().join(n);
+    let (alice, dave, home) = (dir("alice"), dir("dave"), dir("server"));
+    let alice_id = identity(&alice);
+    identity(&dave);
+    let pushed = dir("pushed");
+    let mut server = start_server(
+        &home,
+        shoal_testkit::free_port(),
+        &["--allow", &alice_id, "--quota", "10M", "--server-dir", s(&pushed)],
+    );
+    let small = dir("src").join("notes.bin");
+    make_test_file(&small, 2 * MIB, 5);
+
+    // dave is not allowed: refused, and nothing lands under the server's folder.
+    let (code, _, stderr) =
+        run(&dave, &["push", s(&small), "--to", &server.target, "--listen", LISTEN_ANY, "--no-dht", "--no-lsd"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("may not push to this server"), "{stderr}");
+    assert!(files_under(&pushed).is_empty(), "a refused push stored {:?}", files_under(&pushed));
+
+    // Over the quota: refused, the quota named.
+    let big = dir("src").join("big.bin");
+    make_test_file(&big, 12 * MIB, 6);
+    let (code, _, stderr) =
+        run(&alice, &["push", s(&big), "--to", &server.target, "--listen", LISTEN_ANY, "--no-dht", "--no-lsd"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("over quota") && stderr.contains("10.0 MiB quota"), "{stderr}");
+    assert!(files_under(&pushed).is_empty(), "a refused push stored {:?}", files_under(&pushed));
+
+    // A server that is not the identity asked for: refused before anything is sent.
+    let wrong = format!("{alice_id}@{}", server.target.rsplit('@').next().expect("addr"));
+    let (code, _, stderr) =
+        run(&alice, &["push", s(&small), "--to", &wrong, "--listen", LISTEN_ANY, "--no-dht", "--no-lsd"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("did not prove it is"), "{stderr}");
+
+    // A group share for a server outside the group: refused, saying how to fix it.
+    run_ok(&alice, &["group", "create", "lab"]);
+    let (code, _, stderr) = run(
+        &alice,
+        &[
+            "push",
+            s(&small),
+            "--to",
+            &server.target,
+            "--group",
+            "lab",
+            "--listen",
+            LISTEN_ANY,
+            "--no-dht",
+            "--no-lsd",
+            "-o",
+            s(&dir("lab.torrent")),
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("cannot keep the group share") && stderr.contains("shoal group invite"), "{stderr}");
+    assert!(files_under(&pushed).is_empty(), "a refused push stored {:?}", files_under(&pushed));
+
+    // Within the quota: held.
+    run_ok(&alice, &["push", s(&small), "--to", &server.target, "--listen", LISTEN_ANY, "--no-dht", "--no-lsd"]);
+    let kept = files_under(&pushed);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    ok(compare_files(&small, &kept[0]));
+    ok(server.proc.terminate(Duration::from_secs(15)).map(drop));
+}
+
+#[test]
+fn a_push_survives_a_killed_server_and_a_withdrawn_push_leaves_no_data() {
+    ensure_tools();
+    let work = temp_dir();
+    let dir = |n: &str| work.path().join(n);
+    let (alice, home) = (dir("alice"), dir("server"));
+    let alice_id = identity(&alice);
+    let port = shoal_testkit::free_port();
+    let flags = ["--allow", alice_id.as_str()];
+    let mut server = start_server(&home, port, &flags);
+    let data = dir("src").join("album.bin");
+    make_test_file(&data, 24 * MIB, 77);
+    // Slow enough to be caught half way.
+    let mut push = ok(Proc::spawn("push", push_cmd(&alice, &data, &server.target, &["--upload-limit", "2M"])));
+    let line = ok(push.wait_for_line("pushed: ", START_TIMEOUT));
+    let hash = line.rsplit(' ').next().expect("info-hash").to_string();
+    let on_disk = home.join("pushed").join(&hash).join("album.bin");
+    let partly = || {
+        let list = run_ok(&alice, &["push", "--list", "--json", "--to", &server.target]);
+        let v: serde_json::Value = serde_json::from_str(&list).expect("json");
+        v["pushes"][0]["have"].as_u64().unwrap_or(0) >= 2 * MIB
+    };
+    ok(shoal_testkit::wait_until(TRANSFER_TIMEOUT, Duration::from_millis(200), partly));
+    let killed = Command::new("kill").args(["-KILL", &server.proc.id().to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let _ = server.proc.wait_exit(START_TIMEOUT);
+    assert!(push.try_status().expect("status").is_none(), "{}", push.explain("the push ended with the server"));
+
+    // Restarted on the same folder and endpoint: it goes on, and the push completes.
+    let mut server = start_server(&home, port, &flags);
+    ok(push.wait_success(TRANSFER_TIMEOUT));
+    ok(push.wait_for_line("held: ", START_TIMEOUT));
+    ok(compare_files(&data, &on_disk));
+
+    let withdrawn = run_ok(&alice, &["push", "--withdraw", &hash[..12], "--to", &server.target]);
+    assert!(withdrawn.contains("deleted its data"), "{withdrawn}");
+    assert!(!home.join("pushed").join(&hash).exists(), "the withdrawn push's folder is still there");
+    let listed = run_ok(&alice, &["push", "--list", "--to", &server.target]);
+    assert!(listed.starts_with("0 push(es)"), "{listed}");
+    // A second withdrawal names what is wrong.
+    let (code, _, stderr) = run(&alice, &["push", "--withdraw", &hash, "--to", &server.target]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("pushed nothing matching"), "{stderr}");
+    ok(server.proc.terminate(Duration::from_secs(15)).map(drop));
+}
+
+/// One JSON-RPC call to a daemon on 127.0.0.1:`port` (with a bearer `token` when given);
+/// returns the whole reply.
+fn rpc(port: u16, token: Option<&str>, method: &str, params: serde_json::Value) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the daemon");
+    stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let request = format!(
+        "POST /jsonrpc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\n\
+         {auth}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).expect("reply");
+    let json = reply.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {reply}"))
+}
+
+#[test]
+fn a_daemon_pushes_over_rpc_and_the_server_reports_who_pushed_what() {
+    ensure_tools();
+    let work = temp_dir();
+    let dir = |n: &str| work.path().join(n);
+    let (laptop, home) = (dir("laptop"), dir("server"));
+    let laptop_id = identity(&laptop);
+    let mut server = start_server(&home, shoal_testkit::free_port(), &["--allow", &laptop_id]);
+    let token = "push-test-token-0123456789";
+    let config = dir("laptop.toml");
+    std::fs::write(&config, format!("[rpc]\ntoken = \"{token}\"\n")).expect("config");
+    let port = shoal_testkit::free_port();
+    let start = |config: Option<&Path>| {
+        let mut cmd = shoal(["daemon", "--listen", LISTEN_ANY, "--rpc-listen"]);
+        cmd.arg(format!("127.0.0.1:{port}")).args(NO_DISCOVERY).arg("--data-dir").arg(&laptop);
+        if let Some(config) = config {
+            cmd.arg("--config").arg(config);
+        }
+        let daemon = ok(Proc::spawn("laptop", cmd));
+        ok(daemon.wait_for_line("ready: ", START_TIMEOUT));
+        daemon
+    };
+    // Pushing acts as the daemon's identity: not over an RPC without credentials.
+    let mut open = start(None);
+    let refused = rpc(port, None, "push.start", serde_json::json!({"to": server.target, "torrent": 1}));
+    let message = refused["error"]["message"].as_str().unwrap_or_else(|| panic!("{refused}"));
+    assert!(message.contains("needs the daemon's RPC credentials"), "{message}");
+    ok(open.terminate(Duration::from_secs(15)).map(drop));
+    let mut daemon = start(Some(&config));
+
+    let src = dir("src");
+    let data = src.join("report.bin");
+    make_test_file(&data, 6 * MIB + 5, 8);
+    let torrent = dir("report.torrent");
+    let hash = interop::shoal_create(&data, &torrent, &[]);
+    let b64 = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&torrent).expect("torrent"))
+    };
+    let added = rpc(port, Some(token), "torrent.add", serde_json::json!({"torrent": b64, "download_dir": s(&src)}));
+    let id = added["result"]["id"].as_u64().unwrap_or_else(|| panic!("{added}"));
+    ok(shoal_testkit::wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
+        rpc(port, Some(token), "torrent.get", serde_json::json!({"ids": [id], "fields": ["state"]}))["result"][0]["state"]
+            == "seeding"
+    }));
+
+    let started = rpc(port, Some(token), "push.start", serde_json::json!([server.target, id]));
+    assert_eq!(started["result"]["reply"], "pushed", "{started}");
+    ok(shoal_testkit::wait_until(TRANSFER_TIMEOUT, Duration::from_millis(200), || {
+        let status = rpc(port, Some(token), "push.status", serde_json::json!({"to": server.target, "info_hash": hash}));
+        status["result"]["push"]["held"] == true
+    }));
+    let on_server = home.join("pushed").join(&hash).join("report.bin");
+    ok(compare_files(&data, &on_server));
+
+    // The server's view: who pushed what, and its quota use.
+    let view = rpc(server.rpc, None, "server.pushes", serde_json::json!({}));
+    let pushes = &view["result"]["pushes"];
+    assert_eq!(pushes.as_array().map(Vec::len), Some(1), "{view}");
+    assert_eq!(pushes[0]["pusher"], laptop_id.as_str(), "{view}");
+    assert_eq!(pushes[0]["held"], true, "{view}");
+    assert_eq!(view["result"]["usage"][0]["used"], 6 * MIB + 5, "{view}");
+    let listed = rpc(server.rpc, None, "torrent.list", serde_json::json!({"fields": ["pushed_by", "labels"]}));
+    assert_eq!(listed["result"][0]["pushed_by"][0], laptop_id.as_str(), "{listed}");
+
+    let withdrawn =
+        rpc(port, Some(token), "push.withdraw", serde_json::json!({"to": server.target, "info_hash": hash}));
+    assert_eq!(withdrawn["result"]["deleted"], true, "{withdrawn}");
+    assert!(!on_server.exists(), "the withdrawn data is still on the server");
+    let view = rpc(server.rpc, None, "server.pushes", serde_json::json!({}));
+    assert_eq!(view["result"]["pushes"].as_array().map(Vec::len), Some(0), "{view}");
+    ok(daemon.terminate(Duration::from_secs(15)).map(drop));
+    ok(server.proc.terminate(Duration::from_secs(15)).map(drop));
+}
