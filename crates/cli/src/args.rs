@@ -98,6 +98,10 @@ pub(crate) struct PushArgs {
     /// Share with the members of this group only (the server must be a member too).
     #[arg(long, value_name = "NAME")]
     pub(crate) group: Option<String>,
+    /// With --group: push ciphertext that only members holding the group's key can open; the
+    /// server stores and serves it without being able to read it.
+    #[arg(long, requires = "group")]
+    pub(crate) sealed: bool,
     /// Tracker announce URL for a new torrent (repeatable).
     #[arg(long = "tracker", value_name = "URL")]
     pub(crate) trackers: Vec<String>,
@@ -168,6 +172,10 @@ pub(crate) enum GroupCommand {
         /// Days the invitation can be used.
         #[arg(long, value_name = "DAYS", default_value_t = shoal_identity::INVITATION_DAYS)]
         days: u32,
+        /// Leave the group's key for sealed shares out: the member fetches and seeds the group's
+        /// shares but cannot open sealed ones (for a server peer).
+        #[arg(long)]
+        seed_only: bool,
     },
     /// Join a group: INVITATION is the invitation's text, a file holding it, or - for stdin.
     Join {
@@ -627,6 +635,10 @@ pub(crate) struct ShareArgs {
     /// Also connect to these peers (a seed dialing leechers that cannot dial it).
     #[arg(long = "peer", value_name = "HOST:PORT")]
     pub(crate) peers: Vec<String>,
+    /// With --group: share ciphertext that only members holding the group's key can open
+    /// (peers that only store and serve it, such as a server peer, cannot read it).
+    #[arg(long, requires = "group")]
+    pub(crate) sealed: bool,
     #[command(flatten)]
     pub(crate) torrent: TorrentOptions,
     #[command(flatten)]

@@ -14,7 +14,7 @@ use crate::{BadInput, Failure, progress};
 const PIECE_SIZES: std::ops::RangeInclusive<u32> = (16 * 1024)..=(64 * 1024 * 1024);
 
 pub(crate) async fn run(a: CreateArgs, quiet: bool) -> Result<(), Failure> {
-    let (bytes, meta) = make_torrent(&a.path, &a.torrent, quiet).await?;
+    let (bytes, meta) = make_torrent(&a.path, &a.torrent, None, quiet).await?;
     std::fs::write(&a.output, &bytes).with_context(|| format!("cannot write {}", a.output.display()))?;
     if !quiet {
         println!(
@@ -33,6 +33,7 @@ pub(crate) async fn run(a: CreateArgs, quiet: bool) -> Result<(), Failure> {
 pub(crate) async fn make_torrent(
     path: &Path,
     opts: &TorrentOptions,
+    sealed: Option<Vec<u8>>,
     quiet: bool,
 ) -> Result<(Vec<u8>, Metainfo), Failure> {
     if let Some(size) = opts.piece_size
@@ -86,6 +87,7 @@ pub(crate) async fn make_torrent(
         trackers: opts.trackers.clone(),
         private: opts.private,
         ssl_cert,
+        sealed,
         comment: opts.comment.clone(),
         creation_date: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

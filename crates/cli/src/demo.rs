@@ -64,7 +64,7 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
         to: Vec::new(),
         data_dir: None,
     };
-    let (_, meta) = make_torrent(&data, &opts, quiet).await?;
+    let (_, meta) = make_torrent(&data, &opts, None, quiet).await?;
     println!(
         "torrent:  {} ({} pieces of {})",
         meta.info_hash,

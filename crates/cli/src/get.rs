@@ -66,6 +66,18 @@ async fn download(
         }
     };
     std::fs::create_dir_all(&a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
+    // A sealed share: its ciphertext goes to `.shoal-sealed/` and is opened once verified.
+    let opener = match meta.info.sealed {
+        Some(_) => {
+            let dir = crate::sealed::data_dir_with_identity(a.data_dir.as_deref(), quiet)?;
+            crate::sealed::Opener::for_torrent(&meta, ssl.as_ref().map(|(_, g)| g.as_str()), &dir)?
+        }
+        None => None,
+    };
+    let download_dir = match &opener {
+        Some(_) => a.output.join(crate::sealed::SEALED_DIR),
+        None => a.output.clone(),
+    };
     // What the user asked for: the chosen files (padding files are never data).
     let chosen = |i: usize| only_files.as_ref().is_none_or(|only: &Vec<usize>| only.contains(&i));
     let chosen_files: Vec<&shoal_proto::metainfo::FileEntry> =
@@ -79,13 +91,14 @@ async fn download(
         ),
         None => String::new(),
     };
-    let name = crate::text::printable(&meta.info.name).into_owned();
+    let name = crate::text::printable(opener.as_ref().map_or(meta.info.name.as_str(), |o| o.name())).into_owned();
+    let stored_name = meta.info.name.clone();
     let hash = meta.info_hash;
     let file_count = meta.info.files.len();
     let torrent = session
         .add(AddTorrent {
             meta,
-            download_dir: a.output.clone(),
+            download_dir: download_dir.clone(),
             peers,
             use_trackers: !a.no_trackers,
             file_priorities: only_files.map(|only| {
@@ -152,6 +165,18 @@ async fn download(
             HumanDuration(elapsed),
             progress::rate(fetched, elapsed)
         );
+    }
+    if let Some(opener) = &opener {
+        let (files, bytes) = opener.size();
+        let at = opener.open_into(&download_dir.join(&stored_name), &a.output, quiet).await;
+        let at = match at {
+            Ok(at) => at,
+            Err(e) => {
+                torrent.stop().await;
+                return Err(e);
+            }
+        };
+        println!("opened: {name}, {files} file(s), {} of plaintext in {}", HumanBytes(bytes), at.display());
     }
     if a.seed {
         if !quiet {

@@ -73,13 +73,13 @@ pub(crate) fn run(a: GroupArgs, quiet: bool) -> Result<(), Failure> {
                 }
             }
         }
-        GroupCommand::Invite { name, member_id, output, member_name, days } => {
+        GroupCommand::Invite { name, member_id, output, member_name, days, seed_only } => {
             let member: IdentityId =
                 member_id.parse().map_err(|e| Failure::Input(anyhow!("MEMBER_ID {member_id:?}: {e}")))?;
             if days == 0 {
                 return Err(Failure::Input(anyhow!("--days must be at least 1")));
             }
-            let invitation = groups.invite(&name, member, member_name.as_deref(), days).map_err(failure)?;
+            let invitation = groups.invite(&name, member, member_name.as_deref(), days, seed_only).map_err(failure)?;
             let text = invitation.encode();
             match output {
                 Some(path) => {

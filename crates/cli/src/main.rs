@@ -12,6 +12,7 @@ mod play;
 mod progress;
 mod push;
 mod remote;
+mod sealed;
 mod share;
 mod text;
 mod tracker;

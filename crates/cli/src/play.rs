@@ -29,6 +29,13 @@ pub(crate) async fn run(a: PlayArgs, quiet: bool) -> Result<(), Failure> {
     let source = load_source(&a.source).await?;
     let mut peers = resolve_peers(&a.peers).await?;
     let ssl = match &source {
+        Source::Torrent(meta) if meta.info.sealed.is_some() => {
+            return Err(Failure::Input(anyhow::anyhow!(
+                "{} is a sealed share: play does not open sealed shares while they download yet; fetch it with \
+                 shoal get (which opens it), then play the file",
+                crate::text::printable(&meta.info.name)
+            )));
+        }
         Source::Torrent(meta) => crate::group::ssl_for(meta, a.data_dir.as_deref(), quiet)?,
         Source::Magnet(_) => None,
     };

@@ -135,14 +135,22 @@ async fn push(a: PushArgs, dir: &Path, identity: &Identity, source: &Path, quiet
                 .and_then(|b| shoal_proto::Metainfo::from_bytes(&b).ok())
                 .is_some_and(|m| m.info.ssl_cert.is_some());
         let session = Session::start(a.node.session_config_for(ssl)).await.map_err(anyhow::Error::from)?;
-        let seeding = crate::share::seed_path(&session, &path, &out, &opts, &[], quiet).await?;
+        let seeding = match a.sealed {
+            true => crate::share::seed_sealed(&session, &path, &out, &opts, &[], quiet).await?,
+            false => crate::share::seed_path(&session, &path, &out, &opts, &[], None, quiet).await?,
+        };
         (session, seeding)
     };
     let port = match (&seeding.ssl, session.ssl_listen_addr()) {
         (Some(_), Some(tls)) => tls.port(),
         _ => session.listen_addr().port(),
     };
-    let name = crate::text::printable(&seeding.meta.info.name).into_owned();
+    // A sealed share is shown by its real name (the torrent's tells nothing).
+    let shown = match seeding.meta.info.sealed {
+        Some(_) => source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default() + " (sealed)",
+        None => seeding.meta.info.name.clone(),
+    };
+    let name = crate::text::printable(&shown).into_owned();
     let request = Request::Push {
         torrent: base64::engine::general_purpose::STANDARD.encode(&seeding.bytes),
         port,

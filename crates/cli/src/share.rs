@@ -43,9 +43,16 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
     let mut torrents = Vec::new();
     for path in &paths {
         let out = torrent_path(a.output.as_deref(), path);
-        let Seeding { torrent, meta, ssl, .. } = seed_path(&session, path, &out, &a.torrent, &peers, quiet).await?;
+        let Seeding { torrent, meta, ssl, .. } = match a.sealed {
+            true => seed_sealed(&session, path, &out, &a.torrent, &peers, quiet).await?,
+            false => seed_path(&session, path, &out, &a.torrent, &peers, None, quiet).await?,
+        };
         let magnet = meta.magnet().to_string();
-        let name = crate::text::printable(&meta.info.name).into_owned();
+        let shown = match a.sealed {
+            true => path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default() + " (sealed)",
+            false => meta.info.name.clone(),
+        };
+        let name = crate::text::printable(&shown).into_owned();
         match (&ssl, session.ssl_listen_addr()) {
             // The metadata of an SSL torrent travels only inside member connections, so a
             // magnet link cannot fetch it: members need the .torrent file.
@@ -71,6 +78,39 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `--sealed`: seals `path` for the group (or takes the ciphertext a former run left, when the
+/// torrent at `out` is its sealed share) and seeds the ciphertext.
+pub(crate) async fn seed_sealed(
+    session: &Session,
+    path: &Path,
+    out: &Path,
+    opts: &TorrentOptions,
+    peers: &[std::net::SocketAddr],
+    quiet: bool,
+) -> Result<Seeding, Failure> {
+    let group = opts.group.as_deref().ok_or_else(|| Failure::Input(anyhow!("--sealed needs --group NAME")))?;
+    if let Some(root) = crate::sealed::existing_sealed(out, path) {
+        return seed_path(session, &root, out, opts, peers, None, quiet).await;
+    }
+    if out.exists() {
+        return Err(Failure::Input(anyhow!(
+            "{} already exists and is not a sealed share of {}; remove it or choose another file with -o",
+            out.display(),
+            path.display()
+        )));
+    }
+    let dir = crate::sealed::data_dir_with_identity(opts.data_dir.as_deref(), quiet)?;
+    let sealed = crate::sealed::seal_path(path, group, &dir, quiet).await?;
+    let seeding = seed_path(session, &sealed.root, out, opts, peers, Some(sealed.header), quiet).await?;
+    if !quiet {
+        println!(
+            "sealed: the pieces are ciphertext in {}; members holding {group}'s key open it with shoal get",
+            sealed.root.display()
+        );
+    }
+    Ok(seeding)
+}
+
 /// A path being seeded: its torrent, the .torrent file's bytes, and the group share's TLS.
 pub(crate) struct Seeding {
     pub(crate) torrent: Torrent,
@@ -89,12 +129,13 @@ pub(crate) async fn seed_path(
     out: &Path,
     opts: &TorrentOptions,
     peers: &[std::net::SocketAddr],
+    sealed: Option<Vec<u8>>,
     quiet: bool,
 ) -> Result<Seeding, Failure> {
     let (made, meta) = match existing_torrent(out, path, opts)? {
         Some(meta) => (None, meta),
         None => {
-            let (bytes, meta) = make_torrent(path, opts, quiet).await?;
+            let (bytes, meta) = make_torrent(path, opts, sealed, quiet).await?;
             (Some(bytes), meta)
         }
     };

@@ -61,6 +61,7 @@ fn zeros_torrent(dir: &Path, name: &str, size: u64, trackers: Vec<String>) -> Ve
         creation_date: None,
         private: false,
         ssl_cert: None,
+        sealed: None,
     };
     build_torrent(&spec, &hashes)
 }

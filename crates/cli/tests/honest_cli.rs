@@ -168,6 +168,7 @@ fn r_terminal_escapes_in_a_torrent_name_are_not_printed() {
         creation_date: None,
         private: false,
         ssl_cert: None,
+        sealed: None,
     };
     let torrent = dir.path().join("evil.torrent");
     fs::write(&torrent, build_torrent(&spec, &hashes)).expect("write torrent");

@@ -10,6 +10,11 @@
 //!   refused with a clear message;
 //! - `kill -9` of the server during a push: after a restart it goes on and the push completes;
 //!   `--list` shows it held; `--withdraw` deletes the data;
+//! - a sealed share pushed to a server that holds no key of the group (a seed-only member):
+//!   nothing under the server's folder holds a byte of the plaintext or its names, a member
+//!   downloads from the server alone and gets the plaintext, and the server cannot open it;
+//! - a tampered ciphertext piece fails the member's piece check (it never reaches
+//!   decryption) and no plaintext is written; with the piece restored the share opens;
 //! - a daemon pushes one of its torrents over RPC (`push.start`, `push.status`,
 //!   `push.withdraw`, refused without RPC credentials), and the server's `server.pushes` and
 //!   `torrent.get` show who pushed what.
@@ -369,4 +374,114 @@ fn a_daemon_pushes_over_rpc_and_the_server_reports_who_pushed_what() {
     assert_eq!(view["result"]["pushes"].as_array().map(Vec::len), Some(0), "{view}");
     ok(daemon.terminate(Duration::from_secs(15)).map(drop));
     ok(server.proc.terminate(Duration::from_secs(15)).map(drop));
+}
+
+/// Whether any file under `dir` holds `needle`.
+fn any_file_holds(dir: &Path, needle: &[u8]) -> Option<PathBuf> {
+    files_under(dir)
+        .into_iter()
+        .find(|f| std::fs::read(f).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle)))
+}
+
+/// A folder of two files holding `marker`, under a name that holds it too.
+fn marked_folder(root: &Path, marker: &str) -> PathBuf {
+    let folder = root.join(format!("trip-{marker}"));
+    std::fs::create_dir_all(&folder).expect("folder");
+    let mut photo = shoal_testkit::test_bytes(5 * MIB as usize, 41);
+    photo[1_000_000..1_000_000 + marker.len()].copy_from_slice(marker.as_bytes());
+    std::fs::write(folder.join("photo.bin"), photo).expect("photo");
+    std::fs::write(folder.join(format!("notes-{marker}.txt")), format!("meet at noon {marker}\n")).expect("notes");
+    folder
+}
+
+#[test]
+fn a_sealed_share_on_a_server_is_ciphertext_there_and_plaintext_for_members() {
+    ensure_tools();
+    let work = temp_dir();
+    let dir = |n: &str| work.path().join(n);
+    let (alice, bob, home) = (dir("alice"), dir("bob"), dir("server"));
+    run_ok(&alice, &["group", "create", "lab"]);
+    invite_and_join(&alice, "lab", &bob);
+    // The server may fetch and seed the group's shares, but gets no key.
+    let server_id = identity(&home);
+    let invitation = home.join("invitation.txt");
+    run_ok(&alice, &["group", "invite", "lab", &server_id, "--seed-only", "-o", s(&invitation)]);
+    run_ok(&home, &["group", "join", s(&invitation)]);
+    let mut server = start_server(&home, shoal_testkit::free_port(), &["--allow", "group:lab"]);
+
+    let marker = "c0ffee5eeded";
+    let folder = marked_folder(&dir("src"), marker);
+    let mut push = ok(Proc::spawn("push", push_cmd(&alice, &folder, &server.target, &["--group", "lab", "--sealed"])));
+    ok(push.wait_success(TRANSFER_TIMEOUT));
+    let held = ok(push.wait_for_line("held: ", START_TIMEOUT));
+    assert!(held.contains(&format!("trip-{marker} (sealed)")), "{held}");
+    drop(push);
+    // Not a byte of the content, nor a name, anywhere in the server's folder (its database
+    // and the stored .torrent included).
+    assert!(!files_under(&home.join("pushed")).is_empty(), "the server holds nothing");
+    assert_eq!(any_file_holds(&home, marker.as_bytes()), None, "plaintext on the server");
+    assert_eq!(any_file_holds(&home, b"meet at noon"), None, "plaintext on the server");
+
+    // bob opens it from the server alone.
+    let torrent = dir("src").join(format!("trip-{marker}.torrent"));
+    let out = dir("bob-out");
+    let mut get = spawn_get("bob", &torrent, &out, &["--peer", &server.tls, "--data-dir", s(&bob)]);
+    ok(get.wait_success(TRANSFER_TIMEOUT));
+    ok(get.wait_for_line("opened: ", START_TIMEOUT));
+    shoal_testkit::assert_same_tree(&folder, out.join(format!("trip-{marker}")));
+
+    // The server's own identity cannot open it.
+    let (code, _, stderr) = run(&home, &["get", s(&torrent), "-o", s(&dir("server-out")), "--no-dht", "--no-lsd"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("holds no key"), "{stderr}");
+    ok(server.proc.terminate(Duration::from_secs(15)).map(drop));
+}
+
+#[test]
+fn a_tampered_ciphertext_piece_fails_its_piece_check_and_is_never_opened() {
+    ensure_tools();
+    let work = temp_dir();
+    let dir = |n: &str| work.path().join(n);
+    let (alice, bob) = (dir("alice"), dir("bob"));
+    run_ok(&alice, &["group", "create", "lab"]);
+    invite_and_join(&alice, "lab", &bob);
+    let folder = marked_folder(&dir("src"), "feedface");
+    let mut cmd = shoal(["share"]);
+    cmd.arg(&folder).args(["--group", "lab", "--sealed", "--listen", LISTEN_ANY]).args(NO_DISCOVERY);
+    cmd.arg("--data-dir").arg(&alice);
+    let mut share = ok(Proc::spawn("share", cmd));
+    let sealed_line = ok(share.wait_for_line("sealed: ", START_TIMEOUT));
+    let tls = ok(share.wait_for_line("group share of ", START_TIMEOUT));
+    let tls = tls.rsplit(' ').next().expect("address").to_string();
+    ok(share.wait_for_line("ready: ", START_TIMEOUT));
+    let cipher_dir = PathBuf::from(sealed_line.split(" in ").nth(1).and_then(|r| r.split(';').next()).expect("folder"));
+    // The photo's ciphertext: the largest file.
+    let cipher = files_under(&cipher_dir)
+        .into_iter()
+        .max_by_key(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .unwrap_or_else(|| panic!("no ciphertext in {sealed_line}"));
+
+    // One byte of the ciphertext changes after the seed checked it: it sends a bad piece.
+    let flip = |path: &Path| {
+        let mut bytes = std::fs::read(path).expect("ciphertext");
+        bytes[100_000] ^= 0x01;
+        std::fs::write(path, bytes).expect("write");
+    };
+    flip(&cipher);
+    let torrent = dir("src").join("trip-feedface.torrent");
+    let out = dir("bob-out");
+    let mut get = spawn_get("bob", &torrent, &out, &["--peer", &tls, "--data-dir", s(&bob), "--timeout", "8"]);
+    let status = ok(get.wait_exit(TRANSFER_TIMEOUT));
+    assert!(!status.success(), "{}", get.explain("a tampered share completed"));
+    let said = get.output();
+    assert!(said.contains("piece failed its hash check"), "{}", get.explain("the bad piece was not caught"));
+    assert!(!said.contains("does not open"), "{}", get.explain("the bad piece reached decryption"));
+    assert!(!out.join("trip-feedface").exists(), "plaintext was written from a tampered share");
+
+    // Restored, the same share opens.
+    flip(&cipher);
+    let mut get = spawn_get("bob", &torrent, &out, &["--peer", &tls, "--data-dir", s(&bob)]);
+    ok(get.wait_success(TRANSFER_TIMEOUT));
+    shoal_testkit::assert_same_tree(&folder, out.join("trip-feedface"));
+    ok(share.terminate(Duration::from_secs(15)).map(drop));
 }

@@ -167,6 +167,7 @@ mod tests {
             creation_date: None,
             private: false,
             ssl_cert: None,
+            sealed: None,
         };
         // Moving looks at paths only; the piece hashes need not match.
         Metainfo::from_bytes(&build_torrent(&spec, &[[0; 20]; 5])).expect("parses")

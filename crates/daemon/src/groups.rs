@@ -262,11 +262,11 @@ pub(crate) async fn group_change(
     with_groups(data_dir, move |me, groups| {
         Ok(match request {
             GroupRequest::Create { name } => json(&group_info(groups.create(me, &name)?)),
-            GroupRequest::Invite { name, member, member_name, days } => {
+            GroupRequest::Invite { name, member, member_name, days, seed_only } => {
                 let id: shoal_identity::IdentityId =
                     member.parse().map_err(|e| shoal_identity::Error::Invalid(format!("member {member:?}: {e}")))?;
                 let days = days.unwrap_or(shoal_identity::INVITATION_DAYS);
-                let inv = groups.invite(&name, id, member_name.as_deref(), days)?;
+                let inv = groups.invite(&name, id, member_name.as_deref(), days, seed_only)?;
                 json(&InvitationInfo {
                     group: name,
                     member: id.to_string(),

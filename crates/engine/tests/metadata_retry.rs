@@ -36,6 +36,7 @@ fn torrent_of(data: &[u8], dir: &std::path::Path) -> Metainfo {
         creation_date: None,
         private: false,
         ssl_cert: None,
+        sealed: None,
     };
     std::fs::write(dir.join("late.bin"), data).expect("write data");
     Metainfo::from_bytes(&build_torrent(&spec, &hashes)).expect("torrent parses")

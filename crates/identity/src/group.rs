@@ -26,6 +26,8 @@ use crate::invite::Invitation;
 use crate::revoke::RevocationList;
 use crate::{Error, Identity, IdentityId};
 
+/// The group's key for sealed shares, in the group's folder.
+const GROUP_KEY_FILE: &str = "content.key";
 /// Years an authority's certificate is valid.
 const CA_YEARS: i64 = 20;
 /// Years a member certificate is valid (revocation, not expiry, is how members leave).
@@ -191,6 +193,7 @@ impl Groups {
         set_validity(&mut params, CA_YEARS);
         let ca = params.self_signed(&key).map_err(Error::crypto)?;
         write_private(&dir.join("ca-key.pem"), key.serialize_pem().as_bytes())?;
+        write_private(&dir.join(GROUP_KEY_FILE), &crate::seal::GroupKey::generate()?.0)?;
         write_private(&dir.join("members.json"), b"[]")?;
         let (cert, _) = self.sign_member(&dir, &key, ca.der(), identity.key(), Some(identity.name()))?;
         write_private(&dir.join("member.pem"), pem_cert(&cert).as_bytes())?;
@@ -218,7 +221,7 @@ impl Groups {
             if *member == identity.id() {
                 continue;
             }
-            invitations.push((*member, self.invite(&name, *member, None, days)?));
+            invitations.push((*member, self.invite(&name, *member, None, days, false)?));
         }
         Ok((name, invitations))
     }
@@ -298,9 +301,18 @@ impl Groups {
         cert_from_pem(&pem, &path.display().to_string())
     }
 
-    /// An invitation carrying a member certificate for `member`, usable for `days` days.
-    pub fn invite(&self, name: &str, member: IdentityId, label: Option<&str>, days: u32) -> Result<Invitation, Error> {
-        self.invite_until(name, member, label, now() + i64::from(days) * 86_400)
+    /// An invitation carrying a member certificate for `member`, usable for `days` days, and
+    /// the group's key for sealed shares unless `seed_only` (a member that only fetches and
+    /// seeds, such as a server peer, gets no key).
+    pub fn invite(
+        &self,
+        name: &str,
+        member: IdentityId,
+        label: Option<&str>,
+        days: u32,
+        seed_only: bool,
+    ) -> Result<Invitation, Error> {
+        self.invite_until(name, member, label, now() + i64::from(days) * 86_400, seed_only)
     }
 
     /// Like [`Self::invite`], usable until `expires` (Unix seconds).
@@ -310,12 +322,49 @@ impl Groups {
         member: IdentityId,
         label: Option<&str>,
         expires: i64,
+        seed_only: bool,
     ) -> Result<Invitation, Error> {
         let _lock = self.lock()?;
         let (dir, key, ca) = self.authority(name)?;
+        let group_key = match seed_only {
+            true => None,
+            false => Some(crate::seal::wrap_group_key(&self.authority_group_key(&dir)?, member)?),
+        };
         let (cert, _) = self.sign_member(&dir, &key, &ca, &RawEd25519(member.0), label)?;
         let revocations = read_optional(&dir.join("revocations.bin"))?;
-        Invitation::signed(&key, name, ca.to_vec(), cert.to_vec(), expires, revocations)
+        Invitation::signed(&key, name, ca.to_vec(), cert.to_vec(), expires, revocations, group_key)
+    }
+
+    /// The authority's group key, made now for a group created before sealed shares existed.
+    fn authority_group_key(&self, dir: &Path) -> Result<crate::seal::GroupKey, Error> {
+        if let Some(key) = self.group_key_in(dir)? {
+            return Ok(key);
+        }
+        let key = crate::seal::GroupKey::generate()?;
+        write_private(&dir.join(GROUP_KEY_FILE), &key.0)?;
+        Ok(key)
+    }
+
+    fn group_key_in(&self, dir: &Path) -> Result<Option<crate::seal::GroupKey>, Error> {
+        let path = dir.join(GROUP_KEY_FILE);
+        match read_optional(&path)? {
+            None => Ok(None),
+            Some(bytes) => bytes
+                .try_into()
+                .map(|k| Some(crate::seal::GroupKey(k)))
+                .map_err(|_| Error::Corrupt(path, "not a 32-byte key".into())),
+        }
+    }
+
+    /// The group's key for sealed shares, when this node holds it (the authority and the
+    /// members invited with it; not a seed-only member).
+    pub fn group_key(&self, name: &str) -> Result<Option<crate::seal::GroupKey>, Error> {
+        let dir = self.existing(name)?;
+        if read_text(&dir.join("ca-key.pem"))?.is_some() {
+            let _lock = self.lock()?;
+            return self.authority_group_key(&dir).map(Some);
+        }
+        self.group_key_in(&dir)
     }
 
     /// Signs a member certificate (PEM) for an outside key: `key_pem` is a PEM public key
@@ -359,6 +408,19 @@ impl Groups {
         private_dir(&self.dir)?;
         private_dir(&dir)?;
         write_private(&dir.join("member.pem"), pem_cert(&cert).as_bytes())?;
+        match &invitation.key {
+            Some(wrapped) => {
+                let key = crate::seal::unwrap_group_key(identity, wrapped)?;
+                write_private(&dir.join(GROUP_KEY_FILE), &key.0)?;
+            }
+            // A seed-only membership: a key held from an earlier invitation goes.
+            None => match std::fs::remove_file(dir.join(GROUP_KEY_FILE)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(&dir.join(GROUP_KEY_FILE), e));
+                }
+                _ => {}
+            },
+        }
         if let Some(list) = revocations {
             self.store_revocations(&dir, &list)?;
         }

@@ -7,6 +7,11 @@
 //! without the member's private key, which never left the member's node. The joining node
 //! checks the signature (so the expiry cannot be moved), that the certificate is signed by
 //! the authority it names and is for its own key, and that the invitation has not expired.
+//!
+//! It may also carry the group's key for sealed shares, wrapped for the invited identity alone
+//! ([`crate::seal::wrap_group_key`]), so it stays safe to send in the open; when present it is
+//! signed with the rest. An invitation for a member that should only fetch and seed (a server
+//! peer) carries none.
 
 use base64::Engine;
 use rustls::pki_types::{CertificateDer, UnixTime};
@@ -33,7 +38,10 @@ pub struct Invitation {
     pub expires: i64,
     /// The authority's newest revocation list.
     pub revocations: Option<Vec<u8>>,
-    /// The authority's Ed25519 signature over the group, both certificates and the expiry.
+    /// The group's key for sealed shares, wrapped for the invited identity.
+    pub key: Option<Vec<u8>>,
+    /// The authority's Ed25519 signature over the group, both certificates, the expiry and the
+    /// wrapped key.
     pub signature: Vec<u8>,
 }
 
@@ -46,17 +54,25 @@ struct Wire {
     expires: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revocations: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
     sig: String,
 }
 
-/// What the authority signs: every field but the revocation list (signed on its own).
-fn signed_bytes(group: &str, ca: &[u8], cert: &[u8], expires: i64) -> Vec<u8> {
+/// What the authority signs: every field but the revocation list (signed on its own); the
+/// wrapped key, when there is one, after the rest.
+fn signed_bytes(group: &str, ca: &[u8], cert: &[u8], expires: i64, key: Option<&[u8]>) -> Vec<u8> {
     let mut out = b"shoal-invite-v1".to_vec();
     for part in [group.as_bytes(), ca, cert] {
         out.extend_from_slice(&(part.len() as u32).to_be_bytes());
         out.extend_from_slice(part);
     }
     out.extend_from_slice(&expires.to_be_bytes());
+    if let Some(key) = key {
+        out.extend_from_slice(b"key");
+        out.extend_from_slice(&(key.len() as u32).to_be_bytes());
+        out.extend_from_slice(key);
+    }
     out
 }
 
@@ -73,10 +89,12 @@ impl Invitation {
         cert: Vec<u8>,
         expires: i64,
         revocations: Option<Vec<u8>>,
+        group_key: Option<Vec<u8>>,
     ) -> Result<Self, Error> {
         use rcgen::SigningKey;
-        let signature = key.sign(&signed_bytes(group, &ca, &cert, expires)).map_err(Error::crypto)?;
-        Ok(Self { group: group.to_string(), ca, cert, expires, revocations, signature })
+        let signature =
+            key.sign(&signed_bytes(group, &ca, &cert, expires, group_key.as_deref())).map_err(Error::crypto)?;
+        Ok(Self { group: group.to_string(), ca, cert, expires, revocations, key: group_key, signature })
     }
 
     /// The one-line text form.
@@ -88,6 +106,7 @@ impl Invitation {
             cert: b64().encode(&self.cert),
             expires: self.expires,
             revocations: self.revocations.as_ref().map(|r| b64().encode(r)),
+            key: self.key.as_ref().map(|k| b64().encode(k)),
             sig: b64().encode(&self.signature),
         };
         let json = serde_json::to_vec(&wire).unwrap_or_default();
@@ -113,6 +132,7 @@ impl Invitation {
             ca: field("ca", &wire.ca)?,
             cert: field("cert", &wire.cert)?,
             revocations: wire.revocations.as_deref().map(|r| field("revocations", r)).transpose()?,
+            key: wire.key.as_deref().map(|k| field("key", k)).transpose()?,
             signature: field("sig", &wire.sig)?,
             group: wire.group,
             expires: wire.expires,
@@ -131,7 +151,10 @@ impl Invitation {
             Error::Invalid("the invitation's authority is not a Shoal group (its key is not Ed25519)".into())
         })?;
         ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, authority.0)
-            .verify(&signed_bytes(&self.group, &self.ca, &self.cert, self.expires), &self.signature)
+            .verify(
+                &signed_bytes(&self.group, &self.ca, &self.cert, self.expires, self.key.as_deref()),
+                &self.signature,
+            )
             .map_err(|_| Error::Invalid("the invitation's signature does not verify: it was altered".into()))?;
         if self.expires < now() {
             return Err(Error::Invalid(format!(

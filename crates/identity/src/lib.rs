@@ -6,6 +6,7 @@
 //!   key and issues member certificates, sent as one-line [`Invitation`]s (or as PEM for a key
 //!   made outside Shoal); revocations travel as signed [`RevocationList`]s.
 //! - [`peer_tls`]: the TLS configurations of an SSL torrent (libtorrent's scheme), for members.
+//! - [`seal`]: sealed shares, content only members holding the group's key can read.
 //! - [`direct_client`] and [`direct_server`]: TLS between two identities (a server peer's push
 //!   endpoint).
 //!
@@ -20,6 +21,7 @@ mod id;
 mod identity;
 mod invite;
 pub mod revoke;
+pub mod seal;
 mod tls;
 
 use std::path::{Path, PathBuf};

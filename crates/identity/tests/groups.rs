@@ -61,7 +61,7 @@ fn an_invited_member_and_the_authority_complete_a_handshake_and_outsiders_do_not
     assert_eq!(summary.members.len(), 1, "the authority is its own first member");
 
     // An invitation is one line and is for one identity only.
-    let invitation = alice_groups.invite("lab", bob.id(), Some("Bob"), 7).expect("invite").encode();
+    let invitation = alice_groups.invite("lab", bob.id(), Some("Bob"), 7, false).expect("invite").encode();
     assert!(!invitation.contains('\n'));
     let err = carol_groups.join(&carol, &Invitation::decode(&invitation).expect("decode")).expect_err("not carol's");
     assert!(err.to_string().contains("is for the identity"), "{err}");
@@ -101,7 +101,7 @@ fn an_invited_member_and_the_authority_complete_a_handshake_and_outsiders_do_not
     let ca = alice_groups.membership(&alice, "lab").expect("m").ca;
     assert!(bob_groups.accept_revocations(&ca, &list.bytes).expect("accept").is_some());
     assert!(bob_groups.accept_revocations(&ca, &list.bytes).expect("again").is_none(), "not newer");
-    assert!(alice_groups.invite("lab", bob.id(), None, 7).is_err());
+    assert!(alice_groups.invite("lab", bob.id(), None, 7, false).is_err());
     let listed = alice_groups.list().expect("list");
     assert_eq!(listed[0].revoked, 1);
 }
@@ -112,7 +112,7 @@ fn bad_invitations_are_refused_with_a_reason_and_store_nothing() {
     let (alice, alice_groups) = node(a_dir.path(), "alice");
     let (bob, bob_groups) = node(b_dir.path(), "bob");
     alice_groups.create(&alice, "club").expect("create");
-    let good = alice_groups.invite("club", bob.id(), None, 7).expect("invite");
+    let good = alice_groups.invite("club", bob.id(), None, 7, false).expect("invite");
 
     for (text, expect) in [
         ("hello", "does not start with"),
@@ -126,7 +126,7 @@ fn bad_invitations_are_refused_with_a_reason_and_store_nothing() {
     moved.expires += 86_400;
     let err = bob_groups.join(&bob, &moved).expect_err("a moved expiry");
     assert!(err.to_string().contains("signature does not verify"), "{err}");
-    let expired = alice_groups.invite_until("club", bob.id(), None, 1_000_000).expect("an old invitation");
+    let expired = alice_groups.invite_until("club", bob.id(), None, 1_000_000, false).expect("an old invitation");
     let err = bob_groups.join(&bob, &Invitation::decode(&expired.encode()).expect("decode")).expect_err("expired");
     assert!(err.to_string().contains("expired"), "{err}");
     let mut forged = good.clone();
@@ -164,4 +164,40 @@ fn outside_keys_get_certificates_and_unsupported_ones_a_clear_error() {
     // Revoking by fingerprint prefix.
     let rsa = summary.members.iter().find(|m| m.kind == "rsa").expect("rsa");
     groups.revoke("lab", &rsa.fingerprint[..12]).expect("revoke by prefix");
+}
+
+#[test]
+fn an_invitation_carries_the_group_key_for_its_member_alone_unless_it_is_seed_only() {
+    let (a_dir, b_dir, s_dir) =
+        (tempfile::tempdir().expect("a"), tempfile::tempdir().expect("b"), tempfile::tempdir().expect("s"));
+    let (alice, alice_groups) = node(a_dir.path(), "alice");
+    let (bob, bob_groups) = node(b_dir.path(), "bob");
+    let (server, server_groups) = node(s_dir.path(), "server");
+    alice_groups.create(&alice, "lab").expect("create");
+    let key = alice_groups.group_key("lab").expect("read").expect("the authority holds the key");
+
+    let invitation = alice_groups.invite("lab", bob.id(), None, 7, false).expect("invite");
+    assert!(invitation.key.is_some());
+    // The wrapped key is signed with the rest: a changed one is refused.
+    let mut altered = invitation.clone();
+    if let Some(k) = altered.key.as_mut() {
+        k[40] ^= 1;
+    }
+    let err = bob_groups.join(&bob, &Invitation::decode(&altered.encode()).expect("decode")).expect_err("altered");
+    assert!(err.to_string().contains("signature"), "{err}");
+    bob_groups.join(&bob, &Invitation::decode(&invitation.encode()).expect("decode")).expect("join");
+    assert_eq!(bob_groups.group_key("lab").expect("read"), Some(key.clone()));
+
+    // A seed-only member (a server peer) is a member without the key.
+    let seed_only = alice_groups.invite("lab", server.id(), None, 7, true).expect("invite");
+    assert!(seed_only.key.is_none());
+    server_groups.join(&server, &Invitation::decode(&seed_only.encode()).expect("decode")).expect("join");
+    assert_eq!(server_groups.group_key("lab").expect("read"), None);
+    assert!(server_groups.membership(&server, "lab").is_ok(), "the server is a member all the same");
+
+    // A sealed header made with the key opens for bob, not for another group's key.
+    let manifest = shoal_identity::seal::Manifest { name: "x".into(), folder: false, files: Vec::new() };
+    let (sealed, _) = shoal_identity::seal::Sealed::make(&key, &manifest).expect("seal");
+    let bob_key = bob_groups.group_key("lab").expect("read").expect("key");
+    assert_eq!(sealed.open(&bob_key).expect("open").1, manifest);
 }

@@ -51,6 +51,8 @@ pub const MAX_PIECE_LENGTH: u32 = 256 * 1024 * 1024;
 pub const MAX_TOTAL_LENGTH: u64 = 1 << 50;
 /// Largest accepted number of files in a multi-file torrent.
 pub const MAX_FILES: usize = 1_000_000;
+/// Largest `shoal-sealed` header accepted.
+pub const MAX_SEALED_HEADER: usize = 4 << 20;
 
 /// Why bytes are not an acceptable torrent. Field names in messages are the bencode keys,
 /// with list positions for files (`files[3].path`).
@@ -194,6 +196,10 @@ pub struct Info {
     /// authority whose member certificates alone let peers in. Only its presence and text are
     /// checked here.
     pub ssl_cert: Option<String>,
+    /// `shoal-sealed`: the header of a sealed share (Shoal's own key; other clients ignore
+    /// it): the content key wrapped for the group and the sealed manifest of the real names.
+    /// The listed files are ciphertext. Only its presence and size are checked here.
+    pub sealed: Option<Vec<u8>>,
     /// Piece geometry derived from the total length and piece length.
     pub layout: Layout,
 }
@@ -345,7 +351,16 @@ impl Info {
                 Some(text.to_string())
             }
         };
-        Ok(Self { name, piece_length, pieces, files, private, multi_file, ssl_cert, layout })
+        let sealed = match info.get(&b"shoal-sealed"[..]) {
+            None => None,
+            Some(v) => Some(
+                v.as_bytes()
+                    .filter(|b| b.len() <= MAX_SEALED_HEADER)
+                    .ok_or(MetainfoError::BadField("shoal-sealed", "must be a byte string of at most 4 MiB"))?
+                    .to_vec(),
+            ),
+        };
+        Ok(Self { name, piece_length, pieces, files, private, multi_file, ssl_cert, sealed, layout })
     }
 
     /// `true` when the files live under a directory named [`Info::name`].

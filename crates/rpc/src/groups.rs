@@ -78,6 +78,9 @@ pub enum GroupRequest {
         member_name: Option<String>,
         /// Days it can be used (default 7).
         days: Option<u32>,
+        /// Leave the group's key for sealed shares out: the member fetches and seeds the
+        /// group's shares but cannot open sealed ones (a server peer).
+        seed_only: bool,
     },
     /// `group.join`: store an invitation.
     Join {

@@ -20,7 +20,7 @@
 //! | `session.set` | any [`SessionUpdate`] field | - |
 //! | `identity.get`, `group.list` | none | none |
 //! | `group.create` | `name` | `name` |
-//! | `group.invite` | `name`, `member`, `member_name`, `days` | same order |
+//! | `group.invite` | `name`, `member`, `member_name`, `days`, `seed_only` | same order |
 //! | `group.join` | `invitation` | `invitation` |
 //! | `group.issue` | `name`, `public_key` (PEM), `member_name` | same order |
 //! | `group.revoke` | `name`, `member` | `name`, `member` |
@@ -248,6 +248,8 @@ struct InviteParams {
     member: String,
     member_name: Option<String>,
     days: Option<u32>,
+    #[serde(default)]
+    seed_only: bool,
 }
 
 #[derive(Deserialize)]
@@ -383,7 +385,7 @@ impl Call {
                 Call::Group(GroupRequest::Create { name: p.name })
             }
             "group.invite" => {
-                let p: InviteParams = from_value(named(&["name", "member", "member_name", "days"])?)?;
+                let p: InviteParams = from_value(named(&["name", "member", "member_name", "days", "seed_only"])?)?;
                 if p.days == Some(0) {
                     return Err(invalid("days: must be at least 1"));
                 }
@@ -392,6 +394,7 @@ impl Call {
                     member: p.member,
                     member_name: p.member_name,
                     days: p.days,
+                    seed_only: p.seed_only,
                 })
             }
             "group.join" => {

@@ -51,6 +51,7 @@ pub(crate) fn torrent_of(path: &Path, trackers: Vec<String>) -> Vec<u8> {
         creation_date: None,
         private: false,
         ssl_cert: None,
+        sealed: None,
     };
     build_torrent(&spec, &hashes)
 }

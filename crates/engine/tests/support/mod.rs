@@ -38,6 +38,7 @@ pub(crate) fn folder_torrent(dir: &Path, files: &[(&str, Vec<u8>)]) -> Metainfo 
         creation_date: None,
         private: false,
         ssl_cert: None,
+        sealed: None,
     };
     Metainfo::from_bytes(&build_torrent(&spec, &hashes)).expect("torrent parses")
 }

@@ -28,6 +28,8 @@ pub struct CreateSpec {
     pub private: bool,
     /// Make it an SSL torrent: the authority's PEM certificate, stored as `ssl-cert`.
     pub ssl_cert: Option<String>,
+    /// A sealed share's header, stored as `shoal-sealed` (see [`crate::metainfo::Info::sealed`]).
+    pub sealed: Option<Vec<u8>>,
 }
 
 /// The content of a new torrent.
@@ -102,6 +104,9 @@ pub fn build_torrent(spec: &CreateSpec, piece_hashes: &[[u8; 20]]) -> Vec<u8> {
     info.insert(&b"pieces"[..], Value::Bytes(&pieces));
     if let Some(cert) = &spec.ssl_cert {
         info.insert(&b"ssl-cert"[..], Value::from(cert.as_str()));
+    }
+    if let Some(sealed) = &spec.sealed {
+        info.insert(&b"shoal-sealed"[..], Value::Bytes(sealed));
     }
     if spec.private {
         info.insert(&b"private"[..], Value::Int(1));

@@ -234,6 +234,7 @@ fn created_torrents_roundtrip() {
         creation_date: Some(1_234),
         private: true,
         ssl_cert: None,
+        sealed: None,
     };
     assert_eq!(spec.total_length(), 50_000);
     let bytes = build_torrent(&spec, &hashes);
@@ -257,6 +258,7 @@ fn created_torrents_roundtrip() {
         creation_date: None,
         private: false,
         ssl_cert: None,
+        sealed: None,
         ..spec
     };
     let bytes = build_torrent(&single, &hashes);
