@@ -92,6 +92,7 @@ async fn download(
         None => String::new(),
     };
     let name = crate::text::printable(opener.as_ref().map_or(meta.info.name.as_str(), |o| o.name())).into_owned();
+    let sealed_meta = opener.as_ref().map(|_| meta.clone());
     let stored_name = meta.info.name.clone();
     let hash = meta.info_hash;
     let file_count = meta.info.files.len();
@@ -117,6 +118,12 @@ async fn download(
             println!("private share of group {group}: peers connect over TLS on {addr}");
         }
     }
+    // Opened while it downloads; dropped (stopped, partial plaintext removed) on every way out
+    // but success.
+    let opening = opener
+        .as_ref()
+        .zip(sealed_meta.as_ref())
+        .map(|(o, m)| o.start(m, torrent.piece_check(), &download_dir.join(&stored_name), &a.output));
     let initial = torrent.status();
     if !quiet && initial.stats.pieces_have > 0 {
         println!("resuming: {} of {} pieces already verified", initial.stats.pieces_have, initial.stats.pieces_total);
@@ -166,17 +173,21 @@ async fn download(
             progress::rate(fetched, elapsed)
         );
     }
-    if let Some(opener) = &opener {
+    if let (Some(opener), Some(opening)) = (&opener, opening) {
         let (files, bytes) = opener.size();
-        let at = opener.open_into(&download_dir.join(&stored_name), &a.output, quiet).await;
-        let at = match at {
-            Ok(at) => at,
+        let (at, waited) = match opening.finish().await {
+            Ok(done) => done,
             Err(e) => {
                 torrent.stop().await;
                 return Err(e);
             }
         };
-        println!("opened: {name}, {files} file(s), {} of plaintext in {}", HumanBytes(bytes), at.display());
+        println!(
+            "opened: {name}, {files} file(s), {} of plaintext in {} ({:.2} s after the download)",
+            HumanBytes(bytes),
+            at.display(),
+            waited.as_secs_f64()
+        );
     }
     if a.seed {
         if !quiet {

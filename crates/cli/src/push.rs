@@ -20,8 +20,8 @@ use shoal_identity::Identity;
 use crate::args::{PushArgs, TorrentOptions};
 use crate::{BadInput, Failure, interrupted};
 
-/// How often the server's progress is asked.
-const POLL: Duration = Duration::from_millis(500);
+/// How often the server's progress is asked (a small local request on the server).
+const POLL: Duration = Duration::from_millis(100);
 /// How long the server may stay unreachable before the push gives up.
 const UNREACHABLE_FOR: Duration = Duration::from_secs(300);
 

@@ -3,16 +3,23 @@
 //! `share PATH --group NAME --sealed` seals PATH into ciphertext files under
 //! `.shoal-sealed/sealed-XXXXXXXXXXXXXXXX/` beside it and shares those; the .torrent goes beside
 //! PATH as usual. A member's `get` downloads the ciphertext into `.shoal-sealed/` of its output
-//! folder (what it seeds) and, once every piece verified, opens it into the plaintext files
-//! under their real names. Only the plaintext is checked by the AEAD after the torrent's piece
-//! hashes checked the ciphertext, so an altered piece fails the piece check and is fetched
-//! again; it never reaches decryption.
+//! folder (what it seeds) and opens it into the plaintext files under their real names while
+//! it downloads ([`Opening`]): each 64 KiB chunk is decrypted as soon as the pieces holding it
+//! are verified, in whatever order they come, and written at its place in a `.shoal-part`
+//! file, which takes its real name when its last chunk is in. Decryption only ever sees
+//! ciphertext the torrent's piece hashes checked, so an altered piece fails the piece check
+//! and is fetched again; it never reaches decryption.
 
 use std::io::{BufReader, BufWriter, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use anyhow::{Context, anyhow};
-use shoal_identity::seal::{ContentKey, Manifest, ManifestFile, Sealed, open_file, seal_file, sealed_len};
+use shoal_identity::seal::{
+    CHUNK, ContentKey, Manifest, ManifestFile, Sealed, TAG, chunk_count, open_chunk, seal_file, sealed_len,
+};
 use shoal_identity::{Groups, Identity};
 use shoal_proto::Metainfo;
 
@@ -135,46 +142,200 @@ impl Opener {
         (self.manifest.files.len(), self.manifest.files.iter().map(|f| f.length).sum())
     }
 
-    /// Opens the verified ciphertext in `root` into `out`; returns where the plaintext is.
-    pub(crate) async fn open_into(&self, root: &Path, out: &Path, quiet: bool) -> Result<PathBuf, Failure> {
-        let (content, manifest) = (self.content.clone(), self.manifest.clone());
-        let target = out.join(&manifest.name);
-        let bar = progress::transfer_bar(None, self.size().1, "open", quiet);
-        let (bar2, root, target2) = (bar.clone(), root.to_path_buf(), target.clone());
-        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            for (i, f) in manifest.files.iter().enumerate() {
-                let from = root.join(format!("{i:06}"));
-                let to = match manifest.folder {
-                    true => f.path.iter().fold(target2.clone(), |p, c| p.join(c)),
-                    false => target2.clone(),
-                };
-                if let Some(dir) = to.parent() {
-                    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    /// Starts opening the share into `out` while its ciphertext downloads into `root`:
+    /// `verified` tells which pieces of `meta` are verified.
+    pub(crate) fn start(
+        &self,
+        meta: &Metainfo,
+        verified: impl Fn(u32) -> bool + Send + 'static,
+        root: &Path,
+        out: &Path,
+    ) -> Opening {
+        let state = Arc::new(AtomicU8::new(RUNNING));
+        let piece_length = u64::from(meta.info.piece_length);
+        let cipher: Vec<(PathBuf, u64)> = meta
+            .info
+            .files
+            .iter()
+            .filter(|f| !f.padding)
+            .map(|f| (f.path.iter().fold(root.to_path_buf(), |p, c| p.join(c)), f.offset))
+            .collect();
+        let job = Job {
+            content: self.content.clone(),
+            manifest: self.manifest.clone(),
+            cipher,
+            piece_length,
+            target: out.join(&self.manifest.name),
+        };
+        let st = state.clone();
+        let task = tokio::task::spawn_blocking(move || job.run(&verified, &st));
+        Opening { state, task: Some(task) }
+    }
+}
+
+const RUNNING: u8 = 0;
+const COMPLETE: u8 = 1;
+const CANCELLED: u8 = 2;
+
+/// A sealed share being opened while it downloads; dropping it before [`Opening::finish`]
+/// stops the work and removes the partial plaintext.
+pub(crate) struct Opening {
+    state: Arc<AtomicU8>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<(PathBuf, std::time::Duration)>>>,
+}
+
+impl Opening {
+    /// Tells the opening every piece is verified and waits for the last chunks; returns where
+    /// the plaintext is and how long the opening waited after the download ended.
+    pub(crate) async fn finish(mut self) -> Result<(PathBuf, std::time::Duration), Failure> {
+        self.state.store(COMPLETE, Ordering::SeqCst);
+        let task = self.task.take().ok_or_else(|| anyhow!("the opening was already awaited"))?;
+        Ok(task.await.map_err(|e| anyhow!("opening stopped: {e}"))??)
+    }
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        let _ = self.state.compare_exchange(RUNNING, CANCELLED, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
+/// The work of an [`Opening`], on a blocking thread.
+struct Job {
+    content: ContentKey,
+    manifest: Manifest,
+    /// Each ciphertext file and its offset in the torrent.
+    cipher: Vec<(PathBuf, u64)>,
+    piece_length: u64,
+    target: PathBuf,
+}
+
+/// How often an opening looks for newly verified pieces.
+const OPEN_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
+impl Job {
+    fn plain_path(&self, i: usize) -> PathBuf {
+        match self.manifest.folder {
+            true => self.manifest.files[i].path.iter().fold(self.target.clone(), |p, c| p.join(c)),
+            false => self.target.clone(),
+        }
+    }
+
+    fn part_path(&self, i: usize) -> PathBuf {
+        let to = self.plain_path(i);
+        let mut name = to.file_name().unwrap_or_default().to_os_string();
+        name.push(".shoal-part");
+        to.with_file_name(name)
+    }
+
+    fn run(self, verified: &dyn Fn(u32) -> bool, state: &AtomicU8) -> anyhow::Result<(PathBuf, std::time::Duration)> {
+        let result = self.open_all(verified, state);
+        if result.is_err() || state.load(Ordering::SeqCst) == CANCELLED {
+            // The partial plaintext goes, and the folders made for it when they are empty.
+            for i in 0..self.manifest.files.len() {
+                let part = self.part_path(i);
+                let _ = std::fs::remove_file(&part);
+                let mut dir = part.parent();
+                while let Some(d) = dir.filter(|d| d.starts_with(&self.target) && self.manifest.folder) {
+                    if std::fs::remove_dir(d).is_err() {
+                        break;
+                    }
+                    dir = d.parent();
                 }
-                let mut part_name = to.file_name().unwrap_or_default().to_os_string();
-                part_name.push(".shoal-part");
-                let part = to.with_file_name(part_name);
-                let reader = std::fs::File::open(&from).with_context(|| format!("cannot read {}", from.display()))?;
-                let mut writer = BufWriter::new(
-                    std::fs::File::create(&part).with_context(|| format!("cannot write {}", part.display()))?,
-                );
-                open_file(&content, i as u32, sealed_len(f.length), &mut BufReader::new(reader), &mut writer, |n| {
-                    bar2.inc(n)
-                })
-                .with_context(|| format!("cannot open {}", from.display()))?;
-                writer
-                    .into_inner()
-                    .map_err(|e| e.into_error())
-                    .and_then(|f| f.sync_all())
-                    .with_context(|| format!("cannot write {}", part.display()))?;
-                std::fs::rename(&part, &to).with_context(|| format!("cannot write {}", to.display()))?;
             }
-            Ok(())
-        })
-        .await
-        .map_err(|e| anyhow!("opening stopped: {e}"))??;
-        bar.finish_and_clear();
-        Ok(target)
+        }
+        result.map(|waited| (self.target.clone(), waited))
+    }
+
+    fn open_all(&self, verified: &dyn Fn(u32) -> bool, state: &AtomicU8) -> anyhow::Result<std::time::Duration> {
+        let files = &self.manifest.files;
+        let mut outs = Vec::with_capacity(files.len());
+        let mut left: Vec<u64> = Vec::with_capacity(files.len());
+        let mut pending: Vec<(usize, u64)> = Vec::new();
+        for (i, f) in files.iter().enumerate() {
+            let part = self.part_path(i);
+            if let Some(dir) = part.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let out = std::fs::File::create(&part).with_context(|| format!("cannot write {}", part.display()))?;
+            out.set_len(f.length).with_context(|| format!("cannot write {}", part.display()))?;
+            outs.push(out);
+            let chunks = chunk_count(f.length);
+            left.push(chunks);
+            pending.extend((0..chunks).map(|c| (i, c)));
+        }
+        let mut inputs: Vec<Option<std::fs::File>> = (0..files.len()).map(|_| None).collect();
+        let mut buf = vec![0u8; CHUNK + TAG];
+        let mut completed_at: Option<std::time::Instant> = None;
+        loop {
+            let before = pending.len();
+            let mut error = None;
+            pending.retain(|&(i, c)| {
+                if error.is_some() {
+                    return true;
+                }
+                let plain = files[i].length;
+                let chunks = chunk_count(plain);
+                let at = c * (CHUNK + TAG) as u64;
+                let len = ((plain - c * CHUNK as u64).min(CHUNK as u64) as usize) + TAG;
+                let (path, offset) = &self.cipher[i];
+                let (first, last) =
+                    ((offset + at) / self.piece_length, (offset + at + len as u64 - 1) / self.piece_length);
+                if !(first..=last).all(|p| verified(p as u32)) {
+                    return true;
+                }
+                let mut step = || -> anyhow::Result<()> {
+                    if inputs[i].is_none() {
+                        inputs[i] =
+                            Some(std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?);
+                    }
+                    let input = inputs[i].as_ref().ok_or_else(|| anyhow!("no input"))?;
+                    input
+                        .read_exact_at(&mut buf[..len], at)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    let text = open_chunk(&self.content, i as u32, c, chunks, &mut buf[..len])
+                        .with_context(|| format!("cannot open {}", path.display()))?;
+                    outs[i]
+                        .write_all_at(text, c * CHUNK as u64)
+                        .with_context(|| format!("cannot write {}", self.part_path(i).display()))?;
+                    left[i] -= 1;
+                    if left[i] == 0 {
+                        // No fsync: after a crash the verified ciphertext is still there and
+                        // the next `get` opens it again.
+                        std::fs::rename(self.part_path(i), self.plain_path(i))
+                            .with_context(|| format!("cannot write {}", self.plain_path(i).display()))?;
+                    }
+                    Ok(())
+                };
+                match step() {
+                    Ok(()) => false,
+                    Err(e) => {
+                        error = Some(e);
+                        true
+                    }
+                }
+            });
+            if let Some(e) = error {
+                return Err(e);
+            }
+            if pending.is_empty() {
+                return Ok(completed_at.map(|t| t.elapsed()).unwrap_or_default());
+            }
+            match state.load(Ordering::SeqCst) {
+                CANCELLED => return Err(anyhow!("the download stopped")),
+                // Every piece is verified: what is still pending cannot be opened.
+                COMPLETE if completed_at.is_some() && pending.len() == before => {
+                    return Err(anyhow!("{} chunks of the sealed share do not lie in verified pieces", pending.len()));
+                }
+                COMPLETE => {
+                    completed_at.get_or_insert_with(std::time::Instant::now);
+                }
+                _ => {}
+            }
+            if pending.len() == before {
+                std::thread::sleep(OPEN_POLL);
+            }
+        }
     }
 }
 

@@ -100,12 +100,17 @@ pub(crate) async fn seed_sealed(
         )));
     }
     let dir = crate::sealed::data_dir_with_identity(opts.data_dir.as_deref(), quiet)?;
+    let started = std::time::Instant::now();
     let sealed = crate::sealed::seal_path(path, group, &dir, quiet).await?;
+    let took = started.elapsed();
     let seeding = seed_path(session, &sealed.root, out, opts, peers, Some(sealed.header), quiet).await?;
     if !quiet {
         println!(
-            "sealed: the pieces are ciphertext in {}; members holding {group}'s key open it with shoal get",
-            sealed.root.display()
+            "sealed: the pieces are ciphertext in {}; members holding {group}'s key open it with shoal get \
+             (sealed in {:.2} s, {})",
+            sealed.root.display(),
+            took.as_secs_f64(),
+            crate::progress::rate(seeding.meta.info.layout.total_length(), took)
         );
     }
     Ok(seeding)

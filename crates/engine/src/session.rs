@@ -880,6 +880,13 @@ impl Torrent {
         self.verified.contains(shoal_proto::PieceIndex::new_unchecked(piece))
     }
 
+    /// [`Torrent::has_piece`] as a function that can go to another thread and outlive this
+    /// handle (it then keeps answering from the last verified set).
+    pub fn piece_check(&self) -> impl Fn(u32) -> bool + Send + Sync + 'static {
+        let verified = self.verified.clone();
+        move |piece| verified.contains(shoal_proto::PieceIndex::new_unchecked(piece))
+    }
+
     /// A reader of file `index` (in the torrent's order) that waits for verified data and
     /// moves the torrent's piece deadlines with it; see [`crate::stream`].
     pub fn stream(&self, index: usize) -> Result<crate::FileStream, crate::StreamError> {

@@ -343,6 +343,26 @@ pub fn seal_file(
     Ok(())
 }
 
+/// Opens chunk `chunk` of file `index` (of `chunks` chunks) in place: `sealed` holds the chunk's
+/// ciphertext and tag; returns its plaintext. Fails when the chunk was altered or is not that
+/// chunk.
+pub fn open_chunk<'a>(
+    content: &ContentKey,
+    index: u32,
+    chunk: u64,
+    chunks: u64,
+    sealed: &'a mut [u8],
+) -> Result<&'a mut [u8], Error> {
+    file_key(content, index)
+        .open_in_place(nonce(chunk, chunk + 1 == chunks), Aad::empty(), sealed)
+        .map_err(|_| Error::Invalid("a sealed chunk does not open: the data was altered".into()))
+}
+
+/// Number of chunks of a file of `plain` bytes.
+pub fn chunk_count(plain: u64) -> u64 {
+    plain.div_ceil(CHUNK as u64).max(1)
+}
+
 /// Opens file `index` of a share: `sealed` bytes from `from`, the plaintext to `to`. Fails
 /// (with `InvalidData`) when a chunk was altered, moved or cut.
 pub fn open_file(
@@ -355,8 +375,7 @@ pub fn open_file(
 ) -> std::io::Result<()> {
     let invalid = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string());
     let plain = plain_len(sealed).ok_or_else(|| invalid("the sealed file has an impossible length"))?;
-    let key = file_key(content, index);
-    let chunks = plain.div_ceil(CHUNK as u64).max(1);
+    let chunks = chunk_count(plain);
     let mut buf = vec![0u8; CHUNK + TAG];
     for i in 0..chunks {
         let want = (plain - i * CHUNK as u64).min(CHUNK as u64) as usize + TAG;
@@ -364,8 +383,7 @@ pub fn open_file(
         if got != want {
             return Err(invalid("the sealed file is cut short"));
         }
-        let text = key
-            .open_in_place(nonce(i, i + 1 == chunks), Aad::empty(), &mut buf[..want])
+        let text = open_chunk(content, index, i, chunks, &mut buf[..want])
             .map_err(|_| invalid("a sealed chunk does not open: the data was altered"))?;
         to.write_all(text)?;
         progress(text.len() as u64);
