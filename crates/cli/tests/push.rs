@@ -7,7 +7,7 @@
 //! - a pusher the server does not allow is refused and nothing is written under the server's
 //!   folder; a push over the quota is refused with the quota named; a server that is not who
 //!   the pusher asked for is refused; a group share pushed to a server outside the group is
-//!   refused with a clear message;
+//!   refused with a clear message; one address gets at most 8 connections to the endpoint;
 //! - `kill -9` of the server during a push: after a restart it goes on and the push completes;
 //!   `--list` shows it held; `--withdraw` deletes the data;
 //! - a sealed share pushed to a server that holds no key of the group (a seed-only member):
@@ -232,6 +232,16 @@ fn pushes_the_server_does_not_allow_or_cannot_keep_are_refused_before_anything_i
     let kept = files_under(&pushed);
     assert_eq!(kept.len(), 1, "{kept:?}");
     ok(compare_files(&small, &kept[0]));
+
+    // One address holds at most 8 connections to the push endpoint: a 9th is closed at once.
+    let endpoint = server.target.rsplit('@').next().expect("addr").to_string();
+    let held: Vec<std::net::TcpStream> =
+        (0..8).map(|_| std::net::TcpStream::connect(&endpoint).expect("connect")).collect();
+    let mut ninth = std::net::TcpStream::connect(&endpoint).expect("connect");
+    ninth.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut byte = [0u8; 1];
+    assert!(matches!(std::io::Read::read(&mut ninth, &mut byte), Ok(0)), "a 9th connection from one address was kept");
+    drop(held);
     ok(server.proc.terminate(Duration::from_secs(15)).map(drop));
 }
 

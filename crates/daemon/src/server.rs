@@ -10,9 +10,12 @@
 //! the pusher's port at the address it connected from; it resumes after a restart like any
 //! torrent. Pushes are taken one at a time, so two pushes cannot both fit the same quota room.
 //!
-//! Bounds: at most [`MAX_CONNECTIONS`] push connections at once (more are closed at once), a
-//! handshake within [`crate::push::CONNECT_TIMEOUT`], frames of at most
-//! [`crate::push::MAX_FRAME`] bytes, and [`crate::push::IDLE`] of silence.
+//! Bounds: at most [`MAX_CONNECTIONS`] push connections at once and [`MAX_PER_IP`] from one
+//! address (more are closed at once), a handshake within [`crate::push::CONNECT_TIMEOUT`],
+//! frames of at most [`crate::push::MAX_FRAME`] bytes and [`FRAME_BUDGET_MIB`] MiB of frames in
+//! memory over all connections, [`crate::push::IDLE`] of silence. Anyone can complete the
+//! handshake with an identity of their own: a caller the allow list does not name is refused
+//! before its torrent is even decoded, and can only list or withdraw its own pushes (none).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -26,10 +29,15 @@ use shoal_state::PushRow;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::Daemon;
-use crate::push::{CONNECT_TIMEOUT, IDLE, PushInfo, Reply, Request, read_frame, write_frame};
+use crate::push::{CONNECT_TIMEOUT, IDLE, PushInfo, Reply, Request, write_frame};
 
 /// Most push connections served at once.
 pub const MAX_CONNECTIONS: usize = 64;
+/// Most push connections from one IP address at once.
+pub const MAX_PER_IP: usize = 8;
+/// Most bytes of requests held in memory at once, all connections together (MiB): a frame
+/// waits for room before it is read.
+pub const FRAME_BUDGET_MIB: u32 = 64;
 /// Most member certificates a push may carry.
 pub const MAX_MEMBER_CERTS: usize = 64;
 
@@ -91,6 +99,10 @@ struct Server {
     tls: Arc<rustls::ServerConfig>,
     /// Pushes are decided one at a time (quota room, duplicates).
     deciding: tokio::sync::Mutex<()>,
+    /// Open connections by IP address.
+    per_ip: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+    /// Room for request frames in memory, in MiB.
+    frames: tokio::sync::Semaphore,
 }
 
 impl Daemon {
@@ -108,7 +120,14 @@ impl Daemon {
         std::fs::create_dir_all(&role.dir).map_err(|e| format!("cannot create {}: {e}", role.dir.display()))?;
         let endpoint = listener.local_addr().map_err(|e| e.to_string())?;
         let _ = self.inner.server.set(Serving { role: role.clone(), endpoint, identity: identity.id() });
-        let server = Arc::new(Server { daemon: self.clone(), role, tls, deciding: Default::default() });
+        let server = Arc::new(Server {
+            daemon: self.clone(),
+            role,
+            tls,
+            deciding: Default::default(),
+            per_ip: Default::default(),
+            frames: tokio::sync::Semaphore::new(FRAME_BUDGET_MIB as usize),
+        });
         tokio::spawn(server.accept(listener));
         Ok(identity.id())
     }
@@ -130,9 +149,25 @@ impl Server {
                 tracing::info!(%remote, "push endpoint: {MAX_CONNECTIONS} connections already; closing one more");
                 continue;
             };
+            {
+                let mut per_ip = crate::lock(&self.per_ip);
+                let n = per_ip.entry(remote.ip()).or_default();
+                if *n >= MAX_PER_IP {
+                    tracing::info!(%remote, "push endpoint: {MAX_PER_IP} connections from this address already");
+                    continue;
+                }
+                *n += 1;
+            }
             let server = self.clone();
             tokio::spawn(async move {
                 server.connection(tcp, remote).await;
+                let mut per_ip = crate::lock(&server.per_ip);
+                if let Some(n) = per_ip.get_mut(&remote.ip()) {
+                    *n -= 1;
+                    if *n == 0 {
+                        per_ip.remove(&remote.ip());
+                    }
+                }
                 drop(slot);
             });
         }
@@ -151,7 +186,7 @@ impl Server {
         };
         let Some(pusher) = shoal_identity::peer_identity(tls.get_ref().1.peer_certificates()) else { return };
         loop {
-            let request = match tokio::time::timeout(IDLE, read_frame::<Request>(&mut tls)).await {
+            let request = match tokio::time::timeout(IDLE, self.read_request(&mut tls)).await {
                 Ok(Ok(Some(request))) => request,
                 Ok(Ok(None)) | Err(_) => return,
                 Ok(Err(e)) => {
@@ -166,6 +201,24 @@ impl Server {
                 return;
             }
         }
+    }
+
+    /// Reads one request once the frame budget has room for it.
+    async fn read_request(&self, io: &mut (impl tokio::io::AsyncRead + Unpin)) -> std::io::Result<Option<Request>> {
+        use tokio::io::AsyncReadExt;
+        let mut header = [0u8; 4];
+        match io.read_exact(&mut header).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let len = crate::push::frame_len(header).map_err(invalid)?;
+        let mib = u32::try_from(len.div_ceil(1 << 20).max(1)).unwrap_or(FRAME_BUDGET_MIB).min(FRAME_BUDGET_MIB);
+        let _room = self.frames.acquire_many(mib).await.map_err(|_| std::io::Error::other("closing"))?;
+        let mut body = vec![0u8; len];
+        io.read_exact(&mut body).await?;
+        crate::push::decode_body(&body).map(Some).map_err(invalid)
     }
 
     async fn handle(&self, pusher: IdentityId, ip: IpAddr, request: Request) -> Result<Reply, String> {
@@ -240,6 +293,10 @@ impl Server {
         torrent: &str,
         members: Vec<String>,
     ) -> Result<Reply, String> {
+        if members.len() > MAX_MEMBER_CERTS {
+            return Err(format!("{} member certificates sent; at most {MAX_MEMBER_CERTS} are read", members.len()));
+        }
+        self.check_allowed(pusher, members).await?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(torrent.as_bytes())
             .map_err(|e| format!("the torrent is not base64: {e}"))?;
@@ -247,10 +304,6 @@ impl Server {
         if peer.port() == 0 {
             return Err("the push names no port to fetch the data from".into());
         }
-        if members.len() > MAX_MEMBER_CERTS {
-            return Err(format!("{} member certificates sent; at most {MAX_MEMBER_CERTS} are read", members.len()));
-        }
-        self.check_allowed(pusher, members).await?;
         let size = meta.info.total_length();
         let hex = meta.info_hash.to_hex();
         let _deciding = self.deciding.lock().await;
