@@ -102,6 +102,10 @@ pub(crate) struct PushArgs {
     /// server stores and serves it without being able to read it.
     #[arg(long, requires = "group")]
     pub(crate) sealed: bool,
+    /// Show the server this node's membership of group NAME (for a server that allows
+    /// group:NAME; a group share shows its own group's). Repeatable.
+    #[arg(long = "member", value_name = "NAME")]
+    pub(crate) member: Vec<String>,
     /// Tracker announce URL for a new torrent (repeatable).
     #[arg(long = "tracker", value_name = "URL")]
     pub(crate) trackers: Vec<String>,

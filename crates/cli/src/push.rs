@@ -154,7 +154,7 @@ async fn push(a: PushArgs, dir: &Path, identity: &Identity, source: &Path, quiet
     let request = Request::Push {
         torrent: base64::engine::general_purpose::STANDARD.encode(&seeding.bytes),
         port,
-        members: shoal_daemon::push::member_certs(dir, identity),
+        members: shoal_daemon::push::member_certs(dir, identity, &seeding.meta, &a.member).bad_input()?,
     };
     let outcome = tokio::select! {
         r = follow(identity, &a.to, &request, &name, a.timeout.map(Duration::from_secs), quiet) => r,

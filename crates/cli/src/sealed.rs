@@ -6,7 +6,9 @@
 //! folder (what it seeds) and opens it into the plaintext files under their real names while
 //! it downloads ([`Opening`]): each 64 KiB chunk is decrypted as soon as the pieces holding it
 //! are verified, in whatever order they come, and written at its place in a `.shoal-part`
-//! file, which takes its real name when its last chunk is in. Decryption only ever sees
+//! file; the files take their real names together once the last chunk is in (a download that
+//! stops leaves no plaintext behind, and the next `get` opens the verified ciphertext again).
+//! Decryption only ever sees
 //! ciphertext the torrent's piece hashes checked, so an altered piece fails the piece check
 //! and is fetched again; it never reaches decryption.
 
@@ -76,14 +78,37 @@ pub(crate) async fn seal_path(path: &Path, group: &str, data_dir: &Path, quiet: 
     Ok(SealedPath { root, header: sealed.encode() })
 }
 
-/// The ciphertext folder of the sealed torrent at `out` for `path`, when it is one and its
-/// ciphertext is still there (a share run again).
-pub(crate) fn existing_sealed(out: &Path, path: &Path) -> Option<PathBuf> {
-    let bytes = std::fs::read(out).ok()?;
-    let meta = Metainfo::from_bytes(&bytes).ok()?;
-    meta.info.sealed.as_ref()?;
-    let root = path.parent()?.join(SEALED_DIR).join(&meta.info.name);
-    root.is_dir().then_some(root)
+/// The ciphertext folder of the sealed torrent at `out` for `path` (a share run again), when
+/// it is one, its ciphertext is still there and its manifest lists the files `path` holds now
+/// (names and lengths); an error when `path` changed since it was sealed.
+pub(crate) fn existing_sealed(
+    out: &Path,
+    path: &Path,
+    group: &str,
+    data_dir: &Path,
+) -> Result<Option<PathBuf>, Failure> {
+    let Some(meta) = std::fs::read(out).ok().and_then(|b| Metainfo::from_bytes(&b).ok()) else { return Ok(None) };
+    let Some(header) = &meta.info.sealed else { return Ok(None) };
+    let Some(root) = path.parent().map(|p| p.join(SEALED_DIR).join(&meta.info.name)).filter(|r| r.is_dir()) else {
+        return Ok(None);
+    };
+    let stale = || {
+        Failure::Input(anyhow!(
+            "{} is a sealed share of an earlier {}, which changed since; remove it (and {}) to seal it again",
+            out.display(),
+            path.display(),
+            root.display()
+        ))
+    };
+    let Some(key) = Groups::new(data_dir).group_key(group).bad_input()? else { return Err(stale()) };
+    let (_, manifest) = Sealed::decode(header).and_then(|s| s.open(&key)).map_err(|_| stale())?;
+    let scanned = shoal_storage::scan_path(path).bad_input()?;
+    let now: Vec<(&[String], u64)> = scanned.files.iter().map(|f| (f.path.as_slice(), f.length)).collect();
+    let then: Vec<(&[String], u64)> = manifest.files.iter().map(|f| (f.path.as_slice(), f.length)).collect();
+    if manifest.name != scanned.name || now != then {
+        return Err(stale());
+    }
+    Ok(Some(root))
 }
 
 /// What a member needs to open a sealed share.
@@ -121,10 +146,17 @@ impl Opener {
             Failure::Input(anyhow!("cannot open the sealed share {name}: {e} (the group's key changed?)"))
         })?;
         let lengths: Vec<u64> = meta.info.files.iter().filter(|f| !f.padding).map(|f| f.length).collect();
-        let fits = manifest.files.len() == lengths.len()
+        // Distinct paths, none inside another (a file `a` and a file `a/b` cannot both be).
+        let mut paths: Vec<&[String]> = manifest.files.iter().map(|f| f.path.as_slice()).collect();
+        paths.sort();
+        let distinct = paths.windows(2).all(|w| !w[1].starts_with(w[0]));
+        let fits = meta.info.multi_file
+            && manifest.files.len() == lengths.len()
             && manifest.files.iter().zip(&lengths).all(|(f, l)| sealed_len(f.length) == *l)
             && safe_component(&manifest.name)
+            && manifest.name != SEALED_DIR
             && manifest.files.iter().all(|f| !f.path.is_empty() && f.path.iter().all(|c| safe_component(c)))
+            && distinct
             && (manifest.folder || manifest.files.len() == 1);
         if !fits {
             return Err(Failure::Input(anyhow!("the sealed share {name}: its manifest does not match its files")));
@@ -249,93 +281,162 @@ impl Job {
 
     fn open_all(&self, verified: &dyn Fn(u32) -> bool, state: &AtomicU8) -> anyhow::Result<std::time::Duration> {
         let files = &self.manifest.files;
-        let mut outs = Vec::with_capacity(files.len());
-        let mut left: Vec<u64> = Vec::with_capacity(files.len());
-        let mut pending: Vec<(usize, u64)> = Vec::new();
+        // Every chunk, with the pieces it lies in; each piece lists its chunks, and a chunk is
+        // ready when the last of its pieces verifies. Looking costs one check per piece not
+        // yet seen, not one per chunk.
+        let mut chunks: Vec<(u32, u64)> = Vec::new();
+        let pieces = self
+            .cipher
+            .iter()
+            .zip(files)
+            .fold(0u64, |n, ((_, offset), f)| n.max((offset + sealed_len(f.length)).div_ceil(self.piece_length)));
+        let mut touching: Vec<Vec<u32>> = vec![Vec::new(); pieces as usize];
+        let mut missing: Vec<u32> = Vec::new();
         for (i, f) in files.iter().enumerate() {
-            let part = self.part_path(i);
-            if let Some(dir) = part.parent() {
-                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            let offset = self.cipher[i].1;
+            for c in 0..chunk_count(f.length) {
+                let (at, len) = chunk_span(f.length, c);
+                let (first, last) = ((offset + at) / self.piece_length, (offset + at + len - 1) / self.piece_length);
+                let id = chunks.len() as u32;
+                chunks.push((i as u32, c));
+                missing.push((last - first + 1) as u32);
+                for p in first..=last {
+                    touching[p as usize].push(id);
+                }
             }
-            let out = std::fs::File::create(&part).with_context(|| format!("cannot write {}", part.display()))?;
-            out.set_len(f.length).with_context(|| format!("cannot write {}", part.display()))?;
-            outs.push(out);
-            let chunks = chunk_count(f.length);
-            left.push(chunks);
-            pending.extend((0..chunks).map(|c| (i, c)));
         }
-        let mut inputs: Vec<Option<std::fs::File>> = (0..files.len()).map(|_| None).collect();
+        let mut seen = vec![false; pieces as usize];
+        let mut handles = Handles::default();
         let mut buf = vec![0u8; CHUNK + TAG];
+        let mut opened = 0usize;
         let mut completed_at: Option<std::time::Instant> = None;
         loop {
-            let before = pending.len();
-            let mut error = None;
-            pending.retain(|&(i, c)| {
-                if error.is_some() {
-                    return true;
-                }
-                let plain = files[i].length;
-                let chunks = chunk_count(plain);
-                let at = c * (CHUNK + TAG) as u64;
-                let len = ((plain - c * CHUNK as u64).min(CHUNK as u64) as usize) + TAG;
-                let (path, offset) = &self.cipher[i];
-                let (first, last) =
-                    ((offset + at) / self.piece_length, (offset + at + len as u64 - 1) / self.piece_length);
-                if !(first..=last).all(|p| verified(p as u32)) {
-                    return true;
-                }
-                let mut step = || -> anyhow::Result<()> {
-                    if inputs[i].is_none() {
-                        inputs[i] =
-                            Some(std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?);
-                    }
-                    let input = inputs[i].as_ref().ok_or_else(|| anyhow!("no input"))?;
-                    input
-                        .read_exact_at(&mut buf[..len], at)
-                        .with_context(|| format!("cannot read {}", path.display()))?;
-                    let text = open_chunk(&self.content, i as u32, c, chunks, &mut buf[..len])
-                        .with_context(|| format!("cannot open {}", path.display()))?;
-                    outs[i]
-                        .write_all_at(text, c * CHUNK as u64)
-                        .with_context(|| format!("cannot write {}", self.part_path(i).display()))?;
-                    left[i] -= 1;
-                    if left[i] == 0 {
-                        // No fsync: after a crash the verified ciphertext is still there and
-                        // the next `get` opens it again.
-                        std::fs::rename(self.part_path(i), self.plain_path(i))
-                            .with_context(|| format!("cannot write {}", self.plain_path(i).display()))?;
-                    }
-                    Ok(())
-                };
-                match step() {
-                    Ok(()) => false,
-                    Err(e) => {
-                        error = Some(e);
-                        true
+            let mut ready = Vec::new();
+            for p in 0..pieces as usize {
+                if !seen[p] && verified(p as u32) {
+                    seen[p] = true;
+                    for &id in &touching[p] {
+                        missing[id as usize] -= 1;
+                        if missing[id as usize] == 0 {
+                            ready.push(id);
+                        }
                     }
                 }
-            });
-            if let Some(e) = error {
-                return Err(e);
             }
-            if pending.is_empty() {
+            for id in ready {
+                if state.load(Ordering::SeqCst) == CANCELLED {
+                    return Err(anyhow!("the download stopped"));
+                }
+                let (i, c) = chunks[id as usize];
+                self.open_one(i as usize, c, &mut handles, &mut buf)?;
+                opened += 1;
+            }
+            if opened == chunks.len() {
+                // Every file is whole: they take their real names together.
+                handles.clear();
+                for i in 0..files.len() {
+                    std::fs::rename(self.part_path(i), self.plain_path(i))
+                        .with_context(|| format!("cannot write {}", self.plain_path(i).display()))?;
+                }
                 return Ok(completed_at.map(|t| t.elapsed()).unwrap_or_default());
             }
             match state.load(Ordering::SeqCst) {
                 CANCELLED => return Err(anyhow!("the download stopped")),
-                // Every piece is verified: what is still pending cannot be opened.
-                COMPLETE if completed_at.is_some() && pending.len() == before => {
-                    return Err(anyhow!("{} chunks of the sealed share do not lie in verified pieces", pending.len()));
+                // Every piece was verified before this look: what is left cannot be opened.
+                COMPLETE if completed_at.is_some() => {
+                    return Err(anyhow!(
+                        "{} chunks of the sealed share lie outside its verified pieces",
+                        chunks.len() - opened
+                    ));
                 }
                 COMPLETE => {
-                    completed_at.get_or_insert_with(std::time::Instant::now);
+                    completed_at = Some(std::time::Instant::now());
+                    continue;
                 }
                 _ => {}
             }
-            if pending.len() == before {
-                std::thread::sleep(OPEN_POLL);
-            }
+            std::thread::sleep(OPEN_POLL);
         }
+    }
+
+    /// Decrypts chunk `c` of file `i` into its place in the file's `.shoal-part`.
+    fn open_one(&self, i: usize, c: u64, handles: &mut Handles, buf: &mut [u8]) -> anyhow::Result<()> {
+        let plain = self.manifest.files[i].length;
+        let (at, len) = chunk_span(plain, c);
+        let len = len as usize;
+        let path = &self.cipher[i].0;
+        let input = handles.input(i, path)?;
+        input.read_exact_at(&mut buf[..len], at).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = open_chunk(&self.content, i as u32, c, chunk_count(plain), &mut buf[..len])
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let part = self.part_path(i);
+        handles
+            .output(i, &part, plain)?
+            .write_all_at(text, c * CHUNK as u64)
+            .with_context(|| format!("cannot write {}", part.display()))
+    }
+}
+
+/// Where chunk `c` of a file of `plain` bytes lies in its ciphertext: offset and length.
+fn chunk_span(plain: u64, c: u64) -> (u64, u64) {
+    let at = c * (CHUNK + TAG) as u64;
+    (at, (plain - c * CHUNK as u64).min(CHUNK as u64) + TAG as u64)
+}
+
+/// Most files an opening keeps open at once (inputs and outputs together).
+const MAX_HANDLES: usize = 64;
+
+/// The files an opening reads and writes, at most [`MAX_HANDLES`] open at once (when full,
+/// all are closed: chunks mostly come file after file).
+#[derive(Default)]
+struct Handles {
+    inputs: std::collections::HashMap<usize, std::fs::File>,
+    outputs: std::collections::HashMap<usize, std::fs::File>,
+    /// Output files made (and sized) already.
+    made: std::collections::HashSet<usize>,
+}
+
+impl Handles {
+    fn room(&mut self) {
+        if self.inputs.len() + self.outputs.len() >= MAX_HANDLES {
+            self.inputs.clear();
+            self.outputs.clear();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.inputs.clear();
+        self.outputs.clear();
+    }
+
+    fn input(&mut self, i: usize, path: &Path) -> anyhow::Result<&std::fs::File> {
+        if !self.inputs.contains_key(&i) {
+            self.room();
+            let f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+            self.inputs.insert(i, f);
+        }
+        self.inputs.get(&i).ok_or_else(|| anyhow!("no input"))
+    }
+
+    fn output(&mut self, i: usize, part: &Path, len: u64) -> anyhow::Result<&std::fs::File> {
+        if !self.outputs.contains_key(&i) {
+            self.room();
+            let f = if self.made.insert(i) {
+                if let Some(dir) = part.parent() {
+                    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+                let f = std::fs::File::create(part).with_context(|| format!("cannot write {}", part.display()))?;
+                f.set_len(len).with_context(|| format!("cannot write {}", part.display()))?;
+                f
+            } else {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(part)
+                    .with_context(|| format!("cannot write {}", part.display()))?
+            };
+            self.outputs.insert(i, f);
+        }
+        self.outputs.get(&i).ok_or_else(|| anyhow!("no output"))
     }
 }
 

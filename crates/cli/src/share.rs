@@ -89,7 +89,8 @@ pub(crate) async fn seed_sealed(
     quiet: bool,
 ) -> Result<Seeding, Failure> {
     let group = opts.group.as_deref().ok_or_else(|| Failure::Input(anyhow!("--sealed needs --group NAME")))?;
-    if let Some(root) = crate::sealed::existing_sealed(out, path) {
+    let dir = crate::sealed::data_dir_with_identity(opts.data_dir.as_deref(), quiet)?;
+    if let Some(root) = crate::sealed::existing_sealed(out, path, group, &dir)? {
         return seed_path(session, &root, out, opts, peers, None, quiet).await;
     }
     if out.exists() {
@@ -99,7 +100,6 @@ pub(crate) async fn seed_sealed(
             path.display()
         )));
     }
-    let dir = crate::sealed::data_dir_with_identity(opts.data_dir.as_deref(), quiet)?;
     let started = std::time::Instant::now();
     let sealed = crate::sealed::seal_path(path, group, &dir, quiet).await?;
     let took = started.elapsed();

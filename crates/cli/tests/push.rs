@@ -487,6 +487,9 @@ fn a_tampered_ciphertext_piece_fails_its_piece_check_and_is_never_opened() {
     assert!(said.contains("piece failed its hash check"), "{}", get.explain("the bad piece was not caught"));
     assert!(!said.contains("does not open"), "{}", get.explain("the bad piece reached decryption"));
     assert!(!out.join("trip-feedface").exists(), "plaintext was written from a tampered share");
+    let parts: Vec<PathBuf> =
+        files_under(&out).into_iter().filter(|f| f.to_string_lossy().ends_with(".shoal-part")).collect();
+    assert!(parts.is_empty(), "partial plaintext left behind: {parts:?}");
 
     // Restored, the same share opens.
     flip(&cipher);

@@ -110,15 +110,27 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// This node's member certificates (PEM), which a server that allows `group:NAME` checks.
-pub fn member_certs(data_dir: &std::path::Path, identity: &Identity) -> Vec<String> {
+/// The member certificates (PEM) a push shows, which a server that allows `group:NAME`
+/// checks: this node's certificate of the share's own group (for a group share) and of the
+/// groups named in `also`, and no other, so a server learns of no other group this node is in.
+pub fn member_certs(
+    data_dir: &std::path::Path,
+    identity: &Identity,
+    meta: &shoal_proto::Metainfo,
+    also: &[String],
+) -> Result<Vec<String>, shoal_identity::Error> {
     let groups = shoal_identity::Groups::new(data_dir);
-    let names = groups.list().map(|l| l.into_iter().map(|g| g.name).collect::<Vec<_>>()).unwrap_or_default();
-    names
-        .iter()
-        .filter_map(|name| groups.membership(identity, name).ok())
-        .map(|m| shoal_identity::pem_cert(&m.cert))
-        .collect()
+    let mut certs = Vec::new();
+    if let Some(pem) = &meta.info.ssl_cert {
+        let ca = shoal_identity::cert_from_pem(pem.as_bytes(), "the torrent's ssl-cert")?;
+        if let Some(m) = groups.membership_for(identity, &ca)? {
+            certs.push(shoal_identity::pem_cert(&m.cert));
+        }
+    }
+    for name in also {
+        certs.push(shoal_identity::pem_cert(&groups.membership(identity, name)?.cert));
+    }
+    Ok(certs)
 }
 
 /// A connection to a server's push endpoint.
@@ -188,15 +200,10 @@ impl crate::Daemon {
         };
         let target: Target = to.parse().map_err(|e: String| ApiError::InvalidParams(format!("to: {e}")))?;
         let dir = self.inner.data_dir.clone();
-        let (identity, members) = tokio::task::spawn_blocking(move || {
-            Identity::load_or_create(&dir, None).map(|(id, _)| {
-                let members = member_certs(&dir, &id);
-                (id, members)
-            })
-        })
-        .await
-        .map_err(|_| ApiError::Failed("the identity could not be read".into()))?
-        .map_err(|e| ApiError::Failed(e.to_string()))?;
+        let identity = tokio::task::spawn_blocking(move || Identity::load_or_create(&dir, None).map(|(id, _)| id))
+            .await
+            .map_err(|_| ApiError::Failed("the identity could not be read".into()))?
+            .map_err(|e| ApiError::Failed(e.to_string()))?;
         let request = match call {
             PushCall::Start { torrent, .. } => {
                 let (id, ssl, complete) = {
@@ -230,6 +237,9 @@ impl crate::Daemon {
                     (true, Some(tls)) => tls.port(),
                     _ => self.inner.session.listen_addr().port(),
                 };
+                let meta = shoal_proto::Metainfo::from_bytes(&bytes).map_err(|e| ApiError::Failed(e.to_string()))?;
+                let members = member_certs(&self.inner.data_dir, &identity, &meta, &[])
+                    .map_err(|e| ApiError::Failed(e.to_string()))?;
                 Request::Push { torrent: base64::engine::general_purpose::STANDARD.encode(bytes), port, members }
             }
             PushCall::Status { info_hash, .. } => Request::Status { torrent: info_hash },

@@ -12,10 +12,12 @@
 //!
 //! Bounds: at most [`MAX_CONNECTIONS`] push connections at once and [`MAX_PER_IP`] from one
 //! address (more are closed at once), a handshake within [`crate::push::CONNECT_TIMEOUT`],
-//! frames of at most [`crate::push::MAX_FRAME`] bytes and [`FRAME_BUDGET_MIB`] MiB of frames in
-//! memory over all connections, [`crate::push::IDLE`] of silence. Anyone can complete the
-//! handshake with an identity of their own: a caller the allow list does not name is refused
-//! before its torrent is even decoded, and can only list or withdraw its own pushes (none).
+//! frames of at most [`crate::push::MAX_FRAME`] bytes arriving at 1 MiB/s or better and
+//! [`FRAME_BUDGET_MIB`] MiB of requests in memory over all connections until they are
+//! answered, [`crate::push::IDLE`] of silence. Anyone can complete the handshake with an
+//! identity of their own: a caller the allow list does not name is refused before its torrent
+//! is even decoded, can only list or withdraw its own pushes (none), may stay silent for
+//! [`STRANGER_IDLE`] only and loses the connection at its first refused push.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -36,8 +38,11 @@ pub const MAX_CONNECTIONS: usize = 64;
 /// Most push connections from one IP address at once.
 pub const MAX_PER_IP: usize = 8;
 /// Most bytes of requests held in memory at once, all connections together (MiB): a frame
-/// waits for room before it is read.
+/// waits for room before it is read, and holds it until it is answered.
 pub const FRAME_BUDGET_MIB: u32 = 64;
+/// How long a stranger's connection (not named by the allow list, no push here) may stay
+/// silent.
+pub const STRANGER_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Most member certificates a push may carry.
 pub const MAX_MEMBER_CERTS: usize = 64;
 
@@ -185,26 +190,40 @@ impl Server {
             Err(_) => return,
         };
         let Some(pusher) = shoal_identity::peer_identity(tls.get_ref().1.peer_certificates()) else { return };
+        // Someone the allow list does not name and who has pushed nothing here: a stranger,
+        // who gets a short idle time and loses the connection at its first refusal.
+        let stranger = !self.role.allow.contains(&Allow::Id(pusher))
+            && self.pushes_of(pusher).await.map(|p| p.is_empty()).unwrap_or(true);
+        let idle = if stranger { STRANGER_IDLE } else { IDLE };
         loop {
-            let request = match tokio::time::timeout(IDLE, self.read_request(&mut tls)).await {
-                Ok(Ok(Some(request))) => request,
+            let (request, room) = match tokio::time::timeout(idle, self.read_request(&mut tls)).await {
+                Ok(Ok(Some(read))) => read,
                 Ok(Ok(None)) | Err(_) => return,
                 Ok(Err(e)) => {
                     let _ = write_frame(&mut tls, &Reply::Error { message: format!("bad request: {e}") }).await;
                     return;
                 }
             };
-            // Runs to its end even when the caller goes away meanwhile.
+            let was_push = matches!(request, Request::Push { .. });
+            // Runs to its end even when the caller goes away meanwhile; the request's memory
+            // stays counted until then.
             let reply =
                 self.handle(pusher, remote.ip(), request).await.unwrap_or_else(|message| Reply::Error { message });
-            if write_frame(&mut tls, &reply).await.is_err() {
+            drop(room);
+            let refused = matches!(reply, Reply::Error { .. });
+            if write_frame(&mut tls, &reply).await.is_err() || (stranger && was_push && refused) {
                 return;
             }
         }
     }
 
-    /// Reads one request once the frame budget has room for it.
-    async fn read_request(&self, io: &mut (impl tokio::io::AsyncRead + Unpin)) -> std::io::Result<Option<Request>> {
+    /// Reads one request once the frame budget has room for it; returns it with that room,
+    /// which the caller holds while it handles the request. The body must arrive at 1 MiB/s
+    /// or better.
+    async fn read_request(
+        &self,
+        io: &mut (impl tokio::io::AsyncRead + Unpin),
+    ) -> std::io::Result<Option<(Request, tokio::sync::SemaphorePermit<'_>)>> {
         use tokio::io::AsyncReadExt;
         let mut header = [0u8; 4];
         match io.read_exact(&mut header).await {
@@ -215,10 +234,13 @@ impl Server {
         let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
         let len = crate::push::frame_len(header).map_err(invalid)?;
         let mib = u32::try_from(len.div_ceil(1 << 20).max(1)).unwrap_or(FRAME_BUDGET_MIB).min(FRAME_BUDGET_MIB);
-        let _room = self.frames.acquire_many(mib).await.map_err(|_| std::io::Error::other("closing"))?;
+        let room = self.frames.acquire_many(mib).await.map_err(|_| std::io::Error::other("closing"))?;
         let mut body = vec![0u8; len];
-        io.read_exact(&mut body).await?;
-        crate::push::decode_body(&body).map(Some).map_err(invalid)
+        let deadline = std::time::Duration::from_secs(10 + u64::from(mib));
+        tokio::time::timeout(deadline, io.read_exact(&mut body))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the request came too slowly"))??;
+        crate::push::decode_body(&body).map(|r| Some((r, room))).map_err(invalid)
     }
 
     async fn handle(&self, pusher: IdentityId, ip: IpAddr, request: Request) -> Result<Reply, String> {
@@ -358,6 +380,12 @@ impl Server {
                     }
                     e => e.to_string(),
                 })?;
+                if added.duplicate {
+                    // Added by someone else since the look above: this push joins it.
+                    let row = PushRow { torrent: shoal_state::TorrentId::new(added.id.0 as i64), ..row.clone() };
+                    self.daemon.inner.db.call(move |s| s.add_push(&row)).await.map_err(|e| e.to_string())?;
+                    self.dial(added.id.0, peer);
+                }
                 added.id.0
             }
         };
@@ -415,12 +443,13 @@ impl Server {
         let (row, pushes) = self.find(pusher, torrent).await?;
         let push = self.info_of(&row).await?;
         let id = shoal_rpc::api::TorrentId(row.torrent.get() as u64);
+        let folder = self.role.dir.join(&push.info_hash);
         let inside = {
             let entries = crate::lock(&self.daemon.inner.entries);
-            entries.get(&id.0).is_some_and(|e| e.download_dir.starts_with(&self.role.dir))
+            entries.get(&id.0).is_some_and(|e| e.download_dir == folder)
         };
-        // The data stays for the others who pushed it, and when it lives outside the push
-        // folder (a torrent the operator added, which someone then pushed).
+        // The data stays for the others who pushed it, and when it is not in the folder a push
+        // made for it (a torrent the operator added, which someone then pushed).
         if pushes > 1 || !inside {
             let (tid, who) = (row.torrent, row.pusher.clone());
             self.daemon.inner.db.call(move |s| s.remove_push(tid, &who)).await.map_err(|e| e.to_string())?;
@@ -434,7 +463,6 @@ impl Server {
             .remove(RemoveRequest { ids: Ids::List(vec![TorrentRef::Id(id)]), delete_data: true })
             .await
             .map_err(|e| e.to_string())?;
-        let folder = self.role.dir.join(&push.info_hash);
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(folder)).await;
         tracing::info!(pusher = %pusher, torrent = %push.info_hash, "push withdrawn, data deleted");
         Ok(Reply::Withdrawn { push, deleted: true })
