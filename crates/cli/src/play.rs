@@ -29,13 +29,6 @@ pub(crate) async fn run(a: PlayArgs, quiet: bool) -> Result<(), Failure> {
     let source = load_source(&a.source).await?;
     let mut peers = resolve_peers(&a.peers).await?;
     let ssl = match &source {
-        Source::Torrent(meta) if meta.info.sealed.is_some() => {
-            return Err(Failure::Input(anyhow::anyhow!(
-                "{} is a sealed share: play does not open sealed shares while they download yet; fetch it with \
-                 shoal get (which opens it), then play the file",
-                crate::text::printable(&meta.info.name)
-            )));
-        }
         Source::Torrent(meta) => crate::group::ssl_for(meta, a.data_dir.as_deref(), quiet)?,
         Source::Magnet(_) => None,
     };
@@ -50,18 +43,60 @@ pub(crate) async fn run(a: PlayArgs, quiet: bool) -> Result<(), Failure> {
                 meta
             }
         };
-        play(&a, quiet, &session, meta, peers, ssl.map(|(tls, _)| tls)).await
+        // A sealed share is played as plaintext, decrypted as it is read.
+        let sealed = match meta.info.sealed {
+            Some(_) => {
+                let dir = crate::sealed::data_dir_with_identity(a.data_dir.as_deref(), quiet)?;
+                crate::sealed::Opener::for_torrent(&meta, ssl.as_ref().map(|(_, g)| g.as_str()), &dir)?
+            }
+            None => None,
+        };
+        play(&a, quiet, &session, meta, peers, ssl.map(|(tls, _)| tls), sealed).await
     }
     .await;
     session.shutdown().await;
     result
 }
 
+/// A file as `play` chooses among them: its path with the torrent's (or sealed share's) name
+/// first, its path inside, its length, and whether it is a padding file.
+struct Choice {
+    full: String,
+    inner: String,
+    length: u64,
+    padding: bool,
+}
+
+/// The files of `meta`, or of the sealed share `opener` opens.
+fn choices(meta: &Metainfo, opener: Option<&crate::sealed::Opener>) -> Vec<Choice> {
+    match opener {
+        Some(o) => o
+            .files()
+            .iter()
+            .map(|f| Choice {
+                full: o.full_path(f).join("/"),
+                inner: f.path.join("/"),
+                length: f.length,
+                padding: false,
+            })
+            .collect(),
+        None => meta
+            .info
+            .files
+            .iter()
+            .map(|f| Choice {
+                full: meta.info.file_components(f).join("/"),
+                inner: f.path.join("/"),
+                length: f.length,
+                padding: f.padding,
+            })
+            .collect(),
+    }
+}
+
 /// The file `--file` names (an index, or a path in the torrent with `/` between components),
 /// or by default the largest audio or video file (the largest file when there is none).
-fn choose_file(meta: &Metainfo, wanted: Option<&str>) -> Result<usize, Failure> {
-    let files = &meta.info.files;
-    let path = |i: usize| meta.info.file_components(&files[i]).join("/");
+fn choose_file(files: &[Choice], wanted: Option<&str>) -> Result<usize, Failure> {
     if let Some(w) = wanted {
         if let Ok(i) = w.parse::<usize>() {
             return if i < files.len() && !files[i].padding {
@@ -70,14 +105,15 @@ fn choose_file(meta: &Metainfo, wanted: Option<&str>) -> Result<usize, Failure> 
                 Err(Failure::Input(anyhow!("--file {i}: the torrent has files 0 to {}", files.len().saturating_sub(1))))
             };
         }
-        let inner = |i: usize| files[i].path.join("/");
-        return (0..files.len()).find(|&i| !files[i].padding && (path(i) == w || inner(i) == w)).ok_or_else(|| {
-            let names: Vec<String> = (0..files.len()).filter(|&i| !files[i].padding).take(10).map(path).collect();
-            Failure::Input(anyhow!("--file {w:?}: no such file in the torrent; it has {}", names.join(", ")))
-        });
+        return (0..files.len())
+            .find(|&i| !files[i].padding && (files[i].full == w || files[i].inner == w))
+            .ok_or_else(|| {
+                let names: Vec<&str> = files.iter().filter(|f| !f.padding).take(10).map(|f| f.full.as_str()).collect();
+                Failure::Input(anyhow!("--file {w:?}: no such file in the torrent; it has {}", names.join(", ")))
+            });
     }
     let is_media = |i: usize| {
-        let name = files[i].path.last().map(String::as_str).unwrap_or_default();
+        let name = files[i].inner.rsplit('/').next().unwrap_or_default();
         name.rsplit_once('.').is_some_and(|(_, ext)| MEDIA.contains(&ext.to_ascii_lowercase().as_str()))
     };
     let largest = |media: bool| {
@@ -86,10 +122,12 @@ fn choose_file(meta: &Metainfo, wanted: Option<&str>) -> Result<usize, Failure> 
     largest(true).or_else(|| largest(false)).ok_or_else(|| Failure::Input(anyhow!("the torrent has no file to play")))
 }
 
-/// What the HTTP server needs: the torrent and the name of each file.
+/// What the HTTP server needs: the torrent, the name of each file, and for a sealed share
+/// what opens it.
 struct Served {
     torrent: Torrent,
     names: Vec<String>,
+    sealed: Option<crate::sealed::Opener>,
 }
 
 async fn serve_file(
@@ -102,7 +140,12 @@ async fn serve_file(
         return (axum::http::StatusCode::NOT_FOUND, format!("no file {index} in this torrent\n")).into_response();
     };
     match served.torrent.stream(index) {
-        Ok(stream) => shoal_engine::stream::http::respond(stream, name, &method, &headers).await,
+        Ok(stream) => match &served.sealed {
+            Some(opener) => {
+                shoal_engine::stream::http::respond(opener.plaintext(index, stream), name, &method, &headers).await
+            }
+            None => shoal_engine::stream::http::respond(stream, name, &method, &headers).await,
+        },
         Err(e @ shoal_engine::StreamError::NoSuchFile { .. }) => {
             (axum::http::StatusCode::NOT_FOUND, format!("{e}\n")).into_response()
         }
@@ -127,11 +170,18 @@ async fn play(
     meta: Metainfo,
     peers: Vec<SocketAddr>,
     ssl: Option<shoal_engine::SslTorrent>,
+    sealed: Option<crate::sealed::Opener>,
 ) -> Result<(), Failure> {
-    let index = choose_file(&meta, a.file.as_deref())?;
+    let files = choices(&meta, sealed.as_ref());
+    let index = choose_file(&files, a.file.as_deref())?;
     std::fs::create_dir_all(&a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
-    let names: Vec<String> = meta.info.files.iter().map(|f| f.path.last().cloned().unwrap_or_default()).collect();
-    let shown = crate::text::printable(&meta.info.file_components(&meta.info.files[index]).join("/")).into_owned();
+    let names: Vec<String> = files.iter().map(|f| f.inner.rsplit('/').next().unwrap_or_default().to_string()).collect();
+    let shown = crate::text::printable(&files[index].full).into_owned();
+    // A sealed share's ciphertext goes where `get` puts it, which opens it later.
+    let download_dir = match &sealed {
+        Some(_) => a.output.join(crate::sealed::SEALED_DIR),
+        None => a.output.clone(),
+    };
     let listener = tokio::net::TcpListener::bind(a.http)
         .await
         .with_context(|| format!("cannot listen for HTTP on {} (--http)", a.http))
@@ -140,7 +190,7 @@ async fn play(
     let torrent = session
         .add(AddTorrent {
             meta,
-            download_dir: a.output.clone(),
+            download_dir,
             peers,
             use_trackers: !a.no_trackers,
             file_priorities: None,
@@ -160,7 +210,7 @@ async fn play(
             session.listen_addr()
         );
     }
-    let served = Arc::new(Served { torrent, names });
+    let served = Arc::new(Served { torrent, names, sealed });
     let app = axum::Router::new()
         .route("/{index}/{name}", axum::routing::get(serve_file).head(serve_file))
         .with_state(served.clone());

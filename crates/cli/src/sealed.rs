@@ -169,6 +169,30 @@ impl Opener {
         &self.manifest.name
     }
 
+    /// The share's files as its members see them.
+    pub(crate) fn files(&self) -> &[ManifestFile] {
+        &self.manifest.files
+    }
+
+    /// A file's path with the share's name first.
+    pub(crate) fn full_path(&self, f: &ManifestFile) -> Vec<String> {
+        match self.manifest.folder {
+            true => std::iter::once(self.manifest.name.clone()).chain(f.path.iter().cloned()).collect(),
+            false => vec![self.manifest.name.clone()],
+        }
+    }
+
+    /// File `index` read as plaintext from `stream`, the reader of its ciphertext (for players).
+    pub(crate) fn plaintext(&self, index: usize, stream: shoal_engine::FileStream) -> PlainStream {
+        PlainStream {
+            inner: stream,
+            content: self.content.clone(),
+            index: index as u32,
+            plain: self.manifest.files.get(index).map_or(0, |f| f.length),
+            chunk: None,
+        }
+    }
+
     /// Number of files and plaintext bytes.
     pub(crate) fn size(&self) -> (usize, u64) {
         (self.manifest.files.len(), self.manifest.files.iter().map(|f| f.length).sum())
@@ -437,6 +461,48 @@ impl Handles {
             self.outputs.insert(i, f);
         }
         self.outputs.get(&i).ok_or_else(|| anyhow!("no output"))
+    }
+}
+
+/// A file of a sealed share read as plaintext while its ciphertext downloads: each read waits
+/// for the verified ciphertext of the 64 KiB chunk it falls in (the torrent's stream puts the
+/// deadlines there) and decrypts it; the last chunk is kept for the reads that follow.
+pub(crate) struct PlainStream {
+    inner: shoal_engine::FileStream,
+    content: ContentKey,
+    index: u32,
+    plain: u64,
+    chunk: Option<(u64, bytes::Bytes)>,
+}
+
+impl shoal_engine::stream::http::Readable for PlainStream {
+    fn len(&self) -> u64 {
+        self.plain
+    }
+
+    async fn read(&mut self, offset: u64, max: usize) -> Result<bytes::Bytes, shoal_engine::StreamError> {
+        if offset >= self.plain || max == 0 {
+            return Ok(bytes::Bytes::new());
+        }
+        let c = offset / CHUNK as u64;
+        if self.chunk.as_ref().is_none_or(|(at, _)| *at != c) {
+            let (at, len) = chunk_span(self.plain, c);
+            let mut sealed = Vec::with_capacity(len as usize);
+            while (sealed.len() as u64) < len {
+                let got = self.inner.read(at + sealed.len() as u64, (len - sealed.len() as u64) as usize).await?;
+                if got.is_empty() {
+                    return Err(shoal_engine::StreamError::Read("the sealed file ends early".into()));
+                }
+                sealed.extend_from_slice(&got);
+            }
+            let text = open_chunk(&self.content, self.index, c, chunk_count(self.plain), &mut sealed)
+                .map_err(|e| shoal_engine::StreamError::Read(e.to_string()))?;
+            self.chunk = Some((c, bytes::Bytes::copy_from_slice(text)));
+        }
+        let Some((_, text)) = &self.chunk else { return Ok(bytes::Bytes::new()) };
+        let from = (offset - c * CHUNK as u64) as usize;
+        let n = (text.len() - from).min(max);
+        Ok(text.slice(from..from + n))
     }
 }
 

@@ -440,6 +440,27 @@ fn a_sealed_share_on_a_server_is_ciphertext_there_and_plaintext_for_members() {
     ok(get.wait_for_line("opened: ", START_TIMEOUT));
     shoal_testkit::assert_same_tree(&folder, out.join(format!("trip-{marker}")));
 
+    // bob plays it from the server too: ranges across chunks come back as plaintext.
+    let mut play = shoal(["play"]);
+    play.arg(&torrent).arg("-o").arg(dir("bob-play")).args([
+        "--no-player",
+        "--http",
+        "127.0.0.1:0",
+        "--listen",
+        LISTEN_ANY,
+    ]);
+    play.args(NO_DISCOVERY).args(["--peer", &server.tls, "--data-dir", s(&bob)]);
+    let mut play = ok(Proc::spawn("play", play));
+    let url = ok(play.wait_for_line("stream: ", START_TIMEOUT));
+    let url = url.trim_start_matches("stream: ").trim().to_string();
+    assert!(url.ends_with("/photo.bin"), "the stream is named after the real file: {url}");
+    let photo = std::fs::read(folder.join("photo.bin")).expect("photo");
+    for (start, end) in [(999_000usize, 1_070_000usize), (0, 10), (photo.len() - 1000, photo.len())] {
+        let body = http_range(&url, start, end - 1);
+        assert!(body == photo[start..end], "bytes {start}-{end} of the played file differ from the plaintext");
+    }
+    ok(play.terminate(Duration::from_secs(15)).map(drop));
+
     // The server's own identity cannot open it.
     let (code, _, stderr) = run(&home, &["get", s(&torrent), "-o", s(&dir("server-out")), "--no-dht", "--no-lsd"]);
     assert_eq!(code, 2, "{stderr}");
@@ -497,4 +518,22 @@ fn a_tampered_ciphertext_piece_fails_its_piece_check_and_is_never_opened() {
     ok(get.wait_success(TRANSFER_TIMEOUT));
     shoal_testkit::assert_same_tree(&folder, out.join("trip-feedface"));
     ok(share.terminate(Duration::from_secs(15)).map(drop));
+}
+
+/// `GET url` with `Range: bytes=first-last`; returns the body of the 206 answer.
+fn http_range(url: &str, first: usize, last: usize) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_once('/').expect("path");
+    let mut stream = std::net::TcpStream::connect(host).expect("connect to the stream");
+    stream.set_read_timeout(Some(TRANSFER_TIMEOUT)).expect("timeout");
+    let request =
+        format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nRange: bytes={first}-{last}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).expect("reply");
+    let split = reply.windows(4).position(|w| w == b"\r\n\r\n").expect("headers") + 4;
+    let head = String::from_utf8_lossy(&reply[..split]).to_string();
+    assert!(head.starts_with("HTTP/1.1 206"), "{head}");
+    reply[split..].to_vec()
 }

@@ -13,6 +13,35 @@ use bytes::Bytes;
 
 use super::{FileStream, MAX_READ, StreamError};
 
+/// What [`respond`] serves: a file's length, and reads that wait until their bytes can be
+/// served. [`FileStream`] is one; a reader that transforms a torrent's file (a sealed share's
+/// decryption) is another.
+pub trait Readable: Send + 'static {
+    /// The file's length in bytes.
+    fn len(&self) -> u64;
+    /// True for an empty file.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Up to `max` bytes at `offset` (at least one unless `offset` is at or past the end).
+    fn read(&mut self, offset: u64, max: usize)
+    -> impl std::future::Future<Output = Result<Bytes, StreamError>> + Send;
+}
+
+impl Readable for FileStream {
+    fn len(&self) -> u64 {
+        FileStream::len(self)
+    }
+
+    fn read(
+        &mut self,
+        offset: u64,
+        max: usize,
+    ) -> impl std::future::Future<Output = Result<Bytes, StreamError>> + Send {
+        FileStream::read(self, offset, max)
+    }
+}
+
 /// What a `Range` header asks for, against a file of `len` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wanted {
@@ -97,7 +126,7 @@ pub fn content_type(name: &str) -> &'static str {
 }
 
 /// Answers one request for the file `stream` reads, named `name` (for its media type).
-pub async fn respond(mut stream: FileStream, name: &str, method: &Method, headers: &HeaderMap) -> Response {
+pub async fn respond<S: Readable>(mut stream: S, name: &str, method: &Method, headers: &HeaderMap) -> Response {
     if method != Method::GET && method != Method::HEAD {
         let mut r = (StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n").into_response();
         r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
