@@ -51,6 +51,11 @@ impl IdentityId {
         data_encoding::BASE32_NOPAD.encode(&bytes)
     }
 
+    /// Whether `signature` is this identity's Ed25519 signature of `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, self.0).verify(message, signature).is_ok()
+    }
+
     /// The first group of the ID, for tables where the whole ID does not fit.
     pub fn short(&self) -> String {
         self.compact()[..GROUP].to_string()

@@ -95,6 +95,12 @@ impl Identity {
     pub(crate) fn key(&self) -> &KeyPair {
         &self.key
     }
+
+    /// An Ed25519 signature of `message` by this identity (see [`IdentityId::verify`]).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        use rcgen::SigningKey;
+        self.key.sign(message).map_err(Error::crypto)
+    }
 }
 
 /// A display name: printable, at most 64 characters.

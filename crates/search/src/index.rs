@@ -1,0 +1,372 @@
+//! The local index: every record a node knows, in SQLite with an FTS5 table over names, file
+//! paths and tags.
+//!
+//! Queries are the user's words, each matched as a prefix of a token (`ubu 24` finds
+//! `ubuntu-24.04-desktop-amd64.iso`), all of them required; the user's text never reaches FTS5
+//! as syntax (each word is quoted). Results are ranked by BM25 with the name weighing most,
+//! then tags, then file paths; publishers the user trusts come first. A record of a group share
+//! is only returned to a caller that names that group's authority among its own. The index
+//! holds at most `max_items` records: past that, the least recently seen go.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::record::Record;
+
+/// Why the index failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// SQLite failed.
+    #[error("the search index: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored record no longer parses.
+    #[error("the search index holds a damaged record: {0}")]
+    Damaged(String),
+}
+
+/// One result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hit {
+    /// The record.
+    pub record: Record,
+    /// Where it came from (`local`, `index`, `peers`, `dht`).
+    pub source: String,
+    /// Its metadata was fetched and its info-hash checked.
+    pub verified: bool,
+    /// Seeders last seen.
+    pub seeders: u32,
+    /// BM25 score (lower ranks higher).
+    pub score: f64,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS items (
+    id         INTEGER PRIMARY KEY,
+    info_hash  TEXT NOT NULL UNIQUE,
+    name       TEXT NOT NULL,
+    files      TEXT NOT NULL,
+    tags       TEXT NOT NULL,
+    publisher  TEXT NOT NULL,
+    grp        TEXT,
+    record     TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    verified   INTEGER NOT NULL DEFAULT 0,
+    seeders    INTEGER NOT NULL DEFAULT 0,
+    first_seen INTEGER NOT NULL,
+    last_seen  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_by_last_seen ON items (last_seen);
+CREATE INDEX IF NOT EXISTS items_by_publisher ON items (publisher);
+CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(
+    name, files, tags, content='items', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS items_ai AFTER INSERT ON items BEGIN
+    INSERT INTO items_fts (rowid, name, files, tags) VALUES (new.id, new.name, new.files, new.tags);
+END;
+CREATE TRIGGER IF NOT EXISTS items_ad AFTER DELETE ON items BEGIN
+    INSERT INTO items_fts (items_fts, rowid, name, files, tags) VALUES ('delete', old.id, old.name, old.files, old.tags);
+END;
+CREATE TRIGGER IF NOT EXISTS items_au AFTER UPDATE ON items BEGIN
+    INSERT INTO items_fts (items_fts, rowid, name, files, tags) VALUES ('delete', old.id, old.name, old.files, old.tags);
+    INSERT INTO items_fts (rowid, name, files, tags) VALUES (new.id, new.name, new.files, new.tags);
+END;
+";
+
+/// Longest query read (characters), and most words used.
+pub const MAX_QUERY_CHARS: usize = 256;
+/// Words of a query used.
+pub const MAX_QUERY_WORDS: usize = 8;
+
+/// The FTS5 query for the user's `words`: each word quoted and matched as a prefix, all
+/// required. `None` when no word is left.
+pub fn fts_query(words: &str) -> Option<String> {
+    let words: Vec<String> = words
+        .chars()
+        .take(MAX_QUERY_CHARS)
+        .collect::<String>()
+        .split(|c: char| c.is_whitespace())
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .take(MAX_QUERY_WORDS)
+        .map(|w| format!("\"{}\"*", w.replace('"', "\"\"")))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// The local index.
+pub struct Index {
+    conn: Mutex<Connection>,
+    max_items: usize,
+}
+
+impl Index {
+    /// Opens (or makes) the index at `path`, keeping at most `max_items` records.
+    pub fn open(path: &Path, max_items: usize) -> Result<Index, IndexError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "wal")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Index { conn: Mutex::new(conn), max_items: max_items.max(1) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores (or refreshes) a checked record seen at `now` from `source`; the least recently
+    /// seen records go when the index is over its bound. A record does not replace one with
+    /// the same info-hash from another publisher, except a newer one from the same publisher.
+    pub fn insert(&self, record: &Record, source: &str, verified: bool, now: u64) -> Result<(), IndexError> {
+        let b = &record.body;
+        let files: Vec<&str> = b.files.iter().map(|f| f.path.as_str()).collect();
+        let json = serde_json::to_string(record).map_err(|e| IndexError::Damaged(e.to_string()))?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let existing: Option<(String, String)> = tx
+            .query_row("SELECT publisher, record FROM items WHERE info_hash = ?1", [&b.info_hash], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        match existing {
+            Some((publisher, old)) => {
+                let newer = publisher == b.publisher
+                    && serde_json::from_str::<Record>(&old).is_ok_and(|o| o.body.published_at < b.published_at);
+                if newer {
+                    tx.execute(
+                        "UPDATE items SET name = ?2, files = ?3, tags = ?4, grp = ?5, record = ?6, last_seen = ?7, \
+                         verified = MAX(verified, ?8) WHERE info_hash = ?1",
+                        params![
+                            b.info_hash,
+                            b.name,
+                            files.join("\n"),
+                            b.tags.join(" "),
+                            b.group,
+                            json,
+                            now as i64,
+                            verified
+                        ],
+                    )?;
+                } else {
+                    tx.execute(
+                        "UPDATE items SET last_seen = ?2, verified = MAX(verified, ?3) WHERE info_hash = ?1",
+                        params![b.info_hash, now as i64, verified],
+                    )?;
+                }
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO items (info_hash, name, files, tags, publisher, grp, record, source, verified, \
+                     first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+                    params![
+                        b.info_hash,
+                        b.name,
+                        files.join("\n"),
+                        b.tags.join(" "),
+                        b.publisher,
+                        b.group,
+                        json,
+                        source,
+                        verified,
+                        now as i64
+                    ],
+                )?;
+                let count: i64 = tx.query_row("SELECT COUNT(*) FROM items", [], |r| r.get(0))?;
+                let over = count - self.max_items as i64;
+                if over > 0 {
+                    tx.execute(
+                        "DELETE FROM items WHERE id IN (SELECT id FROM items ORDER BY last_seen, id LIMIT ?1)",
+                        [over],
+                    )?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records how many seeders a torrent has.
+    pub fn set_seeders(&self, info_hash: &str, seeders: u32) -> Result<(), IndexError> {
+        self.conn().execute("UPDATE items SET seeders = ?2 WHERE info_hash = ?1", params![info_hash, seeders])?;
+        Ok(())
+    }
+
+    /// Records matching `words`, best first, at most `limit`: records of group shares only for
+    /// the groups (authority fingerprints) in `groups`; publishers in `trusted` first.
+    pub fn search(
+        &self,
+        words: &str,
+        groups: &[String],
+        trusted: &[String],
+        limit: usize,
+    ) -> Result<Vec<Hit>, IndexError> {
+        let Some(query) = fts_query(words) else { return Ok(Vec::new()) };
+        let groups_json = serde_json::to_string(groups).unwrap_or_else(|_| "[]".into());
+        let trusted_json = serde_json::to_string(trusted).unwrap_or_else(|_| "[]".into());
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT items.record, items.source, items.verified, items.seeders, bm25(items_fts, 10.0, 1.0, 4.0) AS score
+             FROM items_fts JOIN items ON items.id = items_fts.rowid
+             WHERE items_fts MATCH ?1
+               AND (items.grp IS NULL OR items.grp IN (SELECT value FROM json_each(?2)))
+             ORDER BY (items.publisher IN (SELECT value FROM json_each(?3))) DESC, score, items.id
+             LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(params![query, groups_json, trusted_json, limit as i64], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, bool>(2)?,
+                r.get::<_, u32>(3)?,
+                r.get::<_, f64>(4)?,
+            ))
+        })?;
+        let mut hits = Vec::new();
+        for row in rows {
+            let (json, source, verified, seeders, score) = row?;
+            let record: Record = serde_json::from_str(&json).map_err(|e| IndexError::Damaged(e.to_string()))?;
+            hits.push(Hit { record, source, verified, seeders, score });
+        }
+        Ok(hits)
+    }
+
+    /// How many records a publisher has here.
+    pub fn count_by(&self, publisher: &str) -> Result<usize, IndexError> {
+        let n: i64 =
+            self.conn().query_row("SELECT COUNT(*) FROM items WHERE publisher = ?1", [publisher], |r| r.get(0))?;
+        Ok(n as usize)
+    }
+
+    /// How many records the index holds.
+    pub fn len(&self) -> Result<usize, IndexError> {
+        let n: i64 = self.conn().query_row("SELECT COUNT(*) FROM items", [], |r| r.get(0))?;
+        Ok(n as usize)
+    }
+
+    /// Whether the index holds no record.
+    pub fn is_empty(&self) -> Result<bool, IndexError> {
+        self.len().map(|n| n == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{FileItem, RecordBody};
+    use shoal_identity::Identity;
+
+    fn record(
+        me: &Identity,
+        hash: char,
+        name: &str,
+        files: &[&str],
+        tags: &[&str],
+        group: Option<&str>,
+        at: u64,
+    ) -> Record {
+        let body = RecordBody {
+            info_hash: hash.to_string().repeat(40),
+            name: name.into(),
+            size: 1,
+            files: files.iter().map(|f| FileItem { path: (*f).into(), size: 1 }).collect(),
+            file_count: files.len() as u64,
+            tags: tags.iter().map(|t| (*t).into()).collect(),
+            trackers: Vec::new(),
+            group: group.map(str::to_string),
+            publisher: me.id().compact(),
+            published_at: at,
+        };
+        let mut bytes = b"shoal-record-v1\n".to_vec();
+        bytes.extend(serde_json::to_vec(&body).expect("json"));
+        let signature = me.sign(&bytes).expect("sign").iter().map(|b| format!("{b:02x}")).collect();
+        Record { body, signature }
+    }
+
+    fn names(hits: &[Hit]) -> Vec<&str> {
+        hits.iter().map(|h| h.record.body.name.as_str()).collect()
+    }
+
+    #[test]
+    fn words_match_as_prefixes_and_the_name_outranks_files_and_tags() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (me, _) = Identity::load_or_create(dir.path(), None).expect("identity");
+        let index = Index::open(&dir.path().join("index.sqlite3"), 100).expect("open");
+        index
+            .insert(&record(&me, 'a', "ubuntu-24.04-desktop-amd64.iso", &[], &["linux"], None, 1), "local", true, 10)
+            .expect("a");
+        index
+            .insert(&record(&me, 'b', "holiday photos", &["ubuntu wallpaper.png"], &[], None, 1), "index", false, 10)
+            .expect("b");
+        index.insert(&record(&me, 'c', "notes", &[], &["ubuntu"], None, 1), "peers", false, 10).expect("c");
+        let hits = index.search("ubu", &[], &[], 10).expect("search");
+        assert_eq!(names(&hits)[0], "ubuntu-24.04-desktop-amd64.iso", "the name match first: {:?}", names(&hits));
+        assert_eq!(hits.len(), 3);
+        assert!(
+            names(&hits).iter().position(|n| *n == "notes") < names(&hits).iter().position(|n| *n == "holiday photos"),
+            "a tag outranks a file path: {:?}",
+            names(&hits)
+        );
+        assert_eq!(
+            names(&index.search("ubuntu 24.04 iso", &[], &[], 10).expect("search")),
+            ["ubuntu-24.04-desktop-amd64.iso"]
+        );
+        assert!(index.search("ubuntu debian", &[], &[], 10).expect("search").is_empty(), "every word is required");
+        // The user's text is never FTS5 syntax.
+        for hostile in ["\"", "NEAR(a b)", "name:ubuntu OR *", "a\" OR \"b", "-", "((("] {
+            assert!(index.search(hostile, &[], &[], 10).is_ok(), "{hostile} broke the query");
+        }
+        assert_eq!(fts_query("  "), None);
+    }
+
+    #[test]
+    fn group_records_are_only_for_members_and_trusted_publishers_rank_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (me, _) = Identity::load_or_create(&dir.path().join("me"), None).expect("identity");
+        let (friend, _) = Identity::load_or_create(&dir.path().join("friend"), None).expect("identity");
+        let index = Index::open(&dir.path().join("index.sqlite3"), 100).expect("open");
+        let lab = "ab".repeat(32);
+        index.insert(&record(&me, 'a', "lecture one", &[], &[], Some(&lab), 1), "index", false, 1).expect("a");
+        index.insert(&record(&me, 'b', "lecture two", &[], &[], None, 1), "index", false, 1).expect("b");
+        index.insert(&record(&friend, 'c', "lecture three", &[], &[], None, 1), "index", false, 1).expect("c");
+        assert_eq!(
+            index.search("lecture", &[], &[], 10).expect("search").len(),
+            2,
+            "a group record shown to a stranger"
+        );
+        assert_eq!(index.search("lecture", &[lab.clone()], &[], 10).expect("search").len(), 3);
+        let hits = index.search("lecture", &[], &[friend.id().compact()], 10).expect("search");
+        assert_eq!(names(&hits)[0], "lecture three", "the trusted publisher first");
+    }
+
+    #[test]
+    fn the_index_keeps_its_bound_by_evicting_the_least_recently_seen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (me, _) = Identity::load_or_create(dir.path(), None).expect("identity");
+        let index = Index::open(&dir.path().join("index.sqlite3"), 3).expect("open");
+        for (i, hash) in ['a', 'b', 'c'].into_iter().enumerate() {
+            index
+                .insert(&record(&me, hash, &format!("item {hash}"), &[], &[], None, 1), "peers", false, i as u64)
+                .expect("insert");
+        }
+        // Seen again: a is now the most recent; d pushes out b, the least recently seen.
+        index.insert(&record(&me, 'a', "item a", &[], &[], None, 1), "peers", false, 10).expect("again");
+        index.insert(&record(&me, 'd', "item d", &[], &[], None, 1), "peers", false, 11).expect("d");
+        assert_eq!(index.len().expect("len"), 3);
+        let mut left = names(&index.search("item", &[], &[], 10).expect("search"))
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        left.sort();
+        assert_eq!(left, ["item a", "item c", "item d"]);
+        // A newer record from the same publisher replaces the old; another publisher's does not.
+        index.insert(&record(&me, 'a', "item a renamed", &[], &[], None, 2), "index", false, 12).expect("newer");
+        assert_eq!(names(&index.search("renamed", &[], &[], 10).expect("search")), ["item a renamed"]);
+        let other = tempfile::tempdir().expect("tempdir");
+        let (them, _) = Identity::load_or_create(other.path(), None).expect("identity");
+        index.insert(&record(&them, 'a', "hijack", &[], &[], None, 9), "index", false, 13).expect("other");
+        assert!(
+            index.search("hijack", &[], &[], 10).expect("search").is_empty(),
+            "another publisher replaced a record"
+        );
+    }
+}
