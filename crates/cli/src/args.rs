@@ -69,6 +69,72 @@ pub(crate) enum Command {
     /// Keep a share on a server peer that allows you: it fetches the data from this process
     /// (and any other peer) and keeps seeding it while you are offline.
     Push(PushArgs),
+    /// Run an index server: publishers send records signed by their identity, anyone searches.
+    Index(IndexArgs),
+    /// Publish a torrent to an index server, signed by this node's identity.
+    Publish(PublishArgs),
+    /// Search an index server by name; `shoal get @N` fetches result N.
+    Search(SearchArgs),
+}
+
+/// `shoal index`.
+#[derive(Debug, Args)]
+pub(crate) struct IndexArgs {
+    /// Address to serve HTTP on (`POST /publish`, `GET /search?q=`).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:7070")]
+    pub(crate) listen: SocketAddr,
+    /// Folder of the index's database (default: $XDG_DATA_HOME/shoal).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Most records kept; past it the least recently published go.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub(crate) max_records: usize,
+    /// Most records kept per publisher.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub(crate) per_identity: usize,
+    /// Most publishes per publisher per minute.
+    #[arg(long, value_name = "N", default_value_t = 60)]
+    pub(crate) per_minute: u32,
+}
+
+/// `shoal publish`.
+#[derive(Debug, Args)]
+pub(crate) struct PublishArgs {
+    /// The .torrent file to publish.
+    pub(crate) source: PathBuf,
+    /// The index server, http://HOST:PORT.
+    #[arg(long, value_name = "URL")]
+    pub(crate) index: String,
+    /// Words to find it by besides its name and files (comma-separated).
+    #[arg(long, value_name = "TAG,...", value_delimiter = ',')]
+    pub(crate) tags: Vec<String>,
+    /// Folder of the identity (default: $XDG_DATA_HOME/shoal).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+/// `shoal search`.
+#[derive(Debug, Args)]
+pub(crate) struct SearchArgs {
+    /// Words to look for (all must match, each as the start of a word).
+    #[arg(required = true)]
+    pub(crate) words: Vec<String>,
+    /// The index server, http://HOST:PORT.
+    #[arg(long, value_name = "URL")]
+    pub(crate) index: Option<String>,
+    /// Most results.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub(crate) limit: usize,
+    /// Also see records of group NAME's shares, proving membership with this node's
+    /// certificate (repeatable).
+    #[arg(long = "member", value_name = "NAME")]
+    pub(crate) member: Vec<String>,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Folder of the identity and the last results (default: $XDG_DATA_HOME/shoal).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
 }
 
 /// `shoal push`.
@@ -651,7 +717,8 @@ pub(crate) struct ShareArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
-    /// A .torrent file, an http(s) URL of one, or a magnet link.
+    /// A .torrent file, an http(s) URL of one, a magnet link, or @N for result N of the last
+    /// `shoal search`.
     pub(crate) source: String,
     /// Folder to download into (default: the current folder).
     #[arg(short, long, default_value = ".")]

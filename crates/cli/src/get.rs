@@ -17,7 +17,9 @@ use crate::{BadInput, Failure, interrupted, progress, resolve_peers};
 pub(crate) const MAX_TORRENT_FILE: u64 = shoal_engine::MAX_TORRENT_FILE;
 
 pub(crate) async fn run(a: GetArgs, quiet: bool) -> Result<(), Failure> {
-    let source = load_source(&a.source).await?;
+    // `@N`: result N of the last `shoal search`.
+    let link = crate::search::result_link(&a.source, a.data_dir.as_deref())?;
+    let source = load_source(link.as_deref().unwrap_or(&a.source)).await?;
     let peers = resolve_peers(&a.peers).await?;
     let ssl = match &source {
         Source::Torrent(meta) => crate::group::ssl_for(meta, a.data_dir.as_deref(), quiet)?,

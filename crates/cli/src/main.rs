@@ -13,6 +13,7 @@ mod progress;
 mod push;
 mod remote;
 mod sealed;
+mod search;
 mod share;
 mod text;
 mod tracker;
@@ -100,6 +101,9 @@ fn main() -> ExitCode {
             Command::Identity(a) => group::identity(a),
             Command::Group(a) => group::run(a, quiet),
             Command::Push(a) => push::run(a, quiet).await,
+            Command::Index(a) => search::index(a).await,
+            Command::Publish(a) => search::publish(a, quiet).await,
+            Command::Search(a) => search::search(a, quiet).await,
         }
     });
     // Background tasks (peer connections, trackers) must not hold the exit up.

@@ -121,6 +121,11 @@ async fn push(a: PushArgs, dir: &Path, identity: &Identity, source: &Path, quiet
             return Err(Failure::Input(anyhow!("--group makes a new torrent; {} is one already", source.display())));
         }
         let data = a.output.clone().unwrap_or_else(|| PathBuf::from("."));
+        // A sealed share's ciphertext lives in `.shoal-sealed/` of the folder that holds it.
+        let data = match meta.info.sealed {
+            Some(_) if !data.ends_with(crate::sealed::SEALED_DIR) => data.join(crate::sealed::SEALED_DIR),
+            _ => data,
+        };
         let ssl = crate::group::ssl_for(&meta, Some(dir), quiet)?;
         let session = Session::start(a.node.session_config_for(ssl.is_some())).await.map_err(anyhow::Error::from)?;
         let torrent = seed_existing(&session, meta.clone(), &data, ssl.clone()).await?;
@@ -219,7 +224,7 @@ async fn follow(
     println!(
         "pushed: {name} ({}) to {to}{}; info-hash {}",
         HumanBytes(push.size),
-        if again { ", which had it already" } else { "" },
+        if again { " (pushed before: it goes on with it)" } else { "" },
         push.info_hash
     );
     let bar = crate::progress::transfer_bar(None, push.size, "server", quiet);

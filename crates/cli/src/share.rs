@@ -229,6 +229,14 @@ pub(crate) fn existing_torrent(out: &Path, path: &Path, opts: &TorrentOptions) -
     }
     let bytes = std::fs::read(out).with_context(|| format!("cannot read {}", out.display()))?;
     let meta = Metainfo::from_bytes(&bytes).map_err(|e| refuse(format!("is not a valid torrent ({e})")))?;
+    // Shared again without the options it was made with: said plainly, not as a mismatch.
+    let ciphertext = path.parent().and_then(Path::file_name).is_some_and(|n| n == crate::sealed::SEALED_DIR);
+    if meta.info.sealed.is_some() && !ciphertext {
+        return Err(refuse("is a sealed share; add --group NAME --sealed to share it again".into()));
+    }
+    if meta.info.ssl_cert.is_some() && opts.group.is_none() && opts.to.is_empty() {
+        return Err(refuse("is a group share; add --group NAME to share it again".into()));
+    }
     let scanned = shoal_storage::scan_path(path).bad_input()?;
     if meta.info.name != scanned.name || meta.info.is_multi_file() != scanned.is_dir {
         return Err(refuse(format!("describes {:?}, not {}", meta.info.name, path.display())));

@@ -194,7 +194,7 @@ fn pushes_the_server_does_not_allow_or_cannot_keep_are_refused_before_anything_i
     let (code, _, stderr) =
         run(&alice, &["push", s(&big), "--to", &server.target, "--listen", LISTEN_ANY, "--no-dht", "--no-lsd"]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("over quota") && stderr.contains("10.0 MiB quota"), "{stderr}");
+    assert!(stderr.contains("over quota") && stderr.contains("whole quota here (10.0 MiB)"), "{stderr}");
     assert!(files_under(&pushed).is_empty(), "a refused push stored {:?}", files_under(&pushed));
 
     // A server that is not the identity asked for: refused before anything is sent.
@@ -202,7 +202,7 @@ fn pushes_the_server_does_not_allow_or_cannot_keep_are_refused_before_anything_i
     let (code, _, stderr) =
         run(&alice, &["push", s(&small), "--to", &wrong, "--listen", LISTEN_ANY, "--no-dht", "--no-lsd"]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("did not prove it is"), "{stderr}");
+    assert!(stderr.contains("it proved another identity"), "{stderr}");
 
     // A group share for a server outside the group: refused, saying how to fix it.
     run_ok(&alice, &["group", "create", "lab"]);
@@ -224,7 +224,8 @@ fn pushes_the_server_does_not_allow_or_cannot_keep_are_refused_before_anything_i
         ],
     );
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("cannot keep the group share") && stderr.contains("shoal group invite"), "{stderr}");
+    assert!(stderr.contains("is not a member of") && stderr.contains("shoal group invite GROUP"), "{stderr}");
+    assert!(!stderr.contains(s(&home)), "the refusal names the server's folder: {stderr}");
     assert!(files_under(&pushed).is_empty(), "a refused push stored {:?}", files_under(&pushed));
 
     // Within the quota: held.
@@ -232,6 +233,13 @@ fn pushes_the_server_does_not_allow_or_cannot_keep_are_refused_before_anything_i
     let kept = files_under(&pushed);
     assert_eq!(kept.len(), 1, "{kept:?}");
     ok(compare_files(&small, &kept[0]));
+    // 2 MiB kept: 9 MiB more would pass the 10 MiB quota.
+    let nine = dir("src").join("nine.bin");
+    make_test_file(&nine, 9 * MIB, 7);
+    let (code, _, stderr) =
+        run(&alice, &["push", s(&nine), "--to", &server.target, "--listen", LISTEN_ANY, "--no-dht", "--no-lsd"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("keeps 2.0 MiB of its 10.0 MiB quota here (8.0 MiB free)"), "{stderr}");
 
     // One address holds at most 8 connections to the push endpoint: a 9th is closed at once.
     let endpoint = server.target.rsplit('@').next().expect("addr").to_string();
@@ -426,6 +434,11 @@ fn a_sealed_share_on_a_server_is_ciphertext_there_and_plaintext_for_members() {
     let held = ok(push.wait_for_line("held: ", START_TIMEOUT));
     assert!(held.contains(&format!("trip-{marker} (sealed)")), "{held}");
     drop(push);
+    // Pushed again without the options it was made with: told what to add.
+    let (code, _, stderr) =
+        run(&alice, &["push", s(&folder), "--to", &server.target, "--listen", LISTEN_ANY, "--no-dht", "--no-lsd"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is a sealed share; add --group NAME --sealed"), "{stderr}");
     // Not a byte of the content, nor a name, anywhere in the server's folder (its database
     // and the stored .torrent included).
     assert!(!files_under(&home.join("pushed")).is_empty(), "the server holds nothing");

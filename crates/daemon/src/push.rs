@@ -38,8 +38,9 @@ pub enum PushError {
         /// Why.
         source: std::io::Error,
     },
-    /// The TLS handshake failed: most often the server is not the identity given.
-    #[error("the server at {addr} did not prove it is {id} ({reason})")]
+    /// The TLS handshake failed: the server is not the identity given, or what answered is no
+    /// push endpoint.
+    #[error("{}", handshake_text(addr, id, reason))]
     Handshake {
         /// Where.
         addr: String,
@@ -57,6 +58,17 @@ pub enum PushError {
     /// This node's identity could not be used.
     #[error("{0}")]
     Identity(String),
+}
+
+fn handshake_text(addr: &str, id: &str, reason: &str) -> String {
+    if reason.contains("NotValidForName") {
+        format!("the server at {addr} is not {id}: it proved another identity (check the ID in --to)")
+    } else {
+        format!(
+            "no push endpoint answered at {addr} ({reason}): is it the address the server printed as \
+             `server: pushes on ADDR`?"
+        )
+    }
 }
 
 /// Reads one frame (JSON) from `io`; `Ok(None)` at a clean end of stream.

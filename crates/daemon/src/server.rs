@@ -328,6 +328,20 @@ impl Server {
         }
         let size = meta.info.total_length();
         let hex = meta.info_hash.to_hex();
+        // A group share this server is not a member of: said plainly, without the server's
+        // paths, with what the group's authority runs.
+        if meta.info.ssl_cert.is_some() {
+            let (dir, m) = (self.daemon.inner.data_dir.clone(), meta.clone());
+            let checked = tokio::task::spawn_blocking(move || crate::groups::share_for(&dir, &m)).await;
+            if let Ok(Err(crate::groups::ShareError::NotMember { group, id, .. })) = checked {
+                return Err(format!(
+                    "this server ({id}) is not a member of {group}, whose members alone may hold {}: the group's \
+                     authority can invite it with `shoal group invite GROUP {id} --seed-only`, and the server's \
+                     operator then joins",
+                    meta.info.name
+                ));
+            }
+        }
         let _deciding = self.deciding.lock().await;
         let all = self.all_pushes().await?;
         let hashes = self.hashes(&all);
@@ -342,6 +356,15 @@ impl Server {
             }
         }
         let used: u64 = all.iter().filter(mine).filter(|p| hashes.contains_key(&p.torrent)).map(|p| p.size).sum();
+        if let Some(quota) = self.role.quota.filter(|q| size > *q) {
+            return Err(format!(
+                "over quota: {} needs {}, more than {}'s whole quota here ({})",
+                meta.info.name,
+                size_text(size),
+                pusher,
+                size_text(quota)
+            ));
+        }
         if let Some(quota) = self.role.quota.filter(|q| used.saturating_add(size) > *q) {
             return Err(format!(
                 "over quota: {} needs {}, and {} keeps {} of its {} quota here ({} free); withdraw a push \

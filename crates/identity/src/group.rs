@@ -591,6 +591,16 @@ impl Groups {
         self.revocations_in(&dir)
     }
 
+    /// The authority-key fingerprint of the group `cert` shows `id` a member of, given that
+    /// group's authority certificate `ca`: the chain holds and the certificate's key is `id`'s.
+    /// (No revocation list is consulted: the caller holds none for a group it is not in.)
+    pub fn member_of(ca: &CertificateDer<'_>, cert: &CertificateDer<'_>, id: IdentityId) -> Option<[u8; 32]> {
+        crate::tls::verify_chain(ca, cert, rustls::pki_types::UnixTime::now()).ok()?;
+        let info = CertInfo::parse(cert, "a member certificate").ok()?;
+        let ca_info = CertInfo::parse(ca, "an authority certificate").ok()?;
+        (info.identity == Some(id) && ca_info.is_ca).then_some(ca_info.fingerprint)
+    }
+
     /// Whether `cert` shows that `id` is a member of group `name`: it chains to the group's
     /// authority, its key is `id`'s, and that key is not on the group's revocation list as
     /// this node holds it.

@@ -333,7 +333,7 @@ mod tests {
             2,
             "a group record shown to a stranger"
         );
-        assert_eq!(index.search("lecture", &[lab.clone()], &[], 10).expect("search").len(), 3);
+        assert_eq!(index.search("lecture", std::slice::from_ref(&lab), &[], 10).expect("search").len(), 3);
         let hits = index.search("lecture", &[], &[friend.id().compact()], 10).expect("search");
         assert_eq!(names(&hits)[0], "lecture three", "the trusted publisher first");
     }

@@ -5,9 +5,11 @@
 //! - [`index`]: the local full-text index in SQLite FTS5 (BM25 ranking, prefix matching,
 //!   records of group shares shown only to that group's members, bounded with eviction of the
 //!   least recently seen).
+//! - [`server`]: the index server's HTTP routes (`POST /publish`, `GET /search`).
 
 pub mod index;
 pub mod record;
+pub mod server;
 
 pub use index::{Hit, Index, IndexError};
 pub use record::{FileItem, Record, RecordBody, RecordError};

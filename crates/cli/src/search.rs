@@ -1,0 +1,203 @@
+//! `shoal index`, `shoal publish` and `shoal search` ([`shoal_search`] has the records, the
+//! index and the server): a community's index server, publishing signed records to it, and
+//! searching it. `shoal search` keeps its results in `DATA_DIR/last-search.json`, so that
+//! `shoal get @N` fetches result N.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow};
+use indicatif::HumanBytes;
+use shoal_search::server::{Found, Limits};
+use shoal_search::{Index, Record};
+
+use crate::args::{IndexArgs, PublishArgs, SearchArgs};
+use crate::{BadInput, Failure, interrupted};
+
+/// Longest answer read from an index server.
+const MAX_ANSWER: usize = 16 << 20;
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// `shoal index`: serves the index until Ctrl-C.
+pub(crate) async fn index(a: IndexArgs) -> Result<(), Failure> {
+    let dir = crate::group::data_folder(a.data_dir.as_deref())?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("index.sqlite3");
+    let store = Index::open(&path, a.max_records).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let listener =
+        tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
+    let addr = listener.local_addr().context("the listener has no address")?;
+    let limits = Limits { per_identity: a.per_identity.max(1), per_minute: a.per_minute.max(1) };
+    let app = shoal_search::server::router(store, limits);
+    println!(
+        "index: http://{addr}/ (publish: POST /publish; search: GET /search?q=WORDS); records in {}",
+        path.display()
+    );
+    axum::serve(listener, app).with_graceful_shutdown(interrupted()).await.context("the index server failed")?;
+    Ok(())
+}
+
+fn client() -> Result<reqwest::Client, Failure> {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .user_agent(concat!("Shoal/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Failure::Runtime(anyhow!("cannot make an HTTP client: {e}")))
+}
+
+fn base(url: &str) -> Result<String, Failure> {
+    let url = url.trim_end_matches('/');
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(Failure::Input(anyhow!("--index {url:?} is not an http:// or https:// URL")));
+    }
+    Ok(url.to_string())
+}
+
+/// The answer's JSON, or the server's `error` as a failure.
+async fn answer(response: reqwest::Response, url: &str) -> Result<serde_json::Value, Failure> {
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(|e| anyhow!("{url}: {}", e.without_url()))?;
+    if bytes.len() > MAX_ANSWER {
+        return Err(Failure::Runtime(anyhow!("{url}: the answer is larger than {} MiB", MAX_ANSWER >> 20)));
+    }
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| anyhow!("{url} answered {status} with something that is not JSON ({e}): is it a Shoal index?"))?;
+    if !status.is_success() {
+        let why = value["error"].as_str().unwrap_or("no reason given");
+        let failure = anyhow!("the index refused: {why}");
+        return Err(if status.is_client_error() { Failure::Input(failure) } else { Failure::Runtime(failure) });
+    }
+    Ok(value)
+}
+
+/// `shoal publish`.
+pub(crate) async fn publish(a: PublishArgs, quiet: bool) -> Result<(), Failure> {
+    let bytes = std::fs::read(&a.source).with_context(|| format!("cannot read {}", a.source.display())).bad_input()?;
+    let meta = shoal_proto::Metainfo::from_bytes(&bytes)
+        .map_err(|e| Failure::Input(anyhow!("{} is not a valid torrent: {e}", a.source.display())))?;
+    let dir = crate::group::data_folder(a.data_dir.as_deref())?;
+    let identity = crate::group::load_identity(&dir, None, quiet)?;
+    let record = Record::publish(&meta, &a.tags, &identity, now()).bad_input()?;
+    let url = format!("{}/publish", base(&a.index)?);
+    let body = serde_json::to_vec(&record).map_err(|e| anyhow!(e))?;
+    let response = client()?
+        .post(&url)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| Failure::Runtime(anyhow!("cannot reach the index at {url}: {}", e.without_url())))?;
+    answer(response, &url).await?;
+    println!(
+        "published: {} ({}) to {} as {}",
+        crate::text::printable(&record.body.name),
+        record.body.info_hash,
+        a.index,
+        identity.id()
+    );
+    Ok(())
+}
+
+/// Where the last search's results are kept.
+fn last_search(dir: &Path) -> PathBuf {
+    dir.join("last-search.json")
+}
+
+/// `shoal search`.
+pub(crate) async fn search(a: SearchArgs, quiet: bool) -> Result<(), Failure> {
+    let Some(index) = &a.index else {
+        return Err(Failure::Input(anyhow!("give the index server to ask with --index URL")));
+    };
+    let words = a.words.join(" ");
+    let dir = crate::group::data_folder(a.data_dir.as_deref())?;
+    let url = format!("{}/search", base(index)?);
+    let mut request = client()?.get(&url).query(&[("q", words.as_str()), ("limit", &a.limit.to_string())]);
+    if !a.member.is_empty() {
+        let identity = crate::group::load_identity(&dir, None, quiet || a.json)?;
+        let groups = shoal_identity::Groups::new(&dir);
+        let mut pairs = Vec::new();
+        for name in &a.member {
+            let m = groups.membership(&identity, name).bad_input()?;
+            pairs.push((shoal_identity::pem_cert(&m.ca), shoal_identity::pem_cert(&m.cert)));
+        }
+        for (k, v) in shoal_search::server::signed_query_headers(&identity, &words, &pairs) {
+            request = request.header(k, v);
+        }
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| Failure::Runtime(anyhow!("cannot reach the index at {url}: {}", e.without_url())))?;
+    let value = answer(response, &url).await?;
+    let found: Vec<Found> = serde_json::from_value(value["results"].clone())
+        .map_err(|e| anyhow!("{url} answered results this Shoal cannot read: {e}"))?;
+    // Each record is checked here too: the index could have altered it.
+    let mut results = Vec::new();
+    for f in found {
+        let record = Record { body: f.body.clone(), signature: f.signature.clone() };
+        match record.check() {
+            Ok(_) => results.push((record, f.seeders)),
+            Err(e) => tracing::warn!("the index answered a record that does not check: {e}"),
+        }
+    }
+    let kept: Vec<serde_json::Value> = results
+        .iter()
+        .map(|(r, _)| serde_json::json!({ "name": r.body.name, "magnet": r.magnet(), "info_hash": r.body.info_hash }))
+        .collect();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(last_search(&dir), serde_json::to_vec_pretty(&kept).map_err(|e| anyhow!(e))?)
+        .with_context(|| format!("cannot write {}", last_search(&dir).display()))?;
+    if a.json {
+        let out: Vec<serde_json::Value> = results
+            .iter()
+            .enumerate()
+            .map(|(i, (r, seeders))| {
+                serde_json::json!({
+                    "n": i + 1, "name": r.body.name, "size": r.body.size, "info_hash": r.body.info_hash,
+                    "publisher": r.body.publisher, "seeders": seeders, "magnet": r.magnet(), "source": "index",
+                    "tags": r.body.tags, "group_only": r.body.group.is_some(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(out));
+        return Ok(());
+    }
+    for (i, (r, seeders)) in results.iter().enumerate() {
+        let publisher: String = r.body.publisher.chars().take(7).collect();
+        let group = if r.body.group.is_some() { "  (group share)" } else { "" };
+        println!(
+            "{:>3}. {}  {}  {} seeders  by {publisher}  [index]{group}",
+            i + 1,
+            crate::text::printable(&r.body.name),
+            HumanBytes(r.body.size),
+            seeders
+        );
+    }
+    if results.is_empty() {
+        println!("nothing found for {words:?}");
+    } else if !quiet {
+        println!("fetch one with: shoal get @N");
+    }
+    Ok(())
+}
+
+/// The magnet link of result `n` (from `@N`) of the last search kept in `data_dir`.
+pub(crate) fn result_link(source: &str, data_dir: Option<&Path>) -> Result<Option<String>, Failure> {
+    let Some(n) = source.strip_prefix('@') else { return Ok(None) };
+    let n: usize = n.parse().map_err(|_| Failure::Input(anyhow!("{source:?}: @ is followed by a result's number")))?;
+    let dir = crate::group::data_folder(data_dir)?;
+    let path = last_search(&dir);
+    let text = std::fs::read(&path).map_err(|_| {
+        Failure::Input(anyhow!("{source}: no search was made yet (run shoal search WORDS --index URL)"))
+    })?;
+    let kept: Vec<serde_json::Value> =
+        serde_json::from_slice(&text).map_err(|e| anyhow!("{} is damaged: {e}", path.display()))?;
+    let link = n
+        .checked_sub(1)
+        .and_then(|i| kept.get(i))
+        .and_then(|v| v["magnet"].as_str())
+        .ok_or_else(|| Failure::Input(anyhow!("{source}: the last search had {} result(s)", kept.len())))?;
+    Ok(Some(link.to_string()))
+}

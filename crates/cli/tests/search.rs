@@ -1,0 +1,184 @@
+//! The index server (`shoal index`), `shoal publish` and `shoal search`, end to end on
+//! 127.0.0.1 with discovery off:
+//!
+//! - a signed record is published, found by the start of its words and ranked by name, and
+//!   `shoal get @1` fetches it;
+//! - a record whose signature does not match (altered after signing, or claiming another
+//!   publisher) is refused, and so is a publisher past its limit;
+//! - a group share's record is shown only to a caller that proves membership of that group
+//!   (a signed query with its member certificate), not to others, nor to the member of another
+//!   group of the same name.
+
+#[path = "support/interop.rs"]
+mod interop;
+
+use std::path::Path;
+use std::time::Duration;
+
+use interop::{LISTEN_ANY, NO_DISCOVERY, START_TIMEOUT, TRANSFER_TIMEOUT, ok, shoal, shoal_create};
+use shoal_testkit::{Proc, TempDir, compare_files, ensure_tools, make_test_file, run_captured};
+
+fn temp_dir() -> TempDir {
+    shoal_testkit::tempfile::Builder::new().prefix("shoal-search-").tempdir().expect("temporary folder")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Runs `shoal ARGS --data-dir DIR`; returns (exit code, stdout, stderr).
+fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = shoal(args);
+    cmd.arg("--data-dir").arg(dir);
+    let out = ok(run_captured(cmd, TRANSFER_TIMEOUT));
+    (out.status.code().unwrap_or(-1), out.stdout, out.stderr)
+}
+
+fn run_ok(dir: &Path, args: &[&str]) -> String {
+    let (code, stdout, stderr) = run(dir, args);
+    assert_eq!(code, 0, "shoal {args:?} failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+fn start_index(dir: &Path, extra: &[&str]) -> (Proc, String) {
+    let mut cmd = shoal(["index", "--listen", "127.0.0.1:0"]);
+    cmd.arg("--data-dir").arg(dir).args(extra);
+    let proc = ok(Proc::spawn("index", cmd));
+    let line = ok(proc.wait_for_line("index: ", START_TIMEOUT));
+    let url = line.split_whitespace().nth(1).expect("url").trim_end_matches('/').to_string();
+    (proc, url)
+}
+
+/// Raw `POST url/publish` of `body`; returns (status line, body).
+fn post(url: &str, body: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let host = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let request = format!(
+        "POST /publish HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).expect("reply");
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+}
+
+#[test]
+fn a_published_record_is_found_ranked_and_fetched_with_get_at_n() {
+    ensure_tools();
+    let work = temp_dir();
+    let dir = |n: &str| work.path().join(n);
+    let (alice, bob) = (dir("alice"), dir("bob"));
+    let (mut index, url) = start_index(&dir("index"), &[]);
+    let src = dir("src");
+    let iso = src.join("ubuntu-24.04-desktop-amd64.iso");
+    make_test_file(&iso, 3 << 20, 4);
+    let notes = src.join("release-notes.txt");
+    make_test_file(&notes, 1000, 5);
+    let (iso_t, notes_t) = (dir("iso.torrent"), dir("notes.torrent"));
+    shoal_create(&iso, &iso_t, &[]);
+    shoal_create(&notes, &notes_t, &[]);
+    let said = run_ok(&alice, &["publish", s(&iso_t), "--index", &url, "--tags", "linux,distro"]);
+    assert!(said.starts_with("published: ubuntu-24.04-desktop-amd64.iso"), "{said}");
+    run_ok(&alice, &["publish", s(&notes_t), "--index", &url, "--tags", "ubuntu"]);
+
+    // Word starts, every word required, a match in the name ranked over one in the tags.
+    let found = run_ok(&bob, &["search", "ubu", "--index", &url]);
+    let lines: Vec<&str> = found.lines().filter(|l| l.contains(". ")).collect();
+    assert_eq!(lines.len(), 2, "{found}");
+    assert!(lines[0].contains("1. ubuntu-24.04-desktop-amd64.iso"), "{found}");
+    let found = run_ok(&bob, &["search", "ubuntu", "24", "linux", "--index", &url, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(found.trim()).expect("json");
+    assert_eq!(v.as_array().map(Vec::len), Some(1), "{found}");
+    assert_eq!(v[0]["tags"], serde_json::json!(["linux", "distro"]));
+    assert!(v[0]["magnet"].as_str().is_some_and(|m| m.starts_with("magnet:?xt=urn:btih:")), "{found}");
+
+    // @1 is the last search's first result.
+    let mut share = shoal(["share"]);
+    share.arg(&iso).arg("-o").arg(&iso_t).args(["--listen", LISTEN_ANY]).args(NO_DISCOVERY);
+    let share = ok(Proc::spawn("share", share));
+    let ready = ok(share.wait_for_line("ready: ", START_TIMEOUT));
+    let peer = ready.split(" on ").nth(1).and_then(|r| r.split(';').next()).expect("address").to_string();
+    let out = dir("out");
+    run_ok(&bob, &["get", "@1", "-o", s(&out), "--peer", &peer, "--listen", LISTEN_ANY, "--no-dht", "--no-lsd"]);
+    ok(compare_files(&iso, out.join("ubuntu-24.04-desktop-amd64.iso")));
+    let (code, _, stderr) = run(&bob, &["get", "@9", "-o", s(&out)]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("the last search had 1 result"), "{stderr}");
+    drop(share);
+    ok(index.terminate(Duration::from_secs(15)).map(drop));
+}
+
+#[test]
+fn forged_records_and_publishers_past_their_limit_are_refused() {
+    ensure_tools();
+    let work = temp_dir();
+    let dir = |n: &str| work.path().join(n);
+    let (alice, mallory) = (dir("alice"), dir("mallory"));
+    let (mut index, url) = start_index(&dir("index"), &["--per-identity", "1"]);
+    let data = dir("a.bin");
+    make_test_file(&data, 1000, 1);
+    let torrent = dir("a.torrent");
+    shoal_create(&data, &torrent, &[]);
+    run_ok(&alice, &["publish", s(&torrent), "--index", &url]);
+    // The same record, altered, and one claiming alice as its publisher.
+    let found = run_ok(&mallory, &["search", "a.bin", "--index", &url, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(found.trim()).expect("json");
+    let alice_id = v[0]["publisher"].as_str().expect("publisher").to_string();
+    let mut record = serde_json::json!({
+        "body": {
+            "info_hash": "ab".repeat(20), "name": "totally legit", "size": 1, "files": [], "file_count": 0,
+            "tags": [], "trackers": [], "group": null, "publisher": alice_id, "published_at": 1
+        },
+        "signature": "00".repeat(64)
+    });
+    let (status, body) = post(&url, &record.to_string());
+    assert!(status.contains("400") && body.contains("signature"), "{status} {body}");
+    record["signature"] = serde_json::json!("not hex");
+    let (status, body) = post(&url, &record.to_string());
+    assert!(status.contains("400"), "{status} {body}");
+    let (status, body) = post(&url, "{\"body\": 1}");
+    assert!(status.contains("400"), "{status} {body}");
+    let found = run_ok(&mallory, &["search", "legit", "--index", &url]);
+    assert!(found.contains("nothing found"), "{found}");
+    // alice keeps one record here: a second is refused, naming the limit.
+    let other = dir("b.bin");
+    make_test_file(&other, 1000, 2);
+    let other_t = dir("b.torrent");
+    shoal_create(&other, &other_t, &[]);
+    let (code, _, stderr) = run(&alice, &["publish", s(&other_t), "--index", &url]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("keeps 1 records here"), "{stderr}");
+    ok(index.terminate(Duration::from_secs(15)).map(drop));
+}
+
+#[test]
+fn a_group_share_record_is_shown_only_to_the_groups_members() {
+    ensure_tools();
+    let work = temp_dir();
+    let dir = |n: &str| work.path().join(n);
+    let (alice, bob, carol) = (dir("alice"), dir("bob"), dir("carol"));
+    run_ok(&alice, &["group", "create", "lab"]);
+    let bob_id = run_ok(&bob, &["identity"]).trim().to_string();
+    let invitation = dir("invitation.txt");
+    run_ok(&alice, &["group", "invite", "lab", &bob_id, "-o", s(&invitation)]);
+    run_ok(&bob, &["group", "join", s(&invitation)]);
+    run_ok(&carol, &["group", "create", "lab"]);
+    let (mut index, url) = start_index(&dir("index"), &[]);
+    let data = dir("lecture-notes.pdf");
+    make_test_file(&data, 5000, 3);
+    let torrent = dir("lecture.torrent");
+    shoal_create(&data, &torrent, &["--group", "lab", "--data-dir", s(&alice)]);
+    run_ok(&alice, &["publish", s(&torrent), "--index", &url]);
+
+    let anyone = run_ok(&carol, &["search", "lecture", "--index", &url]);
+    assert!(anyone.contains("nothing found"), "a stranger saw a group record: {anyone}");
+    let other_lab = run_ok(&carol, &["search", "lecture", "--index", &url, "--member", "lab"]);
+    assert!(other_lab.contains("nothing found"), "another authority's member saw it: {other_lab}");
+    let member = run_ok(&bob, &["search", "lecture", "--index", &url, "--member", "lab"]);
+    assert!(member.contains("lecture-notes.pdf") && member.contains("(group share)"), "{member}");
+    ok(index.terminate(Duration::from_secs(15)).map(drop));
+}
