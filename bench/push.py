@@ -17,7 +17,6 @@ to 1, open close to 0). Sealing speed at share time is printed once.
 
 Usage: bench/push.py [--size-mib 1024] [--runs 3] [--work DIR]
 """
-import argparse
 import os
 import re
 import shutil
@@ -29,8 +28,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare  # noqa: E402
-from compare import SHOAL, log, prepare, run_pair, start_and_wait, stop  # noqa: E402
-from tls import setup_group, shoal_cmd  # noqa: E402
+from compare import SHOAL, log, run_pair, start_and_wait, stop  # noqa: E402
+from tls import bench_args, group_data, shoal_cmd  # noqa: E402
 
 NO_DISCOVERY = ["--no-dht", "--no-lsd"]
 
@@ -66,18 +65,8 @@ def run_push(work, data_dir, torrent, pusher_home):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size-mib", type=int, default=1024)
-    p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--work", default="/tmp/shoal-bench")
-    args = p.parse_args()
-    os.makedirs(args.work, exist_ok=True)
-    data_dir, torrent = prepare(args.work, args.size_mib)
-    data = os.path.join(data_dir, "data.bin")
-    seed_home, leech_home, _, _ = setup_group(args.work)
-    ssl_torrent = os.path.join(args.work, f"data-{args.size_mib}-ssl.torrent")
-    if not os.path.exists(ssl_torrent):
-        subprocess.run(shoal_cmd(seed_home, "create", data, "-o", ssl_torrent, "--group", "bench", "-q"), check=True)
+    args = bench_args(__doc__)
+    data_dir, torrent, data, seed_home, leech_home, _, _, ssl_torrent = group_data(args)
     sealed_torrent = os.path.join(args.work, f"data-{args.size_mib}-sealed.torrent")
     pusher_home = os.path.join(args.work, "ids", "pusher")
 

@@ -55,19 +55,32 @@ def setup_group(work):
     return seed_home, leech_home, os.path.join(seed_home, "groups", "bench", "ca.pem"), certs
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def bench_args(doc):
+    """The command line of the group benchmarks: --size-mib, --runs, --work."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size-mib", type=int, default=1024)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--work", default="/tmp/shoal-bench")
     args = p.parse_args()
     os.makedirs(args.work, exist_ok=True)
+    return args
+
+
+def group_data(args):
+    """The data, its plain torrent, the group 'bench' and the same data as its group share:
+    (data_dir, torrent, data, seed_home, leech_home, ca, certs, ssl_torrent)."""
     data_dir, torrent = prepare(args.work, args.size_mib)
     data = os.path.join(data_dir, "data.bin")
     seed_home, leech_home, ca, certs = setup_group(args.work)
     ssl_torrent = os.path.join(args.work, f"data-{args.size_mib}-ssl.torrent")
     if not os.path.exists(ssl_torrent):
         subprocess.run(shoal_cmd(seed_home, "create", data, "-o", ssl_torrent, "--group", "bench", "-q"), check=True)
+    return data_dir, torrent, data, seed_home, leech_home, ca, certs, ssl_torrent
+
+
+def main():
+    args = bench_args(__doc__)
+    data_dir, torrent, data, seed_home, leech_home, ca, certs, ssl_torrent = group_data(args)
     lt_ssl_torrent = os.path.join(args.work, f"data-{args.size_mib}-lt-ssl.torrent")
     if not os.path.exists(lt_ssl_torrent):
         subprocess.run([sys.executable, LT, "create", "--path", data, "--out", lt_ssl_torrent, "--root-cert", ca],

@@ -17,6 +17,8 @@
 
 #[path = "support/interop.rs"]
 mod interop;
+#[path = "support/people.rs"]
+mod people;
 #[path = "support/probe.rs"]
 mod probe;
 
@@ -27,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use interop::{LISTEN_ANY, NO_DISCOVERY, START_TIMEOUT, TRANSFER_TIMEOUT, ok, shoal, shoal_create, spawn_get};
+use people::{identity, invite_and_join, run, run_ok};
 use probe::{bt_handshake, handshake_bytes_back, info_hash_bytes, member_client, tcp, tls_probe};
 use shoal_testkit::{Proc, TempDir, compare_files, ensure_tools, make_test_file, python_lt, run_captured};
 
@@ -38,33 +41,6 @@ fn temp_dir() -> TempDir {
 
 fn dh_params() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dh2048.pem")
-}
-
-/// Runs `shoal ARGS --data-dir DIR` to the end; returns (exit code, stdout, stderr).
-fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = shoal(args);
-    cmd.arg("--data-dir").arg(dir);
-    let out = ok(run_captured(cmd, START_TIMEOUT));
-    (out.status.code().unwrap_or(-1), out.stdout, out.stderr)
-}
-
-/// Like [`run`], and the command must succeed; returns stdout.
-fn run_ok(dir: &Path, args: &[&str]) -> String {
-    let (code, stdout, stderr) = run(dir, args);
-    assert_eq!(code, 0, "shoal {args:?} failed:\n{stdout}\n{stderr}");
-    stdout
-}
-
-fn identity(dir: &Path) -> String {
-    run_ok(dir, &["identity"]).trim().to_string()
-}
-
-/// `member` joins `group` of `authority` through an invitation file.
-fn invite_and_join(authority: &Path, group: &str, member: &Path) {
-    let id = identity(member);
-    let invitation = member.join("invitation.txt");
-    run_ok(authority, &["group", "invite", group, &id, "-o", invitation.to_str().expect("utf-8 path")]);
-    run_ok(member, &["group", "join", invitation.to_str().expect("utf-8 path")]);
 }
 
 /// A member certificate from `authority`'s `group` for a key made by a Shoal identity in

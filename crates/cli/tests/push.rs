@@ -21,6 +21,8 @@
 
 #[path = "support/interop.rs"]
 mod interop;
+#[path = "support/people.rs"]
+mod people;
 #[path = "support/probe.rs"]
 mod probe;
 
@@ -29,43 +31,14 @@ use std::process::Command;
 use std::time::Duration;
 
 use interop::{LISTEN_ANY, NO_DISCOVERY, START_TIMEOUT, TRANSFER_TIMEOUT, ok, shoal, spawn_get};
+use people::{identity, invite_and_join, run, run_ok, s};
 use probe::{info_hash_bytes, member_client, tls_probe};
-use shoal_testkit::{Proc, TempDir, compare_files, ensure_tools, make_test_file, run_captured};
+use shoal_testkit::{Proc, TempDir, compare_files, ensure_tools, make_test_file};
 
 const MIB: u64 = 1024 * 1024;
 
 fn temp_dir() -> TempDir {
     shoal_testkit::tempfile::Builder::new().prefix("shoal-push-").tempdir().expect("temporary folder")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-/// Runs `shoal ARGS --data-dir DIR` to the end; returns (exit code, stdout, stderr).
-fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = shoal(args);
-    cmd.arg("--data-dir").arg(dir);
-    let out = ok(run_captured(cmd, TRANSFER_TIMEOUT));
-    (out.status.code().unwrap_or(-1), out.stdout, out.stderr)
-}
-
-fn run_ok(dir: &Path, args: &[&str]) -> String {
-    let (code, stdout, stderr) = run(dir, args);
-    assert_eq!(code, 0, "shoal {args:?} failed:\n{stdout}\n{stderr}");
-    stdout
-}
-
-fn identity(dir: &Path) -> String {
-    run_ok(dir, &["identity"]).trim().to_string()
-}
-
-/// `member` joins `group` of `authority` through an invitation file.
-fn invite_and_join(authority: &Path, group: &str, member: &Path) {
-    let id = identity(member);
-    let invitation = member.join("invitation.txt");
-    run_ok(authority, &["group", "invite", group, &id, "-o", s(&invitation)]);
-    run_ok(member, &["group", "join", s(&invitation)]);
 }
 
 /// A server daemon on `home`, its push endpoint on `push_port`, with `extra` flags.

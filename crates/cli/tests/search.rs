@@ -11,33 +11,18 @@
 
 #[path = "support/interop.rs"]
 mod interop;
+#[path = "support/people.rs"]
+mod people;
 
 use std::path::Path;
 use std::time::Duration;
 
-use interop::{LISTEN_ANY, NO_DISCOVERY, START_TIMEOUT, TRANSFER_TIMEOUT, ok, shoal, shoal_create};
-use shoal_testkit::{Proc, TempDir, compare_files, ensure_tools, make_test_file, run_captured};
+use interop::{LISTEN_ANY, NO_DISCOVERY, START_TIMEOUT, ok, shoal, shoal_create};
+use people::{invite_and_join, run, run_ok, s};
+use shoal_testkit::{Proc, TempDir, compare_files, ensure_tools, make_test_file};
 
 fn temp_dir() -> TempDir {
     shoal_testkit::tempfile::Builder::new().prefix("shoal-search-").tempdir().expect("temporary folder")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-/// Runs `shoal ARGS --data-dir DIR`; returns (exit code, stdout, stderr).
-fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = shoal(args);
-    cmd.arg("--data-dir").arg(dir);
-    let out = ok(run_captured(cmd, TRANSFER_TIMEOUT));
-    (out.status.code().unwrap_or(-1), out.stdout, out.stderr)
-}
-
-fn run_ok(dir: &Path, args: &[&str]) -> String {
-    let (code, stdout, stderr) = run(dir, args);
-    assert_eq!(code, 0, "shoal {args:?} failed:\n{stdout}\n{stderr}");
-    stdout
 }
 
 fn start_index(dir: &Path, extra: &[&str]) -> (Proc, String) {
@@ -162,10 +147,7 @@ fn a_group_share_record_is_shown_only_to_the_groups_members() {
     let dir = |n: &str| work.path().join(n);
     let (alice, bob, carol) = (dir("alice"), dir("bob"), dir("carol"));
     run_ok(&alice, &["group", "create", "lab"]);
-    let bob_id = run_ok(&bob, &["identity"]).trim().to_string();
-    let invitation = dir("invitation.txt");
-    run_ok(&alice, &["group", "invite", "lab", &bob_id, "-o", s(&invitation)]);
-    run_ok(&bob, &["group", "join", s(&invitation)]);
+    invite_and_join(&alice, "lab", &bob);
     run_ok(&carol, &["group", "create", "lab"]);
     let (mut index, url) = start_index(&dir("index"), &[]);
     let data = dir("lecture-notes.pdf");
