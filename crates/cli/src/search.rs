@@ -35,7 +35,10 @@ pub(crate) async fn index(a: IndexArgs) -> Result<(), Failure> {
         "index: http://{addr}/ (publish: POST /publish; search: GET /search?q=WORDS); records in {}",
         path.display()
     );
-    axum::serve(listener, app).with_graceful_shutdown(interrupted()).await.context("the index server failed")?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(interrupted())
+        .await
+        .context("the index server failed")?;
     Ok(())
 }
 
@@ -56,11 +59,14 @@ fn base(url: &str) -> Result<String, Failure> {
 }
 
 /// The answer's JSON, or the server's `error` as a failure.
-async fn answer(response: reqwest::Response, url: &str) -> Result<serde_json::Value, Failure> {
+async fn answer(mut response: reqwest::Response, url: &str) -> Result<serde_json::Value, Failure> {
     let status = response.status();
-    let bytes = response.bytes().await.map_err(|e| anyhow!("{url}: {}", e.without_url()))?;
-    if bytes.len() > MAX_ANSWER {
-        return Err(Failure::Runtime(anyhow!("{url}: the answer is larger than {} MiB", MAX_ANSWER >> 20)));
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| anyhow!("{url}: {}", e.without_url()))? {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > MAX_ANSWER {
+            return Err(Failure::Runtime(anyhow!("{url}: the answer is larger than {} MiB", MAX_ANSWER >> 20)));
+        }
     }
     let value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| anyhow!("{url} answered {status} with something that is not JSON ({e}): is it a Shoal index?"))?;
@@ -89,9 +95,10 @@ pub(crate) async fn publish(a: PublishArgs, quiet: bool) -> Result<(), Failure> 
         .send()
         .await
         .map_err(|e| Failure::Runtime(anyhow!("cannot reach the index at {url}: {}", e.without_url())))?;
-    answer(response, &url).await?;
+    let said = answer(response, &url).await?;
+    let again = if said["result"] == "unchanged" { " (it had this record already)" } else { "" };
     println!(
-        "published: {} ({}) to {} as {}",
+        "published: {} ({}) to {} as {}{again}",
         crate::text::printable(&record.body.name),
         record.body.info_hash,
         a.index,
@@ -144,7 +151,11 @@ pub(crate) async fn search(a: SearchArgs, quiet: bool) -> Result<(), Failure> {
     }
     let kept: Vec<serde_json::Value> = results
         .iter()
-        .map(|(r, _)| serde_json::json!({ "name": r.body.name, "magnet": r.magnet(), "info_hash": r.body.info_hash }))
+        .map(|(r, _)| {
+            serde_json::json!({
+                "name": r.body.name, "magnet": r.magnet(), "info_hash": r.body.info_hash, "group": r.body.group,
+            })
+        })
         .collect();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::write(last_search(&dir), serde_json::to_vec_pretty(&kept).map_err(|e| anyhow!(e))?)
@@ -194,10 +205,19 @@ pub(crate) fn result_link(source: &str, data_dir: Option<&Path>) -> Result<Optio
     })?;
     let kept: Vec<serde_json::Value> =
         serde_json::from_slice(&text).map_err(|e| anyhow!("{} is damaged: {e}", path.display()))?;
-    let link = n
+    let found = n
         .checked_sub(1)
         .and_then(|i| kept.get(i))
-        .and_then(|v| v["magnet"].as_str())
         .ok_or_else(|| Failure::Input(anyhow!("{source}: the last search had {} result(s)", kept.len())))?;
+    // A group share opens only over its members' TLS, which needs its .torrent: a magnet link
+    // cannot reach it.
+    if found["group"].is_string() {
+        return Err(Failure::Input(anyhow!(
+            "{source} ({}) is a group share: ask its publisher or a member for the .torrent file and run shoal get \
+             FILE.torrent",
+            found["name"].as_str().unwrap_or("?")
+        )));
+    }
+    let link = found["magnet"].as_str().ok_or_else(|| anyhow!("{} is damaged: no magnet link", path.display()))?;
     Ok(Some(link.to_string()))
 }

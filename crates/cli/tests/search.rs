@@ -66,9 +66,10 @@ fn a_published_record_is_found_ranked_and_fetched_with_get_at_n() {
     let (iso_t, notes_t) = (dir("iso.torrent"), dir("notes.torrent"));
     shoal_create(&iso, &iso_t, &[]);
     shoal_create(&notes, &notes_t, &[]);
+    // The tag's match goes in first, so that only the ranking puts the name's first.
+    run_ok(&alice, &["publish", s(&notes_t), "--index", &url, "--tags", "ubuntu"]);
     let said = run_ok(&alice, &["publish", s(&iso_t), "--index", &url, "--tags", "linux,distro"]);
     assert!(said.starts_with("published: ubuntu-24.04-desktop-amd64.iso"), "{said}");
-    run_ok(&alice, &["publish", s(&notes_t), "--index", &url, "--tags", "ubuntu"]);
 
     // Word starts, every word required, a match in the name ranked over one in the tags.
     let found = run_ok(&bob, &["search", "ubu", "--index", &url]);
@@ -109,6 +110,8 @@ fn forged_records_and_publishers_past_their_limit_are_refused() {
     let torrent = dir("a.torrent");
     shoal_create(&data, &torrent, &[]);
     run_ok(&alice, &["publish", s(&torrent), "--index", &url]);
+    let again = run_ok(&alice, &["publish", s(&torrent), "--index", &url]);
+    assert!(again.contains("it had this record already"), "{again}");
     // The same record, altered, and one claiming alice as its publisher.
     let found = run_ok(&mallory, &["search", "a.bin", "--index", &url, "--json"]);
     let v: serde_json::Value = serde_json::from_str(found.trim()).expect("json");
@@ -162,5 +165,9 @@ fn a_group_share_record_is_shown_only_to_the_groups_members() {
     assert!(other_lab.contains("nothing found"), "another authority's member saw it: {other_lab}");
     let member = run_ok(&bob, &["search", "lecture", "--index", &url, "--member", "lab"]);
     assert!(member.contains("lecture-notes.pdf") && member.contains("(group share)"), "{member}");
+    // A magnet link cannot open a group share: @1 says what to do instead.
+    let (code, _, stderr) = run(&bob, &["get", "@1", "-o", s(&dir("out"))]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is a group share: ask its publisher or a member for the .torrent"), "{stderr}");
     ok(index.terminate(Duration::from_secs(15)).map(drop));
 }

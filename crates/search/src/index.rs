@@ -5,8 +5,10 @@
 //! `ubuntu-24.04-desktop-amd64.iso`), all of them required; the user's text never reaches FTS5
 //! as syntax (each word is quoted). Results are ranked by BM25 with the name weighing most,
 //! then tags, then file paths; publishers the user trusts come first. A record of a group share
-//! is only returned to a caller that names that group's authority among its own. The index
-//! holds at most `max_items` records: past that, the least recently seen go.
+//! is only returned to a caller that names that group's authority among its own. Each
+//! publisher has its own record of a torrent (nobody can take an info-hash over from another);
+//! a publisher's newer record replaces its older one. The index holds at most `max_items`
+//! records: past that, the least recently stored (added or replaced) go.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -24,6 +26,19 @@ pub enum IndexError {
     /// A stored record no longer parses.
     #[error("the search index holds a damaged record: {0}")]
     Damaged(String),
+}
+
+/// What [`Index::insert`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// A new record.
+    Added,
+    /// It replaced that publisher's older record of the torrent.
+    Updated,
+    /// An older or equal record of that publisher's: nothing changed.
+    Unchanged,
+    /// The publisher keeps this many records already, the most it may.
+    OverLimit(usize),
 }
 
 /// One result.
@@ -44,7 +59,7 @@ pub struct Hit {
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS items (
     id         INTEGER PRIMARY KEY,
-    info_hash  TEXT NOT NULL UNIQUE,
+    info_hash  TEXT NOT NULL,
     name       TEXT NOT NULL,
     files      TEXT NOT NULL,
     tags       TEXT NOT NULL,
@@ -55,7 +70,8 @@ CREATE TABLE IF NOT EXISTS items (
     verified   INTEGER NOT NULL DEFAULT 0,
     seeders    INTEGER NOT NULL DEFAULT 0,
     first_seen INTEGER NOT NULL,
-    last_seen  INTEGER NOT NULL
+    last_seen  INTEGER NOT NULL,
+    UNIQUE (info_hash, publisher)
 );
 CREATE INDEX IF NOT EXISTS items_by_last_seen ON items (last_seen);
 CREATE INDEX IF NOT EXISTS items_by_publisher ON items (publisher);
@@ -89,7 +105,8 @@ pub fn fts_query(words: &str) -> Option<String> {
         .split(|c: char| c.is_whitespace())
         .filter(|w| w.chars().any(char::is_alphanumeric))
         .take(MAX_QUERY_WORDS)
-        .map(|w| format!("\"{}\"*", w.replace('"', "\"\"")))
+        // A one-letter word is matched whole: as a prefix it would walk most of the index.
+        .map(|w| format!("\"{}\"{}", w.replace('"', "\"\""), if w.chars().count() > 1 { "*" } else { "" }))
         .collect();
     (!words.is_empty()).then(|| words.join(" "))
 }
@@ -114,30 +131,40 @@ impl Index {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stores (or refreshes) a checked record seen at `now` from `source`; the least recently
-    /// seen records go when the index is over its bound. A record does not replace one with
-    /// the same info-hash from another publisher, except a newer one from the same publisher.
-    pub fn insert(&self, record: &Record, source: &str, verified: bool, now: u64) -> Result<(), IndexError> {
+    /// Stores a checked record from `source` at `now`: added, or replacing that publisher's
+    /// older record of the same torrent; an older or equal one changes nothing (a replay), and
+    /// a new one is refused when its publisher keeps `per_publisher` records already. The least
+    /// recently stored records go when the index is over its bound.
+    pub fn insert(
+        &self,
+        record: &Record,
+        source: &str,
+        verified: bool,
+        now: u64,
+        per_publisher: Option<usize>,
+    ) -> Result<Stored, IndexError> {
         let b = &record.body;
         let files: Vec<&str> = b.files.iter().map(|f| f.path.as_str()).collect();
         let json = serde_json::to_string(record).map_err(|e| IndexError::Damaged(e.to_string()))?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let existing: Option<(String, String)> = tx
-            .query_row("SELECT publisher, record FROM items WHERE info_hash = ?1", [&b.info_hash], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+        let existing: Option<String> = tx
+            .query_row(
+                "SELECT record FROM items WHERE info_hash = ?1 AND publisher = ?2",
+                params![b.info_hash, b.publisher],
+                |r| r.get(0),
+            )
             .optional()?;
-        match existing {
-            Some((publisher, old)) => {
-                let newer = publisher == b.publisher
-                    && serde_json::from_str::<Record>(&old).is_ok_and(|o| o.body.published_at < b.published_at);
+        let stored = match existing {
+            Some(old) => {
+                let newer = serde_json::from_str::<Record>(&old).is_ok_and(|o| o.body.published_at < b.published_at);
                 if newer {
                     tx.execute(
-                        "UPDATE items SET name = ?2, files = ?3, tags = ?4, grp = ?5, record = ?6, last_seen = ?7, \
-                         verified = MAX(verified, ?8) WHERE info_hash = ?1",
+                        "UPDATE items SET name = ?3, files = ?4, tags = ?5, grp = ?6, record = ?7, last_seen = ?8, \
+                         verified = MAX(verified, ?9) WHERE info_hash = ?1 AND publisher = ?2",
                         params![
                             b.info_hash,
+                            b.publisher,
                             b.name,
                             files.join("\n"),
                             b.tags.join(" "),
@@ -147,14 +174,19 @@ impl Index {
                             verified
                         ],
                     )?;
+                    Stored::Updated
                 } else {
-                    tx.execute(
-                        "UPDATE items SET last_seen = ?2, verified = MAX(verified, ?3) WHERE info_hash = ?1",
-                        params![b.info_hash, now as i64, verified],
-                    )?;
+                    Stored::Unchanged
                 }
             }
             None => {
+                if let Some(limit) = per_publisher {
+                    let kept: i64 =
+                        tx.query_row("SELECT COUNT(*) FROM items WHERE publisher = ?1", [&b.publisher], |r| r.get(0))?;
+                    if kept as usize >= limit {
+                        return Ok(Stored::OverLimit(kept as usize));
+                    }
+                }
                 tx.execute(
                     "INSERT INTO items (info_hash, name, files, tags, publisher, grp, record, source, verified, \
                      first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
@@ -179,10 +211,11 @@ impl Index {
                         [over],
                     )?;
                 }
+                Stored::Added
             }
-        }
+        };
         tx.commit()?;
-        Ok(())
+        Ok(stored)
     }
 
     /// Records how many seeders a torrent has.
@@ -228,13 +261,6 @@ impl Index {
             hits.push(Hit { record, source, verified, seeders, score });
         }
         Ok(hits)
-    }
-
-    /// How many records a publisher has here.
-    pub fn count_by(&self, publisher: &str) -> Result<usize, IndexError> {
-        let n: i64 =
-            self.conn().query_row("SELECT COUNT(*) FROM items WHERE publisher = ?1", [publisher], |r| r.get(0))?;
-        Ok(n as usize)
     }
 
     /// How many records the index holds.
@@ -291,13 +317,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (me, _) = Identity::load_or_create(dir.path(), None).expect("identity");
         let index = Index::open(&dir.path().join("index.sqlite3"), 100).expect("open");
-        index
-            .insert(&record(&me, 'a', "ubuntu-24.04-desktop-amd64.iso", &[], &["linux"], None, 1), "local", true, 10)
-            .expect("a");
-        index
-            .insert(&record(&me, 'b', "holiday photos", &["ubuntu wallpaper.png"], &[], None, 1), "index", false, 10)
-            .expect("b");
-        index.insert(&record(&me, 'c', "notes", &[], &["ubuntu"], None, 1), "peers", false, 10).expect("c");
+        // The name's match goes in last, so that only the ranking can put it first.
+        let holiday = record(&me, 'b', "holiday photos", &["ubuntu wallpaper.png"], &[], None, 1);
+        index.insert(&holiday, "index", false, 10, None).expect("b");
+        index.insert(&record(&me, 'c', "notes", &[], &["ubuntu"], None, 1), "peers", false, 10, None).expect("c");
+        let iso = record(&me, 'a', "ubuntu-24.04-desktop-amd64.iso", &[], &["linux"], None, 1);
+        index.insert(&iso, "local", true, 10, None).expect("a");
         let hits = index.search("ubu", &[], &[], 10).expect("search");
         assert_eq!(names(&hits)[0], "ubuntu-24.04-desktop-amd64.iso", "the name match first: {:?}", names(&hits));
         assert_eq!(hits.len(), 3);
@@ -325,9 +350,9 @@ mod tests {
         let (friend, _) = Identity::load_or_create(&dir.path().join("friend"), None).expect("identity");
         let index = Index::open(&dir.path().join("index.sqlite3"), 100).expect("open");
         let lab = "ab".repeat(32);
-        index.insert(&record(&me, 'a', "lecture one", &[], &[], Some(&lab), 1), "index", false, 1).expect("a");
-        index.insert(&record(&me, 'b', "lecture two", &[], &[], None, 1), "index", false, 1).expect("b");
-        index.insert(&record(&friend, 'c', "lecture three", &[], &[], None, 1), "index", false, 1).expect("c");
+        index.insert(&record(&me, 'a', "lecture one", &[], &[], Some(&lab), 1), "index", false, 1, None).expect("a");
+        index.insert(&record(&me, 'b', "lecture two", &[], &[], None, 1), "index", false, 1, None).expect("b");
+        index.insert(&record(&friend, 'c', "lecture three", &[], &[], None, 1), "index", false, 1, None).expect("c");
         assert_eq!(
             index.search("lecture", &[], &[], 10).expect("search").len(),
             2,
@@ -344,29 +369,31 @@ mod tests {
         let (me, _) = Identity::load_or_create(dir.path(), None).expect("identity");
         let index = Index::open(&dir.path().join("index.sqlite3"), 3).expect("open");
         for (i, hash) in ['a', 'b', 'c'].into_iter().enumerate() {
-            index
-                .insert(&record(&me, hash, &format!("item {hash}"), &[], &[], None, 1), "peers", false, i as u64)
-                .expect("insert");
+            let r = record(&me, hash, &format!("item {hash}"), &[], &[], None, 1);
+            index.insert(&r, "peers", false, i as u64, None).expect("insert");
         }
-        // Seen again: a is now the most recent; d pushes out b, the least recently seen.
-        index.insert(&record(&me, 'a', "item a", &[], &[], None, 1), "peers", false, 10).expect("again");
-        index.insert(&record(&me, 'd', "item d", &[], &[], None, 1), "peers", false, 11).expect("d");
+        // The same record again (a replay) changes nothing; a newer one from its publisher
+        // replaces it and makes it the most recently stored: d then pushes out b.
+        let again = record(&me, 'a', "item a", &[], &[], None, 1);
+        assert_eq!(index.insert(&again, "peers", false, 10, None).expect("again"), Stored::Unchanged);
+        let newer = record(&me, 'a', "item a renamed", &[], &[], None, 2);
+        assert_eq!(index.insert(&newer, "index", false, 10, None).expect("newer"), Stored::Updated);
+        index.insert(&record(&me, 'd', "item d", &[], &[], None, 1), "peers", false, 11, None).expect("d");
         assert_eq!(index.len().expect("len"), 3);
-        let mut left = names(&index.search("item", &[], &[], 10).expect("search"))
-            .into_iter()
-            .map(String::from)
-            .collect::<Vec<_>>();
+        let mut left: Vec<String> =
+            names(&index.search("item", &[], &[], 10).expect("search")).into_iter().map(String::from).collect();
         left.sort();
-        assert_eq!(left, ["item a", "item c", "item d"]);
-        // A newer record from the same publisher replaces the old; another publisher's does not.
-        index.insert(&record(&me, 'a', "item a renamed", &[], &[], None, 2), "index", false, 12).expect("newer");
-        assert_eq!(names(&index.search("renamed", &[], &[], 10).expect("search")), ["item a renamed"]);
+        assert_eq!(left, ["item a renamed", "item c", "item d"]);
+        // Another publisher's record of the same torrent stands beside it; it replaces nothing.
         let other = tempfile::tempdir().expect("tempdir");
         let (them, _) = Identity::load_or_create(other.path(), None).expect("identity");
-        index.insert(&record(&them, 'a', "hijack", &[], &[], None, 9), "index", false, 13).expect("other");
-        assert!(
-            index.search("hijack", &[], &[], 10).expect("search").is_empty(),
-            "another publisher replaced a record"
-        );
+        index.insert(&record(&them, 'a', "hijack", &[], &[], None, 9), "index", false, 13, None).expect("other");
+        assert_eq!(names(&index.search("renamed", &[], &[], 10).expect("search")), ["item a renamed"]);
+        assert_eq!(names(&index.search("hijack", &[], &[], 10).expect("search")), ["hijack"]);
+        // A publisher at its limit is refused a new record, not an update of its own.
+        let e = record(&them, 'e', "e", &[], &[], None, 1);
+        assert_eq!(index.insert(&e, "index", false, 14, Some(1)).expect("limit"), Stored::OverLimit(1));
+        let own = record(&them, 'a', "hijack two", &[], &[], None, 10);
+        assert_eq!(index.insert(&own, "index", false, 15, Some(1)).expect("own"), Stored::Updated);
     }
 }

@@ -22,6 +22,14 @@ pub const MAX_NAME_CHARS: usize = 512;
 pub const MAX_TRACKERS: usize = 8;
 /// Bytes of a record's JSON.
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+/// Files a record may count (a torrent's own limit).
+pub const MAX_FILE_COUNT: u64 = 1_000_000;
+/// How far in the future a record's time may be (clocks differ).
+pub const MAX_CLOCK_SKEW: u64 = 600;
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
 
 const CONTEXT: &[u8] = b"shoal-record-v1\n";
 
@@ -137,6 +145,11 @@ impl Record {
             publisher: identity.id().compact(),
             published_at: now,
         };
+        let mut body = body;
+        // Long paths: fewer of them listed, so the record fits.
+        while serde_json::to_vec(&body).map_or(0, |v| v.len()) + 256 > MAX_RECORD_BYTES && !body.files.is_empty() {
+            body.files.pop();
+        }
         let signature = identity.sign(&signed_bytes(&body)).map_err(|e| RecordError::Invalid(e.to_string()))?;
         let record = Record { body, signature: hex(&signature) };
         record.check()?;
@@ -165,11 +178,22 @@ impl Record {
         if b.trackers.len() > MAX_TRACKERS || b.trackers.iter().any(|t| !chars_ok(t, MAX_NAME_CHARS)) {
             return bad(format!("at most {MAX_TRACKERS} trackers"));
         }
-        if b.group.as_ref().is_some_and(|g| g.len() != 64 || unhex(g).is_none()) {
-            return bad("group is not a SHA-256 fingerprint".into());
+        let lower_hex = |s: &str| s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+        if b.group.as_ref().is_some_and(|g| g.len() != 64 || !lower_hex(g)) {
+            return bad("group is not a SHA-256 fingerprint in lower-case hex".into());
+        }
+        if b.file_count > MAX_FILE_COUNT {
+            return bad(format!("{} files; a record counts at most {MAX_FILE_COUNT}", b.file_count));
+        }
+        if b.published_at > now().saturating_add(MAX_CLOCK_SKEW) {
+            return bad("published_at is in the future".into());
         }
         let publisher: IdentityId =
             b.publisher.parse().map_err(|e| RecordError::Invalid(format!("publisher {:?}: {e}", b.publisher)))?;
+        // One spelling per identity, so that limits and ownership compare like with like.
+        if b.publisher != publisher.compact() {
+            return bad("publisher is not written in its compact form".into());
+        }
         let signature =
             unhex(&self.signature).ok_or_else(|| RecordError::Invalid("the signature is not hex".into()))?;
         if !publisher.verify(&signed_bytes(b), &signature) {
@@ -249,6 +273,15 @@ mod tests {
         let mut extra = serde_json::to_value(&record).expect("json");
         extra["body"]["evil"] = serde_json::json!(1);
         assert!(Record::from_json(extra.to_string().as_bytes()).is_err(), "an unknown field was taken");
+        // One spelling per identity: the grouped form, even signed, is refused.
+        let mut spelled = sample(&me, "x", 'b');
+        spelled.body.publisher = me.id().to_string();
+        spelled.signature = hex(&me.sign(&signed_bytes(&spelled.body)).expect("sign"));
+        assert!(matches!(spelled.check(), Err(RecordError::Invalid(_))), "another spelling of the publisher");
+        let mut future = sample(&me, "x", 'c');
+        future.body.published_at = u64::MAX;
+        future.signature = hex(&me.sign(&signed_bytes(&future.body)).expect("sign"));
+        assert!(matches!(future.check(), Err(RecordError::Invalid(_))), "a record from the future");
         let mut many = record;
         many.body.tags = (0..20).map(|i| format!("t{i}")).collect();
         assert!(matches!(many.check(), Err(RecordError::Invalid(_))));

@@ -13,10 +13,13 @@
 //!   other). The server holds no group's revocation list: a revoked member still sees the
 //!   group's records here (not the data, which its members refuse it).
 //!
-//! Bounds: records of at most 64 KiB, at most `per_identity` records kept per publisher and
-//! `per_minute` publishes per publisher per minute (its budget refills continuously; at most
-//! 10,000 publishers are tracked, the longest idle forgotten first), queries of at most 256
-//! characters and 100 results, at most 8 member certificates pairs per query.
+//! Bounds: records of at most 64 KiB, at most `per_identity` records kept per publisher,
+//! `per_minute` stored records per publisher per minute (a replay of a record already here costs
+//! nothing) and 4 × `per_minute` publish requests per address per minute (budgets refill
+//! continuously; at most 10,000 of each are tracked, the longest idle forgotten first), queries
+//! of at most 256 characters and 100 results, 4 searches at once, at most 8 member certificate
+//! pairs per query. Each publisher has its own record of a torrent: nobody takes an info-hash
+//! over from another.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,7 +32,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use shoal_identity::{Identity, IdentityId};
 
-use crate::index::Index;
+use crate::index::{Index, Stored};
 use crate::record::{MAX_RECORD_BYTES, Record};
 
 /// How far a signed query's time may be from the server's.
@@ -40,6 +43,8 @@ pub const MAX_RESULTS: usize = 100;
 const MAX_TRACKED: usize = 10_000;
 /// Member certificate pairs read from one query.
 const MAX_MEMBER_PAIRS: usize = 8;
+/// Searches run at once (more wait their turn).
+const MAX_SEARCHES: usize = 4;
 
 /// The index server's limits.
 #[derive(Clone, Copy, Debug)]
@@ -56,16 +61,59 @@ impl Default for Limits {
     }
 }
 
+/// Spending budgets that refill continuously, per key (a publisher, an address), for at most
+/// [`MAX_TRACKED`] keys (the longest idle forgotten first).
+struct Budgets<K> {
+    per_minute: u32,
+    budgets: Mutex<HashMap<K, (f64, Instant)>>,
+}
+
+impl<K: std::hash::Hash + Eq + Copy> Budgets<K> {
+    fn new(per_minute: u32) -> Self {
+        Budgets { per_minute: per_minute.max(1), budgets: Mutex::new(HashMap::new()) }
+    }
+
+    /// Refills `key`'s budget; with `take`, spends one. Returns whether one was there.
+    fn check(&self, key: K, take: bool) -> bool {
+        let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        let full = f64::from(self.per_minute);
+        if !budgets.contains_key(&key) && budgets.len() >= MAX_TRACKED {
+            let idle = budgets.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| *k);
+            if let Some(k) = idle {
+                budgets.remove(&k);
+            }
+        }
+        let (tokens, at) = budgets.entry(key).or_insert((full, Instant::now()));
+        *tokens = (*tokens + at.elapsed().as_secs_f64() * full / 60.0).min(full);
+        *at = Instant::now();
+        let there = *tokens >= 1.0;
+        if there && take {
+            *tokens -= 1.0;
+        }
+        there
+    }
+}
+
 struct Server {
     index: Index,
     limits: Limits,
-    /// Each publisher's publish budget and when it was last filled.
-    budgets: Mutex<HashMap<IdentityId, (f64, Instant)>>,
+    /// Publishes per publisher: spent only on a record that changes the index.
+    publishers: Budgets<IdentityId>,
+    /// Publish requests per address, whatever they carry.
+    addresses: Budgets<std::net::IpAddr>,
+    /// Searches running at once.
+    searching: tokio::sync::Semaphore,
 }
 
 /// The index server's routes over `index`.
 pub fn router(index: Index, limits: Limits) -> axum::Router {
-    let server = Arc::new(Server { index, limits, budgets: Mutex::new(HashMap::new()) });
+    let server = Arc::new(Server {
+        index,
+        limits,
+        publishers: Budgets::new(limits.per_minute),
+        addresses: Budgets::new(limits.per_minute.saturating_mul(4)),
+        searching: tokio::sync::Semaphore::new(MAX_SEARCHES),
+    });
     axum::Router::new()
         .route("/publish", axum::routing::post(publish))
         .route("/search", axum::routing::get(search))
@@ -85,57 +133,43 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     json(status, &serde_json::json!({ "error": message.into() }))
 }
 
-impl Server {
-    /// Takes one publish from `who`'s budget; false when it is spent.
-    fn spend(&self, who: IdentityId) -> bool {
-        let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
-        let rate = f64::from(self.limits.per_minute) / 60.0;
-        let full = f64::from(self.limits.per_minute);
-        if !budgets.contains_key(&who) && budgets.len() >= MAX_TRACKED {
-            let idle = budgets.iter().min_by_key(|(_, (_, at))| *at).map(|(id, _)| *id);
-            if let Some(id) = idle {
-                budgets.remove(&id);
-            }
-        }
-        let (tokens, at) = budgets.entry(who).or_insert((full, Instant::now()));
-        *tokens = (*tokens + at.elapsed().as_secs_f64() * rate).min(full);
-        *at = Instant::now();
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+async fn publish(
+    State(server): State<Arc<Server>>,
+    axum::extract::ConnectInfo(from): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    body: axum::body::Bytes,
+) -> Response {
+    if !server.addresses.check(from.ip(), true) {
+        return error(StatusCode::TOO_MANY_REQUESTS, format!("too many publishes from {}; wait", from.ip()));
     }
-}
-
-async fn publish(State(server): State<Arc<Server>>, body: axum::body::Bytes) -> Response {
     let (record, publisher) = match Record::from_json(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    if !server.spend(publisher) {
+    if !server.publishers.check(publisher, false) {
         return error(
             StatusCode::TOO_MANY_REQUESTS,
             format!("{publisher} published more than {} records in a minute; wait", server.limits.per_minute),
         );
     }
     let server2 = server.clone();
+    let info_hash = record.body.info_hash.clone();
     let stored = tokio::task::spawn_blocking(move || {
-        let who = record.body.publisher.clone();
-        let kept = server2.index.count_by(&who)?;
-        if kept >= server2.limits.per_identity {
-            return Ok(Err(kept));
-        }
-        server2.index.insert(&record, "index", false, now()).map(|()| Ok(record.body.info_hash))
+        server2.index.insert(&record, "index", false, now(), Some(server2.limits.per_identity))
     })
     .await;
     match stored {
-        Ok(Ok(Ok(info_hash))) => json(StatusCode::OK, &serde_json::json!({ "info_hash": info_hash })),
-        Ok(Ok(Err(kept))) => error(
+        Ok(Ok(Stored::OverLimit(kept))) => error(
             StatusCode::TOO_MANY_REQUESTS,
             format!("{publisher} keeps {kept} records here, the most this index takes from one publisher"),
         ),
+        Ok(Ok(stored)) => {
+            // A replay of a record already here costs its publisher nothing.
+            if stored != Stored::Unchanged {
+                server.publishers.check(publisher, true);
+            }
+            let changed = if stored == Stored::Unchanged { "unchanged" } else { "stored" };
+            json(StatusCode::OK, &serde_json::json!({ "info_hash": info_hash, "result": changed }))
+        }
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the store did not answer"),
     }
@@ -235,6 +269,9 @@ async fn search(State(server): State<Arc<Server>>, Query(p): Query<SearchParams>
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let limit = p.limit.unwrap_or(50).clamp(1, MAX_RESULTS);
+    let Ok(_slot) = server.searching.acquire().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the index is closing");
+    };
     let server2 = server.clone();
     let hits = tokio::task::spawn_blocking(move || server2.index.search(&p.q, &groups, &[], limit)).await;
     match hits {
@@ -253,5 +290,54 @@ async fn search(State(server): State<Arc<Server>>, Query(p): Query<SearchParams>
         }
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the index did not answer"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_identity::Groups;
+
+    fn headers(list: Vec<(String, String)>) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in list {
+            let name = axum::http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()).expect("name");
+            map.append(name, v.parse().expect("value"));
+        }
+        map
+    }
+
+    #[test]
+    fn a_signed_query_proves_only_its_own_signers_membership() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let person = |n: &str| {
+            let path = dir.path().join(n);
+            let (id, _) = Identity::load_or_create(&path, None).expect("identity");
+            (id, Groups::new(&path))
+        };
+        let (alice, alice_groups) = person("alice");
+        let (bob, bob_groups) = person("bob");
+        let (mallory, _) = person("mallory");
+        alice_groups.create(&alice, "lab").expect("group");
+        let invitation = alice_groups.invite("lab", bob.id(), None, 7, false).expect("invite");
+        bob_groups.join(&bob, &invitation).expect("join");
+        let m = bob_groups.membership(&bob, "lab").expect("membership");
+        let pair = vec![(shoal_identity::pem_cert(&m.ca), shoal_identity::pem_cert(&m.cert))];
+        let expected = shoal_identity::CertInfo::parse(&m.ca, "ca").expect("ca").fingerprint;
+        let expected: String = expected.iter().map(|b| format!("{b:02x}")).collect();
+
+        // bob's own query proves lab.
+        let h = headers(signed_query_headers(&bob, "lecture", &pair));
+        assert_eq!(proven_groups(&h, "lecture"), Ok(vec![expected]));
+        // bob's certificate under mallory's signature proves nothing.
+        let h = headers(signed_query_headers(&mallory, "lecture", &pair));
+        assert_eq!(proven_groups(&h, "lecture"), Ok(Vec::new()));
+        // bob's signed query replayed for other words is refused; so is an unsigned identity.
+        let h = headers(signed_query_headers(&bob, "lecture", &pair));
+        assert!(proven_groups(&h, "exam answers").is_err());
+        let mut h = headers(signed_query_headers(&bob, "lecture", &pair));
+        h.insert("x-shoal-time", "1".parse().expect("value"));
+        assert!(proven_groups(&h, "lecture").expect_err("stale").contains("clock"));
+        assert_eq!(proven_groups(&HeaderMap::new(), "lecture"), Ok(Vec::new()));
     }
 }
