@@ -119,7 +119,7 @@ pub(crate) struct SearchArgs {
     /// Words to look for (all must match, each as the start of a word).
     #[arg(required = true)]
     pub(crate) words: Vec<String>,
-    /// The index server, http://HOST:PORT.
+    /// Ask this index server directly (http://HOST:PORT) instead of the daemon.
     #[arg(long, value_name = "URL")]
     pub(crate) index: Option<String>,
     /// Most results.
@@ -129,12 +129,12 @@ pub(crate) struct SearchArgs {
     /// certificate (repeatable).
     #[arg(long = "member", value_name = "NAME")]
     pub(crate) member: Vec<String>,
-    /// Print the results as JSON.
-    #[arg(long)]
-    pub(crate) json: bool,
     /// Folder of the identity and the last results (default: $XDG_DATA_HOME/shoal).
     #[arg(long, value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
+    /// The daemon to ask when no --index is given (and --json).
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
 }
 
 /// `shoal push`.
@@ -303,6 +303,9 @@ pub(crate) struct DaemonArgs {
     /// Where pushed data lives ([server] dir; default: DATA_DIR/pushed).
     #[arg(long, value_name = "DIR")]
     pub(crate) server_dir: Option<PathBuf>,
+    /// An index server search.query asks (repeatable; added to [search] index).
+    #[arg(long = "search-index", value_name = "URL")]
+    pub(crate) search_index: Vec<String>,
     #[command(flatten)]
     pub(crate) node: NodeOptions,
 }

@@ -126,6 +126,11 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
     // Reading the stored rows is quick; their data checks run in the background.
     daemon.restore().await.map_err(|e| anyhow!("cannot restore the stored torrents: {e}"))?;
     tokio::spawn(daemon.clone().run_policy());
+    let indexes: Vec<String> = config.search.index.iter().chain(&a.search_index).cloned().collect();
+    if let Some(bad) = indexes.iter().find(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+        return Err(Failure::Input(anyhow!("--search-index {bad:?} is not an http:// or https:// URL")));
+    }
+    daemon.set_search_indexes(indexes);
     if let Some((role, listen)) = server_role(&a, &config, &data_dir)? {
         let push_listener = tokio::net::TcpListener::bind(listen)
             .await

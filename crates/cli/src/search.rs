@@ -112,24 +112,116 @@ fn last_search(dir: &Path) -> PathBuf {
     dir.join("last-search.json")
 }
 
-/// `shoal search`.
+/// One result as `shoal search` shows and keeps it.
+struct Shown {
+    name: String,
+    size: u64,
+    info_hash: String,
+    magnet: String,
+    publisher: Option<String>,
+    seeders: u32,
+    source: String,
+    tags: Vec<String>,
+    group: bool,
+}
+
+/// `shoal search`: an index server directly with `--index`, else the daemon (`search.query`).
 pub(crate) async fn search(a: SearchArgs, quiet: bool) -> Result<(), Failure> {
-    let Some(index) = &a.index else {
-        return Err(Failure::Input(anyhow!("give the index server to ask with --index URL")));
-    };
     let words = a.words.join(" ");
     let dir = crate::group::data_folder(a.data_dir.as_deref())?;
+    let json = a.remote.json;
+    let results = match &a.index {
+        Some(index) => from_index(&a, index, &words, &dir, quiet).await?,
+        None => {
+            if !a.member.is_empty() {
+                return Err(Failure::Input(anyhow!(
+                    "--member goes with --index (the daemon shows no group records yet)"
+                )));
+            }
+            let remote = crate::remote::Remote::resolve(&a.remote)?;
+            let value =
+                crate::remote::call(&remote, "search.query", serde_json::json!({ "q": words, "limit": a.limit }))
+                    .await?;
+            let hits: Vec<shoal_rpc::api::SearchHit> = serde_json::from_value(value)
+                .map_err(|e| anyhow!("the daemon answered results this Shoal cannot read: {e}"))?;
+            hits.into_iter()
+                .map(|h| Shown {
+                    name: h.name,
+                    size: h.size,
+                    info_hash: h.info_hash,
+                    magnet: h.magnet,
+                    publisher: h.publisher,
+                    seeders: h.seeders,
+                    source: h.source,
+                    tags: Vec::new(),
+                    group: h.group_only,
+                })
+                .collect()
+        }
+    };
+    let kept: Vec<serde_json::Value> = results
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "name": r.name, "magnet": r.magnet, "info_hash": r.info_hash, "group": r.group,
+            })
+        })
+        .collect();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(last_search(&dir), serde_json::to_vec_pretty(&kept).map_err(|e| anyhow!(e))?)
+        .with_context(|| format!("cannot write {}", last_search(&dir).display()))?;
+    if json {
+        let out: Vec<serde_json::Value> = results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                serde_json::json!({
+                    "n": i + 1, "name": r.name, "size": r.size, "info_hash": r.info_hash,
+                    "publisher": r.publisher, "seeders": r.seeders, "magnet": r.magnet, "source": r.source,
+                    "tags": r.tags, "group_only": r.group,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(out));
+        return Ok(());
+    }
+    for (i, r) in results.iter().enumerate() {
+        let publisher: String = match &r.publisher {
+            Some(p) => format!("by {}", p.chars().take(7).collect::<String>()),
+            None => "yours".to_owned(),
+        };
+        let group = if r.group { "  (group share)" } else { "" };
+        println!(
+            "{:>3}. {}  {}  {} seeders  {publisher}  [{}]{group}",
+            i + 1,
+            crate::text::printable(&r.name),
+            HumanBytes(r.size),
+            r.seeders,
+            r.source
+        );
+    }
+    if results.is_empty() {
+        println!("nothing found for {words:?}");
+    } else if !quiet {
+        println!("fetch one with: shoal get @N");
+    }
+    Ok(())
+}
+
+/// The results of an index server, each record checked again here (the index could have
+/// altered it).
+async fn from_index(a: &SearchArgs, index: &str, words: &str, dir: &Path, quiet: bool) -> Result<Vec<Shown>, Failure> {
     let url = format!("{}/search", base(index)?);
-    let mut request = client()?.get(&url).query(&[("q", words.as_str()), ("limit", &a.limit.to_string())]);
+    let mut request = client()?.get(&url).query(&[("q", words), ("limit", &a.limit.to_string())]);
     if !a.member.is_empty() {
-        let identity = crate::group::load_identity(&dir, None, quiet || a.json)?;
-        let groups = shoal_identity::Groups::new(&dir);
+        let identity = crate::group::load_identity(dir, None, quiet || a.remote.json)?;
+        let groups = shoal_identity::Groups::new(dir);
         let mut pairs = Vec::new();
         for name in &a.member {
             let m = groups.membership(&identity, name).bad_input()?;
             pairs.push((shoal_identity::pem_cert(&m.ca), shoal_identity::pem_cert(&m.cert)));
         }
-        for (k, v) in shoal_search::server::signed_query_headers(&identity, &words, &pairs) {
+        for (k, v) in shoal_search::server::signed_query_headers(&identity, words, &pairs) {
             request = request.header(k, v);
         }
     }
@@ -140,58 +232,26 @@ pub(crate) async fn search(a: SearchArgs, quiet: bool) -> Result<(), Failure> {
     let value = answer(response, &url).await?;
     let found: Vec<Found> = serde_json::from_value(value["results"].clone())
         .map_err(|e| anyhow!("{url} answered results this Shoal cannot read: {e}"))?;
-    // Each record is checked here too: the index could have altered it.
     let mut results = Vec::new();
     for f in found {
-        let record = Record { body: f.body.clone(), signature: f.signature.clone() };
-        match record.check() {
-            Ok(_) => results.push((record, f.seeders)),
-            Err(e) => tracing::warn!("the index answered a record that does not check: {e}"),
+        let record = Record { body: f.body, signature: f.signature };
+        if let Err(e) = record.check() {
+            tracing::warn!("the index answered a record that does not check: {e}");
+            continue;
         }
+        results.push(Shown {
+            magnet: record.magnet(),
+            name: record.body.name,
+            size: record.body.size,
+            info_hash: record.body.info_hash,
+            publisher: Some(record.body.publisher),
+            seeders: f.seeders,
+            source: "index".into(),
+            tags: record.body.tags,
+            group: record.body.group.is_some(),
+        });
     }
-    let kept: Vec<serde_json::Value> = results
-        .iter()
-        .map(|(r, _)| {
-            serde_json::json!({
-                "name": r.body.name, "magnet": r.magnet(), "info_hash": r.body.info_hash, "group": r.body.group,
-            })
-        })
-        .collect();
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(last_search(&dir), serde_json::to_vec_pretty(&kept).map_err(|e| anyhow!(e))?)
-        .with_context(|| format!("cannot write {}", last_search(&dir).display()))?;
-    if a.json {
-        let out: Vec<serde_json::Value> = results
-            .iter()
-            .enumerate()
-            .map(|(i, (r, seeders))| {
-                serde_json::json!({
-                    "n": i + 1, "name": r.body.name, "size": r.body.size, "info_hash": r.body.info_hash,
-                    "publisher": r.body.publisher, "seeders": seeders, "magnet": r.magnet(), "source": "index",
-                    "tags": r.body.tags, "group_only": r.body.group.is_some(),
-                })
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(out));
-        return Ok(());
-    }
-    for (i, (r, seeders)) in results.iter().enumerate() {
-        let publisher: String = r.body.publisher.chars().take(7).collect();
-        let group = if r.body.group.is_some() { "  (group share)" } else { "" };
-        println!(
-            "{:>3}. {}  {}  {} seeders  by {publisher}  [index]{group}",
-            i + 1,
-            crate::text::printable(&r.body.name),
-            HumanBytes(r.body.size),
-            seeders
-        );
-    }
-    if results.is_empty() {
-        println!("nothing found for {words:?}");
-    } else if !quiet {
-        println!("fetch one with: shoal get @N");
-    }
-    Ok(())
+    Ok(results)
 }
 
 /// The magnet link of result `n` (from `@N`) of the last search kept in `data_dir`.
@@ -211,7 +271,7 @@ pub(crate) fn result_link(source: &str, data_dir: Option<&Path>) -> Result<Optio
         .ok_or_else(|| Failure::Input(anyhow!("{source}: the last search had {} result(s)", kept.len())))?;
     // A group share opens only over its members' TLS, which needs its .torrent: a magnet link
     // cannot reach it.
-    if found["group"].is_string() {
+    if found["group"].as_bool() == Some(true) {
         return Err(Failure::Input(anyhow!(
             "{source} ({}) is a group share: ask its publisher or a member for the .torrent file and run shoal get \
              FILE.torrent",

@@ -171,3 +171,51 @@ fn a_group_share_record_is_shown_only_to_the_groups_members() {
     assert!(stderr.contains("is a group share: ask its publisher or a member for the .torrent"), "{stderr}");
     ok(index.terminate(Duration::from_secs(15)).map(drop));
 }
+
+#[test]
+fn the_daemon_searches_its_own_torrents_then_its_index_servers() {
+    ensure_tools();
+    let work = temp_dir();
+    let dir = |n: &str| work.path().join(n);
+    let (alice, bob) = (dir("alice"), dir("bob"));
+    let (mut index, url) = start_index(&dir("index"), &[]);
+    let src = dir("src");
+    let (mine, theirs) = (src.join("ubuntu-server-notes.txt"), src.join("ubuntu-24.04-desktop.iso"));
+    make_test_file(&mine, 2000, 1);
+    make_test_file(&theirs, 3000, 2);
+    let (mine_t, theirs_t) = (dir("mine.torrent"), dir("theirs.torrent"));
+    shoal_create(&mine, &mine_t, &[]);
+    shoal_create(&theirs, &theirs_t, &[]);
+    run_ok(&alice, &["publish", s(&theirs_t), "--index", &url]);
+    // The daemon's own torrent is published too: it is shown once, as its own.
+    run_ok(&alice, &["publish", s(&mine_t), "--index", &url]);
+
+    let port = shoal_testkit::free_port();
+    let mut cmd = shoal(["daemon", "--listen", LISTEN_ANY, "--rpc-listen"]);
+    cmd.arg(format!("127.0.0.1:{port}")).args(NO_DISCOVERY).arg("--data-dir").arg(&bob);
+    cmd.args(["--search-index", &url, "--download-dir"]).arg(&src);
+    let mut daemon = ok(Proc::spawn("daemon", cmd));
+    ok(daemon.wait_for_line("ready: ", START_TIMEOUT));
+    let rpc = format!("127.0.0.1:{port}");
+    let mut add = shoal(["add"]);
+    add.arg(&mine_t).args(["--rpc", &rpc]);
+    ok(ok(shoal_testkit::run_captured(add, START_TIMEOUT)).ok());
+
+    let found = run_ok(&bob, &["search", "ubuntu", "--rpc", &rpc, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(found.trim()).expect("json");
+    let rows = v.as_array().expect("array");
+    assert_eq!(rows.len(), 2, "{found}");
+    assert_eq!(rows[0]["name"], "ubuntu-server-notes.txt", "{found}");
+    assert_eq!(rows[0]["source"], "local", "{found}");
+    assert_eq!(rows[1]["name"], "ubuntu-24.04-desktop.iso", "{found}");
+    assert_eq!(rows[1]["source"], "index", "{found}");
+    assert!(rows[1]["publisher"].is_string(), "{found}");
+    let text = run_ok(&bob, &["search", "ubu", "desk", "--rpc", &rpc]);
+    assert!(text.contains("1. ubuntu-24.04-desktop.iso") && text.contains("[index]"), "{text}");
+    // With the index gone, the daemon still answers with its own.
+    ok(index.terminate(Duration::from_secs(15)).map(drop));
+    let found = run_ok(&bob, &["search", "ubuntu", "--rpc", &rpc, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(found.trim()).expect("json");
+    assert_eq!(v.as_array().map(Vec::len), Some(1), "{found}");
+    ok(daemon.terminate(Duration::from_secs(15)).map(drop));
+}

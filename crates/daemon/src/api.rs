@@ -137,6 +137,10 @@ impl Api for Daemon {
         self.add_with(request, None).await
     }
 
+    async fn search_query(&self, words: String, limit: usize) -> Result<Vec<shoal_rpc::api::SearchHit>, ApiError> {
+        self.search(words, limit).await
+    }
+
     async fn server_pushes(&self) -> Result<shoal_rpc::api::ServerPushes, ApiError> {
         self.server_view().await
     }

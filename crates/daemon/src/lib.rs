@@ -33,6 +33,7 @@ mod files;
 pub mod groups;
 mod policy;
 pub mod push;
+mod search;
 pub mod server;
 pub mod stream;
 
@@ -84,6 +85,8 @@ struct Inner {
     rpc_authenticated: std::sync::atomic::AtomicBool,
     /// The server peer role, once its endpoint listens.
     server: std::sync::OnceLock<server::Serving>,
+    /// The index servers `search.query` asks.
+    search_indexes: std::sync::OnceLock<Vec<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -108,6 +111,7 @@ impl Daemon {
                 data_dir,
                 rpc_authenticated: std::sync::atomic::AtomicBool::new(false),
                 server: std::sync::OnceLock::new(),
+                search_indexes: std::sync::OnceLock::new(),
             }),
         };
         tokio::spawn(daemon.clone().fetch_magnets(rx));

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize, Serializer};
 pub use crate::groups::{
     GroupInfo, GroupMember, GroupRequest, IdentityInfo, InvitationInfo, PushCall, QuotaUse, ServerPush, ServerPushes,
 };
+pub use crate::hits::SearchHit;
 
 /// A torrent's number in the daemon: assigned when the torrent is added, never reused while the
 /// daemon's state lives.
@@ -995,6 +996,17 @@ pub trait Api: Send + Sync {
     fn group_change(&self, request: GroupRequest) -> impl Future<Output = Result<serde_json::Value, ApiError>> + Send {
         let _ = request;
         async { Err(ApiError::Failed("this server keeps no groups".into())) }
+    }
+
+    /// Torrents matching `words` (each the start of a word of the name; all required): this
+    /// node's own, then what its index servers answer; at most `limit`.
+    fn search_query(
+        &self,
+        words: String,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<SearchHit>, ApiError>> + Send {
+        let _ = (words, limit);
+        async { Err(ApiError::Failed("this server cannot search".into())) }
     }
 
     /// The server peer role: every push it keeps and each pusher's quota use.

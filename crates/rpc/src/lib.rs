@@ -36,6 +36,7 @@
 
 pub mod api;
 mod groups;
+mod hits;
 pub mod http;
 pub mod jsonrpc;
 pub mod method;

@@ -25,6 +25,7 @@
 //! | `group.issue` | `name`, `public_key` (PEM), `member_name` | same order |
 //! | `group.revoke` | `name`, `member` | `name`, `member` |
 //! | `server.pushes` | none | none |
+//! | `search.query` | `q`, `limit` (default 50, at most 100) | same order |
 //! | `push.start` | `to` (`ID@HOST:PORT`), `torrent` (id or info-hash) | same order |
 //! | `push.status`, `push.withdraw` | `to`, `info_hash` | same order |
 //! | `push.list` | `to` | `to` |
@@ -76,6 +77,7 @@ pub const METHODS: &[&str] = &[
     "group.issue",
     "group.revoke",
     "server.pushes",
+    "search.query",
     "push.start",
     "push.status",
     "push.list",
@@ -146,6 +148,8 @@ pub enum Call {
     Group(GroupRequest),
     /// `server.pushes`.
     ServerPushes,
+    /// `search.query`: the words and the most results.
+    Search(String, usize),
     /// `push.start`, `status`, `list`, `withdraw`.
     Push(PushCall),
 }
@@ -271,6 +275,13 @@ struct IssueParams {
 struct RevokeParams {
     name: String,
     member: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchParams {
+    q: String,
+    limit: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -410,6 +421,13 @@ impl Call {
                 Call::Group(GroupRequest::Revoke { name: p.name, member: p.member })
             }
             "server.pushes" => no_params().map(|()| Call::ServerPushes)?,
+            "search.query" => {
+                let p: SearchParams = from_value(named(&["q", "limit"])?)?;
+                if p.q.chars().count() > 256 {
+                    return Err(invalid("q: at most 256 characters"));
+                }
+                Call::Search(p.q, p.limit.unwrap_or(50).clamp(1, 100))
+            }
             "push.start" => {
                 let p: PushStartParams = from_value(named(&["to", "torrent"])?)?;
                 Call::Push(PushCall::Start { to: p.to, torrent: p.torrent })
@@ -511,6 +529,7 @@ pub async fn execute<A: Api>(api: &A, call: Call) -> Result<Value, ApiError> {
         Call::GroupList => to_value(&api.group_list().await?),
         Call::Group(request) => api.group_change(request).await,
         Call::ServerPushes => to_value(&api.server_pushes().await?),
+        Call::Search(words, limit) => to_value(&api.search_query(words, limit).await?),
         Call::Push(call) => api.push_call(call).await,
     }
 }

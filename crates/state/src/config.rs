@@ -45,6 +45,9 @@
 //! allow = ["XXXXXXX-...", "group:friends"]   # identity IDs, or the members of a group of this node
 //! quota = "50G"                  # bytes each identity may keep here (default: no limit)
 //! dir = "/srv/shoal/pushed"      # default: DATA_DIR/pushed
+//!
+//! [search]
+//! index = ["http://index.example:7070"]   # index servers search.query asks
 //! ```
 
 use std::ffi::OsString;
@@ -80,6 +83,16 @@ pub struct DaemonConfig {
     pub lsd: LsdConfig,
     /// The server peer role: keeping shares pushed by others.
     pub server: ServerConfig,
+    /// Search.
+    pub search: SearchConfig,
+}
+
+/// `[search]`: where `search.query` looks besides this node's own torrents.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Index servers (`http://HOST:PORT`) to ask.
+    pub index: Vec<String>,
 }
 
 /// `[server]`: the server peer role, on when `listen` is set (here or by flag).
@@ -260,6 +273,9 @@ impl DaemonConfig {
             key: key.to_owned(),
             message: message.to_owned(),
         };
+        if let Some(bad) = self.search.index.iter().find(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+            return Err(invalid("search.index", &format!("{bad:?} is not an http:// or https:// URL")));
+        }
         if let Some(bad) = self.server.allow.iter().find(|a| a.strip_prefix("group:").is_some_and(str::is_empty)) {
             return Err(invalid("server.allow", &format!("{bad:?} names no group (write group:NAME)")));
         }

@@ -30,8 +30,8 @@ pub mod store;
 pub mod torrents;
 
 pub use config::{
-    ConfigError, ConfigOverrides, DaemonConfig, DhtConfig, LimitsConfig, LsdConfig, RpcConfig, ServerConfig,
-    default_data_dir,
+    ConfigError, ConfigOverrides, DaemonConfig, DhtConfig, LimitsConfig, LsdConfig, RpcConfig, SearchConfig,
+    ServerConfig, default_data_dir,
 };
 pub use error::StateError;
 pub use pushes::PushRow;

@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use shoal_state::{
-    ConfigError, ConfigOverrides, DaemonConfig, DhtConfig, LimitsConfig, LsdConfig, RpcConfig, ServerConfig,
+    ConfigError, ConfigOverrides, DaemonConfig, DhtConfig, LimitsConfig, LsdConfig, RpcConfig, SearchConfig,
+    ServerConfig,
 };
 
 fn write(dir: &tempfile::TempDir, text: &str) -> PathBuf {
@@ -53,6 +54,9 @@ listen = "0.0.0.0:7000"
 allow = ["group:friends"]
 quota = "50G"
 dir = "/srv/pushed"
+
+[search]
+index = ["http://127.0.0.1:7070"]
 "#;
 
 #[test]
@@ -93,6 +97,7 @@ fn a_full_file_parses() {
             quota: Some(50 << 30),
             dir: Some("/srv/pushed".into()),
         },
+        search: SearchConfig { index: vec!["http://127.0.0.1:7070".into()] },
     };
     assert_eq!(config, expected);
     // The file format round-trips through serialization.
