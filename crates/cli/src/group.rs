@@ -155,7 +155,8 @@ fn print_group(g: &GroupSummary) {
     } else {
         String::new()
     };
-    println!("{}  {role}  (authority key sha256:{}){revoked}", g.name, &g.authority[..16]);
+    let seed_only = if g.opens_sealed { "" } else { ", seed-only (cannot open sealed shares)" };
+    println!("{}  {role}  (authority key sha256:{}){revoked}{seed_only}", g.name, &g.authority[..16]);
     for m in &g.members {
         let state = match m.revoked {
             Some(at) => format!("revoked {}", shoal_identity::when(at)),

@@ -398,6 +398,8 @@ fn a_sealed_share_on_a_server_is_ciphertext_there_and_plaintext_for_members() {
     let invitation = home.join("invitation.txt");
     run_ok(&alice, &["group", "invite", "lab", &server_id, "--seed-only", "-o", s(&invitation)]);
     run_ok(&home, &["group", "join", s(&invitation)]);
+    let listed = run_ok(&home, &["group", "list"]);
+    assert!(listed.contains("seed-only (cannot open sealed shares)"), "{listed}");
     let mut server = start_server(&home, shoal_testkit::free_port(), &["--allow", "group:lab"]);
 
     let marker = "c0ffee5eeded";

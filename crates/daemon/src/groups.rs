@@ -236,6 +236,7 @@ fn group_info(g: shoal_identity::GroupSummary) -> shoal_rpc::api::GroupInfo {
             .collect(),
         revocation_list: g.revocation_list,
         revoked: g.revoked as u64,
+        opens_sealed: g.opens_sealed,
     }
 }
 

@@ -82,6 +82,10 @@ pub struct GroupSummary {
     pub revocation_list: u64,
     /// Keys it revokes.
     pub revoked: usize,
+    /// This node holds the group's key and can open its sealed shares (false for a seed-only
+    /// member, such as a server peer).
+    #[serde(default)]
+    pub opens_sealed: bool,
 }
 
 /// What a node needs to take part in a group's SSL torrents.
@@ -511,6 +515,8 @@ impl Groups {
             members: if authority { read_members(&dir)? } else { Vec::new() },
             revocation_list: list.as_ref().map_or(0, |l| l.number),
             revoked: list.as_ref().map_or(0, |l| l.revoked.len()),
+            // The authority makes its key when it first needs one.
+            opens_sealed: authority || dir.join(GROUP_KEY_FILE).exists(),
         })
     }
 

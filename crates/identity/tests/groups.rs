@@ -194,6 +194,10 @@ fn an_invitation_carries_the_group_key_for_its_member_alone_unless_it_is_seed_on
     server_groups.join(&server, &Invitation::decode(&seed_only.encode()).expect("decode")).expect("join");
     assert_eq!(server_groups.group_key("lab").expect("read"), None);
     assert!(server_groups.membership(&server, "lab").is_ok(), "the server is a member all the same");
+    // Each node's summary says whether it can open sealed shares.
+    assert!(!server_groups.summary("lab").expect("summary").opens_sealed, "a seed-only member shown as opening");
+    assert!(bob_groups.summary("lab").expect("summary").opens_sealed);
+    assert!(alice_groups.summary("lab").expect("summary").opens_sealed);
 
     // A sealed header made with the key opens for bob, not for another group's key.
     let manifest = shoal_identity::seal::Manifest { name: "x".into(), folder: false, files: Vec::new() };

@@ -45,6 +45,9 @@ pub struct GroupInfo {
     pub revocation_list: u64,
     /// Keys that list revokes.
     pub revoked: u64,
+    /// This node can open the group's sealed shares (false for a seed-only member).
+    #[serde(default)]
+    pub opens_sealed: bool,
 }
 
 /// An invitation (`group.invite`).
