@@ -7,14 +7,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
 use indicatif::HumanBytes;
-use shoal_search::server::{Found, Limits};
+use shoal_search::server::Limits;
 use shoal_search::{Index, Record};
 
 use crate::args::{IndexArgs, PublishArgs, SearchArgs};
 use crate::{BadInput, Failure, interrupted};
-
-/// Longest answer read from an index server.
-const MAX_ANSWER: usize = 16 << 20;
 
 fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
@@ -43,11 +40,15 @@ pub(crate) async fn index(a: IndexArgs) -> Result<(), Failure> {
 }
 
 fn client() -> Result<reqwest::Client, Failure> {
-    reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .user_agent(concat!("Shoal/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| Failure::Runtime(anyhow!("cannot make an HTTP client: {e}")))
+    shoal_search::client::http_client(std::time::Duration::from_secs(30)).map_err(|e| Failure::Runtime(anyhow!(e)))
+}
+
+/// An index client's failure as the command line reports it (a refused request is bad input).
+fn ask_failure(e: shoal_search::client::AskError) -> Failure {
+    match e {
+        shoal_search::client::AskError::Refused { bad_request: true, .. } => Failure::Input(anyhow!(e)),
+        e => Failure::Runtime(anyhow!(e)),
+    }
 }
 
 fn base(url: &str) -> Result<String, Failure> {
@@ -58,26 +59,6 @@ fn base(url: &str) -> Result<String, Failure> {
     Ok(url.to_string())
 }
 
-/// The answer's JSON, or the server's `error` as a failure.
-async fn answer(mut response: reqwest::Response, url: &str) -> Result<serde_json::Value, Failure> {
-    let status = response.status();
-    let mut bytes = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| anyhow!("{url}: {}", e.without_url()))? {
-        bytes.extend_from_slice(&chunk);
-        if bytes.len() > MAX_ANSWER {
-            return Err(Failure::Runtime(anyhow!("{url}: the answer is larger than {} MiB", MAX_ANSWER >> 20)));
-        }
-    }
-    let value: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| anyhow!("{url} answered {status} with something that is not JSON ({e}): is it a Shoal index?"))?;
-    if !status.is_success() {
-        let why = value["error"].as_str().unwrap_or("no reason given");
-        let failure = anyhow!("the index refused: {why}");
-        return Err(if status.is_client_error() { Failure::Input(failure) } else { Failure::Runtime(failure) });
-    }
-    Ok(value)
-}
-
 /// `shoal publish`.
 pub(crate) async fn publish(a: PublishArgs, quiet: bool) -> Result<(), Failure> {
     let bytes = std::fs::read(&a.source).with_context(|| format!("cannot read {}", a.source.display())).bad_input()?;
@@ -86,16 +67,7 @@ pub(crate) async fn publish(a: PublishArgs, quiet: bool) -> Result<(), Failure> 
     let dir = crate::group::data_folder(a.data_dir.as_deref())?;
     let identity = crate::group::load_identity(&dir, None, quiet)?;
     let record = Record::publish(&meta, &a.tags, &identity, now()).bad_input()?;
-    let url = format!("{}/publish", base(&a.index)?);
-    let body = serde_json::to_vec(&record).map_err(|e| anyhow!(e))?;
-    let response = client()?
-        .post(&url)
-        .header("Content-Type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| Failure::Runtime(anyhow!("cannot reach the index at {url}: {}", e.without_url())))?;
-    let said = answer(response, &url).await?;
+    let said = shoal_search::client::publish(&client()?, &base(&a.index)?, &record).await.map_err(ask_failure)?;
     let again = if said["result"] == "unchanged" { " (it had this record already)" } else { "" };
     println!(
         "published: {} ({}) to {} as {}{again}",
@@ -211,8 +183,7 @@ pub(crate) async fn search(a: SearchArgs, quiet: bool) -> Result<(), Failure> {
 /// The results of an index server, each record checked again here (the index could have
 /// altered it).
 async fn from_index(a: &SearchArgs, index: &str, words: &str, dir: &Path, quiet: bool) -> Result<Vec<Shown>, Failure> {
-    let url = format!("{}/search", base(index)?);
-    let mut request = client()?.get(&url).query(&[("q", words), ("limit", &a.limit.to_string())]);
+    let mut headers = Vec::new();
     if !a.member.is_empty() {
         let identity = crate::group::load_identity(dir, None, quiet || a.remote.json)?;
         let groups = shoal_identity::Groups::new(dir);
@@ -221,36 +192,27 @@ async fn from_index(a: &SearchArgs, index: &str, words: &str, dir: &Path, quiet:
             let m = groups.membership(&identity, name).bad_input()?;
             pairs.push((shoal_identity::pem_cert(&m.ca), shoal_identity::pem_cert(&m.cert)));
         }
-        for (k, v) in shoal_search::server::signed_query_headers(&identity, words, &pairs) {
-            request = request.header(k, v);
-        }
+        headers = shoal_search::server::signed_query_headers(&identity, words, &pairs);
     }
-    let response = request
-        .send()
-        .await
-        .map_err(|e| Failure::Runtime(anyhow!("cannot reach the index at {url}: {}", e.without_url())))?;
-    let value = answer(response, &url).await?;
-    let found: Vec<Found> = serde_json::from_value(value["results"].clone())
-        .map_err(|e| anyhow!("{url} answered results this Shoal cannot read: {e}"))?;
-    let mut results = Vec::new();
-    for f in found {
-        let record = Record { body: f.body, signature: f.signature };
-        if let Err(e) = record.check() {
-            tracing::warn!("the index answered a record that does not check: {e}");
-            continue;
-        }
-        results.push(Shown {
+    let (records, bad) =
+        shoal_search::client::search(&client()?, &base(index)?, words, a.limit, &headers).await.map_err(ask_failure)?;
+    if bad > 0 {
+        tracing::warn!("the index answered {bad} record(s) that do not check; left out");
+    }
+    let results = records
+        .into_iter()
+        .map(|(record, seeders)| Shown {
             magnet: record.magnet(),
             name: record.body.name,
             size: record.body.size,
             info_hash: record.body.info_hash,
             publisher: Some(record.body.publisher),
-            seeders: f.seeders,
+            seeders,
             source: "index".into(),
             tags: record.body.tags,
             group: record.body.group.is_some(),
-        });
-    }
+        })
+        .collect();
     Ok(results)
 }
 

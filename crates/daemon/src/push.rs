@@ -71,19 +71,37 @@ fn handshake_text(addr: &str, id: &str, reason: &str) -> String {
     }
 }
 
-/// Reads one frame (JSON) from `io`; `Ok(None)` at a clean end of stream.
-pub async fn read_frame<T: for<'de> Deserialize<'de>>(io: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<T>> {
+fn invalid(e: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+}
+
+/// Reads a frame's header from `io`: the length of its body (checked against [`MAX_FRAME`]);
+/// `Ok(None)` at a clean end of stream.
+pub async fn read_header(io: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<usize>> {
     let mut header = [0u8; 4];
     match io.read_exact(&mut header).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
+        Ok(_) => frame_len(header).map(Some).map_err(invalid),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
     }
-    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
-    let len = frame_len(header).map_err(invalid)?;
+}
+
+/// Reads a frame's body of `len` bytes (as [`read_header`] gave) and decodes it.
+pub async fn read_body<T: for<'de> Deserialize<'de>>(
+    io: &mut (impl AsyncRead + Unpin),
+    len: usize,
+) -> std::io::Result<T> {
     let mut body = vec![0u8; len];
     io.read_exact(&mut body).await?;
-    decode_body(&body).map(Some).map_err(invalid)
+    decode_body(&body).map_err(invalid)
+}
+
+/// Reads one frame (JSON) from `io`; `Ok(None)` at a clean end of stream.
+pub async fn read_frame<T: for<'de> Deserialize<'de>>(io: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<T>> {
+    match read_header(io).await? {
+        Some(len) => read_body(io, len).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Writes one frame.

@@ -1,20 +1,16 @@
 //! `search.query`: the daemon's own torrents whose names match, then what its index servers
 //! (`[search] index`, `--search-index`) answer, each record's signature checked again here.
-//! Each index server gets [`INDEX_TIMEOUT`] and at most [`MAX_ANSWER`] bytes; one that fails
-//! is left out (logged), not an error.
+//! Each index server gets [`INDEX_TIMEOUT`] and at most [`shoal_search::client::MAX_ANSWER`]
+//! bytes; one that fails is left out (logged), not an error.
 
 use std::time::Duration;
 
 use shoal_rpc::api::{ApiError, SearchHit};
-use shoal_search::Record;
-use shoal_search::server::Found;
 
 use crate::{Daemon, lock};
 
 /// How long an index server may take to answer.
 pub(crate) const INDEX_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest answer read from an index server.
-pub(crate) const MAX_ANSWER: usize = 16 << 20;
 
 /// The lower-case alphanumeric runs of `text` (`Ubuntu-24.04` → `ubuntu`, `24`, `04`).
 fn tokens(text: &str) -> Vec<String> {
@@ -25,28 +21,6 @@ fn tokens(text: &str) -> Vec<String> {
 fn matches(query: &[String], name: &str) -> bool {
     let have = tokens(name);
     query.iter().all(|w| have.iter().any(|t| t.starts_with(w.as_str())))
-}
-
-async fn ask(client: &reqwest::Client, base: &str, words: &str, limit: usize) -> Result<Vec<Found>, String> {
-    let url = format!("{}/search", base.trim_end_matches('/'));
-    let mut response = client
-        .get(&url)
-        .query(&[("q", words), ("limit", &limit.to_string())])
-        .send()
-        .await
-        .map_err(|e| e.without_url().to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("answered {}", response.status()));
-    }
-    let mut bytes = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| e.without_url().to_string())? {
-        bytes.extend_from_slice(&chunk);
-        if bytes.len() > MAX_ANSWER {
-            return Err(format!("an answer over {} MiB", MAX_ANSWER >> 20));
-        }
-    }
-    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-    serde_json::from_value(value["results"].clone()).map_err(|e| e.to_string())
 }
 
 impl Daemon {
@@ -86,15 +60,14 @@ impl Daemon {
         if indexes.is_empty() || hits.len() >= limit {
             return Ok(hits);
         }
-        let client = reqwest::Client::builder()
-            .timeout(INDEX_TIMEOUT)
-            .user_agent(concat!("Shoal/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ApiError::Failed(format!("cannot make an HTTP client: {e}")))?;
+        let client = shoal_search::client::http_client(INDEX_TIMEOUT).map_err(ApiError::Failed)?;
         let mut asks = tokio::task::JoinSet::new();
         for (i, base) in indexes.iter().enumerate() {
             let (client, base, words) = (client.clone(), base.clone(), words.clone());
-            asks.spawn(async move { (i, base.clone(), ask(&client, &base, &words, limit).await) });
+            asks.spawn(async move {
+                let answer = shoal_search::client::search(&client, &base, &words, limit, &[]).await;
+                (i, base, answer)
+            });
         }
         let mut answers = Vec::new();
         while let Some(done) = asks.join_next().await {
@@ -105,19 +78,17 @@ impl Daemon {
         // In the order the index servers are listed, whatever order they answered in.
         answers.sort_by_key(|(i, _, _)| *i);
         for (_, base, answer) in answers {
-            let found = match answer {
+            let (records, bad) = match answer {
                 Ok(found) => found,
                 Err(e) => {
                     tracing::info!("search: index {base}: {e}");
                     continue;
                 }
             };
-            for f in found {
-                let record = Record { body: f.body, signature: f.signature };
-                if record.check().is_err() {
-                    tracing::info!("search: index {base} answered a record that does not check");
-                    continue;
-                }
+            if bad > 0 {
+                tracing::info!("search: index {base} answered {bad} record(s) that do not check");
+            }
+            for (record, seeders) in records {
                 if hits.len() >= limit || hits.iter().any(|h| h.info_hash == record.body.info_hash) {
                     continue;
                 }
@@ -127,7 +98,7 @@ impl Daemon {
                     size: record.body.size,
                     info_hash: record.body.info_hash,
                     publisher: Some(record.body.publisher),
-                    seeders: f.seeders,
+                    seeders,
                     source: "index".into(),
                     id: None,
                     group_only: record.body.group.is_some(),

@@ -224,23 +224,14 @@ impl Server {
         &self,
         io: &mut (impl tokio::io::AsyncRead + Unpin),
     ) -> std::io::Result<Option<(Request, tokio::sync::SemaphorePermit<'_>)>> {
-        use tokio::io::AsyncReadExt;
-        let mut header = [0u8; 4];
-        match io.read_exact(&mut header).await {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(e),
-        }
-        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
-        let len = crate::push::frame_len(header).map_err(invalid)?;
+        let Some(len) = crate::push::read_header(io).await? else { return Ok(None) };
         let mib = u32::try_from(len.div_ceil(1 << 20).max(1)).unwrap_or(FRAME_BUDGET_MIB).min(FRAME_BUDGET_MIB);
         let room = self.frames.acquire_many(mib).await.map_err(|_| std::io::Error::other("closing"))?;
-        let mut body = vec![0u8; len];
         let deadline = std::time::Duration::from_secs(10 + u64::from(mib));
-        tokio::time::timeout(deadline, io.read_exact(&mut body))
+        let request = tokio::time::timeout(deadline, crate::push::read_body(io, len))
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the request came too slowly"))??;
-        crate::push::decode_body(&body).map(|r| Some((r, room))).map_err(invalid)
+        Ok(Some((request, room)))
     }
 
     async fn handle(&self, pusher: IdentityId, ip: IpAddr, request: Request) -> Result<Reply, String> {

@@ -38,6 +38,7 @@ pub mod api;
 mod groups;
 mod hits;
 pub mod http;
+mod ids;
 pub mod jsonrpc;
 pub mod method;
 pub mod push;
