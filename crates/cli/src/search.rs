@@ -91,7 +91,6 @@ struct Shown {
     info_hash: String,
     magnet: String,
     publisher: Option<String>,
-    seeders: u32,
     source: String,
     tags: Vec<String>,
     group: bool,
@@ -123,7 +122,6 @@ pub(crate) async fn search(a: SearchArgs, quiet: bool) -> Result<(), Failure> {
                     info_hash: h.info_hash,
                     magnet: h.magnet,
                     publisher: h.publisher,
-                    seeders: h.seeders,
                     source: h.source,
                     tags: Vec::new(),
                     group: h.group_only,
@@ -149,7 +147,7 @@ pub(crate) async fn search(a: SearchArgs, quiet: bool) -> Result<(), Failure> {
             .map(|(i, r)| {
                 serde_json::json!({
                     "n": i + 1, "name": r.name, "size": r.size, "info_hash": r.info_hash,
-                    "publisher": r.publisher, "seeders": r.seeders, "magnet": r.magnet, "source": r.source,
+                    "publisher": r.publisher, "magnet": r.magnet, "source": r.source,
                     "tags": r.tags, "group_only": r.group,
                 })
             })
@@ -164,11 +162,10 @@ pub(crate) async fn search(a: SearchArgs, quiet: bool) -> Result<(), Failure> {
         };
         let group = if r.group { "  (group share)" } else { "" };
         println!(
-            "{:>3}. {}  {}  {} seeders  {publisher}  [{}]{group}",
+            "{:>3}. {}  {}  {publisher}  [{}]{group}",
             i + 1,
             crate::text::printable(&r.name),
             HumanBytes(r.size),
-            r.seeders,
             r.source
         );
     }
@@ -201,13 +198,12 @@ async fn from_index(a: &SearchArgs, index: &str, words: &str, dir: &Path, quiet:
     }
     let results = records
         .into_iter()
-        .map(|(record, seeders)| Shown {
+        .map(|record| Shown {
             magnet: record.magnet(),
             name: record.body.name,
             size: record.body.size,
             info_hash: record.body.info_hash,
             publisher: Some(record.body.publisher),
-            seeders,
             source: "index".into(),
             tags: record.body.tags,
             group: record.body.group.is_some(),

@@ -49,7 +49,6 @@ impl Daemon {
                         None => e.magnet.as_ref().map(|m| m.to_string()).unwrap_or_default(),
                     },
                     publisher: None,
-                    seeders: 0,
                     source: "local".into(),
                     id: Some(e.id.0),
                     group_only: e.meta.as_ref().is_some_and(|m| m.info.ssl_cert.is_some()),
@@ -88,7 +87,7 @@ impl Daemon {
             if bad > 0 {
                 tracing::info!("search: index {base} answered {bad} record(s) that do not check");
             }
-            for (record, seeders) in records {
+            for record in records {
                 if hits.len() >= limit || hits.iter().any(|h| h.info_hash == record.body.info_hash) {
                     continue;
                 }
@@ -98,7 +97,6 @@ impl Daemon {
                     size: record.body.size,
                     info_hash: record.body.info_hash,
                     publisher: Some(record.body.publisher),
-                    seeders,
                     source: "index".into(),
                     id: None,
                     group_only: record.body.group.is_some(),

@@ -16,8 +16,6 @@ pub struct SearchHit {
     pub magnet: String,
     /// The identity that signed the record (`None` for this node's own torrents).
     pub publisher: Option<String>,
-    /// Seeders last known.
-    pub seeders: u32,
     /// Where it came from: `local` (this daemon's torrents) or `index` (an index server).
     pub source: String,
     /// The torrent's id here, for a local result.

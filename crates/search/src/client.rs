@@ -81,15 +81,14 @@ pub async fn publish(client: &reqwest::Client, base: &str, record: &Record) -> R
 }
 
 /// Asks the index at `base` for `words` (at most `limit` results, with `headers`, e.g. a
-/// signed query's); returns the records that check, each with its seeders, best first, and
-/// how many did not check.
+/// signed query's); returns the records that check, best first, and how many did not check.
 pub async fn search(
     client: &reqwest::Client,
     base: &str,
     words: &str,
     limit: usize,
     headers: &[(String, String)],
-) -> Result<(Vec<(Record, u32)>, usize), AskError> {
+) -> Result<(Vec<Record>, usize), AskError> {
     let url = format!("{}/search", base.trim_end_matches('/'));
     let mut request = client.get(&url).query(&[("q", words), ("limit", &limit.to_string())]);
     for (k, v) in headers {
@@ -105,7 +104,7 @@ pub async fn search(
     for f in found {
         let record = Record { body: f.body, signature: f.signature };
         match record.check() {
-            Ok(_) => records.push((record, f.seeders)),
+            Ok(_) => records.push(record),
             Err(_) => bad += 1,
         }
     }

@@ -50,8 +50,6 @@ pub struct Hit {
     pub source: String,
     /// Its metadata was fetched and its info-hash checked.
     pub verified: bool,
-    /// Seeders last seen.
-    pub seeders: u32,
     /// BM25 score (lower ranks higher).
     pub score: f64,
 }
@@ -68,7 +66,6 @@ CREATE TABLE IF NOT EXISTS items (
     record     TEXT NOT NULL,
     source     TEXT NOT NULL,
     verified   INTEGER NOT NULL DEFAULT 0,
-    seeders    INTEGER NOT NULL DEFAULT 0,
     first_seen INTEGER NOT NULL,
     last_seen  INTEGER NOT NULL,
     UNIQUE (info_hash, publisher)
@@ -218,12 +215,6 @@ impl Index {
         Ok(stored)
     }
 
-    /// Records how many seeders a torrent has.
-    pub fn set_seeders(&self, info_hash: &str, seeders: u32) -> Result<(), IndexError> {
-        self.conn().execute("UPDATE items SET seeders = ?2 WHERE info_hash = ?1", params![info_hash, seeders])?;
-        Ok(())
-    }
-
     /// Records matching `words`, best first, at most `limit`: records of group shares only for
     /// the groups (authority fingerprints) in `groups`; publishers in `trusted` first.
     pub fn search(
@@ -238,7 +229,7 @@ impl Index {
         let trusted_json = serde_json::to_string(trusted).unwrap_or_else(|_| "[]".into());
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT items.record, items.source, items.verified, items.seeders, bm25(items_fts, 10.0, 1.0, 4.0) AS score
+            "SELECT items.record, items.source, items.verified, bm25(items_fts, 10.0, 1.0, 4.0) AS score
              FROM items_fts JOIN items ON items.id = items_fts.rowid
              WHERE items_fts MATCH ?1
                AND (items.grp IS NULL OR items.grp IN (SELECT value FROM json_each(?2)))
@@ -246,19 +237,13 @@ impl Index {
              LIMIT ?4",
         )?;
         let rows = stmt.query_map(params![query, groups_json, trusted_json, limit as i64], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, bool>(2)?,
-                r.get::<_, u32>(3)?,
-                r.get::<_, f64>(4)?,
-            ))
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?, r.get::<_, f64>(3)?))
         })?;
         let mut hits = Vec::new();
         for row in rows {
-            let (json, source, verified, seeders, score) = row?;
+            let (json, source, verified, score) = row?;
             let record: Record = serde_json::from_str(&json).map_err(|e| IndexError::Damaged(e.to_string()))?;
-            hits.push(Hit { record, source, verified, seeders, score });
+            hits.push(Hit { record, source, verified, score });
         }
         Ok(hits)
     }

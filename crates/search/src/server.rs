@@ -5,7 +5,8 @@
 //!   or badly signed, `429` past the publisher's limits (records kept per identity, publishes
 //!   per minute).
 //! - `GET /search?q=WORDS[&limit=N]`: `200 {"results": [...]}`, best first (see
-//!   [`crate::index`]); each result is the record's fields plus `magnet`, `seeders`, `score`.
+//!   [`crate::index`]); each result is the record's fields plus `signature`, `magnet` and
+//!   `score`.
 //!   Records of group shares are returned only to a caller that proves membership: a signed
 //!   query (headers `X-Shoal-Identity: ID`, `X-Shoal-Time: UNIX_SECONDS` within 5 minutes,
 //!   `X-Shoal-Signature: HEX` over [`query_message`], and one `X-Shoal-Member: BASE64` per group:
@@ -192,8 +193,6 @@ pub struct Found {
     pub signature: String,
     /// A magnet link.
     pub magnet: String,
-    /// Seeders last known.
-    pub seeders: u32,
     /// BM25 score (lower ranks higher).
     pub score: f64,
 }
@@ -282,7 +281,6 @@ async fn search(State(server): State<Arc<Server>>, Query(p): Query<SearchParams>
                     magnet: h.record.magnet(),
                     signature: h.record.signature,
                     body: h.record.body,
-                    seeders: h.seeders,
                     score: h.score,
                 })
                 .collect();
