@@ -5,11 +5,14 @@
 //! - [`index`]: the local full-text index in SQLite FTS5 (BM25 ranking, prefix matching,
 //!   records of group shares shown only to that group's members, bounded with eviction of the
 //!   least recently seen).
+//! - [`overlay`]: search with no server — the policy among search neighbours (hop limits,
+//!   query ids, routing tables, dynamic querying, rate limits) and its wire messages.
 //! - [`client`]: asking an index server (publish, search), answers bounded and re-checked.
 //! - [`server`]: the index server's HTTP routes (`POST /publish`, `GET /search`).
 
 pub mod client;
 pub mod index;
+pub mod overlay;
 pub mod record;
 pub mod server;
 
