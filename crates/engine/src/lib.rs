@@ -36,7 +36,7 @@ pub use conn::{Revocations, SslTorrent};
 pub use dht::{ANNOUNCE_EVERY, AnnounceLoop, DEFAULT_BOOTSTRAP, Dht, DhtConfig, DhtError, DhtStats, SAVE_EVERY};
 pub use fetch::{FetchError, MAX_TORRENT_FILE, fetch_torrent};
 pub use metadata::{MetadataProgress, fetch_metadata};
-pub use session::{AddTorrent, FilePriority, PeerStatus, Session, SessionConfig, Torrent};
+pub use session::{AddTorrent, FilePriority, PeerStatus, ServiceConnection, Session, SessionConfig, Torrent};
 pub use shoal_swarm::Stats;
 pub use stream::{FileStream, StreamError};
 

@@ -69,6 +69,18 @@ impl Default for SessionConfig {
     }
 }
 
+/// A connection for a service of the listening port (see [`Session::serve`]); both
+/// BitTorrent handshakes are done.
+#[derive(Debug)]
+pub struct ServiceConnection {
+    /// The connection.
+    pub stream: TcpStream,
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// The handshake the peer sent.
+    pub handshake: shoal_proto::wire::Handshake,
+}
+
 /// What to add.
 #[derive(Clone, Debug)]
 pub struct AddTorrent {
@@ -122,6 +134,8 @@ struct Inner {
     refused: std::sync::atomic::AtomicUsize,
     /// The disk threads every torrent shares.
     disk: crate::disk::DiskPool,
+    /// Services on the listening port that are not torrents (see [`Session::serve`]).
+    services: Mutex<HashMap<InfoHash, tokio::sync::mpsc::Sender<ServiceConnection>>>,
     /// Data checks running at once (see [`Session::add`]).
     checks: tokio::sync::Semaphore,
 }
@@ -190,6 +204,7 @@ impl Session {
             refused: std::sync::atomic::AtomicUsize::new(0),
             disk: crate::disk::DiskPool::start(config_disk_threads),
             checks: tokio::sync::Semaphore::new(CHECKS),
+            services: Mutex::new(HashMap::new()),
         });
         let accept = tokio::spawn(accept_loop(listener, inner.clone(), false));
         let ssl_accept = ssl_listener.map(|l| Arc::new(tokio::spawn(accept_loop(l, inner.clone(), true))));
@@ -215,6 +230,13 @@ impl Session {
     /// Changes the most connections over all torrents (existing ones are kept).
     pub fn set_max_connections(&self, n: usize) {
         self.inner.connections.1.store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Hands plain connections whose BitTorrent handshake names `info_hash` (and no torrent of
+    /// the session) to `to`, after answering the handshake: how a service such as the search
+    /// overlay shares the peer port. A connection `to` has no room for is closed.
+    pub fn serve(&self, info_hash: InfoHash, to: tokio::sync::mpsc::Sender<ServiceConnection>) {
+        self.inner.services.lock().unwrap_or_else(|e| e.into_inner()).insert(info_hash, to);
     }
 
     /// Our peer id.
@@ -604,7 +626,17 @@ async fn incoming(mut stream: TcpStream, addr: SocketAddr, inner: &Inner) -> Res
     };
     let inbox = inner.torrents.lock().unwrap_or_else(|e| e.into_inner()).get(&theirs.info_hash).cloned();
     let Some(inbox) = inbox else {
-        return Err(peer::HandshakeError::WrongTorrent);
+        let service = inner.services.lock().unwrap_or_else(|e| e.into_inner()).get(&theirs.info_hash).cloned();
+        let Some(service) = service else {
+            return Err(peer::HandshakeError::WrongTorrent);
+        };
+        if theirs.peer_id == inner.peer_id {
+            return Err(peer::HandshakeError::SelfConnection);
+        }
+        let permit = service.try_reserve().map_err(|_| peer::HandshakeError::Refused("the service is busy"))?;
+        peer::write_handshake(&mut stream, theirs.info_hash, inner.peer_id, inner.dht.is_some()).await?;
+        permit.send(ServiceConnection { stream, addr, handshake: theirs });
+        return Ok(());
     };
     if inbox.ssl.is_some() {
         // Not a byte of an SSL torrent goes over a plain connection (libtorrent's rule too).

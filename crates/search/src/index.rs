@@ -248,6 +248,26 @@ impl Index {
         Ok(hits)
     }
 
+    /// Calls `f` with the name, file paths and tags of every record not limited to a group
+    /// (what this node may answer strangers for).
+    pub fn for_each_public_text(&self, mut f: impl FnMut(&str)) -> Result<(), IndexError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT name, files, tags FROM items WHERE grp IS NULL")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            for i in 0..3 {
+                f(row.get_ref(i)?.as_str().unwrap_or_default());
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `publisher`'s record of `info_hash`; whether there was one.
+    pub fn remove(&self, info_hash: &str, publisher: &str) -> Result<bool, IndexError> {
+        let n = self.conn().execute("DELETE FROM items WHERE info_hash = ?1 AND publisher = ?2", [info_hash, publisher])?;
+        Ok(n > 0)
+    }
+
     /// How many records the index holds.
     pub fn len(&self) -> Result<usize, IndexError> {
         let n: i64 = self.conn().query_row("SELECT COUNT(*) FROM items", [], |r| r.get(0))?;

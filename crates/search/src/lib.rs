@@ -7,11 +7,14 @@
 //!   least recently seen).
 //! - [`overlay`]: search with no server — the policy among search neighbours (hop limits,
 //!   query ids, routing tables, dynamic querying, rate limits) and its wire messages.
+//! - [`neighbours`]: the overlay's driver — connections to search neighbours over the
+//!   BitTorrent wire (BEP 10 extension `shoal_search`), dialled and accepted.
 //! - [`client`]: asking an index server (publish, search), answers bounded and re-checked.
 //! - [`server`]: the index server's HTTP routes (`POST /publish`, `GET /search`).
 
 pub mod client;
 pub mod index;
+pub mod neighbours;
 pub mod overlay;
 pub mod record;
 pub mod server;

@@ -150,6 +150,11 @@ impl Record {
         while serde_json::to_vec(&body).map_or(0, |v| v.len()) + 256 > MAX_RECORD_BYTES && !body.files.is_empty() {
             body.files.pop();
         }
+        Record::sign(body, identity)
+    }
+
+    /// Signs `body` with `identity` (which must be the body's publisher) and checks the result.
+    pub fn sign(body: RecordBody, identity: &Identity) -> Result<Record, RecordError> {
         let signature = identity.sign(&signed_bytes(&body)).map_err(|e| RecordError::Invalid(e.to_string()))?;
         let record = Record { body, signature: hex(&signature) };
         record.check()?;
