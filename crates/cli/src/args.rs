@@ -125,6 +125,9 @@ pub(crate) struct SearchArgs {
     /// Most results.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub(crate) limit: usize,
+    /// Do not ask the daemon's search neighbours (its index and index servers only).
+    #[arg(long)]
+    pub(crate) no_peers: bool,
     /// Also see records of group NAME's shares, proving membership with this node's
     /// certificate (repeatable).
     #[arg(long = "member", value_name = "NAME")]
@@ -306,6 +309,14 @@ pub(crate) struct DaemonArgs {
     /// An index server search.query asks (repeatable; added to [search] index).
     #[arg(long = "search-index", value_name = "URL")]
     pub(crate) search_index: Vec<String>,
+    /// A search neighbour to keep: another Shoal node's peer port (repeatable; added to
+    /// [search] peers).
+    #[arg(long = "search-peer", value_name = "HOST:PORT")]
+    pub(crate) search_peer: Vec<SocketAddr>,
+    /// Take no part in search without a server: no neighbours, nobody's queries answered
+    /// ([search] overlay = false).
+    #[arg(long)]
+    pub(crate) no_search_overlay: bool,
     #[command(flatten)]
     pub(crate) node: NodeOptions,
 }

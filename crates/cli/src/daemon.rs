@@ -130,7 +130,9 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
     if let Some(bad) = indexes.iter().find(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
         return Err(Failure::Input(anyhow!("--search-index {bad:?} is not an http:// or https:// URL")));
     }
-    daemon.set_search_indexes(indexes);
+    let search_peers: Vec<SocketAddr> = config.search.peers.iter().chain(&a.search_peer).copied().collect();
+    let setup = shoal_daemon::search::SearchSetup { indexes, peers: search_peers, overlay: !a.no_search_overlay && config.search.overlay.unwrap_or(true) };
+    daemon.start_search(setup).await.map_err(|e| anyhow!("search cannot start: {e}"))?;
     if let Some((role, listen)) = server_role(&a, &config, &data_dir)? {
         let push_listener = tokio::net::TcpListener::bind(listen)
             .await

@@ -94,6 +94,7 @@ struct Shown {
     source: String,
     tags: Vec<String>,
     group: bool,
+    verified: bool,
 }
 
 /// `shoal search`: an index server directly with `--index`, else the daemon (`search.query`).
@@ -110,9 +111,8 @@ pub(crate) async fn search(a: SearchArgs, quiet: bool) -> Result<(), Failure> {
                 )));
             }
             let remote = crate::remote::Remote::resolve(&a.remote)?;
-            let value =
-                crate::remote::call(&remote, "search.query", serde_json::json!({ "q": words, "limit": a.limit }))
-                    .await?;
+            let params = serde_json::json!({ "q": words, "limit": a.limit, "peers": !a.no_peers });
+            let value = crate::remote::call(&remote, "search.query", params).await?;
             let hits: Vec<shoal_rpc::api::SearchHit> = serde_json::from_value(value)
                 .map_err(|e| anyhow!("the daemon answered results this Shoal cannot read: {e}"))?;
             hits.into_iter()
@@ -125,6 +125,7 @@ pub(crate) async fn search(a: SearchArgs, quiet: bool) -> Result<(), Failure> {
                     source: h.source,
                     tags: Vec::new(),
                     group: h.group_only,
+                    verified: h.verified,
                 })
                 .collect()
         }
@@ -148,7 +149,7 @@ pub(crate) async fn search(a: SearchArgs, quiet: bool) -> Result<(), Failure> {
                 serde_json::json!({
                     "n": i + 1, "name": r.name, "size": r.size, "info_hash": r.info_hash,
                     "publisher": r.publisher, "magnet": r.magnet, "source": r.source,
-                    "tags": r.tags, "group_only": r.group,
+                    "tags": r.tags, "group_only": r.group, "verified": r.verified,
                 })
             })
             .collect();
@@ -157,12 +158,16 @@ pub(crate) async fn search(a: SearchArgs, quiet: bool) -> Result<(), Failure> {
     }
     for (i, r) in results.iter().enumerate() {
         let publisher: String = match &r.publisher {
+            _ if r.source == "local" => "yours".to_owned(),
             Some(p) => format!("by {}", p.chars().take(7).collect::<String>()),
-            None => "yours".to_owned(),
+            None => "unsigned".to_owned(),
         };
         let group = if r.group { "  (group share)" } else { "" };
+        // A name from elsewhere is only what its publisher says until the torrent's metadata
+        // is fetched and checked.
+        let unverified = if r.verified { "" } else { "  (not verified yet)" };
         println!(
-            "{:>3}. {}  {}  {publisher}  [{}]{group}",
+            "{:>3}. {}  {}  {publisher}  [{}]{group}{unverified}",
             i + 1,
             crate::text::printable(&r.name),
             HumanBytes(r.size),
@@ -207,6 +212,7 @@ async fn from_index(a: &SearchArgs, index: &str, words: &str, dir: &Path, quiet:
             source: "index".into(),
             tags: record.body.tags,
             group: record.body.group.is_some(),
+            verified: false,
         })
         .collect();
     Ok(results)

@@ -492,21 +492,9 @@ fn a_share_for_chosen_people_admits_them_and_tells_others_whose_it_is() {
 /// The RPC token of the daemon in the test below.
 const TOKEN: &str = "group-test-token-0123456789";
 
-/// One JSON-RPC call to a daemon on 127.0.0.1:`port` with [`TOKEN`]; returns the whole reply.
+/// One JSON-RPC call to the daemon on 127.0.0.1:`port` with [`TOKEN`]; returns the whole reply.
 fn rpc(port: u16, method: &str, params: serde_json::Value) -> serde_json::Value {
-    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the daemon");
-    stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
-    let request = format!(
-        "POST /jsonrpc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\n\
-         Authorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).expect("reply");
-    let json = reply.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {reply}"))
+    people::rpc(port, Some(TOKEN), method, params)
 }
 
 #[test]
@@ -570,10 +558,7 @@ fn the_daemon_runs_groups_over_rpc_and_seeds_a_group_share_to_a_member() {
     make_test_file(&data, 3 * MIB + 1, 12);
     let torrent = dir("slides.torrent");
     shoal_create(&data, &torrent, &["--group", "lab", "--data-dir", home.to_str().expect("utf-8")]);
-    let b64 = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&torrent).expect("torrent"))
-    };
+    let b64 = people::torrent_b64(&torrent);
     let added =
         rpc(port, "torrent.add", serde_json::json!({"torrent": b64, "download_dir": src.to_str().expect("utf-8")}));
     let torrent_id = added["result"]["id"].as_u64().unwrap_or_else(|| panic!("{added}"));
@@ -591,10 +576,7 @@ fn the_daemon_runs_groups_over_rpc_and_seeds_a_group_share_to_a_member() {
     run_ok(&carol, &["group", "create", "club"]);
     let other = dir("other.torrent");
     shoal_create(&data, &other, &["--group", "club", "--data-dir", carol.to_str().expect("utf-8")]);
-    let b64 = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&other).expect("torrent"))
-    };
+    let b64 = people::torrent_b64(&other);
     let refused = rpc(port, "torrent.add", serde_json::json!({"torrent": b64}));
     let message = refused["error"]["message"].as_str().unwrap_or_else(|| panic!("{refused}"));
     assert!(message.contains("group \"club\"") && message.contains("shoal group join"), "{message}");

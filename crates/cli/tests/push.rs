@@ -31,7 +31,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use interop::{LISTEN_ANY, NO_DISCOVERY, START_TIMEOUT, TRANSFER_TIMEOUT, ok, shoal, spawn_get};
-use people::{identity, invite_and_join, run, run_ok, s};
+use people::{identity, invite_and_join, rpc, run, run_ok, s};
 use probe::{info_hash_bytes, member_client, tls_probe};
 use shoal_testkit::{Proc, TempDir, compare_files, ensure_tools, make_test_file};
 
@@ -270,26 +270,6 @@ fn a_push_survives_a_killed_server_and_a_withdrawn_push_leaves_no_data() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("pushed nothing matching"), "{stderr}");
     ok(server.proc.terminate(Duration::from_secs(15)).map(drop));
-}
-
-/// One JSON-RPC call to a daemon on 127.0.0.1:`port` (with a bearer `token` when given);
-/// returns the whole reply.
-fn rpc(port: u16, token: Option<&str>, method: &str, params: serde_json::Value) -> serde_json::Value {
-    use std::io::{Read, Write};
-    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the daemon");
-    stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let request = format!(
-        "POST /jsonrpc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\n\
-         {auth}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).expect("reply");
-    let json = reply.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {reply}"))
 }
 
 #[test]

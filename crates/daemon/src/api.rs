@@ -137,8 +137,11 @@ impl Api for Daemon {
         self.add_with(request, None).await
     }
 
-    async fn search_query(&self, words: String, limit: usize) -> Result<Vec<shoal_rpc::api::SearchHit>, ApiError> {
-        self.search(words, limit).await
+    async fn search_query(
+        &self,
+        request: shoal_rpc::api::SearchRequest,
+    ) -> Result<Vec<shoal_rpc::api::SearchHit>, ApiError> {
+        self.search(request).await
     }
 
     async fn server_pushes(&self) -> Result<shoal_rpc::api::ServerPushes, ApiError> {
@@ -253,6 +256,9 @@ impl Api for Daemon {
             let mut entries = lock(&self.inner.entries);
             keys.iter().filter_map(|k| entries.remove(k)).collect()
         };
+        for entry in &removed {
+            self.unindex_torrent(entry.info_hash.clone());
+        }
         // Stopped together: each may wait seconds for its trackers' `stopped` answers.
         let mut stops = tokio::task::JoinSet::new();
         let mut done = Vec::new();
@@ -735,7 +741,9 @@ impl Daemon {
         entry.sequential = options.sequential;
         entry.peers = options.peers;
         entry.goals = goals;
+        let indexed = entry.meta.clone();
         lock(&self.inner.entries).insert(id.0, entry);
+        self.index_torrents(indexed.into_iter().collect());
         match magnet {
             _ if has_meta => self.spawn_start(id.0, Vec::new()),
             Some(magnet) => {

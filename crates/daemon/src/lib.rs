@@ -33,7 +33,7 @@ mod files;
 pub mod groups;
 mod policy;
 pub mod push;
-mod search;
+pub mod search;
 pub mod server;
 pub mod stream;
 
@@ -85,8 +85,8 @@ struct Inner {
     rpc_authenticated: std::sync::atomic::AtomicBool,
     /// The server peer role, once its endpoint listens.
     server: std::sync::OnceLock<server::Serving>,
-    /// The index servers `search.query` asks.
-    search_indexes: std::sync::OnceLock<Vec<String>>,
+    /// The local search index, index servers and search neighbours, once started.
+    search: std::sync::OnceLock<search::Searching>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -111,7 +111,7 @@ impl Daemon {
                 data_dir,
                 rpc_authenticated: std::sync::atomic::AtomicBool::new(false),
                 server: std::sync::OnceLock::new(),
-                search_indexes: std::sync::OnceLock::new(),
+                search: std::sync::OnceLock::new(),
             }),
         };
         tokio::spawn(daemon.clone().fetch_magnets(rx));
@@ -334,9 +334,10 @@ impl Daemon {
             let mut entries = lock(&self.inner.entries);
             let Some(entry) = entries.get_mut(&id) else { return };
             entry.name = meta.info.name.clone();
-            entry.meta = Some(meta);
+            entry.meta = Some(meta.clone());
             entry.starting = true;
         }
+        self.index_torrents(vec![meta]);
         self.start_entry(id, peers).await;
     }
 

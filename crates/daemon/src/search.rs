@@ -1,68 +1,291 @@
-//! `search.query`: the daemon's own torrents whose names match, then what its index servers
-//! (`[search] index`, `--search-index`) answer, each record's signature checked again here.
-//! Each index server gets [`INDEX_TIMEOUT`] and at most [`shoal_search::client::MAX_ANSWER`]
-//! bytes; one that fails is left out (logged), not an error.
+//! Search in the daemon: its local index, its index servers and its search neighbours.
+//!
+//! The local index (`DATA/search.sqlite3`, at most [`MAX_ITEMS`] records, the least recently
+//! stored going first) holds a record of each of the daemon's torrents, signed by the node's
+//! identity (added when the torrent's metadata is known, removed with the torrent), and the
+//! records it learned from index servers and neighbours. The search neighbours (the
+//! `shoal_search` overlay, [`shoal_search::neighbours`]) share the peer port: the engine hands
+//! over connections for the search swarm; `--search-peer` / `[search] peers` name neighbours to
+//! keep, and neighbours are answered from the records of public torrents only (a group share's
+//! record is never sent to a neighbour).
+//!
+//! `search.query` looks in the local index (this node's groups' records included), then asks its
+//! index servers (each [`INDEX_TIMEOUT`], at most [`shoal_search::client::MAX_ANSWER`] bytes;
+//! one that fails is left out, logged) and its neighbours ([`PEERS_WAIT`], hop limit
+//! [`HOP_LIMIT`]) at once. Every record from elsewhere is checked (bounds and signature) before
+//! it is shown or kept; one that does not check is dropped and counted against the neighbour
+//! it came through.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_rpc::api::{ApiError, SearchHit};
+use shoal_identity::{Groups, Identity};
+use shoal_proto::Metainfo;
+use shoal_rpc::api::{ApiError, SearchHit, SearchRequest};
+use shoal_search::neighbours::{self, Neighbours};
+use shoal_search::{Index, Record};
 
 use crate::{Daemon, lock};
 
 /// How long an index server may take to answer.
 pub(crate) const INDEX_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long neighbours have to answer.
+pub const PEERS_WAIT: Duration = Duration::from_secs(2);
+/// How far a query travels among neighbours.
+pub const HOP_LIMIT: u8 = 4;
+/// Holders kept per result.
+pub const MAX_HOLDERS: usize = 8;
+/// Records the local index keeps.
+pub const MAX_ITEMS: usize = 100_000;
 
-/// The lower-case alphanumeric runs of `text` (`Ubuntu-24.04` → `ubuntu`, `24`, `04`).
-fn tokens(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty()).map(str::to_lowercase).collect()
+/// How the daemon searches.
+#[derive(Clone, Debug, Default)]
+pub struct SearchSetup {
+    /// Index servers `search.query` asks.
+    pub indexes: Vec<String>,
+    /// Search neighbours to keep.
+    pub peers: Vec<SocketAddr>,
+    /// Take part in the search overlay (answer and accept neighbours).
+    pub overlay: bool,
 }
 
-/// Whether every word of `query` starts a token of `name`.
-fn matches(query: &[String], name: &str) -> bool {
-    let have = tokens(name);
-    query.iter().all(|w| have.iter().any(|t| t.starts_with(w.as_str())))
+pub(crate) struct Searching {
+    index: Arc<Index>,
+    identity: Arc<Identity>,
+    indexes: Vec<String>,
+    neighbours: Option<Neighbours>,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 impl Daemon {
-    /// The index servers `search.query` asks.
-    pub fn set_search_indexes(&self, urls: Vec<String>) {
-        let _ = self.inner.search_indexes.set(urls);
+    /// Opens the local index, records the daemon's torrents in it and, with `setup.overlay`,
+    /// joins the search overlay on the peer port.
+    pub async fn start_search(&self, setup: SearchSetup) -> Result<(), String> {
+        let dir = self.inner.data_dir.clone();
+        let (index, identity) = tokio::task::spawn_blocking(move || {
+            let index = Index::open(&dir.join("search.sqlite3"), MAX_ITEMS).map_err(|e| e.to_string())?;
+            let (identity, _) = Identity::load_or_create(&dir, None).map_err(|e| e.to_string())?;
+            Ok::<_, String>((Arc::new(index), Arc::new(identity)))
+        })
+        .await
+        .map_err(|_| "the search index did not open".to_string())??;
+        let neighbours = setup.overlay.then(|| {
+            let session = &self.inner.session;
+            let config = neighbours::Config {
+                peer_id: session.peer_id(),
+                port: session.listen_addr().port(),
+                policy: Default::default(),
+            };
+            let node = Neighbours::start(config, index.clone());
+            let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+            session.serve(neighbours::swarm(), tx);
+            let weak = node.clone();
+            tokio::spawn(async move {
+                while let Some(c) = rx.recv().await {
+                    weak.accept(c.stream, c.addr, c.handshake.peer_id);
+                }
+            });
+            for peer in &setup.peers {
+                node.add(*peer);
+            }
+            node
+        });
+        let searching = Searching { index, identity, indexes: setup.indexes, neighbours };
+        if self.inner.search.set(searching).is_err() {
+            return Err("search is already running".into());
+        }
+        let metas: Vec<Metainfo> = lock(&self.inner.entries).values().filter_map(|e| e.meta.clone()).collect();
+        self.index_torrents(metas);
+        Ok(())
     }
 
-    pub(crate) async fn search(&self, words: String, limit: usize) -> Result<Vec<SearchHit>, ApiError> {
-        let query: Vec<String> = tokens(&words);
-        if query.is_empty() {
+    /// Records these torrents of the daemon's in the local index (in the background).
+    pub(crate) fn index_torrents(&self, metas: Vec<Metainfo>) {
+        let Some(s) = self.inner.search.get() else { return };
+        if metas.is_empty() {
+            return;
+        }
+        let (index, identity, neighbours) = (s.index.clone(), s.identity.clone(), s.neighbours.clone());
+        tokio::task::spawn_blocking(move || {
+            let me = identity.id().compact();
+            for meta in metas {
+                let hex = meta.info_hash.to_hex();
+                if index.has(&hex, &me).unwrap_or(false) {
+                    continue;
+                }
+                match Record::publish(&meta, &[], &identity, now()) {
+                    Ok(record) => {
+                        if let Err(e) = index.insert(&record, "local", true, now(), None) {
+                            tracing::warn!("search index: {e}");
+                        }
+                    }
+                    Err(e) => tracing::debug!("search index: {hex} not recorded: {e}"),
+                }
+            }
+            if let Some(n) = neighbours {
+                n.own_changed();
+            }
+        });
+    }
+
+    /// Takes a removed torrent's record out of the local index.
+    pub(crate) fn unindex_torrent(&self, info_hash: String) {
+        let Some(s) = self.inner.search.get() else { return };
+        let (index, me, neighbours) = (s.index.clone(), s.identity.id().compact(), s.neighbours.clone());
+        tokio::task::spawn_blocking(move || {
+            if index.remove(&info_hash, &me).unwrap_or(false)
+                && let Some(n) = neighbours
+            {
+                n.own_changed();
+            }
+        });
+    }
+
+    /// The search neighbours' state (`None`: the overlay is off).
+    pub fn search_neighbours(&self) -> Option<neighbours::Status> {
+        self.inner.search.get()?.neighbours.as_ref().map(Neighbours::status)
+    }
+
+    pub(crate) async fn search(&self, request: SearchRequest) -> Result<Vec<SearchHit>, ApiError> {
+        let SearchRequest { q: words, limit, peers } = request;
+        if shoal_search::index::fts_query(&words).is_none() {
             return Err(ApiError::InvalidParams("q: no word to look for".into()));
         }
-        let mut hits: Vec<SearchHit> = {
-            let entries = lock(&self.inner.entries);
-            entries
-                .values()
-                .filter(|e| matches(&query, &e.name))
-                .take(limit)
-                .map(|e| SearchHit {
-                    name: e.name.clone(),
-                    size: e.meta.as_ref().map_or(0, |m| m.info.total_length()),
-                    info_hash: e.info_hash.clone(),
-                    magnet: match &e.meta {
-                        Some(m) => m.magnet().to_string(),
-                        None => e.magnet.as_ref().map(|m| m.to_string()).unwrap_or_default(),
-                    },
-                    publisher: None,
-                    source: "local".into(),
-                    id: Some(e.id.0),
-                    group_only: e.meta.as_ref().is_some_and(|m| m.info.ssl_cert.is_some()),
-                })
-                .collect()
+        let Some(s) = self.inner.search.get() else {
+            return Err(ApiError::Failed("search has not started yet".into()));
         };
-        let indexes = self.inner.search_indexes.get().cloned().unwrap_or_default();
-        if indexes.is_empty() || hits.len() >= limit {
+        // The local index first: this node's torrents and what it learned.
+        let (index, dir, me) = (s.index.clone(), self.inner.data_dir.clone(), s.identity.id().compact());
+        let q = words.clone();
+        let local = tokio::task::spawn_blocking(move || {
+            let groups: Vec<String> =
+                Groups::new(&dir).list().unwrap_or_default().into_iter().map(|g| g.authority.to_lowercase()).collect();
+            index.search(&q, &groups, &[me], limit)
+        })
+        .await
+        .map_err(|_| ApiError::Failed("the index search did not finish".into()))?
+        .map_err(|e| ApiError::Failed(e.to_string()))?;
+        let mut hits: Vec<SearchHit> = Vec::new();
+        {
+            let entries = lock(&self.inner.entries);
+            // Torrents still without metadata (magnet links) are known by name only.
+            let query: Vec<String> = shoal_search::overlay::table::tokens(&words).collect();
+            for e in entries.values().filter(|e| e.meta.is_none()) {
+                let have: Vec<String> = shoal_search::overlay::table::tokens(&e.name).collect();
+                if hits.len() < limit && query.iter().all(|w| have.iter().any(|t| t.starts_with(w.as_str()))) {
+                    hits.push(SearchHit {
+                        name: e.name.clone(),
+                        size: 0,
+                        info_hash: e.info_hash.clone(),
+                        magnet: e.magnet.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+                        publisher: None,
+                        source: "local".into(),
+                        id: Some(e.id.0),
+                        group_only: false,
+                        verified: false,
+                        peers: Vec::new(),
+                    });
+                }
+            }
+            for hit in local {
+                if hits.len() >= limit || hits.iter().any(|h| h.info_hash == hit.record.body.info_hash) {
+                    continue;
+                }
+                let id = entries.id_of(&hit.record.body.info_hash);
+                let source = if id.is_some() { "local".to_string() } else { hit.source };
+                let verified = hit.verified || id.is_some_and(|id| entries.get(&id).is_some_and(|e| e.meta.is_some()));
+                hits.push(to_hit(hit.record, source, id, verified, &[]));
+            }
+        }
+        if hits.len() >= limit {
             return Ok(hits);
         }
-        let client = shoal_search::client::http_client(INDEX_TIMEOUT).map_err(ApiError::Failed)?;
+        let asking_peers = peers.then_some(s.neighbours.clone()).flatten();
+        let want = limit.min(usize::from(shoal_search::overlay::wire::MAX_WANT)) as u16;
+        let from_peers = async {
+            match &asking_peers {
+                Some(n) => n.search(&words, want, HOP_LIMIT, PEERS_WAIT).await,
+                None => Vec::new(),
+            }
+        };
+        let (from_indexes, from_peers) = tokio::join!(self.ask_indexes(&s.indexes, &words, limit), from_peers);
+        let mut learned: Vec<(Record, &'static str)> = Vec::new();
+        for record in from_indexes {
+            learned.push((record, "index"));
+        }
+        let mut bad = 0;
+        let mut holders: std::collections::HashMap<String, Vec<SocketAddr>> = Default::default();
+        for found in from_peers {
+            match Record::from_json(&found.record) {
+                Ok((record, _)) => {
+                    if let Some(h) = found.holder {
+                        let known = holders.entry(record.body.info_hash.clone()).or_default();
+                        if known.len() < MAX_HOLDERS && !known.contains(&h) {
+                            known.push(h);
+                        }
+                    }
+                    learned.push((record, "peers"))
+                }
+                Err(e) => {
+                    bad += 1;
+                    tracing::info!(via = %found.via, "search: a neighbour passed on a record that does not check: {e}");
+                }
+            }
+        }
+        if bad > 0 {
+            tracing::info!("search: {bad} record(s) from neighbours dropped");
+        }
+        // What was learned is kept (bounded by the index), then shown.
+        let keep: Vec<(Record, &'static str)> = learned.clone();
+        let index = s.index.clone();
+        tokio::task::spawn_blocking(move || {
+            for (record, source) in keep {
+                let _ = index.insert(&record, source, false, now(), None);
+            }
+        });
+        // Holders found now go with a result the index already gave.
+        for hit in &mut hits {
+            for h in holders.get(&hit.info_hash).into_iter().flatten() {
+                if hit.peers.len() < MAX_HOLDERS && !hit.peers.contains(&h.to_string()) {
+                    hit.peers.push(h.to_string());
+                    hit.magnet.push_str(&format!("&x.pe={h}"));
+                }
+            }
+        }
+        for (record, source) in learned {
+            if hits.len() >= limit {
+                break;
+            }
+            if hits.iter().any(|h| h.info_hash == record.body.info_hash) {
+                continue;
+            }
+            let id = lock(&self.inner.entries).id_of(&record.body.info_hash);
+            let (source, verified) = if id.is_some() { ("local", true) } else { (source, false) };
+            let held = holders.get(&record.body.info_hash).map(Vec::as_slice).unwrap_or_default();
+            hits.push(to_hit(record, source.to_string(), id, verified, held));
+        }
+        Ok(hits)
+    }
+
+    /// Every index server's records, in the order the servers are listed.
+    async fn ask_indexes(&self, indexes: &[String], words: &str, limit: usize) -> Vec<Record> {
+        if indexes.is_empty() {
+            return Vec::new();
+        }
+        let client = match shoal_search::client::http_client(INDEX_TIMEOUT) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("search: {e}");
+                return Vec::new();
+            }
+        };
         let mut asks = tokio::task::JoinSet::new();
         for (i, base) in indexes.iter().enumerate() {
-            let (client, base, words) = (client.clone(), base.clone(), words.clone());
+            let (client, base, words) = (client.clone(), base.clone(), words.to_string());
             asks.spawn(async move {
                 let answer = shoal_search::client::search(&client, &base, &words, limit, &[]).await;
                 (i, base, answer)
@@ -74,49 +297,38 @@ impl Daemon {
                 answers.push(answer);
             }
         }
-        // In the order the index servers are listed, whatever order they answered in.
         answers.sort_by_key(|(i, _, _)| *i);
+        let mut records = Vec::new();
         for (_, base, answer) in answers {
-            let (records, bad) = match answer {
-                Ok(found) => found,
-                Err(e) => {
-                    tracing::info!("search: index {base}: {e}");
-                    continue;
+            match answer {
+                Ok((found, bad)) => {
+                    if bad > 0 {
+                        tracing::info!("search: index {base} answered {bad} record(s) that do not check");
+                    }
+                    records.extend(found);
                 }
-            };
-            if bad > 0 {
-                tracing::info!("search: index {base} answered {bad} record(s) that do not check");
-            }
-            for record in records {
-                if hits.len() >= limit || hits.iter().any(|h| h.info_hash == record.body.info_hash) {
-                    continue;
-                }
-                hits.push(SearchHit {
-                    magnet: record.magnet(),
-                    name: record.body.name,
-                    size: record.body.size,
-                    info_hash: record.body.info_hash,
-                    publisher: Some(record.body.publisher),
-                    source: "index".into(),
-                    id: None,
-                    group_only: record.body.group.is_some(),
-                });
+                Err(e) => tracing::info!("search: index {base}: {e}"),
             }
         }
-        Ok(hits)
+        records
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_word_must_start_a_word_of_the_name() {
-        let q = tokens("ubu 24.04");
-        assert!(matches(&q, "Ubuntu-24.04-desktop-amd64.iso"));
-        assert!(!matches(&q, "Ubuntu-22.04-desktop-amd64.iso"));
-        assert!(!matches(&tokens("buntu"), "ubuntu.iso"), "a word matches only at a word's start");
-        assert!(tokens("  --  ").is_empty());
+fn to_hit(record: Record, source: String, id: Option<u64>, verified: bool, holders: &[SocketAddr]) -> SearchHit {
+    let mut magnet = record.magnet();
+    for h in holders {
+        magnet.push_str(&format!("&x.pe={h}"));
+    }
+    SearchHit {
+        magnet,
+        peers: holders.iter().map(ToString::to_string).collect(),
+        group_only: record.body.group.is_some(),
+        name: record.body.name,
+        size: record.body.size,
+        info_hash: record.body.info_hash,
+        publisher: Some(record.body.publisher),
+        source,
+        id,
+        verified,
     }
 }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize, Serializer};
 pub use crate::groups::{
     GroupInfo, GroupMember, GroupRequest, IdentityInfo, InvitationInfo, PushCall, QuotaUse, ServerPush, ServerPushes,
 };
-pub use crate::hits::SearchHit;
+pub use crate::hits::{SearchHit, SearchRequest};
 pub use crate::ids::{Ids, TorrentId, TorrentRef};
 
 /// Where the torrent to add comes from.
@@ -846,14 +846,11 @@ pub trait Api: Send + Sync {
         async { Err(ApiError::Failed("this server keeps no groups".into())) }
     }
 
-    /// Torrents matching `words` (each the start of a word of the name; all required): this
-    /// node's own, then what its index servers answer; at most `limit`.
-    fn search_query(
-        &self,
-        words: String,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<SearchHit>, ApiError>> + Send {
-        let _ = (words, limit);
+    /// Torrents matching the words: this node's index (its own torrents and what it learned),
+    /// then what its index servers and (with `peers`) its search neighbours answer; at most
+    /// `limit`.
+    fn search_query(&self, request: SearchRequest) -> impl Future<Output = Result<Vec<SearchHit>, ApiError>> + Send {
+        let _ = request;
         async { Err(ApiError::Failed("this server cannot search".into())) }
     }
 

@@ -3,6 +3,17 @@
 
 use serde::{Deserialize, Serialize};
 
+/// What `search.query` asks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchRequest {
+    /// The words (each the start of a word of a name, file or tag; all required).
+    pub q: String,
+    /// Most results.
+    pub limit: usize,
+    /// Ask the search neighbours too.
+    pub peers: bool,
+}
+
 /// One result of `search.query`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SearchHit {
@@ -12,12 +23,21 @@ pub struct SearchHit {
     pub size: u64,
     /// Info-hash, lower-case hex.
     pub info_hash: String,
-    /// A magnet link to it.
+    /// A magnet link to it (with the addresses of `peers` as `x.pe`).
     pub magnet: String,
-    /// The identity that signed the record (`None` for this node's own torrents).
+    /// Nodes that said, answering the search, that they hold its data (`IP:PORT`).
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// The identity that signed the record (`None` for a torrent of this node's that it holds
+    /// no record of, such as a magnet link still without metadata).
     pub publisher: Option<String>,
-    /// Where it came from: `local` (this daemon's torrents) or `index` (an index server).
+    /// Where it came from: `local` (this daemon's torrents), `index` (an index server),
+    /// `peers` (search neighbours) or `dht`.
     pub source: String,
+    /// Its metadata was fetched and its info-hash checked (this node holds the torrent's info
+    /// dictionary); a result from elsewhere is `false` until then.
+    #[serde(default)]
+    pub verified: bool,
     /// The torrent's id here, for a local result.
     pub id: Option<u64>,
     /// A group share: only its members can fetch it (with its .torrent).

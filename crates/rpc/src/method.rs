@@ -25,7 +25,7 @@
 //! | `group.issue` | `name`, `public_key` (PEM), `member_name` | same order |
 //! | `group.revoke` | `name`, `member` | `name`, `member` |
 //! | `server.pushes` | none | none |
-//! | `search.query` | `q`, `limit` (default 50, at most 100) | same order |
+//! | `search.query` | `q`, `limit` (default 50, at most 100), `peers` (default true) | same order |
 //! | `push.start` | `to` (`ID@HOST:PORT`), `torrent` (id or info-hash) | same order |
 //! | `push.status`, `push.withdraw` | `to`, `info_hash` | same order |
 //! | `push.list` | `to` | `to` |
@@ -148,8 +148,8 @@ pub enum Call {
     Group(GroupRequest),
     /// `server.pushes`.
     ServerPushes,
-    /// `search.query`: the words and the most results.
-    Search(String, usize),
+    /// `search.query`.
+    Search(crate::api::SearchRequest),
     /// `push.start`, `status`, `list`, `withdraw`.
     Push(PushCall),
 }
@@ -282,6 +282,7 @@ struct RevokeParams {
 struct SearchParams {
     q: String,
     limit: Option<usize>,
+    peers: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -422,11 +423,12 @@ impl Call {
             }
             "server.pushes" => no_params().map(|()| Call::ServerPushes)?,
             "search.query" => {
-                let p: SearchParams = from_value(named(&["q", "limit"])?)?;
+                let p: SearchParams = from_value(named(&["q", "limit", "peers"])?)?;
                 if p.q.chars().count() > 256 {
                     return Err(invalid("q: at most 256 characters"));
                 }
-                Call::Search(p.q, p.limit.unwrap_or(50).clamp(1, 100))
+                let limit = p.limit.unwrap_or(50).clamp(1, 100);
+                Call::Search(crate::api::SearchRequest { q: p.q, limit, peers: p.peers.unwrap_or(true) })
             }
             "push.start" => {
                 let p: PushStartParams = from_value(named(&["to", "torrent"])?)?;
@@ -529,7 +531,7 @@ pub async fn execute<A: Api>(api: &A, call: Call) -> Result<Value, ApiError> {
         Call::GroupList => to_value(&api.group_list().await?),
         Call::Group(request) => api.group_change(request).await,
         Call::ServerPushes => to_value(&api.server_pushes().await?),
-        Call::Search(words, limit) => to_value(&api.search_query(words, limit).await?),
+        Call::Search(request) => to_value(&api.search_query(request).await?),
         Call::Push(call) => api.push_call(call).await,
     }
 }

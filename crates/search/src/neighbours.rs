@@ -69,6 +69,8 @@ pub struct Found {
     pub record: Vec<u8>,
     /// The neighbour it came through.
     pub via: SocketAddr,
+    /// A node that says it holds the torrent's data (its peer address).
+    pub holder: Option<SocketAddr>,
 }
 
 /// Counters and neighbours, for `search.query`'s callers and the benchmark.
@@ -290,7 +292,15 @@ impl Driver {
                 self.node.connected(conn.key, now);
                 self.conns.insert(conn.key, conn);
             }
-            Cmd::Received(key, message) => self.node.received(key, message, now),
+            Cmd::Received(key, mut message) => {
+                // The answering node's port becomes its address here, the first hop back.
+                if let Message::Hits { holder: holder @ Some(overlay::Holder::Port(_)), .. } = &mut message
+                    && let (Some(conn), Some(overlay::Holder::Port(port))) = (self.conns.get(&key), *holder)
+                {
+                    *holder = Some(overlay::Holder::Addr(SocketAddr::new(conn.addr.ip(), port)));
+                }
+                self.node.received(key, message, now)
+            }
             Cmd::Down(key, why) => {
                 if let Some(conn) = self.conns.remove(&key) {
                     tracing::info!(addr = %conn.addr, "search neighbour gone: {why}");
@@ -380,7 +390,7 @@ impl Driver {
                 Action::Answer { id, words, want, to } => {
                     let Some(conn) = self.conns.get(&to) else { continue };
                     let Ok(permit) = self.answering.clone().try_acquire_owned() else { continue };
-                    let (index, tx) = (self.index.clone(), conn.tx.clone());
+                    let (index, tx, port) = (self.index.clone(), conn.tx.clone(), self.config.port);
                     tokio::task::spawn_blocking(move || {
                         let _permit = permit;
                         let hits = match index.search(&words, &[], &[], want.min(wire::MAX_RECORDS)) {
@@ -390,26 +400,36 @@ impl Driver {
                                 return;
                             }
                         };
-                        let mut records = Vec::new();
-                        let mut size = 64;
-                        for hit in hits {
-                            let Ok(json) = serde_json::to_vec(&hit.record) else { continue };
-                            if size + json.len() + 8 > wire::MAX_MESSAGE {
-                                break;
+                        // Torrents this node holds (its own records) in one message, naming its
+                        // port; what it only learned of in another.
+                        let (held, learned): (Vec<_>, Vec<_>) = hits.into_iter().partition(|h| h.source == "local");
+                        for (hits, holder) in [(held, Some(overlay::Holder::Port(port))), (learned, None)] {
+                            let mut records = Vec::new();
+                            let mut size = 64;
+                            for hit in hits {
+                                let Ok(json) = serde_json::to_vec(&hit.record) else { continue };
+                                if size + json.len() + 8 > wire::MAX_MESSAGE {
+                                    break;
+                                }
+                                size += json.len() + 8;
+                                records.push(json);
                             }
-                            size += json.len() + 8;
-                            records.push(json);
-                        }
-                        if !records.is_empty() {
-                            let _ = tx.try_send(Message::Hits { id, records });
+                            if !records.is_empty() {
+                                let _ = tx.try_send(Message::Hits { id, records, holder });
+                            }
                         }
                     });
                 }
-                Action::Results { id, from, records } => {
+                Action::Results { id, from, records, holder } => {
                     let Some(tx) = self.waiters.get(&id) else { continue };
                     let via = self.conns.get(&from).map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.addr);
+                    let holder = match holder {
+                        Some(overlay::Holder::Addr(a)) => Some(a),
+                        Some(overlay::Holder::Port(p)) => Some(SocketAddr::new(via.ip(), p)),
+                        None => None,
+                    };
                     for record in records {
-                        let _ = tx.try_send(Found { record, via });
+                        let _ = tx.try_send(Found { record, via, holder });
                     }
                 }
                 Action::Disconnect(key, why) => {

@@ -28,7 +28,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 pub use table::{Bloom, Table};
-pub use wire::{Message, QueryId};
+pub use wire::{Holder, Message, QueryId};
 
 /// A neighbour, as the driver names its connections.
 pub type PeerKey = u64;
@@ -97,6 +97,8 @@ pub enum Action {
         from: PeerKey,
         /// The records.
         records: Vec<Vec<u8>>,
+        /// Where they can be fetched, when the answering node holds them.
+        holder: Option<Holder>,
     },
     /// Close this neighbour's connection, for this reason.
     Disconnect(PeerKey, String),
@@ -352,7 +354,7 @@ impl Node {
                     self.send_query(to, id, &words, ttl - 1, want);
                 }
             }
-            Message::Hits { id, mut records } => {
+            Message::Hits { id, mut records, holder } => {
                 let Some(route) = self.routes.get_mut(&id).filter(|r| r.sent_to.contains(&from)) else {
                     self.stats.unsolicited += 1;
                     return;
@@ -366,10 +368,10 @@ impl Node {
                     Some(back) => {
                         if self.neighbours.contains_key(&back) {
                             self.stats.hits_relayed += 1;
-                            self.actions.push(Action::Send(back, Message::Hits { id, records }));
+                            self.actions.push(Action::Send(back, Message::Hits { id, records, holder }));
                         }
                     }
-                    None => self.actions.push(Action::Results { id, from, records }),
+                    None => self.actions.push(Action::Results { id, from, records, holder }),
                 }
             }
             Message::Table(mut table) => {

@@ -48,6 +48,8 @@
 //!
 //! [search]
 //! index = ["http://index.example:7070"]   # index servers search.query asks
+//! peers = ["192.0.2.7:6881"]              # search neighbours to keep
+//! overlay = true                          # answer and ask search neighbours
 //! ```
 
 use std::ffi::OsString;
@@ -93,6 +95,10 @@ pub struct DaemonConfig {
 pub struct SearchConfig {
     /// Index servers (`http://HOST:PORT`) to ask.
     pub index: Vec<String>,
+    /// Search neighbours to keep (other Shoal nodes' peer ports).
+    pub peers: Vec<SocketAddr>,
+    /// Take part in search without a server (default true).
+    pub overlay: Option<bool>,
 }
 
 /// `[server]`: the server peer role, on when `listen` is set (here or by flag).

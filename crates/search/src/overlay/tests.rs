@@ -86,7 +86,7 @@ impl Net {
                                 .map(|(n, _)| n.to_string().into_bytes())
                                 .collect();
                             if !records.is_empty() {
-                                queue.push_back((to as usize, i, Message::Hits { id, records }));
+                                queue.push_back((to as usize, i, Message::Hits { id, records, holder: None }));
                             }
                         }
                         Action::Results { id, records, .. } => {
@@ -247,13 +247,15 @@ fn results_are_taken_only_from_where_the_query_went_and_only_as_many_as_asked() 
     );
     // Results from 2 go back to 1, at most 3 in all.
     let five: Vec<Vec<u8>> = (0..5).map(|i| vec![i]).collect();
-    node.received(2, Message::Hits { id: *b"qqqqqqqq", records: five.clone() }, now);
-    node.received(2, Message::Hits { id: *b"qqqqqqqq", records: five.clone() }, now);
+    let holder = Some(Holder::Addr("127.0.0.1:7000".parse().expect("addr")));
+    let hits = |records: &[Vec<u8>]| Message::Hits { id: *b"qqqqqqqq", records: records.to_vec(), holder };
+    node.received(2, hits(&five), now);
+    node.received(2, hits(&five), now);
     let back: Vec<Action> = node.take_actions();
-    assert_eq!(back, [Action::Send(1, Message::Hits { id: *b"qqqqqqqq", records: five[..3].to_vec() })]);
+    assert_eq!(back, [Action::Send(1, hits(&five[..3]))], "the holder travels with them");
     // Results from the node that asked, or for a query never seen, are dropped.
-    node.received(1, Message::Hits { id: *b"qqqqqqqq", records: five.clone() }, now);
-    node.received(2, Message::Hits { id: *b"zzzzzzzz", records: five }, now);
+    node.received(1, hits(&five), now);
+    node.received(2, Message::Hits { id: *b"zzzzzzzz", records: five, holder: None }, now);
     assert!(node.take_actions().is_empty());
     assert_eq!(node.stats().unsolicited, 2);
 }

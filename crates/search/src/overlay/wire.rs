@@ -5,12 +5,17 @@
 //!   `ttl` (hops it may still travel, at most [`MAX_TTL`]), `n` (results wanted, at most
 //!   [`MAX_WANT`]);
 //! - `r`, results for query `id`: `r`, a list of at most [`MAX_RECORDS`] publication records
-//!   (their JSON, checked by whoever shows them);
+//!   (their JSON, checked by whoever shows them), and, when the answering node holds the
+//!   torrents' data, where to fetch them: `p`, its peer port, as it sends them; `h`, its address
+//!   (compact, 6 or 18 bytes: the address the first relay saw it connect from, with `p`), once
+//!   relayed;
 //! - `b`, the sender's routing table: `l`, a list of at most [`super::table::LEVELS`] filters,
 //!   each either `{"b": raw bits}` or, when sparser, `{"p": set bit positions, 4 bytes each
 //!   big-endian, ascending}`.
 //!
 //! A payload is at most [`MAX_MESSAGE`] bytes; anything else is refused with the reason.
+
+use std::net::{IpAddr, SocketAddr};
 
 use shoal_bencode::{Dict, Value, decode, encode};
 
@@ -52,9 +57,38 @@ pub enum Message {
         id: QueryId,
         /// Records (JSON).
         records: Vec<Vec<u8>>,
+        /// A node that holds these torrents' data.
+        holder: Option<Holder>,
     },
     /// The sender's routing table for the receiver.
     Table(Table),
+}
+
+/// Where the torrents of a results message can be fetched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// The answering node's peer port (its address is the connection's).
+    Port(u16),
+    /// The answering node's address, filled in by the first relay.
+    Addr(SocketAddr),
+}
+
+fn compact(addr: &SocketAddr) -> Vec<u8> {
+    let mut out = match addr.ip() {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    };
+    out.extend(addr.port().to_be_bytes());
+    out
+}
+
+fn from_compact(bytes: &[u8]) -> Option<SocketAddr> {
+    let (ip, port): (IpAddr, &[u8]) = match bytes.len() {
+        6 => (IpAddr::from(<[u8; 4]>::try_from(&bytes[..4]).ok()?), &bytes[4..]),
+        18 => (IpAddr::from(<[u8; 16]>::try_from(&bytes[..16]).ok()?), &bytes[16..]),
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, u16::from_be_bytes([port[0], port[1]])))
 }
 
 /// Why a payload was refused.
@@ -88,10 +122,23 @@ impl Message {
                 d.insert(b"n", Value::from(u32::from(*want)));
                 encode(&Value::Dict(d))
             }
-            Message::Hits { id, records } => {
+            Message::Hits { id, records, holder } => {
+                let addr = match holder {
+                    Some(Holder::Addr(a)) => compact(a),
+                    _ => Vec::new(),
+                };
                 d.insert(b"t", Value::from("r"));
                 d.insert(b"id", Value::Bytes(id));
                 d.insert(b"r", Value::List(records.iter().map(|r| Value::Bytes(r)).collect()));
+                match holder {
+                    Some(Holder::Port(p)) => {
+                        d.insert(b"p", Value::from(u32::from(*p)));
+                    }
+                    Some(Holder::Addr(_)) => {
+                        d.insert(b"h", Value::Bytes(&addr));
+                    }
+                    None => {}
+                }
                 encode(&Value::Dict(d))
             }
             Message::Table(table) => {
@@ -160,7 +207,19 @@ impl Message {
                         r.as_bytes().map(<[u8]>::to_vec).ok_or_else(|| field("r", "a record that is not a string"))
                     })
                     .collect::<Result<_, _>>()?;
-                Ok(Message::Hits { id: id()?, records })
+                let holder = match (get("h"), get("p")) {
+                    (Some(h), _) => Some(Holder::Addr(
+                        h.as_bytes().and_then(from_compact).ok_or_else(|| field("h", "not 6 or 18 bytes"))?,
+                    )),
+                    (None, Some(p)) => Some(Holder::Port(
+                        p.as_int()
+                            .and_then(|p| u16::try_from(p).ok())
+                            .filter(|&p| p != 0)
+                            .ok_or_else(|| field("p", "not a port"))?,
+                    )),
+                    (None, None) => None,
+                };
+                Ok(Message::Hits { id: id()?, records, holder })
             }
             Some(b"b") => {
                 let list = get("l").and_then(Value::as_list).ok_or_else(|| field("l", "missing or not a list"))?;
@@ -204,7 +263,18 @@ mod tests {
         }
         let all = [
             Message::Query { id: *b"abcdefgh", words: "debian 13".into(), ttl: 3, want: 10 },
-            Message::Hits { id: *b"abcdefgh", records: vec![b"{}".to_vec(), b"{\"a\":1}".to_vec()] },
+            Message::Hits { id: *b"abcdefgh", records: vec![b"{}".to_vec(), b"{\"a\":1}".to_vec()], holder: None },
+            Message::Hits { id: *b"abcdefgh", records: vec![b"{}".to_vec()], holder: Some(Holder::Port(6881)) },
+            Message::Hits {
+                id: *b"abcdefgh",
+                records: vec![b"{}".to_vec()],
+                holder: Some(Holder::Addr("[::1]:7000".parse().expect("addr"))),
+            },
+            Message::Hits {
+                id: *b"abcdefgh",
+                records: vec![],
+                holder: Some(Holder::Addr("127.0.0.1:7000".parse().expect("addr"))),
+            },
             Message::Table(Table { levels: vec![own, full, Bloom::default()] }),
         ];
         for m in all {
@@ -212,7 +282,9 @@ mod tests {
             assert!(bytes.len() <= MAX_MESSAGE);
             assert_eq!(Message::decode(&bytes), Ok(m));
         }
-        let bad: [(&[u8], &str); 7] = [
+        let bad: [(&[u8], &str); 9] = [
+            (b"d1:t1:r2:id8:abcdefgh1:rle1:h3:abce", "`h`"),
+            (b"d1:t1:r2:id8:abcdefgh1:rle1:pi0ee", "`p`"),
             (b"d1:t1:q2:id8:abcdefgh1:q0:3:ttli1e1:ni1ee", "`q`"),
             (b"d1:t1:q2:id8:abcdefgh1:q1:x3:ttli9e1:ni1ee", "`ttl`"),
             (b"d1:t1:q2:id3:abc1:q1:x3:ttli1e1:ni1ee", "`id`"),

@@ -1,0 +1,113 @@
+//! Search with no server, end to end: three daemons on 127.0.0.1 (DHT and LSD off) keep each
+//! other as search neighbours (`--search-peer`) in a ring, a loop. One asks; the others answer
+//! for the torrents they hold, with their signed records and their peer address; `shoal get @N`
+//! fetches a result from the node that holds it; what was learned stays in the asking node's
+//! index; a query with `--no-peers` stays at home.
+
+#[path = "support/interop.rs"]
+mod interop;
+#[path = "support/people.rs"]
+mod people;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use interop::{LISTEN_ANY, NO_DISCOVERY, START_TIMEOUT, ok, shoal, shoal_create};
+use people::{identity, rpc, run_ok, s, torrent_b64};
+use shoal_testkit::{Proc, TempDir, compare_files, ensure_tools, make_test_file};
+
+const MIB: u64 = 1024 * 1024;
+
+fn temp_dir() -> TempDir {
+    shoal_testkit::tempfile::Builder::new().prefix("shoal-search-peers-").tempdir().expect("temporary folder")
+}
+
+struct Node {
+    proc: Proc,
+    rpc: u16,
+    home: PathBuf,
+}
+
+fn start(home: &Path, peer_port: u16, neighbour: u16) -> Node {
+    let rpc = shoal_testkit::free_port();
+    let mut cmd = shoal(["daemon", "--listen", &format!("127.0.0.1:{peer_port}"), "--rpc-listen"]);
+    cmd.arg(format!("127.0.0.1:{rpc}")).args(NO_DISCOVERY).arg("--data-dir").arg(home);
+    cmd.arg("--search-peer").arg(format!("127.0.0.1:{neighbour}"));
+    let proc = ok(Proc::spawn("daemon", cmd));
+    ok(proc.wait_for_line("ready: ", START_TIMEOUT));
+    Node { proc, rpc, home: home.to_path_buf() }
+}
+
+/// Makes a file of `size` bytes named `name` under `home/src`, its torrent, and seeds it from
+/// the daemon.
+fn seed(node: &Node, name: &str, size: u64) -> PathBuf {
+    let src = node.home.join("src");
+    std::fs::create_dir_all(&src).expect("src");
+    let data = src.join(name);
+    make_test_file(&data, size, 3);
+    let torrent = node.home.join(format!("{name}.torrent"));
+    shoal_create(&data, &torrent, &[]);
+    let added =
+        rpc(node.rpc, None, "torrent.add", serde_json::json!({"torrent": torrent_b64(&torrent), "download_dir": s(&src)}));
+    let id = added["result"]["id"].as_u64().unwrap_or_else(|| panic!("{added}"));
+    ok(shoal_testkit::wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
+        let t = rpc(node.rpc, None, "torrent.get", serde_json::json!({"ids": [id], "fields": ["state"]}));
+        t["result"][0]["state"] == "seeding"
+    }));
+    data
+}
+
+fn search_json(node: &Node, words: &str, extra: &[&str]) -> Vec<serde_json::Value> {
+    let url = format!("http://127.0.0.1:{}", node.rpc);
+    let mut args = vec!["search", words, "--json", "--rpc", &url];
+    args.extend(extra);
+    let out = run_ok(&node.home, &args);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[test]
+fn neighbours_answer_for_what_they_hold_and_get_at_n_fetches_it_from_them() {
+    ensure_tools();
+    let work = temp_dir();
+    let ports: Vec<u16> = (0..3).map(|_| shoal_testkit::free_port()).collect();
+    let homes: Vec<PathBuf> = ["ann", "ben", "cat"].iter().map(|n| work.path().join(n)).collect();
+    // A ring: ann → ben → cat → ann.
+    let nodes: Vec<Node> = (0..3).map(|i| start(&homes[i], ports[i], ports[(i + 1) % 3])).collect();
+    let report = seed(&nodes[1], "quarterly-report.bin", 2 * MIB + 11);
+    seed(&nodes[2], "holiday-photos.bin", MIB);
+    // Nothing at home yet.
+    assert!(search_json(&nodes[0], "quarterly", &["--no-peers"]).is_empty());
+    let mut found = Vec::new();
+    ok(shoal_testkit::wait_until(Duration::from_secs(30), Duration::from_millis(200), || {
+        found = search_json(&nodes[0], "quarterly rep", &[]);
+        !found.is_empty()
+    }));
+    assert_eq!(found.len(), 1, "{found:?}");
+    let hit = &found[0];
+    assert_eq!(hit["name"], "quarterly-report.bin");
+    assert_eq!(hit["source"], "peers");
+    assert_eq!(hit["publisher"].as_str(), Some(identity(&homes[1]).replace('-', "").as_str()), "{hit}");
+    assert_eq!(hit["verified"], false, "a name from a neighbour is not verified until its metadata is fetched");
+    let holder = format!("x.pe=127.0.0.1:{}", ports[1]);
+    assert!(hit["magnet"].as_str().is_some_and(|m| m.contains(&holder)), "{hit}");
+    // Both others answer a word they share; each node's own is not asked of itself.
+    let both = search_json(&nodes[0], "bin", &[]);
+    let mut names: Vec<&str> = both.iter().filter_map(|h| h["name"].as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["holiday-photos.bin", "quarterly-report.bin"]);
+    // The text view says where each came from and that it is not checked yet.
+    let url = format!("http://127.0.0.1:{}", nodes[0].rpc);
+    let text = run_ok(&nodes[0].home, &["search", "quarterly", "--rpc", &url]);
+    assert!(text.contains("[peers]") && text.contains("(not verified yet)"), "{text}");
+    // @1 is fetched from the node that holds it (its address came with the answer).
+    let out = work.path().join("out");
+    run_ok(&nodes[0].home, &["get", "@1", "-o", s(&out), "--listen", LISTEN_ANY, "--no-dht", "--no-lsd"]);
+    ok(compare_files(&report, out.join("quarterly-report.bin")));
+    // What was learned is in the asking node's index now.
+    let kept = search_json(&nodes[0], "quarterly", &["--no-peers"]);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0]["source"], "peers");
+    for mut node in nodes {
+        ok(node.proc.terminate(Duration::from_secs(15)).map(drop));
+    }
+}
