@@ -131,7 +131,11 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
         return Err(Failure::Input(anyhow!("--search-index {bad:?} is not an http:// or https:// URL")));
     }
     let search_peers: Vec<SocketAddr> = config.search.peers.iter().chain(&a.search_peer).copied().collect();
-    let setup = shoal_daemon::search::SearchSetup { indexes, peers: search_peers, overlay: !a.no_search_overlay && config.search.overlay.unwrap_or(true) };
+    let setup = shoal_daemon::search::SearchSetup {
+        indexes,
+        peers: search_peers,
+        overlay: !a.no_search_overlay && config.search.overlay.unwrap_or(true),
+    };
     daemon.start_search(setup).await.map_err(|e| anyhow!("search cannot start: {e}"))?;
     if let Some((role, listen)) = server_role(&a, &config, &data_dir)? {
         let push_listener = tokio::net::TcpListener::bind(listen)

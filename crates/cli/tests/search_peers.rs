@@ -47,8 +47,12 @@ fn seed(node: &Node, name: &str, size: u64) -> PathBuf {
     make_test_file(&data, size, 3);
     let torrent = node.home.join(format!("{name}.torrent"));
     shoal_create(&data, &torrent, &[]);
-    let added =
-        rpc(node.rpc, None, "torrent.add", serde_json::json!({"torrent": torrent_b64(&torrent), "download_dir": s(&src)}));
+    let added = rpc(
+        node.rpc,
+        None,
+        "torrent.add",
+        serde_json::json!({"torrent": torrent_b64(&torrent), "download_dir": s(&src)}),
+    );
     let id = added["result"]["id"].as_u64().unwrap_or_else(|| panic!("{added}"));
     ok(shoal_testkit::wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
         let t = rpc(node.rpc, None, "torrent.get", serde_json::json!({"ids": [id], "fields": ["state"]}));

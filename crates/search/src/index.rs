@@ -266,14 +266,17 @@ impl Index {
     pub fn has(&self, info_hash: &str, publisher: &str) -> Result<bool, IndexError> {
         let found: Option<i64> = self
             .conn()
-            .query_row("SELECT 1 FROM items WHERE info_hash = ?1 AND publisher = ?2", [info_hash, publisher], |r| r.get(0))
+            .query_row("SELECT 1 FROM items WHERE info_hash = ?1 AND publisher = ?2", [info_hash, publisher], |r| {
+                r.get(0)
+            })
             .optional()?;
         Ok(found.is_some())
     }
 
     /// Removes `publisher`'s record of `info_hash`; whether there was one.
     pub fn remove(&self, info_hash: &str, publisher: &str) -> Result<bool, IndexError> {
-        let n = self.conn().execute("DELETE FROM items WHERE info_hash = ?1 AND publisher = ?2", [info_hash, publisher])?;
+        let n =
+            self.conn().execute("DELETE FROM items WHERE info_hash = ?1 AND publisher = ?2", [info_hash, publisher])?;
         Ok(n > 0)
     }
 

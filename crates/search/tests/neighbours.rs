@@ -69,16 +69,11 @@ async fn a_query_goes_around_loops_once_and_every_result_comes_back() {
     let degree = [3, 2, 3, 2];
     until("every link up", || peers.iter().zip(degree).all(|(p, d)| p.node.status().neighbours.len() == d)).await;
     let found = peers[1].node.search("report", 3, 4, Duration::from_secs(10)).await;
-    let mut names: Vec<String> = found
-        .iter()
-        .map(|f| Record::from_json(&f.record).expect("a checked record").0.body.name)
-        .collect();
+    let mut names: Vec<String> =
+        found.iter().map(|f| Record::from_json(&f.record).expect("a checked record").0.body.name).collect();
     names.sort();
     assert_eq!(names, ["report alpha", "report delta", "report gamma"]);
-    until("the counters", || {
-        [0, 2, 3].iter().all(|&i| peers[i].node.status().stats.queries == 1)
-    })
-    .await;
+    until("the counters", || [0, 2, 3].iter().all(|&i| peers[i].node.status().stats.queries == 1)).await;
     for (i, p) in peers.iter().enumerate() {
         let s = p.node.status().stats;
         assert!(s.queries <= 1, "node {i} took the query {} times", s.queries);
