@@ -1,5 +1,6 @@
 //! The KRPC message codec of BEP 5 ("KRPC Protocol", "DHT Queries"), with the BEP 32 `nodes6`
-//! and `want` fields, the BEP 42 top-level `ip` field and the BEP 43 `ro` flag.
+//! and `want` fields, the BEP 42 top-level `ip` field, the BEP 43 `ro` flag and BEP 51's
+//! `sample_infohashes` (its reply's `samples`, `num` and `interval`).
 //!
 //! A KRPC message is one bencoded dictionary: `t` (transaction id), `y` (`q`, `r` or `e`), and
 //! then `q` + `a` for a query, `r` for a response or `e` for an error. [`decode`] is strict and
@@ -116,6 +117,15 @@ pub enum Query {
         /// The token from an earlier `get_peers` reply.
         token: Vec<u8>,
     },
+    /// `sample_infohashes` (BEP 51).
+    SampleInfohashes {
+        /// Querying node's id.
+        id: NodeId,
+        /// The id whose closest nodes the reply lists (it does not change the sample).
+        target: NodeId,
+        /// BEP 32 `want`, if sent.
+        want: Option<Want>,
+    },
     /// Any other method; its arguments are not examined.
     Unknown {
         /// The method name (lossy UTF-8).
@@ -130,7 +140,8 @@ impl Query {
             Query::Ping { id }
             | Query::FindNode { id, .. }
             | Query::GetPeers { id, .. }
-            | Query::AnnouncePeer { id, .. } => Some(*id),
+            | Query::AnnouncePeer { id, .. }
+            | Query::SampleInfohashes { id, .. } => Some(*id),
             Query::Unknown { .. } => None,
         }
     }
@@ -142,6 +153,7 @@ impl Query {
             Query::FindNode { .. } => "find_node",
             Query::GetPeers { .. } => "get_peers",
             Query::AnnouncePeer { .. } => "announce_peer",
+            Query::SampleInfohashes { .. } => "sample_infohashes",
             Query::Unknown { method } => method,
         }
     }
@@ -169,12 +181,30 @@ pub struct Response {
     pub values: Vec<SocketAddr>,
     /// `token` for a later `announce_peer`.
     pub token: Option<Vec<u8>>,
+    /// BEP 51: info-hashes the responder stores peers for (a sample of them).
+    pub samples: Option<Vec<InfoHash>>,
+    /// BEP 51: how many info-hashes the responder stores.
+    pub num: Option<u64>,
+    /// BEP 51: seconds before the sample changes (0 to [`MAX_SAMPLE_INTERVAL`]).
+    pub interval: Option<u32>,
 }
+
+/// Longest `interval` BEP 51 allows (6 hours); a longer one is read as this.
+pub const MAX_SAMPLE_INTERVAL: u32 = 21_600;
 
 impl Response {
     /// A response carrying only the responder's id (the reply to `ping` and `announce_peer`).
     pub fn id_only(id: NodeId) -> Self {
-        Response { id, nodes: Vec::new(), nodes6: Vec::new(), values: Vec::new(), token: None }
+        Response {
+            id,
+            nodes: Vec::new(),
+            nodes6: Vec::new(),
+            values: Vec::new(),
+            token: None,
+            samples: None,
+            num: None,
+            interval: None,
+        }
     }
 }
 
@@ -257,6 +287,9 @@ pub enum KrpcError {
         /// Its length.
         len: usize,
     },
+    /// A `samples` string whose length is not a multiple of 20.
+    #[error("\"samples\" is {0} bytes, not a multiple of 20")]
+    BadSamples(usize),
     /// `e` is not a list of an integer code and a string.
     #[error("\"e\" is not [code, message]")]
     BadError,
@@ -306,7 +339,7 @@ pub fn query_tid(bytes: &[u8]) -> Option<Vec<u8>> {
 
 fn decode_query(d: &Dict<'_>) -> Result<Query, KrpcError> {
     let method = req_bytes(d, "q")?;
-    if !matches!(method, b"ping" | b"find_node" | b"get_peers" | b"announce_peer") {
+    if !matches!(method, b"ping" | b"find_node" | b"get_peers" | b"announce_peer" | b"sample_infohashes") {
         return Ok(Query::Unknown { method: String::from_utf8_lossy(method).into_owned() });
     }
     let a = req_dict(d, "a")?;
@@ -315,6 +348,7 @@ fn decode_query(d: &Dict<'_>) -> Result<Query, KrpcError> {
         b"ping" => Query::Ping { id },
         b"find_node" => Query::FindNode { id, target: req_id(a, "target")?, want: want(a)? },
         b"get_peers" => Query::GetPeers { id, info_hash: InfoHash(req_id(a, "info_hash")?.0), want: want(a)? },
+        b"sample_infohashes" => Query::SampleInfohashes { id, target: req_id(a, "target")?, want: want(a)? },
         _ => {
             let implied_port = opt_int(a, "implied_port")?.is_some_and(|v| v != 0);
             let port = match opt_int(a, "port")? {
@@ -363,7 +397,19 @@ fn decode_response(r: &Dict<'_>) -> Result<Response, KrpcError> {
     if let Some(t) = token.filter(|t| t.len() > MAX_TOKEN_LEN) {
         return Err(KrpcError::TokenTooLong { len: t.len() });
     }
-    Ok(Response { id, nodes, nodes6, values, token: token.map(<[u8]>::to_vec) })
+    let samples = match opt_bytes(r, "samples")? {
+        Some(b) if b.len() % 20 != 0 => return Err(KrpcError::BadSamples(b.len())),
+        Some(b) => Some(
+            b.chunks_exact(20).map(|c| InfoHash(c.try_into().expect("chunks of 20"))).collect::<Vec<InfoHash>>(),
+        ),
+        None => None,
+    };
+    // Out-of-range counts are read leniently: a negative one as absent, a long interval as 6 h.
+    let num = opt_int(r, "num")?.and_then(|n| u64::try_from(n).ok());
+    let interval = opt_int(r, "interval")?
+        .and_then(|n| u64::try_from(n).ok())
+        .map(|n| n.min(u64::from(MAX_SAMPLE_INTERVAL)) as u32);
+    Ok(Response { id, nodes, nodes6, values, token: token.map(<[u8]>::to_vec), samples, num, interval })
 }
 
 fn compact_nodes(r: &Dict<'_>, key: &'static str, entry: usize) -> Result<Vec<NodeInfo>, KrpcError> {
@@ -450,6 +496,7 @@ impl Message {
             r.nodes.iter().filter(|n| n.addr.is_ipv4()).for_each(|n| write_compact_node(&mut compact.nodes, n));
             r.nodes6.iter().filter(|n| n.addr.is_ipv6()).for_each(|n| write_compact_node(&mut compact.nodes6, n));
             compact.values = r.values.iter().map(compact_addr).collect();
+            compact.samples = r.samples.iter().flatten().flat_map(|h| h.0).collect();
         }
 
         let mut top = Dict::new();
@@ -484,6 +531,15 @@ impl Message {
                 if let Some(t) = &r.token {
                     body.insert(b"token", Value::Bytes(t));
                 }
+                if r.samples.is_some() {
+                    body.insert(b"samples", Value::Bytes(&compact.samples));
+                }
+                if let Some(n) = r.num {
+                    body.insert(b"num", Value::Int(i64::try_from(n).unwrap_or(i64::MAX)));
+                }
+                if let Some(i) = r.interval {
+                    body.insert(b"interval", Value::Int(i64::from(i)));
+                }
                 top.insert(b"y", Value::from("r"));
                 top.insert(b"r", Value::Dict(body));
             }
@@ -502,6 +558,7 @@ struct Compact {
     nodes: Vec<u8>,
     nodes6: Vec<u8>,
     values: Vec<Vec<u8>>,
+    samples: Vec<u8>,
 }
 
 fn compact_addr(addr: &SocketAddr) -> Vec<u8> {
@@ -549,6 +606,13 @@ fn query_args(q: &Query) -> Dict<'_> {
             a.insert(b"token", Value::Bytes(token));
             if *implied_port {
                 a.insert(b"implied_port", Value::Int(1));
+            }
+        }
+        Query::SampleInfohashes { id, target, want } => {
+            a.insert(b"id", Value::from(&id.0));
+            a.insert(b"target", Value::from(&target.0));
+            if let Some(w) = want_list(want) {
+                a.insert(b"want", w);
             }
         }
         Query::Unknown { .. } => {}

@@ -39,6 +39,6 @@ pub use id::{Distance, NodeId, NodeInfo};
 pub use krpc::{KrpcError, Message};
 pub use limit::RateLimit;
 pub use lookup::LookupStats;
-pub use node::{Announce, Config, Counters, Event, LookupId, Node, Output};
+pub use node::{Announce, Config, Counters, Event, LookupId, Node, Output, SampleReply};
 pub use routing::{RoutingError, RoutingTable};
 pub use store::{PeerStore, StoreLimits};

@@ -16,7 +16,10 @@
 //!   saved nodes), then refreshes every bucket once; afterwards pings questionable nodes and
 //!   refreshes buckets left unchanged for 15 minutes;
 //! * runs `get_peers` lookups for the driver and announces to the closest nodes afterwards;
-//!   peers of either address family found in `values` are passed on.
+//!   peers of either address family found in `values` are passed on;
+//! * answers BEP 51 `sample_infohashes` with up to [`MAX_SAMPLES`] of the info-hashes it
+//!   stores peers for, a random choice kept for [`SAMPLE_INTERVAL`] (the `interval` it
+//!   announces), and asks other nodes for theirs for the driver ([`Node::sample_infohashes`]).
 //!
 //! Bounds that hold whatever peers send: a per-IP packet rate limit, at most
 //! [`Config::max_outstanding`] queries of ours in flight, an output queue of at most
@@ -50,6 +53,10 @@ const BOOTSTRAP_RETRY: Duration = Duration::from_secs(30);
 const PINGS_PER_ROUND: usize = 8;
 /// Most peers returned in one `get_peers` reply (8 bytes each in the packet).
 const MAX_VALUES_REPLY: usize = 50;
+/// Most info-hashes in a `sample_infohashes` reply (20 bytes each in the packet).
+pub const MAX_SAMPLES: usize = 20;
+/// How long one sample is kept and answered (BEP 51 `interval`).
+pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(300);
 /// Longest error message we put in a reply.
 const MAX_ERROR_TEXT: usize = 100;
 
@@ -131,6 +138,16 @@ pub enum Event {
         /// Newly found peers.
         peers: Vec<SocketAddr>,
     },
+    /// The answer to a [`Node::sample_infohashes`] request (`None`: no answer, an error, or a
+    /// node that does not know BEP 51).
+    Samples {
+        /// The request.
+        request: LookupId,
+        /// The node asked.
+        from: SocketAddr,
+        /// What it said.
+        reply: Option<SampleReply>,
+    },
     /// A lookup finished (announces, if asked for, have been sent).
     LookupDone {
         /// The lookup.
@@ -140,6 +157,19 @@ pub enum Event {
         /// Its figures.
         stats: LookupStats,
     },
+}
+
+/// A node's BEP 51 answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SampleReply {
+    /// Info-hashes it stores peers for (a sample).
+    pub samples: Vec<InfoHash>,
+    /// How many it stores.
+    pub num: u64,
+    /// Seconds before its sample changes.
+    pub interval: u32,
+    /// Nodes close to the target asked about.
+    pub nodes: Vec<NodeInfo>,
 }
 
 /// Counters for diagnostics.
@@ -164,6 +194,7 @@ enum Purpose {
     Lookup(LookupId),
     Ping,
     Announce,
+    Sample(LookupId),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -209,6 +240,8 @@ pub struct Node {
     /// Nodes from a saved routing table, to bootstrap from.
     saved: Vec<NodeInfo>,
     counters: Counters,
+    /// The sample answered to `sample_infohashes`, and when it was taken.
+    sample: Option<(Instant, Vec<InfoHash>)>,
 }
 
 fn derive(seed: u64, label: &str) -> [u8; 20] {
@@ -246,6 +279,7 @@ impl Node {
             next_maintenance: now,
             saved: Vec::new(),
             counters: Counters::default(),
+            sample: None,
             config,
         }
     }
@@ -319,6 +353,16 @@ impl Node {
         self.start_lookup(info_hash.into(), LookupKind::GetPeers { info_hash, announce }, now)
     }
 
+    /// Asks the node at `addr` for a sample of the info-hashes it stores (BEP 51) and for the
+    /// nodes it knows closest to `target`. The answer comes as [`Event::Samples`] (also when
+    /// there is none). `None` when no query can be sent now (too many in flight).
+    pub fn sample_infohashes(&mut self, addr: SocketAddr, target: NodeId, now: Instant) -> Option<LookupId> {
+        let request = LookupId(self.next_lookup);
+        self.next_lookup += 1;
+        let query = Query::SampleInfohashes { id: self.id, target, want: None };
+        (addr.is_ipv4() && self.send_query(addr, query, Purpose::Sample(request), now)).then_some(request)
+    }
+
     fn start_lookup(&mut self, target: NodeId, kind: LookupKind, now: Instant) -> LookupId {
         let lid = LookupId(self.next_lookup);
         self.next_lookup += 1;
@@ -385,6 +429,19 @@ impl Node {
                 r.token = Some(self.tokens.token(from.ip(), now).to_vec());
                 Message::response(tid, r)
             }
+            Query::SampleInfohashes { target, .. } => {
+                let fresh = self.sample.as_ref().is_some_and(|(at, _)| now.saturating_duration_since(*at) < SAMPLE_INTERVAL);
+                if !fresh {
+                    let sample = self.store.sample(MAX_SAMPLES, &mut self.rng);
+                    self.sample = Some((now, sample));
+                }
+                let mut r = Response::id_only(self.id);
+                r.nodes = self.table.closest(target, K);
+                r.samples = self.sample.as_ref().map(|(_, s)| s.clone());
+                r.num = Some(self.store.torrent_count() as u64);
+                r.interval = Some(SAMPLE_INTERVAL.as_secs() as u32);
+                Message::response(tid, r)
+            }
             Query::AnnouncePeer { info_hash, port, implied_port, token, .. } => {
                 let port = if *implied_port { from.port() } else { *port };
                 if !self.tokens.check(from.ip(), token, now) {
@@ -429,6 +486,17 @@ impl Node {
     fn on_response(&mut self, from: SocketAddr, tid: &[u8], r: Response, now: Instant) {
         let Some(pending) = self.take_pending(from, tid) else { return };
         self.table.heard_from(NodeInfo { id: r.id, addr: from }, Contact::Response, now);
+        if let Purpose::Sample(request) = pending.purpose {
+            // Without `samples` the node does not know BEP 51 (it answered by a `target`).
+            let reply = r.samples.map(|samples| SampleReply {
+                samples,
+                num: r.num.unwrap_or(0),
+                interval: r.interval.unwrap_or(0),
+                nodes: r.nodes.into_iter().filter(|n| n.addr.is_ipv4()).collect(),
+            });
+            self.out.push_back(Output::Event(Event::Samples { request, from, reply }));
+            return;
+        }
         let Purpose::Lookup(lid) = pending.purpose else { return };
         let Some(run) = self.lookups.get_mut(&lid) else { return };
         let nodes: Vec<NodeInfo> = r.nodes.into_iter().filter(|n| n.addr.is_ipv4()).collect();
@@ -444,6 +512,9 @@ impl Node {
     fn on_error(&mut self, from: SocketAddr, tid: &[u8], now: Instant) {
         // The node is alive but could not help; only the lookup counts it as failed.
         let Some(pending) = self.take_pending(from, tid) else { return };
+        if let Purpose::Sample(request) = pending.purpose {
+            self.out.push_back(Output::Event(Event::Samples { request, from, reply: None }));
+        }
         if let Purpose::Lookup(lid) = pending.purpose
             && let Some(run) = self.lookups.get_mut(&lid)
         {
@@ -460,6 +531,9 @@ impl Node {
             let Some(p) = self.outstanding.remove(&key) else { continue };
             self.counters.timeouts += 1;
             self.table.failed(key.1, now);
+            if let Purpose::Sample(request) = p.purpose {
+                self.out.push_back(Output::Event(Event::Samples { request, from: key.1, reply: None }));
+            }
             if let Purpose::Lookup(lid) = p.purpose
                 && let Some(run) = self.lookups.get_mut(&lid)
             {

@@ -84,6 +84,19 @@ impl PeerStore {
         live
     }
 
+    /// Up to `max` of the info-hashes stored, a random choice if there are more (BEP 51).
+    pub fn sample(&self, max: usize, rng: &mut Rng) -> Vec<InfoHash> {
+        let mut all: Vec<InfoHash> = self.torrents.keys().copied().collect();
+        if all.len() > max {
+            for i in 0..max {
+                let j = i + rng.below((all.len() - i) as u64) as usize;
+                all.swap(i, j);
+            }
+            all.truncate(max);
+        }
+        all
+    }
+
     /// Drops expired entries and info-hashes left without peers.
     pub fn purge(&mut self, now: Instant) {
         let ttl = self.limits.ttl;

@@ -95,7 +95,7 @@ fn errors_for_malformed_and_unknown_queries() {
     assert_eq!(reply.tid, b"xy");
     assert!(matches!(reply.kind, Kind::Error { code: 203, ref message } if message.contains("\"id\"")), "{reply:?}");
     // Unknown method: 204.
-    n.handle_packet(from, b"d1:ad2:id20:abcdefghij0123456789e1:q17:sample_infohashes1:t1:z1:y1:qe", now);
+    n.handle_packet(from, b"d1:ad2:id20:abcdefghij0123456789e1:q9:vote_item1:t1:z1:y1:qe", now);
     let reply = only_reply(replies(&mut n), from);
     assert_eq!(reply.tid, b"z");
     assert!(matches!(reply.kind, Kind::Error { code: 204, .. }), "{reply:?}");
@@ -137,6 +137,88 @@ fn announce_needs_a_token_for_the_same_ip() {
     assert!(matches!(reply.kind, Kind::Response(_)), "{reply:?}");
     let Kind::Response(r) = only_reply(ask(&mut n, other, &get, now), other).kind else { panic!("no response") };
     assert_eq!(r.values, vec![from]);
+}
+
+/// Announces `ih` to `n` from `from` (a `get_peers` for the token, then `announce_peer`).
+fn announce_to(n: &mut Node, from: SocketAddr, ih: InfoHash, now: Instant) {
+    let get = Message::query(b"g".to_vec(), Query::GetPeers { id: PEER_ID, info_hash: ih, want: None });
+    let Kind::Response(Response { token: Some(token), .. }) = only_reply(ask(n, from, &get, now), from).kind else {
+        panic!("no token")
+    };
+    let q = Query::AnnouncePeer { id: PEER_ID, info_hash: ih, port: 6881, implied_port: false, token };
+    let reply = only_reply(ask(n, from, &Message::query(b"a".to_vec(), q), now), from);
+    assert!(matches!(reply.kind, Kind::Response(_)), "{reply:?}");
+}
+
+#[test]
+fn sample_infohashes_answers_a_bounded_sample_kept_for_its_interval() {
+    let now = Instant::now();
+    let mut n = node(now);
+    let ask_sample = |n: &mut Node, from, now| {
+        let q = Query::SampleInfohashes { id: PEER_ID, target: NodeId([3; 20]), want: None };
+        let Kind::Response(r) = only_reply(ask(n, from, &Message::query(b"s".to_vec(), q), now), from).kind else {
+            panic!("no response")
+        };
+        r
+    };
+    let from = addr(0x0a00_0007, 7000);
+    // Nothing stored: an empty sample, but a sample (a BEP 51 node says so).
+    let r = ask_sample(&mut n, from, now);
+    assert_eq!((r.samples, r.num), (Some(Vec::new()), Some(0)));
+    for i in 0..30u8 {
+        announce_to(&mut n, addr(0x0a00_0100 + u32::from(i), 7000), InfoHash([i; 20]), now);
+    }
+    let later = now + shoal_dht::node::SAMPLE_INTERVAL;
+    let r = ask_sample(&mut n, from, later);
+    let samples = r.samples.expect("samples");
+    assert_eq!(samples.len(), shoal_dht::node::MAX_SAMPLES, "at most 20 in a reply");
+    assert!(samples.iter().all(|h| h.0[1..].iter().all(|b| *b == h.0[0]) && h.0[0] < 30), "only stored ones");
+    let mut unique = samples.clone();
+    unique.sort_by_key(|h| h.0);
+    unique.dedup();
+    assert_eq!(unique.len(), samples.len());
+    assert_eq!(r.num, Some(30));
+    assert_eq!(r.interval, Some(shoal_dht::node::SAMPLE_INTERVAL.as_secs() as u32));
+    // Within the interval the same sample is answered.
+    let again = ask_sample(&mut n, addr(0x0a00_0008, 7000), later + Duration::from_secs(10));
+    assert_eq!(again.samples, Some(samples));
+}
+
+#[test]
+fn a_sample_request_reports_the_answer_or_its_absence() {
+    let t0 = Instant::now();
+    let mut asker = Node::new(Config::default(), t0, 3);
+    let mut holder = node(t0);
+    let (asker_addr, holder_addr) = (addr(0x0a00_0001, 6881), addr(0x0a00_0002, 6881));
+    announce_to(&mut holder, addr(0x0a00_0003, 7000), InfoHash([4; 20]), t0);
+    let request = asker.sample_infohashes(holder_addr, NodeId([0; 20]), t0).expect("sent");
+    for (to, m) in sends(&mut asker) {
+        assert_eq!(to, holder_addr);
+        holder.handle_packet(asker_addr, &m.encode(), t0);
+    }
+    for (_, m) in replies(&mut holder) {
+        asker.handle_packet(holder_addr, &m.encode(), t0);
+    }
+    let mut got = None;
+    while let Some(o) = asker.poll_output() {
+        if let Output::Event(Event::Samples { request: r, from, reply }) = o {
+            got = Some((r, from, reply));
+        }
+    }
+    let (r, from, reply) = got.expect("an answer");
+    assert_eq!((r, from), (request, holder_addr));
+    let reply = reply.expect("a BEP 51 reply");
+    assert_eq!((reply.samples, reply.num), (vec![InfoHash([4; 20])], 1));
+    // Nobody answers: the request ends without a reply.
+    let silent = asker.sample_infohashes(addr(0x0a00_0009, 6881), NodeId([0; 20]), t0).expect("sent");
+    asker.tick(t0 + Duration::from_secs(5));
+    let mut ended = false;
+    while let Some(o) = asker.poll_output() {
+        if let Output::Event(Event::Samples { request, reply: None, .. }) = o {
+            ended |= request == silent;
+        }
+    }
+    assert!(ended);
 }
 
 #[test]

@@ -101,6 +101,27 @@ fn unknown_method_and_query_tid() {
 }
 
 #[test]
+fn reads_a_bep_51_reply_and_refuses_a_broken_sample() {
+    // As BEP 51 writes it: samples concatenated, num and interval as integers.
+    let mut bytes = b"d1:rd2:id20:".to_vec();
+    bytes.extend([7u8; 20]);
+    bytes.extend(b"8:intervali30000e3:numi3e7:samples40:");
+    bytes.extend([1u8; 20]);
+    bytes.extend([2u8; 20]);
+    bytes.extend(b"e1:t2:aa1:y1:re");
+    let Kind::Response(r) = decode(&bytes).expect("decodes").kind else { panic!("not a response") };
+    assert_eq!(r.samples, Some(vec![InfoHash([1; 20]), InfoHash([2; 20])]));
+    assert_eq!((r.num, r.interval), (Some(3), Some(MAX_SAMPLE_INTERVAL)), "an interval over 6 h is read as 6 h");
+    let mut broken = b"d1:rd2:id20:".to_vec();
+    broken.extend([7u8; 20]);
+    broken.extend(b"7:samples3:abce1:t2:aa1:y1:re");
+    assert_eq!(decode(&broken), Err(KrpcError::BadSamples(3)));
+    let q = b"d1:ad2:id20:aaaaaaaaaaaaaaaaaaaa6:target20:bbbbbbbbbbbbbbbbbbbbe1:q17:sample_infohashes1:t2:xx1:y1:qe";
+    let Kind::Query(q) = decode(q).expect("decodes").kind else { panic!("not a query") };
+    assert_eq!(q, Query::SampleInfohashes { id: NodeId(*b"aaaaaaaaaaaaaaaaaaaa"), target: NodeId(*b"bbbbbbbbbbbbbbbbbbbb"), want: None });
+}
+
+#[test]
 fn caps_nodes_and_values() {
     let mut r = Response::id_only(NodeId([1; 20]));
     for i in 0..300u32 {
@@ -135,6 +156,7 @@ fn query() -> impl Strategy<Value = Query> {
     prop_oneof![
         node_id().prop_map(|id| Query::Ping { id }),
         (node_id(), node_id(), want()).prop_map(|(id, target, want)| Query::FindNode { id, target, want }),
+        (node_id(), node_id(), want()).prop_map(|(id, target, want)| Query::SampleInfohashes { id, target, want }),
         (node_id(), any::<[u8; 20]>(), want()).prop_map(|(id, ih, want)| Query::GetPeers {
             id,
             info_hash: InfoHash(ih),
@@ -150,7 +172,9 @@ fn query() -> impl Strategy<Value = Query> {
             }
         ),
         "[a-z_]{1,12}"
-            .prop_filter("known", |m| !["ping", "find_node", "get_peers", "announce_peer"].contains(&m.as_str()))
+            .prop_filter("known", |m| {
+                !["ping", "find_node", "get_peers", "announce_peer", "sample_infohashes"].contains(&m.as_str())
+            })
             .prop_map(|method| Query::Unknown { method }),
     ]
 }
@@ -160,16 +184,23 @@ fn response() -> impl Strategy<Value = Response> {
     let v6_nodes = proptest::collection::vec((node_id(), addr_v6()), 0..4);
     let values = proptest::collection::vec(prop_oneof![addr_v4(), addr_v6()], 0..12);
     let token = proptest::option::of(proptest::collection::vec(any::<u8>(), 0..MAX_TOKEN_LEN));
-    (node_id(), v4_nodes, v6_nodes, values, token).prop_map(|(id, n4, n6, values, token)| {
-        let info = |(id, addr)| NodeInfo { id, addr };
-        Response {
-            id,
-            nodes: n4.into_iter().map(info).collect(),
-            nodes6: n6.into_iter().map(info).collect(),
-            values,
-            token,
-        }
-    })
+    let samples = proptest::option::of(proptest::collection::vec(any::<[u8; 20]>().prop_map(InfoHash), 0..5));
+    let counts = (proptest::option::of(0..u64::MAX / 2), proptest::option::of(0..=MAX_SAMPLE_INTERVAL));
+    (node_id(), v4_nodes, v6_nodes, values, token, samples, counts).prop_map(
+        |(id, n4, n6, values, token, samples, (num, interval))| {
+            let info = |(id, addr)| NodeInfo { id, addr };
+            Response {
+                id,
+                nodes: n4.into_iter().map(info).collect(),
+                nodes6: n6.into_iter().map(info).collect(),
+                values,
+                token,
+                samples,
+                num,
+                interval,
+            }
+        },
+    )
 }
 
 fn message() -> impl Strategy<Value = Message> {
