@@ -21,6 +21,9 @@ Subcommands:
   info    print the info-hash of a .torrent as libtorrent computes it
   dht-get-peers  look an info-hash up in a DHT reached through --dht-bootstrap; exit 0 once
           --want is among the peers found
+  dht-node  run a DHT node only (no torrent), bootstrapped from --dht-bootstrap, that answers
+          BEP 51 sample_infohashes with a fresh sample every time; prints DHT alerts
+  dht-sample  ask one node for its info-hash sample (BEP 51) until --want is in it
 
 Machine-readable lines on stdout (everything else is for people):
   READY <port>          seed: listening on <bind>:<port> with every piece verified
@@ -30,6 +33,9 @@ Machine-readable lines on stdout (everything else is for people):
   DONE <seconds> <bytes> leech: all pieces downloaded and verified
   PEERS <addr>...       dht-get-peers: one lookup's answer (HOST:PORT each)
   FOUND <addr>          dht-get-peers: the --want peer was found
+  DHT <port>            dht-node: the DHT node's UDP port
+  SAMPLES <num> <hex>...  dht-sample: one answer (info-hashes the node stores, and a sample)
+  SAMPLED <hex>         dht-sample: the --want info-hash was in a sample
   ERROR <message>       something failed; the exit code is 1
 
 Exit codes: 0 success, 1 runtime failure (timeout, bad data, libtorrent error),
@@ -428,6 +434,54 @@ def cmd_dht_get_peers(args):
     return 0
 
 
+def cmd_dht_node(args):
+    ses = make_session(args.bind, args.listen, "enabled", args.dht_bootstrap)
+    # A new sample for every request, so that what was announced a moment ago is in it.
+    ses.apply_settings({"dht_sample_infohashes_interval": 0})
+    alerts = Alerts(ses)
+    port = None
+    started = time.monotonic()
+    while port is None:
+        if time.monotonic() - started > 10:
+            return fail("the DHT socket did not open")
+        alerts.drain()
+        port = ses.listen_port() if ses.is_dht_running() else None
+        ses.wait_for_alert(int(TICK * 1000))
+    log(f"DHT {port}")
+    while not STOP.is_set():
+        if alerts.drain():
+            return fail(alerts.fatal)
+        ses.wait_for_alert(int(TICK * 1000))
+    return 0
+
+
+def cmd_dht_sample(args):
+    ses = make_session(args.bind, args.listen, "enabled", f"{args.node[0]}:{args.node[1]}")
+    mask = ses.get_settings()["alert_mask"] | lt.alert.category_t.dht_operation_notification
+    ses.apply_settings({"alert_mask": mask})
+    host, port = args.node
+    started = time.monotonic()
+    last_ask = None
+    while not STOP.is_set():
+        now = time.monotonic()
+        if now - started > args.timeout:
+            return fail(f"{args.want} not sampled from {host}:{port} within {args.timeout:.0f}s")
+        if last_ask is None or now - last_ask >= LOOKUP_EVERY:
+            last_ask = now
+            ses.dht_sample_infohashes((host, port), lt.sha1_hash(os.urandom(20)))
+        for a in ses.pop_alerts():
+            if isinstance(a, lt.dht_sample_infohashes_alert):
+                hexes = [str(h) for h in a.samples]
+                log(f"SAMPLES {a.num_infohashes} {' '.join(hexes)}")
+                if args.want in hexes:
+                    log(f"SAMPLED {args.want}")
+                    return 0
+            elif a.category() & lt.alert.category_t.error_notification:
+                log(f"alert {a.what()}: {a.message()}")
+        ses.wait_for_alert(int(TICK * 1000))
+    return 0
+
+
 def info_hash_hex(info):
     hashes = info.info_hashes()
     if hashes.has_v1():
@@ -587,6 +641,28 @@ def build_parser():
     d.add_argument("--watch-stdin", action="store_true",
                    help="stop when stdin is closed")
     d.set_defaults(func=cmd_dht_get_peers)
+
+    n = sub.add_parser("dht-node", help="run a DHT node only; prints DHT <port>; runs until killed")
+    n.add_argument("--dht-bootstrap", type=dht_node, required=True, metavar="HOST:PORT",
+                   help="the only node the DHT is bootstrapped from")
+    n.add_argument("--bind", type=loopback, default="127.0.0.1", metavar="ADDR",
+                   help="loopback address to use (default 127.0.0.1)")
+    n.add_argument("--listen", type=int, default=0, help="port to listen on (0 = any)")
+    n.add_argument("--watch-stdin", action="store_true", help="stop when stdin is closed")
+    n.set_defaults(func=cmd_dht_node)
+
+    m = sub.add_parser("dht-sample",
+                       help="ask --node for its info-hash sample (BEP 51) until --want is in it")
+    m.add_argument("--node", type=parse_peer, required=True, metavar="HOST:PORT",
+                   help="the DHT node to ask")
+    m.add_argument("--want", required=True, metavar="HEX", help="the info-hash to wait for")
+    m.add_argument("--bind", type=loopback, default="127.0.0.1", metavar="ADDR",
+                   help="loopback address to use (default 127.0.0.1)")
+    m.add_argument("--listen", type=int, default=0, help="port to listen on (0 = any)")
+    m.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="give up (exit 1) after this many seconds (default 60)")
+    m.add_argument("--watch-stdin", action="store_true", help="stop when stdin is closed")
+    m.set_defaults(func=cmd_dht_sample)
     return p
 
 

@@ -317,6 +317,10 @@ pub(crate) struct DaemonArgs {
     /// ([search] overlay = false).
     #[arg(long)]
     pub(crate) no_search_overlay: bool,
+    /// Fill the search index from the DHT: sample other nodes' info-hashes (BEP 51) and fetch
+    /// their metadata ([search] dht_crawl).
+    #[arg(long)]
+    pub(crate) dht_crawl: bool,
     #[command(flatten)]
     pub(crate) node: NodeOptions,
 }

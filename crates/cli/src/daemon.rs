@@ -135,7 +135,13 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
         indexes,
         peers: search_peers,
         overlay: !a.no_search_overlay && config.search.overlay.unwrap_or(true),
+        dht_crawl: a.dht_crawl || config.search.dht_crawl,
     };
+    if setup.dht_crawl && session.dht().is_none() {
+        return Err(Failure::Input(anyhow!(
+            "the DHT crawler (--dht-crawl, [search] dht_crawl) needs the DHT, which is off"
+        )));
+    }
     daemon.start_search(setup).await.map_err(|e| anyhow!("search cannot start: {e}"))?;
     if let Some((role, listen)) = server_role(&a, &config, &data_dir)? {
         let push_listener = tokio::net::TcpListener::bind(listen)
@@ -158,6 +164,9 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
         println!("data: {}", data_dir.display());
         if let Some(addr) = session.ssl_listen_addr() {
             println!("group shares: TLS peers on {addr}");
+        }
+        if let Some(dht) = session.dht() {
+            println!("dht: node on {}", dht.local_addr());
         }
     }
     println!(

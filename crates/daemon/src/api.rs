@@ -144,6 +144,10 @@ impl Api for Daemon {
         self.search(request).await
     }
 
+    async fn search_status(&self) -> Result<shoal_rpc::api::SearchStatus, ApiError> {
+        self.search_view().await
+    }
+
     async fn server_pushes(&self) -> Result<shoal_rpc::api::ServerPushes, ApiError> {
         self.server_view().await
     }

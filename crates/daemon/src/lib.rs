@@ -11,6 +11,8 @@
 //! - `entry`: one torrent and how it is shown;
 //! - `db`: store calls on blocking threads, and resume records in the database;
 //! - `files`: the `.torrent` kept for a magnet link, deleting a removed torrent's data;
+//! - [`search`]: the local search index, index servers and search neighbours; [`crawl`]: the
+//!   DHT crawler (BEP 51) that fills the index;
 //! - [`server`]: the server peer role, keeping shares others push ([`push`]: the protocol and
 //!   the pusher's side).
 //!
@@ -27,6 +29,7 @@
 //! one is gone from the database before its data is deleted.
 
 mod api;
+pub mod crawl;
 mod db;
 mod entry;
 mod files;
@@ -87,6 +90,8 @@ struct Inner {
     server: std::sync::OnceLock<server::Serving>,
     /// The local search index, index servers and search neighbours, once started.
     search: std::sync::OnceLock<search::Searching>,
+    /// What the DHT crawler did.
+    crawl_stats: Mutex<crawl::CrawlStats>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -112,6 +117,7 @@ impl Daemon {
                 rpc_authenticated: std::sync::atomic::AtomicBool::new(false),
                 server: std::sync::OnceLock::new(),
                 search: std::sync::OnceLock::new(),
+                crawl_stats: Mutex::new(Default::default()),
             }),
         };
         tokio::spawn(daemon.clone().fetch_magnets(rx));

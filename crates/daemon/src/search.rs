@@ -48,16 +48,21 @@ pub struct SearchSetup {
     pub peers: Vec<SocketAddr>,
     /// Take part in the search overlay (answer and accept neighbours).
     pub overlay: bool,
+    /// Crawl the DHT for torrents (BEP 51), when the DHT runs.
+    pub dht_crawl: bool,
 }
 
 pub(crate) struct Searching {
-    index: Arc<Index>,
-    identity: Arc<Identity>,
+    pub(crate) index: Arc<Index>,
+    pub(crate) identity: Arc<Identity>,
     indexes: Vec<String>,
-    neighbours: Option<Neighbours>,
+    pub(crate) neighbours: Option<Neighbours>,
+    crawling: bool,
+    /// Records from neighbours that did not check.
+    bad_records: std::sync::atomic::AtomicU64,
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
@@ -94,12 +99,25 @@ impl Daemon {
             }
             node
         });
-        let searching = Searching { index, identity, indexes: setup.indexes, neighbours };
+        let searching = Searching {
+            index,
+            identity,
+            indexes: setup.indexes,
+            neighbours,
+            crawling: setup.dht_crawl,
+            bad_records: Default::default(),
+        };
         if self.inner.search.set(searching).is_err() {
             return Err("search is already running".into());
         }
         let metas: Vec<Metainfo> = lock(&self.inner.entries).values().filter_map(|e| e.meta.clone()).collect();
         self.index_torrents(metas);
+        if setup.dht_crawl {
+            if self.inner.session.dht().is_none() {
+                return Err("the DHT crawler needs the DHT (it is off)".into());
+            }
+            tokio::spawn(self.clone().crawl_dht());
+        }
         Ok(())
     }
 
@@ -143,6 +161,36 @@ impl Daemon {
                 n.own_changed();
             }
         });
+    }
+
+    /// `search.status`.
+    pub(crate) async fn search_view(&self) -> Result<shoal_rpc::api::SearchStatus, ApiError> {
+        let Some(s) = self.inner.search.get() else {
+            return Err(ApiError::Failed("search has not started yet".into()));
+        };
+        let index = s.index.clone();
+        let records = tokio::task::spawn_blocking(move || index.len())
+            .await
+            .map_err(|_| ApiError::Failed("the index count did not finish".into()))?
+            .map_err(|e| ApiError::Failed(e.to_string()))?;
+        let n = s.neighbours.as_ref().map(Neighbours::status).unwrap_or_default();
+        let c = self.crawl_stats();
+        Ok(shoal_rpc::api::SearchStatus {
+            records: records as u64,
+            indexes: s.indexes.clone(),
+            overlay: s.neighbours.is_some(),
+            neighbours: n.neighbours.iter().map(ToString::to_string).collect(),
+            queries_answered: n.stats.queries,
+            duplicates: n.stats.duplicates,
+            rate_limited: n.stats.rate_limited,
+            bad_records: s.bad_records.load(std::sync::atomic::Ordering::Relaxed),
+            crawl: s.crawling.then_some(shoal_rpc::api::CrawlStatus {
+                sampled_nodes: c.sampled_nodes,
+                new_hashes: c.new_hashes,
+                recorded: c.recorded,
+                failed: c.failed,
+            }),
+        })
     }
 
     /// The search neighbours' state (`None`: the overlay is off).
@@ -237,6 +285,7 @@ impl Daemon {
             }
         }
         if bad > 0 {
+            s.bad_records.fetch_add(bad, std::sync::atomic::Ordering::Relaxed);
             tracing::info!("search: {bad} record(s) from neighbours dropped");
         }
         // What was learned is kept (bounded by the index), then shown.

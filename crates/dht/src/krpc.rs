@@ -399,9 +399,9 @@ fn decode_response(r: &Dict<'_>) -> Result<Response, KrpcError> {
     }
     let samples = match opt_bytes(r, "samples")? {
         Some(b) if b.len() % 20 != 0 => return Err(KrpcError::BadSamples(b.len())),
-        Some(b) => Some(
-            b.chunks_exact(20).map(|c| InfoHash(c.try_into().expect("chunks of 20"))).collect::<Vec<InfoHash>>(),
-        ),
+        Some(b) => {
+            Some(b.chunks_exact(20).map(|c| InfoHash(c.try_into().expect("chunks of 20"))).collect::<Vec<InfoHash>>())
+        }
         None => None,
     };
     // Out-of-range counts are read leniently: a negative one as absent, a long interval as 6 h.

@@ -17,9 +17,10 @@
 //!   refreshes buckets left unchanged for 15 minutes;
 //! * runs `get_peers` lookups for the driver and announces to the closest nodes afterwards;
 //!   peers of either address family found in `values` are passed on;
-//! * answers BEP 51 `sample_infohashes` with up to [`MAX_SAMPLES`] of the info-hashes it
-//!   stores peers for, a random choice kept for [`SAMPLE_INTERVAL`] (the `interval` it
-//!   announces), and asks other nodes for theirs for the driver ([`Node::sample_infohashes`]).
+//! * answers BEP 51 `sample_infohashes` with the info-hashes it stores peers for: all of them
+//!   while they fit in [`MAX_SAMPLES`], else a random choice of that many kept for
+//!   [`SAMPLE_INTERVAL`] (the `interval` it announces); asks other nodes for theirs for the
+//!   driver ([`Node::sample_infohashes`]).
 //!
 //! Bounds that hold whatever peers send: a per-IP packet rate limit, at most
 //! [`Config::max_outstanding`] queries of ours in flight, an output queue of at most
@@ -430,8 +431,12 @@ impl Node {
                 Message::response(tid, r)
             }
             Query::SampleInfohashes { target, .. } => {
-                let fresh = self.sample.as_ref().is_some_and(|(at, _)| now.saturating_duration_since(*at) < SAMPLE_INTERVAL);
-                if !fresh {
+                // While every info-hash fits in a reply, the reply is all of them, as they are;
+                // past that, one random sample is kept for the interval (BEP 51).
+                let all_fit = self.store.torrent_count() <= MAX_SAMPLES;
+                let fresh =
+                    self.sample.as_ref().is_some_and(|(at, _)| now.saturating_duration_since(*at) < SAMPLE_INTERVAL);
+                if all_fit || !fresh {
                     let sample = self.store.sample(MAX_SAMPLES, &mut self.rng);
                     self.sample = Some((now, sample));
                 }

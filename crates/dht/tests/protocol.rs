@@ -165,6 +165,9 @@ fn sample_infohashes_answers_a_bounded_sample_kept_for_its_interval() {
     // Nothing stored: an empty sample, but a sample (a BEP 51 node says so).
     let r = ask_sample(&mut n, from, now);
     assert_eq!((r.samples, r.num), (Some(Vec::new()), Some(0)));
+    // While all fit, all are answered, at once.
+    announce_to(&mut n, addr(0x0a00_00ff, 7000), InfoHash([200; 20]), now);
+    assert_eq!(ask_sample(&mut n, from, now).samples, Some(vec![InfoHash([200; 20])]));
     for i in 0..30u8 {
         announce_to(&mut n, addr(0x0a00_0100 + u32::from(i), 7000), InfoHash([i; 20]), now);
     }
@@ -172,12 +175,15 @@ fn sample_infohashes_answers_a_bounded_sample_kept_for_its_interval() {
     let r = ask_sample(&mut n, from, later);
     let samples = r.samples.expect("samples");
     assert_eq!(samples.len(), shoal_dht::node::MAX_SAMPLES, "at most 20 in a reply");
-    assert!(samples.iter().all(|h| h.0[1..].iter().all(|b| *b == h.0[0]) && h.0[0] < 30), "only stored ones");
+    assert!(
+        samples.iter().all(|h| h.0[1..].iter().all(|b| *b == h.0[0]) && (h.0[0] < 30 || h.0[0] == 200)),
+        "only stored ones"
+    );
     let mut unique = samples.clone();
     unique.sort_by_key(|h| h.0);
     unique.dedup();
     assert_eq!(unique.len(), samples.len());
-    assert_eq!(r.num, Some(30));
+    assert_eq!(r.num, Some(31));
     assert_eq!(r.interval, Some(shoal_dht::node::SAMPLE_INTERVAL.as_secs() as u32));
     // Within the interval the same sample is answered.
     let again = ask_sample(&mut n, addr(0x0a00_0008, 7000), later + Duration::from_secs(10));

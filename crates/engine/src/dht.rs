@@ -148,6 +148,8 @@ pub struct DhtStats {
 enum Command {
     GetPeers { info_hash: InfoHash, announce: Option<Announce>, peers: mpsc::Sender<Vec<SocketAddr>> },
     AddNode(SocketAddr),
+    Sample { addr: SocketAddr, target: NodeId, reply: oneshot::Sender<Option<shoal_dht::SampleReply>> },
+    Nodes(usize, oneshot::Sender<Vec<SocketAddr>>),
     Stats(oneshot::Sender<DhtStats>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -225,6 +227,34 @@ impl Dht {
     /// it answers (for BEP 5 `port` messages from peers). Returns once the request is queued.
     pub async fn add_node(&self, addr: SocketAddr) -> Result<(), DhtError> {
         self.send(Command::AddNode(addr)).await
+    }
+
+    /// Asks the node at `addr` for a sample of the info-hashes it stores peers for (BEP 51)
+    /// and the nodes it knows near `target`. `None`: no answer within the query timeout, an
+    /// error, or a node that does not know BEP 51.
+    pub async fn sample_infohashes(
+        &self,
+        addr: SocketAddr,
+        target: [u8; 20],
+    ) -> Result<Option<shoal_dht::SampleReply>, DhtError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Sample { addr, target: NodeId(target), reply: tx }).await?;
+        match timeout(COMMAND_TIMEOUT, rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(DhtError::Stopped),
+            Err(_) => Err(DhtError::Timeout(COMMAND_TIMEOUT)),
+        }
+    }
+
+    /// Up to `max` addresses of nodes in the routing table.
+    pub async fn nodes(&self, max: usize) -> Result<Vec<SocketAddr>, DhtError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Nodes(max, tx)).await?;
+        match timeout(COMMAND_TIMEOUT, rx).await {
+            Ok(Ok(nodes)) => Ok(nodes),
+            Ok(Err(_)) => Err(DhtError::Stopped),
+            Err(_) => Err(DhtError::Timeout(COMMAND_TIMEOUT)),
+        }
     }
 
     /// A snapshot of the node.
@@ -349,6 +379,8 @@ struct Driver {
     /// Open `get_peers` channels by lookup; an entry goes when its lookup ends or its
     /// receiver is dropped.
     lookups: HashMap<LookupId, mpsc::Sender<Vec<SocketAddr>>>,
+    /// Open `sample_infohashes` requests.
+    samples: HashMap<LookupId, oneshot::Sender<Option<shoal_dht::SampleReply>>>,
     rng: Rng,
     restored_nodes: usize,
     next_save: TokioInstant,
@@ -378,6 +410,7 @@ async fn run(
         socket,
         state_file: config.state_file,
         lookups: HashMap::new(),
+        samples: HashMap::new(),
         rng: Rng::new(rand::random()),
         restored_nodes,
         next_save: TokioInstant::now() + SAVE_EVERY,
@@ -544,6 +577,11 @@ impl Driver {
                     self.lookups.remove(&lookup);
                 }
             }
+            Output::Event(Event::Samples { request, reply, .. }) => {
+                if let Some(tx) = self.samples.remove(&request) {
+                    let _ = tx.send(reply);
+                }
+            }
             Output::Event(Event::LookupDone { lookup, info_hash, stats }) => {
                 tracing::debug!(info_hash = %info_hash.to_hex(), ?stats, "lookup done");
                 // Dropping the sender closes the caller's channel.
@@ -570,6 +608,18 @@ impl Driver {
                 if !self.node.routing_table().entries().any(|e| e.info.addr == addr) {
                     self.node.ping(addr, now());
                 }
+            }
+            Command::Sample { addr, target, reply } => match self.node.sample_infohashes(addr, target, now()) {
+                Some(request) => {
+                    self.samples.retain(|_, tx| !tx.is_closed());
+                    self.samples.insert(request, reply);
+                }
+                None => {
+                    let _ = reply.send(None);
+                }
+            },
+            Command::Nodes(max, reply) => {
+                let _ = reply.send(self.node.routing_table().entries().map(|e| e.info.addr).take(max).collect());
             }
             Command::Stats(reply) => {
                 self.lookups.retain(|_, tx| !tx.is_closed());

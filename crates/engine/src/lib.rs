@@ -37,6 +37,7 @@ pub use dht::{ANNOUNCE_EVERY, AnnounceLoop, DEFAULT_BOOTSTRAP, Dht, DhtConfig, D
 pub use fetch::{FetchError, MAX_TORRENT_FILE, fetch_torrent};
 pub use metadata::{MetadataProgress, fetch_metadata};
 pub use session::{AddTorrent, FilePriority, PeerStatus, ServiceConnection, Session, SessionConfig, Torrent};
+pub use shoal_dht::SampleReply;
 pub use shoal_swarm::Stats;
 pub use stream::{FileStream, StreamError};
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize, Serializer};
 pub use crate::groups::{
     GroupInfo, GroupMember, GroupRequest, IdentityInfo, InvitationInfo, PushCall, QuotaUse, ServerPush, ServerPushes,
 };
-pub use crate::hits::{SearchHit, SearchRequest};
+pub use crate::hits::{CrawlStatus, SearchHit, SearchRequest, SearchStatus};
 pub use crate::ids::{Ids, TorrentId, TorrentRef};
 
 /// Where the torrent to add comes from.
@@ -851,6 +851,11 @@ pub trait Api: Send + Sync {
     /// `limit`.
     fn search_query(&self, request: SearchRequest) -> impl Future<Output = Result<Vec<SearchHit>, ApiError>> + Send {
         let _ = request;
+        async { Err(ApiError::Failed("this server cannot search".into())) }
+    }
+
+    /// `search.status`: the local index, the search neighbours and the DHT crawler.
+    fn search_status(&self) -> impl Future<Output = Result<SearchStatus, ApiError>> + Send {
         async { Err(ApiError::Failed("this server cannot search".into())) }
     }
 

@@ -43,3 +43,39 @@ pub struct SearchHit {
     /// A group share: only its members can fetch it (with its .torrent).
     pub group_only: bool,
 }
+
+/// `search.status`: the local index, the search neighbours and the DHT crawler.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchStatus {
+    /// Records in the local index.
+    pub records: u64,
+    /// Index servers asked.
+    pub indexes: Vec<String>,
+    /// Whether this node takes part in search without a server.
+    pub overlay: bool,
+    /// Connected search neighbours (`IP:PORT`).
+    pub neighbours: Vec<String>,
+    /// Queries from neighbours answered (first copies).
+    pub queries_answered: u64,
+    /// Second copies of queries dropped.
+    pub duplicates: u64,
+    /// Queries dropped because a neighbour was over its rate.
+    pub rate_limited: u64,
+    /// Records from neighbours that did not check (dropped).
+    pub bad_records: u64,
+    /// What the DHT crawler did (`None`: it is off).
+    pub crawl: Option<CrawlStatus>,
+}
+
+/// What the DHT crawler did so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrawlStatus {
+    /// Nodes that answered `sample_infohashes`.
+    pub sampled_nodes: u64,
+    /// New info-hashes sampled.
+    pub new_hashes: u64,
+    /// Torrents recorded in the index (metadata fetched and checked).
+    pub recorded: u64,
+    /// Metadata fetches that failed or timed out.
+    pub failed: u64,
+}

@@ -25,6 +25,7 @@
 //! | `group.issue` | `name`, `public_key` (PEM), `member_name` | same order |
 //! | `group.revoke` | `name`, `member` | `name`, `member` |
 //! | `server.pushes` | none | none |
+//! | `search.status` | none | none |
 //! | `search.query` | `q`, `limit` (default 50, at most 100), `peers` (default true) | same order |
 //! | `push.start` | `to` (`ID@HOST:PORT`), `torrent` (id or info-hash) | same order |
 //! | `push.status`, `push.withdraw` | `to`, `info_hash` | same order |
@@ -78,6 +79,7 @@ pub const METHODS: &[&str] = &[
     "group.revoke",
     "server.pushes",
     "search.query",
+    "search.status",
     "push.start",
     "push.status",
     "push.list",
@@ -150,6 +152,8 @@ pub enum Call {
     ServerPushes,
     /// `search.query`.
     Search(crate::api::SearchRequest),
+    /// `search.status`.
+    SearchStatus,
     /// `push.start`, `status`, `list`, `withdraw`.
     Push(PushCall),
 }
@@ -422,6 +426,7 @@ impl Call {
                 Call::Group(GroupRequest::Revoke { name: p.name, member: p.member })
             }
             "server.pushes" => no_params().map(|()| Call::ServerPushes)?,
+            "search.status" => no_params().map(|()| Call::SearchStatus)?,
             "search.query" => {
                 let p: SearchParams = from_value(named(&["q", "limit", "peers"])?)?;
                 if p.q.chars().count() > 256 {
@@ -531,6 +536,7 @@ pub async fn execute<A: Api>(api: &A, call: Call) -> Result<Value, ApiError> {
         Call::GroupList => to_value(&api.group_list().await?),
         Call::Group(request) => api.group_change(request).await,
         Call::ServerPushes => to_value(&api.server_pushes().await?),
+        Call::SearchStatus => to_value(&api.search_status().await?),
         Call::Search(request) => to_value(&api.search_query(request).await?),
         Call::Push(call) => api.push_call(call).await,
     }

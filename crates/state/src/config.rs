@@ -50,6 +50,7 @@
 //! index = ["http://index.example:7070"]   # index servers search.query asks
 //! peers = ["192.0.2.7:6881"]              # search neighbours to keep
 //! overlay = true                          # answer and ask search neighbours
+//! dht_crawl = false                       # fill the index from the DHT (BEP 51)
 //! ```
 
 use std::ffi::OsString;
@@ -99,6 +100,8 @@ pub struct SearchConfig {
     pub peers: Vec<SocketAddr>,
     /// Take part in search without a server (default true).
     pub overlay: Option<bool>,
+    /// Crawl the DHT for torrents to index (BEP 51; default false).
+    pub dht_crawl: bool,
 }
 
 /// `[server]`: the server peer role, on when `listen` is set (here or by flag).

@@ -118,7 +118,14 @@ fn reads_a_bep_51_reply_and_refuses_a_broken_sample() {
     assert_eq!(decode(&broken), Err(KrpcError::BadSamples(3)));
     let q = b"d1:ad2:id20:aaaaaaaaaaaaaaaaaaaa6:target20:bbbbbbbbbbbbbbbbbbbbe1:q17:sample_infohashes1:t2:xx1:y1:qe";
     let Kind::Query(q) = decode(q).expect("decodes").kind else { panic!("not a query") };
-    assert_eq!(q, Query::SampleInfohashes { id: NodeId(*b"aaaaaaaaaaaaaaaaaaaa"), target: NodeId(*b"bbbbbbbbbbbbbbbbbbbb"), want: None });
+    assert_eq!(
+        q,
+        Query::SampleInfohashes {
+            id: NodeId(*b"aaaaaaaaaaaaaaaaaaaa"),
+            target: NodeId(*b"bbbbbbbbbbbbbbbbbbbb"),
+            want: None
+        }
+    );
 }
 
 #[test]
