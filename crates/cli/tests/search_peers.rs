@@ -1,8 +1,9 @@
 //! Search with no server, end to end: three daemons on 127.0.0.1 (DHT and LSD off) keep each
 //! other as search neighbours (`--search-peer`) in a ring, a loop. One asks; the others answer
-//! for the torrents they hold, with their signed records and their peer address; `shoal get @N`
-//! fetches a result from the node that holds it; what was learned stays in the asking node's
-//! index; a query with `--no-peers` stays at home.
+//! for the torrents they hold, with their signed records and their peer address; the asking
+//! node checks a result against the torrent's metadata (fetched from the holder) and marks it
+//! verified; `shoal get @N` fetches a result from the node that holds it; what was learned
+//! stays in the asking node's index; a query with `--no-peers` stays at home.
 
 #[path = "support/interop.rs"]
 mod interop;
@@ -94,15 +95,22 @@ fn neighbours_answer_for_what_they_hold_and_get_at_n_fetches_it_from_them() {
     assert_eq!(hit["verified"], false, "a name from a neighbour is not verified until its metadata is fetched");
     let holder = format!("x.pe=127.0.0.1:{}", ports[1]);
     assert!(hit["magnet"].as_str().is_some_and(|m| m.contains(&holder)), "{hit}");
-    // Both others answer a word they share; each node's own is not asked of itself.
+    // The text view says where a result came from and that it is not checked yet (the check
+    // starts once the answer is out: holiday-photos is asked for the first time here).
+    let url = format!("http://127.0.0.1:{}", nodes[0].rpc);
+    let text = run_ok(&nodes[0].home, &["search", "holiday", "--rpc", &url]);
+    assert!(text.contains("holiday-photos.bin") && text.contains("[peers]"), "{text}");
+    assert!(text.contains("(not verified yet)"), "{text}");
+    // In the background the asking node fetched the metadata from the holder and compared it.
+    ok(shoal_testkit::wait_until(Duration::from_secs(30), Duration::from_millis(200), || {
+        search_json(&nodes[0], "quarterly", &[]).first().is_some_and(|h| h["verified"] == true)
+    }));
+    // Both others answer a word they share.
     let both = search_json(&nodes[0], "bin", &[]);
     let mut names: Vec<&str> = both.iter().filter_map(|h| h["name"].as_str()).collect();
     names.sort();
     assert_eq!(names, ["holiday-photos.bin", "quarterly-report.bin"]);
-    // The text view says where each came from and that it is not checked yet.
-    let url = format!("http://127.0.0.1:{}", nodes[0].rpc);
-    let text = run_ok(&nodes[0].home, &["search", "quarterly", "--rpc", &url]);
-    assert!(text.contains("[peers]") && text.contains("(not verified yet)"), "{text}");
+    assert_eq!(search_json(&nodes[0], "quarterly", &[]).len(), 1);
     // @1 is fetched from the node that holds it (its address came with the answer).
     let out = work.path().join("out");
     run_ok(&nodes[0].home, &["get", "@1", "-o", s(&out), "--listen", LISTEN_ANY, "--no-dht", "--no-lsd"]);
@@ -110,7 +118,7 @@ fn neighbours_answer_for_what_they_hold_and_get_at_n_fetches_it_from_them() {
     // What was learned is in the asking node's index now.
     let kept = search_json(&nodes[0], "quarterly", &["--no-peers"]);
     assert_eq!(kept.len(), 1, "{kept:?}");
-    assert_eq!(kept[0]["source"], "peers");
+    assert_eq!((&kept[0]["source"], &kept[0]["verified"]), (&"peers".into(), &true.into()), "{kept:?}");
     for mut node in nodes {
         ok(node.proc.terminate(Duration::from_secs(15)).map(drop));
     }

@@ -39,6 +39,7 @@ pub mod push;
 pub mod search;
 pub mod server;
 pub mod stream;
+pub mod verify;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;

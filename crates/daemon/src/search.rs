@@ -60,6 +60,10 @@ pub(crate) struct Searching {
     crawling: bool,
     /// Records from neighbours that did not check.
     bad_records: std::sync::atomic::AtomicU64,
+    /// Results being checked against their metadata.
+    pub(crate) checking: Arc<tokio::sync::Semaphore>,
+    /// Strikes against publishers and neighbours.
+    pub(crate) reputation: crate::verify::Reputation,
 }
 
 pub(crate) fn now() -> u64 {
@@ -106,6 +110,8 @@ impl Daemon {
             neighbours,
             crawling: setup.dht_crawl,
             bad_records: Default::default(),
+            checking: Arc::new(tokio::sync::Semaphore::new(crate::verify::AT_ONCE)),
+            reputation: Default::default(),
         };
         if self.inner.search.set(searching).is_err() {
             return Err("search is already running".into());
@@ -240,7 +246,10 @@ impl Daemon {
                 }
             }
             for hit in local {
-                if hits.len() >= limit || hits.iter().any(|h| h.info_hash == hit.record.body.info_hash) {
+                if hits.len() >= limit
+                    || hits.iter().any(|h| h.info_hash == hit.record.body.info_hash)
+                    || s.reputation.publisher_muted(&hit.record.body.publisher)
+                {
                     continue;
                 }
                 let id = entries.id_of(&hit.record.body.info_hash);
@@ -262,13 +271,14 @@ impl Daemon {
         };
         let (from_indexes, from_peers) = tokio::join!(self.ask_indexes(&s.indexes, &words, limit), from_peers);
         let mut learned: Vec<(Record, &'static str)> = Vec::new();
-        for record in from_indexes {
+        for record in from_indexes.into_iter().filter(|r| !s.reputation.publisher_muted(&r.body.publisher)) {
             learned.push((record, "index"));
         }
         let mut bad = 0;
         let mut holders: std::collections::HashMap<String, Vec<SocketAddr>> = Default::default();
-        for found in from_peers {
+        for found in from_peers.into_iter().filter(|f| !s.reputation.neighbour_muted(&f.via)) {
             match Record::from_json(&found.record) {
+                Ok((record, _)) if s.reputation.publisher_muted(&record.body.publisher) => {}
                 Ok((record, _)) => {
                     if let Some(h) = found.holder {
                         let known = holders.entry(record.body.info_hash.clone()).or_default();
@@ -280,7 +290,12 @@ impl Daemon {
                 }
                 Err(e) => {
                     bad += 1;
-                    tracing::info!(via = %found.via, "search: a neighbour passed on a record that does not check: {e}");
+                    let muted = s.reputation.strike_neighbour(found.via);
+                    tracing::info!(
+                        via = %found.via,
+                        "search: a neighbour passed on a record that does not check: {e}{}",
+                        if muted { "; it is muted" } else { "" }
+                    );
                 }
             }
         }
@@ -296,8 +311,14 @@ impl Daemon {
                 let _ = index.insert(&record, source, false, now(), None);
             }
         });
+        let mut to_check = Vec::new();
         // Holders found now go with a result the index already gave.
         for hit in &mut hits {
+            if let (false, Some(held)) = (hit.verified, holders.get(&hit.info_hash))
+                && let Some((record, _)) = learned.iter().find(|(r, _)| r.body.info_hash == hit.info_hash)
+            {
+                to_check.push((record.clone(), held.clone()));
+            }
             for h in holders.get(&hit.info_hash).into_iter().flatten() {
                 if hit.peers.len() < MAX_HOLDERS && !hit.peers.contains(&h.to_string()) {
                     hit.peers.push(h.to_string());
@@ -315,8 +336,12 @@ impl Daemon {
             let id = lock(&self.inner.entries).id_of(&record.body.info_hash);
             let (source, verified) = if id.is_some() { ("local", true) } else { (source, false) };
             let held = holders.get(&record.body.info_hash).map(Vec::as_slice).unwrap_or_default();
+            if !verified && !held.is_empty() {
+                to_check.push((record.clone(), held.to_vec()));
+            }
             hits.push(to_hit(record, source.to_string(), id, verified, held));
         }
+        self.verify_later(to_check);
         Ok(hits)
     }
 

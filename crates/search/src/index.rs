@@ -262,6 +262,19 @@ impl Index {
         Ok(())
     }
 
+    /// Marks `publisher`'s record of `info_hash` as checked against the torrent's metadata.
+    pub fn mark_verified(&self, info_hash: &str, publisher: &str) -> Result<bool, IndexError> {
+        let n = self
+            .conn()
+            .execute("UPDATE items SET verified = 1 WHERE info_hash = ?1 AND publisher = ?2", [info_hash, publisher])?;
+        Ok(n > 0)
+    }
+
+    /// Removes every record of `publisher`; how many there were.
+    pub fn remove_publisher(&self, publisher: &str) -> Result<usize, IndexError> {
+        Ok(self.conn().execute("DELETE FROM items WHERE publisher = ?1", [publisher])?)
+    }
+
     /// Whether `publisher` has a record of `info_hash` here.
     pub fn has(&self, info_hash: &str, publisher: &str) -> Result<bool, IndexError> {
         let found: Option<i64> = self
