@@ -82,6 +82,8 @@ pub struct Status {
     pub neighbours: Vec<SocketAddr>,
     /// Messages that could not be read, and connections closed for it.
     pub bad_messages: u64,
+    /// Results messages sent answering neighbours' queries.
+    pub answers: u64,
 }
 
 enum Cmd {
@@ -132,6 +134,7 @@ impl Neighbours {
             status: status.clone(),
             tx: tx.downgrade(),
             bad: 0,
+            answers: Default::default(),
         };
         tokio::spawn(driver.run(rx));
         let me = Neighbours { tx, status };
@@ -187,18 +190,7 @@ impl Neighbours {
 
     /// Asks the neighbours: results as they come, until `want` came or `wait` passed.
     pub async fn search(&self, words: &str, want: u16, hop_limit: u8, wait: Duration) -> Vec<Found> {
-        let (results, mut rx) = mpsc::channel(usize::from(want.clamp(1, wire::MAX_WANT)));
-        let words = words.chars().filter(|c| !c.is_control()).collect::<String>();
-        let words: String = words.split_whitespace().collect::<Vec<_>>().join(" ");
-        let mut cut = words.len().min(wire::MAX_WORDS_BYTES);
-        while !words.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        if words.is_empty()
-            || self.tx.send(Cmd::Query { words: words[..cut].to_string(), want, hop_limit, results }).await.is_err()
-        {
-            return Vec::new();
-        }
+        let Some(mut rx) = self.ask(words, want, hop_limit).await else { return Vec::new() };
         let mut found = Vec::new();
         let deadline = tokio::time::Instant::now() + wait;
         while found.len() < usize::from(want) {
@@ -208,6 +200,25 @@ impl Neighbours {
             }
         }
         found
+    }
+
+    /// Starts a query: its results arrive on the channel as they come (it closes when the
+    /// query is forgotten, [`overlay::Config::route_life`] after it began, or sooner when this
+    /// node stops). `None` when there is no word to look for.
+    pub async fn ask(&self, words: &str, want: u16, hop_limit: u8) -> Option<mpsc::Receiver<Found>> {
+        let (results, rx) = mpsc::channel(usize::from(want.clamp(1, wire::MAX_WANT)));
+        let words = words.chars().filter(|c| !c.is_control()).collect::<String>();
+        let words: String = words.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut cut = words.len().min(wire::MAX_WORDS_BYTES);
+        while !words.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if words.is_empty() {
+            return None;
+        }
+        let cmd = Cmd::Query { words: words[..cut].to_string(), want, hop_limit, results };
+        self.tx.send(cmd).await.ok()?;
+        Some(rx)
     }
 
     /// Counters and neighbours.
@@ -236,6 +247,7 @@ struct Driver {
     status: Arc<Mutex<Status>>,
     tx: mpsc::WeakSender<Cmd>,
     bad: u64,
+    answers: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Driver {
@@ -368,6 +380,7 @@ impl Driver {
         status.stats = self.node.stats();
         status.neighbours = self.conns.values().map(|c| c.addr).collect();
         status.bad_messages = self.bad;
+        status.answers = self.answers.load(std::sync::atomic::Ordering::Relaxed);
     }
 
     fn connect(&mut self, stream: TcpStream, addr: SocketAddr, peer_id: PeerId, outgoing: bool) {
@@ -391,6 +404,7 @@ impl Driver {
                     let Some(conn) = self.conns.get(&to) else { continue };
                     let Ok(permit) = self.answering.clone().try_acquire_owned() else { continue };
                     let (index, tx, port) = (self.index.clone(), conn.tx.clone(), self.config.port);
+                    let answers = self.answers.clone();
                     tokio::task::spawn_blocking(move || {
                         let _permit = permit;
                         let hits = match index.search(&words, &[], &[], want.min(wire::MAX_RECORDS)) {
@@ -414,8 +428,8 @@ impl Driver {
                                 size += json.len() + 8;
                                 records.push(json);
                             }
-                            if !records.is_empty() {
-                                let _ = tx.try_send(Message::Hits { id, records, holder });
+                            if !records.is_empty() && tx.try_send(Message::Hits { id, records, holder }).is_ok() {
+                                answers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             }
                         }
                     });
