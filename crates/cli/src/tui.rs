@@ -19,6 +19,7 @@ mod app;
 mod arrange;
 mod change;
 mod draw;
+mod find;
 
 use std::io::{IsTerminal, Stdout};
 use std::path::PathBuf;
@@ -90,6 +91,23 @@ pub(crate) async fn run(remote: RemoteArgs) -> Result<(), Failure> {
                     Event::Key(key) => match app.on_key(key) {
                         Some(Command::Quit) => break,
                         Some(Command::Refresh) => tick.reset_immediately(),
+                        Some(Command::Search(words)) => {
+                            let (remote, tx) = (remote.clone(), answer_tx.clone());
+                            tokio::spawn(async move {
+                                // This node's index and index servers first, then everywhere.
+                                for peers in [false, true] {
+                                    let params = json!({"q": words, "limit": 50, "peers": peers});
+                                    let found = rpc(&remote, "search.query", params).await.and_then(|v| {
+                                        serde_json::from_value(v).map_err(|e| format!("the daemon's answer: {e}"))
+                                    });
+                                    let failed = found.is_err();
+                                    let _ = tx.send(Answer::Loaded(Outcome::Found(words.clone(), peers, found))).await;
+                                    if failed {
+                                        break;
+                                    }
+                                }
+                            });
+                        }
                         Some(Command::LoadDetail(id)) => {
                             let (remote, tx) = (remote.clone(), answer_tx.clone());
                             tokio::spawn(async move {
@@ -271,7 +289,9 @@ async fn act(remote: &Remote, command: Command) -> Outcome {
             let url = remote.stream_url(&path);
             crate::play::open_in_player(&url).map(|player| format!("playing {path} in {player}"))
         }
-        Command::Refresh | Command::LoadDetail(_) | Command::Quit => return Outcome::Done(Ok(String::new())),
+        Command::Refresh | Command::LoadDetail(_) | Command::Search(_) | Command::Quit => {
+            return Outcome::Done(Ok(String::new()));
+        }
     };
     Outcome::Done(result)
 }

@@ -35,6 +35,8 @@ pub(crate) enum Command {
     LoadDetail(TorrentId),
     /// Open a file's stream (its path on the daemon's RPC listener) in a player.
     Play(String),
+    /// Search for these words (`search.query`: this node's index first, then everywhere).
+    Search(String),
     /// Leave the UI.
     Quit,
 }
@@ -49,6 +51,8 @@ pub(crate) enum Outcome {
     Detail(TorrentId, Result<Box<Detail>, String>),
     /// An action (add, pause, resume, remove, set) finished: what happened, or why it failed.
     Done(Result<String, String>),
+    /// An answer to a search: the words, whether the neighbours had their say, the results.
+    Found(String, bool, Result<Vec<shoal_rpc::api::SearchHit>, String>),
 }
 
 /// The tabs of the detail view.
@@ -129,6 +133,8 @@ pub(crate) enum View {
         /// The text typed so far.
         buffer: String,
     },
+    /// The search view ([`App::find`]).
+    Find,
     /// "Remove this torrent?" over the list.
     ConfirmRemove {
         /// The torrent to remove.
@@ -192,6 +198,8 @@ pub(crate) struct App {
     pub(crate) status: Option<Status>,
     /// The torrent list has been fetched at least once.
     pub(crate) loaded: bool,
+    /// The search view's words and results (kept while the list is shown).
+    pub(crate) find: super::find::Find,
 }
 
 impl App {
@@ -208,6 +216,7 @@ impl App {
             detail: None,
             status: None,
             loaded: false,
+            find: Default::default(),
         }
     }
 
@@ -264,11 +273,22 @@ impl App {
             View::Detail(at) => self.detail_key(key, at),
             View::Input { kind, buffer } => self.input_key(key, kind, buffer, ctrl),
             View::ConfirmRemove { id, delete_data } => self.confirm_key(key, id, delete_data),
+            View::Find => match self.find.key(key, ctrl) {
+                super::find::FindKey::Stay => None,
+                super::find::FindKey::Run(command) => Some(command),
+                super::find::FindKey::Leave => {
+                    self.view = View::List;
+                    None
+                }
+            },
         }
     }
 
     /// Handles pasted text (bracketed paste): appended to the prompt, ignored elsewhere.
     pub(crate) fn on_paste(&mut self, text: &str) {
+        if self.view == View::Find {
+            self.find.paste(text);
+        }
         if let View::Input { kind, buffer } = &mut self.view {
             buffer.extend(text.chars().filter(|c| !c.is_control()));
             if *kind == InputKind::Filter {
@@ -301,6 +321,10 @@ impl App {
             }
             KeyCode::Char('a') => {
                 self.view = View::Input { kind: InputKind::AddMagnetOrPath, buffer: String::new() };
+            }
+            KeyCode::Char('F') => {
+                self.find.open();
+                self.view = View::Find;
             }
             KeyCode::Char('/') => {
                 self.view = View::Input { kind: InputKind::Filter, buffer: self.filter.text.clone() };
@@ -479,6 +503,11 @@ impl App {
             Outcome::Detail(id, Err(e)) => {
                 if self.detail_id() == Some(id) {
                     self.status = Some(Status { text: e, kind: StatusKind::Error });
+                }
+            }
+            Outcome::Found(words, complete, result) => {
+                if let Some(text) = self.find.found(&words, complete, result) {
+                    self.status = Some(Status { text, kind: StatusKind::Error });
                 }
             }
             Outcome::Done(Ok(text)) => self.status = Some(Status { text, kind: StatusKind::Info }),

@@ -5,7 +5,9 @@
 //! Trackers tabs), a status line and one or two help lines of the keys that work in the
 //! current view. The list's block title says how it is sorted and filtered, and the sorted
 //! column's heading carries an arrow. The add prompt, a setting's prompt and the remove question
-//! are drawn as boxes over the body; the name filter is typed on the status line.
+//! are drawn as boxes over the body; the name filter is typed on the status line. The search
+//! view takes the body: the words typed, then the results with where each came from and
+//! whether it was checked.
 
 use indicatif::HumanBytes;
 use ratatui::Frame;
@@ -35,12 +37,16 @@ pub(crate) fn draw(frame: &mut Frame, app: &App) {
     ])
     .areas(frame.area());
     draw_header(frame, header, app);
-    match app.detail_at() {
-        Some(at) => match app.torrent(at.id) {
-            Some(listed) => draw_detail(frame, body, app, listed, at),
+    if app.view == View::Find {
+        draw_find(frame, body, app);
+    } else {
+        match app.detail_at() {
+            Some(at) => match app.torrent(at.id) {
+                Some(listed) => draw_detail(frame, body, app, listed, at),
+                None => draw_list(frame, body, app),
+            },
             None => draw_list(frame, body, app),
-        },
-        None => draw_list(frame, body, app),
+        }
     }
     match &app.view {
         View::Input { kind: InputKind::AddMagnetOrPath, buffer } => {
@@ -55,7 +61,7 @@ pub(crate) fn draw(frame: &mut Frame, app: &App) {
             let name = app.torrent(*id).map_or("", |t| t.name.as_str());
             draw_confirm(frame, body, &format!("#{id} {name}"), *delete_data);
         }
-        View::List | View::Detail(_) | View::Input { kind: InputKind::Filter, .. } => {}
+        View::List | View::Detail(_) | View::Find | View::Input { kind: InputKind::Filter, .. } => {}
     }
     if let View::Input { kind: InputKind::Filter, buffer } = &app.view {
         let line =
@@ -86,7 +92,14 @@ fn help_keys(app: &App) -> Vec<(&'static str, &'static str)> {
             if app.filter.is_active() {
                 keys.push(("esc", "clear filter"));
             }
-            keys.extend([("a", "add"), ("p", "pause"), ("r", "resume"), ("d", "remove"), ("q", "quit")]);
+            keys.extend([
+                ("a", "add"),
+                ("F", "search"),
+                ("p", "pause"),
+                ("r", "resume"),
+                ("d", "remove"),
+                ("q", "quit"),
+            ]);
             keys
         }
         View::Detail(at) => {
@@ -114,7 +127,83 @@ fn help_keys(app: &App) -> Vec<(&'static str, &'static str)> {
         }
         View::Input { kind: InputKind::Set(..), .. } => vec![("enter", "set"), ("esc", "cancel"), ("ctrl-u", "clear")],
         View::ConfirmRemove { .. } => vec![("y", "remove"), ("space", "also delete data"), ("n", "cancel")],
+        View::Find if app.find.typing => {
+            vec![("type", "words"), ("enter", "search"), ("esc", "back"), ("ctrl-u", "clear")]
+        }
+        View::Find => vec![("↑↓", "select"), ("enter", "add"), ("/", "new search"), ("esc", "back"), ("q", "quit")],
     }
+}
+
+/// The search view: the words, then the results as they arrive.
+fn draw_find(frame: &mut Frame, area: Rect, app: &App) {
+    let f = &app.find;
+    let mut title = " Search ".to_string();
+    if let Some(asked) = &f.asked {
+        title =
+            format!(" Search · {asked:?} · {} result{} ", f.results.len(), if f.results.len() == 1 { "" } else { "s" });
+        if f.searching {
+            title.push_str("· asking the neighbours … ");
+        }
+    }
+    let block = Block::bordered().title(title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [words, results] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(inner);
+    let prompt = Line::from(vec![Span::styled("find: ", Style::new().fg(Color::Yellow)), Span::raw(f.query.as_str())]);
+    frame.render_widget(Paragraph::new(prompt), words);
+    if f.typing {
+        let x = words.x.saturating_add(6).saturating_add(f.query.chars().count() as u16);
+        frame.set_cursor_position(Position::new(x.min(words.right().saturating_sub(1)), words.y));
+    }
+    if f.results.is_empty() {
+        let text = match &f.asked {
+            None => "Type words (each the start of a word of a name) and press enter.".to_owned(),
+            Some(_) if f.searching => "Searching …".to_owned(),
+            Some(asked) => format!("Nothing found for {asked:?}."),
+        };
+        frame.render_widget(Paragraph::new(text), results);
+        return;
+    }
+    let rows = f.results.iter().enumerate().map(|(i, h)| {
+        let mut name = vec![Span::raw(h.name.as_str())];
+        if h.group_only {
+            name.push(Span::styled("  (group share)", Style::new().fg(Color::Cyan)));
+        }
+        let by = match &h.publisher {
+            _ if h.source == "local" => "yours".to_owned(),
+            Some(p) => p.chars().take(7).collect(),
+            None => "-".to_owned(),
+        };
+        let checked = if h.verified {
+            Span::styled("verified", Style::new().fg(Color::Green))
+        } else {
+            Span::styled("not yet", Style::new().fg(Color::DarkGray))
+        };
+        Row::new(vec![
+            Cell::from((i + 1).to_string()),
+            Cell::from(Line::from(name)),
+            Cell::from(HumanBytes(h.size).to_string()),
+            Cell::from(h.source.as_str()),
+            Cell::from(by),
+            Cell::from(checked),
+        ])
+    });
+    let widths = [
+        Constraint::Length(4),
+        Constraint::Min(12),
+        Constraint::Length(10),
+        Constraint::Length(6),
+        Constraint::Length(8),
+        Constraint::Length(9),
+    ];
+    let header = Row::new(["#", "Name", "Size", "From", "By", "Checked"]).style(heading());
+    let table = Table::new(rows, widths)
+        .header(header)
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+        .highlight_symbol("> ");
+    let selected = (!f.typing).then_some(f.selected);
+    let mut state = TableState::default().with_selected(selected);
+    frame.render_stateful_widget(table, results, &mut state);
 }
 
 /// The help as lines of at most `width` cells (at most [`HELP_ROWS`] of them), never splitting
@@ -519,7 +608,7 @@ mod tests {
         let help = s.last().expect("rows");
         assert!(
             help.contains(
-                "↑↓ select  enter details  / filter  f state  s sort  S reverse  a add  p pause  r resume  d remove  q quit"
+                "↑↓ select  enter details  / filter  f state  s sort  S reverse  a add  F search  p pause  r resume  d remove  q quit"
             ),
             "{help}"
         );
@@ -606,6 +695,47 @@ mod tests {
         app.status = Some(Status { text: "torrent.pause: no torrent 9".into(), kind: StatusKind::Error });
         let s = screen(&app, 100, 16);
         assert!(row(&s, "torrent.pause: no torrent 9").starts_with("torrent.pause"), "{s:#?}");
+    }
+
+    #[test]
+    fn the_search_view_shows_the_words_then_each_result_with_its_source_and_check() {
+        use crate::tui::app::{Command, Outcome};
+        let mut app = app();
+        app.on_key(key(KeyCode::Char('F')));
+        app.on_paste("lecture");
+        let s = screen(&app, 100, 16);
+        assert!(row(&s, "find: lecture").contains("find: lecture"));
+        assert!(row(&s, "Type words").contains("press enter"));
+        assert_eq!(app.on_key(key(KeyCode::Enter)), Some(Command::Search("lecture".into())));
+        assert!(row(&screen(&app, 100, 16), "Searching").contains("Searching"));
+        let hit = |name: &str, source: &str, verified: bool| shoal_rpc::api::SearchHit {
+            name: name.into(),
+            size: 2 * 1024 * 1024,
+            info_hash: name.chars().next().unwrap_or('a').to_string().repeat(40),
+            magnet: String::new(),
+            peers: Vec::new(),
+            publisher: Some("ABCDEFGHIJKLMNOP".into()),
+            source: source.into(),
+            verified,
+            id: None,
+            group_only: false,
+        };
+        app.apply(Outcome::Found("lecture".into(), false, Ok(vec![hit("lecture one", "index", true)])));
+        let s = screen(&app, 100, 16);
+        assert!(row(&s, "Search ·").contains("asking the neighbours"), "{s:#?}");
+        let found = vec![hit("lecture one", "index", true), hit("another lecture", "peers", false)];
+        app.apply(Outcome::Found("lecture".into(), true, Ok(found)));
+        let s = screen(&app, 100, 16);
+        assert!(!row(&s, "Search ·").contains("asking"), "{s:#?}");
+        let one = row(&s, "lecture one");
+        assert!(
+            one.contains("2.00 MiB") && one.contains("index") && one.contains("ABCDEFG") && one.contains("verified")
+        );
+        let other = row(&s, "another lecture");
+        assert!(other.contains("peers") && other.contains("not yet"), "{other}");
+        assert!(s.last().is_some_and(|l| l.contains("enter add")), "{s:#?}");
+        app.on_key(key(KeyCode::Esc));
+        assert!(row(&screen(&app, 100, 16), "F search").contains("F search"));
     }
 
     #[test]
