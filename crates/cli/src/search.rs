@@ -27,11 +27,16 @@ pub(crate) async fn index(a: IndexArgs) -> Result<(), Failure> {
         tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
     let addr = listener.local_addr().context("the listener has no address")?;
     let limits = Limits { per_identity: a.per_identity.max(1), per_minute: a.per_minute.max(1) };
-    let app = shoal_search::server::router(store, limits);
+    // A tracker on the same port: torrents that list it get live seeder counts in the results.
+    let (tracker, swarms) = shoal_engine::tracker::routes(shoal_engine::tracker::TrackerConfig::default());
+    let seeders: shoal_search::server::Seeders =
+        std::sync::Arc::new(move |hex: &str| shoal_proto::InfoHash::from_hex(hex).map_or(0, |h| swarms.seeders(&h)));
+    let app = shoal_search::server::router_with_seeders(store, limits, Some(seeders)).merge(tracker);
     println!(
         "index: http://{addr}/ (publish: POST /publish; search: GET /search?q=WORDS); records in {}",
         path.display()
     );
+    println!("tracker: http://{addr}/announce (torrents that list it get seeder counts in the results)");
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(interrupted())
         .await
@@ -95,6 +100,7 @@ struct Shown {
     tags: Vec<String>,
     group: bool,
     verified: bool,
+    seeders: Option<u32>,
 }
 
 /// `shoal search`: an index server directly with `--index`, else the daemon (`search.query`).
@@ -126,6 +132,7 @@ pub(crate) async fn search(a: SearchArgs, quiet: bool) -> Result<(), Failure> {
                     tags: Vec::new(),
                     group: h.group_only,
                     verified: h.verified,
+                    seeders: h.seeders,
                 })
                 .collect()
         }
@@ -149,7 +156,7 @@ pub(crate) async fn search(a: SearchArgs, quiet: bool) -> Result<(), Failure> {
                 serde_json::json!({
                     "n": i + 1, "name": r.name, "size": r.size, "info_hash": r.info_hash,
                     "publisher": r.publisher, "magnet": r.magnet, "source": r.source,
-                    "tags": r.tags, "group_only": r.group, "verified": r.verified,
+                    "tags": r.tags, "group_only": r.group, "verified": r.verified, "seeders": r.seeders,
                 })
             })
             .collect();
@@ -166,8 +173,13 @@ pub(crate) async fn search(a: SearchArgs, quiet: bool) -> Result<(), Failure> {
         // A name from elsewhere is only what its publisher says until the torrent's metadata
         // is fetched and checked.
         let unverified = if r.verified { "" } else { "  (not verified yet)" };
+        let seeders = match r.seeders {
+            Some(1) => "  1 seeder".to_string(),
+            Some(n) => format!("  {n} seeders"),
+            None => String::new(),
+        };
         println!(
-            "{:>3}. {}  {}  {publisher}  [{}]{group}{unverified}",
+            "{:>3}. {}  {}{seeders}  {publisher}  [{}]{group}{unverified}",
             i + 1,
             crate::text::printable(&r.name),
             HumanBytes(r.size),
@@ -203,7 +215,8 @@ async fn from_index(a: &SearchArgs, index: &str, words: &str, dir: &Path, quiet:
     }
     let results = records
         .into_iter()
-        .map(|record| Shown {
+        .map(|shoal_search::client::Answered { record, seeders }| Shown {
+            seeders,
             magnet: record.magnet(),
             name: record.body.name,
             size: record.body.size,

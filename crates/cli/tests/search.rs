@@ -64,7 +64,8 @@ fn a_published_record_is_found_ranked_and_fetched_with_get_at_n() {
     let notes = src.join("release-notes.txt");
     make_test_file(&notes, 1000, 5);
     let (iso_t, notes_t) = (dir("iso.torrent"), dir("notes.torrent"));
-    shoal_create(&iso, &iso_t, &[]);
+    // The ISO's torrent lists the index's own tracker, so its results count its seeders.
+    shoal_create(&iso, &iso_t, &["--tracker", &format!("{url}/announce")]);
     shoal_create(&notes, &notes_t, &[]);
     // The tag's match goes in first, so that only the ranking puts the name's first.
     run_ok(&alice, &["publish", s(&notes_t), "--index", &url, "--tags", "ubuntu"]);
@@ -81,15 +82,21 @@ fn a_published_record_is_found_ranked_and_fetched_with_get_at_n() {
     assert_eq!(v.as_array().map(Vec::len), Some(1), "{found}");
     assert_eq!(v[0]["tags"], serde_json::json!(["linux", "distro"]));
     assert!(v[0]["magnet"].as_str().is_some_and(|m| m.starts_with("magnet:?xt=urn:btih:")), "{found}");
+    assert_eq!(v[0]["seeders"], 0, "nobody seeds it yet: {found}");
 
-    // @1 is the last search's first result.
+    // A seed announces to the index's tracker: the results count it.
     let mut share = shoal(["share"]);
     share.arg(&iso).arg("-o").arg(&iso_t).args(["--listen", LISTEN_ANY]).args(NO_DISCOVERY);
     let share = ok(Proc::spawn("share", share));
-    let ready = ok(share.wait_for_line("ready: ", START_TIMEOUT));
-    let peer = ready.split(" on ").nth(1).and_then(|r| r.split(';').next()).expect("address").to_string();
+    ok(share.wait_for_line("ready: ", START_TIMEOUT));
+    ok(shoal_testkit::wait_until(Duration::from_secs(30), Duration::from_millis(200), || {
+        let found = run_ok(&bob, &["search", "ubuntu", "24", "linux", "--index", &url, "--json"]);
+        serde_json::from_str::<serde_json::Value>(found.trim()).expect("json")[0]["seeders"] == 1
+    }));
+    assert!(run_ok(&bob, &["search", "ubuntu", "24", "--index", &url]).contains("1 seeder"));
+    // @1 is the last search's first result, found through the tracker its magnet link names.
     let out = dir("out");
-    run_ok(&bob, &["get", "@1", "-o", s(&out), "--peer", &peer, "--listen", LISTEN_ANY, "--no-dht", "--no-lsd"]);
+    run_ok(&bob, &["get", "@1", "-o", s(&out), "--listen", LISTEN_ANY, "--no-dht", "--no-lsd"]);
     ok(compare_files(&iso, out.join("ubuntu-24.04-desktop-amd64.iso")));
     let (code, _, stderr) = run(&bob, &["get", "@9", "-o", s(&out)]);
     assert_eq!(code, 2, "{stderr}");
@@ -212,10 +219,12 @@ fn the_daemon_searches_its_own_torrents_then_its_index_servers() {
     assert!(rows[1]["publisher"].is_string(), "{found}");
     let text = run_ok(&bob, &["search", "ubu", "desk", "--rpc", &rpc]);
     assert!(text.contains("1. ubuntu-24.04-desktop.iso") && text.contains("[index]"), "{text}");
-    // With the index gone, the daemon still answers with its own.
+    assert_eq!(rows[1]["seeders"], 0, "the index's tracker counted no seeder: {found}");
+    // With the index gone, the daemon still answers with its own and with what it learned.
     ok(index.terminate(Duration::from_secs(15)).map(drop));
     let found = run_ok(&bob, &["search", "ubuntu", "--rpc", &rpc, "--json"]);
     let v: serde_json::Value = serde_json::from_str(found.trim()).expect("json");
-    assert_eq!(v.as_array().map(Vec::len), Some(1), "{found}");
+    assert_eq!(v.as_array().map(Vec::len), Some(2), "{found}");
+    assert_eq!((&v[1]["source"], &v[1]["verified"]), (&"index".into(), &false.into()), "{found}");
     ok(daemon.terminate(Duration::from_secs(15)).map(drop));
 }

@@ -242,6 +242,7 @@ impl Daemon {
                         group_only: false,
                         verified: false,
                         peers: Vec::new(),
+                        seeders: None,
                     });
                 }
             }
@@ -271,8 +272,13 @@ impl Daemon {
         };
         let (from_indexes, from_peers) = tokio::join!(self.ask_indexes(&s.indexes, &words, limit), from_peers);
         let mut learned: Vec<(Record, &'static str)> = Vec::new();
-        for record in from_indexes.into_iter().filter(|r| !s.reputation.publisher_muted(&r.body.publisher)) {
-            learned.push((record, "index"));
+        // Seeders an index's tracker counts, by info-hash (the first index that counts them).
+        let mut seeders: std::collections::HashMap<String, u32> = Default::default();
+        for a in from_indexes.into_iter().filter(|a| !s.reputation.publisher_muted(&a.record.body.publisher)) {
+            if let Some(n) = a.seeders {
+                seeders.entry(a.record.body.info_hash.clone()).or_insert(n);
+            }
+            learned.push((a.record, "index"));
         }
         let mut bad = 0;
         let mut holders: std::collections::HashMap<String, Vec<SocketAddr>> = Default::default();
@@ -325,6 +331,7 @@ impl Daemon {
                     hit.magnet.push_str(&format!("&x.pe={h}"));
                 }
             }
+            hit.seeders = seeders_of(&seeders, &hit.info_hash, &hit.peers).or(hit.seeders);
         }
         for (record, source) in learned {
             if hits.len() >= limit {
@@ -339,14 +346,16 @@ impl Daemon {
             if !verified && !held.is_empty() {
                 to_check.push((record.clone(), held.to_vec()));
             }
-            hits.push(to_hit(record, source.to_string(), id, verified, held));
+            let mut hit = to_hit(record, source.to_string(), id, verified, held);
+            hit.seeders = seeders_of(&seeders, &hit.info_hash, &hit.peers);
+            hits.push(hit);
         }
         self.verify_later(to_check);
         Ok(hits)
     }
 
     /// Every index server's records, in the order the servers are listed.
-    async fn ask_indexes(&self, indexes: &[String], words: &str, limit: usize) -> Vec<Record> {
+    async fn ask_indexes(&self, indexes: &[String], words: &str, limit: usize) -> Vec<shoal_search::client::Answered> {
         if indexes.is_empty() {
             return Vec::new();
         }
@@ -388,6 +397,12 @@ impl Daemon {
     }
 }
 
+/// What is known of a result's seeders: an index's tracker's count, else how many nodes said
+/// they hold it.
+fn seeders_of(counted: &std::collections::HashMap<String, u32>, info_hash: &str, holders: &[String]) -> Option<u32> {
+    counted.get(info_hash).copied().or((!holders.is_empty()).then_some(holders.len() as u32))
+}
+
 fn to_hit(record: Record, source: String, id: Option<u64>, verified: bool, holders: &[SocketAddr]) -> SearchHit {
     let mut magnet = record.magnet();
     for h in holders {
@@ -404,5 +419,6 @@ fn to_hit(record: Record, source: String, id: Option<u64>, verified: bool, holde
         source,
         id,
         verified,
+        seeders: None,
     }
 }

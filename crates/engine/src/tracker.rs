@@ -13,4 +13,4 @@ mod server;
 mod udp;
 
 pub(crate) use client::{Announcer, announce_loop, find_peers};
-pub use server::{TrackerBindError, TrackerConfig, TrackerServer};
+pub use server::{SwarmCounts, TrackerBindError, TrackerConfig, TrackerServer, routes};

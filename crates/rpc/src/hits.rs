@@ -28,6 +28,10 @@ pub struct SearchHit {
     /// Nodes that said, answering the search, that they hold its data (`IP:PORT`).
     #[serde(default)]
     pub peers: Vec<String>,
+    /// Seeders: what an index server's tracker counts now, else how many nodes said they hold
+    /// it (`None`: nobody counted).
+    #[serde(default)]
+    pub seeders: Option<u32>,
     /// The identity that signed the record (`None` for a torrent of this node's that it holds
     /// no record of, such as a magnet link still without metadata).
     pub publisher: Option<String>,

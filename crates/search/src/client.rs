@@ -80,6 +80,15 @@ pub async fn publish(client: &reqwest::Client, base: &str, record: &Record) -> R
     answer(client.post(&url).header("Content-Type", "application/json").body(body), &url).await
 }
 
+/// A record an index server answered, checked, and the seeders its tracker counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answered {
+    /// The record.
+    pub record: Record,
+    /// Seeders now (`None`: the index has no tracker).
+    pub seeders: Option<u32>,
+}
+
 /// Asks the index at `base` for `words` (at most `limit` results, with `headers`, e.g. a
 /// signed query's); returns the records that check, best first, and how many did not check.
 pub async fn search(
@@ -88,7 +97,7 @@ pub async fn search(
     words: &str,
     limit: usize,
     headers: &[(String, String)],
-) -> Result<(Vec<Record>, usize), AskError> {
+) -> Result<(Vec<Answered>, usize), AskError> {
     let url = format!("{}/search", base.trim_end_matches('/'));
     let mut request = client.get(&url).query(&[("q", words), ("limit", &limit.to_string())]);
     for (k, v) in headers {
@@ -104,7 +113,7 @@ pub async fn search(
     for f in found {
         let record = Record { body: f.body, signature: f.signature };
         match record.check() {
-            Ok(_) => records.push(record),
+            Ok(_) => records.push(Answered { record, seeders: f.seeders }),
             Err(_) => bad += 1,
         }
     }

@@ -104,11 +104,19 @@ struct Server {
     addresses: Budgets<std::net::IpAddr>,
     /// Searches running at once.
     searching: tokio::sync::Semaphore,
+    /// The tracker beside the index, if any.
+    seeders: Option<Seeders>,
 }
 
 /// The index server's routes over `index`.
 pub fn router(index: Index, limits: Limits) -> axum::Router {
+    router_with_seeders(index, limits, None)
+}
+
+/// The index server's routes over `index`, each result with the seeders `seeders` counts.
+pub fn router_with_seeders(index: Index, limits: Limits, seeders: Option<Seeders>) -> axum::Router {
     let server = Arc::new(Server {
+        seeders,
         index,
         limits,
         publishers: Budgets::new(limits.per_minute),
@@ -195,7 +203,13 @@ pub struct Found {
     pub magnet: String,
     /// BM25 score (lower ranks higher).
     pub score: f64,
+    /// Seeders the index's tracker counts now (absent: it has no tracker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeders: Option<u32>,
 }
+
+/// Counts a torrent's seeders (its info-hash in hex): the tracker sharing the index's port.
+pub type Seeders = Arc<dyn Fn(&str) -> u32 + Send + Sync>;
 
 /// What a signed query signs: its time and its words.
 pub fn query_message(time: u64, q: &str) -> Vec<u8> {
@@ -279,6 +293,7 @@ async fn search(State(server): State<Arc<Server>>, Query(p): Query<SearchParams>
                 .into_iter()
                 .map(|h| Found {
                     magnet: h.record.magnet(),
+                    seeders: server.seeders.as_ref().map(|count| count(&h.record.body.info_hash)),
                     signature: h.record.signature,
                     body: h.record.body,
                     score: h.score,

@@ -183,6 +183,7 @@ fn draw_find(frame: &mut Frame, area: Rect, app: &App) {
             Cell::from((i + 1).to_string()),
             Cell::from(Line::from(name)),
             Cell::from(HumanBytes(h.size).to_string()),
+            Cell::from(h.seeders.map_or("-".to_owned(), |n| n.to_string())),
             Cell::from(h.source.as_str()),
             Cell::from(by),
             Cell::from(checked),
@@ -193,10 +194,11 @@ fn draw_find(frame: &mut Frame, area: Rect, app: &App) {
         Constraint::Min(12),
         Constraint::Length(10),
         Constraint::Length(6),
+        Constraint::Length(6),
         Constraint::Length(8),
         Constraint::Length(9),
     ];
-    let header = Row::new(["#", "Name", "Size", "From", "By", "Checked"]).style(heading());
+    let header = Row::new(["#", "Name", "Size", "Seeds", "From", "By", "Checked"]).style(heading());
     let table = Table::new(rows, widths)
         .header(header)
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
@@ -717,6 +719,7 @@ mod tests {
             publisher: Some("ABCDEFGHIJKLMNOP".into()),
             source: source.into(),
             verified,
+            seeders: Some(3),
             id: None,
             group_only: false,
         };

@@ -146,6 +146,7 @@ mod tests {
             publisher: None,
             source: "peers".into(),
             verified: false,
+            seeders: None,
             id: None,
             group_only: false,
         }

@@ -94,6 +94,26 @@ pub enum TrackerBindError {
     },
 }
 
+/// The tracker's HTTP routes (`GET /announce`) for another server to serve beside its own
+/// (the index server does), and a handle on their swarms. Serve them with connect info
+/// (`into_make_service_with_connect_info::<SocketAddr>`): a peer is listed at its source address.
+pub fn routes(config: TrackerConfig) -> (Router, SwarmCounts) {
+    let shared = Arc::new(Shared { config, swarms: Mutex::new(Swarms::default()) });
+    (Router::new().route("/announce", get(announce)).with_state(shared.clone()), SwarmCounts(shared))
+}
+
+/// How many peers each torrent of a tracker has now.
+#[derive(Clone, Debug)]
+pub struct SwarmCounts(Arc<Shared>);
+
+impl SwarmCounts {
+    /// Seeders of `info_hash` (peers that announced with nothing left) heard from within two
+    /// intervals.
+    pub fn seeders(&self, info_hash: &InfoHash) -> u32 {
+        self.0.scrape(std::slice::from_ref(info_hash)).first().map_or(0, |s| s.seeders)
+    }
+}
+
 /// A running tracker. Dropping it stops it.
 #[derive(Debug)]
 pub struct TrackerServer {
