@@ -5,7 +5,9 @@
 //!   info-hash a libtorrent seed announced there;
 //! - a Shoal daemon with `--dht-crawl` samples a libtorrent DHT node, fetches the metadata of
 //!   what it found from the libtorrent seed (BEP 9) and keeps it in its index, where `shoal
-//!   search` finds it as a verified `dht` result.
+//!   search` finds it as a verified `dht` result;
+//! - two Shoal daemons with nothing but the DHT between them find each other as search
+//!   neighbours (each announces itself in the search swarm) and one finds the other's torrent.
 
 #[path = "support/interop.rs"]
 mod interop;
@@ -16,8 +18,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
 
-use interop::{START_TIMEOUT, ok, shoal};
-use people::{rpc, run_ok};
+use interop::{START_TIMEOUT, ok, shoal, shoal_create};
+use people::{rpc, run_ok, torrent_b64};
 use shoal_testkit::{Proc, TempDir, ensure_tools, lt_create, lt_info_hash, make_test_file, python_lt, spawn_lt_seed};
 
 const MIB: u64 = 1024 * 1024;
@@ -112,6 +114,37 @@ fn a_crawling_daemon_indexes_what_libtorrent_nodes_sample_and_search_finds_it_ve
     let status = rpc(rpc_port, None, "search.status", serde_json::json!({}));
     assert!(status["result"]["crawl"]["sampled_nodes"].as_u64().is_some_and(|n| n >= 1), "{status}");
     for p in [&mut crawler, &mut seed, &mut node] {
+        ok(p.terminate(Duration::from_secs(15)).map(drop));
+    }
+}
+
+#[test]
+fn two_daemons_find_each_other_as_search_neighbours_through_the_dht_alone() {
+    ensure_tools();
+    let work = temp_dir();
+    let (ann, ben) = (work.path().join("ann"), work.path().join("ben"));
+    let (mut first, ann_rpc, ann_dht) = daemon(&ann, closed_udp_port(), &[]);
+    let (mut second, ben_rpc, _) = daemon(&ben, ann_dht, &[]);
+    let data = work.path().join("src/field-recordings.bin");
+    make_test_file(&data, MIB, 9);
+    let torrent = work.path().join("field.torrent");
+    shoal_create(&data, &torrent, &[]);
+    let dir = data.parent().and_then(Path::to_str).expect("utf-8");
+    let added =
+        rpc(ben_rpc, None, "torrent.add", serde_json::json!({"torrent": torrent_b64(&torrent), "download_dir": dir}));
+    assert!(added["result"]["id"].is_u64(), "{added}");
+    let url = format!("http://127.0.0.1:{ann_rpc}");
+    let mut found = serde_json::Value::Null;
+    ok(shoal_testkit::wait_until(Duration::from_secs(60), Duration::from_millis(500), || {
+        let out = run_ok(&ann, &["search", "field recordings", "--json", "--rpc", &url]);
+        found = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        found.as_array().is_some_and(|a| !a.is_empty())
+    }));
+    assert_eq!(found[0]["name"], "field-recordings.bin", "{found}");
+    assert_eq!(found[0]["source"], "peers", "{found}");
+    let status = rpc(ann_rpc, None, "search.status", serde_json::json!({}));
+    assert_eq!(status["result"]["neighbours"].as_array().map(Vec::len), Some(1), "{status}");
+    for p in [&mut first, &mut second] {
         ok(p.terminate(Duration::from_secs(15)).map(drop));
     }
 }

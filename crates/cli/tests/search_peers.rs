@@ -3,7 +3,8 @@
 //! for the torrents they hold, with their signed records and their peer address; the asking
 //! node checks a result against the torrent's metadata (fetched from the holder) and marks it
 //! verified; `shoal get @N` fetches a result from the node that holds it; what was learned
-//! stays in the asking node's index; a query with `--no-peers` stays at home.
+//! stays in the asking node's index; a query with `--no-peers` stays at home. A neighbour that
+//! passes on a record whose signature does not match it has that record dropped, and counted.
 
 #[path = "support/interop.rs"]
 mod interop;
@@ -122,4 +123,90 @@ fn neighbours_answer_for_what_they_hold_and_get_at_n_fetches_it_from_them() {
     for mut node in nodes {
         ok(node.proc.terminate(Duration::from_secs(15)).map(drop));
     }
+}
+
+/// A search neighbour played by the test: it accepts the daemon's connection on `listener`,
+/// and answers the first query with `records` (JSON). Returns once it has answered.
+fn lying_neighbour(listener: std::net::TcpListener, records: Vec<Vec<u8>>) -> std::thread::JoinHandle<()> {
+    use shoal_proto::extension::ExtHandshake;
+    use shoal_proto::{Handshake, PeerId};
+    use shoal_search::overlay::Message;
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("the daemon dials its search peer");
+        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        let mut theirs = [0u8; Handshake::LEN];
+        s.read_exact(&mut theirs).expect("their handshake");
+        let theirs = Handshake::decode(&theirs).expect("a BitTorrent handshake");
+        assert_eq!(theirs.info_hash, shoal_search::neighbours::swarm(), "the search swarm");
+        s.write_all(&Handshake::new(theirs.info_hash, PeerId::generate([9; 12])).encode()).expect("handshake");
+        let frame = |ext: u8, payload: &[u8]| {
+            let mut f = ((payload.len() + 2) as u32).to_be_bytes().to_vec();
+            f.extend([20, ext]);
+            f.extend(payload);
+            f
+        };
+        let mut hs = ExtHandshake::default();
+        hs.m.insert("shoal_search".into(), 3);
+        s.write_all(&frame(0, &hs.encode())).expect("extension handshake");
+        let mut their_id = None;
+        loop {
+            let mut len = [0u8; 4];
+            s.read_exact(&mut len).expect("a frame");
+            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+            s.read_exact(&mut body).expect("its body");
+            if body.len() < 2 || body[0] != 20 {
+                continue;
+            }
+            if body[1] == 0 {
+                their_id = ExtHandshake::decode(&body[2..]).expect("handshake").id_of("shoal_search");
+                continue;
+            }
+            if let Ok(Message::Query { id, .. }) = Message::decode(&body[2..]) {
+                let hits = Message::Hits { id, records, holder: None };
+                s.write_all(&frame(their_id.expect("their id first"), &hits.encode())).expect("answer");
+                return;
+            }
+        }
+    })
+}
+
+#[test]
+fn a_forged_record_from_a_neighbour_is_dropped_and_counted() {
+    ensure_tools();
+    let work = temp_dir();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let neighbour = listener.local_addr().expect("addr").port();
+    let node = start(&work.path().join("ann"), shoal_testkit::free_port(), neighbour);
+    let (someone, _) = shoal_identity::Identity::load_or_create(&work.path().join("someone"), None).expect("identity");
+    let body = |name: &str, hash: char| shoal_search::RecordBody {
+        info_hash: hash.to_string().repeat(40),
+        name: name.into(),
+        size: 1000,
+        files: Vec::new(),
+        file_count: 1,
+        tags: Vec::new(),
+        trackers: Vec::new(),
+        group: None,
+        publisher: someone.id().compact(),
+        published_at: 1,
+    };
+    let honest = shoal_search::Record::sign(body("annual report honest", 'a'), &someone).expect("sign");
+    // Signed, then renamed: the signature no longer matches what it says.
+    let mut forged = shoal_search::Record::sign(body("annual report forged", 'b'), &someone).expect("sign");
+    forged.body.name = "annual report free money".into();
+    let records = [&forged, &honest].map(|r| serde_json::to_vec(r).expect("json")).to_vec();
+    let answering = lying_neighbour(listener, records);
+    let mut found = Vec::new();
+    ok(shoal_testkit::wait_until(Duration::from_secs(30), Duration::from_millis(200), || {
+        found = search_json(&node, "annual report", &[]);
+        !found.is_empty()
+    }));
+    answering.join().expect("the neighbour answered");
+    let names: Vec<&str> = found.iter().filter_map(|h| h["name"].as_str()).collect();
+    assert_eq!(names, ["annual report honest"], "{found:?}");
+    let status = rpc(node.rpc, None, "search.status", serde_json::json!({}));
+    assert_eq!(status["result"]["bad_records"], 1, "{status}");
+    let mut node = node;
+    ok(node.proc.terminate(Duration::from_secs(15)).map(drop));
 }

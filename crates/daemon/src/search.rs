@@ -6,7 +6,9 @@
 //! records it learned from index servers and neighbours. The search neighbours (the
 //! `shoal_search` overlay, [`shoal_search::neighbours`]) share the peer port: the engine hands
 //! over connections for the search swarm; `--search-peer` / `[search] peers` name neighbours to
-//! keep, and neighbours are answered from the records of public torrents only (a group share's
+//! keep, and with the DHT on the node announces itself in the search swarm there and dials a few
+//! of the others it finds (looking again every [`LOOK_WHEN_FEW`] while it has fewer than
+//! [`neighbours::WANTED`] neighbours, else every [`LOOK_EVERY`]). Neighbours are answered from the records of public torrents only (a group share's
 //! record is never sent to a neighbour).
 //!
 //! `search.query` looks in the local index (this node's groups' records included), then asks its
@@ -64,7 +66,23 @@ pub(crate) struct Searching {
     pub(crate) checking: Arc<tokio::sync::Semaphore>,
     /// Strikes against publishers and neighbours.
     pub(crate) reputation: crate::verify::Reputation,
+    /// Keeps this node announced in the DHT as a member of the search swarm.
+    _announced: Option<AbortOnDrop>,
 }
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How often a node short of neighbours looks for search nodes in the DHT.
+pub const LOOK_WHEN_FEW: Duration = Duration::from_secs(10);
+/// How often a node with enough neighbours announces itself again.
+pub const LOOK_EVERY: Duration = Duration::from_secs(15 * 60);
 
 pub(crate) fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
@@ -103,7 +121,29 @@ impl Daemon {
             }
             node
         });
+        // Other search nodes are found through the DHT: each announces itself in the search
+        // swarm and offers the others it hears of to its neighbours.
+        let announced = match (&neighbours, self.inner.session.dht()) {
+            (Some(node), Some(dht)) => {
+                let (node, dht) = (node.clone(), dht.clone());
+                let port = self.inner.session.listen_addr().port();
+                Some(AbortOnDrop(tokio::spawn(async move {
+                    loop {
+                        // A lookup that announces this node and offers the ones it finds.
+                        if let Ok(mut found) = dht.get_peers(neighbours::swarm(), Some(port)).await {
+                            while let Some(batch) = found.recv().await {
+                                node.offer(batch);
+                            }
+                        }
+                        let few = node.status().neighbours.len() < neighbours::WANTED;
+                        tokio::time::sleep(if few { LOOK_WHEN_FEW } else { LOOK_EVERY }).await;
+                    }
+                })))
+            }
+            _ => None,
+        };
         let searching = Searching {
+            _announced: announced,
             index,
             identity,
             indexes: setup.indexes,

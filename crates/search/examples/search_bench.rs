@@ -293,7 +293,7 @@ async fn main() {
             let start = Instant::now();
             let answer = shoal_search::client::search(&client, &base, &name, 10, &[]).await;
             let took = start.elapsed().as_secs_f64();
-            (answer.is_ok_and(|(records, _)| records.iter().any(|r| r.body.info_hash == hash)), took)
+            (answer.is_ok_and(|(records, _)| records.iter().any(|a| a.record.body.info_hash == hash)), took)
         });
     }
     let mut times = Vec::new();

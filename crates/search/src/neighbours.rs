@@ -7,7 +7,9 @@
 //! `extended` message (id 20) for that extension. A node listens on its peer port (the engine
 //! hands it the connections for the search swarm, [`Neighbours::accept`]) and dials the
 //! neighbours it is given ([`Neighbours::add`], `--search-peer`), redialling one that goes away
-//! (5 s, doubling to 5 min). Bounds: [`overlay::Config::max_neighbours`] neighbours, one
+//! (5 s, doubling to 5 min). Nodes it only hears of ([`Neighbours::offer`]: the DHT's peers of
+//! the search swarm) wait in a list of at most [`MAX_CANDIDATES`] and are dialled one at a time
+//! while it has fewer than [`WANTED`] neighbours; one that fails is forgotten. Bounds: [`overlay::Config::max_neighbours`] neighbours, one
 //! connection per peer id, frames of at most [`wire::MAX_MESSAGE`] bytes, 3 minutes of silence,
 //! [`MAX_ANSWERING`] index lookups at once (queries beyond them are not answered), and a
 //! connection's outgoing queue of [`OUT_QUEUE`] messages (a neighbour too slow to take them
@@ -38,6 +40,10 @@ pub fn swarm() -> InfoHash {
 
 /// The id we receive `shoal_search` messages on.
 const OUR_EXT_ID: u8 = 1;
+/// Nodes heard of and not dialled yet, kept at most.
+pub const MAX_CANDIDATES: usize = 64;
+/// Neighbours a node looks for among the nodes it hears of.
+pub const WANTED: usize = 4;
 /// Index lookups answering neighbours' queries at once.
 pub const MAX_ANSWERING: usize = 4;
 /// Messages waiting to go out on one connection.
@@ -89,6 +95,7 @@ pub struct Status {
 enum Cmd {
     Incoming(TcpStream, SocketAddr, PeerId),
     Add(SocketAddr),
+    Offer(Vec<SocketAddr>),
     Up(Conn),
     Received(PeerKey, Message),
     Down(PeerKey, String),
@@ -128,6 +135,9 @@ impl Neighbours {
             next_key: 1,
             waiters: HashMap::new(),
             wanted: HashMap::new(),
+            candidates: Default::default(),
+            tried: Default::default(),
+            candidate_dialling: false,
             answering: Arc::new(tokio::sync::Semaphore::new(MAX_ANSWERING)),
             own_pending: true,
             own_at: None,
@@ -180,6 +190,12 @@ impl Neighbours {
     /// Keeps a neighbour at `addr`, dialling it (again whenever it goes away).
     pub fn add(&self, addr: SocketAddr) {
         let _ = self.tx.try_send(Cmd::Add(addr));
+    }
+
+    /// Nodes heard of (e.g. through the DHT): dialled while this node has fewer than [`WANTED`]
+    /// neighbours, once each.
+    pub fn offer(&self, addrs: Vec<SocketAddr>) {
+        let _ = self.tx.try_send(Cmd::Offer(addrs));
     }
 
     /// The local index changed: what this node can answer for is worked out again (at most
@@ -241,6 +257,10 @@ struct Driver {
     next_key: PeerKey,
     waiters: HashMap<QueryId, mpsc::Sender<Found>>,
     wanted: HashMap<SocketAddr, Wanted>,
+    /// Nodes heard of, to dial while neighbours are few, and those tried already.
+    candidates: std::collections::VecDeque<SocketAddr>,
+    tried: std::collections::HashSet<SocketAddr>,
+    candidate_dialling: bool,
     answering: Arc<tokio::sync::Semaphore>,
     own_pending: bool,
     own_at: Option<Instant>,
@@ -283,7 +303,26 @@ impl Driver {
             Cmd::Add(addr) => {
                 self.wanted.entry(addr).or_insert(Wanted { next: now, gap: REDIAL_FIRST, dialling: false });
             }
+            Cmd::Offer(addrs) => {
+                for addr in addrs {
+                    let known = self.tried.contains(&addr)
+                        || self.wanted.contains_key(&addr)
+                        || self.candidates.contains(&addr)
+                        || self.conns.values().any(|c| c.addr == addr);
+                    if !known && self.candidates.len() < MAX_CANDIDATES {
+                        self.candidates.push_back(addr);
+                    }
+                }
+            }
             Cmd::Dialled(addr, result) => {
+                if !self.wanted.contains_key(&addr) {
+                    self.candidate_dialling = false;
+                }
+                if let Err(e) = &result
+                    && !self.wanted.contains_key(&addr)
+                {
+                    tracing::debug!(%addr, "search candidate: {e}");
+                }
                 if let Some(w) = self.wanted.get_mut(&addr) {
                     w.dialling = false;
                     if let Err(e) = result {
@@ -338,28 +377,30 @@ impl Driver {
         let now = Instant::now();
         self.node.tick(now);
         self.waiters.retain(|id, tx| !tx.is_closed() && self.node.is_open(id));
+        let mut due = Vec::new();
         for (addr, w) in &mut self.wanted {
             let connected = self.conns.values().any(|c| c.addr == *addr);
             if connected || w.dialling || now < w.next || !self.node.has_room() {
                 continue;
             }
             w.dialling = true;
-            let (addr, config, tx) = (*addr, self.config.clone(), self.tx.clone());
-            let key = self.next_key;
-            self.next_key += 1;
-            tokio::spawn(async move {
-                let result = dial(addr, &config).await;
-                let Some(tx) = tx.upgrade() else { return };
-                match result {
-                    Ok((stream, peer_id)) => {
-                        let _ = tx.send(Cmd::Dialled(addr, Ok(()))).await;
-                        spawn_conn(stream, addr, peer_id, true, key, config.port, tx);
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Cmd::Dialled(addr, Err(e))).await;
-                    }
-                }
-            });
+            due.push(*addr);
+        }
+        for addr in due {
+            self.dial(addr);
+        }
+        if !self.candidate_dialling
+            && self.conns.len() < WANTED
+            && self.node.has_room()
+            && let Some(addr) = self.candidates.pop_front()
+        {
+            // Each once: the memory of tried ones is cleared when it grows past a bound.
+            if self.tried.len() >= 16 * MAX_CANDIDATES {
+                self.tried.clear();
+            }
+            self.tried.insert(addr);
+            self.candidate_dialling = true;
+            self.dial(addr);
         }
         if self.own_pending && self.own_at.is_none_or(|at| now.duration_since(at) >= OWN_EVERY) {
             self.own_pending = false;
@@ -381,6 +422,26 @@ impl Driver {
         status.neighbours = self.conns.values().map(|c| c.addr).collect();
         status.bad_messages = self.bad;
         status.answers = self.answers.load(std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Dials `addr` in the background; the outcome comes back as [`Cmd::Dialled`].
+    fn dial(&mut self, addr: SocketAddr) {
+        let (config, tx) = (self.config.clone(), self.tx.clone());
+        let key = self.next_key;
+        self.next_key += 1;
+        tokio::spawn(async move {
+            let result = dial(addr, &config).await;
+            let Some(tx) = tx.upgrade() else { return };
+            match result {
+                Ok((stream, peer_id)) => {
+                    let _ = tx.send(Cmd::Dialled(addr, Ok(()))).await;
+                    spawn_conn(stream, addr, peer_id, true, key, config.port, tx);
+                }
+                Err(e) => {
+                    let _ = tx.send(Cmd::Dialled(addr, Err(e))).await;
+                }
+            }
+        });
     }
 
     fn connect(&mut self, stream: TcpStream, addr: SocketAddr, peer_id: PeerId, outgoing: bool) {

@@ -57,6 +57,9 @@ dir = "/srv/pushed"
 
 [search]
 index = ["http://127.0.0.1:7070"]
+peers = ["192.0.2.7:6881"]
+overlay = false
+dht_crawl = true
 "#;
 
 #[test]
@@ -97,7 +100,12 @@ fn a_full_file_parses() {
             quota: Some(50 << 30),
             dir: Some("/srv/pushed".into()),
         },
-        search: SearchConfig { index: vec!["http://127.0.0.1:7070".into()] },
+        search: SearchConfig {
+            index: vec!["http://127.0.0.1:7070".into()],
+            peers: vec!["192.0.2.7:6881".parse().expect("address")],
+            overlay: Some(false),
+            dht_crawl: true,
+        },
     };
     assert_eq!(config, expected);
     // The file format round-trips through serialization.
