@@ -321,6 +321,10 @@ pub(crate) struct DaemonArgs {
     /// their metadata ([search] dht_crawl).
     #[arg(long)]
     pub(crate) dht_crawl: bool,
+    /// A publisher (identity ID) whose search results rank first (repeatable; added to
+    /// [search] trust).
+    #[arg(long = "trust", value_name = "ID")]
+    pub(crate) trust: Vec<String>,
     #[command(flatten)]
     pub(crate) node: NodeOptions,
 }

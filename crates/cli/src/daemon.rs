@@ -136,6 +136,17 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
         peers: search_peers,
         overlay: !a.no_search_overlay && config.search.overlay.unwrap_or(true),
         dht_crawl: a.dht_crawl || config.search.dht_crawl,
+        trusted: config
+            .search
+            .trust
+            .iter()
+            .chain(&a.trust)
+            .map(|id| {
+                id.parse::<shoal_identity::IdentityId>()
+                    .map(|id| id.compact())
+                    .map_err(|e| Failure::Input(anyhow!("--trust / [search] trust {id:?}: {e}")))
+            })
+            .collect::<Result<_, _>>()?,
     };
     if setup.dht_crawl && session.dht().is_none() {
         return Err(Failure::Input(anyhow!(

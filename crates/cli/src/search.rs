@@ -101,6 +101,7 @@ struct Shown {
     group: bool,
     verified: bool,
     seeders: Option<u32>,
+    trusted: bool,
 }
 
 /// `shoal search`: an index server directly with `--index`, else the daemon (`search.query`).
@@ -133,6 +134,7 @@ pub(crate) async fn search(a: SearchArgs, quiet: bool) -> Result<(), Failure> {
                     group: h.group_only,
                     verified: h.verified,
                     seeders: h.seeders,
+                    trusted: h.trusted,
                 })
                 .collect()
         }
@@ -156,7 +158,7 @@ pub(crate) async fn search(a: SearchArgs, quiet: bool) -> Result<(), Failure> {
                 serde_json::json!({
                     "n": i + 1, "name": r.name, "size": r.size, "info_hash": r.info_hash,
                     "publisher": r.publisher, "magnet": r.magnet, "source": r.source,
-                    "tags": r.tags, "group_only": r.group, "verified": r.verified, "seeders": r.seeders,
+                    "tags": r.tags, "group_only": r.group, "verified": r.verified, "seeders": r.seeders, "trusted": r.trusted,
                 })
             })
             .collect();
@@ -166,6 +168,7 @@ pub(crate) async fn search(a: SearchArgs, quiet: bool) -> Result<(), Failure> {
     for (i, r) in results.iter().enumerate() {
         let publisher: String = match &r.publisher {
             _ if r.source == "local" => "yours".to_owned(),
+            Some(p) if r.trusted => format!("by {} (trusted)", p.chars().take(7).collect::<String>()),
             Some(p) => format!("by {}", p.chars().take(7).collect::<String>()),
             None => "unsigned".to_owned(),
         };
@@ -217,6 +220,7 @@ async fn from_index(a: &SearchArgs, index: &str, words: &str, dir: &Path, quiet:
         .into_iter()
         .map(|shoal_search::client::Answered { record, seeders }| Shown {
             seeders,
+            trusted: false,
             magnet: record.magnet(),
             name: record.body.name,
             size: record.body.size,

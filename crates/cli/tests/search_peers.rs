@@ -1,7 +1,7 @@
 //! Search with no server, end to end: three daemons on 127.0.0.1 (DHT and LSD off) keep each
 //! other as search neighbours (`--search-peer`) in a ring, a loop. One asks; the others answer
 //! for the torrents they hold, with their signed records and their peer address; the asking
-//! node checks a result against the torrent's metadata (fetched from the holder) and marks it
+//! node ranks the results of a publisher it trusts first, checks a result against the torrent's metadata (fetched from the holder) and marks it
 //! verified; `shoal get @N` fetches a result from the node that holds it; what was learned
 //! stays in the asking node's index; a query with `--no-peers` stays at home. A neighbour that
 //! passes on a record whose signature does not match it has that record dropped, and counted.
@@ -30,11 +30,11 @@ struct Node {
     home: PathBuf,
 }
 
-fn start(home: &Path, peer_port: u16, neighbour: u16) -> Node {
+fn start(home: &Path, peer_port: u16, neighbour: u16, extra: &[&str]) -> Node {
     let rpc = shoal_testkit::free_port();
     let mut cmd = shoal(["daemon", "--listen", &format!("127.0.0.1:{peer_port}"), "--rpc-listen"]);
     cmd.arg(format!("127.0.0.1:{rpc}")).args(NO_DISCOVERY).arg("--data-dir").arg(home);
-    cmd.arg("--search-peer").arg(format!("127.0.0.1:{neighbour}"));
+    cmd.arg("--search-peer").arg(format!("127.0.0.1:{neighbour}")).args(extra);
     let proc = ok(Proc::spawn("daemon", cmd));
     ok(proc.wait_for_line("ready: ", START_TIMEOUT));
     Node { proc, rpc, home: home.to_path_buf() }
@@ -77,8 +77,11 @@ fn neighbours_answer_for_what_they_hold_and_get_at_n_fetches_it_from_them() {
     let work = temp_dir();
     let ports: Vec<u16> = (0..3).map(|_| shoal_testkit::free_port()).collect();
     let homes: Vec<PathBuf> = ["ann", "ben", "cat"].iter().map(|n| work.path().join(n)).collect();
-    // A ring: ann → ben → cat → ann.
-    let nodes: Vec<Node> = (0..3).map(|i| start(&homes[i], ports[i], ports[(i + 1) % 3])).collect();
+    // A ring: ann → ben → cat → ann; ann trusts cat's records.
+    let cat = identity(&homes[2]);
+    let trust = ["--trust", cat.as_str()];
+    let nodes: Vec<Node> =
+        (0..3).map(|i| start(&homes[i], ports[i], ports[(i + 1) % 3], if i == 0 { &trust } else { &[] })).collect();
     let report = seed(&nodes[1], "quarterly-report.bin", 2 * MIB + 11);
     seed(&nodes[2], "holiday-photos.bin", MIB);
     // Nothing at home yet.
@@ -106,11 +109,11 @@ fn neighbours_answer_for_what_they_hold_and_get_at_n_fetches_it_from_them() {
     ok(shoal_testkit::wait_until(Duration::from_secs(30), Duration::from_millis(200), || {
         search_json(&nodes[0], "quarterly", &[]).first().is_some_and(|h| h["verified"] == true)
     }));
-    // Both others answer a word they share.
+    // Both others answer a word they share; the trusted publisher's result comes first.
     let both = search_json(&nodes[0], "bin", &[]);
-    let mut names: Vec<&str> = both.iter().filter_map(|h| h["name"].as_str()).collect();
-    names.sort();
-    assert_eq!(names, ["holiday-photos.bin", "quarterly-report.bin"]);
+    let names: Vec<&str> = both.iter().filter_map(|h| h["name"].as_str()).collect();
+    assert_eq!(names, ["holiday-photos.bin", "quarterly-report.bin"], "{both:?}");
+    assert_eq!((&both[0]["trusted"], &both[1]["trusted"]), (&true.into(), &false.into()), "{both:?}");
     assert_eq!(search_json(&nodes[0], "quarterly", &[]).len(), 1);
     // @1 is fetched from the node that holds it (its address came with the answer).
     let out = work.path().join("out");
@@ -177,7 +180,7 @@ fn a_forged_record_from_a_neighbour_is_dropped_and_counted() {
     let work = temp_dir();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let neighbour = listener.local_addr().expect("addr").port();
-    let node = start(&work.path().join("ann"), shoal_testkit::free_port(), neighbour);
+    let node = start(&work.path().join("ann"), shoal_testkit::free_port(), neighbour, &[]);
     let (someone, _) = shoal_identity::Identity::load_or_create(&work.path().join("someone"), None).expect("identity");
     let body = |name: &str, hash: char| shoal_search::RecordBody {
         info_hash: hash.to_string().repeat(40),

@@ -83,7 +83,6 @@ impl Daemon {
             }
             self.crawl_round(&mut crawler).await;
             tracing::info!(stats = ?crawler.stats, "DHT crawl round done");
-            *crate::lock(&self.inner.crawl_stats) = crawler.stats;
             tokio::time::sleep(EVERY).await;
         }
     }
@@ -120,6 +119,7 @@ impl Daemon {
                     fresh.push(hash);
                 }
             }
+            self.publish_crawl(crawler);
         }
         let known: HashSet<String> = crate::lock(&self.inner.entries).values().map(|e| e.info_hash.clone()).collect();
         fresh.retain(|h| !known.contains(&h.to_hex()));
@@ -138,7 +138,13 @@ impl Daemon {
                 Ok(true) => crawler.stats.recorded += 1,
                 _ => crawler.stats.failed += 1,
             }
+            self.publish_crawl(crawler);
         }
+    }
+
+    /// Makes the crawler's counters what `search.status` shows.
+    fn publish_crawl(&self, crawler: &Crawler) {
+        *crate::lock(&self.inner.crawl_stats) = crawler.stats;
     }
 
     /// Fetches one torrent's metadata and records it in the index; whether it did.

@@ -52,12 +52,15 @@ pub struct SearchSetup {
     pub overlay: bool,
     /// Crawl the DHT for torrents (BEP 51), when the DHT runs.
     pub dht_crawl: bool,
+    /// Publishers (identity IDs, compact) whose results rank first.
+    pub trusted: Vec<String>,
 }
 
 pub(crate) struct Searching {
     pub(crate) index: Arc<Index>,
     pub(crate) identity: Arc<Identity>,
     indexes: Vec<String>,
+    trusted: Vec<String>,
     pub(crate) neighbours: Option<Neighbours>,
     crawling: bool,
     /// Records from neighbours that did not check.
@@ -147,6 +150,7 @@ impl Daemon {
             index,
             identity,
             indexes: setup.indexes,
+            trusted: setup.trusted,
             neighbours,
             crawling: setup.dht_crawl,
             bad_records: Default::default(),
@@ -255,10 +259,11 @@ impl Daemon {
         // The local index first: this node's torrents and what it learned.
         let (index, dir, me) = (s.index.clone(), self.inner.data_dir.clone(), s.identity.id().compact());
         let q = words.clone();
+        let trusted: Vec<String> = std::iter::once(me).chain(s.trusted.iter().cloned()).collect();
         let local = tokio::task::spawn_blocking(move || {
             let groups: Vec<String> =
                 Groups::new(&dir).list().unwrap_or_default().into_iter().map(|g| g.authority.to_lowercase()).collect();
-            index.search(&q, &groups, &[me], limit)
+            index.search(&q, &groups, &trusted, limit)
         })
         .await
         .map_err(|_| ApiError::Failed("the index search did not finish".into()))?
@@ -283,6 +288,7 @@ impl Daemon {
                         verified: false,
                         peers: Vec::new(),
                         seeders: None,
+                        trusted: false,
                     });
                 }
             }
@@ -391,6 +397,11 @@ impl Daemon {
             hits.push(hit);
         }
         self.verify_later(to_check);
+        // This node's own first, then those of publishers the user trusts, each in its order.
+        for hit in &mut hits {
+            hit.trusted = hit.publisher.as_ref().is_some_and(|p| s.trusted.contains(p));
+        }
+        hits.sort_by_key(|h| (h.source != "local", !h.trusted));
         Ok(hits)
     }
 
@@ -460,5 +471,6 @@ fn to_hit(record: Record, source: String, id: Option<u64>, verified: bool, holde
         id,
         verified,
         seeders: None,
+        trusted: false,
     }
 }

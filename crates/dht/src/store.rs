@@ -34,6 +34,18 @@ impl Default for StoreLimits {
     }
 }
 
+/// Keeps a uniform random choice of `max` of `items` (all of them when there are no more).
+fn choose<T>(items: &mut Vec<T>, max: usize, rng: &mut Rng) {
+    if items.len() > max {
+        // Partial Fisher-Yates: the first `max` become a uniform sample.
+        for i in 0..max {
+            let j = i + rng.below((items.len() - i) as u64) as usize;
+            items.swap(i, j);
+        }
+        items.truncate(max);
+    }
+}
+
 /// Announced peers by info-hash, within [`StoreLimits`].
 #[derive(Clone, Debug)]
 pub struct PeerStore {
@@ -73,27 +85,14 @@ impl PeerStore {
         let Some(list) = self.torrents.get(info_hash) else { return Vec::new() };
         let mut live: Vec<SocketAddr> =
             list.iter().filter(|(_, t)| now.saturating_duration_since(*t) < self.limits.ttl).map(|(a, _)| *a).collect();
-        if live.len() > max {
-            // Partial Fisher-Yates: the first `max` become a uniform sample.
-            for i in 0..max {
-                let j = i + rng.below((live.len() - i) as u64) as usize;
-                live.swap(i, j);
-            }
-            live.truncate(max);
-        }
+        choose(&mut live, max, rng);
         live
     }
 
     /// Up to `max` of the info-hashes stored, a random choice if there are more (BEP 51).
     pub fn sample(&self, max: usize, rng: &mut Rng) -> Vec<InfoHash> {
         let mut all: Vec<InfoHash> = self.torrents.keys().copied().collect();
-        if all.len() > max {
-            for i in 0..max {
-                let j = i + rng.below((all.len() - i) as u64) as usize;
-                all.swap(i, j);
-            }
-            all.truncate(max);
-        }
+        choose(&mut all, max, rng);
         all
     }
 

@@ -32,6 +32,10 @@ pub struct SearchHit {
     /// it (`None`: nobody counted).
     #[serde(default)]
     pub seeders: Option<u32>,
+    /// Its publisher is one the user trusts (`--trust`, `[search] trust`): such results come
+    /// right after this node's own.
+    #[serde(default)]
+    pub trusted: bool,
     /// The identity that signed the record (`None` for a torrent of this node's that it holds
     /// no record of, such as a magnet link still without metadata).
     pub publisher: Option<String>,

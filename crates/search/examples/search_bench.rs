@@ -19,17 +19,14 @@ use std::time::{Duration, Instant};
 use shoal_identity::Identity;
 use shoal_proto::PeerId;
 use shoal_search::neighbours::{self, Neighbours};
-use shoal_search::{FileItem, Index, Record, RecordBody, overlay};
+use shoal_search::overlay::{self, splitmix64};
+use shoal_search::{FileItem, Index, Record, RecordBody};
 
 struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        splitmix64(&mut self.0)
     }
 
     fn below(&mut self, n: usize) -> usize {

@@ -30,6 +30,16 @@ use std::time::{Duration, Instant};
 pub use table::{Bloom, Table};
 pub use wire::{Holder, Message, QueryId};
 
+/// The next number of the SplitMix64 sequence whose state is `state` (query ids; the
+/// simulator's and the benchmark's choices).
+pub fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// A neighbour, as the driver names its connections.
 pub type PeerKey = u64;
 
@@ -207,12 +217,7 @@ impl Node {
     }
 
     fn next_id(&mut self) -> QueryId {
-        // splitmix64
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)).to_be_bytes()
+        splitmix64(&mut self.rng).to_be_bytes()
     }
 
     /// A new neighbour; refused (a [`Action::Disconnect`]) when there is no room.

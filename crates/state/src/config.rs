@@ -51,6 +51,7 @@
 //! peers = ["192.0.2.7:6881"]              # search neighbours to keep
 //! overlay = true                          # answer and ask search neighbours
 //! dht_crawl = false                       # fill the index from the DHT (BEP 51)
+//! trust = ["ID", ...]                     # publishers whose results rank first
 //! ```
 
 use std::ffi::OsString;
@@ -102,6 +103,8 @@ pub struct SearchConfig {
     pub overlay: Option<bool>,
     /// Crawl the DHT for torrents to index (BEP 51; default false).
     pub dht_crawl: bool,
+    /// Publishers (identity IDs) whose results rank first.
+    pub trust: Vec<String>,
 }
 
 /// `[server]`: the server peer role, on when `listen` is set (here or by flag).

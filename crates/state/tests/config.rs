@@ -60,6 +60,7 @@ index = ["http://127.0.0.1:7070"]
 peers = ["192.0.2.7:6881"]
 overlay = false
 dht_crawl = true
+trust = ["SOMEONE"]
 "#;
 
 #[test]
@@ -105,6 +106,7 @@ fn a_full_file_parses() {
             peers: vec!["192.0.2.7:6881".parse().expect("address")],
             overlay: Some(false),
             dht_crawl: true,
+            trust: vec!["SOMEONE".into()],
         },
     };
     assert_eq!(config, expected);

@@ -720,6 +720,7 @@ mod tests {
             source: source.into(),
             verified,
             seeders: Some(3),
+            trusted: false,
             id: None,
             group_only: false,
         };

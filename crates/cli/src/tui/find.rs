@@ -147,6 +147,7 @@ mod tests {
             source: "peers".into(),
             verified: false,
             seeders: None,
+            trusted: false,
             id: None,
             group_only: false,
         }
