@@ -122,3 +122,50 @@ fn libtorrent_hears_shoal_and_serves_it() {
         seed.explain("libtorrent heard Shoal's LSD announce")
     );
 }
+
+/// `shoal ARGS` run to its end inside namespace `side`; its stdout.
+fn shoal_in(pair: &NetPair, side: usize, args: &[&str]) -> String {
+    let mut cmd = pair.command(side, SHOAL);
+    cmd.args(args);
+    let out = shoal_testkit::run_captured(cmd, QUICK).and_then(|c| c.ok()).unwrap_or_else(|e| panic!("{e}"));
+    out.stdout
+}
+
+#[test]
+fn two_daemons_become_search_neighbours_on_the_local_network() {
+    let pair = NetPair::create("lsdsrch", 74).unwrap_or_else(|e| panic!("network namespaces: {e}"));
+    let dir = TempDir::new().expect("temp dir");
+    let data = dir.path().join("seed/harbour-survey.bin");
+    make_test_file(&data, MIB, 74);
+    let torrent = dir.path().join("survey.torrent");
+    let created = std::process::Command::new(SHOAL).arg("create").arg(&data).arg("-o").arg(&torrent).arg("-q").status();
+    assert!(created.is_ok_and(|s| s.success()));
+    // A daemon in each namespace, LSD on, no DHT, no search peer given.
+    let daemons: Vec<Proc> = (0..2)
+        .map(|side| {
+            let mut cmd = pair.command(side, SHOAL);
+            cmd.arg("daemon").arg("--data-dir").arg(dir.path().join(format!("home{side}")));
+            cmd.args(["--listen", &format!("{}:0", pair.addrs[side]), "--rpc-listen", "127.0.0.1:9091", "--no-dht"]);
+            let proc = Proc::spawn(format!("daemon@{side}"), cmd).unwrap_or_else(|e| panic!("{e}"));
+            proc.wait_for_line("ready: ", QUICK).unwrap_or_else(|e| panic!("{e}"));
+            proc
+        })
+        .collect();
+    let seed_dir = data.parent().and_then(Path::to_str).expect("utf-8");
+    shoal_in(&pair, 0, &["add", torrent.to_str().expect("utf-8"), "-o", seed_dir, "--rpc", "127.0.0.1:9091"]);
+    let deadline = Instant::now() + DOWNLOAD;
+    let found = loop {
+        let out = shoal_in(&pair, 1, &["search", "harbour", "--json", "--rpc", "127.0.0.1:9091"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        if v.as_array().is_some_and(|a| !a.is_empty()) {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no result through a neighbour found by LSD: {out}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert_eq!(found[0]["name"], "harbour-survey.bin", "{found}");
+    assert_eq!(found[0]["source"], "peers", "{found}");
+    let holder = format!("x.pe={}:", pair.addrs[0]);
+    assert!(found[0]["magnet"].as_str().is_some_and(|m| m.contains(&holder)), "{found}");
+    drop(daemons);
+}

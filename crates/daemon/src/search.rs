@@ -8,7 +8,8 @@
 //! over connections for the search swarm; `--search-peer` / `[search] peers` name neighbours to
 //! keep, and with the DHT on the node announces itself in the search swarm there and dials a few
 //! of the others it finds (looking again every [`LOOK_WHEN_FEW`] while it has fewer than
-//! [`neighbours::WANTED`] neighbours, else every [`LOOK_EVERY`]). Neighbours are answered from the records of public torrents only (a group share's
+//! [`neighbours::WANTED`] neighbours, else every [`LOOK_EVERY`]); local discovery (BEP 14)
+//! announces the search swarm too and offers the nodes it hears. Neighbours are answered from the records of public torrents only (a group share's
 //! record is never sent to a neighbour).
 //!
 //! `search.query` looks in the local index (this node's groups' records included), then asks its
@@ -145,6 +146,17 @@ impl Daemon {
             }
             _ => None,
         };
+        // And on the local network (BEP 14), when local discovery is on.
+        if let Some(node) = &neighbours
+            && let Some(mut nearby) = self.inner.session.lsd_watch(neighbours::swarm())
+        {
+            let node = node.clone();
+            tokio::spawn(async move {
+                while let Some(addr) = nearby.recv().await {
+                    node.offer(vec![addr]);
+                }
+            });
+        }
         let searching = Searching {
             _announced: announced,
             index,

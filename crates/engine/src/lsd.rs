@@ -26,9 +26,21 @@ pub(crate) const ANNOUNCE_EVERY: Duration = Duration::from_secs(5 * 60);
 /// Most announces we act on per second, whatever their source (a flood costs little).
 const RECEIVE_PER_SECOND: u32 = 50;
 
+/// Where the peers found for one info-hash go.
+pub(crate) enum Found {
+    /// To a torrent.
+    Torrent(mpsc::UnboundedSender<Control>),
+    /// To a service of the listening port (see [`crate::Session::lsd_watch`]); at most
+    /// [`SERVICE_QUEUE`] wait, the rest are dropped.
+    Service(mpsc::Sender<SocketAddr>),
+}
+
+/// Peers found for a service that wait to be taken.
+pub(crate) const SERVICE_QUEUE: usize = 64;
+
 /// What the LSD task is told by the session.
 enum Command {
-    Add { info_hash: InfoHash, port: Option<u16>, control: mpsc::UnboundedSender<Control> },
+    Add { info_hash: InfoHash, port: Option<u16>, found: Found },
     Remove(InfoHash),
 }
 
@@ -61,8 +73,8 @@ impl Lsd {
     /// Announces the torrent now and periodically; peers found go to `control`. `port`
     /// overrides the session's port for this torrent (an SSL torrent announces its SSL port,
     /// as libtorrent does).
-    pub(crate) fn add(&self, info_hash: InfoHash, port: Option<u16>, control: mpsc::UnboundedSender<Control>) {
-        let _ = self.tx.send(Command::Add { info_hash, port, control });
+    pub(crate) fn add(&self, info_hash: InfoHash, port: Option<u16>, found: Found) {
+        let _ = self.tx.send(Command::Add { info_hash, port, found });
     }
 
     /// Stops announcing the torrent.
@@ -86,8 +98,8 @@ fn bind() -> std::io::Result<UdpSocket> {
 
 async fn run(socket: UdpSocket, port: u16, cookie: String, mut rx: mpsc::UnboundedReceiver<Command>) {
     let group = SocketAddr::V4(SocketAddrV4::new(LSD_GROUP_V4, LSD_PORT));
-    // Each torrent's control channel and the port it is announced with.
-    let mut torrents: HashMap<InfoHash, (mpsc::UnboundedSender<Control>, u16)> = HashMap::new();
+    // Where each info-hash's peers go, and the port it is announced with.
+    let mut torrents: HashMap<InfoHash, (Found, u16)> = HashMap::new();
     let mut timer = tokio::time::interval(ANNOUNCE_EVERY);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     timer.tick().await;
@@ -97,9 +109,9 @@ async fn run(socket: UdpSocket, port: u16, cookie: String, mut rx: mpsc::Unbound
     loop {
         tokio::select! {
             cmd = rx.recv() => match cmd {
-                Some(Command::Add { info_hash, port: own, control }) => {
+                Some(Command::Add { info_hash, port: own, found }) => {
                     let own = own.unwrap_or(port);
-                    torrents.insert(info_hash, (control, own));
+                    torrents.insert(info_hash, (found, own));
                     announce(&socket, group, own, &cookie, &[info_hash]).await;
                 }
                 Some(Command::Remove(info_hash)) => {
@@ -136,9 +148,15 @@ async fn run(socket: UdpSocket, port: u16, cookie: String, mut rx: mpsc::Unbound
                 }
                 let peer = SocketAddr::new(from.ip(), msg.port);
                 for hash in &msg.info_hashes {
-                    if let Some((control, _)) = torrents.get(hash) {
-                        tracing::debug!(%peer, info_hash = %hash, "local peer discovered");
-                        let _ = control.send(Control::Peers { addrs: vec![peer], manual: false });
+                    match torrents.get(hash) {
+                        Some((Found::Torrent(control), _)) => {
+                            tracing::debug!(%peer, info_hash = %hash, "local peer discovered");
+                            let _ = control.send(Control::Peers { addrs: vec![peer], manual: false });
+                        }
+                        Some((Found::Service(tx), _)) => {
+                            let _ = tx.try_send(peer);
+                        }
+                        None => {}
                     }
                 }
             }

@@ -239,6 +239,16 @@ impl Session {
         self.inner.services.lock().unwrap_or_else(|e| e.into_inner()).insert(info_hash, to);
     }
 
+    /// Announces `info_hash` on the local network (BEP 14) with the session's port, as a torrent
+    /// is, and returns the peers heard announcing it (`None` when local discovery is off): how a
+    /// service of the listening port finds its peers nearby.
+    pub fn lsd_watch(&self, info_hash: InfoHash) -> Option<tokio::sync::mpsc::Receiver<SocketAddr>> {
+        let lsd = self.inner.lsd.as_ref()?;
+        let (tx, rx) = tokio::sync::mpsc::channel(crate::lsd::SERVICE_QUEUE);
+        lsd.add(info_hash, None, crate::lsd::Found::Service(tx));
+        Some(rx)
+    }
+
     /// Our peer id.
     pub fn peer_id(&self) -> PeerId {
         self.inner.peer_id
@@ -400,7 +410,7 @@ impl Session {
             })
         });
         if let Some(lsd) = self.inner.lsd.as_ref().filter(|_| !meta.info.private) {
-            lsd.add(info_hash, Some(port), inbox.control.clone());
+            lsd.add(info_hash, Some(port), crate::lsd::Found::Torrent(inbox.control.clone()));
         }
         self.torrents().insert(info_hash, inbox.clone());
         Ok(Torrent {
