@@ -5,6 +5,8 @@
 //! verified; `shoal get @N` fetches a result from the node that holds it; what was learned
 //! stays in the asking node's index; a query with `--no-peers` stays at home. A neighbour that
 //! passes on a record whose signature does not match it has that record dropped, and counted.
+//! Two daemons that share a torrent (and were told nothing else) become search neighbours: a
+//! torrent's peer that says `shoal_search` in its extension handshake is dialled.
 
 #[path = "support/interop.rs"]
 mod interop;
@@ -212,4 +214,40 @@ fn a_forged_record_from_a_neighbour_is_dropped_and_counted() {
     assert_eq!(status["result"]["bad_records"], 1, "{status}");
     let mut node = node;
     ok(node.proc.terminate(Duration::from_secs(15)).map(drop));
+}
+
+#[test]
+fn the_peers_of_a_shared_torrent_become_search_neighbours() {
+    ensure_tools();
+    let work = temp_dir();
+    let (ann_port, ben_port) = (shoal_testkit::free_port(), shoal_testkit::free_port());
+    // Neither is told of the other as a search peer; each names a port nobody listens on.
+    let nobody = shoal_testkit::free_port();
+    let ann = start(&work.path().join("ann"), ann_port, nobody, &[]);
+    let ben = start(&work.path().join("ben"), ben_port, nobody, &[]);
+    let shared = seed(&ann, "common-dataset.bin", MIB);
+    seed(&ann, "lighthouse-log.bin", MIB);
+    // ben fetches the shared torrent from ann: its peer says it is in the search overlay.
+    let torrent = ann.home.join("common-dataset.bin.torrent");
+    let out = work.path().join("ben-out");
+    std::fs::create_dir_all(&out).expect("out");
+    let peer = format!("127.0.0.1:{ann_port}");
+    let params = serde_json::json!({"torrent": torrent_b64(&torrent), "download_dir": s(&out), "peers": [peer]});
+    let added = rpc(ben.rpc, None, "torrent.add", params);
+    assert!(added["result"]["id"].is_u64(), "{added}");
+    let mut found = Vec::new();
+    ok(shoal_testkit::wait_until(Duration::from_secs(30), Duration::from_millis(200), || {
+        found = search_json(&ben, "lighthouse", &[]);
+        !found.is_empty()
+    }));
+    assert_eq!((&found[0]["name"], &found[0]["source"]), (&"lighthouse-log.bin".into(), &"peers".into()), "{found:?}");
+    let id = added["result"]["id"].as_u64().expect("id");
+    ok(shoal_testkit::wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
+        let t = rpc(ben.rpc, None, "torrent.get", serde_json::json!({"ids": [id], "fields": ["state"]}));
+        t["result"][0]["state"] == "seeding"
+    }));
+    ok(compare_files(&shared, out.join("common-dataset.bin")));
+    for mut node in [ann, ben] {
+        ok(node.proc.terminate(Duration::from_secs(15)).map(drop));
+    }
 }

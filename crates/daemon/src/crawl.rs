@@ -1,7 +1,7 @@
 //! The DHT crawler: the local index learns of torrents the DHT knows, as DHT search engines do
 //! (`--dht-crawl`, `[search] dht_crawl`; off by default, and only with the DHT on).
 //!
-//! Each round ([`EVERY`]) asks DHT nodes for a sample of the info-hashes they store (BEP 51
+//! Each round ([`EVERY`]; [`RETRY`] after one that reached no node) asks DHT nodes for a sample of the info-hashes they store (BEP 51
 //! `sample_infohashes`), starting from the routing table and walking on to the nodes they
 //! name, at most [`NODES_PER_ROUND`] nodes, each asked again only after the `interval` it
 //! gave. Info-hashes not seen before (a bounded memory of [`MAX_SEEN`]) have their metadata
@@ -22,6 +22,8 @@ use crate::Daemon;
 
 /// Time between two rounds.
 pub const EVERY: Duration = Duration::from_secs(60);
+/// Time before another round when one reached no node.
+pub const RETRY: Duration = Duration::from_secs(5);
 /// Nodes asked per round.
 pub const NODES_PER_ROUND: usize = 32;
 /// Metadata fetches per round.
@@ -81,9 +83,12 @@ impl Daemon {
             if self.inner.session.dht().is_none() {
                 return;
             }
+            let sampled = crawler.stats.sampled_nodes;
             self.crawl_round(&mut crawler).await;
             tracing::info!(stats = ?crawler.stats, "DHT crawl round done");
-            tokio::time::sleep(EVERY).await;
+            // A round that reached no node (the routing table is still empty) is tried again soon.
+            let reached = crawler.stats.sampled_nodes > sampled;
+            tokio::time::sleep(if reached { EVERY } else { RETRY }).await;
         }
     }
 

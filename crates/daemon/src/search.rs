@@ -9,7 +9,8 @@
 //! keep, and with the DHT on the node announces itself in the search swarm there and dials a few
 //! of the others it finds (looking again every [`LOOK_WHEN_FEW`] while it has fewer than
 //! [`neighbours::WANTED`] neighbours, else every [`LOOK_EVERY`]); local discovery (BEP 14)
-//! announces the search swarm too and offers the nodes it hears. Neighbours are answered from the records of public torrents only (a group share's
+//! announces the search swarm too and offers the nodes it hears; and a torrent's peer that says
+//! `shoal_search` in its extension handshake is offered as well. Neighbours are answered from the records of public torrents only (a group share's
 //! record is never sent to a neighbour).
 //!
 //! `search.query` looks in the local index (this node's groups' records included), then asks its
@@ -146,6 +147,17 @@ impl Daemon {
             }
             _ => None,
         };
+        // And among the peers of any torrent: those that say they are in the overlay too.
+        if let Some(node) = &neighbours {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+            self.inner.session.on_search_peers(tx);
+            let node = node.clone();
+            tokio::spawn(async move {
+                while let Some(addr) = rx.recv().await {
+                    node.offer(vec![addr]);
+                }
+            });
+        }
         // And on the local network (BEP 14), when local discovery is on.
         if let Some(node) = &neighbours
             && let Some(mut nearby) = self.inner.session.lsd_watch(neighbours::swarm())

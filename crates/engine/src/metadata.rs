@@ -45,6 +45,12 @@ pub(crate) const SHOAL_REVOCATIONS: &str = "shoal_revocations";
 pub(crate) const OUR_SHOAL_REVOCATIONS: u8 = 3;
 /// Our id of `shoal_wants` (a player asks an initial seed to show it pieces).
 pub(crate) const OUR_SHOAL_WANTS: u8 = 4;
+/// Name of the search overlay's extension (`shoal_search`): on a torrent's connections it only
+/// says that the node takes part in the search overlay; the search runs on connections of its
+/// own (see `shoal_search::neighbours`).
+pub(crate) const SHOAL_SEARCH: &str = "shoal_search";
+/// The id we would take `shoal_search` messages on; none come on a torrent's connections.
+pub(crate) const OUR_SHOAL_SEARCH: u8 = 5;
 /// Peers asked for the metadata at once.
 const PARALLEL: usize = 6;
 /// Most peer addresses held at once (and most remembered as dropped).

@@ -136,6 +136,9 @@ struct Inner {
     disk: crate::disk::DiskPool,
     /// Services on the listening port that are not torrents (see [`Session::serve`]).
     services: Mutex<HashMap<InfoHash, tokio::sync::mpsc::Sender<ServiceConnection>>>,
+    /// Where the torrents report peers that said they take part in the search overlay (see
+    /// [`Session::on_search_peers`]).
+    search_peers: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<SocketAddr>>>,
     /// Data checks running at once (see [`Session::add`]).
     checks: tokio::sync::Semaphore,
 }
@@ -205,6 +208,7 @@ impl Session {
             disk: crate::disk::DiskPool::start(config_disk_threads),
             checks: tokio::sync::Semaphore::new(CHECKS),
             services: Mutex::new(HashMap::new()),
+            search_peers: Arc::new(std::sync::OnceLock::new()),
         });
         let accept = tokio::spawn(accept_loop(listener, inner.clone(), false));
         let ssl_accept = ssl_listener.map(|l| Arc::new(tokio::spawn(accept_loop(l, inner.clone(), true))));
@@ -237,6 +241,14 @@ impl Session {
     /// overlay shares the peer port. A connection `to` has no room for is closed.
     pub fn serve(&self, info_hash: InfoHash, to: tokio::sync::mpsc::Sender<ServiceConnection>) {
         self.inner.services.lock().unwrap_or_else(|e| e.into_inner()).insert(info_hash, to);
+    }
+
+    /// From now on every torrent of the session (but SSL torrents) says in its extension
+    /// handshakes that this node takes part in the search overlay (`shoal_search`), and the
+    /// listen address of each peer that says so too goes to `to` (dropped when `to` is full).
+    /// Once per session.
+    pub fn on_search_peers(&self, to: tokio::sync::mpsc::Sender<SocketAddr>) {
+        let _ = self.inner.search_peers.set(to);
     }
 
     /// Announces `info_hash` on the local network (BEP 14) with the session's port, as a torrent
@@ -383,6 +395,7 @@ impl Session {
             dht: self.inner.dht.clone(),
             verified: verified.clone(),
             ssl: ssl.clone(),
+            search_peers: self.inner.search_peers.clone(),
         });
         if !add.peers.is_empty() {
             let _ = inbox.control.send(Control::Peers { addrs: add.peers, manual: true });

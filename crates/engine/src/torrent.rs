@@ -25,7 +25,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::conn::PeerStream;
 use crate::disk::{Disk, DiskEvent, DiskJob};
-use crate::metadata::{OUR_SHOAL_REVOCATIONS, OUR_SHOAL_WANTS, OUR_UT_METADATA, OUR_UT_PEX, SHOAL_REVOCATIONS};
+use crate::metadata::{
+    OUR_SHOAL_REVOCATIONS, OUR_SHOAL_SEARCH, OUR_SHOAL_WANTS, OUR_UT_METADATA, OUR_UT_PEX, SHOAL_REVOCATIONS,
+    SHOAL_SEARCH,
+};
 use crate::peer::{self, Outgoing, PeerEvent, PeerLink, PeerSink};
 use crate::{TorrentState, TorrentStatus};
 
@@ -143,6 +146,8 @@ pub(crate) struct Setup {
     pub(crate) verified: Arc<crate::stream::Verified>,
     /// An SSL torrent's TLS (every connection dialled or accepted uses it).
     pub(crate) ssl: Option<crate::SslTorrent>,
+    /// The session's sink for peers in the search overlay (see [`crate::Session::on_search_peers`]).
+    pub(crate) search_peers: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<SocketAddr>>>,
 }
 
 /// What a peer told us in its extension handshake (BEP 10), and our peer exchange with it.
@@ -212,6 +217,9 @@ struct Actor {
     private: bool,
     exts: HashMap<PeerKey, PeerExt>,
     dht: Option<crate::Dht>,
+    /// Where peers in the search overlay go (unset: this node is not in it); never for an SSL
+    /// torrent.
+    search_peers: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<SocketAddr>>>,
     /// Paused by the user: no connections.
     paused: bool,
     /// When a refusal for lack of room was last logged (at most one line per [`REFUSAL_LOG`]).
@@ -263,6 +271,7 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
         private: setup.private,
         exts: HashMap::new(),
         dht: setup.dht,
+        search_peers: if setup.ssl.is_some() { Default::default() } else { setup.search_peers },
         paused: false,
         refusal_logged: None,
         verified: setup.verified,
@@ -599,6 +608,11 @@ impl Actor {
                 m.insert(SHOAL_REVOCATIONS.to_string(), OUR_SHOAL_REVOCATIONS);
             }
             m.insert(shoal_proto::extension::SHOAL_WANTS.to_string(), OUR_SHOAL_WANTS);
+            if self.search_peers.get().is_some() {
+                // Only said, never used on this connection: the search runs on connections of
+                // its own.
+                m.insert(SHOAL_SEARCH.to_string(), OUR_SHOAL_SEARCH);
+            }
             let ext = ExtHandshake {
                 m,
                 v: Some(concat!("Shoal ", env!("CARGO_PKG_VERSION")).to_string()),
@@ -651,6 +665,11 @@ impl Actor {
                         state.listen = Some(SocketAddr::new(addr.ip(), port));
                     }
                     state.revocations.id = ext.id_of(SHOAL_REVOCATIONS);
+                    if ext.id_of(SHOAL_SEARCH).is_some()
+                        && let (Some(listen), Some(to)) = (state.listen, self.search_peers.get())
+                    {
+                        let _ = to.try_send(listen);
+                    }
                     state.wants = ext.id_of(shoal_proto::extension::SHOAL_WANTS);
                     if state.wants.is_some() {
                         self.swarm.set_peer_takes_wants(key);
