@@ -121,6 +121,14 @@ fn neighbours_answer_for_what_they_hold_and_get_at_n_fetches_it_from_them() {
     let out = work.path().join("out");
     run_ok(&nodes[0].home, &["get", "@1", "-o", s(&out), "--listen", LISTEN_ANY, "--no-dht", "--no-lsd"]);
     ok(compare_files(&report, out.join("quarterly-report.bin")));
+    // The same search over XML-RPC (Python's xmlrpc.client), from the node's own index.
+    let script = "import sys, xmlrpc.client as x; \
+                  r = x.ServerProxy(sys.argv[1]).search.query({'q': 'quarterly', 'peers': False}); \
+                  print(r[0]['name'], r[0]['source'], r[0]['verified'])";
+    let mut py = std::process::Command::new("python3");
+    py.args(["-c", script, &format!("http://127.0.0.1:{}/xmlrpc", nodes[0].rpc)]);
+    let out = ok(ok(shoal_testkit::run_captured(py, START_TIMEOUT)).ok());
+    assert_eq!(out.stdout.trim(), "quarterly-report.bin peers True", "{out:?}");
     // What was learned is in the asking node's index now.
     let kept = search_json(&nodes[0], "quarterly", &["--no-peers"]);
     assert_eq!(kept.len(), 1, "{kept:?}");
