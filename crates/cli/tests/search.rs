@@ -226,5 +226,6 @@ fn the_daemon_searches_its_own_torrents_then_its_index_servers() {
     let v: serde_json::Value = serde_json::from_str(found.trim()).expect("json");
     assert_eq!(v.as_array().map(Vec::len), Some(2), "{found}");
     assert_eq!((&v[1]["source"], &v[1]["verified"]), (&"index".into(), &false.into()), "{found}");
+    assert_eq!(v[1]["seeders"], 0, "the seeders last seen are kept: {found}");
     ok(daemon.terminate(Duration::from_secs(15)).map(drop));
 }

@@ -3,7 +3,7 @@
 //! The local index (`DATA/search.sqlite3`, at most [`MAX_ITEMS`] records, the least recently
 //! stored going first) holds a record of each of the daemon's torrents, signed by the node's
 //! identity (added when the torrent's metadata is known, removed with the torrent), and the
-//! records it learned from index servers and neighbours. The search neighbours (the
+//! records it learned from index servers, neighbours and the DHT, with the seeders last seen. The search neighbours (the
 //! `shoal_search` overlay, [`shoal_search::neighbours`]) share the peer port: the engine hands
 //! over connections for the search swarm; `--search-peer` / `[search] peers` name neighbours to
 //! keep, and with the DHT on the node announces itself in the search swarm there and dials a few
@@ -326,7 +326,10 @@ impl Daemon {
                 let id = entries.id_of(&hit.record.body.info_hash);
                 let source = if id.is_some() { "local".to_string() } else { hit.source };
                 let verified = hit.verified || id.is_some_and(|id| entries.get(&id).is_some_and(|e| e.meta.is_some()));
-                hits.push(to_hit(hit.record, source, id, verified, &[]));
+                let mut shown = to_hit(hit.record, source, id, verified, &[]);
+                // The seeders last seen, until a fresh count comes below.
+                shown.seeders = hit.seeders.map(|(n, _)| n);
+                hits.push(shown);
             }
         }
         if hits.len() >= limit {
@@ -381,10 +384,19 @@ impl Daemon {
         }
         // What was learned is kept (bounded by the index), then shown.
         let keep: Vec<(Record, &'static str)> = learned.clone();
+        let mut counted: Vec<(String, u32)> = seeders.iter().map(|(h, n)| (h.clone(), *n)).collect();
+        for (hash, held) in &holders {
+            if !seeders.contains_key(hash) {
+                counted.push((hash.clone(), held.len() as u32));
+            }
+        }
         let index = s.index.clone();
         tokio::task::spawn_blocking(move || {
             for (record, source) in keep {
                 let _ = index.insert(&record, source, false, now(), None);
+            }
+            for (hash, n) in counted {
+                let _ = index.note_seeders(&hash, n, now());
             }
         });
         let mut to_check = Vec::new();

@@ -1,5 +1,6 @@
 //! The local index: every record a node knows, in SQLite with an FTS5 table over names, file
-//! paths and tags.
+//! paths and tags, with where each came from, whether it was checked against its metadata,
+//! when it was first and last stored, and the seeders last seen.
 //!
 //! Queries are the user's words, each matched as a prefix of a token (`ubu 24` finds
 //! `ubuntu-24.04-desktop-amd64.iso`), all of them required; the user's text never reaches FTS5
@@ -52,6 +53,9 @@ pub struct Hit {
     pub verified: bool,
     /// BM25 score (lower ranks higher).
     pub score: f64,
+    /// Seeders last seen (an index's tracker's count, or nodes that said they hold it), and
+    /// when (Unix seconds).
+    pub seeders: Option<(u32, u64)>,
 }
 
 const SCHEMA: &str = "
@@ -121,6 +125,14 @@ impl Index {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "wal")?;
         conn.execute_batch(SCHEMA)?;
+        // Indexes made before seeders were kept get the two columns.
+        let has_seeders: bool =
+            conn.prepare("SELECT 1 FROM pragma_table_info('items') WHERE name = 'seeders'")?.exists([])?;
+        if !has_seeders {
+            conn.execute_batch(
+                "ALTER TABLE items ADD COLUMN seeders INTEGER; ALTER TABLE items ADD COLUMN seeders_at INTEGER;",
+            )?;
+        }
         Ok(Index { conn: Mutex::new(conn), max_items: max_items.max(1) })
     }
 
@@ -229,7 +241,8 @@ impl Index {
         let trusted_json = serde_json::to_string(trusted).unwrap_or_else(|_| "[]".into());
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT items.record, items.source, items.verified, bm25(items_fts, 10.0, 1.0, 4.0) AS score
+            "SELECT items.record, items.source, items.verified, bm25(items_fts, 10.0, 1.0, 4.0) AS score,
+                    items.seeders, items.seeders_at
              FROM items_fts JOIN items ON items.id = items_fts.rowid
              WHERE items_fts MATCH ?1
                AND (items.grp IS NULL OR items.grp IN (SELECT value FROM json_each(?2)))
@@ -237,13 +250,17 @@ impl Index {
              LIMIT ?4",
         )?;
         let rows = stmt.query_map(params![query, groups_json, trusted_json, limit as i64], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?, r.get::<_, f64>(3)?))
+            let seeders = match (r.get::<_, Option<i64>>(4)?, r.get::<_, Option<i64>>(5)?) {
+                (Some(n), Some(at)) => Some((n.clamp(0, i64::from(u32::MAX)) as u32, at.max(0) as u64)),
+                _ => None,
+            };
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?, r.get::<_, f64>(3)?, seeders))
         })?;
         let mut hits = Vec::new();
         for row in rows {
-            let (json, source, verified, score) = row?;
+            let (json, source, verified, score, seeders) = row?;
             let record: Record = serde_json::from_str(&json).map_err(|e| IndexError::Damaged(e.to_string()))?;
-            hits.push(Hit { record, source, verified, score });
+            hits.push(Hit { record, source, verified, score, seeders });
         }
         Ok(hits)
     }
@@ -259,6 +276,15 @@ impl Index {
                 f(row.get_ref(i)?.as_str().unwrap_or_default());
             }
         }
+        Ok(())
+    }
+
+    /// Notes the seeders seen for `info_hash` at `now` (on every publisher's record of it).
+    pub fn note_seeders(&self, info_hash: &str, seeders: u32, now: u64) -> Result<(), IndexError> {
+        self.conn().execute(
+            "UPDATE items SET seeders = ?2, seeders_at = ?3 WHERE info_hash = ?1",
+            params![info_hash, seeders, now as i64],
+        )?;
         Ok(())
     }
 
@@ -391,6 +417,23 @@ mod tests {
         assert_eq!(index.search("lecture", std::slice::from_ref(&lab), &[], 10).expect("search").len(), 3);
         let hits = index.search("lecture", &[], &[friend.id().compact()], 10).expect("search");
         assert_eq!(names(&hits)[0], "lecture three", "the trusted publisher first");
+    }
+
+    #[test]
+    fn seeders_seen_are_kept_and_an_index_made_before_them_gets_their_columns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (me, _) = Identity::load_or_create(dir.path(), None).expect("identity");
+        let path = dir.path().join("old.sqlite3");
+        // The tables as they were before seeders were kept (SCHEMA has not changed since).
+        Connection::open(&path).expect("open").execute_batch(SCHEMA).expect("schema");
+        let index = Index::open(&path, 10).expect("an old index opens");
+        index.insert(&record(&me, 'a', "field notes", &[], &[], None, 1), "peers", false, 5, None).expect("insert");
+        assert_eq!(index.search("field", &[], &[], 10).expect("search")[0].seeders, None);
+        index.note_seeders(&"a".repeat(40), 3, 7).expect("note");
+        assert_eq!(index.search("field", &[], &[], 10).expect("search")[0].seeders, Some((3, 7)));
+        drop(index);
+        let again = Index::open(&path, 10).expect("reopen");
+        assert_eq!(again.search("field", &[], &[], 10).expect("search")[0].seeders, Some((3, 7)));
     }
 
     #[test]
