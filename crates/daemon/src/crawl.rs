@@ -1,12 +1,13 @@
 //! The DHT crawler: the local index learns of torrents the DHT knows, as DHT search engines do
 //! (`--dht-crawl`, `[search] dht_crawl`; off by default, and only with the DHT on).
 //!
-//! Each round ([`EVERY`]; [`RETRY`] after one that reached no node) asks DHT nodes for a sample of the info-hashes they store (BEP 51
+//! Each round ([`EVERY`]; [`RETRY`] while the routing table is empty) asks DHT nodes for a sample of the info-hashes they store (BEP 51
 //! `sample_infohashes`), starting from the routing table and walking on to the nodes they
 //! name, at most [`NODES_PER_ROUND`] nodes, each asked again only after the `interval` it
-//! gave. Info-hashes not seen before (a bounded memory of [`MAX_SEEN`]) have their metadata
-//! fetched from their peers (BEP 9, peers found through the DHT), [`CONCURRENT`] at a time, at
-//! most [`METADATA_PER_ROUND`] per round, each for at most [`METADATA_TIMEOUT`]. A torrent whose
+//! gave. Info-hashes not seen before (a bounded memory of [`MAX_SEEN`]) wait in a queue of at
+//! most [`MAX_PENDING`] and have their metadata fetched from their peers (BEP 9, peers found
+//! through the DHT), oldest first, [`CONCURRENT`] at a time, at most [`METADATA_PER_ROUND`] per
+//! round, each for at most [`METADATA_TIMEOUT`]. A torrent whose
 //! info dictionary arrived (and so matches its info-hash) is recorded in the index, signed by
 //! this node (it vouches that the name goes with the info-hash), as source `dht`, verified.
 
@@ -22,7 +23,7 @@ use crate::Daemon;
 
 /// Time between two rounds.
 pub const EVERY: Duration = Duration::from_secs(60);
-/// Time before another round when one reached no node.
+/// Time before another round while the routing table is empty.
 pub const RETRY: Duration = Duration::from_secs(5);
 /// Nodes asked per round.
 pub const NODES_PER_ROUND: usize = 32;
@@ -32,6 +33,8 @@ pub const METADATA_PER_ROUND: usize = 16;
 pub const CONCURRENT: usize = 2;
 /// Longest wait for one torrent's metadata.
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
+/// Info-hashes waiting for their metadata to be fetched (more are dropped until there is room).
+pub const MAX_PENDING: usize = 1024;
 /// Info-hashes remembered as seen (the oldest forgotten first).
 pub const MAX_SEEN: usize = 20_000;
 /// Nodes whose `interval` is remembered.
@@ -57,6 +60,8 @@ pub(crate) struct Crawler {
     seen_order: VecDeque<InfoHash>,
     /// When each node may be asked again.
     next_ask: HashMap<SocketAddr, Instant>,
+    /// Info-hashes sampled whose metadata is still to be fetched, oldest first.
+    pending: VecDeque<InfoHash>,
     pub(crate) stats: CrawlStats,
 }
 
@@ -83,19 +88,19 @@ impl Daemon {
             if self.inner.session.dht().is_none() {
                 return;
             }
-            let sampled = crawler.stats.sampled_nodes;
-            self.crawl_round(&mut crawler).await;
-            tracing::info!(stats = ?crawler.stats, "DHT crawl round done");
-            // A round that reached no node (the routing table is still empty) is tried again soon.
-            let reached = crawler.stats.sampled_nodes > sampled;
-            tokio::time::sleep(if reached { EVERY } else { RETRY }).await;
+            let table_empty = !self.crawl_round(&mut crawler).await;
+            tracing::info!(stats = ?crawler.stats, waiting = crawler.pending.len(), "DHT crawl round done");
+            // With the routing table still empty, another round soon.
+            tokio::time::sleep(if table_empty { RETRY } else { EVERY }).await;
         }
     }
 
-    /// One round: sample nodes, then fetch the metadata of what is new.
-    pub(crate) async fn crawl_round(&self, crawler: &mut Crawler) {
-        let Some(dht) = self.inner.session.dht().cloned() else { return };
+    /// One round: sample nodes, then fetch the metadata of what is new (the oldest waiting
+    /// first). Whether the routing table had nodes to start from.
+    pub(crate) async fn crawl_round(&self, crawler: &mut Crawler) -> bool {
+        let Some(dht) = self.inner.session.dht().cloned() else { return false };
         let mut queue: VecDeque<SocketAddr> = dht.nodes(NODES_PER_ROUND).await.unwrap_or_default().into();
+        let had_nodes = !queue.is_empty();
         let mut asked = HashSet::new();
         let mut fresh = Vec::new();
         let now = Instant::now();
@@ -127,8 +132,13 @@ impl Daemon {
             self.publish_crawl(crawler);
         }
         let known: HashSet<String> = crate::lock(&self.inner.entries).values().map(|e| e.info_hash.clone()).collect();
-        fresh.retain(|h| !known.contains(&h.to_hex()));
-        fresh.truncate(METADATA_PER_ROUND);
+        for hash in fresh.into_iter().filter(|h| !known.contains(&h.to_hex())) {
+            if crawler.pending.len() < MAX_PENDING {
+                crawler.pending.push_back(hash);
+            }
+        }
+        let take = crawler.pending.len().min(METADATA_PER_ROUND);
+        let fresh: Vec<InfoHash> = crawler.pending.drain(..take).collect();
         let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT));
         let mut fetches = tokio::task::JoinSet::new();
         for hash in fresh {
@@ -145,6 +155,7 @@ impl Daemon {
             }
             self.publish_crawl(crawler);
         }
+        had_nodes
     }
 
     /// Makes the crawler's counters what `search.status` shows.
