@@ -135,7 +135,7 @@ fn two_daemons_find_each_other_as_search_neighbours_through_the_dht_alone() {
     assert!(added["result"]["id"].is_u64(), "{added}");
     let url = format!("http://127.0.0.1:{ann_rpc}");
     let mut found = serde_json::Value::Null;
-    ok(shoal_testkit::wait_until(Duration::from_secs(60), Duration::from_millis(500), || {
+    ok(shoal_testkit::wait_until(Duration::from_secs(90), Duration::from_millis(500), || {
         let out = run_ok(&ann, &["search", "field recordings", "--json", "--rpc", &url]);
         found = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
         found.as_array().is_some_and(|a| !a.is_empty())

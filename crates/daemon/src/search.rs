@@ -7,8 +7,9 @@
 //! `shoal_search` overlay, [`shoal_search::neighbours`]) share the peer port: the engine hands
 //! over connections for the search swarm; `--search-peer` / `[search] peers` name neighbours to
 //! keep, and with the DHT on the node announces itself in the search swarm there and dials a few
-//! of the others it finds (looking again every [`LOOK_WHEN_FEW`] while it has fewer than
-//! [`neighbours::WANTED`] neighbours, else every [`LOOK_EVERY`]); local discovery (BEP 14)
+//! of the others it finds (looking again after [`LOOK_WHEN_FEW`] while it has fewer than
+//! [`neighbours::WANTED`] neighbours, the wait doubling each time up to [`LOOK_EVERY`], the
+//! period once it has enough); local discovery (BEP 14)
 //! announces the search swarm too and offers the nodes it hears; and a torrent's peer that says
 //! `shoal_search` in its extension handshake is offered as well. Neighbours are answered from the records of public torrents only (a group share's
 //! record is never sent to a neighbour).
@@ -84,7 +85,8 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// How often a node short of neighbours looks for search nodes in the DHT.
+/// The first wait before a node short of neighbours looks for search nodes in the DHT again
+/// (it doubles each time, up to [`LOOK_EVERY`]).
 pub const LOOK_WHEN_FEW: Duration = Duration::from_secs(10);
 /// How often a node with enough neighbours announces itself again.
 pub const LOOK_EVERY: Duration = Duration::from_secs(15 * 60);
@@ -133,6 +135,7 @@ impl Daemon {
                 let (node, dht) = (node.clone(), dht.clone());
                 let port = self.inner.session.listen_addr().port();
                 Some(AbortOnDrop(tokio::spawn(async move {
+                    let mut wait = LOOK_WHEN_FEW;
                     loop {
                         // A lookup that announces this node and offers the ones it finds.
                         if let Ok(mut found) = dht.get_peers(neighbours::swarm(), Some(port)).await {
@@ -140,8 +143,12 @@ impl Daemon {
                                 node.offer(batch);
                             }
                         }
+                        // Short of neighbours, the next look comes soon, then less and less often
+                        // (a node with no other Shoal node around does not keep asking).
                         let few = node.status().neighbours.len() < neighbours::WANTED;
-                        tokio::time::sleep(if few { LOOK_WHEN_FEW } else { LOOK_EVERY }).await;
+                        let pause = if few { wait } else { LOOK_EVERY };
+                        wait = if few { (wait * 2).min(LOOK_EVERY) } else { LOOK_WHEN_FEW };
+                        tokio::time::sleep(pause).await;
                     }
                 })))
             }
