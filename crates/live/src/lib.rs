@@ -1,0 +1,14 @@
+//! Live broadcasts for Shoal (issue: live broadcasts relayed by the audience), the pure parts:
+//!
+//! - [`link`]: the channel link viewers join with, `magnet:?xs=urn:btpk:KEY&dn=NAME`: the
+//!   broadcaster's Ed25519 public key as in BEP 46 (mutable torrents name their publisher's key
+//!   the same way), and a display name;
+//! - [`chunk`]: the stream cut into chunks, each signed by the broadcaster's identity, their
+//!   bounded wire form, and the window a viewer keeps near the live edge (old and repeated
+//!   chunks refused, as PPSPP's live discard window does, RFC 7574 §6.5 / §12).
+
+pub mod chunk;
+pub mod link;
+
+pub use chunk::{Chunk, ChunkError, Window};
+pub use link::{ChannelLink, LinkError};
