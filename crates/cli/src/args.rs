@@ -632,9 +632,18 @@ pub(crate) struct NodeOptions {
 
 impl NodeOptions {
     /// The engine settings these options describe, with an SSL listener when `ssl` (an SSL
-    /// torrent is loaded) or `--ssl-listen` asks for one.
-    pub(crate) fn session_config_for(&self, ssl: bool) -> shoal_engine::SessionConfig {
+    /// torrent is loaded) or `--ssl-listen` asks for one, and the DHT's routing table (and so
+    /// its node id) kept in `data_dir` when one is given (`--data-dir`), else in the default
+    /// data folder: two nodes with folders of their own are two DHT nodes.
+    pub(crate) fn session_config_for(
+        &self,
+        ssl: bool,
+        data_dir: Option<&std::path::Path>,
+    ) -> shoal_engine::SessionConfig {
         let mut config = self.session_config();
+        if let (Some(dht), Some(dir)) = (&mut config.dht, data_dir) {
+            dht.state_file = Some(dir.join("dht.state"));
+        }
         if ssl && config.ssl_listen.is_none() {
             config.ssl_listen = Some(SocketAddr::new(self.listen.ip(), 0));
         }

@@ -68,12 +68,7 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
     // Precedence, lowest first: built-in defaults, the config file, settings changed over RPC
     // (kept in the database), command-line flags.
     // The daemon may be given a group share at any time: it listens for TLS peers from the start.
-    let mut session_config = node.session_config_for(true);
-    // The DHT's routing table and node id belong to this daemon's data folder: two daemons with
-    // folders of their own are two DHT nodes.
-    if let Some(dht) = &mut session_config.dht {
-        dht.state_file = Some(data_dir.join("dht.state"));
-    }
+    let mut session_config = node.session_config_for(true, Some(&data_dir));
     let stored: Option<SessionSettings> = store.get_setting("session").ok().flatten();
     let download_dir = a
         .download_dir

@@ -32,7 +32,9 @@ pub(crate) async fn run(a: PlayArgs, quiet: bool) -> Result<(), Failure> {
         Source::Torrent(meta) => crate::group::ssl_for(meta, a.data_dir.as_deref(), quiet)?,
         Source::Magnet(_) => None,
     };
-    let session = Session::start(a.node.session_config_for(ssl.is_some())).await.map_err(anyhow::Error::from)?;
+    let session = Session::start(a.node.session_config_for(ssl.is_some(), a.data_dir.as_deref()))
+        .await
+        .map_err(anyhow::Error::from)?;
     let result = async {
         let meta = match source {
             Source::Torrent(meta) => meta,

@@ -127,7 +127,8 @@ async fn push(a: PushArgs, dir: &Path, identity: &Identity, source: &Path, quiet
             _ => data,
         };
         let ssl = crate::group::ssl_for(&meta, Some(dir), quiet)?;
-        let session = Session::start(a.node.session_config_for(ssl.is_some())).await.map_err(anyhow::Error::from)?;
+        let session =
+            Session::start(a.node.session_config_for(ssl.is_some(), Some(dir))).await.map_err(anyhow::Error::from)?;
         let torrent = seed_existing(&session, meta.clone(), &data, ssl.clone()).await?;
         (session, crate::share::Seeding { torrent, meta, bytes, ssl })
     } else {
@@ -139,7 +140,7 @@ async fn push(a: PushArgs, dir: &Path, identity: &Identity, source: &Path, quiet
                 .ok()
                 .and_then(|b| shoal_proto::Metainfo::from_bytes(&b).ok())
                 .is_some_and(|m| m.info.ssl_cert.is_some());
-        let session = Session::start(a.node.session_config_for(ssl)).await.map_err(anyhow::Error::from)?;
+        let session = Session::start(a.node.session_config_for(ssl, Some(dir))).await.map_err(anyhow::Error::from)?;
         let seeding = match a.sealed {
             true => crate::share::seed_sealed(&session, &path, &out, &opts, &[], quiet).await?,
             false => crate::share::seed_path(&session, &path, &out, &opts, &[], None, quiet).await?,

@@ -36,7 +36,9 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
                 .and_then(|b| Metainfo::from_bytes(&b).ok())
                 .is_some_and(|m| m.info.ssl_cert.is_some())
         });
-    let session = Session::start(a.node.session_config_for(ssl)).await.map_err(anyhow::Error::from)?;
+    let session = Session::start(a.node.session_config_for(ssl, a.torrent.data_dir.as_deref()))
+        .await
+        .map_err(anyhow::Error::from)?;
     if let Some(dht) = session.dht() {
         println!("dht: node on {}", dht.local_addr());
     }
