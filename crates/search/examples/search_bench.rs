@@ -19,20 +19,8 @@ use std::time::{Duration, Instant};
 use shoal_identity::Identity;
 use shoal_proto::PeerId;
 use shoal_search::neighbours::{self, Neighbours};
-use shoal_search::overlay::{self, splitmix64};
+use shoal_search::overlay::{self, SplitMix64};
 use shoal_search::{FileItem, Index, Record, RecordBody};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        splitmix64(&mut self.0)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 struct Args {
     nodes: usize,
@@ -107,10 +95,10 @@ fn messages(nodes: &[Neighbours]) -> (u64, u64) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let a = args();
-    let mut rng = Rng(a.seed);
+    let mut rng = SplitMix64(a.seed);
     let work = tempfile::tempdir().expect("tempdir");
     // Items: three words from a vocabulary of 3,000, a Zipf number of copies.
-    let vocabulary: Vec<String> = (0..3000).map(|i| format!("w{:05x}{}", rng.next() % 0xfffff, i % 10)).collect();
+    let vocabulary: Vec<String> = (0..3000).map(|i| format!("w{:05x}{}", rng.next_u64() % 0xfffff, i % 10)).collect();
     let items: Vec<Item> = (0..a.items)
         .map(|rank| {
             let name = (0..3).map(|_| vocabulary[rng.below(vocabulary.len())].as_str()).collect::<Vec<_>>().join(" ");
@@ -119,7 +107,7 @@ async fn main() {
             while holders.len() < copies {
                 holders.insert(rng.below(a.nodes));
             }
-            let hash = format!("{:016x}{:016x}{:08x}", rng.next(), rng.next(), rng.next() as u32);
+            let hash = format!("{:016x}{:016x}{:08x}", rng.next_u64(), rng.next_u64(), rng.next_u64() as u32);
             Item { name, hash, holders: holders.into_iter().collect() }
         })
         .collect();

@@ -54,6 +54,10 @@ const KEEP_ALIVE: Duration = Duration::from_secs(60);
 const HANDSHAKE: Duration = Duration::from_secs(10);
 const REDIAL_FIRST: Duration = Duration::from_secs(5);
 const REDIAL_MAX: Duration = Duration::from_secs(300);
+/// Time between two ticks while the node is busy (tables to send, own queries widening).
+const BUSY_TICK: Duration = Duration::from_millis(25);
+/// Time between two ticks otherwise (dials, expiries and the status shown are that coarse).
+const IDLE_TICK: Duration = Duration::from_millis(500);
 /// How often the own filter is rebuilt at most after the index changed.
 const OWN_EVERY: Duration = Duration::from_secs(2);
 
@@ -272,15 +276,20 @@ struct Driver {
 
 impl Driver {
     async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
-        let mut tick = tokio::time::interval(Duration::from_millis(25));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_tick = tokio::time::Instant::now();
         loop {
+            // Often while tables go out or own queries widen; otherwise seldom, so an idle node
+            // costs next to nothing.
+            let period = if self.node.busy() { BUSY_TICK } else { IDLE_TICK };
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => self.handle(cmd),
                     None => break,
                 },
-                _ = tick.tick() => self.tick(),
+                _ = tokio::time::sleep_until(last_tick + period) => {
+                    last_tick = tokio::time::Instant::now();
+                    self.tick();
+                }
             }
             self.act();
         }

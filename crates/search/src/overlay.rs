@@ -30,14 +30,24 @@ use std::time::{Duration, Instant};
 pub use table::{Bloom, Table};
 pub use wire::{Holder, Message, QueryId};
 
-/// The next number of the SplitMix64 sequence whose state is `state` (query ids; the
-/// simulator's and the benchmark's choices).
-pub fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+/// A SplitMix64 sequence: query ids here, and the simulator's and the benchmark's choices.
+#[derive(Clone, Debug)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number below `n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
 }
 
 /// A neighbour, as the driver names its connections.
@@ -125,6 +135,8 @@ pub struct Stats {
     pub rate_limited: u64,
     /// Query messages sent (own and forwarded).
     pub queries_sent: u64,
+    /// Own queries not sent because this node was over [`OWN_QUERY_RATE`].
+    pub own_limited: u64,
     /// Results messages passed back towards a query's origin.
     pub hits_relayed: u64,
     /// Results for no query of ours, or from a neighbour the query was not sent to.
@@ -137,8 +149,27 @@ pub struct Stats {
 
 struct Bucket {
     tokens: f64,
-    at: Instant,
+    at: Option<Instant>,
 }
+
+impl Bucket {
+    /// Refills at `rate` per second up to `burst`, then takes one if there is one.
+    fn take(&mut self, rate: f64, burst: f64, now: Instant) -> bool {
+        let elapsed = self.at.map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64());
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        self.at = Some(now);
+        let there = self.tokens >= 1.0;
+        if there {
+            self.tokens -= 1.0;
+        }
+        there
+    }
+}
+
+/// Own queries per second a node sends, sustained (half what a neighbour takes from it).
+pub const OWN_QUERY_RATE: f64 = 10.0;
+/// Own queries a node sends at once.
+pub const OWN_QUERY_BURST: f64 = 20.0;
 
 struct Neighbour {
     table: Option<Table>,
@@ -176,7 +207,10 @@ pub struct Node {
     order: VecDeque<(Instant, QueryId)>,
     tables_dirty: bool,
     actions: Vec<Action>,
-    rng: u64,
+    rng: SplitMix64,
+    /// This node's own queries, so that a busy local user cannot get it cut off by its
+    /// neighbours' rate limits.
+    own_bucket: Bucket,
     stats: Stats,
 }
 
@@ -191,7 +225,8 @@ impl Node {
             order: VecDeque::new(),
             tables_dirty: true,
             actions: Vec::new(),
-            rng: seed | 1,
+            rng: SplitMix64(seed | 1),
+            own_bucket: Bucket { tokens: OWN_QUERY_BURST, at: None },
             stats: Stats::default(),
         }
     }
@@ -217,7 +252,7 @@ impl Node {
     }
 
     fn next_id(&mut self) -> QueryId {
-        splitmix64(&mut self.rng).to_be_bytes()
+        self.rng.next_u64().to_be_bytes()
     }
 
     /// A new neighbour; refused (a [`Action::Disconnect`]) when there is no room.
@@ -226,7 +261,7 @@ impl Node {
             self.actions.push(Action::Disconnect(peer, format!("already {} search neighbours", self.neighbours.len())));
             return false;
         }
-        let bucket = Bucket { tokens: self.config.query_burst, at: now };
+        let bucket = Bucket { tokens: self.config.query_burst, at: Some(now) };
         self.neighbours
             .insert(peer, Neighbour { table: None, taken_at: None, sent: None, sent_at: None, bucket, strikes: 0 });
         self.tables_dirty = true;
@@ -284,8 +319,13 @@ impl Node {
 
     /// Starts a query of this node's own for `words`, wanting `want` results, travelling at
     /// most `hop_limit` hops (1 to [`wire::MAX_TTL`]). Results come as [`Action::Results`].
+    /// Past [`OWN_QUERY_RATE`] (burst [`OWN_QUERY_BURST`]) nothing is sent and no result comes.
     pub fn query(&mut self, words: &str, want: u16, hop_limit: u8, now: Instant) -> QueryId {
         let id = self.next_id();
+        if !self.own_bucket.take(OWN_QUERY_RATE, OWN_QUERY_BURST, now) {
+            self.stats.own_limited += 1;
+            return id;
+        }
         let hop_limit = hop_limit.clamp(1, wire::MAX_TTL);
         let want = want.clamp(1, wire::MAX_WANT);
         let pending = self.candidates(&table::query_keys(words), hop_limit, None).into();
@@ -323,11 +363,7 @@ impl Node {
         let Some(n) = self.neighbours.get_mut(&from) else { return };
         match message {
             Message::Query { id, words, ttl, want } => {
-                let b = &mut n.bucket;
-                let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-                b.tokens = (b.tokens + elapsed * self.config.query_rate).min(self.config.query_burst);
-                b.at = now;
-                if b.tokens < 1.0 {
+                if !n.bucket.take(self.config.query_rate, self.config.query_burst, now) {
                     self.stats.rate_limited += 1;
                     n.strikes += 1;
                     if n.strikes > self.config.strikes {
@@ -338,7 +374,6 @@ impl Node {
                     }
                     return;
                 }
-                b.tokens -= 1.0;
                 if self.routes.contains_key(&id) {
                     self.stats.duplicates += 1;
                     return;
@@ -452,6 +487,13 @@ impl Node {
             self.actions.push(Action::Send(k, Message::Table(table)));
         }
         self.tables_dirty = waiting;
+    }
+
+    /// Whether something is due soon: tables to send, or own queries still widening. The driver
+    /// may call [`Node::tick`] less often when not.
+    pub fn busy(&self) -> bool {
+        self.tables_dirty
+            || self.routes.values().any(|r| r.own.as_ref().is_some_and(|o| !o.pending.is_empty()) && r.left > 0)
     }
 
     /// Whether an own query still waits for results (it asked a neighbour, is short of results

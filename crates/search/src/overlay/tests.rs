@@ -2,19 +2,6 @@
 
 use super::*;
 
-/// A deterministic random source.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        splitmix64(&mut self.0)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// A network of nodes; node `i` knows node `j` as peer key `j`.
 struct Net {
     nodes: Vec<Node>,
@@ -257,6 +244,35 @@ fn results_are_taken_only_from_where_the_query_went_and_only_as_many_as_asked() 
 }
 
 #[test]
+fn a_table_is_taken_at_most_once_per_gap_and_own_queries_are_rate_limited_too() {
+    let mut node = Node::new(Config::default(), 1);
+    let now = Instant::now();
+    node.connected(1, now);
+    let table = |word: &str| {
+        let mut own = Bloom::default();
+        own.insert_text(word);
+        Message::Table(Table { levels: vec![own] })
+    };
+    node.received(1, table("alpha"), now);
+    node.received(1, table("beta"), now + Duration::from_millis(500));
+    assert_eq!((node.stats().tables_taken, node.stats().rate_limited), (1, 1));
+    node.received(1, table("beta"), now + Duration::from_secs(2));
+    assert_eq!(node.stats().tables_taken, 2);
+    // Own queries: the burst goes out, the rest are not sent, and a second later some more.
+    let sent = |node: &mut Node| {
+        node.take_actions().iter().filter(|a| matches!(a, Action::Send(_, Message::Query { .. }))).count()
+    };
+    node.take_actions();
+    for _ in 0..30 {
+        node.query("beta", 1, 2, now);
+    }
+    assert_eq!(sent(&mut node), OWN_QUERY_BURST as usize);
+    assert_eq!(node.stats().own_limited, 30 - OWN_QUERY_BURST as u64);
+    node.query("beta", 1, 2, now + Duration::from_secs(1));
+    assert_eq!(sent(&mut node), 1);
+}
+
+#[test]
 fn at_most_max_routes_queries_are_remembered() {
     let mut node = Node::new(Config { max_routes: 100, query_burst: 1e9, ..Config::default() }, 1);
     let now = Instant::now();
@@ -274,7 +290,7 @@ fn at_most_max_routes_queries_are_remembered() {
 /// on one or two nodes); 200 queries, each for one item chosen uniformly (the rare ones as
 /// often as the popular ones).
 fn fifty(hop_limit: u8) -> (f64, f64) {
-    let mut rng = Rng(42);
+    let mut rng = SplitMix64(42);
     let n = 50;
     let mut net = Net::new(n, Config::default());
     let mut degree = vec![0usize; n];
@@ -297,7 +313,7 @@ fn fifty(hop_limit: u8) -> (f64, f64) {
         degree[a] += 1;
         degree[b] += 1;
     }
-    let vocabulary: Vec<String> = (0..3000).map(|i| format!("w{:x}", rng.next() % 0xffff_ffff + i)).collect();
+    let vocabulary: Vec<String> = (0..3000).map(|i| format!("w{:x}", rng.next_u64() % 0xffff_ffff + i)).collect();
     let mut names = Vec::new();
     for item in 0..2000usize {
         let name = (0..3).map(|_| vocabulary[rng.below(vocabulary.len())].as_str()).collect::<Vec<_>>().join(" ");
