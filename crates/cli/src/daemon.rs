@@ -131,6 +131,7 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
         return Err(Failure::Input(anyhow!("--search-index {bad:?} is not an http:// or https:// URL")));
     }
     let search_peers: Vec<SocketAddr> = config.search.peers.iter().chain(&a.search_peer).copied().collect();
+    let search_peer_count = search_peers.len();
     let setup = shoal_daemon::search::SearchSetup {
         indexes,
         peers: search_peers,
@@ -178,6 +179,14 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
         }
         if let Some(dht) = session.dht() {
             println!("dht: node on {}", dht.local_addr());
+        }
+        match daemon.search_neighbours() {
+            Some(_) => println!(
+                "search: index in {}; search neighbours on the peer port ({} named)",
+                data_dir.join("search.sqlite3").display(),
+                search_peer_count
+            ),
+            None => println!("search: index in {}; no search neighbours", data_dir.join("search.sqlite3").display()),
         }
     }
     println!(

@@ -249,6 +249,9 @@ fn the_peers_of_a_shared_torrent_become_search_neighbours() {
         !found.is_empty()
     }));
     assert_eq!((&found[0]["name"], &found[0]["source"]), (&"lighthouse-log.bin".into(), &"peers".into()), "{found:?}");
+    // The neighbour is shown by its peer port, whichever side dialled.
+    let status = rpc(ben.rpc, None, "search.status", serde_json::json!({}));
+    assert_eq!(status["result"]["neighbours"], serde_json::json!([format!("127.0.0.1:{ann_port}")]), "{status}");
     let id = added["result"]["id"].as_u64().expect("id");
     ok(shoal_testkit::wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
         let t = rpc(ben.rpc, None, "torrent.get", serde_json::json!({"ids": [id], "fields": ["state"]}));

@@ -61,7 +61,7 @@ pub struct SearchStatus {
     pub indexes: Vec<String>,
     /// Whether this node takes part in search without a server.
     pub overlay: bool,
-    /// Connected search neighbours (`IP:PORT`).
+    /// Connected search neighbours: each one's peer address (`IP:PORT`).
     pub neighbours: Vec<String>,
     /// Queries from neighbours answered (first copies).
     pub queries_answered: u64,

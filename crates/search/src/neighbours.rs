@@ -88,7 +88,8 @@ pub struct Found {
 pub struct Status {
     /// The policy's counters.
     pub stats: overlay::Stats,
-    /// Connected neighbours.
+    /// Connected neighbours: where each accepts connections (its peer port), or the
+    /// connection's address when it did not say.
     pub neighbours: Vec<SocketAddr>,
     /// Messages that could not be read, and connections closed for it.
     pub bad_messages: u64,
@@ -112,6 +113,8 @@ enum Cmd {
 struct Conn {
     key: PeerKey,
     addr: SocketAddr,
+    /// Where it accepts connections, when known.
+    listen: Option<SocketAddr>,
     peer_id: PeerId,
     outgoing: bool,
     tx: mpsc::Sender<Message>,
@@ -428,7 +431,7 @@ impl Driver {
         }
         let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
         status.stats = self.node.stats();
-        status.neighbours = self.conns.values().map(|c| c.addr).collect();
+        status.neighbours = self.conns.values().map(|c| c.listen.unwrap_or(c.addr)).collect();
         status.bad_messages = self.bad;
         status.answers = self.answers.load(std::sync::atomic::Ordering::Relaxed);
     }
@@ -579,9 +582,12 @@ fn spawn_conn(
     tx: mpsc::Sender<Cmd>,
 ) {
     tokio::spawn(async move {
-        let why = match converse(stream, port, key, &tx, |out_tx, close| Conn {
+        let why = match converse(stream, port, key, &tx, |out_tx, close, their_port| Conn {
             key,
             addr,
+            // Where it accepts connections: the address dialled, or its IP with the port its
+            // extension handshake names.
+            listen: if outgoing { Some(addr) } else { their_port.map(|p| SocketAddr::new(addr.ip(), p)) },
             peer_id,
             outgoing,
             tx: out_tx,
@@ -601,7 +607,7 @@ async fn converse(
     port: u16,
     key: PeerKey,
     tx: &mpsc::Sender<Cmd>,
-    conn: impl FnOnce(mpsc::Sender<Message>, tokio::sync::oneshot::Sender<()>) -> Conn,
+    conn: impl FnOnce(mpsc::Sender<Message>, tokio::sync::oneshot::Sender<()>, Option<u16>) -> Conn,
 ) -> Result<(), String> {
     let (mut read, mut write) = stream.into_split();
     let mut hs = ExtHandshake::default();
@@ -611,14 +617,15 @@ async fn converse(
     write.write_all(&frame(0, &hs.encode())).await.map_err(|e| format!("closed: {e}"))?;
     // Their extension handshake first, within the handshake time, in the first few frames.
     let mut buf = Vec::new();
-    let their_id = tokio::time::timeout(HANDSHAKE, async {
+    let (their_id, their_port) = tokio::time::timeout(HANDSHAKE, async {
         for _ in 0..4 {
             read_frame(&mut read, &mut buf).await?;
             if buf.len() >= 2 && buf[0] == 20 && buf[1] == 0 {
                 let theirs = ExtHandshake::decode(&buf[2..]).map_err(|e| format!("bad message: {e}"))?;
-                return theirs
+                let id = theirs
                     .id_of(wire::EXTENSION)
-                    .ok_or_else(|| "bad message: it does not offer shoal_search".to_string());
+                    .ok_or_else(|| "bad message: it does not offer shoal_search".to_string())?;
+                return Ok((id, theirs.p));
             }
         }
         Err("bad message: no extension handshake".to_string())
@@ -627,7 +634,7 @@ async fn converse(
     .map_err(|_| "no extension handshake within 10 s".to_string())??;
     let (out_tx, mut out) = mpsc::channel(OUT_QUEUE);
     let (close, closed) = tokio::sync::oneshot::channel::<()>();
-    tx.send(Cmd::Up(conn(out_tx, close))).await.map_err(|_| "the node stopped".to_string())?;
+    tx.send(Cmd::Up(conn(out_tx, close, their_port))).await.map_err(|_| "the node stopped".to_string())?;
     let writer = async {
         let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
         keep_alive.tick().await;
