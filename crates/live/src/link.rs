@@ -1,8 +1,11 @@
-//! Channel links: `magnet:?xs=urn:btpk:<64 hex digits>&dn=<name>`.
+//! Channel links: `magnet:?xs=urn:btpk:<64 hex digits>&dn=<name>[&tr=<tracker>...][&x.group=<64 hex digits>]`.
 //!
 //! `xs=urn:btpk:` carries the broadcaster's 32-byte Ed25519 public key in hex, as BEP 46 links
 //! to a mutable torrent's publisher; every chunk of the channel must be signed by that key. `dn`
 //! is the channel's name for people (percent-encoded, at most [`MAX_NAME_CHARS`] characters).
+//! `tr` names trackers where the channel's nodes meet (as in magnet links; at most
+//! [`MAX_TRACKERS`], http, https or udp). `x.group` marks a group channel: the SHA-256 of its group authority's key, as `shoal group
+//! list` shows it; only that group's members can connect (TLS with member certificates).
 //! Anything else is refused with the reason: a link names exactly one key.
 
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
@@ -10,6 +13,8 @@ use shoal_identity::IdentityId;
 
 /// Longest channel name.
 pub const MAX_NAME_CHARS: usize = 128;
+/// Trackers in a link at most.
+pub const MAX_TRACKERS: usize = 8;
 /// Longest link read.
 pub const MAX_LINK_BYTES: usize = 1024;
 
@@ -34,6 +39,10 @@ pub struct ChannelLink {
     pub key: IdentityId,
     /// The channel's name.
     pub name: Option<String>,
+    /// Trackers where the channel's nodes meet.
+    pub trackers: Vec<String>,
+    /// For a group channel: SHA-256 of the group authority's key (hex, lower case).
+    pub group: Option<String>,
 }
 
 impl ChannelLink {
@@ -46,7 +55,7 @@ impl ChannelLink {
         let query = text
             .strip_prefix("magnet:?")
             .ok_or_else(|| LinkError::NotALink("it does not start with magnet:?".into()))?;
-        let (mut key, mut name) = (None, None);
+        let (mut key, mut name, mut group, mut trackers) = (None, None, None, Vec::new());
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').ok_or_else(|| LinkError::NotALink(format!("{pair:?} has no =")))?;
             match k {
@@ -67,13 +76,30 @@ impl ChannelLink {
                     check_name(&decoded)?;
                     name = Some(decoded);
                 }
+                "tr" => {
+                    let url = percent_decode_str(v)
+                        .decode_utf8()
+                        .map_err(|_| LinkError::NotALink("a tracker that is not UTF-8".into()))?
+                        .into_owned();
+                    check_tracker(&url)?;
+                    if trackers.len() >= MAX_TRACKERS {
+                        return Err(LinkError::NotALink(format!("more than {MAX_TRACKERS} trackers")));
+                    }
+                    trackers.push(url);
+                }
+                "x.group" => {
+                    if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(LinkError::NotALink(format!("x.group={v:?} is not 64 hex digits")));
+                    }
+                    group = Some(v.to_ascii_lowercase());
+                }
                 // Other parameters (trackers, peers) are for later versions; they do not change
                 // which channel this is.
                 _ => {}
             }
         }
         let key = key.ok_or_else(|| LinkError::NotALink("no xs=urn:btpk:KEY".into()))?;
-        Ok(ChannelLink { key, name })
+        Ok(ChannelLink { key, name, trackers, group })
     }
 }
 
@@ -87,6 +113,18 @@ fn parse_key(hex: &str) -> Result<IdentityId, LinkError> {
         *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
     }
     Ok(IdentityId(key))
+}
+
+/// Whether `url` can be a channel's tracker.
+pub fn check_tracker(url: &str) -> Result<(), LinkError> {
+    let scheme_ok = ["http://", "https://", "udp://"].iter().any(|s| url.starts_with(s));
+    if !scheme_ok || url.len() > 512 || url.chars().any(char::is_control) {
+        return Err(LinkError::NotALink(format!(
+            "tracker {:?} is not an http, https or udp URL",
+            url.chars().take(80).collect::<String>()
+        )));
+    }
+    Ok(())
 }
 
 fn check_name(name: &str) -> Result<(), LinkError> {
@@ -105,6 +143,12 @@ impl std::fmt::Display for ChannelLink {
         if let Some(name) = &self.name {
             write!(f, "&dn={}", utf8_percent_encode(name, NON_ALPHANUMERIC))?;
         }
+        for tracker in &self.trackers {
+            write!(f, "&tr={}", utf8_percent_encode(tracker, NON_ALPHANUMERIC))?;
+        }
+        if let Some(group) = &self.group {
+            write!(f, "&x.group={group}")?;
+        }
         Ok(())
     }
 }
@@ -115,13 +159,22 @@ mod tests {
 
     #[test]
     fn a_link_round_trips_and_bad_ones_say_what_is_wrong() {
-        let link = ChannelLink { key: IdentityId([0xab; 32]), name: Some("Lab lecture: día 1".into()) };
+        let link = ChannelLink {
+            key: IdentityId([0xab; 32]),
+            name: Some("Lab lecture: día 1".into()),
+            trackers: vec!["http://127.0.0.1:6969/announce".into(), "udp://t.example:80".into()],
+            group: None,
+        };
         let text = link.to_string();
         assert!(text.starts_with("magnet:?xs=urn:btpk:abab"), "{text}");
-        assert_eq!(ChannelLink::parse(&text), Ok(link));
+        assert_eq!(ChannelLink::parse(&text), Ok(link.clone()));
+        let group = ChannelLink { group: Some("cd".repeat(32)), ..link };
+        assert_eq!(ChannelLink::parse(&group.to_string()), Ok(group));
         let key = "ab".repeat(32);
         assert_eq!(ChannelLink::parse(&format!("magnet:?xs=urn:btpk:{key}")).map(|l| l.name), Ok(None));
-        let cases: [(String, &str); 7] = [
+        let cases: [(String, &str); 9] = [
+            (format!("magnet:?xs=urn:btpk:{key}&tr=file%3A%2F%2Fx"), "not an http"),
+            (format!("magnet:?xs=urn:btpk:{key}&x.group=12"), "x.group"),
             ("http://example/".into(), "magnet:?"),
             ("magnet:?dn=x".into(), "no xs"),
             ("magnet:?xs=urn:btih:abc".into(), "urn:btpk"),
