@@ -46,8 +46,13 @@ use support::{DOWNLOAD, MIB, QUICK, STOP_GRACE, Seed, complete_line, run, shoal,
 /// A tracker nobody listens on (port 9 on loopback is closed): rtorrent needs one to accept the
 /// torrent, and disables it before starting.
 const DEAD_TRACKER: &str = "http://127.0.0.1:9/announce";
-/// The rtorrent encryption setting that showed the stall.
+/// The rtorrent encryption setting that showed the stall (rtorrent dials with protocol
+/// encryption first, which Shoal takes).
 const ENCRYPTION: &str = "allow_incoming,try_outgoing,enable_retry";
+/// rtorrent dialling in plaintext: the split relay reads the BitTorrent stream it forwards.
+const PLAINTEXT_OUT: &str = "allow_incoming,enable_retry";
+/// rtorrent requiring RC4-encrypted connections both ways.
+const REQUIRE_RC4: &str = "allow_incoming,try_outgoing,require,require_RC4";
 /// How many fresh seed / fresh rtorrent transfers the stall test runs.
 const TRANSFERS: usize = 5;
 /// How long one 32 MiB download may take from `add_peer` to complete (on loopback it takes well
@@ -388,7 +393,7 @@ fn rtorrent_downloads_from_a_fresh_seed(
     let shoal_hash = share_info_hash(&seed);
     let relay = split.then(|| SplitRelay::start(seed.addr));
     let dial = relay.as_ref().map_or(seed.addr, |r| r.addr);
-    let mut rt = Rtorrent::start(ENCRYPTION);
+    let mut rt = Rtorrent::start(if split { PLAINTEXT_OUT } else { ENCRYPTION });
     let loaded = rt.add(&torrent, None);
     assert_eq!(loaded.hash, shoal_hash, "rTorrent and Shoal disagree on the info-hash");
     assert_eq!(loaded.size, 32 * MIB);
@@ -475,19 +480,19 @@ fn r_rtorrent_stalls_when_the_unchoke_arrives_before_any_have() {
     );
 }
 
-#[test]
-fn shoal_downloads_from_an_rtorrent_seed() {
+/// Shoal downloads from an rtorrent seed using `encryption`.
+fn shoal_downloads_from_an_rtorrent_seed_with(encryption: &str, seed: u64) {
     ensure_rtorrent();
     let work = temp_dir("shoal-interop-rt-");
     let data = work.path().join("data/seeded.bin");
-    make_test_file(&data, 24 * MIB + 4_321, 42);
+    make_test_file(&data, 24 * MIB + 4_321, seed);
     let torrent = work.path().join("seeded.torrent");
     let mut create = shoal(["create"]);
     create.arg(&data).arg("-o").arg(&torrent).args(["--tracker", DEAD_TRACKER]);
     let created = run(create, QUICK);
     assert!(created.status.success(), "shoal create failed: {created:?}");
 
-    let mut rt = Rtorrent::start(ENCRYPTION);
+    let mut rt = Rtorrent::start(encryption);
     let loaded = rt.add(&torrent, data.parent());
     rt.on("disable-trackers", &loaded.hash, &[]);
     rt.on("start", &loaded.hash, &[]);
@@ -508,4 +513,32 @@ fn shoal_downloads_from_an_rtorrent_seed() {
     );
     compare_files(&data, out.join("seeded.bin")).unwrap_or_else(|e| panic!("{e}"));
     rt.stop();
+}
+
+#[test]
+fn shoal_downloads_from_an_rtorrent_seed() {
+    shoal_downloads_from_an_rtorrent_seed_with(ENCRYPTION, 42);
+}
+
+/// rtorrent with `protocol.encryption.set = allow_incoming,try_outgoing,require,require_RC4`:
+/// Shoal (at its default) downloads from it over RC4, and it downloads from Shoal.
+#[test]
+fn rtorrent_requiring_rc4_and_shoal_move_data_both_ways() {
+    shoal_downloads_from_an_rtorrent_seed_with(REQUIRE_RC4, 44);
+    ensure_rtorrent();
+    let work = temp_dir("shoal-interop-rt-");
+    let data = work.path().join("data/blob.bin");
+    make_test_file(&data, 8 * MIB + 3, 45);
+    let torrent = work.path().join("blob.torrent");
+    let mut seed = Seed::start("shoal share", &data, &torrent, &["--tracker", DEAD_TRACKER]);
+    let mut rt = Rtorrent::start(REQUIRE_RC4);
+    let loaded = rt.add(&torrent, None);
+    rt.on("disable-trackers", &loaded.hash, &[]);
+    rt.on("start", &loaded.hash, &[]);
+    let waited = rt.wait(&loaded.hash, Some(seed.addr), DOWNLOAD).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(waited.result["done"], true, "{}\n{}", waited.progress, rt.log_tail());
+    rt.stop();
+    compare_files(&data, rt.downloads().join("blob.bin")).unwrap_or_else(|e| panic!("{e}"));
+    let status = seed.stop();
+    assert!(status.success(), "{}", seed.proc.explain(&format!("exited with {status} after SIGTERM")));
 }
