@@ -11,6 +11,8 @@ For one file (default 1 GiB, generated once and cached under --work) and one v1 
                                   `cargo install --locked` into ~/.cache/shoal-bench/rqbit
   Shoal -> libtorrent             Shoal seed, libtorrent leecher
   libtorrent -> Shoal             libtorrent seed, Shoal leecher
+  Shoal -> Shoal, RC4             both with --encryption require (MSE/PE, RC4 over the stream)
+  libtorrent -> libtorrent, RC4   both pe_forced at the pe_rc4 level
 
 The seed is started and has checked its data before the clock starts. The leecher's wall time
 runs from its start to its exit (complete and verified); its CPU seconds and peak RSS come from
@@ -21,7 +23,8 @@ the ratio is each pair's median wall time over Shoal -> Shoal's (above 1 means S
 The script also prints this machine's SHA-1 speed (`openssl speed -bytes 16384 sha1`, one core)
 and Shoal -> Shoal's rate as a fraction of it: a v1 leecher hashes every byte it receives.
 
-No client uses DHT, local peer discovery, UPnP, NAT-PMP or uTP; every leecher is told whom to
+The other Shoal pairs run at Shoal's default encryption (prefer): an MSE handshake, then plain
+bytes. No client uses DHT, local peer discovery, UPnP, NAT-PMP or uTP; every leecher is told whom to
 dial (Shoal `--peer`, lt_client.py `--peer`, rqbit `download --initial-peers`). The rqbit seed is
 `rqbit download --overwrite` over the existing data, which checks it and then keeps seeding.
 
@@ -60,6 +63,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare  # noqa: E402
 from compare import Sample, log, proc_cpu, proc_peak_rss, run_pair, stop  # noqa: E402
 
+# The driver imports its sibling modules (stdin_watch) by name.
+sys.path.insert(0, os.path.join(compare.ROOT, "drivers"))
 _spec = importlib.util.spec_from_file_location(
     "transmission_driver", os.path.join(compare.ROOT, "drivers", "transmission.py"))
 transmission = importlib.util.module_from_spec(_spec)
@@ -277,6 +282,27 @@ def pair_of(seed_fn, leech_cmd):
     return lambda ctx: run_pair(seed_fn, leech_cmd, ctx.data_dir, ctx.torrent, ctx.out)
 
 
+def shoal_seed_rc4(data_dir, torrent):
+    seed, m = compare.start_and_wait([compare.SHOAL, "share", "--no-dht", "--no-lsd", "--encryption", "require",
+                                      os.path.join(data_dir, "data.bin"), "-o", torrent + ".seed",
+                                      "--listen", "127.0.0.1:0"], r"ready: .* on 127\.0\.0\.1:(\d+)")
+    return seed, f"127.0.0.1:{m.group(1)}"
+
+
+def shoal_leech_cmd_rc4(torrent, out, peer):
+    return compare.shoal_leech_cmd(torrent, out, peer) + ["--encryption", "require"]
+
+
+def lt_seed_rc4(data_dir, torrent):
+    seed, m = compare.start_and_wait([sys.executable, compare.LT, "seed", "--torrent", torrent, "--save", data_dir,
+                                      "--listen", "0", "--encryption", "forced"], r"READY (\d+)")
+    return seed, f"127.0.0.1:{m.group(1)}"
+
+
+def lt_leech_cmd_rc4(torrent, out, peer):
+    return compare.lt_leech_cmd(torrent, out, peer) + ["--encryption", "forced"]
+
+
 PAIRS = [
     Pair("shoal", "Shoal -> Shoal", pair_of(compare.shoal_seed, compare.shoal_leech_cmd)),
     Pair("lt", "libtorrent -> libtorrent", pair_of(compare.lt_seed, compare.lt_leech_cmd)),
@@ -284,6 +310,10 @@ PAIRS = [
     Pair("rqbit", "rqbit -> rqbit", rqbit_run),
     Pair("shoal-lt", "Shoal -> libtorrent", pair_of(compare.shoal_seed, compare.lt_leech_cmd)),
     Pair("lt-shoal", "libtorrent -> Shoal", pair_of(compare.lt_seed, compare.shoal_leech_cmd)),
+    # Protocol encryption with RC4 over the whole stream (MSE/PE): Shoal --encryption require,
+    # libtorrent pe_forced at the pe_rc4 level.
+    Pair("shoal-rc4", "Shoal -> Shoal, RC4", pair_of(shoal_seed_rc4, shoal_leech_cmd_rc4)),
+    Pair("lt-rc4", "libtorrent -> libtorrent, RC4", pair_of(lt_seed_rc4, lt_leech_cmd_rc4)),
 ]
 
 

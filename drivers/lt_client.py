@@ -88,10 +88,12 @@ def on_signal(_signum, _frame):
 
 
 def loopback(text):
+    if text == "::1":
+        return text
     parts = text.split(".")
     if len(parts) != 4 or parts[0] != "127" or not all(p.isdigit() and int(p) < 256
                                                         for p in parts):
-        raise argparse.ArgumentTypeError(f"must be an address in 127.0.0.0/8, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be ::1 or an address in 127.0.0.0/8, got {text!r}")
     return text
 
 
@@ -104,7 +106,7 @@ def parse_peer(text):
 
 def dht_node(text):
     host, port = parse_peer(text)
-    return f"{host}:{port}"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def make_session(bind, listen_port, encryption, dht_bootstrap=None, lsd=False, ssl=False):
@@ -112,13 +114,14 @@ def make_session(bind, listen_port, encryption, dht_bootstrap=None, lsd=False, s
     unless `dht_bootstrap` ("HOST:PORT") is given: then it runs a DHT node bootstrapped only
     from that node. With `ssl` it also listens for SSL torrents' TLS connections (a second
     socket on any free port, libtorrent's "s" suffix)."""
+    host = f"[{bind}]" if ":" in bind else bind  # an IPv6 address is written in brackets
     policy = {
         "enabled": lt.enc_policy.enabled,
         "disabled": lt.enc_policy.disabled,
         "forced": lt.enc_policy.forced,
     }[encryption]
     settings = {
-        "listen_interfaces": f"{bind}:{listen_port}" + (f",{bind}:0s" if ssl else ""),
+        "listen_interfaces": f"{host}:{listen_port}" + (f",{host}:0s" if ssl else ""),
         "outgoing_interfaces": bind,
         "enable_dht": False,
         "enable_lsd": False,
@@ -133,6 +136,9 @@ def make_session(bind, listen_port, encryption, dht_bootstrap=None, lsd=False, s
         "min_reconnect_time": 1,
         "out_enc_policy": policy,
         "in_enc_policy": policy,
+        # Forced means RC4 here: the payload encrypted, not only the handshake.
+        "allowed_enc_level": lt.enc_level.rc4 if encryption == "forced" else lt.enc_level.both,
+        "prefer_rc4": encryption == "forced",
         "alert_mask": lt.alert.category_t.error_notification
         | lt.alert.category_t.status_notification
         | lt.alert.category_t.storage_notification

@@ -75,6 +75,82 @@ pub(crate) enum Command {
     Publish(PublishArgs),
     /// Search an index server by name; `shoal get @N` fetches result N.
     Search(SearchArgs),
+    /// Live broadcasts relayed by their audience: broadcast a stream, or watch a channel.
+    Live(LiveArgs),
+}
+
+/// `shoal live`.
+#[derive(Debug, Args)]
+pub(crate) struct LiveArgs {
+    #[command(subcommand)]
+    pub(crate) command: LiveCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LiveCommand {
+    /// Broadcast a stream (e.g. MPEG-TS from ffmpeg): prints the channel link viewers join with.
+    Broadcast(LiveBroadcastArgs),
+    /// Watch a channel: plays it, writes it to a file or stdout, or serves it over HTTP, and
+    /// relays it to other viewers.
+    Watch(LiveWatchArgs),
+}
+
+/// `shoal live broadcast`.
+#[derive(Debug, Args)]
+pub(crate) struct LiveBroadcastArgs {
+    /// The stream: a file, `-` for stdin, or an http(s):// URL.
+    #[arg(long, value_name = "FILE|-|URL")]
+    pub(crate) input: String,
+    /// The channel's name, shown to viewers (in the link).
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Start reading the input only once this many viewers are connected (for a recorded file
+    /// that everyone should get from its first byte).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) wait_for_viewers: usize,
+    /// A tracker where the channel's viewers meet (repeatable; named in the link).
+    #[arg(long = "tracker", value_name = "URL")]
+    pub(crate) trackers: Vec<String>,
+    /// A group channel: only members of group NAME can watch or relay it (TLS with member
+    /// certificates, as for group shares); the link says which group.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) group: Option<String>,
+    /// Connect to this node of the channel directly (repeatable).
+    #[arg(long = "peer", value_name = "HOST:PORT")]
+    pub(crate) peers: Vec<String>,
+    /// Folder of the identity that signs the broadcast (default: $XDG_DATA_HOME/shoal).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) node: NodeOptions,
+}
+
+/// `shoal live watch`.
+#[derive(Debug, Args)]
+pub(crate) struct LiveWatchArgs {
+    /// The channel link (`magnet:?xs=urn:btpk:...`).
+    pub(crate) link: String,
+    /// Write the stream to FILE (`-`: stdout) instead of playing it.
+    #[arg(short, long, value_name = "FILE|-")]
+    pub(crate) output: Option<String>,
+    /// Serve the stream over HTTP on this address (prints `stream: URL`).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) http: Option<SocketAddr>,
+    /// Player command, given the stream's URL as its last argument (default, without -o or
+    /// --http: the first of mpv, vlc, ffplay found on PATH).
+    #[arg(long, value_name = "CMD")]
+    pub(crate) player: Option<String>,
+    /// How far behind the source to play, in ms: more is smoother, less is closer to live.
+    #[arg(long, value_name = "MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(500..=60_000))]
+    pub(crate) lag: u64,
+    /// Connect to this node of the channel directly (repeatable).
+    #[arg(long = "peer", value_name = "HOST:PORT")]
+    pub(crate) peers: Vec<String>,
+    /// Folder of this node's state (default: $XDG_DATA_HOME/shoal).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) node: NodeOptions,
 }
 
 /// `shoal index`.
@@ -577,6 +653,10 @@ pub(crate) struct TorrentOptions {
     /// A comment stored in the torrent.
     #[arg(long, value_name = "TEXT")]
     pub(crate) comment: Option<String>,
+    /// A web seed (BEP 19): an http(s) URL serving the content (repeatable). A URL ending in
+    /// `/` is a folder holding the torrent's name; otherwise, for a single file, the file itself.
+    #[arg(long = "web-seed", value_name = "URL")]
+    pub(crate) web_seeds: Vec<String>,
     /// Share with the members of this group only: an SSL torrent carrying the group's
     /// authority certificate (libtorrent-compatible).
     #[arg(long, value_name = "NAME")]
@@ -628,6 +708,11 @@ pub(crate) struct NodeOptions {
     /// --listen address with any free port, opened when an SSL torrent is loaded].
     #[arg(long, value_name = "ADDR:PORT")]
     pub(crate) ssl_listen: Option<SocketAddr>,
+    /// Protocol encryption (MSE/PE): prefer (encrypted handshake when the peer takes it, plain
+    /// otherwise), require (RC4-encrypted connections only) or off (plain only) [default:
+    /// prefer].
+    #[arg(long, value_name = "POLICY")]
+    pub(crate) encryption: Option<shoal_engine::mse::Encryption>,
 }
 
 impl NodeOptions {
@@ -642,7 +727,7 @@ impl NodeOptions {
     ) -> shoal_engine::SessionConfig {
         let mut config = self.session_config();
         if let (Some(dht), Some(dir)) = (&mut config.dht, data_dir) {
-            dht.state_file = Some(dir.join("dht.state"));
+            dht.state_file = Some(dir.join(dht_state_name(dht.listen.ip())));
         }
         if ssl && config.ssl_listen.is_none() {
             config.ssl_listen = Some(SocketAddr::new(self.listen.ip(), 0));
@@ -662,6 +747,7 @@ impl NodeOptions {
             max_peers: self.max_peers.unwrap_or(defaults.max_peers),
             max_connections: self.max_connections.unwrap_or(defaults.max_connections),
             ssl_listen: self.ssl_listen,
+            encryption: self.encryption.unwrap_or_default(),
             ..defaults
         }
     }
@@ -669,13 +755,15 @@ impl NodeOptions {
     /// The DHT node's settings: on the IPv4 address peers are accepted on (any address when
     /// that is IPv6), the routing table kept in the data folder.
     fn dht_config(&self) -> shoal_engine::DhtConfig {
+        // The DHT node takes the family of --listen: an IPv6 address runs an IPv6 node (BEP 32).
+        // `[::]` keeps the IPv4 node on 0.0.0.0 (a dual-stack socket would mix the families).
         let ip = match self.listen.ip() {
-            std::net::IpAddr::V4(v4) => v4,
-            std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
+            std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::IpAddr::from(std::net::Ipv4Addr::UNSPECIFIED),
+            ip => ip,
         };
         let mut config = shoal_engine::DhtConfig {
-            listen: SocketAddr::from((ip, self.dht_port)),
-            state_file: data_dir().map(|d| d.join("dht.state")),
+            listen: SocketAddr::new(ip, self.dht_port),
+            state_file: data_dir().map(|d| d.join(dht_state_name(ip))),
             ..Default::default()
         };
         if !self.dht_bootstrap.is_empty() {
@@ -683,6 +771,11 @@ impl NodeOptions {
         }
         config
     }
+}
+
+/// The DHT's state file for a node of `ip`'s family (one table per family, BEP 32).
+fn dht_state_name(ip: std::net::IpAddr) -> &'static str {
+    if ip.is_ipv6() { "dht6.state" } else { "dht.state" }
 }
 
 /// Shoal's data folder: `$XDG_DATA_HOME/shoal`, or `~/.local/share/shoal`.

@@ -46,6 +46,11 @@ pub(crate) async fn make_torrent(
             return Err(Failure::Input(anyhow!("--tracker {url:?} is not an http://, https:// or udp:// URL")));
         }
     }
+    for url in &opts.web_seeds {
+        if !["http://", "https://"].iter().any(|s| url.starts_with(s)) || url.len() > 2048 {
+            return Err(Failure::Input(anyhow!("--web-seed {url:?} is not an http:// or https:// URL")));
+        }
+    }
     let to: Vec<shoal_identity::IdentityId> = opts
         .to
         .iter()
@@ -86,6 +91,7 @@ pub(crate) async fn make_torrent(
         piece_length,
         trackers: opts.trackers.clone(),
         private: opts.private,
+        web_seeds: opts.web_seeds.clone(),
         ssl_cert,
         sealed,
         comment: opts.comment.clone(),

@@ -60,6 +60,11 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
     if node.ssl_listen.is_none() {
         node.ssl_listen = config.ssl_listen;
     }
+    if node.encryption.is_none()
+        && let Some(e) = &config.encryption
+    {
+        node.encryption = Some(e.parse().map_err(|e| Failure::Input(anyhow!("the config file's encryption: {e}")))?);
+    }
     node.no_dht |= !config.dht.enabled;
     node.no_lsd |= !config.lsd.enabled;
     if !config.dht.bootstrap.is_empty() && node.dht_bootstrap.is_empty() {
@@ -116,6 +121,7 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
         seed_ratio_limit: stored.as_ref().map_or(config.limits.seed_ratio, |s| s.seed_ratio_limit),
         seed_time_limit: stored.as_ref().map_or(config.limits.seed_time, |s| s.seed_time_limit),
         seed_idle_limit: stored.as_ref().map_or(config.limits.seed_idle, |s| s.seed_idle_limit),
+        encryption: session_config.encryption.to_string(),
     };
     let listener = tokio::net::TcpListener::bind(rpc_listen)
         .await

@@ -60,6 +60,7 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
         piece_size: None,
         private: false,
         comment: None,
+        web_seeds: Vec::new(),
         group: None,
         to: Vec::new(),
         data_dir: None,

@@ -49,7 +49,7 @@ async fn download(
     // `--timeout` bounds the whole wait: metadata and data.
     let deadline = a.timeout.map(|secs| tokio::time::Instant::now() + std::time::Duration::from_secs(secs));
     let (meta, only_files) = match source {
-        Source::Torrent(meta) => (meta, None),
+        Source::Torrent(meta) => (*meta, None),
         Source::Magnet(magnet) => {
             let (meta, found) =
                 fetch_metadata(session, &magnet, peers.clone(), !a.no_trackers, quiet, deadline.zip(a.timeout)).await?;
@@ -307,7 +307,7 @@ async fn metadata_summary(p: &MetadataProgress, session: &Session) -> String {
 /// What `shoal get` was asked to fetch.
 pub(crate) enum Source {
     /// A torrent whose metadata we have.
-    Torrent(Metainfo),
+    Torrent(Box<Metainfo>),
     /// A magnet link: the metadata comes from peers first.
     Magnet(Magnet),
 }
@@ -323,9 +323,9 @@ pub(crate) async fn load_source(source: &str) -> Result<Source, Failure> {
         let bytes = fetch_torrent(source).await?;
         let meta =
             Metainfo::from_bytes(&bytes).with_context(|| format!("{source} is not a valid torrent")).bad_input()?;
-        return Ok(Source::Torrent(meta));
+        return Ok(Source::Torrent(Box::new(meta)));
     }
-    load_torrent_file(Path::new(source)).map(Source::Torrent)
+    load_torrent_file(Path::new(source)).map(|m| Source::Torrent(Box::new(m)))
 }
 
 /// Downloads a .torrent file; one that is too large is bad input, one that cannot be fetched a

@@ -8,6 +8,7 @@ mod daemon;
 mod demo;
 mod get;
 mod group;
+mod live;
 mod play;
 mod progress;
 mod push;
@@ -104,6 +105,10 @@ fn main() -> ExitCode {
             Command::Index(a) => search::index(a).await,
             Command::Publish(a) => search::publish(a, quiet).await,
             Command::Search(a) => search::search(a, quiet).await,
+            Command::Live(a) => match a.command {
+                args::LiveCommand::Broadcast(a) => live::broadcast(a, quiet).await,
+                args::LiveCommand::Watch(a) => live::watch(a, quiet).await,
+            },
         }
     });
     // Background tasks (peer connections, trackers) must not hold the exit up.

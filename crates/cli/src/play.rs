@@ -37,7 +37,7 @@ pub(crate) async fn run(a: PlayArgs, quiet: bool) -> Result<(), Failure> {
         .map_err(anyhow::Error::from)?;
     let result = async {
         let meta = match source {
-            Source::Torrent(meta) => meta,
+            Source::Torrent(meta) => *meta,
             Source::Magnet(magnet) => {
                 let (meta, found) =
                     fetch_metadata(&session, &magnet, peers.clone(), !a.no_trackers, quiet, None).await?;

@@ -108,6 +108,7 @@ async fn push(a: PushArgs, dir: &Path, identity: &Identity, source: &Path, quiet
         piece_size: a.piece_size,
         private: false,
         comment: None,
+        web_seeds: Vec::new(),
         group: a.group.clone(),
         to: Vec::new(),
         data_dir: Some(dir.to_path_buf()),

@@ -60,6 +60,7 @@ fn zeros_torrent(dir: &Path, name: &str, size: u64, trackers: Vec<String>) -> Ve
         comment: None,
         creation_date: None,
         private: false,
+        web_seeds: Vec::new(),
         ssl_cert: None,
         sealed: None,
     };

@@ -267,6 +267,42 @@ fn shoal_finds_a_libtorrent_seed_by_magnet_through_libtorrent_dht() {
     ok(lt_seed.terminate(STOP_GRACE));
 }
 
+/// The same over IPv6 (BEP 32): libtorrent bound to `::1` runs its DHT there, and Shoal listening
+/// on `[::1]` runs an IPv6 DHT node that finds the seed through it.
+#[test]
+fn shoal_finds_a_libtorrent_seed_through_libtorrent_dht_over_ipv6() {
+    ensure_tools();
+    let dir = TempDir::new().expect("temp dir");
+    let data = dir.path().join("seed/six-film.bin");
+    make_test_file(&data, 3 * MIB + 6, 96);
+    let torrent = dir.path().join("lt.torrent");
+    ok(lt_create(&data, &torrent, &[]));
+    let hash = ok(lt_info_hash(&torrent));
+    let port = free_port();
+    let lt_node = format!("[::1]:{port}");
+    let mut cmd = python_lt(["seed", "--watch-stdin", "--bind", "::1", "--listen", &port.to_string()]);
+    cmd.args(["--dht-bootstrap", &lt_node]).arg("--torrent").arg(&torrent).arg("--save");
+    cmd.arg(data.parent().expect("parent"));
+    let mut lt_seed = ok(Proc::spawn("lt seed", cmd));
+    ok(lt_seed.wait_for_line("READY ", SEED_READY));
+    ok(lt_seed.wait_for_line(&format!("alert dht_announce: incoming dht announce: ::1:{port} ({hash})"), DHT_STEP));
+
+    let home = dir.path().join("home");
+    let out = dir.path().join("out");
+    let magnet = format!("magnet:?xt=urn:btih:{hash}");
+    let mut cmd = shoal_dht_cmd(&["get", &magnet], &home);
+    cmd.arg("-o").arg(&out);
+    cmd.args(["--listen", "[::1]:0", "--dht-port", "0", "--dht-bootstrap", &lt_node]);
+    let mut get = ok(Proc::spawn("shoal get", cmd));
+    let line = ok(get.wait_for_line("dht: node on ", QUICK));
+    assert!(line.starts_with("dht: node on [::1]:"), "the DHT node must bind ::1: {line}");
+    ok(get.wait_for_line("metadata: ", DOWNLOAD));
+    complete_line(&get, DOWNLOAD);
+    ok(get.wait_success(QUICK));
+    assert_same_tree(&data, out.join("six-film.bin"));
+    ok(lt_seed.terminate(STOP_GRACE));
+}
+
 /// Seed S and leechers A, B and C of a rate-capped download (so the leechers are still
 /// downloading, and connected to each other, when the test looks), with debug logs on the
 /// leechers. The leechers are given S; in the private swarm A is also given B and C.

@@ -167,6 +167,7 @@ fn r_terminal_escapes_in_a_torrent_name_are_not_printed() {
         comment: None,
         creation_date: None,
         private: false,
+        web_seeds: Vec::new(),
         ssl_cert: None,
         sealed: None,
     };
@@ -208,9 +209,10 @@ fn r_a_get_with_no_peers_says_what_it_tries_and_gives_up_at_its_timeout() {
     assert!(run(cmd, QUICK).status.success());
     let out = dir.path().join("out");
     let mut get = spawn_get("get", &torrent, &out, &[closed_addr, picky_addr], &["--timeout", "6"]);
-    // A peer that dials in with what an encrypted handshake looks like: no protocol string.
+    // A peer that dials in with neither a BitTorrent handshake nor a protocol-encryption one
+    // (96 bytes of key, then more than a pad's worth of bytes without the marker).
     let mut encrypted = std::net::TcpStream::connect(support::listen_addr(&get)).expect("connect");
-    std::io::Write::write_all(&mut encrypted, &[0x5a; 96]).expect("send");
+    std::io::Write::write_all(&mut encrypted, &[0x5a; 96 + 600]).expect("send");
     let status = get.wait_exit(QUICK).expect("get gives up by itself");
     assert_eq!(status.code(), Some(1), "{}", get.explain("--timeout"));
     let stderr = support::log_lines(&get);

@@ -64,6 +64,9 @@ struct ConnLog {
     zero_blocks: u32,
     /// Something the fake did not expect from Shoal.
     problems: Vec<String>,
+    /// Shoal opened with a protocol encryption handshake, which the fake (a plaintext-only
+    /// peer) closed at once; Shoal then dials again in plaintext.
+    encrypted: bool,
 }
 
 /// A fake peer listening on 127.0.0.1; stops its threads when dropped.
@@ -98,13 +101,14 @@ impl FakePeer {
         FakePeer { addr, conns, stop }
     }
 
-    /// What the first connection saw, once it exists.
+    /// What the first plaintext connection saw, once it exists.
     fn first(&self) -> Option<ConnLog> {
-        lock(&self.conns).first().cloned()
+        lock(&self.conns).iter().find(|c| !c.encrypted).cloned()
     }
 
+    /// Plaintext connections so far.
     fn connections(&self) -> usize {
-        lock(&self.conns).len()
+        lock(&self.conns).iter().filter(|c| !c.encrypted).count()
     }
 }
 
@@ -223,6 +227,11 @@ fn run_conn(conn: &mut Conn<'_>, info_hash: InfoHash, behaviour: &Behaviour) -> 
             return Err(End::Stop);
         }
         conn.fill()?;
+    }
+    if !conn.buf.starts_with(b"\x13BitTorrent protocol") {
+        // Not a plaintext handshake: a plaintext-only peer hangs up.
+        conn.note(|l| l.encrypted = true);
+        return Err(End::Stop);
     }
     let theirs = conn.buf.split_to(Handshake::LEN);
     let theirs: [u8; Handshake::LEN] = theirs[..].try_into().expect("68 bytes");

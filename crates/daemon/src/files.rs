@@ -166,6 +166,7 @@ mod tests {
             comment: None,
             creation_date: None,
             private: false,
+            web_seeds: Vec::new(),
             ssl_cert: None,
             sealed: None,
         };

@@ -81,6 +81,9 @@ pub struct Config {
     pub rate_limit: RateLimit,
     /// Bounds of the announce store.
     pub store: StoreLimits,
+    /// An IPv6 node (BEP 32): it speaks to IPv6 addresses only and sends and reads `nodes6`;
+    /// otherwise IPv4 and `nodes`. A dual-stack host runs one node per family.
+    pub ipv6: bool,
 }
 
 impl Default for Config {
@@ -94,6 +97,7 @@ impl Default for Config {
             max_output: 1024,
             rate_limit: RateLimit::default(),
             store: StoreLimits::default(),
+            ipv6: false,
         }
     }
 }
@@ -291,7 +295,7 @@ impl Node {
         let (id, nodes) = RoutingTable::from_bytes(saved)?;
         config.id = Some(id);
         let mut node = Node::new(config, now, seed);
-        node.saved = nodes.into_iter().filter(|n| n.addr.is_ipv4()).collect();
+        node.saved = nodes.into_iter().filter(|n| n.addr.is_ipv6() == node.config.ipv6).collect();
         Ok(node)
     }
 
@@ -337,7 +341,7 @@ impl Node {
     /// Pings `addr` (a node we heard of outside the DHT, e.g. from a peer's BEP 5 `port`
     /// message); if it answers, it enters the routing table like any node that responds.
     pub fn ping(&mut self, addr: SocketAddr, now: Instant) {
-        if addr.is_ipv4() && addr.port() != 0 {
+        if self.ours(addr) && addr.port() != 0 {
             self.send_query(addr, Query::Ping { id: self.id }, Purpose::Ping, now);
         }
     }
@@ -361,7 +365,7 @@ impl Node {
         let request = LookupId(self.next_lookup);
         self.next_lookup += 1;
         let query = Query::SampleInfohashes { id: self.id, target, want: None };
-        (addr.is_ipv4() && self.send_query(addr, query, Purpose::Sample(request), now)).then_some(request)
+        (self.ours(addr) && self.send_query(addr, query, Purpose::Sample(request), now)).then_some(request)
     }
 
     fn start_lookup(&mut self, target: NodeId, kind: LookupKind, now: Instant) -> LookupId {
@@ -371,7 +375,8 @@ impl Node {
         lookup.add_nodes(self.table.lookup_seeds(&target, 2 * K));
         if self.table.is_empty() || kind == LookupKind::Bootstrap {
             lookup.add_nodes(self.saved.iter().copied());
-            for &addr in self.config.bootstrap.iter().filter(|a| a.is_ipv4()) {
+            let ipv6 = self.config.ipv6;
+            for &addr in self.config.bootstrap.iter().filter(|a| a.is_ipv6() == ipv6) {
                 lookup.add_candidate(None, addr);
             }
         }
@@ -380,10 +385,30 @@ impl Node {
         lid
     }
 
+    /// Whether `addr` is of this node's family.
+    fn ours(&self, addr: SocketAddr) -> bool {
+        addr.is_ipv6() == self.config.ipv6
+    }
+
+    /// The nodes of a response in this node's family (`nodes6` for an IPv6 node).
+    fn family_nodes(&self, nodes: Vec<NodeInfo>, nodes6: Vec<NodeInfo>) -> Vec<NodeInfo> {
+        let list = if self.config.ipv6 { nodes6 } else { nodes };
+        list.into_iter().filter(|n| self.ours(n.addr)).collect()
+    }
+
+    /// Puts `nodes` in the field of this node's family.
+    fn put_nodes(&self, r: &mut Response, nodes: Vec<NodeInfo>) {
+        if self.config.ipv6 {
+            r.nodes6 = nodes;
+        } else {
+            r.nodes = nodes;
+        }
+    }
+
     /// Handles one datagram received from `from`.
     pub fn handle_packet(&mut self, from: SocketAddr, bytes: &[u8], now: Instant) {
         self.counters.packets_in += 1;
-        if !from.is_ipv4() || from.port() == 0 {
+        if !self.ours(from) || from.port() == 0 {
             return;
         }
         if !self.limiter.allow(from.ip(), now) {
@@ -420,12 +445,12 @@ impl Node {
             Query::Ping { .. } => Message::response(tid, Response::id_only(self.id)),
             Query::FindNode { target, .. } => {
                 let mut r = Response::id_only(self.id);
-                r.nodes = self.table.closest(target, K);
+                self.put_nodes(&mut r, self.table.closest(target, K));
                 Message::response(tid, r)
             }
             Query::GetPeers { info_hash, .. } => {
                 let mut r = Response::id_only(self.id);
-                r.nodes = self.table.closest(&(*info_hash).into(), K);
+                self.put_nodes(&mut r, self.table.closest(&(*info_hash).into(), K));
                 r.values = self.store.peers(info_hash, now, MAX_VALUES_REPLY, &mut self.rng);
                 r.token = Some(self.tokens.token(from.ip(), now).to_vec());
                 Message::response(tid, r)
@@ -441,7 +466,7 @@ impl Node {
                     self.sample = Some((now, sample));
                 }
                 let mut r = Response::id_only(self.id);
-                r.nodes = self.table.closest(target, K);
+                self.put_nodes(&mut r, self.table.closest(target, K));
                 r.samples = self.sample.as_ref().map(|(_, s)| s.clone());
                 r.num = Some(self.store.torrent_count() as u64);
                 r.interval = Some(SAMPLE_INTERVAL.as_secs() as u32);
@@ -497,14 +522,14 @@ impl Node {
                 samples,
                 num: r.num.unwrap_or(0),
                 interval: r.interval.unwrap_or(0),
-                nodes: r.nodes.into_iter().filter(|n| n.addr.is_ipv4()).collect(),
+                nodes: self.family_nodes(r.nodes, r.nodes6),
             });
             self.out.push_back(Output::Event(Event::Samples { request, from, reply }));
             return;
         }
         let Purpose::Lookup(lid) = pending.purpose else { return };
+        let nodes: Vec<NodeInfo> = self.family_nodes(r.nodes, r.nodes6);
         let Some(run) = self.lookups.get_mut(&lid) else { return };
-        let nodes: Vec<NodeInfo> = r.nodes.into_iter().filter(|n| n.addr.is_ipv4()).collect();
         let peers = run.lookup.on_response(from, r.id, &nodes, &r.values, r.token);
         if let LookupKind::GetPeers { info_hash, .. } = run.kind
             && !peers.is_empty()

@@ -9,7 +9,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use shoal_dht::{Announce, Config, Event, LookupId, LookupStats, Node, Output};
@@ -170,7 +170,16 @@ impl Net {
 }
 
 fn addr(i: usize) -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::from(0x0a00_0000 + i as u32 + 1), 6881))
+    if IPV6.with(std::cell::Cell::get) {
+        SocketAddr::from((Ipv6Addr::from(0x2001_0db8_u128 << 96 | (i as u128 + 1)), 6881))
+    } else {
+        SocketAddr::from((Ipv4Addr::from(0x0a00_0000 + i as u32 + 1), 6881))
+    }
+}
+
+thread_local! {
+    /// This test's nodes are IPv6 nodes (BEP 32) on IPv6 addresses.
+    static IPV6: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 fn percentile(sorted: &[u128], p: usize) -> u128 {
@@ -187,7 +196,8 @@ fn scenario(n: usize, searchers: usize, loss_per_mille: u64, seed: u64) {
         // Nodes join 20 ms apart, all through node 0.
         net.run(Duration::from_millis(20 * i as u64), |_| false);
         let bootstrap = if i == 0 { Vec::new() } else { vec![boot] };
-        net.add(addr(i), Config { bootstrap, ..Config::default() }, seed * 1000 + i as u64);
+        let ipv6 = IPV6.with(std::cell::Cell::get);
+        net.add(addr(i), Config { bootstrap, ipv6, ..Config::default() }, seed * 1000 + i as u64);
     }
     let joined = net.now;
     net.run(joined + Duration::from_secs(60), |_| false);
@@ -291,6 +301,37 @@ fn fifty_nodes_find_an_announced_peer() {
 #[test]
 fn fifty_nodes_with_packet_loss() {
     scenario(50, 20, 30, 2);
+}
+
+/// BEP 32: IPv6 nodes on IPv6 addresses exchange `nodes6` and compact IPv6 peers.
+#[test]
+fn fifty_ipv6_nodes_find_an_announced_peer() {
+    IPV6.with(|v| v.set(true));
+    scenario(50, 20, 10, 4);
+}
+
+/// An IPv6 node answers nothing to IPv4 addresses and an IPv4 node nothing to IPv6 ones.
+#[test]
+fn a_node_speaks_only_its_own_family() {
+    let t0 = Instant::now();
+    let v4: SocketAddr = SocketAddr::from((Ipv4Addr::new(10, 0, 0, 1), 6881));
+    let v6: SocketAddr = SocketAddr::from((Ipv6Addr::LOCALHOST, 6881));
+    let mut six = Node::new(Config { ipv6: true, ..Config::default() }, t0, 1);
+    let mut four = Node::new(Config::default(), t0, 2);
+    six.ping(v4, t0);
+    four.ping(v6, t0);
+    assert!(six.poll_output().is_none() && four.poll_output().is_none(), "no query across families");
+    // A ping from the other family is not answered.
+    let mut asker = Node::new(Config::default(), t0, 3);
+    asker.ping(v6, t0);
+    let mut asker6 = Node::new(Config { ipv6: true, ..Config::default() }, t0, 4);
+    asker6.ping(v6, t0);
+    let Some(Output::Send { bytes, .. }) = asker6.poll_output() else { panic!("the IPv6 node pings") };
+    six.handle_packet(v4, &bytes, t0);
+    assert!(six.poll_output().is_none(), "an IPv6 node answered an IPv4 address");
+    six.handle_packet(v6, &bytes, t0);
+    assert!(matches!(six.poll_output(), Some(Output::Send { .. })), "an IPv6 node answers an IPv6 address");
+    assert!(asker.poll_output().is_none());
 }
 
 #[test]

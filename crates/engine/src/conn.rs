@@ -47,6 +47,10 @@ pub trait Revocations: Send + Sync + std::fmt::Debug {
 pub(crate) enum PeerStream {
     Tcp(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    /// Past a protocol encryption handshake (RC4 or plain).
+    Mse(Box<crate::mse::MseStream>),
+    /// In-process: a web seed's task on the other end (see [`crate::webseed`]).
+    Duplex(tokio::io::DuplexStream),
 }
 
 /// The reading half of a [`PeerStream`].
@@ -54,6 +58,8 @@ pub(crate) enum PeerStream {
 pub(crate) enum ReadHalf {
     Tcp(OwnedReadHalf),
     Tls(tokio::io::ReadHalf<Box<TlsStream<TcpStream>>>),
+    Mse(Box<crate::mse::MseRead>),
+    Duplex(tokio::io::ReadHalf<tokio::io::DuplexStream>),
 }
 
 /// The writing half of a [`PeerStream`].
@@ -61,13 +67,15 @@ pub(crate) enum ReadHalf {
 pub(crate) enum WriteHalf {
     Tcp(OwnedWriteHalf),
     Tls(tokio::io::WriteHalf<Box<TlsStream<TcpStream>>>),
+    Mse(Box<crate::mse::MseWrite>),
+    Duplex(tokio::io::WriteHalf<tokio::io::DuplexStream>),
 }
 
 impl PeerStream {
     /// The certificate a TLS peer presented (DER).
     pub(crate) fn peer_certificate(&self) -> Option<Vec<u8>> {
         match self {
-            Self::Tcp(_) => None,
+            Self::Tcp(_) | Self::Mse(_) | Self::Duplex(_) => None,
             Self::Tls(s) => s.get_ref().1.peer_certificates()?.first().map(|c| c.to_vec()),
         }
     }
@@ -84,6 +92,14 @@ impl PeerStream {
                 let (r, w) = tokio::io::split(s);
                 (ReadHalf::Tls(r), WriteHalf::Tls(w))
             }
+            Self::Mse(s) => {
+                let (r, w) = s.split();
+                (ReadHalf::Mse(Box::new(r)), WriteHalf::Mse(Box::new(w)))
+            }
+            Self::Duplex(s) => {
+                let (r, w) = tokio::io::split(s);
+                (ReadHalf::Duplex(r), WriteHalf::Duplex(w))
+            }
         }
     }
 }
@@ -97,6 +113,8 @@ macro_rules! either_io {
                 match self.get_mut() {
                     Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
                     Self::Tls(s) => Pin::new(s).poll_read(cx, buf),
+                    Self::Mse(s) => Pin::new(s).poll_read(cx, buf),
+                    Self::Duplex(s) => Pin::new(s).poll_read(cx, buf),
                 }
             }
         }
@@ -107,18 +125,24 @@ macro_rules! either_io {
                 match self.get_mut() {
                     Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
                     Self::Tls(s) => Pin::new(s).poll_write(cx, buf),
+                    Self::Mse(s) => Pin::new(s).poll_write(cx, buf),
+                    Self::Duplex(s) => Pin::new(s).poll_write(cx, buf),
                 }
             }
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 match self.get_mut() {
                     Self::Tcp(s) => Pin::new(s).poll_flush(cx),
                     Self::Tls(s) => Pin::new(s).poll_flush(cx),
+                    Self::Mse(s) => Pin::new(s).poll_flush(cx),
+                    Self::Duplex(s) => Pin::new(s).poll_flush(cx),
                 }
             }
             fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 match self.get_mut() {
                     Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
                     Self::Tls(s) => Pin::new(s).poll_shutdown(cx),
+                    Self::Mse(s) => Pin::new(s).poll_shutdown(cx),
+                    Self::Duplex(s) => Pin::new(s).poll_shutdown(cx),
                 }
             }
         }

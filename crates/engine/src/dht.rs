@@ -83,7 +83,8 @@ const ANNOUNCE_ROUND_TIMEOUT: Duration = Duration::from_secs(120);
 /// DHT settings.
 #[derive(Clone, Debug)]
 pub struct DhtConfig {
-    /// UDP address to listen on (IPv4; the node ignores IPv6).
+    /// UDP address to listen on; an IPv6 address makes an IPv6 node (BEP 32), which speaks to
+    /// IPv6 nodes only.
     pub listen: SocketAddr,
     /// Nodes to bootstrap from, as `host:port`, resolved at start (unresolvable ones are
     /// skipped with a warning).
@@ -400,9 +401,11 @@ async fn run(
     mut inbox: mpsc::Receiver<Command>,
     table: watch::Sender<TableState>,
 ) {
-    let bootstrap = resolve(&config.bootstrap).await;
+    // The node speaks the family of its socket (BEP 32: an IPv6 node keeps its own table).
+    let ipv6 = config.listen.is_ipv6();
+    let bootstrap = resolve(&config.bootstrap, ipv6).await;
     tracing::debug!("bootstrapping from {} address(es)", bootstrap.len());
-    let node_config = Config { bootstrap, rate_limit: config.rate_limit, ..Config::default() };
+    let node_config = Config { bootstrap, rate_limit: config.rate_limit, ipv6, ..Config::default() };
     let seed: u64 = rand::random();
     let (node, restored_nodes) = restore(node_config, config.state_file.as_deref(), seed).await;
     let mut driver = Driver {
@@ -457,7 +460,7 @@ async fn run(
 
 /// Resolves `host:port` names (all at once, each within [`RESOLVE_TIMEOUT`]) to IPv4
 /// addresses, without duplicates.
-async fn resolve(names: &[String]) -> Vec<SocketAddr> {
+async fn resolve(names: &[String], ipv6: bool) -> Vec<SocketAddr> {
     let mut jobs = JoinSet::new();
     for name in names {
         let name = name.clone();
@@ -472,14 +475,15 @@ async fn resolve(names: &[String]) -> Vec<SocketAddr> {
         match r {
             Ok(Ok(found)) => {
                 let mut any = false;
-                for addr in found.filter(SocketAddr::is_ipv4) {
+                for addr in found.filter(|a| a.is_ipv6() == ipv6) {
                     any = true;
                     if !addrs.contains(&addr) {
                         addrs.push(addr);
                     }
                 }
                 if !any {
-                    tracing::warn!("DHT bootstrap node {name} has no IPv4 address");
+                    let family = if ipv6 { "IPv6" } else { "IPv4" };
+                    tracing::warn!("DHT bootstrap node {name} has no {family} address");
                 }
             }
             Ok(Err(e)) => tracing::warn!("cannot resolve DHT bootstrap node {name}: {e}"),

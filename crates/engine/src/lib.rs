@@ -24,11 +24,13 @@ mod fetch;
 mod lsd;
 mod metadata;
 mod peer;
+pub use shoal_mse as mse;
 pub mod rate_limit;
 mod session;
 pub mod stream;
 mod torrent;
 pub mod tracker;
+mod webseed;
 
 use std::time::Duration;
 

@@ -233,6 +233,7 @@ pub async fn fetch_metadata(
     info_hash: InfoHash,
     peer_id: PeerId,
     listen_port: u16,
+    encryption: crate::mse::Encryption,
     peers: Vec<SocketAddr>,
     mut sources: mpsc::UnboundedReceiver<Vec<SocketAddr>>,
     progress: watch::Sender<MetadataProgress>,
@@ -248,7 +249,7 @@ pub async fn fetch_metadata(
             && let Some(addr) = search.next()
         {
             let task = tasks.spawn(async move {
-                let attempt = fetch_from(addr, info_hash, peer_id, listen_port);
+                let attempt = fetch_from(addr, info_hash, peer_id, listen_port, encryption);
                 match tokio::time::timeout(PEER_TIMEOUT, attempt).await {
                     Ok(r) => r,
                     Err(_) => Err(AttemptError::retry("took too long")),
@@ -295,11 +296,13 @@ async fn fetch_from(
     info_hash: InfoHash,
     peer_id: PeerId,
     listen_port: u16,
+    encryption: crate::mse::Encryption,
 ) -> Result<Bytes, AttemptError> {
-    let (mut stream, theirs) = peer::connect(addr, info_hash, peer_id, false, None).await.map_err(|e| match e {
-        HandshakeError::WrongTorrent | HandshakeError::SelfConnection => AttemptError::hopeless(e.to_string()),
-        e => AttemptError::retry(e.to_string()),
-    })?;
+    let (mut stream, theirs) =
+        peer::connect(addr, info_hash, peer_id, false, None, encryption).await.map_err(|e| match e {
+            HandshakeError::WrongTorrent | HandshakeError::SelfConnection => AttemptError::hopeless(e.to_string()),
+            e => AttemptError::retry(e.to_string()),
+        })?;
     if theirs.reserved[5] & 0x10 == 0 {
         return Err(AttemptError::hopeless("the peer does not support extension messages (BEP 10)"));
     }

@@ -50,13 +50,20 @@ pub(crate) enum HandshakeError {
     /// The peer spoke something else.
     #[error("bad handshake: {0}")]
     Wire(#[from] WireError),
-    /// The peer closed the connection after our handshake without sending its own: peers
+    /// The peer closed the connection after our plain handshake without sending its own: peers
     /// that require protocol encryption do this.
     #[error(
-        "the peer closed the connection at the handshake (it may require protocol encryption, which Shoal does \
-         not speak yet)"
+        "the peer closed the connection at the handshake (it may require protocol encryption, which --encryption \
+         off does not speak)"
     )]
     ClosedAtHandshake,
+    /// The peer closed the connection at the handshake both with protocol encryption and
+    /// without.
+    #[error("the peer closed the connection at the handshake, with protocol encryption and without")]
+    ClosedBothWays,
+    /// The protocol encryption handshake failed, or the policies do not meet.
+    #[error("protocol encryption: {0}")]
+    Encryption(String),
     /// The peer is serving another torrent.
     #[error("peer answered for another torrent")]
     WrongTorrent,
@@ -77,8 +84,18 @@ pub(crate) enum HandshakeError {
 
 /// Reads the 68-byte handshake.
 pub(crate) async fn read_handshake(stream: &mut (impl AsyncRead + Unpin)) -> Result<Handshake, HandshakeError> {
+    read_handshake_after(stream, &[]).await
+}
+
+/// Reads the rest of the 68-byte handshake whose first bytes are `first`.
+pub(crate) async fn read_handshake_after(
+    stream: &mut (impl AsyncRead + Unpin),
+    first: &[u8],
+) -> Result<Handshake, HandshakeError> {
     let mut buf = [0u8; 68];
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut buf))
+    let have = first.len().min(68);
+    buf[..have].copy_from_slice(&first[..have]);
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut buf[have..]))
         .await
         .map_err(|_| HandshakeError::Timeout)??;
     Ok(Handshake::decode(&buf)?)
@@ -103,19 +120,56 @@ pub(crate) async fn write_handshake(
 }
 
 /// Dials a peer and exchanges handshakes (`dht`: see [`write_handshake`]). With `tls` (an
-/// SSL torrent) the BitTorrent handshake runs inside TLS, with the hex info-hash as SNI.
+/// SSL torrent) the BitTorrent handshake runs inside TLS, with the hex info-hash as SNI;
+/// otherwise `encryption` decides whether an MSE handshake comes first (see [`crate::mse`]):
+/// `prefer` tries it and dials again for a plain handshake when the peer does not take it.
 pub(crate) async fn connect(
     addr: SocketAddr,
     info_hash: InfoHash,
     peer_id: PeerId,
     dht: bool,
     tls: Option<Arc<rustls::ClientConfig>>,
+    encryption: crate::mse::Encryption,
 ) -> Result<(PeerStream, Handshake), HandshakeError> {
-    let tcp = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| HandshakeError::Timeout)??;
-    tcp.set_nodelay(true)?;
-    let mut stream = match tls {
+    use crate::mse::{self, Encryption};
+    if tls.is_none() && encryption != Encryption::Off {
+        let provide = if encryption == Encryption::Require { mse::RC4 } else { mse::PLAINTEXT | mse::RC4 };
+        let attempt = async {
+            let tcp = dial(addr).await?;
+            let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, mse::initiate(tcp, info_hash, provide))
+                .await
+                .map_err(|_| HandshakeError::Timeout)?
+                .map_err(|e| HandshakeError::Encryption(e.to_string()))?;
+            exchange(PeerStream::Mse(Box::new(stream)), info_hash, peer_id, dht).await
+        };
+        let tried = attempt.await;
+        match tried {
+            Ok(done) => return Ok(done),
+            Err(e @ (HandshakeError::WrongTorrent | HandshakeError::SelfConnection)) => return Err(e),
+            Err(e) if encryption == Encryption::Require => {
+                tracing::info!(%addr, "no encrypted connection ({e}); --encryption require dials no plain one");
+                return Err(e);
+            }
+            Err(e) => tracing::debug!(%addr, "no encrypted connection ({e}); trying a plain one"),
+        }
+        return match plain(addr, info_hash, peer_id, dht, None).await {
+            Err(HandshakeError::ClosedAtHandshake) => Err(HandshakeError::ClosedBothWays),
+            other => other,
+        };
+    }
+    plain(addr, info_hash, peer_id, dht, tls).await
+}
+
+/// Dials and exchanges plain (or, with `tls`, TLS) handshakes.
+async fn plain(
+    addr: SocketAddr,
+    info_hash: InfoHash,
+    peer_id: PeerId,
+    dht: bool,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<(PeerStream, Handshake), HandshakeError> {
+    let tcp = dial(addr).await?;
+    let stream = match tls {
         None => PeerStream::Tcp(tcp),
         Some(config) => {
             let name = rustls::pki_types::ServerName::try_from(info_hash.to_hex())
@@ -128,6 +182,24 @@ pub(crate) async fn connect(
             PeerStream::Tls(Box::new(tokio_rustls::TlsStream::Client(tls)))
         }
     };
+    exchange(stream, info_hash, peer_id, dht).await
+}
+
+async fn dial(addr: SocketAddr) -> Result<TcpStream, HandshakeError> {
+    let tcp = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| HandshakeError::Timeout)??;
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
+}
+
+/// Our handshake, then theirs, checked.
+async fn exchange(
+    mut stream: PeerStream,
+    info_hash: InfoHash,
+    peer_id: PeerId,
+    dht: bool,
+) -> Result<(PeerStream, Handshake), HandshakeError> {
     write_handshake(&mut stream, info_hash, peer_id, dht).await?;
     let theirs = match read_handshake(&mut stream).await {
         Err(HandshakeError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {

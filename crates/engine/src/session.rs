@@ -50,6 +50,8 @@ pub struct SessionConfig {
     /// Address to accept the TLS connections of SSL torrents on (`None`: no SSL listener; SSL
     /// torrents then only dial out). Port 0 picks a free port.
     pub ssl_listen: Option<SocketAddr>,
+    /// Protocol encryption (MSE/PE) policy for plain peer connections.
+    pub encryption: crate::mse::Encryption,
 }
 
 impl Default for SessionConfig {
@@ -65,6 +67,7 @@ impl Default for SessionConfig {
             dht: None,
             lsd: false,
             ssl_listen: None,
+            encryption: crate::mse::Encryption::default(),
         }
     }
 }
@@ -260,6 +263,22 @@ impl Session {
         lsd.add(info_hash, None, crate::lsd::Found::Service(tx));
         Some(rx)
     }
+    /// Announces swarm `info_hash` (a service's, such as a live channel's) to `trackers`, one
+    /// tier each, with this session's peer id and port, and sends every list of peers they give
+    /// to the returned receiver; announces again at each interval (retrying with backoff) until
+    /// the receiver is dropped, then says `stopped`.
+    pub fn track(
+        &self,
+        trackers: &[String],
+        info_hash: InfoHash,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<Vec<SocketAddr>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let tiers: Vec<Vec<String>> = trackers.iter().map(|t| vec![t.clone()]).collect();
+        if !tiers.is_empty() {
+            tokio::spawn(tracker::find_peers(tiers, info_hash, self.inner.peer_id, self.listen_addr().port(), tx));
+        }
+        rx
+    }
 
     /// Our peer id.
     pub fn peer_id(&self) -> PeerId {
@@ -396,9 +415,23 @@ impl Session {
             verified: verified.clone(),
             ssl: ssl.clone(),
             search_peers: self.inner.search_peers.clone(),
+            encryption: self.inner.config.encryption,
         });
         if !add.peers.is_empty() {
             let _ = inbox.control.send(Control::Peers { addrs: add.peers, manual: true });
+        }
+        // Web seeds (BEP 19) join as peers of their own (see `webseed`).
+        if !complete && !meta.web_seeds.is_empty() && meta.info.ssl_cert.is_none() {
+            let shared = Arc::new(meta.clone());
+            for (i, url) in meta.web_seeds.iter().enumerate() {
+                let stream = crate::webseed::start(shared.clone(), url.clone(), i);
+                let _ = inbox.control.send(Control::Connected {
+                    stream: PeerStream::Duplex(stream),
+                    addr: crate::webseed::address(i),
+                    handshake: crate::webseed::handshake(&meta, i),
+                    outgoing: false,
+                });
+            }
         }
         let announce_now = Arc::new(tokio::sync::Notify::new());
         let announcer = (add.use_trackers && !meta.announce_list.is_empty()).then(|| {
@@ -474,7 +507,16 @@ impl Session {
         let dht = self.inner.dht.clone().map(|dht| tokio::spawn(dht_find_peers(dht, info_hash, tx.clone())));
         drop(tx);
         let port = self.listen_addr().port();
-        let result = metadata::fetch_metadata(info_hash, self.inner.peer_id, port, given, rx, progress).await;
+        let result = metadata::fetch_metadata(
+            info_hash,
+            self.inner.peer_id,
+            port,
+            self.inner.config.encryption,
+            given,
+            rx,
+            progress,
+        )
+        .await;
         // The channel is closed now: the tracker task sends `stopped` and ends on its own.
         drop(trackers);
         if let Some(task) = dht {
@@ -639,14 +681,34 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, tls: bool) {
 }
 
 async fn incoming(mut stream: TcpStream, addr: SocketAddr, inner: &Inner) -> Result<(), peer::HandshakeError> {
+    use crate::mse::{self, Encryption};
     stream.set_nodelay(true)?;
-    let theirs = match peer::read_handshake(&mut stream).await {
+    let policy = inner.config.encryption;
+    let mut first = [0u8; 20];
+    tokio::time::timeout(peer::HANDSHAKE_TIMEOUT, tokio::io::AsyncReadExt::read_exact(&mut stream, &mut first))
+        .await
+        .map_err(|_| peer::HandshakeError::Timeout)??;
+    if !mse::is_plain_handshake(&first) {
+        if policy == Encryption::Off {
+            inner.unreadable.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(peer::HandshakeError::Refused("an encrypted handshake, and encryption is off"));
+        }
+        return incoming_mse(stream, &first, addr, inner).await;
+    }
+    // A plain handshake for a service (search, live channels) is always taken: those are
+    // Shoal's own swarms, not torrents.
+    let theirs = match peer::read_handshake_after(&mut stream, &first).await {
         Err(e @ peer::HandshakeError::Wire(_)) => {
             inner.unreadable.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Err(e);
         }
         other => other?,
     };
+    let is_torrent = inner.torrents.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&theirs.info_hash);
+    if policy == Encryption::Require && is_torrent {
+        tracing::warn!(%addr, "refused a plaintext connection: --encryption require takes encrypted (MSE/PE) peers only");
+        return Err(peer::HandshakeError::Refused("a plaintext connection, and encryption is required"));
+    }
     let inbox = inner.torrents.lock().unwrap_or_else(|e| e.into_inner()).get(&theirs.info_hash).cloned();
     let Some(inbox) = inbox else {
         let service = inner.services.lock().unwrap_or_else(|e| e.into_inner()).get(&theirs.info_hash).cloned();
@@ -670,6 +732,59 @@ async fn incoming(mut stream: TcpStream, addr: SocketAddr, inner: &Inner) -> Res
     }
     peer::write_handshake(&mut stream, theirs.info_hash, inner.peer_id, inner.dht.is_some()).await?;
     let stream = PeerStream::Tcp(stream);
+    let _ = inbox.control.send(Control::Connected { stream, addr, handshake: theirs, outgoing: false });
+    Ok(())
+}
+
+/// An incoming MSE handshake (`first`: its first bytes): the torrent is found by its `req2`
+/// hash among the session's plain torrents; then the BitTorrent handshake inside.
+async fn incoming_mse(
+    stream: TcpStream,
+    first: &[u8],
+    addr: SocketAddr,
+    inner: &Inner,
+) -> Result<(), peer::HandshakeError> {
+    use crate::mse::{self, Encryption};
+    let accept = match inner.config.encryption {
+        Encryption::Require => mse::RC4,
+        _ => mse::PLAINTEXT | mse::RC4,
+    };
+    // The info-hashes are copied under the lock; their `req2` hashes are computed only for a
+    // handshake that got as far as naming one, and outside the lock.
+    let known: Vec<InfoHash> = inner
+        .torrents
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|(_, inbox)| inbox.ssl.is_none())
+        .map(|(ih, _)| *ih)
+        .collect();
+    let find = |req2: &[u8; 20]| known.iter().find(|ih| mse::req2(ih) == *req2).copied();
+    let accepted = tokio::time::timeout(peer::HANDSHAKE_TIMEOUT, mse::respond(stream, first, find, accept))
+        .await
+        .map_err(|_| peer::HandshakeError::Timeout)?
+        .map_err(|e| {
+            match e {
+                mse::MseError::NoCommonMethod { .. } => tracing::warn!(%addr, "refused an encrypted connection: {e}"),
+                mse::MseError::Bad(_) => {
+                    inner.unreadable.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                _ => {}
+            }
+            peer::HandshakeError::Encryption(e.to_string())
+        })?;
+    let info_hash = accepted.info_hash;
+    let mut stream = PeerStream::Mse(Box::new(accepted.stream));
+    let theirs = peer::read_handshake(&mut stream).await?;
+    if theirs.info_hash != info_hash {
+        return Err(peer::HandshakeError::WrongTorrent);
+    }
+    if theirs.peer_id == inner.peer_id {
+        return Err(peer::HandshakeError::SelfConnection);
+    }
+    let inbox = inner.torrents.lock().unwrap_or_else(|e| e.into_inner()).get(&info_hash).cloned();
+    let Some(inbox) = inbox else { return Err(peer::HandshakeError::WrongTorrent) };
+    peer::write_handshake(&mut stream, info_hash, inner.peer_id, inner.dht.is_some()).await?;
     let _ = inbox.control.send(Control::Connected { stream, addr, handshake: theirs, outgoing: false });
     Ok(())
 }

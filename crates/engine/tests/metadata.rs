@@ -35,6 +35,7 @@ fn torrent_of(data: &[u8], dir: &std::path::Path) -> Metainfo {
         comment: None,
         creation_date: None,
         private: false,
+        web_seeds: Vec::new(),
         ssl_cert: None,
         sealed: None,
     };

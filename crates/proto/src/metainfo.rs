@@ -172,8 +172,33 @@ pub struct Metainfo {
     pub created_by: Option<String>,
     /// Creation time in seconds since the Unix epoch.
     pub creation_date: Option<i64>,
+    /// Web seeds (BEP 19 `url-list`): http(s) URLs serving the content, at most
+    /// [`MAX_WEB_SEEDS`].
+    pub web_seeds: Vec<String>,
     /// The info dictionary exactly as received (what the info-hash covers).
     pub info_bytes: Bytes,
+}
+
+/// Web seeds kept from one torrent.
+pub const MAX_WEB_SEEDS: usize = 16;
+
+/// The `url-list` of a torrent: one URL or a list; http(s) ones of at most 2,048 bytes kept.
+fn web_seeds(value: Option<&Value<'_>>) -> Vec<String> {
+    let one = |v: &Value<'_>| {
+        v.as_bytes()
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .filter(|u| (u.starts_with("http://") || u.starts_with("https://")) && u.len() <= 2048)
+            .filter(|u| !u.chars().any(char::is_control))
+            .map(str::to_owned)
+    };
+    let mut out: Vec<String> = match value {
+        Some(v) if v.as_list().is_some() => v.as_list().unwrap_or_default().iter().filter_map(one).collect(),
+        Some(v) => one(v).into_iter().collect(),
+        None => Vec::new(),
+    };
+    out.dedup();
+    out.truncate(MAX_WEB_SEEDS);
+    out
 }
 
 /// The validated info dictionary.
@@ -251,6 +276,7 @@ impl Metainfo {
             comment: text(dict, "comment"),
             created_by: text(dict, "created by"),
             creation_date: dict.get(&b"creation date"[..]).and_then(Value::as_int),
+            web_seeds: web_seeds(dict.get(&b"url-list"[..])),
             info_bytes,
         })
     }
@@ -268,6 +294,7 @@ impl Metainfo {
             comment: None,
             created_by: None,
             creation_date: None,
+            web_seeds: Vec::new(),
             info_bytes: Bytes::copy_from_slice(info_bytes),
         })
     }

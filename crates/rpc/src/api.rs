@@ -616,6 +616,14 @@ pub struct SessionSettings {
     /// Stop seeding after this many seconds without uploading to anyone.
     #[serde(default)]
     pub seed_idle_limit: Option<u64>,
+    /// Protocol encryption (MSE/PE) policy for plain peer connections: `prefer`, `require` or
+    /// `off` (set at start: `--encryption`, or `encryption` in the config file).
+    #[serde(default = "default_encryption")]
+    pub encryption: String,
+}
+
+fn default_encryption() -> String {
+    "prefer".to_owned()
 }
 
 /// `session.set`: change session settings. Fields left `None` are unchanged; for the nullable
@@ -955,6 +963,7 @@ mod tests {
             seed_ratio_limit: None,
             seed_time_limit: None,
             seed_idle_limit: None,
+            encryption: "prefer".into(),
         };
         let update: SessionUpdate =
             serde_json::from_value(json!({"upload_limit": null, "dht": false, "seed_ratio_limit": 2.0}))

@@ -103,6 +103,7 @@ fn settings() -> SessionSettings {
         seed_ratio_limit: Some(2.0),
         seed_time_limit: None,
         seed_idle_limit: None,
+        encryption: "prefer".to_owned(),
     }
 }
 

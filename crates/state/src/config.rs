@@ -15,6 +15,7 @@
 //! ssl_listen = "0.0.0.0:6882"     # TLS peers of group shares (default: the listen address, any port)
 //! rpc_listen = "127.0.0.1:9091"
 //! download_dir = "/srv/downloads"
+//! encryption = "prefer"           # protocol encryption (MSE/PE): prefer, require or off
 //!
 //! [rpc]
 //! token = "long-random-string"
@@ -77,6 +78,8 @@ pub struct DaemonConfig {
     /// Where new torrents' data goes unless the add request says otherwise. Default: chosen
     /// by the daemon.
     pub download_dir: Option<PathBuf>,
+    /// Protocol encryption (MSE/PE): `prefer`, `require` or `off`. Default: prefer.
+    pub encryption: Option<String>,
     /// RPC access control.
     pub rpc: RpcConfig,
     /// Rate, connection, queue and seeding limits.
@@ -285,6 +288,9 @@ impl DaemonConfig {
             key: key.to_owned(),
             message: message.to_owned(),
         };
+        if let Some(e) = self.encryption.as_deref().filter(|e| !["prefer", "require", "off"].contains(e)) {
+            return Err(invalid("encryption", &format!("{e:?}: expected prefer, require or off")));
+        }
         if let Some(bad) = self.search.index.iter().find(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
             return Err(invalid("search.index", &format!("{bad:?} is not an http:// or https:// URL")));
         }

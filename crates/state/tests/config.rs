@@ -24,6 +24,7 @@ listen = "0.0.0.0:6881"
 ssl_listen = "0.0.0.0:6882"
 rpc_listen = "127.0.0.1:9091"
 download_dir = "/srv/downloads"
+encryption = "require"
 
 [rpc]
 token = "long-random-string"
@@ -73,6 +74,7 @@ fn a_full_file_parses() {
         ssl_listen: addr("0.0.0.0:6882"),
         rpc_listen: addr("127.0.0.1:9091"),
         download_dir: Some("/srv/downloads".into()),
+        encryption: Some("require".into()),
         rpc: RpcConfig {
             token: Some("long-random-string".into()),
             user: Some("alice".into()),
@@ -184,6 +186,14 @@ fn half_a_login_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let err = DaemonConfig::load(&write(&dir, "[rpc]\nuser = \"alice\"\n")).expect_err("no password");
     assert!(matches!(&err, ConfigError::Invalid { key, .. } if key == "rpc.password"), "{err:?}");
+}
+
+#[test]
+fn an_unknown_encryption_policy_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = DaemonConfig::load(&write(&dir, "encryption = \"always\"\n")).expect_err("bad policy");
+    assert!(matches!(&err, ConfigError::Invalid { key, .. } if key == "encryption"), "{err:?}");
+    assert!(err.to_string().contains("prefer, require or off"), "{err}");
 }
 
 #[test]

@@ -263,6 +263,16 @@ impl Proc {
         if status.success() { Ok(()) } else { Err(self.explain("failed")) }
     }
 
+    /// Writes `bytes` to the child's stdin.
+    pub fn write_stdin(&mut self, bytes: &[u8]) -> Result<(), String> {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().ok_or_else(|| format!("{}: stdin is closed", self.name))?;
+        stdin
+            .write_all(bytes)
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("{}: writing to its stdin: {e}", self.name))
+    }
+
     /// Closes the child's stdin (programs that watch stdin then stop).
     pub fn close_stdin(&mut self) {
         self.stdin = None;

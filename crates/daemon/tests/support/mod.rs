@@ -50,6 +50,7 @@ pub(crate) fn torrent_of(path: &Path, trackers: Vec<String>) -> Vec<u8> {
         comment: None,
         creation_date: None,
         private: false,
+        web_seeds: Vec::new(),
         ssl_cert: None,
         sealed: None,
     };
@@ -74,6 +75,7 @@ pub(crate) async fn daemon(dir: &Path) -> (Daemon, Session) {
         seed_ratio_limit: None,
         seed_time_limit: None,
         seed_idle_limit: None,
+        encryption: "prefer".into(),
     };
     (Daemon::new(session.clone(), store, settings, dir.to_path_buf()), session)
 }

@@ -37,6 +37,7 @@ pub(crate) fn folder_torrent(dir: &Path, files: &[(&str, Vec<u8>)]) -> Metainfo 
         comment: None,
         creation_date: None,
         private: false,
+        web_seeds: Vec::new(),
         ssl_cert: None,
         sealed: None,
     };

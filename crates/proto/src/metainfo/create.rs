@@ -30,6 +30,8 @@ pub struct CreateSpec {
     pub ssl_cert: Option<String>,
     /// A sealed share's header, stored as `shoal-sealed` (see [`crate::metainfo::Info::sealed`]).
     pub sealed: Option<Vec<u8>>,
+    /// Web seeds (BEP 19), stored as `url-list`.
+    pub web_seeds: Vec<String>,
 }
 
 /// The content of a new torrent.
@@ -122,6 +124,10 @@ pub fn build_torrent(spec: &CreateSpec, piece_hashes: &[[u8; 20]]) -> Vec<u8> {
     }
     if let Some(comment) = &spec.comment {
         root.insert(&b"comment"[..], Value::from(comment.as_str()));
+    }
+    if !spec.web_seeds.is_empty() {
+        let urls = spec.web_seeds.iter().map(|u| Value::from(u.as_str())).collect();
+        root.insert(&b"url-list"[..], Value::List(urls));
     }
     root.insert(&b"created by"[..], Value::from(CREATED_BY));
     if let Some(date) = spec.creation_date {

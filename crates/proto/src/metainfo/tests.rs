@@ -233,6 +233,7 @@ fn created_torrents_roundtrip() {
         comment: Some("made by a test".into()),
         creation_date: Some(1_234),
         private: true,
+        web_seeds: Vec::new(),
         ssl_cert: None,
         sealed: None,
     };
@@ -257,6 +258,7 @@ fn created_torrents_roundtrip() {
         comment: None,
         creation_date: None,
         private: false,
+        web_seeds: Vec::new(),
         ssl_cert: None,
         sealed: None,
         ..spec

@@ -411,7 +411,16 @@ pub(crate) fn session(s: &SessionSettings, session_id: &str) -> Map<String, Valu
         ("download-dir", json!(s.download_dir)),
         ("download-queue-enabled", json!(s.download_queue_size.is_some())),
         ("download-queue-size", json!(s.download_queue_size.unwrap_or(0))),
-        ("encryption", json!("tolerated")),
+        // Transmission's names: Shoal's `off` speaks plain handshakes only, the closest is
+        // "tolerated" (plain first).
+        (
+            "encryption",
+            json!(match s.encryption.as_str() {
+                "require" => "required",
+                "off" => "tolerated",
+                _ => "preferred",
+            }),
+        ),
         ("idle-seeding-limit", json!(to_minutes(s.seed_idle_limit.unwrap_or(0)))),
         ("idle-seeding-limit-enabled", json!(s.seed_idle_limit.is_some())),
         ("incomplete-dir", json!("")),
