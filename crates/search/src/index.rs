@@ -166,7 +166,15 @@ impl Index {
             .optional()?;
         let stored = match existing {
             Some(old) => {
-                let newer = serde_json::from_str::<Record>(&old).is_ok_and(|o| o.body.published_at < b.published_at);
+                let old = serde_json::from_str::<Record>(&old).ok();
+                let newer = old.as_ref().is_some_and(|o| o.body.published_at < b.published_at);
+                // The same content published again later: kept as the newer record, reported
+                // as nothing changed (it is what a user republishing a torrent expects to read).
+                let same = old.is_some_and(|o| {
+                    let mut o = o.body;
+                    o.published_at = b.published_at;
+                    o == *b
+                });
                 if newer {
                     tx.execute(
                         "UPDATE items SET name = ?3, files = ?4, tags = ?5, grp = ?6, record = ?7, last_seen = ?8, \
@@ -183,7 +191,7 @@ impl Index {
                             verified
                         ],
                     )?;
-                    Stored::Updated
+                    if same { Stored::Unchanged } else { Stored::Updated }
                 } else {
                     Stored::Unchanged
                 }
@@ -468,5 +476,8 @@ mod tests {
         assert_eq!(index.insert(&e, "index", false, 14, Some(1)).expect("limit"), Stored::OverLimit(1));
         let own = record(&them, 'a', "hijack two", &[], &[], None, 10);
         assert_eq!(index.insert(&own, "index", false, 15, Some(1)).expect("own"), Stored::Updated);
+        // The same content published again a second later: nothing changed, says the index.
+        let republished = record(&them, 'a', "hijack two", &[], &[], None, 11);
+        assert_eq!(index.insert(&republished, "index", false, 16, Some(1)).expect("again"), Stored::Unchanged);
     }
 }
