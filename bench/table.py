@@ -13,6 +13,10 @@ For one file (default 1 GiB, generated once and cached under --work) and one v1 
   libtorrent -> Shoal             libtorrent seed, Shoal leecher
   Shoal -> Shoal, RC4             both with --encryption require (MSE/PE, RC4 over the stream)
   libtorrent -> libtorrent, RC4   both pe_forced at the pe_rc4 level
+  Shoal -> Shoal, uTP             the leecher dials uTP first (--utp prefer)
+  libtorrent -> libtorrent, uTP   both with TCP off (lt_client.py --transport utp)
+  Shoal -> libtorrent, uTP        libtorrent leecher uTP only
+  libtorrent -> Shoal, uTP        libtorrent seed uTP only, Shoal leecher --utp prefer
 
 The seed is started and has checked its data before the clock starts. The leecher's wall time
 runs from its start to its exit (complete and verified); its CPU seconds and peak RSS come from
@@ -25,7 +29,8 @@ and Shoal -> Shoal's rate as a fraction of it: a v1 leecher hashes every byte it
 
 The other Shoal pairs run at Shoal's default encryption (prefer): an MSE handshake, then plain
 bytes. No client uses DHT, local peer discovery, UPnP, NAT-PMP or uTP; every leecher is told whom to
-dial (Shoal `--peer`, lt_client.py `--peer`, rqbit `download --initial-peers`). The rqbit seed is
+dial (Shoal `--peer`, lt_client.py `--peer`, rqbit `download --initial-peers`); the uTP pairs
+are the exception to "no uTP". The rqbit seed is
 `rqbit download --overwrite` over the existing data, which checks it and then keeps seeding.
 
 Transmission never dials peers in 127.0.0.0/8 and cannot be told about a peer over its RPC, so two
@@ -303,6 +308,24 @@ def lt_leech_cmd_rc4(torrent, out, peer):
     return compare.lt_leech_cmd(torrent, out, peer) + ["--encryption", "forced"]
 
 
+def shoal_leech_cmd_utp(torrent, out, peer):
+    # --utp prefer falls back to TCP when uTP fails: the run fails instead unless the log says
+    # the connection was uTP (timed through sh: wait4 covers its reaped child).
+    cmd = [a for a in compare.shoal_leech_cmd(torrent, out, peer) if a != "-q"] + ["--utp", "prefer", "-v"]
+    log = os.path.join(os.path.dirname(os.path.abspath(out)), "utp-leech.log")
+    return ["sh", "-c", 'log="$1"; shift; "$@" 2>"$log" && grep -q "connected over uTP" "$log"', "sh", log] + cmd
+
+
+def lt_seed_utp(data_dir, torrent):
+    seed, m = compare.start_and_wait([sys.executable, compare.LT, "seed", "--torrent", torrent, "--save", data_dir,
+                                      "--listen", "0", "--transport", "utp"], r"READY (\d+)")
+    return seed, f"127.0.0.1:{m.group(1)}"
+
+
+def lt_leech_cmd_utp(torrent, out, peer):
+    return compare.lt_leech_cmd(torrent, out, peer) + ["--transport", "utp"]
+
+
 PAIRS = [
     Pair("shoal", "Shoal -> Shoal", pair_of(compare.shoal_seed, compare.shoal_leech_cmd)),
     Pair("lt", "libtorrent -> libtorrent", pair_of(compare.lt_seed, compare.lt_leech_cmd)),
@@ -314,6 +337,11 @@ PAIRS = [
     # libtorrent pe_forced at the pe_rc4 level.
     Pair("shoal-rc4", "Shoal -> Shoal, RC4", pair_of(shoal_seed_rc4, shoal_leech_cmd_rc4)),
     Pair("lt-rc4", "libtorrent -> libtorrent, RC4", pair_of(lt_seed_rc4, lt_leech_cmd_rc4)),
+    # uTP (BEP 29): libtorrent with TCP off; Shoal's leecher dials uTP first.
+    Pair("shoal-utp", "Shoal -> Shoal, uTP", pair_of(compare.shoal_seed, shoal_leech_cmd_utp)),
+    Pair("lt-utp", "libtorrent -> libtorrent, uTP", pair_of(lt_seed_utp, lt_leech_cmd_utp)),
+    Pair("shoal-lt-utp", "Shoal -> libtorrent, uTP", pair_of(compare.shoal_seed, lt_leech_cmd_utp)),
+    Pair("lt-shoal-utp", "libtorrent -> Shoal, uTP", pair_of(lt_seed_utp, shoal_leech_cmd_utp)),
 ]
 
 

@@ -109,8 +109,9 @@ def dht_node(text):
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def make_session(bind, listen_port, encryption, dht_bootstrap=None, lsd=False, ssl=False):
-    """A session on loopback address `bind` that speaks TCP only and finds no peers on its own,
+def make_session(bind, listen_port, encryption, dht_bootstrap=None, lsd=False, ssl=False, transport="tcp"):
+    """A session on loopback address `bind` that speaks TCP only (or, with `transport` "utp",
+    uTP only: TCP off both ways) and finds no peers on its own,
     unless `dht_bootstrap` ("HOST:PORT") is given: then it runs a DHT node bootstrapped only
     from that node. With `ssl` it also listens for SSL torrents' TLS connections (a second
     socket on any free port, libtorrent's "s" suffix)."""
@@ -127,8 +128,10 @@ def make_session(bind, listen_port, encryption, dht_bootstrap=None, lsd=False, s
         "enable_lsd": False,
         "enable_upnp": False,
         "enable_natpmp": False,
-        "enable_outgoing_utp": False,
-        "enable_incoming_utp": False,
+        "enable_outgoing_utp": transport == "utp",
+        "enable_incoming_utp": transport == "utp",
+        "enable_outgoing_tcp": transport == "tcp",
+        "enable_incoming_tcp": transport == "tcp",
         "enable_ip_notifier": False,
         # Test peers share 127.0.0.1 and differ only by port.
         "allow_multiple_connections_per_ip": True,
@@ -264,7 +267,7 @@ def set_ssl(ses, handle, args):
 
 def cmd_seed(args):
     ses = make_session(args.bind, args.listen, args.encryption, args.dht_bootstrap, args.lsd_in_netns,
-                       bool(args.ssl_cert))
+                       bool(args.ssl_cert), args.transport)
     handle, info = add_torrent(ses, args.torrent, args.save)
     if not set_ssl(ses, handle, args):
         return fail("the SSL socket did not open")
@@ -352,7 +355,7 @@ def wait_metadata(ses, handle, alerts, dialer, timeout, dht):
 
 def cmd_leech(args):
     ses = make_session(args.bind, args.listen, args.encryption, args.dht_bootstrap, args.lsd_in_netns,
-                       bool(args.ssl_cert))
+                       bool(args.ssl_cert), args.transport)
     if args.magnet:
         handle, info = add_magnet(ses, args.magnet, args.save), None
     else:
@@ -583,6 +586,8 @@ def build_parser():
                         default="enabled",
                         help="peer connection encryption policy, in and out "
                              "(libtorrent's default is enabled)")
+        sp.add_argument("--transport", choices=["tcp", "utp"], default="tcp",
+                        help="the one transport peer connections use, in and out (default tcp)")
         sp.add_argument("--watch-stdin", action="store_true",
                         help="stop when stdin is closed (lets a parent process that dies "
                              "take this one with it)")

@@ -713,6 +713,11 @@ pub(crate) struct NodeOptions {
     /// prefer].
     #[arg(long, value_name = "POLICY")]
     pub(crate) encryption: Option<shoal_engine::mse::Encryption>,
+    /// uTP (BEP 29, on the --listen port's UDP twin): on (accepted; peers dialled over TCP
+    /// first, over uTP when TCP does not reach them), prefer (uTP dialled first, as libtorrent
+    /// does) or off (TCP only) [default: on].
+    #[arg(long, value_name = "MODE")]
+    pub(crate) utp: Option<shoal_engine::UtpMode>,
 }
 
 impl NodeOptions {
@@ -748,6 +753,7 @@ impl NodeOptions {
             max_connections: self.max_connections.unwrap_or(defaults.max_connections),
             ssl_listen: self.ssl_listen,
             encryption: self.encryption.unwrap_or_default(),
+            utp: self.utp.unwrap_or_default(),
             ..defaults
         }
     }

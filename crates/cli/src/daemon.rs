@@ -65,6 +65,11 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
     {
         node.encryption = Some(e.parse().map_err(|e| Failure::Input(anyhow!("the config file's encryption: {e}")))?);
     }
+    if node.utp.is_none()
+        && let Some(u) = &config.utp
+    {
+        node.utp = Some(u.parse().map_err(|e| Failure::Input(anyhow!("the config file's utp: {e}")))?);
+    }
     node.no_dht |= !config.dht.enabled;
     node.no_lsd |= !config.lsd.enabled;
     if !config.dht.bootstrap.is_empty() && node.dht_bootstrap.is_empty() {
@@ -122,6 +127,7 @@ pub(crate) async fn run(a: DaemonArgs, quiet: bool) -> Result<(), Failure> {
         seed_time_limit: stored.as_ref().map_or(config.limits.seed_time, |s| s.seed_time_limit),
         seed_idle_limit: stored.as_ref().map_or(config.limits.seed_idle, |s| s.seed_idle_limit),
         encryption: session_config.encryption.to_string(),
+        utp: session_config.utp.to_string(),
     };
     let listener = tokio::net::TcpListener::bind(rpc_listen)
         .await

@@ -34,13 +34,14 @@ mod webseed;
 
 use std::time::Duration;
 
-pub use conn::{Revocations, SslTorrent};
+pub use conn::{Revocations, SslTorrent, UtpMode};
 pub use dht::{ANNOUNCE_EVERY, AnnounceLoop, DEFAULT_BOOTSTRAP, Dht, DhtConfig, DhtError, DhtStats, SAVE_EVERY};
 pub use fetch::{FetchError, MAX_TORRENT_FILE, fetch_torrent};
-pub use metadata::{MetadataProgress, fetch_metadata};
+pub use metadata::MetadataProgress;
 pub use session::{AddTorrent, FilePriority, PeerStatus, ServiceConnection, Session, SessionConfig, Torrent};
 pub use shoal_dht::SampleReply;
 pub use shoal_swarm::Stats;
+pub use shoal_utp as utp;
 pub use stream::{FileStream, StreamError};
 
 /// Where a torrent stands.

@@ -229,11 +229,11 @@ impl Search {
 /// the peer addresses still held (to start the download with). Runs until the metadata
 /// arrives; fails only when `sources` is closed and no peer is left to ask (none was ever
 /// known, or every one was dropped). See the module doc for retries.
-pub async fn fetch_metadata(
+pub(crate) async fn fetch_metadata(
     info_hash: InfoHash,
     peer_id: PeerId,
     listen_port: u16,
-    encryption: crate::mse::Encryption,
+    dialer: peer::Dialer,
     peers: Vec<SocketAddr>,
     mut sources: mpsc::UnboundedReceiver<Vec<SocketAddr>>,
     progress: watch::Sender<MetadataProgress>,
@@ -248,8 +248,9 @@ pub async fn fetch_metadata(
         while tasks.len() < PARALLEL
             && let Some(addr) = search.next()
         {
+            let dialer = dialer.clone();
             let task = tasks.spawn(async move {
-                let attempt = fetch_from(addr, info_hash, peer_id, listen_port, encryption);
+                let attempt = fetch_from(addr, info_hash, peer_id, listen_port, &dialer);
                 match tokio::time::timeout(PEER_TIMEOUT, attempt).await {
                     Ok(r) => r,
                     Err(_) => Err(AttemptError::retry("took too long")),
@@ -296,10 +297,10 @@ async fn fetch_from(
     info_hash: InfoHash,
     peer_id: PeerId,
     listen_port: u16,
-    encryption: crate::mse::Encryption,
+    dialer: &peer::Dialer,
 ) -> Result<Bytes, AttemptError> {
     let (mut stream, theirs) =
-        peer::connect(addr, info_hash, peer_id, false, None, encryption).await.map_err(|e| match e {
+        peer::connect(addr, info_hash, peer_id, false, None, dialer).await.map_err(|e| match e {
             HandshakeError::WrongTorrent | HandshakeError::SelfConnection => AttemptError::hopeless(e.to_string()),
             e => AttemptError::retry(e.to_string()),
         })?;

@@ -64,6 +64,9 @@ pub(crate) enum HandshakeError {
     /// The protocol encryption handshake failed, or the policies do not meet.
     #[error("protocol encryption: {0}")]
     Encryption(String),
+    /// Nothing answered over TCP, and uTP is off.
+    #[error("{0} (the peer may take uTP only, which --utp off does not dial)")]
+    TcpOnly(String),
     /// The peer is serving another torrent.
     #[error("peer answered for another torrent")]
     WrongTorrent,
@@ -119,24 +122,97 @@ pub(crate) async fn write_handshake(
     Ok(())
 }
 
+/// How the session dials peers: its protocol encryption policy and its uTP socket.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Dialer {
+    pub(crate) encryption: crate::mse::Encryption,
+    /// The session's uTP socket (none: TCP only).
+    pub(crate) utp: Option<shoal_utp::UtpSocket>,
+    pub(crate) utp_mode: crate::conn::UtpMode,
+}
+
+/// A transport to dial over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Over {
+    Tcp,
+    Utp,
+}
+
+impl std::fmt::Display for Over {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if *self == Over::Tcp { "TCP" } else { "uTP" })
+    }
+}
+
 /// Dials a peer and exchanges handshakes (`dht`: see [`write_handshake`]). With `tls` (an
-/// SSL torrent) the BitTorrent handshake runs inside TLS, with the hex info-hash as SNI;
-/// otherwise `encryption` decides whether an MSE handshake comes first (see [`crate::mse`]):
-/// `prefer` tries it and dials again for a plain handshake when the peer does not take it.
+/// SSL torrent) the BitTorrent handshake runs inside TLS over TCP, with the hex info-hash as
+/// SNI; otherwise the dialer's uTP mode orders the transports (`on`: TCP, then uTP when TCP
+/// fails — a peer that takes uTP only still gets reached, and one without uTP costs no wait;
+/// `prefer`: uTP first, as libtorrent dials, then TCP), and its encryption policy decides
+/// whether an MSE handshake comes first (see [`crate::mse`]): `prefer` tries it and dials again
+/// for a plain handshake when the peer does not take it.
 pub(crate) async fn connect(
     addr: SocketAddr,
     info_hash: InfoHash,
     peer_id: PeerId,
     dht: bool,
     tls: Option<Arc<rustls::ClientConfig>>,
-    encryption: crate::mse::Encryption,
+    dialer: &Dialer,
+) -> Result<(PeerStream, Handshake), HandshakeError> {
+    use crate::conn::UtpMode;
+    let order: &[Over] = match (&dialer.utp, dialer.utp_mode, tls.is_some()) {
+        (Some(_), UtpMode::Prefer, false) => &[Over::Utp, Over::Tcp],
+        (Some(_), UtpMode::On, false) => &[Over::Tcp, Over::Utp],
+        _ => &[Over::Tcp],
+    };
+    let mut last = HandshakeError::Timeout;
+    for (i, over) in order.iter().enumerate() {
+        match connect_over(*over, addr, info_hash, peer_id, dht, tls.clone(), dialer).await {
+            Ok(done) => {
+                if *over == Over::Utp {
+                    tracing::info!(%addr, "connected over uTP");
+                }
+                return Ok(done);
+            }
+            Err(e @ (HandshakeError::WrongTorrent | HandshakeError::SelfConnection)) => return Err(e),
+            Err(e) => {
+                if let Some(next) = order.get(i + 1) {
+                    tracing::debug!(%addr, "no connection over {over} ({e}); trying {next}");
+                }
+                last = e;
+            }
+        }
+    }
+    let unreachable = matches!(
+        last,
+        HandshakeError::Io(_)
+            | HandshakeError::ClosedAtHandshake
+            | HandshakeError::ClosedBothWays
+            | HandshakeError::Timeout
+    );
+    if unreachable && tls.is_none() && dialer.utp_mode == UtpMode::Off {
+        return Err(HandshakeError::TcpOnly(last.to_string()));
+    }
+    Err(last)
+}
+
+/// [`connect`] over one transport.
+async fn connect_over(
+    over: Over,
+    addr: SocketAddr,
+    info_hash: InfoHash,
+    peer_id: PeerId,
+    dht: bool,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    dialer: &Dialer,
 ) -> Result<(PeerStream, Handshake), HandshakeError> {
     use crate::mse::{self, Encryption};
+    let encryption = dialer.encryption;
     if tls.is_none() && encryption != Encryption::Off {
         let provide = if encryption == Encryption::Require { mse::RC4 } else { mse::PLAINTEXT | mse::RC4 };
         let attempt = async {
-            let tcp = dial(addr).await?;
-            let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, mse::initiate(tcp, info_hash, provide))
+            let wire = dial(over, addr, dialer).await?;
+            let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, mse::initiate(wire, info_hash, provide))
                 .await
                 .map_err(|_| HandshakeError::Timeout)?
                 .map_err(|e| HandshakeError::Encryption(e.to_string()))?;
@@ -146,32 +222,36 @@ pub(crate) async fn connect(
         match tried {
             Ok(done) => return Ok(done),
             Err(e @ (HandshakeError::WrongTorrent | HandshakeError::SelfConnection)) => return Err(e),
+            // Not reachable at all over this transport: a plain handshake would not be either.
+            Err(e @ (HandshakeError::Io(_) | HandshakeError::Timeout)) if over == Over::Utp => return Err(e),
             Err(e) if encryption == Encryption::Require => {
                 tracing::info!(%addr, "no encrypted connection ({e}); --encryption require dials no plain one");
                 return Err(e);
             }
             Err(e) => tracing::debug!(%addr, "no encrypted connection ({e}); trying a plain one"),
         }
-        return match plain(addr, info_hash, peer_id, dht, None).await {
+        return match plain(over, addr, info_hash, peer_id, dht, None, dialer).await {
             Err(HandshakeError::ClosedAtHandshake) => Err(HandshakeError::ClosedBothWays),
             other => other,
         };
     }
-    plain(addr, info_hash, peer_id, dht, tls).await
+    plain(over, addr, info_hash, peer_id, dht, tls, dialer).await
 }
 
 /// Dials and exchanges plain (or, with `tls`, TLS) handshakes.
 async fn plain(
+    over: Over,
     addr: SocketAddr,
     info_hash: InfoHash,
     peer_id: PeerId,
     dht: bool,
     tls: Option<Arc<rustls::ClientConfig>>,
+    dialer: &Dialer,
 ) -> Result<(PeerStream, Handshake), HandshakeError> {
-    let tcp = dial(addr).await?;
-    let stream = match tls {
-        None => PeerStream::Tcp(tcp),
-        Some(config) => {
+    let wire = dial(over, addr, dialer).await?;
+    let stream = match (tls, wire) {
+        (None, wire) => wire.into_peer_stream(),
+        (Some(config), crate::conn::Wire::Tcp(tcp)) => {
             let name = rustls::pki_types::ServerName::try_from(info_hash.to_hex())
                 .map_err(|_| HandshakeError::Refused("the info-hash is not a valid SNI"))?;
             let tls =
@@ -181,16 +261,27 @@ async fn plain(
                     .map_err(HandshakeError::Tls)?;
             PeerStream::Tls(Box::new(tokio_rustls::TlsStream::Client(tls)))
         }
+        (Some(_), crate::conn::Wire::Utp(_)) => return Err(HandshakeError::Refused("SSL torrents dial TCP only")),
     };
     exchange(stream, info_hash, peer_id, dht).await
 }
 
-async fn dial(addr: SocketAddr) -> Result<TcpStream, HandshakeError> {
-    let tcp = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| HandshakeError::Timeout)??;
-    tcp.set_nodelay(true)?;
-    Ok(tcp)
+async fn dial(over: Over, addr: SocketAddr, dialer: &Dialer) -> Result<crate::conn::Wire, HandshakeError> {
+    match (over, &dialer.utp) {
+        (Over::Utp, Some(socket)) => {
+            let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, socket.connect(addr))
+                .await
+                .map_err(|_| HandshakeError::Timeout)??;
+            Ok(crate::conn::Wire::Utp(Box::new(stream)))
+        }
+        _ => {
+            let tcp = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))
+                .await
+                .map_err(|_| HandshakeError::Timeout)??;
+            tcp.set_nodelay(true)?;
+            Ok(crate::conn::Wire::Tcp(tcp))
+        }
+    }
 }
 
 /// Our handshake, then theirs, checked.

@@ -14,7 +14,7 @@ use shoal_swarm::{Bitfield, Swarm};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 
-use crate::conn::PeerStream;
+use crate::conn::{PeerStream, Wire};
 use crate::dht::{AnnounceLoop, Dht, DhtConfig};
 use crate::lsd::Lsd;
 use crate::metadata::{self, MetadataProgress};
@@ -52,6 +52,8 @@ pub struct SessionConfig {
     pub ssl_listen: Option<SocketAddr>,
     /// Protocol encryption (MSE/PE) policy for plain peer connections.
     pub encryption: crate::mse::Encryption,
+    /// uTP (BEP 29) on the listening port's UDP twin: on, prefer (dialled first) or off.
+    pub utp: crate::UtpMode,
 }
 
 impl Default for SessionConfig {
@@ -68,6 +70,7 @@ impl Default for SessionConfig {
             lsd: false,
             ssl_listen: None,
             encryption: crate::mse::Encryption::default(),
+            utp: crate::UtpMode::default(),
         }
     }
 }
@@ -144,6 +147,8 @@ struct Inner {
     search_peers: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<SocketAddr>>>,
     /// Data checks running at once (see [`Session::add`]).
     checks: tokio::sync::Semaphore,
+    /// How torrents dial peers: encryption policy and the uTP socket.
+    dialer: peer::Dialer,
 }
 
 /// A running node. Cheap to clone.
@@ -152,6 +157,7 @@ pub struct Session {
     inner: Arc<Inner>,
     accept: Arc<tokio::task::JoinHandle<()>>,
     ssl_accept: Option<Arc<tokio::task::JoinHandle<()>>>,
+    utp_accept: Option<Arc<tokio::task::JoinHandle<()>>>,
 }
 
 impl Session {
@@ -168,8 +174,34 @@ impl Session {
                 return Err(EngineError::Listen { addr: config.listen, source });
             }
         };
-        let listen_addr =
+        let mut listener = listener;
+        let mut listen_addr =
             listener.local_addr().map_err(|source| EngineError::Listen { addr: config.listen, source })?;
+        let mut utp = None;
+        if config.utp != crate::UtpMode::Off {
+            // uTP takes the UDP port of the TCP one's number; a port the system picked may be
+            // taken on UDP: pick again (a few times) rather than split the two.
+            for _ in 0..8 {
+                match shoal_utp::UtpSocket::bind(listen_addr).await {
+                    Ok(socket) => {
+                        utp = Some(socket);
+                        break;
+                    }
+                    Err(_) if config.listen.port() == 0 => {
+                        listener = TcpListener::bind(config.listen)
+                            .await
+                            .map_err(|source| EngineError::Listen { addr: config.listen, source })?;
+                        listen_addr = listener
+                            .local_addr()
+                            .map_err(|source| EngineError::Listen { addr: config.listen, source })?;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if utp.is_none() {
+                utp = bind_utp(listen_addr).await;
+            }
+        }
         let ssl_listener = match config.ssl_listen {
             Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| EngineError::Listen { addr, source })?),
             None => None,
@@ -188,6 +220,7 @@ impl Session {
             Some(dht) => Some(start_dht(dht.clone()).await?),
             None => None,
         };
+        let dialer = peer::Dialer { encryption: config.encryption, utp: utp.clone(), utp_mode: config.utp };
         let lsd = config.lsd.then(|| Lsd::start(listen_addr.port())).and_then(|r| {
             r.map_err(|e| tracing::warn!("local peer discovery is off: cannot join its multicast group: {e}")).ok()
         });
@@ -212,10 +245,12 @@ impl Session {
             checks: tokio::sync::Semaphore::new(CHECKS),
             services: Mutex::new(HashMap::new()),
             search_peers: Arc::new(std::sync::OnceLock::new()),
+            dialer,
         });
+        let utp_accept = utp.map(|utp| Arc::new(tokio::spawn(utp_accept_loop(utp, Arc::downgrade(&inner)))));
         let accept = tokio::spawn(accept_loop(listener, inner.clone(), false));
         let ssl_accept = ssl_listener.map(|l| Arc::new(tokio::spawn(accept_loop(l, inner.clone(), true))));
-        Ok(Self { inner, accept: Arc::new(accept), ssl_accept })
+        Ok(Self { inner, accept: Arc::new(accept), ssl_accept, utp_accept })
     }
 
     /// The address peers can reach us on.
@@ -415,7 +450,7 @@ impl Session {
             verified: verified.clone(),
             ssl: ssl.clone(),
             search_peers: self.inner.search_peers.clone(),
-            encryption: self.inner.config.encryption,
+            dialer: self.inner.dialer.clone(),
         });
         if !add.peers.is_empty() {
             let _ = inbox.control.send(Control::Peers { addrs: add.peers, manual: true });
@@ -511,7 +546,7 @@ impl Session {
             info_hash,
             self.inner.peer_id,
             port,
-            self.inner.config.encryption,
+            self.inner.dialer.clone(),
             given,
             rx,
             progress,
@@ -543,6 +578,9 @@ impl Drop for Session {
             self.accept.abort();
             if let Some(ssl) = &self.ssl_accept {
                 ssl.abort();
+            }
+            if let Some(utp) = &self.utp_accept {
+                utp.abort();
             }
         }
     }
@@ -637,6 +675,30 @@ pub(crate) const MAX_HANDSHAKING: usize = 64;
 /// How often a refusal is logged at most (the count goes on in [`Session::refused_connections`]).
 const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Whether an incoming connection may be kept: room is checked before anything is read, so a
+/// connection that cannot be kept costs a file descriptor (or a uTP slot) for no longer than
+/// this, whatever the number of peers dialling. Counts and logs (at most every
+/// [`REFUSAL_LOG_EVERY`]) a refusal.
+fn admit(inner: &Inner, addr: SocketAddr, last_log: &mut Option<std::time::Instant>) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (open, max) = (inner.connections.0.load(Relaxed), inner.connections.1.load(Relaxed));
+    let handshaking = inner.handshaking.load(Relaxed);
+    if open + handshaking >= max || handshaking >= MAX_HANDSHAKING {
+        let refused = inner.refused.fetch_add(1, Relaxed) + 1;
+        if last_log.is_none_or(|at| at.elapsed() >= REFUSAL_LOG_EVERY) {
+            *last_log = Some(std::time::Instant::now());
+            tracing::warn!(
+                %addr,
+                "refusing incoming connections: {open} of {max} connections open (max-connections) and \
+                 {handshaking} in their handshake (at most {MAX_HANDSHAKING}); {refused} refused so far"
+            );
+        }
+        return false;
+    }
+    inner.handshaking.fetch_add(1, Relaxed);
+    true
+}
+
 async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, tls: bool) {
     use std::sync::atomic::Ordering::Relaxed;
     let mut last_log: Option<std::time::Instant> = None;
@@ -650,28 +712,16 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, tls: bool) {
                 continue;
             }
         };
-        // Room is checked before anything is read: a connection that cannot be kept costs a
-        // file descriptor for no longer than this, whatever the number of peers dialling.
-        let (open, max) = (inner.connections.0.load(Relaxed), inner.connections.1.load(Relaxed));
-        let handshaking = inner.handshaking.load(Relaxed);
-        if open + handshaking >= max || handshaking >= MAX_HANDSHAKING {
-            drop(stream);
-            let refused = inner.refused.fetch_add(1, Relaxed) + 1;
-            if last_log.is_none_or(|at| at.elapsed() >= REFUSAL_LOG_EVERY) {
-                last_log = Some(std::time::Instant::now());
-                tracing::warn!(
-                    %addr,
-                    "refusing incoming connections: {open} of {max} connections open (max-connections) and \
-                     {handshaking} in their handshake (at most {MAX_HANDSHAKING}); {refused} refused so far"
-                );
-            }
+        if !admit(&inner, addr, &mut last_log) {
             continue;
         }
-        inner.handshaking.fetch_add(1, Relaxed);
         let inner = inner.clone();
         tokio::spawn(async move {
-            let result =
-                if tls { incoming_tls(stream, addr, &inner).await } else { incoming(stream, addr, &inner).await };
+            let result = if tls {
+                incoming_tls(stream, addr, &inner).await
+            } else {
+                incoming(Wire::Tcp(stream), addr, &inner).await
+            };
             inner.handshaking.fetch_sub(1, Relaxed);
             if let Err(e) = result {
                 tracing::debug!(%addr, "incoming connection dropped: {e}");
@@ -680,9 +730,49 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, tls: bool) {
     }
 }
 
-async fn incoming(mut stream: TcpStream, addr: SocketAddr, inner: &Inner) -> Result<(), peer::HandshakeError> {
+/// Binds the uTP socket (BEP 29) to the listening address's UDP port, as libtorrent does, so
+/// peers reach both transports at one address; when that UDP port is taken, any free one
+/// (uTP then works outgoing only, and the log says so).
+async fn bind_utp(listen: SocketAddr) -> Option<shoal_utp::UtpSocket> {
+    match shoal_utp::UtpSocket::bind(listen).await {
+        Ok(socket) => Some(socket),
+        Err(e) => {
+            tracing::warn!(
+                "uTP: cannot listen on UDP port {} ({e}); dialling uTP from another port only",
+                listen.port()
+            );
+            shoal_utp::UtpSocket::bind(SocketAddr::new(listen.ip(), 0))
+                .await
+                .map_err(|e| tracing::warn!("uTP is off: cannot open a UDP socket: {e}"))
+                .ok()
+        }
+    }
+}
+
+/// Takes the uTP connections peers open, with the same admission rules as TCP's.
+async fn utp_accept_loop(socket: shoal_utp::UtpSocket, inner: std::sync::Weak<Inner>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut last_log: Option<std::time::Instant> = None;
+    while let Ok((stream, addr)) = socket.accept().await {
+        let Some(inner) = inner.upgrade() else { return };
+        if !admit(&inner, addr, &mut last_log) {
+            continue;
+        }
+        tokio::spawn(async move {
+            let result = incoming(Wire::Utp(Box::new(stream)), addr, &inner).await;
+            inner.handshaking.fetch_sub(1, Relaxed);
+            if let Err(e) = result {
+                tracing::debug!(%addr, "incoming uTP connection dropped: {e}");
+            }
+        });
+    }
+}
+
+async fn incoming(mut stream: Wire, addr: SocketAddr, inner: &Inner) -> Result<(), peer::HandshakeError> {
     use crate::mse::{self, Encryption};
-    stream.set_nodelay(true)?;
+    if let Wire::Tcp(tcp) = &stream {
+        tcp.set_nodelay(true)?;
+    }
     let policy = inner.config.encryption;
     let mut first = [0u8; 20];
     tokio::time::timeout(peer::HANDSHAKE_TIMEOUT, tokio::io::AsyncReadExt::read_exact(&mut stream, &mut first))
@@ -718,6 +808,9 @@ async fn incoming(mut stream: TcpStream, addr: SocketAddr, inner: &Inner) -> Res
         if theirs.peer_id == inner.peer_id {
             return Err(peer::HandshakeError::SelfConnection);
         }
+        let Wire::Tcp(mut stream) = stream else {
+            return Err(peer::HandshakeError::Refused("Shoal's services take TCP connections only"));
+        };
         let permit = service.try_reserve().map_err(|_| peer::HandshakeError::Refused("the service is busy"))?;
         peer::write_handshake(&mut stream, theirs.info_hash, inner.peer_id, inner.dht.is_some()).await?;
         permit.send(ServiceConnection { stream, addr, handshake: theirs });
@@ -731,19 +824,14 @@ async fn incoming(mut stream: TcpStream, addr: SocketAddr, inner: &Inner) -> Res
         return Err(peer::HandshakeError::SelfConnection);
     }
     peer::write_handshake(&mut stream, theirs.info_hash, inner.peer_id, inner.dht.is_some()).await?;
-    let stream = PeerStream::Tcp(stream);
+    let stream = stream.into_peer_stream();
     let _ = inbox.control.send(Control::Connected { stream, addr, handshake: theirs, outgoing: false });
     Ok(())
 }
 
 /// An incoming MSE handshake (`first`: its first bytes): the torrent is found by its `req2`
 /// hash among the session's plain torrents; then the BitTorrent handshake inside.
-async fn incoming_mse(
-    stream: TcpStream,
-    first: &[u8],
-    addr: SocketAddr,
-    inner: &Inner,
-) -> Result<(), peer::HandshakeError> {
+async fn incoming_mse(stream: Wire, first: &[u8], addr: SocketAddr, inner: &Inner) -> Result<(), peer::HandshakeError> {
     use crate::mse::{self, Encryption};
     let accept = match inner.config.encryption {
         Encryption::Require => mse::RC4,

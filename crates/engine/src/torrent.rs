@@ -148,8 +148,8 @@ pub(crate) struct Setup {
     pub(crate) ssl: Option<crate::SslTorrent>,
     /// The session's sink for peers in the search overlay (see [`crate::Session::on_search_peers`]).
     pub(crate) search_peers: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<SocketAddr>>>,
-    /// The session's protocol encryption policy, for the connections this torrent dials.
-    pub(crate) encryption: crate::mse::Encryption,
+    /// How the session dials (protocol encryption, uTP), for the connections this torrent dials.
+    pub(crate) dialer: peer::Dialer,
 }
 
 /// What a peer told us in its extension handshake (BEP 10), and our peer exchange with it.
@@ -219,7 +219,7 @@ struct Actor {
     private: bool,
     exts: HashMap<PeerKey, PeerExt>,
     dht: Option<crate::Dht>,
-    encryption: crate::mse::Encryption,
+    dialer: peer::Dialer,
     /// Where peers in the search overlay go (unset: this node is not in it); never for an SSL
     /// torrent.
     search_peers: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<SocketAddr>>>,
@@ -274,7 +274,7 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
         private: setup.private,
         exts: HashMap::new(),
         dht: setup.dht,
-        encryption: setup.encryption,
+        dialer: setup.dialer,
         search_peers: if setup.ssl.is_some() { Default::default() } else { setup.search_peers },
         paused: false,
         refusal_logged: None,
@@ -839,10 +839,10 @@ impl Actor {
             let (info_hash, peer_id, control) = (self.info_hash, self.peer_id, self.inbox.control.clone());
             let dht = self.dht.is_some();
             let tls = self.inbox.ssl.as_ref().map(|s| s.client.clone());
-            let encryption = self.encryption;
+            let dialer = self.dialer.clone();
             tracing::debug!(%addr, "dialling");
             tokio::spawn(async move {
-                let msg = match peer::connect(addr, info_hash, peer_id, dht, tls, encryption).await {
+                let msg = match peer::connect(addr, info_hash, peer_id, dht, tls, &dialer).await {
                     Ok((stream, handshake)) => Control::Connected { stream, addr, handshake, outgoing: true },
                     Err(e) => {
                         tracing::debug!(%addr, "connect failed: {e}");

@@ -36,7 +36,20 @@ use sha1::{Digest, Sha1};
 use shoal_proto::InfoHash;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// A byte stream an MSE handshake runs over, split afterwards into halves that read and write
+/// without a lock between them (a `TcpStream`'s owned halves, a uTP stream's halves).
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The reading and the writing half.
+    fn into_halves(self) -> (Box<dyn AsyncRead + Unpin + Send>, Box<dyn AsyncWrite + Unpin + Send>);
+}
+
+impl Transport for TcpStream {
+    fn into_halves(self) -> (Box<dyn AsyncRead + Unpin + Send>, Box<dyn AsyncWrite + Unpin + Send>) {
+        let (r, w) = self.into_split();
+        (Box::new(r), Box::new(w))
+    }
+}
 
 /// Protocol encryption policy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -194,7 +207,7 @@ pub type Ciphers = Option<(Rc4<U20>, Rc4<U20>)>;
 
 /// Dials side: runs steps 1, 3 and 5 over `tcp` for `info_hash`, offering `provide`
 /// ([`PLAINTEXT`] and/or [`RC4`]); returns the stream the BitTorrent handshake goes over next.
-pub async fn initiate(mut tcp: TcpStream, info_hash: InfoHash, provide: u32) -> Result<MseStream, MseError> {
+pub async fn initiate(mut tcp: impl Transport, info_hash: InfoHash, provide: u32) -> Result<MseStream, MseError> {
     let ciphers = initiate_on(&mut tcp, info_hash, provide).await?;
     Ok(MseStream::new(tcp, ciphers, Vec::new()))
 }
@@ -281,7 +294,7 @@ pub struct Accepted {
 /// 4, finding the torrent among `torrents`, and selects RC4 or plaintext from what `accept`
 /// allows ([`PLAINTEXT`] preferred when both are offered and allowed).
 pub async fn respond(
-    mut tcp: TcpStream,
+    mut tcp: impl Transport,
     first: &[u8],
     torrents: impl Fn(&[u8; 20]) -> Option<InfoHash>,
     accept: u32,
@@ -356,7 +369,7 @@ pub async fn respond_on(
     Ok(((select == RC4).then_some((in_rc4, out_rc4)), ia, info_hash))
 }
 
-/// A TCP connection past an MSE handshake: RC4 both ways, or plain.
+/// A connection (TCP or uTP) past an MSE handshake: RC4 both ways, or plain.
 #[derive(Debug)]
 pub struct MseStream {
     read: MseRead,
@@ -365,7 +378,7 @@ pub struct MseStream {
 
 /// Reading half of an [`MseStream`].
 pub struct MseRead {
-    tcp: OwnedReadHalf,
+    tcp: Box<dyn AsyncRead + Unpin + Send>,
     rc4: Option<Rc4<U20>>,
     /// Bytes to give before reading the socket (an initial payload).
     prefix: Vec<u8>,
@@ -373,7 +386,7 @@ pub struct MseRead {
 
 /// Writing half of an [`MseStream`].
 pub struct MseWrite {
-    tcp: OwnedWriteHalf,
+    tcp: Box<dyn AsyncWrite + Unpin + Send>,
     rc4: Option<Rc4<U20>>,
     /// Encrypted bytes not written yet (the cipher has moved past them).
     pending: Vec<u8>,
@@ -393,8 +406,8 @@ impl std::fmt::Debug for MseWrite {
 }
 
 impl MseStream {
-    fn new(tcp: TcpStream, ciphers: Ciphers, prefix: Vec<u8>) -> MseStream {
-        let (r, w) = tcp.into_split();
+    fn new(tcp: impl Transport, ciphers: Ciphers, prefix: Vec<u8>) -> MseStream {
+        let (r, w) = tcp.into_halves();
         let (read_rc4, write_rc4) = match ciphers {
             Some((i, o)) => (Some(i), Some(o)),
             None => (None, None),

@@ -620,10 +620,18 @@ pub struct SessionSettings {
     /// `off` (set at start: `--encryption`, or `encryption` in the config file).
     #[serde(default = "default_encryption")]
     pub encryption: String,
+    /// uTP (BEP 29): `on`, `prefer` or `off` (set at start: `--utp`, or `utp` in the config
+    /// file).
+    #[serde(default = "default_utp")]
+    pub utp: String,
 }
 
 fn default_encryption() -> String {
     "prefer".to_owned()
+}
+
+fn default_utp() -> String {
+    "on".to_owned()
 }
 
 /// `session.set`: change session settings. Fields left `None` are unchanged; for the nullable
@@ -964,6 +972,7 @@ mod tests {
             seed_time_limit: None,
             seed_idle_limit: None,
             encryption: "prefer".into(),
+            utp: "on".into(),
         };
         let update: SessionUpdate =
             serde_json::from_value(json!({"upload_limit": null, "dht": false, "seed_ratio_limit": 2.0}))

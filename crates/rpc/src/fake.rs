@@ -104,6 +104,7 @@ fn settings() -> SessionSettings {
         seed_time_limit: None,
         seed_idle_limit: None,
         encryption: "prefer".to_owned(),
+        utp: "on".to_owned(),
     }
 }
 

@@ -935,6 +935,10 @@ mod tests {
         assert_eq!(v["arguments"], json!({"rpc-version": 16, "session-id": "sid", "speed-limit-down": 1000}));
         let v = call(&fake, json!({"method": "session-get"})).await;
         assert_eq!(v["arguments"]["peer-port"], 6881);
+        assert_eq!(
+            (&v["arguments"]["encryption"], &v["arguments"]["utp-enabled"]),
+            (&json!("preferred"), &json!(true))
+        );
         assert!(v["arguments"]["version"].as_str().expect("works").starts_with("3.00"));
 
         let v = call(

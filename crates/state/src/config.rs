@@ -16,6 +16,7 @@
 //! rpc_listen = "127.0.0.1:9091"
 //! download_dir = "/srv/downloads"
 //! encryption = "prefer"           # protocol encryption (MSE/PE): prefer, require or off
+//! utp = "on"                      # uTP (BEP 29): on, prefer (dialled first) or off
 //!
 //! [rpc]
 //! token = "long-random-string"
@@ -80,6 +81,9 @@ pub struct DaemonConfig {
     pub download_dir: Option<PathBuf>,
     /// Protocol encryption (MSE/PE): `prefer`, `require` or `off`. Default: prefer.
     pub encryption: Option<String>,
+    /// uTP (BEP 29): `on` (accepted, dialled when TCP fails), `prefer` (dialled first) or `off`.
+    /// Default: on.
+    pub utp: Option<String>,
     /// RPC access control.
     pub rpc: RpcConfig,
     /// Rate, connection, queue and seeding limits.
@@ -290,6 +294,9 @@ impl DaemonConfig {
         };
         if let Some(e) = self.encryption.as_deref().filter(|e| !["prefer", "require", "off"].contains(e)) {
             return Err(invalid("encryption", &format!("{e:?}: expected prefer, require or off")));
+        }
+        if let Some(u) = self.utp.as_deref().filter(|u| !["on", "prefer", "off"].contains(u)) {
+            return Err(invalid("utp", &format!("{u:?}: expected on, prefer or off")));
         }
         if let Some(bad) = self.search.index.iter().find(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
             return Err(invalid("search.index", &format!("{bad:?} is not an http:// or https:// URL")));

@@ -25,6 +25,7 @@ ssl_listen = "0.0.0.0:6882"
 rpc_listen = "127.0.0.1:9091"
 download_dir = "/srv/downloads"
 encryption = "require"
+utp = "prefer"
 
 [rpc]
 token = "long-random-string"
@@ -75,6 +76,7 @@ fn a_full_file_parses() {
         rpc_listen: addr("127.0.0.1:9091"),
         download_dir: Some("/srv/downloads".into()),
         encryption: Some("require".into()),
+        utp: Some("prefer".into()),
         rpc: RpcConfig {
             token: Some("long-random-string".into()),
             user: Some("alice".into()),
@@ -186,6 +188,13 @@ fn half_a_login_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let err = DaemonConfig::load(&write(&dir, "[rpc]\nuser = \"alice\"\n")).expect_err("no password");
     assert!(matches!(&err, ConfigError::Invalid { key, .. } if key == "rpc.password"), "{err:?}");
+}
+
+#[test]
+fn an_unknown_utp_mode_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = DaemonConfig::load(&write(&dir, "utp = \"sometimes\"\n")).expect_err("bad mode");
+    assert!(matches!(&err, ConfigError::Invalid { key, .. } if key == "utp"), "{err:?}");
 }
 
 #[test]

@@ -76,6 +76,7 @@ pub(crate) async fn daemon(dir: &Path) -> (Daemon, Session) {
         seed_time_limit: None,
         seed_idle_limit: None,
         encryption: "prefer".into(),
+        utp: "on".into(),
     };
     (Daemon::new(session.clone(), store, settings, dir.to_path_buf()), session)
 }

@@ -461,7 +461,7 @@ pub(crate) fn session(s: &SessionSettings, session_id: &str) -> Map<String, Valu
                 "memory-bytes": 1024
             }),
         ),
-        ("utp-enabled", json!(false)),
+        ("utp-enabled", json!(s.utp != "off")),
         ("version", json!(format!("3.00 (Shoal {})", env!("CARGO_PKG_VERSION")))),
     ];
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
