@@ -47,6 +47,8 @@ pub use data::{assert_same_tree, compare_files, files_equal, make_test_file, tes
 pub use net::free_port;
 pub use process::{Captured, ChildGuard, Proc, run_captured};
 pub use tempfile::{self, TempDir};
-pub use tools::{ensure_tools, lt_create, lt_info_hash, python_lt, python_transmission, repo_root, spawn_lt_seed};
+pub use tools::{
+    ensure_tools, lt_create, lt_info_hash, python_lt, python_qbt, python_transmission, repo_root, spawn_lt_seed,
+};
 pub use transmission::{Added, Transmission};
 pub use wait::wait_until;

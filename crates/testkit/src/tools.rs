@@ -45,6 +45,17 @@ where
     python_script("lt_client.py", args)
 }
 
+/// A command running `drivers/qbt.py` with `args` (see its `--help`): qBittorrent-nox driven
+/// over its Web API, as a seed (`seed`, prints `READY <port>`) or a leech (`leech`, exits 0
+/// once complete).
+pub fn python_qbt<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    python_script("qbt.py", args)
+}
+
 /// A command running `drivers/transmission.py` with `args` (see its `--help`).
 pub fn python_transmission<I, S>(args: I) -> Command
 where
