@@ -233,14 +233,16 @@ impl Conn {
     /// A one-line account of the sending side, for logs.
     pub fn describe(&self) -> String {
         format!(
-            "seq {} ack {} in flight {} packets / {} B, unsent {} B, window {} B, peer window {} B, rto {:?}, \
-             resent {}, reorder {} / {} B, readable {} B",
+            "seq {} ack {} in flight {} packets / {} B, unsent {} B, window {} B (queueing {:?}{}), peer window {} B, \
+             rto {:?}, resent {}, reorder {} / {} B, readable {} B",
             self.seq_nr,
             self.ack_nr,
             self.flight.len(),
             self.in_flight,
             self.unsent.len(),
             self.cc.window(),
+            self.cc.queueing_delay(),
+            if self.cc.in_slow_start() { ", slow start" } else { "" },
             self.remote_wnd,
             self.rto,
             self.resent,
@@ -471,10 +473,13 @@ impl Conn {
         }
     }
 
-    /// The packet at `idx` in flight is lost: queue it once, halve once per window.
+    /// The packet at `idx` in flight is lost (acks say so): queue it once, halve once per
+    /// window. A packet already sent again is not taken as lost again from acks — its new copy
+    /// may still be on the way behind a queue, and each ack until it lands would send another
+    /// (a flood that keeps the queue full); only the retransmission timer sends it a third time.
     fn lost(&mut self, idx: usize) {
         let Some(s) = self.flight.get_mut(idx) else { return };
-        if s.sacked || s.resend {
+        if s.sacked || s.resend || s.sends > 1 {
             return;
         }
         s.resend = true;

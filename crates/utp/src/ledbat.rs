@@ -8,8 +8,13 @@
 //! - The base delay is the least such delay seen over the last [`BASE_HISTORY`] minutes (one
 //!   minimum per minute, as RFC 6817 keeps), the queueing delay a sample's excess over it; a
 //!   sample is the least of the last [`CURRENT_FILTER`] (RFC 6817's current delay filter).
-//! - For each ack: `cwnd += GAIN · (TARGET − queueing) / TARGET · acked · MSS / cwnd`, never
-//!   more than TCP would (one MSS per window), never below one MSS.
+//! - Under the target, for each ack: `cwnd += (TARGET − queueing) / TARGET · acked · MSS / cwnd`
+//!   (RFC 6817, GAIN 1: at most one MSS per window, as TCP). Over it, the decrease is
+//!   multiplicative, as LEDBAT++ (draft-irtf-iccrg-ledbat-plus-plus) has it:
+//!   `cwnd += max(MSS − cwnd · (queueing / TARGET − 1), −cwnd / 2) · acked / cwnd`, so a window
+//!   halves within a round trip when TCP has filled the queue far past the target, instead of
+//!   losing one MSS per round trip while TCP waits behind it (measured: `bench/ledbat.py`).
+//!   Never below one MSS.
 //! - Slow start (libtorrent's uTP has one too; RFC 6817 allows it): the window doubles each
 //!   round trip until the queueing delay reaches half the target or a packet is lost.
 //! - A loss halves the window, at most once per window of data; a timeout drops it to one
@@ -127,12 +132,14 @@ impl Ledbat {
                 return;
             }
         }
-        let off_target = (target - f64::from(queueing)) / target;
-        let gain = off_target * acked as f64 * self.mss as f64 / self.cwnd as f64;
-        // Never faster than TCP: at most one MSS per window acked; the decrease is not capped
-        // beyond the floor of one packet.
-        let gain = gain.min(self.mss as f64 * acked as f64 / self.cwnd as f64);
-        let cwnd = self.cwnd as f64 + gain;
+        let (cwnd, mss, acked) = (self.cwnd as f64, self.mss as f64, acked as f64);
+        let delay = f64::from(queueing);
+        let change = if delay <= target {
+            (target - delay) / target * acked * mss / cwnd
+        } else {
+            (mss - cwnd * (delay / target - 1.0)).max(-cwnd / 2.0) * acked / cwnd
+        };
+        let cwnd = cwnd + change;
         self.cwnd = (cwnd.max(self.mss as f64) as usize).min(MAX_CWND);
     }
 
@@ -196,6 +203,21 @@ mod tests {
         assert!(l.window() < grown, "{} < {grown}: 90 ms over the target shrinks the window", l.window());
         run(&mut l, start, 1_000, 200);
         assert_eq!(l.window(), MSS, "never below one packet");
+    }
+
+    #[test]
+    fn far_over_target_the_window_halves_within_a_round_trip() {
+        // A queue TCP filled to 300 ms: LEDBAT++'s decrease, not one MSS per round trip.
+        let start = Instant::now();
+        let mut l = Ledbat::new(MSS);
+        run(&mut l, start, 0, 8);
+        l.on_loss();
+        let w = l.window();
+        assert!(w > 100 * MSS, "{w}");
+        run(&mut l, start, 300, 1);
+        assert!(l.window() <= w / 2 + MSS, "{} after one round trip from {w}", l.window());
+        run(&mut l, start, 300, 10);
+        assert!(l.window() < w / 100, "{}", l.window());
     }
 
     #[test]
