@@ -151,7 +151,7 @@ pub enum Action<P> {
 /// Counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Chunks played.
+    /// Chunks played (the end marker not counted).
     pub played: u64,
     /// Chunks skipped (missing when due).
     pub skipped: u64,
@@ -671,7 +671,10 @@ impl<P: Copy + Ord> Mesh<P> {
                 if now + self.cfg.play_lead_ms < due {
                     break;
                 }
-                self.stats.played += 1;
+                // The end marker closes the broadcast; it is not one of its chunks of data.
+                if self.end != Some(next) {
+                    self.stats.played += 1;
+                }
                 self.actions.push(Action::Play(next));
             } else if now >= due && self.newest().is_some_and(|n| n > next) {
                 // Left out only once a later chunk proves it existed; before the first chunk
@@ -782,6 +785,13 @@ mod tests {
         let played: Vec<_> = acts.iter().filter(|a| matches!(a, Action::Play(_) | Action::Skip(_))).cloned().collect();
         assert_eq!(played, vec![Action::Skip(36), Action::Play(37), Action::Play(38), Action::Play(39)], "{acts:?}");
         assert_eq!(v.stats().skipped, 1);
+        assert_eq!(v.stats().played, 4);
+        // Chunk 40 closes the broadcast: played and ended, but not counted as a chunk of data.
+        v.chunk(1, 40, clock(40), true, t0 + 300);
+        v.tick(clock(40) + 350 + 2000);
+        let acts = v.take_actions();
+        assert!(acts.contains(&Action::Play(40)) && acts.contains(&Action::Ended), "{acts:?}");
+        assert_eq!(v.stats().played, 4, "the end marker is not a chunk played");
     }
 
     #[test]
