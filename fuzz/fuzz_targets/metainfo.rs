@@ -1,11 +1,20 @@
-//! Fuzzes `.torrent` parsing: no input may panic, and every accepted torrent must keep the
-//! invariants the rest of Shoal relies on.
+//! Fuzzes `.torrent` parsing, v1 and v2 (BEP 52): no input may panic, and every accepted torrent
+//! must keep the invariants the rest of Shoal relies on (for v2: safe paths, and a piece layer for
+//! every file larger than a piece).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use shoal_proto::{Magnet, Metainfo};
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(t) = shoal_proto::metainfo::v2::parse(data) {
+        for file in &t.files {
+            assert!(file.path.iter().all(|p| !p.is_empty() && p != "." && p != ".." && !p.contains(['/', '\\', '\0'])));
+            if file.length > t.piece_length {
+                assert!(t.piece_hash(file, 0).is_some(), "a verified layer for every large file");
+            }
+        }
+    }
     let Ok(m) = Metainfo::from_bytes(data) else {
         return;
     };

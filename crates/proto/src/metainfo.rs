@@ -1,7 +1,8 @@
 //! Metainfo (`.torrent`) files, BEP 3 v1 format, with multiple trackers (BEP 12), the private
 //! flag (BEP 27) and padding files (BEP 47).
 //!
-//! BitTorrent v2 (BEP 52) is not read. A hybrid torrent, which carries the v1 `pieces` and
+//! BitTorrent v2 (BEP 52) is not downloaded yet: [`v2`] reads its file tree, Merkle roots and
+//! piece layers (checked against each other), but [`Metainfo`] is v1. A hybrid torrent, which carries the v1 `pieces` and
 //! file list beside the v2 `file tree`, is read as the v1 torrent it also is (its v2 fields
 //! are ignored and the info-hash is the v1 SHA-1). A v2-only torrent (a `meta version` of 2
 //! or a `file tree`, and no `pieces`) is refused with [`MetainfoError::V2Only`] rather than
@@ -32,6 +33,7 @@ mod create;
 mod files;
 #[cfg(test)]
 mod tests;
+pub mod v2;
 
 use std::path::PathBuf;
 
@@ -97,6 +99,14 @@ pub enum MetainfoError {
     /// `piece length` is zero, negative or above [`MAX_PIECE_LENGTH`].
     #[error("field `piece length` is {0}, expected 1 byte to 256 MiB")]
     BadPieceLength(i64),
+    /// A BitTorrent v2 field (BEP 52) has an unusable value.
+    #[error("field `{field}`: {reason}")]
+    V2Field {
+        /// The field (`file tree/dir/name`, `piece layers[path]`, ...).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A field has the right type but an unusable value.
     #[error("field `{0}` {1}")]
     BadField(&'static str, &'static str),

@@ -1,0 +1,65 @@
+//! BitTorrent v2 (BEP 52) torrents made by libtorrent 2.1, read by Shoal's v2 parser
+//! (`shoal_proto::metainfo::v2`): every file's `pieces root` equals the root Shoal computes from
+//! the file's bytes, every piece layer adds up to its root and matches Shoal's per-piece roots,
+//! and the v2 info-hash equals libtorrent's. A hybrid torrent is also read as the v1 torrent it
+//! is; a v2-only one is refused by the v1 reader with a message saying so.
+
+use std::path::Path;
+
+use shoal_proto::metainfo::v2::{self, file_root, piece_root};
+use shoal_proto::metainfo::{Metainfo, MetainfoError};
+use shoal_testkit::{TempDir, ensure_tools, lt_create, make_test_file, python_lt, run_captured};
+
+fn temp_dir() -> TempDir {
+    shoal_testkit::tempfile::Builder::new().prefix("shoal-v2-").tempdir().expect("temporary folder")
+}
+
+/// libtorrent's v1 and v2 info-hashes of a torrent (hex; `-` when it has none).
+fn lt_hashes(torrent: &Path) -> (String, String) {
+    let mut cmd = python_lt(["info", "-v", "--torrent"]);
+    cmd.arg(torrent);
+    let out = run_captured(cmd, std::time::Duration::from_secs(60)).expect("lt info").ok().expect("lt info ran");
+    let field = |name: &str| {
+        out.stdout.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_owned()).expect("a hash line")
+    };
+    (field("v1:"), field("v2:"))
+}
+
+#[test]
+fn libtorrent_v2_and_hybrid_torrents_agree_with_shoals_merkle_trees() {
+    ensure_tools();
+    let work = temp_dir();
+    let folder = work.path().join("set");
+    make_test_file(folder.join("big.bin"), 3 * 1024 * 1024 + 12_345, 61);
+    make_test_file(folder.join("sub").join("small.bin"), 20_000, 62);
+    make_test_file(folder.join("tiny.txt"), 100, 63);
+    for format in ["v2", "hybrid"] {
+        let torrent = work.path().join(format!("{format}.torrent"));
+        lt_create(&folder, &torrent, &["--format", format, "--piece-size", "65536"]).expect("libtorrent creates it");
+        let bytes = std::fs::read(&torrent).expect("read the torrent");
+        let t = v2::parse(&bytes).unwrap_or_else(|e| panic!("{format}: {e}"));
+        assert_eq!(t.piece_length, 65_536);
+        let names: Vec<String> = t.files.iter().map(|f| f.path.join("/")).collect();
+        assert_eq!(names, ["big.bin", "sub/small.bin", "tiny.txt"], "{format}");
+        for file in &t.files {
+            let data = std::fs::read(folder.join(file.path.join("/"))).expect("read the file");
+            assert_eq!(file.pieces_root, Some(file_root(&data)), "{format}: {}", file.path.join("/"));
+        }
+        // The big file's layer: one root per 64 KiB piece, each Shoal's root of that piece.
+        let big = &t.files[0];
+        let data = std::fs::read(folder.join("big.bin")).expect("read");
+        for (i, piece) in data.chunks(65_536).enumerate() {
+            assert_eq!(t.piece_hash(big, i), Some(piece_root(piece, 65_536)), "{format}: piece {i}");
+        }
+        assert_eq!(t.piece_hash(big, data.len().div_ceil(65_536)), None);
+        let (lt_v1, lt_v2) = lt_hashes(&torrent);
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        assert_eq!(hex(&t.info_hash_v2), lt_v2, "{format}: the v2 info-hash");
+        assert_eq!(t.swarm_hash().to_hex(), lt_v2[..40], "{format}: the truncated v2 hash");
+        match (format, Metainfo::from_bytes(&bytes)) {
+            ("v2", Err(e)) => assert_eq!(e, MetainfoError::V2Only, "{e}"),
+            ("hybrid", Ok(m)) => assert_eq!(m.info_hash.to_hex(), lt_v1, "a hybrid is also its v1 torrent"),
+            (f, other) => panic!("{f}: {other:?}"),
+        }
+    }
+}
