@@ -653,6 +653,14 @@ pub(crate) struct TorrentOptions {
     /// A comment stored in the torrent.
     #[arg(long, value_name = "TEXT")]
     pub(crate) comment: Option<String>,
+    /// Make a BitTorrent v2 torrent (BEP 52: per-file SHA-256 Merkle trees), which v1-only
+    /// clients cannot read.
+    #[arg(long, conflicts_with = "hybrid")]
+    pub(crate) v2: bool,
+    /// Make a hybrid torrent: v2 and v1 in one (files padded to piece boundaries, BEP 47), read
+    /// by every client.
+    #[arg(long)]
+    pub(crate) hybrid: bool,
     /// A web seed (BEP 19): an http(s) URL serving the content (repeatable). A URL ending in
     /// `/` is a folder holding the torrent's name; otherwise, for a single file, the file itself.
     #[arg(long = "web-seed", value_name = "URL")]

@@ -1,11 +1,14 @@
-//! `shoal create`: scan a file or folder, hash it with a progress bar, write a v1 .torrent.
+//! `shoal create`: scan a file or folder, hash it with a progress bar, write a .torrent: v1 by
+//! default, BitTorrent v2 with `--v2`, both in one with `--hybrid` (BEP 52).
 
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
 use indicatif::HumanBytes;
 use shoal_proto::Metainfo;
-use shoal_proto::metainfo::{CreateContent, CreateFile, CreateSpec, build_torrent, default_piece_length};
+use shoal_proto::metainfo::{
+    CreateContent, CreateFile, CreateSpec, build_torrent, build_torrent_v2, default_piece_length,
+};
 
 use crate::args::{CreateArgs, TorrentOptions};
 use crate::{BadInput, Failure, progress};
@@ -18,12 +21,15 @@ pub(crate) async fn run(a: CreateArgs, quiet: bool) -> Result<(), Failure> {
     std::fs::write(&a.output, &bytes).with_context(|| format!("cannot write {}", a.output.display()))?;
     if !quiet {
         println!(
-            "created {}: {} in {} pieces of {}, info-hash {}",
+            "created {}: {} in {} pieces of {}, {}",
             a.output.display(),
             HumanBytes(meta.info.layout.total_length()),
             meta.info.layout.piece_count(),
             HumanBytes(meta.info.piece_length as u64),
-            meta.info_hash
+            match meta.v2_hash {
+                Some(h) => format!("v2 info-hash {}", h.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+                None => format!("info-hash {}", meta.info_hash),
+            }
         );
     }
     Ok(())
@@ -56,6 +62,12 @@ pub(crate) async fn make_torrent(
         .iter()
         .map(|id| id.parse().map_err(|e| Failure::Input(anyhow!("--to {id:?}: {e}"))))
         .collect::<Result<_, _>>()?;
+    let v2 = opts.v2 || opts.hybrid;
+    if v2 && (opts.group.is_some() || !opts.to.is_empty() || sealed.is_some()) {
+        return Err(Failure::Input(anyhow!(
+            "--v2 and --hybrid torrents cannot be group shares (--group, --to, --sealed) yet"
+        )));
+    }
     let scanned = shoal_storage::scan_path(path).bad_input()?;
     let ssl_cert = match (&opts.group, to.is_empty()) {
         (Some(group), _) => {
@@ -70,10 +82,26 @@ pub(crate) async fn make_torrent(
     }
     let total = scanned.total_length();
     let piece_length = opts.piece_size.unwrap_or_else(|| default_piece_length(total));
-    let bar = progress::hashing_bar(total, quiet);
+    let passes = if opts.hybrid { 2 } else { 1 };
+    let bar = progress::hashing_bar(total * passes, quiet);
     let (bar2, scanned2) = (bar.clone(), scanned.clone());
-    let hashes = tokio::task::spawn_blocking(move || {
-        shoal_storage::hash_pieces(&scanned2.parent, &scanned2, piece_length, |n| bar2.inc(n))
+    let (hybrid, v2_only) = (opts.hybrid, opts.v2);
+    let (hashes, trees) = tokio::task::spawn_blocking(move || -> Result<_, shoal_storage::StorageError> {
+        // A hybrid's v1 part hashes the content with padding between files, as v2 lays it out.
+        let v1 = if v2_only {
+            Vec::new()
+        } else if hybrid && scanned2.is_dir {
+            let padded = scanned2.padded(piece_length);
+            shoal_storage::hash_pieces(&padded.parent, &padded, piece_length, |n| bar2.inc(n))?
+        } else {
+            shoal_storage::hash_pieces(&scanned2.parent, &scanned2, piece_length, |n| bar2.inc(n))?
+        };
+        let trees = if hybrid || v2_only {
+            Some(shoal_storage::hash_v2_files(&scanned2.parent, &scanned2, piece_length, |n| bar2.inc(n))?)
+        } else {
+            None
+        };
+        Ok((v1, trees))
     })
     .await
     .map_err(|e| anyhow!("hashing stopped: {e}"))?
@@ -100,7 +128,10 @@ pub(crate) async fn make_torrent(
             .map(|d| d.as_secs() as i64)
             .ok(),
     };
-    let bytes = build_torrent(&spec, &hashes);
+    let bytes = match &trees {
+        Some(trees) => build_torrent_v2(&spec, (!opts.v2).then_some(&hashes[..]), trees),
+        None => build_torrent(&spec, &hashes),
+    };
     let meta = Metainfo::from_bytes(&bytes).map_err(|e| anyhow!("the torrent just built does not parse: {e}"))?;
     Ok((bytes, meta))
 }

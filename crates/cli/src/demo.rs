@@ -61,6 +61,8 @@ pub(crate) async fn run(a: DemoArgs, quiet: bool) -> Result<(), Failure> {
         private: false,
         comment: None,
         web_seeds: Vec::new(),
+        v2: false,
+        hybrid: false,
         group: None,
         to: Vec::new(),
         data_dir: None,

@@ -109,6 +109,8 @@ async fn push(a: PushArgs, dir: &Path, identity: &Identity, source: &Path, quiet
         private: false,
         comment: None,
         web_seeds: Vec::new(),
+        v2: false,
+        hybrid: false,
         group: a.group.clone(),
         to: Vec::new(),
         data_dir: Some(dir.to_path_buf()),

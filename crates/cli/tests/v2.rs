@@ -2,12 +2,14 @@
 //! (`shoal_proto::metainfo::v2`): every file's `pieces root` equals the root Shoal computes from
 //! the file's bytes, every piece layer adds up to its root and matches Shoal's per-piece roots,
 //! and the v2 info-hash equals libtorrent's. A hybrid torrent is also read as the v1 torrent it
-//! is; a v2-only one is refused by the v1 reader with a message saying so.
+//! is; a v2-only one is read with its swarm named by the truncated v2 hash. Then transfers both
+//! ways with libtorrent, of torrents libtorrent made and of torrents Shoal made (`--v2`,
+//! `--hybrid`).
 
 use std::path::Path;
 
+use shoal_proto::metainfo::Metainfo;
 use shoal_proto::metainfo::v2::{self, file_root, piece_root};
-use shoal_proto::metainfo::{Metainfo, MetainfoError};
 use shoal_testkit::{TempDir, ensure_tools, lt_create, make_test_file, python_lt, run_captured};
 
 fn temp_dir() -> TempDir {
@@ -57,9 +59,83 @@ fn libtorrent_v2_and_hybrid_torrents_agree_with_shoals_merkle_trees() {
         assert_eq!(hex(&t.info_hash_v2), lt_v2, "{format}: the v2 info-hash");
         assert_eq!(t.swarm_hash().to_hex(), lt_v2[..40], "{format}: the truncated v2 hash");
         match (format, Metainfo::from_bytes(&bytes)) {
-            ("v2", Err(e)) => assert_eq!(e, MetainfoError::V2Only, "{e}"),
+            ("v2", Ok(m)) => {
+                assert_eq!(m.v2_hash, Some(t.info_hash_v2));
+                assert_eq!(m.info_hash, t.swarm_hash(), "a v2 swarm is named by the truncated v2 hash");
+                assert_eq!(m.info.v2.as_ref().map(|c| c.len()), Some(m.info.layout.piece_count() as usize));
+            }
             ("hybrid", Ok(m)) => assert_eq!(m.info_hash.to_hex(), lt_v1, "a hybrid is also its v1 torrent"),
             (f, other) => panic!("{f}: {other:?}"),
         }
+    }
+}
+
+#[path = "support/interop.rs"]
+mod interop;
+
+use interop::{START_TIMEOUT, TRANSFER_TIMEOUT, ok, spawn_get, spawn_share, stop_cleanly, wait_get_complete};
+use shoal_testkit::{Proc, assert_same_tree, spawn_lt_seed};
+
+fn spawn_lt_leech(torrent: &Path, save: &Path, peer: &str) -> Proc {
+    let mut cmd = python_lt(["leech", "--watch-stdin", "--timeout", &TRANSFER_TIMEOUT.as_secs().to_string()]);
+    cmd.arg("--torrent").arg(torrent).arg("--save").arg(save).args(["--peer", peer]);
+    ok(Proc::spawn("lt leech", cmd))
+}
+
+/// A folder of three files (one larger than many pieces, one in a subfolder, one tiny).
+fn content(work: &Path) -> std::path::PathBuf {
+    let folder = work.join("set");
+    make_test_file(folder.join("big.bin"), 5 * 1024 * 1024 + 777, 71);
+    make_test_file(folder.join("sub").join("small.bin"), 40_000, 72);
+    make_test_file(folder.join("tiny.txt"), 10, 73);
+    folder
+}
+
+#[test]
+fn v2_and_hybrid_torrents_made_by_libtorrent_download_from_libtorrent_and_seed_to_it() {
+    ensure_tools();
+    let work = temp_dir();
+    let folder = content(work.path());
+    for format in ["v2", "hybrid"] {
+        let torrent = work.path().join(format!("lt-{format}.torrent"));
+        ok(lt_create(&folder, &torrent, &["--format", format, "--piece-size", "32768"]));
+        // libtorrent seeds, Shoal downloads (v2: pieces checked by their Merkle roots).
+        let (_seed, port) = ok(spawn_lt_seed(&torrent, work.path(), &[]));
+        let out = work.path().join(format!("out-{format}"));
+        let peer = format!("127.0.0.1:{port}");
+        let mut get = spawn_get("shoal get", &torrent, &out, &["--peer", &peer, "--no-trackers"]);
+        wait_get_complete(&mut get);
+        assert_same_tree(&folder, out.join("set"));
+        assert!(!out.join("set").join(".pad").exists(), "{format}: padding is never written");
+        // Shoal seeds the same torrent, libtorrent downloads.
+        let mut share = spawn_share(&folder, &torrent, &[]);
+        let save = work.path().join(format!("lt-out-{format}"));
+        let mut leech = spawn_lt_leech(&torrent, &save, &share.addr.to_string());
+        ok(leech.wait_success(TRANSFER_TIMEOUT + START_TIMEOUT));
+        assert_same_tree(&folder, save.join("set"));
+        stop_cleanly(&mut share.proc);
+    }
+}
+
+#[test]
+fn v2_and_hybrid_torrents_made_by_shoal_are_read_and_fetched_by_libtorrent() {
+    ensure_tools();
+    let work = temp_dir();
+    let folder = content(work.path());
+    for format in ["v2", "hybrid"] {
+        let torrent = work.path().join(format!("shoal-{format}.torrent"));
+        let flag = format!("--{format}");
+        let mut share = spawn_share(&folder, &torrent, &[&flag, "--piece-size", "32k"]);
+        let bytes = std::fs::read(&torrent).expect("the torrent");
+        let t = v2::parse(&bytes).expect("Shoal's torrent has valid v2 parts");
+        let (lt_v1, lt_v2) = lt_hashes(&torrent);
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        assert_eq!(hex(&t.info_hash_v2), lt_v2, "{format}: libtorrent reads the same v2 info-hash");
+        assert_eq!(lt_v1 == "-", format == "v2", "{format}: a v1 part only in the hybrid ({lt_v1})");
+        let save = work.path().join(format!("lt-out-{format}"));
+        let mut leech = spawn_lt_leech(&torrent, &save, &share.addr.to_string());
+        ok(leech.wait_success(TRANSFER_TIMEOUT + START_TIMEOUT));
+        assert_same_tree(&folder, save.join("set"));
+        stop_cleanly(&mut share.proc);
     }
 }

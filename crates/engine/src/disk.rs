@@ -200,6 +200,8 @@ fn spawn(name: String, f: impl FnOnce() + Send + 'static) {
 #[derive(Default)]
 struct PieceHash {
     sha: Sha1,
+    /// A v2-only torrent's piece: Merkle hashing instead of SHA-1.
+    v2: Option<shoal_storage::V2Hasher>,
     /// Offset of the next byte to hash.
     next: u32,
     /// Blocks that arrived ahead of `next`.
@@ -212,12 +214,18 @@ impl PieceHash {
             self.ahead.insert(begin, data);
             return;
         }
-        self.sha.update(&data);
-        self.next += data.len() as u32;
+        self.update(&data);
         while let Some(data) = self.ahead.remove(&self.next) {
-            self.sha.update(&data);
-            self.next += data.len() as u32;
+            self.update(&data);
         }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match &mut self.v2 {
+            Some(v2) => v2.update(data),
+            None => self.sha.update(data),
+        }
+        self.next += data.len() as u32;
     }
 }
 
@@ -241,7 +249,10 @@ fn work_loop(rx: std::sync::mpsc::Receiver<Batch>) {
                     let key = (target.id, block.piece);
                     pieces
                         .entry(key)
-                        .or_insert_with(|| (target.clone(), PieceHash::default()))
+                        .or_insert_with(|| {
+                            let v2 = target.storage.layout().v2_check(block.piece).map(shoal_storage::V2Hasher::new);
+                            (target.clone(), PieceHash { v2, ..PieceHash::default() })
+                        })
                         .1
                         .feed(block.begin, data);
                 }
@@ -253,6 +264,7 @@ fn work_loop(rx: std::sync::mpsc::Receiver<Batch>) {
                         .map(|(_, h)| h)
                         .filter(|h| h.next == layout.geometry().piece_size(piece));
                     let result = match hashed {
+                        Some(PieceHash { v2: Some(v2), .. }) => Ok(v2.matches()),
                         Some(h) => Ok(layout.piece_hash(piece).is_some_and(|want| h.sha.finalize().as_slice() == want)),
                         // Not every byte came through this session (cannot happen with the
                         // swarm's ordering, but the disk copy is the truth): hash what is on disk.

@@ -383,6 +383,10 @@ impl Session {
             .collect();
         let storage_layout =
             StorageLayout::new(add.download_dir.clone(), files, meta.info.piece_length, meta.info.pieces.clone())?;
+        let storage_layout = match &meta.info.v2 {
+            Some(checks) => storage_layout.with_v2(checks.clone())?,
+            None => storage_layout,
+        };
         let resume = Arc::new(match add.resume.clone() {
             Some(backend) => ResumeStore::with_backend(format!("the resume record of {info_hash}").into(), backend),
             None => ResumeStore::new(ResumeStore::default_path(&add.download_dir, &info_hash.to_hex())?),
@@ -526,6 +530,16 @@ impl Session {
         progress: watch::Sender<MetadataProgress>,
     ) -> Result<(Metainfo, Vec<SocketAddr>), EngineError> {
         let info_hash = magnet.info_hash;
+        if magnet.v2_hash.is_some() {
+            // BEP 52's metadata from peers lacks the piece layers, which need hash requests.
+            return Err(EngineError::Metadata {
+                info_hash,
+                reason:
+                    "a v2-only magnet link (urn:btmh): fetching a v2 torrent's metadata from peers is not supported \
+                         yet; download it with its .torrent file"
+                        .into(),
+            });
+        }
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let mut given: Vec<SocketAddr> = magnet.peer_addrs();
         given.extend(extra_peers);

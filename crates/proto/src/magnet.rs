@@ -30,8 +30,9 @@ pub enum MagnetError {
     /// Two `urn:btih:` parameters with different hashes.
     #[error("the magnet link names two different info-hashes")]
     ConflictingInfoHashes,
-    /// Only a `urn:btmh:` (BitTorrent v2) hash, which Shoal does not support.
-    #[error("the magnet link only has a v2 (urn:btmh:) info-hash, which is not supported")]
+    /// Only a `urn:btmh:` (BitTorrent v2) hash that is not a SHA-256 multihash (`1220` and 64
+    /// hex digits).
+    #[error("the magnet link's only info-hash is a urn:btmh: that is not a SHA-256 multihash (1220 and 64 hex digits)")]
     V2Only,
     /// A malformed `so` (select-only) list.
     #[error("malformed so= file selection \"{0}\": expected indices and ranges like 0,2,4-6")]
@@ -43,6 +44,10 @@ pub enum MagnetError {
 pub struct Magnet {
     /// The torrent's info-hash (`xt=urn:btih:`).
     pub info_hash: InfoHash,
+    /// A v2-only torrent's SHA-256 info-hash (BEP 52): the link then names it as
+    /// `xt=urn:btmh:1220…` instead, and `info_hash` is its first 20 bytes (the swarm's name on
+    /// the wire). A link naming a v1 hash too (a hybrid) is read as its v1 torrent.
+    pub v2_hash: Option<[u8; 32]>,
     /// Name to show until the metadata arrives (`dn`).
     pub display_name: Option<String>,
     /// Tracker URLs (`tr`), without duplicates, in link order.
@@ -60,7 +65,14 @@ const VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_'
 impl Magnet {
     /// A magnet link with only an info-hash.
     pub fn new(info_hash: InfoHash) -> Self {
-        Self { info_hash, display_name: None, trackers: Vec::new(), peers: Vec::new(), select_only: None }
+        Self {
+            info_hash,
+            v2_hash: None,
+            display_name: None,
+            trackers: Vec::new(),
+            peers: Vec::new(),
+            select_only: None,
+        }
     }
 
     /// Parses a magnet link.
@@ -89,8 +101,16 @@ impl Magnet {
                             return Err(MagnetError::ConflictingInfoHashes);
                         }
                         info_hash = Some(parsed);
-                    } else if lower.starts_with("urn:btmh:") {
+                    } else if let Some(multihash) = lower.strip_prefix("urn:btmh:") {
                         saw_v2 = true;
+                        // 0x12 0x20: a SHA-256 multihash of 32 bytes (BEP 52).
+                        if let Some(hex) = multihash.strip_prefix("1220").filter(|h| h.len() == 64) {
+                            let bytes: Option<Vec<u8>> =
+                                (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect();
+                            if let Some(bytes) = bytes {
+                                magnet.v2_hash = Some(bytes.try_into().expect("32 bytes"));
+                            }
+                        }
                     }
                 }
                 "dn" => {
@@ -102,10 +122,15 @@ impl Magnet {
                 _ => {}
             }
         }
-        magnet.info_hash = match info_hash {
-            Some(h) => h,
-            None if saw_v2 => return Err(MagnetError::V2Only),
-            None => return Err(MagnetError::MissingXt),
+        magnet.info_hash = match (info_hash, magnet.v2_hash) {
+            // A hybrid's link names both: it is read as its v1 torrent.
+            (Some(h), _) => {
+                magnet.v2_hash = None;
+                h
+            }
+            (None, Some(v2)) => InfoHash(v2[..20].try_into().expect("20 bytes")),
+            (None, None) if saw_v2 => return Err(MagnetError::V2Only),
+            (None, None) => return Err(MagnetError::MissingXt),
         };
         Ok(magnet)
     }
@@ -133,7 +158,12 @@ impl FromStr for Magnet {
 /// `magnet:?xt=urn:btih:<hex>&dn=..&tr=..&x.pe=..&so=..`, values percent-encoded.
 impl fmt::Display for Magnet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "magnet:?xt=urn:btih:{}", self.info_hash.to_hex())?;
+        match &self.v2_hash {
+            Some(h) => {
+                write!(f, "magnet:?xt=urn:btmh:1220{}", h.iter().map(|b| format!("{b:02x}")).collect::<String>())?
+            }
+            None => write!(f, "magnet:?xt=urn:btih:{}", self.info_hash.to_hex())?,
+        }
         if let Some(name) = &self.display_name {
             write!(f, "&dn={}", utf8_percent_encode(name, VALUE))?;
         }
@@ -256,6 +286,10 @@ mod tests {
             Err(MagnetError::ConflictingInfoHashes)
         );
         assert_eq!(Magnet::parse("magnet:?xt=urn:btmh:1220abcd"), Err(MagnetError::V2Only));
+        let v2 = "magnet:?xt=urn:btmh:12205133d3082d7ad9f2ef7972ceed281009a963a4158a8405b5398f5698c338ee9b&dn=set";
+        let m = Magnet::parse(v2).expect("a v2 link");
+        assert_eq!(m.info_hash.to_hex(), "5133d3082d7ad9f2ef7972ceed281009a963a415");
+        assert_eq!(m.to_string(), v2, "printed back as it was");
         for so in ["", "1,", "a", "5-2", "1-2-3", "-1"] {
             assert!(
                 matches!(
@@ -298,6 +332,7 @@ mod tests {
         ) {
             let m = Magnet {
                 info_hash: InfoHash(hash),
+                v2_hash: None,
                 display_name: name,
                 trackers: trackers.into_iter().collect(),
                 peers: peers.into_iter().collect(),

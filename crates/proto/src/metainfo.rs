@@ -1,12 +1,15 @@
 //! Metainfo (`.torrent`) files, BEP 3 v1 format, with multiple trackers (BEP 12), the private
 //! flag (BEP 27) and padding files (BEP 47).
 //!
-//! BitTorrent v2 (BEP 52) is not downloaded yet: [`v2`] reads its file tree, Merkle roots and
-//! piece layers (checked against each other), but [`Metainfo`] is v1. A hybrid torrent, which carries the v1 `pieces` and
-//! file list beside the v2 `file tree`, is read as the v1 torrent it also is (its v2 fields
-//! are ignored and the info-hash is the v1 SHA-1). A v2-only torrent (a `meta version` of 2
-//! or a `file tree`, and no `pieces`) is refused with [`MetainfoError::V2Only`] rather than
-//! as a v1 torrent missing a field.
+//! BitTorrent v2 (BEP 52): a v2-only `.torrent` (a `meta version` of 2 or a `file tree`, and no
+//! `pieces`) is read through [`v2`] — file tree, Merkle roots and piece layers checked against
+//! each other — into the piece space its peers use: files on piece boundaries with padding
+//! entries between them, a [`v2::V2Check`] per piece ([`Info::v2`]), the swarm named by the
+//! truncated SHA-256 info-hash ([`Metainfo::v2_hash`] keeps the whole). A bare v2-only info
+//! dictionary (a magnet's metadata from peers) has no piece layers and is refused with
+//! [`MetainfoError::V2Only`]. A hybrid torrent, which carries the v1 `pieces` and file list
+//! beside the v2 `file tree`, is read as the v1 torrent it also is (its v2 fields are ignored
+//! and the info-hash is the v1 SHA-1).
 //!
 //! [`Metainfo::from_bytes`] is the one validating entry point for untrusted `.torrent` bytes;
 //! [`Metainfo::from_info_bytes`] does the same for an info dictionary fetched from peers
@@ -45,7 +48,10 @@ use crate::layout::Layout;
 use crate::magnet::Magnet;
 use crate::types::{InfoHash, PieceIndex};
 
-pub use create::{CREATED_BY, CreateContent, CreateFile, CreateSpec, build_torrent, default_piece_length};
+pub use create::{
+    CREATED_BY, CreateContent, CreateFile, CreateSpec, FileHashes, build_torrent, build_torrent_v2,
+    default_piece_length,
+};
 
 /// Largest accepted `piece length`: 256 MiB.
 pub const MAX_PIECE_LENGTH: u32 = 256 * 1024 * 1024;
@@ -158,9 +164,12 @@ pub enum MetainfoError {
     /// A file's path is also used as a directory by another file.
     #[error("file path \"{0}\" is used both as a file and as a directory")]
     PathConflict(String),
-    /// The info dictionary is BitTorrent v2 only (BEP 52): it has a `meta version` of 2 or a
-    /// `file tree`, and no v1 `pieces`.
-    #[error("this is a BitTorrent v2-only torrent (BEP 52); Shoal reads v1 and hybrid torrents only")]
+    /// A bare info dictionary that is BitTorrent v2 only (BEP 52): without the `.torrent`'s
+    /// piece layers its pieces cannot be checked.
+    #[error(
+        "this is a BitTorrent v2-only info dictionary (BEP 52) without its piece layers; Shoal reads v2-only torrents \
+         from their .torrent file"
+    )]
     V2Only,
 }
 
@@ -187,6 +196,9 @@ pub struct Metainfo {
     pub web_seeds: Vec<String>,
     /// The info dictionary exactly as received (what the info-hash covers).
     pub info_bytes: Bytes,
+    /// A v2-only torrent's SHA-256 info-hash (BEP 52); `info_hash` is then its first 20 bytes,
+    /// which name the swarm on the wire, in trackers and the DHT.
+    pub v2_hash: Option<[u8; 32]>,
 }
 
 /// Web seeds kept from one torrent.
@@ -237,6 +249,9 @@ pub struct Info {
     pub sealed: Option<Vec<u8>>,
     /// Piece geometry derived from the total length and piece length.
     pub layout: Layout,
+    /// A v2-only torrent (BEP 52): how each piece is checked (SHA-256 Merkle roots); `pieces`
+    /// is then all zeros and unused. `files` holds padding entries up to each piece boundary.
+    pub v2: Option<std::sync::Arc<[v2::V2Check]>>,
 }
 
 /// One file of a torrent.
@@ -260,7 +275,15 @@ impl Metainfo {
         let (root, spans) = decode_with_spans(bytes)?;
         let dict = root.as_dict().ok_or(MetainfoError::NotADict(root.kind()))?;
         let info_value = dict.get(&b"info"[..]).ok_or_else(|| missing("info"))?;
-        let info = Info::from_dict(expect_dict(info_value, "info")?)?;
+        let info_dict = expect_dict(info_value, "info")?;
+        let mut v2_hash = None;
+        let info = if is_v2_only(info_dict) {
+            let t = v2::parse(bytes)?;
+            v2_hash = Some(t.info_hash_v2);
+            Info::from_v2(&t, info_dict)?
+        } else {
+            Info::from_dict(info_dict)?
+        };
         let span = spans
             .into_iter()
             .find_map(|(key, span)| (key == b"info").then_some(span))
@@ -278,8 +301,12 @@ impl Metainfo {
         {
             announce_list.push(vec![url.clone()]);
         }
+        let info_hash = match v2_hash {
+            Some(h) => InfoHash(h[..20].try_into().expect("20 bytes")),
+            None => sha1_hash(&info_bytes),
+        };
         Ok(Self {
-            info_hash: sha1_hash(&info_bytes),
+            info_hash,
             info,
             announce,
             announce_list,
@@ -288,6 +315,7 @@ impl Metainfo {
             creation_date: dict.get(&b"creation date"[..]).and_then(Value::as_int),
             web_seeds: web_seeds(dict.get(&b"url-list"[..])),
             info_bytes,
+            v2_hash,
         })
     }
 
@@ -306,6 +334,7 @@ impl Metainfo {
             creation_date: None,
             web_seeds: Vec::new(),
             info_bytes: Bytes::copy_from_slice(info_bytes),
+            v2_hash: None,
         })
     }
 
@@ -324,6 +353,7 @@ impl Metainfo {
     pub fn magnet(&self) -> Magnet {
         Magnet {
             info_hash: self.info_hash,
+            v2_hash: self.v2_hash,
             display_name: Some(self.info.name.clone()),
             trackers: self.trackers().into_iter().map(str::to_owned).collect(),
             peers: Vec::new(),
@@ -333,6 +363,34 @@ impl Metainfo {
 }
 
 impl Info {
+    /// The info of a v2-only torrent: its files laid out on piece boundaries, with padding
+    /// entries between them, and a Merkle check per piece.
+    fn from_v2(t: &v2::V2Torrent, info: &Dict<'_>) -> Result<Self, MetainfoError> {
+        let (files, checks) = v2::layout(t);
+        let total_length = files.last().map_or(0, |f| f.offset + f.length);
+        if total_length == 0 {
+            return Err(MetainfoError::EmptyContent);
+        }
+        let piece_length =
+            u32::try_from(t.piece_length).map_err(|_| MetainfoError::BadPieceLength(t.piece_length as i64))?;
+        let layout = Layout::new(total_length, piece_length)
+            .filter(|l| l.piece_count() as usize == checks.len())
+            .ok_or(MetainfoError::V2Field { field: "file tree".into(), reason: "the pieces do not add up".into() })?;
+        let multi_file = !(t.files.len() == 1 && t.files[0].path.len() == 1);
+        Ok(Self {
+            name: t.name.clone(),
+            piece_length,
+            pieces: vec![[0u8; 20]; checks.len()],
+            files,
+            private: info.get(&b"private"[..]).and_then(Value::as_int) == Some(1),
+            multi_file,
+            ssl_cert: None,
+            sealed: None,
+            layout,
+            v2: Some(checks.into()),
+        })
+    }
+
     /// Parses and validates a bare bencoded info dictionary.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, MetainfoError> {
         let value = decode(bytes)?;
@@ -397,7 +455,7 @@ impl Info {
                     .to_vec(),
             ),
         };
-        Ok(Self { name, piece_length, pieces, files, private, multi_file, ssl_cert, sealed, layout })
+        Ok(Self { name, piece_length, pieces, files, private, multi_file, ssl_cert, sealed, layout, v2: None })
     }
 
     /// `true` when the files live under a directory named [`Info::name`].

@@ -76,6 +76,84 @@ impl Scanned {
     }
 }
 
+impl Scanned {
+    /// The files with a BEP 47 padding file (`.pad/N`, attribute `p`) after every one that does
+    /// not end on a piece boundary, the last excepted: a hybrid torrent's v1 layout, where each
+    /// file starts a piece as in v2.
+    pub fn padded(&self, piece_length: u32) -> Scanned {
+        let pl = u64::from(piece_length);
+        let mut files = Vec::new();
+        for (i, f) in self.files.iter().enumerate() {
+            files.push(f.clone());
+            let pad = (pl - f.length % pl) % pl;
+            if pad > 0 && i + 1 < self.files.len() {
+                files.push(FileSpec { path: vec![".pad".into(), pad.to_string()], length: pad, padding: true });
+            }
+        }
+        Scanned { files, ..self.clone() }
+    }
+}
+
+/// BitTorrent v2 hashes of every file (BEP 52): its `pieces root` and, for a file larger than
+/// one piece, its piece layer. Reads each file once, in order; `progress` gets byte counts.
+pub fn hash_v2_files(
+    root: &Path,
+    scanned: &Scanned,
+    piece_length: u32,
+    mut progress: impl FnMut(u64),
+) -> Result<Vec<shoal_proto::metainfo::FileHashes>, StorageError> {
+    use shoal_proto::metainfo::v2::{BLOCK, leaf, root as merkle_root, root_from_layer};
+    let pl = u64::from(piece_length);
+    let per_piece = (pl / BLOCK as u64).max(1) as usize;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; BLOCK];
+    for spec in scanned.storage_files().iter().filter(|f| !f.padding) {
+        if spec.length == 0 {
+            out.push(shoal_proto::metainfo::FileHashes { root: None, layer: Vec::new() });
+            continue;
+        }
+        let mut path = root.to_path_buf();
+        path.extend(&spec.path);
+        let file = File::open(&path).map_err(|e| StorageError::io(IoOp::Open, &path, e))?;
+        let (mut leaves, mut layer) = (Vec::with_capacity(per_piece), Vec::new());
+        let mut offset = 0u64;
+        while offset < spec.length {
+            let n = (spec.length - offset).min(BLOCK as u64) as usize;
+            file.read_exact_at(&mut buf[..n], offset).map_err(|e| {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    StorageError::Truncated { path: path.clone(), offset: offset + n as u64 }
+                } else {
+                    StorageError::io(IoOp::Read, &path, e)
+                }
+            })?;
+            leaves.push(leaf(&buf[..n]));
+            offset += n as u64;
+            progress(n as u64);
+            if leaves.len() == per_piece || offset == spec.length {
+                layer.push(merkle_root(&leaves, per_piece, [0u8; 32]));
+                leaves.clear();
+            }
+        }
+        let hashes = if spec.length > pl {
+            shoal_proto::metainfo::FileHashes { root: Some(root_from_layer(&layer, spec.length, pl)), layer }
+        } else {
+            // One piece: the file's root is its own tree, as wide as its blocks need.
+            let mut leaves = Vec::new();
+            let mut offset = 0u64;
+            while offset < spec.length {
+                let n = (spec.length - offset).min(BLOCK as u64) as usize;
+                file.read_exact_at(&mut buf[..n], offset).map_err(|e| StorageError::io(IoOp::Read, &path, e))?;
+                leaves.push(leaf(&buf[..n]));
+                offset += n as u64;
+            }
+            let width = leaves.len().next_power_of_two();
+            shoal_proto::metainfo::FileHashes { root: Some(merkle_root(&leaves, width, [0u8; 32])), layer: Vec::new() }
+        };
+        out.push(hashes);
+    }
+    Ok(out)
+}
+
 /// Finds the files to share at `path`. See the module doc for the rules.
 pub fn scan_path(path: &Path) -> Result<Scanned, StorageError> {
     let full = std::fs::canonicalize(path).map_err(|e| StorageError::io(IoOp::Open, path, e))?;
@@ -217,6 +295,12 @@ impl Reader<'_> {
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
         let mut at = 0usize;
         for seg in self.content.map.segments(offset, buf.len() as u64) {
+            if self.content.specs[seg.file].padding {
+                // BEP 47: a padding file holds zeros and is nowhere on disk.
+                buf[at..at + seg.length as usize].fill(0);
+                at += seg.length as usize;
+                continue;
+            }
             let path = &self.content.paths[seg.file];
             let file = match &self.open {
                 Some((index, file)) if *index == seg.file => file,

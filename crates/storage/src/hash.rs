@@ -93,3 +93,50 @@ mod tests {
         assert!(is_zero(&[]));
     }
 }
+
+/// Incremental v2 piece hasher (BEP 52): SHA-256 of each 16 KiB block of the piece's file
+/// bytes, then their Merkle root; bytes past the check's `data` (padding) are not hashed.
+#[derive(Debug)]
+pub struct V2Hasher {
+    check: shoal_proto::metainfo::v2::V2Check,
+    leaves: Vec<[u8; 32]>,
+    block: Vec<u8>,
+    fed: u32,
+}
+
+impl V2Hasher {
+    /// A hasher for a piece checked by `check`.
+    pub fn new(check: shoal_proto::metainfo::v2::V2Check) -> Self {
+        Self { check, leaves: Vec::new(), block: Vec::with_capacity(shoal_proto::metainfo::v2::BLOCK), fed: 0 }
+    }
+
+    /// Feeds the next bytes of the piece (padding past the file's data included or not).
+    pub fn update(&mut self, mut data: &[u8]) {
+        use shoal_proto::metainfo::v2::{BLOCK, leaf};
+        let room = (self.check.data - self.fed) as usize;
+        data = &data[..data.len().min(room)];
+        self.fed += data.len() as u32;
+        while !data.is_empty() {
+            let take = (BLOCK - self.block.len()).min(data.len());
+            self.block.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.block.len() == BLOCK {
+                self.leaves.push(leaf(&self.block));
+                self.block.clear();
+            }
+        }
+    }
+
+    /// Whether the piece's bytes have the expected root (all of its file's bytes fed).
+    pub fn matches(mut self) -> bool {
+        use shoal_proto::metainfo::v2::{leaf, root};
+        if self.fed != self.check.data {
+            return false;
+        }
+        if !self.block.is_empty() {
+            self.leaves.push(leaf(&self.block));
+        }
+        self.leaves.len() <= self.check.width as usize
+            && root(&self.leaves, self.check.width as usize, [0u8; 32]) == self.check.root
+    }
+}

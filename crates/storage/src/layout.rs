@@ -135,6 +135,8 @@ pub struct StorageLayout {
     map: FileMap,
     geometry: Layout,
     hashes: Vec<[u8; 20]>,
+    /// A v2-only torrent's checks (BEP 52 Merkle roots), one per piece; `hashes` is unused then.
+    v2: Option<std::sync::Arc<[shoal_proto::metainfo::v2::V2Check]>>,
 }
 
 impl StorageLayout {
@@ -152,7 +154,24 @@ impl StorageLayout {
         if hashes.len() != geometry.piece_count() as usize {
             return Err(StorageError::HashCount { pieces: geometry.piece_count(), hashes: hashes.len() });
         }
-        Ok(Self { root, files, map, geometry, hashes })
+        Ok(Self { root, files, map, geometry, hashes, v2: None })
+    }
+
+    /// Checks pieces by BitTorrent v2 Merkle roots (a v2-only torrent), one per piece.
+    pub fn with_v2(
+        mut self,
+        checks: std::sync::Arc<[shoal_proto::metainfo::v2::V2Check]>,
+    ) -> Result<Self, StorageError> {
+        if checks.len() != self.geometry.piece_count() as usize {
+            return Err(StorageError::HashCount { pieces: self.geometry.piece_count(), hashes: checks.len() });
+        }
+        self.v2 = Some(checks);
+        Ok(self)
+    }
+
+    /// A v2-only torrent's check of `piece` (`None` for a v1 torrent).
+    pub fn v2_check(&self, piece: PieceIndex) -> Option<shoal_proto::metainfo::v2::V2Check> {
+        self.v2.as_ref()?.get(piece.idx()).copied()
     }
 
     /// The download folder every file path is relative to.
@@ -245,6 +264,9 @@ impl StorageLayout {
         }
         for hash in &self.hashes {
             h.update(hash);
+        }
+        for check in self.v2.iter().flat_map(|c| c.iter()) {
+            h.update(check.root);
         }
         h.finalize().into()
     }

@@ -23,9 +23,9 @@ mod pool;
 pub mod resume;
 pub mod storage;
 
-pub use create::{Scanned, hash_pieces, scan_path};
+pub use create::{Scanned, hash_pieces, hash_v2_files, scan_path};
 pub use error::{IoOp, StorageError};
-pub use hash::hash_piece_data;
+pub use hash::{V2Hasher, hash_piece_data};
 pub use layout::{FileSpec, Segment, Segments, StorageLayout};
 pub use resume::{FileStamp, ResumeBackend, ResumeData, ResumeRecord, ResumeRejected, ResumeStore};
 pub use storage::{DEFAULT_MAX_OPEN_FILES, OpenMode, Storage};

@@ -271,6 +271,11 @@ impl Storage {
         if self.touches_missing_file(piece) {
             return Ok(false);
         }
+        if let Some(check) = self.layout.v2_check(piece) {
+            let mut buf = vec![0u8; check.data as usize];
+            self.read_into(piece, 0, &mut buf)?;
+            return Ok(check.matches(&buf));
+        }
         let size = geometry.piece_size(piece);
         let mut buf = self.take_buffer();
         let mut hasher = PieceHasher::new();

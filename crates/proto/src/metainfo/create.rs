@@ -1,5 +1,7 @@
-//! Writing new `.torrent` files (BEP 3, BEP 12, BEP 27) in canonical bencode. Hashing the
-//! content is the caller's job (it needs the disk); this module only lays out the dictionary.
+//! Writing new `.torrent` files (BEP 3, BEP 12, BEP 27) in canonical bencode, v1 by default,
+//! BitTorrent v2 or hybrid (BEP 52, with BEP 47 padding files in a hybrid's v1 part) with
+//! [`build_torrent_v2`]. Hashing the content is the caller's job (it needs the disk); this
+//! module only lays out the dictionary.
 
 use shoal_bencode::{Dict, Value, encode};
 
@@ -83,8 +85,6 @@ pub fn default_piece_length(total: u64) -> u32 {
 /// `i64::MAX` (not representable in bencode) are written as `i64::MAX`.
 pub fn build_torrent(spec: &CreateSpec, piece_hashes: &[[u8; 20]]) -> Vec<u8> {
     let pieces = piece_hashes.concat();
-    let length = |n: u64| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
-
     let mut info = Dict::new();
     match &spec.content {
         CreateContent::SingleFile { length: len } => {
@@ -101,9 +101,98 @@ pub fn build_torrent(spec: &CreateSpec, piece_hashes: &[[u8; 20]]) -> Vec<u8> {
             info.insert(&b"files"[..], Value::List(list));
         }
     }
+    info.insert(&b"pieces"[..], Value::Bytes(&pieces));
+    finish(spec, info, Dict::new())
+}
+
+fn length(n: u64) -> Value<'static> {
+    Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// One file's v2 hashes, for [`build_torrent_v2`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileHashes {
+    /// The file's `pieces root` (none for an empty file).
+    pub root: Option<[u8; 32]>,
+    /// Its piece layer (empty unless the file is larger than one piece).
+    pub layer: Vec<[u8; 32]>,
+}
+
+/// Encodes a BitTorrent v2 torrent (BEP 52), or a hybrid one when `v1_pieces` is given: those
+/// are then the SHA-1s of the content laid out with a padding file after every file that does
+/// not end on a piece boundary (the last excepted), which the v1 `files` list gets too (BEP 47,
+/// attribute `p`, path `.pad/N`). `files` holds each file's hashes in content order, which must
+/// be sorted by path (the `file tree` is a dictionary).
+pub fn build_torrent_v2(spec: &CreateSpec, v1_pieces: Option<&[[u8; 20]]>, files: &[FileHashes]) -> Vec<u8> {
+    let entries: Vec<(Vec<&str>, u64)> = match &spec.content {
+        CreateContent::SingleFile { length } => vec![(vec![spec.name.as_str()], *length)],
+        CreateContent::MultiFile(list) => {
+            list.iter().map(|f| (f.path.iter().map(String::as_str).collect(), f.length)).collect()
+        }
+    };
+    let mut tree = Dict::new();
+    let mut layers = Dict::new();
+    for ((path, len), hashes) in entries.iter().zip(files) {
+        let mut node = &mut tree;
+        for dir in &path[..path.len() - 1] {
+            let next = node.entry(dir.as_bytes()).or_insert_with(|| Value::Dict(Dict::new()));
+            let Value::Dict(d) = next else { unreachable!("folders are dictionaries") };
+            node = d;
+        }
+        let mut file = Dict::new();
+        file.insert(&b"length"[..], length(*len));
+        if let Some(root) = &hashes.root {
+            file.insert(&b"pieces root"[..], Value::Bytes(root));
+            if !hashes.layer.is_empty() {
+                layers.insert(&root[..], Value::Bytes(hashes.layer.as_flattened()));
+            }
+        }
+        node.insert(path[path.len() - 1].as_bytes(), Value::dict([("", Value::Dict(file))]));
+    }
+    let mut info = Dict::new();
+    info.insert(&b"file tree"[..], Value::Dict(tree));
+    info.insert(&b"meta version"[..], Value::Int(2));
+    let pieces = v1_pieces.map(<[[u8; 20]]>::concat);
+    let pad_names: Vec<String> = entries
+        .iter()
+        .map(|(_, len)| {
+            let pad =
+                (u64::from(spec.piece_length) - len % u64::from(spec.piece_length)) % u64::from(spec.piece_length);
+            pad.to_string()
+        })
+        .collect();
+    if let Some(pieces) = &pieces {
+        match &spec.content {
+            CreateContent::SingleFile { length: len } => {
+                info.insert(&b"length"[..], length(*len));
+            }
+            CreateContent::MultiFile(list) => {
+                let mut out = Vec::new();
+                for (i, f) in list.iter().enumerate() {
+                    let path = f.path.iter().map(|c| Value::from(c.as_str())).collect();
+                    out.push(Value::dict([("length", length(f.length)), ("path", Value::List(path))]));
+                    if i + 1 < list.len() && pad_names[i] != "0" {
+                        let pad: u64 = pad_names[i].parse().expect("a number");
+                        out.push(Value::dict([
+                            ("attr", Value::from("p")),
+                            ("length", length(pad)),
+                            ("path", Value::List(vec![Value::from(".pad"), Value::from(pad_names[i].as_str())])),
+                        ]));
+                    }
+                }
+                info.insert(&b"files"[..], Value::List(out));
+            }
+        }
+        info.insert(&b"pieces"[..], Value::Bytes(pieces));
+    }
+    finish(spec, info, layers)
+}
+
+/// Adds the common info fields to `info` and writes the whole torrent (`layers`: BEP 52's
+/// top-level `piece layers`, left out when empty).
+fn finish<'a>(spec: &'a CreateSpec, mut info: Dict<'a>, layers: Dict<'a>) -> Vec<u8> {
     info.insert(&b"name"[..], Value::from(spec.name.as_str()));
     info.insert(&b"piece length"[..], Value::from(spec.piece_length));
-    info.insert(&b"pieces"[..], Value::Bytes(&pieces));
     if let Some(cert) = &spec.ssl_cert {
         info.insert(&b"ssl-cert"[..], Value::from(cert.as_str()));
     }
@@ -134,6 +223,9 @@ pub fn build_torrent(spec: &CreateSpec, piece_hashes: &[[u8; 20]]) -> Vec<u8> {
         root.insert(&b"creation date"[..], Value::Int(date));
     }
     root.insert(&b"info"[..], Value::Dict(info));
+    if !layers.is_empty() {
+        root.insert(&b"piece layers"[..], Value::Dict(layers));
+    }
     encode(&Value::Dict(root))
 }
 

@@ -419,7 +419,7 @@ fn v2_file_tree() -> Vec<u8> {
 }
 
 #[test]
-fn r_v2_only_torrent_is_refused_as_such() {
+fn r_v2_only_torrent_with_layers_that_do_not_add_up_or_without_them_is_refused() {
     let info = d(&[
         ("file tree", v2_file_tree()),
         ("meta version", i(2)),
@@ -431,15 +431,14 @@ fn r_v2_only_torrent_is_refused_as_such() {
         ("info", info.clone()),
         ("piece layers", d(&[("\t".repeat(32).as_str(), s([7u8; 96]))])),
     ]);
-    let expected = "this is a BitTorrent v2-only torrent (BEP 52); Shoal reads v1 and hybrid torrents only";
-    let err = Metainfo::from_bytes(&torrent).expect_err("v2-only accepted");
-    assert_eq!(err, MetainfoError::V2Only);
-    assert_eq!(err.to_string(), expected);
+    // The file's layer (three made-up hashes) does not add up to its root: refused, naming it.
+    let err = Metainfo::from_bytes(&torrent).expect_err("a v2 torrent with a forged layer accepted");
+    assert_eq!(err.to_string(), "field `piece layers[hello.txt]`: the hashes do not add up to the file's pieces root");
     // The same from a bare info dictionary (a magnet's metadata from peers).
     assert_eq!(Metainfo::from_info_bytes(&info), Err(MetainfoError::V2Only));
-    // A `file tree` alone, without `meta version`, is v2 as well.
+    // A `file tree` alone, without `meta version`, is read as v2 and refused for the field it lacks.
     let no_version = d(&[("file tree", v2_file_tree()), ("name", s("hello.txt")), ("piece length", i(PL as i64))]);
-    assert_eq!(parse_info(no_version), Err(MetainfoError::V2Only));
+    assert_eq!(parse_info(no_version), Err(MetainfoError::MissingField("meta version".into())));
 }
 
 #[test]

@@ -1,7 +1,9 @@
-//! BitTorrent v2 (BEP 52), the pure part: the per-file SHA-256 Merkle trees, the `file tree`
-//! of a v2 or hybrid info dictionary, the `piece layers` of a `.torrent`, and the v2
-//! info-hash. Not yet wired into downloads (a v2-only torrent is still refused by
-//! [`super::Metainfo::from_bytes`]; a hybrid is read as the v1 torrent it also is).
+//! BitTorrent v2 (BEP 52): the per-file SHA-256 Merkle trees, the `file tree` of a v2 or hybrid
+//! info dictionary, the `piece layers` of a `.torrent`, the v2 info-hash, and [`layout`], which
+//! lays a v2-only torrent out as the piece space its peers use — every file starting on a piece
+//! boundary, as if padding files sat between them — with one [`V2Check`] per piece. A hybrid is
+//! read as the v1 torrent it also is; a v2-only info dictionary fetched from peers (a magnet
+//! link) has no piece layers and is not read yet.
 //!
 //! The tree of a file: its leaves are SHA-256 hashes of its 16 KiB blocks (the last one may be
 //! shorter), as many as the next power of two, the leaves past the file's end all zero; every
@@ -77,6 +79,62 @@ impl V2Torrent {
         }
         self.piece_layers.get(&root)?.get(index).copied()
     }
+}
+
+/// How one piece of a v2 torrent is checked: the root of the Merkle subtree over the first
+/// `data` bytes of the piece (its file's bytes; the rest is padding up to the next file), with
+/// `width` leaves (the leaves past the data are zero).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct V2Check {
+    /// The expected root: a piece layer entry, or the file's root for a file of one piece.
+    pub root: Hash,
+    /// Bytes of the file in the piece.
+    pub data: u32,
+    /// Leaves of the subtree (a power of two): `piece length / 16 KiB`, or fewer for a file
+    /// smaller than a piece (its whole tree).
+    pub width: u32,
+}
+
+impl V2Check {
+    /// Whether `data` (the piece's file bytes, without padding) has this root.
+    pub fn matches(&self, data: &[u8]) -> bool {
+        data.len() == self.data as usize && root(&leaves(data), self.width as usize, [0u8; 32]) == self.root
+    }
+}
+
+/// The piece space of a v2-only torrent: its files in order, each followed (but the last) by a
+/// padding entry up to the next piece boundary, and one check per piece.
+pub fn layout(t: &V2Torrent) -> (Vec<super::FileEntry>, Vec<V2Check>) {
+    let mut files = Vec::new();
+    let mut checks = Vec::new();
+    let mut offset = 0u64;
+    let pl = t.piece_length;
+    for (i, f) in t.files.iter().enumerate() {
+        files.push(super::FileEntry { path: f.path.clone(), length: f.length, offset, padding: false });
+        offset += f.length;
+        let pieces = f.length.div_ceil(pl);
+        let width = if f.length > pl {
+            (pl / BLOCK as u64) as u32
+        } else {
+            f.length.div_ceil(BLOCK as u64).max(1).next_power_of_two() as u32
+        };
+        for p in 0..pieces {
+            let data = (f.length - p * pl).min(pl) as u32;
+            let root = t.piece_hash(f, p as usize).expect("parse checked every layer");
+            checks.push(V2Check { root, data, width });
+        }
+        let pad = (pl - f.length % pl) % pl;
+        if pad > 0 && i + 1 < t.files.len() {
+            files.push(super::FileEntry {
+                path: vec![".pad".into(), pad.to_string()],
+                length: pad,
+                offset,
+                padding: true,
+            });
+            offset += pad;
+        }
+    }
+    (files, checks)
 }
 
 /// SHA-256 of one block (a leaf).
