@@ -281,8 +281,8 @@ async fn waiting_summary(s: &shoal_engine::TorrentStatus, session: &Session) -> 
     match session.unreadable_handshakes() {
         0 => {}
         n => parts.push(format!(
-            "{n} incoming connection(s) did not open with a BitTorrent handshake (protocol encryption, which \
-             Shoal does not speak yet?)"
+            "{n} incoming connection(s) did not open with a BitTorrent handshake or a protocol encryption one Shoal \
+             could read"
         )),
     }
     parts.join("; ")

@@ -300,7 +300,7 @@ async fn fetch_from(
     dialer: &peer::Dialer,
 ) -> Result<Bytes, AttemptError> {
     let (mut stream, theirs) =
-        peer::connect(addr, info_hash, peer_id, false, None, dialer).await.map_err(|e| match e {
+        peer::connect(addr, info_hash, peer_id, false, None, dialer, &|_| {}).await.map_err(|e| match e {
             HandshakeError::WrongTorrent | HandshakeError::SelfConnection => AttemptError::hopeless(e.to_string()),
             e => AttemptError::retry(e.to_string()),
         })?;

@@ -151,6 +151,11 @@ impl std::fmt::Display for Over {
 /// `prefer`: uTP first, as libtorrent dials, then TCP), and its encryption policy decides
 /// whether an MSE handshake comes first (see [`crate::mse`]): `prefer` tries it and dials again
 /// for a plain handshake when the peer does not take it.
+///
+/// A TCP connection the peer's host refuses outright (nothing listens on that port) is not
+/// followed by uTP: uTP-only clients still listen on TCP and reset. When the first transport
+/// fails, `note` hears why (so a status line can say it while the second is tried); when the
+/// second one only goes unanswered, the first one's reason is the error returned.
 pub(crate) async fn connect(
     addr: SocketAddr,
     info_hash: InfoHash,
@@ -158,6 +163,7 @@ pub(crate) async fn connect(
     dht: bool,
     tls: Option<Arc<rustls::ClientConfig>>,
     dialer: &Dialer,
+    note: &(dyn Fn(String) + Send + Sync),
 ) -> Result<(PeerStream, Handshake), HandshakeError> {
     use crate::conn::UtpMode;
     let order: &[Over] = match (&dialer.utp, dialer.utp_mode, tls.is_some()) {
@@ -165,6 +171,7 @@ pub(crate) async fn connect(
         (Some(_), UtpMode::On, false) => &[Over::Tcp, Over::Utp],
         _ => &[Over::Tcp],
     };
+    let mut first: Option<HandshakeError> = None;
     let mut last = HandshakeError::Timeout;
     for (i, over) in order.iter().enumerate() {
         match connect_over(*over, addr, info_hash, peer_id, dht, tls.clone(), dialer).await {
@@ -176,10 +183,23 @@ pub(crate) async fn connect(
             }
             Err(e @ (HandshakeError::WrongTorrent | HandshakeError::SelfConnection)) => return Err(e),
             Err(e) => {
-                if let Some(next) = order.get(i + 1) {
-                    tracing::debug!(%addr, "no connection over {over} ({e}); trying {next}");
+                let refused =
+                    matches!(&e, HandshakeError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused);
+                match order.get(i + 1) {
+                    Some(next) if !(refused && *over == Over::Tcp) => {
+                        tracing::debug!(%addr, "no connection over {over} ({e}); trying {next}");
+                        note(format!("{e} (over {over}; trying {next})"));
+                        first = Some(e);
+                    }
+                    _ => {
+                        let unanswered = matches!(e, HandshakeError::Io(_) | HandshakeError::Timeout);
+                        last = match first.take() {
+                            Some(earlier) if unanswered => earlier,
+                            _ => e,
+                        };
+                        break;
+                    }
                 }
-                last = e;
             }
         }
     }

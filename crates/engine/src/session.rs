@@ -320,8 +320,8 @@ impl Session {
         self.inner.peer_id
     }
 
-    /// Incoming connections refused so far because they did not open with a BitTorrent
-    /// handshake; peers that use protocol encryption (which Shoal does not speak yet) do this.
+    /// Incoming connections refused so far because they opened with neither a BitTorrent
+    /// handshake nor a protocol encryption handshake Shoal could read.
     pub fn unreadable_handshakes(&self) -> usize {
         self.inner.unreadable.load(std::sync::atomic::Ordering::Relaxed)
     }

@@ -66,6 +66,8 @@ pub(crate) enum Control {
     Connected { stream: PeerStream, addr: SocketAddr, handshake: Handshake, outgoing: bool },
     /// An outgoing attempt failed, and why.
     ConnectFailed { addr: SocketAddr, error: String },
+    /// A dial's first transport failed and the next is being tried: why, for the status.
+    DialNote { addr: SocketAddr, error: String },
     /// Addresses to try (tracker reply, DHT, `--peer`).
     Peers { addrs: Vec<SocketAddr>, manual: bool },
     /// Stop: close connections, save resume data, then answer.
@@ -367,6 +369,11 @@ impl Actor {
                     self.candidates.connected(addr);
                 }
                 self.on_connected(stream, addr, handshake, outgoing);
+            }
+            Control::DialNote { addr, error } => {
+                if let Some(last) = self.named.get_mut(&addr) {
+                    *last = Some(error);
+                }
             }
             Control::ConnectFailed { addr, error } => {
                 self.connecting = self.connecting.saturating_sub(1);
@@ -842,7 +849,11 @@ impl Actor {
             let dialer = self.dialer.clone();
             tracing::debug!(%addr, "dialling");
             tokio::spawn(async move {
-                let msg = match peer::connect(addr, info_hash, peer_id, dht, tls, &dialer).await {
+                let notes = control.clone();
+                let note = move |error: String| {
+                    let _ = notes.send(Control::DialNote { addr, error });
+                };
+                let msg = match peer::connect(addr, info_hash, peer_id, dht, tls, &dialer, &note).await {
                     Ok((stream, handshake)) => Control::Connected { stream, addr, handshake, outgoing: true },
                     Err(e) => {
                         tracing::debug!(%addr, "connect failed: {e}");
