@@ -298,10 +298,16 @@ def shoal_leech_cmd_rc4(torrent, out, peer):
     return compare.shoal_leech_cmd(torrent, out, peer) + ["--encryption", "require"]
 
 
-def lt_seed_rc4(data_dir, torrent):
-    seed, m = compare.start_and_wait([sys.executable, compare.LT, "seed", "--torrent", torrent, "--save", data_dir,
-                                      "--listen", "0", "--encryption", "forced"], r"READY (\d+)")
-    return seed, f"127.0.0.1:{m.group(1)}"
+def lt_seed_with(*extra):
+    """A libtorrent seed with extra lt_client.py options (encryption, transport)."""
+    def start(data_dir, torrent):
+        seed, m = compare.start_and_wait([sys.executable, compare.LT, "seed", "--torrent", torrent, "--save", data_dir,
+                                          "--listen", "0", *extra], r"READY (\d+)")
+        return seed, f"127.0.0.1:{m.group(1)}"
+    return start
+
+
+lt_seed_rc4 = lt_seed_with("--encryption", "forced")
 
 
 def lt_leech_cmd_rc4(torrent, out, peer):
@@ -316,10 +322,7 @@ def shoal_leech_cmd_utp(torrent, out, peer):
     return ["sh", "-c", 'log="$1"; shift; "$@" 2>"$log" && grep -q "connected over uTP" "$log"', "sh", log] + cmd
 
 
-def lt_seed_utp(data_dir, torrent):
-    seed, m = compare.start_and_wait([sys.executable, compare.LT, "seed", "--torrent", torrent, "--save", data_dir,
-                                      "--listen", "0", "--transport", "utp"], r"READY (\d+)")
-    return seed, f"127.0.0.1:{m.group(1)}"
+lt_seed_utp = lt_seed_with("--transport", "utp")
 
 
 def lt_leech_cmd_utp(torrent, out, peer):

@@ -230,8 +230,10 @@ async fn connect_over(
     let encryption = dialer.encryption;
     if tls.is_none() && encryption != Encryption::Off {
         let provide = if encryption == Encryption::Require { mse::RC4 } else { mse::PLAINTEXT | mse::RC4 };
+        // A transport that does not reach the peer at all is not dialled a second time for a
+        // plain handshake.
+        let wire = dial(over, addr, dialer).await?;
         let attempt = async {
-            let wire = dial(over, addr, dialer).await?;
             let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, mse::initiate(wire, info_hash, provide))
                 .await
                 .map_err(|_| HandshakeError::Timeout)?
@@ -242,8 +244,6 @@ async fn connect_over(
         match tried {
             Ok(done) => return Ok(done),
             Err(e @ (HandshakeError::WrongTorrent | HandshakeError::SelfConnection)) => return Err(e),
-            // Not reachable at all over this transport: a plain handshake would not be either.
-            Err(e @ (HandshakeError::Io(_) | HandshakeError::Timeout)) if over == Over::Utp => return Err(e),
             Err(e) if encryption == Encryption::Require => {
                 tracing::info!(%addr, "no encrypted connection ({e}); --encryption require dials no plain one");
                 return Err(e);

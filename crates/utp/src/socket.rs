@@ -3,8 +3,9 @@
 //!
 //! One task reads the socket: each datagram goes to its connection, found by the sender's
 //! address and the connection id ([`Conn::recv_id`]); a SYN for an unknown one opens a
-//! connection (while fewer than [`MAX_CONNECTIONS`] exist and the accept queue has room, else
-//! it is ignored and the dialler times out). After a batch of datagrams (up to [`BATCH`]
+//! connection (while fewer than [`MAX_CONNECTIONS`] exist, fewer than [`MAX_PER_IP`] from its
+//! address, and the accept queue has room, else it is ignored — counted in
+//! [`Counters::refused`] — and the dialler times out). After a batch of datagrams (up to [`BATCH`]
 //! read without waiting) each connection touched sends what it has — its acks, and the data
 //! those acks let out — so one ack answers a burst. The same task runs the connections' timers:
 //! every 10 ms while one has data in flight or is opening, every second otherwise, never when
@@ -32,6 +33,9 @@ use crate::packet::{Packet, Type};
 
 /// Most connections one socket holds (both directions).
 pub const MAX_CONNECTIONS: usize = 2_048;
+/// Most connections opened by SYNs from one IP address; more are ignored (a flood of SYNs
+/// from one host costs at most this much state).
+pub const MAX_PER_IP: usize = 32;
 /// Incoming connections waiting for [`UtpSocket::accept`].
 pub const ACCEPT_QUEUE: usize = 64;
 /// Datagrams read before the connections touched send their answers.
@@ -66,7 +70,7 @@ impl Drop for DriverGuard {
 struct Shared {
     udp: UdpSocket,
     local: SocketAddr,
-    conns: Mutex<HashMap<Key, Arc<Cell>>>,
+    conns: Mutex<Table>,
     incoming: mpsc::Sender<(UtpStream, SocketAddr)>,
     /// Wakes the driver to run timers soon (a dial, a first packet in flight).
     poke: Notify,
@@ -104,8 +108,38 @@ impl Cell {
     }
 }
 
+/// The connections by address and id, and how many each IP address holds.
+#[derive(Debug, Default)]
+struct Table {
+    map: HashMap<Key, Arc<Cell>>,
+    per_ip: HashMap<std::net::IpAddr, usize>,
+}
+
+impl Table {
+    fn insert(&mut self, key: Key, cell: Arc<Cell>) {
+        if self.map.insert(key, cell).is_none() {
+            *self.per_ip.entry(key.0.ip()).or_default() += 1;
+        }
+    }
+
+    fn remove(&mut self, key: &Key) {
+        if self.map.remove(key).is_some()
+            && let std::collections::hash_map::Entry::Occupied(mut n) = self.per_ip.entry(key.0.ip())
+        {
+            *n.get_mut() -= 1;
+            if *n.get() == 0 {
+                n.remove();
+            }
+        }
+    }
+
+    fn held_by(&self, ip: std::net::IpAddr) -> usize {
+        self.per_ip.get(&ip).copied().unwrap_or(0)
+    }
+}
+
 impl Shared {
-    fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Cell>>> {
+    fn conns(&self) -> std::sync::MutexGuard<'_, Table> {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -165,7 +199,7 @@ impl UtpSocket {
         let shared = Arc::new(Shared {
             udp,
             local,
-            conns: Mutex::new(HashMap::new()),
+            conns: Mutex::new(Table::default()),
             incoming,
             poke: Notify::new(),
             counters: Mutex::new(Counters::default()),
@@ -190,7 +224,7 @@ impl UtpSocket {
 
     /// Connections the socket holds now.
     pub fn connections(&self) -> usize {
-        self.shared.conns().len()
+        self.shared.conns().map.len()
     }
 
     /// The next incoming connection.
@@ -204,11 +238,11 @@ impl UtpSocket {
         let now = Instant::now();
         let cell = {
             let mut conns = self.shared.conns();
-            if conns.len() >= MAX_CONNECTIONS {
+            if conns.map.len() >= MAX_CONNECTIONS {
                 return Err(io::Error::other("too many uTP connections"));
             }
             let mut id: u16 = rand::random();
-            while conns.contains_key(&(addr, id)) || conns.contains_key(&(addr, id.wrapping_add(1))) {
+            while conns.map.contains_key(&(addr, id)) || conns.map.contains_key(&(addr, id.wrapping_add(1))) {
                 id = rand::random();
             }
             let cell = Arc::new(Cell {
@@ -293,7 +327,7 @@ async fn drive(weak: std::sync::Weak<Shared>) {
 /// Runs every connection's timers; forgets finished ones. Returns when to run again.
 fn timers(shared: &Shared) -> Option<tokio::time::Instant> {
     let now = Instant::now();
-    let cells: Vec<(Key, Arc<Cell>)> = shared.conns().iter().map(|(k, c)| (*k, c.clone())).collect();
+    let cells: Vec<(Key, Arc<Cell>)> = shared.conns().map.iter().map(|(k, c)| (*k, c.clone())).collect();
     if cells.is_empty() {
         return None;
     }
@@ -332,13 +366,13 @@ fn on_datagram(shared: &Arc<Shared>, data: &[u8], from: SocketAddr, now: Instant
     };
     let id = p.header.conn_id;
     let key = if p.header.ty == Type::Syn { (from, id.wrapping_add(1)) } else { (from, id) };
-    let found = shared.conns().get(&key).cloned();
+    let found = shared.conns().map.get(&key).cloned();
     let cell = match found {
         Some(cell) => cell,
         None if p.header.ty == Type::Syn => {
             let mut conns = shared.conns();
             let permit = match shared.incoming.try_reserve() {
-                Ok(permit) if conns.len() < MAX_CONNECTIONS => permit,
+                Ok(permit) if conns.map.len() < MAX_CONNECTIONS && conns.held_by(from.ip()) < MAX_PER_IP => permit,
                 _ => {
                     drop(conns);
                     shared.counters.lock().unwrap_or_else(|e| e.into_inner()).refused += 1;
