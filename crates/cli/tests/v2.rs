@@ -139,3 +139,90 @@ fn v2_and_hybrid_torrents_made_by_shoal_are_read_and_fetched_by_libtorrent() {
         stop_cleanly(&mut share.proc);
     }
 }
+
+/// The magnet link a running `shoal share` printed.
+fn printed_magnet(share: &interop::Share) -> String {
+    let line = ok(share.proc.wait_for_line("magnet: ", START_TIMEOUT));
+    line["magnet: ".len()..].trim().to_owned()
+}
+
+/// libtorrent joins a v2-only torrent Shoal seeds knowing only its `urn:btmh` magnet link: the
+/// info dictionary comes by BEP 9 (checked against the SHA-256 info-hash), then the piece
+/// layers of every file larger than a piece by `hash request`s, which Shoal answers with
+/// Merkle proofs up to each file's root — libtorrent checks every one before it takes a piece.
+#[test]
+fn libtorrent_fetches_a_v2_torrent_by_its_btmh_magnet_with_piece_layers_from_shoal() {
+    ensure_tools();
+    let work = temp_dir();
+    let folder = content(work.path());
+    let torrent = work.path().join("shoal-v2.torrent");
+    let share = spawn_share(&folder, &torrent, &["--v2", "--piece-size", "16k"]);
+    let magnet = printed_magnet(&share);
+    assert!(magnet.contains("xt=urn:btmh:1220") && !magnet.contains("urn:btih"), "{magnet}");
+    let save = work.path().join("lt-out");
+    let mut cmd = python_lt(["leech", "--watch-stdin", "--timeout", &TRANSFER_TIMEOUT.as_secs().to_string()]);
+    cmd.args(["--magnet", &magnet, "--peer", &share.addr.to_string()]).arg("--save").arg(&save);
+    let mut leech = ok(Proc::spawn("lt leech --magnet", cmd));
+    ok(leech.wait_success(TRANSFER_TIMEOUT + START_TIMEOUT));
+    assert_same_tree(&folder, save.join("set"));
+}
+
+/// Rewrites block `block` (16 KiB) of every `piece`-byte piece of `file` in place, so a seed
+/// that already checked the file serves altered data.
+fn alter_blocks(file: &Path, piece: u64, block: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    let len = std::fs::metadata(file).expect("the file").len();
+    let mut f = std::fs::OpenOptions::new().write(true).open(file).expect("open for writing");
+    let mut at = block * 16_384;
+    while at + 16_384 <= len {
+        f.seek(SeekFrom::Start(at)).expect("seek");
+        f.write_all(&[0x5a; 16_384]).expect("write");
+        at += piece;
+    }
+    f.sync_all().expect("sync");
+}
+
+/// A libtorrent seed whose file was altered after it checked it serves a bad block in every
+/// piece (block 5). Shoal's v2 check fails those pieces, asks for their block hashes (BEP 52
+/// `hash request`, answered by the honest seed), finds that exactly block 5 is bad, bans the
+/// liar, fetches only that block again from the honest seed, and completes with the original
+/// bytes: a bad block is never taken as verified.
+#[test]
+fn a_lying_libtorrent_seed_is_banned_for_the_exact_block_it_altered() {
+    ensure_tools();
+    let work = temp_dir();
+    let folder = work.path().join("set");
+    make_test_file(folder.join("data.bin"), 3 * 1024 * 1024, 81);
+    make_test_file(folder.join("notes.txt"), 3000, 82);
+    let torrent = work.path().join("lt-v2.torrent");
+    ok(lt_create(&folder, &torrent, &["--format", "v2", "--piece-size", "262144"]));
+    // The honest seed is slow, so most blocks come from the liar at first.
+    let (_honest, honest_port) = ok(spawn_lt_seed(&torrent, work.path(), &["--upload-limit", "1000000"]));
+    let liar_dir = work.path().join("liar");
+    std::fs::create_dir_all(&liar_dir).expect("liar folder");
+    let copy = std::process::Command::new("cp").arg("-r").arg(&folder).arg(&liar_dir).status().expect("cp");
+    assert!(copy.success());
+    let (_liar, liar_port) = ok(spawn_lt_seed(&torrent, &liar_dir, &[]));
+    alter_blocks(&liar_dir.join("set").join("data.bin"), 262_144, 5);
+
+    let out = work.path().join("out");
+    let peers = [format!("127.0.0.1:{liar_port}"), format!("127.0.0.1:{honest_port}")];
+    let mut get = spawn_get("shoal get", &torrent, &out, &["--peer", &peers[0], "--peer", &peers[1], "--no-trackers"]);
+    wait_get_complete(&mut get);
+    assert_same_tree(&folder, out.join("set"));
+    let log = get.output();
+    let blamed: Vec<&str> = log.lines().filter(|l| l.contains("block hash; banning its sender")).collect();
+    assert!(!blamed.is_empty(), "no bad block was named:\n{log}");
+    for line in &blamed {
+        assert!(line.contains("block=5"), "a block other than the altered one was blamed: {line}");
+        assert!(line.contains(&format!("listen=Some({})", peers[0])), "the block was blamed on another peer: {line}");
+    }
+    assert!(
+        log.lines().any(|l| l.contains("disconnecting") && l.contains(&peers[0]) && l.contains("ban=true")),
+        "the liar was not banned:\n{log}"
+    );
+    assert!(
+        !log.lines().any(|l| l.contains("ban=true") && l.contains(&peers[1])),
+        "the honest seed was banned:\n{log}"
+    );
+}

@@ -50,8 +50,9 @@ const PURGE_EVERY: u32 = 1024;
 /// Results sent back to the torrent.
 #[derive(Debug)]
 pub(crate) enum DiskEvent {
-    /// A piece was hashed; `ok` when it matched.
-    Verified { piece: PieceIndex, ok: bool },
+    /// A piece was hashed; `ok` when it matched. A v2 piece hashed as it arrived also gives
+    /// the hash of each of its blocks (BEP 52 leaves), for blaming a failure on one block.
+    Verified { piece: PieceIndex, ok: bool, leaves: Option<Vec<[u8; 32]>> },
     /// Writing or reading failed; the torrent cannot go on.
     Failed(String),
 }
@@ -264,14 +265,16 @@ fn work_loop(rx: std::sync::mpsc::Receiver<Batch>) {
                         .map(|(_, h)| h)
                         .filter(|h| h.next == layout.geometry().piece_size(piece));
                     let result = match hashed {
-                        Some(PieceHash { v2: Some(v2), .. }) => Ok(v2.matches()),
-                        Some(h) => Ok(layout.piece_hash(piece).is_some_and(|want| h.sha.finalize().as_slice() == want)),
-                        // Not every byte came through this session (cannot happen with the
-                        // swarm's ordering, but the disk copy is the truth): hash what is on disk.
-                        None => storage.verify_piece(piece),
+                        Some(PieceHash { v2: Some(v2), .. }) => Ok(v2.finish()).map(|(ok, l)| (ok, Some(l))),
+                        Some(h) => {
+                            Ok((layout.piece_hash(piece).is_some_and(|want| h.sha.finalize().as_slice() == want), None))
+                        }
+                        // Not every byte came through this session (some blocks of a piece
+                        // fetched again, say): the disk copy is the truth, hash what is there.
+                        None => storage.verify_piece(piece).map(|ok| (ok, None)),
                     };
                     let event = match result {
-                        Ok(ok) => DiskEvent::Verified { piece, ok },
+                        Ok((ok, leaves)) => DiskEvent::Verified { piece, ok, leaves },
                         Err(e) => DiskEvent::Failed(e.to_string()),
                     };
                     // A torrent that went away no longer listens; the others still do.

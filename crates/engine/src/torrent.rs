@@ -32,6 +32,7 @@ use crate::metadata::{
 use crate::peer::{self, Outgoing, PeerEvent, PeerLink, PeerSink};
 use crate::{TorrentState, TorrentStatus};
 
+mod hashes;
 mod revocations;
 
 /// Peer messages queued per torrent before readers wait.
@@ -52,6 +53,13 @@ const OUR_REQQ: u32 = 2000;
 /// every process on this machine shares it). Beyond it, new connections from that address
 /// are refused.
 const MAX_PER_IP: usize = 8;
+
+/// Banned addresses (and ids) one torrent remembers; past it, the list starts over, so a
+/// flood of misbehaving peers costs bounded memory.
+const MAX_BANNED: usize = 4096;
+
+/// Departed peers whose addresses a torrent remembers.
+const MAX_DEPARTED: usize = 256;
 
 /// A torrent says it is refusing peers for lack of room at most this often.
 const REFUSAL_LOG: Duration = Duration::from_secs(10);
@@ -200,6 +208,12 @@ struct Actor {
     per_ip: HashMap<IpAddr, usize>,
     connecting: usize,
     banned_ips: HashSet<IpAddr>,
+    /// Listening addresses of banned peers: on an address many peers share (loopback), what
+    /// names a peer that comes back from another port with another peer id.
+    banned_listen: HashSet<SocketAddr>,
+    /// The addresses (connection, listening) of the last peers that left, so data they sent
+    /// and that is judged later can still be blamed by address.
+    departed: std::collections::VecDeque<(PeerKey, SocketAddr, Option<SocketAddr>)>,
     banned_ids: HashSet<PeerId>,
     resume: Arc<ResumeStore>,
     resume_dirty: bool,
@@ -233,6 +247,8 @@ struct Actor {
     verified: Arc<crate::stream::Verified>,
     /// Where each stream of this torrent reads.
     readers: std::collections::BTreeMap<u64, shoal_swarm::stream::Reader>,
+    /// A v2-only torrent's hash exchange (BEP 52): serving hashes, blaming bad blocks.
+    v2: Option<hashes::V2Hashes>,
 }
 
 /// Starts the actor; returns its inbox.
@@ -242,6 +258,7 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
     let (disk_tx, disk_rx) = mpsc::unbounded_channel();
     let inbox = Inbox { peers: PeerSink::new(peer_tx, setup.disk.received()), control: ctl_tx, ssl: setup.ssl.clone() };
     let pieces = setup.swarm.layout().piece_count();
+    let v2 = hashes::V2Hashes::new(&setup.storage);
     let actor = Actor {
         info_hash: setup.info_hash,
         peer_id: setup.peer_id,
@@ -258,6 +275,8 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
         per_ip: HashMap::new(),
         connecting: 0,
         banned_ips: HashSet::new(),
+        banned_listen: HashSet::new(),
+        departed: Default::default(),
         banned_ids: HashSet::new(),
         resume: setup.resume,
         resume_dirty: false,
@@ -282,6 +301,7 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
         refusal_logged: None,
         verified: setup.verified,
         readers: Default::default(),
+        v2,
     };
     let span = tracing::info_span!("torrent", hash = %actor.info_hash);
     tokio::spawn(tracing::Instrument::instrument(actor.run(peer_rx, ctl_rx, disk_rx), span));
@@ -467,7 +487,7 @@ impl Actor {
     fn learn(&mut self, addrs: Vec<SocketAddr>, source: CandidateSource) {
         let now = Instant::now();
         for addr in addrs {
-            if !self.is_self(addr) && !self.banned_ips.contains(&addr.ip()) {
+            if !self.is_self(addr) && !self.banned_ips.contains(&addr.ip()) && !self.banned_listen.contains(&addr) {
                 self.candidates.insert(now, addr, source);
             }
         }
@@ -685,6 +705,10 @@ impl Actor {
                     if state.wants.is_some() {
                         self.swarm.set_peer_takes_wants(key);
                     }
+                    if state.listen.is_some_and(|l| self.banned_listen.contains(&l)) {
+                        tracing::info!(?addr, listen = ?state.listen, "refusing a banned peer back from another port");
+                        return self.close(key);
+                    }
                 }
                 self.send_revocations(key);
             }
@@ -705,6 +729,7 @@ impl Actor {
                 }
             }
             Message::Extended { id: OUR_UT_PEX, payload } => self.on_pex(key, &payload),
+            Message::Unknown { id: id @ 21..=23, payload } => self.on_hash_message(key, id, &payload),
             msg => {
                 match self.swarm.handle_message(Instant::now(), key, msg) {
                     // The swarm let go of this peer earlier in the same batch; its disconnect
@@ -787,9 +812,14 @@ impl Actor {
 
     fn on_disk(&mut self, event: DiskEvent) {
         match event {
-            DiskEvent::Verified { piece, ok } => {
+            DiskEvent::Verified { piece, ok, leaves } => {
                 if !ok {
                     tracing::warn!(piece = piece.get(), "piece failed its hash check; fetching it again");
+                    if let Some(leaves) = leaves
+                        && self.blame_failed_piece(piece, leaves)
+                    {
+                        return;
+                    }
                 }
                 let was_complete = self.swarm.is_complete();
                 self.swarm.handle_verified(Instant::now(), piece, ok);
@@ -821,6 +851,7 @@ impl Actor {
         *last = now;
         self.swarm.set_upload_use(used);
         self.swarm.tick(now);
+        self.tick_blames(now);
         self.exchange_peers(now);
         self.connect_more();
         if self.resume_dirty && now.duration_since(self.last_resume) >= RESUME_EVERY {
@@ -885,8 +916,12 @@ impl Actor {
     /// address may be dialled again after `retry`. Returns the peer's address and id.
     fn unlink(&mut self, key: PeerKey, retry: Duration) -> Option<(SocketAddr, Option<PeerId>)> {
         let id = self.ids.remove(&key);
-        self.exts.remove(&key);
+        let listen = self.exts.remove(&key).and_then(|e| e.listen);
         let link = self.links.remove(&key)?;
+        if self.departed.len() >= MAX_DEPARTED {
+            self.departed.pop_front();
+        }
+        self.departed.push_back((key, link.addr, listen));
         self.connections.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         self.link_addrs.remove(&link.addr);
         if let Some(n) = self.per_ip.get_mut(&link.addr.ip()) {
@@ -897,6 +932,19 @@ impl Actor {
         }
         self.candidates.closed(Instant::now(), link.addr, retry);
         Some((link.addr, id))
+    }
+
+    /// A peer's connection and listening addresses, while it is connected or shortly after.
+    fn addresses(&self, key: PeerKey) -> (Option<SocketAddr>, Option<SocketAddr>) {
+        match self.links.get(&key) {
+            Some(link) => (Some(link.addr), self.exts.get(&key).and_then(|e| e.listen)),
+            None => self
+                .departed
+                .iter()
+                .rev()
+                .find(|(k, ..)| *k == key)
+                .map_or((None, None), |(_, addr, listen)| (Some(*addr), *listen)),
+        }
     }
 
     /// Carries out the swarm's actions that need no waiting; disk work is queued.
@@ -926,13 +974,25 @@ impl Actor {
                 Action::Write { block, data } => self.disk_backlog.push_back(DiskJob::Write(block, data)),
                 Action::Verify { piece } => self.disk_backlog.push_back(DiskJob::Verify(piece)),
                 Action::Disconnect { peer, ban, reason } => {
+                    let listen = self.exts.get(&peer).and_then(|e| e.listen);
                     let Some((addr, id)) = self.unlink(peer, Duration::from_secs(30)) else { continue };
-                    tracing::info!(%addr, ban, "disconnecting: {reason}");
+                    tracing::info!(%addr, ?listen, ban, "disconnecting: {reason}");
                     if ban {
-                        // Every test peer shares 127.0.0.1, so on loopback only the id is banned.
+                        // Every local program shares loopback, so there only the peer's id and
+                        // listening address are banned.
+                        if self.banned_ips.len() >= MAX_BANNED {
+                            self.banned_ips.clear();
+                        }
+                        if self.banned_listen.len() >= MAX_BANNED {
+                            self.banned_listen.clear();
+                        }
+                        if self.banned_ids.len() >= MAX_BANNED {
+                            self.banned_ids.clear();
+                        }
                         if !addr.ip().is_loopback() {
                             self.banned_ips.insert(addr.ip());
                         }
+                        self.banned_listen.extend(listen);
                         self.banned_ids.extend(id);
                     }
                 }

@@ -128,15 +128,20 @@ impl V2Hasher {
     }
 
     /// Whether the piece's bytes have the expected root (all of its file's bytes fed).
-    pub fn matches(mut self) -> bool {
+    pub fn matches(self) -> bool {
+        self.finish().0
+    }
+
+    /// Whether the piece's bytes have the expected root, and the hash of each of its blocks
+    /// (so a failed piece's blocks can be compared with the hashes peers send).
+    pub fn finish(mut self) -> (bool, Vec<[u8; 32]>) {
         use shoal_proto::metainfo::v2::{leaf, root};
-        if self.fed != self.check.data {
-            return false;
-        }
         if !self.block.is_empty() {
             self.leaves.push(leaf(&self.block));
         }
-        self.leaves.len() <= self.check.width as usize
-            && root(&self.leaves, self.check.width as usize, [0u8; 32]) == self.check.root
+        let ok = self.fed == self.check.data
+            && self.leaves.len() <= self.check.width as usize
+            && root(&self.leaves, self.check.width as usize, [0u8; 32]) == self.check.root;
+        (ok, self.leaves)
     }
 }

@@ -68,7 +68,8 @@ enum Slot {
         count: u8,
         from: PeerKey,
     },
-    Received,
+    /// Received from this peer.
+    Received(PeerKey),
 }
 
 /// A piece in progress. Invariant: `open` counts `Slot::Open` entries and `received` counts
@@ -441,11 +442,11 @@ impl Picker {
             return Accepted::Duplicate;
         };
         match *slot {
-            Slot::Received => return Accepted::Duplicate,
+            Slot::Received(_) => return Accepted::Duplicate,
             Slot::Open => partial.open -= 1,
             Slot::Requested { .. } => {}
         }
-        *slot = Slot::Received;
+        *slot = Slot::Received(peer);
         partial.received += 1;
         if !partial.contributors.contains(&peer) {
             partial.contributors.push(peer);
@@ -455,6 +456,39 @@ impl Picker {
             self.state[block.piece.idx()] = PieceState::Verifying;
         }
         Accepted::New { complete }
+    }
+
+    /// A piece that failed its hash check is held while the blame is worked out block by
+    /// block (BitTorrent v2): it stays out of picking, and the peer each block came from is
+    /// returned in block order. `None` when the piece is not complete and waiting for its
+    /// check.
+    pub(crate) fn hold(&self, piece: PieceIndex) -> Option<Vec<PeerKey>> {
+        if self.state[piece.idx()] != PieceState::Verifying {
+            return None;
+        }
+        let partial = self.partials.get(&piece)?;
+        partial.blocks.iter().map(|s| if let Slot::Received(from) = s { Some(*from) } else { None }).collect()
+    }
+
+    /// A held piece's `bad` blocks (their indices in the piece) are fetched again; the others
+    /// are kept. Nothing happens unless the piece is held and every index is in it.
+    pub(crate) fn reopen(&mut self, piece: PieceIndex, bad: &[u32]) -> bool {
+        if self.state[piece.idx()] != PieceState::Verifying || bad.is_empty() {
+            return false;
+        }
+        let Some(partial) = self.partials.get_mut(&piece) else { return false };
+        if bad.iter().any(|&b| b as usize >= partial.blocks.len()) {
+            return false;
+        }
+        for &b in bad {
+            if let slot @ Slot::Received(_) = &mut partial.blocks[b as usize] {
+                *slot = Slot::Open;
+                partial.open += 1;
+                partial.received -= 1;
+            }
+        }
+        self.state[piece.idx()] = PieceState::Partial;
+        true
     }
 
     /// The hash check of a piece ended. Returns the peers that contributed to it.

@@ -430,6 +430,11 @@ impl Swarm {
         self.peers.get(&peer).map(PeerView::from)
     }
 
+    /// Whether `peer` announced `piece`.
+    pub fn peer_has(&self, peer: PeerKey, piece: PieceIndex) -> bool {
+        self.peers.get(&peer).is_some_and(|p| p.has.get(piece))
+    }
+
     /// A peer finished its handshake. `fast` is true when both sides set the BEP 6 bit.
     pub fn add_peer(&mut self, now: Instant, peer: PeerKey, fast: bool) {
         let mut state = Peer::new(now, self.layout.piece_count(), fast);
@@ -773,6 +778,51 @@ impl Swarm {
             return;
         }
         self.hash_failures += 1;
+        self.blame_contributors(&contributors);
+        self.refill_all();
+    }
+
+    /// A v2 piece failed its check: it is held out of picking while the driver finds out,
+    /// from the block hashes peers send (BEP 52), which blocks were bad. Returns the peer each
+    /// block came from, in block order; `None` when the piece is not waiting for its check
+    /// (the driver then reports the failure with [`Swarm::handle_verified`]).
+    pub fn hold_failed(&mut self, piece: PieceIndex) -> Option<Vec<PeerKey>> {
+        let senders = self.picker.hold(piece)?;
+        self.hash_failures += 1;
+        Some(senders)
+    }
+
+    /// The blame for a held piece is known: each of `liars` is banned, and the piece's `bad`
+    /// blocks (indices in the piece) are fetched again while the others are kept. With no bad
+    /// block named, the piece is handled as an ordinary failure.
+    pub fn reopen_blocks(&mut self, piece: PieceIndex, bad: &[u32], liars: &[PeerKey]) {
+        for &peer in liars {
+            self.drop_peer(peer, true, "sent a block that does not match its BitTorrent v2 block hash");
+        }
+        if !self.picker.reopen(piece, bad) {
+            let contributors = self.picker.verified(piece, false);
+            self.blame_contributors(&contributors);
+        }
+        self.refill_all();
+    }
+
+    /// A held piece whose blocks could not be judged (no peer sent their hashes): it is
+    /// fetched again as after any failed check.
+    pub fn release_held(&mut self, piece: PieceIndex) {
+        if self.picker.hold(piece).is_some() {
+            let contributors = self.picker.verified(piece, false);
+            self.blame_contributors(&contributors);
+            self.refill_all();
+        }
+    }
+
+    /// Bans a peer for what the driver found (a forged proof, say) and closes its connection.
+    pub fn ban(&mut self, peer: PeerKey, reason: &'static str) {
+        self.drop_peer(peer, true, reason);
+    }
+
+    /// A failed piece that came from one peer alone is a strike against it.
+    fn blame_contributors(&mut self, contributors: &[PeerKey]) {
         if let [only] = contributors[..] {
             let banned = self.peers.get_mut(&only).is_some_and(|p| {
                 p.strikes += 1;
@@ -782,7 +832,6 @@ impl Swarm {
                 self.drop_peer(only, true, "sent data that failed verification repeatedly");
             }
         }
-        self.refill_all();
     }
 
     /// Removes a peer and asks the driver to close its connection.
@@ -1154,6 +1203,50 @@ mod tests {
             actions.iter().any(|a| matches!(a, Action::Disconnect { peer: PeerKey(1), ban: false, .. })),
             "two seeds have nothing to exchange"
         );
+    }
+
+    /// A v2 piece that failed its check is held; once the block hashes name the bad block, its
+    /// sender is banned and only that block is fetched again, from the other peer.
+    #[test]
+    fn a_held_piece_refetches_only_the_bad_block_and_bans_its_sender() {
+        let now = Instant::now();
+        let layout = Layout::new(4 * 16_384, 4 * 16_384).expect("layout");
+        let config = Config { min_queue: 2, ..Config::default() };
+        let mut s = Swarm::new(layout, Bitfield::new(1), config, now);
+        for key in [PeerKey(1), PeerKey(2)] {
+            s.add_peer(now, key, true);
+            s.handle_message(now, key, Message::HaveAll).expect("have all");
+            s.handle_message(now, key, Message::Unchoke).expect("unchoke");
+        }
+        let actions = drain(&mut s);
+        let mut from = Vec::new();
+        for key in [PeerKey(1), PeerKey(2)] {
+            for b in requests_in(&actions, key) {
+                from.push((b.begin / 16_384, key));
+                let data = Bytes::from(vec![1u8; b.length as usize]);
+                s.handle_message(now, key, Message::Piece { index: 0, begin: b.begin, data }).expect("piece");
+            }
+        }
+        from.sort();
+        assert_eq!(from.len(), 4, "{from:?}");
+        assert!(drain(&mut s).contains(&Action::Verify { piece: PieceIndex::new_unchecked(0) }));
+        let piece = PieceIndex::new_unchecked(0);
+        let senders = s.hold_failed(piece).expect("a piece waiting for its check");
+        assert_eq!(senders, from.iter().map(|f| f.1).collect::<Vec<_>>());
+        assert!(drain(&mut s).iter().all(|a| !matches!(a, Action::Send { msg: Message::Request { .. }, .. })));
+        // Block 3 was bad: its sender goes, the block is asked of the honest peer alone.
+        let (liar, honest) = (from[3].1, if from[3].1 == PeerKey(1) { PeerKey(2) } else { PeerKey(1) });
+        s.reopen_blocks(piece, &[3], &[liar]);
+        let actions = drain(&mut s);
+        assert!(actions.iter().any(|a| matches!(a, Action::Disconnect { peer, ban: true, .. } if *peer == liar)));
+        let again = requests_in(&actions, honest);
+        assert_eq!(again.iter().map(|b| b.begin).collect::<Vec<_>>(), vec![3 * 16_384], "{actions:?}");
+        let data = Bytes::from(vec![2u8; 16_384]);
+        s.handle_message(now, honest, Message::Piece { index: 0, begin: 3 * 16_384, data }).expect("piece");
+        assert!(drain(&mut s).contains(&Action::Verify { piece }));
+        s.handle_verified(now, piece, true);
+        assert!(s.is_complete());
+        assert_eq!(s.stats().hash_failures, 1);
     }
 
     #[test]

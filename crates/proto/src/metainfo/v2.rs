@@ -142,7 +142,8 @@ pub fn leaf(block: &[u8]) -> Hash {
     Sha256::digest(block).into()
 }
 
-fn node(left: &Hash, right: &Hash) -> Hash {
+/// SHA-256 of two child nodes: their parent.
+pub fn node(left: &Hash, right: &Hash) -> Hash {
     let mut h = Sha256::new();
     h.update(left);
     h.update(right);
