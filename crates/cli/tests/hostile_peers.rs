@@ -6,7 +6,9 @@
 //! - (ii) sends `have` for the first piece index past the end of the torrent;
 //! - (iii) sends a `piece` Shoal never requested;
 //! - (iv) sends random bytes;
-//! - (v) claims every piece (`have all` + `unchoke`) and answers every request with zeros.
+//! - (v) claims every piece (`have all` + `unchoke`) and answers every request with zeros;
+//! - (vi) the same on a BitTorrent v2 torrent, and answers Shoal's `hash request` for the block
+//!   hashes of a failed piece with hashes of its own (a forged Merkle proof).
 //!
 //! Each test checks that Shoal closes the fake's connection within a few seconds, while the
 //! download is still running (so the close is a decision, not the exit); that the download
@@ -25,6 +27,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use shoal_proto::merkle::HashMessage;
 use shoal_proto::{Handshake, InfoHash, Message, Metainfo, PeerId, decode_message};
 use shoal_testkit::{Proc, TempDir, assert_same_tree, make_test_file, test_bytes, wait_until};
 use support::{DOWNLOAD, MIB, Seed, log_lines, spawn_get};
@@ -49,6 +52,8 @@ enum Behaviour {
     Garbage(Vec<u8>),
     /// (v) `have all` and `unchoke`, then zeros for every request.
     Liar,
+    /// (vi) as the liar, and forged hashes for every `hash request` (BEP 52).
+    ForgedProofs,
 }
 
 /// What happened on one connection, as the fake saw it.
@@ -60,6 +65,8 @@ struct ConnLog {
     hostile_at: Option<Instant>,
     /// When the fake saw the connection closed by Shoal, and how.
     closed: Option<(Instant, String)>,
+    /// Forged `hashes` answers sent.
+    forged_proofs: usize,
     /// Blocks of zeros served (liar).
     zero_blocks: u32,
     /// Something the fake did not expect from Shoal.
@@ -263,18 +270,26 @@ fn run_conn(conn: &mut Conn<'_>, info_hash: InfoHash, behaviour: &Behaviour) -> 
             conn.send_msg(&Message::Piece { index: 0, begin: 0, data: Bytes::from(vec![0u8; *length as usize]) })?;
         }
         Behaviour::Garbage(bytes) => conn.send(bytes)?,
-        Behaviour::Liar => {
+        Behaviour::Liar | Behaviour::ForgedProofs => {
             conn.send_msg(&Message::HaveAll)?;
             conn.send_msg(&Message::Unchoke)?;
         }
     }
-    if !matches!(behaviour, Behaviour::Liar) {
+    let liar = matches!(behaviour, Behaviour::Liar | Behaviour::ForgedProofs);
+    if !liar {
         conn.note(|l| l.hostile_at = Some(Instant::now()));
     }
     // Read (and, as the liar, answer) until Shoal closes the connection or the test ends.
     loop {
         let msg = conn.next_message(Duration::from_secs(3600))?;
-        if let (Behaviour::Liar, Message::Request { index, begin, length }) = (behaviour, &msg) {
+        if let (Behaviour::ForgedProofs, Message::Unknown { id, payload }) = (behaviour, &msg)
+            && let Ok(HashMessage::Request(req)) = HashMessage::decode(*id, payload)
+        {
+            let forged = vec![[0x42u8; 32]; (req.count + req.uncles()) as usize];
+            conn.send_msg(&HashMessage::Hashes(req, forged).to_message())?;
+            conn.note(|l| l.forged_proofs += 1);
+        }
+        if let (true, Message::Request { index, begin, length }) = (liar, &msg) {
             let zeros = Message::Piece { index: *index, begin: *begin, data: Bytes::from(vec![0u8; *length as usize]) };
             conn.send_msg(&zeros)?;
             conn.note(|l| {
@@ -435,4 +450,35 @@ fn liar_serving_zeros_is_banned() {
         log.zero_blocks,
         fake.connections()
     );
+}
+
+/// (vi) A peer that serves zeros on a v2 torrent, then forges the block hashes Shoal asks it
+/// for to find the bad block, is banned for the forged proof; nothing it sent is verified.
+#[test]
+fn forged_merkle_proofs_are_banned() {
+    let dir = TempDir::new().expect("temp dir");
+    let data = dir.path().join("seed/target.bin");
+    make_test_file(&data, 2 * MIB, 36);
+    let torrent = dir.path().join("target.torrent");
+    // The seed only writes the v2 torrent; the leech knows the fake alone.
+    let _seed = Seed::start("seed", &data, &torrent, &["--v2", "--piece-size", "65536"]);
+    let meta = Metainfo::from_bytes(&std::fs::read(&torrent).expect("read torrent")).expect("parse torrent");
+    assert!(meta.v2_hash.is_some(), "a v2-only torrent");
+    let fake = FakePeer::start(meta.info_hash, Behaviour::ForgedProofs);
+    let out = dir.path().join("leech");
+    let mut leech = spawn_get("leech", &torrent, &out, &[fake.addr], &["-v"]);
+    wait_until(CONNECT, Duration::from_millis(10), || fake.first().is_some_and(|c| c.closed.is_some()))
+        .unwrap_or_else(|e| panic!("{}", leech.explain(&format!("Shoal kept the forger connected: {e}"))));
+    let log = fake.first().expect("first connection");
+    assert!(log.forged_proofs >= 1, "Shoal never asked the fake for block hashes: {log:?}");
+    let addr = fake.addr.to_string();
+    let lines = log_lines(&leech);
+    let banned =
+        lines.iter().any(|l| l.contains("a forged Merkle proof") && l.contains("ban=true") && l.contains(&addr));
+    assert!(banned, "no ban of {addr} for a forged proof in the -v log:\n{}", lines.join("\n"));
+    assert!(
+        !leech.stdout_lines().iter().any(|l| l.starts_with("complete: ")),
+        "nothing the forger sent may be taken as verified"
+    );
+    let _ = leech.terminate(Duration::from_secs(15));
 }
