@@ -150,11 +150,19 @@ fn printed_magnet(share: &interop::Share) -> String {
 /// info dictionary comes by BEP 9 (checked against the SHA-256 info-hash), then the piece
 /// layers of every file larger than a piece by `hash request`s, which Shoal answers with
 /// Merkle proofs up to each file's root — libtorrent checks every one before it takes a piece.
+/// [`content`] plus a file of more than 512 pieces of 16 KiB, whose piece layer takes two hash
+/// requests, each with uncle hashes up to the root.
+fn content_with_long_layer(work: &Path) -> std::path::PathBuf {
+    let folder = content(work);
+    make_test_file(folder.join("long.bin"), 9 * 1024 * 1024 + 1, 74);
+    folder
+}
+
 #[test]
 fn libtorrent_fetches_a_v2_torrent_by_its_btmh_magnet_with_piece_layers_from_shoal() {
     ensure_tools();
     let work = temp_dir();
-    let folder = content(work.path());
+    let folder = content_with_long_layer(work.path());
     let torrent = work.path().join("shoal-v2.torrent");
     let share = spawn_share(&folder, &torrent, &["--v2", "--piece-size", "16k"]);
     let magnet = printed_magnet(&share);
@@ -225,4 +233,35 @@ fn a_lying_libtorrent_seed_is_banned_for_the_exact_block_it_altered() {
         !log.lines().any(|l| l.contains("ban=true") && l.contains(&peers[1])),
         "the honest seed was banned:\n{log}"
     );
+}
+
+/// Shoal joins a v2-only torrent knowing only its `urn:btmh` magnet link, from a libtorrent seed
+/// and from a Shoal seed: the info dictionary comes by BEP 9, checked against its SHA-256
+/// info-hash, then the piece layers by `hash request`s, each checked against its file's root
+/// before a piece is taken.
+#[test]
+fn shoal_fetches_a_v2_torrent_by_its_btmh_magnet_from_libtorrent_and_from_shoal() {
+    ensure_tools();
+    let work = temp_dir();
+    let folder = content_with_long_layer(work.path());
+    let torrent = work.path().join("lt-v2.torrent");
+    ok(lt_create(&folder, &torrent, &["--format", "v2", "--piece-size", "16384"]));
+    let meta = Metainfo::from_bytes(&std::fs::read(&torrent).expect("the torrent")).expect("v2 torrent");
+    let magnet = meta.magnet().to_string();
+    assert!(magnet.contains("urn:btmh:1220") && !magnet.contains("urn:btih"), "{magnet}");
+    let (_seed, port) = ok(spawn_lt_seed(&torrent, work.path(), &[]));
+    let out = work.path().join("from-lt");
+    let peer = format!("127.0.0.1:{port}");
+    let mut get = spawn_get("shoal get btmh", Path::new(&magnet), &out, &["--peer", &peer, "--no-trackers"]);
+    wait_get_complete(&mut get);
+    assert_same_tree(&folder, out.join("set"));
+
+    let mut share = spawn_share(&folder, &work.path().join("shoal-v2.torrent"), &["--v2", "--piece-size", "16k"]);
+    let magnet = printed_magnet(&share);
+    let out = work.path().join("from-shoal");
+    let peer = share.addr.to_string();
+    let mut get = spawn_get("shoal get btmh", Path::new(&magnet), &out, &["--peer", &peer, "--no-trackers"]);
+    wait_get_complete(&mut get);
+    assert_same_tree(&folder, out.join("set"));
+    stop_cleanly(&mut share.proc);
 }

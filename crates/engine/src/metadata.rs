@@ -231,6 +231,7 @@ impl Search {
 /// known, or every one was dropped). See the module doc for retries.
 pub(crate) async fn fetch_metadata(
     info_hash: InfoHash,
+    v2_hash: Option<[u8; 32]>,
     peer_id: PeerId,
     listen_port: u16,
     dialer: peer::Dialer,
@@ -250,7 +251,7 @@ pub(crate) async fn fetch_metadata(
         {
             let dialer = dialer.clone();
             let task = tasks.spawn(async move {
-                let attempt = fetch_from(addr, info_hash, peer_id, listen_port, &dialer);
+                let attempt = fetch_from(addr, info_hash, v2_hash, peer_id, listen_port, &dialer);
                 match tokio::time::timeout(PEER_TIMEOUT, attempt).await {
                     Ok(r) => r,
                     Err(_) => Err(AttemptError::retry("took too long")),
@@ -291,10 +292,12 @@ pub(crate) async fn fetch_metadata(
     }
 }
 
-/// Fetches and verifies the whole dictionary from one peer.
+/// Fetches and verifies the whole dictionary from one peer; for a v2-only torrent, then its
+/// piece layers, and returns a whole `.torrent` (info dictionary and piece layers).
 async fn fetch_from(
     addr: SocketAddr,
     info_hash: InfoHash,
+    v2_hash: Option<[u8; 32]>,
     peer_id: PeerId,
     listen_port: u16,
     dialer: &peer::Dialer,
@@ -343,7 +346,11 @@ async fn fetch_from(
                     "the peer announced {size} bytes of metadata, over the {MAX_METADATA_SIZE} limit"
                 )));
             }
-            assembler = Some(MetadataAssembler::new(info_hash, size).map_err(bad)?);
+            let asm = MetadataAssembler::new(info_hash, size).map_err(bad)?;
+            assembler = Some(match v2_hash {
+                Some(v2) => asm.with_v2(v2),
+                None => asm,
+            });
             their_id = Some(id);
         } else if id == OUR_UT_METADATA {
             let Some(asm) = assembler.as_mut() else {
@@ -355,6 +362,9 @@ async fn fetch_from(
                 MetadataMessage::Data { piece, total_size, data } => {
                     in_flight = in_flight.saturating_sub(1);
                     if let Some(info) = asm.on_data(piece, total_size, &data).map_err(bad)? {
+                        if v2_hash.is_some() {
+                            return fetch_layers(&mut stream, &mut buf, &info).await;
+                        }
                         return Ok(Bytes::from(info));
                     }
                 }
@@ -382,6 +392,64 @@ async fn fetch_from(
         }
     }
     Err(AttemptError::retry(format!("no metadata after {MAX_MESSAGES} messages")))
+}
+
+/// The piece layers of a v2-only torrent's files larger than a piece, asked of the peer that
+/// sent its info dictionary with BEP 52 `hash request`s (at most 512 hashes each, with the
+/// proof up to the file's root, which the dictionary names): returns the info dictionary and
+/// its layers as a `.torrent`. A layer that does not add up to its root was forged.
+async fn fetch_layers(stream: &mut PeerStream, buf: &mut BytesMut, info: &[u8]) -> Result<Bytes, AttemptError> {
+    use shoal_proto::merkle::{HashMessage, HashRequest, MAX_COUNT, verify};
+    use shoal_proto::metainfo::v2::{self, BLOCK};
+    let t = v2::parse_info(info)
+        .map_err(|e| AttemptError::hopeless(format!("the metadata is not a valid v2 info dictionary: {e}")))?;
+    let piece_layer = (t.piece_length / BLOCK as u64).trailing_zeros();
+    let mut layers = Vec::new();
+    let mut messages = 0usize;
+    for file in t.files.iter().filter(|f| f.length > t.piece_length) {
+        let Some(root) = file.pieces_root else { continue };
+        let leaves = file.length.div_ceil(BLOCK as u64).next_power_of_two();
+        let height = leaves.trailing_zeros();
+        let pieces = file.length.div_ceil(t.piece_length);
+        let mut layer = Vec::with_capacity(pieces as usize);
+        while (layer.len() as u64) < pieces {
+            let index = layer.len() as u64;
+            let count = (pieces - index).next_power_of_two().clamp(2, u64::from(MAX_COUNT)) as u32;
+            let req = HashRequest {
+                root,
+                base: piece_layer,
+                index: index as u32,
+                count,
+                proof_layers: height - piece_layer - 1,
+            };
+            let mut out = BytesMut::new();
+            HashMessage::Request(req).to_message().encode(&mut out);
+            send(stream, &out).await?;
+            let hashes = loop {
+                messages += 1;
+                if messages > MAX_MESSAGES {
+                    return Err(AttemptError::retry("no piece layers after many messages"));
+                }
+                let Message::Unknown { id: id @ 22..=23, payload } = read_message(stream, buf).await? else { continue };
+                match HashMessage::decode(id, &payload) {
+                    Ok(HashMessage::Hashes(r, hashes)) if r == req => break hashes,
+                    Ok(HashMessage::Reject(r)) if r == req => {
+                        return Err(AttemptError::retry(format!(
+                            "the peer would not send the piece layer of {}",
+                            file.path.join("/")
+                        )));
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(AttemptError::hopeless(format!("bad hash message: {e}"))),
+                }
+            };
+            let good = verify(&req, &hashes, |l, i| (l == height && i == 0).then_some(root))
+                .map_err(|e| AttemptError::hopeless(format!("forged piece layer of {}: {e}", file.path.join("/"))))?;
+            layer.extend(good.into_iter().take((pieces - index) as usize));
+        }
+        layers.push((root, layer));
+    }
+    Ok(Bytes::from(v2::torrent_with_layers(info, &layers)))
 }
 
 async fn send(stream: &mut PeerStream, bytes: &[u8]) -> Result<(), AttemptError> {

@@ -530,16 +530,6 @@ impl Session {
         progress: watch::Sender<MetadataProgress>,
     ) -> Result<(Metainfo, Vec<SocketAddr>), EngineError> {
         let info_hash = magnet.info_hash;
-        if magnet.v2_hash.is_some() {
-            // BEP 52's metadata from peers lacks the piece layers, which need hash requests.
-            return Err(EngineError::Metadata {
-                info_hash,
-                reason:
-                    "a v2-only magnet link (urn:btmh): fetching a v2 torrent's metadata from peers is not supported \
-                         yet; download it with its .torrent file"
-                        .into(),
-            });
-        }
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let mut given: Vec<SocketAddr> = magnet.peer_addrs();
         given.extend(extra_peers);
@@ -558,6 +548,7 @@ impl Session {
         let port = self.listen_addr().port();
         let result = metadata::fetch_metadata(
             info_hash,
+            magnet.v2_hash,
             self.inner.peer_id,
             port,
             self.inner.dialer.clone(),
@@ -572,7 +563,13 @@ impl Session {
             task.abort();
         }
         let (info, peers) = result.map_err(|reason| EngineError::Metadata { info_hash, reason })?;
-        let mut meta = Metainfo::from_info_bytes(&info).map_err(|e| EngineError::Metadata {
+        // A v2-only torrent came whole (info dictionary and piece layers), a v1 one as its
+        // info dictionary.
+        let parsed = match magnet.v2_hash {
+            Some(_) => Metainfo::from_bytes(&info),
+            None => Metainfo::from_info_bytes(&info),
+        };
+        let mut meta = parsed.map_err(|e| EngineError::Metadata {
             info_hash,
             reason: format!("the metadata is not a valid info dictionary: {e}"),
         })?;

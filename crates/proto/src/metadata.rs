@@ -91,6 +91,9 @@ enum Slot {
 #[derive(Clone, Debug)]
 pub struct MetadataAssembler {
     info_hash: InfoHash,
+    /// A v2-only torrent's SHA-256 info-hash (BEP 52), which the dictionary is checked
+    /// against instead of the SHA-1 one.
+    v2_hash: Option<[u8; 32]>,
     /// 1..=[`MAX_METADATA_SIZE`].
     size: u32,
     /// `size` bytes once the first piece arrived (empty before, and after completion): each
@@ -115,11 +118,19 @@ impl MetadataAssembler {
         let count = metadata_size.div_ceil(METADATA_PIECE_LEN);
         Ok(Self {
             info_hash,
+            v2_hash: None,
             size: metadata_size,
             buf: Vec::new(),
             slots: vec![Slot::Missing; count as usize],
             received: 0,
         })
+    }
+
+    /// Checks the dictionary against a v2-only torrent's SHA-256 info-hash (BEP 52) instead:
+    /// `info_hash` is then its first 20 bytes.
+    pub fn with_v2(mut self, v2_hash: [u8; 32]) -> Self {
+        self.v2_hash = Some(v2_hash);
+        self
     }
 
     /// The torrent.
@@ -214,7 +225,21 @@ impl MetadataAssembler {
         if self.received < count {
             return Ok(None);
         }
-        let got = InfoHash(Sha1::digest(&self.buf).into());
+        let got = match self.v2_hash {
+            Some(v2) => {
+                let sha256: [u8; 32] = sha2::Sha256::digest(&self.buf).into();
+                // A mismatch is reported by the truncated hash that names the swarm.
+                let truncated = InfoHash(sha256[..20].try_into().expect("20 bytes"));
+                if sha256 == v2 {
+                    self.info_hash
+                } else if truncated == self.info_hash {
+                    InfoHash([0; 20])
+                } else {
+                    truncated
+                }
+            }
+            None => InfoHash(Sha1::digest(&self.buf).into()),
+        };
         if got != self.info_hash {
             self.slots.fill(Slot::Missing);
             self.received = 0;

@@ -207,6 +207,41 @@ pub fn root_from_layer(layer: &[Hash], length: u64, piece_length: u64) -> Hash {
 /// `meta version` 2, and the top level's `piece layers`, each layer checked against its file's
 /// root.
 pub fn parse(torrent: &[u8]) -> Result<V2Torrent, MetainfoError> {
+    parse_torrent(torrent, true)
+}
+
+/// Reads a v2 info dictionary alone, as fetched from peers for a `urn:btmh` magnet link: its
+/// piece layers are left empty, to be fetched with hash requests ([`crate::merkle`]) and
+/// checked against each file's root.
+pub fn parse_info(info: &[u8]) -> Result<V2Torrent, MetainfoError> {
+    let mut torrent = Vec::with_capacity(info.len() + 8);
+    torrent.extend_from_slice(b"d4:info");
+    torrent.extend_from_slice(info);
+    torrent.push(b'e');
+    parse_torrent(&torrent, false)
+}
+
+/// A `.torrent` made of a v2 info dictionary and the piece layers of its files larger than a
+/// piece (as `(pieces root, layer)`), which [`parse`] reads back.
+pub fn torrent_with_layers(info: &[u8], layers: &[(Hash, Vec<Hash>)]) -> Vec<u8> {
+    let mut sorted: Vec<&(Hash, Vec<Hash>)> = layers.iter().collect();
+    sorted.sort_by_key(|(root, _)| *root);
+    let mut out = b"d4:info".to_vec();
+    out.extend_from_slice(info);
+    out.extend_from_slice(b"12:piece layersd");
+    for (root, layer) in sorted {
+        out.extend_from_slice(b"32:");
+        out.extend_from_slice(root);
+        out.extend_from_slice(format!("{}:", layer.len() * 32).as_bytes());
+        for h in layer {
+            out.extend_from_slice(h);
+        }
+    }
+    out.extend_from_slice(b"ee");
+    out
+}
+
+fn parse_torrent(torrent: &[u8], need_layers: bool) -> Result<V2Torrent, MetainfoError> {
     let (top, spans) = decode_with_spans(torrent)?;
     let top = top.as_dict().ok_or(MetainfoError::NotADict(top.kind()))?;
     let info_value = top.get(&b"info"[..]).ok_or_else(|| missing("info"))?;
@@ -254,7 +289,12 @@ pub fn parse(torrent: &[u8]) -> Result<V2Torrent, MetainfoError> {
     for file in files.iter().filter(|f| f.length > piece_length) {
         let root_hash = file.pieces_root.expect("a non-empty file has a root");
         let field = || format!("piece layers[{}]", file.path.join("/"));
-        let Some(layers) = layers else { return Err(missing("piece layers")) };
+        let Some(layers) = layers.filter(|_| need_layers) else {
+            if need_layers {
+                return Err(missing("piece layers"));
+            }
+            continue;
+        };
         let raw = layers.get(&root_hash[..]).ok_or_else(|| missing(&field()))?;
         let raw = raw.as_bytes().ok_or_else(|| wrong_type(&field(), "a byte string", raw))?;
         let pieces = file.length.div_ceil(piece_length) as usize;
@@ -420,6 +460,21 @@ mod tests {
         bad[pos] ^= 1;
         let e = parse(&bad).expect_err("a forged layer");
         assert!(e.to_string().contains("piece layers[b.bin]"), "{e}");
+    }
+
+    #[test]
+    fn an_info_dictionary_alone_is_read_and_its_layers_put_back() {
+        let files = [("b.bin", data(70_000, 4)), ("a.txt", data(100, 5))];
+        let t = torrent(&files, 32 * 1024);
+        let full = parse(&t).expect("valid");
+        let layers_at = t.windows(15).position(|w| w == b"12:piece layers").expect("layers");
+        let info = &t[b"d4:info".len()..layers_at];
+        let bare = parse_info(info).expect("an info dictionary alone");
+        assert!(bare.piece_layers.is_empty());
+        assert_eq!((bare.files.clone(), bare.info_hash_v2), (full.files.clone(), full.info_hash_v2));
+        let layers: Vec<(Hash, Vec<Hash>)> = full.piece_layers.clone().into_iter().collect();
+        let rebuilt = parse(&torrent_with_layers(info, &layers)).expect("the rebuilt torrent");
+        assert_eq!(rebuilt, full);
     }
 
     #[test]
