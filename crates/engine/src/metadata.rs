@@ -224,14 +224,14 @@ impl Search {
     }
 }
 
-/// Fetches the info dictionary of `info_hash` from `peers` (the caller's, asked first and
+/// Fetches the info dictionary of `info_hash` (checked against the SHA-256 `v2_hash` of a
+/// v2-only torrent when there is one, and then fetched with its piece layers) from `peers` (the caller's, asked first and
 /// never evicted) and the peers that arrive on `sources`. Returns the verified dictionary and
 /// the peer addresses still held (to start the download with). Runs until the metadata
 /// arrives; fails only when `sources` is closed and no peer is left to ask (none was ever
 /// known, or every one was dropped). See the module doc for retries.
 pub(crate) async fn fetch_metadata(
-    info_hash: InfoHash,
-    v2_hash: Option<[u8; 32]>,
+    (info_hash, v2_hash): (InfoHash, Option<[u8; 32]>),
     peer_id: PeerId,
     listen_port: u16,
     dialer: peer::Dialer,

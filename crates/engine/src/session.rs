@@ -547,8 +547,7 @@ impl Session {
         drop(tx);
         let port = self.listen_addr().port();
         let result = metadata::fetch_metadata(
-            info_hash,
-            magnet.v2_hash,
+            (info_hash, magnet.v2_hash),
             self.inner.peer_id,
             port,
             self.inner.dialer.clone(),
