@@ -265,3 +265,38 @@ fn shoal_fetches_a_v2_torrent_by_its_btmh_magnet_from_libtorrent_and_from_shoal(
     assert_same_tree(&folder, out.join("set"));
     stop_cleanly(&mut share.proc);
 }
+
+/// A hybrid torrent Shoal seeds is announced to its tracker under both info-hashes and accepts
+/// connections under both: libtorrent, given only the v2 side's `urn:btmh` link and the tracker,
+/// finds Shoal in the v2 swarm and downloads (metadata, then piece layers by hash requests, which
+/// Shoal answers for a hybrid too); given only the v1 `urn:btih` link, in the v1 swarm.
+#[test]
+fn a_hybrid_is_announced_and_accepted_under_both_info_hashes() {
+    ensure_tools();
+    let work = temp_dir();
+    let folder = content(work.path());
+    let tracker = interop::spawn_tracker(2);
+    let torrent = work.path().join("hybrid.torrent");
+    let mut share = spawn_share(&folder, &torrent, &["--hybrid", "--piece-size", "16k", "--tracker", &tracker.url]);
+    let meta = Metainfo::from_bytes(&std::fs::read(&torrent).expect("the torrent")).expect("hybrid torrent");
+    let hybrid = meta.hybrid.clone().expect("Shoal reads the v2 side of its hybrid");
+    for (side, v2_hash, info_hash) in [("v2", Some(hybrid.v2_hash), hybrid.swarm_hash()), ("v1", None, meta.info_hash)]
+    {
+        let magnet = shoal_proto::Magnet {
+            info_hash,
+            v2_hash,
+            display_name: None,
+            trackers: vec![tracker.url.clone()],
+            peers: Vec::new(),
+            select_only: None,
+        }
+        .to_string();
+        let save = work.path().join(format!("lt-{side}"));
+        let mut cmd = python_lt(["leech", "--watch-stdin", "--timeout", &TRANSFER_TIMEOUT.as_secs().to_string()]);
+        cmd.args(["--magnet", &magnet]).arg("--save").arg(&save);
+        let mut leech = ok(Proc::spawn(format!("lt leech {side}"), cmd));
+        ok(leech.wait_success(TRANSFER_TIMEOUT + START_TIMEOUT));
+        assert_same_tree(&folder, save.join("set"));
+    }
+    stop_cleanly(&mut share.proc);
+}

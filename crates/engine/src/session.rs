@@ -362,7 +362,10 @@ impl Session {
             (Some(_), Some(addr)) => addr.port(),
             _ => self.inner.listen_addr.port(),
         };
-        if self.torrents().contains_key(&info_hash) {
+        // A hybrid torrent is also the v2 swarm named by its truncated SHA-256 info-hash:
+        // announced and accepted under both.
+        let alias = meta.hybrid.as_ref().map(shoal_proto::metainfo::Hybrid::swarm_hash);
+        if self.torrents().contains_key(&info_hash) || alias.is_some_and(|a| self.torrents().contains_key(&a)) {
             return Err(EngineError::Duplicate(info_hash));
         }
         let layout = meta.info.layout;
@@ -455,6 +458,7 @@ impl Session {
             ssl: ssl.clone(),
             search_peers: self.inner.search_peers.clone(),
             dialer: self.inner.dialer.clone(),
+            v2_checks: meta.info.v2.clone().or_else(|| meta.hybrid.as_ref().map(|h| h.checks.clone())),
         });
         if !add.peers.is_empty() {
             let _ = inbox.control.send(Control::Peers { addrs: add.peers, manual: true });
@@ -478,6 +482,7 @@ impl Session {
             let task = tokio::spawn(tracker::announce_loop(tracker::Announcer {
                 tiers: meta.announce_list.clone(),
                 info_hash,
+                also: alias,
                 peer_id: self.inner.peer_id,
                 port,
                 status: status.clone(),
@@ -488,23 +493,33 @@ impl Session {
             (stop_tx, task)
         });
         // Private torrents (BEP 27) learn peers from their trackers only.
-        let dht_loop = self.inner.dht.as_ref().filter(|_| !meta.info.private).map(|dht| {
-            let control = inbox.control.clone();
-            dht.announce_loop(info_hash, Some(port), move |addrs| {
-                let _ = control.send(Control::Peers { addrs, manual: false });
-            })
-        });
+        let dht_loops: Vec<AnnounceLoop> = match self.inner.dht.as_ref().filter(|_| !meta.info.private) {
+            Some(dht) => std::iter::once(info_hash)
+                .chain(alias)
+                .map(|hash| {
+                    let control = inbox.control.clone();
+                    dht.announce_loop(hash, Some(port), move |addrs| {
+                        let _ = control.send(Control::Peers { addrs, manual: false });
+                    })
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         if let Some(lsd) = self.inner.lsd.as_ref().filter(|_| !meta.info.private) {
             lsd.add(info_hash, Some(port), crate::lsd::Found::Torrent(inbox.control.clone()));
         }
         self.torrents().insert(info_hash, inbox.clone());
+        if let Some(alias) = alias {
+            self.torrents().insert(alias, inbox.clone());
+        }
         Ok(Torrent {
             info_hash,
+            alias,
             status,
             control: inbox.control,
             announcer,
             announce_now,
-            _dht_loop: dht_loop,
+            _dht_loops: dht_loops,
             session: self.clone(),
             caps: (torrent_upload, torrent_download),
             layout,
@@ -974,13 +989,15 @@ pub enum FilePriority {
 #[derive(Debug)]
 pub struct Torrent {
     info_hash: InfoHash,
+    /// A hybrid torrent's v2 swarm hash (truncated SHA-256), also announced and accepted.
+    alias: Option<InfoHash>,
     status: Arc<watch::Sender<TorrentStatus>>,
     control: tokio::sync::mpsc::UnboundedSender<Control>,
     announcer: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
     /// Wakes the announce loop for an announce now.
     announce_now: Arc<tokio::sync::Notify>,
-    /// Keeps the torrent announced on the DHT while it lives.
-    _dht_loop: Option<AnnounceLoop>,
+    /// Keep the torrent announced on the DHT while it lives (a hybrid under both hashes).
+    _dht_loops: Vec<AnnounceLoop>,
     session: Session,
     /// The torrent's own upload and download caps.
     caps: (Arc<RateLimiter>, Arc<RateLimiter>),
@@ -1183,6 +1200,9 @@ impl Torrent {
             let _ = rx.await;
         }
         self.session.torrents().remove(&self.info_hash);
+        if let Some(alias) = self.alias {
+            self.session.torrents().remove(&alias);
+        }
         if let Some(lsd) = &self.session.inner.lsd {
             lsd.remove(self.info_hash);
         }

@@ -160,6 +160,8 @@ pub(crate) struct Setup {
     pub(crate) search_peers: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<SocketAddr>>>,
     /// How the session dials (protocol encryption, uTP), for the connections this torrent dials.
     pub(crate) dialer: peer::Dialer,
+    /// The Merkle root of each piece of a v2-only or hybrid torrent, for the hash exchange.
+    pub(crate) v2_checks: Option<Arc<[shoal_proto::metainfo::v2::V2Check]>>,
 }
 
 /// What a peer told us in its extension handshake (BEP 10), and our peer exchange with it.
@@ -258,7 +260,7 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
     let (disk_tx, disk_rx) = mpsc::unbounded_channel();
     let inbox = Inbox { peers: PeerSink::new(peer_tx, setup.disk.received()), control: ctl_tx, ssl: setup.ssl.clone() };
     let pieces = setup.swarm.layout().piece_count();
-    let v2 = hashes::V2Hashes::new(&setup.storage);
+    let v2 = setup.v2_checks.and_then(|checks| hashes::V2Hashes::new(&setup.storage, checks));
     let actor = Actor {
         info_hash: setup.info_hash,
         peer_id: setup.peer_id,

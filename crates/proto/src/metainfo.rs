@@ -199,6 +199,25 @@ pub struct Metainfo {
     /// A v2-only torrent's SHA-256 info-hash (BEP 52); `info_hash` is then its first 20 bytes,
     /// which name the swarm on the wire, in trackers and the DHT.
     pub v2_hash: Option<[u8; 32]>,
+    /// A hybrid torrent's v2 side (BEP 52), when it describes the same files at the same
+    /// offsets as the v1 side: the torrent is also the v2 swarm named by its SHA-256 info-hash.
+    pub hybrid: Option<Hybrid>,
+}
+
+/// The v2 side of a hybrid torrent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hybrid {
+    /// SHA-256 of the info dictionary.
+    pub v2_hash: [u8; 32],
+    /// The Merkle root of each piece, from the piece layers (for answering hash requests).
+    pub checks: std::sync::Arc<[v2::V2Check]>,
+}
+
+impl Hybrid {
+    /// The 20 bytes that name the torrent's v2 swarm.
+    pub fn swarm_hash(&self) -> InfoHash {
+        InfoHash(self.v2_hash[..20].try_into().expect("20 bytes"))
+    }
 }
 
 /// Web seeds kept from one torrent.
@@ -277,12 +296,17 @@ impl Metainfo {
         let info_value = dict.get(&b"info"[..]).ok_or_else(|| missing("info"))?;
         let info_dict = expect_dict(info_value, "info")?;
         let mut v2_hash = None;
+        let mut hybrid = None;
         let info = if is_v2_only(info_dict) {
             let t = v2::parse(bytes)?;
             v2_hash = Some(t.info_hash_v2);
             Info::from_v2(&t, info_dict)?
         } else {
-            Info::from_dict(info_dict)?
+            let info = Info::from_dict(info_dict)?;
+            if info_dict.contains_key(&b"file tree"[..]) {
+                hybrid = hybrid_side(bytes, &info);
+            }
+            info
         };
         let span = spans
             .into_iter()
@@ -316,6 +340,7 @@ impl Metainfo {
             web_seeds: web_seeds(dict.get(&b"url-list"[..])),
             info_bytes,
             v2_hash,
+            hybrid,
         })
     }
 
@@ -335,6 +360,7 @@ impl Metainfo {
             web_seeds: Vec::new(),
             info_bytes: Bytes::copy_from_slice(info_bytes),
             v2_hash: None,
+            hybrid: None,
         })
     }
 
@@ -484,6 +510,24 @@ impl Info {
     pub fn piece_hash(&self, piece: PieceIndex) -> Option<&[u8; 20]> {
         self.pieces.get(piece.idx())
     }
+}
+
+/// The v2 side of a hybrid `.torrent` whose v1 side `info` was read: kept only when its piece
+/// layers are valid and it lays out the same files, at the same offsets, in the same pieces
+/// (BEP 52 asks a client to check this before joining both swarms); otherwise the torrent is
+/// read as v1 alone.
+fn hybrid_side(torrent: &[u8], info: &Info) -> Option<Hybrid> {
+    let t = v2::parse(torrent).ok()?;
+    let (files, checks) = v2::layout(&t);
+    let real = |files: &[FileEntry]| -> Vec<(Vec<String>, u64, u64)> {
+        files.iter().filter(|f| !f.padding && f.length > 0).map(|f| (f.path.clone(), f.offset, f.length)).collect()
+    };
+    let v1_paths: Vec<(Vec<String>, u64, u64)> =
+        real(&info.files).into_iter().map(|(p, o, l)| (if info.multi_file { p } else { vec![] }, o, l)).collect();
+    let v2_paths: Vec<(Vec<String>, u64, u64)> =
+        real(&files).into_iter().map(|(p, o, l)| (if info.multi_file { p } else { vec![] }, o, l)).collect();
+    let same = v1_paths == v2_paths && u64::from(info.piece_length) == t.piece_length;
+    (same && checks.len() == info.pieces.len()).then(|| Hybrid { v2_hash: t.info_hash_v2, checks: checks.into() })
 }
 
 /// `true` for a BEP 52 info dictionary without the v1 fields of a hybrid torrent.

@@ -259,13 +259,12 @@ impl Storage {
         Ok(())
     }
 
-    /// The BitTorrent v2 block hashes (BEP 52 leaves) of a v2 piece's file bytes, read from
-    /// disk; `None` for a v1 torrent.
-    pub fn piece_leaves(&self, piece: PieceIndex) -> Result<Option<Vec<[u8; 32]>>, StorageError> {
-        let Some(check) = self.layout.v2_check(piece) else { return Ok(None) };
-        let mut buf = vec![0u8; check.data as usize];
+    /// The BitTorrent v2 block hashes (BEP 52 leaves) of the first `data` bytes of `piece` (its
+    /// file's bytes in a v2 or hybrid torrent), read from disk.
+    pub fn piece_leaves(&self, piece: PieceIndex, data: u32) -> Result<Vec<[u8; 32]>, StorageError> {
+        let mut buf = vec![0u8; data as usize];
         self.read_into(piece, 0, &mut buf)?;
-        Ok(Some(shoal_proto::metainfo::v2::leaves(&buf)))
+        Ok(shoal_proto::metainfo::v2::leaves(&buf))
     }
 
     /// Reads `piece` back from disk and compares its SHA-1 with the expected hash. A piece

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use shoal_proto::PieceIndex;
 use shoal_proto::merkle::{HashMessage, HashRequest, Levels, prove, verify};
-use shoal_proto::metainfo::v2::{BLOCK, Hash};
+use shoal_proto::metainfo::v2::{BLOCK, Hash, V2Check};
 use shoal_storage::Storage;
 use shoal_swarm::PeerKey;
 
@@ -65,6 +65,9 @@ struct Blame {
 /// The hash exchange state of a v2-only torrent.
 #[derive(Debug)]
 pub(super) struct V2Hashes {
+    /// The Merkle root of each piece (a hybrid's pieces are checked by SHA-1, but its peers on
+    /// the v2 side may ask for these).
+    checks: Arc<[V2Check]>,
     files: HashMap<Hash, Arc<FileTree>>,
     /// Each file's first piece and root, by first piece.
     starts: Vec<(u32, Hash)>,
@@ -73,13 +76,15 @@ pub(super) struct V2Hashes {
 }
 
 impl V2Hashes {
-    /// The trees of a v2-only torrent's files; `None` for a v1 or hybrid torrent.
-    pub(super) fn new(storage: &Storage) -> Option<Self> {
+    /// The trees of a v2-only or hybrid torrent's files, from the root of each of its pieces.
+    pub(super) fn new(storage: &Storage, checks: Arc<[V2Check]>) -> Option<Self> {
         let layout = storage.layout();
         let geometry = layout.geometry();
         let piece_length = u64::from(geometry.piece_length());
         let piece_layer = (piece_length / BLOCK as u64).trailing_zeros();
-        layout.v2_check(PieceIndex::new_unchecked(0))?;
+        if checks.len() != geometry.piece_count() as usize {
+            return None;
+        }
         let mut files = HashMap::new();
         let mut starts = Vec::new();
         for (i, spec) in layout.files().iter().enumerate() {
@@ -89,7 +94,7 @@ impl V2Hashes {
             let first_piece = (layout.file_offset(i) / piece_length) as u32;
             let pieces = spec.length.div_ceil(piece_length) as u32;
             let leaves = spec.length.div_ceil(BLOCK as u64).next_power_of_two();
-            let check = |k: u32| layout.v2_check(PieceIndex::new_unchecked(first_piece + k)).map(|c| c.root);
+            let check = |k: u32| checks.get((first_piece + k) as usize).map(|c| c.root);
             let levels = if pieces > 1 {
                 let roots: Option<Vec<Hash>> = (0..pieces).map(check).collect();
                 Levels::build(roots?, piece_layer, leaves >> piece_layer)
@@ -101,7 +106,7 @@ impl V2Hashes {
             files.insert(root, Arc::new(FileTree { first_piece, pieces, leaves, levels }));
         }
         starts.sort();
-        Some(Self { files, starts, leaf_jobs: Arc::default(), blames: HashMap::new() })
+        Some(Self { checks, files, starts, leaf_jobs: Arc::default(), blames: HashMap::new() })
     }
 
     /// The file holding `piece`, and its tree.
@@ -172,9 +177,9 @@ impl Actor {
             jobs.fetch_sub(1, Ordering::AcqRel);
             return self.send(key, reject);
         }
-        let (tx, storage) = (link.tx.clone(), self.storage.clone());
+        let (tx, storage, checks) = (link.tx.clone(), self.storage.clone(), v2.checks.clone());
         tokio::task::spawn_blocking(move || {
-            let answer = leaf_answer(&storage, &tree, &req, &pieces, first_leaf);
+            let answer = leaf_answer(&storage, &checks, &tree, &req, &pieces, first_leaf);
             jobs.fetch_sub(1, Ordering::AcqRel);
             let msg = match answer {
                 Some(hashes) => HashMessage::Hashes(req, hashes),
@@ -311,6 +316,7 @@ impl Actor {
 /// file's end), the tree over them, and the file's levels above.
 fn leaf_answer(
     storage: &Storage,
+    checks: &[V2Check],
     tree: &FileTree,
     req: &HashRequest,
     pieces: &[PieceIndex],
@@ -319,7 +325,7 @@ fn leaf_answer(
     let per_piece = 1usize << tree.levels.bottom();
     let mut leaves = Vec::with_capacity(pieces.len() * per_piece);
     for &piece in pieces {
-        let mut l = storage.piece_leaves(piece).ok()??;
+        let mut l = storage.piece_leaves(piece, checks.get(piece.idx())?.data).ok()?;
         if pieces.len() > 1 || tree.pieces > 1 {
             l.resize(per_piece, [0u8; 32]);
         }

@@ -26,6 +26,8 @@ const RETRY: Duration = Duration::from_secs(10);
 pub(crate) struct Announcer {
     pub(crate) tiers: Vec<Vec<String>>,
     pub(crate) info_hash: InfoHash,
+    /// A hybrid torrent's v2 swarm hash, announced after `info_hash` each time.
+    pub(crate) also: Option<InfoHash>,
     pub(crate) peer_id: PeerId,
     pub(crate) port: u16,
     pub(crate) status: Arc<watch::Sender<TorrentStatus>>,
@@ -83,9 +85,23 @@ pub(crate) async fn announce_loop(mut a: Announcer) {
         let wait = match result {
             Ok(reply) => {
                 failures = 0;
-                event = None;
                 a.status.send_modify(|s| s.tracker_error = None);
                 let _ = a.control.send(Control::Peers { addrs: reply.peers.clone(), manual: false });
+                // A hybrid's v2 swarm, at the same trackers; its failure changes nothing.
+                if let Some(also) = a.also {
+                    let request = AnnounceRequest { info_hash: also, ..a.request(event) };
+                    let second = tokio::select! {
+                        biased;
+                        _ = &mut a.stop => break,
+                        result = clients.announce(&mut a.tiers, &request) => result,
+                    };
+                    clients.attempts.clear();
+                    match second {
+                        Ok(r) => drop(a.control.send(Control::Peers { addrs: r.peers, manual: false })),
+                        Err(e) => tracing::debug!("announce of the v2 swarm failed: {e}"),
+                    }
+                }
+                event = None;
                 Duration::from_secs(reply.interval.max(reply.min_interval.unwrap_or(1)).max(1) as u64)
             }
             Err(e) => {
@@ -120,8 +136,10 @@ pub(crate) async fn announce_loop(mut a: Announcer) {
             break;
         }
     }
-    let request = a.request(Some(Event::Stopped));
-    let _ = tokio::time::timeout(STOPPED_TIMEOUT, clients.announce(&mut a.tiers, &request)).await;
+    for hash in std::iter::once(a.info_hash).chain(a.also) {
+        let request = AnnounceRequest { info_hash: hash, ..a.request(Some(Event::Stopped)) };
+        let _ = tokio::time::timeout(STOPPED_TIMEOUT, clients.announce(&mut a.tiers, &request)).await;
+    }
 }
 
 /// Announces a torrent whose metadata we do not have yet (a magnet link), only to learn
