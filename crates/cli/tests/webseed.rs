@@ -99,7 +99,9 @@ fn a_web_seed_serving_wrong_bytes_is_dropped() {
     wait_get_complete(&mut get);
     assert_same_tree(&file, out.join("honest.bin"));
     let log = get.output();
-    let banned = log.lines().any(|l| l.contains("disconnecting: ") && l.contains("addr=240.0.0.1:80 ban=true"));
+    let banned = log
+        .lines()
+        .any(|l| l.contains("disconnecting: ") && l.contains("addr=240.0.0.1:80 ") && l.contains("ban=true"));
     assert!(banned, "the lying web seed was not banned:\n{log}");
     stop_cleanly(&mut share.proc);
 }
