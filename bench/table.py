@@ -17,6 +17,9 @@ For one file (default 1 GiB, generated once and cached under --work) and one v1 
   libtorrent -> libtorrent, uTP   both with TCP off (lt_client.py --transport utp)
   Shoal -> libtorrent, uTP        libtorrent leecher uTP only
   libtorrent -> Shoal, uTP        libtorrent seed uTP only, Shoal leecher --utp prefer
+  Shoal -> Shoal, v2 (and libtorrent, and both crosses)
+                                  a BitTorrent v2-only torrent of the same file (`shoal create
+                                  --v2`): every piece checked by its SHA-256 Merkle root
 
 The seed is started and has checked its data before the clock starts. The leecher's wall time
 runs from its start to its exit (complete and verified); its CPU seconds and peak RSS come from
@@ -329,6 +332,27 @@ def lt_leech_cmd_utp(torrent, out, peer):
     return compare.lt_leech_cmd(torrent, out, peer) + ["--transport", "utp"]
 
 
+def v2_torrent(ctx):
+    """A BitTorrent v2-only torrent of the same data (made once with `shoal create --v2`)."""
+    path = ctx.torrent[:-len(".torrent")] + "-v2.torrent"
+    if not os.path.exists(path):
+        subprocess.run([compare.SHOAL, "create", os.path.join(ctx.data_dir, "data.bin"), "-o", path, "--v2", "-q"],
+                       check=True)
+    return path
+
+
+def shoal_seed_v2(data_dir, torrent):
+    # `share` of the existing v2 torrent: it checks the data against it and seeds it.
+    seed, m = compare.start_and_wait([compare.SHOAL, "share", "--no-dht", "--no-lsd",
+                                      os.path.join(data_dir, "data.bin"), "-o", torrent, "--listen", "127.0.0.1:0"],
+                                     r"ready: .* on 127\.0\.0\.1:(\d+)")
+    return seed, f"127.0.0.1:{m.group(1)}"
+
+
+def v2_pair(seed_fn, leech_cmd):
+    return lambda ctx: run_pair(seed_fn, leech_cmd, ctx.data_dir, v2_torrent(ctx), ctx.out)
+
+
 PAIRS = [
     Pair("shoal", "Shoal -> Shoal", pair_of(compare.shoal_seed, compare.shoal_leech_cmd)),
     Pair("lt", "libtorrent -> libtorrent", pair_of(compare.lt_seed, compare.lt_leech_cmd)),
@@ -345,6 +369,11 @@ PAIRS = [
     Pair("lt-utp", "libtorrent -> libtorrent, uTP", pair_of(lt_seed_utp, lt_leech_cmd_utp)),
     Pair("shoal-lt-utp", "Shoal -> libtorrent, uTP", pair_of(compare.shoal_seed, lt_leech_cmd_utp)),
     Pair("lt-shoal-utp", "libtorrent -> Shoal, uTP", pair_of(lt_seed_utp, shoal_leech_cmd_utp)),
+    # BitTorrent v2-only (BEP 52): pieces checked by SHA-256 Merkle roots instead of SHA-1.
+    Pair("shoal-v2", "Shoal -> Shoal, v2", v2_pair(shoal_seed_v2, compare.shoal_leech_cmd)),
+    Pair("lt-v2", "libtorrent -> libtorrent, v2", v2_pair(compare.lt_seed, compare.lt_leech_cmd)),
+    Pair("shoal-lt-v2", "Shoal -> libtorrent, v2", v2_pair(shoal_seed_v2, compare.lt_leech_cmd)),
+    Pair("lt-shoal-v2", "libtorrent -> Shoal, v2", v2_pair(compare.lt_seed, compare.shoal_leech_cmd)),
 ]
 
 

@@ -8,10 +8,18 @@ use libfuzzer_sys::fuzz_target;
 use shoal_proto::merkle::{HashMessage, Levels, prove, verify};
 use shoal_proto::metainfo::v2::leaves;
 
+/// The tree of a 40-block file (64 leaves), built once.
+fn tree() -> &'static Levels {
+    static TREE: std::sync::OnceLock<Levels> = std::sync::OnceLock::new();
+    TREE.get_or_init(|| {
+        let file: Vec<u8> = (0..40 * 16384u32).map(|i| (i % 251) as u8).collect();
+        Levels::build(leaves(&file), 0, 64)
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&id, payload)) = data.split_first() else { return };
-    let file: Vec<u8> = (0..40 * 16384u32).map(|i| (i % 251) as u8).collect();
-    let levels = Levels::build(leaves(&file), 0, 64);
+    let levels = tree();
     let root = levels.root();
     let trusted = |layer: u32, index: u64| (layer == 6 && index == 0).then_some(root);
     match HashMessage::decode(id, payload) {
