@@ -3,7 +3,10 @@
 //! copies in the swarm, counting pieces already revealed to peers that have not announced them
 //! yet. Each piece then leaves the seed once before any leaves it twice, and the peers spread
 //! it among themselves: the seed's upload, the scarcest resource in a new swarm, is not spent
-//! on duplicates.
+//! on duplicates. Once every piece has a copy at a peer or on its way to one, a peer that still
+//! has shown pieces to fetch is shown no more (it would take a second copy from the seed while
+//! pieces the seed never sent wait behind it); one with none left is shown one, so it never
+//! runs dry.
 //!
 //! How many pieces a peer sees at once follows how fast we upload to it, so a lone fast peer
 //! is never starved: [`reveal_target`]. A choked peer is shown nothing; the choker counts
@@ -45,9 +48,14 @@ impl SuperSeed {
     }
 
     /// The piece to reveal next to a peer that has `has` and was shown `revealed`: the one with
-    /// the fewest copies (`availability` among peers plus reveals in flight), ties at random.
-    /// The piece is counted as in flight.
-    pub(crate) fn choose(&mut self, availability: &[u32], has: &Bitfield, revealed: &Bitfield) -> Option<PieceIndex> {
+    /// the fewest copies (`availability` among peers plus reveals in flight), ties at random,
+    /// with that number of copies. The piece is counted as in flight.
+    pub(crate) fn choose(
+        &mut self,
+        availability: &[u32],
+        has: &Bitfield,
+        revealed: &Bitfield,
+    ) -> Option<(PieceIndex, u32)> {
         let n = self.in_flight.len() as u32;
         let offset = self.rng.below(n as u64) as u32;
         let mut best: Option<(u32, PieceIndex)> = None;
@@ -64,9 +72,9 @@ impl SuperSeed {
                 }
             }
         }
-        let (_, piece) = best?;
+        let (copies, piece) = best?;
         self.in_flight[piece.idx()] += 1;
-        Some(piece)
+        Some((piece, copies))
     }
 
     /// A piece was revealed on a peer's request: one more copy on its way.
@@ -90,12 +98,13 @@ mod tests {
         let mut s = SuperSeed::new(4, 1);
         let avail = [2, 0, 1, 0];
         let none = Bitfield::new(4);
-        let a = s.choose(&avail, &none, &none).expect("a piece");
-        let b = s.choose(&avail, &none, &none).expect("a piece");
+        let (a, _) = s.choose(&avail, &none, &none).expect("a piece");
+        let (b, _) = s.choose(&avail, &none, &none).expect("a piece");
         let mut zero = vec![a.get(), b.get()];
         zero.sort();
         assert_eq!(zero, vec![1, 3], "both pieces nobody has go out before any other");
-        let c = s.choose(&avail, &none, &none).expect("a piece");
+        let (c, copies) = s.choose(&avail, &none, &none).expect("a piece");
+        assert!(copies >= 1);
         assert!(c.get() == 2 || c.get() == 1 || c.get() == 3);
         s.settle(a);
         s.settle(b);
@@ -106,7 +115,7 @@ mod tests {
         let mut s = SuperSeed::new(3, 1);
         let has = Bitfield::from_bools(&[true, false, false]);
         let revealed = Bitfield::from_bools(&[false, true, false]);
-        assert_eq!(s.choose(&[0, 0, 5], &has, &revealed).map(|p| p.get()), Some(2));
+        assert_eq!(s.choose(&[0, 0, 5], &has, &revealed).map(|(p, c)| (p.get(), c)), Some((2, 5)));
         let all = Bitfield::full(3);
         assert_eq!(s.choose(&[0, 0, 0], &all, &revealed), None);
     }

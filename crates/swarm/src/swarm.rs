@@ -1394,6 +1394,34 @@ mod tests {
         assert!(!all.contains(&next[0]));
     }
 
+    /// Once every piece has a copy at a peer or on its way to one, a peer that still has shown
+    /// pieces to fetch is not shown more (the seed would send a piece twice while pieces it
+    /// never sent wait); a peer with nothing left to fetch still is, so it never runs dry.
+    #[test]
+    fn an_initial_seed_shows_no_second_copy_to_a_peer_with_pieces_to_fetch() {
+        let now = Instant::now();
+        let layout = Layout::new(12 * 32_768, 32_768).expect("layout");
+        let mut s = Swarm::new(layout, Bitfield::full(12), Config::default(), now);
+        for key in 1..=2 {
+            s.add_peer(now, PeerKey(key), true);
+        }
+        let actions = drain(&mut s);
+        let shown: Vec<Vec<u32>> = (1..=2).map(|key| revealed(&actions, PeerKey(key))).collect();
+        let all: std::collections::BTreeSet<u32> = shown.iter().flatten().copied().collect();
+        assert_eq!(all.len(), 12, "every piece is out once: {shown:?}");
+        assert_eq!(shown.iter().map(Vec::len).sum::<usize>(), 12, "and no piece twice: {shown:?}");
+        // Peer 1 announces one of its pieces: every piece left has a copy somewhere, and peer 1
+        // still has shown pieces to fetch, so it is shown nothing more.
+        s.handle_message(now, PeerKey(1), Message::Have(shown[0][0])).expect("have");
+        assert!(revealed(&drain(&mut s), PeerKey(1)).is_empty());
+        // Once it announced them all, it is shown a piece another peer has, so it never runs dry.
+        for &piece in &shown[0][1..] {
+            s.handle_message(now, PeerKey(1), Message::Have(piece)).expect("have");
+        }
+        let next = revealed(&drain(&mut s), PeerKey(1));
+        assert!(!next.is_empty() && next.iter().all(|p| !shown[0].contains(p)), "{next:?}");
+    }
+
     #[test]
     fn an_initial_seed_shows_a_player_the_pieces_it_asks_for_within_bounds() {
         let now = Instant::now();

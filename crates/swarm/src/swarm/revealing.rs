@@ -42,9 +42,16 @@ impl Swarm {
             if open >= cap || (open >= target && unrequested >= MIN_UNREQUESTED_REVEALS) {
                 break;
             }
-            let Some(piece) = ss.choose(availability, &p.has, revealed) else {
+            let Some((piece, copies)) = ss.choose(availability, &p.has, revealed) else {
                 break;
             };
+            if copies > 0 && open > 0 {
+                // Every piece left has a copy at a peer or on its way to one: showing it here
+                // would make the seed send it again while pieces it never sent wait behind it.
+                // The peer has reveals to work on and hears of the others from its peers.
+                ss.settle(piece);
+                break;
+            }
             revealed.set(piece);
             p.reveals_open.push(OpenReveal { piece, requested: false, at: self.ticks, wanted: false });
             self.actions.push_back(Action::Send { peer, msg: Message::Have(piece.get()) });
