@@ -300,3 +300,75 @@ fn a_hybrid_is_announced_and_accepted_under_both_info_hashes() {
     }
     stop_cleanly(&mut share.proc);
 }
+
+/// A peer (this test, over a plain socket) asks a Shoal seed of a v2 torrent for block hashes
+/// (the leaf layer, read from disk) and for a stretch of a piece layer, each with a proof up to
+/// the file's root; every answer must verify against the root the torrent names, and a request
+/// outside the file's tree is rejected.
+#[test]
+fn a_shoal_seed_answers_block_and_piece_layer_hash_requests_with_proofs() {
+    use shoal_proto::merkle::{HashMessage, HashRequest, verify};
+    use std::io::{Read, Write};
+    ensure_tools();
+    let work = temp_dir();
+    let folder = content(work.path());
+    let torrent = work.path().join("shoal-v2.torrent");
+    let mut share = spawn_share(&folder, &torrent, &["--v2", "--piece-size", "64k"]);
+    let bytes = std::fs::read(&torrent).expect("the torrent");
+    let t = v2::parse(&bytes).expect("a v2 torrent");
+    let big = t.files.iter().find(|f| f.path == ["big.bin"]).expect("big.bin");
+    let root = big.pieces_root.expect("a root");
+    let leaves = big.length.div_ceil(16_384).next_power_of_two();
+    let height = leaves.trailing_zeros();
+
+    let mut sock = std::net::TcpStream::connect(share.addr).expect("connect to the seed");
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(20))).expect("timeout");
+    let hello = shoal_proto::Handshake::new(t.swarm_hash(), shoal_proto::PeerId(*b"-TS0001-hash-checker"));
+    sock.write_all(&hello.encode()).expect("handshake");
+    let mut theirs = [0u8; shoal_proto::Handshake::LEN];
+    sock.read_exact(&mut theirs).expect("the seed's handshake");
+    let mut buf = bytes::BytesMut::new();
+    let mut ask = |req: HashRequest| -> HashMessage {
+        let mut out = bytes::BytesMut::new();
+        HashMessage::Request(req).to_message().encode(&mut out);
+        sock.write_all(&out).expect("send");
+        loop {
+            match shoal_proto::decode_message(&mut buf, 1 << 24).expect("a valid frame") {
+                Some(shoal_proto::Message::Unknown { id: id @ 22..=23, payload }) => {
+                    return HashMessage::decode(id, &payload).expect("a hash message");
+                }
+                Some(_) => {}
+                None => {
+                    let mut chunk = [0u8; 65_536];
+                    let n = sock.read(&mut chunk).expect("read");
+                    assert!(n > 0, "the seed closed the connection");
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+            }
+        }
+    };
+    let trusted = |layer: u32, i: u64| (layer == height && i == 0).then_some(root);
+    // The block hashes of piece 3 (4 blocks of 16 KiB), with the proof up to the root.
+    let data = std::fs::read(folder.join("big.bin")).expect("big.bin");
+    for req in [
+        HashRequest { root, base: 0, index: 12, count: 4, proof_layers: height - 1 },
+        HashRequest { root, base: 0, index: 16, count: 2, proof_layers: height - 1 },
+        HashRequest { root, base: 2, index: 0, count: 64, proof_layers: height - 3 },
+    ] {
+        match ask(req) {
+            HashMessage::Hashes(r, hashes) if r == req => {
+                let got = verify(&req, &hashes, trusted).unwrap_or_else(|e| panic!("{req:?}: {e}"));
+                if req.base == 0 {
+                    let first = req.index as usize * 16_384;
+                    let want: Vec<_> =
+                        data[first..first + 16_384 * req.count as usize].chunks(16_384).map(v2::leaf).collect();
+                    assert_eq!(got, want, "the block hashes of the file's bytes");
+                }
+            }
+            other => panic!("{req:?} answered with {other:?}"),
+        }
+    }
+    let outside = HashRequest { root, base: 0, index: leaves as u32, count: 4, proof_layers: 0 };
+    assert_eq!(ask(outside), HashMessage::Reject(outside), "a request past the file's tree");
+    stop_cleanly(&mut share.proc);
+}

@@ -4,7 +4,8 @@
 //! Serving: a `hash request` for the piece layer or above is answered from the torrent's piece
 //! layers (the tree above them is built once, when the torrent starts); one for the leaves
 //! (block hashes) reads the pieces it covers from disk, only pieces we have, on a blocking
-//! thread, at most [`LEAF_JOBS`] at once per torrent (more are rejected, and the peer may ask
+//! thread, at most [`LEAF_JOBS`] at once in the whole process, each holding one piece at a time
+//! (more are rejected, and the peer may ask
 //! again). Every answer carries the proof the request asked for.
 //!
 //! Blame: a piece that fails its check is held (`Swarm::hold_failed`) and the block hashes of the piece are asked of a peer that has it,
@@ -31,8 +32,11 @@ use shoal_swarm::PeerKey;
 use super::Actor;
 use crate::peer::Outgoing;
 
-/// Block-hash answers computed at once per torrent (each reads up to 8 MiB we have).
-const LEAF_JOBS: usize = 2;
+/// Block-hash answers computed at once, all torrents together (each reads the pieces it covers
+/// one at a time), so peers asking every torrent at once cost bounded memory and disk.
+const LEAF_JOBS: usize = 4;
+/// Block-hash answers being computed now.
+static LEAF_JOBS_RUNNING: AtomicUsize = AtomicUsize::new(0);
 /// How long a peer has to answer a request for a failed piece's block hashes.
 const BLAME_WAIT: Duration = Duration::from_secs(10);
 /// Peers asked for one failed piece's block hashes before it is fetched again whole.
@@ -71,7 +75,6 @@ pub(super) struct V2Hashes {
     files: HashMap<Hash, Arc<FileTree>>,
     /// Each file's first piece and root, by first piece.
     starts: Vec<(u32, Hash)>,
-    leaf_jobs: Arc<AtomicUsize>,
     blames: HashMap<PieceIndex, Blame>,
 }
 
@@ -106,7 +109,7 @@ impl V2Hashes {
             files.insert(root, Arc::new(FileTree { first_piece, pieces, leaves, levels }));
         }
         starts.sort();
-        Some(Self { checks, files, starts, leaf_jobs: Arc::default(), blames: HashMap::new() })
+        Some(Self { checks, files, starts, blames: HashMap::new() })
     }
 
     /// The file holding `piece`, and its tree.
@@ -172,7 +175,7 @@ impl Actor {
         let (Some(link), true) = (self.links.get(&key), pieces.iter().all(|&p| have.get(p))) else {
             return self.send(key, reject);
         };
-        let jobs = v2.leaf_jobs.clone();
+        let jobs = &LEAF_JOBS_RUNNING;
         if jobs.fetch_add(1, Ordering::AcqRel) >= LEAF_JOBS {
             jobs.fetch_sub(1, Ordering::AcqRel);
             return self.send(key, reject);
