@@ -201,8 +201,10 @@ fn spawn(name: String, f: impl FnOnce() + Send + 'static) {
 #[derive(Default)]
 struct PieceHash {
     sha: Sha1,
-    /// A v2-only torrent's piece: Merkle hashing instead of SHA-1.
+    /// A v2-only or hybrid torrent's piece: Merkle hashing.
     v2: Option<shoal_storage::V2Hasher>,
+    /// SHA-1 too (a v1 or hybrid torrent).
+    sha_on: bool,
     /// Offset of the next byte to hash.
     next: u32,
     /// Blocks that arrived ahead of `next`.
@@ -222,9 +224,11 @@ impl PieceHash {
     }
 
     fn update(&mut self, data: &[u8]) {
-        match &mut self.v2 {
-            Some(v2) => v2.update(data),
-            None => self.sha.update(data),
+        if let Some(v2) = &mut self.v2 {
+            v2.update(data);
+        }
+        if self.sha_on {
+            self.sha.update(data);
         }
         self.next += data.len() as u32;
     }
@@ -251,8 +255,9 @@ fn work_loop(rx: std::sync::mpsc::Receiver<Batch>) {
                     pieces
                         .entry(key)
                         .or_insert_with(|| {
-                            let v2 = target.storage.layout().v2_check(block.piece).map(shoal_storage::V2Hasher::new);
-                            (target.clone(), PieceHash { v2, ..PieceHash::default() })
+                            let layout = target.storage.layout();
+                            let v2 = layout.v2_check(block.piece).map(shoal_storage::V2Hasher::new);
+                            (target.clone(), PieceHash { v2, sha_on: layout.checks_sha1(), ..PieceHash::default() })
                         })
                         .1
                         .feed(block.begin, data);
@@ -265,9 +270,18 @@ fn work_loop(rx: std::sync::mpsc::Receiver<Batch>) {
                         .map(|(_, h)| h)
                         .filter(|h| h.next == layout.geometry().piece_size(piece));
                     let result = match hashed {
-                        Some(PieceHash { v2: Some(v2), .. }) => Ok(v2.finish()).map(|(ok, l)| (ok, Some(l))),
                         Some(h) => {
-                            Ok((layout.piece_hash(piece).is_some_and(|want| h.sha.finalize().as_slice() == want), None))
+                            let sha_ok =
+                                || layout.piece_hash(piece).is_some_and(|want| h.sha.finalize().as_slice() == want);
+                            match h.v2 {
+                                // A hybrid's piece must match both (its SHA-1 is only worked out
+                                // when the Merkle root matched).
+                                Some(v2) => {
+                                    let (ok, leaves) = v2.finish();
+                                    Ok((ok && (!h.sha_on || sha_ok()), Some(leaves)))
+                                }
+                                None => Ok((sha_ok(), None)),
+                            }
                         }
                         // Not every byte came through this session (some blocks of a piece
                         // fetched again, say): the disk copy is the truth, hash what is there.

@@ -386,9 +386,10 @@ impl Session {
             .collect();
         let storage_layout =
             StorageLayout::new(add.download_dir.clone(), files, meta.info.piece_length, meta.info.pieces.clone())?;
-        let storage_layout = match &meta.info.v2 {
-            Some(checks) => storage_layout.with_v2(checks.clone())?,
-            None => storage_layout,
+        let storage_layout = match (&meta.info.v2, &meta.hybrid) {
+            (Some(checks), _) => storage_layout.with_v2(checks.clone())?,
+            (None, Some(hybrid)) => storage_layout.with_hybrid(hybrid.checks.clone())?,
+            (None, None) => storage_layout,
         };
         let resume = Arc::new(match add.resume.clone() {
             Some(backend) => ResumeStore::with_backend(format!("the resume record of {info_hash}").into(), backend),

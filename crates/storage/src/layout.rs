@@ -135,8 +135,11 @@ pub struct StorageLayout {
     map: FileMap,
     geometry: Layout,
     hashes: Vec<[u8; 20]>,
-    /// A v2-only torrent's checks (BEP 52 Merkle roots), one per piece; `hashes` is unused then.
+    /// A v2-only torrent's checks (BEP 52 Merkle roots), one per piece; `hashes` is unused then
+    /// unless `hybrid`.
     v2: Option<std::sync::Arc<[shoal_proto::metainfo::v2::V2Check]>>,
+    /// A hybrid torrent: each piece must match both its SHA-1 and its v2 root.
+    hybrid: bool,
 }
 
 impl StorageLayout {
@@ -154,7 +157,7 @@ impl StorageLayout {
         if hashes.len() != geometry.piece_count() as usize {
             return Err(StorageError::HashCount { pieces: geometry.piece_count(), hashes: hashes.len() });
         }
-        Ok(Self { root, files, map, geometry, hashes, v2: None })
+        Ok(Self { root, files, map, geometry, hashes, v2: None, hybrid: false })
     }
 
     /// Checks pieces by BitTorrent v2 Merkle roots (a v2-only torrent), one per piece.
@@ -169,7 +172,21 @@ impl StorageLayout {
         Ok(self)
     }
 
-    /// A v2-only torrent's check of `piece` (`None` for a v1 torrent).
+    /// Checks pieces by their SHA-1 hashes and their BitTorrent v2 Merkle roots both (a hybrid
+    /// torrent: BEP 52 asks a client in both swarms to verify both).
+    pub fn with_hybrid(
+        self,
+        checks: std::sync::Arc<[shoal_proto::metainfo::v2::V2Check]>,
+    ) -> Result<Self, StorageError> {
+        Ok(Self { hybrid: true, ..self.with_v2(checks)? })
+    }
+
+    /// Whether pieces are checked by SHA-1 (a v1 or hybrid torrent).
+    pub fn checks_sha1(&self) -> bool {
+        self.v2.is_none() || self.hybrid
+    }
+
+    /// A v2-only or hybrid torrent's check of `piece` (`None` for a v1 torrent).
     pub fn v2_check(&self, piece: PieceIndex) -> Option<shoal_proto::metainfo::v2::V2Check> {
         self.v2.as_ref()?.get(piece.idx()).copied()
     }

@@ -267,7 +267,8 @@ impl Storage {
         Ok(shoal_proto::metainfo::v2::leaves(&buf))
     }
 
-    /// Reads `piece` back from disk and compares its SHA-1 with the expected hash. A piece
+    /// Reads `piece` back from disk and compares its SHA-1 with the expected hash (a v2 piece:
+    /// its Merkle root; a hybrid's: both). A piece
     /// touching a file that does not exist yet is not verified (`false`, nothing is read).
     pub fn verify_piece(&self, piece: PieceIndex) -> Result<bool, StorageError> {
         let geometry = self.layout.geometry();
@@ -282,7 +283,11 @@ impl Storage {
         if let Some(check) = self.layout.v2_check(piece) {
             let mut buf = vec![0u8; check.data as usize];
             self.read_into(piece, 0, &mut buf)?;
-            return Ok(check.matches(&buf));
+            let ok = check.matches(&buf);
+            // A hybrid's piece must match its SHA-1 as well.
+            if !ok || !self.layout.checks_sha1() {
+                return Ok(ok);
+            }
         }
         let size = geometry.piece_size(piece);
         let mut buf = self.take_buffer();

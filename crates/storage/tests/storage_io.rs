@@ -328,3 +328,34 @@ fn r_a_link_placed_before_a_files_first_write_is_refused() {
     assert!(matches!(err, StorageError::Symlink { .. }), "{err}");
     assert_eq!(std::fs::read_dir(outside.path()).expect("ls").count(), 0);
 }
+
+/// A hybrid torrent's piece is verified only when both its SHA-1 and its v2 Merkle root match
+/// (BEP 52): a piece whose SHA-1 matches but whose root disagrees (a hybrid whose two sides
+/// describe different bytes) is not verified.
+#[test]
+fn a_hybrid_piece_must_match_both_hashes() {
+    use shoal_proto::metainfo::v2::{V2Check, piece_root};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = vec![spec("h.bin", 64 * 1024)];
+    let data = content(64 * 1024, 9);
+    let roots: Vec<V2Check> = data
+        .chunks(32 * 1024)
+        .map(|p| V2Check { root: piece_root(p, 32 * 1024), data: p.len() as u32, width: 2 })
+        .collect();
+    let mut wrong = roots.clone();
+    wrong[1].root[0] ^= 1;
+    // SHA-1 hashes of other bytes in piece 1: the roots match, the SHA-1 does not.
+    let mut other = data.clone();
+    other[40_000] ^= 0xff;
+    for (sha_of, checks, piece1) in [(&data, roots.clone(), true), (&data, wrong, false), (&other, roots, false)] {
+        let layout = layout_for(dir.path(), &files, sha_of, 32 * 1024).with_hybrid(checks.into()).expect("hybrid");
+        assert!(layout.checks_sha1());
+        let storage = Storage::open(layout, OpenMode::ReadWrite).expect("open");
+        write_all(&storage, &data);
+        assert!(storage.verify_piece(PieceIndex::new_unchecked(0)).expect("verify"));
+        assert_eq!(storage.verify_piece(PieceIndex::new_unchecked(1)).expect("verify"), piece1);
+        // A changed byte fails both checks.
+        storage.write_at(PieceIndex::new_unchecked(0), 5, &[data[5] ^ 0xff]).expect("corrupt");
+        assert!(!storage.verify_piece(PieceIndex::new_unchecked(0)).expect("verify"));
+    }
+}
