@@ -395,11 +395,14 @@ pub(crate) async fn fetch_metadata(
     spinner.finish_and_clear();
     let (meta, found) = result.map_err(anyhow::Error::from)?;
     if !quiet {
+        // Padding entries (BEP 47, and the piece alignment of v2 torrents) are not files the
+        // user gets.
+        let real = meta.info.files.iter().filter(|f| !f.padding);
         println!(
             "metadata: {} ({}, {} files) in {}",
             crate::text::printable(&meta.info.name),
-            HumanBytes(meta.info.total_length()),
-            meta.info.files.len(),
+            HumanBytes(real.clone().map(|f| f.length).sum::<u64>()),
+            real.count(),
             HumanDuration(start.elapsed())
         );
     }

@@ -7,6 +7,7 @@
 //! `--hybrid`).
 
 use std::path::Path;
+use std::time::Duration;
 
 use shoal_proto::metainfo::Metainfo;
 use shoal_proto::metainfo::v2::{self, file_root, piece_root};
@@ -263,6 +264,9 @@ fn shoal_fetches_a_v2_torrent_by_its_btmh_magnet_from_libtorrent_and_from_shoal(
     let mut get = spawn_get("shoal get btmh", Path::new(&magnet), &out, &["--peer", &peer, "--no-trackers"]);
     wait_get_complete(&mut get);
     assert_same_tree(&folder, out.join("set"));
+    // The piece alignment's padding entries are not counted as files.
+    let line = ok(get.wait_for_line("metadata: ", Duration::ZERO));
+    assert!(line.contains(", 4 files)"), "{line}");
     stop_cleanly(&mut share.proc);
 }
 
