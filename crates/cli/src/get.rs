@@ -164,7 +164,8 @@ async fn download(
         return Err(Failure::Runtime(anyhow!("{name}: {e}")));
     }
     let elapsed = start.elapsed();
-    let fetched = status.stats.bytes_have - before;
+    // Padding is verified with the pieces but never crosses the network.
+    let fetched = (status.stats.bytes_have - before).saturating_sub(status.stats.padding_filled);
     if !quiet {
         // Blocks that arrived twice (endgame, late copies) or failed verification.
         let wasted = status.stats.downloaded.saturating_sub(fetched);

@@ -251,6 +251,8 @@ struct Actor {
     readers: std::collections::BTreeMap<u64, shoal_swarm::stream::Reader>,
     /// A v2-only torrent's hash exchange (BEP 52): serving hashes, blaming bad blocks.
     v2: Option<hashes::V2Hashes>,
+    /// Byte ranges of the torrent that are padding, sorted.
+    padding: Vec<(u64, u64)>,
 }
 
 /// Starts the actor; returns its inbox.
@@ -261,6 +263,11 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
     let inbox = Inbox { peers: PeerSink::new(peer_tx, setup.disk.received()), control: ctl_tx, ssl: setup.ssl.clone() };
     let pieces = setup.swarm.layout().piece_count();
     let v2 = setup.v2_checks.and_then(|checks| hashes::V2Hashes::new(&setup.storage, checks));
+    let layout = setup.storage.layout();
+    let padding: Vec<(u64, u64)> = (0..layout.files().len())
+        .filter(|&i| layout.files()[i].padding && layout.files()[i].length > 0)
+        .map(|i| (layout.file_offset(i), layout.file_offset(i) + layout.files()[i].length))
+        .collect();
     let actor = Actor {
         info_hash: setup.info_hash,
         peer_id: setup.peer_id,
@@ -304,6 +311,7 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
         verified: setup.verified,
         readers: Default::default(),
         v2,
+        padding,
     };
     let span = tracing::info_span!("torrent", hash = %actor.info_hash);
     tokio::spawn(tracing::Instrument::instrument(actor.run(peer_rx, ctl_rx, disk_rx), span));
@@ -936,6 +944,14 @@ impl Actor {
         Some((link.addr, id))
     }
 
+    /// Whether the block lies wholly in padding (never fetched: it is zeros).
+    fn is_padding(&self, index: u32, begin: u32, length: u32) -> bool {
+        let start = u64::from(index) * u64::from(self.swarm.layout().piece_length()) + u64::from(begin);
+        let end = start + u64::from(length);
+        let at = self.padding.partition_point(|&(_, pad_end)| pad_end <= start);
+        self.padding.get(at).is_some_and(|&(pad_start, pad_end)| pad_start <= start && end <= pad_end)
+    }
+
     /// A peer's connection and listening addresses, while it is connected or shortly after.
     fn addresses(&self, key: PeerKey) -> (Option<SocketAddr>, Option<SocketAddr>) {
         match self.links.get(&key) {
@@ -953,6 +969,14 @@ impl Actor {
     fn dispatch(&mut self) {
         while let Some(action) = self.swarm.poll_action() {
             match action {
+                Action::Send { peer, msg: Message::Request { index, begin, length } }
+                    if self.is_padding(index, begin, length) =>
+                {
+                    if let Some(block) = self.swarm.layout().check_block(index, begin, length) {
+                        tracing::trace!(?block, "padding block: zeros, not fetched");
+                        self.swarm.fill_padding(Instant::now(), peer, block);
+                    }
+                }
                 Action::Send { peer, msg } => self.send(peer, msg),
                 Action::Serve { peer, block } => {
                     if let Some(link) = self.links.get(&peer) {

@@ -229,6 +229,8 @@ pub struct Stats {
     pub receiving: usize,
     /// Pieces that failed their hash check.
     pub hash_failures: u32,
+    /// Bytes of padding taken as zeros instead of fetched (see [`Swarm::fill_padding`]).
+    pub padding_filled: u64,
 }
 
 /// Swarm logic for one torrent. See the module documentation for the call protocol.
@@ -248,6 +250,7 @@ pub struct Swarm {
     down: Rate,
     up: Rate,
     hash_failures: u32,
+    padding_filled: u64,
     /// Scratch buffer for picked blocks, kept to avoid an allocation per refill.
     scratch: Vec<BlockRange>,
     /// Pieces with deadlines (streaming), most urgent first; see [`Swarm::set_deadlines`].
@@ -301,6 +304,7 @@ impl Swarm {
             down: Rate::new(now),
             up: Rate::new(now),
             hash_failures: 0,
+            padding_filled: 0,
             scratch: Vec::new(),
             deadlines: Vec::new(),
             last_wants: (Vec::new(), None),
@@ -417,6 +421,7 @@ impl Swarm {
             sending: self.peers.values().filter(|p| p.down.bytes_per_sec() > 0.0).count(),
             receiving: self.peers.values().filter(|p| p.up.bytes_per_sec() > 0.0).count(),
             hash_failures: self.hash_failures,
+            padding_filled: self.padding_filled,
         }
     }
 
@@ -695,7 +700,32 @@ impl Swarm {
         }
     }
 
+    /// A block asked of `peer` that lies wholly in padding (BEP 47 padding files, a v2
+    /// torrent's alignment of files on pieces): the driver does not send the request and hands
+    /// the zeros in here instead. It is taken as if the peer had sent it, except that no byte is
+    /// counted as downloaded.
+    pub fn fill_padding(&mut self, now: Instant, peer: PeerKey, block: BlockRange) {
+        static ZEROS: [u8; shoal_proto::BLOCK_SIZE as usize] = [0; shoal_proto::BLOCK_SIZE as usize];
+        let Some(zeros) = ZEROS.get(..block.length as usize) else { return };
+        if let Ok(true) = self.take_block(now, peer, block, Bytes::from_static(zeros), false) {
+            self.padding_filled += u64::from(block.length);
+        }
+    }
+
     fn on_block(&mut self, now: Instant, peer: PeerKey, block: BlockRange, data: Bytes) -> Result<(), PeerError> {
+        self.take_block(now, peer, block, data, true).map(drop)
+    }
+
+    /// A block arrived (`counted`: over the wire, so it counts as downloaded from the peer).
+    /// Returns whether it was new.
+    fn take_block(
+        &mut self,
+        now: Instant,
+        peer: PeerKey,
+        block: BlockRange,
+        data: Bytes,
+        counted: bool,
+    ) -> Result<bool, PeerError> {
         let Some(p) = self.peers.get_mut(&peer) else {
             return Err(PeerError::UnknownPeer);
         };
@@ -705,14 +735,16 @@ impl Swarm {
         }
         if late && self.picker.is_suspect(block.piece) {
             // A piece that failed verification takes data from its one chosen peer only.
-            return Ok(());
+            return Ok(false);
         }
-        p.down.add(block.length as u64);
-        p.last_block = now;
-        p.snubbed = false;
-        self.down.add(block.length as u64);
-        match self.picker.accept(peer, &block) {
-            Accepted::Duplicate => {}
+        if counted {
+            p.down.add(block.length as u64);
+            p.last_block = now;
+            p.snubbed = false;
+            self.down.add(block.length as u64);
+        }
+        let new = match self.picker.accept(peer, &block) {
+            Accepted::Duplicate => false,
             Accepted::New { complete } => {
                 self.actions.push_back(Action::Write { block, data });
                 // A late copy of a cancelled block still counts when we lack the block; the
@@ -723,10 +755,11 @@ impl Swarm {
                 if complete {
                     self.actions.push_back(Action::Verify { piece: block.piece });
                 }
+                true
             }
-        }
+        };
         self.refill(peer);
-        Ok(())
+        Ok(new)
     }
 
     /// Outside endgame a block picked for `peer` that is also pending elsewhere moves here:
@@ -1247,6 +1280,32 @@ mod tests {
         s.handle_verified(now, piece, true);
         assert!(s.is_complete());
         assert_eq!(s.stats().hash_failures, 1);
+    }
+
+    /// A block of padding the driver does not fetch is taken as zeros: written, the piece
+    /// completes, nothing counts as downloaded, and the bytes are reported as filled.
+    #[test]
+    fn padding_blocks_are_filled_with_zeros_not_counted_as_downloaded() {
+        let now = Instant::now();
+        let layout = Layout::new(2 * 16_384, 2 * 16_384).expect("layout");
+        let mut s = Swarm::new(layout, Bitfield::new(1), Config::default(), now);
+        s.add_peer(now, PeerKey(1), true);
+        s.handle_message(now, PeerKey(1), Message::HaveAll).expect("have all");
+        s.handle_message(now, PeerKey(1), Message::Unchoke).expect("unchoke");
+        let asked = requests_in(&drain(&mut s), PeerKey(1));
+        assert_eq!(asked.len(), 2);
+        s.fill_padding(now, PeerKey(1), asked[1]);
+        let data = Bytes::from(vec![3u8; 16_384]);
+        s.handle_message(now, PeerKey(1), Message::Piece { index: 0, begin: 0, data }).expect("piece");
+        let actions = drain(&mut s);
+        let zeros = Bytes::from(vec![0u8; 16_384]);
+        assert!(actions.contains(&Action::Write { block: asked[1], data: zeros }), "{actions:?}");
+        assert!(actions.contains(&Action::Verify { piece: PieceIndex::new_unchecked(0) }));
+        let stats = s.stats();
+        assert_eq!((stats.downloaded, stats.padding_filled), (16_384, 16_384));
+        // Filling it again (an endgame duplicate) changes nothing.
+        s.fill_padding(now, PeerKey(1), asked[1]);
+        assert_eq!(s.stats().padding_filled, 16_384);
     }
 
     #[test]
