@@ -83,6 +83,17 @@ fn spawn_lt_leech(torrent: &Path, save: &Path, peer: &str) -> Proc {
     ok(Proc::spawn("lt leech", cmd))
 }
 
+/// A libtorrent leecher of a magnet link (its metadata from peers), told of `peer` if given,
+/// waited for until it has the whole of `folder` in `save`.
+fn lt_fetch_magnet(magnet: &str, save: &Path, peer: Option<&str>, folder: &Path) {
+    let mut cmd = python_lt(["leech", "--watch-stdin", "--timeout", &TRANSFER_TIMEOUT.as_secs().to_string()]);
+    cmd.args(["--magnet", magnet]).arg("--save").arg(save);
+    cmd.args(peer.map(|p| ["--peer", p]).into_iter().flatten());
+    let mut leech = ok(Proc::spawn("lt leech --magnet", cmd));
+    ok(leech.wait_success(TRANSFER_TIMEOUT + START_TIMEOUT));
+    assert_same_tree(folder, save.join("set"));
+}
+
 /// A folder of three files (one larger than many pieces, one in a subfolder, one tiny).
 fn content(work: &Path) -> std::path::PathBuf {
     let folder = work.join("set");
@@ -169,11 +180,7 @@ fn libtorrent_fetches_a_v2_torrent_by_its_btmh_magnet_with_piece_layers_from_sho
     let magnet = printed_magnet(&share);
     assert!(magnet.contains("xt=urn:btmh:1220") && !magnet.contains("urn:btih"), "{magnet}");
     let save = work.path().join("lt-out");
-    let mut cmd = python_lt(["leech", "--watch-stdin", "--timeout", &TRANSFER_TIMEOUT.as_secs().to_string()]);
-    cmd.args(["--magnet", &magnet, "--peer", &share.addr.to_string()]).arg("--save").arg(&save);
-    let mut leech = ok(Proc::spawn("lt leech --magnet", cmd));
-    ok(leech.wait_success(TRANSFER_TIMEOUT + START_TIMEOUT));
-    assert_same_tree(&folder, save.join("set"));
+    lt_fetch_magnet(&magnet, &save, Some(&share.addr.to_string()), &folder);
 }
 
 /// Rewrites block `block` (16 KiB) of every `piece`-byte piece of `file` in place, so a seed
@@ -296,11 +303,7 @@ fn a_hybrid_is_announced_and_accepted_under_both_info_hashes() {
         }
         .to_string();
         let save = work.path().join(format!("lt-{side}"));
-        let mut cmd = python_lt(["leech", "--watch-stdin", "--timeout", &TRANSFER_TIMEOUT.as_secs().to_string()]);
-        cmd.args(["--magnet", &magnet]).arg("--save").arg(&save);
-        let mut leech = ok(Proc::spawn(format!("lt leech {side}"), cmd));
-        ok(leech.wait_success(TRANSFER_TIMEOUT + START_TIMEOUT));
-        assert_same_tree(&folder, save.join("set"));
+        lt_fetch_magnet(&magnet, &save, None, &folder);
     }
     stop_cleanly(&mut share.proc);
 }
