@@ -280,7 +280,8 @@ fn shoal_fetches_a_v2_torrent_by_its_btmh_magnet_from_libtorrent_and_from_shoal(
 /// A hybrid torrent Shoal seeds is announced to its tracker under both info-hashes and accepts
 /// connections under both: libtorrent, given only the v2 side's `urn:btmh` link and the tracker,
 /// finds Shoal in the v2 swarm and downloads (metadata, then piece layers by hash requests, which
-/// Shoal answers for a hybrid too); given only the v1 `urn:btih` link, in the v1 swarm.
+/// Shoal answers for a hybrid too); given only the v1 `urn:btih` link, in the v1 swarm; given the
+/// link Shoal printed (both hashes), in either.
 #[test]
 fn a_hybrid_is_announced_and_accepted_under_both_info_hashes() {
     ensure_tools();
@@ -296,6 +297,7 @@ fn a_hybrid_is_announced_and_accepted_under_both_info_hashes() {
         let magnet = shoal_proto::Magnet {
             info_hash,
             v2_hash,
+            hybrid_v2: None,
             display_name: None,
             trackers: vec![tracker.url.clone()],
             peers: Vec::new(),
@@ -305,6 +307,12 @@ fn a_hybrid_is_announced_and_accepted_under_both_info_hashes() {
         let save = work.path().join(format!("lt-{side}"));
         lt_fetch_magnet(&magnet, &save, None, &folder);
     }
+    // The link `share` printed names both hashes, and libtorrent takes it as it is.
+    let printed = printed_magnet(&share);
+    let both = shoal_proto::Magnet::parse(&printed).expect("the printed link parses");
+    assert_eq!((both.info_hash, both.hybrid_v2), (meta.info_hash, Some(hybrid.v2_hash)), "{printed}");
+    let with_tracker = format!("{printed}&tr={}", tracker.url);
+    lt_fetch_magnet(&with_tracker, &work.path().join("lt-both"), None, &folder);
     stop_cleanly(&mut share.proc);
 }
 

@@ -46,8 +46,12 @@ pub struct Magnet {
     pub info_hash: InfoHash,
     /// A v2-only torrent's SHA-256 info-hash (BEP 52): the link then names it as
     /// `xt=urn:btmh:1220…` instead, and `info_hash` is its first 20 bytes (the swarm's name on
-    /// the wire). A link naming a v1 hash too (a hybrid) is read as its v1 torrent.
+    /// the wire). A link naming a v1 hash too (a hybrid) is read as its v1 torrent, the v2 hash
+    /// kept in `hybrid_v2`.
     pub v2_hash: Option<[u8; 32]>,
+    /// A hybrid torrent's v2 info-hash, printed as a second `xt=urn:btmh:` after the v1 one, so
+    /// clients that join the v2 swarm find it too.
+    pub hybrid_v2: Option<[u8; 32]>,
     /// Name to show until the metadata arrives (`dn`).
     pub display_name: Option<String>,
     /// Tracker URLs (`tr`), without duplicates, in link order.
@@ -68,6 +72,7 @@ impl Magnet {
         Self {
             info_hash,
             v2_hash: None,
+            hybrid_v2: None,
             display_name: None,
             trackers: Vec::new(),
             peers: Vec::new(),
@@ -125,7 +130,7 @@ impl Magnet {
         magnet.info_hash = match (info_hash, magnet.v2_hash) {
             // A hybrid's link names both: it is read as its v1 torrent.
             (Some(h), _) => {
-                magnet.v2_hash = None;
+                magnet.hybrid_v2 = magnet.v2_hash.take();
                 h
             }
             (None, Some(v2)) => InfoHash(v2[..20].try_into().expect("20 bytes")),
@@ -163,6 +168,9 @@ impl fmt::Display for Magnet {
                 write!(f, "magnet:?xt=urn:btmh:1220{}", h.iter().map(|b| format!("{b:02x}")).collect::<String>())?
             }
             None => write!(f, "magnet:?xt=urn:btih:{}", self.info_hash.to_hex())?,
+        }
+        if let (None, Some(h)) = (&self.v2_hash, &self.hybrid_v2) {
+            write!(f, "&xt=urn:btmh:1220{}", h.iter().map(|b| format!("{b:02x}")).collect::<String>())?;
         }
         if let Some(name) = &self.display_name {
             write!(f, "&dn={}", utf8_percent_encode(name, VALUE))?;
@@ -290,6 +298,11 @@ mod tests {
         let m = Magnet::parse(v2).expect("a v2 link");
         assert_eq!(m.info_hash.to_hex(), "5133d3082d7ad9f2ef7972ceed281009a963a415");
         assert_eq!(m.to_string(), v2, "printed back as it was");
+        // A hybrid's link names both hashes: read as its v1 torrent, printed back with both.
+        let hybrid = format!("magnet:?xt=urn:btih:{HEX}&xt=urn:btmh:1220{}&dn=set", "ab".repeat(32));
+        let m = Magnet::parse(&hybrid).expect("a hybrid link");
+        assert_eq!((m.info_hash.to_hex(), m.v2_hash, m.hybrid_v2), (HEX.to_lowercase(), None, Some([0xab; 32])));
+        assert_eq!(m.to_string(), hybrid);
         for so in ["", "1,", "a", "5-2", "1-2-3", "-1"] {
             assert!(
                 matches!(
@@ -333,6 +346,7 @@ mod tests {
             let m = Magnet {
                 info_hash: InfoHash(hash),
                 v2_hash: None,
+                hybrid_v2: None,
                 display_name: name,
                 trackers: trackers.into_iter().collect(),
                 peers: peers.into_iter().collect(),

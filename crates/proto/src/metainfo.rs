@@ -380,6 +380,7 @@ impl Metainfo {
         Magnet {
             info_hash: self.info_hash,
             v2_hash: self.v2_hash,
+            hybrid_v2: self.hybrid.as_ref().map(|h| h.v2_hash),
             display_name: Some(self.info.name.clone()),
             trackers: self.trackers().into_iter().map(str::to_owned).collect(),
             peers: Vec::new(),
