@@ -246,10 +246,14 @@ impl Actor {
         self.send(next, HashMessage::Request(req).to_message());
     }
 
-    /// The failed piece `key` was asked about with `req`, if any.
+    /// The failed piece `key` was asked about with `req`, if any: the request names it (its
+    /// file's root, and a span of one piece's blocks), so no search is needed.
     fn blame_for(&self, key: PeerKey, req: &HashRequest) -> Option<PieceIndex> {
         let v2 = self.v2.as_ref()?;
-        v2.blames.iter().find(|(_, b)| b.req == *req && b.asked.last() == Some(&key)).map(|(p, _)| *p)
+        let tree = v2.files.get(&req.root)?;
+        let piece = PieceIndex::new_unchecked(tree.first_piece.checked_add(req.index / req.count.max(1))?);
+        let blame = v2.blames.get(&piece)?;
+        (blame.req == *req && blame.asked.last() == Some(&key)).then_some(piece)
     }
 
     /// Block hashes for a failed piece: checked against the piece's hash, then compared with
