@@ -11,7 +11,8 @@ torrent per video, made by `shoal create` (`drivers/lt_client.py create` if Shoa
 is used by every client.
 
 Swarm cases (seeds are drivers/lt_client.py, libtorrent 2.1 on 127.0.0.1, TCP only, no DHT,
-LSD, UPnP or NAT-PMP, the torrent's upload limit set):
+LSD, UPnP or NAT-PMP, the torrent's upload limit set; with --seeds shoal, `shoal get TORRENT
+--seed --upload-limit CAP` on a hard link of the video, no DHT, LSD or trackers):
   1x1.5   one seed capped at 1.5x the bitrate
   4x0.5   four seeds each capped at 0.5x (2x in all)
 Fresh seeds are started for every session (below), so none inherits another's peer state.
@@ -72,8 +73,16 @@ Everything runs on 127.0.0.1; every wait is bounded (--timeout, 60 s, for a firs
 seek); every child runs in its own session, is SIGKILLed if this script dies, and is stopped
 (SIGTERM, then SIGKILL after 10 s) on any exit. Child output is kept in --work/logs.
 
-The seeds are libtorrent's: they hand out their upload quota in 500 ms ticks, so the P2P
-clients' figures move in steps of about 0.5 s (the http floor's bucket is smooth).
+The seeds are libtorrent's by default. libtorrent hands out upload quota once per
+tick_interval, 500 ms by default; at that default every P2P client's figures move in steps of
+about 0.5 s (even a seed's handshake waits for its next tick) while the http floor's bucket is
+smooth. The seeds here run with tick_interval 100 ms (--seed-tick-ms; libtorrent's
+documentation: "around 100 means higher resolution bandwidth quota distribution"); even so a
+capped libtorrent seed sends every message, the handshake included, at its next tick and its
+first second at about 80 kB/s of data, which bounds every client's first frame (about 1.2 s
+for the ~100 kB mpv reads before its first frame of the 1 Mbit/s files). --seeds shoal runs
+the same swarm with Shoal seeds (a token bucket with a burst of a tenth of a second), whose
+start is as prompt as the floor's; --seed-tick-ms 500 measures against libtorrent's default.
 
 Usage: bench/stream.py                    # 1 Mbit/s, faststart and index-at-end, 1 seed at 1.5x (~25 min)
        bench/stream.py --full             # also 4 Mbit/s and 4 seeds at 0.5x (8 combinations, ~1.7 h)
@@ -81,7 +90,7 @@ Usage: bench/stream.py                    # 1 Mbit/s, faststart and index-at-end
        bench/stream.py --make-videos      # only make (or check) the test videos and torrents
        bench/stream.py --json             # the same, with one JSON object on stdout
 Options: --runs 3 --play-seconds 30 --seeks 75,25,90 --after-seek 2 --timeout 60 --work DIR
-         --rqbit PATH --keep (keep the download folders)
+         --rqbit PATH --seeds libtorrent|shoal --seed-tick-ms 100 --keep (keep the download folders)
 
 Tools: apt-get install -y --no-install-recommends mpv ffmpeg; pip install libtorrent==2.1.1;
 cargo install rqbit --version 9.1.0 --locked --root /tmp/rqbit-9.1.0.
@@ -106,6 +115,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # SHOAL_BIN runs another build (an older commit, for a before/after comparison).
 SHOAL = os.environ.get("SHOAL_BIN") or os.path.join(ROOT, "target", "release", "shoal")
+# SHOAL_PLAY_ARGS adds flags to `shoal play` (e.g. "-vv" to log every stream request and dial).
+SHOAL_PLAY_ARGS = os.environ.get("SHOAL_PLAY_ARGS", "").split()
 LT_CLIENT = os.path.join(ROOT, "drivers", "lt_client.py")
 LT_STREAM = os.path.join(ROOT, "drivers", "lt_stream.py")
 RQBIT_VERSION = "9.1.0"
@@ -305,11 +316,23 @@ def torrent_piece_length(torrent):
 
 # --- the swarm ----------------------------------------------------------------------------------
 
-def start_seeds(video, n, cap, logs):
-    """n libtorrent seeds of the video, each uploading at most cap bytes/s; their children and
-    addresses. logs(name) is the log file for a name."""
+def start_seeds(ctx, video, n, cap, logs):
+    """n seeds of the video (--seeds: libtorrent, or Shoal), each uploading at most cap bytes/s;
+    their children and addresses. logs(name) is the log file for a name."""
+    if ctx.args.seeds == "shoal":
+        seeds = []
+        for i in range(n):
+            # A folder of its own per seed (Shoal keeps its resume state next to the data),
+            # holding a hard link to the one copy of the video.
+            folder = tempfile.mkdtemp(prefix="seed-", dir=ctx.scratch)
+            os.link(video["path"], os.path.join(folder, os.path.basename(video["path"])))
+            seeds.append(Child([SHOAL, "get", video["torrent"], "-o", folder, "--seed", "--upload-limit",
+                                str(int(cap)), "--no-dht", "--no-lsd", "--no-trackers", "--listen", "127.0.0.1:0"],
+                               logs(f"seed{i}")))
+        return seeds, ["127.0.0.1:" + s.wait_for(r"seeding on 127\.0\.0\.1:(\d+)").group(1) for s in seeds]
+    tick = ["--tick-ms", str(ctx.args.seed_tick_ms)]
     seeds = [Child([sys.executable, LT_CLIENT, "seed", "--torrent", video["torrent"], "--save", video["folder"],
-                    "--listen", "0", "--upload-limit", str(int(cap)), "--watch-stdin"],
+                    "--listen", "0", "--upload-limit", str(int(cap)), *tick, "--watch-stdin"],
                    logs(f"seed{i}")) for i in range(n)]
     return seeds, ["127.0.0.1:" + s.wait_for(r"READY (\d+)").group(1) for s in seeds]
 
@@ -377,7 +400,7 @@ def start_shoal(ctx, video, peers, total_rate, out):
     if ctx.shoal_missing:
         raise Unavailable(ctx.shoal_missing)
     cmd = [SHOAL, "play", video["torrent"], "-o", out, "--no-player", "--http", "127.0.0.1:0", "--no-dht",
-           "--no-lsd", "--no-trackers", "--listen", "127.0.0.1:0"]
+           "--no-lsd", "--no-trackers", "--listen", "127.0.0.1:0", *SHOAL_PLAY_ARGS]
     for p in peers:
         cmd += ["--peer", p]
     child = Child(cmd, ctx.logfile("shoal"))
@@ -522,7 +545,7 @@ def session(ctx, video, case, client, what, rec, body):
     try:
         peers = []
         if client != "http":
-            seeds, peers = start_seeds(video, nseeds, cap, lambda n: ctx.logfile(f"{client}-{what}-{n}"))
+            seeds, peers = start_seeds(ctx, video, nseeds, cap, lambda n: ctx.logfile(f"{client}-{what}-{n}"))
             started += seeds
         sock = os.path.join(ctx.scratch, "mpv.sock")
         if os.path.exists(sock):
@@ -618,8 +641,10 @@ def print_table(video, case, meds, unavailable, args):
     log("")
     log(f"{video['name']}: {video['size'] / 1e6:.2f} MB, {video['duration']:.1f} s, "
         f"{video['rate'] * 8 / 1e6:.2f} Mbit/s, pieces of {video['piece'] // 1024} KiB; "
-        f"{nseeds} seed(s) at {factor}x = {nseeds * factor * video['rate'] / 1e3:.0f} kB/s in all; "
-        f"median of {args.runs}")
+        f"{nseeds} seed(s) at {factor}x = {nseeds * factor * video['rate'] / 1e3:.0f} kB/s in all, "
+        + ("Shoal seeds; " if args.seeds == "shoal"
+           else f"libtorrent seeds handing out quota every {args.seed_tick_ms} ms; ")
+        + f"median of {args.runs}")
     seek_heads = [f"seek {p:g}%" for p in args.seeks]
     heads = ["client", "ready s", "first frame s", "vs http", "from start s", "stalls", "stall s", *seek_heads,
              "failed"]
@@ -713,6 +738,11 @@ def parse_args():
     ap.add_argument("--timeout", type=float, default=60.0, help="bound on a first frame or a seek")
     ap.add_argument("--work", default="/tmp/shoal-stream-bench")
     ap.add_argument("--rqbit", default=None, metavar="PATH")
+    ap.add_argument("--seeds", choices=["libtorrent", "shoal"], default="libtorrent",
+                    help="the seeds' client (libtorrent; shoal: `shoal get --seed` of the same torrent)")
+    ap.add_argument("--seed-tick-ms", type=int, default=100, metavar="MS",
+                    help="the seeds' tick_interval: how often they hand out upload quota (100; "
+                         "libtorrent's default is 500)")
     ap.add_argument("--keep", action="store_true", help="keep download folders")
     ap.add_argument("--make-videos", action="store_true", help="only make the test videos and torrents")
     ap.add_argument("--json", action="store_true", help="one JSON object on stdout, progress on stderr")
@@ -789,7 +819,8 @@ def main():
 
         print(json.dumps({
             "settings": {"runs": args.runs, "play_seconds": args.play_seconds, "seeks_percent": args.seeks,
-                         "after_seek_s": args.after_seek, "timeout_s": args.timeout, "rqbit": ctx.rqbit,
+                         "after_seek_s": args.after_seek, "timeout_s": args.timeout,
+                         "seeds": args.seeds, "seed_tick_ms": args.seed_tick_ms, "rqbit": ctx.rqbit,
                          "shoal": SHOAL},
             "videos": {n: {k: v[k] for k in ("size", "duration", "rate", "faststart", "kbps", "piece")}
                        for n, v in videos.items()},

@@ -7,6 +7,7 @@
 //! when it is full, requests to serve are dropped (the peer will ask again or time out) and
 //! control messages close the connection.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -555,7 +556,15 @@ async fn write_loop(
     withdrawn: &Withdrawn,
 ) -> std::io::Result<()> {
     let mut buf = BytesMut::with_capacity(WRITE_BATCH + 32 * 1024);
+    let mut deferred = VecDeque::new();
     loop {
+        if limit.rate().is_some() || !deferred.is_empty() {
+            let mut capped = Capped { write: &mut write, rx: &mut rx, buf: &mut buf, deferred: &mut deferred };
+            if !capped.step(storage, limit, withdrawn).await? {
+                return Ok(());
+            }
+            continue;
+        }
         let first = match tokio::time::timeout(KEEPALIVE, rx.recv()).await {
             Err(_) => Outgoing::Msg(Message::KeepAlive),
             Ok(None) => return Ok(()),
@@ -574,6 +583,91 @@ async fn write_loop(
         // TLS may keep part of a record buffered until flushed (a no-op on TCP).
         write.flush().await?;
         buf.clear();
+    }
+}
+
+/// Whether a message may go out ahead of blocks queued before it while the upload is capped:
+/// what it says does not depend on the order of `piece` messages (BEP 3 gives `have`,
+/// `request`, `cancel` and interest no order relative to them), so a `have` an initial seed
+/// shows a player, or a request a capped uploader makes, does not wait behind a second of
+/// rate-limited data. Chokes, rejects and the data itself keep their order.
+fn overtakes(out: &Outgoing) -> bool {
+    matches!(
+        out,
+        Outgoing::Msg(
+            Message::KeepAlive
+                | Message::Interested
+                | Message::NotInterested
+                | Message::Have(_)
+                | Message::Request { .. }
+                | Message::Cancel { .. }
+                | Message::Port(_)
+                | Message::Extended { .. }
+        )
+    )
+}
+
+/// The writer while the upload is capped: one block at a time, each waiting for its
+/// allowance; meanwhile messages that [`overtakes`] allows go out at once and the others
+/// (and blocks) wait in `deferred`, in their order.
+struct Capped<'a> {
+    write: &'a mut WriteHalf,
+    rx: &'a mut mpsc::Receiver<Outgoing>,
+    buf: &'a mut BytesMut,
+    deferred: &'a mut VecDeque<Outgoing>,
+}
+
+impl Capped<'_> {
+    /// Sends the next item; `false` once the connection's queue is closed.
+    async fn step(&mut self, storage: &Storage, limit: &Caps, withdrawn: &Withdrawn) -> std::io::Result<bool> {
+        let next = match self.deferred.pop_front() {
+            Some(out) => out,
+            None => match tokio::time::timeout(KEEPALIVE, self.rx.recv()).await {
+                Err(_) => Outgoing::Msg(Message::KeepAlive),
+                Ok(None) => return Ok(false),
+                Ok(Some(out)) => out,
+            },
+        };
+        let block = match next {
+            Outgoing::Block(block) if !withdrawn.is_withdrawn(&block) => block,
+            other => {
+                encode(self.buf, other, storage, limit, withdrawn).await?;
+                self.flush().await?;
+                return Ok(true);
+            }
+        };
+        // A cancel that arrives while the block waits still counts, and the allowance goes
+        // back to the bucket.
+        let allowance = limit.acquire(u64::from(block.length));
+        tokio::pin!(allowance);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut allowance => break,
+                out = self.rx.recv() => match out {
+                    None => return Ok(false),
+                    Some(out) if overtakes(&out) => {
+                        encode(self.buf, out, storage, limit, withdrawn).await?;
+                        self.flush().await?;
+                    }
+                    Some(out) => self.deferred.push_back(out),
+                },
+            }
+        }
+        if !withdrawn.take(&block) {
+            limit.refund(u64::from(block.length));
+            return Ok(true);
+        }
+        put_block(self.buf, block, storage)?;
+        self.flush().await?;
+        Ok(true)
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.write.write_all(self.buf).await?;
+        self.write.flush().await?;
+        self.buf.clear();
+        Ok(())
     }
 }
 
@@ -598,16 +692,21 @@ async fn encode(
                 limit.refund(block.length as u64);
                 return Ok(());
             }
-            buf.put_u32(9 + block.length);
-            buf.put_u8(7);
-            buf.put_u32(block.piece.get());
-            buf.put_u32(block.begin);
-            let start = buf.len();
-            buf.resize(start + block.length as usize, 0);
-            storage.read_into(block.piece, block.begin, &mut buf[start..]).map_err(std::io::Error::other)?;
+            put_block(buf, block, storage)?;
         }
     }
     Ok(())
+}
+
+/// Appends a `piece` message for `block`, read from disk directly into the buffer.
+fn put_block(buf: &mut BytesMut, block: BlockRange, storage: &Storage) -> std::io::Result<()> {
+    buf.put_u32(9 + block.length);
+    buf.put_u8(7);
+    buf.put_u32(block.piece.get());
+    buf.put_u32(block.begin);
+    let start = buf.len();
+    buf.resize(start + block.length as usize, 0);
+    storage.read_into(block.piece, block.begin, &mut buf[start..]).map_err(std::io::Error::other)
 }
 
 #[cfg(test)]

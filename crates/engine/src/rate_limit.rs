@@ -30,7 +30,8 @@ impl RateLimiter {
         Self {
             rate: AtomicU64::new(rate.unwrap_or(0)),
             taken: AtomicU64::new(0),
-            bucket: Mutex::new(Bucket { tokens: 0.0, last: Instant::now() }),
+            // Full, as after an idle period: the first transfer need not wait for a refill.
+            bucket: Mutex::new(Bucket { tokens: Self::burst(rate.unwrap_or(0) as f64), last: Instant::now() }),
         }
     }
 
@@ -179,6 +180,14 @@ mod tests {
         session.set_rate(None);
         torrent.set_rate(None);
         assert_eq!(caps.usage(&mut last, Duration::from_secs(1)), None);
+    }
+
+    #[test]
+    fn a_new_limiter_lets_its_first_burst_through() {
+        let limiter = RateLimiter::new(Some(200_000));
+        let now = Instant::now();
+        assert_eq!(limiter.take(16_384, now), None, "the first block of a fresh cap goes out at once");
+        assert!(limiter.take(16_384, now).is_some(), "then the rate holds");
     }
 
     #[test]

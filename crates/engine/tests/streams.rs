@@ -76,3 +76,82 @@ async fn once_a_reader_saw_an_mp4_head_its_index_comes_before_the_media() {
     t.stop().await;
     seeding.stop().await;
 }
+
+/// Reads one peer message (keep-alives skipped) from a raw connection, within 10 s.
+async fn next_message(sock: &mut tokio::net::TcpStream, buf: &mut bytes::BytesMut) -> shoal_proto::Message {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(msg) = shoal_proto::wire::decode_message(buf, 1 << 20).expect("a valid message") {
+            if msg != shoal_proto::Message::KeepAlive {
+                return msg;
+            }
+            continue;
+        }
+        let read = tokio::time::timeout_at(deadline, sock.read_buf(buf)).await.expect("a message within 10 s");
+        assert!(read.expect("read") > 0, "the seed closed the connection");
+    }
+}
+
+async fn send(sock: &mut tokio::net::TcpStream, msg: shoal_proto::Message) {
+    use tokio::io::AsyncWriteExt;
+    let mut out = bytes::BytesMut::new();
+    msg.encode(&mut out);
+    sock.write_all(&out).await.expect("write");
+}
+
+#[tokio::test]
+async fn a_capped_seed_shows_a_player_the_pieces_it_asks_for_ahead_of_queued_blocks() {
+    use shoal_proto::extension::{ExtHandshake, SHOAL_WANTS, encode_wants};
+    use shoal_proto::{Handshake, Message, PeerId};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let meta = folder_torrent(dir.path(), &[("film.mp4", bytes(64 * 16_384, 5))]);
+    // An initial seed (the default) capped at two blocks a second: blocks asked for queue up.
+    let seed = Session::start(local()).await.expect("seed session");
+    let seeding = add(&seed, &meta, dir.path(), vec![]).await;
+    seeding.set_limits(Some(32 * 1024), None);
+
+    let mut sock = tokio::net::TcpStream::connect(seed.listen_addr()).await.expect("connect");
+    let hs = Handshake::new(meta.info_hash, PeerId(*b"-XX0000-streamtest00"));
+    sock.write_all(&hs.encode()).await.expect("handshake");
+    let mut theirs = [0u8; Handshake::LEN];
+    sock.read_exact(&mut theirs).await.expect("handshake back");
+    let mut ours = ExtHandshake::default();
+    ours.m.insert(SHOAL_WANTS.to_string(), 7);
+    send(&mut sock, Message::Extended { id: 0, payload: ours.encode().into() }).await;
+
+    // The seed shows a few pieces, unchokes, and names its own id for shoal_wants.
+    let mut buf = bytes::BytesMut::new();
+    let (mut shown, mut unchoked, mut wants_id) = (Vec::new(), false, None);
+    while !(unchoked && wants_id.is_some() && shown.len() >= 4) {
+        match next_message(&mut sock, &mut buf).await {
+            Message::Have(p) => shown.push(p),
+            Message::Unchoke => unchoked = true,
+            Message::Extended { id: 0, payload } => {
+                wants_id = ExtHandshake::decode(&payload).expect("extension handshake").id_of(SHOAL_WANTS);
+            }
+            _ => {}
+        }
+    }
+    send(&mut sock, Message::Interested).await;
+    for &p in &shown[..4] {
+        send(&mut sock, Message::Request { index: p, begin: 0, length: 16_384 }).await;
+    }
+    // Four blocks queue at two a second; a player now asks for a piece it was not shown.
+    let wanted = (0..64).find(|p| !shown.contains(p)).expect("a hidden piece");
+    let payload = encode_wants(&[wanted]);
+    send(&mut sock, Message::Extended { id: wants_id.expect("shoal_wants"), payload: payload.into() }).await;
+    let mut blocks = 0;
+    loop {
+        match next_message(&mut sock, &mut buf).await {
+            Message::Have(p) if p == wanted => break,
+            Message::Piece { .. } => blocks += 1,
+            _ => {}
+        }
+    }
+    // Without the `have` going ahead, it came after all four blocks (two seconds).
+    assert!(blocks < 3, "the wanted piece was shown after {blocks} queued blocks");
+    seeding.stop().await;
+}

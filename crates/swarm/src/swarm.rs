@@ -16,7 +16,7 @@
 //!
 //! Time is always a parameter, so a whole swarm can run in virtual time (see [`crate::sim`]).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -256,6 +256,8 @@ pub struct Swarm {
     scratch: Vec<BlockRange>,
     /// Pieces with deadlines (streaming), most urgent first; see [`Swarm::set_deadlines`].
     deadlines: Vec<crate::stream::Urgent>,
+    /// Each piece of `deadlines` with its place in it (0: the most urgent).
+    rank: HashMap<PieceIndex, u32>,
     /// The hidden pieces last asked for with `shoal_wants`, and when.
     last_wants: (Vec<PieceIndex>, Option<Instant>),
     /// While seeding initially: peers waiting for pieces they asked to be shown (players).
@@ -308,6 +310,7 @@ impl Swarm {
             padding_filled: 0,
             scratch: Vec::new(),
             deadlines: Vec::new(),
+            rank: HashMap::new(),
             last_wants: (Vec::new(), None),
             streamers: 0,
             rechoke_soon: false,
@@ -385,20 +388,20 @@ impl Swarm {
     /// Cancels the requests outstanding at every peer for the blocks `which` selects; their
     /// blocks can be picked again at once.
     fn cancel_pending(&mut self, which: impl Fn(&BlockRange) -> bool) {
-        for (&peer, p) in self.peers.iter_mut() {
-            let blocks: Vec<BlockRange> = p.pending.iter().filter(|b| which(b)).copied().collect();
-            for block in blocks {
-                p.pending.remove(&block);
-                p.remember_cancelled(block);
-                self.picker.release(&block);
-                let msg = Message::Cancel { index: block.piece.get(), begin: block.begin, length: block.length };
-                self.actions.push_back(Action::Send { peer, msg });
-            }
+        let cancel: Vec<(PeerKey, Vec<BlockRange>)> = self
+            .peers
+            .iter()
+            .map(|(&peer, p)| (peer, p.pending.iter().filter(|b| which(b)).copied().collect()))
+            .collect();
+        for (peer, blocks) in cancel {
+            self.give_way(peer, &blocks);
         }
     }
 
     fn update_urgent(&mut self, now: Instant) {
         self.deadlines.retain(|u| !self.have.get(u.piece));
+        self.rank.clear();
+        self.rank.extend(self.deadlines.iter().enumerate().map(|(i, u)| (u.piece, i as u32)));
         self.picker.set_urgent(self.deadlines.iter().map(|u| (u.piece, u.deadline <= now)).collect());
     }
 
@@ -926,29 +929,55 @@ impl Swarm {
             let cap = p.reqq.unwrap_or(usize::MAX).min(self.config.max_queue);
             by_rate.clamp(self.config.min_queue.min(cap), cap)
         };
-        if p.pending.len() >= target {
-            return;
-        }
-        let want = target - p.pending.len();
-        let choked = p.peer_choking;
-        let mut picked = std::mem::take(&mut self.scratch);
-        picked.clear();
         // Pieces with deadlines first, from peers not far slower than the fastest (a new
         // peer, whose rate is not known yet, counts as fast).
         let fast = !p.snubbed && p.down.bytes_per_sec() * 4.0 >= self.fastest_down;
-        if fast && self.picker.has_urgent() {
+        let urgent_first = fast && !self.deadlines.is_empty() && self.picker.has_urgent();
+        // Beyond the room in the queue, a block needed sooner takes the place of one queued
+        // for a piece needed later or not at all: a peer answers in order, so those would hold
+        // up what a reader waits for (an initial seed shows a player the pieces it asks for
+        // only after the player's first requests went out).
+        let rank = |piece: PieceIndex| self.rank.get(&piece).copied().unwrap_or(u32::MAX);
+        let mut displaceable: Vec<(u32, BlockRange)> =
+            if urgent_first { p.pending.iter().map(|b| (rank(b.piece), *b)).collect() } else { Vec::new() };
+        let room = target.saturating_sub(p.pending.len());
+        if room + displaceable.len() == 0 {
+            return;
+        }
+        let choked = p.peer_choking;
+        let mut picked = std::mem::take(&mut self.scratch);
+        picked.clear();
+        if urgent_first {
             self.picker.pick_urgent(
                 peer,
-                want,
+                room + displaceable.len(),
                 |piece| p.has.get(piece) && (!choked || p.allowed_fast.contains(&piece)),
                 |block: &BlockRange| p.pending.contains(block),
                 &mut picked,
             );
         }
+        if picked.len() > room {
+            // Picked most urgent first; the queued blocks needed last go first.
+            displaceable.sort_unstable_by_key(|&(rank, _)| std::cmp::Reverse(rank));
+            let mut displaced = Vec::new();
+            for (block, &(later, queued)) in picked[room..].iter().zip(&displaceable) {
+                if rank(block.piece) >= later {
+                    break;
+                }
+                displaced.push(queued);
+            }
+            for block in picked.drain(room + displaced.len()..) {
+                self.picker.release(&block);
+            }
+            self.give_way(peer, &displaced);
+        }
         let urgent = picked.len();
+        let Some(p) = self.peers.get(&peer) else {
+            return;
+        };
         self.picker.pick(
             peer,
-            want - urgent,
+            room.saturating_sub(urgent),
             self.have.count(),
             Source {
                 has: |piece| p.has.get(piece) && (!choked || p.allowed_fast.contains(&piece)),
@@ -975,6 +1004,21 @@ impl Swarm {
             }
         }
         self.scratch = picked;
+    }
+
+    /// Cancels the requests for `blocks` outstanding at `peer`; they can be picked again at
+    /// once.
+    fn give_way(&mut self, peer: PeerKey, blocks: &[BlockRange]) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        for &block in blocks {
+            p.pending.remove(&block);
+            p.remember_cancelled(block);
+            self.picker.release(&block);
+            let msg = Message::Cancel { index: block.piece.get(), begin: block.begin, length: block.length };
+            self.actions.push_back(Action::Send { peer, msg });
+        }
     }
 }
 
@@ -1071,20 +1115,22 @@ mod tests {
         let mut s = Swarm::new(layout, Bitfield::new(64), config, now);
         s.add_peer(now, PeerKey(1), true);
         s.handle_message(now, PeerKey(1), Message::HaveAll).expect("have all");
-        let window = |from: u32| -> Vec<crate::stream::Urgent> {
-            (from..from + 8)
+        let span = |from: u32, len: u32| -> Vec<crate::stream::Urgent> {
+            (from..from + len)
                 .map(|p| crate::stream::Urgent {
                     piece: PieceIndex::new_unchecked(p),
                     deadline: now + Duration::from_millis(u64::from(p - from) * 500),
                 })
                 .collect()
         };
+        let window = |from: u32| span(from, 8);
         s.set_deadlines(now, window(0));
         s.handle_message(now, PeerKey(1), Message::Unchoke).expect("unchoke");
         let asked: Vec<u32> = requests_in(&drain(&mut s), PeerKey(1)).iter().map(|b| b.piece.get()).collect();
         assert!(!asked.is_empty() && asked.iter().all(|&p| p < 8), "{asked:?}");
-        // Playback moves on: the window slides, nothing queued is withdrawn.
-        s.set_deadlines(now, window(1));
+        // The window grows (the reader's rate is measured): nothing queued is withdrawn, as
+        // every piece added is needed after those.
+        s.set_deadlines(now, span(0, 16));
         assert!(!drain(&mut s).iter().any(|a| matches!(a, Action::Send { msg: Message::Cancel { .. }, .. })));
         // A seek to piece 40: what was queued for pieces 0-7 is cancelled, piece 40 is asked for.
         s.set_deadlines(now, window(40));
@@ -1106,6 +1152,59 @@ mod tests {
     }
 
     /// Requests to `to` among the actions, for any layout.
+    #[test]
+    fn a_piece_needed_sooner_takes_the_place_of_one_queued_for_later() {
+        // A player's first requests went to the pieces a peer (an initial seed) showed it; then
+        // the peer shows the head the reader waits for. The queue is full, and the peer answers
+        // in order: the head takes the place of the piece needed last.
+        let now = Instant::now();
+        let layout = Layout::new(32 * 16_384, 16_384).expect("layout");
+        let config = Config { min_queue: 4, max_queue: 4, ..Config::default() };
+        let mut s = Swarm::new(layout, Bitfield::new(32), config, now);
+        s.add_peer(now, PeerKey(1), true);
+        s.handle_message(now, PeerKey(1), Message::HaveNone).expect("have none");
+        let deadlines = (0..16)
+            .map(|p| crate::stream::Urgent {
+                piece: PieceIndex::new_unchecked(p),
+                deadline: now + Duration::from_millis(u64::from(p) * 100),
+            })
+            .collect();
+        s.set_deadlines(now, deadlines);
+        for p in [10, 12, 14, 15, 20] {
+            s.handle_message(now, PeerKey(1), Message::Have(p)).expect("have");
+        }
+        s.handle_message(now, PeerKey(1), Message::Unchoke).expect("unchoke");
+        let mut asked: Vec<u32> = requests_in(&drain(&mut s), PeerKey(1)).iter().map(|b| b.piece.get()).collect();
+        asked.sort_unstable();
+        assert_eq!(asked, [10, 12, 14, 15], "the pieces with deadlines, in a full queue");
+        let cancelled = |actions: &[Action]| -> Vec<u32> {
+            actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Send { peer: PeerKey(1), msg: Message::Cancel { index, .. } } => Some(*index),
+                    _ => None,
+                })
+                .collect()
+        };
+        s.handle_message(now, PeerKey(1), Message::Have(0)).expect("have 0");
+        let actions = drain(&mut s);
+        assert_eq!(cancelled(&actions), [15], "{actions:?}");
+        let asked: Vec<u32> = requests_in(&actions, PeerKey(1)).iter().map(|b| b.piece.get()).collect();
+        assert_eq!(asked, [0], "{actions:?}");
+        s.handle_message(now, PeerKey(1), Message::Have(1)).expect("have 1");
+        let actions = drain(&mut s);
+        assert_eq!(cancelled(&actions), [14], "{actions:?}");
+        // A piece needed later than everything queued takes no one's place.
+        s.handle_message(now, PeerKey(1), Message::Have(13)).expect("have 13");
+        let actions = drain(&mut s);
+        assert!(cancelled(&actions).is_empty() && requests_in(&actions, PeerKey(1)).is_empty(), "{actions:?}");
+        // Nor does any piece once no reader waits.
+        s.set_deadlines(now, Vec::new());
+        s.handle_message(now, PeerKey(1), Message::Have(2)).expect("have 2");
+        let actions = drain(&mut s);
+        assert!(cancelled(&actions).is_empty() && requests_in(&actions, PeerKey(1)).is_empty(), "{actions:?}");
+    }
+
     fn requests_in(actions: &[Action], to: PeerKey) -> Vec<BlockRange> {
         actions
             .iter()
