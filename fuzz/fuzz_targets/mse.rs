@@ -16,6 +16,6 @@ fuzz_target!(|data: &[u8]| {
         let mut stream = tokio::io::join(data, tokio::io::sink());
         let _ = respond_on(&mut stream, &[], |_| Some(torrent), PLAINTEXT | RC4).await;
         let mut stream = tokio::io::join(data, tokio::io::sink());
-        let _ = initiate_on(&mut stream, torrent, PLAINTEXT | RC4).await;
+        let _ = initiate_on(&mut stream, torrent, PLAINTEXT | RC4, &[]).await;
     });
 });

@@ -235,11 +235,14 @@ async fn connect_over(
         // plain handshake.
         let wire = dial(over, addr, dialer).await?;
         let attempt = async {
-            let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, mse::initiate(wire, info_hash, provide))
+            // Our handshake rides in the MSE handshake's initial payload: the peer answers it
+            // with its own at once, a round trip sooner than after the MSE handshake.
+            let ours = Handshake::new(info_hash, peer_id).with_dht(dht).encode();
+            let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, mse::initiate(wire, info_hash, provide, &ours))
                 .await
                 .map_err(|_| HandshakeError::Timeout)?
                 .map_err(|e| HandshakeError::Encryption(e.to_string()))?;
-            exchange(PeerStream::Mse(Box::new(stream)), info_hash, peer_id, dht).await
+            answer(PeerStream::Mse(Box::new(stream)), info_hash, peer_id).await
         };
         let tried = attempt.await;
         match tried {
@@ -313,6 +316,16 @@ async fn exchange(
     dht: bool,
 ) -> Result<(PeerStream, Handshake), HandshakeError> {
     write_handshake(&mut stream, info_hash, peer_id, dht).await?;
+    answer(stream, info_hash, peer_id).await
+}
+
+/// Reads the peer's handshake, ours being sent, and checks it is for this torrent and not from
+/// ourselves.
+async fn answer(
+    mut stream: PeerStream,
+    info_hash: InfoHash,
+    peer_id: PeerId,
+) -> Result<(PeerStream, Handshake), HandshakeError> {
     let theirs = match read_handshake(&mut stream).await {
         Err(HandshakeError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             return Err(HandshakeError::ClosedAtHandshake);

@@ -206,9 +206,16 @@ async fn scan(stream: &mut (impl AsyncRead + Unpin), marker: &[u8], limit: usize
 pub type Ciphers = Option<(Rc4<U20>, Rc4<U20>)>;
 
 /// Dials side: runs steps 1, 3 and 5 over `tcp` for `info_hash`, offering `provide`
-/// ([`PLAINTEXT`] and/or [`RC4`]); returns the stream the BitTorrent handshake goes over next.
-pub async fn initiate(mut tcp: impl Transport, info_hash: InfoHash, provide: u32) -> Result<MseStream, MseError> {
-    let ciphers = initiate_on(&mut tcp, info_hash, provide).await?;
+/// ([`PLAINTEXT`] and/or [`RC4`]), with `ia` (at most [`MAX_IA`] bytes, usually the BitTorrent
+/// handshake) as the initial payload of step 3, so the peer can answer it together with step 4
+/// instead of a round trip later; returns the stream whatever follows `ia` goes over.
+pub async fn initiate(
+    mut tcp: impl Transport,
+    info_hash: InfoHash,
+    provide: u32,
+    ia: &[u8],
+) -> Result<MseStream, MseError> {
+    let ciphers = initiate_on(&mut tcp, info_hash, provide, ia).await?;
     Ok(MseStream::new(tcp, ciphers, Vec::new()))
 }
 
@@ -217,8 +224,12 @@ pub async fn initiate_on(
     tcp: &mut (impl AsyncRead + AsyncWrite + Unpin),
     info_hash: InfoHash,
     provide: u32,
+    ia: &[u8],
 ) -> Result<Ciphers, MseError> {
-    initiate_steps(tcp, info_hash, provide).await.map_err(|e| match e {
+    if ia.len() > MAX_IA {
+        return Err(MseError::Bad("an initial payload over 1 KiB"));
+    }
+    initiate_steps(tcp, info_hash, provide, ia).await.map_err(|e| match e {
         MseError::Io(e)
             if matches!(
                 e.kind(),
@@ -235,6 +246,7 @@ async fn initiate_steps(
     tcp: &mut (impl AsyncRead + AsyncWrite + Unpin),
     info_hash: InfoHash,
     provide: u32,
+    ia: &[u8],
 ) -> Result<Ciphers, MseError> {
     let keys = KeyPair::new();
     let mut hello = keys.public.to_vec();
@@ -254,7 +266,9 @@ async fn initiate_steps(
     sealed.extend(provide.to_be_bytes());
     sealed.extend((pad_c.len() as u16).to_be_bytes());
     sealed.extend(&pad_c);
-    sealed.extend(0u16.to_be_bytes()); // no initial payload: the handshake follows in the stream
+    // The initial payload goes under RC4 whatever method the peer selects.
+    sealed.extend((ia.len() as u16).to_be_bytes());
+    sealed.extend(ia);
     out_rc4.apply_keystream(&mut sealed);
     step3.extend(sealed);
     tcp.write_all(&step3).await?;
@@ -553,13 +567,13 @@ mod tests {
             let want = req2(&ih);
             let mut acc = respond(b, &first, |r| (*r == want).then_some(ih), accept).await?;
             assert_eq!(acc.info_hash, ih);
-            let mut got = [0u8; 11];
+            let mut got = [0u8; 16];
             acc.stream.read_exact(&mut got).await?;
             acc.stream.write_all(b"and back").await?;
             acc.stream.flush().await?;
             Ok::<_, MseError>(got.to_vec())
         });
-        let mut s = match initiate(a, ih, provide).await {
+        let mut s = match initiate(a, ih, provide, b"first").await {
             Ok(s) => s,
             // The responder's reason, when it refused.
             Err(e) => return Err(responder.await.expect("join").err().unwrap_or(e)),
@@ -577,10 +591,11 @@ mod tests {
     async fn both_methods_carry_bytes_and_plaintext_is_chosen_when_offered() {
         let (rc4, got, back) = exchange(PLAINTEXT | RC4, PLAINTEXT | RC4).await.expect("exchange");
         assert!(!rc4);
-        assert_eq!((got.as_slice(), back.as_slice()), (&b"hello there"[..], &b"and back"[..]));
+        // The initial payload, then the stream.
+        assert_eq!((got.as_slice(), back.as_slice()), (&b"firsthello there"[..], &b"and back"[..]));
         let (rc4, got, back) = exchange(RC4, PLAINTEXT | RC4).await.expect("exchange");
         assert!(rc4);
-        assert_eq!((got.as_slice(), back.as_slice()), (&b"hello there"[..], &b"and back"[..]));
+        assert_eq!((got.as_slice(), back.as_slice()), (&b"firsthello there"[..], &b"and back"[..]));
         let (rc4, _, _) = exchange(PLAINTEXT | RC4, RC4).await.expect("exchange");
         assert!(rc4, "a responder that requires RC4 picks it");
         assert!(matches!(exchange(PLAINTEXT, RC4).await, Err(MseError::NoCommonMethod { .. })));
