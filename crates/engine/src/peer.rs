@@ -622,7 +622,7 @@ fn overtakes(out: &Outgoing) -> bool {
 
 /// The writer while the upload is capped: one block at a time, each waiting for its
 /// allowance; meanwhile messages that [`overtakes`] allows go out at once and the others
-/// (and blocks) wait in `deferred`, in their order.
+/// (and blocks) wait in `deferred`, in their order, at most [`OUT_QUEUE`] of them.
 struct Capped<'a> {
     write: &'a mut WriteHalf,
     rx: &'a mut mpsc::Receiver<Outgoing>,
@@ -657,7 +657,9 @@ impl Capped<'_> {
             tokio::select! {
                 biased;
                 () = &mut allowance => break,
-                out = self.rx.recv() => match out {
+                // Held back items count against the queue's bound: once as many wait here as
+                // the queue holds, nothing more is taken from it (so it fills, as before).
+                out = self.rx.recv(), if self.deferred.len() < OUT_QUEUE => match out {
                     None => return Ok(false),
                     Some(out) if overtakes(&out) => {
                         encode(self.buf, out, storage, limit, withdrawn).await?;
