@@ -571,7 +571,11 @@ impl Swarm {
             }
             Message::RejectRequest { index, begin, length } => {
                 let block = self.check_block(index, begin, length)?;
+                // A cancel is answered by the block or a reject (BEP 6), and answers come in
+                // order: a reject of a block we cancelled, then asked for again, answers the
+                // cancelled request, not the new one.
                 if let Some(p) = self.peers.get_mut(&peer)
+                    && !p.forget_cancelled(&block)
                     && p.pending.remove(&block)
                 {
                     p.backoff = true;
@@ -1152,6 +1156,37 @@ mod tests {
     }
 
     /// Requests to `to` among the actions, for any layout.
+    #[test]
+    fn a_reject_of_a_cancelled_request_leaves_the_new_request_for_the_same_block() {
+        let now = Instant::now();
+        let layout = Layout::new(8 * 16_384, 16_384).expect("layout");
+        let config = Config { min_queue: 1, max_queue: 1, ..Config::default() };
+        let mut s = Swarm::new(layout, Bitfield::new(8), config, now);
+        s.add_peer(now, PeerKey(1), true);
+        s.handle_message(now, PeerKey(1), Message::HaveAll).expect("have all");
+        s.handle_message(now, PeerKey(1), Message::Unchoke).expect("unchoke");
+        let first = requests_in(&drain(&mut s), PeerKey(1));
+        let [block] = first[..] else { panic!("one request: {first:?}") };
+        // A seek elsewhere cancels it, a seek back asks for it again.
+        let at = |piece: u32| vec![crate::stream::Urgent { piece: PieceIndex::new_unchecked(piece), deadline: now }];
+        let elsewhere = if block.piece.get() == 7 { 6 } else { 7 };
+        s.set_deadlines(now, at(elsewhere));
+        s.set_deadlines(now, at(block.piece.get()));
+        let actions = drain(&mut s);
+        assert!(requests_in(&actions, PeerKey(1)).contains(&block), "asked again: {actions:?}");
+        // The peer rejects the cancelled request: the new one still stands, so nothing is asked
+        // twice (each copy would take the peer's upload).
+        let reject = Message::RejectRequest { index: block.piece.get(), begin: block.begin, length: block.length };
+        s.handle_message(now, PeerKey(1), reject.clone()).expect("reject");
+        s.tick(now + Duration::from_secs(1));
+        let again = requests_in(&drain(&mut s), PeerKey(1));
+        assert!(!again.contains(&block), "the block was asked for twice: {again:?}");
+        // A second reject answers the new request: the block is free to ask for again.
+        s.handle_message(now, PeerKey(1), reject).expect("reject");
+        s.tick(now + Duration::from_secs(2));
+        assert!(requests_in(&drain(&mut s), PeerKey(1)).contains(&block));
+    }
+
     #[test]
     fn a_piece_needed_sooner_takes_the_place_of_one_queued_for_later() {
         // A player's first requests went to the pieces a peer (an initial seed) showed it; then
