@@ -16,7 +16,7 @@
 //!
 //! Time is always a parameter, so a whole swarm can run in virtual time (see [`crate::sim`]).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -29,6 +29,7 @@ use crate::superseed::SuperSeed;
 use crate::{Bitfield, PeerKey, Rate};
 
 mod choking;
+mod deadlines;
 mod revealing;
 mod verifying;
 mod wanting;
@@ -360,49 +361,6 @@ impl Swarm {
     /// while they arrive. File priorities still come first.
     pub fn set_sequential(&mut self, sequential: bool) {
         self.picker.set_sequential(sequential);
-    }
-
-    /// Sets the pieces readers need and by when (see [`crate::stream::deadlines`]), replacing
-    /// the previous ones: they are requested before any other, from the peers that deliver
-    /// fastest, and a late one from a second peer too. Requests go out at once, so a seek
-    /// takes effect without waiting for a tick.
-    ///
-    /// After a seek (the most urgent piece is not even started), requests already queued at
-    /// peers for pieces needed later or not at all are cancelled: a peer answers requests in
-    /// order, so they would hold up the pieces needed now by as long as the queue lasts
-    /// (about a second at the peer's rate).
-    pub fn set_deadlines(&mut self, now: Instant, deadlines: Vec<crate::stream::Urgent>) {
-        self.deadlines = deadlines;
-        self.update_urgent(now);
-        let seek = self.deadlines.first().copied().filter(|u| self.picker.state(u.piece) == PieceState::Missing);
-        if let Some(first) = seek {
-            let soon = first.deadline + SEEK_KEEP;
-            let keep: HashSet<PieceIndex> =
-                self.deadlines.iter().take_while(|u| u.deadline <= soon).map(|u| u.piece).collect();
-            self.cancel_pending(|block| !keep.contains(&block.piece));
-        }
-        self.refill_all();
-        self.ask_for_hidden(Some(now));
-    }
-
-    /// Cancels the requests outstanding at every peer for the blocks `which` selects; their
-    /// blocks can be picked again at once.
-    fn cancel_pending(&mut self, which: impl Fn(&BlockRange) -> bool) {
-        let cancel: Vec<(PeerKey, Vec<BlockRange>)> = self
-            .peers
-            .iter()
-            .map(|(&peer, p)| (peer, p.pending.iter().filter(|b| which(b)).copied().collect()))
-            .collect();
-        for (peer, blocks) in cancel {
-            self.give_way(peer, &blocks);
-        }
-    }
-
-    fn update_urgent(&mut self, now: Instant) {
-        self.deadlines.retain(|u| !self.have.get(u.piece));
-        self.rank.clear();
-        self.rank.extend(self.deadlines.iter().enumerate().map(|(i, u)| (u.piece, i as u32)));
-        self.picker.set_urgent(self.deadlines.iter().map(|u| (u.piece, u.deadline <= now)).collect());
     }
 
     /// The next thing the driver must do.
@@ -942,10 +900,9 @@ impl Swarm {
         // up what a reader waits for (an initial seed shows a player the pieces it asks for
         // only after the player's first requests went out).
         let rank = |piece: PieceIndex| self.rank.get(&piece).copied().unwrap_or(u32::MAX);
-        let mut displaceable: Vec<(u32, BlockRange)> =
-            if urgent_first { p.pending.iter().map(|b| (rank(b.piece), *b)).collect() } else { Vec::new() };
+        let displaceable = if urgent_first { p.pending.len() } else { 0 };
         let room = target.saturating_sub(p.pending.len());
-        if room + displaceable.len() == 0 {
+        if room + displaceable == 0 {
             return;
         }
         let choked = p.peer_choking;
@@ -954,7 +911,7 @@ impl Swarm {
         if urgent_first {
             self.picker.pick_urgent(
                 peer,
-                room + displaceable.len(),
+                room + displaceable,
                 |piece| p.has.get(piece) && (!choked || p.allowed_fast.contains(&piece)),
                 |block: &BlockRange| p.pending.contains(block),
                 &mut picked,
@@ -962,9 +919,10 @@ impl Swarm {
         }
         if picked.len() > room {
             // Picked most urgent first; the queued blocks needed last go first.
-            displaceable.sort_unstable_by_key(|&(rank, _)| std::cmp::Reverse(rank));
+            let mut queued: Vec<(u32, BlockRange)> = p.pending.iter().map(|b| (rank(b.piece), *b)).collect();
+            queued.sort_unstable_by_key(|&(rank, _)| std::cmp::Reverse(rank));
             let mut displaced = Vec::new();
-            for (block, &(later, queued)) in picked[room..].iter().zip(&displaceable) {
+            for (block, &(later, queued)) in picked[room..].iter().zip(&queued) {
                 if rank(block.piece) >= later {
                     break;
                 }
@@ -1008,21 +966,6 @@ impl Swarm {
             }
         }
         self.scratch = picked;
-    }
-
-    /// Cancels the requests for `blocks` outstanding at `peer`; they can be picked again at
-    /// once.
-    fn give_way(&mut self, peer: PeerKey, blocks: &[BlockRange]) {
-        let Some(p) = self.peers.get_mut(&peer) else {
-            return;
-        };
-        for &block in blocks {
-            p.pending.remove(&block);
-            p.remember_cancelled(block);
-            self.picker.release(&block);
-            let msg = Message::Cancel { index: block.piece.get(), begin: block.begin, length: block.length };
-            self.actions.push_back(Action::Send { peer, msg });
-        }
     }
 }
 
@@ -1139,13 +1082,7 @@ mod tests {
         // A seek to piece 40: what was queued for pieces 0-7 is cancelled, piece 40 is asked for.
         s.set_deadlines(now, window(40));
         let actions = drain(&mut s);
-        let cancelled: Vec<u32> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Send { peer: PeerKey(1), msg: Message::Cancel { index, .. } } => Some(*index),
-                _ => None,
-            })
-            .collect();
+        let cancelled = cancels_in(&actions, PeerKey(1));
         assert!(!cancelled.is_empty() && cancelled.iter().all(|&p| p < 8), "{actions:?}");
         let asked: Vec<u32> = requests_in(&actions, PeerKey(1)).iter().map(|b| b.piece.get()).collect();
         assert_eq!(asked.first(), Some(&40), "{actions:?}");
@@ -1155,7 +1092,6 @@ mod tests {
         assert!(s.handle_message(now, PeerKey(1), late).is_ok());
     }
 
-    /// Requests to `to` among the actions, for any layout.
     #[test]
     fn a_reject_of_a_cancelled_request_leaves_the_new_request_for_the_same_block() {
         let now = Instant::now();
@@ -1212,15 +1148,7 @@ mod tests {
         let mut asked: Vec<u32> = requests_in(&drain(&mut s), PeerKey(1)).iter().map(|b| b.piece.get()).collect();
         asked.sort_unstable();
         assert_eq!(asked, [10, 12, 14, 15], "the pieces with deadlines, in a full queue");
-        let cancelled = |actions: &[Action]| -> Vec<u32> {
-            actions
-                .iter()
-                .filter_map(|a| match a {
-                    Action::Send { peer: PeerKey(1), msg: Message::Cancel { index, .. } } => Some(*index),
-                    _ => None,
-                })
-                .collect()
-        };
+        let cancelled = |actions: &[Action]| cancels_in(actions, PeerKey(1));
         s.handle_message(now, PeerKey(1), Message::Have(0)).expect("have 0");
         let actions = drain(&mut s);
         assert_eq!(cancelled(&actions), [15], "{actions:?}");
@@ -1240,6 +1168,18 @@ mod tests {
         assert!(cancelled(&actions).is_empty() && requests_in(&actions, PeerKey(1)).is_empty(), "{actions:?}");
     }
 
+    /// Pieces of the cancels sent to `to` among the actions.
+    fn cancels_in(actions: &[Action], to: PeerKey) -> Vec<u32> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { peer, msg: Message::Cancel { index, .. } } if *peer == to => Some(*index),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Requests to `to` among the actions, for any layout.
     fn requests_in(actions: &[Action], to: PeerKey) -> Vec<BlockRange> {
         actions
             .iter()

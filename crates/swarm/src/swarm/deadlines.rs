@@ -1,0 +1,71 @@
+//! Readers' deadlines (streaming): the pieces they need and by when, a seek's cancels, and the
+//! requests that give way to blocks needed sooner (see `Swarm::refill`).
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use shoal_proto::{BlockRange, Message, PieceIndex};
+
+use super::{Action, SEEK_KEEP, Swarm};
+use crate::PeerKey;
+use crate::picker::PieceState;
+
+impl Swarm {
+    /// Sets the pieces readers need and by when (see [`crate::stream::deadlines`]), replacing
+    /// the previous ones: they are requested before any other, from the peers that deliver
+    /// fastest, and a late one from a second peer too. Requests go out at once, so a seek
+    /// takes effect without waiting for a tick.
+    ///
+    /// After a seek (the most urgent piece is not even started), requests already queued at
+    /// peers for pieces needed later or not at all are cancelled: a peer answers requests in
+    /// order, so they would hold up the pieces needed now by as long as the queue lasts
+    /// (about a second at the peer's rate).
+    pub fn set_deadlines(&mut self, now: Instant, deadlines: Vec<crate::stream::Urgent>) {
+        self.deadlines = deadlines;
+        self.update_urgent(now);
+        let seek = self.deadlines.first().copied().filter(|u| self.picker.state(u.piece) == PieceState::Missing);
+        if let Some(first) = seek {
+            let soon = first.deadline + SEEK_KEEP;
+            let keep: HashSet<PieceIndex> =
+                self.deadlines.iter().take_while(|u| u.deadline <= soon).map(|u| u.piece).collect();
+            self.cancel_pending(|block| !keep.contains(&block.piece));
+        }
+        self.refill_all();
+        self.ask_for_hidden(Some(now));
+    }
+
+    /// Cancels the requests outstanding at every peer for the blocks `which` selects; their
+    /// blocks can be picked again at once.
+    fn cancel_pending(&mut self, which: impl Fn(&BlockRange) -> bool) {
+        let cancel: Vec<(PeerKey, Vec<BlockRange>)> = self
+            .peers
+            .iter()
+            .map(|(&peer, p)| (peer, p.pending.iter().filter(|b| which(b)).copied().collect()))
+            .collect();
+        for (peer, blocks) in cancel {
+            self.give_way(peer, &blocks);
+        }
+    }
+
+    pub(super) fn update_urgent(&mut self, now: Instant) {
+        self.deadlines.retain(|u| !self.have.get(u.piece));
+        self.rank.clear();
+        self.rank.extend(self.deadlines.iter().enumerate().map(|(i, u)| (u.piece, i as u32)));
+        self.picker.set_urgent(self.deadlines.iter().map(|u| (u.piece, u.deadline <= now)).collect());
+    }
+
+    /// Cancels the requests for `blocks` outstanding at `peer`; they can be picked again at
+    /// once.
+    pub(super) fn give_way(&mut self, peer: PeerKey, blocks: &[BlockRange]) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        for &block in blocks {
+            p.pending.remove(&block);
+            p.remember_cancelled(block);
+            self.picker.release(&block);
+            let msg = Message::Cancel { index: block.piece.get(), begin: block.begin, length: block.length };
+            self.actions.push_back(Action::Send { peer, msg });
+        }
+    }
+}
