@@ -491,19 +491,21 @@ class Mpv:
         self.wait_event("never-sent", seconds)
 
     def stalls(self, start, end):
-        """(count, seconds) of paused-for-cache periods within [start, end]."""
-        count, seconds, since = 0, 0.0, None
+        """(count, seconds, starts) of paused-for-cache periods within [start, end]; starts are
+        seconds after start."""
+        count, seconds, since, starts = 0, 0.0, None, []
         for at, paused in self.cache_pauses:
             if paused and since is None:
                 since = at
                 if start <= at <= end:
                     count += 1
+                    starts.append(at - start)
             elif not paused and since is not None:
                 seconds += max(0.0, min(at, end) - max(since, start))
                 since = None
         if since is not None:
             seconds += max(0.0, end - max(since, start))
-        return count, seconds
+        return count, seconds, starts
 
     def close(self):
         try:
@@ -575,13 +577,13 @@ def session(ctx, video, case, client, what, rec, body):
 def run_once(ctx, video, case, client):
     """One client, one video, one case: a playing session, then a seeking session."""
     args = ctx.args
-    result = {"ready_s": None, "first_frame_s": None, "stalls": None, "stall_s": None,
+    result = {"ready_s": None, "first_frame_s": None, "stalls": None, "stall_s": None, "stalls_at": [],
               "seeks_s": [None] * len(args.seeks), "seek_session": {}, "error": None}
     errors = []
 
     def watch(mpv, first):
         mpv.settle(args.play_seconds)
-        result["stalls"], result["stall_s"] = mpv.stalls(first, first + args.play_seconds)
+        result["stalls"], result["stall_s"], result["stalls_at"] = mpv.stalls(first, first + args.play_seconds)
 
     def seek(mpv, first):
         for i, pct in enumerate(args.seeks):
@@ -798,7 +800,9 @@ def main():
                         seeks = " ".join(f"{p:g}%={fmt(x)}" for p, x in zip(args.seeks, s["seeks_s"]))
                         log(f"{vname} {case} run {r + 1} {client:>10}: ready {fmt(s['ready_s'])} s, first frame "
                             f"{fmt(s['first_frame_s'])} s, stalls {fmt(s['stalls'], '{:g}')} "
-                            f"({fmt(s['stall_s'], '{:.1f}')} s), seeks {seeks}"
+                            f"({fmt(s['stall_s'], '{:.1f}')} s"
+                            + "".join(f", one {x:.1f} s after the first frame" for x in s["stalls_at"])
+                            + f"), seeks {seeks}"
                             + (f"  ERROR {s['error']}" if s["error"] else ""))
                 meds = {c: summarize(v, len(args.seeks)) for c, v in runs.items()}
                 results[(vname, case)] = meds

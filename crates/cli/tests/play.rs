@@ -198,6 +198,38 @@ fn a_video_is_probed_sought_and_read_by_several_readers_while_it_downloads() {
 }
 
 #[test]
+fn a_request_for_bytes_not_here_yet_gets_its_headers_at_once() {
+    // A player that seeks opens a new request and closes the old one only once the new one's
+    // headers came: they must not wait for the bytes. Here no bytes can come (the seed is gone).
+    let dir = TempDir::new().expect("temp dir");
+    let data = dir.path().join("seed").join("talk.mp4");
+    std::fs::create_dir_all(data.parent().expect("parent")).expect("mkdir");
+    shoal_testkit::make_test_file(&data, 1 << 20, 9);
+    let torrent = dir.path().join("talk.torrent");
+    let mut seed = Seed::start("seed", &data, &torrent, &[]);
+    let gone = seed.addr.to_string();
+    seed.stop();
+    let (mut play, url) = start_play(&torrent, &dir.path().join("out"), &gone, &[]);
+    let (host, path) = split_url(&url);
+    let mut s = TcpStream::connect(&host).expect("connect");
+    s.set_read_timeout(Some(QUICK)).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nRange: bytes=500000-599999\r\n\r\n").expect("send");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n =
+            s.read(&mut byte).unwrap_or_else(|e| panic!("no headers ({e}); got {:?}", String::from_utf8_lossy(&head)));
+        assert_eq!(n, 1, "closed after {:?}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 206"), "{head}");
+    assert!(head.contains("content-range: bytes 500000-599999/1048576"), "{head}");
+    drop(s);
+    assert!(play.terminate(STOP_GRACE).expect("stops").success(), "{}", play.output());
+}
+
+#[test]
 fn http_answers_follow_the_rules_and_a_libtorrent_seed_serves_the_stream() {
     shoal_testkit::ensure_tools();
     let dir = TempDir::new().expect("temp dir");

@@ -20,6 +20,7 @@ use shoal_swarm::PeerKey;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tracing::Instrument;
 
 use crate::conn::{PeerStream, ReadHalf, WriteHalf};
 use crate::rate_limit::Caps;
@@ -518,15 +519,23 @@ pub(crate) fn spawn(
     let Limits { upload, download } = limits;
     let withdrawn = Arc::new(Withdrawn::default());
     let writer_withdrawn = withdrawn.clone();
-    let reader = tokio::spawn(async move {
-        let ended = read_loop(key, read, &reader_inbox, max_message, &download).await;
-        reader_inbox.peer_closed(key, ended).await;
-    });
-    tokio::spawn(async move {
-        if let Err(e) = write_loop(write, rx, &storage, &upload, &writer_withdrawn).await {
-            inbox.peer_closed(key, Ended::Closed(format!("send failed: {e}"))).await;
+    // Every message in and out is logged at trace level (`-vvv`) under the peer's address.
+    let span = tracing::trace_span!("peer", %addr);
+    let reader = tokio::spawn(
+        async move {
+            let ended = read_loop(key, read, &reader_inbox, max_message, &download).await;
+            reader_inbox.peer_closed(key, ended).await;
         }
-    });
+        .instrument(span.clone()),
+    );
+    tokio::spawn(
+        async move {
+            if let Err(e) = write_loop(write, rx, &storage, &upload, &writer_withdrawn).await {
+                inbox.peer_closed(key, Ended::Closed(format!("send failed: {e}"))).await;
+            }
+        }
+        .instrument(span),
+    );
     PeerLink { addr, tx, withdrawn, reader }
 }
 
@@ -538,7 +547,10 @@ async fn read_loop(key: PeerKey, mut read: ReadHalf, inbox: &PeerSink, max_messa
         let mut batch = Vec::new();
         let violation = loop {
             match decode_message(&mut buf, max_message) {
-                Ok(Some(msg)) => batch.push(msg),
+                Ok(Some(msg)) => {
+                    tracing::trace!(%msg, "received");
+                    batch.push(msg);
+                }
                 Ok(None) => break None,
                 Err(e) => break Some(format!("protocol error: {e}")),
             }
@@ -695,7 +707,10 @@ async fn encode(
     withdrawn: &Withdrawn,
 ) -> std::io::Result<()> {
     match out {
-        Outgoing::Msg(msg) => msg.encode(buf),
+        Outgoing::Msg(msg) => {
+            tracing::trace!(%msg, "sent");
+            msg.encode(buf);
+        }
         Outgoing::Block(block) if withdrawn.is_withdrawn(&block) => {
             withdrawn.take(&block);
         }
@@ -715,6 +730,7 @@ async fn encode(
 
 /// Appends a `piece` message for `block`, read from disk directly into the buffer.
 fn put_block(buf: &mut BytesMut, block: BlockRange, storage: &Storage) -> std::io::Result<()> {
+    tracing::trace!(piece = block.piece.get(), begin = block.begin, "sent block");
     buf.put_u32(9 + block.length);
     buf.put_u8(7);
     buf.put_u32(block.piece.get());

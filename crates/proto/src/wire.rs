@@ -139,6 +139,32 @@ pub enum Message {
     },
 }
 
+impl std::fmt::Display for Message {
+    /// One short line for logs: the message's name and numbers, never a payload's bytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Message::KeepAlive => f.write_str("keep-alive"),
+            Message::Choke => f.write_str("choke"),
+            Message::Unchoke => f.write_str("unchoke"),
+            Message::Interested => f.write_str("interested"),
+            Message::NotInterested => f.write_str("not-interested"),
+            Message::Have(i) => write!(f, "have {i}"),
+            Message::Bitfield(b) => write!(f, "bitfield ({} bytes)", b.len()),
+            Message::Request { index, begin, length } => write!(f, "request {index}+{begin} ({length} B)"),
+            Message::Piece { index, begin, data } => write!(f, "piece {index}+{begin} ({} B)", data.len()),
+            Message::Cancel { index, begin, length } => write!(f, "cancel {index}+{begin} ({length} B)"),
+            Message::Port(port) => write!(f, "port {port}"),
+            Message::SuggestPiece(i) => write!(f, "suggest {i}"),
+            Message::HaveAll => f.write_str("have-all"),
+            Message::HaveNone => f.write_str("have-none"),
+            Message::RejectRequest { index, begin, length } => write!(f, "reject {index}+{begin} ({length} B)"),
+            Message::AllowedFast(i) => write!(f, "allowed-fast {i}"),
+            Message::Extended { id, payload } => write!(f, "extended {id} ({} bytes)", payload.len()),
+            Message::Unknown { id, payload } => write!(f, "unknown id {id} ({} bytes)", payload.len()),
+        }
+    }
+}
+
 impl Handshake {
     /// Encoded size of a handshake.
     pub const LEN: usize = 68;

@@ -20,8 +20,9 @@
 //!
 //! Before all of that, [`Picker::pick_urgent`] serves the pieces with deadlines (streaming, see
 //! [`crate::stream`]) in deadline order, to the peers the caller finds fast enough: their open
-//! blocks, then, for a piece whose deadline passed, blocks already requested elsewhere (each
-//! from at most [`ENDGAME_DUPLICATES`] peers, never twice from one).
+//! blocks, then, for a piece the caller says timed out (it has taken clearly longer than
+//! pieces usually take), blocks already requested elsewhere (each from at most
+//! [`ENDGAME_DUPLICATES`] peers, never twice from one).
 //!
 //! A piece that failed verification becomes *suspect*: the next attempt is fetched from one
 //! peer only, so a second failure names the peer that sent bad data.
@@ -90,8 +91,9 @@ pub(crate) struct Partial {
 pub(crate) enum Accepted {
     /// We already had this block (an endgame duplicate); drop the data.
     Duplicate,
-    /// New block; `complete` when it was the piece's last one.
-    New { complete: bool },
+    /// New block; `complete` when it was the piece's last one, `shared` when it was asked of
+    /// more than one peer (the other requests are now wasted).
+    New { complete: bool, shared: bool },
 }
 
 /// What the picker needs to know about the peer it picks for.
@@ -122,8 +124,8 @@ pub(crate) struct Picker {
     high: Vec<bool>,
     /// New pieces are chosen in index order instead of rarest first.
     sequential: bool,
-    /// Pieces with deadlines, most urgent first, and whether the deadline has passed.
-    urgent: Vec<(PieceIndex, bool)>,
+    /// Pieces with deadlines, most urgent first.
+    urgent: Vec<PieceIndex>,
     /// Breaks ties between equally rare pieces.
     rng: Rng,
 }
@@ -159,29 +161,31 @@ impl Picker {
         self.sequential = sequential;
     }
 
-    /// Sets the pieces with deadlines, most urgent first, each with whether it is late.
-    pub(crate) fn set_urgent(&mut self, urgent: Vec<(PieceIndex, bool)>) {
+    /// Sets the pieces with deadlines, most urgent first.
+    pub(crate) fn set_urgent(&mut self, urgent: Vec<PieceIndex>) {
         self.urgent = urgent;
     }
 
     /// Whether any piece has a deadline.
     pub(crate) fn has_urgent(&self) -> bool {
-        self.urgent.iter().any(|&(piece, _)| matches!(self.state(piece), PieceState::Missing | PieceState::Partial))
+        self.urgent.iter().any(|&piece| matches!(self.state(piece), PieceState::Missing | PieceState::Partial))
     }
 
     /// Chooses up to `want` blocks of pieces with deadlines for `peer`, most urgent first (see
-    /// the module doc). `has` and `pending` are as in [`Source`].
+    /// the module doc). `has` and `pending` are as in [`Source`]; a piece for which
+    /// `timed_out` is true may have its blocks asked of a second peer.
     pub(crate) fn pick_urgent(
         &mut self,
         peer: PeerKey,
         want: usize,
         has: impl Fn(PieceIndex) -> bool,
         pending: impl Fn(&BlockRange) -> bool,
+        timed_out: impl Fn(PieceIndex) -> bool,
         out: &mut Vec<BlockRange>,
     ) {
         let start = out.len();
         for i in 0..self.urgent.len() {
-            let (piece, late) = self.urgent[i];
+            let piece = self.urgent[i];
             let left = want - (out.len() - start);
             if left == 0 {
                 return;
@@ -198,8 +202,8 @@ impl Picker {
                     }
                     if partial.open > 0 {
                         take_open(&self.layout, peer, piece, partial, left, out);
-                    } else if late && partial.exclusive.is_none() {
-                        // Late and every block asked for: ask this peer too.
+                    } else if partial.exclusive.is_none() && timed_out(piece) {
+                        // Every block asked for and overdue: ask this peer too.
                         for (n, slot) in partial.blocks.iter_mut().enumerate() {
                             if out.len() - start == want {
                                 return;
@@ -219,6 +223,15 @@ impl Picker {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// No block of the piece is asked for or here (it may have been started and released).
+    pub(crate) fn untouched(&self, piece: PieceIndex) -> bool {
+        match self.state[piece.idx()] {
+            PieceState::Missing => true,
+            PieceState::Partial => self.partials.get(&piece).is_some_and(|p| p.open as usize == p.blocks.len()),
+            _ => false,
         }
     }
 
@@ -441,11 +454,14 @@ impl Picker {
         let Some(slot) = partial.blocks.get_mut((block.begin / shoal_proto::BLOCK_SIZE) as usize) else {
             return Accepted::Duplicate;
         };
-        match *slot {
+        let shared = match *slot {
             Slot::Received(_) => return Accepted::Duplicate,
-            Slot::Open => partial.open -= 1,
-            Slot::Requested { .. } => {}
-        }
+            Slot::Open => {
+                partial.open -= 1;
+                false
+            }
+            Slot::Requested { count, .. } => count > 1,
+        };
         *slot = Slot::Received(peer);
         partial.received += 1;
         if !partial.contributors.contains(&peer) {
@@ -455,7 +471,7 @@ impl Picker {
         if complete {
             self.state[block.piece.idx()] = PieceState::Verifying;
         }
-        Accepted::New { complete }
+        Accepted::New { complete, shared }
     }
 
     /// A piece that failed its hash check is held while the blame is worked out block by
@@ -575,30 +591,34 @@ mod tests {
     }
 
     #[test]
-    fn urgent_pieces_go_first_in_deadline_order_and_late_ones_to_a_second_peer() {
+    fn urgent_pieces_go_first_in_deadline_order_and_overdue_ones_to_a_second_peer() {
         let mut p = picker(10, 2 * 16384);
         let piece = |i| PieceIndex::new_unchecked(i);
-        p.set_urgent(vec![(piece(7), true), (piece(3), false)]);
+        p.set_urgent(vec![piece(7), piece(3)]);
         assert!(p.has_urgent());
+        let overdue = |i: PieceIndex| i.get() == 7;
         let mut a = Vec::new();
-        p.pick_urgent(PeerKey(1), 3, |_| true, |_| false, &mut a);
+        p.pick_urgent(PeerKey(1), 3, |_| true, |_| false, overdue, &mut a);
         assert_eq!(a.iter().map(|b| (b.piece.get(), b.begin)).collect::<Vec<_>>(), [(7, 0), (7, 16384), (3, 0)]);
-        // Piece 7 is late and fully asked for: a second peer gets its blocks too, piece 3 is
-        // not late, so only its open block.
+        // Piece 7 is overdue and fully asked for: a second peer gets its blocks too; piece 3
+        // is not, so only its open block.
         let mut b = Vec::new();
-        p.pick_urgent(PeerKey(2), 10, |_| true, |_| false, &mut b);
+        p.pick_urgent(PeerKey(2), 10, |_| true, |_| false, overdue, &mut b);
         assert_eq!(b.iter().map(|b| (b.piece.get(), b.begin)).collect::<Vec<_>>(), [(7, 0), (7, 16384), (3, 16384)]);
         // Never a third copy, and never twice from one peer.
         let mut c = Vec::new();
-        p.pick_urgent(PeerKey(3), 10, |_| true, |_| false, &mut c);
-        assert!(c.is_empty(), "{c:?}");
+        p.pick_urgent(PeerKey(3), 10, |_| true, |_| false, |_| true, &mut c);
+        assert_eq!(c.iter().map(|b| (b.piece.get(), b.begin)).collect::<Vec<_>>(), [(3, 0), (3, 16384)]);
         let mut again = Vec::new();
-        p.pick_urgent(PeerKey(1), 10, |_| true, |_| false, &mut again);
+        p.pick_urgent(PeerKey(1), 10, |_| true, |_| false, |_| true, &mut again);
         assert!(again.is_empty(), "{again:?}");
+        // The first copy of a block asked of two peers is new and says so; the second is not.
+        assert_eq!(p.accept(PeerKey(2), &b[0]), Accepted::New { complete: false, shared: true });
+        assert_eq!(p.accept(PeerKey(1), &a[0]), Accepted::Duplicate);
         // A peer without the piece gets nothing of it; the normal picker still runs after.
-        p.set_urgent(vec![(piece(5), true)]);
+        p.set_urgent(vec![piece(5)]);
         let mut d = Vec::new();
-        p.pick_urgent(PeerKey(4), 10, |i| i.get() != 5, |_| false, &mut d);
+        p.pick_urgent(PeerKey(4), 10, |i| i.get() != 5, |_| false, |_| true, &mut d);
         assert!(d.is_empty());
         p.pick(PeerKey(4), 1, 10, any(), &mut d);
         assert_eq!(d.len(), 1);
@@ -628,9 +648,9 @@ mod tests {
         let mut e = Vec::new();
         p.pick(PeerKey(5), 10, 10, idle(), &mut e);
         assert!(e.is_empty(), "no block is requested from more than {ENDGAME_IDLE_DUPLICATES} peers");
-        assert_eq!(p.accept(PeerKey(1), &a[0]), Accepted::New { complete: false });
+        assert_eq!(p.accept(PeerKey(1), &a[0]), Accepted::New { complete: false, shared: true });
         assert_eq!(p.accept(PeerKey(2), &b[0]), Accepted::Duplicate);
-        assert_eq!(p.accept(PeerKey(2), &b[1]), Accepted::New { complete: true });
+        assert_eq!(p.accept(PeerKey(2), &b[1]), Accepted::New { complete: true, shared: true });
         assert_eq!(p.state(a[0].piece), PieceState::Verifying);
     }
 

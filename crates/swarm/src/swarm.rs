@@ -279,6 +279,10 @@ pub struct Swarm {
     extra_slots: usize,
     /// Ticks in a row at the upload cap.
     saturated_ticks: u32,
+    /// How long pieces with deadlines take; see [`crate::stream::PieceTimes`].
+    times: crate::stream::PieceTimes,
+    /// The latest time a caller passed in (for work done without one, as in `refill`).
+    now: Instant,
 }
 
 impl Swarm {
@@ -294,6 +298,8 @@ impl Swarm {
             upload_use: None,
             extra_slots: 0,
             saturated_ticks: 0,
+            times: crate::stream::PieceTimes::default(),
+            now,
             rng: Rng::new(config.seed),
             next_rechoke: now + config.rechoke_interval,
             next_optimistic: now,
@@ -462,6 +468,7 @@ impl Swarm {
 
     /// Handles one message from a peer.
     pub fn handle_message(&mut self, now: Instant, peer: PeerKey, msg: Message) -> Result<(), PeerError> {
+        self.now = self.now.max(now);
         let Some(p) = self.peers.get_mut(&peer) else {
             return Err(PeerError::UnknownPeer);
         };
@@ -711,14 +718,16 @@ impl Swarm {
         }
         let new = match self.picker.accept(peer, &block) {
             Accepted::Duplicate => false,
-            Accepted::New { complete } => {
+            Accepted::New { complete, shared } => {
                 self.actions.push_back(Action::Write { block, data });
                 // A late copy of a cancelled block still counts when we lack the block; the
-                // requests that replaced it are then withdrawn, as in endgame.
-                if late || self.picker.in_endgame() {
+                // requests that replaced it are then withdrawn, as in endgame, and so are the
+                // second requests for an overdue piece.
+                if late || shared || self.picker.in_endgame() {
                     self.cancel_duplicates(peer, &block);
                 }
                 if complete {
+                    self.times.finished(block.piece, now);
                     self.actions.push_back(Action::Verify { piece: block.piece });
                 }
                 true
@@ -762,6 +771,7 @@ impl Swarm {
 
     /// Periodic work: rate sampling, snub detection, rechoking. Call about once per second.
     pub fn tick(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         self.ticks += 1;
         if self.superseed.is_some()
             && let Some(before) = self.ticks.checked_sub(UNWANTED_TICKS)
@@ -810,7 +820,7 @@ impl Swarm {
         }
         self.count_streamers();
         if !self.deadlines.is_empty() {
-            self.update_urgent(now);
+            self.update_urgent();
             self.ask_for_hidden(Some(now));
         }
         self.fastest_down = 0.0;
@@ -866,6 +876,12 @@ impl Swarm {
 
     /// Tops up the requests outstanding to a peer.
     fn refill(&mut self, peer: PeerKey) {
+        self.refill_to(peer, usize::MAX);
+    }
+
+    /// Tops up the requests outstanding to a peer with at most `most` new ones (see
+    /// `Swarm::refill_striped`).
+    fn refill_to(&mut self, peer: PeerKey, most: usize) {
         let Some(p) = self.peers.get(&peer) else {
             return;
         };
@@ -900,8 +916,11 @@ impl Swarm {
         // up what a reader waits for (an initial seed shows a player the pieces it asks for
         // only after the player's first requests went out).
         let rank = |piece: PieceIndex| self.rank.get(&piece).copied().unwrap_or(u32::MAX);
-        let displaceable = if urgent_first { p.pending.len() } else { 0 };
-        let room = target.saturating_sub(p.pending.len());
+        // Only a block no other peer was asked for displaces one (a copy of an overdue block
+        // displacing others would start a chain of cancels, and a seed that already read a
+        // cancelled block sends it all the same).
+        let room = target.saturating_sub(p.pending.len()).min(most);
+        let displaceable = if urgent_first { p.pending.len().min(most - room) } else { 0 };
         if room + displaceable == 0 {
             return;
         }
@@ -909,13 +928,16 @@ impl Swarm {
         let mut picked = std::mem::take(&mut self.scratch);
         picked.clear();
         if urgent_first {
-            self.picker.pick_urgent(
-                peer,
-                room + displaceable,
-                |piece| p.has.get(piece) && (!choked || p.allowed_fast.contains(&piece)),
-                |block: &BlockRange| p.pending.contains(block),
-                &mut picked,
-            );
+            let has = |piece| p.has.get(piece) && (!choked || p.allowed_fast.contains(&piece));
+            let pending = |block: &BlockRange| p.pending.contains(block);
+            // A copy of an overdue block only goes to a peer with at most one request queued;
+            // behind more it would come no sooner than the first.
+            let (times, now, short) = (&self.times, self.now, p.pending.len() <= 1);
+            let overdue = |piece| short && times.overdue(piece, now);
+            self.picker.pick_urgent(peer, room, has, pending, overdue, &mut picked);
+            if picked.len() == room && displaceable > 0 {
+                self.picker.pick_urgent(peer, displaceable, has, pending, |_| false, &mut picked);
+            }
         }
         if picked.len() > room {
             // Picked most urgent first; the queued blocks needed last go first.
@@ -957,6 +979,9 @@ impl Swarm {
             for block in &picked[urgent..] {
                 self.take_over(peer, block);
             }
+        }
+        for block in &picked[..urgent] {
+            self.times.started(block.piece, self.now);
         }
         if let Some(p) = self.peers.get_mut(&peer) {
             for block in &picked {
@@ -1166,6 +1191,93 @@ mod tests {
         s.handle_message(now, PeerKey(1), Message::Have(2)).expect("have 2");
         let actions = drain(&mut s);
         assert!(cancelled(&actions).is_empty() && requests_in(&actions, PeerKey(1)).is_empty(), "{actions:?}");
+    }
+
+    #[test]
+    fn a_piece_at_a_greedy_readers_edge_goes_to_a_second_peer_only_once_overdue() {
+        // A player reads ahead as fast as data comes, so every piece at its edge is past its
+        // deadline. A second peer is asked for one only when it has taken clearly longer than
+        // pieces usually take; the first copy to arrive cancels the other request.
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let layout = Layout::new(32 * 16_384, 16_384).expect("layout");
+        let config = Config { min_queue: 1, max_queue: 1, ..Config::default() };
+        let mut s = Swarm::new(layout, Bitfield::new(32), config, t0);
+        let deadlines =
+            (0..32).map(|p| crate::stream::Urgent { piece: PieceIndex::new_unchecked(p), deadline: t0 }).collect();
+        s.set_deadlines(t0, deadlines);
+        let join = |s: &mut Swarm, now: Instant, peer: u64| {
+            s.add_peer(now, PeerKey(peer), true);
+            s.handle_message(now, PeerKey(peer), Message::HaveAll).expect("have all");
+            s.handle_message(now, PeerKey(peer), Message::Unchoke).expect("unchoke");
+            let asked: Vec<u32> = requests_in(&drain(s), PeerKey(peer)).iter().map(|b| b.piece.get()).collect();
+            asked
+        };
+        let data = Bytes::from(vec![0u8; 16_384]);
+        let send = |s: &mut Swarm, now: Instant, peer: u64, index: u32| {
+            let msg = Message::Piece { index, begin: 0, data: data.clone() };
+            s.handle_message(now, PeerKey(peer), msg).expect("piece");
+            drain(s)
+        };
+        assert_eq!(join(&mut s, t0, 1), [0]);
+        assert_eq!(join(&mut s, t0, 2), [1]);
+        // Pieces take 400 and 500 ms: a piece is overdue after about 760 ms.
+        assert_eq!(requests_in(&send(&mut s, at(400), 1, 0), PeerKey(1)).len(), 1, "piece 2");
+        assert_eq!(requests_in(&send(&mut s, at(500), 2, 1), PeerKey(2)).len(), 1, "piece 3");
+        // Piece 2 has taken 600 ms: a new peer gets a piece nobody was asked for.
+        assert_eq!(join(&mut s, at(1000), 3), [4]);
+        // At 1,000 ms it is overdue: the next peer asks for it too.
+        assert_eq!(join(&mut s, at(1400), 4), [2]);
+        let actions = send(&mut s, at(1500), 4, 2);
+        assert_eq!(cancels_in(&actions, PeerKey(1)), [2], "{actions:?}");
+    }
+
+    #[test]
+    fn after_a_seek_the_pieces_needed_first_are_spread_over_the_peers() {
+        // Each peer answers in order at its own pace: the first pieces after a seek go one to
+        // each peer, not four to the first one.
+        let now = Instant::now();
+        let layout = Layout::new(64 * 16_384, 16_384).expect("layout");
+        let config = Config { min_queue: 4, max_queue: 4, ..Config::default() };
+        let mut s = Swarm::new(layout, Bitfield::new(64), config, now);
+        for peer in 1..=4 {
+            s.add_peer(now, PeerKey(peer), true);
+            s.handle_message(now, PeerKey(peer), Message::HaveAll).expect("have all");
+        }
+        let urgent = |from: u32| {
+            (from..from + 16)
+                .map(|p| crate::stream::Urgent {
+                    piece: PieceIndex::new_unchecked(p),
+                    deadline: now + Duration::from_millis(u64::from(p - from) * 100),
+                })
+                .collect::<Vec<_>>()
+        };
+        s.set_deadlines(now, urgent(0));
+        for peer in 1..=4 {
+            s.handle_message(now, PeerKey(peer), Message::Unchoke).expect("unchoke");
+        }
+        drain(&mut s);
+        // A new reader at piece 40 while the old one waits for its pieces (needed sooner, all
+        // asked for): the old reader's requests stay.
+        let mut both: Vec<_> = urgent(0)
+            .into_iter()
+            .map(|u| crate::stream::Urgent { deadline: u.deadline - Duration::from_secs(10), ..u })
+            .collect();
+        both.extend(urgent(40));
+        s.set_deadlines(now, both);
+        let actions = drain(&mut s);
+        assert!((1..=4).all(|peer| cancels_in(&actions, PeerKey(peer)).is_empty()), "{actions:?}");
+        // The old reader goes: its pieces give way to the new reader's.
+        s.set_deadlines(now, urgent(40));
+        let actions = drain(&mut s);
+        let firsts: Vec<Vec<u32>> = (1..=4)
+            .map(|peer| {
+                let mut asked: Vec<u32> = requests_in(&actions, PeerKey(peer)).iter().map(|b| b.piece.get()).collect();
+                asked.sort_unstable();
+                asked
+            })
+            .collect();
+        assert_eq!(firsts, [[40, 44, 48, 52], [41, 45, 49, 53], [42, 46, 50, 54], [43, 47, 51, 55]], "{actions:?}");
     }
 
     /// Pieces of the cancels sent to `to` among the actions.

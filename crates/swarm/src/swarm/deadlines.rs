@@ -8,30 +8,53 @@ use shoal_proto::{BlockRange, Message, PieceIndex};
 
 use super::{Action, SEEK_KEEP, Swarm};
 use crate::PeerKey;
-use crate::picker::PieceState;
 
 impl Swarm {
     /// Sets the pieces readers need and by when (see [`crate::stream::deadlines`]), replacing
     /// the previous ones: they are requested before any other, from the peers that deliver
-    /// fastest, and a late one from a second peer too. Requests go out at once, so a seek
+    /// fastest, and one that takes clearly longer than pieces usually take from a second peer
+    /// too ([`crate::stream::PieceTimes`]). Requests go out at once, so a seek
     /// takes effect without waiting for a tick.
     ///
-    /// After a seek (the most urgent piece is not even started), requests already queued at
-    /// peers for pieces needed later or not at all are cancelled: a peer answers requests in
-    /// order, so they would hold up the pieces needed now by as long as the queue lasts
-    /// (about a second at the peer's rate).
+    /// After a seek (a piece needed now that no peer was asked for: a reader jumped, or a new
+    /// one started), requests already queued at peers for pieces needed later or not at all
+    /// are cancelled: a peer answers requests in order, so they would hold up the pieces needed
+    /// now by as long as the queue lasts (about a second at the peer's rate). The pieces needed
+    /// first are then spread over the peers. (Requests for pieces that lost their deadline
+    /// otherwise give way one by one to pieces with one, see `Swarm::refill`.)
     pub fn set_deadlines(&mut self, now: Instant, deadlines: Vec<crate::stream::Urgent>) {
+        self.now = self.now.max(now);
         self.deadlines = deadlines;
-        self.update_urgent(now);
-        let seek = self.deadlines.first().copied().filter(|u| self.picker.state(u.piece) == PieceState::Missing);
+        self.update_urgent();
+        let seek =
+            self.deadlines.iter().find(|u| self.picker.untouched(u.piece)).filter(|u| u.deadline <= now).copied();
         if let Some(first) = seek {
             let soon = first.deadline + SEEK_KEEP;
             let keep: HashSet<PieceIndex> =
                 self.deadlines.iter().take_while(|u| u.deadline <= soon).map(|u| u.piece).collect();
             self.cancel_pending(|block| !keep.contains(&block.piece));
+            self.refill_striped();
+        } else {
+            self.refill_all();
         }
-        self.refill_all();
         self.ask_for_hidden(Some(now));
+    }
+
+    /// Refills every peer one request per round, so that the most urgent pieces are spread
+    /// over the peers instead of queued behind one another at the first peer (after a seek, the
+    /// pieces a player needs first would otherwise all wait on one peer's pace).
+    fn refill_striped(&mut self) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        let sent = |s: &Self| s.actions.len();
+        for _ in 0..self.config.max_queue {
+            let before = sent(self);
+            for &key in &keys {
+                self.refill_to(key, 1);
+            }
+            if sent(self) == before {
+                break;
+            }
+        }
     }
 
     /// Cancels the requests outstanding at every peer for the blocks `which` selects; their
@@ -47,11 +70,13 @@ impl Swarm {
         }
     }
 
-    pub(super) fn update_urgent(&mut self, now: Instant) {
+    pub(super) fn update_urgent(&mut self) {
         self.deadlines.retain(|u| !self.have.get(u.piece));
         self.rank.clear();
         self.rank.extend(self.deadlines.iter().enumerate().map(|(i, u)| (u.piece, i as u32)));
-        self.picker.set_urgent(self.deadlines.iter().map(|u| (u.piece, u.deadline <= now)).collect());
+        self.picker.set_urgent(self.deadlines.iter().map(|u| u.piece).collect());
+        let rank = &self.rank;
+        self.times.retain(|piece| rank.contains_key(&piece));
     }
 
     /// Cancels the requests for `blocks` outstanding at `peer`; they can be picked again at
@@ -61,6 +86,7 @@ impl Swarm {
             return;
         };
         for &block in blocks {
+            self.times.forget(block.piece);
             p.pending.remove(&block);
             p.remember_cancelled(block);
             self.picker.release(&block);
