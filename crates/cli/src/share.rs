@@ -73,10 +73,19 @@ pub(crate) async fn run(a: ShareArgs, quiet: bool) -> Result<(), Failure> {
     }
     println!("ready: seeding {} torrent(s) on {}; press Ctrl-C to stop", torrents.len(), session.listen_addr());
     interrupted().await;
+    let (mut downloaded, mut uploaded) = (0, 0);
     for t in torrents {
+        // The totals as of the stop (the status published while running lags a little).
+        let last = t.subscribe();
         t.stop().await;
+        let stats = last.borrow().stats.clone();
+        downloaded += stats.downloaded;
+        uploaded += stats.uploaded;
     }
     session.shutdown().await;
+    if !quiet {
+        println!("{}", crate::get::transferred(downloaded, uploaded));
+    }
     Ok(())
 }
 

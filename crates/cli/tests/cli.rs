@@ -205,6 +205,11 @@ fn get_seed_keeps_serving_after_the_original_seed_stops() {
     a.wait_for_line("seeding on ", QUICK).expect("A says it keeps seeding");
     assert_same_tree(&data, out_a.join("relay.bin"));
     assert!(seed.stop().success(), "share exits 0 on SIGTERM");
+    // Its totals: A took the whole file from it.
+    let line = seed.proc.wait_for_line("transferred: ", QUICK).expect("`share` prints its totals");
+    let bytes: Vec<u64> =
+        line.split('(').skip(1).filter_map(|p| p.split(' ').next().and_then(|n| n.parse().ok())).collect();
+    assert!(bytes.len() == 2 && bytes[0] == 0 && bytes[1] >= 6 * MIB + 3, "{line}");
 
     // Only A is left to download from.
     let out_b = dir.path().join("b");
