@@ -63,8 +63,9 @@ pub(crate) enum PieceState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Slot {
     Open,
-    /// Requested from `count` peers, most recently from `from` (outside endgame the count is
-    /// one once a refill is over, so `from` is where the block is queued).
+    /// Requested from `count` peers, most recently from `from` (outside endgame and the copies
+    /// of an overdue piece with a deadline the count is one once a refill is over, so `from`
+    /// is where the block is queued).
     Requested {
         count: u8,
         from: PeerKey,

@@ -750,7 +750,8 @@ impl Swarm {
         }
     }
 
-    /// In endgame, withdraws the block from every other peer it was requested from.
+    /// Withdraws the block from every other peer it was requested from (in endgame, for a
+    /// late copy of a cancelled block, and for the copies of an overdue piece).
     fn cancel_duplicates(&mut self, from: PeerKey, block: &BlockRange) {
         for (&key, p) in self.peers.iter_mut() {
             if key != from && p.pending.remove(block) {
@@ -1278,6 +1279,44 @@ mod tests {
             })
             .collect();
         assert_eq!(firsts, [[40, 44, 48, 52], [41, 45, 49, 53], [42, 46, 50, 54], [43, 47, 51, 55]], "{actions:?}");
+    }
+
+    #[test]
+    fn a_reader_waiting_for_a_piece_no_peer_has_is_no_seek() {
+        // Reader B waits for piece 50, which no connected peer has; reader A plays on. Each of
+        // A's moves must not count as a seek that cancels A's own requests.
+        let now = Instant::now();
+        let layout = Layout::new(64 * 16_384, 16_384).expect("layout");
+        let config = Config { min_queue: 4, max_queue: 4, ..Config::default() };
+        let mut s = Swarm::new(layout, Bitfield::new(64), config, now);
+        s.add_peer(now, PeerKey(1), true);
+        let mut bits = Bitfield::new(64);
+        (0..32).for_each(|p| {
+            bits.set(PieceIndex::new_unchecked(p));
+        });
+        s.handle_message(now, PeerKey(1), Message::Bitfield(bits.to_wire())).expect("bitfield");
+        s.handle_message(now, PeerKey(1), Message::Unchoke).expect("unchoke");
+        let readers = |at: u32, now: Instant| {
+            let mut u: Vec<crate::stream::Urgent> = (at..at + 8)
+                .map(|p| crate::stream::Urgent {
+                    piece: PieceIndex::new_unchecked(p),
+                    deadline: now + Duration::from_millis(u64::from(p - at) * 100),
+                })
+                .collect();
+            u.insert(
+                0,
+                crate::stream::Urgent { piece: PieceIndex::new_unchecked(50), deadline: now - Duration::from_secs(3) },
+            );
+            u
+        };
+        drain(&mut s);
+        s.set_deadlines(now, readers(0, now));
+        drain(&mut s);
+        // A reads on within piece 0 (its deadlines are set again, from a later time).
+        let later = now + Duration::from_millis(100);
+        s.set_deadlines(later, readers(0, later));
+        let actions = drain(&mut s);
+        assert!(cancels_in(&actions, PeerKey(1)).is_empty(), "{actions:?}");
     }
 
     /// Pieces of the cancels sent to `to` among the actions.

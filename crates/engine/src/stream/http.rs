@@ -2,8 +2,8 @@
 //! (RFC 9110 §14: `bytes=a-b`, `a-`, `-n`) answered `206 Partial Content` with
 //! `Content-Range`, `416` with `Content-Range: bytes */LEN` for a range past the end,
 //! `Accept-Ranges: bytes` and a `Content-Type` from the file's extension. The headers go out
-//! with the first bytes when those are verified already, otherwise after [`HEADERS_WITHIN`]
-//! while the body waits for them: a player that seeks opens a new request and closes the old
+//! with the first bytes when those are verified already, otherwise (for a torrent's file, see
+//! [`Readable::headers_early`]) after [`HEADERS_WITHIN`] while the body waits for them: a player that seeks opens a new request and closes the old
 //! one only once the new one's headers came, and until then the old request's reader keeps
 //! deadlines on pieces nobody will watch (measured: for 0.7 s after each seek, half of the
 //! download went there). A paused torrent gets a `503` naming why at once; one paused or
@@ -33,6 +33,12 @@ pub trait Readable: Send + 'static {
     /// Up to `max` bytes at `offset` (at least one unless `offset` is at or past the end).
     fn read(&mut self, offset: u64, max: usize)
     -> impl std::future::Future<Output = Result<Bytes, StreamError>> + Send;
+    /// The headers may go out before the first bytes (after [`HEADERS_WITHIN`]): true when a
+    /// read that waits can fail only as the torrent stops. A reader that checks what it read
+    /// (a sealed share's decryption) keeps the default, so that a failure gets its status.
+    fn headers_early(&self) -> bool {
+        false
+    }
 }
 
 impl Readable for FileStream {
@@ -46,6 +52,10 @@ impl Readable for FileStream {
         max: usize,
     ) -> impl std::future::Future<Output = Result<Bytes, StreamError>> + Send {
         FileStream::read(self, offset, max)
+    }
+
+    fn headers_early(&self) -> bool {
+        true
     }
 }
 
@@ -166,13 +176,13 @@ pub async fn respond<S: Readable>(mut stream: S, name: &str, method: &Method, he
     }
     // The first bytes before the headers when they are there (an error can still be told
     // properly); otherwise the headers at once and the bytes when they come.
-    let first =
-        match tokio::time::timeout(HEADERS_WITHIN, stream.read(start, MAX_READ.min((end - start) as usize))).await {
-            Ok(Ok(b)) if !b.is_empty() => Some(b),
-            Ok(Ok(_)) => return internal("no data where the file should have some"),
-            Ok(Err(e)) => return unavailable(&e),
-            Err(_) => None,
-        };
+    let wait = if stream.headers_early() { HEADERS_WITHIN } else { std::time::Duration::MAX };
+    let first = match tokio::time::timeout(wait, stream.read(start, MAX_READ.min((end - start) as usize))).await {
+        Ok(Ok(b)) if !b.is_empty() => Some(b),
+        Ok(Ok(_)) => return internal("no data where the file should have some"),
+        Ok(Err(e)) => return unavailable(&e),
+        Err(_) => None,
+    };
     let next = start + first.as_ref().map_or(0, |b| b.len() as u64);
     let rest = futures_util::stream::unfold((stream, next), move |(mut stream, at)| async move {
         if at >= end {

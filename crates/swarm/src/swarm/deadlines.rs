@@ -7,6 +7,9 @@ use std::time::Instant;
 use shoal_proto::{BlockRange, Message, PieceIndex};
 
 use super::{Action, SEEK_KEEP, Swarm};
+
+/// Rounds of one request per peer after a seek (see `Swarm::refill_striped`).
+const STRIPE_ROUNDS: usize = 8;
 use crate::PeerKey;
 
 impl Swarm {
@@ -16,20 +19,25 @@ impl Swarm {
     /// too ([`crate::stream::PieceTimes`]). Requests go out at once, so a seek
     /// takes effect without waiting for a tick.
     ///
-    /// After a seek (a piece needed now that no peer was asked for: a reader jumped, or a new
-    /// one started), requests already queued at peers for pieces needed later or not at all
-    /// are cancelled: a peer answers requests in order, so they would hold up the pieces needed
-    /// now by as long as the queue lasts (about a second at the peer's rate). The pieces needed
-    /// first are then spread over the peers. (Requests for pieces that lost their deadline
-    /// otherwise give way one by one to pieces with one, see `Swarm::refill`.)
+    /// After a seek (a piece needed now that a connected peer has and no peer was asked for: a
+    /// reader jumped, or a new one started), requests already queued at peers for pieces needed
+    /// more than `SEEK_KEEP` from now or not at all are cancelled: a peer answers requests in
+    /// order, so they would hold up the pieces needed now by as long as the queue lasts (about
+    /// a second at the peer's rate). The pieces needed first are then spread over the peers.
+    /// (Requests for pieces that lost their deadline otherwise give way one by one to pieces
+    /// with one, see `Swarm::refill`.)
     pub fn set_deadlines(&mut self, now: Instant, deadlines: Vec<crate::stream::Urgent>) {
         self.now = self.now.max(now);
         self.deadlines = deadlines;
         self.update_urgent();
-        let seek =
-            self.deadlines.iter().find(|u| self.picker.untouched(u.piece)).filter(|u| u.deadline <= now).copied();
-        if let Some(first) = seek {
-            let soon = first.deadline + SEEK_KEEP;
+        let available = self.picker.availability();
+        let seek = self
+            .deadlines
+            .iter()
+            .find(|u| available[u.piece.idx()] > 0 && self.picker.untouched(u.piece))
+            .is_some_and(|u| u.deadline <= now);
+        if seek {
+            let soon = now + SEEK_KEEP;
             let keep: HashSet<PieceIndex> =
                 self.deadlines.iter().take_while(|u| u.deadline <= soon).map(|u| u.piece).collect();
             self.cancel_pending(|block| !keep.contains(&block.piece));
@@ -43,18 +51,21 @@ impl Swarm {
     /// Refills every peer one request per round, so that the most urgent pieces are spread
     /// over the peers instead of queued behind one another at the first peer (after a seek, the
     /// pieces a player needs first would otherwise all wait on one peer's pace).
+    /// The first [`STRIPE_ROUNDS`] rounds only: beyond them the order matters little, and a
+    /// fast peer's queue can hold hundreds of blocks.
     fn refill_striped(&mut self) {
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         let sent = |s: &Self| s.actions.len();
-        for _ in 0..self.config.max_queue {
+        for _ in 0..STRIPE_ROUNDS {
             let before = sent(self);
             for &key in &keys {
                 self.refill_to(key, 1);
             }
             if sent(self) == before {
-                break;
+                return;
             }
         }
+        self.refill_all();
     }
 
     /// Cancels the requests outstanding at every peer for the blocks `which` selects; their
@@ -77,6 +88,12 @@ impl Swarm {
         self.picker.set_urgent(self.deadlines.iter().map(|u| u.piece).collect());
         let rank = &self.rank;
         self.times.retain(|piece| rank.contains_key(&piece));
+        // A piece asked for before it had a deadline is timed from when it got one.
+        for u in &self.deadlines {
+            if !self.picker.untouched(u.piece) {
+                self.times.started(u.piece, self.now);
+            }
+        }
     }
 
     /// Cancels the requests for `blocks` outstanding at `peer`; they can be picked again at
@@ -86,10 +103,12 @@ impl Swarm {
             return;
         };
         for &block in blocks {
-            self.times.forget(block.piece);
             p.pending.remove(&block);
             p.remember_cancelled(block);
             self.picker.release(&block);
+            if self.picker.untouched(block.piece) {
+                self.times.forget(block.piece);
+            }
             let msg = Message::Cancel { index: block.piece.get(), begin: block.begin, length: block.length };
             self.actions.push_back(Action::Send { peer, msg });
         }

@@ -11,7 +11,8 @@ use crate::PeerKey;
 
 impl Swarm {
     /// The driver finished checking a piece's hash.
-    pub fn handle_verified(&mut self, _now: Instant, piece: PieceIndex, ok: bool) {
+    pub fn handle_verified(&mut self, now: Instant, piece: PieceIndex, ok: bool) {
+        self.now = self.now.max(now);
         let contributors = self.picker.verified(piece, ok);
         if ok {
             if !self.have.set(piece) {
