@@ -188,7 +188,9 @@ pub fn mp4_index(head: &[u8], file_len: u64) -> Option<Range<u64>> {
 
 /// How long pieces with deadlines take to arrive, so that one taking clearly longer can be asked
 /// of a second peer (libtorrent's streaming notes, "timeouts"). A piece is timed from its first
-/// request to its last block; the times are folded into a moving mean and mean deviation (as
+/// request (or, when it was asked for before it had a deadline, from when it got one) to its
+/// last block, and timed afresh once its requests were all cancelled; the times are folded into
+/// a moving mean and mean deviation (as
 /// TCP does for round trips), and a piece is overdue once it has taken longer than the mean
 /// plus [`OVERDUE_DEVIATIONS`] deviations.
 ///
