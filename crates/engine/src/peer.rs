@@ -349,6 +349,9 @@ pub(crate) enum PeerEvent {
     /// the torrent has taken them (see [`crate::disk::DiskPool::received`]).
     Messages(PeerKey, Vec<Message>, Option<OwnedSemaphorePermit>),
     Closed(PeerKey, Ended),
+    /// The connection's writer stopped with blocks still queued: their bytes, counted as
+    /// uploaded when they were queued, did not go out.
+    Unsent(PeerKey, u64),
 }
 
 /// Where a connection's reader sends what it reads: the torrent's bounded peer inbox, so a
@@ -385,6 +388,12 @@ impl PeerSink {
 
     pub(crate) async fn peer_closed(&self, key: PeerKey, reason: Ended) {
         let _ = self.tx.send(PeerEvent::Closed(key, reason)).await;
+    }
+
+    async fn unsent(&self, key: PeerKey, bytes: u64) {
+        if bytes > 0 {
+            let _ = self.tx.send(PeerEvent::Unsent(key, bytes)).await;
+        }
     }
 }
 
@@ -429,10 +438,10 @@ impl PeerLink {
         sent
     }
 
-    /// The peer cancelled this block: one queued copy not yet sent is skipped by the writer.
-    /// A cancel for a block already sent changes nothing.
-    pub(crate) fn withdraw(&self, block: BlockRange) {
-        self.withdrawn.withdraw(block);
+    /// The peer cancelled this block: one queued copy not yet sent is skipped by the writer
+    /// (then true). A cancel for a block already sent changes nothing.
+    pub(crate) fn withdraw(&self, block: BlockRange) -> bool {
+        self.withdrawn.withdraw(block)
     }
 }
 
@@ -465,15 +474,29 @@ impl Withdrawn {
         *self.lock().queued.entry(block).or_insert(0) += 1;
     }
 
-    fn withdraw(&self, block: BlockRange) {
+    /// True when a queued copy will now be skipped.
+    fn withdraw(&self, block: BlockRange) -> bool {
         let mut c = self.lock();
         let queued = c.queued.get(&block).copied().unwrap_or(0);
         let withdrawn = c.withdrawn.entry(block).or_insert(0);
         if *withdrawn < queued {
             *withdrawn += 1;
-        } else if *withdrawn == 0 {
+            return true;
+        }
+        if *withdrawn == 0 {
             c.withdrawn.remove(&block);
         }
+        false
+    }
+
+    /// Bytes of the queued blocks that were not cancelled (what a writer that stops leaves
+    /// unsent).
+    fn unsent_bytes(&self) -> u64 {
+        let c = self.lock();
+        c.queued
+            .iter()
+            .map(|(block, &n)| u64::from(n - c.withdrawn.get(block).copied().unwrap_or(0)) * u64::from(block.length))
+            .sum()
     }
 
     /// The next queued copy of the block was cancelled.
@@ -530,7 +553,11 @@ pub(crate) fn spawn(
     );
     tokio::spawn(
         async move {
-            if let Err(e) = write_loop(write, rx, &storage, &upload, &writer_withdrawn).await {
+            let ended = write_loop(write, rx, &storage, &upload, &writer_withdrawn).await;
+            // Blocks still queued (the connection closed, or a capped writer stopped while a
+            // block waited for its allowance) were counted when queued and never went out.
+            inbox.unsent(key, writer_withdrawn.unsent_bytes()).await;
+            if let Err(e) = ended {
                 inbox.peer_closed(key, Ended::Closed(format!("send failed: {e}"))).await;
             }
         }

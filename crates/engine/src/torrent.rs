@@ -496,6 +496,7 @@ impl Actor {
                     self.on_message(key, msg);
                 }
             }
+            PeerEvent::Unsent(key, bytes) => self.swarm.not_sent(key, bytes),
             PeerEvent::Closed(key, peer::Ended::Violation(reason)) => self.drop_violator(key, &reason),
             PeerEvent::Closed(key, peer::Ended::Closed(reason)) => {
                 if let Some(link) = self.links.get(&key) {
@@ -798,15 +799,18 @@ impl Actor {
                     }
                 }
                 Action::Send { peer, msg } => self.send(peer, msg),
+                // A block is counted as uploaded when it is queued; one that does not go out
+                // after all is taken back (here, and when a writer stops with blocks queued),
+                // so the totals shown are bytes sent.
                 Action::Serve { peer, block } => {
-                    if let Some(link) = self.links.get(&peer) {
-                        // A full queue drops the request; the peer times out and asks again.
-                        link.serve(block);
+                    // A full queue drops the request; the peer times out and asks again.
+                    if self.links.get(&peer).is_some_and(|link| !link.serve(block)) {
+                        self.swarm.not_sent(peer, u64::from(block.length));
                     }
                 }
                 Action::Withdraw { peer, block } => {
-                    if let Some(link) = self.links.get(&peer) {
-                        link.withdraw(block);
+                    if self.links.get(&peer).is_some_and(|link| link.withdraw(block)) {
+                        self.swarm.not_sent(peer, u64::from(block.length));
                     }
                 }
                 Action::Want { peer, pieces } => {

@@ -155,3 +155,56 @@ async fn a_capped_seed_shows_a_player_the_pieces_it_asks_for_ahead_of_queued_blo
     assert!(blocks < 3, "the wanted piece was shown after {blocks} queued blocks");
     seeding.stop().await;
 }
+
+#[tokio::test]
+async fn a_capped_seed_counts_as_uploaded_only_the_blocks_that_went_out() {
+    use shoal_proto::{Handshake, Message, PeerId};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let meta = folder_torrent(dir.path(), &[("film.mp4", bytes(64 * 16_384, 6))]);
+    // Capped at two blocks a second: blocks asked for wait in the seed's send queue.
+    let seed = Session::start(local()).await.expect("seed session");
+    let seeding = add(&seed, &meta, dir.path(), vec![]).await;
+    seeding.set_limits(Some(32 * 1024), None);
+
+    let mut sock = tokio::net::TcpStream::connect(seed.listen_addr()).await.expect("connect");
+    let hs = Handshake::new(meta.info_hash, PeerId(*b"-XX0000-counttest000"));
+    sock.write_all(&hs.encode()).await.expect("handshake");
+    let mut theirs = [0u8; Handshake::LEN];
+    sock.read_exact(&mut theirs).await.expect("handshake back");
+    let mut buf = bytes::BytesMut::new();
+    let (mut shown, mut unchoked) = (Vec::new(), false);
+    while !(unchoked && shown.len() >= 4) {
+        match next_message(&mut sock, &mut buf).await {
+            Message::Have(p) => shown.push(p),
+            Message::Unchoke => unchoked = true,
+            _ => {}
+        }
+    }
+    send(&mut sock, Message::Interested).await;
+    for &p in &shown[..4] {
+        send(&mut sock, Message::Request { index: p, begin: 0, length: 16_384 }).await;
+    }
+    // The first block comes; one of the others is cancelled, then the peer goes away.
+    while !matches!(next_message(&mut sock, &mut buf).await, Message::Piece { .. }) {}
+    send(&mut sock, Message::Cancel { index: shown[3], begin: 0, length: 16_384 }).await;
+    drop(sock);
+    // What was cancelled or still queued when the connection ended did not go out: at most
+    // the block received and one more (sent as the peer closed), not the four asked for.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut stats = seeding.status().stats;
+    while (stats.peers > 0 || stats.uploaded == 0) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        stats = seeding.status().stats;
+    }
+    assert_eq!(stats.peers, 0, "the peer is gone");
+    let mut uploaded = stats.uploaded;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while uploaded > 2 * 16_384 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        uploaded = seeding.status().stats.uploaded;
+    }
+    assert!((16_384..=2 * 16_384).contains(&uploaded), "uploaded {uploaded} bytes");
+    seeding.stop().await;
+}

@@ -35,6 +35,13 @@ impl Rate {
         self.total += bytes;
     }
 
+    /// Takes back `bytes` counted but not moved after all (a block queued to send and then
+    /// cancelled, or left queued when its connection ended).
+    pub fn take_back(&mut self, bytes: u64) {
+        self.window_bytes = self.window_bytes.saturating_sub(bytes);
+        self.total = self.total.saturating_sub(bytes);
+    }
+
     /// Folds the bytes counted since the last sample into the average, if enough time passed.
     pub fn update(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.window_start);

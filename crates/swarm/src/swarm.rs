@@ -648,6 +648,16 @@ impl Swarm {
         self.actions.push_back(Action::Send { peer, msg });
     }
 
+    /// Bytes counted as uploaded when the peer asked for them were not sent after all: the
+    /// peer cancelled a block while it waited in the send queue, the queue was full, or the
+    /// connection ended with blocks queued (the peer may be gone already).
+    pub fn not_sent(&mut self, peer: PeerKey, bytes: u64) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.up.take_back(bytes);
+        }
+        self.up.take_back(bytes);
+    }
+
     fn on_request(&mut self, peer: PeerKey, block: BlockRange) {
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
