@@ -3,8 +3,9 @@
 //! `cargo run --release -p shoal-swarm --example sim -- [--peers N] [--size MIB] [--piece KIB]
 //! [--seed-up MIB/S] [--peer-up MIB/S] [--latency MS] [--connections N]
 //! [--initial-seeding 0|1] [--capped 0|1] [--slots N] [--min-queue N] [--queue-time S]
-//! [--rechoke S] [--optimistic S] [--timeline 1]` (`--timeline 1` also prints the upload used in
-//! each second; `--capped 1` sets every node's upload cap to its link, as a user who set
+//! [--rechoke S] [--optimistic S] [--seed N] [--timeline 1]` (`--seed N` varies every random
+//! choice, for a mean over several runs; `--timeline 1` also prints the upload used in each
+//! second; `--capped 1` sets every node's upload cap to its link, as a user who set
 //! `--upload-limit` to the line's speed)
 //!
 //! Two regimes worth running (release build):
@@ -47,6 +48,7 @@ fn main() {
             "--timeline" => timeline = v != 0.0,
             "--optimistic" => cfg.swarm.optimistic_interval = Duration::from_secs_f64(v),
             "--capped" => cfg.capped = v != 0.0,
+            "--seed" => cfg.swarm.seed = v as u64,
             _ => {
                 eprintln!("sim: unknown flag {flag}");
                 std::process::exit(2);

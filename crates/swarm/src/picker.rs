@@ -13,7 +13,8 @@
 //!    peer asking has nothing else outstanding: the last blocks are then never left waiting
 //!    on two slow peers while a fast one idles. Before that, only when steps 1 and 2 gave
 //!    the peer nothing: at most [`BUSY_PICKS`] blocks moved from peers the caller finds busier
-//!    (it cancels them there).
+//!    (it cancels them there), each piece's last blocks first: those were asked for last, so
+//!    they wait longest there and are the least likely to be on their way already.
 //!
 //! In sequential mode (for files read while they download) step 2 takes the first missing
 //! piece in index order instead, high-priority ones still first.
@@ -337,7 +338,7 @@ impl Picker {
                 if partial.exclusive.is_some() || !has(piece) {
                     continue;
                 }
-                for (n, slot) in partial.blocks.iter_mut().enumerate() {
+                for (n, slot) in partial.blocks.iter_mut().enumerate().rev() {
                     if out.len() - start >= limit {
                         return;
                     }
@@ -627,6 +628,28 @@ mod tests {
     }
 
     #[test]
+    fn a_block_moves_from_a_busy_peer_from_the_end_of_its_piece() {
+        // Two pieces of four blocks: peer 1 was asked for all of piece A; piece B stays
+        // unstarted, so this is no endgame.
+        let mut p = picker(2, 4 * 16384);
+        let only = |piece: u32| Source {
+            has: move |i: PieceIndex| i.get() == piece,
+            pending: |_: &BlockRange| false,
+            movable: |_| true,
+            idle: false,
+        };
+        let mut a = Vec::new();
+        p.pick(PeerKey(1), 4, 10, any(), &mut a);
+        let piece = a[0].piece.get();
+        assert!(a.iter().all(|b| b.piece.get() == piece) && !p.in_endgame());
+        // Peer 2 has only that piece: it takes over blocks queued at peer 1, last first (the
+        // first ones are likely on their way already; the last ones wait longest there).
+        let mut b = Vec::new();
+        p.pick(PeerKey(2), 2, 10, only(piece), &mut b);
+        assert_eq!(b.iter().map(|b| b.begin).collect::<Vec<_>>(), [3 * 16384, 2 * 16384]);
+    }
+
+    #[test]
     fn endgame_duplicates_requests_up_to_limit() {
         let mut p = picker(1, 2 * 16384);
         let mut a = Vec::new();
@@ -635,7 +658,8 @@ mod tests {
         assert!(p.in_endgame());
         let mut b = Vec::new();
         p.pick(PeerKey(2), 10, 10, any(), &mut b);
-        assert_eq!(b.len(), 2, "endgame hands the same blocks to a second peer");
+        b.sort_by_key(|block| block.begin);
+        assert_eq!(b, a, "endgame hands the same blocks to a second peer");
         let mut c = Vec::new();
         p.pick(PeerKey(3), 10, 10, any(), &mut c);
         assert!(c.is_empty(), "no block is requested from more than {ENDGAME_DUPLICATES} peers");

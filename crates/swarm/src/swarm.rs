@@ -498,15 +498,7 @@ impl Swarm {
                 }
                 self.fill_unchoke_slots();
             }
-            Message::NotInterested => {
-                let was_unchoked = self.peers.get_mut(&peer).is_some_and(|p| {
-                    p.peer_interested = false;
-                    !p.am_choking
-                });
-                if was_unchoked {
-                    self.fill_unchoke_slots();
-                }
-            }
+            Message::NotInterested => self.on_not_interested(peer),
             Message::Have(index) => {
                 let piece = self.layout.piece(index).ok_or(PeerError::PieceOutOfRange(index))?;
                 self.on_have(peer, piece);
@@ -850,7 +842,7 @@ impl Swarm {
         for key in snubbed {
             self.snub(now, key);
         }
-        if now >= self.next_rechoke || std::mem::take(&mut self.rechoke_soon) || self.unchoke_set_drifted(now) {
+        if now >= self.next_rechoke || std::mem::take(&mut self.rechoke_soon) {
             let rotate = now >= self.next_optimistic;
             self.rechoke(rotate);
             self.next_rechoke = now + self.config.rechoke_interval;
@@ -1782,35 +1774,30 @@ mod tests {
     }
 
     #[test]
-    fn a_leecher_rechokes_early_once_its_unchoked_set_outgrew_the_slots() {
+    fn a_peer_that_loses_interest_is_choked_and_waits_for_a_slot_like_any_other() {
         let now = Instant::now();
         let mut s = half_leecher_with_wanting_peers(now, 8);
         drain(&mut s);
         let first = unchoked_wanting(&s);
         assert_eq!(first.len(), 4);
-        // Two unchoked peers lose interest: their slots go to two others at once...
+        // Two unchoked peers lose interest: they are choked and their slots go to two others.
         for &k in &first[..2] {
             s.handle_message(now, PeerKey(k), Message::NotInterested).expect("not interested");
+            assert!(s.peer(PeerKey(k)).expect("peer").am_choking, "peer {k} is choked");
         }
+        let chokes = drain(&mut s)
+            .into_iter()
+            .filter(|a| matches!(a, Action::Send { peer, msg: Message::Choke } if first[..2].contains(&peer.0)))
+            .count();
+        assert_eq!(chokes, 2, "each is told");
         assert_eq!(unchoked_wanting(&s).len(), 4);
-        // ...and when they want our data again they are still unchoked: six share four slots.
+        // When they want our data again, the four slots are taken: they wait (before, they were
+        // still unchoked and six peers shared four slots).
         for &k in &first[..2] {
             s.handle_message(now, PeerKey(k), Message::Interested).expect("interested");
         }
-        assert_eq!(unchoked_wanting(&s).len(), 6);
-        // Every unchoked peer takes data (none of them is a lurker).
-        let take = |s: &mut Swarm, begin: u32| {
-            for k in unchoked_wanting(s) {
-                s.handle_message(now, PeerKey(k), Message::Request { index: 1, begin, length: 16_384 })
-                    .expect("request");
-            }
-        };
-        take(&mut s, 0);
-        s.tick(now + Duration::from_secs(1));
-        assert_eq!(unchoked_wanting(&s).len(), 6, "not within two seconds of the last rechoke");
-        take(&mut s, 16_384);
-        s.tick(now + Duration::from_secs(3));
-        assert_eq!(unchoked_wanting(&s).len(), 4, "rechoked well before the ten-second interval");
+        assert_eq!(unchoked_wanting(&s).len(), 4);
+        assert!(first[..2].iter().all(|&k| s.peer(PeerKey(k)).expect("peer").am_choking));
     }
 
     /// The position of the first action matching `f`.
