@@ -59,6 +59,10 @@ pub(crate) struct Peer {
     /// Rare pieces revealed while the peer was unchoked and not announced yet, each counted as
     /// a copy on its way into the swarm.
     pub(crate) reveals_open: Vec<OpenReveal>,
+    /// While we seed initially: pieces shown to the peer whose blocks it had begun to ask for
+    /// when we choked it; it may still fetch them (BEP 6 `allowed fast`), since no other peer
+    /// has them and nobody else is shown them while they count as on their way here.
+    pub(crate) allowed_out: Vec<PieceIndex>,
     /// Revealed pieces the peer announced during this tick and the one before.
     pub(crate) reveals_announced: [u32; 2],
     /// While we seed initially: ticks in a row the peer spent unchoked without having sent
@@ -120,6 +124,7 @@ impl Peer {
             asked_wants: false,
             wants_tick: None,
             reveals_open: Vec::new(),
+            allowed_out: Vec::new(),
             reveals_announced: [0; 2],
             idle_ticks: 0,
             heard: false,

@@ -10,7 +10,10 @@
 //!
 //! How many pieces a peer sees at once follows how fast we upload to it, so a lone fast peer
 //! is never starved: [`reveal_target`]. A choked peer is shown nothing; the choker counts
-//! every peer that lacks pieces as interested, so it is unchoked in its turn.
+//! every peer that lacks pieces as interested, so it is unchoked in its turn. A peer choked
+//! after it began to fetch a shown piece may finish that piece while choked (BEP 6 `allowed
+//! fast`): nobody else has it or is shown it, so otherwise it would wait for the peer's next
+//! turn.
 
 use shoal_proto::PieceIndex;
 

@@ -655,7 +655,7 @@ impl Swarm {
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
-        let allowed = !p.am_choking && self.have.get(block.piece);
+        let allowed = (!p.am_choking || p.allowed_out.contains(&block.piece)) && self.have.get(block.piece);
         if allowed {
             let mut first_ask = false;
             if let Some(open) = p.reveals_open.iter_mut().find(|open| open.piece == block.piece) {
@@ -1852,5 +1852,76 @@ mod tests {
             assert!(unasked >= MIN_UNREQUESTED_REVEALS, "round {round}: only {unasked} shown pieces left to ask for");
         }
         assert!(shown.len() < 64, "the peer does not pull the whole torrent unannounced: {}", shown.len());
+    }
+
+    #[test]
+    fn a_peer_choked_in_the_middle_of_a_shown_piece_may_still_finish_it() {
+        let now = Instant::now();
+        let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
+        let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
+        // Four peers are unchoked and shown pieces; each asks for the first block of one.
+        let mut begun = Vec::new();
+        for key in 1..=4 {
+            s.add_peer(now, PeerKey(key), true);
+            s.handle_message(now, PeerKey(key), Message::HaveNone).expect("have none");
+            s.handle_message(now, PeerKey(key), Message::Interested).expect("interested");
+        }
+        let actions = drain(&mut s);
+        for key in 1..=4 {
+            let piece = *revealed(&actions, PeerKey(key)).first().expect("a piece shown");
+            s.handle_message(now, PeerKey(key), Message::Request { index: piece, begin: 0, length: 16_384 })
+                .expect("request");
+            begun.push((key, piece));
+        }
+        // They come to hold many pieces (from each other), and eight peers with none arrive:
+        // the next rechoke gives the slots to those, which have least.
+        let others: Vec<u32> = (0..64).filter(|p| begun.iter().all(|&(_, b)| b != *p)).take(20).collect();
+        for key in 1..=4 {
+            for &piece in &others {
+                s.handle_message(now, PeerKey(key), Message::Have(piece)).expect("have");
+            }
+        }
+        for key in 5..=12 {
+            s.add_peer(now, PeerKey(key), true);
+            s.handle_message(now, PeerKey(key), Message::HaveNone).expect("have none");
+            s.handle_message(now, PeerKey(key), Message::Interested).expect("interested");
+        }
+        drain(&mut s);
+        s.tick(now + Duration::from_secs(11));
+        let actions = drain(&mut s);
+        let mut choked = 0;
+        for &(key, piece) in &begun {
+            let peer = PeerKey(key);
+            if !actions.iter().any(|a| matches!(a, Action::Send { peer: p, msg: Message::Choke } if *p == peer)) {
+                continue;
+            }
+            choked += 1;
+            assert!(
+                actions.iter().any(
+                    |a| matches!(a, Action::Send { peer: p, msg: Message::AllowedFast(i) } if *p == peer && *i == piece)
+                ),
+                "peer {key} may fetch the rest of piece {piece} while choked: {actions:?}"
+            );
+            // It asks for the piece's second block while choked, and gets it.
+            s.handle_message(now, peer, Message::Request { index: piece, begin: 16_384, length: 16_384 })
+                .expect("request");
+            let served = drain(&mut s);
+            assert!(
+                served
+                    .iter()
+                    .any(|a| matches!(a, Action::Serve { peer: p, block } if *p == peer && block.piece.get() == piece)),
+                "peer {key}: {served:?}"
+            );
+            // Any other piece is refused while it is choked.
+            let other = (0..64).find(|p| begun.iter().all(|&(_, b)| b != *p)).expect("another piece");
+            s.handle_message(now, peer, Message::Request { index: other, begin: 0, length: 16_384 }).expect("request");
+            let refused = drain(&mut s);
+            assert!(
+                refused
+                    .iter()
+                    .any(|a| matches!(a, Action::Send { peer: p, msg: Message::RejectRequest { .. } } if *p == peer))
+            );
+        }
+        assert!(choked >= 3, "three of the four gave their slots up: {actions:?}");
     }
 }

@@ -94,6 +94,18 @@ impl Swarm {
             && p.reveals_open.iter().any(|open| open.piece == piece)
         {
             p.reveals_announced[0] += 1;
+            p.allowed_out.retain(|&allowed| allowed != piece);
+        }
+        if matches!(which, Settle::Choked) && p.fast {
+            // A piece it began to ask for stays its own: it may finish it while choked.
+            // Without that, the rest of the piece waited for the peer's next unchoke, and the
+            // seed's last first copies went out up to 0.7 s late while it sent second copies.
+            for open in p.reveals_open.iter().filter(|open| open.requested) {
+                if !p.allowed_out.contains(&open.piece) {
+                    p.allowed_out.push(open.piece);
+                    self.actions.push_back(Action::Send { peer, msg: Message::AllowedFast(open.piece.get()) });
+                }
+            }
         }
         p.reveals_open.retain(|open| {
             let settled = match which {
