@@ -2,7 +2,7 @@
 //!
 //! `cargo run --release -p shoal-swarm --example sim -- [--peers N] [--size MIB] [--piece KIB]
 //! [--seed-up MIB/S] [--peer-up MIB/S] [--latency MS] [--connections N]
-//! [--initial-seeding 0|1] [--capped 0|1] [--slots N] [--min-queue N] [--queue-time S]
+//! [--initial-seeding 0|1] [--capped 0|1] [--slots N] [--seed-slots N] [--min-queue N] [--queue-time S]
 //! [--rechoke S] [--optimistic S] [--seed N] [--timeline 1]` (`--seed N` varies every random
 //! choice, for a mean over several runs; `--timeline 1` also prints the upload used in each
 //! second; `--capped 1` sets every node's upload cap to its link, as a user who set
@@ -42,6 +42,7 @@ fn main() {
             "--connections" => cfg.max_connections = v as usize,
             "--initial-seeding" => cfg.swarm.initial_seeding = v != 0.0,
             "--slots" => cfg.swarm.unchoke_slots = v as usize,
+            "--seed-slots" => cfg.swarm.seed_unchoke_slots = v as usize,
             "--min-queue" => cfg.swarm.min_queue = v as usize,
             "--queue-time" => cfg.swarm.queue_time = Duration::from_secs_f64(v),
             "--rechoke" => cfg.swarm.rechoke_interval = Duration::from_secs_f64(v),

@@ -6,7 +6,8 @@
 //! on duplicates. Once every piece has a copy at a peer or on its way to one, a peer that still
 //! has shown pieces to fetch is shown no more (it would take a second copy from the seed while
 //! pieces the seed never sent wait behind it); one with none left is shown one, so it never
-//! runs dry.
+//! runs dry, once no peer is fetching a first copy (a second copy would share the seed's
+//! upload with it).
 //!
 //! How many pieces a peer sees at once follows how fast we upload to it, so a lone fast peer
 //! is never starved: [`reveal_target`]. A choked peer is shown nothing; the choker counts

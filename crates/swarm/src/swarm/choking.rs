@@ -35,10 +35,14 @@ impl Swarm {
         self.upload_use = used;
     }
 
-    /// Peers unchoked at once now: the configured slots and any opened by
-    /// [`Swarm::set_upload_use`].
+    /// Peers unchoked at once now: the configured slots (a seed's or a downloader's) and any
+    /// opened by [`Swarm::set_upload_use`].
     pub fn unchoke_slots(&self) -> usize {
-        self.config.unchoke_slots + self.extra_slots
+        self.configured_slots() + self.extra_slots
+    }
+
+    fn configured_slots(&self) -> usize {
+        if self.is_complete() { self.config.seed_unchoke_slots } else { self.config.unchoke_slots }
     }
 
     /// Unchoked, interested and taking nothing for [`UNSERVED_TICKS`] ticks (it has all we
@@ -94,7 +98,7 @@ impl Swarm {
         }
         self.saturated_ticks = 0;
         let slots = self.unchoke_slots();
-        if used >= GROW_BELOW || slots >= MAX_SLOTS.max(self.config.unchoke_slots) {
+        if used >= GROW_BELOW || slots >= MAX_SLOTS.max(self.configured_slots()) {
             return;
         }
         let superseed = self.superseed.is_some();
