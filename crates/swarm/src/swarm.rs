@@ -677,8 +677,6 @@ impl Swarm {
             p.up.add(block.length as u64);
             self.up.add(block.length as u64);
             if first_ask {
-                // A first copy may be on its way now (see `first_copies_out`).
-                self.first_copies_checked = None;
                 // The next piece is shown before this one's data goes out, so the peer
                 // knows of it before it can finish what it asked for.
                 self.reveal(peer);

@@ -2,9 +2,9 @@
 //! when a shown piece stops counting as a copy on its way. The choice of piece is
 //! [`crate::superseed`]'s; this is the bookkeeping per peer.
 
-use shoal_proto::Message;
-
 use std::time::Duration;
+
+use shoal_proto::Message;
 
 use super::{Action, MIN_UNREQUESTED_REVEALS, Settle, Swarm};
 use crate::PeerKey;
@@ -26,19 +26,26 @@ impl Swarm {
     /// (rare pieces are not tied up with a peer that cannot fetch them); the choker considers
     /// them interested all the same.
     pub(super) fn reveal(&mut self, peer: PeerKey) {
-        if self.superseed.is_none() {
-            return;
+        // Whether a second copy may be shown takes a look at every peer
+        // (`first_copies_out`), so it is asked only when this peer would be shown one.
+        if self.reveal_knowing(peer, None) {
+            let out = self.first_copies_out();
+            self.reveal_knowing(peer, Some(out));
         }
-        let first_copies_out = self.first_copies_out();
+    }
+
+    /// [`Swarm::reveal`], given whether first copies are out if known. Returns true when it
+    /// stopped at a second copy without knowing.
+    fn reveal_knowing(&mut self, peer: PeerKey, first_copies_out: Option<bool>) -> bool {
         let (Some(ss), Some(p)) = (self.superseed.as_mut(), self.peers.get_mut(&peer)) else {
-            return;
+            return false;
         };
         let streamer = super::wanting::is_streamer(p, self.ticks);
         let Some(revealed) = p.revealed.as_mut() else {
-            return;
+            return false;
         };
         if p.am_choking {
-            return;
+            return false;
         }
         let availability = self.picker.availability();
         let recent = p.reveals_announced[0] + p.reveals_announced[1];
@@ -57,7 +64,11 @@ impl Swarm {
             let Some((piece, copies)) = ss.choose(availability, &p.has, revealed) else {
                 break;
             };
-            if copies > 0 && (open > 0 || !first_copies_out) {
+            if copies > 0 && open == 0 && first_copies_out.is_none() {
+                ss.settle(piece);
+                return true;
+            }
+            if copies > 0 && (open > 0 || first_copies_out == Some(false)) {
                 // Every piece left has a copy at a peer or on its way to one: showing it here
                 // would make the seed send it again while pieces it never sent wait behind it.
                 // The peer has reveals to work on, or soon hears of the others from its peers.
@@ -68,6 +79,7 @@ impl Swarm {
             p.reveals_open.push(OpenReveal { piece, requested: false, at: self.ticks, wanted: false });
             self.actions.push_back(Action::Send { peer, msg: Message::Have(piece.get()) });
         }
+        false
     }
 
     /// While seeding initially: whether no peer is fetching the first copy of a piece, so a
@@ -78,8 +90,7 @@ impl Swarm {
     /// 0.6 s after F/u_s; held back, at it). Only first copies asked for within
     /// [`FIRST_COPY_PATIENCE`] ticks hold them back, so a peer that never finishes one does
     /// not hold the others up for good. It looks at every peer's open reveals, so the answer is
-    /// kept until a reveal is first asked for or settled, or for [`FIRST_COPIES_RECHECK`] (a
-    /// piece's first announcement by some other peer is seen within that).
+    /// kept for [`FIRST_COPIES_RECHECK`]: at most ten such looks a second.
     fn first_copies_out(&mut self) -> bool {
         if let Some((at, out)) = self.first_copies_checked
             && self.now.saturating_duration_since(at) < FIRST_COPIES_RECHECK
@@ -135,7 +146,7 @@ impl Swarm {
             p.reveals_announced[0] += 1;
             p.allowed_out.retain(|&allowed| allowed != piece);
         }
-        if matches!(which, Settle::Choked) && p.fast {
+        if matches!(which, Settle::Choked) && fast {
             // A piece it began to ask for stays its own: it may finish it while choked.
             // Without that, the rest of the piece waited for the peer's next unchoke, and the
             // seed's last first copies went out up to 0.7 s late while it sent second copies.
@@ -160,11 +171,7 @@ impl Swarm {
             }
             !settled
         });
-        let settled = before - p.reveals_open.len();
-        if settled > 0 {
-            self.first_copies_checked = None;
-        }
-        settled
+        before - p.reveals_open.len()
     }
 
     /// An unchoked peer left the pieces we showed it alone and is not interested: it wants
