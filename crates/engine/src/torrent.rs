@@ -51,6 +51,11 @@ const IDLE_AFTER: u32 = 6;
 const IDLE_TICK: Duration = Duration::from_secs(300);
 /// Resume data is saved at most this often while pieces are being verified.
 const RESUME_EVERY: Duration = Duration::from_secs(2);
+/// Resume data is also saved once this many bytes were verified since the last save, when no
+/// save is under way. A save `fsync`s what was written, so on a fast download the writes go
+/// to disk as they come instead of all at once when the last piece arrives (at 1 GB/s, 2 s
+/// is 2 GB of dirty pages and the save at completion alone took about 0.6 s for 1 GiB).
+const RESUME_BYTES: u64 = 64 << 20;
 /// Requests we accept in flight from one peer (sent as BEP 10 `reqq`).
 const OUR_REQQ: u32 = 2000;
 /// Connections to one IP address per torrent (loopback excepted: every local test peer and
@@ -224,6 +229,8 @@ struct Actor {
     resume: Arc<ResumeStore>,
     resume_dirty: bool,
     last_resume: Instant,
+    /// Bytes of pieces verified since the last save (see [`RESUME_BYTES`]).
+    verified_since_save: u64,
     /// The periodic resume save in flight, awaited before the last one at shutdown so an
     /// older record never lands after a newer one (or after the owner cleared it).
     saving: Option<tokio::task::JoinHandle<()>>,
@@ -264,7 +271,11 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
     let (peer_tx, peer_rx) = mpsc::channel(PEER_INBOX);
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
     let (disk_tx, disk_rx) = mpsc::unbounded_channel();
-    let inbox = Inbox { peers: PeerSink::new(peer_tx, setup.disk.received()), control: ctl_tx, ssl: setup.ssl.clone() };
+    let inbox = Inbox {
+        peers: PeerSink::new(peer_tx, setup.disk.received(), setup.disk.read_buffers()),
+        control: ctl_tx,
+        ssl: setup.ssl.clone(),
+    };
     let pieces = setup.swarm.layout().piece_count();
     let v2 = setup.v2_checks.and_then(|checks| hashes::V2Hashes::new(&setup.storage, checks));
     let layout = setup.storage.layout();
@@ -294,6 +305,7 @@ pub(crate) fn spawn(setup: Setup) -> Inbox {
         resume: setup.resume,
         resume_dirty: false,
         last_resume: Instant::now(),
+        verified_since_save: 0,
         saving: None,
         status: setup.status,
         max_peers: setup.max_peers,
@@ -657,10 +669,15 @@ impl Actor {
                 if ok {
                     self.verified.insert(piece);
                     self.resume_dirty = true;
+                    self.verified_since_save += u64::from(self.swarm.layout().piece_size(piece));
                 }
                 if !was_complete && self.swarm.is_complete() {
                     self.save_resume();
                     self.publish();
+                } else if self.verified_since_save >= RESUME_BYTES
+                    && self.saving.as_ref().is_none_or(|s| s.is_finished())
+                {
+                    self.save_resume();
                 }
             }
             DiskEvent::Failed(e) => {
@@ -861,6 +878,7 @@ impl Actor {
     fn save_resume(&mut self) {
         self.resume_dirty = false;
         self.last_resume = Instant::now();
+        self.verified_since_save = 0;
         let storage = self.storage.clone();
         let resume = self.resume.clone();
         let have = self.swarm.have().to_bools();
