@@ -105,6 +105,7 @@ pub(crate) struct DiskPool {
     workers: Arc<[std::sync::mpsc::Sender<Batch>]>,
     budget: Arc<Semaphore>,
     received: Arc<Semaphore>,
+    read_buffers: Arc<crate::peer::ReadBuffers>,
     next_id: Arc<AtomicU64>,
 }
 
@@ -122,6 +123,7 @@ impl DiskPool {
             workers: workers.into(),
             budget: Arc::new(Semaphore::new(BUDGET)),
             received: Arc::new(Semaphore::new(RECEIVED_BUDGET)),
+            read_buffers: Arc::default(),
             next_id: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -130,6 +132,11 @@ impl DiskPool {
     /// taken by connection readers and given back once the torrent has the blocks.
     pub(crate) fn received(&self) -> Arc<Semaphore> {
         self.received.clone()
+    }
+
+    /// The session's pool of connection receive buffers (see [`crate::peer::ReadBuffers`]).
+    pub(crate) fn read_buffers(&self) -> Arc<crate::peer::ReadBuffers> {
+        self.read_buffers.clone()
     }
 
     /// A torrent's handle on the pool: its blocks are written to `storage` and its results

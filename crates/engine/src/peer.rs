@@ -25,6 +25,9 @@ use tracing::Instrument;
 use crate::conn::{PeerStream, ReadHalf, WriteHalf};
 use crate::rate_limit::Caps;
 
+mod buffers;
+pub(crate) use buffers::ReadBuffers;
+
 /// The rate caps a connection obeys: its torrent's and the session's.
 #[derive(Clone, Debug)]
 pub(crate) struct Limits {
@@ -42,6 +45,11 @@ const KEEPALIVE: Duration = Duration::from_secs(90);
 pub(crate) const OUT_QUEUE: usize = 4096;
 /// Bytes gathered before the writer flushes to the socket.
 const WRITE_BATCH: usize = 256 * 1024;
+/// Room a reader leaves free after each read: enough for the rest of a `piece` message of a
+/// 16 KiB block.
+const READ_MARGIN: usize = 16 * 1024 + 13;
+/// The least room a reader reads into; below it, it moves on to another buffer.
+const MIN_READ: usize = 32 * 1024;
 
 /// Why a handshake failed.
 #[derive(Debug, thiserror::Error)]
@@ -362,11 +370,12 @@ pub(crate) enum PeerEvent {
 pub(crate) struct PeerSink {
     tx: mpsc::Sender<PeerEvent>,
     received: Arc<Semaphore>,
+    buffers: Arc<ReadBuffers>,
 }
 
 impl PeerSink {
-    pub(crate) fn new(tx: mpsc::Sender<PeerEvent>, received: Arc<Semaphore>) -> Self {
-        Self { tx, received }
+    pub(crate) fn new(tx: mpsc::Sender<PeerEvent>, received: Arc<Semaphore>, buffers: Arc<ReadBuffers>) -> Self {
+        Self { tx, received, buffers }
     }
 
     /// Forwards messages, waiting for room in the budget for the blocks among them; false when
@@ -567,7 +576,9 @@ pub(crate) fn spawn(
 }
 
 async fn read_loop(key: PeerKey, mut read: ReadHalf, inbox: &PeerSink, max_message: u32, limit: &Caps) -> Ended {
-    let mut buf = BytesMut::with_capacity(128 * 1024);
+    let buffers = &inbox.buffers;
+    let mut buf = buffers.take();
+    let mut end = allocation_end(&buf);
     loop {
         // Everything decoded from one read goes to the torrent as one event: one channel
         // operation and at most one wake-up per read instead of per message.
@@ -588,16 +599,37 @@ async fn read_loop(key: PeerKey, mut read: ReadHalf, inbox: &PeerSink, max_messa
         if let Some(reason) = violation {
             return Ended::Violation(reason);
         }
-        if buf.capacity() - buf.len() < 32 * 1024 {
-            buf.reserve(128 * 1024);
+        if buf.capacity() - buf.len() < READ_MARGIN + MIN_READ {
+            if buf.len() + READ_MARGIN + MIN_READ <= buffers::READ_BUFFER {
+                // Move the partial message on to a pooled buffer; the old one goes back to
+                // the pool unless it was replaced by a larger one for a long message.
+                let mut next = buffers.take();
+                next.extend_from_slice(&buf);
+                let old = std::mem::replace(&mut buf, next);
+                if allocation_end(&old) == end {
+                    buffers.give(old);
+                }
+                end = allocation_end(&buf);
+            } else {
+                buf.reserve(buffers::READ_BUFFER);
+            }
         }
-        match tokio::time::timeout(READ_TIMEOUT, read.read_buf(&mut buf)).await {
+        // The read leaves room for the rest of a partly received block, so cutting the
+        // message out never needs a new buffer.
+        let room = buf.capacity() - buf.len() - READ_MARGIN;
+        match tokio::time::timeout(READ_TIMEOUT, read.read_buf(&mut (&mut buf).limit(room))).await {
             Err(_) => return Ended::Closed("no message for three minutes".into()),
             Ok(Err(e)) => return Ended::Closed(format!("receive failed: {e}")),
             Ok(Ok(0)) => return Ended::Closed("closed by peer".into()),
             Ok(Ok(n)) => limit.acquire(n as u64).await,
         }
     }
+}
+
+/// Where a buffer's allocation ends: the same for as long as the buffer is not reallocated
+/// (cutting messages off its front moves its start, not its end).
+fn allocation_end(buf: &BytesMut) -> usize {
+    buf.as_ptr() as usize + buf.capacity()
 }
 
 async fn write_loop(
