@@ -46,8 +46,9 @@ fn thousand_peers_all_complete_with_bounded_efficiency() {
 #[test]
 fn two_hundred_peers_that_upload_as_fast_as_the_seed_pass_pieces_on_at_once() {
     // F / u_s equals N·F / (u_s + Σu_i): every second a leecher's upload waits costs the whole
-    // swarm, so this checks that leechers keep trading (0.898 when written; 0.77 when spare
-    // unchoke slots went to the peers that connected first).
+    // swarm, so this checks that leechers keep trading (0.898 when written, 0.924 since a seed
+    // unchokes 6 peers instead of 4; 0.77 when spare unchoke slots went to the peers that
+    // connected first). The floor is the target for this case.
     let cfg = SimConfig {
         leechers: 200,
         file_size: 32 * 1024 * 1024,
@@ -65,5 +66,5 @@ fn two_hundred_peers_that_upload_as_fast_as_the_seed_pass_pieces_on_at_once() {
         report.all_done, report.t_min, report.leecher_utilization, report.seed_copies
     );
     assert!(report.all_done.is_some(), "every leecher completes");
-    assert!(eta >= 0.85, "eta {eta:.3} fell below the floor");
+    assert!(eta >= 0.9, "eta {eta:.3} fell below the floor");
 }
