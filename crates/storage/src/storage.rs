@@ -373,6 +373,11 @@ impl Storage {
             pool.push(buf);
         }
     }
+
+    /// Frees the reusable verification buffers (after a check: the next one allocates anew).
+    fn drop_buffers(&self) {
+        *self.buffers.lock().unwrap_or_else(PoisonError::into_inner) = Vec::new();
+    }
 }
 
 /// Pass 1 of opening: looks at every path (and the directories leading to it) without
@@ -526,5 +531,22 @@ mod tests {
     fn storage_is_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Storage>();
+    }
+
+    #[test]
+    fn a_check_keeps_no_read_buffer_once_done() {
+        use sha1::{Digest, Sha1};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data: Vec<u8> = (0..4 * 16_384u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.path().join("a.bin"), &data).expect("write");
+        let hashes = data.chunks(16_384).map(|c| Sha1::digest(c).into()).collect();
+        let files = vec![crate::FileSpec { path: vec!["a.bin".into()], length: data.len() as u64, padding: false }];
+        let layout = StorageLayout::new(dir.path().to_owned(), files, 16_384, hashes).expect("layout");
+        let storage = Storage::open(layout, OpenMode::ReadWrite).expect("open");
+        assert_eq!(storage.check_existing(|_| {}).expect("check"), vec![true; 4]);
+        assert!(storage.buffers.lock().expect("lock").is_empty(), "a buffer was kept after the check");
+        // A single piece checked later (a download's piece hashed from disk) may keep one.
+        assert!(storage.verify_piece(PieceIndex::new_unchecked(2)).expect("verify"));
+        assert_eq!(storage.buffers.lock().expect("lock").len(), 1);
     }
 }
