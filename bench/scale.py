@@ -46,6 +46,14 @@ Each client finds the data already in place and checks it before it seeds. Measu
                     all N (libtorrent: all N add_torrent_alerts after re-adding from its resume
                     files, read_resume_data)
   restart seeding s the same start to all N seeding again
+  gets s, RSS gets  Shoal only (--downloads, default 50): with the N torrents seeding after the
+                    restart, the daemon downloads 50 more torrents (2 MiB each, 64 KiB pieces)
+                    from one libtorrent seed (a child process seeding all 50 on 127.0.0.1, no
+                    DHT, LSD, UPnP, NAT-PMP or uTP, no limit on unchoke slots), added over RPC with the seed as `peers`:
+                    seconds from the first add to all 50 seeding, and the highest VmRSS
+                    sampled every 50 ms meanwhile. Each downloaded file is compared with its
+                    original. Transmission cannot be pointed at a peer on 127.0.0.1 and the
+                    libtorrent column is a session in a Python process: n/a for both.
 
 Ratios are other client / Shoal for every column (above 1: Shoal is faster or smaller); n/a when
 Shoal's figure is 0. Everything runs on 127.0.0.1 and no client looks for peers: no trackers in
@@ -55,7 +63,7 @@ and says what it was waiting for when it runs out. Every child process runs in i
 stops them (SIGTERM, then SIGKILL after 10 s) and removes its folder unless --keep.
 
 Usage: bench/scale.py [--torrents 1000[,10000]] [--idle-seconds 30] [--clients shoal,transmission,libtorrent]
-                      [--dir /tmp] [--keep] [--json]
+                      [--downloads 50] [--dir /tmp] [--keep] [--json]
 """
 import argparse
 import base64
@@ -106,6 +114,8 @@ COLUMNS = [
     ("list_p99_ms", "list p99 ms", "{:.1f}"),
     ("restart_listed_s", "restart listed s", "{:.2f}"),
     ("restart_seeding_s", "restart seeding s", "{:.2f}"),
+    ("gets_s", "gets s", "{:.2f}"),
+    ("gets_rss_mib", "RSS gets MiB", "{:.1f}"),
 ]
 QUIET = False  # with --json, progress goes to stderr so stdout holds only the JSON
 
@@ -157,6 +167,30 @@ def make_dataset(root, n):
         info = {"name": name, "length": size, "piece length": PIECE, "pieces": pieces}
         with open(tpath, "wb") as f:
             f.write(bencode({"created by": "shoal bench/scale.py", "info": info}))
+    return paths
+
+
+DL_SIZE, DL_PIECE = 2 * 1024 * 1024, 64 * 1024
+
+
+def make_downloads(root, count):
+    """Writes count files of DL_SIZE under root/dl-data and their torrents under
+    root/dl-torrents; returns the paths of the .torrent files."""
+    data, torrents = os.path.join(root, "dl-data"), os.path.join(root, "dl-torrents")
+    os.makedirs(data, exist_ok=True)
+    os.makedirs(torrents, exist_ok=True)
+    paths = []
+    for i in range(count):
+        name = f"g{i:03d}.bin"
+        body = random.Random(1_000_000 + i).randbytes(DL_SIZE)
+        with open(os.path.join(data, name), "wb") as f:
+            f.write(body)
+        pieces = b"".join(hashlib.sha1(body[o:o + DL_PIECE]).digest() for o in range(0, DL_SIZE, DL_PIECE))
+        info = {"name": name, "length": DL_SIZE, "piece length": DL_PIECE, "pieces": pieces}
+        path = os.path.join(torrents, f"g{i:03d}.torrent")
+        with open(path, "wb") as f:
+            f.write(bencode({"created by": "shoal bench/scale.py", "info": info}))
+        paths.append(path)
     return paths
 
 
@@ -528,12 +562,112 @@ def run_daemon(client, torrents, args, timeout):
         r["restart_seeding_s"] = time.monotonic() - start
         log(f"  {name}: restart: all listed after {r['restart_listed_s']:.2f} s, all seeding after "
             f"{r['restart_seeding_s']:.2f} s")
+        if client.key == "shoal" and args.downloads:
+            r.update(downloads(client, proc, n, args, timeout))
         client.rpc.http.close()
         stop(proc)
         return r
     finally:
         client.rpc.http.close()
         stop(proc)
+
+
+# The libtorrent seed of the downloads phase. argv: torrents folder, data folder, timeout. Prints
+# PORT <port> once every torrent there is seeding, then seeds until its stdin closes.
+LT_SEED = r'''
+import os, socket, sys, time
+import libtorrent as lt
+src, save_path, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+ses = lt.session({
+    "listen_interfaces": "127.0.0.1:0", "outgoing_interfaces": "127.0.0.1",
+    "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+    "enable_outgoing_utp": False, "enable_incoming_utp": False, "enable_ip_notifier": False,
+    "active_seeds": 1000, "active_limit": 1000, "active_checking": 1000, "alert_mask": 0,
+    # Every downloader unchoked at once: its default of 8 slots for the whole session would
+    # serve 8 of the 50 at a time and measure libtorrent's choker.
+    "unchoke_slots_limit": -1,
+})
+names = sorted(x for x in os.listdir(src) if x.endswith(".torrent"))
+for x in names:
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(os.path.join(src, x))
+    atp.save_path = save_path
+    ses.add_torrent(atp)
+deadline = time.monotonic() + timeout
+while len(ses.get_torrent_status(lambda st: st.state == lt.torrent_status.seeding, 0)) < len(names):
+    if time.monotonic() > deadline:
+        print("ERROR not all seeding", flush=True)
+        sys.exit(1)
+    time.sleep(0.1)
+# A torrent reports seeding up to a second before it takes peers (those that connect in between
+# are dropped at the handshake): wait until each answers a handshake on the listening port.
+def answers(info_hash):
+    try:
+        with socket.create_connection(("127.0.0.1", ses.listen_port()), timeout=2) as c:
+            c.sendall(b"\x13BitTorrent protocol" + bytes(8) + info_hash + os.urandom(20))
+            got = b""
+            while len(got) < 68:
+                chunk = c.recv(68 - len(got))
+                if not chunk:
+                    return False
+                got += chunk
+            return got[28:48] == info_hash
+    except OSError:
+        return False
+for h in ses.get_torrents():
+    info_hash = h.info_hashes().v1.to_bytes()
+    while not answers(info_hash):
+        if time.monotonic() > deadline:
+            print("ERROR a torrent takes no peers", flush=True)
+            sys.exit(1)
+        time.sleep(0.1)
+print(f"PORT {ses.listen_port()}", flush=True)
+sys.stdin.read()
+'''
+
+
+def downloads(client, proc, n, args, timeout):
+    """The downloads phase (see the module doc): returns gets_s and gets_rss_mib."""
+    name = f"Shoal N={n}"
+    root = os.path.dirname(client.home)
+    dl_torrents, dl_data = os.path.join(root, "dl-torrents"), os.path.join(root, "dl-data")
+    out = os.path.join(client.home, "gets")
+    os.makedirs(out, exist_ok=True)
+    seed = LtChild(client.home, [dl_torrents, dl_data, timeout], script=LT_SEED, log_name="lt-seed.log")
+    try:
+        _, port = seed.expect("PORT", timeout)
+        paths = sorted(os.path.join(dl_torrents, x) for x in os.listdir(dl_torrents))[:args.downloads]
+        start = time.monotonic()
+        for path in paths:
+            with open(path, "rb") as f:
+                b64 = base64.b64encode(f.read()).decode()
+            client.rpc.call("torrent.add", {"torrent": b64, "download_dir": out, "peers": [f"127.0.0.1:{port}"]},
+                            keep=True)
+        total, peak = n + len(paths), 0.0
+
+        def done(last):
+            nonlocal peak
+            peak = max(peak, proc_status(proc.pid)[1])
+            if proc.poll() is not None:
+                raise BenchError(f"{name} exited with {proc.returncode} while downloading")
+            seeding, listed, others = client.seeding()
+            last.append(f"{seeding} of {total} seeding, {listed} listed; {others}")
+            return True if seeding == total and listed == total else None
+
+        wait_until(f"{name}: {len(paths)} downloads complete", timeout, done, 0.05)
+        gets_s = time.monotonic() - start
+        for path in paths:
+            file = os.path.basename(path).replace(".torrent", ".bin")
+            with open(os.path.join(out, file), "rb") as a, open(os.path.join(dl_data, file), "rb") as b:
+                if a.read() != b.read():
+                    raise BenchError(f"{name}: downloaded {file} differs from the original")
+        log(f"  {name}: {len(paths)} downloads from a libtorrent seed complete and equal to the originals "
+            f"in {gets_s:.2f} s; highest RSS meanwhile {peak:.1f} MiB")
+        return {"gets_s": gets_s, "gets_rss_mib": peak}
+    finally:
+        if seed.proc.poll() is None:
+            seed.proc.stdin.close()
+        stop(seed.proc, timeout=10)
 
 
 # --- libtorrent ---------------------------------------------------------------------------------
@@ -641,9 +775,9 @@ except Exception as e:
 class LtChild:
     """One libtorrent child process; its stdout lines arrive on a queue with the time each came."""
 
-    def __init__(self, home, argv):
-        self.log = os.path.join(home, "child.log")
-        self.proc = spawn([sys.executable, "-c", LT_CHILD, *map(str, argv)], self.log,
+    def __init__(self, home, argv, script=LT_CHILD, log_name="child.log"):
+        self.log = os.path.join(home, log_name)
+        self.proc = spawn([sys.executable, "-c", script, *map(str, argv)], self.log,
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.lines = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -803,6 +937,8 @@ def main():
                     help="libtorrent's active_checking (default 0: N; libtorrent's own default is 1)")
     ap.add_argument("--timeout", type=float, default=0,
                     help="bound on each wait for adding, seeding or a restart (default 300 s + 0.3 s per torrent)")
+    ap.add_argument("--downloads", type=int, default=50,
+                    help="torrents Shoal downloads from a libtorrent seed after its restart (default 50; 0: none)")
     ap.add_argument("--dir", default=None, help="where to make the benchmark's folder (default: /tmp)")
     ap.add_argument("--keep", action="store_true", help="keep the folder (data, torrents, state, logs)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON on stdout (progress on stderr)")
@@ -839,6 +975,8 @@ def main():
         t0 = time.monotonic()
         all_torrents = make_dataset(root, max(sizes))
         log(f"made {max(sizes)} files and torrents in {time.monotonic() - t0:.1f} s")
+        if "shoal" in clients and args.downloads:
+            make_downloads(root, args.downloads)
         data_dir, torrents_dir = os.path.join(root, "data"), os.path.join(root, "torrents")
         results = {}
         for n in sizes:
