@@ -116,6 +116,8 @@ pub(crate) struct Picker {
     layout: Layout,
     /// Number of connected peers (seeds included) having each piece.
     availability: Vec<u32>,
+    /// Pieces whose availability is 0.
+    unheld: usize,
     state: Vec<PieceState>,
     /// Pieces that failed verification at least once.
     suspect: Vec<bool>,
@@ -141,6 +143,7 @@ impl Picker {
         Self {
             layout,
             availability: vec![0; n],
+            unheld: n,
             state,
             suspect: vec![false; n],
             partials: BTreeMap::new(),
@@ -252,12 +255,24 @@ impl Picker {
     }
 
     pub(crate) fn peer_has(&mut self, piece: PieceIndex) {
-        self.availability[piece.idx()] += 1;
+        let a = &mut self.availability[piece.idx()];
+        if *a == 0 {
+            self.unheld -= 1;
+        }
+        *a += 1;
     }
 
     pub(crate) fn peer_lost(&mut self, piece: PieceIndex) {
         let a = &mut self.availability[piece.idx()];
+        if *a == 1 {
+            self.unheld += 1;
+        }
         *a = a.saturating_sub(1);
+    }
+
+    /// Pieces no connected peer has.
+    pub(crate) fn unheld(&self) -> usize {
+        self.unheld
     }
 
     /// Marks a piece wanted or not (file priorities). Only pieces not yet started change.

@@ -1523,6 +1523,25 @@ mod tests {
         assert!(!next.is_empty() && next.iter().all(|p| !shown[0].contains(p)), "{next:?}");
     }
 
+    /// Once every piece is held by some peer, a peer is shown more pieces while it still
+    /// fetches the ones it was shown (second copies are all the seed has left to send; held
+    /// back until it had fetched everything, each peer waited a round trip per few pieces).
+    #[test]
+    fn an_initial_seed_keeps_showing_once_every_piece_is_held() {
+        let now = Instant::now();
+        let layout = Layout::new(16 * 32_768, 32_768).expect("layout");
+        let mut s = Swarm::new(layout, Bitfield::full(16), Config::default(), now);
+        // Peer 2 holds pieces 0-7, peer 3 pieces 8-15: every piece is held.
+        for (key, bits) in [(2, [0xff, 0x00]), (3, [0x00, 0xff])] {
+            s.add_peer(now, PeerKey(key), true);
+            s.handle_message(now, PeerKey(key), Message::Bitfield(Bytes::copy_from_slice(&bits))).expect("bitfield");
+        }
+        drain(&mut s);
+        s.add_peer(now, PeerKey(1), true);
+        let shown = revealed(&drain(&mut s), PeerKey(1));
+        assert!(shown.len() > 1, "a peer is shown one piece at a time once every piece is held: {shown:?}");
+    }
+
     #[test]
     fn an_initial_seed_shows_a_player_the_pieces_it_asks_for_within_bounds() {
         let now = Instant::now();

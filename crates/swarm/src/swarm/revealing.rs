@@ -64,11 +64,18 @@ impl Swarm {
             let Some((piece, copies)) = ss.choose(availability, &p.has, revealed) else {
                 break;
             };
+            // While some piece is still on its way to its first holder, a peer with shown
+            // pieces left to fetch is shown no second copy. Once every piece is held, second
+            // copies are what the seed sends, and a peer is shown more while it fetches: held
+            // back until it had fetched all it was shown, each peer waited a round trip per
+            // few pieces (100 leechers of 8 KiB/s upload drew 13 % of a 32 MiB/s seed, 157 s
+            // instead of 27 s).
+            let first_copies_on_their_way = self.picker.unheld() > 0;
             if copies > 0 && open == 0 && first_copies_out.is_none() {
                 ss.settle(piece);
                 return true;
             }
-            if copies > 0 && (open > 0 || first_copies_out == Some(false)) {
+            if copies > 0 && ((open > 0 && first_copies_on_their_way) || first_copies_out == Some(false)) {
                 // Every piece left has a copy at a peer or on its way to one: showing it here
                 // would make the seed send it again while pieces it never sent wait behind it.
                 // The peer has reveals to work on, or soon hears of the others from its peers.
