@@ -160,14 +160,18 @@ def make_dataset(root, n):
             continue
         rng = random.Random(i)
         size = rng.randrange(MIN_FILE, MAX_FILE + 1)
-        body = i.to_bytes(8, "little") + rng.randbytes(size - 8)
-        with open(os.path.join(data, name), "wb") as f:
-            f.write(body)
-        pieces = b"".join(hashlib.sha1(body[o:o + PIECE]).digest() for o in range(0, size, PIECE))
-        info = {"name": name, "length": size, "piece length": PIECE, "pieces": pieces}
-        with open(tpath, "wb") as f:
-            f.write(bencode({"created by": "shoal bench/scale.py", "info": info}))
+        write_file_and_torrent(data, tpath, name, i.to_bytes(8, "little") + rng.randbytes(size - 8), PIECE)
     return paths
+
+
+def write_file_and_torrent(data_dir, torrent_path, name, body, piece):
+    """Writes body as data_dir/name and a single-file v1 torrent of it (no trackers)."""
+    with open(os.path.join(data_dir, name), "wb") as f:
+        f.write(body)
+    pieces = b"".join(hashlib.sha1(body[o:o + piece]).digest() for o in range(0, len(body), piece))
+    info = {"name": name, "length": len(body), "piece length": piece, "pieces": pieces}
+    with open(torrent_path, "wb") as f:
+        f.write(bencode({"created by": "shoal bench/scale.py", "info": info}))
 
 
 DL_SIZE, DL_PIECE = 2 * 1024 * 1024, 64 * 1024
@@ -181,15 +185,8 @@ def make_downloads(root, count):
     os.makedirs(torrents, exist_ok=True)
     paths = []
     for i in range(count):
-        name = f"g{i:03d}.bin"
-        body = random.Random(1_000_000 + i).randbytes(DL_SIZE)
-        with open(os.path.join(data, name), "wb") as f:
-            f.write(body)
-        pieces = b"".join(hashlib.sha1(body[o:o + DL_PIECE]).digest() for o in range(0, DL_SIZE, DL_PIECE))
-        info = {"name": name, "length": DL_SIZE, "piece length": DL_PIECE, "pieces": pieces}
         path = os.path.join(torrents, f"g{i:03d}.torrent")
-        with open(path, "wb") as f:
-            f.write(bencode({"created by": "shoal bench/scale.py", "info": info}))
+        write_file_and_torrent(data, path, f"g{i:03d}.bin", random.Random(1_000_000 + i).randbytes(DL_SIZE), DL_PIECE)
         paths.append(path)
     return paths
 
