@@ -549,9 +549,7 @@ impl Actor {
                         let _ = to.try_send(listen);
                     }
                     state.wants = ext.id_of(shoal_proto::extension::SHOAL_WANTS);
-                    if state.wants.is_some() {
-                        self.swarm.set_peer_takes_wants(key);
-                    }
+                    self.swarm.peer_extensions(key, state.wants.is_some());
                     if state.listen.is_some_and(|l| self.banned_listen.contains(&l)) {
                         tracing::info!(?addr, listen = ?state.listen, "refusing a banned peer back from another port");
                         return self.close(key);

@@ -51,6 +51,9 @@ pub(crate) struct Peer {
     pub(crate) strikes: u32,
     /// While we seed initially (BEP 16): the pieces we showed the peer we have.
     pub(crate) revealed: Option<Bitfield>,
+    /// While we seed initially, the peer came alone and waits for its extension handshake
+    /// before it is unchoked (see `Swarm::peer_extensions`).
+    pub(crate) awaiting_extensions: bool,
     /// The peer takes `shoal_wants` requests, and whether it was sent the current one.
     pub(crate) takes_wants: bool,
     pub(crate) asked_wants: bool,
@@ -120,6 +123,7 @@ impl Peer {
             backoff: false,
             strikes: 0,
             revealed: None,
+            awaiting_extensions: false,
             takes_wants: false,
             asked_wants: false,
             wants_tick: None,

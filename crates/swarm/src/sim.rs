@@ -182,10 +182,12 @@ struct Node {
     sent_per_second: Vec<f64>,
 }
 
+// `Extensions`: the extension handshake (BEP 10) of `peer` reaches `node`.
 enum Event {
     Deliver { from: usize, to: usize, msg: Message },
     SendDone { node: usize },
     Tick { node: usize },
+    Extensions { node: usize, peer: usize },
     Play,
 }
 
@@ -273,9 +275,8 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         let peers: Vec<usize> = node.links.iter().map(|l| l.to).collect();
         for j in peers {
             node.swarm.add_peer(start, PeerKey(j as u64), true);
-            if cfg.wants {
-                node.swarm.set_peer_takes_wants(PeerKey(j as u64));
-            }
+            // Sent right after the handshake: it arrives one link latency later.
+            queue.push(start + cfg.latency, Event::Extensions { node: i, peer: j });
         }
         // Stagger the ticks so the nodes do not all rechoke at the same instant.
         queue.push(start + Duration::from_micros(i as u64 * 997 % 1_000_000), Event::Tick { node: i });
@@ -343,6 +344,13 @@ pub fn run(cfg: &SimConfig) -> SimReport {
                     sim.act(&mut nodes, from, now);
                 }
                 to
+            }
+            Event::Extensions { node, peer } => {
+                let open = nodes[node].link_of.get(&peer).is_some_and(|&l| nodes[node].links[l].open);
+                if open {
+                    nodes[node].swarm.peer_extensions(PeerKey(peer as u64), cfg.wants);
+                }
+                node
             }
             Event::SendDone { node } => {
                 nodes[node].sending = false;

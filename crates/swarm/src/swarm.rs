@@ -55,7 +55,7 @@ const UNWANTED_TICKS: u64 = 3;
 /// The peer wants data from us: it said so, or, while we seed initially and hide our pieces,
 /// it lacks any.
 fn wants_us(p: &Peer, superseed: bool) -> bool {
-    p.peer_interested || (superseed && !p.has.is_full())
+    !p.awaiting_extensions && (p.peer_interested || (superseed && !p.has.is_full()))
 }
 
 /// A block queued at another peer is taken over only when that peer has at least this many
@@ -428,6 +428,7 @@ impl Swarm {
         let mut state = Peer::new(now, self.layout.piece_count(), fast);
         if self.superseed.is_some() {
             state.revealed = Some(Bitfield::new(self.layout.piece_count()));
+            state.awaiting_extensions = self.peers.is_empty();
         }
         self.peers.insert(peer, state);
         let msg = if self.superseed.is_some() {
@@ -834,6 +835,11 @@ impl Swarm {
         self.up.update(now);
         self.adapt_slots();
         if self.superseed.is_some() && self.peers.len() == 1 {
+            // A lone peer whose extension handshake never came is taken as one that cannot
+            // ask for pieces.
+            if let Some((&key, _)) = self.peers.iter().find(|(_, p)| p.awaiting_extensions) {
+                self.peer_extensions(key, false);
+            }
             self.reveal_to_lone_peer();
         }
         self.count_streamers();
@@ -909,6 +915,13 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// A Shoal peer connects, and its extension handshake (which takes `shoal_wants`) comes
+    /// at once: a peer that comes alone to an initial seed waits for it to be unchoked.
+    fn join(s: &mut Swarm, now: Instant, key: u64) {
+        s.add_peer(now, PeerKey(key), true);
+        s.peer_extensions(PeerKey(key), true);
     }
 
     fn revealed(actions: &[Action], to: PeerKey) -> Vec<u32> {
@@ -1475,7 +1488,7 @@ mod tests {
         let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
         let mut s = Swarm::new(layout, Bitfield::full(64), four_seed_slots(), now);
         for key in 1..=5 {
-            s.add_peer(now, PeerKey(key), true);
+            join(&mut s, now, key);
         }
         let actions = drain(&mut s);
         assert_eq!(actions[0], Action::Send { peer: PeerKey(1), msg: Message::HaveNone }, "the seed hides its pieces");
@@ -1504,7 +1517,7 @@ mod tests {
         let layout = Layout::new(12 * 32_768, 32_768).expect("layout");
         let mut s = Swarm::new(layout, Bitfield::full(12), Config::default(), now);
         for key in 1..=2 {
-            s.add_peer(now, PeerKey(key), true);
+            join(&mut s, now, key);
         }
         let actions = drain(&mut s);
         let shown: Vec<Vec<u32>> = (1..=2).map(|key| revealed(&actions, PeerKey(key))).collect();
@@ -1550,7 +1563,7 @@ mod tests {
         let layout = Layout::new(64 << 20, 1 << 20).expect("layout");
         let mut s = Swarm::new(layout, Bitfield::full(64), four_seed_slots(), now);
         for key in 1..=5 {
-            s.add_peer(now, PeerKey(key), true);
+            join(&mut s, now, key);
         }
         let first = revealed(&drain(&mut s), PeerKey(1));
         // Peer 1 plays the file from its start: it names pieces it was not shown, one twice,
@@ -1590,7 +1603,7 @@ mod tests {
         let mut s = Swarm::new(layout, Bitfield::new(64), Config::default(), now);
         s.add_peer(now, PeerKey(1), true);
         s.add_peer(now, PeerKey(2), true);
-        s.set_peer_takes_wants(PeerKey(1));
+        s.peer_extensions(PeerKey(1), true);
         s.handle_message(now, PeerKey(2), Message::Have(0)).expect("have");
         drain(&mut s);
         let urgent = |p: u32| crate::stream::Urgent {
@@ -1615,6 +1628,7 @@ mod tests {
         let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
         let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
         s.add_peer(now, PeerKey(1), true);
+        s.peer_extensions(PeerKey(1), true);
         let first = revealed(&drain(&mut s), PeerKey(1));
         assert_eq!(first.len(), 8);
         // The peer downloads only some files: it never gets interested in what it was shown.
@@ -1631,6 +1645,9 @@ mod tests {
         let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
         let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
         s.add_peer(now, PeerKey(1), true);
+        assert!(revealed(&drain(&mut s), PeerKey(1)).is_empty(), "nothing before its extensions are known");
+        // A Shoal peer can name the pieces it needs (`shoal_wants`): a few until the first tick.
+        s.peer_extensions(PeerKey(1), true);
         let first = revealed(&drain(&mut s), PeerKey(1));
         assert_eq!(first.len(), 8, "a few pieces until the first tick");
         s.tick(now + Duration::from_millis(500));
@@ -1646,13 +1663,36 @@ mod tests {
     }
 
     #[test]
+    fn an_initial_seed_shows_a_lone_peer_that_cannot_ask_for_pieces_everything_at_its_handshake() {
+        let now = Instant::now();
+        let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
+        let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
+        s.add_peer(now, PeerKey(1), true);
+        assert!(revealed(&drain(&mut s), PeerKey(1)).is_empty());
+        // Its extension handshake says nothing of `shoal_wants` (rqbit, libtorrent): every
+        // piece at once, the head of the file first, before it queues requests.
+        s.peer_extensions(PeerKey(1), false);
+        let actions = drain(&mut s);
+        assert_eq!(revealed(&actions, PeerKey(1)), (0..64).collect::<Vec<u32>>());
+        // Then the unchoke: a client that looks for pieces at the unchoke sees them all.
+        let unchoke = position(&actions, |a| matches!(a, Action::Send { msg: Message::Unchoke, .. }));
+        assert_eq!(unchoke, actions.len() - 1, "{actions:?}");
+        // The same peer among others is shown a few pieces, rarest first.
+        let mut two = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
+        two.add_peer(now, PeerKey(2), true);
+        two.add_peer(now, PeerKey(1), true);
+        two.peer_extensions(PeerKey(1), false);
+        assert_eq!(revealed(&drain(&mut two), PeerKey(1)).len(), 8);
+    }
+
+    #[test]
     fn r_silent_peers_do_not_keep_an_initial_seeds_unchoke_slots() {
         let now = Instant::now();
         let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
         let mut s = Swarm::new(layout, Bitfield::full(64), four_seed_slots(), now);
         // Four peers that connect and then say nothing take the four slots first.
         for key in 1..=4 {
-            s.add_peer(now, PeerKey(key), true);
+            join(&mut s, now, key);
         }
         s.add_peer(now, PeerKey(5), true);
         let unchoked =
@@ -1849,9 +1889,12 @@ mod tests {
         let now = Instant::now();
         let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
         let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
+        // Among other peers (a lone one is shown everything once its extensions are known).
         // rTorrent does not speak the fast extension: no `have none`, straight to the pieces.
+        s.add_peer(now, PeerKey(9), true);
         s.add_peer(now, PeerKey(1), false);
-        let actions = drain(&mut s);
+        let actions: Vec<Action> =
+            drain(&mut s).into_iter().filter(|a| matches!(a, Action::Send { peer: PeerKey(1), .. })).collect();
         let first_have = position(&actions, |a| matches!(a, Action::Send { msg: Message::Have(_), .. }));
         let unchoke = position(&actions, |a| matches!(a, Action::Send { msg: Message::Unchoke, .. }));
         assert!(first_have < unchoke && unchoke != usize::MAX, "{actions:?}");
@@ -1862,6 +1905,7 @@ mod tests {
         let now = Instant::now();
         let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
         let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
+        s.add_peer(now, PeerKey(9), true);
         s.add_peer(now, PeerKey(1), false);
         let mut shown = revealed(&drain(&mut s), PeerKey(1));
         assert!(!shown.is_empty());
@@ -1901,7 +1945,7 @@ mod tests {
         // Four peers are unchoked and shown pieces; each asks for the first block of one.
         let mut begun = Vec::new();
         for key in 1..=4 {
-            s.add_peer(now, PeerKey(key), true);
+            join(&mut s, now, key);
             s.handle_message(now, PeerKey(key), Message::HaveNone).expect("have none");
             s.handle_message(now, PeerKey(key), Message::Interested).expect("interested");
         }
@@ -1921,7 +1965,7 @@ mod tests {
             }
         }
         for key in 5..=12 {
-            s.add_peer(now, PeerKey(key), true);
+            join(&mut s, now, key);
             s.handle_message(now, PeerKey(key), Message::HaveNone).expect("have none");
             s.handle_message(now, PeerKey(key), Message::Interested).expect("interested");
         }
@@ -1970,6 +2014,7 @@ mod tests {
         let layout = Layout::new(4 * 32_768, 32_768).expect("layout");
         let mut s = Swarm::new(layout, Bitfield::full(4), Config::default(), now);
         s.add_peer(now, PeerKey(1), true);
+        s.peer_extensions(PeerKey(1), true);
         s.handle_message(now, PeerKey(1), Message::HaveNone).expect("have none");
         let first = revealed(&drain(&mut s), PeerKey(1));
         assert_eq!(first.len(), 4, "every piece is new: all go to the first peer");

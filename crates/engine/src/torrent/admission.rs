@@ -166,6 +166,9 @@ impl Actor {
             },
         );
         self.swarm.add_peer(now, key, fast);
+        if !extensions {
+            self.swarm.peer_extensions(key, false);
+        }
         // The bitfield queued by add_peer must be the first message (BEP 6), so dispatch it
         // before the extension handshake.
         self.dispatch();

@@ -114,15 +114,26 @@ impl Swarm {
         !fetching
     }
 
-    /// While seeding initially with a single peer connected, shows it every piece: there is
-    /// nobody to pass pieces on to, so hiding them gains nothing, and the peer then picks its
-    /// own order (a player reading the file as it arrives needs that). Peers that come later
-    /// are shown pieces a few at a time as usual.
+    /// While seeding initially with a single peer connected and unchoked (checked at each
+    /// tick), shows it every piece: there is nobody to pass pieces on to, so hiding them gains
+    /// nothing, and the peer then picks its own order (a player reading the file as it arrives
+    /// needs that). Peers that come later are shown pieces a few at a time as usual. A peer
+    /// that comes alone and cannot ask for hidden pieces is shown everything before its
+    /// unchoke ([`Swarm::peer_extensions`]): shown a few rare pieces first, a streaming client
+    /// (rqbit 9.1) queued requests for them ahead of the head of the file it plays and asked
+    /// for nothing more for 5 s.
     pub(super) fn reveal_to_lone_peer(&mut self) {
-        let Some((&peer, p)) = self.peers.iter_mut().next() else { return };
-        if p.am_choking {
-            return;
+        if let Some((&peer, p)) = self.peers.iter().next()
+            && !p.am_choking
+        {
+            self.show_everything(peer);
         }
+    }
+
+    /// Shows the peer every piece it was not shown yet, in order; it is no longer shown
+    /// pieces a few at a time.
+    pub(super) fn show_everything(&mut self, peer: PeerKey) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
         let Some(revealed) = p.revealed.take() else { return };
         for piece in self.layout.pieces().filter(|&piece| !revealed.get(piece) && !p.has.get(piece)) {
             self.actions.push_back(Action::Send { peer, msg: Message::Have(piece.get()) });

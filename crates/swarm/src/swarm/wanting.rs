@@ -32,12 +32,26 @@ const MIN_OPEN_WANTED: usize = 16;
 const WANTS_REPEAT: Duration = Duration::from_secs(2);
 
 impl Swarm {
-    /// The peer takes `shoal_wants` requests (it said so in its extension handshake).
-    pub fn set_peer_takes_wants(&mut self, peer: PeerKey) {
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.takes_wants = true;
+    /// What the peer's extension handshake (BEP 10) said: whether it takes `shoal_wants`
+    /// requests. Called once it came, or at once (`false`) for a peer that does not speak
+    /// BEP 10. While seeding initially, a peer that came alone is unchoked only then: one
+    /// that cannot name the pieces it needs is first shown them all (a lone peer has nobody to
+    /// pass pieces on to, so hiding them gains nothing), one that can is shown a few as usual.
+    pub fn peer_extensions(&mut self, peer: PeerKey, takes_wants: bool) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        p.takes_wants |= takes_wants;
+        if std::mem::take(&mut p.awaiting_extensions) {
+            if self.peers.len() == 1 && !takes_wants {
+                self.show_everything(peer);
+            }
+            // Pieces shown first, then the unchoke: a client that looks for pieces to ask
+            // for at the unchoke (rqbit 9.1) asked for the one shown by then and for nothing
+            // more for 5 s.
+            self.fill_unchoke_slots();
         }
-        self.ask_for_hidden(None);
+        if takes_wants {
+            self.ask_for_hidden(None);
+        }
     }
 
     /// Names the next pieces readers wait for (not yet received) to the peers that take
