@@ -10,9 +10,9 @@ default). The bitrate used for the caps is the whole file's: size * 8 / duration
 torrent per video, made by `shoal create` (`drivers/lt_client.py create` if Shoal is missing),
 is used by every client.
 
-Swarm cases (seeds are drivers/lt_client.py, libtorrent 2.1 on 127.0.0.1, TCP only, no DHT,
-LSD, UPnP or NAT-PMP, the torrent's upload limit set; with --seeds shoal, `shoal get TORRENT
---seed --upload-limit CAP` on a hard link of the video, no DHT, LSD or trackers):
+Swarm cases (seeds are `shoal get TORRENT --seed --upload-limit CAP` on a hard link of the
+video, no DHT, LSD or trackers; with --seeds libtorrent, drivers/lt_client.py, libtorrent 2.1
+on 127.0.0.1, TCP only, no DHT, LSD, UPnP or NAT-PMP, the torrent's upload limit set):
   1x1.5   one seed capped at 1.5x the bitrate
   4x0.5   four seeds each capped at 0.5x (2x in all)
 Fresh seeds are started for every session (below), so none inherits another's peer state.
@@ -73,16 +73,20 @@ Everything runs on 127.0.0.1; every wait is bounded (--timeout, 60 s, for a firs
 seek); every child runs in its own session, is SIGKILLed if this script dies, and is stopped
 (SIGTERM, then SIGKILL after 10 s) on any exit. Child output is kept in --work/logs.
 
-The seeds are libtorrent's by default. libtorrent hands out upload quota once per
-tick_interval, 500 ms by default; at that default every P2P client's figures move in steps of
-about 0.5 s (even a seed's handshake waits for its next tick) while the http floor's bucket is
-smooth. The seeds here run with tick_interval 100 ms (--seed-tick-ms; libtorrent's
-documentation: "around 100 means higher resolution bandwidth quota distribution"); even so a
-capped libtorrent seed sends every message, the handshake included, at its next tick and its
-first second at about 80 kB/s of data, which bounds every client's first frame (about 1.2 s
-for the ~100 kB mpv reads before its first frame of the 1 Mbit/s files). --seeds shoal runs
-the same swarm with Shoal seeds (a token bucket with a burst of a tenth of a second), whose
-start is as prompt as the floor's; --seed-tick-ms 500 measures against libtorrent's default.
+The seeds are Shoal's by default because a seed's first second bounds every client's first
+frame, and of the seeds at hand only Shoal's sends at its cap from the start, as the http floor
+does (bench/seed_start.py: a plain peer asking for the file's first 100 kB in order from a seed
+capped at 202 kB/s has them after 0.47 s from Shoal, 1.38 s from libtorrent, 2.03 s from aria2;
+0.41 s from the http floor's bucket). A Shoal seed treats every client alike here: one that
+comes alone (each session has one streamer) is shown every piece, head first, before it is
+unchoked, whatever client it is. --seeds libtorrent runs the same swarm with libtorrent seeds.
+libtorrent hands out upload quota once per tick_interval, 500 ms by default; at that default
+every P2P client's figures move in steps of about 0.5 s (even a seed's handshake waits for its
+next tick) while the http floor's bucket is smooth, so its seeds here run with tick_interval
+100 ms (--seed-tick-ms; libtorrent's documentation: "around 100 means higher resolution
+bandwidth quota distribution"); even so a capped libtorrent seed sends its first second at
+about 80 kB/s of data, which bounds every client's first frame (about 1.2 s for the ~100 kB
+mpv reads before its first frame of the 1 Mbit/s files).
 
 Usage: bench/stream.py                    # 1 Mbit/s, faststart and index-at-end, 1 seed at 1.5x (~25 min)
        bench/stream.py --full             # also 4 Mbit/s and 4 seeds at 0.5x (8 combinations, ~1.7 h)
@@ -90,7 +94,7 @@ Usage: bench/stream.py                    # 1 Mbit/s, faststart and index-at-end
        bench/stream.py --make-videos      # only make (or check) the test videos and torrents
        bench/stream.py --json             # the same, with one JSON object on stdout
 Options: --runs 3 --play-seconds 30 --seeks 75,25,90 --after-seek 2 --timeout 60 --work DIR
-         --rqbit PATH --seeds libtorrent|shoal --seed-tick-ms 100 --keep (keep the download folders)
+         --rqbit PATH --seeds shoal|libtorrent --seed-tick-ms 100 --keep (keep the download folders)
 
 Tools: apt-get install -y --no-install-recommends mpv ffmpeg; pip install libtorrent==2.1.1;
 cargo install rqbit --version 9.1.0 --locked --root /tmp/rqbit-9.1.0.
@@ -740,8 +744,8 @@ def parse_args():
     ap.add_argument("--timeout", type=float, default=60.0, help="bound on a first frame or a seek")
     ap.add_argument("--work", default="/tmp/shoal-stream-bench")
     ap.add_argument("--rqbit", default=None, metavar="PATH")
-    ap.add_argument("--seeds", choices=["libtorrent", "shoal"], default="libtorrent",
-                    help="the seeds' client (libtorrent; shoal: `shoal get --seed` of the same torrent)")
+    ap.add_argument("--seeds", choices=["shoal", "libtorrent"], default="shoal",
+                    help="the seeds' client (shoal: `shoal get --seed` of the same torrent; libtorrent)")
     ap.add_argument("--seed-tick-ms", type=int, default=100, metavar="MS",
                     help="the seeds' tick_interval: how often they hand out upload quota (100; "
                          "libtorrent's default is 500)")

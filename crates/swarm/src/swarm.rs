@@ -425,10 +425,16 @@ impl Swarm {
 
     /// A peer finished its handshake. `fast` is true when both sides set the BEP 6 bit.
     pub fn add_peer(&mut self, now: Instant, peer: PeerKey, fast: bool) {
+        self.now = self.now.max(now);
         let mut state = Peer::new(now, self.layout.piece_count(), fast);
         if self.superseed.is_some() {
             state.revealed = Some(Bitfield::new(self.layout.piece_count()));
+            // Alone, it waits for its extension handshake (`peer_extensions`); a peer that
+            // waits for its handshake is no longer alone, so it waits no more.
             state.awaiting_extensions = self.peers.is_empty();
+            for other in self.peers.values_mut() {
+                other.awaiting_extensions = false;
+            }
         }
         self.peers.insert(peer, state);
         let msg = if self.superseed.is_some() {
@@ -917,11 +923,10 @@ mod tests {
             .collect()
     }
 
-    /// A Shoal peer connects, and its extension handshake (which takes `shoal_wants`) comes
-    /// at once: a peer that comes alone to an initial seed waits for it to be unchoked.
-    fn join(s: &mut Swarm, now: Instant, key: u64) {
-        s.add_peer(now, PeerKey(key), true);
-        s.peer_extensions(PeerKey(key), true);
+    /// A second peer comes before the first one's extension handshake: neither is alone, so
+    /// an initial seed shows them pieces a few at a time (the first one first).
+    fn another_peer(s: &mut Swarm, now: Instant) {
+        s.add_peer(now, PeerKey(99), true);
     }
 
     fn revealed(actions: &[Action], to: PeerKey) -> Vec<u32> {
@@ -1488,7 +1493,7 @@ mod tests {
         let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
         let mut s = Swarm::new(layout, Bitfield::full(64), four_seed_slots(), now);
         for key in 1..=5 {
-            join(&mut s, now, key);
+            s.add_peer(now, PeerKey(key), true);
         }
         let actions = drain(&mut s);
         assert_eq!(actions[0], Action::Send { peer: PeerKey(1), msg: Message::HaveNone }, "the seed hides its pieces");
@@ -1517,7 +1522,7 @@ mod tests {
         let layout = Layout::new(12 * 32_768, 32_768).expect("layout");
         let mut s = Swarm::new(layout, Bitfield::full(12), Config::default(), now);
         for key in 1..=2 {
-            join(&mut s, now, key);
+            s.add_peer(now, PeerKey(key), true);
         }
         let actions = drain(&mut s);
         let shown: Vec<Vec<u32>> = (1..=2).map(|key| revealed(&actions, PeerKey(key))).collect();
@@ -1563,7 +1568,7 @@ mod tests {
         let layout = Layout::new(64 << 20, 1 << 20).expect("layout");
         let mut s = Swarm::new(layout, Bitfield::full(64), four_seed_slots(), now);
         for key in 1..=5 {
-            join(&mut s, now, key);
+            s.add_peer(now, PeerKey(key), true);
         }
         let first = revealed(&drain(&mut s), PeerKey(1));
         // Peer 1 plays the file from its start: it names pieces it was not shown, one twice,
@@ -1628,7 +1633,7 @@ mod tests {
         let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
         let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
         s.add_peer(now, PeerKey(1), true);
-        s.peer_extensions(PeerKey(1), true);
+        another_peer(&mut s, now);
         let first = revealed(&drain(&mut s), PeerKey(1));
         assert_eq!(first.len(), 8);
         // The peer downloads only some files: it never gets interested in what it was shown.
@@ -1640,49 +1645,40 @@ mod tests {
     }
 
     #[test]
-    fn an_initial_seed_shows_a_lone_peer_everything_at_its_first_tick() {
+    fn an_initial_seed_shows_a_lone_peer_everything_before_its_unchoke() {
         let now = Instant::now();
         let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
+        for takes_wants in [false, true] {
+            let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
+            s.add_peer(now, PeerKey(1), true);
+            let actions = drain(&mut s);
+            assert!(revealed(&actions, PeerKey(1)).is_empty(), "nothing before its extension handshake");
+            assert!(!actions.iter().any(|a| matches!(a, Action::Send { msg: Message::Unchoke, .. })));
+            // Still alone when its handshake comes: every piece, the head of the file first,
+            // then the unchoke (a client that looks for pieces at the unchoke sees them all).
+            s.peer_extensions(PeerKey(1), takes_wants);
+            let actions = drain(&mut s);
+            assert_eq!(revealed(&actions, PeerKey(1)), (0..64).collect::<Vec<u32>>(), "{actions:?}");
+            let unchoke = position(&actions, |a| matches!(a, Action::Send { msg: Message::Unchoke, .. }));
+            assert_eq!(unchoke, actions.len() - 1, "{actions:?}");
+        }
+        // A handshake that never comes: every piece at the first tick.
         let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
         s.add_peer(now, PeerKey(1), true);
-        assert!(revealed(&drain(&mut s), PeerKey(1)).is_empty(), "nothing before its extensions are known");
-        // A Shoal peer can name the pieces it needs (`shoal_wants`): a few until the first tick.
-        s.peer_extensions(PeerKey(1), true);
-        let first = revealed(&drain(&mut s), PeerKey(1));
-        assert_eq!(first.len(), 8, "a few pieces until the first tick");
+        drain(&mut s);
         s.tick(now + Duration::from_millis(500));
-        let rest = revealed(&drain(&mut s), PeerKey(1));
-        assert_eq!(first.len() + rest.len(), 64, "alone, it is shown every piece: {rest:?}");
-        // With a second peer, pieces are shown a few at a time again.
+        assert_eq!(revealed(&drain(&mut s), PeerKey(1)).len(), 64);
+        // Two peers that come together (the second before the first's handshake) are shown a
+        // few pieces each, the first as soon as the second comes.
         let mut two = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
         two.add_peer(now, PeerKey(1), true);
         two.add_peer(now, PeerKey(2), true);
-        drain(&mut two);
+        two.peer_extensions(PeerKey(1), false);
+        two.peer_extensions(PeerKey(2), false);
+        let actions = drain(&mut two);
+        assert_eq!((revealed(&actions, PeerKey(1)).len(), revealed(&actions, PeerKey(2)).len()), (8, 8));
         two.tick(now + Duration::from_millis(500));
         assert!(revealed(&drain(&mut two), PeerKey(1)).len() < 56);
-    }
-
-    #[test]
-    fn an_initial_seed_shows_a_lone_peer_that_cannot_ask_for_pieces_everything_at_its_handshake() {
-        let now = Instant::now();
-        let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
-        let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
-        s.add_peer(now, PeerKey(1), true);
-        assert!(revealed(&drain(&mut s), PeerKey(1)).is_empty());
-        // Its extension handshake says nothing of `shoal_wants` (rqbit, libtorrent): every
-        // piece at once, the head of the file first, before it queues requests.
-        s.peer_extensions(PeerKey(1), false);
-        let actions = drain(&mut s);
-        assert_eq!(revealed(&actions, PeerKey(1)), (0..64).collect::<Vec<u32>>());
-        // Then the unchoke: a client that looks for pieces at the unchoke sees them all.
-        let unchoke = position(&actions, |a| matches!(a, Action::Send { msg: Message::Unchoke, .. }));
-        assert_eq!(unchoke, actions.len() - 1, "{actions:?}");
-        // The same peer among others is shown a few pieces, rarest first.
-        let mut two = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
-        two.add_peer(now, PeerKey(2), true);
-        two.add_peer(now, PeerKey(1), true);
-        two.peer_extensions(PeerKey(1), false);
-        assert_eq!(revealed(&drain(&mut two), PeerKey(1)).len(), 8);
     }
 
     #[test]
@@ -1692,7 +1688,7 @@ mod tests {
         let mut s = Swarm::new(layout, Bitfield::full(64), four_seed_slots(), now);
         // Four peers that connect and then say nothing take the four slots first.
         for key in 1..=4 {
-            join(&mut s, now, key);
+            s.add_peer(now, PeerKey(key), true);
         }
         s.add_peer(now, PeerKey(5), true);
         let unchoked =
@@ -1889,10 +1885,10 @@ mod tests {
         let now = Instant::now();
         let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
         let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
-        // Among other peers (a lone one is shown everything once its extensions are known).
+        // Not alone (a lone peer is shown everything).
         // rTorrent does not speak the fast extension: no `have none`, straight to the pieces.
-        s.add_peer(now, PeerKey(9), true);
         s.add_peer(now, PeerKey(1), false);
+        another_peer(&mut s, now);
         let actions: Vec<Action> =
             drain(&mut s).into_iter().filter(|a| matches!(a, Action::Send { peer: PeerKey(1), .. })).collect();
         let first_have = position(&actions, |a| matches!(a, Action::Send { msg: Message::Have(_), .. }));
@@ -1905,8 +1901,8 @@ mod tests {
         let now = Instant::now();
         let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
         let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
-        s.add_peer(now, PeerKey(9), true);
         s.add_peer(now, PeerKey(1), false);
+        another_peer(&mut s, now);
         let mut shown = revealed(&drain(&mut s), PeerKey(1));
         assert!(!shown.is_empty());
         s.handle_message(now, PeerKey(1), Message::Interested).expect("interested");
@@ -1945,7 +1941,7 @@ mod tests {
         // Four peers are unchoked and shown pieces; each asks for the first block of one.
         let mut begun = Vec::new();
         for key in 1..=4 {
-            join(&mut s, now, key);
+            s.add_peer(now, PeerKey(key), true);
             s.handle_message(now, PeerKey(key), Message::HaveNone).expect("have none");
             s.handle_message(now, PeerKey(key), Message::Interested).expect("interested");
         }
@@ -1965,7 +1961,7 @@ mod tests {
             }
         }
         for key in 5..=12 {
-            join(&mut s, now, key);
+            s.add_peer(now, PeerKey(key), true);
             s.handle_message(now, PeerKey(key), Message::HaveNone).expect("have none");
             s.handle_message(now, PeerKey(key), Message::Interested).expect("interested");
         }
@@ -2014,18 +2010,21 @@ mod tests {
         let layout = Layout::new(4 * 32_768, 32_768).expect("layout");
         let mut s = Swarm::new(layout, Bitfield::full(4), Config::default(), now);
         s.add_peer(now, PeerKey(1), true);
-        s.peer_extensions(PeerKey(1), true);
+        another_peer(&mut s, now);
         s.handle_message(now, PeerKey(1), Message::HaveNone).expect("have none");
         let first = revealed(&drain(&mut s), PeerKey(1));
         assert_eq!(first.len(), 4, "every piece is new: all go to the first peer");
+        s.remove_peer(PeerKey(99));
         s.handle_message(now, PeerKey(1), Message::Request { index: first[0], begin: 0, length: 16_384 })
             .expect("request");
         // A second peer comes while the first fetches: every piece left would be a second
         // copy, which would share the seed's upload with the first copy on its way.
-        s.add_peer(now, PeerKey(2), true);
-        s.handle_message(now, PeerKey(2), Message::HaveNone).expect("have none");
-        s.handle_message(now, PeerKey(2), Message::Interested).expect("interested");
-        assert!(revealed(&drain(&mut s), PeerKey(2)).is_empty(), "no second copy yet");
+        let soon = now + Duration::from_millis(200);
+        s.add_peer(soon, PeerKey(2), true);
+        s.handle_message(soon, PeerKey(2), Message::HaveNone).expect("have none");
+        s.handle_message(soon, PeerKey(2), Message::Interested).expect("interested");
+        let shown2 = drain(&mut s);
+        assert!(revealed(&shown2, PeerKey(2)).is_empty(), "no second copy yet: {shown2:?}");
         // The first copy is out (announced) and the other pieces shown are not asked for:
         // the second peer is shown one, so it never runs dry.
         let later = now + Duration::from_millis(500);

@@ -118,10 +118,9 @@ impl Swarm {
     /// tick), shows it every piece: there is nobody to pass pieces on to, so hiding them gains
     /// nothing, and the peer then picks its own order (a player reading the file as it arrives
     /// needs that). Peers that come later are shown pieces a few at a time as usual. A peer
-    /// that comes alone and cannot ask for hidden pieces is shown everything before its
-    /// unchoke ([`Swarm::peer_extensions`]): shown a few rare pieces first, a streaming client
-    /// (rqbit 9.1) queued requests for them ahead of the head of the file it plays and asked
-    /// for nothing more for 5 s.
+    /// that comes alone is shown everything before its unchoke ([`Swarm::peer_extensions`]):
+    /// shown a few rare pieces first, a streaming client (rqbit 9.1) queued requests for them
+    /// ahead of the head of the file it plays and asked for nothing more for 5 s.
     pub(super) fn reveal_to_lone_peer(&mut self) {
         if let Some((&peer, p)) = self.peers.iter().next()
             && !p.am_choking

@@ -34,14 +34,16 @@ const WANTS_REPEAT: Duration = Duration::from_secs(2);
 impl Swarm {
     /// What the peer's extension handshake (BEP 10) said: whether it takes `shoal_wants`
     /// requests. Called once it came, or at once (`false`) for a peer that does not speak
-    /// BEP 10. While seeding initially, a peer that came alone is unchoked only then: one
-    /// that cannot name the pieces it needs is first shown them all (a lone peer has nobody to
-    /// pass pieces on to, so hiding them gains nothing), one that can is shown a few as usual.
+    /// BEP 10. While seeding initially, a peer that came alone is unchoked only then, and
+    /// first shown every piece if it is still alone: a lone peer has nobody to pass pieces on
+    /// to, so hiding them gains nothing, and it picks its own order (a player, the head of its
+    /// file). Peers that come in a crowd are no longer alone when their handshakes arrive,
+    /// and are shown pieces a few at a time.
     pub fn peer_extensions(&mut self, peer: PeerKey, takes_wants: bool) {
         let Some(p) = self.peers.get_mut(&peer) else { return };
         p.takes_wants |= takes_wants;
         if std::mem::take(&mut p.awaiting_extensions) {
-            if self.peers.len() == 1 && !takes_wants {
+            if self.peers.len() == 1 {
                 self.show_everything(peer);
             }
             // Pieces shown first, then the unchoke: a client that looks for pieces to ask
