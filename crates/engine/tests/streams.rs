@@ -113,6 +113,15 @@ async fn a_capped_seed_shows_a_player_the_pieces_it_asks_for_ahead_of_queued_blo
     let seeding = add(&seed, &meta, dir.path(), vec![]).await;
     seeding.set_limits(Some(32 * 1024), None);
 
+    // Another peer came first (a lone peer is shown every piece): the seed's first message to
+    // it (`have none`) says it counts it.
+    let mut other = tokio::net::TcpStream::connect(seed.listen_addr()).await.expect("connect");
+    let hs = Handshake::new(meta.info_hash, PeerId(*b"-XX0000-streamtest01"));
+    other.write_all(&hs.encode()).await.expect("handshake");
+    let mut theirs = [0u8; Handshake::LEN];
+    other.read_exact(&mut theirs).await.expect("handshake back");
+    assert_eq!(next_message(&mut other, &mut bytes::BytesMut::new()).await, Message::HaveNone);
+
     let mut sock = tokio::net::TcpStream::connect(seed.listen_addr()).await.expect("connect");
     let hs = Handshake::new(meta.info_hash, PeerId(*b"-XX0000-streamtest00"));
     sock.write_all(&hs.encode()).await.expect("handshake");
