@@ -2,8 +2,9 @@
 //! XML-RPC socket through `drivers/rtorrent_client.py`), all on 127.0.0.1:
 //!
 //! - rTorrent downloads from a fresh `shoal share`, five times, each time from a new seed (so
-//!   Shoal is initial seeding: it reveals pieces a few at a time with `have`s) and a new
-//!   rtorrent. rTorrent's encryption is `allow_incoming,try_outgoing,enable_retry`, the setting
+//!   Shoal is initial seeding: it reveals pieces a few at a time with `have`s, since a
+//!   [`bystander`] peer is connected first; a peer that comes alone is shown every piece) and a
+//!   new rtorrent. rTorrent's encryption is `allow_incoming,try_outgoing,enable_retry`, the setting
 //!   under which it used to stall ~29 s: when, at one of its request checks, it had already
 //!   requested every piece revealed so far, it choked its own download side and looked again
 //!   only at its next 30 s tick. Each download must complete within [`NO_STALL`] of `add_peer`.
@@ -255,6 +256,23 @@ fn share_info_hash(seed: &Seed) -> String {
     magnet.info_hash.to_hex().to_ascii_lowercase()
 }
 
+/// A peer that connects to `seed`, exchanges handshakes and then only holds the connection
+/// open, asking for nothing: the seed counts it (its first message, `have none`, says so), so
+/// the next peer is not alone and is shown pieces a few at a time.
+fn bystander(seed: SocketAddr, info_hash_hex: &str) -> TcpStream {
+    use shoal_proto::{Handshake, InfoHash, PeerId};
+    let info_hash = InfoHash::from_hex(info_hash_hex).expect("info-hash");
+    let mut sock = TcpStream::connect(seed).expect("bystander: connect to the seed");
+    sock.set_read_timeout(Some(QUICK)).expect("read timeout");
+    sock.write_all(&Handshake::new(info_hash, PeerId(*b"-XX0000-bystander000")).encode()).expect("handshake");
+    let mut theirs = [0u8; Handshake::LEN];
+    sock.read_exact(&mut theirs).expect("bystander: the seed's handshake");
+    let mut first = [0u8; 5];
+    sock.read_exact(&mut first).expect("bystander: the seed's first message");
+    assert_eq!(first, [0, 0, 0, 1, 0x0f], "the seed's first message is `have none`");
+    sock
+}
+
 /// A TCP relay on 127.0.0.1 in front of a seed. What the dialler sends reaches the seed as is.
 /// What the seed sends goes back one BitTorrent message per write, and after each `unchoke` the
 /// relay waits [`UNCHOKE_ALONE`] before passing anything else on, so the dialler reads that
@@ -391,6 +409,7 @@ fn rtorrent_downloads_from_a_fresh_seed(
     let torrent = dir.join("blob.torrent");
     let mut seed = Seed::start("shoal share", data, &torrent, &["--tracker", DEAD_TRACKER]);
     let shoal_hash = share_info_hash(&seed);
+    let _bystander = bystander(seed.addr, &shoal_hash);
     let relay = split.then(|| SplitRelay::start(seed.addr));
     let dial = relay.as_ref().map_or(seed.addr, |r| r.addr);
     let mut rt = Rtorrent::start(if split { PLAINTEXT_OUT } else { ENCRYPTION });
