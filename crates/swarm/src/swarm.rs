@@ -1648,20 +1648,27 @@ mod tests {
     fn an_initial_seed_shows_a_lone_peer_everything_before_its_unchoke() {
         let now = Instant::now();
         let layout = Layout::new(64 * 32_768, 32_768).expect("layout");
-        for takes_wants in [false, true] {
-            let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
-            s.add_peer(now, PeerKey(1), true);
-            let actions = drain(&mut s);
-            assert!(revealed(&actions, PeerKey(1)).is_empty(), "nothing before its extension handshake");
-            assert!(!actions.iter().any(|a| matches!(a, Action::Send { msg: Message::Unchoke, .. })));
-            // Still alone when its handshake comes: every piece, the head of the file first,
-            // then the unchoke (a client that looks for pieces at the unchoke sees them all).
-            s.peer_extensions(PeerKey(1), takes_wants);
-            let actions = drain(&mut s);
-            assert_eq!(revealed(&actions, PeerKey(1)), (0..64).collect::<Vec<u32>>(), "{actions:?}");
-            let unchoke = position(&actions, |a| matches!(a, Action::Send { msg: Message::Unchoke, .. }));
-            assert_eq!(unchoke, actions.len() - 1, "{actions:?}");
-        }
+        let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
+        s.add_peer(now, PeerKey(1), true);
+        let actions = drain(&mut s);
+        assert!(revealed(&actions, PeerKey(1)).is_empty(), "nothing before its extension handshake");
+        assert!(!actions.iter().any(|a| matches!(a, Action::Send { msg: Message::Unchoke, .. })));
+        // Still alone when its handshake comes, and it cannot ask for hidden pieces: every
+        // piece, the head of the file first, then the unchoke (a client that looks for pieces
+        // at the unchoke sees them all).
+        s.peer_extensions(PeerKey(1), false);
+        let actions = drain(&mut s);
+        assert_eq!(revealed(&actions, PeerKey(1)), (0..64).collect::<Vec<u32>>(), "{actions:?}");
+        let unchoke = position(&actions, |a| matches!(a, Action::Send { msg: Message::Unchoke, .. }));
+        assert_eq!(unchoke, actions.len() - 1, "{actions:?}");
+        // A Shoal peer (it takes `shoal_wants`) is shown a few, then everything at the next
+        // tick while it stays alone.
+        let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
+        s.add_peer(now, PeerKey(1), true);
+        s.peer_extensions(PeerKey(1), true);
+        assert_eq!(revealed(&drain(&mut s), PeerKey(1)).len(), 8);
+        s.tick(now + Duration::from_millis(500));
+        assert_eq!(revealed(&drain(&mut s), PeerKey(1)).len(), 56);
         // A handshake that never comes: every piece at the first tick.
         let mut s = Swarm::new(layout, Bitfield::full(64), Config::default(), now);
         s.add_peer(now, PeerKey(1), true);

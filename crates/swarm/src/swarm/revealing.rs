@@ -118,7 +118,8 @@ impl Swarm {
     /// tick), shows it every piece: there is nobody to pass pieces on to, so hiding them gains
     /// nothing, and the peer then picks its own order (a player reading the file as it arrives
     /// needs that). Peers that come later are shown pieces a few at a time as usual. A peer
-    /// that comes alone is shown everything before its unchoke ([`Swarm::peer_extensions`]):
+    /// that comes alone and cannot name the pieces it needs is shown everything before its
+    /// unchoke ([`Swarm::peer_extensions`]):
     /// shown a few rare pieces first, a streaming client (rqbit 9.1) queued requests for them
     /// ahead of the head of the file it plays and asked for nothing more for 5 s.
     pub(super) fn reveal_to_lone_peer(&mut self) {
