@@ -432,7 +432,10 @@ impl Swarm {
             // Alone, it waits for its extension handshake (`peer_extensions`); a peer that
             // waits for its handshake is no longer alone, so it waits no more.
             state.awaiting_extensions = self.peers.is_empty();
-            for other in self.peers.values_mut() {
+            // Only a lone peer ever waits: O(1), not a pass over every peer per connection.
+            if self.peers.len() == 1
+                && let Some(other) = self.peers.values_mut().next()
+            {
                 other.awaiting_extensions = false;
             }
         }
