@@ -84,6 +84,12 @@ pub(crate) struct Peer {
     /// The peer was choked for taking nothing while unchoked: it comes after the peers that
     /// wait until it asks for a block.
     pub(crate) unserved: bool,
+    /// It has sent no block yet and just became able to serve pieces readers wait for: the
+    /// requests for them are spread again at the next `Swarm::poll_action`.
+    pub(crate) restripe_due: bool,
+    /// How many more times the peer may have those requests spread again (each costs a pass
+    /// over every peer's requests; see `Swarm::restripe`).
+    pub(crate) restripes_left: u8,
 }
 
 /// A piece revealed to a peer during initial seeding, not announced by it yet.
@@ -97,6 +103,9 @@ pub(crate) struct OpenReveal {
     /// Shown because the peer asked for it (`shoal_wants`).
     pub(crate) wanted: bool,
 }
+
+/// Most times one peer's arrival spreads the requests for pieces readers wait for again.
+const MAX_RESTRIPES: u8 = 3;
 
 /// Most cancelled blocks remembered per peer.
 pub(crate) const MAX_CANCELLED: usize = 4096;
@@ -133,6 +142,8 @@ impl Peer {
             idle_ticks: 0,
             heard: false,
             stalled: false,
+            restripe_due: false,
+            restripes_left: MAX_RESTRIPES,
             up_at_tick: 0,
             unserved_ticks: 0,
             unserved: false,

@@ -53,15 +53,18 @@ impl SuperSeed {
 
     /// The piece to reveal next to a peer that has `has` and was shown `revealed`: the one with
     /// the fewest copies (`availability` among peers plus reveals in flight), ties at random,
-    /// with that number of copies. The piece is counted as in flight.
+    /// with that number of copies. The piece is counted as in flight. `in_order` breaks ties
+    /// by the lowest index instead: for a peer alone with the seed, to which every piece is
+    /// as rare as any other, so a player among them is shown the head of its file first.
     pub(crate) fn choose(
         &mut self,
         availability: &[u32],
         has: &Bitfield,
         revealed: &Bitfield,
+        in_order: bool,
     ) -> Option<(PieceIndex, u32)> {
         let n = self.in_flight.len() as u32;
-        let offset = self.rng.below(n as u64) as u32;
+        let offset = if in_order { 0 } else { self.rng.below(n as u64) as u32 };
         let mut best: Option<(u32, PieceIndex)> = None;
         for i in 0..n {
             let piece = PieceIndex::new_unchecked((i + offset) % n);
@@ -102,12 +105,12 @@ mod tests {
         let mut s = SuperSeed::new(4, 1);
         let avail = [2, 0, 1, 0];
         let none = Bitfield::new(4);
-        let (a, _) = s.choose(&avail, &none, &none).expect("a piece");
-        let (b, _) = s.choose(&avail, &none, &none).expect("a piece");
+        let (a, _) = s.choose(&avail, &none, &none, false).expect("a piece");
+        let (b, _) = s.choose(&avail, &none, &none, false).expect("a piece");
         let mut zero = vec![a.get(), b.get()];
         zero.sort();
         assert_eq!(zero, vec![1, 3], "both pieces nobody has go out before any other");
-        let (c, copies) = s.choose(&avail, &none, &none).expect("a piece");
+        let (c, copies) = s.choose(&avail, &none, &none, false).expect("a piece");
         assert!(copies >= 1);
         assert!(c.get() == 2 || c.get() == 1 || c.get() == 3);
         s.settle(a);
@@ -119,9 +122,26 @@ mod tests {
         let mut s = SuperSeed::new(3, 1);
         let has = Bitfield::from_bools(&[true, false, false]);
         let revealed = Bitfield::from_bools(&[false, true, false]);
-        assert_eq!(s.choose(&[0, 0, 5], &has, &revealed).map(|(p, c)| (p.get(), c)), Some((2, 5)));
+        assert_eq!(s.choose(&[0, 0, 5], &has, &revealed, false).map(|(p, c)| (p.get(), c)), Some((2, 5)));
         let all = Bitfield::full(3);
-        assert_eq!(s.choose(&[0, 0, 0], &all, &revealed), None);
+        assert_eq!(s.choose(&[0, 0, 0], &all, &revealed, false), None);
+    }
+
+    #[test]
+    fn in_order_breaks_ties_by_the_lowest_index_and_still_prefers_the_rarest() {
+        let mut s = SuperSeed::new(6, 7);
+        let none = Bitfield::new(6);
+        let avail = [1, 0, 0, 1, 0, 0];
+        let order: Vec<u32> =
+            (0..6).filter_map(|_| s.choose(&avail, &none, &none, true)).map(|(p, _)| p.get()).collect();
+        // 1 and 2 (no copy), then 4 and 5 tie with 1 and 2 (one copy in flight each) and 0 and 3
+        // (one held copy): lowest index first among the rarest each time.
+        assert_eq!(&order[..2], &[1, 2]);
+        assert_eq!(order.len(), 6);
+        let mut s = SuperSeed::new(6, 7);
+        let first: Vec<u32> =
+            (0..3).filter_map(|_| s.choose(&[0; 6], &none, &none, true)).map(|(p, _)| p.get()).collect();
+        assert_eq!(first, vec![0, 1, 2], "all equally rare: in order");
     }
 
     #[test]

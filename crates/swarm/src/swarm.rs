@@ -297,6 +297,8 @@ pub struct Swarm {
     times: crate::stream::PieceTimes,
     /// The latest time a caller passed in (for work done without one, as in `refill`).
     now: Instant,
+    /// A peer marked `restripe_due` since the last `poll_action`.
+    restripe_due: bool,
 }
 
 impl Swarm {
@@ -337,6 +339,7 @@ impl Swarm {
             streamers: 0,
             rechoke_soon: false,
             fastest_down: 0.0,
+            restripe_due: false,
         }
     }
 
@@ -386,6 +389,11 @@ impl Swarm {
 
     /// The next thing the driver must do.
     pub fn poll_action(&mut self) -> Option<Action> {
+        // Once per batch of messages, not per message: the haves of a seed's answer come
+        // together.
+        if std::mem::take(&mut self.restripe_due) {
+            self.restripe();
+        }
         self.actions.pop_front()
     }
 
@@ -514,7 +522,7 @@ impl Swarm {
                     p.peer_choking = false;
                     p.last_block = now;
                 }
-                self.refill(peer);
+                self.source_changed(peer, None);
             }
             Message::Interested => {
                 if let Some(p) = self.peers.get_mut(&peer) {
@@ -526,16 +534,16 @@ impl Swarm {
             Message::Have(index) => {
                 let piece = self.layout.piece(index).ok_or(PeerError::PieceOutOfRange(index))?;
                 self.on_have(peer, piece);
-                self.refill(peer);
+                self.source_changed(peer, Some(piece));
             }
             Message::Bitfield(bits) => {
                 let field = Bitfield::from_wire(&bits, self.layout.piece_count())?;
                 self.on_bitfield(peer, field);
-                self.refill(peer);
+                self.source_changed(peer, None);
             }
             Message::HaveAll => {
                 self.on_bitfield(peer, Bitfield::full(self.layout.piece_count()));
-                self.refill(peer);
+                self.source_changed(peer, None);
             }
             Message::HaveNone => self.on_bitfield(peer, Bitfield::new(self.layout.piece_count())),
             Message::Request { index, begin, length } => {
@@ -1191,6 +1199,66 @@ mod tests {
             })
             .collect();
         assert_eq!(firsts, [[40, 44, 48, 52], [41, 45, 49, 53], [42, 46, 50, 54], [43, 47, 51, 55]], "{actions:?}");
+    }
+
+    #[test]
+    fn at_the_start_the_head_is_spread_over_seeds_that_unchoke_one_after_another() {
+        // The reader's deadlines are set before any peer connects; the seeds then unchoke us
+        // one after another, each in its own batch of messages. The first was asked for the
+        // first four pieces; as the others come, those queued behind its first move to them,
+        // so the first eight pieces are at most two deep at any peer.
+        let now = Instant::now();
+        let layout = Layout::new(64 * 16_384, 16_384).expect("layout");
+        let config = Config { min_queue: 4, max_queue: 4, ..Config::default() };
+        let mut s = Swarm::new(layout, Bitfield::new(64), config, now);
+        let urgent: Vec<_> = (0..16)
+            .map(|p| crate::stream::Urgent {
+                piece: PieceIndex::new_unchecked(p),
+                deadline: now + Duration::from_millis(u64::from(p) * 100),
+            })
+            .collect();
+        s.set_deadlines(now, urgent);
+        let mut queued: std::collections::BTreeMap<u64, Vec<u32>> = Default::default();
+        for peer in 1..=4 {
+            s.add_peer(now, PeerKey(peer), true);
+            s.handle_message(now, PeerKey(peer), Message::HaveAll).expect("have all");
+            s.handle_message(now, PeerKey(peer), Message::Unchoke).expect("unchoke");
+            for action in drain(&mut s) {
+                match action {
+                    Action::Send { peer, msg: Message::Request { index, .. } } => {
+                        queued.entry(peer.0).or_default().push(index);
+                    }
+                    Action::Send { peer, msg: Message::Cancel { index, .. } } => {
+                        queued.entry(peer.0).or_default().retain(|&p| p != index);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(queued[&1][0], 0, "the first peer's first request stays: {queued:?}");
+        for (peer, q) in &queued {
+            let head = q.iter().filter(|&&p| p < 8).count();
+            assert!(head <= 2, "peer {peer} holds {head} of the first eight pieces: {queued:?}");
+            let mut unique = q.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(unique.len(), q.len(), "a piece asked twice of one peer: {queued:?}");
+        }
+        let asked: std::collections::BTreeSet<u32> = queued.values().flatten().copied().collect();
+        assert!((0..8).all(|p| asked.contains(&p)), "{queued:?}");
+
+        // A peer that has sent blocks already moves nothing when it unchokes us again.
+        let block = BlockRange { piece: PieceIndex::new_unchecked(queued[&2][0]), begin: 0, length: 16_384 };
+        s.handle_message(
+            now,
+            PeerKey(2),
+            Message::Piece { index: block.piece.get(), begin: 0, data: vec![0; 16_384].into() },
+        )
+        .expect("block");
+        s.handle_message(now, PeerKey(2), Message::Choke).expect("choke");
+        s.handle_message(now, PeerKey(2), Message::Unchoke).expect("unchoke");
+        let actions = drain(&mut s);
+        assert!((1..=4).all(|peer| cancels_in(&actions, PeerKey(peer)).is_empty()), "{actions:?}");
     }
 
     #[test]

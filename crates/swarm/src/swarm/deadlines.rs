@@ -2,7 +2,7 @@
 //! requests that give way to blocks needed sooner (see `Swarm::refill`).
 
 use std::collections::HashSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use shoal_proto::{BlockRange, Message, PieceIndex};
 
@@ -10,6 +10,9 @@ use super::{Action, SEEK_KEEP, Swarm};
 
 /// Rounds of one request per peer after a seek (see `Swarm::refill_striped`).
 const STRIPE_ROUNDS: usize = 8;
+/// A peer's first outstanding request counts as barely begun this soon after its last block
+/// (see `Swarm::restripe_among`).
+const JUST_BEGUN: Duration = Duration::from_millis(50);
 use crate::PeerKey;
 
 impl Swarm {
@@ -28,6 +31,14 @@ impl Swarm {
     /// with one, see `Swarm::refill`.)
     pub fn set_deadlines(&mut self, now: Instant, deadlines: Vec<crate::stream::Urgent>) {
         self.now = self.now.max(now);
+        let first = self.deadlines.is_empty();
+        // The piece needed first now was far down the list (a player that read an MP4's head
+        // asks for the index at its end): the requests queued ahead of it give way.
+        let reach = self.peers.len().max(1) as u32;
+        let jumped = !first
+            && deadlines
+                .first()
+                .is_some_and(|u| u.deadline <= now && self.rank.get(&u.piece).is_none_or(|&r| r >= reach));
         self.deadlines = deadlines;
         self.update_urgent();
         let available = self.picker.availability();
@@ -36,11 +47,16 @@ impl Swarm {
             .iter()
             .find(|u| available[u.piece.idx()] > 0 && self.picker.untouched(u.piece))
             .is_some_and(|u| u.deadline <= now);
-        if seek {
-            let soon = now + SEEK_KEEP;
+        if seek || jumped {
+            let soon = if seek { now + SEEK_KEEP } else { now };
             let keep: HashSet<PieceIndex> =
                 self.deadlines.iter().take_while(|u| u.deadline <= soon).map(|u| u.piece).collect();
             self.cancel_pending(|block| !keep.contains(&block.piece));
+        }
+        // A reader's first deadlines find the peers' queues filled by the picker, with the
+        // pieces it needs anywhere in them.
+        if (seek || jumped || first) && !self.deadlines.is_empty() {
+            self.restripe_among(None);
             self.refill_striped();
         } else {
             self.refill_all();
@@ -48,24 +64,122 @@ impl Swarm {
         self.ask_for_hidden(Some(now));
     }
 
-    /// Refills every peer one request per round, so that the most urgent pieces are spread
-    /// over the peers instead of queued behind one another at the first peer (after a seek, the
-    /// pieces a player needs first would otherwise all wait on one peer's pace).
-    /// The first [`STRIPE_ROUNDS`] rounds only: beyond them the order matters little, and a
-    /// fast peer's queue can hold hundreds of blocks.
+    /// Refills the peers one request at a time, each to the peer with the fewest requests
+    /// ahead of it ([`queue_ahead`]; ties: the lowest key), so that the most urgent pieces are spread over the
+    /// peers instead of queued behind one another at the first peer (after a seek, the pieces a
+    /// player needs first would otherwise all wait on one peer's pace), and a peer with an empty
+    /// queue is given one before any other is given a second. [`STRIPE_ROUNDS`] requests per
+    /// peer at most: beyond them the order matters little, and a fast peer's queue can hold
+    /// hundreds of blocks. O(peers²) per round.
     fn refill_striped(&mut self) {
-        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
-        let sent = |s: &Self| s.actions.len();
-        for _ in 0..STRIPE_ROUNDS {
-            let before = sent(self);
-            for &key in &keys {
-                self.refill_to(key, 1);
-            }
-            if sent(self) == before {
-                return;
+        let mut open: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for _ in 0..STRIPE_ROUNDS * open.len() {
+            let Some((at, &key)) =
+                open.iter().enumerate().min_by_key(|(_, k)| self.peers.get(k).map_or(usize::MAX, queue_ahead))
+            else {
+                break;
+            };
+            let before = self.actions.len();
+            self.refill_to(key, 1);
+            if self.actions.len() == before {
+                open.remove(at);
             }
         }
         self.refill_all();
+    }
+
+    /// A peer unchoked us or announced pieces (`piece`: the one it announced): its requests
+    /// are topped up. While readers wait for pieces, a peer that has sent no block yet and can
+    /// now serve one of them is instead topped up at the next `poll_action`, together with the
+    /// others that came in the same batch of messages, and the requests for those pieces are
+    /// spread again if that helps ([`Swarm::restripe`]). O(1) but for the top-up.
+    pub(super) fn source_changed(&mut self, peer: PeerKey, piece: Option<PieceIndex>) {
+        let urgent = !self.deadlines.is_empty() && piece.is_none_or(|piece| self.rank.contains_key(&piece));
+        if let Some(p) = self.peers.get_mut(&peer)
+            && urgent
+            && !p.peer_choking
+            && !p.snubbed
+            && p.down.total() == 0
+            && (p.restripe_due || p.restripes_left > 0)
+        {
+            p.restripe_due = true;
+            self.restripe_due = true;
+        } else {
+            self.refill(peer);
+        }
+    }
+
+    /// New peers (none has sent a block yet) became able to serve pieces readers wait for:
+    /// requests for such pieces queued behind others at other peers are spread again
+    /// ([`Swarm::restripe_among`]), else the new peers are topped up as usual. A peer
+    /// triggers this at most `MAX_RESTRIPES` times.
+    pub(super) fn restripe(&mut self) {
+        let mut fresh: Vec<PeerKey> = Vec::new();
+        for (&key, p) in self.peers.iter_mut().filter(|(_, p)| p.restripe_due) {
+            p.restripe_due = false;
+            p.restripes_left = p.restripes_left.saturating_sub(1);
+            fresh.push(key);
+        }
+        if self.restripe_among(Some(&fresh)) {
+            self.refill_striped();
+        } else {
+            for key in fresh {
+                self.refill(key);
+            }
+        }
+    }
+
+    /// Cancels the requests for pieces with deadlines that another peer (of `takers`, or any)
+    /// would deliver sooner: a peer answers in order, so the one queued k-th at a peer comes
+    /// after k others (k + 1 once the peer's first block came, see [`queue_ahead`]; the first,
+    /// which it is sending, only if its last block came within `JUST_BEGUN`), and a peer
+    /// that unchoked us, has the piece and fewer requests ahead would send it sooner (rates
+    /// are taken as equal: this is for the start, where none is known yet, and for seeks). At the start, the seeds unchoke us a moment
+    /// apart and the first was asked for the first several pieces of the head, which then
+    /// came one after another at its pace while the others sent later pieces (four seeds at
+    /// 67 kB/s, 16 KiB pieces: the seventh piece a player needed came after 0.73 s instead of
+    /// 0.25 s). Only the pieces a striping reaches count. Returns whether it cancelled any;
+    /// the caller then spreads them ([`Swarm::refill_striped`]). Costs a pass over those
+    /// requests times the peers.
+    fn restripe_among(&mut self, takers: Option<&[PeerKey]>) -> bool {
+        let reach = (STRIPE_ROUNDS * self.peers.len()) as u32;
+        let serves = |p: &crate::peer::Peer, piece: PieceIndex| {
+            !p.snubbed && p.has.get(piece) && (!p.peer_choking || p.allowed_fast.contains(&piece))
+        };
+        let mut cancel: Vec<(PeerKey, Vec<BlockRange>)> = Vec::new();
+        for (&key, p) in &self.peers {
+            let mut urgent: Vec<(u32, BlockRange)> = p
+                .pending
+                .iter()
+                .filter_map(|b| self.rank.get(&b.piece).filter(|&&r| r < reach).map(|&r| (r, *b)))
+                .collect();
+            if urgent.is_empty() {
+                continue;
+            }
+            urgent.sort_unstable_by_key(|&(r, b)| (r, b.begin));
+            let sooner = |at: usize, piece: PieceIndex| {
+                // The block a peer that sent us blocks is sending now waits a block's time
+                // only if it has barely begun.
+                let begun = at > 0 || self.now.saturating_duration_since(p.last_block) < JUST_BEGUN;
+                let ahead = at + usize::from(p.down.total() > 0 && begun);
+                let other =
+                    |(&k, q): (&PeerKey, &crate::peer::Peer)| k != key && queue_ahead(q) < ahead && serves(q, piece);
+                match takers {
+                    Some(takers) => takers.iter().any(|k| self.peers.get_key_value(k).is_some_and(other)),
+                    None => self.peers.iter().any(other),
+                }
+            };
+            let moved: Vec<BlockRange> =
+                urgent.iter().enumerate().filter(|&(at, (_, b))| sooner(at, b.piece)).map(|(_, &(_, b))| b).collect();
+            if !moved.is_empty() {
+                cancel.push((key, moved));
+            }
+        }
+        let any = !cancel.is_empty();
+        for (key, blocks) in cancel {
+            self.give_way(key, &blocks);
+        }
+        any
     }
 
     /// Cancels the requests outstanding at every peer for the blocks `which` selects; their
@@ -113,4 +227,14 @@ impl Swarm {
             self.actions.push_back(Action::Send { peer, msg });
         }
     }
+}
+
+/// How many blocks' time a request sent to the peer now waits for (rates taken as equal): its
+/// outstanding requests, plus one once it has sent us a block. A peer that has sent nothing
+/// yet has its upload allowance unspent (a capped seed sends its first block at once, then one
+/// per block's time at its cap), so a first request to it comes a block's time sooner than
+/// one to a peer already sending (four capped seeds: the head's seventh piece came in the third
+/// round instead of the second).
+fn queue_ahead(p: &crate::peer::Peer) -> usize {
+    p.pending.len() + usize::from(p.down.total() > 0)
 }

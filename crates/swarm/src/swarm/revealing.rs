@@ -37,6 +37,11 @@ impl Swarm {
     /// [`Swarm::reveal`], given whether first copies are out if known. Returns true when it
     /// stopped at a second copy without knowing.
     fn reveal_knowing(&mut self, peer: PeerKey, first_copies_out: Option<bool>) -> bool {
+        // A peer alone with us is shown the lowest-numbered of the rarest pieces first: all
+        // are equally rare then, and a player asks for the head of its file first (shown
+        // pieces at random, it asked for those at its unchoke, and a seed sends requests in
+        // order: a piece's time at the seed's pace before the head it names came).
+        let in_order = self.peers.len() == 1;
         let (Some(ss), Some(p)) = (self.superseed.as_mut(), self.peers.get_mut(&peer)) else {
             return false;
         };
@@ -61,7 +66,7 @@ impl Swarm {
             if open >= cap || (open >= target && unrequested >= MIN_UNREQUESTED_REVEALS) {
                 break;
             }
-            let Some((piece, copies)) = ss.choose(availability, &p.has, revealed) else {
+            let Some((piece, copies)) = ss.choose(availability, &p.has, revealed, in_order) else {
                 break;
             };
             // While some piece is still on its way to its first holder, a peer with shown
