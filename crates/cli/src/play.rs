@@ -130,6 +130,9 @@ struct Served {
     torrent: Torrent,
     names: Vec<String>,
     sealed: Option<crate::sealed::Opener>,
+    /// A stream of the chosen file at its start, opened before the player is: the head is
+    /// asked for first from the first peer on. The first request's answer lets it go.
+    ahead: std::sync::Mutex<Option<shoal_engine::FileStream>>,
 }
 
 async fn serve_file(
@@ -141,7 +144,7 @@ async fn serve_file(
     let Some(name) = served.names.get(index) else {
         return (axum::http::StatusCode::NOT_FOUND, format!("no file {index} in this torrent\n")).into_response();
     };
-    match served.torrent.stream(index) {
+    let response = match served.torrent.stream(index) {
         Ok(stream) => match &served.sealed {
             Some(opener) => {
                 shoal_engine::stream::http::respond(opener.plaintext(index, stream), name, &method, &headers).await
@@ -152,7 +155,10 @@ async fn serve_file(
             (axum::http::StatusCode::NOT_FOUND, format!("{e}\n")).into_response()
         }
         Err(e) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
-    }
+    };
+    // The request's own stream told the torrent where it reads (its first bytes are in).
+    drop(served.ahead.lock().unwrap_or_else(|e| e.into_inner()).take());
+    response
 }
 
 /// Percent-encodes a path component for a URL.
@@ -212,7 +218,11 @@ async fn play(
             session.listen_addr()
         );
     }
-    let served = Arc::new(Served { torrent, names, sealed });
+    let ahead = torrent.stream(index).ok().map(|mut stream| {
+        stream.expect_read(0);
+        stream
+    });
+    let served = Arc::new(Served { torrent, names, sealed, ahead: std::sync::Mutex::new(ahead) });
     let app = axum::Router::new()
         .route("/{index}/{name}", axum::routing::get(serve_file).head(serve_file))
         .with_state(served.clone());

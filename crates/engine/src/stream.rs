@@ -220,6 +220,15 @@ impl FileStream {
         Ok(data)
     }
 
+    /// Tells the torrent that this stream is about to read at `offset` in the file, so the
+    /// pieces there get their deadlines before the first read (`shoal play` does this as it
+    /// starts: the player opens the URL a few milliseconds after the first peers unchoked us,
+    /// and their first requests, for pieces picked at random, held the head up by one piece's
+    /// time at the seed's pace).
+    pub fn expect_read(&mut self, offset: u64) {
+        self.tell(self.file.start.saturating_add(offset).min(self.file.end));
+    }
+
     /// Tells the torrent where this stream reads when it moved to another piece (or jumped).
     fn tell(&mut self, at: u64) {
         let piece = (at / u64::from(self.layout.piece_length())) as u32;

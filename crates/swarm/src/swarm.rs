@@ -1262,6 +1262,52 @@ mod tests {
     }
 
     #[test]
+    fn an_index_needed_now_moves_ahead_of_the_requests_queued_before_it() {
+        // A player read an MP4's head and now needs the index at the file's end, asked for
+        // behind pieces of the head at the peer: those give way and are asked for again behind
+        // it. Pieces arriving in order move nothing.
+        let now = Instant::now();
+        let layout = Layout::new(64 * 16_384, 16_384).expect("layout");
+        let config = Config { min_queue: 8, max_queue: 8, ..Config::default() };
+        let mut s = Swarm::new(layout, Bitfield::new(64), config, now);
+        s.add_peer(now, PeerKey(1), true);
+        let urgent = |at: Instant, pieces: &[u32]| -> Vec<crate::stream::Urgent> {
+            pieces
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| crate::stream::Urgent {
+                    piece: PieceIndex::new_unchecked(p),
+                    deadline: at + Duration::from_millis(i as u64 * 100),
+                })
+                .collect()
+        };
+        s.set_deadlines(now, urgent(now, &[0, 1, 2, 3, 4, 5, 62, 63]));
+        s.handle_message(now, PeerKey(1), Message::HaveAll).expect("have all");
+        s.handle_message(now, PeerKey(1), Message::Unchoke).expect("unchoke");
+        let asked: Vec<u32> = requests_in(&drain(&mut s), PeerKey(1)).iter().map(|b| b.piece.get()).collect();
+        assert_eq!(asked, [0, 1, 2, 3, 4, 5, 62, 63]);
+        // Piece 0 arrives; the reader reads on.
+        let t1 = now + Duration::from_millis(50);
+        let msg = Message::Piece { index: 0, begin: 0, data: Bytes::from(vec![0u8; 16_384]) };
+        s.handle_message(t1, PeerKey(1), msg).expect("piece");
+        s.handle_verified(t1, PieceIndex::new_unchecked(0), true);
+        drain(&mut s);
+        s.set_deadlines(t1, urgent(t1, &[1, 2, 3, 4, 5, 62, 63]));
+        let actions = drain(&mut s);
+        assert!(cancels_in(&actions, PeerKey(1)).is_empty(), "{actions:?}");
+        // Now it needs the index (62, 63) first.
+        let t2 = now + Duration::from_millis(60);
+        s.set_deadlines(t2, urgent(t2 - Duration::from_millis(100), &[62, 63, 1, 2, 3, 4, 5]));
+        let actions = drain(&mut s);
+        let mut cancelled = cancels_in(&actions, PeerKey(1));
+        cancelled.sort_unstable();
+        assert_eq!(cancelled[..5], [1, 2, 3, 4, 5], "{actions:?}");
+        assert!(!cancelled.contains(&62) && !cancelled.contains(&63), "{actions:?}");
+        let again: Vec<u32> = requests_in(&actions, PeerKey(1)).iter().map(|b| b.piece.get()).collect();
+        assert_eq!(again[..5], [1, 2, 3, 4, 5], "asked again, behind the index: {actions:?}");
+    }
+
+    #[test]
     fn a_reader_waiting_for_a_piece_no_peer_has_is_no_seek() {
         // Reader B waits for piece 50, which no connected peer has; reader A plays on. Each of
         // A's moves must not count as a seek that cancels A's own requests.

@@ -10,6 +10,10 @@ use super::{Action, SEEK_KEEP, Swarm};
 
 /// Rounds of one request per peer after a seek (see `Swarm::refill_striped`).
 const STRIPE_ROUNDS: usize = 8;
+/// Deadlines whose first piece had this many missing pieces before it in the previous ones
+/// count as a jump (see `Swarm::set_deadlines`): as pieces arrive out of order, or two readers'
+/// pieces trade places, the first moves up a few places.
+const JUMP: usize = 4;
 /// A peer's first outstanding request counts as barely begun this soon after its last block
 /// (see `Swarm::restripe_among`).
 const JUST_BEGUN: Duration = Duration::from_millis(50);
@@ -26,19 +30,22 @@ impl Swarm {
     /// reader jumped, or a new one started), requests already queued at peers for pieces needed
     /// more than `SEEK_KEEP` from now or not at all are cancelled: a peer answers requests in
     /// order, so they would hold up the pieces needed now by as long as the queue lasts (about
-    /// a second at the peer's rate). The pieces needed first are then spread over the peers.
-    /// (Requests for pieces that lost their deadline otherwise give way one by one to pieces
-    /// with one, see `Swarm::refill`.)
+    /// a second at the peer's rate). After a jump (the piece needed first now had at least
+    /// `JUMP` missing pieces before it: a player that read an MP4's head and now reads the
+    /// index at its end) every request but those for pieces needed now is cancelled, so the
+    /// index is not queued behind the head (four seeds at 67 kB/s: the index came 0.7 s after
+    /// it was needed instead of 0.25 s). After either, and for a reader's first deadlines
+    /// (the peers' queues were filled by the picker), requests that another peer would
+    /// deliver sooner move there ([`Swarm::restripe_among`]) and the pieces needed first are
+    /// spread over the peers. (Requests for pieces that lost their deadline otherwise give way
+    /// one by one to pieces with one, see `Swarm::refill`.)
     pub fn set_deadlines(&mut self, now: Instant, deadlines: Vec<crate::stream::Urgent>) {
         self.now = self.now.max(now);
         let first = self.deadlines.is_empty();
-        // The piece needed first now was far down the list (a player that read an MP4's head
-        // asks for the index at its end): the requests queued ahead of it give way.
-        let reach = self.peers.len().max(1) as u32;
-        let jumped = !first
-            && deadlines
-                .first()
-                .is_some_and(|u| u.deadline <= now && self.rank.get(&u.piece).is_none_or(|&r| r >= reach));
+        // The piece needed first now was far down the list, behind pieces still missing (a
+        // player that read an MP4's head asks for the index at its end): the requests queued
+        // ahead of it give way.
+        let jumped = !first && deadlines.first().is_some_and(|u| u.deadline <= now && self.behind(u.piece) >= JUMP);
         self.deadlines = deadlines;
         self.update_urgent();
         let available = self.picker.availability();
@@ -62,6 +69,15 @@ impl Swarm {
             self.refill_all();
         }
         self.ask_for_hidden(Some(now));
+    }
+
+    /// How many pieces still missing came before `piece` in the deadlines (all of them if it
+    /// had none). O(deadlines).
+    fn behind(&self, piece: PieceIndex) -> usize {
+        let at = self.deadlines.iter().position(|u| u.piece == piece);
+        let before = &self.deadlines[..at.unwrap_or(self.deadlines.len())];
+        let missing = before.iter().filter(|u| !self.have.get(u.piece)).count();
+        if at.is_none() { missing.max(JUMP) } else { missing }
     }
 
     /// Refills the peers one request at a time, each to the peer with the fewest requests
@@ -129,39 +145,39 @@ impl Swarm {
         }
     }
 
-    /// Cancels the requests for pieces with deadlines that another peer (of `takers`, or any)
-    /// would deliver sooner: a peer answers in order, so the one queued k-th at a peer comes
-    /// after k others (k + 1 once the peer's first block came, see [`queue_ahead`]; the first,
-    /// which it is sending, only if its last block came within `JUST_BEGUN`), and a peer
-    /// that unchoked us, has the piece and fewer requests ahead would send it sooner (rates
-    /// are taken as equal: this is for the start, where none is known yet, and for seeks). At the start, the seeds unchoke us a moment
-    /// apart and the first was asked for the first several pieces of the head, which then
-    /// came one after another at its pace while the others sent later pieces (four seeds at
-    /// 67 kB/s, 16 KiB pieces: the seventh piece a player needed came after 0.73 s instead of
-    /// 0.25 s). Only the pieces a striping reaches count. Returns whether it cancelled any;
-    /// the caller then spreads them ([`Swarm::refill_striped`]). Costs a pass over those
-    /// requests times the peers.
+    /// Spreads the requests for the pieces readers need first again when another peer (of
+    /// `takers`, or any) would deliver one of them sooner than the peer it is queued at. A peer
+    /// answers in order, so the block queued k-th at a peer comes after k others (k + 1 once
+    /// the peer has sent us a block, see [`queue_ahead`]), and a peer that unchoked us, has the
+    /// piece and fewer requests ahead would send it sooner (rates are taken as equal: this is
+    /// for the start, where none is known yet, and for seeks). Then every such request is
+    /// cancelled but each peer's first (the block it is sending; a peer that has sent us
+    /// blocks is taken to have barely begun it within `JUST_BEGUN` of its last one, and it is
+    /// cancelled too), and the caller spreads them again in order ([`Swarm::refill_striped`]):
+    /// moving only the blocks that would come sooner elsewhere left the others queued behind
+    /// later ones, and one start in two had a piece of the head one round late. At the start,
+    /// the seeds unchoke us a moment apart and the first was asked for the first several
+    /// pieces of the head, which then came one after another at its pace while the others
+    /// sent later pieces (four seeds at 67 kB/s, 16 KiB pieces: the seventh piece a player
+    /// needed came after 0.73 s instead of 0.25 s). Only the pieces a striping reaches count.
+    /// Returns whether it cancelled any. Costs a pass over those requests times the peers.
     fn restripe_among(&mut self, takers: Option<&[PeerKey]>) -> bool {
         let reach = (STRIPE_ROUNDS * self.peers.len()) as u32;
         let serves = |p: &crate::peer::Peer, piece: PieceIndex| {
             !p.snubbed && p.has.get(piece) && (!p.peer_choking || p.allowed_fast.contains(&piece))
         };
-        let mut cancel: Vec<(PeerKey, Vec<BlockRange>)> = Vec::new();
+        let mut movable: Vec<(PeerKey, Vec<BlockRange>)> = Vec::new();
+        let mut helps = false;
         for (&key, p) in &self.peers {
             let mut urgent: Vec<(u32, BlockRange)> = p
                 .pending
                 .iter()
                 .filter_map(|b| self.rank.get(&b.piece).filter(|&&r| r < reach).map(|&r| (r, *b)))
                 .collect();
-            if urgent.is_empty() {
-                continue;
-            }
             urgent.sort_unstable_by_key(|&(r, b)| (r, b.begin));
-            let sooner = |at: usize, piece: PieceIndex| {
-                // The block a peer that sent us blocks is sending now waits a block's time
-                // only if it has barely begun.
-                let begun = at > 0 || self.now.saturating_duration_since(p.last_block) < JUST_BEGUN;
-                let ahead = at + usize::from(p.down.total() > 0 && begun);
+            let sent = p.down.total() > 0;
+            let stays = usize::from(!sent || self.now.saturating_duration_since(p.last_block) >= JUST_BEGUN);
+            let sooner = |ahead: usize, piece: PieceIndex| {
                 let other =
                     |(&k, q): (&PeerKey, &crate::peer::Peer)| k != key && queue_ahead(q) < ahead && serves(q, piece);
                 match takers {
@@ -169,17 +185,20 @@ impl Swarm {
                     None => self.peers.iter().any(other),
                 }
             };
-            let moved: Vec<BlockRange> =
-                urgent.iter().enumerate().filter(|&(at, (_, b))| sooner(at, b.piece)).map(|(_, &(_, b))| b).collect();
-            if !moved.is_empty() {
-                cancel.push((key, moved));
+            let blocks: Vec<BlockRange> = urgent.iter().skip(stays).map(|&(_, b)| b).collect();
+            helps = helps
+                || blocks.iter().enumerate().any(|(i, b)| sooner(i + stays + usize::from(sent), b.piece));
+            if !blocks.is_empty() {
+                movable.push((key, blocks));
             }
         }
-        let any = !cancel.is_empty();
-        for (key, blocks) in cancel {
+        if !helps {
+            return false;
+        }
+        for (key, blocks) in movable {
             self.give_way(key, &blocks);
         }
-        any
+        true
     }
 
     /// Cancels the requests outstanding at every peer for the blocks `which` selects; their
