@@ -186,8 +186,7 @@ impl Swarm {
                 }
             };
             let blocks: Vec<BlockRange> = urgent.iter().skip(stays).map(|&(_, b)| b).collect();
-            helps = helps
-                || blocks.iter().enumerate().any(|(i, b)| sooner(i + stays + usize::from(sent), b.piece));
+            helps = helps || blocks.iter().enumerate().any(|(i, b)| sooner(i + stays + usize::from(sent), b.piece));
             if !blocks.is_empty() {
                 movable.push((key, blocks));
             }
