@@ -77,6 +77,43 @@ async fn once_a_reader_saw_an_mp4_head_its_index_comes_before_the_media() {
     seeding.stop().await;
 }
 
+#[tokio::test]
+async fn a_stream_told_where_it_will_read_has_those_pieces_asked_for_first() {
+    // `shoal play` tells the torrent that the head of its file will be read before the player
+    // opens the URL: the first requests go to the head, not to pieces picked at random.
+    let seed_dir = tempfile::tempdir().expect("temp dir");
+    let data = bytes(4 << 20, 5);
+    let meta = folder_torrent(seed_dir.path(), &[("film.mkv", data)]);
+    let pieces = meta.info.pieces.len() as u32;
+    let mut config = local();
+    config.swarm.initial_seeding = false;
+    let seed = Session::start(config).await.expect("seed session");
+    let seeding = add(&seed, &meta, seed_dir.path(), vec![]).await;
+    // 16 pieces a second: the order the pieces come in shows.
+    seeding.set_limits(Some(256 * 1024), None);
+
+    let leech_dir = tempfile::tempdir().expect("temp dir");
+    let leech = Session::start(local()).await.expect("leech session");
+    let t = add(&leech, &meta, leech_dir.path(), vec![]).await;
+    let mut stream = t.stream(0).expect("a stream");
+    stream.expect_read(0);
+    t.add_peers(vec![seed.listen_addr()]);
+    let since = std::time::Instant::now();
+    let had = loop {
+        let had: Vec<u32> = (0..pieces).filter(|&p| t.has_piece(p)).collect();
+        if had.len() >= 8 {
+            break had;
+        }
+        assert!(since.elapsed() < std::time::Duration::from_secs(30), "8 pieces within 30 s: {had:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    // The head (256 KiB, 16 pieces) in order, the guessed tail (64 KiB) after it; of 256.
+    assert!(had.iter().all(|&p| p < 24 || p >= pieces - 4), "{had:?}");
+    drop(stream);
+    t.stop().await;
+    seeding.stop().await;
+}
+
 /// Reads one peer message (keep-alives skipped) from a raw connection, within 10 s.
 async fn next_message(sock: &mut tokio::net::TcpStream, buf: &mut bytes::BytesMut) -> shoal_proto::Message {
     use tokio::io::AsyncReadExt;

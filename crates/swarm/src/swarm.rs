@@ -1308,6 +1308,46 @@ mod tests {
     }
 
     #[test]
+    fn a_seek_while_the_old_request_is_open_still_spreads_the_new_pieces() {
+        // A player keeps the request it seeks away from open until the new one's headers came:
+        // the old reader's pieces, needed soon, stay queued, and the new reader's take their
+        // places one by one. The new pieces still go one to each peer.
+        let now = Instant::now();
+        let layout = Layout::new(64 * 16_384, 16_384).expect("layout");
+        let config = Config { min_queue: 4, max_queue: 4, ..Config::default() };
+        let mut s = Swarm::new(layout, Bitfield::new(64), config, now);
+        for peer in 1..=4 {
+            s.add_peer(now, PeerKey(peer), true);
+            s.handle_message(now, PeerKey(peer), Message::HaveAll).expect("have all");
+        }
+        let urgent = |from: u32, after: Duration| {
+            (from..from + 16)
+                .map(|p| crate::stream::Urgent {
+                    piece: PieceIndex::new_unchecked(p),
+                    deadline: now + after + Duration::from_millis(u64::from(p - from) * 50),
+                })
+                .collect::<Vec<_>>()
+        };
+        s.set_deadlines(now, urgent(0, Duration::ZERO));
+        for peer in 1..=4 {
+            s.handle_message(now, PeerKey(peer), Message::Unchoke).expect("unchoke");
+        }
+        drain(&mut s);
+        let later = now + Duration::from_millis(10);
+        let mut both = urgent(40, Duration::ZERO);
+        both.extend(urgent(0, Duration::from_millis(100)));
+        s.set_deadlines(later, both);
+        let actions = drain(&mut s);
+        let new: Vec<Vec<u32>> = (1..=4)
+            .map(|peer| {
+                let asked = requests_in(&actions, PeerKey(peer));
+                asked.iter().map(|b| b.piece.get()).filter(|p| (40..44).contains(p)).collect()
+            })
+            .collect();
+        assert!(new.iter().all(|n| n.len() == 1), "pieces 40-43 one per peer: {new:?} {actions:?}");
+    }
+
+    #[test]
     fn a_reader_waiting_for_a_piece_no_peer_has_is_no_seek() {
         // Reader B waits for piece 50, which no connected peer has; reader A plays on. Each of
         // A's moves must not count as a seek that cancels A's own requests.

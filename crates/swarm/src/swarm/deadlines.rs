@@ -80,24 +80,25 @@ impl Swarm {
         if at.is_none() { missing.max(JUMP) } else { missing }
     }
 
-    /// Refills the peers one request at a time, each to the peer with the fewest requests
-    /// ahead of it ([`queue_ahead`]; ties: the lowest key), so that the most urgent pieces are spread over the
-    /// peers instead of queued behind one another at the first peer (after a seek, the pieces a
-    /// player needs first would otherwise all wait on one peer's pace), and a peer with an empty
-    /// queue is given one before any other is given a second. [`STRIPE_ROUNDS`] requests per
-    /// peer at most: beyond them the order matters little, and a fast peer's queue can hold
-    /// hundreds of blocks. O(peers²) per round.
+    /// Refills the peers one request at a time, each to the peer where it comes soonest: the
+    /// fewest requests ahead of it ([`queue_ahead`] when the striping began, plus the ones it
+    /// was given since; ties: the lowest key), so that the most urgent pieces are spread over
+    /// the peers instead of queued behind one another at the first peer (after a seek, the
+    /// pieces a player needs first would otherwise all wait on one peer's pace), and a peer
+    /// with an empty queue is given one before any other is given a second. (Counting the
+    /// queue as it grows would not do: a request that takes the place of one for a piece
+    /// needed later leaves its length as it was, and after a seek one peer was given the
+    /// first three pieces.) [`STRIPE_ROUNDS`] requests per peer at most: beyond them the order
+    /// matters little, and a fast peer's queue can hold hundreds of blocks. O(peers²) per
+    /// round.
     fn refill_striped(&mut self) {
-        let mut open: Vec<PeerKey> = self.peers.keys().copied().collect();
-        for _ in 0..STRIPE_ROUNDS * open.len() {
-            let Some((at, &key)) =
-                open.iter().enumerate().min_by_key(|(_, k)| self.peers.get(k).map_or(usize::MAX, queue_ahead))
-            else {
-                break;
-            };
+        let mut open: Vec<(PeerKey, usize, usize)> =
+            self.peers.iter().map(|(&key, p)| (key, queue_ahead(p), 0)).collect();
+        while let Some(at) = (0..open.len()).min_by_key(|&i| open[i].1 + open[i].2) {
             let before = self.actions.len();
-            self.refill_to(key, 1);
-            if self.actions.len() == before {
+            self.refill_to(open[at].0, 1);
+            open[at].2 += 1;
+            if self.actions.len() == before || open[at].2 == STRIPE_ROUNDS {
                 open.remove(at);
             }
         }
