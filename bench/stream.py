@@ -79,8 +79,8 @@ does (bench/seed_start.py: a plain peer asking for the file's first 100 kB in or
 capped at 202 kB/s has them after 0.47 s from Shoal, 1.38 s from libtorrent, 2.03 s from aria2;
 0.41 s from the http floor's bucket). A Shoal seed does not hold the other clients back here:
 a peer that comes alone (each session has one streamer) and does not speak shoal_wants is
-shown every piece, head first, before it is unchoked; a lone Shoal player is shown a few and
-names the pieces it waits for. --seeds libtorrent runs the same swarm with libtorrent seeds.
+shown every piece, head first, before it is unchoked; a lone Shoal player is shown a few, the
+lowest-numbered first (the head), and names the pieces it waits for. --seeds libtorrent runs the same swarm with libtorrent seeds.
 libtorrent hands out upload quota once per tick_interval, 500 ms by default; at that default
 every P2P client's figures move in steps of about 0.5 s (even a seed's handshake waits for its
 next tick) while the http floor's bucket is smooth, so its seeds here run with tick_interval
