@@ -40,19 +40,27 @@ fn index_at_end_mp4() -> Vec<u8> {
     file
 }
 
-#[tokio::test]
-async fn once_a_reader_saw_an_mp4_head_its_index_comes_before_the_media() {
+/// A plain seed of one file (an initial seed shows a lone peer everything only at its first
+/// tick), its upload held to 16 pieces of 16 KiB a second so the order pieces come in shows.
+async fn capped_seed(
+    name: &str,
+    data: Vec<u8>,
+) -> (tempfile::TempDir, shoal_proto::Metainfo, Session, shoal_engine::Torrent) {
     let seed_dir = tempfile::tempdir().expect("temp dir");
-    let data = index_at_end_mp4();
-    let meta = folder_torrent(seed_dir.path(), &[("film.mp4", data.clone())]);
-    let pieces = meta.info.pieces.len() as u32;
-    // A plain seed (an initial seed shows a lone peer everything only at its first tick).
+    let meta = folder_torrent(seed_dir.path(), &[(name, data)]);
     let mut config = local();
     config.swarm.initial_seeding = false;
     let seed = Session::start(config).await.expect("seed session");
     let seeding = add(&seed, &meta, seed_dir.path(), vec![]).await;
-    // 16 pieces a second: the order the pieces come in shows.
     seeding.set_limits(Some(256 * 1024), None);
+    (seed_dir, meta, seed, seeding)
+}
+
+#[tokio::test]
+async fn once_a_reader_saw_an_mp4_head_its_index_comes_before_the_media() {
+    let data = index_at_end_mp4();
+    let (_seed_dir, meta, seed, seeding) = capped_seed("film.mp4", data.clone()).await;
+    let pieces = meta.info.pieces.len() as u32;
 
     let leech_dir = tempfile::tempdir().expect("temp dir");
     let leech = Session::start(local()).await.expect("leech session");
@@ -81,16 +89,8 @@ async fn once_a_reader_saw_an_mp4_head_its_index_comes_before_the_media() {
 async fn a_stream_told_where_it_will_read_has_those_pieces_asked_for_first() {
     // `shoal play` tells the torrent that the head of its file will be read before the player
     // opens the URL: the first requests go to the head, not to pieces picked at random.
-    let seed_dir = tempfile::tempdir().expect("temp dir");
-    let data = bytes(4 << 20, 5);
-    let meta = folder_torrent(seed_dir.path(), &[("film.mkv", data)]);
+    let (_seed_dir, meta, seed, seeding) = capped_seed("film.mkv", bytes(4 << 20, 5)).await;
     let pieces = meta.info.pieces.len() as u32;
-    let mut config = local();
-    config.swarm.initial_seeding = false;
-    let seed = Session::start(config).await.expect("seed session");
-    let seeding = add(&seed, &meta, seed_dir.path(), vec![]).await;
-    // 16 pieces a second: the order the pieces come in shows.
-    seeding.set_limits(Some(256 * 1024), None);
 
     let leech_dir = tempfile::tempdir().expect("temp dir");
     let leech = Session::start(local()).await.expect("leech session");

@@ -1153,11 +1153,8 @@ mod tests {
         assert_eq!(cancels_in(&actions, PeerKey(1)), [2], "{actions:?}");
     }
 
-    #[test]
-    fn after_a_seek_the_pieces_needed_first_are_spread_over_the_peers() {
-        // Each peer answers in order at its own pace: the first pieces after a seek go one to
-        // each peer, not four to the first one.
-        let now = Instant::now();
+    /// A leecher of 64 pieces of 16 KiB with four seeds connected, four requests each at most.
+    fn four_seeds(now: Instant) -> Swarm {
         let layout = Layout::new(64 * 16_384, 16_384).expect("layout");
         let config = Config { min_queue: 4, max_queue: 4, ..Config::default() };
         let mut s = Swarm::new(layout, Bitfield::new(64), config, now);
@@ -1165,14 +1162,26 @@ mod tests {
             s.add_peer(now, PeerKey(peer), true);
             s.handle_message(now, PeerKey(peer), Message::HaveAll).expect("have all");
         }
-        let urgent = |from: u32| {
-            (from..from + 16)
-                .map(|p| crate::stream::Urgent {
-                    piece: PieceIndex::new_unchecked(p),
-                    deadline: now + Duration::from_millis(u64::from(p - from) * 100),
-                })
-                .collect::<Vec<_>>()
-        };
+        s
+    }
+
+    /// Sixteen pieces from `from` with deadlines from `at`, `step_ms` apart.
+    fn run_of(from: u32, at: Instant, step_ms: u64) -> Vec<crate::stream::Urgent> {
+        (from..from + 16)
+            .map(|p| crate::stream::Urgent {
+                piece: PieceIndex::new_unchecked(p),
+                deadline: at + Duration::from_millis(u64::from(p - from) * step_ms),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn after_a_seek_the_pieces_needed_first_are_spread_over_the_peers() {
+        // Each peer answers in order at its own pace: the first pieces after a seek go one to
+        // each peer, not four to the first one.
+        let now = Instant::now();
+        let mut s = four_seeds(now);
+        let urgent = |from: u32| run_of(from, now, 100);
         s.set_deadlines(now, urgent(0));
         for peer in 1..=4 {
             s.handle_message(now, PeerKey(peer), Message::Unchoke).expect("unchoke");
@@ -1313,21 +1322,8 @@ mod tests {
         // the old reader's pieces, needed soon, stay queued, and the new reader's take their
         // places one by one. The new pieces still go one to each peer.
         let now = Instant::now();
-        let layout = Layout::new(64 * 16_384, 16_384).expect("layout");
-        let config = Config { min_queue: 4, max_queue: 4, ..Config::default() };
-        let mut s = Swarm::new(layout, Bitfield::new(64), config, now);
-        for peer in 1..=4 {
-            s.add_peer(now, PeerKey(peer), true);
-            s.handle_message(now, PeerKey(peer), Message::HaveAll).expect("have all");
-        }
-        let urgent = |from: u32, after: Duration| {
-            (from..from + 16)
-                .map(|p| crate::stream::Urgent {
-                    piece: PieceIndex::new_unchecked(p),
-                    deadline: now + after + Duration::from_millis(u64::from(p - from) * 50),
-                })
-                .collect::<Vec<_>>()
-        };
+        let mut s = four_seeds(now);
+        let urgent = |from: u32, after: Duration| run_of(from, now + after, 50);
         s.set_deadlines(now, urgent(0, Duration::ZERO));
         for peer in 1..=4 {
             s.handle_message(now, PeerKey(peer), Message::Unchoke).expect("unchoke");
