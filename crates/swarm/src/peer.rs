@@ -111,6 +111,12 @@ const MAX_RESTRIPES: u8 = 3;
 pub(crate) const MAX_CANCELLED: usize = 4096;
 
 impl Peer {
+    /// We may ask the peer for the piece now: it has it, and it unchoked us or lets us fetch
+    /// this piece while choked (BEP 6 allowed-fast).
+    pub(crate) fn serves(&self, piece: PieceIndex) -> bool {
+        self.has.get(piece) && (!self.peer_choking || self.allowed_fast.contains(&piece))
+    }
+
     pub(crate) fn new(now: Instant, pieces: u32, fast: bool) -> Self {
         Self {
             am_choking: true,

@@ -164,9 +164,7 @@ impl Swarm {
     /// Returns whether it cancelled any. Costs a pass over those requests times the peers.
     fn restripe_among(&mut self, takers: Option<&[PeerKey]>) -> bool {
         let reach = (STRIPE_ROUNDS * self.peers.len()) as u32;
-        let serves = |p: &crate::peer::Peer, piece: PieceIndex| {
-            !p.snubbed && p.has.get(piece) && (!p.peer_choking || p.allowed_fast.contains(&piece))
-        };
+        let serves = |p: &crate::peer::Peer, piece: PieceIndex| !p.snubbed && p.serves(piece);
         let mut movable: Vec<(PeerKey, Vec<BlockRange>)> = Vec::new();
         let mut helps = false;
         for (&key, p) in &self.peers {

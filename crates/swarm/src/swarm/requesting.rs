@@ -66,11 +66,10 @@ impl Swarm {
         if room + displaceable == 0 {
             return;
         }
-        let choked = p.peer_choking;
         let mut picked = std::mem::take(&mut self.scratch);
         picked.clear();
         if urgent_first {
-            let has = |piece| p.has.get(piece) && (!choked || p.allowed_fast.contains(&piece));
+            let has = |piece| p.serves(piece);
             let pending = |block: &BlockRange| p.pending.contains(block);
             // A copy of an overdue block only goes to a peer with at most one request queued;
             // behind more it would come no sooner than the first.
@@ -106,7 +105,7 @@ impl Swarm {
             room.saturating_sub(urgent),
             self.have.count(),
             Source {
-                has: |piece| p.has.get(piece) && (!choked || p.allowed_fast.contains(&piece)),
+                has: |piece| p.serves(piece),
                 pending: |block: &BlockRange| p.pending.contains(block),
                 // A block moves here only from a peer with a clearly longer queue, so blocks
                 // do not bounce between peers that are both nearly idle.
