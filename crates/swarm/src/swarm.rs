@@ -745,6 +745,12 @@ impl Swarm {
             // A piece that failed verification takes data from its one chosen peer only.
             return Ok(false);
         }
+        // A peer's first block comes at once from its unspent upload allowance (a capped seed
+        // sends it in a millisecond, then one per block's time): timed, it made every piece
+        // asked for next look overdue and sent copies of them to other peers, which then came
+        // a round late for the pieces they pushed back (four capped seeds, an MP4's index at
+        // its end: the player ran dry right after its first frame).
+        let first = p.down.total() == 0;
         if counted {
             p.down.add(block.length as u64);
             p.last_block = now;
@@ -762,7 +768,11 @@ impl Swarm {
                     self.cancel_duplicates(peer, &block);
                 }
                 if complete {
-                    self.times.finished(block.piece, now);
+                    if first {
+                        self.times.forget(block.piece);
+                    } else {
+                        self.times.finished(block.piece, now);
+                    }
                     self.actions.push_back(Action::Verify { piece: block.piece });
                 }
                 true
@@ -1142,15 +1152,47 @@ mod tests {
         };
         assert_eq!(join(&mut s, t0, 1), [0]);
         assert_eq!(join(&mut s, t0, 2), [1]);
-        // Pieces take 400 and 500 ms: a piece is overdue after about 760 ms.
+        // A peer's first block is not timed (see the next test).
         assert_eq!(requests_in(&send(&mut s, at(400), 1, 0), PeerKey(1)).len(), 1, "piece 2");
         assert_eq!(requests_in(&send(&mut s, at(500), 2, 1), PeerKey(2)).len(), 1, "piece 3");
-        // Piece 2 has taken 600 ms: a new peer gets a piece nobody was asked for.
-        assert_eq!(join(&mut s, at(1000), 3), [4]);
-        // At 1,000 ms it is overdue: the next peer asks for it too.
-        assert_eq!(join(&mut s, at(1400), 4), [2]);
-        let actions = send(&mut s, at(1500), 4, 2);
-        assert_eq!(cancels_in(&actions, PeerKey(1)), [2], "{actions:?}");
+        // Pieces take 400 and 500 ms: a piece is overdue after about 760 ms.
+        assert_eq!(requests_in(&send(&mut s, at(800), 1, 2), PeerKey(1)).len(), 1, "piece 4");
+        assert_eq!(requests_in(&send(&mut s, at(1000), 2, 3), PeerKey(2)).len(), 1, "piece 5");
+        // Piece 4 has taken 600 ms: a new peer gets a piece nobody was asked for.
+        assert_eq!(join(&mut s, at(1400), 3), [6]);
+        // At 800 ms it is overdue: the next peer asks for it too.
+        assert_eq!(join(&mut s, at(1600), 4), [4]);
+        let actions = send(&mut s, at(1700), 4, 4);
+        assert_eq!(cancels_in(&actions, PeerKey(1)), [4], "{actions:?}");
+    }
+
+    #[test]
+    fn a_peers_first_block_sent_at_once_does_not_make_the_next_pieces_overdue() {
+        // A capped seed sends its first block at once from its unspent allowance, then one per
+        // block's time. Timed, that block made every piece asked for next overdue within
+        // milliseconds, and copies of them went to the other peers ahead of the pieces readers
+        // needed next.
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let layout = Layout::new(32 * 16_384, 16_384).expect("layout");
+        let config = Config { min_queue: 1, max_queue: 1, ..Config::default() };
+        let mut s = Swarm::new(layout, Bitfield::new(32), config, t0);
+        let deadlines =
+            (0..32).map(|p| crate::stream::Urgent { piece: PieceIndex::new_unchecked(p), deadline: t0 }).collect();
+        s.set_deadlines(t0, deadlines);
+        for peer in [1, 2] {
+            s.add_peer(t0, PeerKey(peer), true);
+            s.handle_message(t0, PeerKey(peer), Message::HaveAll).expect("have all");
+        }
+        s.handle_message(t0, PeerKey(1), Message::Unchoke).expect("unchoke");
+        assert_eq!(requests_in(&drain(&mut s), PeerKey(1)).iter().map(|b| b.piece.get()).collect::<Vec<_>>(), [0]);
+        let data = Bytes::from(vec![0u8; 16_384]);
+        s.handle_message(at(1), PeerKey(1), Message::Piece { index: 0, begin: 0, data }).expect("piece");
+        assert_eq!(requests_in(&drain(&mut s), PeerKey(1)).iter().map(|b| b.piece.get()).collect::<Vec<_>>(), [1]);
+        // 100 ms later piece 1 is on its way at its peer's pace: the second peer gets piece 2.
+        s.handle_message(at(100), PeerKey(2), Message::Unchoke).expect("unchoke");
+        let asked: Vec<u32> = requests_in(&drain(&mut s), PeerKey(2)).iter().map(|b| b.piece.get()).collect();
+        assert_eq!(asked, [2]);
     }
 
     /// A leecher of 64 pieces of 16 KiB with four seeds connected, four requests each at most.
@@ -1208,6 +1250,34 @@ mod tests {
             })
             .collect();
         assert_eq!(firsts, [[40, 44, 48, 52], [41, 45, 49, 53], [42, 46, 50, 54], [43, 47, 51, 55]], "{actions:?}");
+    }
+
+    #[test]
+    fn a_peer_sending_the_short_last_piece_is_given_the_next_piece_first() {
+        // Four peers, each asked for one piece of a file's tail (an MP4's index at its end);
+        // the last piece is short. After a seek to the head, the peer sending the short piece
+        // sends its next one soonest, so it is given the piece needed first.
+        let now = Instant::now();
+        let layout = Layout::new(63 * 16_384 + 6_000, 16_384).expect("layout");
+        let config = Config { min_queue: 1, max_queue: 1, ..Config::default() };
+        let mut s = Swarm::new(layout, Bitfield::new(64), config, now);
+        let tail = |p: u32| crate::stream::Urgent { piece: PieceIndex::new_unchecked(p), deadline: now };
+        s.set_deadlines(now, (60..64).map(tail).collect());
+        for peer in 1..=4 {
+            s.add_peer(now, PeerKey(peer), true);
+            s.handle_message(now, PeerKey(peer), Message::HaveAll).expect("have all");
+            s.handle_message(now, PeerKey(peer), Message::Unchoke).expect("unchoke");
+        }
+        let first = drain(&mut s);
+        let at_four: Vec<u32> = requests_in(&first, PeerKey(4)).iter().map(|b| b.piece.get()).collect();
+        assert_eq!(at_four, [63], "{first:?}");
+        (s.config.min_queue, s.config.max_queue) = (2, 2);
+        let mut urgent: Vec<_> = (60..64).map(tail).collect();
+        urgent.extend(run_of(10, now, 100));
+        s.set_deadlines(now, urgent);
+        let actions = drain(&mut s);
+        let asked: Vec<u32> = requests_in(&actions, PeerKey(4)).iter().map(|b| b.piece.get()).collect();
+        assert_eq!(asked, [10], "{actions:?}");
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! Readers' deadlines (streaming): the pieces they need and by when, a seek's cancels, and the
 //! requests that give way to blocks needed sooner (see `Swarm::refill`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use shoal_proto::{BlockRange, Message, PieceIndex};
+use shoal_proto::{BLOCK_SIZE, BlockRange, Message, PieceIndex};
 
 use super::{Action, SEEK_KEEP, Swarm};
 
@@ -81,7 +81,7 @@ impl Swarm {
     }
 
     /// Refills the peers one request at a time, each to the peer where it comes soonest: the
-    /// fewest requests ahead of it ([`queue_ahead`] when the striping began, plus the ones it
+    /// fewest bytes ahead of it ([`queue_ahead`] when the striping began, plus the requests it
     /// was given since; ties: the lowest key), so that the most urgent pieces are spread over
     /// the peers instead of queued behind one another at the first peer (after a seek, the
     /// pieces a player needs first would otherwise all wait on one peer's pace), and a peer
@@ -92,13 +92,16 @@ impl Swarm {
     /// matters little, and a fast peer's queue can hold hundreds of blocks. O(peers²) per
     /// round.
     fn refill_striped(&mut self) {
-        let mut open: Vec<(PeerKey, usize, usize)> =
+        // (peer, bytes ahead of its next request, requests given)
+        let mut open: Vec<(PeerKey, u64, usize)> =
             self.peers.iter().map(|(&key, p)| (key, queue_ahead(p), 0)).collect();
-        while let Some(at) = (0..open.len()).min_by_key(|&i| open[i].1 + open[i].2) {
+        while let Some(at) = (0..open.len()).min_by_key(|&i| open[i].1) {
             let before = self.actions.len();
             self.refill_to(open[at].0, 1);
+            let given: u64 = self.actions.range(before..).filter_map(requested).sum();
+            open[at].1 += given;
             open[at].2 += 1;
-            if self.actions.len() == before || open[at].2 == STRIPE_ROUNDS {
+            if given == 0 || open[at].2 == STRIPE_ROUNDS {
                 open.remove(at);
             }
         }
@@ -148,9 +151,9 @@ impl Swarm {
 
     /// Spreads the requests for the pieces readers need first again when another peer (of
     /// `takers`, or any) would deliver one of them sooner than the peer it is queued at. A peer
-    /// answers in order, so the block queued k-th at a peer comes after k others (k + 1 once
-    /// the peer has sent us a block, see [`queue_ahead`]), and a peer that unchoked us, has the
-    /// piece and fewer requests ahead would send it sooner (rates are taken as equal: this is
+    /// answers in order, so a block queued at a peer comes after the bytes of the blocks ahead
+    /// of it (and a block more once the peer has sent us one, see [`queue_ahead`]), and a peer
+    /// that unchoked us, has the piece and fewer bytes ahead would send it sooner (rates are taken as equal: this is
     /// for the start, where none is known yet, and for seeks). Then every such request is
     /// cancelled but each peer's first (the block it is sending; a peer that has sent us
     /// blocks is taken to have barely begun it within `JUST_BEGUN` of its last one, and it is
@@ -165,6 +168,7 @@ impl Swarm {
     fn restripe_among(&mut self, takers: Option<&[PeerKey]>) -> bool {
         let reach = (STRIPE_ROUNDS * self.peers.len()) as u32;
         let serves = |p: &crate::peer::Peer, piece: PieceIndex| !p.snubbed && p.serves(piece);
+        let aheads: HashMap<PeerKey, u64> = self.peers.iter().map(|(&k, q)| (k, queue_ahead(q))).collect();
         let mut movable: Vec<(PeerKey, Vec<BlockRange>)> = Vec::new();
         let mut helps = false;
         for (&key, p) in &self.peers {
@@ -176,16 +180,25 @@ impl Swarm {
             urgent.sort_unstable_by_key(|&(r, b)| (r, b.begin));
             let sent = p.down.total() > 0;
             let stays = usize::from(!sent || self.now.saturating_duration_since(p.last_block) >= JUST_BEGUN);
-            let sooner = |ahead: usize, piece: PieceIndex| {
-                let other =
-                    |(&k, q): (&PeerKey, &crate::peer::Peer)| k != key && queue_ahead(q) < ahead && serves(q, piece);
+            let sooner = |ahead: u64, piece: PieceIndex| {
+                let other = |(&k, q): (&PeerKey, &crate::peer::Peer)| {
+                    k != key && aheads.get(&k).is_some_and(|&a| a < ahead) && serves(q, piece)
+                };
                 match takers {
                     Some(takers) => takers.iter().any(|k| self.peers.get_key_value(k).is_some_and(other)),
                     None => self.peers.iter().any(other),
                 }
             };
+            // Bytes ahead of each block, in the order the peer sends them.
+            let mut ahead = if sent { BLOCK_SIZE as u64 } else { 0 };
+            for (_, b) in urgent.iter().take(stays) {
+                ahead += u64::from(b.length);
+            }
             let blocks: Vec<BlockRange> = urgent.iter().skip(stays).map(|&(_, b)| b).collect();
-            helps = helps || blocks.iter().enumerate().any(|(i, b)| sooner(i + stays + usize::from(sent), b.piece));
+            for b in &blocks {
+                helps = helps || sooner(ahead, b.piece);
+                ahead += u64::from(b.length);
+            }
             if !blocks.is_empty() {
                 movable.push((key, blocks));
             }
@@ -246,12 +259,23 @@ impl Swarm {
     }
 }
 
-/// How many blocks' time a request sent to the peer now waits for (rates taken as equal): its
-/// outstanding requests, plus one once it has sent us a block. A peer that has sent nothing
+/// How many bytes a request sent to the peer now waits for (rates taken as equal): its
+/// outstanding requests, plus a block once it has sent us one. A peer that has sent nothing
 /// yet has its upload allowance unspent (a capped seed sends its first block at once, then one
 /// per block's time at its cap), so a first request to it comes a block's time sooner than
 /// one to a peer already sending (four capped seeds: the head's seventh piece came in the third
-/// round instead of the second).
-fn queue_ahead(p: &crate::peer::Peer) -> usize {
-    p.pending.len() + usize::from(p.down.total() > 0)
+/// round instead of the second). Bytes, not requests: a peer sending a file's short last piece
+/// sends its next one that much sooner (four capped seeds sending an MP4's index at its end,
+/// the first piece of the head after it came 0.1 s sooner from the one sending the last
+/// piece, and the player no longer ran dry right after its first frame). O(requests queued).
+fn queue_ahead(p: &crate::peer::Peer) -> u64 {
+    p.pending.iter().map(|b| u64::from(b.length)).sum::<u64>() + if p.down.total() > 0 { BLOCK_SIZE as u64 } else { 0 }
+}
+
+/// The bytes a request asks for, if `action` sends one.
+fn requested(action: &Action) -> Option<u64> {
+    match action {
+        Action::Send { msg: Message::Request { length, .. }, .. } => Some(u64::from(*length)),
+        _ => None,
+    }
 }
