@@ -153,8 +153,8 @@ impl Swarm {
     /// `takers`, or any) would deliver one of them sooner than the peer it is queued at. A peer
     /// answers in order, so a block queued at a peer comes after the bytes of the blocks ahead
     /// of it (and a block more once the peer has sent us one, see [`queue_ahead`]), and a peer
-    /// that unchoked us, has the piece and fewer bytes ahead would send it sooner (rates are taken as equal: this is
-    /// for the start, where none is known yet, and for seeks). Then every such request is
+    /// that unchoked us, has the piece and fewer bytes ahead would send it sooner (rates are
+    /// taken as equal: this is for the start, where none is known yet, and for seeks). Then every such request is
     /// cancelled but each peer's first (the block it is sending; a peer that has sent us
     /// blocks is taken to have barely begun it within `JUST_BEGUN` of its last one, and it is
     /// cancelled too), and the caller spreads them again in order ([`Swarm::refill_striped`]):
