@@ -1124,6 +1124,18 @@ mod tests {
         assert!(cancelled(&actions).is_empty() && requests_in(&actions, PeerKey(1)).is_empty(), "{actions:?}");
     }
 
+    /// A leecher of 32 pieces of 16 KiB, one request per peer, whose reader needs every piece
+    /// now (it reads ahead as fast as data comes).
+    fn greedy_reader(t0: Instant) -> Swarm {
+        let layout = Layout::new(32 * 16_384, 16_384).expect("layout");
+        let config = Config { min_queue: 1, max_queue: 1, ..Config::default() };
+        let mut s = Swarm::new(layout, Bitfield::new(32), config, t0);
+        let deadlines =
+            (0..32).map(|p| crate::stream::Urgent { piece: PieceIndex::new_unchecked(p), deadline: t0 }).collect();
+        s.set_deadlines(t0, deadlines);
+        s
+    }
+
     #[test]
     fn a_piece_at_a_greedy_readers_edge_goes_to_a_second_peer_only_once_overdue() {
         // A player reads ahead as fast as data comes, so every piece at its edge is past its
@@ -1131,12 +1143,7 @@ mod tests {
         // pieces usually take; the first copy to arrive cancels the other request.
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let layout = Layout::new(32 * 16_384, 16_384).expect("layout");
-        let config = Config { min_queue: 1, max_queue: 1, ..Config::default() };
-        let mut s = Swarm::new(layout, Bitfield::new(32), config, t0);
-        let deadlines =
-            (0..32).map(|p| crate::stream::Urgent { piece: PieceIndex::new_unchecked(p), deadline: t0 }).collect();
-        s.set_deadlines(t0, deadlines);
+        let mut s = greedy_reader(t0);
         let join = |s: &mut Swarm, now: Instant, peer: u64| {
             s.add_peer(now, PeerKey(peer), true);
             s.handle_message(now, PeerKey(peer), Message::HaveAll).expect("have all");
@@ -1174,12 +1181,7 @@ mod tests {
         // needed next.
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let layout = Layout::new(32 * 16_384, 16_384).expect("layout");
-        let config = Config { min_queue: 1, max_queue: 1, ..Config::default() };
-        let mut s = Swarm::new(layout, Bitfield::new(32), config, t0);
-        let deadlines =
-            (0..32).map(|p| crate::stream::Urgent { piece: PieceIndex::new_unchecked(p), deadline: t0 }).collect();
-        s.set_deadlines(t0, deadlines);
+        let mut s = greedy_reader(t0);
         for peer in [1, 2] {
             s.add_peer(t0, PeerKey(peer), true);
             s.handle_message(t0, PeerKey(peer), Message::HaveAll).expect("have all");
