@@ -1005,7 +1005,7 @@ mod tests {
         s.set_deadlines(now, vec![urgent(3, 0), urgent(1, 1)]);
         drain(&mut s);
         s.handle_message(now, PeerKey(1), Message::Unchoke).expect("unchoke");
-        let asked: Vec<u32> = requests(&drain(&mut s), PeerKey(1)).iter().map(|b| b.piece.get()).collect();
+        let asked: Vec<u32> = pieces_asked(&drain(&mut s), PeerKey(1));
         assert_eq!(asked[..4], [3, 3, 1, 1], "{asked:?}");
         assert_eq!(asked.len(), 8, "the other pieces follow: {asked:?}");
     }
@@ -1029,7 +1029,7 @@ mod tests {
         let window = |from: u32| span(from, 8);
         s.set_deadlines(now, window(0));
         s.handle_message(now, PeerKey(1), Message::Unchoke).expect("unchoke");
-        let asked: Vec<u32> = requests_in(&drain(&mut s), PeerKey(1)).iter().map(|b| b.piece.get()).collect();
+        let asked: Vec<u32> = pieces_asked(&drain(&mut s), PeerKey(1));
         assert!(!asked.is_empty() && asked.iter().all(|&p| p < 8), "{asked:?}");
         // The window grows (the reader's rate is measured): nothing queued is withdrawn, as
         // every piece added is needed after those.
@@ -1040,7 +1040,7 @@ mod tests {
         let actions = drain(&mut s);
         let cancelled = cancels_in(&actions, PeerKey(1));
         assert!(!cancelled.is_empty() && cancelled.iter().all(|&p| p < 8), "{actions:?}");
-        let asked: Vec<u32> = requests_in(&actions, PeerKey(1)).iter().map(|b| b.piece.get()).collect();
+        let asked: Vec<u32> = pieces_asked(&actions, PeerKey(1));
         assert_eq!(asked.first(), Some(&40), "{actions:?}");
         // A late copy of a cancelled block is not a protocol violation.
         let data = Bytes::from(vec![0u8; 16_384]);
@@ -1101,14 +1101,14 @@ mod tests {
             s.handle_message(now, PeerKey(1), Message::Have(p)).expect("have");
         }
         s.handle_message(now, PeerKey(1), Message::Unchoke).expect("unchoke");
-        let mut asked: Vec<u32> = requests_in(&drain(&mut s), PeerKey(1)).iter().map(|b| b.piece.get()).collect();
+        let mut asked: Vec<u32> = pieces_asked(&drain(&mut s), PeerKey(1));
         asked.sort_unstable();
         assert_eq!(asked, [10, 12, 14, 15], "the pieces with deadlines, in a full queue");
         let cancelled = |actions: &[Action]| cancels_in(actions, PeerKey(1));
         s.handle_message(now, PeerKey(1), Message::Have(0)).expect("have 0");
         let actions = drain(&mut s);
         assert_eq!(cancelled(&actions), [15], "{actions:?}");
-        let asked: Vec<u32> = requests_in(&actions, PeerKey(1)).iter().map(|b| b.piece.get()).collect();
+        let asked: Vec<u32> = pieces_asked(&actions, PeerKey(1));
         assert_eq!(asked, [0], "{actions:?}");
         s.handle_message(now, PeerKey(1), Message::Have(1)).expect("have 1");
         let actions = drain(&mut s);
@@ -1148,7 +1148,7 @@ mod tests {
             s.add_peer(now, PeerKey(peer), true);
             s.handle_message(now, PeerKey(peer), Message::HaveAll).expect("have all");
             s.handle_message(now, PeerKey(peer), Message::Unchoke).expect("unchoke");
-            let asked: Vec<u32> = requests_in(&drain(s), PeerKey(peer)).iter().map(|b| b.piece.get()).collect();
+            let asked: Vec<u32> = pieces_asked(&drain(s), PeerKey(peer));
             asked
         };
         let data = Bytes::from(vec![0u8; 16_384]);
@@ -1187,13 +1187,13 @@ mod tests {
             s.handle_message(t0, PeerKey(peer), Message::HaveAll).expect("have all");
         }
         s.handle_message(t0, PeerKey(1), Message::Unchoke).expect("unchoke");
-        assert_eq!(requests_in(&drain(&mut s), PeerKey(1)).iter().map(|b| b.piece.get()).collect::<Vec<_>>(), [0]);
+        assert_eq!(pieces_asked(&drain(&mut s), PeerKey(1)), [0]);
         let data = Bytes::from(vec![0u8; 16_384]);
         s.handle_message(at(1), PeerKey(1), Message::Piece { index: 0, begin: 0, data }).expect("piece");
-        assert_eq!(requests_in(&drain(&mut s), PeerKey(1)).iter().map(|b| b.piece.get()).collect::<Vec<_>>(), [1]);
+        assert_eq!(pieces_asked(&drain(&mut s), PeerKey(1)), [1]);
         // 100 ms later piece 1 is on its way at its peer's pace: the second peer gets piece 2.
         s.handle_message(at(100), PeerKey(2), Message::Unchoke).expect("unchoke");
-        let asked: Vec<u32> = requests_in(&drain(&mut s), PeerKey(2)).iter().map(|b| b.piece.get()).collect();
+        let asked: Vec<u32> = pieces_asked(&drain(&mut s), PeerKey(2));
         assert_eq!(asked, [2]);
     }
 
@@ -1246,7 +1246,7 @@ mod tests {
         let actions = drain(&mut s);
         let firsts: Vec<Vec<u32>> = (1..=4)
             .map(|peer| {
-                let mut asked: Vec<u32> = requests_in(&actions, PeerKey(peer)).iter().map(|b| b.piece.get()).collect();
+                let mut asked: Vec<u32> = pieces_asked(&actions, PeerKey(peer));
                 asked.sort_unstable();
                 asked
             })
@@ -1271,14 +1271,14 @@ mod tests {
             s.handle_message(now, PeerKey(peer), Message::Unchoke).expect("unchoke");
         }
         let first = drain(&mut s);
-        let at_four: Vec<u32> = requests_in(&first, PeerKey(4)).iter().map(|b| b.piece.get()).collect();
+        let at_four: Vec<u32> = pieces_asked(&first, PeerKey(4));
         assert_eq!(at_four, [63], "{first:?}");
         (s.config.min_queue, s.config.max_queue) = (2, 2);
         let mut urgent: Vec<_> = (60..64).map(tail).collect();
         urgent.extend(run_of(10, now, 100));
         s.set_deadlines(now, urgent);
         let actions = drain(&mut s);
-        let asked: Vec<u32> = requests_in(&actions, PeerKey(4)).iter().map(|b| b.piece.get()).collect();
+        let asked: Vec<u32> = pieces_asked(&actions, PeerKey(4));
         assert_eq!(asked, [10], "{actions:?}");
     }
 
@@ -1365,7 +1365,7 @@ mod tests {
         s.set_deadlines(now, urgent(now, &[0, 1, 2, 3, 4, 5, 62, 63]));
         s.handle_message(now, PeerKey(1), Message::HaveAll).expect("have all");
         s.handle_message(now, PeerKey(1), Message::Unchoke).expect("unchoke");
-        let asked: Vec<u32> = requests_in(&drain(&mut s), PeerKey(1)).iter().map(|b| b.piece.get()).collect();
+        let asked: Vec<u32> = pieces_asked(&drain(&mut s), PeerKey(1));
         assert_eq!(asked, [0, 1, 2, 3, 4, 5, 62, 63]);
         // Piece 0 arrives; the reader reads on.
         let t1 = now + Duration::from_millis(50);
@@ -1384,7 +1384,7 @@ mod tests {
         cancelled.sort_unstable();
         assert_eq!(cancelled[..5], [1, 2, 3, 4, 5], "{actions:?}");
         assert!(!cancelled.contains(&62) && !cancelled.contains(&63), "{actions:?}");
-        let again: Vec<u32> = requests_in(&actions, PeerKey(1)).iter().map(|b| b.piece.get()).collect();
+        let again: Vec<u32> = pieces_asked(&actions, PeerKey(1));
         assert_eq!(again[..5], [1, 2, 3, 4, 5], "asked again, behind the index: {actions:?}");
     }
 
@@ -1465,6 +1465,11 @@ mod tests {
     }
 
     /// Requests to `to` among the actions, for any layout.
+    /// The pieces of the requests among `actions` sent to `to`, in order.
+    fn pieces_asked(actions: &[Action], to: PeerKey) -> Vec<u32> {
+        requests_in(actions, to).iter().map(|b| b.piece.get()).collect()
+    }
+
     fn requests_in(actions: &[Action], to: PeerKey) -> Vec<BlockRange> {
         actions
             .iter()

@@ -190,7 +190,7 @@ impl Swarm {
                 }
             };
             // Bytes ahead of each block, in the order the peer sends them.
-            let mut ahead = if sent { BLOCK_SIZE as u64 } else { 0 };
+            let mut ahead = sending(p);
             for (_, b) in urgent.iter().take(stays) {
                 ahead += u64::from(b.length);
             }
@@ -269,7 +269,13 @@ impl Swarm {
 /// the first piece of the head after it came 0.1 s sooner from the one sending the last
 /// piece, and the player no longer ran dry right after its first frame). O(requests queued).
 fn queue_ahead(p: &crate::peer::Peer) -> u64 {
-    p.pending.iter().map(|b| u64::from(b.length)).sum::<u64>() + if p.down.total() > 0 { BLOCK_SIZE as u64 } else { 0 }
+    p.pending.iter().map(|b| u64::from(b.length)).sum::<u64>() + sending(p)
+}
+
+/// The block's time a peer that has sent us one spends before its next: its upload allowance
+/// is spent (see [`queue_ahead`]).
+fn sending(p: &crate::peer::Peer) -> u64 {
+    if p.down.total() > 0 { BLOCK_SIZE as u64 } else { 0 }
 }
 
 /// The bytes a request asks for, if `action` sends one.
